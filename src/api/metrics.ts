@@ -1,0 +1,43 @@
+// Prometheus metrics, one registry per server instance (tests run several in one process).
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    requests: new Counter({
+      name: 'receipts_http_requests_total',
+      help: 'HTTP requests by route and status',
+      labelNames: ['method', 'route', 'status'] as const,
+      registers: [registry],
+    }),
+    latency: new Histogram({
+      name: 'receipts_http_request_duration_seconds',
+      help: 'HTTP request latency',
+      labelNames: ['method', 'route'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    events: new Counter({
+      name: 'receipts_ingest_events_total',
+      help: 'Ingested events by result (created, duplicate, conflict, rejected)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    commitBatch: new Histogram({
+      name: 'receipts_ledger_commit_batch_events',
+      help: 'Events per group commit',
+      buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
+      registers: [registry],
+    }),
+    commitDuration: new Histogram({
+      name: 'receipts_ledger_commit_duration_seconds',
+      help: 'Time to write and commit one group',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

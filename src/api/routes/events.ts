@@ -1,0 +1,113 @@
+// POST /v1/events: one event, or { events: [...] } of up to 1,000. One result per event, in
+// order; one bad event never fails the others. Shape errors of the request itself (not JSON,
+// not an object, unknown fields) fail the whole request with 400 and store nothing.
+import type { FastifyInstance } from 'fastify';
+import type { FieldError, ValidationContext } from '../../event/validate.ts';
+import { validateEvent } from '../../event/validate.ts';
+import type { EventToWrite, WriteResult } from '../../ledger/events.ts';
+import type { Ledger } from '../../ledger/index.ts';
+import { principalOf } from '../auth.ts';
+import { ApiError } from '../errors.ts';
+import type { Metrics } from '../metrics.ts';
+
+export const MAX_EVENTS_PER_REQUEST = 1000;
+
+export type EventResult =
+  | (Extract<WriteResult, { status: 'created' | 'duplicate' }> & { request_id: string; redacted?: string[] })
+  | { status: 'conflict'; request_id: string; id: number; errors: FieldError[] }
+  | { status: 'rejected'; request_id?: string; errors: FieldError[] };
+
+export interface EventsRouteOptions {
+  ledger: Ledger;
+  metrics: Metrics;
+  validation: Omit<ValidationContext, 'now'>;
+  now: () => number;
+}
+
+export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): void {
+  app.post('/v1/events', async (request) => {
+    const principal = principalOf(request);
+    const inputs = eventsOf(request.body);
+    const ctx: ValidationContext = { ...opts.validation, now: opts.now() };
+
+    const results: EventResult[] = new Array(inputs.list.length);
+    const toWrite: EventToWrite[] = [];
+    const writeSlots: number[] = [];
+    const redactions: string[][] = [];
+    const unknown: FieldError[] = [];
+
+    inputs.list.forEach((input, i) => {
+      const v = validateEvent(input, ctx);
+      const requestId = typeof (input as { request_id?: unknown })?.request_id === 'string' ? (input as { request_id: string }).request_id : undefined;
+      if (!v.ok) {
+        if (v.unknownFields) {
+          for (const e of v.errors) if (e.rule === 'unknown_field') unknown.push({ ...e, path: inputs.prefix(i) + e.path });
+        }
+        results[i] = { status: 'rejected', ...(requestId !== undefined && { request_id: requestId }), errors: v.errors };
+      } else if (!principal.allows(v.event.namespace)) {
+        results[i] = {
+          status: 'rejected',
+          request_id: v.event.request_id,
+          errors: [{ path: 'namespace', rule: 'namespace_forbidden', message: `this key may not write namespace "${v.event.namespace}"; it allows ${principal.namespaces.join(', ')}` }],
+        };
+      } else {
+        writeSlots.push(i);
+        redactions.push(v.event.redacted);
+        toWrite.push({ event: v.event, owner: principal.owner, keyId: principal.keyId });
+      }
+    });
+
+    // An unknown field is a client speaking the protocol wrong (a typo such as `unit` would
+    // otherwise silently bill the default of 1 unit): refuse the whole request.
+    if (unknown.length > 0) {
+      throw new ApiError(400, 'unknown_field', `unknown field${unknown.length > 1 ? 's' : ''}: ${unknown.map((e) => e.path).join(', ')}; nothing was stored`, unknown);
+    }
+
+    let written: WriteResult[];
+    try {
+      written = await opts.ledger.writer.write(toWrite);
+    } catch (err) {
+      request.log.error({ err: { message: (err as Error).message } }, 'ledger commit failed');
+      throw new ApiError(503, 'ledger_unavailable', 'the ledger could not commit; nothing from this request was stored; retry the same request');
+    }
+    written.forEach((w, j) => {
+      const i = writeSlots[j]!;
+      const request_id = toWrite[j]!.event.request_id;
+      if (w.status === 'conflict') {
+        results[i] = {
+          status: 'conflict',
+          request_id,
+          id: w.id,
+          errors: w.differs.map((f) => ({ path: f, rule: 'same_as_recorded', message: `request_id "${request_id}" was already recorded with a different ${f}; nothing was changed` })),
+        };
+      } else {
+        const redacted = redactions[j]!;
+        results[i] = { ...w, request_id, ...(redacted.length > 0 && { redacted }) };
+      }
+    });
+    for (const r of results) opts.metrics.events.inc({ result: r.status });
+    return { results };
+  });
+}
+
+/** The events of a request body, or a 400/413 for a body of the wrong shape. */
+function eventsOf(body: unknown): { list: unknown[]; prefix: (i: number) => string } {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new ApiError(400, 'invalid_body', 'the body must be a JSON object: one event, or {"events": [...]} (not an array or a scalar)');
+  }
+  if (!('events' in body)) return { list: [body], prefix: () => '' };
+  const extra = Object.keys(body).filter((k) => k !== 'events');
+  if (extra.length > 0) {
+    throw new ApiError(400, 'unknown_field', `unknown field${extra.length > 1 ? 's' : ''} beside "events": ${extra.join(', ')}; nothing was stored`,
+      extra.map((k) => ({ path: k, rule: 'unknown_field', message: `${k} is not allowed beside events` })));
+  }
+  const events = (body as { events: unknown }).events;
+  if (!Array.isArray(events)) {
+    throw new ApiError(400, 'invalid_body', '"events" must be an array of events', [{ path: 'events', rule: 'type:array', message: 'events must be an array' }]);
+  }
+  if (events.length > MAX_EVENTS_PER_REQUEST) {
+    throw new ApiError(413, 'too_many_events', `a request holds at most ${MAX_EVENTS_PER_REQUEST} events, this one ${events.length}; split it`,
+      [{ path: 'events', rule: `max_items:${MAX_EVENTS_PER_REQUEST}`, message: `events must hold at most ${MAX_EVENTS_PER_REQUEST} items` }]);
+  }
+  return { list: events, prefix: (i) => `events[${i}].` };
+}

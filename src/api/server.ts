@@ -1,0 +1,75 @@
+// The HTTP API. Thin: validation, the ledger and the metrics do the work; this wires them
+// together and keeps one error shape and one log line per request.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_MS } from '../event/validate.ts';
+import { redactUrl } from '../event/redact.ts';
+import type { Ledger } from '../ledger/index.ts';
+import { installAuth } from './auth.ts';
+import { installErrorHandlers } from './errors.ts';
+import { createMetrics } from './metrics.ts';
+import { eventsRoutes } from './routes/events.ts';
+import { operationsRoutes } from './routes/operations.ts';
+import { usageRoutes } from './routes/usage.ts';
+
+export const BODY_LIMIT = 1024 * 1024;
+
+export interface ServerOptions {
+  ledger: Ledger;
+  /** A pino logger; omit for none. */
+  logger?: FastifyBaseLogger;
+  /** Allowed actions; omit to accept any well-formed action. */
+  actions?: string[];
+  /** Oldest accepted event time, as an age in ms (default 35 days). */
+  maxEventAgeMs?: number;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+export function buildServer(options: ServerOptions): FastifyInstance {
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    bodyLimit: BODY_LIMIT,
+    // We log one line per request ourselves (onResponse), with secrets redacted.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+  });
+  const metrics = createMetrics();
+  options.ledger.writer.onCommit = (events, seconds) => {
+    metrics.commitBatch.observe(events);
+    metrics.commitDuration.observe(seconds);
+  };
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ method: request.method, route, status: reply.statusCode });
+    metrics.latency.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    request.log.info(
+      {
+        method: request.method,
+        url: redactUrl(request.url),
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 100) / 100,
+        ...(request.principal && { key_id: request.principal.keyId, owner: request.principal.owner }),
+      },
+      'request',
+    );
+  });
+
+  installErrorHandlers(app);
+  app.removeContentTypeParser('text/plain'); // JSON only: anything else is a 415
+  installAuth(app, options.ledger.keys);
+  const now = options.now ?? Date.now;
+  eventsRoutes(app, {
+    ledger: options.ledger,
+    metrics,
+    now,
+    validation: {
+      maxAgeMs: options.maxEventAgeMs ?? DEFAULT_MAX_AGE_MS,
+      maxFutureMs: DEFAULT_MAX_FUTURE_MS,
+      ...(options.actions && { actions: new Set(options.actions) }),
+    },
+  });
+  usageRoutes(app, { ledger: options.ledger });
+  operationsRoutes(app, { ledger: options.ledger, metrics });
+  return app;
+}

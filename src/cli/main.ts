@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+// `receipts`: the one executable. Usage errors exit 2 with the usage; failures exit 1.
+import { Command, CommanderError } from 'commander';
+import { addKeysCommands } from './keys.ts';
+import { addServeCommand } from './serve.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('receipts')
+    .description('sui-receipts: usage events in, Merkle receipts out, epoch roots anchored on Sui')
+    .showHelpAfterError()
+    .exitOverride();
+  addServeCommand(program);
+  addKeysCommands(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return ['commander.helpDisplayed', 'commander.help', 'commander.version'].includes(err.code) ? 0 : 2;
+    }
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+// Serve keeps the process alive on its own; other commands exit with their code.
+const code = await main(process.argv.slice(2));
+if (code !== 0 || !process.argv.includes('serve')) process.exitCode = code;

@@ -1,0 +1,95 @@
+// `receipts serve`: the API on the ledger, with a clean stop on SIGINT/SIGTERM.
+import { Command, Option } from 'commander';
+import pino from 'pino';
+import { buildServer } from '../api/server.ts';
+import { Ledger } from '../ledger/index.ts';
+import { ACTION_PATTERN } from '../event/validate.ts';
+import { dbOption, integerIn, listOf } from './options.ts';
+
+export interface ServeOptions {
+  db: string;
+  host: string;
+  port: number;
+  actions?: string[];
+  maxEventAgeDays: number;
+  synchronous: 'full' | 'normal';
+  logLevel: string;
+}
+
+/** Log redaction as a second line of defence: request lines never carry headers anyway. */
+export const LOG_REDACT = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  'headers.cookie',
+  'authorization',
+  'apiKey',
+  'api_key',
+  'key',
+];
+
+export function addServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the HTTP API on the ledger')
+    .addOption(dbOption())
+    .addOption(new Option('--host <host>', 'address to listen on').env('RECEIPTS_HOST').default('127.0.0.1'))
+    .addOption(new Option('--port <n>', 'port (0: any free port)').env('RECEIPTS_PORT').default(8080).argParser(integerIn(0, 65535)))
+    .addOption(new Option('--actions <list>', 'comma-separated allow-list of actions (default: any)').env('RECEIPTS_ACTIONS').argParser(listOf))
+    .addOption(
+      new Option('--max-event-age-days <n>', 'oldest accepted event time, in days').env('RECEIPTS_MAX_EVENT_AGE_DAYS').default(35).argParser(integerIn(1, 3650)),
+    )
+    .addOption(
+      new Option('--synchronous <mode>', 'full: acknowledged events survive power loss; normal: they survive a process crash')
+        .env('RECEIPTS_SYNCHRONOUS')
+        .choices(['full', 'normal'])
+        .default('full'),
+    )
+    .addOption(new Option('--log-level <level>', 'log level').env('RECEIPTS_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'))
+    .action(async (opts: ServeOptions) => {
+      for (const a of opts.actions ?? []) {
+        if (!ACTION_PATTERN.test(a)) throw new Error(`--actions: "${a}" must match ${ACTION_PATTERN}`);
+      }
+      await serve(opts);
+    });
+}
+
+export async function serve(opts: ServeOptions): Promise<void> {
+  const logger = pino({ level: opts.logLevel, redact: { paths: LOG_REDACT, censor: '[redacted]' } });
+  const ledger = new Ledger(opts.db, { synchronous: opts.synchronous });
+  const app = buildServer({
+    ledger,
+    logger,
+    maxEventAgeMs: opts.maxEventAgeDays * 86_400_000,
+    ...(opts.actions && { actions: opts.actions }),
+  });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting without draining');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping: draining in-flight requests');
+    try {
+      await app.close(); // stops accepting, waits for in-flight requests
+      ledger.close(); // commits anything queued, closes the file
+      logger.info('stopped cleanly');
+      process.exit(0);
+    } catch (err) {
+      logger.error({ err: { message: (err as Error).message } }, 'error while stopping');
+      process.exit(1);
+    }
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+
+  try {
+    await app.listen({ host: opts.host, port: opts.port });
+  } catch (err) {
+    ledger.close();
+    throw new Error(`cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}; choose another --port`);
+  }
+  logger.info({ db: opts.db, synchronous: opts.synchronous }, 'receipts serving');
+}

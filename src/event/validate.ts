@@ -1,0 +1,216 @@
+// Validation of one incoming event: shape and static rules with zod, then the rules that need
+// context (event time window, action allow-list), then secret scrubbing of metadata.
+// Every failure names the field and the rule, so a client can fix its call without guessing.
+import { z } from 'zod';
+import type { LeafFields } from './leaf.ts';
+import { looksLikeSecret, redactJson } from './redact.ts';
+
+export const NAMESPACE_PATTERN = /^[a-z0-9][a-z0-9._/-]*$/;
+export const ACTION_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
+export const MAX_UNITS = Number.MAX_SAFE_INTEGER; // 2^53 − 1: exact in JSON and in a u64
+export const MAX_METADATA_BYTES = 4096;
+const utf8 = new TextEncoder();
+
+/** One field error: where, which rule, and a sentence for a person. */
+export interface FieldError {
+  path: string;
+  rule: string;
+  message: string;
+}
+
+/** A leaf string: well-formed Unicode without NUL, so the stored text, the leaf and the receipt agree. */
+const leafString = (min: number, max: number) =>
+  z
+    .string()
+    .min(min)
+    .max(max)
+    .refine((s) => s.isWellFormed() && !s.includes('\u0000'), { params: { rule: 'well_formed_text' } });
+
+const eventSchema = z.strictObject({
+  request_id: leafString(1, 128),
+  namespace: leafString(1, 128).regex(NAMESPACE_PATTERN),
+  action: leafString(1, 64).regex(ACTION_PATTERN),
+  caller: leafString(1, 256),
+  units: z.number().int().min(0).max(MAX_UNITS).optional(),
+  artifact_digest: z
+    .string()
+    .regex(/^(?:[0-9a-fA-F]{64})?$/)
+    .optional(),
+  ts: z.union([z.number().int().min(0), z.string()]).optional(),
+  source: z.string().min(1).max(128).optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const EVENT_FIELDS = Object.keys(eventSchema.shape);
+
+export interface ValidationContext {
+  /** Received time, ms. */
+  now: number;
+  /** Oldest accepted event time, as an age in ms (default 35 days). */
+  maxAgeMs: number;
+  /** How far ahead of `now` an event time may be, ms (5 minutes). */
+  maxFutureMs: number;
+  /** Allowed actions; undefined accepts any action that matches the pattern. */
+  actions?: ReadonlySet<string>;
+}
+
+/** An event ready for the ledger: leaf fields plus what is stored beside them. */
+export interface NormalizedEvent extends LeafFields {
+  /** Whether `ts` came from the client (false: defaulted to received time). */
+  ts_explicit: boolean;
+  received_at: number;
+  source: string | null;
+  /** Canonical JSON (sorted keys) of the scrubbed metadata, or null. */
+  metadata: string | null;
+  /** Paths removed from metadata because they held or named credentials. */
+  redacted: string[];
+}
+
+export type ValidationResult =
+  | { ok: true; event: NormalizedEvent }
+  | { ok: false; errors: FieldError[]; unknownFields: boolean };
+
+export const DEFAULT_MAX_AGE_MS = 35 * 24 * 3600 * 1000;
+export const DEFAULT_MAX_FUTURE_MS = 5 * 60 * 1000;
+
+export function validateEvent(input: unknown, ctx: ValidationContext): ValidationResult {
+  const parsed = eventSchema.safeParse(input);
+  if (!parsed.success) {
+    const errors = parsed.error.issues.flatMap(describeIssue);
+    return { ok: false, errors, unknownFields: errors.some((e) => e.rule === 'unknown_field') };
+  }
+  const e = parsed.data;
+  const errors: FieldError[] = [];
+
+  if (ctx.actions && !ctx.actions.has(e.action)) {
+    errors.push({
+      path: 'action',
+      rule: 'allowed_actions',
+      message: `action "${e.action}" is not allowed here; allowed: ${[...ctx.actions].join(', ')}`,
+    });
+  }
+  // The leaf is public proof material: a credential in a leaf field can never be removed later.
+  for (const field of ['request_id', 'caller', 'source'] as const) {
+    const v = e[field];
+    if (v !== undefined && looksLikeSecret(v)) {
+      errors.push({ path: field, rule: 'no_credentials', message: `${field} looks like a credential; credentials are never stored` });
+    }
+  }
+
+  let ts = ctx.now;
+  if (e.ts !== undefined) {
+    const parsedTs = typeof e.ts === 'number' ? e.ts : parseRfc3339(e.ts);
+    if (parsedTs === undefined) {
+      errors.push({ path: 'ts', rule: 'epoch_ms_or_rfc3339', message: 'ts must be epoch milliseconds or an RFC 3339 date-time, e.g. 2026-11-22T10:00:00Z' });
+    } else if (parsedTs > ctx.now + ctx.maxFutureMs) {
+      errors.push({ path: 'ts', rule: `not_after_now_plus_${ctx.maxFutureMs}ms`, message: `ts is more than ${ctx.maxFutureMs / 1000} s in the future` });
+    } else if (parsedTs < ctx.now - ctx.maxAgeMs) {
+      errors.push({ path: 'ts', rule: `not_before_now_minus_${ctx.maxAgeMs}ms`, message: `ts is older than the accepted window of ${formatDuration(ctx.maxAgeMs)}` });
+    } else ts = parsedTs;
+  }
+
+  let metadata: string | null = null;
+  let redacted: string[] = [];
+  if (e.metadata !== undefined) {
+    const scrubbed = redactJson(e.metadata, 'metadata');
+    redacted = scrubbed.redacted;
+    metadata = canonicalJson(scrubbed.value);
+    if (utf8.encode(metadata).length > MAX_METADATA_BYTES) {
+      errors.push({ path: 'metadata', rule: `max_bytes:${MAX_METADATA_BYTES}`, message: `metadata must serialize to at most ${MAX_METADATA_BYTES} bytes` });
+    }
+  }
+
+  if (errors.length > 0) return { ok: false, errors, unknownFields: false };
+  return {
+    ok: true,
+    event: {
+      namespace: e.namespace,
+      request_id: e.request_id,
+      caller: e.caller,
+      action: e.action,
+      units: e.units ?? 1,
+      artifact_digest: (e.artifact_digest ?? '').toLowerCase(),
+      ts_ms: ts,
+      ts_explicit: e.ts !== undefined,
+      received_at: ctx.now,
+      source: e.source ?? null,
+      metadata,
+      redacted,
+    },
+  };
+}
+
+function describeIssue(issue: z.core.$ZodIssue): FieldError[] {
+  const path = issue.path.map(String).join('.');
+  const name = path || 'event';
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((k) => ({
+        path: path ? `${path}.${k}` : k,
+        rule: 'unknown_field',
+        message: `${k} is not a known field; known fields: ${EVENT_FIELDS.join(', ')}`,
+      }));
+    case 'invalid_type': {
+      if (issue.input === undefined) return [{ path, rule: 'required', message: `${name} is required` }];
+      const expected = issue.expected === 'int' ? 'integer' : issue.expected === 'record' ? 'object' : issue.expected;
+      return [{ path, rule: `type:${expected}`, message: `${name} must be ${article(expected)} ${expected}` }];
+    }
+    case 'too_small':
+    case 'too_big': {
+      const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum;
+      const word = issue.code === 'too_small' ? 'least' : 'most';
+      const dir = issue.code === 'too_small' ? 'min' : 'max';
+      if (issue.origin === 'string') {
+        return [{ path, rule: `${dir}_length:${bound}`, message: `${name} must be at ${word} ${bound} characters` }];
+      }
+      return [{ path, rule: `${dir}:${bound}`, message: `${name} must be at ${word} ${bound}` }];
+    }
+    case 'invalid_format': {
+      const pattern = 'pattern' in issue ? String(issue.pattern) : issue.format;
+      const rule = path === 'artifact_digest' ? 'hex:64' : `pattern:${pattern}`;
+      const msg = path === 'artifact_digest' ? `${name} must be 64 hexadecimal characters (a SHA-256 digest)` : `${name} must match ${pattern}`;
+      return [{ path, rule, message: msg }];
+    }
+    case 'invalid_union':
+      return [{ path, rule: 'epoch_ms_or_rfc3339', message: `${name} must be epoch milliseconds (integer) or an RFC 3339 date-time string` }];
+    case 'custom': {
+      const rule = String((issue.params as { rule?: string } | undefined)?.rule ?? 'invalid');
+      return [{ path, rule, message: `${name} must be well-formed Unicode text without NUL characters` }];
+    }
+    default:
+      return [{ path, rule: issue.code, message: `${name}: ${issue.message}` }];
+  }
+}
+
+function article(word: string): string {
+  return /^[aeiou]/.test(word) ? 'an' : 'a';
+}
+
+function formatDuration(ms: number): string {
+  const days = ms / 86_400_000;
+  return Number.isInteger(days) ? `${days} days` : `${ms} ms`;
+}
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+/** RFC 3339 date-time to epoch ms (fractions below a millisecond truncated); undefined when invalid. */
+export function parseRfc3339(s: string): number | undefined {
+  const m = RFC3339.exec(s);
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, sec] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
+  if (mo < 1 || mo > 12 || h > 23 || mi > 59 || sec > 60) return undefined;
+  const base = Date.UTC(y, mo - 1, d, h, mi, Math.min(sec, 59), ms);
+  if (new Date(base).getUTCDate() !== d) return undefined; // 2026-02-30 and the like
+  const offset = m[8] ? 0 : (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 60 + Number(m[11])) * 60_000;
+  if (!m[8] && (Number(m[10]) > 23 || Number(m[11]) > 59)) return undefined;
+  return base - offset;
+}
+
+/** JSON with object keys sorted at every depth, so equal content has equal text. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
+}

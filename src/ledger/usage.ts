@@ -1,0 +1,76 @@
+// Usage totals over [from, to) for one namespace, always through the (namespace, ts) index.
+import type { Statement } from 'better-sqlite3';
+import type { Db } from './db.ts';
+
+export const GROUP_BY = ['action', 'caller', 'hour', 'day'] as const;
+export type GroupBy = (typeof GROUP_BY)[number];
+
+export interface UsageQuery {
+  namespace: string;
+  from: number;
+  to: number;
+  groupBy: GroupBy;
+}
+
+/** Unit sums are exact: a number while ≤ 2^53−1, a decimal string beyond. */
+export type Units = number | string;
+
+export interface UsageGroup {
+  key: string;
+  events: number;
+  units: Units;
+}
+
+export interface UsageResult {
+  namespace: string;
+  from: number;
+  to: number;
+  group_by: GroupBy;
+  groups: UsageGroup[];
+  totals: { events: number; units: Units };
+}
+
+const GROUP_EXPR: Record<GroupBy, string> = {
+  action: 'action',
+  caller: 'caller',
+  hour: '(ts / 3600000) * 3600000',
+  day: '(ts / 86400000) * 86400000',
+};
+
+export const usageSql = (groupBy: GroupBy) =>
+  `SELECT ${GROUP_EXPR[groupBy]} AS k, count(*) AS n, sum(units) AS u
+   FROM events WHERE namespace = ? AND ts >= ? AND ts < ?
+   GROUP BY k ORDER BY k`;
+
+function exact(n: bigint): Units {
+  return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString();
+}
+
+export class UsageReader {
+  private readonly stmts: Record<GroupBy, Statement<[string, number, number]>>;
+
+  constructor(db: Db) {
+    const prepare = (g: GroupBy) => db.prepare<[string, number, number]>(usageSql(g)).safeIntegers(true);
+    this.stmts = { action: prepare('action'), caller: prepare('caller'), hour: prepare('hour'), day: prepare('day') };
+  }
+
+  query(q: UsageQuery): UsageResult {
+    const rows = this.stmts[q.groupBy].all(q.namespace, q.from, q.to) as Array<{ k: string | bigint; n: bigint; u: bigint }>;
+    let events = 0n;
+    let units = 0n;
+    const groups = rows.map((r) => {
+      events += r.n;
+      units += r.u;
+      const key = typeof r.k === 'bigint' ? new Date(Number(r.k)).toISOString() : r.k;
+      return { key, events: Number(r.n), units: exact(r.u) };
+    });
+    return {
+      namespace: q.namespace,
+      from: q.from,
+      to: q.to,
+      group_by: q.groupBy,
+      groups,
+      totals: { events: Number(events), units: exact(units) },
+    };
+  }
+}
