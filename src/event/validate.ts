@@ -74,7 +74,7 @@ export const DEFAULT_MAX_AGE_MS = 35 * 24 * 3600 * 1000;
 export const DEFAULT_MAX_FUTURE_MS = 5 * 60 * 1000;
 
 export function validateEvent(input: unknown, ctx: ValidationContext): ValidationResult {
-  const parsed = eventSchema.safeParse(input);
+  const parsed = eventSchema.safeParse(input, { reportInput: true });
   if (!parsed.success) {
     const errors = parsed.error.issues.flatMap(describeIssue);
     return { ok: false, errors, unknownFields: errors.some((e) => e.rule === 'unknown_field') };

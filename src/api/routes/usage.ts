@@ -26,7 +26,7 @@ const usageQuery = z.strictObject({
 export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger }): void {
   app.get('/v1/usage', async (request) => {
     const principal = principalOf(request);
-    const parsed = usageQuery.safeParse(request.query);
+    const parsed = usageQuery.safeParse(request.query, { reportInput: true });
     if (!parsed.success) {
       const details = parsed.error.issues.map((i) => {
         const path = i.code === 'unrecognized_keys' ? i.keys.join(',') : i.path.join('.');
