@@ -1,0 +1,72 @@
+// The RFC 6962 tree (MTH) built bottom-up over flat buffers: pair adjacent nodes, promote a
+// lone last node unchanged. This is the same tree as the recursive MTH definition (split at
+// the largest power of two below n), and as merkletreejs without duplicateOdd; tests check both.
+// Levels are kept as one Uint8Array each (n × 32 bytes), not one object per node: a
+// 1,000,000-leaf tree is 64 MB here, against over 1 GB as merkletreejs Buffers.
+import { HASH_SIZE, nobleNodeHasher, type NodeHasher } from './hash.ts';
+
+export interface Tree {
+  size: number;
+  /** levels[0] holds the leaf hashes; the last level holds the root alone. */
+  levels: Uint8Array[];
+}
+
+export function levelSizes(size: number): number[] {
+  const sizes = [size];
+  while (sizes.at(-1)! > 1) sizes.push(Math.ceil(sizes.at(-1)! / 2));
+  return sizes;
+}
+
+/** Builds every level above the leaf hashes (n × 32 bytes, n ≥ 1). */
+export function buildTree(leafHashes: Uint8Array, hasher: NodeHasher = nobleNodeHasher): Tree {
+  const size = leafHashes.length / HASH_SIZE;
+  if (!Number.isInteger(size) || size < 1) throw new RangeError('a tree needs at least one 32-byte leaf hash');
+  const levels = [leafHashes];
+  const preimage = new Uint8Array(1 + 2 * HASH_SIZE);
+  preimage[0] = 0x01;
+  let below = leafHashes;
+  let count = size;
+  while (count > 1) {
+    const next = Math.ceil(count / 2);
+    const level = new Uint8Array(next * HASH_SIZE);
+    for (let i = 0; i < count >> 1; i++) {
+      preimage.set(below.subarray(2 * i * HASH_SIZE, (2 * i + 2) * HASH_SIZE), 1);
+      level.set(hasher(preimage), i * HASH_SIZE);
+    }
+    if (count % 2 === 1) level.set(below.subarray((count - 1) * HASH_SIZE, count * HASH_SIZE), (next - 1) * HASH_SIZE);
+    levels.push(level);
+    below = level;
+    count = next;
+  }
+  return { size, levels };
+}
+
+export function rootOf(tree: Tree): Uint8Array {
+  return tree.levels.at(-1)!.slice(0, HASH_SIZE);
+}
+
+/** Reads node `index` of `level` (level 0: leaves). */
+export type NodeReader = (level: number, index: number) => Uint8Array;
+
+/**
+ * The RFC 9162 audit path of leaf `index` in a tree of `size` leaves, leaf side first:
+ * the sibling at each level where there is one (a promoted node has none).
+ * It needs one node per level: O(log n) reads from memory or from storage.
+ */
+export function auditPath(index: number, size: number, node: NodeReader): Uint8Array[] {
+  if (!Number.isSafeInteger(index) || index < 0 || index >= size) throw new RangeError(`leaf index ${index} is outside a tree of ${size}`);
+  const path: Uint8Array[] = [];
+  let i = index;
+  let count = size;
+  for (let level = 0; count > 1; level++) {
+    const sibling = i % 2 === 0 ? i + 1 : i - 1;
+    if (sibling < count) path.push(node(level, sibling));
+    i = Math.floor(i / 2);
+    count = Math.ceil(count / 2);
+  }
+  return path;
+}
+
+export function memoryNodeReader(tree: Tree): NodeReader {
+  return (level, index) => tree.levels[level]!.slice(index * HASH_SIZE, (index + 1) * HASH_SIZE);
+}
