@@ -37,6 +37,20 @@ export function createMetrics() {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
       registers: [registry],
     }),
+    epochsSealed: new Counter({ name: 'receipts_epochs_sealed_total', help: 'Epochs sealed', registers: [registry] }),
+    sealErrors: new Counter({ name: 'receipts_seal_errors_total', help: 'Failed seal attempts (retried on the next tick)', registers: [registry] }),
+    sealDuration: new Histogram({
+      name: 'receipts_seal_duration_seconds',
+      help: 'Time to seal one epoch',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    epochSize: new Histogram({
+      name: 'receipts_epoch_events',
+      help: 'Events per sealed epoch',
+      buckets: [1, 10, 100, 1000, 10_000, 100_000, 1_000_000],
+      registers: [registry],
+    }),
   };
 }
 

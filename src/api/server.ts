@@ -10,6 +10,8 @@ import { createMetrics } from './metrics.ts';
 import { eventsRoutes } from './routes/events.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { usageRoutes } from './routes/usage.ts';
+import { receiptRoutes } from './routes/receipts.ts';
+import { SealScheduler } from '../seal/scheduler.ts';
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -21,6 +23,8 @@ export interface ServerOptions {
   actions?: string[];
   /** Oldest accepted event time, as an age in ms (default 35 days). */
   maxEventAgeMs?: number;
+  /** Seal epochs in the background (off when omitted: tests and `receipts seal` seal by hand). */
+  sealing?: { epochMs: number; maxEvents: number };
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -70,6 +74,21 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     },
   });
   usageRoutes(app, { ledger: options.ledger });
+  receiptRoutes(app, { ledger: options.ledger });
+  if (options.sealing) {
+    const scheduler = new SealScheduler(options.ledger.db, {
+      ...options.sealing,
+      logger: app.log,
+      onSealed: (epoch, seconds) => {
+        metrics.epochsSealed.inc();
+        metrics.sealDuration.observe(seconds);
+        metrics.epochSize.observe(epoch.size);
+      },
+      onError: () => metrics.sealErrors.inc(),
+    });
+    app.addHook('onReady', async () => scheduler.start());
+    app.addHook('onClose', async () => scheduler.stop());
+  }
   operationsRoutes(app, { ledger: options.ledger, metrics });
   return app;
 }

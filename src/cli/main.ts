@@ -3,6 +3,8 @@
 import { Command, CommanderError } from 'commander';
 import { addKeysCommands } from './keys.ts';
 import { addServeCommand } from './serve.ts';
+import { addSealCommand } from './seal.ts';
+import { addVerifyCommand, ExitCode } from './verify.ts';
 
 export function buildProgram(): Command {
   const program = new Command('receipts')
@@ -11,6 +13,8 @@ export function buildProgram(): Command {
     .exitOverride();
   addServeCommand(program);
   addKeysCommands(program);
+  addSealCommand(program);
+  addVerifyCommand(program);
   return program;
 }
 
@@ -22,6 +26,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       return ['commander.helpDisplayed', 'commander.help', 'commander.version'].includes(err.code) ? 0 : 2;
+    }
+    if (err instanceof ExitCode) {
+      if (err.message) process.stderr.write(`error: ${err.message}\n`);
+      return err.code;
     }
     process.stderr.write(`error: ${(err as Error).message}\n`);
     return 1;

@@ -14,6 +14,8 @@ export interface ServeOptions {
   maxEventAgeDays: number;
   synchronous: 'full' | 'normal';
   logLevel: string;
+  epochMs: number;
+  epochMaxEvents: number;
 }
 
 /** Log redaction as a second line of defence: request lines never carry headers anyway. */
@@ -45,6 +47,8 @@ export function addServeCommand(program: Command): void {
         .choices(['full', 'normal'])
         .default('full'),
     )
+    .addOption(new Option('--epoch-ms <n>', 'seal when the oldest unsealed event has waited this long').env('RECEIPTS_EPOCH_MS').default(10_000).argParser(integerIn(10, 86_400_000)))
+    .addOption(new Option('--epoch-max-events <n>', 'seal when this many events wait (and never put more in one epoch)').env('RECEIPTS_EPOCH_MAX_EVENTS').default(100_000).argParser(integerIn(1, 10_000_000)))
     .addOption(new Option('--log-level <level>', 'log level').env('RECEIPTS_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'))
     .action(async (opts: ServeOptions) => {
       for (const a of opts.actions ?? []) {
@@ -61,6 +65,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     ledger,
     logger,
     maxEventAgeMs: opts.maxEventAgeDays * 86_400_000,
+    sealing: { epochMs: opts.epochMs, maxEvents: opts.epochMaxEvents },
     ...(opts.actions && { actions: opts.actions }),
   });
 

@@ -3,6 +3,7 @@ import { openDb, type Db, type OpenOptions } from './db.ts';
 import { EventWriter, type GroupCommitOptions } from './events.ts';
 import { KeyStore } from './keys.ts';
 import { UsageReader } from './usage.ts';
+import { ReceiptReader } from '../receipt/reader.ts';
 
 export interface LedgerOptions extends OpenOptions {
   groupCommit?: GroupCommitOptions;
@@ -14,6 +15,7 @@ export class Ledger {
   readonly keys: KeyStore;
   readonly writer: EventWriter;
   readonly usage: UsageReader;
+  readonly receipts: ReceiptReader;
 
   constructor(file: string, options: LedgerOptions = {}) {
     this.file = file;
@@ -21,6 +23,7 @@ export class Ledger {
     this.keys = new KeyStore(this.db);
     this.writer = new EventWriter(this.db, options.groupCommit);
     this.usage = new UsageReader(this.db);
+    this.receipts = new ReceiptReader(this.db);
   }
 
   /** Whether the database answers. */

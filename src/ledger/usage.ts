@@ -10,6 +10,8 @@ export interface UsageQuery {
   from: number;
   to: number;
   groupBy: GroupBy;
+  /** Count only events up to this ledger sequence number (a snapshot for paging). */
+  maxSeq?: number;
 }
 
 /** Unit sums are exact: a number while ≤ 2^53−1, a decimal string beyond. */
@@ -39,7 +41,7 @@ const GROUP_EXPR: Record<GroupBy, string> = {
 
 export const usageSql = (groupBy: GroupBy) =>
   `SELECT ${GROUP_EXPR[groupBy]} AS k, count(*) AS n, sum(units) AS u
-   FROM events WHERE namespace = ? AND ts >= ? AND ts < ?
+   FROM events WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ?
    GROUP BY k ORDER BY k`;
 
 function exact(n: bigint): Units {
@@ -47,15 +49,15 @@ function exact(n: bigint): Units {
 }
 
 export class UsageReader {
-  private readonly stmts: Record<GroupBy, Statement<[string, number, number]>>;
+  private readonly stmts: Record<GroupBy, Statement<[string, number, number, number]>>;
 
   constructor(db: Db) {
-    const prepare = (g: GroupBy) => db.prepare<[string, number, number]>(usageSql(g)).safeIntegers(true);
+    const prepare = (g: GroupBy) => db.prepare<[string, number, number, number]>(usageSql(g)).safeIntegers(true);
     this.stmts = { action: prepare('action'), caller: prepare('caller'), hour: prepare('hour'), day: prepare('day') };
   }
 
   query(q: UsageQuery): UsageResult {
-    const rows = this.stmts[q.groupBy].all(q.namespace, q.from, q.to) as Array<{ k: string | bigint; n: bigint; u: bigint }>;
+    const rows = this.stmts[q.groupBy].all(q.namespace, q.from, q.to, q.maxSeq ?? Number.MAX_SAFE_INTEGER) as Array<{ k: string | bigint; n: bigint; u: bigint }>;
     let events = 0n;
     let units = 0n;
     const groups = rows.map((r) => {

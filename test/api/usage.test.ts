@@ -87,7 +87,8 @@ describe('GET /v1/usage', () => {
     ['a bad group_by', 'namespace=acme/prod&group_by=week', 'group_by', 'one_of:action|caller|hour|day'],
     ['a bad from', 'namespace=acme/prod&from=yesterday', 'from', 'epoch_ms_or_rfc3339'],
     ['from after to', 'namespace=acme/prod&from=10&to=5', 'from', 'before_to'],
-    ['an unknown parameter', 'namespace=acme/prod&limit=5', 'limit', 'unknown_parameter'],
+    ['an unknown parameter', 'namespace=acme/prod&page=5', 'page', 'unknown_parameter'],
+    ['limit without receipts', 'namespace=acme/prod&limit=5', 'limit', 'requires:receipts=true'],
   ])('answers 400 for %s, naming the parameter and rule', async (_n, q, path, rule) => {
     const res = await usage(q);
     expect(res.status).toBe(400);
@@ -96,7 +97,7 @@ describe('GET /v1/usage', () => {
   });
 
   it.each(GROUP_BY)('uses the (namespace, ts) index when grouping by %s (EXPLAIN QUERY PLAN)', (g) => {
-    const plan = s.ledger.db.prepare(`EXPLAIN QUERY PLAN ${usageSql(g)}`).all('acme/prod', 0, 1) as Array<{ detail: string }>;
+    const plan = s.ledger.db.prepare(`EXPLAIN QUERY PLAN ${usageSql(g)}`).all('acme/prod', 0, 1, 10) as Array<{ detail: string }>;
     const details = plan.map((p) => p.detail).join('\n');
     expect(details).toMatch(/SEARCH events USING INDEX events_namespace_ts \(namespace=\? AND ts>\? AND ts<\?\)/);
     expect(details).not.toMatch(/SCAN events/);

@@ -21,7 +21,29 @@ const usageQuery = z.strictObject({
   from: instant.optional(),
   to: instant.optional(),
   group_by: z.enum(GROUP_BY).default('action'),
+  receipts: z.enum(['true', 'false']).optional(),
+  limit: z.string().regex(/^\d{1,4}$/).transform(Number).pipe(z.number().int().min(1).max(1000)).optional(),
+  cursor: z.string().regex(/^[A-Za-z0-9_-]{1,200}$/).optional(),
 });
+
+/** Where a page ends: the (ts, seq) position and the snapshot bound that fixes the totals. */
+interface Cursor {
+  ts: number;
+  seq: number;
+  max: number;
+}
+
+function encodeCursor(c: Cursor): string {
+  return Buffer.from(JSON.stringify([c.ts, c.seq, c.max])).toString('base64url');
+}
+
+function decodeCursor(s: string): Cursor | undefined {
+  try {
+    const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 3 && v.every((n) => Number.isSafeInteger(n))) return { ts: v[0], seq: v[1], max: v[2] };
+  } catch {}
+  return undefined;
+}
 
 export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger }): void {
   app.get('/v1/usage', async (request) => {
@@ -49,6 +71,29 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger }): voi
     if (!principal.allows(q.namespace)) {
       throw new ApiError(403, 'namespace_forbidden', `this key may not read namespace "${q.namespace}"`);
     }
-    return opts.ledger.usage.query({ namespace: q.namespace, from, to, groupBy: q.group_by });
+    if (q.receipts !== 'true') {
+      if (q.limit !== undefined || q.cursor !== undefined) {
+        throw new ApiError(400, 'invalid_query', 'limit and cursor page the receipts: add receipts=true', [{ path: q.limit !== undefined ? 'limit' : 'cursor', rule: 'requires:receipts=true', message: 'only with receipts=true' }]);
+      }
+      return opts.ledger.usage.query({ namespace: q.namespace, from, to, groupBy: q.group_by });
+    }
+
+    // Receipts, paged. Every page carries the totals of the same snapshot (seq ≤ as_of_seq),
+    // so the units summed over all pages equal the totals even while events keep arriving.
+    const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+    if (q.cursor !== undefined && !cursor) {
+      throw new ApiError(400, 'invalid_query', 'cursor is not one this server issued; start again without it', [{ path: 'cursor', rule: 'issued_cursor', message: 'cursor must be a next_cursor value from a previous page' }]);
+    }
+    const max = cursor?.max ?? opts.ledger.receipts.maxSeq();
+    const limit = q.limit ?? 100;
+    const totals = opts.ledger.usage.query({ namespace: q.namespace, from, to, groupBy: q.group_by, maxSeq: max });
+    const rows = opts.ledger.receipts.eventsPage(q.namespace, from, to, max, cursor ? [cursor.ts, cursor.seq] : [from, 0], limit);
+    const last = rows.at(-1);
+    return {
+      ...totals,
+      as_of_seq: max,
+      events: rows.map((row) => opts.ledger.receipts.receipt(row)),
+      next_cursor: rows.length === limit && last ? encodeCursor({ ts: last.ts, seq: last.seq, max }) : null,
+    };
   });
 }

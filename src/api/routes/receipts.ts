@@ -1,0 +1,56 @@
+// Receipts and epochs. An event the key may not read is indistinguishable from a missing one.
+import type { FastifyInstance } from 'fastify';
+import type { Ledger } from '../../ledger/index.ts';
+import type { EpochRow } from '../../receipt/reader.ts';
+import { principalOf } from '../auth.ts';
+import { ApiError } from '../errors.ts';
+
+export function epochJson(row: EpochRow) {
+  return {
+    epoch: row.epoch,
+    root: row.root.toString('hex'),
+    size: row.size,
+    first_ts_ms: row.first_ts,
+    last_ts_ms: row.last_ts,
+    sealed_at_ms: row.sealed_at,
+    anchor: null,
+  };
+}
+
+const nonNegative = (s: string) => (/^\d{1,15}$/.test(s) ? Number(s) : undefined);
+
+export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger }): void {
+  const { receipts } = opts.ledger;
+
+  app.get<{ Params: { id: string } }>('/v1/events/:id/receipt', async (request) => {
+    const principal = principalOf(request);
+    const id = nonNegative(request.params.id);
+    const row = id === undefined ? undefined : receipts.event(id);
+    if (!row || !principal.allows(row.namespace)) {
+      throw new ApiError(404, 'not_found', `no event ${request.params.id} that this key may read`);
+    }
+    return receipts.receipt(row);
+  });
+
+  app.get<{ Params: { epoch: string } }>('/v1/epochs/:epoch', async (request) => {
+    const n = nonNegative(request.params.epoch);
+    const row = n === undefined ? undefined : receipts.epoch(n);
+    if (!row) throw new ApiError(404, 'not_found', `no sealed epoch ${request.params.epoch}`);
+    return epochJson(row);
+  });
+
+  const list = opts.ledger.db.prepare('SELECT epoch, size, root, first_ts, last_ts, sealed_at FROM epochs WHERE epoch > ? ORDER BY epoch LIMIT ?');
+  app.get<{ Querystring: Record<string, string> }>('/v1/epochs', async (request) => {
+    const { after, limit, ...rest } = request.query;
+    const unknown = Object.keys(rest);
+    if (unknown.length > 0) {
+      throw new ApiError(400, 'invalid_query', `unknown parameter ${unknown.join(', ')}`, unknown.map((k) => ({ path: k, rule: 'unknown_parameter', message: `${k} is not a parameter of /v1/epochs` })));
+    }
+    const afterN = after === undefined ? -1 : nonNegative(after);
+    const limitN = limit === undefined ? 100 : nonNegative(limit);
+    if (afterN === undefined) throw new ApiError(400, 'invalid_query', 'after must be an epoch number', [{ path: 'after', rule: 'type:integer', message: 'after must be a non-negative integer' }]);
+    if (limitN === undefined || limitN < 1 || limitN > 1000) throw new ApiError(400, 'invalid_query', 'limit must be 1 to 1000', [{ path: 'limit', rule: 'range:1..1000', message: 'limit must be an integer from 1 to 1000' }]);
+    const rows = (list.all(afterN, limitN) as EpochRow[]).map(epochJson);
+    return { epochs: rows, next_after: rows.length === limitN ? rows.at(-1)!.epoch : null };
+  });
+}

@@ -1,0 +1,34 @@
+// `receipts seal`: seal everything waiting, now (for scripts and tests). Safe beside a running server.
+import { Command, Option } from 'commander';
+import { openDb } from '../ledger/db.ts';
+import { sealNext } from '../seal/sealer.ts';
+import { dbOption, integerIn } from './options.ts';
+
+export function addSealCommand(program: Command): void {
+  program
+    .command('seal')
+    .description('seal every unsealed event into epochs now')
+    .addOption(dbOption())
+    .addOption(new Option('--max-events <n>', 'most events in one epoch').default(100_000).argParser(integerIn(1, 10_000_000)))
+    .option('--json', 'print the sealed epochs as JSON')
+    .action((opts: { db: string; maxEvents: number; json?: boolean }) => {
+      const db = openDb(opts.db);
+      const sealed = [];
+      try {
+        for (;;) {
+          const started = performance.now();
+          const epoch = sealNext(db, {
+            maxEvents: opts.maxEvents,
+            progress: opts.json ? undefined : (phase, d) => process.stderr.write(`  epoch ${d.epoch}: ${phase} ${d.size} events\n`),
+          });
+          if (!epoch) break;
+          sealed.push(epoch);
+          if (!opts.json) process.stdout.write(`sealed epoch ${epoch.epoch}: ${epoch.size} events, root ${epoch.root} (${Math.round(performance.now() - started)} ms)\n`);
+        }
+      } finally {
+        db.close();
+      }
+      if (opts.json) process.stdout.write(`${JSON.stringify(sealed)}\n`);
+      else if (sealed.length === 0) process.stdout.write('nothing to seal: every event is already in an epoch\n');
+    });
+}
