@@ -1,0 +1,86 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HASH_SIZE } from '../../src/merkle/hash.ts';
+import { auditPath, buildTree, memoryNodeReader, rootOf } from '../../src/merkle/tree.ts';
+import { SealScheduler } from '../../src/seal/scheduler.ts';
+import { sealAll, sealNext, unsealed } from '../../src/seal/sealer.ts';
+import { event, testServer, type TestServer } from '../helpers.ts';
+
+let s: TestServer;
+beforeEach(() => {
+  s = testServer();
+});
+afterEach(async () => {
+  await s.close();
+});
+
+const post = async (n: number) => {
+  const res = await s.post({ events: Array.from({ length: n }, () => event()) });
+  return res.json().results.map((r: { id: number }) => r.id) as number[];
+};
+
+describe('sealing', () => {
+  it('makes no epoch from an empty interval', () => {
+    expect(sealNext(s.ledger.db, { maxEvents: 100 })).toBeNull();
+    expect(s.ledger.db.prepare('SELECT count(*) AS n FROM epochs').get()).toEqual({ n: 0 });
+  });
+
+  it('numbers epochs from 0 without gaps, in ledger order, with leaf indexes in seq order', async () => {
+    const a = await post(5);
+    const e0 = sealNext(s.ledger.db, { maxEvents: 100 })!;
+    expect(sealNext(s.ledger.db, { maxEvents: 100 })).toBeNull();
+    const b = await post(3);
+    const e1 = sealNext(s.ledger.db, { maxEvents: 100 })!;
+    expect([e0.epoch, e0.size, e1.epoch, e1.size]).toEqual([0, 5, 1, 3]);
+    const rows = s.ledger.db.prepare('SELECT seq, epoch, leaf_index FROM events ORDER BY seq').all();
+    expect(rows).toEqual([...a.map((seq, i) => ({ seq, epoch: 0, leaf_index: i })), ...b.map((seq, i) => ({ seq, epoch: 1, leaf_index: i }))]);
+  });
+
+  it('stores the root of the RFC 6962 tree over the stored leaf hashes, and the time range', async () => {
+    const now = Date.now();
+    await s.post({ events: [event({ ts: now - 5000 }), event({ ts: now - 9000 }), event({ ts: now - 1000 })] });
+    const e = sealNext(s.ledger.db, { maxEvents: 100 })!;
+    const hashes = s.ledger.db.prepare('SELECT leaf_hash FROM events ORDER BY seq').pluck().all() as Buffer[];
+    expect(e.root).toBe(Buffer.from(rootOf(buildTree(new Uint8Array(Buffer.concat(hashes))))).toString('hex'));
+    expect([e.first_ts_ms, e.last_ts_ms]).toEqual([now - 9000, now - 1000]);
+  });
+
+  it('caps an epoch at maxEvents and leaves the rest for the next', async () => {
+    await post(10);
+    const epochs = sealAll(s.ledger.db, { maxEvents: 4 });
+    expect(epochs.map((e) => [e.epoch, e.size])).toEqual([[0, 4], [1, 4], [2, 2]]);
+    expect(unsealed(s.ledger.db).events).toBe(0);
+  });
+
+  it('serves every proof from stored nodes equal to the in-memory audit path (sizes across chunk edges)', async () => {
+    for (const n of [1, 2, 63, 64, 65, 130]) {
+      await post(n);
+      const e = sealNext(s.ledger.db, { maxEvents: 1000 })!;
+      const hashes = s.ledger.db.prepare('SELECT leaf_hash FROM events WHERE epoch = ? ORDER BY leaf_index').pluck().all(e.epoch) as Buffer[];
+      const tree = buildTree(new Uint8Array(Buffer.concat(hashes)));
+      const seqs = s.ledger.db.prepare('SELECT seq FROM events WHERE epoch = ? ORDER BY leaf_index').pluck().all(e.epoch) as number[];
+      seqs.forEach((seq, i) => {
+        const receipt = s.ledger.receipts.receipt(s.ledger.receipts.event(seq)!);
+        const expected = auditPath(i, n, memoryNodeReader(tree)).map((h) => Buffer.from(h).toString('hex'));
+        expect(receipt.proof, `n=${n} leaf ${i}`).toEqual(expected);
+      });
+      expect(hashes[0]!.length).toBe(HASH_SIZE);
+    }
+  });
+});
+
+describe('seal scheduler', () => {
+  it('seals once the oldest unsealed event has waited epochMs, not before', async () => {
+    await post(3);
+    const received = s.ledger.db.prepare('SELECT min(received_at) AS t FROM events').get() as { t: number };
+    const scheduler = new SealScheduler(s.ledger.db, { epochMs: 10_000, maxEvents: 100 });
+    expect(scheduler.tick(received.t + 9_999)).toEqual([]);
+    expect(scheduler.tick(received.t + 10_000).map((e) => e.size)).toEqual([3]);
+  });
+
+  it('seals at maxEvents without waiting, in full epochs', async () => {
+    await post(25);
+    const scheduler = new SealScheduler(s.ledger.db, { epochMs: 3_600_000, maxEvents: 10 });
+    expect(scheduler.tick().map((e) => e.size)).toEqual([10, 10]); // 5 wait for time or more events
+    expect(unsealed(s.ledger.db).events).toBe(5);
+  });
+});

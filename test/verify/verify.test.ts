@@ -1,0 +1,124 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { bytesToHex, leafHash } from '../../src/event/leaf.ts';
+import { verifyReceipt } from '../../src/index.ts';
+import { auditPath, buildTree, memoryNodeReader, rootOf } from '../../src/merkle/tree.ts';
+import type { Receipt } from '../../src/receipt/format.ts';
+
+/** A sealed tree of n events and the receipt of each, built from the pure core. */
+function receipts(n: number): Receipt[] {
+  const events = Array.from({ length: n }, (_, i) => ({
+    namespace: 'acme/prod', request_id: `r${i}`, caller: `c${i % 3}`, action: 'recall', units: i, artifact_digest: i % 2 ? 'ab'.repeat(32) : '', ts_ms: 1_763_800_000_000 + i,
+  }));
+  const hashes = events.map((e) => leafHash(e));
+  const flat = new Uint8Array(n * 32);
+  hashes.forEach((h, i) => flat.set(h, i * 32));
+  const tree = buildTree(flat);
+  const root = bytesToHex(rootOf(tree));
+  return events.map((event, i) => ({
+    version: 1, status: 'sealed', event, leaf_hash: bytesToHex(hashes[i]!), epoch: 3, leaf_index: i, tree_size: n,
+    proof: auditPath(i, n, memoryNodeReader(tree)).map(bytesToHex), root, anchor: null,
+  }));
+}
+
+const good = receipts(11);
+const r5 = good[5]!;
+
+describe('verifyReceipt', () => {
+  it('accepts every receipt of a tree, with the steps it checked', () => {
+    for (const r of good) expect(verifyReceipt(r).ok).toBe(true);
+    const res = verifyReceipt(r5);
+    expect(res).toMatchObject({ ok: true, epoch: 3, leaf_index: 5, tree_size: 11, root: r5.root, trusted_root: false });
+    expect(res.steps.map((s) => s.step)).toEqual(['format', 'leaf', 'path', 'root']);
+  });
+
+  it('checks against a trusted root and size, and names the check that failed', () => {
+    expect(verifyReceipt(r5, { root: r5.root!, size: 11 })).toMatchObject({ ok: true, trusted_root: true });
+    const other = receipts(12)[0]!.root!;
+    expect(verifyReceipt(r5, { root: other, size: 11 })).toMatchObject({ ok: false, reason: expect.stringMatching(/not to the trusted root of epoch 3/) });
+    expect(verifyReceipt(r5, { root: r5.root!, size: 12 })).toMatchObject({ ok: false, reason: expect.stringMatching(/tree size 11 but the trusted size .* is 12/) });
+  });
+
+  it('fails when any bit of the tree size flips, given the trusted size (RFC 9162 alone cannot always tell)', () => {
+    for (const r of receipts(7)) {
+      for (let bit = 1; bit <= 8; bit <<= 1) {
+        const flipped = { ...r, tree_size: r.tree_size! ^ bit };
+        expect(verifyReceipt(flipped, { root: r.root!, size: r.tree_size! }).ok).toBe(false);
+      }
+    }
+  });
+
+  it.each([
+    ['a changed unit count', { event: { ...r5.event, units: 6 } }, 'leaf', /leaf hash does not match the event fields/],
+    ['a changed caller', { event: { ...r5.event, caller: 'mallory' } }, 'leaf', /leaf hash does not match/],
+    ['a changed artifact digest', { event: { ...r5.event, artifact_digest: 'ac'.repeat(32) } }, 'leaf', /leaf hash does not match/],
+    ['a wrong index', { leaf_index: 4 }, 'root', /leads to .*not to the receipt's root/],
+    ['an index at the size', { leaf_index: 11 }, 'path', /leaf index 11 is not below the tree size 11/],
+    ['a proof one hash short', { proof: r5.proof!.slice(1) }, 'path', /too short/],
+    ['a proof one hash long', { proof: [...r5.proof!, r5.root] }, 'path', /too long/],
+    ['a changed proof hash', { proof: [good[0]!.leaf_hash, ...r5.proof!.slice(1)] }, 'root', /not to the receipt's root/],
+    ['a changed root', { root: good[0]!.leaf_hash }, 'root', /not to the receipt's root/],
+  ])('rejects %s at the %s step', (_n, patch, step, reason) => {
+    const res = verifyReceipt({ ...r5, ...patch });
+    expect(res.ok).toBe(false);
+    expect(res.reason).toMatch(reason);
+    expect(res.steps.at(-1)).toMatchObject({ step, ok: false });
+  });
+
+  it.each([
+    ['null', null, /not a JSON object/],
+    ['an array', [r5], /not a JSON object/],
+    ['version 2', { ...r5, version: 2 }, /unsupported receipt version 2/],
+    ['a pending receipt', { ...r5, status: 'pending', proof: null }, /pending/],
+    ['no event', { ...r5, event: undefined }, /event is missing/],
+    ['units as a string', { ...r5, event: { ...r5.event, units: '5' } }, /event.units must be an integer/],
+    ['units beyond 2^53', { ...r5, event: { ...r5.event, units: 2 ** 53 } }, /event.units/],
+    ['a short leaf hash', { ...r5, leaf_hash: 'ab' }, /leaf_hash must be 64 hex/],
+    ['a 0x root', { ...r5, root: `0x${r5.root!.slice(2)}` }, /root must be 64 hex/],
+    ['a negative epoch', { ...r5, epoch: -1 }, /epoch must be a non-negative integer/],
+    ['a proof of numbers', { ...r5, proof: [1, 2] }, /proof\[0\] must be 64 hex/],
+    ['a proof string', { ...r5, proof: 'abc' }, /proof must be an array/],
+  ])('rejects %s with a reason, without throwing', (_n, input, reason) => {
+    const res = verifyReceipt(input);
+    expect(res.ok).toBe(false);
+    expect(res.reason).toMatch(reason);
+  });
+
+  it('never throws on junk (random mutations of a receipt)', () => {
+    let seed = 99;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const junk = [undefined, null, 0, -1, 1.5, 2 ** 60, '', 'x', [], {}, true, NaN, Infinity, { toString: null }];
+    // The fields verification reads (epoch, status and anchor only label the receipt offline).
+    const keys: Array<keyof Receipt> = ['version', 'event', 'leaf_hash', 'leaf_index', 'tree_size', 'proof', 'root'];
+    for (let i = 0; i < 2000; i++) {
+      const r: Record<string, unknown> = JSON.parse(JSON.stringify(r5));
+      const k = keys[rand(keys.length)]!;
+      r[k] = junk[rand(junk.length)];
+      if (rand(2) && r.event !== null && typeof r.event === 'object') (r.event as Record<string, unknown>)[['units', 'namespace', 'ts_ms', 'artifact_digest'][rand(4)]!] = junk[rand(junk.length)];
+      expect(() => verifyReceipt(r)).not.toThrow();
+      expect(verifyReceipt(r).ok).toBe(false);
+    }
+    expect(() => verifyReceipt(r5, { root: 'zz', size: 11 })).not.toThrow();
+    expect(verifyReceipt(r5, { root: 'zz', size: 11 }).reason).toMatch(/trusted root is not 32 bytes/);
+  });
+});
+
+describe('the verifier runs in a browser', () => {
+  it('imports no Node-only module and uses no Node global, through its whole import graph', () => {
+    const allowed = /^(@noble\/hashes\/|@mysten\/sui\/bcs$)/;
+    const seen = new Set<string>();
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const src = readFileSync(file, 'utf8');
+      expect(src, `${file} uses a Node global`).not.toMatch(/\b(Buffer|process|require)\s*[.(]/);
+      for (const [, spec] of src.matchAll(/^\s*(?:import|export)\b[^'"]*?from\s+'([^']+)'/gm)) {
+        if (spec!.startsWith('.')) visit(resolve(dirname(file), spec!));
+        else expect(spec, `${file} imports ${spec}`).toMatch(allowed);
+      }
+    };
+    visit(join(import.meta.dirname, '../../src/verify/index.ts'));
+    expect([...seen].map((f) => f.split('/src/')[1])).toEqual(expect.arrayContaining(['verify/index.ts', 'event/leaf.ts', 'merkle/proof.ts', 'merkle/hash.ts']));
+  });
+});
