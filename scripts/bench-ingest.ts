@@ -2,48 +2,15 @@
 // both driven by autocannon from this process: single events and batches of 100, 30 connections.
 // Prints each figure, the ratios, and a last line of JSON.
 import autocannon from 'autocannon';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Ledger } from '../src/ledger/index.ts';
+import { startServer as start, stopServer as stop } from './lib/servers.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 30;
-const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'bench-ingest-'));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function start(args: string[]): Promise<{ proc: ChildProcess; url: string }> {
-  const port = await freePort();
-  const proc = spawn(process.execPath, [...args, String(port)], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return { proc, url };
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`server did not start: ${args.join(' ')}`);
-}
-
-async function stop(proc: ChildProcess): Promise<number> {
-  // Peak resident set size of the server, from the kernel.
-  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
-  proc.kill('SIGTERM');
-  await new Promise((r) => proc.once('exit', r));
-  return hwm ? Number(hwm[1]) / 1024 : NaN;
-}
 
 let seq = 0;
 function body(batch: number): string {

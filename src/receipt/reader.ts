@@ -1,5 +1,7 @@
-// Building receipts from the ledger: the event row, its epoch header, and one stored node per
-// tree level. Epochs never change once sealed, so their headers are cached.
+// Building receipts from the ledger: the event row, the epoch whose run of sequence numbers
+// holds it (leaf index = seq − first_seq), and one stored node per tree level.
+// Upper levels (≥ 6: a 64th of the nodes) of recently used epochs are kept in memory, so a
+// proof costs 6 indexed reads whatever the epoch size.
 import type { Statement } from 'better-sqlite3';
 import type { Db } from '../ledger/db.ts';
 import { HASH_SIZE } from '../merkle/hash.ts';
@@ -17,14 +19,14 @@ export interface EventRow {
   artifact_digest: Buffer | null;
   ts: number;
   leaf_hash: Buffer;
-  epoch: number | null;
-  leaf_index: number | null;
 }
 
-export const EVENT_COLUMNS = 'seq, namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash, epoch, leaf_index';
+export const EVENT_COLUMNS = 'seq, namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash';
 
 export interface EpochRow {
   epoch: number;
+  first_seq: number;
+  last_seq: number;
   size: number;
   root: Buffer;
   first_ts: number;
@@ -32,23 +34,33 @@ export interface EpochRow {
   sealed_at: number;
 }
 
+const EPOCH_COLUMNS = 'epoch, first_seq, last_seq, size, root, first_ts, last_ts, sealed_at';
+/** Levels from here up are cached whole: 1/64 of an epoch's nodes. */
+const CACHED_FROM_LEVEL = 6;
+const LEVEL_CACHE_BYTES = 64 * 1024 * 1024;
+
 export class ReceiptReader {
   private readonly eventById: Statement<[number]>;
   private readonly epochById: Statement<[number]>;
+  private readonly epochBySeq: Statement<[number]>;
   private readonly node: Statement<[number, number, number, number]>;
-  private readonly epochCache = new Map<number, EpochRow>();
+  private readonly level: Statement<[number, number]>;
   private readonly page: Statement<[string, number, number, number, number, number, number]>;
   private readonly maxSeqStmt: Statement<[]>;
+  private readonly levels = new Map<string, Uint8Array>();
+  private levelBytes = 0;
 
   constructor(db: Db) {
     this.eventById = db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE seq = ?`);
-    this.epochById = db.prepare('SELECT epoch, size, root, first_ts, last_ts, sealed_at FROM epochs WHERE epoch = ?');
+    this.epochById = db.prepare(`SELECT ${EPOCH_COLUMNS} FROM epochs WHERE epoch = ?`);
+    this.epochBySeq = db.prepare(`SELECT ${EPOCH_COLUMNS} FROM epochs WHERE last_seq >= ? ORDER BY last_seq LIMIT 1`);
     // Keyset paging on (ts, seq) within the (namespace, ts) index; seq <= snapshot bound.
     this.page = db.prepare(`SELECT ${EVENT_COLUMNS} FROM events
       WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ? AND (ts, seq) > (?, ?)
       ORDER BY ts, seq LIMIT ?`);
     this.maxSeqStmt = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
-    this.node = db.prepare('SELECT substr(hashes, ?, 32) AS h FROM epoch_nodes WHERE epoch = ? AND level = ? AND chunk = ?').pluck();
+    this.node = db.prepare('SELECT substr(hashes, ?, 32) FROM epoch_nodes WHERE epoch = ? AND level = ? AND chunk = ?').pluck();
+    this.level = db.prepare('SELECT hashes FROM epoch_nodes WHERE epoch = ? AND level = ? ORDER BY chunk').pluck();
   }
 
   /** The newest ledger sequence number: the snapshot bound of a paged read. */
@@ -66,14 +78,13 @@ export class ReceiptReader {
   }
 
   epoch(epoch: number): EpochRow | undefined {
-    let row = this.epochCache.get(epoch);
-    if (!row) {
-      row = this.epochById.get(epoch) as EpochRow | undefined;
-      if (!row) return undefined;
-      if (this.epochCache.size >= 10_000) this.epochCache.clear();
-      this.epochCache.set(epoch, row);
-    }
-    return row;
+    return this.epochById.get(epoch) as EpochRow | undefined;
+  }
+
+  /** The sealed epoch holding ledger sequence number `seq`, if any. */
+  epochOf(seq: number): EpochRow | undefined {
+    const row = this.epochBySeq.get(seq) as EpochRow | undefined;
+    return row && row.first_seq <= seq ? row : undefined;
   }
 
   /** The receipt of a stored event: pending until its epoch is sealed. */
@@ -88,15 +99,12 @@ export class ReceiptReader {
       ts_ms: row.ts,
     };
     const leaf_hash = row.leaf_hash.toString('hex');
-    const epoch = row.epoch === null ? undefined : this.epoch(row.epoch);
-    if (!epoch || row.leaf_index === null) {
+    const epoch = this.epochOf(row.seq);
+    if (!epoch) {
       return { version: 1, id: row.seq, status: 'pending', event, leaf_hash, epoch: null, leaf_index: null, tree_size: null, proof: null, root: null, anchor: null };
     }
-    const proof = auditPath(row.leaf_index, epoch.size, (level, index) => {
-      const chunk = Math.floor(index / NODE_CHUNK);
-      const offset = (index % NODE_CHUNK) * HASH_SIZE + 1; // substr counts from 1
-      return this.node.get(offset, epoch.epoch, level, chunk) as Buffer;
-    }).map((h) => Buffer.from(h).toString('hex'));
+    const leafIndex = row.seq - epoch.first_seq;
+    const proof = auditPath(leafIndex, epoch.size, (level, index) => this.readNode(epoch.epoch, level, index)).map(toHex);
     return {
       version: 1,
       id: row.seq,
@@ -104,11 +112,36 @@ export class ReceiptReader {
       event,
       leaf_hash,
       epoch: epoch.epoch,
-      leaf_index: row.leaf_index,
+      leaf_index: leafIndex,
       tree_size: epoch.size,
       proof,
       root: epoch.root.toString('hex'),
       anchor: null,
     };
   }
+
+  private readNode(epoch: number, level: number, index: number): Uint8Array {
+    if (level < CACHED_FROM_LEVEL) {
+      return this.node.get((index % NODE_CHUNK) * HASH_SIZE + 1, epoch, level, Math.floor(index / NODE_CHUNK)) as Buffer;
+    }
+    const key = `${epoch}:${level}`;
+    let hashes = this.levels.get(key);
+    if (hashes) {
+      this.levels.delete(key); // most recently used goes last
+    } else {
+      hashes = Buffer.concat(this.level.all(epoch, level) as Buffer[]);
+      this.levelBytes += hashes.length;
+      while (this.levelBytes > LEVEL_CACHE_BYTES && this.levels.size > 0) {
+        const [oldest, bytes] = this.levels.entries().next().value!;
+        this.levels.delete(oldest);
+        this.levelBytes -= bytes.length;
+      }
+    }
+    this.levels.set(key, hashes);
+    return hashes.subarray(index * HASH_SIZE, (index + 1) * HASH_SIZE);
+  }
+}
+
+function toHex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }

@@ -1,6 +1,6 @@
 // Sealing: the events after the last epoch, in ledger order, become the next epoch's tree.
-// One IMMEDIATE transaction assigns epoch and leaf index, stores the tree's nodes and the
-// epoch header: a crash at any moment leaves the whole epoch or none of it.
+// One IMMEDIATE transaction stores the tree's nodes and the epoch header, which assigns the
+// run of events to the epoch in ledger order: a crash at any moment leaves the whole epoch or none.
 import { hash } from 'node:crypto';
 import type { Db } from '../ledger/db.ts';
 import { HASH_SIZE, type NodeHasher } from '../merkle/hash.ts';
@@ -39,55 +39,40 @@ export function sealNext(db: Db, options: SealOptions): EpochHeader | null {
     const epoch = last ? last.epoch + 1 : 0;
     const after = last ? last.last_seq : 0;
 
-    // Leaf hashes straight into one buffer: no object per event survives the read.
-    const rows = db.prepare('SELECT seq, leaf_hash, ts FROM events WHERE seq > ? ORDER BY seq LIMIT ?').raw(true);
-    let leaves = new Uint8Array(Math.min(options.maxEvents, 4096) * HASH_SIZE);
-    let size = 0;
-    let firstSeq = 0;
-    let lastSeq = 0;
-    let firstTs = Number.MAX_SAFE_INTEGER;
-    let lastTs = 0;
-    for (const [seq, leafHash, ts] of rows.iterate(after, options.maxEvents) as IterableIterator<[number, Buffer, number]>) {
-      if (size * HASH_SIZE === leaves.length) {
-        const grown = new Uint8Array(Math.min(leaves.length * 2, options.maxEvents * HASH_SIZE));
-        grown.set(leaves);
-        leaves = grown;
-      }
-      leaves.set(leafHash, size * HASH_SIZE);
-      if (size === 0) firstSeq = seq;
-      lastSeq = seq;
-      if (ts < firstTs) firstTs = ts;
-      if (ts > lastTs) lastTs = ts;
-      size++;
+    // The next run of events, their leaf hashes concatenated by SQLite itself: one 32 MB blob
+    // for a 1M-event epoch instead of a million row objects (0.7 s against 1.7–3.3 s, and a
+    // quarter of the memory).
+    const next = db.prepare(`SELECT count(*) AS n, min(seq) AS lo, max(seq) AS hi, min(ts) AS t0, max(ts) AS t1,
+        unhex(group_concat(hex(leaf_hash), '' ORDER BY seq)) AS leaves
+      FROM (SELECT seq, ts, leaf_hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?)`).get(after, options.maxEvents) as
+      { n: number; lo: number; hi: number; t0: number; t1: number; leaves: Buffer | null };
+    if (next.n === 0 || !next.leaves) return null; // an empty interval makes no epoch
+    let { n: size, lo: firstSeq, hi: lastSeq, t0: firstTs, t1: lastTs } = next;
+    let leaves = new Uint8Array(next.leaves.buffer, next.leaves.byteOffset, next.leaves.byteLength);
+    if (lastSeq - firstSeq + 1 !== size) {
+      // A gap in the sequence (only if rows were deleted by hand): the epoch ends before it.
+      const seqs = db.prepare('SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT ?').pluck().all(after, options.maxEvents) as number[];
+      size = seqs.findIndex((seq, i) => seq !== firstSeq + i);
+      lastSeq = firstSeq + size - 1;
+      leaves = leaves.subarray(0, size * HASH_SIZE);
+      const times = db.prepare('SELECT min(ts) AS t0, max(ts) AS t1 FROM events WHERE seq BETWEEN ? AND ?').get(firstSeq, lastSeq) as { t0: number; t1: number };
+      ({ t0: firstTs, t1: lastTs } = times);
     }
-    if (size === 0) return null; // an empty interval makes no epoch
     progress('read', { epoch, size });
 
-    const tree = buildTree(leaves.subarray(0, size * HASH_SIZE), nodeCryptoHasher);
+    const tree = buildTree(leaves, nodeCryptoHasher);
     const root = rootOf(tree);
     progress('hashed', { epoch, size });
 
     const sealedAt = options.now ?? Date.now();
-    db.prepare('INSERT INTO epochs (epoch, first_seq, last_seq, size, root, first_ts, last_ts, sealed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(epoch, firstSeq, lastSeq, size, root, firstTs, lastTs, sealedAt);
     const insertChunk = db.prepare('INSERT INTO epoch_nodes (epoch, level, chunk, hashes) VALUES (?, ?, ?, ?)');
     tree.levels.forEach((level, l) => {
       const bytes = NODE_CHUNK * HASH_SIZE;
       for (let c = 0; c * bytes < level.length; c++) insertChunk.run(epoch, l, c, level.subarray(c * bytes, (c + 1) * bytes));
     });
+    db.prepare('INSERT INTO epochs (epoch, first_seq, last_seq, size, root, first_ts, last_ts, sealed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(epoch, firstSeq, lastSeq, size, root, firstTs, lastTs, sealedAt);
     progress('stored', { epoch, size });
-
-    // Leaf indexes follow ledger order. Sequence numbers are dense (rowids, never reused, no
-    // deletes), so one statement does it; the per-row path guards against a gap all the same.
-    if (lastSeq - firstSeq + 1 === size) {
-      db.prepare('UPDATE events SET epoch = ?, leaf_index = seq - ? WHERE seq BETWEEN ? AND ?').run(epoch, firstSeq, firstSeq, lastSeq);
-    } else {
-      const assign = db.prepare('UPDATE events SET epoch = ?, leaf_index = ? WHERE seq = ?');
-      let i = 0;
-      for (const [seq] of db.prepare('SELECT seq FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq').raw(true).iterate(firstSeq, lastSeq) as IterableIterator<[number]>) {
-        assign.run(epoch, i++, seq);
-      }
-    }
     return {
       epoch,
       size,

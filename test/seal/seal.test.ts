@@ -3,6 +3,7 @@ import { HASH_SIZE } from '../../src/merkle/hash.ts';
 import { auditPath, buildTree, memoryNodeReader, rootOf } from '../../src/merkle/tree.ts';
 import { SealScheduler } from '../../src/seal/scheduler.ts';
 import { sealAll, sealNext, unsealed } from '../../src/seal/sealer.ts';
+import { verifyReceipt } from '../../src/verify/index.ts';
 import { event, testServer, type TestServer } from '../helpers.ts';
 
 let s: TestServer;
@@ -31,8 +32,11 @@ describe('sealing', () => {
     const b = await post(3);
     const e1 = sealNext(s.ledger.db, { maxEvents: 100 })!;
     expect([e0.epoch, e0.size, e1.epoch, e1.size]).toEqual([0, 5, 1, 3]);
-    const rows = s.ledger.db.prepare('SELECT seq, epoch, leaf_index FROM events ORDER BY seq').all();
-    expect(rows).toEqual([...a.map((seq, i) => ({ seq, epoch: 0, leaf_index: i })), ...b.map((seq, i) => ({ seq, epoch: 1, leaf_index: i }))]);
+    const placed = [...a, ...b].map((seq) => {
+      const r = s.ledger.receipts.receipt(s.ledger.receipts.event(seq)!);
+      return { seq, epoch: r.epoch, leaf_index: r.leaf_index };
+    });
+    expect(placed).toEqual([...a.map((seq, i) => ({ seq, epoch: 0, leaf_index: i })), ...b.map((seq, i) => ({ seq, epoch: 1, leaf_index: i }))]);
   });
 
   it('stores the root of the RFC 6962 tree over the stored leaf hashes, and the time range', async () => {
@@ -44,6 +48,17 @@ describe('sealing', () => {
     expect([e.first_ts_ms, e.last_ts_ms]).toEqual([now - 9000, now - 1000]);
   });
 
+  it('ends an epoch at a gap in the sequence (a row deleted by hand) and starts the next after it', async () => {
+    const ids = await post(6);
+    s.ledger.db.prepare('DELETE FROM events WHERE seq = ?').run(ids[3]);
+    const epochs = sealAll(s.ledger.db, { maxEvents: 100 });
+    expect(epochs.map((e) => [e.first_seq, e.last_seq, e.size])).toEqual([[ids[0], ids[2], 3], [ids[4], ids[5], 2]]);
+    for (const id of [...ids.slice(0, 3), ...ids.slice(4)]) {
+      const r = s.ledger.receipts.receipt(s.ledger.receipts.event(id)!);
+      expect(verifyReceipt(r).ok, `event ${id}`).toBe(true);
+    }
+  });
+
   it('caps an epoch at maxEvents and leaves the rest for the next', async () => {
     await post(10);
     const epochs = sealAll(s.ledger.db, { maxEvents: 4 });
@@ -51,13 +66,13 @@ describe('sealing', () => {
     expect(unsealed(s.ledger.db).events).toBe(0);
   });
 
-  it('serves every proof from stored nodes equal to the in-memory audit path (sizes across chunk edges)', async () => {
-    for (const n of [1, 2, 63, 64, 65, 130]) {
-      await post(n);
-      const e = sealNext(s.ledger.db, { maxEvents: 1000 })!;
-      const hashes = s.ledger.db.prepare('SELECT leaf_hash FROM events WHERE epoch = ? ORDER BY leaf_index').pluck().all(e.epoch) as Buffer[];
+  it('serves every proof from stored nodes equal to the in-memory audit path (sizes across chunk and cache edges)', async () => {
+    for (const n of [1, 2, 63, 64, 65, 130, 1000, 4097]) {
+      for (let left = n; left > 0; left -= 1000) await post(Math.min(1000, left));
+      const e = sealNext(s.ledger.db, { maxEvents: 10_000 })!;
+      const hashes = s.ledger.db.prepare('SELECT leaf_hash FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq').pluck().all(e.first_seq, e.last_seq) as Buffer[];
       const tree = buildTree(new Uint8Array(Buffer.concat(hashes)));
-      const seqs = s.ledger.db.prepare('SELECT seq FROM events WHERE epoch = ? ORDER BY leaf_index').pluck().all(e.epoch) as number[];
+      const seqs = s.ledger.db.prepare('SELECT seq FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq').pluck().all(e.first_seq, e.last_seq) as number[];
       seqs.forEach((seq, i) => {
         const receipt = s.ledger.receipts.receipt(s.ledger.receipts.event(seq)!);
         const expected = auditPath(i, n, memoryNodeReader(tree)).map((h) => Buffer.from(h).toString('hex'));

@@ -88,7 +88,7 @@ describe('verifyReceipt', () => {
   it('never throws on junk (random mutations of a receipt)', () => {
     let seed = 99;
     const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
-    const junk = [undefined, null, 0, -1, 1.5, 2 ** 60, '', 'x', [], {}, true, NaN, Infinity, { toString: null }];
+    const junk: unknown[] = [undefined, null, 0, -1, 1.5, 2 ** 60, '', 'x', [], {}, true, NaN, Infinity, { toString: null }];
     // The fields verification reads (epoch, status and anchor only label the receipt offline).
     const keys: Array<keyof Receipt> = ['version', 'event', 'leaf_hash', 'leaf_index', 'tree_size', 'proof', 'root'];
     for (let i = 0; i < 2000; i++) {

@@ -39,7 +39,7 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger }): v
     return epochJson(row);
   });
 
-  const list = opts.ledger.db.prepare('SELECT epoch, size, root, first_ts, last_ts, sealed_at FROM epochs WHERE epoch > ? ORDER BY epoch LIMIT ?');
+  const list = opts.ledger.db.prepare('SELECT epoch, first_seq, last_seq, size, root, first_ts, last_ts, sealed_at FROM epochs WHERE epoch > ? ORDER BY epoch LIMIT ?');
   app.get<{ Querystring: Record<string, string> }>('/v1/epochs', async (request) => {
     const { after, limit, ...rest } = request.query;
     const unknown = Object.keys(rest);

@@ -9,6 +9,7 @@ CREATE TABLE api_keys (
 );
 
 -- The ledger. seq is the ledger order: leaves of an epoch are taken in ascending seq.
+-- Events are never deleted or updated, so seq (the rowid) is dense.
 CREATE TABLE events (
   seq             INTEGER PRIMARY KEY,
   namespace       TEXT NOT NULL,
@@ -24,9 +25,7 @@ CREATE TABLE events (
   received_at     INTEGER NOT NULL,
   source          TEXT,
   metadata        TEXT,                  -- canonical JSON, credentials already removed
-  leaf_hash       BLOB NOT NULL CHECK (length(leaf_hash) = 32),  -- leaf v1, computed once at ingest
-  epoch           INTEGER,               -- set by the sealer
-  leaf_index      INTEGER
+  leaf_hash       BLOB NOT NULL CHECK (length(leaf_hash) = 32)  -- leaf v1, computed once at ingest
 );
 
 -- Idempotency, with no expiry: a request id counts once in its namespace, forever.

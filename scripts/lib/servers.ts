@@ -1,0 +1,39 @@
+// Helpers for the benchmarks: a free port, a server child process, its peak RSS.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `node <args…> <port>` and waits for GET /healthz. */
+export async function startServer(args: string[]): Promise<{ proc: ChildProcess; url: string }> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [...args, String(port)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 400; i++) {
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return { proc, url };
+    } catch {}
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  proc.kill();
+  throw new Error(`server did not start: ${args.join(' ')}`);
+}
+
+/** Stops a server child; returns its peak resident set size in MB (VmHWM). */
+export async function stopServer(proc: ChildProcess): Promise<number> {
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
+  proc.kill('SIGTERM');
+  await new Promise((r) => proc.once('exit', r));
+  return hwm ? Number(hwm[1]) / 1024 : NaN;
+}
