@@ -6,6 +6,9 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
+/** The V8 flags `npm start` and the `receipts` bin run with; both servers of a bench get them. */
+export const SERVE_NODE_FLAGS = ['--max-semi-space-size=4', '--max-old-space-size=256'];
+
 export function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const srv = createServer().listen(0, '127.0.0.1', () => {
@@ -18,7 +21,7 @@ export function freePort(): Promise<number> {
 /** Starts `node <args…> <port>` and waits for GET /healthz. */
 export async function startServer(args: string[]): Promise<{ proc: ChildProcess; url: string }> {
   const port = await freePort();
-  const proc = spawn(process.execPath, [...args, String(port)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  const proc = spawn(process.execPath, [...SERVE_NODE_FLAGS, ...args, String(port)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 400; i++) {
     try {

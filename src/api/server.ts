@@ -11,7 +11,7 @@ import { eventsRoutes } from './routes/events.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { receiptRoutes } from './routes/receipts.ts';
-import { SealScheduler } from '../seal/scheduler.ts';
+import { inProcessSealer, SealScheduler, WorkerSealer } from '../seal/scheduler.ts';
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -76,8 +76,10 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   usageRoutes(app, { ledger: options.ledger });
   receiptRoutes(app, { ledger: options.ledger });
   if (options.sealing) {
+    const worker = options.ledger.file === ':memory:' ? undefined : new WorkerSealer(options.ledger.file);
     const scheduler = new SealScheduler(options.ledger.db, {
       ...options.sealing,
+      seal: worker ? worker.seal : inProcessSealer(options.ledger.db),
       logger: app.log,
       onSealed: (epoch, seconds) => {
         metrics.epochsSealed.inc();
@@ -87,7 +89,10 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       onError: () => metrics.sealErrors.inc(),
     });
     app.addHook('onReady', async () => scheduler.start());
-    app.addHook('onClose', async () => scheduler.stop());
+    app.addHook('onClose', async () => {
+      await scheduler.stop();
+      await worker?.close();
+    });
   }
   operationsRoutes(app, { ledger: options.ledger, metrics });
   return app;

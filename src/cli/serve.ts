@@ -93,6 +93,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
   try {
     await app.listen({ host: opts.host, port: opts.port });
   } catch (err) {
+    await app.close(); // stops the sealer and its worker
     ledger.close();
     throw new Error(`cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}; choose another --port`);
   }

@@ -1,12 +1,54 @@
 // Runs inside `receipts serve`: seals when the oldest unsealed event has waited --epoch-ms, or
-// when --epoch-max-events are waiting, whichever comes first.
+// when --epoch-max-events are waiting, whichever comes first. The seal itself runs on a worker
+// thread (its own database connection); only the short write of the epoch takes the write lock.
 import type { FastifyBaseLogger } from 'fastify';
+import { Worker } from 'node:worker_threads';
 import type { Db } from '../ledger/db.ts';
 import { sealNext, unsealed, type EpochHeader } from './sealer.ts';
+
+/** Seals the next epoch of at most maxEvents; null when nothing waits. */
+export type SealExecutor = (maxEvents: number, now: number) => Promise<EpochHeader | null>;
+
+export function inProcessSealer(db: Db): SealExecutor {
+  return async (maxEvents, now) => sealNext(db, { maxEvents, now });
+}
+
+export class WorkerSealer {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve: (e: EpochHeader | null) => void; reject: (err: Error) => void }>();
+  private nextId = 0;
+
+  constructor(file: string) {
+    this.worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: { file } });
+    this.worker.unref();
+    this.worker.on('message', (m: { id: number; epoch?: EpochHeader | null; error?: string }) => {
+      const p = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      if (m.error !== undefined) p?.reject(new Error(m.error));
+      else p?.resolve(m.epoch ?? null);
+    });
+    this.worker.on('error', (err) => {
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    });
+  }
+
+  readonly seal: SealExecutor = (maxEvents, now) =>
+    new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, maxEvents, now });
+    });
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
 
 export interface SchedulerOptions {
   epochMs: number;
   maxEvents: number;
+  seal: SealExecutor;
   logger?: FastifyBaseLogger;
   onSealed?: (epoch: EpochHeader, seconds: number) => void;
   onError?: (err: unknown) => void;
@@ -16,6 +58,7 @@ export class SealScheduler {
   private readonly db: Db;
   private readonly options: SchedulerOptions;
   private timer: NodeJS.Timeout | undefined;
+  private running: Promise<EpochHeader[]> | undefined;
 
   constructor(db: Db, options: SchedulerOptions) {
     this.db = db;
@@ -25,17 +68,24 @@ export class SealScheduler {
   start(): void {
     // Check often enough to seal within a tenth of the epoch length of it falling due.
     const tick = Math.min(1000, Math.max(20, Math.floor(this.options.epochMs / 10)));
-    this.timer = setInterval(() => this.tick(), tick);
+    this.timer = setInterval(() => void this.tick(), tick);
     this.timer.unref();
   }
 
-  stop(): void {
+  /** Stops the timer and waits for a seal in progress. */
+  async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
+    await this.running;
   }
 
-  /** Seals what is due; returns the epochs sealed. */
-  tick(now = Date.now()): EpochHeader[] {
+  /** Seals what is due (one tick at a time); resolves with the epochs sealed. */
+  tick(now = Date.now()): Promise<EpochHeader[]> {
+    this.running ??= this.sealDue(now).finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async sealDue(now: number): Promise<EpochHeader[]> {
     const sealed: EpochHeader[] = [];
     try {
       for (;;) {
@@ -45,7 +95,7 @@ export class SealScheduler {
           (waiting.oldestReceivedAt !== null && now - waiting.oldestReceivedAt >= this.options.epochMs);
         if (!due) break;
         const started = performance.now();
-        const epoch = sealNext(this.db, { maxEvents: this.options.maxEvents, now });
+        const epoch = await this.options.seal(this.options.maxEvents, now);
         if (!epoch) break;
         const seconds = (performance.now() - started) / 1000;
         this.options.logger?.info({ epoch: epoch.epoch, size: epoch.size, root: epoch.root, ms: Math.round(seconds * 1000) }, 'sealed epoch');

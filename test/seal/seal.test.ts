@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HASH_SIZE } from '../../src/merkle/hash.ts';
 import { auditPath, buildTree, memoryNodeReader, rootOf } from '../../src/merkle/tree.ts';
-import { SealScheduler } from '../../src/seal/scheduler.ts';
+import { inProcessSealer, SealScheduler, WorkerSealer } from '../../src/seal/scheduler.ts';
 import { sealAll, sealNext, unsealed } from '../../src/seal/sealer.ts';
 import { verifyReceipt } from '../../src/verify/index.ts';
 import { event, testServer, type TestServer } from '../helpers.ts';
@@ -87,15 +87,42 @@ describe('seal scheduler', () => {
   it('seals once the oldest unsealed event has waited epochMs, not before', async () => {
     await post(3);
     const received = s.ledger.db.prepare('SELECT min(received_at) AS t FROM events').get() as { t: number };
-    const scheduler = new SealScheduler(s.ledger.db, { epochMs: 10_000, maxEvents: 100 });
-    expect(scheduler.tick(received.t + 9_999)).toEqual([]);
-    expect(scheduler.tick(received.t + 10_000).map((e) => e.size)).toEqual([3]);
+    const scheduler = new SealScheduler(s.ledger.db, { epochMs: 10_000, maxEvents: 100, seal: inProcessSealer(s.ledger.db) });
+    expect(await scheduler.tick(received.t + 9_999)).toEqual([]);
+    expect((await scheduler.tick(received.t + 10_000)).map((e) => e.size)).toEqual([3]);
   });
 
   it('seals at maxEvents without waiting, in full epochs', async () => {
     await post(25);
-    const scheduler = new SealScheduler(s.ledger.db, { epochMs: 3_600_000, maxEvents: 10 });
-    expect(scheduler.tick().map((e) => e.size)).toEqual([10, 10]); // 5 wait for time or more events
+    const scheduler = new SealScheduler(s.ledger.db, { epochMs: 3_600_000, maxEvents: 10, seal: inProcessSealer(s.ledger.db) });
+    expect((await scheduler.tick()).map((e) => e.size)).toEqual([10, 10]); // 5 wait for time or more events
     expect(unsealed(s.ledger.db).events).toBe(5);
+  });
+
+  it('seals on a worker thread with its own connection, beside the server connection', async () => {
+    await post(12);
+    const worker = new WorkerSealer(s.file);
+    const scheduler = new SealScheduler(s.ledger.db, { epochMs: 0, maxEvents: 5, seal: worker.seal });
+    try {
+      expect((await scheduler.tick()).map((e) => [e.epoch, e.size])).toEqual([[0, 5], [1, 5], [2, 2]]);
+      const r = s.ledger.receipts.receipt(s.ledger.receipts.event(7)!);
+      expect(verifyReceipt(r).ok).toBe(true);
+    } finally {
+      await worker.close();
+    }
+  });
+
+  it('does not seal one run twice when two sealers race (serve and `receipts seal`)', async () => {
+    await post(30);
+    const worker = new WorkerSealer(s.file);
+    try {
+      const [a, b] = await Promise.all([worker.seal(10, Date.now()), Promise.resolve(sealNext(s.ledger.db, { maxEvents: 10 }))]);
+      const epochs = s.ledger.db.prepare('SELECT epoch, first_seq, last_seq FROM epochs ORDER BY epoch').all() as Array<{ epoch: number; first_seq: number; last_seq: number }>;
+      expect(epochs.map((e) => e.epoch)).toEqual([0, 1]);
+      expect(epochs[1]!.first_seq).toBe(epochs[0]!.last_seq + 1);
+      expect(new Set([a!.epoch, b!.epoch])).toEqual(new Set([0, 1]));
+    } finally {
+      await worker.close();
+    }
   });
 });
