@@ -1,16 +1,9 @@
 // Receipt v1 (DESIGN.md, "Receipt"): an event's fields and the proof that its leaf is in a
 // sealed epoch's tree. Types only: shared by the server that builds receipts and the verifier.
+import type { LeafFields } from '../event/leaf.ts';
 
-export interface ReceiptEvent {
-  namespace: string;
-  request_id: string;
-  caller: string;
-  action: string;
-  units: number;
-  /** 64 lowercase hex characters, or '' for none. */
-  artifact_digest: string;
-  ts_ms: number;
-}
+/** The event as a receipt carries it: exactly the fields of leaf v1. */
+export type ReceiptEvent = LeafFields;
 
 export interface Anchor {
   network: string;
