@@ -1,5 +1,5 @@
 // Conformance: every vector of transparency-dev/merkle (../shared/testdata/rfc6962), negative cases included.
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { verifyInclusion } from '../../src/merkle/proof.ts';
@@ -17,6 +17,9 @@ export interface InclusionVector {
 }
 
 export function loadVectors(): InclusionVector[] {
+  if (!existsSync(VECTOR_DIR)) {
+    throw new Error(`conformance vectors not found at ${VECTOR_DIR}: this repository is checked out beside the shared/ folder (DESIGN.md)`);
+  }
   return readdirSync(VECTOR_DIR, { recursive: true })
     .map(String)
     .filter((f) => f.endsWith('.json'))
