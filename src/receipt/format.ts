@@ -5,12 +5,14 @@ import type { LeafFields } from '../event/leaf.ts';
 /** The event as a receipt carries it: exactly the fields of leaf v1. */
 export type ReceiptEvent = LeafFields;
 
+/** Where an epoch's root is on chain. The registry (not the transaction) is what a verifier reads. */
 export interface Anchor {
   network: string;
   package_id: string;
   registry_id: string;
-  tx_digest: string;
-  checkpoint: string;
+  /** The anchoring transaction; null only if the epoch was found on chain without a recorded attempt. */
+  tx_digest: string | null;
+  checkpoint: string | null;
 }
 
 export type ReceiptStatus = 'pending' | 'sealed' | 'anchored';

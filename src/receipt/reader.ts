@@ -7,7 +7,7 @@ import type { Db } from '../ledger/db.ts';
 import { HASH_SIZE } from '../merkle/hash.ts';
 import { auditPath } from '../merkle/tree.ts';
 import { NODE_CHUNK } from '../seal/sealer.ts';
-import type { Receipt } from './format.ts';
+import type { Anchor, Receipt } from './format.ts';
 
 export interface EventRow {
   seq: number;
@@ -47,6 +47,9 @@ export class ReceiptReader {
   private readonly level: Statement<[number, number]>;
   private readonly page: Statement<[string, number, number, number, number, number, number]>;
   private readonly maxSeqStmt: Statement<[]>;
+  private readonly anchorStmt: Statement<[number]>;
+  /** Anchors never change once recorded; only found ones are cached. */
+  private readonly anchors = new Map<number, Anchor>();
   private readonly levels = new Map<string, Uint8Array>();
   private levelBytes = 0;
 
@@ -60,6 +63,7 @@ export class ReceiptReader {
       ORDER BY ts, seq LIMIT ?`);
     this.maxSeqStmt = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
     this.node = db.prepare('SELECT substr(hashes, ?, 32) FROM epoch_nodes WHERE epoch = ? AND level = ? AND chunk = ?').pluck();
+    this.anchorStmt = db.prepare('SELECT network, package_id, registry_id, tx_digest, checkpoint FROM anchors WHERE epoch = ?');
     this.level = db.prepare('SELECT hashes FROM epoch_nodes WHERE epoch = ? AND level = ? ORDER BY chunk').pluck();
   }
 
@@ -79,6 +83,17 @@ export class ReceiptReader {
 
   epoch(epoch: number): EpochRow | undefined {
     return this.epochById.get(epoch) as EpochRow | undefined;
+  }
+
+  /** Where an epoch's root is on chain, or null while it is not anchored. */
+  anchor(epoch: number): Anchor | null {
+    const cached = this.anchors.get(epoch);
+    if (cached) return cached;
+    const row = this.anchorStmt.get(epoch) as Anchor | undefined;
+    if (!row) return null;
+    if (this.anchors.size >= 100_000) this.anchors.clear();
+    this.anchors.set(epoch, row);
+    return row;
   }
 
   /** The sealed epoch holding ledger sequence number `seq`, if any. */
@@ -104,11 +119,12 @@ export class ReceiptReader {
       return { version: 1, id: row.seq, status: 'pending', event, leaf_hash, epoch: null, leaf_index: null, tree_size: null, proof: null, root: null, anchor: null };
     }
     const leafIndex = row.seq - epoch.first_seq;
+    const anchor = this.anchor(epoch.epoch);
     const proof = auditPath(leafIndex, epoch.size, (level, index) => this.readNode(epoch.epoch, level, index)).map(toHex);
     return {
       version: 1,
       id: row.seq,
-      status: 'sealed',
+      status: anchor ? 'anchored' : 'sealed',
       event,
       leaf_hash,
       epoch: epoch.epoch,
@@ -116,7 +132,7 @@ export class ReceiptReader {
       tree_size: epoch.size,
       proof,
       root: epoch.root.toString('hex'),
-      anchor: null,
+      anchor,
     };
   }
 

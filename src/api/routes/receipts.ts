@@ -1,11 +1,12 @@
 // Receipts and epochs. An event the key may not read is indistinguishable from a missing one.
 import type { FastifyInstance } from 'fastify';
 import type { Ledger } from '../../ledger/index.ts';
+import type { Anchor } from '../../receipt/format.ts';
 import type { EpochRow } from '../../receipt/reader.ts';
 import { principalOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 
-export function epochJson(row: EpochRow) {
+export function epochJson(row: EpochRow, anchor: Anchor | null) {
   return {
     epoch: row.epoch,
     root: row.root.toString('hex'),
@@ -13,7 +14,7 @@ export function epochJson(row: EpochRow) {
     first_ts_ms: row.first_ts,
     last_ts_ms: row.last_ts,
     sealed_at_ms: row.sealed_at,
-    anchor: null,
+    anchor,
   };
 }
 
@@ -36,7 +37,7 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger }): v
     const n = nonNegative(request.params.epoch);
     const row = n === undefined ? undefined : receipts.epoch(n);
     if (!row) throw new ApiError(404, 'not_found', `no sealed epoch ${request.params.epoch}`);
-    return epochJson(row);
+    return epochJson(row, receipts.anchor(row.epoch));
   });
 
   const list = opts.ledger.db.prepare('SELECT epoch, first_seq, last_seq, size, root, first_ts, last_ts, sealed_at FROM epochs WHERE epoch > ? ORDER BY epoch LIMIT ?');
@@ -50,7 +51,7 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger }): v
     const limitN = limit === undefined ? 100 : nonNegative(limit);
     if (afterN === undefined) throw new ApiError(400, 'invalid_query', 'after must be an epoch number', [{ path: 'after', rule: 'type:integer', message: 'after must be a non-negative integer' }]);
     if (limitN === undefined || limitN < 1 || limitN > 1000) throw new ApiError(400, 'invalid_query', 'limit must be 1 to 1000', [{ path: 'limit', rule: 'range:1..1000', message: 'limit must be an integer from 1 to 1000' }]);
-    const rows = (list.all(afterN, limitN) as EpochRow[]).map(epochJson);
+    const rows = (list.all(afterN, limitN) as EpochRow[]).map((row) => epochJson(row, receipts.anchor(row.epoch)));
     return { epochs: rows, next_after: rows.length === limitN ? rows.at(-1)!.epoch : null };
   });
 }
