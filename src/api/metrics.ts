@@ -1,5 +1,5 @@
 // Prometheus metrics, one registry per server instance (tests run several in one process).
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export function createMetrics() {
   const registry = new Registry();
@@ -49,6 +49,13 @@ export function createMetrics() {
       name: 'receipts_epoch_events',
       help: 'Events per sealed epoch',
       buckets: [1, 10, 100, 1000, 10_000, 100_000, 1_000_000],
+      registers: [registry],
+    }),
+    epochsAnchored: new Counter({ name: 'receipts_epochs_anchored_total', help: 'Epochs recorded as anchored on chain', registers: [registry] }),
+    anchorRetries: new Counter({ name: 'receipts_anchor_retries_total', help: 'Anchoring attempts retried after a transient error', registers: [registry] }),
+    anchoringFailed: new Gauge({
+      name: 'receipts_anchoring_failed',
+      help: '1 when anchoring stopped on a Move abort or a root mismatch and needs a person',
       registers: [registry],
     }),
   };

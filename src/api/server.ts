@@ -12,6 +12,8 @@ import { operationsRoutes } from './routes/operations.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { receiptRoutes } from './routes/receipts.ts';
 import { inProcessSealer, SealScheduler, WorkerSealer } from '../seal/scheduler.ts';
+import { Anchorer } from '../anchor/anchorer.ts';
+import type { AnchorChain } from '../chain/chain.ts';
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -25,6 +27,8 @@ export interface ServerOptions {
   maxEventAgeMs?: number;
   /** Seal epochs in the background (off when omitted: tests and `receipts seal` seal by hand). */
   sealing?: { epochMs: number; maxEvents: number };
+  /** Anchor sealed epochs on this chain (off when omitted). */
+  anchoring?: { chain: AnchorChain; pollMs?: number; backoff?: { baseMs: number; maxMs: number } };
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -94,6 +98,21 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       await worker?.close();
     });
   }
-  operationsRoutes(app, { ledger: options.ledger, metrics });
+  let anchorer: Anchorer | undefined;
+  if (options.anchoring) {
+    const a = new Anchorer({
+      db: options.ledger.db,
+      ...options.anchoring,
+      logger: app.log,
+      onAnchored: (epochs) => metrics.epochsAnchored.inc(epochs.length),
+      onRetry: () => metrics.anchorRetries.inc(),
+      onFailed: () => metrics.anchoringFailed.set(1),
+    });
+    metrics.anchoringFailed.set(0);
+    app.addHook('onReady', async () => a.start());
+    app.addHook('onClose', async () => a.stop());
+    anchorer = a;
+  }
+  operationsRoutes(app, { ledger: options.ledger, metrics, ...(anchorer && { anchorer }) });
   return app;
 }

@@ -5,6 +5,8 @@ import { buildServer } from '../api/server.ts';
 import { Ledger } from '../ledger/index.ts';
 import { ACTION_PATTERN } from '../event/validate.ts';
 import { dbOption, integerIn, listOf } from './options.ts';
+import { loadSuiConfig, NETWORKS, type Network } from '../chain/config.ts';
+import { SuiChain } from '../chain/sui.ts';
 
 export interface ServeOptions {
   db: string;
@@ -16,6 +18,8 @@ export interface ServeOptions {
   logLevel: string;
   epochMs: number;
   epochMaxEvents: number;
+  suiConfig?: string;
+  network?: Network;
 }
 
 /** Log redaction as a second line of defence: request lines never carry headers anyway. */
@@ -49,6 +53,8 @@ export function addServeCommand(program: Command): void {
     )
     .addOption(new Option('--epoch-ms <n>', 'seal when the oldest unsealed event has waited this long').env('RECEIPTS_EPOCH_MS').default(10_000).argParser(integerIn(10, 86_400_000)))
     .addOption(new Option('--epoch-max-events <n>', 'seal when this many events wait (and never put more in one epoch)').env('RECEIPTS_EPOCH_MAX_EVENTS').default(100_000).argParser(integerIn(1, 10_000_000)))
+    .addOption(new Option('--sui-config <file>', 'anchor epochs on Sui with this config (package, registry, cap, key); off without it').env('RECEIPTS_SUI_CONFIG'))
+    .addOption(new Option('--network <name>', 'the network the Sui config must be for').env('RECEIPTS_NETWORK').choices(NETWORKS))
     .addOption(new Option('--log-level <level>', 'log level').env('RECEIPTS_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'))
     .action(async (opts: ServeOptions) => {
       for (const a of opts.actions ?? []) {
@@ -60,12 +66,24 @@ export function addServeCommand(program: Command): void {
 
 export async function serve(opts: ServeOptions): Promise<void> {
   const logger = pino({ level: opts.logLevel, redact: { paths: LOG_REDACT, censor: '[redacted]' } });
+  let anchoring: { chain: SuiChain } | undefined;
+  if (opts.suiConfig) {
+    const config = loadSuiConfig(opts.suiConfig);
+    if (opts.network && opts.network !== config.network) {
+      throw new Error(`--network ${opts.network} but ${opts.suiConfig} is for ${config.network}: point --sui-config at the ${opts.network} config`);
+    }
+    if (!config.privateKey) throw new Error(`anchoring needs a signing key: set private_key in ${opts.suiConfig} or RECEIPTS_SUI_PRIVATE_KEY`);
+    anchoring = { chain: new SuiChain(config) };
+  } else if (opts.network) {
+    throw new Error(`--network ${opts.network} needs --sui-config FILE (package, registry and cap ids; \`npm run localnet\` writes one)`);
+  }
   const ledger = new Ledger(opts.db, { synchronous: opts.synchronous });
   const app = buildServer({
     ledger,
     logger,
     maxEventAgeMs: opts.maxEventAgeDays * 86_400_000,
     sealing: { epochMs: opts.epochMs, maxEvents: opts.epochMaxEvents },
+    ...(anchoring && { anchoring }),
     ...(opts.actions && { actions: opts.actions }),
   });
 
@@ -97,5 +115,12 @@ export async function serve(opts: ServeOptions): Promise<void> {
     ledger.close();
     throw new Error(`cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}; choose another --port`);
   }
-  logger.info({ db: opts.db, synchronous: opts.synchronous }, 'receipts serving');
+  logger.info(
+    {
+      db: opts.db,
+      synchronous: opts.synchronous,
+      anchoring: anchoring ? { network: anchoring.chain.network, registry: anchoring.chain.registryId, sender: anchoring.chain.address } : 'off',
+    },
+    'receipts serving',
+  );
 }

@@ -108,7 +108,7 @@ describe('operations', () => {
   it('GET /healthz reports the database reachable, and 503 when it is not', async () => {
     const ok = await s.app.inject({ method: 'GET', url: '/healthz' });
     expect(ok.statusCode).toBe(200);
-    expect(ok.json()).toEqual({ status: 'ok', checks: { database: 'ok' } });
+    expect(ok.json()).toEqual({ status: 'ok', checks: { database: 'ok', anchoring: 'off' } });
     s.ledger.db.close();
     const down = await s.app.inject({ method: 'GET', url: '/healthz' });
     expect(down.statusCode).toBe(503);
