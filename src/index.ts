@@ -4,3 +4,13 @@ export type { Receipt, ReceiptEvent, Anchor, ReceiptStatus } from './receipt/for
 export { encodeLeaf, leafHash, LeafV1Bcs, LEAF_VERSION, type LeafFields } from './event/leaf.ts';
 export { verifyInclusion, rootFromInclusionProof } from './merkle/proof.ts';
 export { buildTree, auditPath, rootOf } from './merkle/tree.ts';
+export {
+  createUsageClient,
+  type UsageClient,
+  type UsageClientOptions,
+  type UsageClientStats,
+  type UsageEventInput,
+  type QueuedEvent,
+  type Rejection,
+  type Spool,
+} from './client/index.ts';

@@ -1,0 +1,313 @@
+// The client SDK for services that record usage. record() returns at once and never throws;
+// events are batched, sent with idempotent retries, and every outcome reaches a callback.
+// Edge-safe: fetch only, no Node-only module on this path (the SQLite spool is a separate,
+// Node-only module the caller passes in).
+import { uuidv7 } from 'uuidv7';
+import type { FieldError } from '../event/validate.ts';
+import { validateEvent } from '../event/validate.ts';
+import type { Receipt } from '../receipt/format.ts';
+
+export { verifyReceipt } from '../verify/index.ts';
+
+/** An event as a service records it; request_id is assigned when left out. */
+export interface UsageEventInput {
+  request_id?: string;
+  namespace: string;
+  action: string;
+  caller: string;
+  units?: number;
+  artifact_digest?: string;
+  ts?: number | string;
+  source?: string;
+  metadata?: Record<string, unknown>;
+}
+
+/** A queued event: its request id is fixed from the moment it is recorded. */
+export type QueuedEvent = UsageEventInput & { request_id: string };
+
+export interface Rejection {
+  event: QueuedEvent;
+  /** `rejected`: the server (or the client's own check) refused it; `conflict`: the request id was used with other content. */
+  status: 'rejected' | 'conflict';
+  errors: FieldError[];
+}
+
+/** Where queued events survive a restart of the calling process (see `sui-receipts/spool`). */
+export interface Spool {
+  /** Events left from an earlier run, oldest first. */
+  load(): QueuedEvent[];
+  add(event: QueuedEvent): void;
+  remove(requestIds: string[]): void;
+  close(): void;
+}
+
+export interface UsageClientOptions {
+  /** The service, e.g. http://127.0.0.1:8080 */
+  url: string;
+  apiKey: string;
+  /** Send when this many events wait (default 100, at most 1,000). */
+  batchSize?: number;
+  /** Send at the latest this long after an event was recorded, ms (default 1,000). */
+  flushIntervalMs?: number;
+  /** Most events held (queued and in flight) before `overflow` applies (default 10,000). */
+  maxQueue?: number;
+  /** When full: drop the oldest (reported to onDropped), or make record() return a promise that waits for room. */
+  overflow?: 'drop-oldest' | 'block';
+  /** Backoff after a failed send: full jitter under base·2^attempt, capped (default 200 ms, 30 s). */
+  retry?: { baseMs: number; maxMs: number };
+  /** Per-request timeout, ms (default 10,000). */
+  timeoutMs?: number;
+  onRejected?: (rejection: Rejection) => void;
+  onDropped?: (events: QueuedEvent[]) => void;
+  /** Transient problems (network, 5xx, 429, 401), for logging; the events are kept and retried. */
+  onError?: (error: Error) => void;
+  spool?: Spool;
+  /** Edge runtimes: receives the promise of each scheduled flush (e.g. ctx.waitUntil). */
+  waitUntil?: (promise: Promise<unknown>) => void;
+  fetch?: typeof fetch;
+}
+
+export interface UsageClientStats {
+  queued: number;
+  inFlight: number;
+  sent: number;
+  retried: number;
+  dropped: number;
+  rejected: number;
+}
+
+export interface UsageClient {
+  /** Queues an event; returns at once (a promise only under `block` when full). Never throws. */
+  record(event: UsageEventInput): void | Promise<void>;
+  /** Resolves when everything recorded so far has been answered by the server (or rejected). */
+  flush(): Promise<void>;
+  /** Flushes, then stops timers and closes the spool. Later records are rejected. */
+  close(): Promise<void>;
+  stats(): UsageClientStats;
+  /** The receipt of a recorded event, by the id the server gave it. */
+  receipt(id: number): Promise<Receipt>;
+}
+
+const MAX_BATCH = 1000;
+/** Stay under the API's 1 MiB body limit with room for the envelope. */
+const MAX_BODY_BYTES = 1_000_000;
+
+export function createUsageClient(options: UsageClientOptions): UsageClient {
+  return new Client(options);
+}
+
+class Client implements UsageClient {
+  private readonly o: Required<Pick<UsageClientOptions, 'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'overflow' | 'retry' | 'timeoutMs'>> & UsageClientOptions;
+  private readonly endpoint: string;
+  private readonly doFetch: typeof fetch;
+  private queue: QueuedEvent[] = [];
+  private inFlight = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private sending: Promise<void> | undefined;
+  private closed = false;
+  private readonly counters = { sent: 0, retried: 0, dropped: 0, rejected: 0 };
+  private roomWaiters: Array<() => void> = [];
+  private idleWaiters: Array<() => void> = [];
+  private readonly utf8 = new TextEncoder();
+
+  constructor(options: UsageClientOptions) {
+    this.o = { batchSize: 100, flushIntervalMs: 1000, maxQueue: 10_000, overflow: 'drop-oldest', retry: { baseMs: 200, maxMs: 30_000 }, timeoutMs: 10_000, ...options };
+    this.o.batchSize = Math.max(1, Math.min(MAX_BATCH, this.o.batchSize));
+    this.endpoint = options.url.replace(/\/+$/, '');
+    this.doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    const left = options.spool?.load() ?? [];
+    if (left.length > 0) {
+      this.queue.push(...left);
+      this.schedule(0);
+    }
+  }
+
+  record(event: UsageEventInput): void | Promise<void> {
+    try {
+      if (this.closed) {
+        this.reject({ ...(event as QueuedEvent), request_id: String(event?.request_id ?? '') }, 'rejected', [{ path: '', rule: 'client_closed', message: 'the client was closed' }]);
+        return;
+      }
+      const queued: QueuedEvent = { ...event, request_id: typeof event.request_id === 'string' ? event.request_id : uuidv7() };
+      if (this.queue.length + this.inFlight >= this.o.maxQueue) {
+        if (this.o.overflow === 'block') return this.waitForRoom().then(() => this.record(queued));
+        const dropped = this.queue.splice(0, 1);
+        this.counters.dropped += dropped.length;
+        this.o.spool?.remove(dropped.map((e) => e.request_id));
+        this.o.onDropped?.(dropped);
+      }
+      this.o.spool?.add(queued); // durable before record returns
+      this.queue.push(queued);
+      if (this.queue.length >= this.o.batchSize) this.schedule(0);
+      else if (!this.timer && !this.sending) this.schedule(this.o.flushIntervalMs);
+    } catch (err) {
+      // Never into the caller's request path: a bad event object (a getter that throws, a
+      // failing spool) is reported, not thrown.
+      this.o.onError?.(err as Error);
+    }
+  }
+
+  private waitForRoom(): Promise<void> {
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.timer) {
+      if (delayMs > 0) return;
+      clearTimeout(this.timer);
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.pump();
+    }, delayMs);
+    if (this.o.waitUntil) this.o.waitUntil(this.whenIdle());
+  }
+
+  /** Sends batches until the queue is empty; one batch in flight at a time, in order. */
+  private pump(): Promise<void> {
+    this.sending ??= (async () => {
+      while (this.queue.length > 0) {
+        const batch = this.takeBatch();
+        this.inFlight = batch.length;
+        try {
+          await this.send(batch);
+        } finally {
+          this.inFlight = 0;
+          for (const w of this.roomWaiters.splice(0)) w();
+        }
+      }
+    })().finally(() => {
+      this.sending = undefined;
+      if (this.queue.length > 0) void this.pump();
+      else for (const w of this.idleWaiters.splice(0)) w();
+    });
+    return this.sending;
+  }
+
+  /** The next batch: locally invalid events are rejected here, off the caller's path. */
+  private takeBatch(): QueuedEvent[] {
+    const batch: QueuedEvent[] = [];
+    let bytes = 0;
+    const now = Date.now();
+    while (this.queue.length > 0 && batch.length < this.o.batchSize) {
+      const e = this.queue[0]!;
+      // The server checks the time window; the client checks everything else.
+      const v = validateEvent(e, { now, maxAgeMs: Number.MAX_SAFE_INTEGER, maxFutureMs: Number.MAX_SAFE_INTEGER });
+      if (!v.ok) {
+        this.queue.shift();
+        this.reject(e, 'rejected', v.errors);
+        this.o.spool?.remove([e.request_id]);
+        continue;
+      }
+      const size = this.utf8.encode(JSON.stringify(e)).length + 1;
+      if (batch.length > 0 && bytes + size > MAX_BODY_BYTES) break;
+      bytes += size;
+      batch.push(this.queue.shift()!);
+    }
+    return batch;
+  }
+
+  private reject(event: QueuedEvent, status: Rejection['status'], errors: FieldError[]): void {
+    this.counters.rejected++;
+    try {
+      this.o.onRejected?.({ event, status, errors });
+    } catch {}
+  }
+
+  /** Sends one batch until every event has an answer; retries what can be retried. */
+  private async send(batch: QueuedEvent[]): Promise<void> {
+    if (batch.length === 0) return;
+    for (let attempt = 0; ; attempt++) {
+      let res: Response;
+      try {
+        res = await this.doFetch(`${this.endpoint}/v1/events`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${this.o.apiKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ events: batch }),
+          signal: AbortSignal.timeout(this.o.timeoutMs),
+        });
+      } catch (err) {
+        await this.retryAfter(attempt, null, new Error(`cannot reach ${this.endpoint}: ${(err as Error).message}`));
+        continue;
+      }
+      if (res.status === 200) {
+        const body = (await res.json()) as { results: Array<{ status: string; errors?: FieldError[] }> };
+        body.results.forEach((r, i) => {
+          const e = batch[i]!;
+          if (r.status === 'created' || r.status === 'duplicate') this.counters.sent++;
+          else this.reject(e, r.status === 'conflict' ? 'conflict' : 'rejected', r.errors ?? []);
+        });
+        this.o.spool?.remove(batch.map((e) => e.request_id));
+        return;
+      }
+      if (res.status === 413 && batch.length > 1) {
+        // Too large for one request: halve it.
+        const half = Math.ceil(batch.length / 2);
+        await this.send(batch.slice(0, half));
+        await this.send(batch.slice(half));
+        return;
+      }
+      if (res.status === 429 || res.status >= 500 || res.status === 401 || res.status === 408) {
+        const text = await res.text().catch(() => '');
+        await this.retryAfter(attempt, res.headers.get('retry-after'), new Error(`${this.endpoint} answered ${res.status}: ${text.slice(0, 200)}`));
+        continue;
+      }
+      // Any other 4xx refuses the request as a whole: report each event, never retry.
+      const error = ((await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string; details?: FieldError[] } }).error;
+      for (const e of batch) this.reject(e, 'rejected', error?.details?.length ? error.details : [{ path: '', rule: error?.code ?? `http_${res.status}`, message: error?.message ?? `HTTP ${res.status}` }]);
+      this.o.spool?.remove(batch.map((e) => e.request_id));
+      return;
+    }
+  }
+
+  private async retryAfter(attempt: number, header: string | null, error: Error): Promise<void> {
+    this.counters.retried++;
+    try {
+      this.o.onError?.(error);
+    } catch {}
+    const told = retryAfterMs(header);
+    const delay = told ?? Math.random() * Math.min(this.o.retry.maxMs, this.o.retry.baseMs * 2 ** attempt);
+    await new Promise((r) => setTimeout(r, delay));
+  }
+
+  private whenIdle(): Promise<void> {
+    if (this.queue.length === 0 && !this.sending && !this.timer) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  async flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.queue.length > 0 || this.sending) {
+      const idle = this.whenIdle();
+      void this.pump();
+      await idle;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.flush();
+    this.o.spool?.close();
+  }
+
+  stats(): UsageClientStats {
+    return { queued: this.queue.length, inFlight: this.inFlight, ...this.counters };
+  }
+
+  async receipt(id: number): Promise<Receipt> {
+    const res = await this.doFetch(`${this.endpoint}/v1/events/${id}/receipt`, { headers: { authorization: `Bearer ${this.o.apiKey}` }, signal: AbortSignal.timeout(this.o.timeoutMs) });
+    if (!res.ok) throw new Error(`receipt ${id}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
+    return (await res.json()) as Receipt;
+  }
+}
+
+/** Retry-After as delay-seconds or an HTTP date; null when absent or unreadable. */
+export function retryAfterMs(header: string | null, now = Date.now()): number | null {
+  if (!header) return null;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
+}
