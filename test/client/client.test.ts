@@ -48,7 +48,7 @@ describe('usage client', () => {
     await client.flush();
     expect(stored()).toHaveLength(250);
     expect(new Set(stored().map((r) => r.request_id)).size).toBe(250);
-    expect(stored()[0]!.request_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-/); // UUIDv7
+    expect(stored()[0]!.request_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}-1$/); // the client's UUIDv7, then a sequence
     expect(client.stats()).toMatchObject({ queued: 0, inFlight: 0, sent: 250, rejected: 0, dropped: 0 });
   });
 
@@ -140,7 +140,16 @@ describe('usage client', () => {
     for (let i = 0; i < 8; i++) client.record(ev(i));
     expect(client.stats()).toMatchObject({ queued: 5, dropped: 3 });
     expect(dropped.map((d) => d.units)).toEqual([1, 2, 3]);
-    (client as unknown as { queue: unknown[] }).queue.length = 0; // nothing to send at close
+    (client as unknown as { head: number; queue: unknown[] }).head = 8; // nothing to send at close
+  });
+
+  it('drop-oldest holds memory bounded while the server stays down', () => {
+    client = createUsageClient({ url: 'http://127.0.0.1:1', apiKey: 'x', maxQueue: 100, flushIntervalMs: 60_000, batchSize: 1000 });
+    for (let i = 0; i < 50_000; i++) client.record(ev(i));
+    const internals = client as unknown as { head: number; queue: unknown[] };
+    expect(client.stats()).toMatchObject({ queued: 100, dropped: 49_900 });
+    expect(internals.queue.length).toBeLessThan(2 * 1024 + 200); // dropped events are let go
+    internals.head = internals.queue.length; // nothing to send at close
   });
 
   it('block: record waits for room instead of dropping', async () => {
