@@ -31,8 +31,11 @@ fun anchor_stores_the_record_and_emits_one_event() {
     clock.set_for_testing(1_763_800_000_000);
     let root = x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec";
     registry::anchor(&mut reg, &cap, 0, root, 1, 10, 20, &clock);
+    // Shared objects go back before the transaction ends.
+    test_scenario::return_shared(reg);
     let effects = scenario.next_tx(PUBLISHER);
     assert!(effects.num_user_events() == 1);
+    let reg = scenario.take_shared_by_id<Registry>(cap.cap_registry_id());
     let (stored_root, stored_size) = reg.epoch_root(0);
     assert!(stored_root == root && stored_size == 1);
     assert!(reg.next_epoch() == 1);
