@@ -4,12 +4,20 @@ import { HASH_SIZE, hashChildren } from './hash.ts';
 
 export type InclusionResult = { ok: true } | { ok: false; reason: string };
 
+/** One level of the walk: the sibling, the side it sits on, and the hash it led to. */
+export interface PathLevel {
+  sibling: Uint8Array;
+  side: 'left' | 'right';
+  hash: Uint8Array;
+}
+
 /** The root that `path` leads to from `leafHash` at `index` in a tree of `size`, or why there is none. */
 export function rootFromInclusionProof(
   leafHash: Uint8Array,
   index: number,
   size: number,
   path: readonly Uint8Array[],
+  trace?: (level: PathLevel) => void,
 ): { root: Uint8Array } | { reason: string } {
   if (!Number.isSafeInteger(size) || size < 1) return { reason: `tree size ${size} is not a positive integer` };
   if (!Number.isSafeInteger(index) || index < 0) return { reason: `leaf index ${index} is not a non-negative integer` };
@@ -23,6 +31,7 @@ export function rootFromInclusionProof(
     if (sn === 0) return { reason: `the proof is too long for leaf ${index} of ${size} (${path.length} hashes)` };
     if (fn % 2 === 1 || fn === sn) {
       r = hashChildren(p, r);
+      trace?.({ sibling: p, side: 'left', hash: r });
       if (fn % 2 === 0) {
         while (fn % 2 === 0 && fn !== 0) {
           fn = Math.floor(fn / 2);
@@ -31,6 +40,7 @@ export function rootFromInclusionProof(
       }
     } else {
       r = hashChildren(r, p);
+      trace?.({ sibling: p, side: 'right', hash: r });
     }
     fn = Math.floor(fn / 2);
     sn = Math.floor(sn / 2);

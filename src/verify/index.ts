@@ -18,6 +18,8 @@ export interface VerifyStep {
   step: 'format' | 'leaf' | 'path' | 'root';
   ok: boolean;
   detail: string;
+  /** For `path`: each level of the walk, leaf side first (hex). */
+  levels?: Array<{ sibling: string; side: 'left' | 'right'; hash: string }>;
 }
 
 export type VerifyResult =
@@ -52,10 +54,13 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
       }
       size = options.size;
     }
-    const walked = rootFromInclusionProof(rebuilt, r.leaf_index, size, r.proof.map(hex));
+    const levels: NonNullable<VerifyStep['levels']> = [];
+    const walked = rootFromInclusionProof(rebuilt, r.leaf_index, size, r.proof.map(hex), (l) =>
+      levels.push({ sibling: toHex(l.sibling), side: l.side, hash: toHex(l.hash) }),
+    );
     if ('reason' in walked) return fail('path', walked.reason);
     const walkedHex = toHex(walked.root);
-    steps.push({ step: 'path', ok: true, detail: `${r.proof.length} audit-path hashes from leaf ${r.leaf_index} of ${size} lead to ${walkedHex}` });
+    steps.push({ step: 'path', ok: true, detail: `${r.proof.length} audit-path hashes from leaf ${r.leaf_index} of ${size} lead to ${walkedHex}`, levels });
 
     let expected: Uint8Array;
     const trusted = options.root !== undefined;

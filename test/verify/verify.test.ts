@@ -31,6 +31,12 @@ describe('verifyReceipt', () => {
     const res = verifyReceipt(r5);
     expect(res).toMatchObject({ ok: true, epoch: 3, leaf_index: 5, tree_size: 11, root: r5.root, trusted_root: false });
     expect(res.steps.map((s) => s.step)).toEqual(['format', 'leaf', 'path', 'root']);
+    // Each level of the walk is shown: the last hash is the root.
+    const levels = res.steps[2]!.levels!;
+    expect(levels.map((l) => l.sibling)).toEqual(r5.proof);
+    expect(levels.at(-1)!.hash).toBe(r5.root);
+    // Leaf 5 of 11 (binary 101): sibling on the left, right, left, right (RFC 9162 walk by hand).
+    expect(levels.map((l) => l.side)).toEqual(['left', 'right', 'left', 'right']);
   });
 
   it('checks against a trusted root and size, and names the check that failed', () => {
