@@ -11,6 +11,7 @@ import { eventsRoutes } from './routes/events.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { receiptRoutes } from './routes/receipts.ts';
+import { webRoutes } from './routes/web.ts';
 import { inProcessSealer, SealScheduler, WorkerSealer } from '../seal/scheduler.ts';
 import { Anchorer } from '../anchor/anchorer.ts';
 import type { AnchorChain } from '../chain/chain.ts';
@@ -29,6 +30,8 @@ export interface ServerOptions {
   sealing?: { epochMs: number; maxEvents: number };
   /** Anchor sealed epochs on this chain (off when omitted). */
   anchoring?: { chain: AnchorChain; pollMs?: number; backoff?: { baseMs: number; maxMs: number } };
+  /** Serve the web page from this built folder (web-dist/); off when omitted. */
+  web?: { dir: string };
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -78,7 +81,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     },
   });
   usageRoutes(app, { ledger: options.ledger });
-  receiptRoutes(app, { ledger: options.ledger });
+  receiptRoutes(app, { ledger: options.ledger, ...(options.anchoring && { chain: options.anchoring.chain }) });
+  if (options.web) void app.register(webRoutes, options.web);
   if (options.sealing) {
     const worker = options.ledger.file === ':memory:' ? undefined : new WorkerSealer(options.ledger.file);
     const scheduler = new SealScheduler(options.ledger.db, {

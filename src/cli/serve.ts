@@ -7,6 +7,7 @@ import { ACTION_PATTERN } from '../event/validate.ts';
 import { dbOption, integerIn, listOf } from './options.ts';
 import { loadSuiConfig, NETWORKS, type Network } from '../chain/config.ts';
 import { SuiChain } from '../chain/sui.ts';
+import { buildWeb, WEB_DIST, webBuilt } from '../web/build.ts';
 
 export interface ServeOptions {
   db: string;
@@ -77,8 +78,13 @@ export async function serve(opts: ServeOptions): Promise<void> {
   } else if (opts.network) {
     throw new Error(`--network ${opts.network} needs --sui-config FILE (package, registry and cap ids; \`npm run localnet\` writes one)`);
   }
+  if (!webBuilt()) {
+    logger.info('building the web page (web-dist/ is missing) …');
+    await buildWeb();
+  }
   const ledger = new Ledger(opts.db, { synchronous: opts.synchronous });
   const app = buildServer({
+    web: { dir: WEB_DIST },
     ledger,
     logger,
     maxEventAgeMs: opts.maxEventAgeDays * 86_400_000,

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Ledger } from '../../ledger/index.ts';
 import type { Anchor } from '../../receipt/format.ts';
+import type { AnchorChain } from '../../chain/chain.ts';
 import type { EpochRow } from '../../receipt/reader.ts';
 import { principalOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
@@ -20,7 +21,7 @@ export function epochJson(row: EpochRow, anchor: Anchor | null) {
 
 const nonNegative = (s: string) => (/^\d{1,15}$/.test(s) ? Number(s) : undefined);
 
-export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger }): void {
+export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; chain?: AnchorChain }): void {
   const { receipts } = opts.ledger;
 
   app.get<{ Params: { id: string } }>('/v1/events/:id/receipt', async (request) => {
@@ -38,6 +39,22 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger }): v
     const row = n === undefined ? undefined : receipts.epoch(n);
     if (!row) throw new ApiError(404, 'not_found', `no sealed epoch ${request.params.epoch}`);
     return epochJson(row, receipts.anchor(row.epoch));
+  });
+
+  // The root and size the registry holds, read by this server: for the web page, which cannot
+  // always reach a full node itself. The page labels it a server-side read.
+  app.get<{ Params: { epoch: string } }>('/v1/epochs/:epoch/chain', async (request) => {
+    const n = nonNegative(request.params.epoch);
+    if (!opts.chain) throw new ApiError(404, 'anchoring_off', 'this service does not anchor on a chain (no --sui-config)');
+    if (n === undefined) throw new ApiError(404, 'not_found', `no epoch ${request.params.epoch}`);
+    let onChain;
+    try {
+      onChain = await opts.chain.readEpoch(n);
+    } catch (err) {
+      throw new ApiError(502, 'chain_unreachable', `the chain could not be read: ${(err as Error).message}`);
+    }
+    if (!onChain) throw new ApiError(404, 'not_anchored', `epoch ${n} is not anchored in registry ${opts.chain.registryId}`);
+    return { epoch: n, network: opts.chain.network, registry_id: opts.chain.registryId, root: onChain.root, size: onChain.size, read_by: 'server' };
   });
 
   const list = opts.ledger.db.prepare('SELECT epoch, first_seq, last_seq, size, root, first_ts, last_ts, sealed_at FROM epochs WHERE epoch > ? ORDER BY epoch LIMIT ?');
