@@ -19,11 +19,11 @@ export function addSealCommand(program: Command): void {
           const started = performance.now();
           const epoch = sealNext(db, {
             maxEvents: opts.maxEvents,
-            progress: opts.json ? undefined : (phase, d) => process.stderr.write(`  epoch ${d.epoch}: ${phase} ${d.size} events\n`),
+            progress: opts.json ? undefined : (phase, d) => process.stderr.write(`  epoch ${d.epoch}: ${phase} ${plural(d.size!, 'event')}\n`),
           });
           if (!epoch) break;
           sealed.push(epoch);
-          if (!opts.json) process.stdout.write(`sealed epoch ${epoch.epoch}: ${epoch.size} events, root ${epoch.root} (${Math.round(performance.now() - started)} ms)\n`);
+          if (!opts.json) process.stdout.write(`sealed epoch ${epoch.epoch}: ${plural(epoch.size, 'event')}, root ${epoch.root} (${Math.round(performance.now() - started)} ms)\n`);
         }
       } finally {
         db.close();
@@ -31,4 +31,8 @@ export function addSealCommand(program: Command): void {
       if (opts.json) process.stdout.write(`${JSON.stringify(sealed)}\n`);
       else if (sealed.length === 0) process.stdout.write('nothing to seal: every event is already in an epoch\n');
     });
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
