@@ -48,3 +48,12 @@ let counter = 0;
 export function event(overrides: Record<string, unknown> = {}) {
   return { request_id: `req-${process.pid}-${++counter}`, namespace: 'acme/prod', action: 'recall', caller: 'user-1', units: 1, ...overrides };
 }
+
+/** Polls until check() holds (or throws after ms). */
+export async function until(check: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

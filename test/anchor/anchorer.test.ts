@@ -4,7 +4,7 @@ import { MoveAbortError } from '../../src/chain/chain.ts';
 import { hexToBytes } from '../../src/event/leaf.ts';
 import { sealAll } from '../../src/seal/sealer.ts';
 import { verifyReceipt } from '../../src/verify/index.ts';
-import { event, testServer, type TestServer } from '../helpers.ts';
+import { event, testServer, type TestServer, until } from '../helpers.ts';
 import { CrashAfterExecution, FakeChain } from './fake-chain.ts';
 
 let s: TestServer;
@@ -142,11 +142,3 @@ describe('anchorer', () => {
     await expect(anchorer().step()).rejects.toThrow(/epoch 1 on chain but this ledger never sealed it/);
   });
 });
-
-async function until(check: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}

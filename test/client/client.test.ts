@@ -1,9 +1,9 @@
 // The usage client against a real server on a random port.
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createUsageClient, type QueuedEvent, type Rejection, type UsageClient } from '../../src/index.ts';
 import { retryAfterMs } from '../../src/client/index.ts';
-import { testServer, type TestServer } from '../helpers.ts';
+import { freePort } from '../../scripts/lib/servers.ts';
+import { testServer, type TestServer, until } from '../helpers.ts';
 
 let s: TestServer | undefined;
 let client: UsageClient | undefined;
@@ -13,15 +13,6 @@ afterEach(async () => {
   await s?.close();
   s = undefined;
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function listening(server: TestServer, port = 0): Promise<string> {
   await server.app.listen({ host: '127.0.0.1', port });
@@ -202,11 +193,3 @@ describe('usage client', () => {
     expect(retryAfterMs(null)).toBeNull();
   });
 });
-
-async function until(check: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
