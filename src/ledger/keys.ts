@@ -44,8 +44,8 @@ type KeyRow = { owner: string; namespaces: string; key_hash: Buffer; revoked_at:
 export class KeyStore {
   private readonly db: Db;
   private readonly byId: (id: string) => KeyRow | undefined;
-  /** Compiled pattern sets, by their JSON text: few distinct sets, compiled once each. */
-  private readonly matchers = new Map<string, (namespace: string) => boolean>();
+  /** Parsed and compiled pattern sets, by their JSON text: few distinct sets, each done once. */
+  private readonly patterns = new Map<string, { namespaces: string[]; allows: (namespace: string) => boolean }>();
 
   constructor(db: Db) {
     this.db = db;
@@ -91,9 +91,12 @@ export class KeyStore {
     const row = this.byId(m[1]!);
     if (!row || row.revoked_at !== null) return null;
     if (!timingSafeEqual(row.key_hash, hashKey(presented))) return null;
-    const namespaces = JSON.parse(row.namespaces) as string[];
-    let allows = this.matchers.get(row.namespaces);
-    if (!allows) this.matchers.set(row.namespaces, (allows = compileNamespacePatterns(namespaces)));
-    return { keyId: m[1]!, owner: row.owner, namespaces, allows };
+    let set = this.patterns.get(row.namespaces);
+    if (!set) {
+      const namespaces = JSON.parse(row.namespaces) as string[];
+      set = { namespaces: Object.freeze(namespaces) as string[], allows: compileNamespacePatterns(namespaces) }; // shared: read-only
+      this.patterns.set(row.namespaces, set);
+    }
+    return { keyId: m[1]!, owner: row.owner, namespaces: set.namespaces, allows: set.allows };
   }
 }

@@ -11,12 +11,6 @@ export interface Tree {
   levels: Uint8Array[];
 }
 
-export function levelSizes(size: number): number[] {
-  const sizes = [size];
-  while (sizes.at(-1)! > 1) sizes.push(Math.ceil(sizes.at(-1)! / 2));
-  return sizes;
-}
-
 /** Builds every level above the leaf hashes (n × 32 bytes, n ≥ 1). */
 export function buildTree(leafHashes: Uint8Array, hasher: NodeHasher = nobleNodeHasher): Tree {
   const size = leafHashes.length / HASH_SIZE;

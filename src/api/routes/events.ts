@@ -33,17 +33,16 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
     const results: EventResult[] = new Array(inputs.list.length);
     const toWrite: EventToWrite[] = [];
     const writeSlots: number[] = [];
-    const redactions: string[][] = [];
     const unknown: FieldError[] = [];
 
     inputs.list.forEach((input, i) => {
       const v = validateEvent(input, ctx);
-      const requestId = typeof (input as { request_id?: unknown })?.request_id === 'string' ? (input as { request_id: string }).request_id : undefined;
       if (!v.ok) {
+        const requestId = (input as { request_id?: unknown })?.request_id;
         if (v.unknownFields) {
           for (const e of v.errors) if (e.rule === 'unknown_field') unknown.push({ ...e, path: inputs.prefix(i) + e.path });
         }
-        results[i] = { status: 'rejected', ...(requestId !== undefined && { request_id: requestId }), errors: v.errors };
+        results[i] = { status: 'rejected', ...(typeof requestId === 'string' && { request_id: requestId }), errors: v.errors };
       } else if (!principal.allows(v.event.namespace)) {
         results[i] = {
           status: 'rejected',
@@ -52,7 +51,6 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
         };
       } else {
         writeSlots.push(i);
-        redactions.push(v.event.redacted);
         toWrite.push({ event: v.event, owner: principal.owner, keyId: principal.keyId });
       }
     });
@@ -81,7 +79,7 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
           errors: w.differs.map((f) => ({ path: f, rule: 'same_as_recorded', message: `request_id "${request_id}" was already recorded with a different ${f}; nothing was changed` })),
         };
       } else {
-        const redacted = redactions[j]!;
+        const { redacted } = toWrite[j]!.event;
         results[i] = { ...w, request_id, ...(redacted.length > 0 && { redacted }) };
       }
     });
