@@ -46,6 +46,7 @@ export class ReceiptReader {
   private readonly node: Statement<[number, number, number, number]>;
   private readonly level: Statement<[number, number]>;
   private readonly page: Statement<[string, number, number, number, number, number, number]>;
+  private readonly pageDesc: Statement<[string, number, number, number, number, number, number]>;
   private readonly maxSeqStmt: Statement<[]>;
   private readonly anchorStmt: Statement<[number]>;
   /** Anchors never change once recorded; only found ones are cached. */
@@ -61,6 +62,10 @@ export class ReceiptReader {
     this.page = db.prepare(`SELECT ${EVENT_COLUMNS} FROM events
       WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ? AND (ts, seq) > (?, ?)
       ORDER BY ts, seq LIMIT ?`);
+    // Newest first (the web page's latest events): the same index walked backwards.
+    this.pageDesc = db.prepare(`SELECT ${EVENT_COLUMNS} FROM events
+      WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ? AND (ts, seq) < (?, ?)
+      ORDER BY ts DESC, seq DESC LIMIT ?`);
     this.maxSeqStmt = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
     this.node = db.prepare('SELECT substr(hashes, ?, 32) FROM epoch_nodes WHERE epoch = ? AND level = ? AND chunk = ?').pluck();
     this.anchorStmt = db.prepare('SELECT network, package_id, registry_id, tx_digest, checkpoint FROM anchors WHERE epoch = ?');
@@ -72,9 +77,10 @@ export class ReceiptReader {
     return this.maxSeqStmt.get() as number;
   }
 
-  /** Events of a namespace in [from, to) with seq ≤ maxSeq, after the (ts, seq) position, in (ts, seq) order. */
-  eventsPage(namespace: string, from: number, to: number, maxSeq: number, after: [number, number], limit: number): EventRow[] {
-    return this.page.all(namespace, from, to, maxSeq, after[0], after[1], limit) as EventRow[];
+  /** Events of a namespace in [from, to) with seq ≤ maxSeq, after the (ts, seq) position, in (ts, seq) order
+   * (or, with desc, before the position, newest first). */
+  eventsPage(namespace: string, from: number, to: number, maxSeq: number, after: [number, number], limit: number, desc = false): EventRow[] {
+    return (desc ? this.pageDesc : this.page).all(namespace, from, to, maxSeq, after[0], after[1], limit) as EventRow[];
   }
 
   event(id: number): EventRow | undefined {

@@ -57,18 +57,25 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; chai
     return { epoch: n, network: opts.chain.network, registry_id: opts.chain.registryId, root: onChain.root, size: onChain.size, read_by: 'server' };
   });
 
-  const list = opts.ledger.db.prepare('SELECT epoch, first_seq, last_seq, size, root, first_ts, last_ts, sealed_at FROM epochs WHERE epoch > ? ORDER BY epoch LIMIT ?');
+  const list = opts.ledger.db.prepare('SELECT epoch, first_seq, last_seq, size, root, first_ts, last_ts, sealed_at FROM epochs WHERE epoch > ? AND epoch < ? ORDER BY epoch LIMIT ?');
+  // Newest first (order=desc), paged with before=: the web page shows the latest epochs.
+  const listDesc = opts.ledger.db.prepare('SELECT epoch, first_seq, last_seq, size, root, first_ts, last_ts, sealed_at FROM epochs WHERE epoch > ? AND epoch < ? ORDER BY epoch DESC LIMIT ?');
   app.get<{ Querystring: Record<string, string> }>('/v1/epochs', async (request) => {
-    const { after, limit, ...rest } = request.query;
+    const { after, before, limit, order, ...rest } = request.query;
     const unknown = Object.keys(rest);
     if (unknown.length > 0) {
       throw new ApiError(400, 'invalid_query', `unknown parameter ${unknown.join(', ')}`, unknown.map((k) => ({ path: k, rule: 'unknown_parameter', message: `${k} is not a parameter of /v1/epochs` })));
     }
     const afterN = after === undefined ? -1 : nonNegative(after);
     const limitN = limit === undefined ? 100 : nonNegative(limit);
+    const beforeN = before === undefined ? Number.MAX_SAFE_INTEGER : nonNegative(before);
     if (afterN === undefined) throw new ApiError(400, 'invalid_query', 'after must be an epoch number', [{ path: 'after', rule: 'type:integer', message: 'after must be a non-negative integer' }]);
+    if (beforeN === undefined) throw new ApiError(400, 'invalid_query', 'before must be an epoch number', [{ path: 'before', rule: 'type:integer', message: 'before must be a non-negative integer' }]);
+    if (order !== undefined && order !== 'asc' && order !== 'desc') throw new ApiError(400, 'invalid_query', 'order must be asc or desc', [{ path: 'order', rule: 'one_of:asc|desc', message: 'order must be asc (oldest first, the default) or desc (newest first)' }]);
     if (limitN === undefined || limitN < 1 || limitN > 1000) throw new ApiError(400, 'invalid_query', 'limit must be 1 to 1000', [{ path: 'limit', rule: 'range:1..1000', message: 'limit must be an integer from 1 to 1000' }]);
-    const rows = (list.all(afterN, limitN) as EpochRow[]).map((row) => epochJson(row, receipts.anchor(row.epoch)));
-    return { epochs: rows, next_after: rows.length === limitN ? rows.at(-1)!.epoch : null };
+    const desc = order === 'desc';
+    const rows = ((desc ? listDesc : list).all(afterN, beforeN, limitN) as EpochRow[]).map((row) => epochJson(row, receipts.anchor(row.epoch)));
+    const more = rows.length === limitN ? rows.at(-1)!.epoch : null;
+    return desc ? { epochs: rows, next_before: more } : { epochs: rows, next_after: more };
   });
 }

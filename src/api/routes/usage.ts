@@ -24,6 +24,7 @@ const usageQuery = z.strictObject({
   receipts: z.enum(['true', 'false']).optional(),
   limit: z.string().regex(/^\d{1,4}$/).transform(Number).pipe(z.number().int().min(1).max(1000)).optional(),
   cursor: z.string().regex(/^[A-Za-z0-9_-]{1,200}$/).optional(),
+  order: z.enum(['asc', 'desc']).optional(),
 });
 
 /** Where a page ends: the (ts, seq) position and the snapshot bound that fixes the totals. */
@@ -31,16 +32,18 @@ interface Cursor {
   ts: number;
   seq: number;
   max: number;
+  /** Paging newest first (order=desc): a cursor keeps the order it was issued for. */
+  desc?: boolean;
 }
 
 function encodeCursor(c: Cursor): string {
-  return Buffer.from(JSON.stringify([c.ts, c.seq, c.max])).toString('base64url');
+  return Buffer.from(JSON.stringify(c.desc ? [c.ts, c.seq, c.max, 1] : [c.ts, c.seq, c.max])).toString('base64url');
 }
 
 function decodeCursor(s: string): Cursor | undefined {
   try {
     const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(v) && v.length === 3 && v.every((n) => Number.isSafeInteger(n))) return { ts: v[0], seq: v[1], max: v[2] };
+    if (Array.isArray(v) && (v.length === 3 || (v.length === 4 && v[3] === 1)) && v.every((n) => Number.isSafeInteger(n))) return { ts: v[0], seq: v[1], max: v[2], desc: v.length === 4 };
   } catch {}
   return undefined;
 }
@@ -54,7 +57,7 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger }): voi
         const path = i.code === 'unrecognized_keys' ? i.keys.join(',') : i.path.join('.');
         const rule =
           i.code === 'unrecognized_keys' ? 'unknown_parameter'
-          : i.code === 'invalid_value' ? `one_of:${GROUP_BY.join('|')}`
+          : i.code === 'invalid_value' ? `one_of:${i.values.join('|')}`
           : i.code === 'custom' ? String((i.params as { rule?: string })?.rule)
           : i.input === undefined ? 'required'
           : i.code;
@@ -72,8 +75,8 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger }): voi
       throw new ApiError(403, 'namespace_forbidden', `this key may not read namespace "${q.namespace}"`);
     }
     if (q.receipts !== 'true') {
-      if (q.limit !== undefined || q.cursor !== undefined) {
-        throw new ApiError(400, 'invalid_query', 'limit and cursor page the receipts: add receipts=true', [{ path: q.limit !== undefined ? 'limit' : 'cursor', rule: 'requires:receipts=true', message: 'only with receipts=true' }]);
+      if (q.limit !== undefined || q.cursor !== undefined || q.order !== undefined) {
+        throw new ApiError(400, 'invalid_query', 'limit, cursor and order page the receipts: add receipts=true', [{ path: q.limit !== undefined ? 'limit' : q.cursor !== undefined ? 'cursor' : 'order', rule: 'requires:receipts=true', message: 'only with receipts=true' }]);
       }
       return opts.ledger.usage.query({ namespace: q.namespace, from, to, groupBy: q.group_by });
     }
@@ -84,16 +87,22 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger }): voi
     if (q.cursor !== undefined && !cursor) {
       throw new ApiError(400, 'invalid_query', 'cursor is not one this server issued; start again without it', [{ path: 'cursor', rule: 'issued_cursor', message: 'cursor must be a next_cursor value from a previous page' }]);
     }
+    const desc = q.order === 'desc';
+    if (cursor && cursor.desc !== desc) {
+      throw new ApiError(400, 'invalid_query', `this cursor pages order=${cursor.desc ? 'desc' : 'asc'}: repeat the order it was issued with`, [{ path: 'cursor', rule: 'same_order', message: 'cursor must be used with the order it was issued for' }]);
+    }
     const max = cursor?.max ?? opts.ledger.receipts.maxSeq();
     const limit = q.limit ?? 100;
     const totals = opts.ledger.usage.query({ namespace: q.namespace, from, to, groupBy: q.group_by, maxSeq: max });
-    const rows = opts.ledger.receipts.eventsPage(q.namespace, from, to, max, cursor ? [cursor.ts, cursor.seq] : [from, 0], limit);
+    // Newest first starts just below (to, 0): every seq is ≥ 1, so that is "ts < to".
+    const start: [number, number] = cursor ? [cursor.ts, cursor.seq] : desc ? [to, 0] : [from, 0];
+    const rows = opts.ledger.receipts.eventsPage(q.namespace, from, to, max, start, limit, desc);
     const last = rows.at(-1);
     return {
       ...totals,
       as_of_seq: max,
       events: rows.map((row) => opts.ledger.receipts.receipt(row)),
-      next_cursor: rows.length === limit && last ? encodeCursor({ ts: last.ts, seq: last.seq, max }) : null,
+      next_cursor: rows.length === limit && last ? encodeCursor({ ts: last.ts, seq: last.seq, max, desc }) : null,
     };
   });
 }
