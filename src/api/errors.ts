@@ -1,5 +1,5 @@
 // The one error shape of the API: { error: { code, message, details } }.
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FieldError } from '../event/validate.ts';
 
 export interface ErrorBody {
@@ -15,6 +15,13 @@ export class ApiError extends Error {
     this.statusCode = statusCode;
     this.code = code;
     this.details = details;
+  }
+}
+
+/** For an answer given before the body was read: close the connection rather than drain the body. */
+export function closeUnreadBody(request: FastifyRequest, reply: FastifyReply): void {
+  if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) {
+    reply.header('connection', 'close');
   }
 }
 
@@ -45,7 +52,13 @@ export function installErrorHandlers(app: FastifyInstance): void {
     request.log.error({ err: { message: err.message, stack: err.stack, code: err.code } }, 'unhandled error');
     return sendError(reply, 500, 'internal', 'internal error; the request was not applied, retry it');
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, 404, 'not_found', `no route ${request.method} ${request.url.split('?')[0]}`),
-  );
+  const notFound = (request: FastifyRequest, reply: FastifyReply) =>
+    sendError(reply, 404, 'not_found', `no route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}`);
+  // Answer before the body is read: no route means no reason to take a megabyte from anyone.
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.is404) return;
+    closeUnreadBody(request, reply);
+    return notFound(request, reply);
+  });
+  app.setNotFoundHandler(notFound);
 }

@@ -4,7 +4,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_MS } from '../event/validate.ts';
 import { redactUrl } from '../event/redact.ts';
 import type { Ledger } from '../ledger/index.ts';
-import { installAuth } from './auth.ts';
+import helmet from '@fastify/helmet';
+import { protectedRoutes } from './auth.ts';
+import { installRequestLimits, REQUEST_LIMITS, type RequestLimits } from './limits.ts';
 import { installErrorHandlers } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { eventsRoutes } from './routes/events.ts';
@@ -17,6 +19,17 @@ import { Anchorer } from '../anchor/anchorer.ts';
 import type { AnchorChain } from '../chain/chain.ts';
 
 export const BODY_LIMIT = 1024 * 1024;
+
+/** The Content-Security-Policy of every response: the page loads nothing from elsewhere. */
+const CSP_DIRECTIVES = {
+  defaultSrc: ["'self'"],
+  imgSrc: ["'self'", 'data:'],
+  styleSrc: ["'self'", "'unsafe-inline'"],
+  connectSrc: ["'self'"],
+  objectSrc: ["'none'"],
+  baseUri: ["'none'"],
+  frameAncestors: ["'none'"],
+};
 
 export interface ServerOptions {
   ledger: Ledger;
@@ -32,14 +45,22 @@ export interface ServerOptions {
   anchoring?: { chain: AnchorChain; pollMs?: number; backoff?: { baseMs: number; maxMs: number } };
   /** Serve the web page from this built folder (web-dist/); off when omitted. */
   web?: { dir: string };
+  /** Timeouts and the cap on bodies being received at once (defaults: REQUEST_LIMITS). */
+  limits?: Partial<RequestLimits>;
   /** Clock, for tests. */
   now?: () => number;
 }
 
 export function buildServer(options: ServerOptions): FastifyInstance {
+  const limits: RequestLimits = { ...REQUEST_LIMITS, ...options.limits };
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: BODY_LIMIT,
+    // Slow or stalled clients are cut off: headers, the whole request, and an idle socket each
+    // have a deadline (Node checks them every checkIntervalMs).
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.idleTimeoutMs,
+    http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: limits.checkIntervalMs },
     // We log one line per request ourselves (onResponse), with secrets redacted.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
@@ -66,22 +87,29 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     );
   });
 
+  // The usual headers for a service that also serves a page; the page's CSP is the default.
+  void app.register(helmet, { contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES }, frameguard: { action: 'deny' }, hsts: false });
   installErrorHandlers(app);
+  installRequestLimits(app, limits, metrics);
   app.removeContentTypeParser('text/plain'); // JSON only: anything else is a 415
-  installAuth(app, options.ledger.keys);
   const now = options.now ?? Date.now;
-  eventsRoutes(app, {
-    ledger: options.ledger,
-    metrics,
-    now,
-    validation: {
-      maxAgeMs: options.maxEventAgeMs ?? DEFAULT_MAX_AGE_MS,
-      maxFutureMs: DEFAULT_MAX_FUTURE_MS,
-      ...(options.actions && { actions: new Set(options.actions) }),
-    },
-  });
-  usageRoutes(app, { ledger: options.ledger });
-  receiptRoutes(app, { ledger: options.ledger, ...(options.anchoring && { chain: options.anchoring.chain }) });
+  // Everything under /v1 needs a key: the routes live in the context that holds the auth hook.
+  void app.register(
+    protectedRoutes(options.ledger.keys, (v1) => {
+      eventsRoutes(v1, {
+        ledger: options.ledger,
+        metrics,
+        now,
+        validation: {
+          maxAgeMs: options.maxEventAgeMs ?? DEFAULT_MAX_AGE_MS,
+          maxFutureMs: DEFAULT_MAX_FUTURE_MS,
+          ...(options.actions && { actions: new Set(options.actions) }),
+        },
+      });
+      usageRoutes(v1, { ledger: options.ledger });
+      receiptRoutes(v1, { ledger: options.ledger, ...(options.anchoring && { chain: options.anchoring.chain }) });
+    }),
+  );
   if (options.web) void app.register(webRoutes, options.web);
   if (options.sealing) {
     const worker = options.ledger.file === ':memory:' ? undefined : new WorkerSealer(options.ledger.file);
