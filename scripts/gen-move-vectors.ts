@@ -1,8 +1,11 @@
-// Writes move/tests/vectors_tests.move from the shared vectors: every RFC 6962 inclusion case of
-// ../shared/testdata, the leaf v1 vectors, and the anchoring scenarios of
-// test/vectors/anchor-cases.json. test/chain/move-vectors.test.ts fails when the committed file
-// differs from what this produces, and runs the TypeScript twin on the same inputs.
+// Writes move/tests/vectors_tests.move from the vectors in test/vectors/: every RFC 6962 inclusion
+// case (test/vectors/rfc6962, the project's copy of transparency-dev/merkle's), the leaf v1
+// vectors, and the anchoring scenarios of anchor-cases.json. test/chain/move-vectors.test.ts fails
+// when the committed file differs from what this produces, and runs the TypeScript twin on the
+// same inputs.
 //   node scripts/gen-move-vectors.ts
+// Vector files are read with parseVectorJson, never JSON.parse: a u64 such as 2^64 - 1 must reach
+// the Move source and the twin with its exact digits, not rounded to the nearest double.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,14 +15,58 @@ import { hashChildren } from '../src/merkle/hash.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const MOVE_VECTORS_FILE = join(ROOT, 'move/tests/vectors_tests.move');
-export const RFC6962_DIR = join(ROOT, '../shared/testdata/rfc6962/inclusion');
+export const VECTORS_DIR = join(ROOT, 'test/vectors');
+export const RFC6962_DIR = join(VECTORS_DIR, 'rfc6962/inclusion');
 
-export interface InclusionCase { name: string; leafIdx: number; treeSize: number; root: string; leafHash: string; proof: string[]; valid: boolean }
-export interface AnchorStep { epoch: number; root_bytes?: number; size?: number; first_ts_ms?: number; last_ts_ms?: number; cap?: 'own' | 'other' }
-export interface AnchorCase { name: string; steps: AnchorStep[]; expect: string; next_epoch?: number }
+export interface InclusionCase { file: string; name: string; leafIdx: bigint; treeSize: bigint; root: string; leafHash: string; proof: string[]; valid: boolean }
+/**
+ * One call on the registry: `anchor` (the default) or `migrate`, with the registry's own cap
+ * unless `cap` is 'other'. `set_version` first puts the registry at that version, standing for
+ * a registry an upgrade left behind (or moved ahead).
+ */
+export interface AnchorStep { op?: 'anchor' | 'migrate'; epoch?: number; root_bytes?: number; size?: number; first_ts_ms?: number; last_ts_ms?: number; cap?: 'own' | 'other'; set_version?: number }
+export interface AnchorCase { name: string; steps: AnchorStep[]; expect: string; next_epoch?: number; version?: number }
 export interface LeafCase { name: string; event: { namespace: string; request_id: string; caller: string; action: string; units: number; artifact_digest: string; ts_ms: number }; leaf: string; leaf_hash: string }
 
 const hexOf = (b64: string | null) => (b64 ? Buffer.from(b64, 'base64').toString('hex') : '');
+
+type Reviver = (this: unknown, key: string, value: unknown, context?: { source?: string }) => unknown;
+
+/**
+ * JSON.parse that keeps every integer exact: an integer token becomes a number when it is a safe
+ * integer (|n| ≤ 2^53 − 1) and a bigint of its own digits otherwise. A number with a fraction or
+ * an exponent is refused (vectors hold integers only). Uses the source text the reviver gets
+ * (JSON.parse source text access: Node ≥ 21).
+ */
+export function parseVectorJson(text: string, file = 'vector file'): unknown {
+  const reviver: Reviver = (key, value, context) => {
+    if (typeof value !== 'number') return value;
+    const source = context?.source;
+    if (source === undefined) throw new Error(`parseVectorJson needs JSON.parse source text access (Node ≥ 21); run it with the project's Node (npx node / npm run)`);
+    if (!/^-?(0|[1-9][0-9]*)$/.test(source)) throw new Error(`${file}: "${key}" is ${source}, not an integer: vector files hold integers only`);
+    return Number.isSafeInteger(value) ? value : BigInt(source);
+  };
+  return JSON.parse(text, reviver as (key: string, value: unknown) => unknown);
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+
+/** A u64 of a vector file, exactly, or an error naming the file and the field. */
+function u64(value: unknown, field: string, file: string): bigint {
+  if ((typeof value !== 'number' || !Number.isInteger(value)) && typeof value !== 'bigint') throw new Error(`${file}: ${field} must be an integer, got ${String(value)}`);
+  const n = BigInt(value);
+  if (n < 0n || n > U64_MAX) throw new Error(`${file}: ${field} = ${n} is outside u64 (0 … 2^64 − 1)`);
+  return n;
+}
+
+/** Every integer in a parsed vector file must fit a JS number: the anchor and leaf vectors feed number APIs. */
+function safeIntegersOnly<T>(value: T, file: string, path = '$'): T {
+  if (typeof value === 'bigint') throw new Error(`${file}: ${path} = ${value} is beyond 2^53 − 1; the twin and the leaf encoder take it as a JS number`);
+  if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) safeIntegersOnly(v, file, `${path}.${k}`);
+  return value;
+}
+
+const readVector = (path: string) => parseVectorJson(readFileSync(path, 'utf8'), path);
 
 export function inclusionCases(): InclusionCase[] {
   const seen = new Set<string>();
@@ -28,20 +75,23 @@ export function inclusionCases(): InclusionCase[] {
     .filter((f) => f.endsWith('.json'))
     .sort()
     .map((f) => {
-      const v = JSON.parse(readFileSync(join(RFC6962_DIR, f), 'utf8'));
+      const v = readVector(join(RFC6962_DIR, f)) as { leafIdx: unknown; treeSize: unknown; root: string | null; leafHash: string | null; proof: string[] | null; wantErr?: boolean };
       const name = `rfc6962_${f.replace(/\.json$/, '').toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '')}`;
       if (seen.has(name)) throw new Error(`two vectors map to ${name}`);
       seen.add(name);
-      return { name, leafIdx: v.leafIdx, treeSize: v.treeSize, root: hexOf(v.root), leafHash: hexOf(v.leafHash), proof: (v.proof ?? []).map(hexOf), valid: !v.wantErr };
+      return { file: f, name, leafIdx: u64(v.leafIdx, 'leafIdx', f), treeSize: u64(v.treeSize, 'treeSize', f), root: hexOf(v.root), leafHash: hexOf(v.leafHash), proof: (v.proof ?? []).map(hexOf), valid: !v.wantErr };
     });
 }
 
+export const ANCHOR_CASES_FILE = join(VECTORS_DIR, 'anchor-cases.json');
+export const LEAF_CASES_FILE = join(VECTORS_DIR, 'leaf-v1.json');
+
 export function anchorCases(): AnchorCase[] {
-  return JSON.parse(readFileSync(join(ROOT, 'test/vectors/anchor-cases.json'), 'utf8')).cases;
+  return safeIntegersOnly((readVector(ANCHOR_CASES_FILE) as { cases: AnchorCase[] }).cases, ANCHOR_CASES_FILE);
 }
 
 export function leafCases(): LeafCase[] {
-  return JSON.parse(readFileSync(join(ROOT, 'test/vectors/leaf-v1.json'), 'utf8')).cases;
+  return safeIntegersOnly((readVector(LEAF_CASES_FILE) as { cases: LeafCase[] }).cases, LEAF_CASES_FILE);
 }
 
 /** The root anchored by a step: `root_bytes` bytes of 0xab (32 unless the case says otherwise). */
@@ -52,8 +102,8 @@ const str = (s: string) => `b"${s.replace(/[\\"]/g, (c) => `\\${c}`)}".to_string
 
 export async function generateVectorTests(): Promise<string> {
   const out: string[] = [];
-  out.push(`// GENERATED by scripts/gen-move-vectors.ts from the shared vectors; do not edit.
-// The TypeScript twin (src/chain/registry-model.ts) runs on the same inputs in
+  out.push(`// GENERATED by scripts/gen-move-vectors.ts from test/vectors/; do not edit.
+// The TypeScript twin (test/chain/registry-model.ts) runs on the same inputs in
 // test/chain/move-vectors.test.ts, which also fails when this file is out of date.
 #[test_only]
 module receipts::vectors_tests;
@@ -86,7 +136,11 @@ fun leaf_v1_vector_${i}() {
   for (const c of anchorCases()) {
     const attr = c.expect === 'ok' ? '#[test]' : `#[test, expected_failure(abort_code = registry::${c.expect})]`;
     const steps = c.steps
-      .map((s) => `    registry::anchor(&mut reg, ${s.cap === 'other' ? '&other_cap' : '&cap'}, ${s.epoch}, x"${stepRoot(s)}", ${s.size ?? 3}, ${s.first_ts_ms ?? 1}, ${s.last_ts_ms ?? 2}, &clock);`)
+      .map((s) => {
+        const cap = s.cap === 'other' ? '&other_cap' : '&cap';
+        const call = s.op === 'migrate' ? `registry::migrate(&mut reg, ${cap});` : `registry::anchor(&mut reg, ${cap}, ${s.epoch}, x"${stepRoot(s)}", ${s.size ?? 3}, ${s.first_ts_ms ?? 1}, ${s.last_ts_ms ?? 2}, &clock);`;
+        return `${s.set_version !== undefined ? `    reg.set_version_for_testing(${s.set_version});\n` : ''}    ${call}`;
+      })
       .join('\n');
     out.push(`${attr}
 fun anchor_${c.name}() {
@@ -98,7 +152,7 @@ fun anchor_${c.name}() {
     let mut clock = clock::create_for_testing(scenario.ctx());
     clock.set_for_testing(1_000);
 ${steps}
-${c.next_epoch !== undefined ? `    assert!(reg.next_epoch() == ${c.next_epoch});\n` : ''}    test_scenario::return_shared(reg);
+${c.next_epoch !== undefined ? `    assert!(reg.next_epoch() == ${c.next_epoch});\n` : ''}${c.version !== undefined ? `    assert!(reg.version() == ${c.version});\n` : ''}    test_scenario::return_shared(reg);
     clock.destroy_for_testing();
     transfer::public_transfer(cap, ADMIN);
     transfer::public_transfer(other_cap, ADMIN);

@@ -4,7 +4,12 @@
 /// each sealed epoch's RFC 6962 Merkle root, strictly in order and never overwritten. Anyone
 /// can then check a receipt on chain: `verify_inclusion` walks an RFC 9162 audit path to the
 /// stored root, and `verify_event` first rebuilds the leaf (leaf v1, BCS) from plain fields.
-/// Every check here has a TypeScript twin (src/chain/registry-model.ts) run on the same vectors.
+/// Every check here has a TypeScript twin (test/chain/registry-model.ts) run on the same vectors.
+///
+/// Upgrades: the registry records the `VERSION` of the code that may use it, and every function
+/// that takes it checks that version. A package upgrade that must retire old code bumps `VERSION`
+/// and the cap holder calls `migrate` (from the new package): from then on only the new code
+/// works on the registry and calls through any older package id abort with `EWrongVersion`.
 module receipts::registry;
 
 use std::{hash::sha2_256, string::String};
@@ -21,6 +26,15 @@ const EBadRootLength: vector<u8> = b"An epoch root must be exactly 32 bytes";
 const EZeroSize: vector<u8> = b"An epoch must hold at least one event";
 #[error]
 const EBadTimeRange: vector<u8> = b"first_ts_ms must not be after last_ts_ms";
+#[error]
+const EWrongVersion: vector<u8> =
+    b"This registry is used by another version of the package: call its latest version";
+#[error]
+const ENotNewer: vector<u8> =
+    b"migrate moves a registry to a newer VERSION only: it is already at this version or later";
+
+/// The version of this code; a registry is usable only by code of its own `version`.
+const VERSION: u64 = 1;
 
 const LEAF_VERSION: u8 = 1;
 const HASH_LENGTH: u64 = 32;
@@ -30,6 +44,8 @@ public struct Registry has key {
     id: UID,
     epochs: Table<u64, EpochRecord>,
     next_epoch: u64,
+    /// The `VERSION` of the code allowed to use this registry (see `migrate`).
+    version: u64,
 }
 
 /// The right to anchor epochs into one registry.
@@ -75,7 +91,12 @@ fun init(ctx: &mut TxContext) {
 
 /// Shares a new, empty registry and returns the cap that anchors into it.
 public fun create_registry(ctx: &mut TxContext): AnchorCap {
-    let registry = Registry { id: object::new(ctx), epochs: table::new(ctx), next_epoch: 0 };
+    let registry = Registry {
+        id: object::new(ctx),
+        epochs: table::new(ctx),
+        next_epoch: 0,
+        version: VERSION,
+    };
     let cap = AnchorCap { id: object::new(ctx), registry_id: object::id(&registry) };
     transfer::share_object(registry);
     cap
@@ -92,6 +113,7 @@ public fun anchor(
     last_ts_ms: u64,
     clock: &Clock,
 ) {
+    registry.check_version();
     assert!(cap.registry_id == object::id(registry), EWrongCap);
     assert!(epoch == registry.next_epoch, EEpochOutOfOrder);
     assert!(root.length() == HASH_LENGTH, EBadRootLength);
@@ -104,8 +126,16 @@ public fun anchor(
     registry.next_epoch = epoch + 1;
 }
 
+/// After an upgrade that bumped `VERSION`: moves the registry to this code's version, so that
+/// older versions of the package can no longer use it. Only the registry's cap may.
+public fun migrate(registry: &mut Registry, cap: &AnchorCap) {
+    assert!(cap.registry_id == object::id(registry), EWrongCap);
+    assert!(registry.version < VERSION, ENotNewer);
+    registry.version = VERSION;
+}
+
 /// Whether `proof` shows `leaf_hash` at `leaf_index` under the anchored root of `epoch`.
-/// False, never an abort, for an unknown epoch or a bad proof.
+/// False, never an abort, for an unknown epoch or a bad proof (aborts only on `EWrongVersion`).
 public fun verify_inclusion(
     registry: &Registry,
     epoch: u64,
@@ -113,6 +143,7 @@ public fun verify_inclusion(
     leaf_index: u64,
     proof: vector<vector<u8>>,
 ): bool {
+    registry.check_version();
     if (!registry.epochs.contains(epoch)) return false;
     let record = &registry.epochs[epoch];
     verify_proof(leaf_hash, leaf_index, record.size, &proof, &record.root)
@@ -132,6 +163,7 @@ public fun verify_event(
     leaf_index: u64,
     proof: vector<vector<u8>>,
 ): bool {
+    registry.check_version();
     let digest_length = artifact_digest.length();
     if (digest_length != 0 && digest_length != HASH_LENGTH) return false;
     let leaf = leaf_hash(namespace, request_id, caller, action, units, artifact_digest, ts_ms);
@@ -208,19 +240,60 @@ fun hash_children(left: &vector<u8>, right: &vector<u8>): vector<u8> {
     sha2_256(data)
 }
 
+fun check_version(registry: &Registry) {
+    assert!(registry.version == VERSION, EWrongVersion);
+}
+
 // === Reads ===
 
-public fun next_epoch(registry: &Registry): u64 { registry.next_epoch }
+public fun next_epoch(registry: &Registry): u64 {
+    registry.check_version();
+    registry.next_epoch
+}
 
-public fun is_anchored(registry: &Registry, epoch: u64): bool { registry.epochs.contains(epoch) }
+public fun is_anchored(registry: &Registry, epoch: u64): bool {
+    registry.check_version();
+    registry.epochs.contains(epoch)
+}
 
 /// Root and size of an anchored epoch (aborts if it is not anchored: check `is_anchored`).
 public fun epoch_root(registry: &Registry, epoch: u64): (vector<u8>, u64) {
+    registry.check_version();
     let record = &registry.epochs[epoch];
     (record.root, record.size)
 }
+
+/// The event time range and the anchoring time of an anchored epoch, all Unix ms:
+/// (first_ts_ms, last_ts_ms, anchored_at_ms). Aborts if it is not anchored.
+public fun epoch_times(registry: &Registry, epoch: u64): (u64, u64, u64) {
+    registry.check_version();
+    let record = &registry.epochs[epoch];
+    (record.first_ts_ms, record.last_ts_ms, record.anchored_at_ms)
+}
+
+/// The `VERSION` of the code this registry accepts (no check: it tells which code to call).
+public fun version(registry: &Registry): u64 { registry.version }
 
 public fun cap_registry_id(cap: &AnchorCap): ID { cap.registry_id }
 
 #[test_only]
 public fun init_for_testing(ctx: &mut TxContext) { init(ctx) }
+
+#[test_only]
+/// Stands for a registry left at another version by an upgrade.
+public fun set_version_for_testing(registry: &mut Registry, version: u64) {
+    registry.version = version;
+}
+
+#[test_only]
+public fun current_version_for_testing(): u64 { VERSION }
+
+#[test_only]
+public fun epoch_anchored_for_testing(
+    registry_id: ID,
+    epoch: u64,
+    root: vector<u8>,
+    size: u64,
+): EpochAnchored {
+    EpochAnchored { registry_id, epoch, root, size }
+}

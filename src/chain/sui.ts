@@ -13,11 +13,12 @@ import type { SuiConfig } from './config.ts';
 export type SuiTarget = Pick<SuiConfig, 'network' | 'rpcUrl' | 'packageId' | 'registryId'> & Partial<SuiConfig>;
 import { buildAnchorTransaction, buildVerifyEventTransaction, type EpochToAnchor } from './ptb.ts';
 
-/** move/sources/registry.move `Registry`: UID, Table { UID, size }, next_epoch. */
+/** move/sources/registry.move `Registry`: UID, Table { UID, size }, next_epoch, version. */
 export const RegistryBcs = bcs.struct('Registry', {
   id: bcs.Address,
   epochs: bcs.struct('Table', { id: bcs.Address, size: bcs.u64() }),
   next_epoch: bcs.u64(),
+  version: bcs.u64(),
 });
 
 /** move/sources/registry.move `EpochRecord`. */

@@ -1,7 +1,7 @@
 // An AnchorChain over the Move registry's TypeScript twin, with faults injected per call.
 import { MoveAbortError, type AnchorChain, type AnchoredEpoch, type AnchorSubmission } from '../../src/chain/chain.ts';
 import type { EpochToAnchor } from '../../src/chain/ptb.ts';
-import { MoveAbort, RegistryModel } from '../../src/chain/registry-model.ts';
+import { MoveAbort, RegistryModel } from '../chain/registry-model.ts';
 import { bytesToHex, hexToBytes } from '../../src/event/leaf.ts';
 
 /** What the next anchor call does instead of succeeding plainly. */
