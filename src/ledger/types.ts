@@ -1,0 +1,248 @@
+// The storage interface every stage uses: narrow typed stores, asynchronous (PostgreSQL is).
+// Two engines implement it: sqlite/ (embedded, one process) and postgres/ (several instances on
+// one database, one elected leader). Nothing outside src/ledger/ sees a connection or a statement.
+import type { NormalizedEvent } from '../event/validate.ts';
+
+// ── Records: one type per concept ──────────────────────────────────────────────────────────────
+
+/** A stored event: the leaf fields and where it stands in the ledger. */
+export interface EventRecord {
+  /** Public id, fixed at ingest (the API's `id`). */
+  id: number;
+  /**
+   * Ledger order: leaves of an epoch are events seq first_seq … last_seq. SQLite assigns it at
+   * ingest (seq = id); PostgreSQL when the event is sealed (null until then).
+   */
+  seq: number | null;
+  namespace: string;
+  request_id: string;
+  caller: string;
+  action: string;
+  units: number;
+  /** 64 lowercase hex, or '' for none. */
+  artifact_digest: string;
+  /** Event time, ms (leaf ts_ms). */
+  ts: number;
+  /** 64 lowercase hex: SHA-256(0x00 ‖ leaf v1), computed once at ingest. */
+  leaf_hash: string;
+}
+
+/** A sealed epoch: a dense run of the ledger and the root of its tree. */
+export interface EpochRecord {
+  epoch: number;
+  first_seq: number;
+  last_seq: number;
+  size: number;
+  /** 64 lowercase hex. */
+  root: string;
+  first_ts_ms: number;
+  last_ts_ms: number;
+  sealed_at_ms: number;
+}
+
+/** Where an epoch's root is on chain. */
+export interface AnchorRecord {
+  network: string;
+  package_id: string;
+  registry_id: string;
+  /** Null only when the epoch was found on chain with no recorded attempt of ours. */
+  tx_digest: string | null;
+  checkpoint: string | null;
+  anchored_at_ms: number;
+}
+
+export interface ApiKey {
+  id: string;
+  owner: string;
+  namespaces: string[];
+  created_at: number;
+  revoked_at: number | null;
+}
+
+/** What a request is authorised as: the key's owner and what its namespace patterns allow. */
+export interface Principal {
+  keyId: string;
+  owner: string;
+  namespaces: string[];
+  /** Whether this key may write and read the namespace. */
+  allows(namespace: string): boolean;
+}
+
+// ── Stores ─────────────────────────────────────────────────────────────────────────────────────
+
+export interface EventToWrite {
+  event: NormalizedEvent;
+  owner: string;
+  keyId: string;
+}
+
+export type WriteResult =
+  | { status: 'created'; id: number; leaf_hash: string }
+  | { status: 'duplicate'; id: number; leaf_hash: string }
+  | { status: 'conflict'; id: number; differs: string[] };
+
+export interface EventPageQuery {
+  namespace: string;
+  /** [from, to): event time, ms. */
+  from: number;
+  to: number;
+  /** Only events with id ≤ asOf: the snapshot a paged read is fixed to. */
+  asOf: number;
+  /** Keyset position (ts, id): ascending pages start after it, descending ones before it. */
+  after: [number, number];
+  limit: number;
+  desc?: boolean;
+}
+
+export interface EventStore {
+  /**
+   * Group commit: writes arriving together share one transaction; each resolves, one result per
+   * event, only once committed. Idempotent on (namespace, request_id), with no expiry.
+   */
+  write(items: EventToWrite[]): Promise<WriteResult[]>;
+  get(id: number): Promise<EventRecord | undefined>;
+  page(q: EventPageQuery): Promise<EventRecord[]>;
+  /** The highest id committed: the snapshot bound of a paged read. */
+  latestId(): Promise<number>;
+  /** What waits to be sealed: how many events, and when the oldest was received. */
+  unsealed(): Promise<{ events: number; oldestReceivedAt: number | null }>;
+  /** Called after every commit with the number of events and the seconds it took (metrics). */
+  onCommit: ((events: number, seconds: number) => void) | undefined;
+}
+
+export const GROUP_BY = ['action', 'caller', 'hour', 'day'] as const;
+export type GroupBy = (typeof GROUP_BY)[number];
+
+export interface UsageQuery {
+  namespace: string;
+  from: number;
+  to: number;
+  groupBy: GroupBy;
+  /** Count only events with id ≤ asOf (a paged read's snapshot). */
+  asOf?: number;
+}
+
+/** Unit sums are exact: a number while ≤ 2^53−1, a decimal string beyond. */
+export type Units = number | string;
+
+export interface UsageGroup {
+  key: string;
+  events: number;
+  units: Units;
+}
+
+export interface UsageResult {
+  namespace: string;
+  from: number;
+  to: number;
+  group_by: GroupBy;
+  groups: UsageGroup[];
+  totals: { events: number; units: Units };
+}
+
+export interface UsageStore {
+  /** Counts and exact unit sums over [from, to), always through the (namespace, ts) index. */
+  query(q: UsageQuery): Promise<UsageResult>;
+}
+
+/** A built tree as the sealer hands it to storage: every level, leaves first, root last. */
+export interface BuiltTree {
+  root: Uint8Array;
+  /** levels[0] is the leaf hashes concatenated; each level is 32-byte hashes concatenated. */
+  levels: Uint8Array[];
+}
+
+export interface SealRequest {
+  /** At most this many events go into the epoch. */
+  maxEvents: number;
+  now: number;
+  /** Builds the tree over the leaf hashes (pure code from merkle/, passed in). */
+  build: (leaves: Uint8Array) => BuiltTree;
+  progress?: (phase: string, detail: Record<string, number>) => void;
+}
+
+export interface EpochListQuery {
+  /** Ascending: epochs > after. Descending: epochs < before. */
+  after?: number;
+  before?: number;
+  limit: number;
+  desc?: boolean;
+}
+
+export interface EpochStore {
+  get(epoch: number): Promise<EpochRecord | undefined>;
+  latest(): Promise<EpochRecord | undefined>;
+  list(q: EpochListQuery): Promise<EpochRecord[]>;
+  /** The sealed epoch holding ledger position seq, if any. */
+  containing(seq: number): Promise<EpochRecord | undefined>;
+  /** One stored node hash (32 bytes); level 0 is the leaves. */
+  node(epoch: number, level: number, index: number): Promise<Uint8Array>;
+  /** A whole stored level, hashes concatenated (for caching upper levels). */
+  level(epoch: number, level: number): Promise<Uint8Array>;
+  /**
+   * Seals the next epoch: the next run of unsealed events in ledger order, up to maxEvents, as
+   * one transaction (nodes and header), fenced so that a second or stale sealer can never write
+   * an epoch twice or skip an event. Null when nothing waits.
+   */
+  sealNext(request: SealRequest): Promise<EpochRecord | null>;
+}
+
+export interface AnchorAttempt {
+  tx_digest: string;
+  first_epoch: number;
+  last_epoch: number;
+  created_at_ms: number;
+}
+
+export interface AnchorStore {
+  get(epoch: number): Promise<AnchorRecord | null>;
+  /** The highest epoch recorded as anchored, or null. */
+  anchoredThrough(): Promise<number | null>;
+  /** Written before a transaction is sent, so a crash after execution still finds its digest. */
+  recordAttempt(attempt: AnchorAttempt): Promise<void>;
+  /** Digests of attempts whose range covers the epoch, newest first. */
+  attemptsCovering(epoch: number): Promise<string[]>;
+  /** Records epochs as anchored (fenced; an epoch already recorded is left as it is). */
+  record(epochs: number[], anchor: AnchorRecord): Promise<void>;
+}
+
+export interface KeyStore {
+  create(owner: string, namespaces: string[], now?: number): Promise<ApiKey & { key: string }>;
+  list(): Promise<ApiKey[]>;
+  /** False when there is no such key or it was already revoked. */
+  revoke(id: string, now?: number): Promise<boolean>;
+  /** The principal for a presented key, or null (revocations take effect at once). */
+  authenticate(presented: string): Promise<Principal | null>;
+}
+
+export type Role = 'leader' | 'follower';
+
+/**
+ * Who seals and anchors. SQLite: the one process that holds the file is always the leader.
+ * PostgreSQL: one instance at a time, elected through the database; a stale leader is fenced.
+ */
+export interface Leadership {
+  role(): Role;
+  /** Starts campaigning (PostgreSQL) and reports every change of role. */
+  start(onChange: (role: Role) => void): Promise<void>;
+  /** Gives up the role (if held) and stops campaigning. */
+  stop(): Promise<void>;
+}
+
+export type Engine = 'sqlite' | 'postgres';
+
+export interface Ledger {
+  readonly engine: Engine;
+  /** The file, or the database URL without its password: for logs and messages. */
+  readonly location: string;
+  readonly events: EventStore;
+  readonly keys: KeyStore;
+  readonly usage: UsageStore;
+  readonly epochs: EpochStore;
+  readonly anchors: AnchorStore;
+  readonly leadership: Leadership;
+  /** Whether the database answers. */
+  healthy(): Promise<boolean>;
+  /** Commits what is queued, then closes. */
+  close(): Promise<void>;
+}
