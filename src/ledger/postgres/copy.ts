@@ -1,0 +1,140 @@
+// Bulk copy of a whole ledger's raw rows into an empty PostgreSQL ledger (`receipts migrate`),
+// in one transaction: the target ends up with everything or nothing. ids, seqs, epochs and
+// nodes are kept as they are, so every receipt already handed out stays valid.
+import type pg from 'pg';
+import { transaction } from './db.ts';
+
+type Int = number | bigint;
+type Blob = Uint8Array;
+
+/** Rows with the SQLite engine's column names; blobs as Buffers (or Uint8Arrays). */
+export interface CopyData {
+  keys: Array<{ id: string; owner: string; namespaces: string; key_hash: Blob; created_at: Int; revoked_at: Int | null }>;
+  /**
+   * SQLite rows carry `seq` only (id = seq); the events after the last epoch become unsealed
+   * (seq null) and are sealed in the same order later. PostgreSQL rows carry `id` and `seq`.
+   */
+  events: Array<{
+    id?: Int; seq: Int | null; namespace: string; request_id: string; owner: string; key_id: string; caller: string;
+    action: string; units: Int; artifact_digest: Blob | null; ts: Int; ts_explicit: number | boolean; received_at: Int;
+    source: string | null; metadata: string | null; leaf_hash: Blob;
+  }>;
+  epochs: Array<{ epoch: Int; first_seq: Int; last_seq: Int; size: Int; root: Blob; first_ts: Int; last_ts: Int; sealed_at: Int }>;
+  nodes: Array<{ epoch: Int; level: Int; chunk: Int; hashes: Blob }>;
+  attempts: Array<{ tx_digest: string; first_epoch: Int; last_epoch: Int; created_at: Int }>;
+  anchors: Array<{ epoch: Int; network: string; package_id: string; registry_id: string; tx_digest: string | null; checkpoint: string | null; anchored_at: Int }>;
+}
+
+export interface CopyCounts {
+  keys: number;
+  events: number;
+  epochs: number;
+  nodes: number;
+  attempts: number;
+  anchors: number;
+}
+
+const BATCH = 1000;
+
+function int(v: Int | null, what: string): number | null {
+  if (v === null || v === undefined) return null;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`${what}: ${String(v)} is not an integer in 0 … 2^53−1`);
+  return n;
+}
+
+function blob(v: Blob | null): Buffer | null {
+  if (v === null || v === undefined) return null;
+  return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+/** Inserts rows in batches through unnest: one array parameter per column. */
+async function insertRows<R>(
+  client: pg.PoolClient, table: string, columns: Array<[name: string, type: string, get: (r: R) => unknown]>, rows: R[],
+): Promise<void> {
+  const names = columns.map((c) => c[0]).join(', ');
+  const arrays = columns.map((c, i) => `$${i + 1}::${c[1]}[]`).join(', ');
+  const text = `INSERT INTO ${table} (${names}) SELECT * FROM unnest(${arrays})`;
+  for (let start = 0; start < rows.length; start += BATCH) {
+    const slice = rows.slice(start, start + BATCH);
+    await client.query({ name: `copy-${table}`, text, values: columns.map((c) => slice.map(c[2])) });
+  }
+}
+
+/** Writes everything into an empty ledger in one transaction. Refuses a ledger that holds anything. */
+export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCounts> {
+  return transaction(pool, async (client) => {
+    // No instance may write or seal meanwhile; readers go on.
+    await client.query('LOCK TABLE api_keys, events, epochs, epoch_nodes, anchor_attempts, anchors IN EXCLUSIVE MODE');
+    const { rows } = await client.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM events)
+      OR EXISTS (SELECT 1 FROM epochs) OR EXISTS (SELECT 1 FROM anchor_attempts) AS any`);
+    if (rows[0]!.any) throw new Error('the target database already holds a ledger (keys, events, epochs or anchor attempts); copy into an empty one');
+
+    const lastSealed = data.epochs.reduce((m, e) => Math.max(m, int(e.last_seq, 'epochs.last_seq')!), 0);
+    await insertRows(client, 'api_keys', [
+      ['id', 'text', (r) => r.id], ['owner', 'text', (r) => r.owner], ['namespaces', 'text', (r) => r.namespaces],
+      ['key_hash', 'bytea', (r) => blob(r.key_hash)], ['created_at', 'int8', (r) => int(r.created_at, 'api_keys.created_at')],
+      ['revoked_at', 'int8', (r) => int(r.revoked_at, 'api_keys.revoked_at')],
+    ], data.keys);
+    await insertRows(client, 'events', [
+      ['id', 'int8', (r) => int(r.id ?? r.seq, 'events.id')],
+      ['seq', 'int8', (r) => {
+        const seq = int(r.seq, 'events.seq');
+        if (r.id !== undefined) return seq; // a PostgreSQL row: as it was
+        return seq !== null && seq <= lastSealed ? seq : null; // SQLite: sealed ones keep their place
+      }],
+      ['namespace', 'text', (r) => r.namespace], ['request_id', 'text', (r) => r.request_id], ['owner', 'text', (r) => r.owner],
+      ['key_id', 'text', (r) => r.key_id], ['caller', 'text', (r) => r.caller], ['action', 'text', (r) => r.action],
+      ['units', 'int8', (r) => int(r.units, 'events.units')], ['artifact_digest', 'bytea', (r) => blob(r.artifact_digest)],
+      ['ts', 'int8', (r) => int(r.ts, 'events.ts')], ['ts_explicit', 'bool', (r) => r.ts_explicit === true || r.ts_explicit === 1],
+      ['received_at', 'int8', (r) => int(r.received_at, 'events.received_at')], ['source', 'text', (r) => r.source],
+      ['metadata', 'text', (r) => r.metadata], ['leaf_hash', 'bytea', (r) => blob(r.leaf_hash)],
+    ], data.events);
+    await insertRows(client, 'epochs', [
+      ['epoch', 'int8', (r) => int(r.epoch, 'epochs.epoch')], ['first_seq', 'int8', (r) => int(r.first_seq, 'epochs.first_seq')],
+      ['last_seq', 'int8', (r) => int(r.last_seq, 'epochs.last_seq')], ['size', 'int8', (r) => int(r.size, 'epochs.size')],
+      ['root', 'bytea', (r) => blob(r.root)], ['first_ts', 'int8', (r) => int(r.first_ts, 'epochs.first_ts')],
+      ['last_ts', 'int8', (r) => int(r.last_ts, 'epochs.last_ts')], ['sealed_at', 'int8', (r) => int(r.sealed_at, 'epochs.sealed_at')],
+    ], data.epochs);
+    await insertRows(client, 'epoch_nodes', [
+      ['epoch', 'int8', (r) => int(r.epoch, 'epoch_nodes.epoch')], ['level', 'int4', (r) => int(r.level, 'epoch_nodes.level')],
+      ['chunk', 'int4', (r) => int(r.chunk, 'epoch_nodes.chunk')], ['hashes', 'bytea', (r) => blob(r.hashes)],
+    ], data.nodes);
+    await insertRows(client, 'anchor_attempts', [
+      ['tx_digest', 'text', (r) => r.tx_digest], ['first_epoch', 'int8', (r) => int(r.first_epoch, 'anchor_attempts.first_epoch')],
+      ['last_epoch', 'int8', (r) => int(r.last_epoch, 'anchor_attempts.last_epoch')],
+      ['created_at', 'int8', (r) => int(r.created_at, 'anchor_attempts.created_at')],
+    ], data.attempts);
+    await insertRows(client, 'anchors', [
+      ['epoch', 'int8', (r) => int(r.epoch, 'anchors.epoch')], ['network', 'text', (r) => r.network],
+      ['package_id', 'text', (r) => r.package_id], ['registry_id', 'text', (r) => r.registry_id],
+      ['tx_digest', 'text', (r) => r.tx_digest], ['checkpoint', 'text', (r) => r.checkpoint],
+      ['anchored_at', 'int8', (r) => int(r.anchored_at, 'anchors.anchored_at')],
+    ], data.anchors);
+
+    // The copy must be a ledger this engine can go on from: epochs 0 … n−1 without gaps, each a
+    // dense run right after the one before, holding exactly the events numbered into it.
+    const check = await client.query<{ bad: string | null }>(`
+      WITH e AS (SELECT epoch, first_seq, last_seq, row_number() OVER (ORDER BY epoch) - 1 AS want,
+                        lag(last_seq, 1, 0::bigint) OVER (ORDER BY epoch) AS prev FROM epochs)
+      SELECT CASE
+        WHEN EXISTS (SELECT 1 FROM e WHERE epoch <> want) THEN 'epochs are not numbered 0, 1, 2 … without gaps'
+        WHEN EXISTS (SELECT 1 FROM e WHERE first_seq <> prev + 1) THEN 'an epoch does not start right after the one before'
+        WHEN (SELECT count(*) FROM events WHERE seq IS NOT NULL) <> (SELECT coalesce(sum(size), 0) FROM epochs)
+          THEN 'the sealed events do not match the epochs'' sizes'
+        WHEN EXISTS (SELECT 1 FROM events WHERE seq > (SELECT coalesce(max(last_seq), 0) FROM epochs))
+          THEN 'an event is numbered past the last epoch'
+        WHEN EXISTS (SELECT 1 FROM epochs p WHERE NOT EXISTS
+          (SELECT 1 FROM epoch_nodes n WHERE n.epoch = p.epoch AND n.level = 0 AND n.chunk = 0))
+          THEN 'an epoch has no stored tree nodes'
+      END AS bad`);
+    if (check.rows[0]!.bad) throw new Error(`refusing the copy, nothing was written: ${check.rows[0]!.bad}`);
+
+    // New events continue after the highest copied id.
+    await client.query("SELECT setval('events_id_seq'::regclass, (SELECT coalesce(max(id), 0) + 1 FROM events), false)");
+    return {
+      keys: data.keys.length, events: data.events.length, epochs: data.epochs.length,
+      nodes: data.nodes.length, attempts: data.attempts.length, anchors: data.anchors.length,
+    };
+  });
+}

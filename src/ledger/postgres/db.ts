@@ -1,0 +1,122 @@
+// The PostgreSQL connection pool, exact integer parsing, transactions, and numbered SQL
+// migrations applied once each under an advisory lock (recorded in schema_migrations).
+import pg from 'pg';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** pg_advisory_xact_lock key held while migrating: "sui-rcpM" as 8 bytes. */
+export const MIGRATION_LOCK = 0x7375692d7263704dn;
+/** pg_advisory_lock key the leader holds on its own connection: "sui-rcpL". */
+export const LEADER_LOCK = 0x7375692d7263704cn;
+
+const INT8_OID = 20;
+
+/**
+ * BIGINT columns (ids, seqs, units, ms times, counts) all fit a JS number exactly. A value that
+ * does not is refused rather than rounded: sums are read as text, never through this.
+ */
+function parseInt8(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`PostgreSQL returned the integer ${text}, beyond 2^53−1: read it as text`);
+  return n;
+}
+
+export const pgTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary' ? parseInt8 : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+export function createPool(url: string, size: number): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: size,
+    types: pgTypes,
+    connectionTimeoutMillis: 10_000,
+    keepAlive: true,
+  });
+  // An idle connection that dies (server restart, pg_terminate_backend) is dropped by the pool;
+  // without a listener its 'error' would crash the process.
+  pool.on('error', () => {});
+  return pool;
+}
+
+export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
+
+/** Runs fn in one transaction on a pooled connection: committed if it returns, rolled back if it throws. */
+export async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    try {
+      await client.query('ROLLBACK');
+    } catch {
+      broken = true; // the connection is gone: do not return it to the pool
+    }
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** The URL without its password: for logs and messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '';
+    for (const k of [...u.searchParams.keys()]) if (/pass|secret|token|key/i.test(k)) u.searchParams.delete(k);
+    return u.toString();
+  } catch {
+    return 'postgres database (unparsable URL)';
+  }
+}
+
+const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
+  return readdirSync(dir)
+    .filter((f) => /^\d+_.*\.sql$/.test(f))
+    .map((f) => ({ version: Number(f.split('_')[0]), name: f, sql: readFileSync(dir + f, 'utf8') }))
+    .sort((a, b) => a.version - b.version);
+}
+
+export class SchemaTooNewError extends Error {
+  constructor(location: string, found: number, known: number) {
+    super(
+      `database ${location} has schema version ${found}, newer than this build of sui-receipts knows (${known}). ` +
+        'Upgrade sui-receipts, or point it at another database.',
+    );
+    this.name = 'SchemaTooNewError';
+  }
+}
+
+/**
+ * Applies the migrations not yet recorded, all in one transaction holding an advisory lock: two
+ * instances starting together take turns, and the second finds everything applied.
+ */
+export async function migrate(pool: pg.Pool, location: string, migrations = loadMigrations()): Promise<void> {
+  const known = migrations.at(-1)?.version ?? 0;
+  await transaction(pool, async (client) => {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK.toString()]);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`);
+    const { rows } = await client.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations');
+    const current = rows[0]?.v ?? 0;
+    if (current > known) throw new SchemaTooNewError(location, current, known);
+    for (const m of migrations) {
+      if (m.version <= current) continue;
+      await client.query(m.sql);
+      await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
+    }
+  });
+}

@@ -1,0 +1,299 @@
+// Events on PostgreSQL. Writes use group commit: requests queued while the previous commit is in
+// flight (or within maxDelayMs) go to the database together as ONE statement, which is its own
+// transaction, and each request is answered only after that statement has committed.
+//
+// ids come from a bigserial and, with several writers, commit out of order; they are the public
+// handle only. The ledger order is seq, assigned when the event is sealed (see epochs.ts).
+import type pg from 'pg';
+import type { NormalizedEvent } from '../../event/validate.ts';
+import { leafHash } from '../../event/leaf.ts';
+import type { EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
+
+export interface GroupCommitOptions {
+  /** Longest a queued request waits for others to share its commit, ms. 0: the same turn of the event loop. */
+  maxDelayMs?: number;
+  /** Commit at once when this many events are queued; also the most one statement carries. */
+  maxBatchEvents?: number;
+}
+
+interface Job {
+  items: EventToWrite[];
+  resolve: (results: WriteResult[]) => void;
+  reject: (err: unknown) => void;
+}
+
+type StoredRow = {
+  id: number;
+  namespace: string;
+  request_id: string;
+  caller: string;
+  action: string;
+  units: number;
+  artifact_digest: Buffer | null;
+  ts: number;
+  ts_explicit: boolean;
+  source: string | null;
+  metadata: string | null;
+  leaf_hash: Buffer;
+};
+
+type EventRow = {
+  id: number;
+  seq: number | null;
+  namespace: string;
+  request_id: string;
+  caller: string;
+  action: string;
+  units: number;
+  artifact_digest: Buffer | null;
+  ts: number;
+  leaf_hash: Buffer;
+};
+
+const EVENT_COLUMNS = 'id, seq, namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash';
+
+function toRecord(row: EventRow): EventRecord {
+  return {
+    id: row.id,
+    seq: row.seq,
+    namespace: row.namespace,
+    request_id: row.request_id,
+    caller: row.caller,
+    action: row.action,
+    units: row.units,
+    artifact_digest: row.artifact_digest ? row.artifact_digest.toString('hex') : '',
+    ts: row.ts,
+    leaf_hash: row.leaf_hash.toString('hex'),
+  };
+}
+
+// ids are drawn in arrival order (nextval after the ordinality sort), then rows are inserted in
+// (namespace, request_id) byte order: every writer takes the unique-index locks in the same
+// order, so two instances inserting overlapping request ids wait for each other, never deadlock.
+const INSERT_SQL = `WITH input AS MATERIALIZED (
+    SELECT nextval('events_id_seq'::regclass) AS id, t.*
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
+                $8::bytea[], $9::int8[], $10::bool[], $11::int8[], $12::text[], $13::text[], $14::bytea[])
+      WITH ORDINALITY AS t(namespace, request_id, owner, key_id, caller, action, units, artifact_digest,
+                           ts, ts_explicit, received_at, source, metadata, leaf_hash, ord)
+    ORDER BY t.ord)
+  INSERT INTO events (id, namespace, request_id, owner, key_id, caller, action, units, artifact_digest, ts,
+                      ts_explicit, received_at, source, metadata, leaf_hash)
+  SELECT id, namespace, request_id, owner, key_id, caller, action, units, artifact_digest, ts,
+         ts_explicit, received_at, source, metadata, leaf_hash
+  FROM input ORDER BY namespace COLLATE "C", request_id COLLATE "C"
+  ON CONFLICT (namespace, request_id) DO NOTHING
+  RETURNING id, namespace, request_id`;
+
+const EXISTING_SQL = `SELECT e.id, e.namespace, e.request_id, e.caller, e.action, e.units, e.artifact_digest, e.ts,
+    e.ts_explicit, e.source, e.metadata, e.leaf_hash
+  FROM unnest($1::text[], $2::text[]) AS k(namespace, request_id)
+  JOIN events e ON e.namespace = k.namespace AND e.request_id = k.request_id`;
+
+/** PostgreSQL text cannot hold U+0000; one such field must fail its own request, not the batch. */
+function nulField(e: NormalizedEvent): string | null {
+  for (const f of ['namespace', 'request_id', 'caller', 'action', 'source', 'metadata'] as const) {
+    if (e[f]?.includes('\u0000')) return f;
+  }
+  return null;
+}
+
+const keyOf = (namespace: string, requestId: string) => JSON.stringify([namespace, requestId]);
+
+export class PgEventStore implements EventStore {
+  private readonly pool: pg.Pool;
+  private readonly maxDelayMs: number;
+  private readonly maxBatchEvents: number;
+  onCommit: EventStore['onCommit'] = undefined;
+  private queue: Job[] = [];
+  private queuedEvents = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private scheduled = false;
+  private inFlight: Promise<void> | undefined;
+
+  constructor(pool: pg.Pool, options: GroupCommitOptions = {}) {
+    this.pool = pool;
+    this.maxDelayMs = options.maxDelayMs ?? 0;
+    this.maxBatchEvents = Math.max(1, options.maxBatchEvents ?? 5000);
+  }
+
+  write(items: EventToWrite[]): Promise<WriteResult[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    for (const item of items) {
+      const field = nulField(item.event);
+      if (field) return Promise.reject(new Error(`${field} contains the character U+0000, which PostgreSQL text cannot store; remove it and retry`));
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ items, resolve, reject });
+      this.queuedEvents += items.length;
+      if (this.inFlight) return; // taken when the commit in flight ends
+      if (this.queuedEvents >= this.maxBatchEvents) this.kick();
+      else if (!this.scheduled) {
+        this.scheduled = true;
+        if (this.maxDelayMs > 0) this.timer = setTimeout(() => this.kick(), this.maxDelayMs);
+        else setImmediate(() => this.kick());
+      }
+    });
+  }
+
+  /** Resolves once everything queued so far is committed (or failed). */
+  async flush(): Promise<void> {
+    while (this.inFlight || this.queue.length > 0) {
+      if (!this.inFlight) this.kick();
+      await this.inFlight;
+    }
+  }
+
+  /** Starts a commit of what is queued unless one is in flight (which starts the next itself). */
+  private kick(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.scheduled = false;
+    if (this.inFlight || this.queue.length === 0) return;
+    // Whole requests, up to maxBatchEvents events (at least one request).
+    let n = 0;
+    let take = 0;
+    while (take < this.queue.length && (take === 0 || n + this.queue[take]!.items.length <= this.maxBatchEvents)) {
+      n += this.queue[take]!.items.length;
+      take++;
+    }
+    const jobs = this.queue.splice(0, take);
+    this.queuedEvents -= n;
+    this.inFlight = this.commit(jobs, n).finally(() => {
+      this.inFlight = undefined;
+      // What queued meanwhile is the next group: go at once, it has already waited.
+      if (this.queue.length > 0) this.kick();
+    });
+  }
+
+  private async commit(jobs: Job[], events: number): Promise<void> {
+    const started = performance.now();
+    let results: WriteResult[][];
+    try {
+      results = await this.commitBatch(jobs);
+    } catch (err) {
+      for (const job of jobs) job.reject(err);
+      return;
+    }
+    try {
+      this.onCommit?.(events, (performance.now() - started) / 1000);
+    } finally {
+      jobs.forEach((job, i) => job.resolve(results[i]!));
+    }
+  }
+
+  private async commitBatch(jobs: Job[]): Promise<WriteResult[][]> {
+    // The first occurrence of a (namespace, request_id) in the group is inserted; a later one in
+    // the same group is a duplicate or conflict of it, exactly as if it had come in the next commit.
+    const first = new Map<string, { item: EventToWrite; hash: Buffer }>();
+    const cols: unknown[][] = Array.from({ length: 14 }, () => []);
+    const flat = jobs.flatMap((job) => job.items);
+    const hashes = flat.map((item) => {
+      const k = keyOf(item.event.namespace, item.event.request_id);
+      const seen = first.get(k);
+      if (seen) return seen.hash;
+      const e = item.event;
+      const hash = Buffer.from(leafHash(e));
+      first.set(k, { item, hash });
+      const row = [e.namespace, e.request_id, item.owner, item.keyId, e.caller, e.action, e.units,
+        e.artifact_digest === '' ? null : Buffer.from(e.artifact_digest, 'hex'), e.ts_ms, e.ts_explicit, e.received_at,
+        e.source, e.metadata, hash];
+      row.forEach((v, i) => cols[i]!.push(v));
+      return hash;
+    });
+
+    // One statement, one transaction: committed when it returns.
+    const inserted = await this.pool.query<{ id: number; namespace: string; request_id: string }>({
+      name: 'events-insert', text: INSERT_SQL, values: cols,
+    });
+    const created = new Map<string, number>();
+    for (const r of inserted.rows) created.set(keyOf(r.namespace, r.request_id), r.id);
+
+    // Everything else is a repeat of a stored row (stored rows are never deleted: read after commit).
+    const repeats = new Map<string, [string, string]>();
+    const claimed = new Set<string>();
+    flat.forEach((item) => {
+      const k = keyOf(item.event.namespace, item.event.request_id);
+      if (created.has(k) && !claimed.has(k)) claimed.add(k);
+      else repeats.set(k, [item.event.namespace, item.event.request_id]);
+    });
+    const stored = new Map<string, StoredRow>();
+    if (repeats.size > 0) {
+      const keys = [...repeats.values()];
+      const found = await this.pool.query<StoredRow>({
+        name: 'events-existing', text: EXISTING_SQL, values: [keys.map((k) => k[0]), keys.map((k) => k[1])],
+      });
+      for (const r of found.rows) stored.set(keyOf(r.namespace, r.request_id), r);
+    }
+
+    const answered = new Set<string>();
+    let i = 0;
+    return jobs.map((job) =>
+      job.items.map((item): WriteResult => {
+        const hash = hashes[i++]!;
+        const k = keyOf(item.event.namespace, item.event.request_id);
+        const id = created.get(k);
+        if (id !== undefined && !answered.has(k)) {
+          answered.add(k);
+          return { status: 'created', id, leaf_hash: hash.toString('hex') };
+        }
+        const row = stored.get(k);
+        if (!row) throw new Error(`event ${item.event.namespace}/${item.event.request_id} was neither inserted nor found; retry the request`);
+        const differs = differences(row, item.event);
+        if (differs.length === 0) return { status: 'duplicate', id: row.id, leaf_hash: row.leaf_hash.toString('hex') };
+        return { status: 'conflict', id: row.id, differs };
+      }),
+    );
+  }
+
+  async get(id: number): Promise<EventRecord | undefined> {
+    if (!Number.isSafeInteger(id)) return undefined;
+    const { rows } = await this.pool.query<EventRow>({ name: 'events-get', text: `SELECT ${EVENT_COLUMNS} FROM events WHERE id = $1`, values: [id] });
+    return rows[0] && toRecord(rows[0]);
+  }
+
+  async page(q: EventPageQuery): Promise<EventRecord[]> {
+    // Keyset paging on (ts, id) within the (namespace, ts, id) index; id <= snapshot bound.
+    const text = q.desc
+      ? `SELECT ${EVENT_COLUMNS} FROM events
+         WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4 AND (ts, id) < ($5, $6)
+         ORDER BY ts DESC, id DESC LIMIT $7`
+      : `SELECT ${EVENT_COLUMNS} FROM events
+         WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4 AND (ts, id) > ($5, $6)
+         ORDER BY ts, id LIMIT $7`;
+    const { rows } = await this.pool.query<EventRow>({
+      name: q.desc ? 'events-page-desc' : 'events-page',
+      text,
+      values: [q.namespace, q.from, q.to, q.asOf, q.after[0], q.after[1], q.limit],
+    });
+    return rows.map(toRecord);
+  }
+
+  async latestId(): Promise<number> {
+    const { rows } = await this.pool.query<{ m: number }>({ name: 'events-latest', text: 'SELECT coalesce(max(id), 0) AS m FROM events' });
+    return rows[0]!.m;
+  }
+
+  async unsealed(): Promise<{ events: number; oldestReceivedAt: number | null }> {
+    // Both through the partial index of unsealed ids: as cheap with 1e9 sealed events as with none.
+    const { rows } = await this.pool.query<{ n: number; oldest: number | null }>({
+      name: 'events-unsealed',
+      text: 'SELECT count(*) AS n, min(received_at) AS oldest FROM events WHERE seq IS NULL',
+    });
+    return { events: rows[0]!.n, oldestReceivedAt: rows[0]!.oldest };
+  }
+}
+
+/** Which fields of a repeated request id differ from what was stored (empty: a true duplicate). */
+export function differences(stored: StoredRow, e: NormalizedEvent): string[] {
+  const differs: string[] = [];
+  if (stored.caller !== e.caller) differs.push('caller');
+  if (stored.action !== e.action) differs.push('action');
+  if (stored.units !== e.units) differs.push('units');
+  if ((stored.artifact_digest?.toString('hex') ?? '') !== e.artifact_digest) differs.push('artifact_digest');
+  // A retry that leaves ts out means "when received": it cannot contradict the stored time.
+  if (e.ts_explicit && stored.ts_explicit && stored.ts !== e.ts_ms) differs.push('ts');
+  if (stored.source !== e.source) differs.push('source');
+  if (stored.metadata !== e.metadata) differs.push('metadata');
+  return differs;
+}

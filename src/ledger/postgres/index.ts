@@ -1,0 +1,102 @@
+// The PostgreSQL engine: several service instances on one database. Any instance ingests and
+// reads; one elected leader seals and anchors, fenced by a term so a stale leader cannot write.
+// See epochs.ts for the ordering rule and leadership.ts for the election and fencing.
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type pg from 'pg';
+import type { Ledger } from '../types.ts';
+import { PgAnchorStore } from './anchors.ts';
+import { copyRows, type CopyCounts, type CopyData } from './copy.ts';
+import { createPool, migrate, redactUrl } from './db.ts';
+import { PgEpochStore } from './epochs.ts';
+import { PgEventStore, type GroupCommitOptions } from './events.ts';
+import { PgKeyStore } from './keys.ts';
+import { PgLeadership } from './leadership.ts';
+import { PgUsageStore } from './usage.ts';
+
+export interface PostgresLedgerOptions {
+  groupCommit?: GroupCommitOptions;
+  /** Pooled connections for ingest and reads (the leader's lock connection is extra). Default 10. */
+  poolSize?: number;
+  /** Who this instance is, in the leadership table and /healthz. Default host:pid:random. */
+  instanceId?: string;
+  /** A leader that lost its lock connection is replaced within about this long, ms. Default 3000. */
+  leaseMs?: number;
+}
+
+export class PostgresLedger implements Ledger {
+  readonly engine = 'postgres' as const;
+  readonly location: string;
+  readonly events: PgEventStore;
+  readonly keys: PgKeyStore;
+  readonly usage: PgUsageStore;
+  readonly epochs: PgEpochStore;
+  readonly anchors: PgAnchorStore;
+  readonly leadership: PgLeadership;
+  /** The pool, for this engine's own tools (tests, copy); stages never use it. */
+  readonly pool: pg.Pool;
+  private closing: Promise<void> | undefined;
+
+  constructor(pool: pg.Pool, url: string, options: PostgresLedgerOptions) {
+    this.pool = pool;
+    this.location = redactUrl(url);
+    this.leadership = new PgLeadership({
+      url,
+      instanceId: options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+      leaseMs: options.leaseMs ?? 3000,
+    });
+    this.events = new PgEventStore(pool, options.groupCommit);
+    this.keys = new PgKeyStore(pool);
+    this.usage = new PgUsageStore(pool);
+    this.epochs = new PgEpochStore(pool, this.leadership);
+    this.anchors = new PgAnchorStore(pool, this.leadership);
+  }
+
+  async healthy(): Promise<boolean> {
+    try {
+      const { rows } = await this.pool.query<{ ok: number }>('SELECT 1 AS ok');
+      return rows[0]?.ok === 1;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Commits what is queued, gives up leadership, then closes every connection. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        await this.events.flush();
+      } finally {
+        await this.leadership.stop();
+        await this.pool.end();
+      }
+    })();
+    return this.closing;
+  }
+}
+
+/**
+ * Opens a PostgreSQL ledger at a postgres:// URL: connects, applies the migrations this build
+ * knows (refusing a newer schema), and returns the ledger. Leadership starts only when
+ * `ledger.leadership.start()` is called (the serve command does; the CLI need not).
+ */
+export async function openPostgresLedger(url: string, options: PostgresLedgerOptions = {}): Promise<PostgresLedger> {
+  const pool = createPool(url, options.poolSize ?? 10);
+  try {
+    await migrate(pool, redactUrl(url));
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw err;
+  }
+  return new PostgresLedger(pool, url, options);
+}
+
+/** Copies a whole ledger's raw rows into an empty PostgreSQL ledger, in one transaction. */
+export function copyInto(ledger: Ledger, data: CopyData): Promise<CopyCounts> {
+  if (!(ledger instanceof PostgresLedger)) throw new TypeError('copyInto needs a ledger opened with openPostgresLedger');
+  return copyRows(ledger.pool, data);
+}
+
+export { FencedError, type LeadershipState } from './leadership.ts';
+export { SchemaTooNewError } from './db.ts';
+export type { CopyData, CopyCounts } from './copy.ts';

@@ -1,0 +1,598 @@
+// The PostgreSQL engine on a throw-away cluster: idempotent group-committed writes, the
+// ordering rule under concurrent writers, leader election and fencing, migrations under a
+// concurrent start, the usage index and exact sums, and the bulk copy.
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { leafHash } from '../../src/event/leaf.ts';
+import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_MS, validateEvent, type NormalizedEvent } from '../../src/event/validate.ts';
+import { HASH_SIZE } from '../../src/merkle/hash.ts';
+import { verifyInclusion } from '../../src/merkle/proof.ts';
+import { auditPath, buildTree, rootOf } from '../../src/merkle/tree.ts';
+import { copyInto, FencedError, openPostgresLedger, SchemaTooNewError, type PostgresLedger } from '../../src/ledger/postgres/index.ts';
+import { usageSql } from '../../src/ledger/postgres/usage.ts';
+import type { EventToWrite, Role, SealRequest } from '../../src/ledger/types.ts';
+import { freshDatabase, startPostgres } from '../support/postgres.ts';
+
+const cluster = await startPostgres();
+afterAll(() => cluster?.stop());
+
+const NOW = Date.now();
+let counter = 0;
+
+/** A validated event, as the API hands it to the ledger. */
+function ev(fields: Record<string, unknown> = {}, now = NOW): NormalizedEvent {
+  const input = { request_id: `r-${++counter}`, namespace: 'acme/prod', action: 'recall', caller: 'user-1', units: 1, ...fields };
+  const v = validateEvent(input, { now, maxAgeMs: DEFAULT_MAX_AGE_MS, maxFutureMs: DEFAULT_MAX_FUTURE_MS });
+  if (!v.ok) throw new Error(JSON.stringify(v.errors));
+  return v.event;
+}
+const item = (e: NormalizedEvent): EventToWrite => ({ event: e, owner: 'acme-inc', keyId: 'abcdefabcdef' });
+
+const seal = (maxEvents = 1000): SealRequest => ({
+  maxEvents,
+  now: Date.now(),
+  build: (leaves) => {
+    const tree = buildTree(leaves);
+    return { root: rootOf(tree), levels: tree.levels };
+  },
+});
+
+async function open(url: string, options: Parameters<typeof openPostgresLedger>[1] = {}): Promise<PostgresLedger> {
+  return openPostgresLedger(url, { leaseMs: 600, ...options });
+}
+
+async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function sql<T extends pg.QueryResultRow = Record<string, unknown>>(url: string, text: string, values: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<T>(text, values)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+describe.skipIf(!cluster)('PostgreSQL engine', () => {
+  describe('writes', () => {
+    it('creates, answers a repeat as duplicate or conflict exactly as SQLite does, forever', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const ledger = await open(url);
+      try {
+        const e = ev({ ts: NOW - 1000, artifact_digest: 'AB'.repeat(32), source: 'svc', metadata: { a: 1 } });
+        const [created] = await ledger.events.write([item(e)]);
+        expect(created).toEqual({ status: 'created', id: expect.any(Number), leaf_hash: Buffer.from(leafHash(e)).toString('hex') });
+        if (created!.status !== 'created') throw new Error();
+
+        const stored = await ledger.events.get(created!.id);
+        expect(stored).toEqual({
+          id: created!.id, seq: null, namespace: 'acme/prod', request_id: e.request_id, caller: 'user-1', action: 'recall',
+          units: 1, artifact_digest: 'ab'.repeat(32), ts: NOW - 1000, leaf_hash: created!.leaf_hash,
+        });
+
+        // The same request again: the original's id and leaf hash.
+        const again = ev({ request_id: e.request_id, ts: NOW - 1000, artifact_digest: 'ab'.repeat(32), source: 'svc', metadata: { a: 1 } }, NOW + 5000);
+        expect(await ledger.events.write([item(again)])).toEqual([{ status: 'duplicate', id: created!.id, leaf_hash: created!.leaf_hash }]);
+        // Leaving ts out means "when received": it cannot contradict the stored explicit time.
+        const noTs = ev({ request_id: e.request_id, artifact_digest: 'ab'.repeat(32), source: 'svc', metadata: { a: 1 } }, NOW + 9000);
+        expect((await ledger.events.write([item(noTs)]))[0]!.status).toBe('duplicate');
+        // Different content under the same request id: a conflict naming each differing field.
+        const changed = ev({ request_id: e.request_id, ts: NOW - 2000, units: 2, caller: 'user-2', source: 'svc', metadata: { a: 2 } });
+        expect((await ledger.events.write([item(ev({ request_id: e.request_id, ts: NOW - 1000, artifact_digest: 'ab'.repeat(32), metadata: { a: 1 } }))]))[0])
+          .toEqual({ status: 'conflict', id: created!.id, differs: ['source'] });
+        expect(await ledger.events.write([item(changed)])).toEqual([
+          { status: 'conflict', id: created!.id, differs: ['caller', 'units', 'artifact_digest', 'ts', 'metadata'] },
+        ]);
+        // The same request id in another namespace is another event.
+        expect((await ledger.events.write([item(ev({ request_id: e.request_id, namespace: 'acme/dev' }))]))[0]!.status).toBe('created');
+        expect(await ledger.events.latestId()).toBeGreaterThan(created!.id);
+        expect(await ledger.events.unsealed()).toEqual({ events: 2, oldestReceivedAt: NOW });
+        // Nothing was stored twice.
+        expect(await sql(url, 'SELECT count(*)::int AS n FROM events')).toEqual([{ n: 2 }]);
+      } finally {
+        await ledger.close();
+      }
+    });
+
+    it('within one group commit, a repeated request id is a duplicate or conflict of the first', async () => {
+      const ledger = await open(await freshDatabase(cluster!.url));
+      try {
+        const a = ev({ ts: NOW - 10 });
+        const same = ev({ request_id: a.request_id, ts: NOW - 10 });
+        const other = ev({ request_id: a.request_id, ts: NOW - 10, units: 7 });
+        const b = ev();
+        // One request with the repeat inside it, and two more queued in the same turn.
+        const [r1, r2, r3] = await Promise.all([
+          ledger.events.write([item(a), item(same)]),
+          ledger.events.write([item(other), item(b)]),
+          ledger.events.write([item(b)]),
+        ]);
+        expect(r1![0]!.status).toBe('created');
+        const id = r1![0]!.id;
+        expect(r1![1]).toEqual({ status: 'duplicate', id, leaf_hash: (r1![0] as { leaf_hash: string }).leaf_hash });
+        expect(r2![0]).toEqual({ status: 'conflict', id, differs: ['units'] });
+        expect(r2![1]!.status).toBe('created');
+        expect(r3![0]).toEqual({ status: 'duplicate', id: r2![1]!.id, leaf_hash: (r2![1] as { leaf_hash: string }).leaf_hash });
+      } finally {
+        await ledger.close();
+      }
+    });
+
+    it('shares one transaction among writes arriving together; ids follow arrival order', async () => {
+      const ledger = await open(await freshDatabase(cluster!.url));
+      try {
+        const commits: number[] = [];
+        ledger.events.onCommit = (n) => commits.push(n);
+        const events = Array.from({ length: 300 }, () => ev());
+        const results = await Promise.all(events.map((e) => ledger.events.write([item(e)])));
+        expect(results.every((r) => r[0]!.status === 'created')).toBe(true);
+        expect(commits.reduce((a, b) => a + b, 0)).toBe(300);
+        expect(commits.length).toBeLessThanOrEqual(3); // 300 requests, a few commits
+        const ids = results.map((r) => r[0]!.id);
+        expect(ids).toEqual([...ids].sort((x, y) => x - y)); // arrival order, not request-id order
+        expect(new Set(ids).size).toBe(300);
+      } finally {
+        await ledger.close();
+      }
+    });
+
+    it('fails only the request whose text PostgreSQL cannot store, not its group', async () => {
+      const ledger = await open(await freshDatabase(cluster!.url));
+      try {
+        const bad = ledger.events.write([item(ev({ source: 'a\u0000b' }))]);
+        const good = ledger.events.write([item(ev())]);
+        await expect(bad).rejects.toThrow(/source contains the character U\+0000/);
+        expect((await good)[0]!.status).toBe('created');
+      } finally {
+        await ledger.close();
+      }
+    });
+
+    it('two instances writing overlapping request ids at once: one row each, no deadlock', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const [a, b] = await Promise.all([open(url), open(url)]);
+      try {
+        const events = Array.from({ length: 200 }, () => ev());
+        const reversed = [...events].reverse();
+        const [ra, rb] = await Promise.all([
+          a.events.write(events.map(item)),
+          b.events.write(reversed.map(item)),
+        ]);
+        const statuses = [...ra, ...rb].map((r) => r.status);
+        expect(statuses.filter((s) => s === 'created')).toHaveLength(200);
+        expect(statuses.filter((s) => s === 'duplicate')).toHaveLength(200);
+        expect(await sql(url, 'SELECT count(*)::int AS n FROM events')).toEqual([{ n: 200 }]);
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+  });
+
+  describe('ordering rule', () => {
+    it('an event committed late after a lower id was sealed past goes into a later epoch: none skipped, none twice', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const ledger = await open(url);
+      const slow = new pg.Client({ connectionString: url });
+      await slow.connect();
+      try {
+        await ledger.leadership.start(() => {});
+        expect(ledger.leadership.role()).toBe('leader');
+        expect(await ledger.epochs.sealNext(seal())).toBeNull(); // nothing waits: no epoch
+
+        // A writer holding its transaction open: its id is drawn now, below every later one.
+        const late = ev();
+        await slow.query('BEGIN');
+        const { rows } = await slow.query<{ id: string }>(
+          `INSERT INTO events (namespace, request_id, owner, key_id, caller, action, units, ts, ts_explicit, received_at, leaf_hash)
+           VALUES ($1, $2, 'acme-inc', 'abcdefabcdef', $3, $4, $5, $6, false, $7, $8) RETURNING id`,
+          [late.namespace, late.request_id, late.caller, late.action, late.units, late.ts_ms, late.received_at, Buffer.from(leafHash(late))],
+        );
+        const lateId = Number(rows[0]!.id);
+
+        const first = Array.from({ length: 5 }, () => ev());
+        const written = await ledger.events.write(first.map(item));
+        expect(written.every((r) => r.id > lateId)).toBe(true);
+
+        const e0 = await ledger.epochs.sealNext(seal());
+        expect(e0).toMatchObject({ epoch: 0, first_seq: 1, last_seq: 5, size: 5 });
+        expect(await ledger.events.unsealed()).toMatchObject({ events: 0 }); // the open one is not visible
+        expect(await ledger.epochs.sealNext(seal())).toBeNull();
+
+        await slow.query('COMMIT');
+        expect(await ledger.events.unsealed()).toMatchObject({ events: 1 });
+        const more = Array.from({ length: 3 }, () => ev());
+        await ledger.events.write(more.map(item));
+        const e1 = await ledger.epochs.sealNext(seal(2));
+        const e2 = await ledger.epochs.sealNext(seal(2));
+        expect(e1).toMatchObject({ epoch: 1, first_seq: 6, last_seq: 7, size: 2 });
+        expect(e2).toMatchObject({ epoch: 2, first_seq: 8, last_seq: 9, size: 2 });
+        expect(await ledger.epochs.sealNext(seal())).toBeNull();
+        expect(await ledger.events.unsealed()).toEqual({ events: 0, oldestReceivedAt: null });
+
+        // The late event took the first place of the next epoch, in id order among the unsealed.
+        expect((await ledger.events.get(lateId))!.seq).toBe(6);
+
+        // Every event in exactly one epoch; seq dense 1 … 9; epochs 0, 1, 2 without gaps.
+        const all = await sql<{ id: string; seq: string; leaf_hash: Buffer }>(url, 'SELECT id, seq, leaf_hash FROM events ORDER BY seq');
+        expect(all.map((r) => Number(r.seq))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        const epochs = await ledger.epochs.list({ limit: 10 });
+        expect(epochs.map((e) => e.epoch)).toEqual([0, 1, 2]);
+        expect(await ledger.epochs.list({ limit: 2, desc: true })).toEqual([epochs[2], epochs[1]]);
+        expect(await ledger.epochs.latest()).toEqual(epochs[2]);
+
+        // The stored trees are over the leaves in seq order, and prove every event.
+        for (const epoch of epochs) {
+          const members = all.filter((r) => Number(r.seq) >= epoch.first_seq && Number(r.seq) <= epoch.last_seq);
+          const leaves = Buffer.concat(members.map((r) => r.leaf_hash));
+          expect(Buffer.from(rootOf(buildTree(leaves))).toString('hex')).toBe(epoch.root);
+          const levels: Uint8Array[] = [];
+          for (const [l, level] of buildTree(leaves).levels.entries()) {
+            levels.push(await ledger.epochs.level(epoch.epoch, l));
+            expect(Buffer.from(levels[l]!)).toEqual(Buffer.from(level));
+          }
+          for (const r of members) {
+            const seq = Number(r.seq);
+            expect(await ledger.epochs.containing(seq)).toEqual(epoch);
+            const index = seq - epoch.first_seq;
+            expect(Buffer.from(await ledger.epochs.node(epoch.epoch, 0, index))).toEqual(r.leaf_hash);
+            const path = auditPath(index, epoch.size, (l, i) => levels[l]!.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE));
+            expect(verifyInclusion(r.leaf_hash, index, epoch.size, path, Buffer.from(epoch.root, 'hex'))).toEqual({ ok: true });
+          }
+        }
+        expect(await ledger.epochs.containing(10)).toBeUndefined();
+        await expect(ledger.epochs.node(0, 0, 99)).rejects.toThrow(/no stored node/);
+      } finally {
+        await slow.end().catch(() => {});
+        await ledger.close();
+      }
+    });
+
+    it('stores trees larger than one node chunk (64 hashes) so proofs read them back', async () => {
+      const ledger = await open(await freshDatabase(cluster!.url));
+      try {
+        await ledger.leadership.start(() => {});
+        await ledger.events.write(Array.from({ length: 150 }, () => item(ev())));
+        const e = await ledger.epochs.sealNext(seal());
+        expect(e).toMatchObject({ epoch: 0, size: 150 });
+        const leaves = await ledger.epochs.level(0, 0);
+        expect(leaves.length).toBe(150 * HASH_SIZE);
+        const tree = buildTree(leaves);
+        for (const [l, level] of tree.levels.entries()) expect(Buffer.from(await ledger.epochs.level(0, l))).toEqual(Buffer.from(level));
+        expect(Buffer.from(await ledger.epochs.node(0, 0, 130))).toEqual(Buffer.from(leaves.subarray(130 * 32, 131 * 32)));
+      } finally {
+        await ledger.close();
+      }
+    });
+
+    it('page() walks (ts, id) within the asOf snapshot, both ways', async () => {
+      const ledger = await open(await freshDatabase(cluster!.url));
+      try {
+        const times = [NOW - 500, NOW - 100, NOW - 300, NOW - 100];
+        const written = await ledger.events.write(times.map((ts) => item(ev({ ts }))));
+        await ledger.events.write([item(ev({ namespace: 'other/ns', ts: NOW - 200 }))]);
+        const asOf = await ledger.events.latestId();
+        await ledger.events.write([item(ev({ ts: NOW - 400 }))]); // after the snapshot
+        const q = { namespace: 'acme/prod', from: 0, to: NOW + 1, asOf, limit: 2 };
+        const p1 = await ledger.events.page({ ...q, after: [-1, -1] });
+        const p2 = await ledger.events.page({ ...q, after: [p1[1]!.ts, p1[1]!.id] });
+        const ids = written.map((w) => w.id);
+        expect([...p1, ...p2].map((e) => e.id)).toEqual([ids[0], ids[2], ids[1], ids[3]]);
+        const d1 = await ledger.events.page({ ...q, desc: true, after: [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER] });
+        expect(d1.map((e) => e.id)).toEqual([ids[3], ids[1]]);
+      } finally {
+        await ledger.close();
+      }
+    });
+  });
+
+  describe('leadership and fencing', () => {
+    it('elects one leader; a killed lock connection hands over within seconds; the stale one cannot write', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const a = await open(url, { instanceId: 'instance-a' });
+      const b = await open(url, { instanceId: 'instance-b' });
+      const changes: Record<string, Role[]> = { a: [], b: [] };
+      try {
+        await a.leadership.start((r) => changes.a!.push(r));
+        await b.leadership.start((r) => changes.b!.push(r));
+        expect(a.leadership.role()).toBe('leader'); // started first, took it at once
+        await new Promise((r) => setTimeout(r, 700)); // several campaign rounds
+        expect(b.leadership.role()).toBe('follower');
+        expect(a.leadership.describe()).toMatchObject({ role: 'leader', term: 1, holder: 'instance-a' });
+        expect(b.leadership.describe()).toMatchObject({ role: 'follower', term: 1, holder: 'instance-a' });
+        await expect(b.epochs.sealNext(seal())).rejects.toThrow(FencedError);
+
+        await a.events.write([item(ev()), item(ev())]);
+        // Kill the leader's lock connection.
+        const killedAt = Date.now();
+        const killed = await sql<{ ok: boolean }>(url, `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name LIKE 'sui-receipts leader-election instance-a%'`);
+        expect(killed).toEqual([{ ok: true }]);
+        await until(() => a.leadership.role() === 'follower', 3000);
+        await until(() => b.leadership.role() === 'leader', 5000);
+        expect(Date.now() - killedAt).toBeLessThan(5000);
+        expect(changes.a).toEqual(['leader', 'follower']);
+        expect(changes.b).toEqual(['leader']);
+        expect(b.leadership.describe()).toMatchObject({ role: 'leader', term: 2, holder: 'instance-b' });
+
+        // The stale one writes nothing; the new leader seals.
+        await expect(a.epochs.sealNext(seal())).rejects.toThrow(/no longer the leader/);
+        await expect(a.anchors.record([0], { network: 'localnet', package_id: '0x1', registry_id: '0x2', tx_digest: 'd', checkpoint: '1', anchored_at_ms: 1 })).rejects.toThrow(FencedError);
+        expect(await b.epochs.sealNext(seal())).toMatchObject({ epoch: 0, size: 2 });
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+
+    it('a leader whose term was superseded (it has not noticed yet) is fenced in the database and writes nothing', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const a = await open(url, { instanceId: 'instance-a' });
+      const changes: Role[] = [];
+      try {
+        await a.leadership.start((r) => changes.push(r));
+        expect(a.leadership.describe()).toMatchObject({ role: 'leader', term: 1 });
+        await a.events.write([item(ev()), item(ev())]);
+        expect(await a.epochs.sealNext(seal(1))).toMatchObject({ epoch: 0 });
+        await a.anchors.recordAttempt({ tx_digest: 'tx-1', first_epoch: 0, last_epoch: 0, created_at_ms: 5 });
+
+        // Another instance took office while this one was cut off (it still believes it leads).
+        await sql(url, "UPDATE leadership SET term = term + 1, holder = 'instance-z'");
+        expect(a.leadership.role()).toBe('leader');
+        await expect(a.epochs.sealNext(seal())).rejects.toThrow(/term 1 was superseded by term 2 \(instance-z\)/);
+        expect(await sql(url, 'SELECT count(*)::int AS n FROM epochs')).toEqual([{ n: 1 }]);
+        expect(await sql(url, 'SELECT count(*)::int AS n FROM events WHERE seq IS NULL')).toEqual([{ n: 1 }]);
+        expect(changes.slice(0, 2)).toEqual(['leader', 'follower']); // it stepped down on seeing the newer term
+
+        // It campaigns again and comes back with a new term; writes work again.
+        await until(() => a.leadership.role() === 'leader', 5000);
+        expect(a.leadership.describe().term).toBe(3);
+        await a.anchors.recordAttempt({ tx_digest: 'tx-2', first_epoch: 0, last_epoch: 1, created_at_ms: 6 });
+        await a.anchors.recordAttempt({ tx_digest: 'tx-2', first_epoch: 0, last_epoch: 1, created_at_ms: 6 }); // idempotent
+        expect(await a.anchors.attemptsCovering(0)).toEqual(['tx-2', 'tx-1']);
+        await a.anchors.record([0], { network: 'localnet', package_id: '0x1', registry_id: '0x2', tx_digest: 'tx-1', checkpoint: '9', anchored_at_ms: 7 });
+        await a.anchors.record([0], { network: 'localnet', package_id: '0x1', registry_id: '0x2', tx_digest: 'other', checkpoint: '10', anchored_at_ms: 8 });
+        expect(await a.anchors.get(0)).toEqual({ network: 'localnet', package_id: '0x1', registry_id: '0x2', tx_digest: 'tx-1', checkpoint: '9', anchored_at_ms: 7 });
+        expect(await a.anchors.anchoredThrough()).toBe(0);
+        expect(await a.anchors.get(1)).toBeNull();
+      } finally {
+        await a.close();
+      }
+    });
+
+    it('a seal already past the fence check commits before the next term starts', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const a = await open(url, { instanceId: 'instance-a' });
+      const blocker = new pg.Client({ connectionString: url });
+      await blocker.connect();
+      try {
+        await a.leadership.start(() => {});
+        await a.events.write([item(ev()), item(ev())]);
+        // Hold an unsealed row so the seal stops right after its fence check.
+        await blocker.query('BEGIN');
+        await blocker.query('SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT 1 FOR UPDATE');
+        const sealing = a.epochs.sealNext(seal());
+        const waiting = async (like: string) =>
+          (await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`, [like]))[0]!.n === 1;
+        await until(() => waiting('SELECT id, ts, leaf_hash FROM events%'));
+        // A new term now has to wait for the seal that already passed the check.
+        const bump = sql<{ term: string }>(url, "UPDATE leadership SET term = term + 1, holder = 'instance-z' RETURNING term");
+        await until(() => waiting('UPDATE leadership%'));
+        await blocker.query('COMMIT');
+        expect(await sealing).toMatchObject({ epoch: 0, size: 2 });
+        expect(await bump).toEqual([{ term: '2' }]);
+        // From the new term on, this instance's writes are refused.
+        await a.events.write([item(ev())]);
+        await expect(a.epochs.sealNext(seal())).rejects.toThrow(FencedError);
+        expect(await sql(url, 'SELECT count(*)::int AS n FROM epochs')).toEqual([{ n: 1 }]);
+      } finally {
+        await blocker.end().catch(() => {});
+        await a.close();
+      }
+    });
+  });
+
+  describe('schema', () => {
+    it('two instances starting together on a fresh database both open it; each migration is applied once', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const ledgers = await Promise.all([open(url), open(url), open(url)]);
+      try {
+        const rows = await sql<{ version: number; name: string }>(url, 'SELECT version, name FROM schema_migrations ORDER BY version');
+        expect(rows.map((r) => r.name)).toEqual(['001_init.sql', '002_epochs.sql', '003_anchors.sql']);
+        expect(await sql(url, 'SELECT term FROM leadership')).toEqual([{ term: '0' }]);
+        expect(await Promise.all(ledgers.map((l) => l.healthy()))).toEqual([true, true, true]);
+        expect(ledgers[0]!.location).toBe(url);
+      } finally {
+        await Promise.all(ledgers.map((l) => l.close()));
+      }
+    });
+
+    it('refuses a schema newer than it knows, saying what to do', async () => {
+      const url = await freshDatabase(cluster!.url);
+      await (await open(url)).close();
+      await sql(url, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '999_future.sql', 0)");
+      const err = await open(url).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SchemaTooNewError);
+      expect((err as Error).message).toMatch(/schema version 999, newer than this build of sui-receipts knows \(3\)\. Upgrade sui-receipts/);
+    });
+
+    it('keeps the password out of its location', async () => {
+      const u = new URL(await freshDatabase(cluster!.url));
+      u.password = 'hunter2';
+      const ledger = await open(u.toString()); // trust auth ignores it
+      try {
+        expect(ledger.location).not.toContain('hunter2');
+        expect(ledger.location).toContain(u.pathname);
+      } finally {
+        await ledger.close();
+      }
+    });
+  });
+
+  describe('keys', () => {
+    it('creates, authenticates, lists and revokes keys; only the hash is stored', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const ledger = await open(url);
+      try {
+        const k = await ledger.keys.create('acme-inc', ['acme/*'], 1000);
+        expect(k.key).toMatch(/^sr_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/);
+        const p = await ledger.keys.authenticate(k.key);
+        expect(p).toMatchObject({ keyId: k.id, owner: 'acme-inc', namespaces: ['acme/*'] });
+        expect(p!.allows('acme/prod/eu')).toBe(true);
+        expect(p!.allows('acmex/prod')).toBe(false);
+        expect(await ledger.keys.authenticate(k.key.slice(0, -1) + (k.key.endsWith('A') ? 'B' : 'A'))).toBeNull();
+        expect(await ledger.keys.authenticate('nonsense')).toBeNull();
+        expect(await ledger.keys.list()).toEqual([{ id: k.id, owner: 'acme-inc', namespaces: ['acme/*'], created_at: 1000, revoked_at: null }]);
+        const stored = await sql<{ dump: string }>(url, 'SELECT row_to_json(api_keys)::text AS dump FROM api_keys');
+        expect(stored[0]!.dump).not.toContain(k.key.split('_')[2]);
+        expect(await ledger.keys.revoke(k.id, 2000)).toBe(true);
+        expect(await ledger.keys.revoke(k.id, 3000)).toBe(false);
+        expect(await ledger.keys.authenticate(k.key)).toBeNull();
+        await expect(ledger.keys.create('acme-inc', ['ACME/*'])).rejects.toThrow(/namespace pattern "ACME\/\*"/);
+      } finally {
+        await ledger.close();
+      }
+    });
+  });
+
+  describe('usage', () => {
+    it('groups by action, caller, hour and day with keys in byte order and the asOf bound', async () => {
+      const ledger = await open(await freshDatabase(cluster!.url));
+      try {
+        const hour = 3_600_000;
+        const base = Math.floor((NOW - 3 * hour) / hour) * hour;
+        await ledger.events.write([
+          item(ev({ action: 'recall', caller: 'alice', units: 2, ts: base + 10 })),
+          item(ev({ action: 'store', caller: 'Zed', units: 3, ts: base + hour + 10 })),
+          item(ev({ action: 'recall', caller: 'alice', units: 4, ts: base + hour + 20 })),
+          item(ev({ namespace: 'acme/dev', units: 100, ts: base + 10 })),
+        ]);
+        const asOf = await ledger.events.latestId();
+        await ledger.events.write([item(ev({ action: 'store', units: 50, ts: base + 30 }))]);
+        const q = { namespace: 'acme/prod', from: base, to: base + 2 * hour, asOf };
+        expect(await ledger.usage.query({ ...q, groupBy: 'action' })).toEqual({
+          namespace: 'acme/prod', from: base, to: base + 2 * hour, group_by: 'action',
+          groups: [{ key: 'recall', events: 2, units: 6 }, { key: 'store', events: 1, units: 3 }],
+          totals: { events: 3, units: 9 },
+        });
+        expect((await ledger.usage.query({ ...q, groupBy: 'caller' })).groups.map((g) => g.key)).toEqual(['Zed', 'alice']);
+        expect((await ledger.usage.query({ ...q, groupBy: 'hour' })).groups).toEqual([
+          { key: new Date(base).toISOString(), events: 1, units: 2 },
+          { key: new Date(base + hour).toISOString(), events: 2, units: 7 },
+        ]);
+        const day = await ledger.usage.query({ ...q, groupBy: 'day', asOf: undefined });
+        expect(day.totals).toEqual({ events: 4, units: 59 });
+        expect(day.groups.every((g) => g.key.endsWith('T00:00:00.000Z'))).toBe(true);
+        // [from, to) is half-open.
+        expect((await ledger.usage.query({ ...q, from: base + 11, groupBy: 'action' })).totals).toEqual({ events: 2, units: 7 });
+      } finally {
+        await ledger.close();
+      }
+    });
+
+    it('sums exactly past 2^63: a decimal string beyond 2^53−1', async () => {
+      const ledger = await open(await freshDatabase(cluster!.url), { groupCommit: { maxBatchEvents: 2000 } });
+      try {
+        const max = Number.MAX_SAFE_INTEGER;
+        await ledger.events.write(Array.from({ length: 1100 }, () => item(ev({ units: max, ts: NOW - 1 }))));
+        const r = await ledger.usage.query({ namespace: 'acme/prod', from: 0, to: NOW + 1, groupBy: 'action' });
+        const expected = (1100n * BigInt(max)).toString();
+        expect(1100n * BigInt(max) > 2n ** 63n).toBe(true);
+        expect(r.totals).toEqual({ events: 1100, units: expected });
+        expect(r.groups).toEqual([{ key: 'recall', events: 1100, units: expected }]);
+      } finally {
+        await ledger.close();
+      }
+    });
+
+    it('runs on the (namespace, ts) index, never a full scan (EXPLAIN on an ANALYZEd table)', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const ledger = await open(url, { groupCommit: { maxBatchEvents: 5000 } });
+      try {
+        const day = 86_400_000;
+        await ledger.events.write(
+          Array.from({ length: 5000 }, (_, i) => item(ev({ namespace: `tenant-${i % 50}/prod`, caller: `c${i % 7}`, ts: NOW - (i % 30) * day }))),
+        );
+        await sql(url, 'ANALYZE events');
+        const c = new pg.Client({ connectionString: url });
+        await c.connect();
+        try {
+          for (const g of ['action', 'caller', 'hour', 'day'] as const) {
+            const { rows } = await c.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${usageSql(g)}`, ['tenant-7/prod', NOW - 7 * day, NOW, Number.MAX_SAFE_INTEGER]);
+            const plan = JSON.stringify(rows[0]!['QUERY PLAN']);
+            expect(plan, g).toMatch(/"Index Name":"events_namespace_ts"/);
+            expect(plan, g).not.toMatch(/Seq Scan/);
+          }
+        } finally {
+          await c.end();
+        }
+      } finally {
+        await ledger.close();
+      }
+    });
+  });
+
+  describe('copyInto', () => {
+    it('copies a SQLite ledger raw: ids, seqs, epochs and nodes kept; the unsealed tail is sealed after it, new ids after the last', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const ledger = await open(url);
+      try {
+        const events = [ev({ ts: NOW - 30 }), ev({ ts: NOW - 20 }), ev({ ts: NOW - 10 })];
+        const rows = events.map((e, i) => ({
+          seq: i + 1, namespace: e.namespace, request_id: e.request_id, owner: 'acme-inc', key_id: 'abcdefabcdef', caller: e.caller,
+          action: e.action, units: e.units, artifact_digest: null, ts: e.ts_ms, ts_explicit: 1, received_at: e.received_at,
+          source: null, metadata: null, leaf_hash: Buffer.from(leafHash(e)),
+        }));
+        const tree = buildTree(Buffer.concat(rows.slice(0, 2).map((r) => r.leaf_hash)));
+        const data = {
+          keys: [{ id: 'abcdefabcdef', owner: 'acme-inc', namespaces: '["acme/*"]', key_hash: Buffer.alloc(32, 1), created_at: 1, revoked_at: null }],
+          events: rows,
+          epochs: [{ epoch: 0, first_seq: 1, last_seq: 2, size: 2, root: Buffer.from(rootOf(tree)), first_ts: NOW - 30, last_ts: NOW - 20, sealed_at: 5 }],
+          nodes: tree.levels.map((h, level) => ({ epoch: 0, level, chunk: 0, hashes: Buffer.from(h) })),
+          attempts: [{ tx_digest: 'tx-a', first_epoch: 0, last_epoch: 0, created_at: 6 }],
+          anchors: [{ epoch: 0, network: 'testnet', package_id: '0x1', registry_id: '0x2', tx_digest: 'tx-a', checkpoint: '77', anchored_at: 7 }],
+        };
+        expect(await copyInto(ledger, data)).toEqual({ keys: 1, events: 3, epochs: 1, nodes: 2, attempts: 1, anchors: 1 });
+        await expect(copyInto(ledger, data)).rejects.toThrow(/already holds a ledger/);
+
+        expect((await ledger.events.get(2))!.seq).toBe(2);
+        expect((await ledger.events.get(3))!.seq).toBeNull();
+        expect(await ledger.epochs.containing(2)).toMatchObject({ epoch: 0, root: Buffer.from(rootOf(tree)).toString('hex') });
+        expect(await ledger.anchors.get(0)).toMatchObject({ tx_digest: 'tx-a', checkpoint: '77' });
+        expect(await ledger.events.write([item(events[0]!)])).toEqual([{ status: 'duplicate', id: 1, leaf_hash: rows[0]!.leaf_hash.toString('hex') }]);
+        const fresh = (await ledger.events.write([item(ev())]))[0]!;
+        expect(fresh.status).toBe('created');
+        expect(fresh.id).toBeGreaterThan(3); // ids go on after the copied ones (a repeat may use one up)
+        await ledger.leadership.start(() => {});
+        expect(await ledger.epochs.sealNext(seal())).toMatchObject({ epoch: 1, first_seq: 3, last_seq: 4, size: 2 });
+        expect((await ledger.events.get(fresh.id))!.seq).toBe(4);
+      } finally {
+        await ledger.close();
+      }
+    });
+
+    it('refuses an inconsistent copy and writes nothing', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const ledger = await open(url);
+      try {
+        const e = ev();
+        const data = {
+          keys: [], attempts: [], anchors: [], nodes: [],
+          events: [{ seq: 1, namespace: e.namespace, request_id: e.request_id, owner: 'o', key_id: 'k', caller: e.caller, action: e.action,
+            units: 1, artifact_digest: null, ts: e.ts_ms, ts_explicit: 0, received_at: e.received_at, source: null, metadata: null,
+            leaf_hash: Buffer.from(leafHash(e)) }],
+          epochs: [{ epoch: 1, first_seq: 1, last_seq: 1, size: 1, root: Buffer.alloc(32), first_ts: 0, last_ts: 0, sealed_at: 0 }],
+        };
+        await expect(copyInto(ledger, data)).rejects.toThrow(/epochs are not numbered 0, 1, 2/);
+        expect(await sql(url, 'SELECT count(*)::int AS n FROM events')).toEqual([{ n: 0 }]);
+      } finally {
+        await ledger.close();
+      }
+    });
+  });
+});
