@@ -157,18 +157,29 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
     it('two instances writing overlapping request ids at once: one row each, no deadlock', async () => {
       const url = await freshDatabase(cluster!.url);
       const [a, b] = await Promise.all([open(url), open(url)]);
+      const blocker = new pg.Client({ connectionString: url });
+      await blocker.connect();
       try {
         const events = Array.from({ length: 200 }, () => ev());
-        const reversed = [...events].reverse();
-        const [ra, rb] = await Promise.all([
-          a.events.write(events.map(item)),
-          b.events.write(reversed.map(item)),
-        ]);
+        // A third writer holds one request id in the middle, so both batches are in flight together.
+        const mid = events[100]!;
+        await blocker.query('BEGIN');
+        await blocker.query(
+          `INSERT INTO events (namespace, request_id, owner, key_id, caller, action, units, ts, ts_explicit, received_at, leaf_hash)
+           VALUES ($1, $2, 'o', 'k', 'c', 'a', 1, 1, false, 1, $3)`,
+          [mid.namespace, mid.request_id, Buffer.alloc(32)],
+        );
+        const both = Promise.all([a.events.write(events.map(item)), b.events.write([...events].reverse().map(item))]);
+        await until(async () => (await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH input%'`))[0]!.n === 2);
+        await blocker.query('ROLLBACK');
+        const [ra, rb] = await both;
         const statuses = [...ra, ...rb].map((r) => r.status);
         expect(statuses.filter((s) => s === 'created')).toHaveLength(200);
         expect(statuses.filter((s) => s === 'duplicate')).toHaveLength(200);
         expect(await sql(url, 'SELECT count(*)::int AS n FROM events')).toEqual([{ n: 200 }]);
       } finally {
+        await blocker.end().catch(() => {});
         await Promise.all([a.close(), b.close()]);
       }
     });

@@ -142,7 +142,7 @@ export class PgLeadership implements Leadership {
         this.seenTerm = this.term;
         this.seenHolder = this.o.instanceId;
         this.current = 'leader';
-        this.onChange('leader');
+        this.notify('leader');
       } catch (err) {
         await client.query('SELECT pg_advisory_unlock($1)', [LEADER_LOCK.toString()]).catch(() => {});
         throw err;
@@ -200,7 +200,18 @@ export class PgLeadership implements Leadership {
     this.term = null;
     if (this.current === 'leader') {
       this.current = 'follower';
-      this.onChange('follower');
+      this.notify('follower');
+    }
+  }
+
+  /** The listener runs inside pg's event handlers here: its failure must not break the election. */
+  private notify(role: Role): void {
+    try {
+      this.onChange(role);
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
     }
   }
 }

@@ -20,7 +20,7 @@ CREATE TABLE events (
   key_id          TEXT NOT NULL,
   caller          TEXT NOT NULL,
   action          TEXT NOT NULL,
-  units           BIGINT NOT NULL CHECK (units >= 0),
+  units           BIGINT NOT NULL CHECK (units BETWEEN 0 AND 9007199254740991),  -- 2^53−1: exact in JSON
   artifact_digest BYTEA CHECK (artifact_digest IS NULL OR length(artifact_digest) = 32),
   ts              BIGINT NOT NULL,       -- event time, ms since the Unix epoch (leaf ts_ms)
   ts_explicit     BOOLEAN NOT NULL,      -- true: ts came from the client; false: defaulted to received_at
