@@ -2,7 +2,7 @@
 // in one transaction per request. No validation, no auth, no leaf hash, no group commit.
 // Same schema, indexes and pragmas as the ledger, so the ratio measures our own work.
 import Fastify from 'fastify';
-import { openDb } from '../src/ledger/db.ts';
+import { openDb } from '../src/ledger/sqlite/db.ts';
 
 const [file, port] = process.argv.slice(2);
 const db = openDb(file!, { synchronous: 'full' });

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createUsageClient } from '../src/index.ts';
-import { Ledger } from '../src/ledger/index.ts';
+import { SqliteLedger } from '../src/ledger/index.ts';
 import { startServer, stopServer } from './lib/servers.ts';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 200_000);
@@ -32,9 +32,9 @@ async function timeCalls(fn: (i: number) => unknown, calls: number): Promise<{ m
 
 try {
   const file = join(dir, 'client.db');
-  const ledger = new Ledger(file);
-  const key = ledger.keys.create('bench', ['acme/*']).key;
-  ledger.close();
+  const ledger = new SqliteLedger(file);
+  const key = (await ledger.keys.create('bench', ['acme/*'])).key;
+  await ledger.close();
   const { proc, url } = await startServer(['src/cli/main.ts', 'serve', '--db', file, '--log-level', 'warn', '--port']);
 
   const event = (i: number) => ({ namespace: 'acme/bench', action: 'recall', caller: `user-${i % 1000}`, units: 1 + (i % 5) });

@@ -5,7 +5,7 @@ import autocannon from 'autocannon';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Ledger } from '../src/ledger/index.ts';
+import { SqliteLedger } from '../src/ledger/index.ts';
 import { startServer as start, stopServer as stop } from './lib/servers.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -50,9 +50,9 @@ async function measure(label: string, args: string[], key: string) {
 
 try {
   const dbFile = join(dir, 'service.db');
-  const ledger = new Ledger(dbFile);
-  const key = ledger.keys.create('bench', ['acme/*']).key;
-  ledger.close();
+  const ledger = new SqliteLedger(dbFile);
+  const key = (await ledger.keys.create('bench', ['acme/*'])).key;
+  await ledger.close();
 
   process.stderr.write('bench:ingest\n');
   const service = await measure('service', ['src/cli/main.ts', 'serve', '--db', dbFile, '--port'], key);

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { leafHash } from '../src/event/leaf.ts';
-import { Ledger } from '../src/ledger/index.ts';
+import { SqliteLedger } from '../src/ledger/index.ts';
 import { verifyReceipt } from '../src/verify/index.ts';
 import { ROOT, startServer, stopServer } from './lib/servers.ts';
 
@@ -19,8 +19,8 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 
 try {
   const file = join(dir, 'seal.db');
-  const ledger = new Ledger(file, { synchronous: 'normal' });
-  const key = ledger.keys.create('bench', ['acme/*']).key;
+  const ledger = new SqliteLedger(file, { synchronous: 'normal' });
+  const key = (await ledger.keys.create('bench', ['acme/*'])).key;
 
   log(`bench:seal — writing ${N.toLocaleString('en')} events …`);
   const insert = ledger.db.prepare(`INSERT INTO events (namespace, request_id, owner, key_id, caller, action, units, ts, ts_explicit, received_at, leaf_hash)
@@ -36,7 +36,7 @@ try {
     chunk(i, Math.min(N, i + 100_000));
     log(`  ${Math.min(N, i + 100_000).toLocaleString('en')} written`);
   }
-  ledger.close();
+  await ledger.close();
 
   log('sealing one epoch in a separate process …');
   const run = spawnSync(process.execPath, ['scripts/seal-once.ts', file, String(N)], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });

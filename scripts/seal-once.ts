@@ -1,17 +1,17 @@
 // One seal of everything waiting (up to N events), timed, in its own process so its peak RSS
 // is the seal's; then the floor: the same number of node hashes alone, same primitive.
-import { Ledger } from '../src/ledger/index.ts';
+import { SqliteLedger } from '../src/ledger/index.ts';
 import { nodeCryptoHasher, sealNext } from '../src/seal/sealer.ts';
 
 const [file, max] = process.argv.slice(2);
-const ledger = new Ledger(file!);
+const ledger = new SqliteLedger(file!);
 const started = performance.now();
-const epoch = sealNext(ledger.db, {
+const epoch = await sealNext(ledger, {
   maxEvents: Number(max),
   progress: (phase, d) => process.stderr.write(`  seal: ${phase} ${d.size} events (${Math.round(performance.now() - started)} ms)\n`),
 });
 const sealMs = performance.now() - started;
-ledger.close();
+await ledger.close();
 const maxRssMb = process.resourceUsage().maxRSS / 1024;
 
 const preimage = new Uint8Array(65);

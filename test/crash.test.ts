@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { bytesToHex, leafHash } from '../src/event/leaf.ts';
-import { Ledger } from '../src/ledger/index.ts';
+import { SqliteLedger } from '../src/ledger/index.ts';
 import { receipts, serve } from './cli/run.ts';
 import { tempDir } from './helpers.ts';
 
@@ -42,7 +42,7 @@ it('loses no acknowledged event and half-writes nothing when the server is kille
   expect((await s.exited).signal).toBe('SIGKILL');
 
   // Reopen as the server would (WAL recovery), then check.
-  new Ledger(file).close();
+  new SqliteLedger(file).closeSync();
   const db = new Database(file, { readonly: true });
   expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
   const rows = db.prepare("SELECT * FROM events WHERE namespace = 'acme/crash'").all() as Array<Record<string, unknown>>;

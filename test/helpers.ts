@@ -3,20 +3,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { buildServer, type ServerOptions } from '../src/api/server.ts';
-import { Ledger } from '../src/ledger/index.ts';
+import { buildService, type ServiceOptions } from '../src/service.ts';
+import { SqliteLedger, type Engine, type Ledger } from '../src/ledger/index.ts';
 import { LOG_REDACT } from '../src/cli/serve.ts';
+import { ReceiptReader } from '../src/receipt/reader.ts';
 
 export function tempDir(prefix = 'receipts-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** A server on a fresh ledger file, a key for acme/*, and every log line it wrote. */
-export function testServer(options: Partial<ServerOptions> = {}) {
+/** Opens a fresh, empty ledger of the engine; PostgreSQL needs the suite's cluster (test/support/postgres.ts). */
+export type LedgerFactory = () => Promise<{ ledger: Ledger; cleanup: () => Promise<void> }>;
+
+export const sqliteLedger: LedgerFactory = async () => {
   const { dir, cleanup } = tempDir();
-  const file = join(dir, 'receipts.db');
-  const ledger = new Ledger(file, { synchronous: 'normal' });
+  const ledger = new SqliteLedger(join(dir, 'receipts.db'), { synchronous: 'normal' });
+  return { ledger, cleanup: async () => cleanup() };
+};
+
+/** A service on a fresh ledger (SQLite unless a factory is given), a key for acme/*, and every log line it wrote. */
+export async function testServer(options: Partial<ServiceOptions> = {}, fresh: LedgerFactory = sqliteLedger) {
+  const { ledger, cleanup } = await fresh();
   const logs: string[] = [];
   const stream = new Writable({
     write(chunk, _enc, cb) {
@@ -25,23 +33,31 @@ export function testServer(options: Partial<ServerOptions> = {}) {
     },
   });
   const logger = pino({ level: 'debug', redact: { paths: LOG_REDACT, censor: '[redacted]' } }, stream);
-  const app = buildServer({ ledger, logger, ...options });
-  const created = ledger.keys.create('acme-inc', ['acme/*']);
+  const app = buildService({ ledger, logger, ...options });
+  const created = await ledger.keys.create('acme-inc', ['acme/*']);
   const auth = { authorization: `Bearer ${created.key}` };
   const post = (body: unknown, headers: Record<string, string> = {}) =>
     app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth, 'content-type': 'application/json', ...headers }, payload: typeof body === 'string' ? body : JSON.stringify(body) });
   const get = (url: string, headers: Record<string, string> = auth) => app.inject({ method: 'GET', url, headers });
+  /** The SQLite connection, for tests that look at this engine's own tables. */
+  const db = () => {
+    if (!(ledger instanceof SqliteLedger)) throw new Error('this check reads SQLite tables');
+    return ledger.db;
+  };
+  const reader = new ReceiptReader(ledger);
+  /** The receipt of a stored event, as the service builds it. */
+  const receipt = async (id: number) => reader.receipt((await ledger.events.get(id))!);
   return {
-    app, ledger, file, dir, logs, key: created.key, keyId: created.id, auth, post, get,
+    app, ledger, engine: ledger.engine as Engine, db, logs, key: created.key, keyId: created.id, auth, post, get, receipt,
     async close() {
       await app.close();
-      ledger.close();
-      cleanup();
+      await ledger.close();
+      await cleanup();
     },
   };
 }
 
-export type TestServer = ReturnType<typeof testServer>;
+export type TestServer = Awaited<ReturnType<typeof testServer>>;
 
 let counter = 0;
 /** A valid event with a unique request id. */
@@ -50,9 +66,9 @@ export function event(overrides: Record<string, unknown> = {}) {
 }
 
 /** Polls until check() holds (or throws after ms). */
-export async function until(check: () => boolean, ms = 10_000): Promise<void> {
+export async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > end) throw new Error('timed out waiting');
     await new Promise((r) => setTimeout(r, 5));
   }

@@ -9,7 +9,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { MoveAbortError, type AnchorChain, type AnchorSubmission } from '../chain/chain.ts';
 import { MAX_EPOCHS_PER_PTB, type EpochToAnchor } from '../chain/ptb.ts';
-import type { Db } from '../ledger/db.ts';
+import type { Ledger } from '../ledger/index.ts';
 
 /** The ledger and the chain disagree: anchoring cannot go on without a person. */
 export class ReconcileError extends Error {
@@ -30,7 +30,7 @@ export interface AnchorerState {
 }
 
 export interface AnchorerOptions {
-  db: Db;
+  ledger: Ledger;
   chain: AnchorChain;
   logger?: FastifyBaseLogger;
   /** How often to look for newly sealed epochs, ms. */
@@ -43,14 +43,6 @@ export interface AnchorerOptions {
   onAnchored?: (epochs: number[], submission: AnchorSubmission) => void;
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
   onFailed?: (error: Error) => void;
-}
-
-interface EpochRow {
-  epoch: number;
-  root: Buffer;
-  size: number;
-  first_ts: number;
-  last_ts: number;
 }
 
 export class Anchorer {
@@ -71,9 +63,8 @@ export class Anchorer {
     };
   }
 
-  state(): AnchorerState {
-    const row = this.o.db.prepare('SELECT max(epoch) AS e FROM anchors').get() as { e: number | null };
-    return { status: this.status, error: this.error, anchoredThrough: row.e };
+  async state(): Promise<AnchorerState> {
+    return { status: this.status, error: this.error, anchoredThrough: await this.o.ledger.anchors.anchoredThrough() };
   }
 
   /** Runs until stop() or a failure that needs a person. */
@@ -136,16 +127,14 @@ export class Anchorer {
   async step(): Promise<number> {
     const chainNext = await this.o.chain.nextEpoch();
     await this.reconcile(chainNext);
-    const batch = (this.o.db
-      .prepare('SELECT epoch, root, size, first_ts, last_ts FROM epochs WHERE epoch >= ? ORDER BY epoch LIMIT ?')
-      .all(chainNext, MAX_EPOCHS_PER_PTB) as EpochRow[]);
+    const batch = await this.o.ledger.epochs.list({ after: chainNext - 1, limit: MAX_EPOCHS_PER_PTB });
     if (batch.length === 0) return 0;
-    const epochs: EpochToAnchor[] = batch.map((e) => ({ epoch: e.epoch, root: e.root.toString('hex'), size: e.size, first_ts_ms: e.first_ts, last_ts_ms: e.last_ts }));
-    const recordAttempt = this.o.db.prepare('INSERT OR IGNORE INTO anchor_attempts (tx_digest, first_epoch, last_epoch, created_at) VALUES (?, ?, ?, ?)');
+    const epochs: EpochToAnchor[] = batch.map((e) => ({ epoch: e.epoch, root: e.root, size: e.size, first_ts_ms: e.first_ts_ms, last_ts_ms: e.last_ts_ms }));
     let submission: AnchorSubmission;
     try {
       submission = await this.o.chain.anchor(epochs, {
-        beforeSend: (digest) => recordAttempt.run(digest, epochs[0]!.epoch, epochs.at(-1)!.epoch, this.o.now()),
+        beforeSend: (digest) =>
+          this.o.ledger.anchors.recordAttempt({ tx_digest: digest, first_epoch: epochs[0]!.epoch, last_epoch: epochs.at(-1)!.epoch, created_at_ms: this.o.now() }),
       });
     } catch (err) {
       if (err instanceof MoveAbortError) {
@@ -153,7 +142,7 @@ export class Anchorer {
       }
       throw err;
     }
-    this.record(epochs.map((e) => e.epoch), submission.digest, submission.checkpoint);
+    await this.record(epochs.map((e) => e.epoch), submission.digest, submission.checkpoint);
     this.o.logger?.info({ epochs: [epochs[0]!.epoch, epochs.at(-1)!.epoch], tx_digest: submission.digest, checkpoint: submission.checkpoint }, 'anchored epochs');
     this.o.onAnchored?.(epochs.map((e) => e.epoch), submission);
     return epochs.length;
@@ -161,32 +150,29 @@ export class Anchorer {
 
   /** Records epochs the chain already has, after checking each root against the ledger's. */
   private async reconcile(chainNext: number): Promise<void> {
-    const first = (this.o.db.prepare('SELECT coalesce(max(epoch) + 1, 0) AS e FROM anchors').get() as { e: number }).e;
+    const first = ((await this.o.ledger.anchors.anchoredThrough()) ?? -1) + 1;
     for (let e = first; e < chainNext; e++) {
-      const local = this.o.db.prepare('SELECT epoch, root, size FROM epochs WHERE epoch = ?').get(e) as EpochRow | undefined;
+      const local = await this.o.ledger.epochs.get(e);
       if (!local) {
         throw new ReconcileError(`the registry has epoch ${e} on chain but this ledger never sealed it: the sui config points at another deployment's registry, or the ledger was replaced`);
       }
       const onChain = await this.o.chain.readEpoch(e);
       if (!onChain) throw new Error(`the registry reports epoch ${e} anchored but it could not be read; will retry`);
-      const root = local.root.toString('hex');
+      const root = local.root;
       if (onChain.root !== root || onChain.size !== local.size) {
         throw new ReconcileError(
           `epoch ${e} is on chain with root ${onChain.root} (size ${onChain.size}) but this ledger sealed root ${root} (size ${local.size}); anchoring stopped: find out which is right before anything else is anchored`,
         );
       }
       const { digest, checkpoint } = await this.findAttempt(e);
-      this.record([e], digest, checkpoint);
+      await this.record([e], digest, checkpoint);
       this.o.logger?.info({ epoch: e, tx_digest: digest }, 'anchoring: epoch already on chain with the same root, recorded without sending');
     }
   }
 
   /** Which of our recorded attempts put epoch e on chain (the one the chain knows). */
   private async findAttempt(e: number): Promise<{ digest: string | null; checkpoint: string | null }> {
-    const candidates = this.o.db
-      .prepare('SELECT tx_digest FROM anchor_attempts WHERE first_epoch <= ? AND last_epoch >= ? ORDER BY created_at DESC')
-      .pluck()
-      .all(e, e) as string[];
+    const candidates = await this.o.ledger.anchors.attemptsCovering(e);
     for (const digest of candidates) {
       const checkpoint = await this.o.chain.checkpointOf(digest);
       if (checkpoint !== null) return { digest, checkpoint };
@@ -194,13 +180,8 @@ export class Anchorer {
     return { digest: null, checkpoint: null };
   }
 
-  private record(epochs: number[], digest: string | null, checkpoint: string | null): void {
-    const insert = this.o.db.prepare(
-      'INSERT INTO anchors (epoch, network, package_id, registry_id, tx_digest, checkpoint, anchored_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    );
-    const now = this.o.now();
-    this.o.db.transaction(() => {
-      for (const e of epochs) insert.run(e, this.o.chain.network, this.o.chain.packageId, this.o.chain.registryId, digest, checkpoint, now);
-    })();
+  private record(epochs: number[], digest: string | null, checkpoint: string | null): Promise<void> {
+    const { network, packageId, registryId } = this.o.chain;
+    return this.o.ledger.anchors.record(epochs, { network, package_id: packageId, registry_id: registryId, tx_digest: digest, checkpoint, anchored_at_ms: this.o.now() });
   }
 }

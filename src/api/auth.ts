@@ -4,7 +4,7 @@
 // `/v1/events`), and before the body is read, so an anonymous client cannot make the server
 // parse a megabyte of JSON. Access is decided by route, never by string tests on the raw URL.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { KeyStore, Principal } from '../ledger/keys.ts';
+import type { KeyStore, Principal } from '../ledger/index.ts';
 import { closeUnreadBody, sendError } from './errors.ts';
 
 declare module 'fastify' {
@@ -56,7 +56,7 @@ export function protectedRoutes(keys: KeyStore, routes: (app: FastifyInstance) =
     app.addHook('onRequest', async (request, reply) => {
       const bearer = bearerKey(request.headers.authorization);
       if ('problem' in bearer) return refuse(request, reply, bearer.problem);
-      const principal = keys.authenticate(bearer.key);
+      const principal = await keys.authenticate(bearer.key);
       if (!principal) return refuse(request, reply, 'the API key is not valid or was revoked');
       request.principal = principal;
     });

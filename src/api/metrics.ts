@@ -58,6 +58,7 @@ export function createMetrics() {
       help: '1 when anchoring stopped on a Move abort or a root mismatch and needs a person',
       registers: [registry],
     }),
+    leader: new Gauge({ name: 'receipts_leader', help: '1 while this instance seals and anchors (the leader), 0 while it follows', registers: [registry] }),
     bodyBytesInFlight: new Gauge({ name: 'receipts_http_body_bytes_in_flight', help: 'Bytes of request bodies being received right now (as announced)', registers: [registry] }),
     bodiesRefused: new Counter({
       name: 'receipts_http_bodies_refused_total',

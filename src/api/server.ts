@@ -1,22 +1,23 @@
-// The HTTP API. Thin: validation, the ledger and the metrics do the work; this wires them
-// together and keeps one error shape and one log line per request.
+// The HTTP API: registers the routes and the request-level policies (auth by route, limits,
+// headers, one error shape, one log line per request). The service (src/service.ts) builds the
+// ledger, sealer and anchorer and hands this what the routes need.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_MS } from '../event/validate.ts';
+import type { ValidationContext } from '../event/validate.ts';
 import { redactUrl } from '../event/redact.ts';
 import type { Ledger } from '../ledger/index.ts';
 import helmet from '@fastify/helmet';
 import { protectedRoutes } from './auth.ts';
 import { installRequestLimits, REQUEST_LIMITS, type RequestLimits } from './limits.ts';
 import { installErrorHandlers } from './errors.ts';
-import { createMetrics } from './metrics.ts';
 import { eventsRoutes } from './routes/events.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { receiptRoutes } from './routes/receipts.ts';
 import { webRoutes } from './routes/web.ts';
-import { inProcessSealer, SealScheduler, WorkerSealer } from '../seal/scheduler.ts';
-import { Anchorer } from '../anchor/anchorer.ts';
 import type { AnchorChain } from '../chain/chain.ts';
+import { ReceiptReader } from '../receipt/reader.ts';
+import type { Metrics } from './metrics.ts';
+import type { HealthReport } from './routes/operations.ts';
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -31,27 +32,25 @@ const CSP_DIRECTIVES = {
   frameAncestors: ["'none'"],
 };
 
-export interface ServerOptions {
+export interface ApiOptions {
   ledger: Ledger;
+  metrics: Metrics;
   /** A pino logger; omit for none. */
   logger?: FastifyBaseLogger;
-  /** Allowed actions; omit to accept any well-formed action. */
-  actions?: string[];
-  /** Oldest accepted event time, as an age in ms (default 35 days). */
-  maxEventAgeMs?: number;
-  /** Seal epochs in the background (off when omitted: tests and `receipts seal` seal by hand). */
-  sealing?: { epochMs: number; maxEvents: number };
-  /** Anchor sealed epochs on this chain (off when omitted). */
-  anchoring?: { chain: AnchorChain; pollMs?: number; backoff?: { baseMs: number; maxMs: number } };
+  /** The rules of event validation that do not change per request. */
+  validation: Omit<ValidationContext, 'now'>;
+  /** The chain the service anchors on, for the server-side chain read (off when omitted). */
+  chain?: AnchorChain;
   /** Serve the web page from this built folder (web-dist/); off when omitted. */
   web?: { dir: string };
-  /** Timeouts and the cap on bodies being received at once (defaults: REQUEST_LIMITS). */
+  /** Timeouts and body budgets (defaults: REQUEST_LIMITS). */
   limits?: Partial<RequestLimits>;
-  /** Clock, for tests. */
-  now?: () => number;
+  /** What /healthz reports beyond the database: anchoring and this instance's role. */
+  health: () => Promise<HealthReport>;
+  now: () => number;
 }
 
-export function buildServer(options: ServerOptions): FastifyInstance {
+export function buildApi(options: ApiOptions): FastifyInstance {
   const limits: RequestLimits = { ...REQUEST_LIMITS, ...options.limits };
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
@@ -65,11 +64,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   });
-  const metrics = createMetrics();
-  options.ledger.writer.onCommit = (events, seconds) => {
-    metrics.commitBatch.observe(events);
-    metrics.commitDuration.observe(seconds);
-  };
+  const { metrics, now } = options;
+  const receipts = new ReceiptReader(options.ledger);
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -92,7 +88,6 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   installErrorHandlers(app);
   installRequestLimits(app, limits, metrics);
   app.removeContentTypeParser('text/plain'); // JSON only: anything else is a 415
-  const now = options.now ?? Date.now;
   // Everything under /v1 needs a key: the routes live in the context that holds the auth hook.
   void app.register(
     protectedRoutes(options.ledger.keys, (v1) => {
@@ -100,51 +95,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
         ledger: options.ledger,
         metrics,
         now,
-        validation: {
-          maxAgeMs: options.maxEventAgeMs ?? DEFAULT_MAX_AGE_MS,
-          maxFutureMs: DEFAULT_MAX_FUTURE_MS,
-          ...(options.actions && { actions: new Set(options.actions) }),
-        },
+        validation: options.validation,
       });
-      usageRoutes(v1, { ledger: options.ledger });
-      receiptRoutes(v1, { ledger: options.ledger, ...(options.anchoring && { chain: options.anchoring.chain }) });
+      usageRoutes(v1, { ledger: options.ledger, receipts });
+      receiptRoutes(v1, { ledger: options.ledger, receipts, ...(options.chain && { chain: options.chain }) });
     }),
   );
   if (options.web) void app.register(webRoutes, options.web);
-  if (options.sealing) {
-    const worker = options.ledger.file === ':memory:' ? undefined : new WorkerSealer(options.ledger.file);
-    const scheduler = new SealScheduler(options.ledger.db, {
-      ...options.sealing,
-      seal: worker ? worker.seal : inProcessSealer(options.ledger.db),
-      logger: app.log,
-      onSealed: (epoch, seconds) => {
-        metrics.epochsSealed.inc();
-        metrics.sealDuration.observe(seconds);
-        metrics.epochSize.observe(epoch.size);
-      },
-      onError: () => metrics.sealErrors.inc(),
-    });
-    app.addHook('onReady', async () => scheduler.start());
-    app.addHook('onClose', async () => {
-      await scheduler.stop();
-      await worker?.close();
-    });
-  }
-  let anchorer: Anchorer | undefined;
-  if (options.anchoring) {
-    const a = new Anchorer({
-      db: options.ledger.db,
-      ...options.anchoring,
-      logger: app.log,
-      onAnchored: (epochs) => metrics.epochsAnchored.inc(epochs.length),
-      onRetry: () => metrics.anchorRetries.inc(),
-      onFailed: () => metrics.anchoringFailed.set(1),
-    });
-    metrics.anchoringFailed.set(0);
-    app.addHook('onReady', async () => a.start());
-    app.addHook('onClose', async () => a.stop());
-    anchorer = a;
-  }
-  operationsRoutes(app, { ledger: options.ledger, metrics, ...(anchorer && { anchorer }) });
+  operationsRoutes(app, { ledger: options.ledger, metrics, health: options.health });
   return app;
 }

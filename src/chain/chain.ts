@@ -43,5 +43,5 @@ export interface AnchorChain {
    * receives the digest before the transaction leaves, so a crash after execution can be
    * reconciled. Throws MoveAbortError on a Move abort; any other error may be transient.
    */
-  anchor(epochs: EpochToAnchor[], hooks?: { beforeSend?: (digest: string) => void }): Promise<AnchorSubmission>;
+  anchor(epochs: EpochToAnchor[], hooks?: { beforeSend?: (digest: string) => void | Promise<void> }): Promise<AnchorSubmission>;
 }

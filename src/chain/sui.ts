@@ -93,7 +93,7 @@ export class SuiChain implements AnchorChain {
     }
   }
 
-  async anchor(epochs: EpochToAnchor[], hooks?: { beforeSend?: (digest: string) => void }): Promise<AnchorSubmission> {
+  async anchor(epochs: EpochToAnchor[], hooks?: { beforeSend?: (digest: string) => void | Promise<void> }): Promise<AnchorSubmission> {
     if (!this.signer || !this.config.capId) {
       throw new MoveAbortError('NotConfigured', 'anchoring needs cap_id and a signing key (private_key in the Sui config, or RECEIPTS_SUI_PRIVATE_KEY)');
     }
@@ -103,7 +103,7 @@ export class SuiChain implements AnchorChain {
     const bytes = await tx.build({ client: this.client });
     const digest = await tx.getDigest({ client: this.client });
     const { signature } = await this.signer.signTransaction(bytes);
-    hooks?.beforeSend?.(digest);
+    await hooks?.beforeSend?.(digest);
     const result = await this.client.executeTransaction({ transaction: bytes, signatures: [signature], include: { effects: true } });
     if (result.$kind === 'FailedTransaction') {
       const error = result.FailedTransaction.status.error!;

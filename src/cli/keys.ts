@@ -1,17 +1,9 @@
-// `receipts keys create|list|revoke`: safe while the server runs on the same file (WAL, busy timeout).
+// `receipts keys create|list|revoke`: safe while servers run on the same ledger.
 import { Command, Option } from 'commander';
-import { openDb } from '../ledger/db.ts';
-import { KeyStore } from '../ledger/keys.ts';
-import { dbOption, listOf } from './options.ts';
+import type { KeyStore } from '../ledger/index.ts';
+import { dbOption, listOf, withLedger } from './options.ts';
 
-function withKeys<T>(file: string, fn: (keys: KeyStore) => T): T {
-  const db = openDb(file);
-  try {
-    return fn(new KeyStore(db));
-  } finally {
-    db.close();
-  }
-}
+const withKeys = <T>(db: string, fn: (keys: KeyStore) => Promise<T>): Promise<T> => withLedger(db, (ledger) => fn(ledger.keys));
 
 export function addKeysCommands(program: Command): void {
   const keys = program.command('keys').description('create, list and revoke API keys');
@@ -27,8 +19,8 @@ export function addKeysCommands(program: Command): void {
         .makeOptionMandatory(),
     )
     .option('--json', 'print JSON')
-    .action((opts: { db: string; owner: string; namespace: string[]; json?: boolean }) => {
-      const created = withKeys(opts.db, (k) => k.create(opts.owner, opts.namespace));
+    .action(async (opts: { db: string; owner: string; namespace: string[]; json?: boolean }) => {
+      const created = await withKeys(opts.db, (k) => k.create(opts.owner, opts.namespace));
       const out = { key: created.key, id: created.id, owner: created.owner, namespaces: created.namespaces };
       if (opts.json) process.stdout.write(`${JSON.stringify(out)}\n`);
       else {
@@ -44,8 +36,8 @@ export function addKeysCommands(program: Command): void {
     .description('list keys (ids, owners, namespaces; never the keys themselves)')
     .addOption(dbOption())
     .option('--json', 'print JSON')
-    .action((opts: { db: string; json?: boolean }) => {
-      const list = withKeys(opts.db, (k) => k.list());
+    .action(async (opts: { db: string; json?: boolean }) => {
+      const list = await withKeys(opts.db, (k) => k.list());
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(list)}\n`);
         return;
@@ -62,8 +54,8 @@ export function addKeysCommands(program: Command): void {
     .description('revoke a key by id; takes effect at once, also in a running server')
     .argument('<id>', 'key id, as shown by `keys list`')
     .addOption(dbOption())
-    .action((id: string, opts: { db: string }) => {
-      const done = withKeys(opts.db, (k) => k.revoke(id));
+    .action(async (id: string, opts: { db: string }) => {
+      const done = await withKeys(opts.db, (k) => k.revoke(id));
       if (!done) throw new Error(`no active key with id ${id}; see \`receipts keys list\``);
       process.stdout.write(`revoked ${id}\n`);
     });

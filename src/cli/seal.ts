@@ -1,8 +1,7 @@
 // `receipts seal`: seal everything waiting, now (for scripts and tests). Safe beside a running server.
 import { Command, Option } from 'commander';
-import { openDb } from '../ledger/db.ts';
 import { sealNext } from '../seal/sealer.ts';
-import { dbOption, integerIn } from './options.ts';
+import { dbOption, integerIn, withLedger } from './options.ts';
 
 export function addSealCommand(program: Command): void {
   program
@@ -11,13 +10,12 @@ export function addSealCommand(program: Command): void {
     .addOption(dbOption())
     .addOption(new Option('--max-events <n>', 'most events in one epoch').default(100_000).argParser(integerIn(1, 10_000_000)))
     .option('--json', 'print the sealed epochs as JSON')
-    .action((opts: { db: string; maxEvents: number; json?: boolean }) => {
-      const db = openDb(opts.db);
-      const sealed = [];
-      try {
+    .action(async (opts: { db: string; maxEvents: number; json?: boolean }) => {
+      const sealed = await withLedger(opts.db, async (ledger) => {
+        const sealed = [];
         for (;;) {
           const started = performance.now();
-          const epoch = sealNext(db, {
+          const epoch = await sealNext(ledger, {
             maxEvents: opts.maxEvents,
             progress: opts.json ? undefined : (phase, d) => process.stderr.write(`  epoch ${d.epoch}: ${phase} ${plural(d.size!, 'event')}\n`),
           });
@@ -25,9 +23,8 @@ export function addSealCommand(program: Command): void {
           sealed.push(epoch);
           if (!opts.json) process.stdout.write(`sealed epoch ${epoch.epoch}: ${plural(epoch.size, 'event')}, root ${epoch.root} (${Math.round(performance.now() - started)} ms)\n`);
         }
-      } finally {
-        db.close();
-      }
+        return sealed;
+      });
       if (opts.json) process.stdout.write(`${JSON.stringify(sealed)}\n`);
       else if (sealed.length === 0) process.stdout.write('nothing to seal: every event is already in an epoch\n');
     });

@@ -1,8 +1,8 @@
 // `receipts serve`: the API on the ledger, with a clean stop on SIGINT/SIGTERM.
 import { Command, Option } from 'commander';
 import pino from 'pino';
-import { buildServer } from '../api/server.ts';
-import { Ledger } from '../ledger/index.ts';
+import { buildService } from '../service.ts';
+import { describeLocation, openLedger } from '../ledger/index.ts';
 import { ACTION_PATTERN } from '../event/validate.ts';
 import { dbOption, integerIn, listOf } from './options.ts';
 import { loadSuiConfig, NETWORKS, type Network } from '../chain/config.ts';
@@ -82,8 +82,8 @@ export async function serve(opts: ServeOptions): Promise<void> {
     logger.info('building the web page (web-dist/ is missing) …');
     await buildWeb();
   }
-  const ledger = new Ledger(opts.db, { synchronous: opts.synchronous });
-  const app = buildServer({
+  const ledger = await openLedger(opts.db, { synchronous: opts.synchronous });
+  const app = buildService({
     web: { dir: WEB_DIST },
     ledger,
     logger,
@@ -103,7 +103,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     logger.info({ signal }, 'stopping: draining in-flight requests');
     try {
       await app.close(); // stops accepting, waits for in-flight requests
-      ledger.close(); // commits anything queued, closes the file
+      await ledger.close(); // commits anything queued, closes the file
       logger.info('stopped cleanly');
       process.exit(0);
     } catch (err) {
@@ -118,12 +118,13 @@ export async function serve(opts: ServeOptions): Promise<void> {
     await app.listen({ host: opts.host, port: opts.port });
   } catch (err) {
     await app.close(); // stops the sealer and its worker
-    ledger.close();
+    await ledger.close();
     throw new Error(`cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}; choose another --port`);
   }
   logger.info(
     {
-      db: opts.db,
+      db: describeLocation(opts.db),
+      engine: ledger.engine,
       synchronous: opts.synchronous,
       anchoring: anchoring ? { network: anchoring.chain.network, registry: anchoring.chain.registryId, sender: anchoring.chain.address } : 'off',
     },

@@ -1,49 +1,38 @@
-// The ledger: one SQLite file holding keys and events (and, later, epochs and tree nodes).
-import { openDb, type Db, type OpenOptions } from './db.ts';
-import { EventWriter, type GroupCommitOptions } from './events.ts';
-import { KeyStore } from './keys.ts';
-import { UsageReader } from './usage.ts';
-import { ReceiptReader } from '../receipt/reader.ts';
+// The ledger: the only code that knows there is a database. Callers get typed async stores
+// (types.ts) from one of two engines, chosen by the location: a file path is SQLite, a
+// postgres:// URL is PostgreSQL.
+import type { Ledger } from './types.ts';
+import { SqliteLedger, type SqliteLedgerOptions } from './sqlite/index.ts';
 
-export interface LedgerOptions extends OpenOptions {
-  groupCommit?: GroupCommitOptions;
+export interface OpenLedgerOptions extends SqliteLedgerOptions {
+  /** PostgreSQL: this instance's name in the leadership table (default: host:pid). */
+  instanceId?: string;
 }
 
-export class Ledger {
-  readonly file: string;
-  readonly db: Db;
-  readonly keys: KeyStore;
-  readonly writer: EventWriter;
-  readonly usage: UsageReader;
-  readonly receipts: ReceiptReader;
+/** Whether a --db value names a PostgreSQL database rather than a SQLite file. */
+export function isPostgresUrl(location: string): boolean {
+  return /^postgres(?:ql)?:\/\//i.test(location);
+}
 
-  constructor(file: string, options: LedgerOptions = {}) {
-    this.file = file;
-    this.db = openDb(file, options);
-    this.keys = new KeyStore(this.db);
-    this.writer = new EventWriter(this.db, options.groupCommit);
-    this.usage = new UsageReader(this.db);
-    this.receipts = new ReceiptReader(this.db);
-  }
-
-  /** Whether the database answers. */
-  healthy(): boolean {
-    try {
-      return (this.db.prepare('SELECT 1 AS ok').get() as { ok: number }).ok === 1;
-    } catch {
-      return false;
-    }
-  }
-
-  /** Commits what is queued, then closes the file. */
-  close(): void {
-    if (!this.db.open) return;
-    this.writer.flush();
-    this.db.close();
+/** A location for logs and messages: a URL loses its password. */
+export function describeLocation(location: string): string {
+  if (!isPostgresUrl(location)) return location;
+  try {
+    const url = new URL(location);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return 'postgres://(unparsable URL)';
   }
 }
 
-export { openDb, type Db } from './db.ts';
-export type { WriteResult, EventToWrite } from './events.ts';
-export type { Principal, ApiKey } from './keys.ts';
-export type { GroupBy, UsageResult } from './usage.ts';
+export async function openLedger(location: string, options: OpenLedgerOptions = {}): Promise<Ledger> {
+  if (isPostgresUrl(location)) {
+    const { openPostgresLedger } = await import('./postgres/index.ts');
+    return openPostgresLedger(location, { ...(options.groupCommit && { groupCommit: options.groupCommit }), ...(options.instanceId && { instanceId: options.instanceId }) });
+  }
+  return new SqliteLedger(location, options);
+}
+
+export { SqliteLedger } from './sqlite/index.ts';
+export * from './types.ts';

@@ -162,7 +162,7 @@ export interface SealRequest {
 }
 
 export interface EpochListQuery {
-  /** Ascending: epochs > after. Descending: epochs < before. */
+  /** Epochs after < epoch < before, oldest first (or newest first with desc). */
   after?: number;
   before?: number;
   limit: number;

@@ -43,22 +43,27 @@ export function rootOf(tree: Tree): Uint8Array {
 export type NodeReader = (level: number, index: number) => Uint8Array;
 
 /**
- * The RFC 9162 audit path of leaf `index` in a tree of `size` leaves, leaf side first:
- * the sibling at each level where there is one (a promoted node has none).
- * It needs one node per level: O(log n) reads from memory or from storage.
+ * Where the RFC 9162 audit path of leaf `index` in a tree of `size` leaves lies, leaf side first:
+ * the sibling at each level where there is one (a promoted node has none), as [level, index].
+ * One node per level: O(log n) reads from memory or from storage.
  */
-export function auditPath(index: number, size: number, node: NodeReader): Uint8Array[] {
+export function auditPathNodes(index: number, size: number): Array<[level: number, index: number]> {
   if (!Number.isSafeInteger(index) || index < 0 || index >= size) throw new RangeError(`leaf index ${index} is outside a tree of ${size}`);
-  const path: Uint8Array[] = [];
+  const nodes: Array<[number, number]> = [];
   let i = index;
   let count = size;
   for (let level = 0; count > 1; level++) {
     const sibling = i % 2 === 0 ? i + 1 : i - 1;
-    if (sibling < count) path.push(node(level, sibling));
+    if (sibling < count) nodes.push([level, sibling]);
     i = Math.floor(i / 2);
     count = Math.ceil(count / 2);
   }
-  return path;
+  return nodes;
+}
+
+/** The RFC 9162 audit path of leaf `index` in a tree of `size` leaves, leaf side first. */
+export function auditPath(index: number, size: number, node: NodeReader): Uint8Array[] {
+  return auditPathNodes(index, size).map(([level, i]) => node(level, i));
 }
 
 export function memoryNodeReader(tree: Tree): NodeReader {

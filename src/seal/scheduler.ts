@@ -1,27 +1,27 @@
-// Runs inside `receipts serve`: seals when the oldest unsealed event has waited --epoch-ms, or
-// when --epoch-max-events are waiting, whichever comes first. The seal itself runs on a worker
-// thread (its own database connection); only the short write of the epoch takes the write lock.
+// Runs inside `receipts serve` on the leader: seals when the oldest unsealed event has waited
+// --epoch-ms, or when --epoch-max-events are waiting, whichever comes first. On SQLite the seal
+// runs on a worker thread (its own connection); only the short write of the epoch takes the lock.
 import type { FastifyBaseLogger } from 'fastify';
 import { Worker } from 'node:worker_threads';
-import type { Db } from '../ledger/db.ts';
-import { sealNext, unsealed, type EpochHeader } from './sealer.ts';
+import type { EpochRecord, Ledger } from '../ledger/index.ts';
+import { sealNext } from './sealer.ts';
 
 /** Seals the next epoch of at most maxEvents; null when nothing waits. */
-export type SealExecutor = (maxEvents: number, now: number) => Promise<EpochHeader | null>;
+export type SealExecutor = (maxEvents: number, now: number) => Promise<EpochRecord | null>;
 
-export function inProcessSealer(db: Db): SealExecutor {
-  return async (maxEvents, now) => sealNext(db, { maxEvents, now });
+export function inProcessSealer(ledger: Ledger): SealExecutor {
+  return (maxEvents, now) => sealNext(ledger, { maxEvents, now });
 }
 
 export class WorkerSealer {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve: (e: EpochHeader | null) => void; reject: (err: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (e: EpochRecord | null) => void; reject: (err: Error) => void }>();
   private nextId = 0;
 
   constructor(file: string) {
     this.worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: { file } });
     this.worker.unref();
-    this.worker.on('message', (m: { id: number; epoch?: EpochHeader | null; error?: string }) => {
+    this.worker.on('message', (m: { id: number; epoch?: EpochRecord | null; error?: string }) => {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
       if (m.error !== undefined) p?.reject(new Error(m.error));
@@ -50,18 +50,18 @@ export interface SchedulerOptions {
   maxEvents: number;
   seal: SealExecutor;
   logger?: FastifyBaseLogger;
-  onSealed?: (epoch: EpochHeader, seconds: number) => void;
+  onSealed?: (epoch: EpochRecord, seconds: number) => void;
   onError?: (err: unknown) => void;
 }
 
 export class SealScheduler {
-  private readonly db: Db;
+  private readonly ledger: Ledger;
   private readonly options: SchedulerOptions;
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<EpochHeader[]> | undefined;
+  private running: Promise<EpochRecord[]> | undefined;
 
-  constructor(db: Db, options: SchedulerOptions) {
-    this.db = db;
+  constructor(ledger: Ledger, options: SchedulerOptions) {
+    this.ledger = ledger;
     this.options = options;
   }
 
@@ -80,16 +80,16 @@ export class SealScheduler {
   }
 
   /** Seals what is due (one tick at a time); resolves with the epochs sealed. */
-  tick(now = Date.now()): Promise<EpochHeader[]> {
+  tick(now = Date.now()): Promise<EpochRecord[]> {
     this.running ??= this.sealDue(now).finally(() => (this.running = undefined));
     return this.running;
   }
 
-  private async sealDue(now: number): Promise<EpochHeader[]> {
-    const sealed: EpochHeader[] = [];
+  private async sealDue(now: number): Promise<EpochRecord[]> {
+    const sealed: EpochRecord[] = [];
     try {
       for (;;) {
-        const waiting = unsealed(this.db);
+        const waiting = await this.ledger.events.unsealed();
         const due =
           waiting.events >= this.options.maxEvents ||
           (waiting.oldestReceivedAt !== null && now - waiting.oldestReceivedAt >= this.options.epochMs);

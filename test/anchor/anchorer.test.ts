@@ -9,8 +9,8 @@ import { CrashAfterExecution, FakeChain } from './fake-chain.ts';
 
 let s: TestServer;
 let chain: FakeChain;
-beforeEach(() => {
-  s = testServer();
+beforeEach(async () => {
+  s = await testServer();
   chain = new FakeChain();
 });
 afterEach(async () => {
@@ -20,15 +20,15 @@ afterEach(async () => {
 /** `n` sealed epochs of 2 events each; returns the event ids. */
 async function sealEpochs(n: number): Promise<number[]> {
   const res = await s.post({ events: Array.from({ length: 2 * n }, () => event()) });
-  sealAll(s.ledger.db, { maxEvents: 2 });
+  await sealAll(s.ledger, { maxEvents: 2 });
   return res.json().results.map((r: { id: number }) => r.id);
 }
 
 const anchorer = (extra: Partial<ConstructorParameters<typeof Anchorer>[0]> = {}) =>
   // sleep yields a turn of the event loop (no real waiting), so the loop cannot starve the test
-  new Anchorer({ db: s.ledger.db, chain, sleep: () => new Promise((r) => setImmediate(r)), random: () => 1, backoff: { baseMs: 100, maxMs: 1000 }, ...extra });
+  new Anchorer({ ledger: s.ledger, chain, sleep: () => new Promise((r) => setImmediate(r)), random: () => 1, backoff: { baseMs: 100, maxMs: 1000 }, ...extra });
 
-const anchoredEpochs = () => s.ledger.db.prepare('SELECT epoch, tx_digest, checkpoint FROM anchors ORDER BY epoch').all() as Array<{ epoch: number; tx_digest: string | null; checkpoint: string | null }>;
+const anchoredEpochs = () => s.db().prepare('SELECT epoch, tx_digest, checkpoint FROM anchors ORDER BY epoch').all() as Array<{ epoch: number; tx_digest: string | null; checkpoint: string | null }>;
 
 describe('anchorer', () => {
   it('anchors sealed epochs in order in one PTB, records digest and checkpoint, and receipts become anchored', async () => {
@@ -60,7 +60,7 @@ describe('anchorer', () => {
     const delays: number[] = [];
     const a = anchorer({ onRetry: (_e, _n, ms) => delays.push(ms), random: () => 0.5 });
     a.start();
-    await until(() => a.state().anchoredThrough === 1);
+    await until(async () => (await a.state()).anchoredThrough === 1);
     await a.stop();
     expect(delays).toEqual([50, 100, 200, 400]); // 0.5 × 100·2^k: full jitter under an exponential cap
     expect(chain.executed).toHaveLength(1);
@@ -73,7 +73,7 @@ describe('anchorer', () => {
     const delays: number[] = [];
     const a = anchorer({ onRetry: (_e, _n, ms) => delays.push(ms) });
     a.start();
-    await until(() => a.state().anchoredThrough === 0);
+    await until(async () => (await a.state()).anchoredThrough === 0);
     await a.stop();
     expect(delays).toEqual([100, 200, 400, 800, 1000, 1000]);
   });
@@ -83,7 +83,7 @@ describe('anchorer', () => {
     chain.faults.push('timeout-after');
     const a = anchorer();
     a.start();
-    await until(() => a.state().anchoredThrough === 1);
+    await until(async () => (await a.state()).anchoredThrough === 1);
     await a.stop();
     expect(chain.executed).toHaveLength(1); // executed once; the retry found it on chain
     expect(chain.calls).toBe(1);
@@ -116,9 +116,9 @@ describe('anchorer', () => {
     };
     const a = anchorer({ onFailed: (e) => failures.push(e) });
     a.start();
-    await until(() => a.state().status === 'failed');
+    await until(async () => (await a.state()).status === 'failed');
     await a.stop();
-    expect(a.state().error).toMatch(/anchoring epochs 0–1 aborted on chain with EEpochOutOfOrder/);
+    expect((await a.state()).error).toMatch(/anchoring epochs 0–1 aborted on chain with EEpochOutOfOrder/);
     expect(failures[0]).toBeInstanceOf(MoveAbortError);
     expect(chain.calls).toBe(1); // not retried
     expect(anchoredEpochs()).toEqual([]);
@@ -131,7 +131,7 @@ describe('anchorer', () => {
     await expect(a.step()).rejects.toThrow(ReconcileError);
     await expect(a.step()).rejects.toThrow(/epoch 0 is on chain with root e{64} \(size 2\) but this ledger sealed root [0-9a-f]{64}/);
     a.start();
-    await until(() => a.state().status === 'failed');
+    await until(async () => (await a.state()).status === 'failed');
     expect(chain.calls).toBe(0);
   });
 

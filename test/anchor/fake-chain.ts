@@ -41,10 +41,10 @@ export class FakeChain implements AnchorChain {
     return this.checkpoints.get(digest) ?? null;
   }
 
-  async anchor(epochs: EpochToAnchor[], hooks?: { beforeSend?: (digest: string) => void }): Promise<AnchorSubmission> {
+  async anchor(epochs: EpochToAnchor[], hooks?: { beforeSend?: (digest: string) => void | Promise<void> }): Promise<AnchorSubmission> {
     this.calls++;
     const digest = `Digest${this.calls}`;
-    hooks?.beforeSend?.(digest);
+    await hooks?.beforeSend?.(digest);
     const fault = this.faults.shift();
     if (fault === 'timeout-before') throw new Error('deadline exceeded before the transaction reached a validator (fake)');
     if (fault === 'failed-tx') throw new Error('transaction failed: InsufficientGas (fake)');

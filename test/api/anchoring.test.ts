@@ -24,16 +24,16 @@ async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 5000
 
 it('anchors sealed epochs while serving; receipts verify against the root the chain holds', async () => {
   const chain = new FakeChain();
-  s = testServer({ anchoring: { chain, pollMs: 5 } });
+  s = await testServer({ anchoring: { chain, pollMs: 5 } });
   await s.app.ready();
   const [r] = (await s.post(event())).json().results;
-  sealAll(s.ledger.db, { maxEvents: 100 });
+  await sealAll(s.ledger, { maxEvents: 100 });
   const receipt = await until(async () => (await s!.get(`/v1/events/${r.id}/receipt`)).json(), (x) => x.status === 'anchored');
   expect(receipt.anchor).toMatchObject({ network: 'localnet', registry_id: chain.registryId, tx_digest: 'Digest1', checkpoint: '1000' });
   const record = chain.model.epochs.get(receipt.epoch)!;
   expect(verifyReceipt(receipt, { root: record.root, size: record.size }).ok).toBe(true);
   const health = (await s.app.inject({ method: 'GET', url: '/healthz' })).json();
-  expect(health).toEqual({ status: 'ok', checks: { database: 'ok', anchoring: 'ok' } });
+  expect(health).toMatchObject({ status: 'ok', role: 'leader', checks: { database: 'ok', anchoring: 'ok' }, ledger: { engine: s.engine } });
   expect((await s.app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/receipts_epochs_anchored_total 1/);
 });
 
@@ -42,10 +42,10 @@ it('reports a stopped anchorer as degraded in /healthz and in receipts_anchoring
   chain.anchor = async () => {
     throw new MoveAbortError('EWrongCap', 'MoveAbort in registry::anchor: EWrongCap');
   };
-  s = testServer({ anchoring: { chain, pollMs: 5 } });
+  s = await testServer({ anchoring: { chain, pollMs: 5 } });
   await s.app.ready();
   await s.post(event());
-  sealAll(s.ledger.db, { maxEvents: 100 });
+  await sealAll(s.ledger, { maxEvents: 100 });
   const res = await until(async () => s!.app.inject({ method: 'GET', url: '/healthz' }), (x) => x.json().status === 'degraded');
   expect(res.statusCode).toBe(200); // ingest and receipts still work
   expect(res.json().checks.anchoring).toMatch(/^failed: anchoring epochs 0–0 aborted on chain with EWrongCap/);

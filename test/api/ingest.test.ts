@@ -4,14 +4,14 @@ import { bytesToHex, leafHash } from '../../src/event/leaf.ts';
 import { event, testServer, type TestServer } from '../helpers.ts';
 
 let s: TestServer;
-beforeEach(() => {
-  s = testServer();
+beforeEach(async () => {
+  s = await testServer();
 });
 afterEach(async () => {
   await s.close();
 });
 
-const count = () => (s.ledger.db.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
+const count = () => (s.db().prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
 
 describe('POST /v1/events: accepting events', () => {
   it('creates one event and answers with its id and leaf hash (leaf v1 of the stored fields)', async () => {
@@ -24,7 +24,7 @@ describe('POST /v1/events: accepting events', () => {
     expect(typeof r.id).toBe('number');
     const expected = bytesToHex(leafHash({ ...e, artifact_digest: 'ab'.repeat(32), ts_ms: ts } as never));
     expect(r.leaf_hash).toBe(expected);
-    const row = s.ledger.db.prepare('SELECT * FROM events WHERE seq = ?').get(r.id) as Record<string, unknown>;
+    const row = s.db().prepare('SELECT * FROM events WHERE seq = ?').get(r.id) as Record<string, unknown>;
     expect(row).toMatchObject({ namespace: 'acme/prod', caller: 'user-1', action: 'recall', units: 3, ts, owner: 'acme-inc', key_id: s.keyId });
     expect((row.leaf_hash as Buffer).toString('hex')).toBe(expected);
   });
@@ -44,7 +44,7 @@ describe('POST /v1/events: accepting events', () => {
     const before = Date.now();
     const { request_id, namespace, action, caller } = event();
     const res = await s.post({ request_id, namespace, action, caller });
-    const row = s.ledger.db.prepare('SELECT units, ts, ts_explicit, received_at FROM events WHERE seq = ?').get(res.json().results[0].id) as Record<string, number>;
+    const row = s.db().prepare('SELECT units, ts, ts_explicit, received_at FROM events WHERE seq = ?').get(res.json().results[0].id) as Record<string, number>;
     expect(row.units).toBe(1);
     expect(row.ts).toBe(row.received_at);
     expect(row.ts).toBeGreaterThanOrEqual(before);
@@ -56,7 +56,7 @@ describe('POST /v1/events: accepting events', () => {
     ts.setUTCMilliseconds(250);
     const local = ts.toISOString().replace('Z', '+00:00');
     const res = await s.post(event({ ts: local }));
-    const row = s.ledger.db.prepare('SELECT ts FROM events WHERE seq = ?').get(res.json().results[0].id) as { ts: number };
+    const row = s.db().prepare('SELECT ts FROM events WHERE seq = ?').get(res.json().results[0].id) as { ts: number };
     expect(row.ts).toBe(ts.getTime());
   });
 
@@ -92,7 +92,7 @@ describe('POST /v1/events: idempotency', () => {
     expect(res.status).toBe('conflict');
     expect(res.id).toBe(first.id);
     expect(res.errors).toEqual([expect.objectContaining({ path: 'units', rule: 'same_as_recorded' })]);
-    const row = s.ledger.db.prepare('SELECT units FROM events WHERE seq = ?').get(first.id) as { units: number };
+    const row = s.db().prepare('SELECT units FROM events WHERE seq = ?').get(first.id) as { units: number };
     expect(row.units).toBe(2);
   });
 
@@ -175,7 +175,7 @@ describe('POST /v1/events: field rules (each names the field and the rule)', () 
 
   it('applies the configured action allow-list', async () => {
     await s.close();
-    s = testServer({ actions: ['extract', 'recall'] });
+    s = await testServer({ actions: ['extract', 'recall'] });
     const res = await s.post({ events: [event({ action: 'recall' }), event({ action: 'chat' })] });
     const [ok, bad] = res.json().results;
     expect(ok.status).toBe('created');
@@ -189,7 +189,7 @@ describe('POST /v1/events: authentication and namespaces', () => {
     expect((await s.post(event(), { authorization: '' })).statusCode).toBe(401);
     expect((await s.post(event(), { authorization: 'Bearer nope' })).statusCode).toBe(401);
     expect((await s.post(event(), { authorization: `Bearer ${s.key.slice(0, -1)}x` })).statusCode).toBe(401);
-    s.ledger.keys.revoke(s.keyId);
+    await s.ledger.keys.revoke(s.keyId);
     const res = await s.post(event());
     expect(res.statusCode).toBe(401);
     expect(res.json().error.code).toBe('unauthorized');
@@ -280,13 +280,13 @@ describe('secrets never reach the database or the logs', () => {
     expect(r.redacted.sort()).toEqual(
       ['metadata.DELEGATE_KEY', 'metadata.headers.Authorization', 'metadata.headers.Cookie', 'metadata.session.nested[0].password', 'metadata.session.token', 'metadata.signer'].sort(),
     );
-    const stored = s.ledger.db.prepare('SELECT metadata FROM events WHERE seq = ?').get(r.id) as { metadata: string };
+    const stored = s.db().prepare('SELECT metadata FROM events WHERE seq = ?').get(r.id) as { metadata: string };
     expect(JSON.parse(stored.metadata)).toEqual({ headers: {}, model: 'gpt-x', prompt_tokens: 812, session: { nested: [{}] } });
     await s.get('/v1/usage?namespace=acme/prod&api_key=' + encodeURIComponent(s.key));
 
-    s.ledger.writer.flush();
-    s.ledger.db.pragma('wal_checkpoint(TRUNCATE)');
-    const raw = Buffer.concat([readFileSync(s.file), readFileSync(`${s.file}-wal`)]).toString('latin1');
+    s.db().pragma('wal_checkpoint(TRUNCATE)');
+    const file = s.ledger.location;
+    const raw = Buffer.concat([readFileSync(file), readFileSync(`${file}-wal`)]).toString('latin1');
     const logs = s.logs.join('');
     expect(logs).toContain('"url":"/v1/events"'); // the log was written
     for (const secret of [...secrets, s.key]) {

@@ -2,11 +2,12 @@
 // /v1/usage?receipts=true&order=desc and /v1/epochs?order=desc&before=.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sealAll } from '../../src/seal/sealer.ts';
+import { PAGE_DESC_SQL } from '../../src/ledger/sqlite/events.ts';
 import { event, testServer, type TestServer } from '../helpers.ts';
 
 let s: TestServer;
-beforeEach(() => {
-  s = testServer();
+beforeEach(async () => {
+  s = await testServer();
 });
 afterEach(async () => {
   await s.close();
@@ -54,9 +55,9 @@ describe('usage receipts, order=desc', () => {
   });
 
   it('walks the (namespace, ts) index backwards, never a full scan or a sort (EXPLAIN QUERY PLAN)', () => {
-    // The reader's own statement, not a copy of it.
-    const sql = (s.ledger.receipts as unknown as { pageDesc: { source: string } }).pageDesc.source;
-    const plan = (s.ledger.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all('acme/prod', 0, 1, 1, 1, 1, 1) as Array<{ detail: string }>).map((r) => r.detail).join('\n');
+    // The engine's own statement, not a copy of it.
+    const sql = PAGE_DESC_SQL;
+    const plan = (s.db().prepare(`EXPLAIN QUERY PLAN ${sql}`).all('acme/prod', 0, 1, 1, 1, 1, 1) as Array<{ detail: string }>).map((r) => r.detail).join('\n');
     expect(plan).toMatch(/USING (COVERING )?INDEX events_namespace_ts/);
     expect(plan).not.toMatch(/TEMP B-TREE/);
   });
@@ -66,7 +67,7 @@ describe('epochs, order=desc', () => {
   it('lists the newest epochs first, however many there are, and pages back with before=', async () => {
     await s.post({ events: Array.from({ length: 600 }, () => event()) });
     await s.post({ events: Array.from({ length: 603 }, () => event()) });
-    sealAll(s.ledger.db, { maxEvents: 1 }); // 1203 epochs: more than one page of 1000
+    await sealAll(s.ledger, { maxEvents: 1 }); // 1203 epochs: more than one page of 1000
     const newest = (await s.get('/v1/epochs?order=desc&limit=20')).json();
     expect(newest.epochs.map((e: { epoch: number }) => e.epoch)).toEqual(Array.from({ length: 20 }, (_, i) => 1202 - i));
     expect(newest.next_before).toBe(1183);

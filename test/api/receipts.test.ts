@@ -5,8 +5,8 @@ import { sealAll } from '../../src/seal/sealer.ts';
 import { event, testServer, type TestServer } from '../helpers.ts';
 
 let s: TestServer;
-beforeEach(() => {
-  s = testServer();
+beforeEach(async () => {
+  s = await testServer();
 });
 afterEach(async () => {
   await s.close();
@@ -21,7 +21,7 @@ describe('receipts over HTTP', () => {
     expect(pending).toMatchObject({ version: 1, status: 'pending', proof: null, root: null, leaf_hash: r.leaf_hash });
     expect(verifyReceipt(pending)).toMatchObject({ ok: false, reason: expect.stringMatching(/pending/) });
 
-    sealAll(s.ledger.db, { maxEvents: 1000 });
+    await sealAll(s.ledger, { maxEvents: 1000 });
     const sealed = await receiptOf(r.id);
     expect(sealed).toMatchObject({ version: 1, status: 'sealed', epoch: 0, leaf_index: 0, tree_size: 1, anchor: null });
     expect(sealed.event).toMatchObject({ units: 7, artifact_digest: 'cd'.repeat(32) });
@@ -33,7 +33,7 @@ describe('receipts over HTTP', () => {
     for (const n of [37, 1, 64, 100]) {
       const res = await s.post({ events: Array.from({ length: n }, (_, i) => event({ units: i, caller: `c${i % 5}` })) });
       ids.push(...res.json().results.map((r: { id: number }) => r.id));
-      sealAll(s.ledger.db, { maxEvents: 50 });
+      await sealAll(s.ledger, { maxEvents: 50 });
     }
     const epochs = (await s.get('/v1/epochs?limit=1000')).json().epochs as Array<{ epoch: number; root: string; size: number }>;
     expect(epochs.map((e) => e.epoch)).toEqual(epochs.map((_, i) => i));
@@ -47,9 +47,9 @@ describe('receipts over HTTP', () => {
 
   it('fails verification of an event altered in the database after sealing', async () => {
     const ids = (await s.post({ events: Array.from({ length: 9 }, () => event({ units: 2 })) })).json().results.map((r: { id: number }) => r.id);
-    sealAll(s.ledger.db, { maxEvents: 1000 });
+    await sealAll(s.ledger, { maxEvents: 1000 });
     const { root, size } = (await s.get('/v1/epochs/0')).json();
-    s.ledger.db.prepare('UPDATE events SET units = 200 WHERE seq = ?').run(ids[4]);
+    s.db().prepare('UPDATE events SET units = 200 WHERE seq = ?').run(ids[4]);
     const tampered = await receiptOf(ids[4]);
     expect(tampered.event.units).toBe(200);
     const result = verifyReceipt(tampered, { root, size });
@@ -62,7 +62,7 @@ describe('receipts over HTTP', () => {
   });
 
   it('answers 404 for an unknown event and for one in a namespace the key may not read', async () => {
-    const other = s.ledger.keys.create('globex', ['globex/*']);
+    const other = (await s.ledger.keys.create('globex', ['globex/*']));
     const res = await s.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${other.key}`, 'content-type': 'application/json' }, payload: event({ namespace: 'globex/x' }) });
     const id = res.json().results[0].id;
     expect((await s.get(`/v1/events/${id}/receipt`)).statusCode).toBe(404);
@@ -74,7 +74,7 @@ describe('receipts over HTTP', () => {
 describe('epochs', () => {
   it('lists epochs after a given one, with a limit, and reads one', async () => {
     await s.post({ events: Array.from({ length: 10 }, () => event()) });
-    sealAll(s.ledger.db, { maxEvents: 3 });
+    await sealAll(s.ledger, { maxEvents: 3 });
     const page = (await s.get('/v1/epochs?after=0&limit=2')).json();
     expect(page.epochs.map((e: { epoch: number }) => e.epoch)).toEqual([1, 2]);
     expect(page.next_after).toBe(2);
@@ -90,7 +90,7 @@ describe('usage with receipts', () => {
     const now = Date.now();
     const res = await s.post({ events: Array.from({ length: 250 }, (_, i) => event({ units: (i % 9) + 1, ts: now - 100_000 + i * 10, action: i % 3 ? 'recall' : 'extract' })) });
     expect(res.json().results.every((r: { status: string }) => r.status === 'created')).toBe(true);
-    sealAll(s.ledger.db, { maxEvents: 100 });
+    await sealAll(s.ledger, { maxEvents: 100 });
     const q = `namespace=acme/prod&from=${now - 100_000}&to=${now}&receipts=true&limit=70`;
     let url = `/v1/usage?${q}`;
     let units = 0;

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { GROUP_BY, usageSql } from '../../src/ledger/usage.ts';
+import { GROUP_BY } from '../../src/ledger/index.ts';
+import { usageSql } from '../../src/ledger/sqlite/usage.ts';
 import { event, testServer, type TestServer } from '../helpers.ts';
 
 let s: TestServer;
@@ -8,7 +9,7 @@ const H = 3600_000;
 const base = Math.floor((Date.now() - 48 * H) / (24 * H)) * 24 * H;
 
 beforeEach(async () => {
-  s = testServer();
+  s = await testServer();
   const res = await s.post({
     events: [
       event({ action: 'recall', caller: 'alice', units: 3, ts: base }),
@@ -97,7 +98,7 @@ describe('GET /v1/usage', () => {
   });
 
   it.each(GROUP_BY)('uses the (namespace, ts) index when grouping by %s (EXPLAIN QUERY PLAN)', (g) => {
-    const plan = s.ledger.db.prepare(`EXPLAIN QUERY PLAN ${usageSql(g)}`).all('acme/prod', 0, 1, 10) as Array<{ detail: string }>;
+    const plan = s.db().prepare(`EXPLAIN QUERY PLAN ${usageSql(g)}`).all('acme/prod', 0, 1, 10) as Array<{ detail: string }>;
     const details = plan.map((p) => p.detail).join('\n');
     expect(details).toMatch(/SEARCH events USING INDEX events_namespace_ts \(namespace=\? AND ts>\? AND ts<\?\)/);
     expect(details).not.toMatch(/SCAN events/);
@@ -108,8 +109,8 @@ describe('operations', () => {
   it('GET /healthz reports the database reachable, and 503 when it is not', async () => {
     const ok = await s.app.inject({ method: 'GET', url: '/healthz' });
     expect(ok.statusCode).toBe(200);
-    expect(ok.json()).toEqual({ status: 'ok', checks: { database: 'ok', anchoring: 'off' } });
-    s.ledger.db.close();
+    expect(ok.json()).toEqual({ status: 'ok', role: 'leader', checks: { database: 'ok', anchoring: 'off' }, ledger: { engine: 'sqlite' } });
+    s.db().close();
     const down = await s.app.inject({ method: 'GET', url: '/healthz' });
     expect(down.statusCode).toBe(503);
     expect(down.json().checks.database).toBe('unreachable');

@@ -48,7 +48,7 @@ describe('usage errors exit 2 with what is wrong and the usage', () => {
     [['serve', '--bogus'], /unknown option '--bogus'/],
     [['serve', '--synchronous', 'sometimes'], /Allowed choices are full, normal/],
     [['frobnicate'], /unknown command 'frobnicate'/],
-    [['keys', 'create', '--db'], /option '--db <file>' argument missing/],
+    [['keys', 'create', '--db'], /option '--db <file\|url>' argument missing/],
   ])('receipts %j', (args, message) => {
     const r = receipts(args as string[]);
     expect(r.code).toBe(2);

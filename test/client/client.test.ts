@@ -20,7 +20,7 @@ async function listening(server: TestServer, port = 0): Promise<string> {
   return `http://127.0.0.1:${p}`;
 }
 
-const stored = () => s!.ledger.db.prepare("SELECT request_id, units FROM events WHERE namespace = 'acme/sdk' ORDER BY seq").all() as Array<{ request_id: string; units: number }>;
+const stored = () => s!.db().prepare("SELECT request_id, units FROM events WHERE namespace = 'acme/sdk' ORDER BY seq").all() as Array<{ request_id: string; units: number }>;
 const ev = (i: number, extra: Record<string, unknown> = {}) => ({ namespace: 'acme/sdk', action: 'recall', caller: `u${i % 3}`, units: i + 1, ...extra });
 const fast = { retry: { baseMs: 5, maxMs: 50 }, flushIntervalMs: 20 };
 
@@ -32,7 +32,7 @@ describe('usage client', () => {
   });
 
   it('sends events created exactly once, with request ids assigned at record time', async () => {
-    s = testServer();
+    s = await testServer();
     const url = await listening(s);
     client = createUsageClient({ url, apiKey: s.key, ...fast });
     for (let i = 0; i < 250; i++) client.record(ev(i));
@@ -44,7 +44,7 @@ describe('usage client', () => {
   });
 
   it('flushes at batchSize without waiting for the interval', async () => {
-    s = testServer();
+    s = await testServer();
     const url = await listening(s);
     client = createUsageClient({ url, apiKey: s.key, batchSize: 10, flushIntervalMs: 60_000 });
     for (let i = 0; i < 10; i++) client.record(ev(i));
@@ -52,7 +52,7 @@ describe('usage client', () => {
   });
 
   it('flushes after flushIntervalMs when fewer than batchSize wait', async () => {
-    s = testServer();
+    s = await testServer();
     const url = await listening(s);
     client = createUsageClient({ url, apiKey: s.key, batchSize: 100, flushIntervalMs: 50 });
     client.record(ev(1));
@@ -62,7 +62,7 @@ describe('usage client', () => {
   it('keeps events while the server is down and delivers each exactly once when it comes up', async () => {
     const port = await freePort();
     const errors: Error[] = [];
-    s = testServer();
+    s = await testServer();
     client = createUsageClient({ url: `http://127.0.0.1:${port}`, apiKey: s.key, ...fast, onError: (e) => errors.push(e) });
     for (let i = 0; i < 40; i++) client.record(ev(i));
     await until(() => errors.length >= 3); // it tried, failed, and backed off
@@ -74,7 +74,7 @@ describe('usage client', () => {
   });
 
   it('retries 429 honouring Retry-After, and 503, and creates every event once', async () => {
-    s = testServer();
+    s = await testServer();
     const faults = [{ status: 429, retryAfter: '1' }, { status: 503 }, { status: 503 }];
     const seen: number[] = [];
     s.app.addHook('onRequest', async (req, reply) => {
@@ -93,7 +93,7 @@ describe('usage client', () => {
   });
 
   it('reports invalid events to onRejected (locally and from the server) and delivers the rest', async () => {
-    s = testServer();
+    s = await testServer();
     const url = await listening(s);
     const rejected: Rejection[] = [];
     client = createUsageClient({ url, apiKey: s.key, ...fast, onRejected: (r) => rejected.push(r) });
@@ -111,7 +111,7 @@ describe('usage client', () => {
   });
 
   it('reports a conflict, never retries it, and counts a duplicate as delivered', async () => {
-    s = testServer();
+    s = await testServer();
     const url = await listening(s);
     const rejected: Rejection[] = [];
     client = createUsageClient({ url, apiKey: s.key, ...fast, onRejected: (r) => rejected.push(r) });
@@ -144,7 +144,7 @@ describe('usage client', () => {
   });
 
   it('block: record waits for room instead of dropping', async () => {
-    s = testServer();
+    s = await testServer();
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     s.app.addHook('onRequest', async () => gate);
@@ -166,7 +166,7 @@ describe('usage client', () => {
   });
 
   it('hands each scheduled flush to waitUntil, as an edge handler needs', async () => {
-    s = testServer();
+    s = await testServer();
     const url = await listening(s);
     const handed: Promise<unknown>[] = [];
     client = createUsageClient({ url, apiKey: s.key, flushIntervalMs: 10, waitUntil: (p) => handed.push(p) });
@@ -177,12 +177,12 @@ describe('usage client', () => {
   });
 
   it('fetches a receipt', async () => {
-    s = testServer();
+    s = await testServer();
     const url = await listening(s);
     client = createUsageClient({ url, apiKey: s.key, ...fast });
     client.record(ev(1, { request_id: 'r-1' }));
     await client.flush();
-    const id = (s.ledger.db.prepare("SELECT seq FROM events WHERE request_id = 'r-1'").get() as { seq: number }).seq;
+    const id = (s.db().prepare("SELECT seq FROM events WHERE request_id = 'r-1'").get() as { seq: number }).seq;
     expect(await client.receipt(id)).toMatchObject({ status: 'pending', event: { request_id: 'r-1' } });
   });
 

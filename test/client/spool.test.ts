@@ -11,12 +11,12 @@ const t = tempDir('receipts-spool-');
 afterAll(() => t.cleanup());
 
 it('delivers every recorded event exactly once across a kill -9 of the recording process', async () => {
-  const s = testServer();
+  const s = await testServer();
   await s.app.listen({ host: '127.0.0.1', port: 0 });
   const url = `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}`;
   const spool = join(t.dir, 'spool.db');
   const N = 400;
-  const count = () => (s.ledger.db.prepare("SELECT count(*) AS n FROM events WHERE namespace = 'acme/spool'").get() as { n: number }).n;
+  const count = () => (s.db().prepare("SELECT count(*) AS n FROM events WHERE namespace = 'acme/spool'").get() as { n: number }).n;
   try {
     const child = spawn(process.execPath, [CHILD, 'record', url, s.key, spool, String(N)], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('recorded') && resolve()));
@@ -30,7 +30,7 @@ it('delivers every recorded event exactly once across a kill -9 of the recording
     // Async: the server lives in this process and must keep answering.
     const resumed = await run(process.execPath, [CHILD, 'resume', url, s.key, spool]);
     expect(resumed.status, resumed.stderr).toBe(0);
-    const units = s.ledger.db.prepare("SELECT units FROM events WHERE namespace = 'acme/spool' ORDER BY units").pluck().all() as number[];
+    const units = s.db().prepare("SELECT units FROM events WHERE namespace = 'acme/spool' ORDER BY units").pluck().all() as number[];
     expect(units).toEqual(Array.from({ length: N }, (_, i) => i + 1)); // each event once
     const stats = JSON.parse(resumed.stdout);
     expect(stats.sent).toBeGreaterThanOrEqual(N - before); // resent what was left (some may come back as duplicates)

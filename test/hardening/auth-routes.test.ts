@@ -7,7 +7,7 @@ import { event, testServer, type TestServer } from '../helpers.ts';
 let s: TestServer;
 let port: number;
 beforeAll(async () => {
-  s = testServer();
+  s = await testServer();
   await s.app.listen({ host: '127.0.0.1', port: 0 });
   port = (s.app.server.address() as { port: number }).port;
   expect((await s.post(event())).statusCode).toBe(200);

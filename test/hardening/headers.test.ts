@@ -3,8 +3,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { testServer, type TestServer } from '../helpers.ts';
 
 let s: TestServer;
-beforeAll(() => {
-  s = testServer();
+beforeAll(async () => {
+  s = await testServer();
 });
 afterAll(async () => {
   await s.close();

@@ -1,7 +1,7 @@
 // Totals stay exact past SQLite's signed 64-bit sum: 1,025 events of the maximum units used to
 // make every GET /v1/usage of the namespace answer 500 "integer overflow", for good.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GROUP_BY } from '../../src/ledger/usage.ts';
+import { GROUP_BY } from '../../src/ledger/index.ts';
 import { event, testServer, type TestServer } from '../helpers.ts';
 
 const MAX = Number.MAX_SAFE_INTEGER; // 2^53 − 1, the largest accepted units
@@ -25,7 +25,7 @@ const usage = async (q: string) => {
 };
 
 beforeAll(async () => {
-  s = testServer();
+  s = await testServer();
   // acme/at: exactly 2^63 = 1024 × (2^53 − 1) + 1024.
   await post(1024, MAX, 'acme/at');
   await post(1, 1024, 'acme/at');

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { loadMigrations, openDb, SchemaTooNewError } from '../../src/ledger/db.ts';
+import { loadMigrations, openDb, SchemaTooNewError } from '../../src/ledger/sqlite/db.ts';
 import { tempDir } from '../helpers.ts';
 
 const t = tempDir();

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { validateEvent } from '../../src/event/validate.ts';
-import { Ledger } from '../../src/ledger/index.ts';
+import { SqliteLedger } from '../../src/ledger/index.ts';
 import { rootOf, buildTree } from '../../src/merkle/tree.ts';
 import { sealAll } from '../../src/seal/sealer.ts';
 import { MAIN } from '../cli/run.ts';
@@ -16,16 +16,16 @@ afterAll(() => t.cleanup());
 const N = 150_000;
 
 async function fill(file: string) {
-  const ledger = new Ledger(file, { synchronous: 'normal', groupCommit: { maxBatchEvents: 10_000 } });
+  const ledger = new SqliteLedger(file, { synchronous: 'normal', groupCommit: { maxBatchEvents: 10_000 } });
   const now = Date.now();
   const writes = [];
   for (let i = 0; i < N; i++) {
     const v = validateEvent({ request_id: `e${i}`, namespace: 'acme/seal', action: 'recall', caller: `c${i % 100}`, units: 1 }, { now, maxAgeMs: 1e9, maxFutureMs: 1e6 });
     if (!v.ok) throw new Error('bad event');
-    writes.push(ledger.writer.write([{ event: v.event, owner: 'acme', keyId: 'k' }]));
+    writes.push(ledger.events.write([{ event: v.event, owner: 'acme', keyId: 'k' }]));
   }
   await Promise.all(writes);
-  ledger.close();
+  await ledger.close();
 }
 
 /** Runs `receipts seal` and kills it with SIGKILL as soon as it reports `phase`. */
@@ -44,7 +44,7 @@ function sealAndKillAt(file: string, phase: string): Promise<{ signal: string | 
 }
 
 function check(file: string) {
-  new Ledger(file).close(); // recovery, as on restart
+  new SqliteLedger(file).closeSync(); // recovery, as on restart
   const db = new Database(file, { readonly: true });
   expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
   const epochs = db.prepare('SELECT epoch, size, root, first_seq, last_seq FROM epochs ORDER BY epoch').all() as Array<{ epoch: number; size: number; root: Buffer; first_seq: number; last_seq: number }>;
@@ -71,9 +71,9 @@ it('leaves the whole epoch or none of it when killed mid-seal, and resealing com
   const after = check(file); // whole or nothing, whichever the kill allowed
   expect(after.length === 0 || (after.length === 1 && after[0]!.size === N)).toBe(true);
 
-  const ledger = new Ledger(file);
-  sealAll(ledger.db, { maxEvents: N });
-  ledger.close();
+  const ledger = new SqliteLedger(file);
+  await sealAll(ledger, { maxEvents: N });
+  await ledger.close();
   const [epoch, ...rest] = check(file);
   expect(rest).toEqual([]);
   expect(epoch!.size).toBe(N);

@@ -19,7 +19,7 @@ const foreignRequests: string[] = [];
 beforeAll(async () => {
   if (!webBuilt()) await buildWeb();
   mkdirSync(SHOTS, { recursive: true });
-  s = testServer({ web: { dir: WEB_DIST }, anchoring: { chain: new FakeChain(), pollMs: 5 } });
+  s = await testServer({ web: { dir: WEB_DIST }, anchoring: { chain: new FakeChain(), pollMs: 5 } });
   await s.app.listen({ host: '127.0.0.1', port: 0 });
   origin = `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}`;
   const now = Date.now();
@@ -30,9 +30,9 @@ beforeAll(async () => {
     ],
   });
   ids.push(...posted.json().results.map((r: { id: number }) => r.id));
-  sealAll(s.ledger.db, { maxEvents: 4 });
+  await sealAll(s.ledger, { maxEvents: 4 });
   // Wait until the anchorer has put every epoch on the (fake) chain.
-  for (let i = 0; i < 500 && (s.ledger.db.prepare('SELECT count(*) AS n FROM anchors').get() as { n: number }).n < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 500 && (s.db().prepare('SELECT count(*) AS n FROM anchors').get() as { n: number }).n < 3; i++) await new Promise((r) => setTimeout(r, 10));
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,

@@ -4,8 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { FieldError, ValidationContext } from '../../event/validate.ts';
 import { validateEvent } from '../../event/validate.ts';
-import type { EventToWrite, WriteResult } from '../../ledger/events.ts';
-import type { Ledger } from '../../ledger/index.ts';
+import type { EventToWrite, Ledger, WriteResult } from '../../ledger/index.ts';
 import { principalOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
@@ -63,7 +62,7 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
 
     let written: WriteResult[];
     try {
-      written = await opts.ledger.writer.write(toWrite);
+      written = await opts.ledger.events.write(toWrite);
     } catch (err) {
       request.log.error({ err: { message: (err as Error).message } }, 'ledger commit failed');
       throw new ApiError(503, 'ledger_unavailable', 'the ledger could not commit; nothing from this request was stored; retry the same request');

@@ -1,33 +1,26 @@
 // Receipts and epochs. An event the key may not read is indistinguishable from a missing one.
 import type { FastifyInstance } from 'fastify';
-import type { Ledger } from '../../ledger/index.ts';
+import type { EpochRecord, Ledger } from '../../ledger/index.ts';
 import type { Anchor } from '../../receipt/format.ts';
 import type { AnchorChain } from '../../chain/chain.ts';
-import type { EpochRow } from '../../receipt/reader.ts';
+import type { ReceiptReader } from '../../receipt/reader.ts';
 import { principalOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 
-export function epochJson(row: EpochRow, anchor: Anchor | null) {
-  return {
-    epoch: row.epoch,
-    root: row.root.toString('hex'),
-    size: row.size,
-    first_ts_ms: row.first_ts,
-    last_ts_ms: row.last_ts,
-    sealed_at_ms: row.sealed_at,
-    anchor,
-  };
+/** An epoch as the API shows it: the record without its ledger positions, and its anchor. */
+export function epochJson(e: EpochRecord, anchor: Anchor | null) {
+  return { epoch: e.epoch, root: e.root, size: e.size, first_ts_ms: e.first_ts_ms, last_ts_ms: e.last_ts_ms, sealed_at_ms: e.sealed_at_ms, anchor };
 }
 
 const nonNegative = (s: string) => (/^\d{1,15}$/.test(s) ? Number(s) : undefined);
 
-export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; chain?: AnchorChain }): void {
-  const { receipts } = opts.ledger;
+export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; receipts: ReceiptReader; chain?: AnchorChain }): void {
+  const { receipts } = opts;
 
   app.get<{ Params: { id: string } }>('/v1/events/:id/receipt', async (request) => {
     const principal = principalOf(request);
     const id = nonNegative(request.params.id);
-    const row = id === undefined ? undefined : receipts.event(id);
+    const row = id === undefined ? undefined : await opts.ledger.events.get(id);
     if (!row || !principal.allows(row.namespace)) {
       throw new ApiError(404, 'not_found', `no event ${request.params.id} that this key may read`);
     }
@@ -36,9 +29,9 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; chai
 
   app.get<{ Params: { epoch: string } }>('/v1/epochs/:epoch', async (request) => {
     const n = nonNegative(request.params.epoch);
-    const row = n === undefined ? undefined : receipts.epoch(n);
+    const row = n === undefined ? undefined : await opts.ledger.epochs.get(n);
     if (!row) throw new ApiError(404, 'not_found', `no sealed epoch ${request.params.epoch}`);
-    return epochJson(row, receipts.anchor(row.epoch));
+    return epochJson(row, await receipts.anchor(row.epoch));
   });
 
   // The root and size the registry holds, read by this server: for the web page, which cannot
@@ -57,9 +50,7 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; chai
     return { epoch: n, network: opts.chain.network, registry_id: opts.chain.registryId, root: onChain.root, size: onChain.size, read_by: 'server' };
   });
 
-  const list = opts.ledger.db.prepare('SELECT epoch, first_seq, last_seq, size, root, first_ts, last_ts, sealed_at FROM epochs WHERE epoch > ? AND epoch < ? ORDER BY epoch LIMIT ?');
   // Newest first (order=desc), paged with before=: the web page shows the latest epochs.
-  const listDesc = opts.ledger.db.prepare('SELECT epoch, first_seq, last_seq, size, root, first_ts, last_ts, sealed_at FROM epochs WHERE epoch > ? AND epoch < ? ORDER BY epoch DESC LIMIT ?');
   app.get<{ Querystring: Record<string, string> }>('/v1/epochs', async (request) => {
     const { after, before, limit, order, ...rest } = request.query;
     const unknown = Object.keys(rest);
@@ -74,7 +65,8 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; chai
     if (order !== undefined && order !== 'asc' && order !== 'desc') throw new ApiError(400, 'invalid_query', 'order must be asc or desc', [{ path: 'order', rule: 'one_of:asc|desc', message: 'order must be asc (oldest first, the default) or desc (newest first)' }]);
     if (limitN === undefined || limitN < 1 || limitN > 1000) throw new ApiError(400, 'invalid_query', 'limit must be 1 to 1000', [{ path: 'limit', rule: 'range:1..1000', message: 'limit must be an integer from 1 to 1000' }]);
     const desc = order === 'desc';
-    const rows = ((desc ? listDesc : list).all(afterN, beforeN, limitN) as EpochRow[]).map((row) => epochJson(row, receipts.anchor(row.epoch)));
+    const list = await opts.ledger.epochs.list({ after: afterN, before: beforeN, limit: limitN, desc });
+    const rows = await Promise.all(list.map(async (e) => epochJson(e, await receipts.anchor(e.epoch))));
     const more = rows.length === limitN ? rows.at(-1)!.epoch : null;
     return desc ? { epochs: rows, next_before: more } : { epochs: rows, next_after: more };
   });

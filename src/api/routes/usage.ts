@@ -3,7 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { parseRfc3339 } from '../../event/validate.ts';
 import type { Ledger } from '../../ledger/index.ts';
-import { GROUP_BY } from '../../ledger/usage.ts';
+import { GROUP_BY } from '../../ledger/index.ts';
+import type { ReceiptReader } from '../../receipt/reader.ts';
 import { principalOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 
@@ -48,7 +49,7 @@ function decodeCursor(s: string): Cursor | undefined {
   return undefined;
 }
 
-export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger }): void {
+export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receipts: ReceiptReader }): void {
   app.get('/v1/usage', async (request) => {
     const principal = principalOf(request);
     const parsed = usageQuery.safeParse(request.query, { reportInput: true });
@@ -91,18 +92,18 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger }): voi
     if (cursor && cursor.desc !== desc) {
       throw new ApiError(400, 'invalid_query', `this cursor pages order=${cursor.desc ? 'desc' : 'asc'}: repeat the order it was issued with`, [{ path: 'cursor', rule: 'same_order', message: 'cursor must be used with the order it was issued for' }]);
     }
-    const max = cursor?.max ?? opts.ledger.receipts.maxSeq();
+    const max = cursor?.max ?? (await opts.ledger.events.latestId());
     const limit = q.limit ?? 100;
-    const totals = opts.ledger.usage.query({ namespace: q.namespace, from, to, groupBy: q.group_by, maxSeq: max });
+    const totals = await opts.ledger.usage.query({ namespace: q.namespace, from, to, groupBy: q.group_by, asOf: max });
     // Newest first starts just below (to, 0): every seq is ≥ 1, so that is "ts < to".
     const start: [number, number] = cursor ? [cursor.ts, cursor.seq] : desc ? [to, 0] : [from, 0];
-    const rows = opts.ledger.receipts.eventsPage(q.namespace, from, to, max, start, limit, desc);
+    const rows = await opts.ledger.events.page({ namespace: q.namespace, from, to, asOf: max, after: start, limit, desc });
     const last = rows.at(-1);
     return {
       ...totals,
       as_of_seq: max,
-      events: rows.map((row) => opts.ledger.receipts.receipt(row)),
-      next_cursor: rows.length === limit && last ? encodeCursor({ ts: last.ts, seq: last.seq, max, desc }) : null,
+      events: await Promise.all(rows.map((row) => opts.receipts.receipt(row))),
+      next_cursor: rows.length === limit && last ? encodeCursor({ ts: last.ts, seq: last.id, max, desc }) : null,
     };
   });
 }

@@ -1,19 +1,10 @@
-// Writing events with group commit: requests arriving close together share one write
+// Events on SQLite. Writes use group commit: requests arriving close together share one write
 // transaction (one WAL sync), and each request is answered only once its rows are committed.
-import type { NormalizedEvent } from '../event/validate.ts';
-import { leafHash } from '../event/leaf.ts';
+// SQLite has one writer, so ids commit in order and the id is also the ledger position (seq).
+import type { NormalizedEvent } from '../../event/validate.ts';
+import { leafHash } from '../../event/leaf.ts';
+import type { EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
 import type { Db } from './db.ts';
-
-export interface EventToWrite {
-  event: NormalizedEvent;
-  owner: string;
-  keyId: string;
-}
-
-export type WriteResult =
-  | { status: 'created'; id: number; leaf_hash: string }
-  | { status: 'duplicate'; id: number; leaf_hash: string }
-  | { status: 'conflict'; id: number; differs: string[] };
 
 export interface GroupCommitOptions {
   /**
@@ -23,8 +14,6 @@ export interface GroupCommitOptions {
   maxDelayMs?: number;
   /** Commit at once when this many events are queued. */
   maxBatchEvents?: number;
-  /** Called after every commit with the number of events and the time it took. */
-  onCommit?: (events: number, seconds: number) => void;
 }
 
 interface Job {
@@ -46,23 +35,78 @@ type StoredRow = {
   leaf_hash: Buffer;
 };
 
-export class EventWriter {
+const EVENT_COLUMNS = 'seq, namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash';
+
+/** Keyset paging on (ts, seq) within the (namespace, ts) index; seq ≤ the snapshot bound. */
+export const PAGE_SQL = `SELECT ${EVENT_COLUMNS} FROM events
+  WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ? AND (ts, seq) > (?, ?)
+  ORDER BY ts, seq LIMIT ?`;
+/** Newest first: the same index walked backwards. */
+export const PAGE_DESC_SQL = `SELECT ${EVENT_COLUMNS} FROM events
+  WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ? AND (ts, seq) < (?, ?)
+  ORDER BY ts DESC, seq DESC LIMIT ?`;
+
+type EventRow = {
+  seq: number;
+  namespace: string;
+  request_id: string;
+  caller: string;
+  action: string;
+  units: number;
+  artifact_digest: Buffer | null;
+  ts: number;
+  leaf_hash: Buffer;
+};
+
+function toRecord(row: EventRow): EventRecord {
+  return {
+    id: row.seq,
+    seq: row.seq,
+    namespace: row.namespace,
+    request_id: row.request_id,
+    caller: row.caller,
+    action: row.action,
+    units: row.units,
+    artifact_digest: row.artifact_digest ? row.artifact_digest.toString('hex') : '',
+    ts: row.ts,
+    leaf_hash: row.leaf_hash.toString('hex'),
+  };
+}
+
+export class SqliteEventStore implements EventStore {
   private readonly db: Db;
   private readonly maxDelayMs: number;
   private readonly maxBatchEvents: number;
-  /** Called after every commit (metrics hook it here). */
-  onCommit: GroupCommitOptions['onCommit'];
+  onCommit: EventStore['onCommit'];
   private queue: Job[] = [];
   private queuedEvents = 0;
   private scheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly commitBatch: (jobs: Job[]) => WriteResult[][];
+  private readonly read: {
+    get: (id: number) => EventRecord | undefined;
+    page: (q: EventPageQuery) => EventRecord[];
+    latestId: () => number;
+  };
 
   constructor(db: Db, options: GroupCommitOptions = {}) {
     this.db = db;
     this.maxDelayMs = options.maxDelayMs ?? 0;
     this.maxBatchEvents = options.maxBatchEvents ?? 5000;
-    this.onCommit = options.onCommit;
+    this.onCommit = undefined;
+    const byId = db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE seq = ?`);
+    const page = db.prepare(PAGE_SQL);
+    const pageDesc = db.prepare(PAGE_DESC_SQL);
+    const latest = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
+    this.read = {
+      get: (id) => {
+        const row = byId.get(id) as EventRow | undefined;
+        return row && toRecord(row);
+      },
+      page: (q) =>
+        ((q.desc ? pageDesc : page).all(q.namespace, q.from, q.to, q.asOf, q.after[0], q.after[1], q.limit) as EventRow[]).map(toRecord),
+      latestId: () => latest.get() as number,
+    };
 
     const insert = db.prepare(`INSERT INTO events
       (namespace, request_id, owner, key_id, caller, action, units, artifact_digest, ts, ts_explicit,
@@ -105,6 +149,26 @@ export class EventWriter {
         else setImmediate(() => this.flush());
       }
     });
+  }
+
+  async get(id: number): Promise<EventRecord | undefined> {
+    return this.read.get(id);
+  }
+
+  async page(q: EventPageQuery): Promise<EventRecord[]> {
+    return this.read.page(q);
+  }
+
+  async latestId(): Promise<number> {
+    return this.read.latestId();
+  }
+
+  async unsealed(): Promise<{ events: number; oldestReceivedAt: number | null }> {
+    const last = this.db.prepare('SELECT last_seq FROM epochs ORDER BY epoch DESC LIMIT 1').get() as { last_seq: number } | undefined;
+    const after = last?.last_seq ?? 0;
+    const oldest = this.db.prepare('SELECT received_at FROM events WHERE seq > ? ORDER BY seq LIMIT 1').get(after) as { received_at: number } | undefined;
+    if (!oldest) return { events: 0, oldestReceivedAt: null };
+    return { events: this.read.latestId() - after, oldestReceivedAt: oldest.received_at };
   }
 
   /** Commits everything queued now. A failed commit rolls back whole and fails each of its requests. */

@@ -1,36 +1,8 @@
 // Usage totals over [from, to) for one namespace, always through the (namespace, ts) index.
 import type { Statement } from 'better-sqlite3';
+import type { GroupBy, Units, UsageQuery, UsageResult, UsageStore } from '../types.ts';
+import { GROUP_BY } from '../types.ts';
 import type { Db } from './db.ts';
-
-export const GROUP_BY = ['action', 'caller', 'hour', 'day'] as const;
-export type GroupBy = (typeof GROUP_BY)[number];
-
-export interface UsageQuery {
-  namespace: string;
-  from: number;
-  to: number;
-  groupBy: GroupBy;
-  /** Count only events up to this ledger sequence number (a snapshot for paging). */
-  maxSeq?: number;
-}
-
-/** Unit sums are exact: a number while ≤ 2^53−1, a decimal string beyond. */
-export type Units = number | string;
-
-export interface UsageGroup {
-  key: string;
-  events: number;
-  units: Units;
-}
-
-export interface UsageResult {
-  namespace: string;
-  from: number;
-  to: number;
-  group_by: GroupBy;
-  groups: UsageGroup[];
-  totals: { events: number; units: Units };
-}
 
 const GROUP_EXPR: Record<GroupBy, string> = {
   action: 'action',
@@ -60,16 +32,16 @@ function exact(n: bigint): Units {
   return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString();
 }
 
-export class UsageReader {
+export class SqliteUsageStore implements UsageStore {
   private readonly stmts: Record<GroupBy, Statement<[string, number, number, number]>>;
 
   constructor(db: Db) {
     const prepare = (g: GroupBy) => db.prepare<[string, number, number, number]>(usageSql(g)).safeIntegers(true);
-    this.stmts = { action: prepare('action'), caller: prepare('caller'), hour: prepare('hour'), day: prepare('day') };
+    this.stmts = Object.fromEntries(GROUP_BY.map((g) => [g, prepare(g)])) as Record<GroupBy, Statement<[string, number, number, number]>>;
   }
 
-  query(q: UsageQuery): UsageResult {
-    const rows = this.stmts[q.groupBy].all(q.namespace, q.from, q.to, q.maxSeq ?? Number.MAX_SAFE_INTEGER) as Array<{ k: string | bigint; n: bigint; u0: bigint; u1: bigint; u2: bigint }>;
+  async query(q: UsageQuery): Promise<UsageResult> {
+    const rows = this.stmts[q.groupBy].all(q.namespace, q.from, q.to, q.asOf ?? Number.MAX_SAFE_INTEGER) as Array<{ k: string | bigint; n: bigint; u0: bigint; u1: bigint; u2: bigint }>;
     let events = 0n;
     let units = 0n;
     const groups = rows.map((r) => {

@@ -1,0 +1,64 @@
+// The SQLite engine: one file holding keys, events, epochs, tree nodes and anchors. One process
+// writes it (WAL; the CLI may share it through the busy timeout), so that process always leads.
+import type { Ledger, Leadership, Role } from '../types.ts';
+import { SqliteAnchorStore } from './anchors.ts';
+import { openDb, type Db, type OpenOptions } from './db.ts';
+import { SqliteEpochStore } from './epochs.ts';
+import { SqliteEventStore, type GroupCommitOptions } from './events.ts';
+import { SqliteKeyStore } from './keys.ts';
+import { SqliteUsageStore } from './usage.ts';
+
+export interface SqliteLedgerOptions extends OpenOptions {
+  groupCommit?: GroupCommitOptions;
+}
+
+/** The one process on the file seals and anchors. */
+const soleLeader: Leadership = {
+  role: (): Role => 'leader',
+  start: async (onChange) => onChange('leader'),
+  stop: async () => {},
+};
+
+export class SqliteLedger implements Ledger {
+  readonly engine = 'sqlite' as const;
+  readonly location: string;
+  /** The connection, for this engine's own tools (tests, benchmarks); stages never use it. */
+  readonly db: Db;
+  readonly events: SqliteEventStore;
+  readonly keys: SqliteKeyStore;
+  readonly usage: SqliteUsageStore;
+  readonly epochs: SqliteEpochStore;
+  readonly anchors: SqliteAnchorStore;
+  readonly leadership = soleLeader;
+
+  constructor(file: string, options: SqliteLedgerOptions = {}) {
+    this.location = file;
+    this.db = openDb(file, options);
+    this.keys = new SqliteKeyStore(this.db);
+    this.events = new SqliteEventStore(this.db, options.groupCommit);
+    this.usage = new SqliteUsageStore(this.db);
+    this.epochs = new SqliteEpochStore(this.db);
+    this.anchors = new SqliteAnchorStore(this.db);
+  }
+
+  async healthy(): Promise<boolean> {
+    try {
+      return (this.db.prepare('SELECT 1 AS ok').get() as { ok: number }).ok === 1;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closeSync();
+  }
+
+  /** Commits what is queued, then closes the file (for exit paths that cannot wait). */
+  closeSync(): void {
+    if (!this.db.open) return;
+    this.events.flush();
+    this.db.close();
+  }
+}
+
+export { openDb, type Db } from './db.ts';
