@@ -2,7 +2,7 @@
 // ordering rule under concurrent writers, leader election and fencing, migrations under a
 // concurrent start, the usage index and exact sums, and the bulk copy.
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { leafHash } from '../../src/event/leaf.ts';
 import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_MS, validateEvent, type NormalizedEvent } from '../../src/event/validate.ts';
 import { HASH_SIZE } from '../../src/merkle/hash.ts';
@@ -58,6 +58,33 @@ async function sql<T extends pg.QueryResultRow = Record<string, unknown>>(url: s
     await c.end();
   }
 }
+
+describe('test cluster harness', () => {
+  it('without PostgreSQL installed: skips with one loud warning, or fails on CI / when required', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const saved = { CI: process.env.CI, REQUIRE: process.env.RECEIPTS_REQUIRE_POSTGRES };
+    const nowhere = { roots: ['/nonexistent/postgresql'], path: '' };
+    try {
+      delete process.env.CI;
+      delete process.env.RECEIPTS_REQUIRE_POSTGRES;
+      expect(await startPostgres(nowhere)).toBeNull();
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(String(warn.mock.calls[0]![0])).toMatch(/SKIPPING the PostgreSQL engine tests.*apt-get install postgresql/);
+      process.env.RECEIPTS_REQUIRE_POSTGRES = '1';
+      await expect(startPostgres(nowhere)).rejects.toThrow(/required here.*apt-get install postgresql/);
+      delete process.env.RECEIPTS_REQUIRE_POSTGRES;
+      process.env.CI = 'true';
+      await expect(startPostgres(nowhere)).rejects.toThrow(/required here/);
+      expect(warn).toHaveBeenCalledTimes(1);
+    } finally {
+      for (const [k, v] of [['CI', saved.CI], ['RECEIPTS_REQUIRE_POSTGRES', saved.REQUIRE]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      warn.mockRestore();
+    }
+  });
+});
 
 describe.skipIf(!cluster)('PostgreSQL engine', () => {
   describe('writes', () => {

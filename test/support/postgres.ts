@@ -19,19 +19,29 @@ export interface PostgresCluster {
   stop(): Promise<void>;
 }
 
-export const POSTGRES_REQUIRED = process.env.CI === 'true' || process.env.RECEIPTS_REQUIRE_POSTGRES === '1';
+/** On CI (CI=true) or when asked (RECEIPTS_REQUIRE_POSTGRES=1), a missing PostgreSQL fails the tests. */
+export function postgresRequired(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.CI === 'true' || env.RECEIPTS_REQUIRE_POSTGRES === '1';
+}
+
+export interface FindOptions {
+  /** Where versioned installs live (Debian: /usr/lib/postgresql/N/bin). */
+  roots?: string[];
+  /** Searched after them; default $PATH. */
+  path?: string;
+}
 
 /** The directory holding initdb and pg_ctl: Debian's newest /usr/lib/postgresql/N/bin, else PATH. */
-export function findPostgresBin(): string | null {
-  const root = '/usr/lib/postgresql';
-  if (existsSync(root)) {
+export function findPostgresBin(options: FindOptions = {}): string | null {
+  for (const root of options.roots ?? ['/usr/lib/postgresql']) {
+    if (!existsSync(root)) continue;
     const versions = readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
     for (const v of versions) {
       const bin = join(root, v, 'bin');
       if (existsSync(join(bin, 'initdb')) && existsSync(join(bin, 'pg_ctl'))) return bin;
     }
   }
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+  for (const dir of (options.path ?? process.env.PATH ?? '').split(delimiter)) {
     if (dir && existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl'))) return dir;
   }
   return null;
@@ -53,11 +63,11 @@ async function freePort(): Promise<number> {
  * Starts a fresh cluster, or returns null (after one loud warning) when PostgreSQL is not
  * installed; throws instead when it is required (CI).
  */
-export async function startPostgres(): Promise<PostgresCluster | null> {
-  const bin = findPostgresBin();
+export async function startPostgres(options: FindOptions = {}): Promise<PostgresCluster | null> {
+  const bin = findPostgresBin(options);
   if (!bin) {
     const how = 'install PostgreSQL (apt-get install postgresql) to run them';
-    if (POSTGRES_REQUIRED) throw new Error(`PostgreSQL tests are required here (CI=true or RECEIPTS_REQUIRE_POSTGRES=1) but initdb/pg_ctl were not found: ${how}`);
+    if (postgresRequired()) throw new Error(`PostgreSQL tests are required here (CI=true or RECEIPTS_REQUIRE_POSTGRES=1) but initdb/pg_ctl were not found: ${how}`);
     console.warn(`⚠ SKIPPING the PostgreSQL engine tests: initdb/pg_ctl not found; ${how}.`);
     return null;
   }

@@ -133,6 +133,7 @@ export class PgEpochStore implements EpochStore {
         values: [ids, seqs],
       });
       if (numbered.rowCount !== size) throw new Error(`sealing epoch ${epoch}: numbered ${numbered.rowCount} of ${size} events; nothing was stored, retry`);
+      progress('numbered', { epoch, size });
 
       const tree = request.build(leaves);
       if (tree.levels[0]?.length !== leaves.length) throw new Error('the tree builder returned a leaf level of the wrong size');
