@@ -10,6 +10,7 @@ import { verifyInclusion } from '../../src/merkle/proof.ts';
 import { auditPath, buildTree, rootOf } from '../../src/merkle/tree.ts';
 import { copyInto, FencedError, openPostgresLedger, SchemaTooNewError, type PostgresLedger } from '../../src/ledger/postgres/index.ts';
 import { usageSql } from '../../src/ledger/postgres/usage.ts';
+import { PAGE_DESC_SQL, PAGE_SQL } from '../../src/ledger/postgres/events.ts';
 import type { EventToWrite, Role, SealRequest } from '../../src/ledger/types.ts';
 import { freshDatabase, startPostgres } from '../support/postgres.ts';
 
@@ -57,6 +58,20 @@ async function sql<T extends pg.QueryResultRow = Record<string, unknown>>(url: s
   } finally {
     await c.end();
   }
+}
+
+type PlanNode = Record<string, unknown> & { Plans?: PlanNode[] };
+
+/** Every node of the plan PostgreSQL picks for the query (EXPLAIN, not run). */
+async function planNodes(c: pg.Client, text: string, values: unknown[]): Promise<PlanNode[]> {
+  const { rows } = await c.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (FORMAT JSON) ${text}`, values);
+  const out: PlanNode[] = [];
+  const walk = (n: PlanNode) => {
+    out.push(n);
+    n.Plans?.forEach(walk);
+  };
+  walk(rows[0]!['QUERY PLAN'][0]!.Plan);
+  return out;
 }
 
 describe('test cluster harness', () => {
@@ -466,9 +481,11 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
       try {
         expect(ledger.location).not.toContain('hunter2');
         expect(ledger.location).toContain(u.pathname);
+        expect(await ledger.healthy()).toBe(true);
       } finally {
         await ledger.close();
       }
+      expect(await ledger.healthy()).toBe(false);
     });
   });
 
@@ -561,10 +578,17 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         await c.connect();
         try {
           for (const g of ['action', 'caller', 'hour', 'day'] as const) {
-            const { rows } = await c.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${usageSql(g)}`, ['tenant-7/prod', NOW - 7 * day, NOW, Number.MAX_SAFE_INTEGER]);
-            const plan = JSON.stringify(rows[0]!['QUERY PLAN']);
-            expect(plan, g).toMatch(/"Index Name":"events_namespace_ts"/);
-            expect(plan, g).not.toMatch(/Seq Scan/);
+            const nodes = await planNodes(c, usageSql(g), ['tenant-7/prod', NOW - 7 * day, NOW, Number.MAX_SAFE_INTEGER]);
+            expect(nodes.some((n) => n['Index Name'] === 'events_namespace_ts'), g).toBe(true);
+            expect(nodes.map((n) => n['Node Type']), g).not.toContain('Seq Scan');
+          }
+          // Receipt pages too: a keyset range on the same index, no sort of the namespace's rows.
+          for (const [text, after] of [[PAGE_SQL, [NOW - 7 * day, 0]], [PAGE_DESC_SQL, [NOW, Number.MAX_SAFE_INTEGER]]] as const) {
+            const nodes = await planNodes(c, text, ['tenant-7/prod', NOW - 7 * day, NOW, Number.MAX_SAFE_INTEGER, after[0], after[1], 100]);
+            expect(nodes.some((n) => n['Node Type'] === 'Index Scan' && n['Index Name'] === 'events_namespace_ts')).toBe(true);
+            expect(nodes.map((n) => n['Node Type'])).not.toContain('Seq Scan');
+            expect(nodes.map((n) => n['Node Type'])).not.toContain('Sort');
+            expect(nodes.map((n) => n['Node Type'])).not.toContain('Incremental Sort');
           }
         } finally {
           await c.end();

@@ -90,6 +90,15 @@ const EXISTING_SQL = `SELECT e.id, e.namespace, e.request_id, e.caller, e.action
   FROM unnest($1::text[], $2::text[]) AS k(namespace, request_id)
   JOIN events e ON e.namespace = k.namespace AND e.request_id = k.request_id`;
 
+// Keyset paging on (ts, id) within the (namespace, ts, id) index; id <= the snapshot bound.
+export const PAGE_SQL = `SELECT ${EVENT_COLUMNS} FROM events
+  WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4 AND (ts, id) > ($5, $6)
+  ORDER BY ts, id LIMIT $7`;
+// Newest first: the same index walked backwards.
+export const PAGE_DESC_SQL = `SELECT ${EVENT_COLUMNS} FROM events
+  WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4 AND (ts, id) < ($5, $6)
+  ORDER BY ts DESC, id DESC LIMIT $7`;
+
 /** PostgreSQL text cannot hold U+0000; one such field must fail its own request, not the batch. */
 function nulField(e: NormalizedEvent): string | null {
   for (const f of ['namespace', 'request_id', 'caller', 'action', 'source', 'metadata'] as const) {
@@ -253,14 +262,7 @@ export class PgEventStore implements EventStore {
   }
 
   async page(q: EventPageQuery): Promise<EventRecord[]> {
-    // Keyset paging on (ts, id) within the (namespace, ts, id) index; id <= snapshot bound.
-    const text = q.desc
-      ? `SELECT ${EVENT_COLUMNS} FROM events
-         WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4 AND (ts, id) < ($5, $6)
-         ORDER BY ts DESC, id DESC LIMIT $7`
-      : `SELECT ${EVENT_COLUMNS} FROM events
-         WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4 AND (ts, id) > ($5, $6)
-         ORDER BY ts, id LIMIT $7`;
+    const text = q.desc ? PAGE_DESC_SQL : PAGE_SQL;
     const { rows } = await this.pool.query<EventRow>({
       name: q.desc ? 'events-page-desc' : 'events-page',
       text,

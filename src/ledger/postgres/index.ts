@@ -52,12 +52,15 @@ export class PostgresLedger implements Ledger {
     this.anchors = new PgAnchorStore(pool, this.leadership);
   }
 
+  /** Whether the database answers within 3 s (a health check must not hang on a dead server). */
   async healthy(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 3000)));
+    const asked = this.pool.query<{ ok: number }>('SELECT 1 AS ok').then((r) => r.rows[0]?.ok === 1, () => false);
     try {
-      const { rows } = await this.pool.query<{ ok: number }>('SELECT 1 AS ok');
-      return rows[0]?.ok === 1;
-    } catch {
-      return false;
+      return await Promise.race([asked, late]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
