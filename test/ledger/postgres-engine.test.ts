@@ -417,6 +417,27 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
       }
     });
 
+    it('while the database refuses connections it follows and says why; it leads again once it can', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const name = new URL(url).pathname.slice(1);
+      const a = await open(url, { instanceId: 'instance-a' });
+      try {
+        const changes: Role[] = [];
+        await a.leadership.start((r) => changes.push(r));
+        await sql(cluster!.url, `ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+        await sql(cluster!.url, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'sui-receipts leader-election%'`, [name]);
+        await until(() => a.leadership.describe().error !== null, 5000);
+        expect(a.leadership.describe()).toMatchObject({ role: 'follower', error: expect.stringMatching(/not currently accepting connections/) });
+        await sql(cluster!.url, `ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+        await until(() => a.leadership.role() === 'leader', 5000);
+        expect(a.leadership.describe()).toMatchObject({ role: 'leader', term: 2, error: null });
+        expect(changes).toEqual(['leader', 'follower', 'leader']);
+      } finally {
+        await sql(cluster!.url, `ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+        await a.close();
+      }
+    });
+
     it('a seal already past the fence check commits before the next term starts', async () => {
       const url = await freshDatabase(cluster!.url);
       const a = await open(url, { instanceId: 'instance-a' });

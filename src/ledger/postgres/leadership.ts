@@ -29,6 +29,8 @@ export interface LeadershipState {
   /** Who holds (or last held) the term, as recorded in the database. */
   holder: string | null;
   instanceId: string;
+  /** Why the last campaign or heartbeat failed (cleared when one succeeds): for /healthz and logs. */
+  error: string | null;
 }
 
 export class PgLeadership implements Leadership {
@@ -37,6 +39,7 @@ export class PgLeadership implements Leadership {
   private term: number | null = null;
   private seenTerm: number | null = null;
   private seenHolder: string | null = null;
+  private lastError: string | null = null;
   private client: pg.Client | null = null;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
@@ -58,6 +61,7 @@ export class PgLeadership implements Leadership {
       term: leader ? this.term : this.seenTerm,
       holder: leader ? this.o.instanceId : this.seenHolder,
       instanceId: this.o.instanceId,
+      error: this.lastError,
     };
   }
 
@@ -122,6 +126,7 @@ export class PgLeadership implements Leadership {
       const client = this.client ?? (await this.connect());
       if (this.current === 'leader') {
         await client.query('SELECT 1');
+        this.lastError = null;
         return;
       }
       const got = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [LEADER_LOCK.toString()]);
@@ -129,6 +134,7 @@ export class PgLeadership implements Leadership {
         const seen = await client.query<{ term: number; holder: string | null }>('SELECT term, holder FROM leadership');
         this.seenTerm = seen.rows[0]?.term ?? null;
         this.seenHolder = seen.rows[0]?.holder ?? null;
+        this.lastError = null;
         return;
       }
       try {
@@ -142,13 +148,15 @@ export class PgLeadership implements Leadership {
         this.seenTerm = this.term;
         this.seenHolder = this.o.instanceId;
         this.current = 'leader';
+        this.lastError = null;
         this.notify('leader');
       } catch (err) {
         await client.query('SELECT pg_advisory_unlock($1)', [LEADER_LOCK.toString()]).catch(() => {});
         throw err;
       }
-    } catch {
+    } catch (err) {
       // Connection trouble: drop the connection (which frees the lock server-side) and try again next round.
+      this.lastError = (err as Error).message;
       this.dropClient();
     }
   }
