@@ -227,6 +227,46 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
     });
   });
 
+  describe('snapshot bound', () => {
+    it('latestId() waits out writers still holding lower ids: events with id ≤ it never change afterwards', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const [a, b] = await Promise.all([open(url), open(url)]);
+      const blocker = new pg.Client({ connectionString: url });
+      await blocker.connect();
+      try {
+        // A's write draws its ids, then waits on a row another transaction holds.
+        const held = ev();
+        await blocker.query('BEGIN');
+        await blocker.query(
+          `INSERT INTO events (namespace, request_id, owner, key_id, caller, action, units, ts, ts_explicit, received_at, leaf_hash)
+           VALUES ($1, $2, 'o', 'k', 'c', 'a', 1, 1, false, 1, $3)`,
+          [held.namespace, held.request_id, Buffer.alloc(32)],
+        );
+        const slow = a.events.write([item(ev()), item(held)]);
+        await until(async () => (await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH input%'`))[0]!.n === 1);
+        // B commits a higher id meanwhile.
+        const [fast] = await b.events.write([item(ev())]);
+        let bound: number | undefined;
+        const asking = b.events.latestId().then((m) => (bound = m));
+        await new Promise((r) => setTimeout(r, 300));
+        expect(bound).toBeUndefined(); // still waiting for A
+        await blocker.query('ROLLBACK');
+        await asking;
+        expect(bound).toBeGreaterThanOrEqual(fast!.id);
+        // Everything at or below the bound is committed by the time it is handed out.
+        const below = await sql<{ n: number }>(url, 'SELECT count(*)::int AS n FROM events WHERE id <= $1', [bound]);
+        const [r1, r2] = await slow;
+        expect(r1!.id).toBeLessThan(fast!.id);
+        expect(below[0]!.n).toBe([r1!.id, r2!.id, fast!.id].filter((id) => id <= bound!).length);
+        expect(r1!.id).toBeLessThanOrEqual(bound!);
+      } finally {
+        await blocker.end().catch(() => {});
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+  });
+
   describe('ordering rule', () => {
     it('an event committed late after a lower id was sealed past goes into a later epoch: none skipped, none twice', async () => {
       const url = await freshDatabase(cluster!.url);

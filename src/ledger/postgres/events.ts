@@ -67,15 +67,26 @@ function toRecord(row: EventRow): EventRecord {
   };
 }
 
-// ids are drawn in arrival order (nextval after the ordinality sort), then rows are inserted in
-// (namespace, request_id) byte order: every writer takes the unique-index locks in the same
-// order, so two instances inserting overlapping request ids wait for each other, never deadlock.
+/**
+ * Advisory lock key "sui-rcpW". Every insert holds it shared from before it draws ids until it
+ * commits; latestId() takes it exclusively for an instant, so it returns only once no writer
+ * still holds an id at or below the bound it read: after that, the events with id ≤ bound never
+ * change, even though ids commit out of order.
+ */
+export const WRITERS_LOCK = 0x7375692d72637057n;
+
+// The lock comes first: an uncorrelated subquery in WHERE is a one-time filter, run before any
+// row is read, so before nextval. ids are then drawn in arrival order (nextval after the
+// ordinality sort), and rows are inserted in (namespace, request_id) byte order: every writer
+// takes the unique-index locks in the same order, so two instances inserting overlapping request
+// ids wait for each other, never deadlock.
 const INSERT_SQL = `WITH input AS MATERIALIZED (
     SELECT nextval('events_id_seq'::regclass) AS id, t.*
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
                 $8::bytea[], $9::int8[], $10::bool[], $11::int8[], $12::text[], $13::text[], $14::bytea[])
       WITH ORDINALITY AS t(namespace, request_id, owner, key_id, caller, action, units, artifact_digest,
                            ts, ts_explicit, received_at, source, metadata, leaf_hash, ord)
+    WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared($15::int8)) AS lock) = 1
     ORDER BY t.ord)
   INSERT INTO events (id, namespace, request_id, owner, key_id, caller, action, units, artifact_digest, ts,
                       ts_explicit, received_at, source, metadata, leaf_hash)
@@ -213,7 +224,7 @@ export class PgEventStore implements EventStore {
 
     // One statement, one transaction: committed when it returns.
     const inserted = await this.pool.query<{ id: number; namespace: string; request_id: string }>({
-      name: 'events-insert', text: INSERT_SQL, values: cols,
+      name: 'events-insert', text: INSERT_SQL, values: [...cols, WRITERS_LOCK.toString()],
     });
     const created = new Map<string, number>();
     for (const r of inserted.rows) created.set(keyOf(r.namespace, r.request_id), r.id);
@@ -272,7 +283,14 @@ export class PgEventStore implements EventStore {
   }
 
   async latestId(): Promise<number> {
-    const { rows } = await this.pool.query<{ m: number }>({ name: 'events-latest', text: 'SELECT coalesce(max(id), 0) AS m FROM events' });
+    // max(id) in the statement's snapshot, returned only after the writers in flight at that
+    // moment (the only ones that can hold lower ids) have finished: see WRITERS_LOCK.
+    const { rows } = await this.pool.query<{ m: number }>({
+      name: 'events-latest',
+      text: `SELECT coalesce(max(id), 0) AS m FROM events
+             WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock($1::int8)) AS lock) = 1`,
+      values: [WRITERS_LOCK.toString()],
+    });
     return rows[0]!.m;
   }
 
