@@ -2,11 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import pg from 'pg';
 import pino from 'pino';
 import { buildService, type ServiceOptions } from '../src/service.ts';
 import { SqliteLedger, type Engine, type Ledger } from '../src/ledger/index.ts';
 import { LOG_REDACT } from '../src/cli/serve.ts';
 import { ReceiptReader } from '../src/receipt/reader.ts';
+import { pgTypes } from '../src/ledger/postgres/db.ts';
 
 export function tempDir(prefix = 'receipts-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -35,6 +37,27 @@ export async function testServer(options: Partial<ServiceOptions> = {}, fresh: L
   const logger = pino({ level: 'debug', redact: { paths: LOG_REDACT, censor: '[redacted]' } }, stream);
   const app = buildService({ ledger, logger, ...options });
   const created = await ledger.keys.create('acme-inc', ['acme/*']);
+  // Tests seal by hand: wait until this instance leads (at once on SQLite; an election on PostgreSQL).
+  await app.ready();
+  await until(() => ledger.leadership.role() === 'leader');
+  let pgClient: pg.Client | undefined;
+  /** Rows of a query in SQL both engines speak (`?` placeholders; events have id and seq in both). */
+  const sql = async <T = Record<string, unknown>>(text: string, ...params: unknown[]): Promise<T[]> => {
+    if (ledger instanceof SqliteLedger) {
+      const stmt = ledger.db.prepare(text);
+      if (stmt.reader) return stmt.all(...params) as T[];
+      stmt.run(...params);
+      return [];
+    }
+    if (!pgClient) {
+      pgClient = new pg.Client({ connectionString: ledger.location, types: pgTypes });
+      await pgClient.connect();
+    }
+    let n = 0;
+    return (await pgClient.query(text.replace(/\?/g, () => `$${++n}`), params)).rows as T[];
+  };
+  /** Events stored, optionally under a WHERE clause. */
+  const count = async (where = 'TRUE', ...params: unknown[]) => Number((await sql<{ n: number | string }>(`SELECT count(*) AS n FROM events WHERE ${where}`, ...params))[0]!.n);
   const auth = { authorization: `Bearer ${created.key}` };
   const post = (body: unknown, headers: Record<string, string> = {}) =>
     app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth, 'content-type': 'application/json', ...headers }, payload: typeof body === 'string' ? body : JSON.stringify(body) });
@@ -48,8 +71,9 @@ export async function testServer(options: Partial<ServiceOptions> = {}, fresh: L
   /** The receipt of a stored event, as the service builds it. */
   const receipt = async (id: number) => reader.receipt((await ledger.events.get(id))!);
   return {
-    app, ledger, engine: ledger.engine as Engine, db, logs, key: created.key, keyId: created.id, auth, post, get, receipt,
+    app, ledger, engine: ledger.engine as Engine, db, sql, count, logs, key: created.key, keyId: created.id, auth, post, get, receipt,
     async close() {
+      await pgClient?.end();
       await app.close();
       await ledger.close();
       await cleanup();
@@ -58,6 +82,9 @@ export async function testServer(options: Partial<ServiceOptions> = {}, fresh: L
 }
 
 export type TestServer = Awaited<ReturnType<typeof testServer>>;
+
+/** testServer on the engine a suite runs on (see test/support/engines.ts). */
+export const testServerOn = (fresh: LedgerFactory, options: Partial<ServiceOptions> = {}) => testServer(options, fresh);
 
 let counter = 0;
 /** A valid event with a unique request id. */
