@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { LeafFields } from './leaf.ts';
 import { looksLikeSecret, redactJson } from './redact.ts';
+import { checkJsonShape, MAX_METADATA_DEPTH } from './shape.ts';
 
 export const NAMESPACE_PATTERN = /^[a-z0-9][a-z0-9._/-]*$/;
 export const ACTION_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
@@ -36,8 +37,8 @@ const eventSchema = z.strictObject({
     .string()
     .regex(/^(?:[0-9a-fA-F]{64})?$/)
     .optional(),
-  ts: z.union([z.number().int().min(0), z.string()]).optional(),
-  source: z.string().min(1).max(128).optional(),
+  ts: z.union([z.number().int().min(0), z.string().max(64)]).optional(),
+  source: leafString(1, 128).optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
 });
 
@@ -90,7 +91,8 @@ export function validateEvent(input: unknown, ctx: ValidationContext): Validatio
     });
   }
   // The leaf is public proof material: a credential in a leaf field can never be removed later.
-  for (const field of ['request_id', 'caller', 'source'] as const) {
+  // namespace and action too: their alphabet admits e.g. `suiprivkey1…`.
+  for (const field of ['request_id', 'caller', 'source', 'namespace', 'action'] as const) {
     const v = e[field];
     if (v !== undefined && looksLikeSecret(v)) {
       errors.push({ path: field, rule: 'no_credentials', message: `${field} looks like a credential; credentials are never stored` });
@@ -112,11 +114,16 @@ export function validateEvent(input: unknown, ctx: ValidationContext): Validatio
   let metadata: string | null = null;
   let redacted: string[] = [];
   if (e.metadata !== undefined) {
-    const scrubbed = redactJson(e.metadata, 'metadata');
-    redacted = scrubbed.redacted;
-    metadata = canonicalJson(scrubbed.value);
-    if (utf8.encode(metadata).length > MAX_METADATA_BYTES) {
+    // Limits first, on the raw value and without recursion (depth, then size), so no scan or
+    // recursive walk ever sees more than 4 KiB at 32 levels; only then scrub.
+    const shape = checkJsonShape(e.metadata, 'metadata', MAX_METADATA_DEPTH);
+    if (shape.length > 0) errors.push(...shape);
+    else if (utf8.encode(JSON.stringify(e.metadata)).length > MAX_METADATA_BYTES) {
       errors.push({ path: 'metadata', rule: `max_bytes:${MAX_METADATA_BYTES}`, message: `metadata must serialize to at most ${MAX_METADATA_BYTES} bytes` });
+    } else {
+      const scrubbed = redactJson(e.metadata, 'metadata');
+      redacted = scrubbed.redacted;
+      metadata = canonicalJson(scrubbed.value);
     }
   }
 
