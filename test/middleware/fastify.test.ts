@@ -182,18 +182,21 @@ describe('fastify meterRequests', () => {
     });
     await app!.listen({ port: 0, host: '127.0.0.1' });
     const { port } = app!.server.address() as { port: number };
-    const abortAfter = (path: string, id: string, onResponse: boolean) =>
+    const abortAfter = (path: string, id: string) =>
       new Promise<void>((resolve) => {
         const req = httpRequest({ port, host: '127.0.0.1', path, headers: { 'x-user': 'u', 'x-request-id': id } }, (res) => {
           res.once('data', () => (req.destroy(), resolve()));
         });
         req.on('error', () => {});
         req.end();
-        if (!onResponse) setTimeout(() => (req.destroy(), resolve()), 50);
       });
-    await abortAfter('/slow', 'gone-early', false);
-    await abortAfter('/drip', 'gone-mid-body', true);
-    await until(() => typeof finishHandler === 'function');
+    const slow = httpRequest({ port, host: '127.0.0.1', path: '/slow', headers: { 'x-user': 'u', 'x-request-id': 'gone-early' } });
+    slow.on('error', () => {});
+    slow.end();
+    await until(() => typeof finishHandler === 'function'); // the handler is running
+    slow.destroy();
+    await abortAfter('/drip', 'gone-mid-body');
+    await sink.until(2);
     finishHandler(); // the handler ends after its client left: still one event
     const events = await settled(sink, 2);
     await new Promise((r) => setTimeout(r, 50));
