@@ -1,16 +1,24 @@
 // `receipts keys create|list|revoke`: safe while the server runs on the same file (WAL, busy timeout).
 import { Command, Option } from 'commander';
-import { openDb } from '../ledger/db.ts';
+import { rmSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { KeyStore } from '../ledger/keys.ts';
-import { dbOption, listOf } from './options.ts';
+import { dbOption, listOf, openLedger } from './options.ts';
 
-function withKeys<T>(file: string, fn: (keys: KeyStore) => T): T {
-  const db = openDb(file);
+function withKeys<T>(file: string, fn: (keys: KeyStore) => T, create = false): T {
+  const { db, created } = openLedger(file, { create });
+  let result: T;
   try {
-    return fn(new KeyStore(db));
-  } finally {
+    result = fn(new KeyStore(db));
+  } catch (err) {
     db.close();
+    // A refused `keys create` leaves no new, empty ledger behind.
+    if (created) for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
+    throw err;
   }
+  db.close();
+  if (created) process.stderr.write(`created a new ledger at ${file} (${resolve(file)})\n`);
+  return result;
 }
 
 export function addKeysCommands(program: Command): void {
@@ -28,7 +36,7 @@ export function addKeysCommands(program: Command): void {
     )
     .option('--json', 'print JSON')
     .action((opts: { db: string; owner: string; namespace: string[]; json?: boolean }) => {
-      const created = withKeys(opts.db, (k) => k.create(opts.owner, opts.namespace));
+      const created = withKeys(opts.db, (k) => k.create(opts.owner, opts.namespace), true);
       const out = { key: created.key, id: created.id, owner: created.owner, namespaces: created.namespaces };
       if (opts.json) process.stdout.write(`${JSON.stringify(out)}\n`);
       else {

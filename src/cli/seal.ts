@@ -1,8 +1,7 @@
 // `receipts seal`: seal everything waiting, now (for scripts and tests). Safe beside a running server.
 import { Command, Option } from 'commander';
-import { openDb } from '../ledger/db.ts';
 import { sealNext } from '../seal/sealer.ts';
-import { dbOption, integerIn } from './options.ts';
+import { dbOption, integerIn, openLedger } from './options.ts';
 
 export function addSealCommand(program: Command): void {
   program
@@ -12,7 +11,7 @@ export function addSealCommand(program: Command): void {
     .addOption(new Option('--max-events <n>', 'most events in one epoch').default(100_000).argParser(integerIn(1, 10_000_000)))
     .option('--json', 'print the sealed epochs as JSON')
     .action((opts: { db: string; maxEvents: number; json?: boolean }) => {
-      const db = openDb(opts.db);
+      const { db } = openLedger(opts.db);
       const sealed = [];
       try {
         for (;;) {
