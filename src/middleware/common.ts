@@ -3,8 +3,9 @@
 // that upstream attribution reads. Edge-safe: no Node-only import (AsyncLocalStorage is looked
 // up at run time, see requestContext()).
 import { uuidv7 } from 'uuidv7';
-import { createUsageClient, type UsageClient, type UsageClientOptions, type UsageEventInput } from '../client/index.ts';
+import { createUsageClient, PRECHECKED, type UsageClient, type UsageClientOptions, type UsageEventInput } from '../client/index.ts';
 import { looksLikeSecret } from '../event/redact.ts';
+import { ACTION_PATTERN, MAX_UNITS, NAMESPACE_PATTERN } from '../event/validate.ts';
 
 /** How a request ended, as the `units` function sees it. */
 export interface RequestOutcome {
@@ -77,6 +78,34 @@ const USABLE_ID = /^[\x21-\x7e]{1,128}$/;
 
 export function usableRequestId(id: unknown): id is string {
   return typeof id === 'string' && USABLE_ID.test(id) && !looksLikeSecret(id);
+}
+
+/**
+ * The leaf rules of src/event/validate.ts for the three option values, remembered per value:
+ * services have few namespaces and actions and callers repeat, so the full validation (zod and
+ * the credential scan, tens of µs) would otherwise cost more than a trivial request.
+ */
+const LEAF_RULES = {
+  namespace: (v: string) => v.length <= 128 && NAMESPACE_PATTERN.test(v),
+  action: (v: string) => v.length <= 64 && ACTION_PATTERN.test(v),
+  caller: (v: string) => v.length <= 256 && v.isWellFormed() && !v.includes('\u0000'),
+};
+const checked = { namespace: new Map<string, boolean>(), action: new Map<string, boolean>(), caller: new Map<string, boolean>() };
+
+function leafValueOk(field: keyof typeof LEAF_RULES, value: string): boolean {
+  const cache = checked[field];
+  let ok = cache.get(value);
+  if (ok === undefined) {
+    ok = LEAF_RULES[field](value) && !looksLikeSecret(value);
+    if (cache.size >= 10_000) cache.clear(); // bounded: many distinct callers only cost re-checks
+    cache.set(value, ok);
+  }
+  return ok;
+}
+
+/** Route patterns come from the app's code; still bounded so metadata stays far under 4 KiB. */
+function routeValue(route: string | undefined): string | undefined {
+  return typeof route === 'string' && route.length <= 256 && route.isWellFormed() && !route.includes('\u0000') ? route : undefined;
 }
 
 let idPrefix: string | undefined;
@@ -163,10 +192,19 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
           bytes_in: facts.bytesIn,
           bytes_out: facts.bytesOut,
         };
-        if (facts.route !== undefined) metadata.route = facts.route;
+        const route = routeValue(facts.route);
+        if (route !== undefined) metadata.route = route;
         if (facts.aborted) metadata.aborted = true;
         if (admission !== undefined) metadata.admission = admission;
-        const event: UsageEventInput = { request_id: facts.requestId, namespace, caller, action, units, ts: facts.ts, metadata };
+        const event: UsageEventInput & { [PRECHECKED]?: true } = { request_id: facts.requestId, namespace, caller, action, units, ts: facts.ts, metadata };
+        // Every field is known good: skip the client's full check. Otherwise the client checks
+        // it and reports exactly what is wrong to onRejected.
+        if (
+          // (the request id was checked when it was taken or made, see requestId())
+          Number.isSafeInteger(units) && units >= 0 && units <= MAX_UNITS &&
+          leafValueOk('namespace', namespace) && leafValueOk('action', action) && leafValueOk('caller', caller) &&
+          (admission === undefined || (admission.length <= 64 && admission.isWellFormed()))
+        ) event[PRECHECKED] = true;
         client.record(event);
       } catch (err) {
         report(err);

@@ -9,6 +9,7 @@ import { createMemorySink, createUsageClient } from '../../src/index.ts';
 import { meterHandler } from '../../src/middleware/edge.ts';
 import { meteredFetch } from '../../src/middleware/upstream.ts';
 
+type Ctx = { waitUntil(p: Promise<unknown>): void };
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 function runtime() {
@@ -36,7 +37,7 @@ describe('edge meterHandler', () => {
   it('a cancelled streamed body, a thrown handler and a refusal: one event each', async () => {
     const sink = createMemorySink();
     const client = createUsageClient({ sink, flushIntervalMs: 60_000 });
-    const handler = meterHandler(async (req: Request) => {
+    const handler = meterHandler(async (req: Request, _ctx: Ctx) => {
       const kind = req.headers.get('x-kind');
       if (kind === 'throw') throw new Error('handler failed');
       if (kind === 'limit') return new Response('slow down', { status: 429 });
@@ -69,7 +70,7 @@ describe('edge meterHandler', () => {
     const sink = createMemorySink();
     sink.answer = () => new Promise(() => {});
     const client = createUsageClient({ sink, flushIntervalMs: 0 });
-    const handler = meterHandler(() => new Response('ok'), { client, namespace: 'acme/edge', caller: () => 'u', action: 'a' });
+    const handler = meterHandler((_req: Request, _ctx: Ctx) => new Response('ok'), { client, namespace: 'acme/edge', caller: () => 'u', action: 'a' });
     const t = performance.now();
     for (let i = 0; i < 20; i++) expect(await (await handler(new Request('https://x.example/'), runtime().ctx)).text()).toBe('ok');
     expect(performance.now() - t).toBeLessThan(1000);
@@ -127,7 +128,7 @@ describe('edge meterHandler', () => {
     const sink = createMemorySink();
     const client = createUsageClient({ sink, flushIntervalMs: 60_000 });
     const up = meteredFetch({ provider: 'search', fetch: (async () => { throw new TypeError('fetch failed'); }) as unknown as typeof fetch });
-    const handler = meterHandler(async () => {
+    const handler = meterHandler(async (_req: Request, _ctx: Ctx) => {
       await up('https://search.example/q').catch(() => {});
       return new Response('degraded');
     }, { client, namespace: 'acme/edge', caller: () => 'u', action: 'a' });
