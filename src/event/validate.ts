@@ -184,8 +184,8 @@ function describeIssue(issue: z.core.$ZodIssue): FieldError[] {
       const rule = String((issue.params as { rule?: string } | undefined)?.rule ?? 'invalid');
       return [{ path, rule, message: `${name} must be well-formed Unicode text without NUL characters` }];
     }
-    default:
-      return [{ path, rule: issue.code, message: `${name}: ${issue.message}` }];
+    default: // never zod's own wording: the field and the rule, as a sentence
+      return [{ path, rule: issue.code, message: `${name} is not valid (${issue.code.replaceAll('_', ' ')})` }];
   }
 }
 
@@ -195,7 +195,7 @@ function article(word: string): string {
 
 function formatDuration(ms: number): string {
   const days = ms / 86_400_000;
-  return Number.isInteger(days) ? `${days} days` : `${ms} ms`;
+  return Number.isInteger(days) ? `${days} day${days === 1 ? '' : 's'}` : `${ms} ms`;
 }
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;

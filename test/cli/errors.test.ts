@@ -172,3 +172,22 @@ describe('receipts verify: exit codes 0 valid, 1 invalid, 2 unreadable, 3 not ve
     expect(r.stdout).toMatch(/Exit codes:\n  0  valid\n  1  invalid.*\n  2  unreadable.*\n  3  not verifiable yet/);
   });
 });
+
+describe('serve --sui-config with a bad file', () => {
+  it('names each field and rule in sentences, never zod wording', () => {
+    const f = join(t.dir, 'bad.sui.json');
+    writeFileSync(f, JSON.stringify({ network: 'moonnet', registry_id: 7, cap_id: '0x1', registry_initial_shared_version: 'x', rpc_url: 'nope', extra: 1 }));
+    const r = receipts(['serve', '--db', join(t.dir, 'cfg.db'), '--port', '0', '--sui-config', f]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`the Sui config ${f} is not valid:`);
+    for (const part of [
+      'unknown field extra (known: network, rpc_url, package_id',
+      'network must be one of localnet, devnet, testnet, mainnet',
+      'package_id is required',
+      'registry_id: must be a 0x-prefixed object id',
+      'rpc_url must be a URL',
+      'registry_initial_shared_version must be a non-negative integer',
+    ]) expect(r.stderr).toContain(part);
+    expect(r.stderr).not.toMatch(/Invalid input|Invalid option|expected string|received|Unrecognized key/);
+  });
+});
