@@ -6,6 +6,7 @@ import { uuidv7 } from 'uuidv7';
 import type { FieldError } from '../event/validate.ts';
 import { validateEvent } from '../event/validate.ts';
 import type { Receipt } from '../receipt/format.ts';
+import { nodeVersionProblem } from './node-version.ts';
 import { createHttpSink, resolveSink, type Sink, type SinkAnswer } from './sinks/index.ts';
 
 export { verifyReceipt } from '../verify/index.ts';
@@ -110,6 +111,9 @@ export const PRECHECKED: unique symbol = Symbol.for('sui-receipts.prechecked');
 const MAX_BODY_BYTES = 1_000_000;
 
 export function createUsageClient(options: UsageClientOptions): UsageClient {
+  // Fail at construction, in words, rather than later in a spool's segmentation fault.
+  const problem = nodeVersionProblem('the sui-receipts client');
+  if (problem) throw new Error(problem);
   return new Client(options);
 }
 
