@@ -382,7 +382,11 @@ function hasAuthScheme(s: string): boolean {
   return false;
 }
 
-/** `name=value` / `name: value` inside text where the name is a credential's: `password=hunter2`, `"x-api-key":"…"`. */
+/**
+ * `name=value` / `name: value` inside text where the name is a credential's: `password=hunter2`,
+ * `Authorization: Basic …`, `"x-api-key":"…"`. A colon counts only after a quote or before a
+ * space, so identifiers such as `auth:svc-1` or `urn:token:x` are not read as assignments.
+ */
 function hasSecretAssignment(s: string): boolean {
   let i = 0;
   while (i < s.length) {
@@ -394,10 +398,12 @@ function hasSecretAssignment(s: string): boolean {
     const isHost = i >= 2 && s.charCodeAt(i - 1) === 47 && s.charCodeAt(i - 2) === 47; // http://auth:8080
     // After the name: an optional closing quote, spaces, `=` or `:`, spaces and quotes, a value.
     let j = nameEnd;
-    if (s.charCodeAt(j) === 34 || s.charCodeAt(j) === 39) j++;
+    const quoted = s.charCodeAt(j) === 34 || s.charCodeAt(j) === 39;
+    if (quoted) j++;
     j = runEnd(s, j, isGap);
     const sep = s.charCodeAt(j);
-    if ((sep === 61 || sep === 58) && nameEnd - i <= 64 && !isHost) {
+    const colon = sep === 58 && (quoted || j > nameEnd || isGap(s.charCodeAt(j + 1)) || s.charCodeAt(j + 1) === 34);
+    if ((sep === 61 || colon) && nameEnd - i <= 64 && !isHost) {
       j = runEnd(s, j + 1, (c) => isGap(c) || c === 34 || c === 39);
       const v = s.charCodeAt(j);
       const hasValue = j < s.length && v !== 44 && v !== 59 && v !== 38 && v !== 125 && v !== 93;
@@ -548,11 +554,13 @@ function needsRedaction(text: string): boolean {
 function redactPath(path: string): string {
   const segments = path.split('/');
   if (segments.length > MAX_URL_PARTS) return REDACTED;
+  const secret = segments.map(looksLikeSecret);
   return segments
     .map((seg, i) => {
       if (seg === '') return seg;
-      if (looksLikeSecret(seg) || (i > 0 && isCredentialName(segments[i - 1]!))) return REDACTED;
-      return seg;
+      // `/token/<value>`: a segment naming a credential (and not one itself) hides the next
+      const named = i > 0 && !secret[i - 1] && isCredentialName(segments[i - 1]!);
+      return secret[i] || named ? REDACTED : seg;
     })
     .join('/');
 }
