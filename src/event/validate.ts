@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import type { LeafFields } from './leaf.ts';
 import { looksLikeSecret, redactJson } from './redact.ts';
-import { checkJsonShape, MAX_METADATA_DEPTH } from './shape.ts';
+import { checkDepth, checkText, MAX_METADATA_DEPTH } from './shape.ts';
 
 export const NAMESPACE_PATTERN = /^[a-z0-9][a-z0-9._/-]*$/;
 export const ACTION_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
@@ -114,13 +114,15 @@ export function validateEvent(input: unknown, ctx: ValidationContext): Validatio
   let metadata: string | null = null;
   let redacted: string[] = [];
   if (e.metadata !== undefined) {
-    // Limits first, on the raw value and without recursion (depth, then size), so no scan or
-    // recursive walk ever sees more than 4 KiB at 32 levels; only then scrub.
-    const shape = checkJsonShape(e.metadata, 'metadata', MAX_METADATA_DEPTH);
-    if (shape.length > 0) errors.push(...shape);
+    // Limits first, on the raw value: depth without recursion, then size, so no scan or
+    // recursive walk ever sees more than 4 KiB at 32 levels; then well-formed text; then scrub.
+    const tooDeep = checkDepth(e.metadata, 'metadata', MAX_METADATA_DEPTH);
+    if (tooDeep.length > 0) errors.push(...tooDeep);
     else if (utf8.encode(JSON.stringify(e.metadata)).length > MAX_METADATA_BYTES) {
       errors.push({ path: 'metadata', rule: `max_bytes:${MAX_METADATA_BYTES}`, message: `metadata must serialize to at most ${MAX_METADATA_BYTES} bytes` });
     } else {
+      const illFormed = checkText(e.metadata, 'metadata');
+      if (illFormed.length > 0) errors.push(...illFormed);
       const scrubbed = redactJson(e.metadata, 'metadata');
       redacted = scrubbed.redacted;
       metadata = canonicalJson(scrubbed.value);

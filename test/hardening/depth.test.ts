@@ -39,6 +39,14 @@ describe('metadata depth', () => {
     expect(count()).toBe(0);
   });
 
+  it('answers a 1 MiB wide metadata (500,000 elements) with max_bytes, quickly', async () => {
+    const body = JSON.stringify(event({ metadata: { x: '__wide__' } })).replace('"__wide__"', '[' + '1,'.repeat(500_000) + '1]');
+    const t = performance.now();
+    const [r] = (await s.post(body)).json().results;
+    expect(r).toMatchObject({ status: 'rejected', errors: [{ path: 'metadata', rule: 'max_bytes:4096' }] });
+    expect(performance.now() - t).toBeLessThan(2000);
+  });
+
   it('accepts exactly 32 levels (metadata itself is the first) and rejects 33', async () => {
     const ok = withDeep(event({ metadata: { x: '__deep__' } }), 31);
     const tooDeep = withDeep(event({ metadata: { x: '__deep__' } }), 32, 'object');
