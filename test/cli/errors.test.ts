@@ -112,7 +112,7 @@ describe('one receipts serve per ledger', () => {
     const after = await serve(['--db', file]);
     after.proc.kill('SIGTERM');
     await after.exited;
-  });
+  }, 180_000); // five servers one after another: slow on a loaded 2-core machine
 });
 
 describe('receipts verify: exit codes 0 valid, 1 invalid, 2 unreadable, 3 not verifiable yet', () => {
