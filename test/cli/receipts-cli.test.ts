@@ -52,7 +52,7 @@ it('serve seals within --epoch-ms; verify says valid (exit 0), invalid (exit 1) 
   expect(receipts(['verify', junk])).toMatchObject({ code: 2, stderr: expect.stringMatching(/is not JSON/) });
   expect(receipts(['verify', join(t.dir, 'missing.json')])).toMatchObject({ code: 2, stderr: expect.stringMatching(/cannot read/) });
   expect(receipts(['verify', good, '--root', 'ab'.repeat(32)]).code).toBe(2);
-});
+}, 180_000); // a dozen child processes: slow on a loaded 2-core machine
 
 it('receipts seal seals what is waiting and says so', async () => {
   const file = join(t.dir, 's.db');
