@@ -295,6 +295,7 @@ const PROVIDER_SHAPES: ProviderShape[] = [
 
 function hasProviderKey(s: string): boolean {
   for (const shape of PROVIDER_SHAPES) {
+    if (s.length < shape.prefix.length + shape.min) continue; // most values are short
     let from = 0;
     for (;;) {
       const at = s.indexOf(shape.prefix, from);
