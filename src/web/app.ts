@@ -259,6 +259,8 @@ async function loadUsage(): Promise<void> {
   if (Number.isNaN(from) || Number.isNaN(to)) return void (status.textContent = 'From and To must be dates and times.');
   if (from !== undefined && to !== undefined && from >= to) return void (status.textContent = 'From must be before To (the range includes From and excludes To).');
   const range = new URLSearchParams({ namespace: ns });
+  const several = ns.includes(',');
+  $('events-note').textContent = several ? 'Latest events are listed for one namespace at a time: enter a single namespace to see them.' : '';
   if (from !== undefined) range.set('from', String(from));
   if (to !== undefined) range.set('to', String(to));
   try {
@@ -266,8 +268,8 @@ async function loadUsage(): Promise<void> {
     const [byAction, byHour, page, epochs, health] = await Promise.all([
       api<Usage>(`/v1/usage?${range}`),
       api<Usage>(`/v1/usage?${range}&group_by=hour`),
-      // Newest first: the latest 50 events of the range.
-      api<{ events: EventReceipt[] }>(`/v1/usage?${range}&receipts=true&order=desc&limit=50`),
+      // Newest first: the latest 50 events of the range (the API pages one namespace at a time).
+      several ? Promise.resolve({ events: [] as EventReceipt[] }) : api<{ events: EventReceipt[] }>(`/v1/usage?${range}&receipts=true&order=desc&limit=50`),
       api<{ epochs: Array<{ epoch: number; size: number; root: string; anchor: unknown }> }>('/v1/epochs?order=desc&limit=20'),
       fetch('/healthz').then((r) => r.json() as Promise<{ checks: { anchoring: string } }>),
     ]);

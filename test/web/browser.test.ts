@@ -246,6 +246,18 @@ describe.skipIf(!browserPath)('usage page', () => {
     await page.close();
   });
 
+  it('shows totals for several namespaces at once (comma list), and says events are listed one namespace at a time', async () => {
+    const page = await open('/usage');
+    await showUsage(page, 'acme/web,acme/many');
+    expect((await cells(page, 'totals')).at(-1)![0]).toBe('Total');
+    expect(await page.textContent('#events-note')).toMatch(/one namespace at a time/);
+    expect(await cells(page, 'events')).toEqual([]);
+    await showUsage(page, 'acme/many');
+    expect(await page.textContent('#events-note')).toBe('');
+    expect(await cells(page, 'events')).toHaveLength(50);
+    await page.close();
+  });
+
   it('shows the newest epochs, however many exist (past 1,000)', async () => {
     const big = testServer({ web: { dir: WEB } });
     try {
