@@ -118,7 +118,7 @@ export function validateEvent(input: unknown, ctx: ValidationContext): Validatio
     // recursive walk ever sees more than 4 KiB at 32 levels; then well-formed text; then scrub.
     const tooDeep = checkDepth(e.metadata, 'metadata', MAX_METADATA_DEPTH);
     if (tooDeep.length > 0) errors.push(...tooDeep);
-    else if (utf8.encode(JSON.stringify(e.metadata)).length > MAX_METADATA_BYTES) {
+    else if (utf8Length(JSON.stringify(e.metadata)) > MAX_METADATA_BYTES) {
       errors.push({ path: 'metadata', rule: `max_bytes:${MAX_METADATA_BYTES}`, message: `metadata must serialize to at most ${MAX_METADATA_BYTES} bytes` });
     } else {
       const illFormed = checkText(e.metadata, 'metadata');
@@ -214,6 +214,11 @@ export function parseRfc3339(s: string): number | undefined {
   const offset = m[8] ? 0 : (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 60 + Number(m[11])) * 60_000;
   if (!m[8] && (Number(m[10]) > 23 || Number(m[11]) > 59)) return undefined;
   return base - offset;
+}
+
+/** UTF-8 length of a string; past MAX_METADATA_BYTES code units it is too long anyway, without encoding. */
+function utf8Length(s: string): number {
+  return s.length > MAX_METADATA_BYTES ? s.length : utf8.encode(s).length;
 }
 
 /** JSON with object keys sorted at every depth, so equal content has equal text. */
