@@ -399,13 +399,15 @@ function hasSecretAssignment(s: string): boolean {
     const isHost = i >= 2 && s.charCodeAt(i - 1) === 47 && s.charCodeAt(i - 2) === 47; // http://auth:8080
     // After the name: an optional closing quote, spaces, `=` or `:`, spaces and quotes, a value.
     let j = nameEnd;
+    if (s.charCodeAt(j) === 92) j++; // JSON inside a JSON string: {\"password\":\"…\"}
     const quoted = s.charCodeAt(j) === 34 || s.charCodeAt(j) === 39;
     if (quoted) j++;
     j = runEnd(s, j, isGap);
     const sep = s.charCodeAt(j);
-    const colon = sep === 58 && (quoted || j > nameEnd || isGap(s.charCodeAt(j + 1)) || s.charCodeAt(j + 1) === 34);
+    const after = s.charCodeAt(j + 1);
+    const colon = sep === 58 && (quoted || j > nameEnd || isGap(after) || after === 34 || after === 92);
     if ((sep === 61 || colon) && nameEnd - i <= 64 && !isHost) {
-      j = runEnd(s, j + 1, (c) => isGap(c) || c === 34 || c === 39);
+      j = runEnd(s, j + 1, (c) => isGap(c) || c === 34 || c === 39 || c === 92);
       const v = s.charCodeAt(j);
       const hasValue = j < s.length && v !== 44 && v !== 59 && v !== 38 && v !== 125 && v !== 93;
       if (hasValue && nameEnd - i >= 3 && namesSecretWords(s.slice(i, nameEnd))) return true; // `pwd` is the shortest

@@ -68,6 +68,7 @@ describe('credential redaction: the classes that used to get through', () => {
     ['AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe', 'provider_key'],
     ['password=hunter2', 'named_credential'],
     ['{"x-api-key":"abc"}', 'named_credential'],
+    [JSON.stringify(JSON.stringify({ password: 'hunter2' })), 'named_credential'],
     ['Authorization: opaque', 'named_credential'],
     ['postgres://app:s3cr3t@db/prod', 'url_password'],
     ['-----BEGIN PGP PRIVATE KEY BLOCK-----', 'private_key_block'],
