@@ -24,7 +24,7 @@ const leafString = (min: number, max: number) =>
   z
     .string()
     .min(min)
-    .max(max)
+    .max(max, { abort: true }) // a too-long string is not scanned further (text checks, patterns)
     .refine((s) => s.isWellFormed() && !s.includes('\u0000'), { params: { rule: 'well_formed_text' } });
 
 const eventSchema = z.strictObject({
