@@ -37,9 +37,12 @@ export async function testServer(options: Partial<ServiceOptions> = {}, fresh: L
   const logger = pino({ level: 'debug', redact: { paths: LOG_REDACT, censor: '[redacted]' } }, stream);
   const app = buildService({ ledger, logger, ...options });
   const created = await ledger.keys.create('acme-inc', ['acme/*']);
-  // Tests seal by hand: wait until this instance leads (at once on SQLite; an election on PostgreSQL).
-  await app.ready();
-  await until(() => ledger.leadership.role() === 'leader');
+  // Tests seal by hand: on PostgreSQL wait until this instance has won the election (SQLite's one
+  // process always leads, and its tests may still add hooks before the app is ready).
+  if (ledger.engine === 'postgres') {
+    await app.ready();
+    await until(() => ledger.leadership.role() === 'leader');
+  }
   let pgClient: pg.Client | undefined;
   /** Rows of a query in SQL both engines speak (`?` placeholders; events have id and seq in both). */
   const sql = async <T = Record<string, unknown>>(text: string, ...params: unknown[]): Promise<T[]> => {

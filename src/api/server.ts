@@ -9,6 +9,7 @@ import helmet from '@fastify/helmet';
 import { protectedRoutes } from './auth.ts';
 import { installRequestLimits, REQUEST_LIMITS, type RequestLimits } from './limits.ts';
 import { installErrorHandlers } from './errors.ts';
+import { installJsonBodyParser } from './body.ts';
 import { eventsRoutes } from './routes/events.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { usageRoutes } from './routes/usage.ts';
@@ -87,7 +88,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   void app.register(helmet, { contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES }, frameguard: { action: 'deny' }, hsts: false });
   installErrorHandlers(app);
   installRequestLimits(app, limits, metrics);
-  app.removeContentTypeParser('text/plain'); // JSON only: anything else is a 415
+  installJsonBodyParser(app); // JSON only (anything else is a 415), and only valid UTF-8
   // Everything under /v1 needs a key: the routes live in the context that holds the auth hook.
   void app.register(
     protectedRoutes(options.ledger.keys, (v1) => {

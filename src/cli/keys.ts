@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import type { KeyStore } from '../ledger/index.ts';
 import { dbOption, listOf, withLedger } from './options.ts';
 
-const withKeys = <T>(db: string, fn: (keys: KeyStore) => Promise<T>): Promise<T> => withLedger(db, (ledger) => fn(ledger.keys));
+const withKeys = <T>(db: string, fn: (keys: KeyStore) => Promise<T>, create = false): Promise<T> => withLedger(db, (ledger) => fn(ledger.keys), { create });
 
 export function addKeysCommands(program: Command): void {
   const keys = program.command('keys').description('create, list and revoke API keys');
@@ -20,7 +20,7 @@ export function addKeysCommands(program: Command): void {
     )
     .option('--json', 'print JSON')
     .action(async (opts: { db: string; owner: string; namespace: string[]; json?: boolean }) => {
-      const created = await withKeys(opts.db, (k) => k.create(opts.owner, opts.namespace));
+      const created = await withKeys(opts.db, (k) => k.create(opts.owner, opts.namespace), true);
       const out = { key: created.key, id: created.id, owner: created.owner, namespaces: created.namespaces };
       if (opts.json) process.stdout.write(`${JSON.stringify(out)}\n`);
       else {

@@ -4,14 +4,19 @@
 // peaks at ~240 MB instead of ~370 MB for the same throughput (bench:ingest).
 // `receipts`: the one executable. Usage errors exit 2 with the usage; failures exit 1.
 import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
 import { addKeysCommands } from './keys.ts';
 import { addServeCommand } from './serve.ts';
 import { addSealCommand } from './seal.ts';
 import { addVerifyCommand, ExitCode } from './verify.ts';
 
+/** The package's version (package.json sits two levels up from src/cli/ and from dist/cli/). */
+export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 export function buildProgram(): Command {
   const program = new Command('receipts')
     .description('sui-receipts: usage events in, Merkle receipts out, epoch roots anchored on Sui')
+    .version(VERSION, '-V, --version', 'print the version of sui-receipts')
     .showHelpAfterError()
     .exitOverride();
   addServeCommand(program);

@@ -1,5 +1,6 @@
 // `receipts seal`: seal everything waiting, now (for scripts and tests). Safe beside a running server.
 import { Command, Option } from 'commander';
+import type { Ledger } from '../ledger/index.ts';
 import { sealNext } from '../seal/sealer.ts';
 import { dbOption, integerIn, withLedger } from './options.ts';
 
@@ -12,6 +13,7 @@ export function addSealCommand(program: Command): void {
     .option('--json', 'print the sealed epochs as JSON')
     .action(async (opts: { db: string; maxEvents: number; json?: boolean }) => {
       const sealed = await withLedger(opts.db, async (ledger) => {
+        await lead(ledger);
         const sealed = [];
         for (;;) {
           const started = performance.now();
@@ -28,6 +30,15 @@ export function addSealCommand(program: Command): void {
       if (opts.json) process.stdout.write(`${JSON.stringify(sealed)}\n`);
       else if (sealed.length === 0) process.stdout.write('nothing to seal: every event is already in an epoch\n');
     });
+}
+
+/** Only the leader seals: on PostgreSQL, take the role unless a running instance holds it. */
+async function lead(ledger: Ledger): Promise<void> {
+  await ledger.leadership.start(() => {});
+  for (let waited = 0; ledger.leadership.role() !== 'leader' && waited < 5_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+  if (ledger.leadership.role() !== 'leader') {
+    throw new Error('another instance leads this ledger and seals it on its own (see role in its /healthz); run `receipts seal` when no `receipts serve` runs on it');
+  }
 }
 
 function plural(n: number, word: string): string {

@@ -1,13 +1,23 @@
 // `receipts serve`: the API on the ledger, with a clean stop on SIGINT/SIGTERM.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import pino from 'pino';
 import { buildService } from '../service.ts';
-import { describeLocation, openLedger } from '../ledger/index.ts';
+import { describeLocation, isPostgresUrl, openLedger } from '../ledger/index.ts';
 import { ACTION_PATTERN } from '../event/validate.ts';
 import { dbOption, integerIn, listOf } from './options.ts';
 import { loadSuiConfig, NETWORKS, type Network } from '../chain/config.ts';
 import { SuiChain } from '../chain/sui.ts';
 import { buildWeb, WEB_DIST, webBuilt } from '../web/build.ts';
+import { acquireServeLock, type ServeLock } from './lock.ts';
+
+/** --host: an IP address or a host name; dotted digits that are no IPv4 address (999.1.1.1) are refused here. */
+export function hostArg(value: string): string {
+  if (/^[0-9.]+$/.test(value) && isIP(value) !== 4) throw new InvalidArgumentError(`must be an address of this machine: ${value} is not a valid IPv4 address (four numbers from 0 to 255, e.g. 127.0.0.1)`);
+  if (value === '' || value.length > 253 || /[\s/]/.test(value)) throw new InvalidArgumentError('must be an IP address or a host name of this machine, e.g. 127.0.0.1 or 0.0.0.0');
+  return value;
+}
 
 export interface ServeOptions {
   db: string;
@@ -40,7 +50,7 @@ export function addServeCommand(program: Command): void {
     .command('serve')
     .description('run the HTTP API on the ledger')
     .addOption(dbOption())
-    .addOption(new Option('--host <host>', 'address to listen on').env('RECEIPTS_HOST').default('127.0.0.1'))
+    .addOption(new Option('--host <host>', 'address to listen on').env('RECEIPTS_HOST').default('127.0.0.1').argParser(hostArg))
     .addOption(new Option('--port <n>', 'port (0: any free port)').env('RECEIPTS_PORT').default(8080).argParser(integerIn(0, 65535)))
     .addOption(new Option('--actions <list>', 'comma-separated allow-list of actions (default: any)').env('RECEIPTS_ACTIONS').argParser(listOf))
     .addOption(
@@ -66,6 +76,18 @@ export function addServeCommand(program: Command): void {
 }
 
 export async function serve(opts: ServeOptions): Promise<void> {
+  // First of all: a second server on the same SQLite ledger would seal and anchor beside the
+  // first. (On PostgreSQL several instances share the ledger and elect one leader.)
+  const lock: ServeLock = isPostgresUrl(opts.db) ? { release: () => {}, listening: () => {} } : acquireServeLock(opts.db, opts.host);
+  try {
+    await start(opts, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function start(opts: ServeOptions, lock: ServeLock): Promise<void> {
   const logger = pino({ level: opts.logLevel, redact: { paths: LOG_REDACT, censor: '[redacted]' } });
   let anchoring: { chain: SuiChain } | undefined;
   if (opts.suiConfig) {
@@ -82,6 +104,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     logger.info('building the web page (web-dist/ is missing) …');
     await buildWeb();
   }
+  const newLedger = !isPostgresUrl(opts.db) && opts.db !== ':memory:' && !existsSync(opts.db);
   const ledger = await openLedger(opts.db, { synchronous: opts.synchronous });
   const app = buildService({
     web: { dir: WEB_DIST },
@@ -104,6 +127,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     try {
       await app.close(); // stops accepting, waits for in-flight requests
       await ledger.close(); // commits anything queued, closes the file
+      lock.release();
       logger.info('stopped cleanly');
       process.exit(0);
     } catch (err) {
@@ -119,15 +143,38 @@ export async function serve(opts: ServeOptions): Promise<void> {
   } catch (err) {
     await app.close(); // stops the sealer and its worker
     await ledger.close();
-    throw new Error(`cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}; choose another --port`);
+    throw new Error(listenProblem(opts.host, opts.port, err as NodeJS.ErrnoException));
   }
+  const address = app.server.address();
+  lock.listening(opts.host, typeof address === 'object' && address ? address.port : opts.port);
   logger.info(
     {
       db: describeLocation(opts.db),
       engine: ledger.engine,
+      ...(newLedger && { created: 'a new, empty ledger (no file was at --db)' }),
       synchronous: opts.synchronous,
       anchoring: anchoring ? { network: anchoring.chain.network, registry: anchoring.chain.registryId, sender: anchoring.chain.address } : 'off',
     },
     'receipts serving',
   );
+}
+
+/** Why listening failed, and what to change: the port for EADDRINUSE, the host for an address that is not here. */
+export function listenProblem(host: string, port: number, err: NodeJS.ErrnoException): string {
+  const at = `cannot listen on ${host}:${port}`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return `${at}: the port is in use by another process; choose another --port (0 picks a free one)`;
+    case 'EACCES':
+      return `${at}: permission denied (ports below 1024 need privileges); choose a --port of 1024 or more`;
+    case 'EADDRNOTAVAIL':
+      return `${at}: ${host} is not an address of this machine; choose a local --host such as 127.0.0.1, or 0.0.0.0 for every interface`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_FAIL':
+    case 'EAI_NONAME':
+      return `${at}: --host ${host} is not a valid IP address or a host name that resolves here; use a local address such as 127.0.0.1, or 0.0.0.0 for every interface`;
+    default:
+      return `${at}: ${err.message}; check --host and --port`;
+  }
 }

@@ -1,11 +1,18 @@
-// `receipts verify FILE|-`: exit 0 valid, 1 invalid, 2 unreadable input.
+// `receipts verify FILE|-`: exit 0 valid, 1 invalid, 2 unreadable (not JSON, not a receipt, a
+// malformed receipt, or a usage error), 3 not verifiable yet (pending, or not anchored for --rpc).
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { verifyReceipt, type VerifyResult } from '../verify/index.ts';
 import { SuiChain } from '../chain/sui.ts';
 import type { Network } from '../chain/config.ts';
 import type { Receipt } from '../receipt/format.ts';
 import { integerIn } from './options.ts';
+
+/** Exit codes of `receipts verify` (also in --help and the README). */
+export const VERIFY_EXIT = { valid: 0, invalid: 1, unreadable: 2, notYet: 3 } as const;
+
+/** A genuine receipt is a few KiB (64 proof hashes, bounded event fields): anything far larger is refused unread. */
+export const MAX_RECEIPT_BYTES = 1024 * 1024;
 
 export class ExitCode extends Error {
   readonly code: number;
@@ -28,44 +35,100 @@ export function addVerifyCommand(program: Command): void {
     .option('--rpc <url>', "also read the epoch's root and size from the Sui registry named in the receipt's anchor, through this full node")
     .option('--onchain', 'with --rpc: also run registry::verify_event on chain (simulated, nothing executed) and report its answer')
     .option('--json', 'print the verification result as JSON')
+    .addHelpText(
+      'after',
+      '\nExit codes:\n  0  valid\n  1  invalid: the leaf, path or root does not check out\n' +
+        '  2  unreadable: not JSON, not a receipt, a malformed receipt (unknown fields, contradicting status), larger than 1 MiB, or bad flags\n' +
+        '  3  not verifiable yet: the receipt is pending (its epoch is not sealed); with --rpc, also sealed but not anchored yet\n',
+    )
     .action(async (file: string, opts: { root?: string; size?: number; rpc?: string; onchain?: boolean; json?: boolean }) => {
       if ((opts.root === undefined) !== (opts.size === undefined)) {
         throw new ExitCode(2, '--root and --size go together: a root proves nothing without the size of its tree');
       }
       if (opts.onchain && !opts.rpc) throw new ExitCode(2, '--onchain needs --rpc URL (the full node to ask)');
       if (opts.rpc && opts.root) throw new ExitCode(2, '--rpc reads the trusted root from the chain: leave out --root and --size');
-      let text: string;
-      try {
-        text = readFileSync(file === '-' ? 0 : file, 'utf8');
-      } catch (err) {
-        throw new ExitCode(2, `cannot read ${file === '-' ? 'standard input' : file}: ${(err as Error).message}`);
-      }
+      const where = file === '-' ? 'standard input' : file;
+      const text = readBounded(file, where);
       let json: unknown;
       try {
         json = JSON.parse(text);
       } catch (err) {
-        throw new ExitCode(2, `${file === '-' ? 'standard input' : file} is not JSON: ${(err as Error).message}`);
+        throw new ExitCode(2, `unreadable: ${where} is not JSON: ${(err as Error).message}`);
       }
-      if (opts.rpc) return verifyOnChain(json, opts.rpc, opts.onchain ?? false, opts.json ?? false);
+      if (opts.rpc) return verifyOnChain(json, where, opts.rpc, opts.onchain ?? false, opts.json ?? false);
       const result = verifyReceipt(json, { ...(opts.root && { root: opts.root }), ...(opts.size && { size: opts.size }) });
-      report(result, opts.json ?? false, result.ok && result.trusted_root ? ' (trusted root)' : " (the receipt's own root)");
+      report(result, where, opts.json ?? false, result.ok && result.trusted_root ? ' (trusted root)' : " (the receipt's own root)");
     });
 }
 
-function report(result: VerifyResult, json: boolean, source: string, extra: Record<string, unknown> = {}): void {
+/** Reads the file or standard input, refusing anything over MAX_RECEIPT_BYTES before reading it all. */
+function readBounded(file: string, where: string): string {
+  let fd: number | undefined;
+  try {
+    fd = file === '-' ? 0 : openSync(file, 'r');
+    const stat = fstatSync(fd);
+    if (stat.isDirectory()) throw new Error('it is a directory');
+    if (stat.isFile() && stat.size > MAX_RECEIPT_BYTES) throw new TooLarge();
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const buf = Buffer.alloc(64 * 1024);
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') continue; // a non-blocking stdin pipe: wait for data
+        if ((err as NodeJS.ErrnoException).code === 'EOF') break;
+        throw err;
+      }
+      if (n === 0) break;
+      total += n;
+      if (total > MAX_RECEIPT_BYTES) throw new TooLarge();
+      chunks.push(Buffer.from(buf.subarray(0, n)));
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  } catch (err) {
+    if (err instanceof TooLarge) {
+      throw new ExitCode(2, `unreadable: ${where} is larger than ${MAX_RECEIPT_BYTES / 1024} KiB; a receipt is a few KiB, so this is not one`);
+    }
+    throw new ExitCode(2, `unreadable: cannot read ${where}: ${(err as Error).message}`);
+  } finally {
+    if (fd !== undefined && fd !== 0) closeSync(fd);
+  }
+}
+
+class TooLarge extends Error {}
+
+/** Prints the outcome and throws the exit code of a failure: 1 invalid, 2 malformed, 3 pending. */
+function report(result: VerifyResult, where: string, json: boolean, source: string, extra: Record<string, unknown> = {}): void {
   if (json) process.stdout.write(`${JSON.stringify({ ...result, ...extra })}\n`);
-  else if (result.ok) process.stdout.write(`valid: epoch ${result.epoch}, leaf ${result.leaf_index} of ${result.tree_size}, root ${result.root}${source}\n`);
-  else process.stdout.write(`invalid: ${result.reason}\n`);
-  if (!result.ok) throw new ExitCode(1, '');
+  if (result.ok) {
+    if (!json) process.stdout.write(`valid: epoch ${result.epoch}, leaf ${result.leaf_index} of ${result.tree_size}, root ${result.root}${source}\n`);
+    return;
+  }
+  if (result.kind === 'malformed') {
+    throw new ExitCode(VERIFY_EXIT.unreadable, `unreadable: ${where} is not a well-formed receipt v1 (malformed): ${result.reason}`);
+  }
+  if (result.kind === 'pending') {
+    if (!json) process.stdout.write(`not verifiable yet: ${result.reason}\n`);
+    throw new ExitCode(VERIFY_EXIT.notYet, '');
+  }
+  if (!json) process.stdout.write(`invalid: ${result.reason}\n`);
+  throw new ExitCode(VERIFY_EXIT.invalid, '');
 }
 
 /** Checks the receipt against the root and size the registry holds, and optionally verify_event. */
-async function verifyOnChain(json: unknown, rpcUrl: string, onchain: boolean, asJson: boolean): Promise<void> {
-  const receipt = json as Receipt;
-  const anchor = receipt?.anchor;
-  if (!anchor || typeof anchor.registry_id !== 'string' || typeof anchor.package_id !== 'string' || typeof receipt.epoch !== 'number') {
-    process.stdout.write(`invalid: the receipt is not anchored (status ${String(receipt?.status)}): there is no registry to read; verify it offline, or fetch it again once anchored\n`);
-    throw new ExitCode(1, '');
+async function verifyOnChain(json: unknown, where: string, rpcUrl: string, onchain: boolean, asJson: boolean): Promise<void> {
+  // The shape first, offline: a malformed or pending receipt has nothing to ask the chain about.
+  const offline = verifyReceipt(json);
+  if (!offline.ok && offline.kind !== 'invalid') return report(offline, where, asJson, '');
+  const receipt = json as Receipt & { epoch: number };
+  const anchor = receipt.anchor;
+  if (!anchor) {
+    const reason = `the receipt is ${receipt.status ?? 'sealed'} but not anchored yet: there is no registry to read; verify it offline, or fetch it again once anchored`;
+    if (asJson) process.stdout.write(`${JSON.stringify({ ok: false, kind: 'pending', reason, steps: offline.steps })}\n`);
+    else process.stdout.write(`not verifiable yet: ${reason}\n`);
+    throw new ExitCode(VERIFY_EXIT.notYet, '');
   }
   const chain = new SuiChain({ network: anchor.network as Network, rpcUrl, packageId: anchor.package_id, registryId: anchor.registry_id });
   let onChain: Awaited<ReturnType<SuiChain['readEpoch']>>;
@@ -87,7 +150,7 @@ async function verifyOnChain(json: unknown, rpcUrl: string, onchain: boolean, as
       throw new ExitCode(2, `cannot run registry::verify_event through ${rpcUrl}: ${(err as Error).message}`);
     }
   }
-  report(result, asJson, ` (root and size read from registry ${anchor.registry_id} on ${anchor.network})`, verdict === undefined ? {} : { verify_event: verdict });
+  report(result, where, asJson, ` (root and size read from registry ${anchor.registry_id} on ${anchor.network})`, verdict === undefined ? {} : { verify_event: verdict });
   if (verdict !== undefined && !asJson) process.stdout.write(`on chain: registry::verify_event returned ${verdict}\n`);
   if (verdict === false) throw new ExitCode(1, '');
 }

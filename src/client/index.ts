@@ -6,8 +6,12 @@ import { uuidv7 } from 'uuidv7';
 import type { FieldError } from '../event/validate.ts';
 import { validateEvent } from '../event/validate.ts';
 import type { Receipt } from '../receipt/format.ts';
+import { nodeVersionProblem } from './node-version.ts';
+import { createHttpSink, resolveSink, type Sink, type SinkAnswer } from './sinks/index.ts';
 
 export { verifyReceipt } from '../verify/index.ts';
+export { createHttpSink, createMemorySink, registerSink, registeredSinks, retryAfterMs } from './sinks/index.ts';
+export type { HttpSinkOptions, MemorySink, Sink, SinkAnswer, SinkFactory, SinkResult } from './sinks/index.ts';
 
 /** An event as a service records it; request_id is assigned when left out. */
 export interface UsageEventInput {
@@ -42,9 +46,14 @@ export interface Spool {
 }
 
 export interface UsageClientOptions {
-  /** The service, e.g. http://127.0.0.1:8080 */
-  url: string;
-  apiKey: string;
+  /** The service, e.g. http://127.0.0.1:8080 (for the default HTTP sink). */
+  url?: string;
+  apiKey?: string;
+  /**
+   * Where batches go: a Sink, or a registered name with an optional target (`memory`,
+   * `jsonl:./usage.jsonl`, `http`). Default: HTTP to `url` with `apiKey`.
+   */
+  sink?: Sink | string;
   /** Send when this many events wait (default 100, at most 1,000). */
   batchSize?: number;
   /** Send at the latest this long after an event was recorded, ms (default 1,000). */
@@ -89,17 +98,28 @@ export interface UsageClient {
 }
 
 const MAX_BATCH = 1000;
+const ASCII = /^[\x00-\x7f]*$/;
+const OK = { ok: true } as const;
+
+/**
+ * Marks an event whose every field was checked when it was built (the metering middleware:
+ * its fields come from a fixed allow-list and checked option values). Internal; the spool does
+ * not keep it, so an event read back from the spool is checked again.
+ */
+export const PRECHECKED: unique symbol = Symbol.for('sui-receipts.prechecked');
 /** Stay under the API's 1 MiB body limit with room for the envelope. */
 const MAX_BODY_BYTES = 1_000_000;
 
 export function createUsageClient(options: UsageClientOptions): UsageClient {
+  // Fail at construction, in words, rather than later in a spool's segmentation fault.
+  const problem = nodeVersionProblem('the sui-receipts client');
+  if (problem) throw new Error(problem);
   return new Client(options);
 }
 
 class Client implements UsageClient {
   private readonly o: Required<Pick<UsageClientOptions, 'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'overflow' | 'retry' | 'timeoutMs'>> & UsageClientOptions;
-  private readonly endpoint: string;
-  private readonly doFetch: typeof fetch;
+  private readonly sink: Sink;
   /** Queued events are queue[head …]; shift() is O(n) on large arrays, a head index is O(1). */
   private queue: QueuedEvent[] = [];
   private head = 0;
@@ -121,8 +141,11 @@ class Client implements UsageClient {
   constructor(options: UsageClientOptions) {
     this.o = { batchSize: 100, flushIntervalMs: 1000, maxQueue: 10_000, overflow: 'drop-oldest', retry: { baseMs: 200, maxMs: 30_000 }, timeoutMs: 10_000, ...options };
     this.o.batchSize = Math.max(1, Math.min(MAX_BATCH, this.o.batchSize));
-    this.endpoint = options.url.replace(/\/+$/, '');
-    this.doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    // Configuration errors throw here, at start-up, never later from record().
+    if (options.sink === undefined) this.sink = createHttpSink({ url: options.url!, apiKey: options.apiKey!, fetch: options.fetch, timeoutMs: this.o.timeoutMs });
+    else if (typeof options.sink === 'string') this.sink = resolveSink(options.sink, options);
+    else if (typeof options.sink?.send === 'function') this.sink = options.sink;
+    else throw new Error('createUsageClient: sink must be a Sink ({ name, send(events, signal) }) or a registered name such as "memory"');
     const left = options.spool?.load() ?? [];
     if (left.length > 0) {
       this.queue.push(...left);
@@ -214,15 +237,17 @@ class Client implements UsageClient {
     const now = Date.now();
     while (this.size() > 0 && batch.length < this.o.batchSize) {
       const e = this.queue[this.head]!;
-      // The server checks the time window; the client checks everything else.
-      const v = validateEvent(e, { now, maxAgeMs: Number.MAX_SAFE_INTEGER, maxFutureMs: Number.MAX_SAFE_INTEGER });
+      // The server checks the time window; the client checks everything else (unless the
+      // middleware that built the event already did, see PRECHECKED).
+      const v = (e as { [PRECHECKED]?: true })[PRECHECKED] ? OK : validateEvent(e, { now, maxAgeMs: Number.MAX_SAFE_INTEGER, maxFutureMs: Number.MAX_SAFE_INTEGER });
       if (!v.ok) {
         this.head++;
         this.reject(e, 'rejected', v.errors);
         this.o.spool?.remove([e.request_id]);
         continue;
       }
-      const size = this.utf8.encode(JSON.stringify(e)).length + 1;
+      const json = JSON.stringify(e);
+      const size = (ASCII.test(json) ? json.length : this.utf8.encode(json).length) + 1;
       if (batch.length > 0 && bytes + size > MAX_BODY_BYTES) break;
       bytes += size;
       batch.push(e);
@@ -243,54 +268,45 @@ class Client implements UsageClient {
   private async send(batch: QueuedEvent[]): Promise<void> {
     if (batch.length === 0) return;
     for (let attempt = 0; ; attempt++) {
-      let res: Response;
+      let answer: SinkAnswer;
       try {
-        res = await this.doFetch(`${this.endpoint}/v1/events`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${this.o.apiKey}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ events: batch }),
-          signal: AbortSignal.timeout(this.o.timeoutMs),
-        });
+        answer = await this.sink.send(batch, AbortSignal.timeout(this.o.timeoutMs));
       } catch (err) {
-        await this.retryAfter(attempt, null, new Error(`cannot reach ${this.endpoint}: ${(err as Error).message}`));
-        continue;
+        answer = { kind: 'retry', error: new Error(`sink ${this.sink.name}: ${(err as Error)?.message ?? String(err)}`) };
       }
-      if (res.status === 200) {
-        const body = (await res.json()) as { results: Array<{ status: string; errors?: FieldError[] }> };
-        body.results.forEach((r, i) => {
-          const e = batch[i]!;
-          if (r.status === 'created' || r.status === 'duplicate') this.counters.sent++;
+      if (answer?.kind === 'done') {
+        batch.forEach((e, i) => {
+          const r = answer.results?.[i];
+          if (!r || r.status === 'created' || r.status === 'duplicate') this.counters.sent++;
           else this.reject(e, r.status === 'conflict' ? 'conflict' : 'rejected', r.errors ?? []);
         });
         this.o.spool?.remove(batch.map((e) => e.request_id));
         return;
       }
-      if (res.status === 413 && batch.length > 1) {
+      if (answer?.kind === 'too_large' && batch.length > 1) {
         // Too large for one request: halve it.
         const half = Math.ceil(batch.length / 2);
         await this.send(batch.slice(0, half));
         await this.send(batch.slice(half));
         return;
       }
-      if (res.status === 429 || res.status >= 500 || res.status === 401 || res.status === 408) {
-        const text = await res.text().catch(() => '');
-        await this.retryAfter(attempt, res.headers.get('retry-after'), new Error(`${this.endpoint} answered ${res.status}: ${text.slice(0, 200)}`));
-        continue;
+      if (answer?.kind === 'refused' || answer?.kind === 'too_large') {
+        // Refused as a whole: report each event, never retry.
+        const errors = answer.kind === 'refused' ? answer.errors : [{ path: '', rule: 'too_large', message: 'the event alone is too large for the sink' }];
+        for (const e of batch) this.reject(e, 'rejected', errors);
+        this.o.spool?.remove(batch.map((e) => e.request_id));
+        return;
       }
-      // Any other 4xx refuses the request as a whole: report each event, never retry.
-      const error = ((await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string; details?: FieldError[] } }).error;
-      for (const e of batch) this.reject(e, 'rejected', error?.details?.length ? error.details : [{ path: '', rule: error?.code ?? `http_${res.status}`, message: error?.message ?? `HTTP ${res.status}` }]);
-      this.o.spool?.remove(batch.map((e) => e.request_id));
-      return;
+      const retry = answer?.kind === 'retry' ? answer : { error: new Error(`sink ${this.sink.name} gave no answer`), retryAfterMs: null };
+      await this.retryAfter(attempt, retry.retryAfterMs ?? null, retry.error);
     }
   }
 
-  private async retryAfter(attempt: number, header: string | null, error: Error): Promise<void> {
+  private async retryAfter(attempt: number, told: number | null, error: Error): Promise<void> {
     this.counters.retried++;
     try {
       this.o.onError?.(error);
     } catch {}
-    const told = retryAfterMs(header);
     const delay = told ?? Math.random() * Math.min(this.o.retry.maxMs, this.o.retry.baseMs * 2 ** attempt);
     await new Promise((r) => setTimeout(r, delay));
   }
@@ -316,6 +332,7 @@ class Client implements UsageClient {
     this.closed = true;
     await this.flush();
     this.o.spool?.close();
+    await this.sink.close?.();
   }
 
   stats(): UsageClientStats {
@@ -323,16 +340,7 @@ class Client implements UsageClient {
   }
 
   async receipt(id: number): Promise<Receipt> {
-    const res = await this.doFetch(`${this.endpoint}/v1/events/${id}/receipt`, { headers: { authorization: `Bearer ${this.o.apiKey}` }, signal: AbortSignal.timeout(this.o.timeoutMs) });
-    if (!res.ok) throw new Error(`receipt ${id}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
-    return (await res.json()) as Receipt;
+    if (!this.sink.receipt) throw new Error(`receipt ${id}: the ${this.sink.name} sink has no receipts; they come from the service (use the HTTP sink, or GET /v1/events/${id}/receipt)`);
+    return this.sink.receipt(id);
   }
-}
-
-/** Retry-After as delay-seconds or an HTTP date; null when absent or unreadable. */
-export function retryAfterMs(header: string | null, now = Date.now()): number | null {
-  if (!header) return null;
-  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? null : Math.max(0, at - now);
 }

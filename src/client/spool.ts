@@ -1,12 +1,18 @@
 // A durable spool for the usage client (Node only): events are written before record() returns
 // and removed once the server has answered them, so a restart of the calling process resends
 // what was left. SQLite in WAL mode survives a kill -9 of the process.
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type { QueuedEvent, Spool } from './index.ts';
+import { nodeVersionProblem } from './node-version.ts';
 
 export function createSqliteSpool(file: string): Spool {
+  // Before the native binding is loaded: on Node < 22 it dies with a bare segmentation fault.
+  const problem = nodeVersionProblem('the SQLite spool of sui-receipts');
+  if (problem) throw new Error(problem);
+  const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
   mkdirSync(dirname(file), { recursive: true });
   const db = new Database(file);
   db.pragma('journal_mode = WAL');

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { LeafFields } from './leaf.ts';
 import { looksLikeSecret, redactJson } from './redact.ts';
+import { checkDepth, checkText, MAX_METADATA_DEPTH } from './shape.ts';
 
 export const NAMESPACE_PATTERN = /^[a-z0-9][a-z0-9._/-]*$/;
 export const ACTION_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
@@ -23,7 +24,7 @@ const leafString = (min: number, max: number) =>
   z
     .string()
     .min(min)
-    .max(max)
+    .max(max, { abort: true }) // a too-long string is not scanned further (text checks, patterns)
     .refine((s) => s.isWellFormed() && !s.includes('\u0000'), { params: { rule: 'well_formed_text' } });
 
 const eventSchema = z.strictObject({
@@ -36,8 +37,8 @@ const eventSchema = z.strictObject({
     .string()
     .regex(/^(?:[0-9a-fA-F]{64})?$/)
     .optional(),
-  ts: z.union([z.number().int().min(0), z.string()]).optional(),
-  source: z.string().min(1).max(128).optional(),
+  ts: z.union([z.number().int().min(0), z.string().max(64)]).optional(),
+  source: leafString(1, 128).optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
 });
 
@@ -90,7 +91,8 @@ export function validateEvent(input: unknown, ctx: ValidationContext): Validatio
     });
   }
   // The leaf is public proof material: a credential in a leaf field can never be removed later.
-  for (const field of ['request_id', 'caller', 'source'] as const) {
+  // namespace and action too: their alphabet admits e.g. `suiprivkey1…`.
+  for (const field of ['request_id', 'caller', 'source', 'namespace', 'action'] as const) {
     const v = e[field];
     if (v !== undefined && looksLikeSecret(v)) {
       errors.push({ path: field, rule: 'no_credentials', message: `${field} looks like a credential; credentials are never stored` });
@@ -112,11 +114,18 @@ export function validateEvent(input: unknown, ctx: ValidationContext): Validatio
   let metadata: string | null = null;
   let redacted: string[] = [];
   if (e.metadata !== undefined) {
-    const scrubbed = redactJson(e.metadata, 'metadata');
-    redacted = scrubbed.redacted;
-    metadata = canonicalJson(scrubbed.value);
-    if (utf8.encode(metadata).length > MAX_METADATA_BYTES) {
+    // Limits first, on the raw value: depth without recursion, then size, so no scan or
+    // recursive walk ever sees more than 4 KiB at 32 levels; then well-formed text; then scrub.
+    const tooDeep = checkDepth(e.metadata, 'metadata', MAX_METADATA_DEPTH);
+    if (tooDeep.length > 0) errors.push(...tooDeep);
+    else if (utf8Length(JSON.stringify(e.metadata)) > MAX_METADATA_BYTES) {
       errors.push({ path: 'metadata', rule: `max_bytes:${MAX_METADATA_BYTES}`, message: `metadata must serialize to at most ${MAX_METADATA_BYTES} bytes` });
+    } else {
+      const illFormed = checkText(e.metadata, 'metadata');
+      if (illFormed.length > 0) errors.push(...illFormed);
+      const scrubbed = redactJson(e.metadata, 'metadata');
+      redacted = scrubbed.redacted;
+      metadata = canonicalJson(scrubbed.value);
     }
   }
 
@@ -177,8 +186,8 @@ function describeIssue(issue: z.core.$ZodIssue): FieldError[] {
       const rule = String((issue.params as { rule?: string } | undefined)?.rule ?? 'invalid');
       return [{ path, rule, message: `${name} must be well-formed Unicode text without NUL characters` }];
     }
-    default:
-      return [{ path, rule: issue.code, message: `${name}: ${issue.message}` }];
+    default: // never zod's own wording: the field and the rule, as a sentence
+      return [{ path, rule: issue.code, message: `${name} is not valid (${issue.code.replaceAll('_', ' ')})` }];
   }
 }
 
@@ -188,7 +197,7 @@ function article(word: string): string {
 
 function formatDuration(ms: number): string {
   const days = ms / 86_400_000;
-  return Number.isInteger(days) ? `${days} days` : `${ms} ms`;
+  return Number.isInteger(days) ? `${days} day${days === 1 ? '' : 's'}` : `${ms} ms`;
 }
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
@@ -205,6 +214,11 @@ export function parseRfc3339(s: string): number | undefined {
   const offset = m[8] ? 0 : (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 60 + Number(m[11])) * 60_000;
   if (!m[8] && (Number(m[10]) > 23 || Number(m[11]) > 59)) return undefined;
   return base - offset;
+}
+
+/** UTF-8 length of a string; past MAX_METADATA_BYTES code units it is too long anyway, without encoding. */
+function utf8Length(s: string): number {
+  return s.length > MAX_METADATA_BYTES ? s.length : utf8.encode(s).length;
 }
 
 /** JSON with object keys sorted at every depth, so equal content has equal text. */

@@ -22,22 +22,47 @@ export interface VerifyStep {
   levels?: Array<{ sibling: string; side: 'left' | 'right'; hash: string }>;
 }
 
+/**
+ * Why a receipt did not verify:
+ * - `malformed`: not a receipt v1 (not an object, a field missing, unknown or out of bounds,
+ *   labels that contradict each other such as `status: "anchored"` with `anchor: null`);
+ * - `pending`: a well-formed receipt whose epoch is not sealed yet: nothing to verify, fetch it again later;
+ * - `invalid`: a well-formed receipt whose leaf, path or root does not check out.
+ */
+export type VerifyFailure = 'malformed' | 'pending' | 'invalid';
+
 export type VerifyResult =
   | { ok: true; reason: string; epoch: number; leaf_index: number; tree_size: number; root: string; trusted_root: boolean; steps: VerifyStep[] }
-  | { ok: false; reason: string; steps: VerifyStep[] };
+  | { ok: false; kind: VerifyFailure; reason: string; steps: VerifyStep[] };
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;
 
+/**
+ * No genuine audit path is longer than 64 hashes (a tree of 2^64 leaves); checked before any
+ * entry is looked at, so a hostile receipt with millions of entries costs nothing.
+ */
+export const MAX_PROOF_LENGTH = 64;
+
+/** Longest value of each event field, as the API accepts them (UTF-16 code units). */
+const EVENT_STRING_MAX = { namespace: 128, request_id: 128, caller: 256, action: 64 } as const;
+const RECEIPT_FIELDS = new Set(['version', 'id', 'status', 'event', 'leaf_hash', 'epoch', 'leaf_index', 'tree_size', 'proof', 'root', 'anchor']);
+const EVENT_FIELDS = new Set(['namespace', 'request_id', 'caller', 'action', 'units', 'artifact_digest', 'ts_ms']);
+const ANCHOR_FIELDS = new Set(['network', 'package_id', 'registry_id', 'tx_digest', 'checkpoint']);
+const STATUSES = ['pending', 'sealed', 'anchored'];
+
 export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): VerifyResult {
   const steps: VerifyStep[] = [];
-  const fail = (step: VerifyStep['step'], reason: string): VerifyResult => {
+  const fail = (step: VerifyStep['step'], reason: string, kind: VerifyFailure = 'invalid'): VerifyResult => {
     steps.push({ step, ok: false, detail: reason });
-    return { ok: false, reason, steps };
+    return { ok: false, kind, reason, steps };
   };
   try {
     const shape = checkShape(receipt);
-    if (typeof shape === 'string') return fail('format', shape);
-    const r = shape;
+    if (typeof shape === 'string') return fail('format', shape, 'malformed');
+    if (shape.pending) {
+      return fail('format', 'the receipt is pending: its epoch is not sealed yet, so there is no proof to verify; fetch it again after the next seal', 'pending');
+    }
+    const r = shape.receipt;
     steps.push({ step: 'format', ok: true, detail: `receipt v1 for ${r.event.namespace} / ${r.event.request_id}` });
 
     const rebuilt = leafHash(r.event);
@@ -65,7 +90,7 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
     let expected: Uint8Array;
     const trusted = options.root !== undefined;
     if (options.root !== undefined) {
-      if (typeof options.root === 'string' ? !HEX64.test(options.root) : options.root.length !== HASH_SIZE) {
+      if (typeof options.root === 'string' ? options.root.length !== 64 || !HEX64.test(options.root) : !(options.root instanceof Uint8Array) || options.root.length !== HASH_SIZE) {
         return fail('root', 'the trusted root is not 32 bytes (64 hex characters)');
       }
       expected = typeof options.root === 'string' ? hex(options.root) : options.root;
@@ -86,38 +111,85 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
       steps,
     };
   } catch (err) {
-    return fail('format', `the receipt could not be read: ${(err as Error)?.message ?? String(err)}`);
+    return fail('format', `the receipt could not be read: ${(err as Error)?.message ?? String(err)}`, 'malformed');
   }
 }
 
 type SealedReceipt = Receipt & { epoch: number; leaf_index: number; tree_size: number; proof: string[]; root: string };
 
-/** Field-by-field check of the receipt's shape; a string says what is wrong. */
-function checkShape(x: unknown): SealedReceipt | string {
-  if (x === null || typeof x !== 'object' || Array.isArray(x)) return 'the receipt is not a JSON object';
-  const r = x as Record<string, unknown>;
-  if (r.version !== 1) return `unsupported receipt version ${JSON.stringify(r.version)} (this verifier reads version 1)`;
-  if (r.status === 'pending' || r.proof === null || r.proof === undefined) {
-    return 'the receipt is pending: its epoch is not sealed yet, so there is no proof; fetch it again after the next seal';
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isHex64 = (v: unknown): v is string => typeof v === 'string' && v.length === 64 && HEX64.test(v);
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** The first field of `o` not in `known`, if any (looked at without listing every key of a huge object). */
+function unknownField(o: Record<string, unknown>, known: Set<string>): string | undefined {
+  for (const k in o) if (Object.hasOwn(o, k) && !known.has(k)) return k;
+  return undefined;
+}
+
+/**
+ * Field-by-field check of the receipt's shape, sizes first: a string says what is wrong.
+ * Nothing is converted or hashed until every length is within bounds.
+ */
+function checkShape(x: unknown): { pending: true } | { pending: false; receipt: SealedReceipt } | string {
+  if (!isObject(x)) return 'the receipt is not a JSON object';
+  const r = x;
+  if (r.version !== 1) {
+    return r.version === undefined ? 'not a receipt: the version field is missing (a receipt v1 has "version": 1)' : `unsupported receipt version ${String(JSON.stringify(r.version)).slice(0, 40)} (this verifier reads version 1)`;
   }
-  const e = r.event as Record<string, unknown> | null;
-  if (e === null || typeof e !== 'object' || Array.isArray(e)) return 'event is missing or not an object';
-  for (const f of ['namespace', 'request_id', 'caller', 'action'] as const) {
-    if (typeof e[f] !== 'string') return `event.${f} must be a string`;
+  const extra = unknownField(r, RECEIPT_FIELDS);
+  if (extra !== undefined) return `unknown field "${extra.slice(0, 64)}": a receipt v1 has only ${[...RECEIPT_FIELDS].join(', ')}`;
+  if (r.id !== undefined && !isCount(r.id)) return 'id must be a non-negative integer';
+  if (r.status !== undefined && !STATUSES.includes(r.status as string)) return `status must be one of ${STATUSES.join(', ')}`;
+  for (const f of ['event', 'leaf_hash', 'epoch', 'leaf_index', 'tree_size', 'proof', 'root', 'anchor'] as const) {
+    if (r[f] === undefined) return `${f} is missing (a receipt v1 has ${f}${f === 'anchor' || f === 'proof' || f === 'root' || f === 'epoch' || f === 'leaf_index' || f === 'tree_size' ? ', null while it does not apply' : ''})`;
+  }
+
+  const e = r.event;
+  if (!isObject(e)) return 'event must be an object';
+  const extraEvent = unknownField(e, EVENT_FIELDS);
+  if (extraEvent !== undefined) return `unknown field "event.${extraEvent.slice(0, 64)}": an event has only ${[...EVENT_FIELDS].join(', ')}`;
+  for (const [f, max] of Object.entries(EVENT_STRING_MAX)) {
+    const v = e[f];
+    if (typeof v !== 'string') return `event.${f} must be a string`;
+    if (v.length < 1 || v.length > max) return `event.${f} must be 1 to ${max} characters`;
   }
   for (const f of ['units', 'ts_ms'] as const) {
-    if (!Number.isSafeInteger(e[f]) || (e[f] as number) < 0) return `event.${f} must be an integer from 0 to 2^53−1`;
+    if (!isCount(e[f])) return `event.${f} must be an integer from 0 to 2^53−1`;
   }
-  if (typeof e.artifact_digest !== 'string' || !(e.artifact_digest === '' || HEX64.test(e.artifact_digest))) {
-    return 'event.artifact_digest must be empty or 64 hex characters';
+  if (!(e.artifact_digest === '' || isHex64(e.artifact_digest))) return 'event.artifact_digest must be empty or 64 hex characters';
+  if (!isHex64(r.leaf_hash)) return 'leaf_hash must be 64 hex characters';
+
+  const a = r.anchor;
+  if (a !== null) {
+    if (!isObject(a)) return 'anchor must be null or an object';
+    const extraAnchor = unknownField(a, ANCHOR_FIELDS);
+    if (extraAnchor !== undefined) return `unknown field "anchor.${extraAnchor.slice(0, 64)}": an anchor has only ${[...ANCHOR_FIELDS].join(', ')}`;
+    for (const f of ['network', 'package_id', 'registry_id'] as const) {
+      if (typeof a[f] !== 'string' || (a[f] as string).length < 1 || (a[f] as string).length > 128) return `anchor.${f} must be a string of 1 to 128 characters`;
+    }
+    for (const f of ['tx_digest', 'checkpoint'] as const) {
+      if (a[f] !== null && (typeof a[f] !== 'string' || (a[f] as string).length > 128)) return `anchor.${f} must be null or a string of at most 128 characters`;
+    }
   }
-  if (typeof r.leaf_hash !== 'string' || !HEX64.test(r.leaf_hash)) return 'leaf_hash must be 64 hex characters';
-  if (typeof r.root !== 'string' || !HEX64.test(r.root)) return 'root must be 64 hex characters';
+  if (r.status === 'anchored' && a === null) return 'status says anchored but anchor is null: the receipt contradicts itself';
+  if ((r.status === 'sealed' || r.status === 'pending') && a !== null) return `status says ${r.status} but the receipt has an anchor: the receipt contradicts itself`;
+
+  const sealedFields = ['epoch', 'leaf_index', 'tree_size', 'proof', 'root'] as const;
+  if (r.status === 'pending' || (r.status === undefined && r.proof === null)) {
+    const set = sealedFields.find((f) => r[f] !== null);
+    if (set !== undefined) return `a pending receipt has ${set} null (and no proof), but this one has a value: the receipt contradicts itself`;
+    return { pending: true };
+  }
+  if (r.proof === null) return `status says ${String(r.status)} but proof is null: the receipt contradicts itself`;
+  if (!isHex64(r.root)) return 'root must be 64 hex characters';
   for (const f of ['epoch', 'leaf_index', 'tree_size'] as const) {
-    if (!Number.isSafeInteger(r[f]) || (r[f] as number) < 0) return `${f} must be a non-negative integer`;
+    if (!isCount(r[f])) return `${f} must be a non-negative integer`;
   }
   if (!Array.isArray(r.proof)) return 'proof must be an array of hashes';
-  const bad = r.proof.findIndex((p) => typeof p !== 'string' || !HEX64.test(p));
+  // The length first: a proof of millions of entries is refused before one entry is read.
+  if (r.proof.length > MAX_PROOF_LENGTH) return `proof has ${r.proof.length} entries; an audit path has at most ${MAX_PROOF_LENGTH}`;
+  const bad = r.proof.findIndex((p) => !isHex64(p));
   if (bad >= 0) return `proof[${bad}] must be 64 hex characters`;
   const event: ReceiptEvent = {
     namespace: e.namespace as string,
@@ -128,7 +200,7 @@ function checkShape(x: unknown): SealedReceipt | string {
     artifact_digest: (e.artifact_digest as string).toLowerCase(),
     ts_ms: e.ts_ms as number,
   };
-  return { ...(r as unknown as SealedReceipt), event };
+  return { pending: false, receipt: { ...(r as unknown as SealedReceipt), event } };
 }
 
 function hex(s: string): Uint8Array {

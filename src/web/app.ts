@@ -4,18 +4,49 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { verifyReceipt, type VerifyResult } from '../verify/index.ts';
+import { chartPlan, formatLocal, parseLocalInput, utcOffset, zoneName, type Bucket, type ChartPlan } from './time.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const keyInput = $<HTMLInputElement>('api-key');
 keyInput.value = sessionStorage.getItem('receipts-key') ?? '';
-keyInput.addEventListener('change', () => sessionStorage.setItem('receipts-key', keyInput.value.trim()));
+keyInput.addEventListener('change', () => {
+  sessionStorage.setItem('receipts-key', keyInput.value.trim());
+  keyInput.closest('.key')!.classList.remove('needs-key');
+  // Retry what waited for a key.
+  if (!$('usage-view').hidden && $<HTMLInputElement>('namespace').value) void loadUsage();
+  const id = $<HTMLInputElement>('event-id').value.trim();
+  if (!$('verify-view').hidden && $('verdict').dataset.needsKey === 'true' && id) void fetchReceipt(id);
+});
+
+/** The service refused the key (401): the fix is in the key box on this page, not in a header. */
+class KeyError extends Error {}
 
 async function api<T>(path: string): Promise<T> {
   const key = keyInput.value.trim();
   const res = await fetch(path, { headers: key ? { authorization: `Bearer ${key}` } : {} });
   const body = await res.json().catch(() => ({}));
+  if (res.status === 401) {
+    keyInput.closest('.key')!.classList.add('needs-key');
+    throw new KeyError(
+      key
+        ? 'The API key in the "API key" box at the top of this page was not accepted. Check it (keys start with sr_), or ask the operator for a new one.'
+        : 'Enter your API key in the "API key" box at the top of this page: this service answers only with a key.',
+    );
+  }
   if (!res.ok) throw new Error((body as { error?: { message?: string } }).error?.message ?? `HTTP ${res.status}`);
   return body as T;
+}
+
+/** An error in `out`, with a button to the key box when the key is what is missing. */
+function showError(out: HTMLElement, text: string, err: unknown): void {
+  out.replaceChildren(`${text}: ${(err as Error).message}`);
+  out.dataset.needsKey = String(err instanceof KeyError);
+  if (err instanceof KeyError) {
+    const go = el('button', 'Go to the API key box', 'link');
+    go.type = 'button';
+    go.addEventListener('click', () => keyInput.focus());
+    out.append(' ', go);
+  }
 }
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, cls?: string): HTMLElementTagNameMap[K] {
@@ -73,10 +104,49 @@ function showResult(result: VerifyResult, stepsList: HTMLOListElement, verdict: 
   verdict.dataset.failedStep = result.ok ? '' : result.steps.at(-1)!.step;
 }
 
+type ReceiptLike = { id?: unknown; status?: unknown; epoch?: unknown; proof?: unknown; root?: unknown };
+
+/** Pending: recorded, its epoch not sealed yet, so no proof exists. Not a failure. */
+function isPending(r: unknown): r is ReceiptLike {
+  const x = r as ReceiptLike | null;
+  return typeof x === 'object' && x !== null && x.status === 'pending' && x.proof == null && x.root == null && x.epoch == null;
+}
+
+const RECHECK_MS = 5000;
+let recheck: ReturnType<typeof setTimeout> | undefined;
+
+function showPending(r: ReceiptLike): void {
+  const verdict = $('verdict');
+  $<HTMLOListElement>('steps').replaceChildren();
+  verdict.className = 'pending';
+  verdict.dataset.ok = 'pending';
+  verdict.dataset.failedStep = '';
+  verdict.dataset.needsKey = 'false';
+  const id = typeof r.id === 'number' && Number.isSafeInteger(r.id) ? r.id : undefined;
+  verdict.replaceChildren(
+    el('span', `Not sealed yet: ${id === undefined ? 'this event' : `event ${id}`} is recorded, but the epoch that will hold it is not sealed yet, so there is no proof to check. This is not a failure.`),
+  );
+  if (id === undefined) {
+    verdict.append(' Fetch it again by its event id once it is sealed.');
+    return;
+  }
+  verdict.append(` This page checks again every ${RECHECK_MS / 1000} s. `);
+  const again = el('button', 'Check again');
+  again.type = 'button';
+  again.id = 'check-again';
+  again.addEventListener('click', () => void fetchReceipt(String(id)));
+  verdict.append(again);
+  recheck = setTimeout(() => {
+    if (!$('verify-view').hidden && verdict.dataset.ok === 'pending') void fetchReceipt(String(id));
+  }, RECHECK_MS);
+}
+
 async function verifyNow(): Promise<void> {
   const verdict = $('verdict');
   const chain = $('chain-check');
   chain.replaceChildren();
+  clearTimeout(recheck);
+  verdict.dataset.needsKey = 'false';
   let receipt: unknown;
   try {
     receipt = JSON.parse(receiptInput.value);
@@ -86,6 +156,7 @@ async function verifyNow(): Promise<void> {
     $<HTMLOListElement>('steps').replaceChildren();
     return;
   }
+  if (isPending(receipt)) return showPending(receipt);
   const result = verifyReceipt(receipt);
   showResult(result, $<HTMLOListElement>('steps'), verdict);
   const r = receipt as { anchor?: { network: string; registry_id: string; tx_digest: string | null; checkpoint: string | null } | null; epoch?: number };
@@ -128,6 +199,7 @@ receiptInput.addEventListener('drop', (e) => {
 async function fetchReceipt(id: string): Promise<void> {
   if (!/^\d+$/.test(id)) {
     $('verdict').className = 'bad';
+    $('verdict').dataset.ok = '';
     $('verdict').textContent = 'Enter an event id (a number).';
     return;
   }
@@ -136,16 +208,27 @@ async function fetchReceipt(id: string): Promise<void> {
     receiptInput.value = JSON.stringify(receipt, null, 2);
     await verifyNow();
   } catch (err) {
-    $('verdict').className = 'bad';
-    $('verdict').textContent = `Could not fetch receipt ${id}: ${(err as Error).message}`;
+    $('verdict').className = err instanceof KeyError ? 'note' : 'bad';
+    $('verdict').dataset.ok = '';
+    showError($('verdict'), `Could not fetch receipt ${id}`, err);
   }
 }
 
 // ---- usage
 let refresh: ReturnType<typeof setInterval> | undefined;
 let chart: uPlot | undefined;
+let plan: ChartPlan | undefined;
+
+/** One rule for time: the browser's zone, named on the page with its offset. */
+function labelZone(): string {
+  const zone = zoneName();
+  $('zone-note').textContent = `Times on this page (the From/To range, the chart and the events) are in this browser's time zone: ${zone} (${utcOffset(Date.now())} now).`;
+  $('events-time').textContent = `Time (${zone})`;
+  return zone;
+}
 
 function startUsage(): void {
+  labelZone();
   const ns = $<HTMLInputElement>('namespace');
   ns.value ||= sessionStorage.getItem('receipts-namespace') ?? '';
   if (ns.value) void loadUsage();
@@ -159,34 +242,46 @@ function stopUsage(): void {
   refresh = undefined;
 }
 
-function instant(id: string): string {
+/** A From/To field as epoch ms in the browser's zone; undefined when empty; NaN when unreadable. */
+function instant(id: string): number | undefined {
   const v = $<HTMLInputElement>(id).value;
-  return v ? String(Date.parse(`${v}:00Z`)) : '';
+  return v ? (parseLocalInput(v) ?? NaN) : undefined;
 }
+
+type EventReceipt = { id: number; status: string; epoch: number | null; event: { action: string; caller: string; units: number; ts_ms: number } };
 
 async function loadUsage(): Promise<void> {
   const ns = $<HTMLInputElement>('namespace').value.trim();
   sessionStorage.setItem('receipts-namespace', ns);
-  const range = new URLSearchParams({ namespace: ns });
-  if (instant('from')) range.set('from', instant('from'));
-  if (instant('to')) range.set('to', instant('to'));
   const status = $('usage-status');
+  const from = instant('from');
+  const to = instant('to');
+  if (Number.isNaN(from) || Number.isNaN(to)) return void (status.textContent = 'From and To must be dates and times.');
+  if (from !== undefined && to !== undefined && from >= to) return void (status.textContent = 'From must be before To (the range includes From and excludes To).');
+  const range = new URLSearchParams({ namespace: ns });
+  const several = ns.includes(',');
+  $('events-note').textContent = several ? 'Latest events are listed for one namespace at a time: enter a single namespace to see them.' : '';
+  if (from !== undefined) range.set('from', String(from));
+  if (to !== undefined) range.set('to', String(to));
   try {
     type Usage = { groups: Array<{ key: string; events: number; units: number | string }>; totals: { events: number; units: number | string } };
     const [byAction, byHour, page, epochs, health] = await Promise.all([
       api<Usage>(`/v1/usage?${range}`),
       api<Usage>(`/v1/usage?${range}&group_by=hour`),
-      api<{ events: Array<{ id: number; status: string; epoch: number | null; event: { action: string; caller: string; units: number; ts_ms: number } }> }>(`/v1/usage?${range}&receipts=true&limit=50`),
-      api<{ epochs: Array<{ epoch: number; size: number; root: string; anchor: unknown }> }>('/v1/epochs?limit=1000'),
+      // Newest first: the latest 50 events of the range (the API pages one namespace at a time).
+      several ? Promise.resolve({ events: [] as EventReceipt[] }) : api<{ events: EventReceipt[] }>(`/v1/usage?${range}&receipts=true&order=desc&limit=50`),
+      api<{ epochs: Array<{ epoch: number; size: number; root: string; anchor: unknown }> }>('/v1/epochs?order=desc&limit=20'),
       fetch('/healthz').then((r) => r.json() as Promise<{ checks: { anchoring: string } }>),
     ]);
+    labelZone();
     fillTotals(byAction);
-    drawChart(byHour.groups);
-    fillEpochs(epochs.epochs.slice(-20).reverse(), health.checks.anchoring);
-    fillEvents(page.events.slice(-50).reverse());
+    drawChart(byHour.groups, { from, to });
+    fillEpochs(epochs.epochs, health.checks.anchoring);
+    fillEvents(page.events);
     status.textContent = `${byAction.totals.events} events, ${byAction.totals.units} units in ${ns} · refreshed ${new Date().toLocaleTimeString()}`;
+    status.dataset.needsKey = 'false';
   } catch (err) {
-    status.textContent = `Could not load usage: ${(err as Error).message}`;
+    showError(status, 'Could not load usage', err);
   }
 }
 
@@ -207,33 +302,63 @@ function fillTotals(u: { groups: Array<{ key: string; events: number; units: num
   body.lastElementChild!.classList.add('total');
 }
 
-function drawChart(groups: Array<{ key: string; units: number | string }>): void {
+const BUCKET_TITLE: Record<Bucket, string> = {
+  hour: 'Units per hour',
+  day: 'Units per day',
+  week: 'Units per week (from Monday)',
+  month: 'Units per month',
+  year: 'Units per year',
+};
+
+function drawChart(groups: Array<{ key: string; units: number | string }>, range: { from?: number | undefined; to?: number | undefined }): void {
   const box = $('chart');
-  const data: uPlot.AlignedData = [groups.map((g) => Date.parse(g.key) / 1000), groups.map((g) => Number(g.units))];
+  plan = chartPlan(
+    groups.map((g) => ({ t: Date.parse(g.key), units: Number(g.units) })),
+    { ...(range.from !== undefined && { from: range.from }), ...(range.to !== undefined && { to: range.to }) },
+    Date.now(),
+  );
+  $('chart-title').textContent = BUCKET_TITLE[plan.bucket];
+  box.setAttribute('aria-label', `${BUCKET_TITLE[plan.bucket]} from ${formatLocal(plan.min)} to ${formatLocal(plan.max)}`);
+  // For tests and for anyone reading the DOM: what the axis spans.
+  Object.assign(box.dataset, { bucket: plan.bucket, xMin: String(plan.min), xMax: String(plan.max), bars: String(plan.starts.length) });
+  const data: uPlot.AlignedData = [plan.starts.map((t) => t / 1000), plan.units];
   const width = Math.max(280, box.clientWidth || 600);
   if (chart) {
     chart.setData(data);
     chart.setSize({ width, height: 220 });
     return;
   }
-  chart = new uPlot({ width, height: 220, series: [{}, { label: 'units', stroke: '#0b57d0', fill: 'rgba(11,87,208,0.12)' }], axes: [{}, { label: 'units' }] }, data, box);
+  chart = new uPlot(
+    {
+      width,
+      height: 220,
+      // The axis is the plan's range, not uPlot's guess (which spans years around a single point).
+      scales: { x: { time: true, range: () => [plan!.min / 1000, plan!.max / 1000] }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] } },
+      series: [{}, { label: 'units', stroke: '#0b57d0', fill: 'rgba(11,87,208,0.35)', paths: uPlot.paths.bars!({ align: 1, size: [0.9, Infinity] }), points: { show: false } }],
+      axes: [{}, { label: 'units' }],
+    },
+    data,
+    box,
+  );
 }
 
 function fillEpochs(epochs: Array<{ epoch: number; size: number; root: string; anchor: unknown }>, anchoring: string): void {
   $('epochs').querySelector('tbody')!.replaceChildren(
     ...epochs.map((e) => {
       const status = e.anchor ? 'anchored' : anchoring.startsWith('failed') ? 'failed (anchoring stopped)' : 'sealed';
-      return row([e.epoch, e.size, status, el('span', e.root, 'hash')], [0, 1]);
+      const tr = row([e.epoch, e.size, status, el('span', e.root, 'hash')], [0, 1]);
+      tr.lastElementChild!.classList.add('hash-cell');
+      return tr;
     }),
   );
 }
 
-function fillEvents(events: Array<{ id: number; status: string; event: { action: string; caller: string; units: number; ts_ms: number } }>): void {
+function fillEvents(events: EventReceipt[]): void {
   $('events').querySelector('tbody')!.replaceChildren(
     ...events.map((r) => {
       const link = el('a', `${r.status} receipt`);
       link.href = `/verify?event=${r.id}`;
-      return row([r.id, r.event.action, r.event.caller, r.event.units, new Date(r.event.ts_ms).toISOString().replace('T', ' ').slice(0, 19), link], [0, 3]);
+      return row([r.id, r.event.action, r.event.caller, r.event.units, formatLocal(r.event.ts_ms), link], [0, 3]);
     }),
   );
 }

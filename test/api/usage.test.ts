@@ -99,6 +99,79 @@ forEachEngine((fresh, engine) => {
       expect(res.body.error.details).toContainEqual(expect.objectContaining({ path, rule }));
     });
 
+    it.each([
+      ['a * pattern', 'namespace=acme/*', /namespace "acme\/\*" is not a namespace: it must be 1 to 128 characters of .*a \* pattern is for keys/],
+      ['upper case', 'namespace=Acme/prod', /namespace "Acme\/prod" is not a namespace/],
+      ['an empty item', 'namespace=acme/prod,', /namespace "" is not a namespace/],
+      ['one bad item among good ones', 'namespace=acme/prod&namespace=acme/%20x', /namespace "acme\/ x" is not a namespace/],
+      ['129 characters', `namespace=acme/${'x'.repeat(124)}`, /is not a namespace: it must be 1 to 128 characters/],
+    ])('answers 400 naming the namespace field for %s (not 200 with zeros)', async (_n, q, message) => {
+      const res = await usage(q);
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe('invalid_query');
+      expect(res.body.error.details).toContainEqual({ path: 'namespace', rule: 'pattern:^[a-z0-9][a-z0-9._/-]*$', message: expect.stringMatching(message) });
+    });
+
+    it('reads several namespaces at once (a comma list or repeated): each, groups merged, overall totals', async () => {
+      const expected = {
+        namespaces: ['acme/prod', 'acme/other'],
+        from: base,
+        to: base + 24 * H,
+        group_by: 'action',
+        groups: [
+          { key: 'extract', events: 1, units: 10 },
+          { key: 'recall', events: 3, units: 1007 },
+        ],
+        totals: { events: 4, units: 1017 },
+        by_namespace: [
+          { namespace: 'acme/prod', groups: [{ key: 'extract', events: 1, units: 10 }, { key: 'recall', events: 2, units: 7 }], totals: { events: 3, units: 17 } },
+          { namespace: 'acme/other', groups: [{ key: 'recall', events: 1, units: 1000 }], totals: { events: 1, units: 1000 } },
+        ],
+      };
+      const range = `from=${base}&to=${base + 24 * H}`;
+      expect(await usage(`namespace=acme/prod,acme/other&${range}`)).toEqual({ status: 200, body: expected });
+      expect(await usage(`namespace=acme/prod&namespace=acme/other&${range}`)).toEqual({ status: 200, body: expected });
+      // Listed twice counts once; a namespace without events is there with zeros.
+      const dup = await usage(`namespace=acme/prod,acme/prod,acme/none&${range}`);
+      expect(dup.body.namespaces).toEqual(['acme/prod', 'acme/none']);
+      expect(dup.body.totals).toEqual({ events: 3, units: 17 });
+      expect(dup.body.by_namespace[1]).toEqual({ namespace: 'acme/none', groups: [], totals: { events: 0, units: 0 } });
+      // One namespace keeps the single shape.
+      expect((await usage(`namespace=acme/prod&${range}`)).body).toMatchObject({ namespace: 'acme/prod', totals: { events: 3, units: 17 } });
+    });
+
+    it('checks every listed namespace against the key, and keeps sums exact across namespaces', async () => {
+      const res = await usage('namespace=acme/prod,globex/prod');
+      expect(res.status).toBe(403);
+      expect(res.body.error).toMatchObject({ code: 'namespace_forbidden', message: expect.stringMatching(/may not read namespace "globex\/prod"; it allows acme\/\*/) });
+      await s.post({ events: [event({ namespace: 'acme/big1', units: Number.MAX_SAFE_INTEGER }), event({ namespace: 'acme/big2', units: Number.MAX_SAFE_INTEGER })] });
+      expect((await usage('namespace=acme/big1,acme/big2')).body.totals.units).toBe((2n * BigInt(Number.MAX_SAFE_INTEGER)).toString());
+      const many = await usage(`namespace=${Array.from({ length: 101 }, (_, i) => `acme/n${i}`).join(',')}`);
+      expect(many.status).toBe(400);
+      expect(many.body.error.details[0]).toMatchObject({ path: 'namespace', rule: 'max_items:100' });
+      const paged = await usage('namespace=acme/prod,acme/other&receipts=true');
+      expect(paged.status).toBe(400);
+      expect(paged.body.error.details[0]).toMatchObject({ path: 'receipts', rule: 'one_namespace' });
+    });
+
+    it('says what is wrong in sentences, never in zod words', async () => {
+      const cases: Array<[string, RegExp]> = [
+        ['from=0', /^namespace is required/],
+        ['namespace=acme/prod&page=5&size=2', /^page, size are not parameters of \/v1\/usage; known: namespace, from, to, group_by/],
+        ['namespace=acme/prod&group_by=week', /^group_by must be one of action, caller, hour, day$/],
+        ['namespace=acme/prod&receipts=yes', /^receipts must be one of true, false$/],
+        ['namespace=acme/prod&receipts=true&limit=0', /^limit must be an integer from 1 to 1000$/],
+        ['namespace=acme/prod&from=1&from=2', /^from must be given once$/],
+        ['namespace=acme/prod&from=yesterday', /^from must be epoch milliseconds or an RFC 3339 date-time$/],
+      ];
+      for (const [q, message] of cases) {
+        const res = await usage(q);
+        expect(res.status, q).toBe(400);
+        expect(res.body.error.details[0].message, q).toMatch(message);
+        expect(res.body.error.message, q).not.toMatch(/Invalid input|expected string|received undefined|Unrecognized key/);
+      }
+    });
+
     it.runIf(engine === 'sqlite').each(GROUP_BY)('uses the (namespace, ts) index when grouping by %s (EXPLAIN QUERY PLAN)', (g) => {
       const plan = s.db().prepare(`EXPLAIN QUERY PLAN ${usageSql(g)}`).all('acme/prod', 0, 1, 10) as Array<{ detail: string }>;
       const details = plan.map((p) => p.detail).join('\n');

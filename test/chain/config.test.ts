@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadSuiConfig } from '../../src/chain/config.ts';
+import { bytesToHex, leafHash } from '../../src/event/leaf.ts';
 import { receipts } from '../cli/run.ts';
 import { tempDir } from '../helpers.ts';
 
@@ -66,11 +67,13 @@ describe('serve and verify with Sui options', () => {
     expect(r.stderr).toMatch(/--network testnet but .* is for localnet/);
   });
 
-  it('verify --onchain needs --rpc; --rpc refuses a receipt that is not anchored; an unreachable node exits 2', () => {
-    const receipt = { version: 1, status: 'sealed', anchor: null, epoch: 0 };
+  it('verify --onchain needs --rpc; --rpc says a receipt that is not anchored is not verifiable yet (3); an unreachable node exits 2', () => {
+    const event = { namespace: 'acme/prod', request_id: 'r1', caller: 'c', action: 'recall', units: 1, artifact_digest: '', ts_ms: 1 };
+    const leaf = bytesToHex(leafHash(event));
+    const receipt = { version: 1, status: 'sealed', event, leaf_hash: leaf, epoch: 0, leaf_index: 0, tree_size: 1, proof: [], root: leaf, anchor: null };
     const f = write('r.json', receipt);
     expect(receipts(['verify', f, '--onchain'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--onchain needs --rpc/) });
-    expect(receipts(['verify', f, '--rpc', 'http://127.0.0.1:1'])).toMatchObject({ code: 1, stdout: expect.stringMatching(/^invalid: the receipt is not anchored/) });
+    expect(receipts(['verify', f, '--rpc', 'http://127.0.0.1:1'])).toMatchObject({ code: 3, stdout: expect.stringMatching(/^not verifiable yet: the receipt is sealed but not anchored yet/) });
     const anchored = write('a.json', { ...receipt, status: 'anchored', anchor: { network: 'localnet', package_id: '0x1', registry_id: '0x2', tx_digest: 'x', checkpoint: '1' } });
     expect(receipts(['verify', anchored, '--rpc', 'http://127.0.0.1:1'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/cannot read registry 0x2 through http:\/\/127.0.0.1:1/) });
   });

@@ -105,12 +105,11 @@ describe('receipts serve', () => {
   });
 
   it('fails to start with a clear message when the port is taken', async () => {
-    const file = join(t.dir, 'port.db');
-    const first = await serve(['--db', file]);
+    const first = await serve(['--db', join(t.dir, 'port.db')]);
     const port = new URL(first.url).port;
-    const r = receipts(['serve', '--db', file, '--port', port]);
+    const r = receipts(['serve', '--db', join(t.dir, 'port2.db'), '--port', port]); // another ledger: only the port is shared
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`cannot listen on 127.0.0.1:${port}.*choose another --port`));
+    expect(r.stderr).toMatch(new RegExp(`cannot listen on 127.0.0.1:${port}: the port is in use by another process; choose another --port`));
     first.proc.kill('SIGTERM');
     await first.exited;
   });

@@ -52,21 +52,30 @@ it('serve seals within --epoch-ms; verify says valid (exit 0), invalid (exit 1) 
   expect(receipts(['verify', junk])).toMatchObject({ code: 2, stderr: expect.stringMatching(/is not JSON/) });
   expect(receipts(['verify', join(t.dir, 'missing.json')])).toMatchObject({ code: 2, stderr: expect.stringMatching(/cannot read/) });
   expect(receipts(['verify', good, '--root', 'ab'.repeat(32)]).code).toBe(2);
-});
+}, 180_000); // a dozen child processes: slow on a loaded 2-core machine
 
 it('receipts seal seals what is waiting and says so', async () => {
   const file = join(t.dir, 's.db');
   const s = await serve(['--db', file, '--epoch-ms', '3600000']);
   const key = JSON.parse(receipts(['keys', 'create', '--db', file, '--owner', 'acme', '--namespace', 'acme/*', '--json']).stdout).key;
-  await fetch(`${s.url}/v1/events`, {
+  const posted = await fetch(`${s.url}/v1/events`, {
     method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
     body: JSON.stringify({ events: Array.from({ length: 7 }, (_, i) => ({ request_id: `s${i}`, namespace: 'acme/p', action: 'recall', caller: 'c' })) }),
   });
+  const id = ((await posted.json()) as { results: Array<{ id: number }> }).results[0]!.id;
+  // The README walkthrough: a receipt saved before sealing is pending (exit 3, not "invalid"); fetched again after, valid.
+  const saved = join(t.dir, 'receipt.json');
+  const fetchReceipt = async () => writeFileSync(saved, await (await fetch(`${s.url}/v1/events/${id}/receipt`, { headers: { authorization: `Bearer ${key}` } })).text());
+  await fetchReceipt();
+  expect(receipts(['verify', saved])).toMatchObject({ code: 3, stdout: expect.stringMatching(/^not verifiable yet: the receipt is pending/) });
   // While the server runs on the same file.
   const sealed = receipts(['seal', '--db', file, '--max-events', '5']);
   expect(sealed.code).toBe(0);
   expect(sealed.stdout).toMatch(/^sealed epoch 0: 5 events, root [0-9a-f]{64} \(\d+ ms\)\nsealed epoch 1: 2 events/);
   expect(receipts(['seal', '--db', file]).stdout).toMatch(/nothing to seal/);
+  expect(receipts(['verify', saved]).code).toBe(3); // the saved copy stays pending
+  await fetchReceipt();
+  expect(receipts(['verify', saved])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^valid: epoch 0, leaf 0 of 5/) });
   s.proc.kill('SIGTERM');
   await s.exited;
-});
+}, 180_000); // a dozen child processes: slow on a loaded 2-core machine

@@ -24,7 +24,7 @@ beforeAll(async () => {
   s = await testServer({ limits: LIMITS });
   await s.app.listen({ host: '127.0.0.1', port: 0 });
   port = (s.app.server.address() as { port: number }).port;
-  goodKey = (await s.ledger.keys.create('good-inc', ['acme/*'])).key;
+  goodKey = (await (await s.ledger.keys.create('good-inc', ['acme/*']))).key;
 });
 afterAll(async () => {
   await s.close();

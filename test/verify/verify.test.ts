@@ -76,7 +76,6 @@ describe('verifyReceipt', () => {
     ['null', null, /not a JSON object/],
     ['an array', [r5], /not a JSON object/],
     ['version 2', { ...r5, version: 2 }, /unsupported receipt version 2/],
-    ['a pending receipt', { ...r5, status: 'pending', proof: null }, /pending/],
     ['no event', { ...r5, event: undefined }, /event is missing/],
     ['units as a string', { ...r5, event: { ...r5.event, units: '5' } }, /event.units must be an integer/],
     ['units beyond 2^53', { ...r5, event: { ...r5.event, units: 2 ** 53 } }, /event.units/],
@@ -89,6 +88,44 @@ describe('verifyReceipt', () => {
     const res = verifyReceipt(input);
     expect(res.ok).toBe(false);
     expect(res.reason).toMatch(reason);
+  });
+
+  it('tells malformed, pending and invalid apart (kind)', () => {
+    const pending = { ...r5, status: 'pending', epoch: null, leaf_index: null, tree_size: null, proof: null, root: null };
+    expect(verifyReceipt(pending)).toMatchObject({ ok: false, kind: 'pending', reason: expect.stringMatching(/pending: its epoch is not sealed yet/) });
+    expect(verifyReceipt({ ...r5, event: { ...r5.event, units: 6 } })).toMatchObject({ ok: false, kind: 'invalid' });
+    expect(verifyReceipt({ a: 1 })).toMatchObject({ ok: false, kind: 'malformed', reason: expect.stringMatching(/not a receipt: the version field is missing/) });
+  });
+
+  it.each([
+    ['anchored with a null anchor', { ...r5, status: 'anchored', anchor: null }, /status says anchored but anchor is null/],
+    ['sealed with an anchor', { ...r5, anchor: { network: 'testnet', package_id: '0x1', registry_id: '0x2', tx_digest: null, checkpoint: null } }, /status says sealed but the receipt has an anchor/],
+    ['an unknown top-level field', { ...r5, extra: true }, /unknown field "extra"/],
+    ['an unknown event field', { ...r5, event: { ...r5.event, metadata: {} } }, /unknown field "event.metadata"/],
+    ['an unknown anchor field', { ...r5, status: 'anchored', anchor: { network: 'testnet', package_id: '0x1', registry_id: '0x2', tx_digest: null, checkpoint: null, x: 1 } }, /unknown field "anchor.x"/],
+    ['a pending receipt with a proof', { ...r5, status: 'pending' }, /pending receipt has epoch null/],
+    ['a sealed receipt without a proof', { ...r5, proof: null }, /status says sealed but proof is null/],
+    ['a missing anchor', Object.fromEntries(Object.entries(r5).filter(([k]) => k !== 'anchor')), /anchor is missing/],
+    ['an unknown status', { ...r5, status: 'final' }, /status must be one of pending, sealed, anchored/],
+    ['a namespace over 128 characters', { ...r5, event: { ...r5.event, namespace: 'a'.repeat(129) } }, /event.namespace must be 1 to 128 characters/],
+    ['a 65-entry proof', { ...r5, proof: Array(65).fill(r5.root) }, /proof has 65 entries; an audit path has at most 64/],
+  ])('reports %s as malformed', (_n, input, reason) => {
+    const res = verifyReceipt(input);
+    expect(res).toMatchObject({ ok: false, kind: 'malformed', reason: expect.stringMatching(reason) });
+  });
+
+  it('refuses a proof of 3 million entries on its length, before reading any entry', () => {
+    // Entries that would throw if read: the length check must come first.
+    let reads = 0;
+    const proof = new Proxy(new Array(3_000_000).fill('00'.repeat(32)), {
+      get(target, key, receiver) {
+        if (typeof key === 'string' && /^\d+$/.test(key)) reads++;
+        return Reflect.get(target, key, receiver);
+      },
+    });
+    const res = verifyReceipt({ ...r5, proof });
+    expect(res).toMatchObject({ ok: false, kind: 'malformed', reason: 'proof has 3000000 entries; an audit path has at most 64' });
+    expect(reads).toBe(0);
   });
 
   it('never throws on junk (random mutations of a receipt)', () => {

@@ -75,7 +75,7 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
           status: 'conflict',
           request_id,
           id: w.id,
-          errors: w.differs.map((f) => ({ path: f, rule: 'same_as_recorded', message: `request_id "${request_id}" was already recorded with a different ${f}; nothing was changed` })),
+          errors: w.differs.map((f) => ({ path: f, rule: 'same_as_recorded', message: `request_id "${request_id}" was already recorded with a different value of ${f}; nothing was changed` })),
         };
       } else {
         const { redacted } = toWrite[j]!.event;

@@ -1,9 +1,10 @@
-// GET /v1/usage: counts and unit sums over [from, to) for one namespace the key may read.
+// GET /v1/usage: counts and unit sums over [from, to) for one namespace the key may read, or
+// for several at once (namespace=a,b or namespace=a&namespace=b): per namespace and overall.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { parseRfc3339 } from '../../event/validate.ts';
+import { NAMESPACE_PATTERN, parseRfc3339 } from '../../event/validate.ts';
 import type { Ledger } from '../../ledger/index.ts';
-import { GROUP_BY } from '../../ledger/index.ts';
+import { GROUP_BY, type UsageGroup, type UsageResult, type Units } from '../../ledger/index.ts';
 import type { ReceiptReader } from '../../receipt/reader.ts';
 import { principalOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
@@ -17,8 +18,12 @@ const instant = z.string().transform((s, ctx) => {
   return ms;
 });
 
+/** Most namespaces one request may sum (each is one indexed query). */
+export const MAX_NAMESPACES = 100;
+const MAX_NAMESPACE_LENGTH = 128;
+
 const usageQuery = z.strictObject({
-  namespace: z.string().min(1).max(128),
+  namespace: z.unknown(), // checked by namespacesOf: a list, each in the namespace alphabet
   from: instant.optional(),
   to: instant.optional(),
   group_by: z.enum(GROUP_BY).default('action'),
@@ -53,17 +58,9 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
   app.get('/v1/usage', async (request) => {
     const principal = principalOf(request);
     const parsed = usageQuery.safeParse(request.query, { reportInput: true });
-    if (!parsed.success) {
-      const details = parsed.error.issues.map((i) => {
-        const path = i.code === 'unrecognized_keys' ? i.keys.join(',') : i.path.join('.');
-        const rule =
-          i.code === 'unrecognized_keys' ? 'unknown_parameter'
-          : i.code === 'invalid_value' ? `one_of:${i.values.join('|')}`
-          : i.code === 'custom' ? String((i.params as { rule?: string })?.rule)
-          : i.input === undefined ? 'required'
-          : i.code;
-        return { path, rule, message: `${path}: ${i.message}` };
-      });
+    const details: Detail[] = parsed.success ? [] : parsed.error.issues.map(describeQueryIssue);
+    const namespaces = namespacesOf((request.query as Record<string, unknown> | null)?.namespace, details);
+    if (!parsed.success || typeof namespaces === 'undefined') {
       throw new ApiError(400, 'invalid_query', details.map((d) => d.message).join('; '), details);
     }
     const q = parsed.data;
@@ -72,14 +69,23 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
     if (from >= to) {
       throw new ApiError(400, 'invalid_query', 'from must be before to (the range is [from, to))', [{ path: 'from', rule: 'before_to', message: 'from must be before to' }]);
     }
-    if (!principal.allows(q.namespace)) {
-      throw new ApiError(403, 'namespace_forbidden', `this key may not read namespace "${q.namespace}"`);
+    const forbidden = namespaces.filter((n) => !principal.allows(n));
+    if (forbidden.length > 0) {
+      throw new ApiError(403, 'namespace_forbidden', `this key may not read namespace${forbidden.length > 1 ? 's' : ''} ${forbidden.map((n) => `"${n}"`).join(', ')}; it allows ${principal.namespaces.join(', ')}`);
     }
+    if (namespaces.length > 1) {
+      if (q.receipts !== undefined || q.limit !== undefined || q.cursor !== undefined || q.order !== undefined) {
+        const path = q.receipts !== undefined ? 'receipts' : q.limit !== undefined ? 'limit' : q.cursor !== undefined ? 'cursor' : 'order';
+        throw new ApiError(400, 'invalid_query', 'receipts are paged one namespace at a time: ask for one namespace with receipts=true', [{ path, rule: 'one_namespace', message: `${path} needs exactly one namespace` }]);
+      }
+      return combine(await Promise.all(namespaces.map((namespace) => opts.ledger.usage.query({ namespace, from, to, groupBy: q.group_by }))));
+    }
+    const namespace = namespaces[0]!;
     if (q.receipts !== 'true') {
       if (q.limit !== undefined || q.cursor !== undefined || q.order !== undefined) {
         throw new ApiError(400, 'invalid_query', 'limit, cursor and order page the receipts: add receipts=true', [{ path: q.limit !== undefined ? 'limit' : q.cursor !== undefined ? 'cursor' : 'order', rule: 'requires:receipts=true', message: 'only with receipts=true' }]);
       }
-      return opts.ledger.usage.query({ namespace: q.namespace, from, to, groupBy: q.group_by });
+      return opts.ledger.usage.query({ namespace: namespace, from, to, groupBy: q.group_by });
     }
 
     // Receipts, paged. Every page carries the totals of the same snapshot (seq ≤ as_of_seq),
@@ -94,10 +100,10 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
     }
     const max = cursor?.max ?? (await opts.ledger.events.latestId());
     const limit = q.limit ?? 100;
-    const totals = await opts.ledger.usage.query({ namespace: q.namespace, from, to, groupBy: q.group_by, asOf: max });
-    // Newest first starts just below (to, 0): every seq is ≥ 1, so that is "ts < to".
+    const totals = await opts.ledger.usage.query({ namespace, from, to, groupBy: q.group_by, asOf: max });
+    // Newest first starts just below (to, 0): every id is ≥ 1, so that is "ts < to".
     const start: [number, number] = cursor ? [cursor.ts, cursor.seq] : desc ? [to, 0] : [from, 0];
-    const rows = await opts.ledger.events.page({ namespace: q.namespace, from, to, asOf: max, after: start, limit, desc });
+    const rows = await opts.ledger.events.page({ namespace, from, to, asOf: max, after: start, limit, desc });
     const last = rows.at(-1);
     return {
       ...totals,
@@ -106,4 +112,97 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
       next_cursor: rows.length === limit && last ? encodeCursor({ ts: last.ts, seq: last.id, max, desc }) : null,
     };
   });
+}
+
+interface Detail {
+  path: string;
+  rule: string;
+  message: string;
+}
+
+const PARAMETERS = Object.keys(usageQuery.shape).join(', ');
+
+/** A zod issue of the query as a sentence naming the parameter and the rule (never zod's own words). */
+function describeQueryIssue(i: z.core.$ZodIssue): Detail {
+  const path = i.code === 'unrecognized_keys' ? i.keys.join(',') : i.path.join('.');
+  if (i.code === 'unrecognized_keys') {
+    return { path, rule: 'unknown_parameter', message: `${i.keys.join(', ')} ${i.keys.length > 1 ? 'are not parameters' : 'is not a parameter'} of /v1/usage; known: ${PARAMETERS}` };
+  }
+  if (Array.isArray(i.input)) return { path, rule: 'once', message: `${path} must be given once` };
+  if (i.input === undefined) return { path, rule: 'required', message: `${path} is required` };
+  if (i.code === 'invalid_value') return { path, rule: `one_of:${i.values.join('|')}`, message: `${path} must be one of ${i.values.join(', ')}` };
+  if (i.code === 'custom') return { path, rule: String((i.params as { rule?: string })?.rule), message: `${path} ${i.message}` };
+  if (path === 'limit') return { path, rule: 'integer:1..1000', message: 'limit must be an integer from 1 to 1000' };
+  if (path === 'cursor') return { path, rule: 'issued_cursor', message: 'cursor must be a next_cursor value from a previous page' };
+  return { path, rule: i.code, message: `${path} is not valid here` };
+}
+
+/**
+ * The namespaces asked for: `namespace=a,b`, `namespace=a&namespace=b`, or both, each exactly a
+ * namespace (the alphabet of events, no `*`: patterns are for keys). Problems go to `details`.
+ */
+function namespacesOf(raw: unknown, details: Detail[]): string[] | undefined {
+  if (raw === undefined) {
+    details.push({ path: 'namespace', rule: 'required', message: 'namespace is required (one namespace, or several as namespace=a,b)' });
+    return undefined;
+  }
+  const values = Array.isArray(raw) ? raw : [raw];
+  if (values.length > MAX_NAMESPACES || !values.every((v) => typeof v === 'string')) {
+    details.push({ path: 'namespace', rule: `max_items:${MAX_NAMESPACES}`, message: `namespace may list at most ${MAX_NAMESPACES} namespaces` });
+    return undefined;
+  }
+  const list: string[] = [];
+  for (const value of values as string[]) {
+    // Bounded before splitting: the query string itself is bounded by the server's URL limit.
+    for (const n of value.split(',')) {
+      if (n.length < 1 || n.length > MAX_NAMESPACE_LENGTH || !NAMESPACE_PATTERN.test(n)) {
+        const shown = n.length > 64 ? `${n.slice(0, 64)}…` : n;
+        const hint = n.includes('*') ? ' (a * pattern is for keys; list the namespaces to read, e.g. namespace=acme/prod,acme/dev)' : '';
+        details.push({
+          path: 'namespace',
+          rule: `pattern:${NAMESPACE_PATTERN.source}`,
+          message: `namespace "${shown}" is not a namespace: it must be 1 to ${MAX_NAMESPACE_LENGTH} characters of ${NAMESPACE_PATTERN.source}${hint}`,
+        });
+        return undefined;
+      }
+      if (!list.includes(n)) list.push(n);
+      if (list.length > MAX_NAMESPACES) {
+        details.push({ path: 'namespace', rule: `max_items:${MAX_NAMESPACES}`, message: `namespace may list at most ${MAX_NAMESPACES} namespaces` });
+        return undefined;
+      }
+    }
+  }
+  return list;
+}
+
+const exact = (n: bigint): Units => (n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString());
+
+/** Several namespaces' results: each one, the groups merged by key, and the overall totals (exact). */
+function combine(results: UsageResult[]) {
+  const merged = new Map<string, { events: number; units: bigint }>();
+  let events = 0;
+  let units = 0n;
+  for (const r of results) {
+    for (const g of r.groups) {
+      const m = merged.get(g.key) ?? { events: 0, units: 0n };
+      m.events += g.events;
+      m.units += BigInt(g.units);
+      merged.set(g.key, m);
+    }
+    events += r.totals.events;
+    units += BigInt(r.totals.units);
+  }
+  const first = results[0]!;
+  const groups: UsageGroup[] = [...merged.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([key, g]) => ({ key, events: g.events, units: exact(g.units) }));
+  return {
+    namespaces: results.map((r) => r.namespace),
+    from: first.from,
+    to: first.to,
+    group_by: first.group_by,
+    groups,
+    totals: { events, units: exact(units) },
+    by_namespace: results.map((r) => ({ namespace: r.namespace, groups: r.groups, totals: r.totals })),
+  };
 }

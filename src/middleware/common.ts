@@ -1,0 +1,273 @@
+// What the fastify, Express and edge middleware share: the options, the one place where an
+// event is built, refusal (admission) classification, request ids, and the per-request context
+// that upstream attribution reads. Edge-safe: no Node-only import (AsyncLocalStorage is looked
+// up at run time, see requestContext()).
+import { uuidv7 } from 'uuidv7';
+import { createUsageClient, PRECHECKED, type UsageClient, type UsageClientOptions, type UsageEventInput } from '../client/index.ts';
+import { looksLikeSecret } from '../event/redact.ts';
+import { ACTION_PATTERN, MAX_UNITS, NAMESPACE_PATTERN } from '../event/validate.ts';
+
+/** How a request ended, as the `units` function sees it. */
+export interface RequestOutcome {
+  status: number;
+  /** The client went away before the answer was complete. */
+  aborted: boolean;
+  /** Set when the request was refused before it ran (then units are 0 whatever `units` says). */
+  admission?: string;
+  durationMs: number;
+}
+
+export interface MeterOptions<Req, Res> {
+  /** The usage client to record through; or give `url` + `apiKey` (and `clientOptions`) to build one. */
+  client?: UsageClient;
+  url?: string;
+  apiKey?: string;
+  clientOptions?: Omit<UsageClientOptions, 'url' | 'apiKey'>;
+  namespace: string | ((request: Req) => string);
+  /** Who; for refused requests, where it throws or gives nothing, `anonymous`. */
+  caller: (request: Req) => string;
+  action: string | ((request: Req) => string);
+  /** How much (default: 1 for a status below 400, else 0). Ignored (0) for refused requests. */
+  units?: (request: Req, reply: Res, outcome: RequestOutcome) => number;
+  /** Default: the incoming `x-request-id` when it is a usable id, else a generated one. */
+  requestId?: (request: Req) => string | undefined;
+  /** Requests that are not metered at all (health checks). */
+  skip?: (request: Req) => boolean;
+  /**
+   * Statuses that mean "refused before the work ran", with their reason
+   * (default 401 unauthorized, 403 forbidden, 429 rate_limited, 503 unavailable).
+   */
+  refusedStatuses?: Record<number, string>;
+  /** Your own refusal reasons (`over_quota`, `suspended`): a string marks the request refused. */
+  refusal?: (request: Req, reply: Res) => string | undefined;
+  /** The action recorded for a refused request (default: the action itself). */
+  refusedAction?: (action: string, reason: string) => string;
+  /** Metering problems (a throwing option function), never thrown into the request. */
+  onError?: (error: Error) => void;
+}
+
+export const DEFAULT_REFUSED: Readonly<Record<number, string>> = Object.freeze({ 401: 'unauthorized', 403: 'forbidden', 429: 'rate_limited', 503: 'unavailable' });
+
+/** The only values that reach `metadata`: primitives of the request, never objects or headers. */
+export interface RequestFacts {
+  ts: number;
+  requestId: string;
+  method: string;
+  route: string | undefined;
+  status: number;
+  aborted: boolean;
+  durationMs: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface Meter<Req, Res> {
+  readonly client: UsageClient;
+  /** Whether this meter built its client (and so closes it). */
+  readonly ownsClient: boolean;
+  requestId(request: Req, incoming: string | null | undefined): string;
+  /** Builds and records the event; never throws. */
+  record(request: Req, reply: Res, facts: RequestFacts): void;
+  /** The per-request context for upstream attribution. */
+  context(request: Req, requestId: string): InboundContext;
+  report(error: unknown): void;
+}
+
+/** Ids safe as a leaf field: printable ASCII without spaces, ≤ 128, and not a credential. */
+const USABLE_ID = /^[\x21-\x7e]{1,128}$/;
+
+export function usableRequestId(id: unknown): id is string {
+  return typeof id === 'string' && USABLE_ID.test(id) && !looksLikeSecret(id);
+}
+
+/**
+ * The leaf rules of src/event/validate.ts for the three option values, remembered per value:
+ * services have few namespaces and actions and callers repeat, so the full validation (zod and
+ * the credential scan, tens of µs) would otherwise cost more than a trivial request.
+ */
+const LEAF_RULES = {
+  namespace: (v: string) => v.length <= 128 && NAMESPACE_PATTERN.test(v),
+  action: (v: string) => v.length <= 64 && ACTION_PATTERN.test(v),
+  caller: (v: string) => v.length <= 256 && v.isWellFormed() && !v.includes('\u0000'),
+};
+const checked = { namespace: new Map<string, boolean>(), action: new Map<string, boolean>(), caller: new Map<string, boolean>() };
+
+function leafValueOk(field: keyof typeof LEAF_RULES, value: string): boolean {
+  const cache = checked[field];
+  let ok = cache.get(value);
+  if (ok === undefined) {
+    ok = LEAF_RULES[field](value) && !looksLikeSecret(value);
+    if (cache.size >= 10_000) cache.clear(); // bounded: many distinct callers only cost re-checks
+    cache.set(value, ok);
+  }
+  return ok;
+}
+
+/** Route patterns come from the app's code; still bounded so metadata stays far under 4 KiB. */
+function routeValue(route: string | undefined): string | undefined {
+  return typeof route === 'string' && route.length <= 256 && route.isWellFormed() && !route.includes('\u0000') ? route : undefined;
+}
+
+let idPrefix: string | undefined;
+let idSeq = 0;
+/** A UUIDv7 per process and a sequence: unique across processes, cheap per request. */
+export function newRequestId(): string {
+  idPrefix ??= uuidv7();
+  return `${idPrefix}-${(++idSeq).toString(36)}`;
+}
+
+export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: string): Meter<Req, Res> {
+  if (!options || typeof options !== 'object') throw new Error(`${where}: options are required ({ namespace, caller, action, client | url + apiKey })`);
+  for (const k of ['namespace', 'action'] as const) {
+    const v = options[k];
+    if (typeof v !== 'function' && (typeof v !== 'string' || v === '')) throw new Error(`${where}: ${k} must be a function of the request or a non-empty string`);
+  }
+  if (typeof options.caller !== 'function') throw new Error(`${where}: caller must be a function of the request, e.g. (request) => request.user.id`);
+  for (const k of ['units', 'requestId', 'skip', 'refusal', 'refusedAction', 'onError'] as const) {
+    if (options[k] !== undefined && typeof options[k] !== 'function') throw new Error(`${where}: ${k} must be a function`);
+  }
+  const ownsClient = !options.client;
+  const client = options.client ?? createUsageClient({ ...options.clientOptions, url: options.url, apiKey: options.apiKey, onError: options.clientOptions?.onError ?? options.onError });
+  const refused: Record<number, string> = options.refusedStatuses ?? DEFAULT_REFUSED;
+  const fn = <T>(v: T | ((r: Req) => T)) => (typeof v === 'function' ? (v as (r: Req) => T) : () => v);
+  const namespaceOf = fn(options.namespace);
+  const actionOf = fn(options.action);
+
+  const report = (error: unknown) => {
+    try {
+      options.onError?.(error instanceof Error ? error : new Error(String(error)));
+    } catch {}
+  };
+  /** Calls an option function; a throw or a non-string is reported and gives undefined. */
+  const text = (name: string, f: (r: Req) => string, request: Req, quiet = false): string | undefined => {
+    try {
+      const v = f(request);
+      if (typeof v === 'string' && v !== '') return v;
+      if (!quiet) report(new Error(`${where}: ${name}(request) gave ${v === '' ? 'an empty string' : typeof v}, not a string; the request was not metered`));
+    } catch (err) {
+      if (!quiet) report(new Error(`${where}: ${name}(request) threw (${(err as Error)?.message}); the request was not metered`));
+    }
+    return undefined;
+  };
+
+  const meter: Meter<Req, Res> = {
+    client,
+    ownsClient,
+    report,
+    requestId(request, incoming) {
+      if (options.requestId) {
+        try {
+          const id = options.requestId(request);
+          if (usableRequestId(id)) return id;
+        } catch (err) {
+          report(err);
+        }
+        return newRequestId();
+      }
+      return usableRequestId(incoming) ? incoming : newRequestId();
+    },
+    record(request, reply, facts) {
+      try {
+        if (options.skip?.(request)) return;
+        let admission: string | undefined;
+        if (options.refusal) admission = options.refusal(request, reply) || undefined;
+        if (admission === undefined && !facts.aborted) admission = refused[facts.status];
+        const namespace = text('namespace', namespaceOf, request);
+        let action = text('action', actionOf, request);
+        // A refused request often has no caller yet (401): still measured, as anonymous.
+        const caller = text('caller', options.caller, request, admission !== undefined) ?? (admission !== undefined ? 'anonymous' : undefined);
+        if (namespace === undefined || action === undefined || caller === undefined) return;
+        const outcome: RequestOutcome = { status: facts.status, aborted: facts.aborted, durationMs: facts.durationMs };
+        let units = 0;
+        if (admission !== undefined) {
+          outcome.admission = admission;
+          if (options.refusedAction) action = options.refusedAction(action, admission);
+        } else if (options.units) {
+          units = options.units(request, reply, outcome);
+        } else units = !facts.aborted && facts.status < 400 ? 1 : 0;
+        const metadata: Record<string, string | number | boolean> = {
+          method: facts.method,
+          status: facts.status,
+          duration_ms: Math.round(facts.durationMs * 100) / 100,
+          bytes_in: facts.bytesIn,
+          bytes_out: facts.bytesOut,
+        };
+        const route = routeValue(facts.route);
+        if (route !== undefined) metadata.route = route;
+        if (facts.aborted) metadata.aborted = true;
+        if (admission !== undefined) metadata.admission = admission;
+        const event: UsageEventInput & { [PRECHECKED]?: true } = { request_id: facts.requestId, namespace, caller, action, units, ts: facts.ts, metadata };
+        // Every field is known good: skip the client's full check. Otherwise the client checks
+        // it and reports exactly what is wrong to onRejected.
+        if (
+          // (the request id was checked when it was taken or made, see requestId())
+          Number.isSafeInteger(units) && units >= 0 && units <= MAX_UNITS &&
+          leafValueOk('namespace', namespace) && leafValueOk('action', action) && leafValueOk('caller', caller) &&
+          (admission === undefined || (admission.length <= 64 && admission.isWellFormed()))
+        ) event[PRECHECKED] = true;
+        client.record(event);
+      } catch (err) {
+        report(err);
+      }
+    },
+    context(request, requestId) {
+      let identity: { namespace: string; caller: string } | undefined;
+      return {
+        requestId,
+        client,
+        upstreamCalls: 0,
+        identity() {
+          // Cached once resolved; until then asked again (auth may resolve the caller later).
+          if (identity) return identity;
+          const namespace = text('namespace', namespaceOf, request, true);
+          const caller = text('caller', options.caller, request, true);
+          if (namespace && caller) identity = { namespace, caller };
+          return identity ?? null;
+        },
+      };
+    },
+  };
+  return meter;
+}
+
+/** What an outgoing call made while serving a request knows about that request. */
+export interface InboundContext {
+  requestId: string;
+  client: UsageClient;
+  /** Outgoing calls metered so far (numbers their request ids). */
+  upstreamCalls: number;
+  /** The request's namespace and caller, as the meter's options resolve them now; null if they cannot. */
+  identity(): { namespace: string; caller: string } | null;
+}
+
+interface Storage {
+  run<R>(store: InboundContext, fn: () => R): R;
+  getStore(): InboundContext | undefined;
+}
+
+const STORAGE = Symbol.for('sui-receipts.request-context');
+
+/**
+ * One AsyncLocalStorage shared by every copy of this package in the process, found without a
+ * static import of node:async_hooks (edge bundles have none): the global one (Vercel/Next edge),
+ * else Node's through process.getBuiltinModule. Null where neither exists: attribution is off.
+ */
+export function requestContext(): Storage | null {
+  const g = globalThis as unknown as Record<PropertyKey, unknown> & { AsyncLocalStorage?: new () => Storage; process?: { getBuiltinModule?: (id: string) => unknown } };
+  if (g[STORAGE] !== undefined) return g[STORAGE] as Storage | null;
+  let Als: (new () => Storage) | undefined = typeof g.AsyncLocalStorage === 'function' ? g.AsyncLocalStorage : undefined;
+  if (!Als) {
+    try {
+      Als = (g.process?.getBuiltinModule?.('node:async_hooks') as { AsyncLocalStorage?: new () => Storage } | undefined)?.AsyncLocalStorage;
+    } catch {}
+  }
+  const storage = Als ? new Als() : null;
+  g[STORAGE] = storage;
+  return storage;
+}
+
+/** Content-Length as a number, 0 when absent or unreadable. */
+export function contentLength(value: unknown): number {
+  const n = typeof value === 'string' ? Number(value) : typeof value === 'number' ? value : NaN;
+  return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+}

@@ -1,0 +1,282 @@
+// The fastify plugin through a real app: what lands in the sink, once per request, whatever
+// the request did; and that the app's answers never wait for or fail because of metering.
+import Fastify, { type FastifyInstance } from 'fastify';
+import { request as httpRequest } from 'node:http';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMemorySink, createUsageClient, type MemorySink, type QueuedEvent, type UsageClient } from '../../src/index.ts';
+import { meterRequests, type FastifyMeterOptions } from '../../src/middleware/fastify.ts';
+import { meteredFetch } from '../../src/middleware/upstream.ts';
+import { testServer, until, type TestServer } from '../helpers.ts';
+
+let app: FastifyInstance | undefined;
+let client: UsageClient | undefined;
+let server: TestServer | undefined;
+afterEach(async () => {
+  await app?.close();
+  await client?.close();
+  await server?.close();
+  app = client = server = undefined;
+});
+
+const fast = { flushIntervalMs: 5, retry: { baseMs: 5, maxMs: 20 } };
+
+function setup(extra: Partial<FastifyMeterOptions> = {}, sink: MemorySink = createMemorySink()) {
+  client = createUsageClient({ sink, ...fast });
+  app = Fastify();
+  const errors: Error[] = [];
+  meterRequests(app, {
+    client,
+    namespace: 'acme/prod',
+    caller: (r) => {
+      const user = r.headers['x-user'];
+      if (typeof user !== 'string') throw new Error('no user');
+      return user;
+    },
+    action: (r) => (r.routeOptions.config as { action?: string }).action ?? 'call',
+    onError: (e) => errors.push(e),
+    ...extra,
+  });
+  return { sink, errors, app };
+}
+
+/** Waits until the sink holds n events and nothing more arrives for a little while. */
+async function settled(sink: MemorySink, n: number): Promise<QueuedEvent[]> {
+  await client!.flush();
+  await sink.until(n);
+  await new Promise((r) => setTimeout(r, 30));
+  await client!.flush();
+  return sink.events;
+}
+
+describe('fastify meterRequests', () => {
+  it('records one event from the option functions and an allow-list of primitives, never headers', async () => {
+    const { sink } = setup({ units: (_req, reply) => Number(reply.getHeader('x-items') ?? 0) });
+    app!.post('/recall/:id', { config: { action: 'recall' } }, async (_req, reply) => {
+      reply.header('x-items', '3');
+      return { items: [1, 2, 3] };
+    });
+    const res = await app!.inject({
+      method: 'POST', url: '/recall/42?token=sk-live-123', payload: { q: 'x' },
+      headers: { 'x-user': 'user-7', 'x-request-id': 'req-abc', authorization: 'Bearer top-secret-value', cookie: 'session=hunter2' },
+    });
+    expect(res.statusCode).toBe(200);
+    const [e, ...rest] = await settled(sink, 1);
+    expect(rest).toEqual([]);
+    expect(e).toMatchObject({ request_id: 'req-abc', namespace: 'acme/prod', caller: 'user-7', action: 'recall', units: 3 });
+    expect(typeof e!.ts).toBe('number');
+    expect(Object.keys(e!.metadata!).sort()).toEqual(['bytes_in', 'bytes_out', 'duration_ms', 'method', 'route', 'status']);
+    expect(e!.metadata).toMatchObject({ method: 'POST', route: '/recall/:id', status: 200, bytes_in: 9, bytes_out: res.rawPayload.length });
+    for (const v of Object.values(e!.metadata!)) expect(['string', 'number', 'boolean']).toContain(typeof v);
+    const text = JSON.stringify(e);
+    for (const secret of ['top-secret-value', 'hunter2', 'sk-live-123', '42']) expect(text).not.toContain(secret);
+  });
+
+  it('generates unique request ids without x-request-id, and refuses unusable incoming ids', async () => {
+    const { sink } = setup();
+    app!.get('/a', async () => 'ok');
+    await app!.inject({ url: '/a', headers: { 'x-user': 'u' } });
+    await app!.inject({ url: '/a', headers: { 'x-user': 'u', 'x-request-id': 'has space' } });
+    await app!.inject({ url: '/a', headers: { 'x-user': 'u', 'x-request-id': 'x'.repeat(129) } });
+    const events = await settled(sink, 3);
+    expect(new Set(events.map((e) => e.request_id)).size).toBe(3);
+    for (const e of events) expect(e.request_id).toMatch(/^[0-9a-f-]{36}-[0-9a-z]+$/);
+  });
+
+  it('records refused requests with units 0 and the reason, also when an earlier hook refused', async () => {
+    const sink = createMemorySink();
+    client = createUsageClient({ sink, ...fast });
+    app = Fastify();
+    // A rate limiter registered before the plugin: its refusal still reaches onResponse.
+    app.addHook('onRequest', async (req, reply) => {
+      if (req.headers['x-limit']) return reply.code(429).send({ error: 'slow down' });
+    });
+    meterRequests(app, { client, namespace: 'acme/prod', caller: (r) => String(r.headers['x-user'] ?? ''), action: 'recall', units: () => 99 });
+    app.get('/r', async (req, reply) => {
+      if (!req.headers['x-user']) return reply.code(401).send({ error: 'who?' });
+      if (req.headers['x-suspended']) return reply.code(403).send({ error: 'suspended' });
+      return 'ok';
+    });
+    await app.inject({ url: '/r', headers: { 'x-user': 'u1', 'x-limit': '1', 'x-request-id': 'lim' } });
+    await app.inject({ url: '/r', headers: { 'x-request-id': 'anon' } });
+    await app.inject({ url: '/r', headers: { 'x-user': 'u2', 'x-suspended': '1', 'x-request-id': 'sus' } });
+    await app.inject({ url: '/r', headers: { 'x-user': 'u3', 'x-request-id': 'ok' } });
+    const events = await settled(sink, 4);
+    const by = Object.fromEntries(events.map((e) => [e.request_id, e]));
+    expect(by.lim).toMatchObject({ caller: 'u1', action: 'recall', units: 0, metadata: { status: 429, admission: 'rate_limited' } });
+    expect(by.anon).toMatchObject({ caller: 'anonymous', units: 0, metadata: { status: 401, admission: 'unauthorized' } });
+    expect(by.sus).toMatchObject({ caller: 'u2', units: 0, metadata: { status: 403, admission: 'forbidden' } });
+    expect(by.ok).toMatchObject({ caller: 'u3', units: 99 });
+    expect(by.ok!.metadata).not.toHaveProperty('admission');
+    expect(events).toHaveLength(4);
+  });
+
+  it('refusal reasons are configurable: own statuses, own classifier, own action', async () => {
+    const { sink } = setup({
+      refusedStatuses: { 429: 'rate_limited', 402: 'over_quota' },
+      refusal: (req) => (req.headers['x-suspended'] ? 'suspended' : undefined),
+      refusedAction: (action, reason) => `${action}.refused.${reason}`,
+    });
+    app!.get('/x', { config: { action: 'recall' } }, async (req, reply) => reply.code(req.headers['x-code'] ? Number(req.headers['x-code']) : 200).send('x'));
+    await app!.inject({ url: '/x', headers: { 'x-user': 'u', 'x-code': '402', 'x-request-id': 'quota' } });
+    await app!.inject({ url: '/x', headers: { 'x-user': 'u', 'x-suspended': '1', 'x-request-id': 'susp' } });
+    await app!.inject({ url: '/x', headers: { 'x-user': 'u', 'x-code': '401', 'x-request-id': 'not-refused-here' } });
+    const by = Object.fromEntries((await settled(sink, 3)).map((e) => [e.request_id, e]));
+    expect(by.quota).toMatchObject({ action: 'recall.refused.over_quota', units: 0, metadata: { admission: 'over_quota' } });
+    expect(by.susp).toMatchObject({ action: 'recall.refused.suspended', units: 0, metadata: { status: 200, admission: 'suspended' } });
+    expect(by['not-refused-here']).toMatchObject({ action: 'recall', units: 0, metadata: { status: 401 } });
+    expect(by['not-refused-here']!.metadata).not.toHaveProperty('admission');
+  });
+
+  it('one event for a handler that throws, none for skipped requests', async () => {
+    const { sink } = setup({ skip: (r) => r.url === '/healthz' });
+    app!.get('/boom', async () => {
+      throw new Error('handler failed');
+    });
+    app!.get('/healthz', async () => 'ok');
+    expect((await app!.inject({ url: '/boom', headers: { 'x-user': 'u', 'x-request-id': 'boom' } })).statusCode).toBe(500);
+    await app!.inject({ url: '/healthz', headers: { 'x-user': 'u' } });
+    const events = await settled(sink, 1);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ request_id: 'boom', units: 0, metadata: { status: 500 } });
+  });
+
+  it('a streamed reply is recorded once, after its last byte, with the bytes sent', async () => {
+    const { sink } = setup();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    app!.get('/stream', async (_req, reply) => {
+      async function* chunks() {
+        yield Buffer.alloc(1000, 'a');
+        await gate;
+        yield Buffer.alloc(500, 'b');
+      }
+      return reply.type('text/plain').send(Readable.from(chunks()));
+    });
+    const url = await app!.listen({ port: 0, host: '127.0.0.1' });
+    const pending = fetch(`${url}/stream`, { headers: { 'x-user': 'u', 'x-request-id': 'st' } }).then((r) => r.text());
+    await new Promise((r) => setTimeout(r, 50));
+    await client!.flush();
+    expect(sink.events).toHaveLength(0); // still streaming
+    release();
+    expect((await pending).length).toBe(1500);
+    const events = await settled(sink, 1);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ request_id: 'st', units: 1, metadata: { status: 200, bytes_out: 1500 } });
+    expect(events[0]!.metadata).not.toHaveProperty('aborted');
+  });
+
+  it('an aborted request is recorded once, marked aborted, with units 0 by default', async () => {
+    const { sink } = setup();
+    let finishHandler!: () => void;
+    app!.get('/slow', async () => {
+      await new Promise<void>((r) => (finishHandler = r));
+      return 'late';
+    });
+    app!.get('/drip', async (_req, reply) => {
+      async function* chunks() {
+        yield 'first';
+        await new Promise(() => {}); // never ends: only the client going away ends it
+      }
+      return reply.send(Readable.from(chunks()));
+    });
+    await app!.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app!.server.address() as { port: number };
+    const abortAfter = (path: string, id: string) =>
+      new Promise<void>((resolve) => {
+        const req = httpRequest({ port, host: '127.0.0.1', path, headers: { 'x-user': 'u', 'x-request-id': id } }, (res) => {
+          res.once('data', () => (req.destroy(), resolve()));
+        });
+        req.on('error', () => {});
+        req.end();
+      });
+    const slow = httpRequest({ port, host: '127.0.0.1', path: '/slow', headers: { 'x-user': 'u', 'x-request-id': 'gone-early' } });
+    slow.on('error', () => {});
+    slow.end();
+    await until(() => typeof finishHandler === 'function'); // the handler is running
+    slow.destroy();
+    await abortAfter('/drip', 'gone-mid-body');
+    await sink.until(2);
+    finishHandler(); // the handler ends after its client left: still one event
+    const events = await settled(sink, 2);
+    await new Promise((r) => setTimeout(r, 50));
+    await client!.flush();
+    const by = Object.fromEntries(events.map((e) => [e.request_id, e]));
+    expect(events).toHaveLength(2);
+    expect(by['gone-early']).toMatchObject({ units: 0, metadata: { aborted: true, status: 499 } });
+    expect(by['gone-mid-body']).toMatchObject({ units: 0, metadata: { aborted: true, status: 200 } });
+    expect(by['gone-mid-body']!.metadata!.bytes_out).toBeGreaterThan(0);
+  });
+
+  it('answers never wait for the sink: a sink that hangs or throws changes nothing', async () => {
+    const sink = createMemorySink();
+    sink.answer = () => new Promise(() => {}); // a service that never answers
+    setup({}, sink);
+    app!.get('/a', async () => 'ok');
+    const t = performance.now();
+    for (let i = 0; i < 50; i++) expect((await app!.inject({ url: '/a', headers: { 'x-user': 'u' } })).statusCode).toBe(200);
+    expect(performance.now() - t).toBeLessThan(2000);
+    expect(client!.stats().queued + client!.stats().inFlight).toBe(50);
+    (client as unknown as { head: number; queue: unknown[]; inFlight: number }).head = 50; // nothing left to close on
+    (client as unknown as { inFlight: number }).inFlight = 0;
+    client = undefined;
+  });
+
+  it('answers never fail because of metering: throwing option functions and a throwing record', async () => {
+    const errors: Error[] = [];
+    const broken = { record: () => { throw new Error('client broke'); }, flush: async () => {}, close: async () => {}, stats: () => ({}) } as unknown as UsageClient;
+    app = Fastify();
+    meterRequests(app, { client: broken, namespace: () => { throw new Error('ns broke'); }, caller: () => 'u', action: 'a', onError: (e) => errors.push(e) });
+    app.get('/a', async () => 'ok');
+    expect((await app.inject({ url: '/a' })).statusCode).toBe(200);
+    expect(errors[0]!.message).toMatch(/namespace\(request\) threw \(ns broke\); the request was not metered/);
+  });
+
+  it('service answering 500 first, then OK: every event lands once, with the request ids it was recorded with', async () => {
+    server = await testServer();
+    let failures = 3;
+    server.app.addHook('onRequest', async (req, reply) => {
+      if (req.url === '/v1/events' && failures-- > 0) return reply.code(500).send({ error: { code: 'boom', message: 'down' } });
+    });
+    await server.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = server.app.server.address() as { port: number };
+    app = Fastify();
+    meterRequests(app, { url: `http://127.0.0.1:${port}`, apiKey: server.key, clientOptions: fast, namespace: 'acme/mw', caller: () => 'u', action: 'recall' });
+    app.get('/a', async () => 'ok');
+    const ids = Array.from({ length: 20 }, (_, i) => `stable-${i}`);
+    for (const id of ids) expect((await app.inject({ url: '/a', headers: { 'x-request-id': id } })).statusCode).toBe(200);
+    const rows = () => server.db().prepare("SELECT request_id, units FROM events WHERE namespace = 'acme/mw' ORDER BY request_id").all() as Array<{ request_id: string }>;
+    await until(() => rows().length === 20);
+    await app.close(); // closes the client it built: flushes
+    app = undefined;
+    expect(rows().map((r) => r.request_id).sort()).toEqual([...ids].sort());
+    expect(failures).toBeLessThan(0);
+  });
+
+  it('upstream calls made while serving are attributed to the request, without changing the handler', async () => {
+    const { sink } = setup();
+    const calls: string[] = [];
+    const fakeFetch = (async (input: string | URL | Request) => {
+      calls.push(String(input));
+      return new Response('{}', { status: 200, headers: { 'x-tokens': '120' } });
+    }) as typeof fetch;
+    const openai = meteredFetch({ provider: 'openai', fetch: fakeFetch, units: (r) => Number(r.headers.get('x-tokens')) });
+    app!.get('/ask', { config: { action: 'ask' } }, async () => {
+      await new Promise((r) => setTimeout(r, 1));
+      await openai('https://api.openai.example/v1/chat?key=sk-should-not-appear');
+      await openai('https://api.openai.example/v1/chat');
+      return 'ok';
+    });
+    await app!.inject({ url: '/ask', headers: { 'x-user': 'user-9', 'x-request-id': 'in-1' } });
+    await openai('https://api.openai.example/outside'); // outside a request: passes through, not metered
+    const events = await settled(sink, 3);
+    expect(calls).toHaveLength(3);
+    expect(events.map((e) => [e.request_id, e.action, e.caller, e.units])).toEqual([
+      ['in-1.openai.1', 'upstream.openai', 'user-9', 120],
+      ['in-1.openai.2', 'upstream.openai', 'user-9', 120],
+      ['in-1', 'ask', 'user-9', 1],
+    ]);
+    expect(events[0]!.metadata).toMatchObject({ upstream: 'openai', inbound_request_id: 'in-1', host: 'api.openai.example', method: 'GET', status: 200 });
+    expect(JSON.stringify(events)).not.toContain('sk-should-not-appear');
+  });
+});
