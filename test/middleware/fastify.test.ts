@@ -245,7 +245,7 @@ describe('fastify meterRequests', () => {
     app.get('/a', async () => 'ok');
     const ids = Array.from({ length: 20 }, (_, i) => `stable-${i}`);
     for (const id of ids) expect((await app.inject({ url: '/a', headers: { 'x-request-id': id } })).statusCode).toBe(200);
-    const rows = () => server.db().prepare("SELECT request_id, units FROM events WHERE namespace = 'acme/mw' ORDER BY request_id").all() as Array<{ request_id: string }>;
+    const rows = () => server!.db().prepare("SELECT request_id, units FROM events WHERE namespace = 'acme/mw' ORDER BY request_id").all() as Array<{ request_id: string }>;
     await until(() => rows().length === 20);
     await app.close(); // closes the client it built: flushes
     app = undefined;
