@@ -10,12 +10,29 @@ export const NAMESPACE_PATTERN_RULE = /^[a-z0-9._/*-]{1,128}$/;
 export const KEY_FORMAT = /^sr_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 
 export function compileNamespacePatterns(patterns: string[]): (namespace: string) => boolean {
-  const res = patterns.map((p) => new RegExp(`^${p.split('*').map(escapeRegExp).join('.*')}$`));
-  return (namespace) => res.some((re) => re.test(namespace));
+  const compiled = patterns.map((p) => p.split('*'));
+  return (namespace) => compiled.some((parts) => wildcardMatch(parts, namespace));
 }
 
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+/**
+ * Whether `text` matches a pattern split at its stars. Greedy-leftmost matching of each literal
+ * part: linear in the text (no backtracking), unlike a `.*` regex, which a pattern with several
+ * stars would make polynomial in the client's namespace.
+ */
+function wildcardMatch(parts: string[], text: string): boolean {
+  const first = parts[0]!;
+  if (parts.length === 1) return text === first;
+  const last = parts.at(-1)!;
+  if (text.length < first.length + last.length || !text.startsWith(first) || !text.endsWith(last)) return false;
+  let at = first.length;
+  const end = text.length - last.length;
+  for (let i = 1; i < parts.length - 1; i++) {
+    const part = parts[i]!;
+    const found = text.indexOf(part, at);
+    if (found < 0 || found + part.length > end) return false;
+    at = found + part.length;
+  }
+  return true;
 }
 
 export function hashKey(key: string): Buffer {
