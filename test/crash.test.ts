@@ -2,19 +2,27 @@
 // once afterwards, and nothing half-written (each request's events commit together or not at all).
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { afterAll, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bytesToHex, leafHash } from '../src/event/leaf.ts';
 import { SqliteLedger } from '../src/ledger/index.ts';
 import { receipts, serve } from './cli/run.ts';
 import { tempDir } from './helpers.ts';
+import { pgTypes } from '../src/ledger/postgres/db.ts';
+import { findPostgresBin, freshDatabase, postgresRequired, startPostgres, type PostgresCluster } from './support/postgres.ts';
 
 const t = tempDir('receipts-crash-');
 afterAll(() => t.cleanup());
 
-it('loses no acknowledged event and half-writes nothing when the server is killed with SIGKILL', async () => {
-  const file = join(t.dir, 'crash.db');
-  const s = await serve(['--db', file]);
-  const key = JSON.parse(receipts(['keys', 'create', '--db', file, '--owner', 'acme', '--namespace', 'acme/*', '--json']).stdout).key;
+type Row = Record<string, unknown>;
+
+/**
+ * Posts from four clients, kills the server with SIGKILL, and checks what the ledger kept. The
+ * engine-specific parts: where the ledger is, and how to read its rows after the crash.
+ */
+async function killMidIngest(db: string, readRows: () => Promise<Row[]>, afterCrash: () => void = () => {}) {
+  const s = await serve(['--db', db]);
+  const key = JSON.parse(receipts(['keys', 'create', '--db', db, '--owner', 'acme', '--namespace', 'acme/*', '--json']).stdout).key;
   const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
 
   const acknowledged = new Set<string>();
@@ -41,11 +49,8 @@ it('loses no acknowledged event and half-writes nothing when the server is kille
   await Promise.all(clients);
   expect((await s.exited).signal).toBe('SIGKILL');
 
-  // Reopen as the server would (WAL recovery), then check.
-  new SqliteLedger(file).closeSync();
-  const db = new Database(file, { readonly: true });
-  expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
-  const rows = db.prepare("SELECT * FROM events WHERE namespace = 'acme/crash'").all() as Array<Record<string, unknown>>;
+  afterCrash();
+  const rows = await readRows();
   const stored = new Map(rows.map((r) => [r.request_id as string, r]));
   expect(stored.size).toBe(rows.length); // no request id twice
 
@@ -55,13 +60,12 @@ it('loses no acknowledged event and half-writes nothing when the server is kille
     expect([0, ids.length]).toContain(present); // a request commits whole or not at all
   }
   for (const r of rows) {
-    const fields = { namespace: r.namespace as string, request_id: r.request_id as string, caller: r.caller as string, action: r.action as string, units: r.units as number, artifact_digest: '', ts_ms: r.ts as number };
+    const fields = { namespace: r.namespace as string, request_id: r.request_id as string, caller: r.caller as string, action: r.action as string, units: Number(r.units), artifact_digest: '', ts_ms: Number(r.ts) };
     expect((r.leaf_hash as Buffer).toString('hex')).toBe(bytesToHex(leafHash(fields)));
   }
-  db.close();
 
   // After restart, resending an acknowledged event is a duplicate, not a second count.
-  const again = await serve(['--db', file]);
+  const again = await serve(['--db', db]);
   const first = [...acknowledged][0]!;
   const [c, b, e] = first.split('-');
   const i = Number(e!.slice(1));
@@ -73,4 +77,46 @@ it('loses no acknowledged event and half-writes nothing when the server is kille
   void c; void b;
   again.proc.kill('SIGTERM');
   await again.exited;
+}
+
+it('loses no acknowledged event and half-writes nothing when the server is killed with SIGKILL (SQLite)', async () => {
+  const file = join(t.dir, 'crash.db');
+  await killMidIngest(
+    file,
+    async () => {
+      const db = new Database(file, { readonly: true });
+      try {
+        return db.prepare("SELECT * FROM events WHERE namespace = 'acme/crash'").all() as Row[];
+      } finally {
+        db.close();
+      }
+    },
+    () => {
+      new SqliteLedger(file).closeSync(); // reopen as the server would (WAL recovery)
+      const db = new Database(file, { readonly: true });
+      expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+      db.close();
+    },
+  );
+});
+
+describe.skipIf(!findPostgresBin() && !postgresRequired())('PostgreSQL', () => {
+  let cluster: PostgresCluster | null = null;
+  beforeAll(async () => {
+    cluster = await startPostgres();
+  }, 60_000);
+  afterAll(async () => cluster?.stop());
+
+  it('loses no acknowledged event and half-writes nothing when the server is killed with SIGKILL (PostgreSQL)', async () => {
+    const url = await freshDatabase(cluster!.url);
+    await killMidIngest(url, async () => {
+      const client = new pg.Client({ connectionString: url, types: pgTypes });
+      await client.connect();
+      try {
+        return (await client.query("SELECT * FROM events WHERE namespace = 'acme/crash'")).rows as Row[];
+      } finally {
+        await client.end();
+      }
+    });
+  });
 });
