@@ -1,0 +1,20 @@
+// One service instance for the cluster tests, in its own process: the same composition as
+// `receipts serve` (buildService) on a PostgreSQL URL, anchoring on the test's shared fake chain.
+// Prints `listening <url>`, role changes, and seal progress (`seal read` …) on stdout.
+import { buildService } from '../../src/service.ts';
+import { openLedger } from '../../src/ledger/index.ts';
+import { HttpChain } from './http-chain.ts';
+
+const [db, chainUrl, name] = process.argv.slice(2);
+const ledger = await openLedger(db!, { instanceId: name! });
+const chain = new HttpChain(chainUrl!);
+const progress = ledger.epochs.sealNext.bind(ledger.epochs);
+// Report every seal phase, so the test can kill this process in the middle of one.
+ledger.epochs.sealNext = (request) => progress({ ...request, progress: (phase, d) => process.stdout.write(`seal ${phase} ${d.epoch}\n`) });
+const app = buildService({
+  ledger,
+  sealing: { epochMs: 50, maxEvents: 200 },
+  anchoring: { chain, pollMs: 20, backoff: { baseMs: 20, maxMs: 200 } },
+});
+await app.listen({ host: '127.0.0.1', port: 0 });
+process.stdout.write(`listening http://127.0.0.1:${(app.server.address() as { port: number }).port}\n`);
