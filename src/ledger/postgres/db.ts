@@ -1,8 +1,8 @@
 // The PostgreSQL connection pool, exact integer parsing, transactions, and numbered SQL
 // migrations applied once each under an advisory lock (recorded in schema_migrations).
 import pg from 'pg';
-import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { loadMigrations as loadMigrationFiles, SchemaTooNewError, type Migration } from '../common.ts';
 
 /** pg_advisory_xact_lock key held while migrating: "sui-rcpM" as 8 bytes. */
 export const MIGRATION_LOCK = 0x7375692d7263704dn;
@@ -77,27 +77,8 @@ export function redactUrl(url: string): string {
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
-
 export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
-  return readdirSync(dir)
-    .filter((f) => /^\d+_.*\.sql$/.test(f))
-    .map((f) => ({ version: Number(f.split('_')[0]), name: f, sql: readFileSync(dir + f, 'utf8') }))
-    .sort((a, b) => a.version - b.version);
-}
-
-export class SchemaTooNewError extends Error {
-  constructor(location: string, found: number, known: number) {
-    super(
-      `database ${location} has schema version ${found}, newer than this build of sui-receipts knows (${known}). ` +
-        'Upgrade sui-receipts, or point it at another database.',
-    );
-    this.name = 'SchemaTooNewError';
-  }
+  return loadMigrationFiles(dir);
 }
 
 /**
@@ -120,3 +101,5 @@ export async function migrate(pool: pg.Pool, location: string, migrations = load
     }
   });
 }
+
+export { SchemaTooNewError } from '../common.ts';

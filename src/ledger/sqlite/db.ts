@@ -1,9 +1,10 @@
 // Opening the ledger: WAL, a busy timeout so the CLI and the server can share the file,
 // and numbered SQL migrations applied once each, recorded in schema_migrations.
 import Database from 'better-sqlite3';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadMigrations as loadMigrationFiles, SchemaTooNewError, type Migration } from '../common.ts';
 
 export type Db = Database.Database;
 
@@ -20,27 +21,8 @@ export interface OpenOptions {
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 
-interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
-
 export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
-  return readdirSync(dir)
-    .filter((f) => /^\d+_.*\.sql$/.test(f))
-    .map((f) => ({ version: Number(f.split('_')[0]), name: f, sql: readFileSync(dir + f, 'utf8') }))
-    .sort((a, b) => a.version - b.version);
-}
-
-export class SchemaTooNewError extends Error {
-  constructor(file: string, found: number, known: number) {
-    super(
-      `database ${file} has schema version ${found}, newer than this build of sui-receipts knows (${known}). ` +
-        'Upgrade sui-receipts, or point --db at another file.',
-    );
-    this.name = 'SchemaTooNewError';
-  }
+  return loadMigrationFiles(dir);
 }
 
 export function openDb(file: string, options: OpenOptions = {}): Db {
@@ -74,3 +56,5 @@ export function migrate(db: Db, file: string, migrations = loadMigrations()): vo
     }
   }).immediate();
 }
+
+export { SchemaTooNewError } from '../common.ts';
