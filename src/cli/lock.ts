@@ -12,6 +12,8 @@ export interface Holder {
   host: string;
   port: number | null;
   started_at: string;
+  /** Set while `receipts migrate` holds the lock to copy the ledger (serve otherwise). */
+  command?: 'migrate';
 }
 
 export interface ServeLock {
@@ -20,7 +22,14 @@ export interface ServeLock {
   release(): void;
 }
 
-export class LockedError extends Error {}
+export class LockedError extends Error {
+  /** Who holds the lock, when it says. */
+  holder: Holder | undefined;
+  constructor(message: string, holder?: Holder) {
+    super(message);
+    this.holder = holder;
+  }
+}
 
 /** The ledger's real path (symlinks and relative spellings resolved), also before the file exists. */
 function canonical(file: string): string {
@@ -30,7 +39,7 @@ function canonical(file: string): string {
   return join(realpathSync(dir), basename(file));
 }
 
-export function acquireServeLock(ledgerFile: string, host: string): ServeLock {
+export function acquireServeLock(ledgerFile: string, host: string, command: 'serve' | 'migrate' = 'serve'): ServeLock {
   if (ledgerFile === ':memory:') return { listening() {}, release() {} };
   const ledger = canonical(ledgerFile);
   const lockFile = `${ledger}.serve-lock`;
@@ -46,7 +55,7 @@ export function acquireServeLock(ledgerFile: string, host: string): ServeLock {
   } catch (err) {
     db.close();
     if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
-    throw new LockedError(busyMessage(ledgerFile, lockFile, infoFile));
+    throw new LockedError(busyMessage(ledgerFile, lockFile, infoFile), readHolder(infoFile));
   }
   const write = (holder: Holder) => {
     // Written whole, then renamed: a reader never sees half a file.
@@ -54,11 +63,12 @@ export function acquireServeLock(ledgerFile: string, host: string): ServeLock {
     renameSync(`${infoFile}.${process.pid}`, infoFile);
   };
   const started = new Date().toISOString();
-  write({ pid: process.pid, host, port: null, started_at: started });
+  const by = command === 'migrate' ? { command } : {};
+  write({ pid: process.pid, host, port: null, started_at: started, ...by });
   let released = false;
   return {
     listening(h, port) {
-      if (!released) write({ pid: process.pid, host: h, port, started_at: started });
+      if (!released) write({ pid: process.pid, host: h, port, started_at: started, ...by });
     },
     release() {
       if (released) return;
@@ -80,6 +90,10 @@ function readHolder(infoFile: string): Holder | undefined {
 
 function busyMessage(ledgerFile: string, lockFile: string, infoFile: string): string {
   const h = readHolder(infoFile);
+  if (h?.command === 'migrate') {
+    return `receipts migrate (pid ${h.pid}, since ${h.started_at}) is copying the ledger ${ledgerFile} to PostgreSQL, so this does not start: ` +
+      'once it is done, serve the PostgreSQL database (--db postgres://…) instead.';
+  }
   const who = h
     ? `receipts serve pid ${h.pid}${h.port === null ? ` (starting, --host ${h.host})` : ` listening on ${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`} since ${h.started_at}`
     : `another process (see ${lockFile})`;

@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { addKeysCommands } from './keys.ts';
+import { addMigrateCommand } from './migrate.ts';
 import { addServeCommand } from './serve.ts';
 import { addSealCommand } from './seal.ts';
 import { addVerifyCommand, ExitCode } from './verify.ts';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   addKeysCommands(program);
   addSealCommand(program);
   addVerifyCommand(program);
+  addMigrateCommand(program);
   return program;
 }
 

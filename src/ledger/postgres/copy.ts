@@ -7,22 +7,32 @@ import { transaction } from './db.ts';
 type Int = number | bigint;
 type Blob = Uint8Array;
 
+/**
+ * Rows handed over a slice at a time: an array, or a source that reads each slice on demand
+ * (slices come in order, each from where the last ended or again from 0; epochs are read twice),
+ * so that a large ledger's rows never need to be in memory all at once (`receipts migrate`).
+ */
+export interface RowSource<R> {
+  readonly length: number;
+  slice(start: number, end: number): R[];
+}
+
 /** Rows with the SQLite engine's column names; blobs as Buffers (or Uint8Arrays). */
 export interface CopyData {
-  keys: Array<{ id: string; owner: string; namespaces: string; key_hash: Blob; created_at: Int; revoked_at: Int | null }>;
+  keys: RowSource<{ id: string; owner: string; namespaces: string; key_hash: Blob; created_at: Int; revoked_at: Int | null }>;
   /**
    * SQLite rows carry `seq` only (id = seq); the events after the last epoch become unsealed
    * (seq null) and are sealed in the same order later. PostgreSQL rows carry `id` and `seq`.
    */
-  events: Array<{
+  events: RowSource<{
     id?: Int; seq: Int | null; namespace: string; request_id: string; owner: string; key_id: string; caller: string;
     action: string; units: Int; artifact_digest: Blob | null; ts: Int; ts_explicit: number | boolean; received_at: Int;
     source: string | null; metadata: string | null; leaf_hash: Blob;
   }>;
-  epochs: Array<{ epoch: Int; first_seq: Int; last_seq: Int; size: Int; root: Blob; first_ts: Int; last_ts: Int; sealed_at: Int }>;
-  nodes: Array<{ epoch: Int; level: Int; chunk: Int; hashes: Blob }>;
-  attempts: Array<{ tx_digest: string; first_epoch: Int; last_epoch: Int; created_at: Int }>;
-  anchors: Array<{ epoch: Int; network: string; package_id: string; registry_id: string; tx_digest: string | null; checkpoint: string | null; anchored_at: Int }>;
+  epochs: RowSource<{ epoch: Int; first_seq: Int; last_seq: Int; size: Int; root: Blob; first_ts: Int; last_ts: Int; sealed_at: Int }>;
+  nodes: RowSource<{ epoch: Int; level: Int; chunk: Int; hashes: Blob }>;
+  attempts: RowSource<{ tx_digest: string; first_epoch: Int; last_epoch: Int; created_at: Int }>;
+  anchors: RowSource<{ epoch: Int; network: string; package_id: string; registry_id: string; tx_digest: string | null; checkpoint: string | null; anchored_at: Int }>;
 }
 
 export interface CopyCounts {
@@ -50,7 +60,7 @@ function blob(v: Blob | null): Buffer | null {
 
 /** Inserts rows in batches through unnest: one array parameter per column. */
 async function insertRows<R>(
-  client: pg.PoolClient, table: string, columns: Array<[name: string, type: string, get: (r: R) => unknown]>, rows: R[],
+  client: pg.PoolClient, table: string, columns: Array<[name: string, type: string, get: (r: R) => unknown]>, rows: RowSource<R>,
 ): Promise<void> {
   const names = columns.map((c) => c[0]).join(', ');
   const arrays = columns.map((c, i) => `$${i + 1}::${c[1]}[]`).join(', ');
@@ -70,7 +80,10 @@ export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCount
       OR EXISTS (SELECT 1 FROM epochs) OR EXISTS (SELECT 1 FROM anchor_attempts) AS any`);
     if (rows[0]!.any) throw new Error('the target database already holds a ledger (keys, events, epochs or anchor attempts); copy into an empty one');
 
-    const lastSealed = data.epochs.reduce((m, e) => Math.max(m, int(e.last_seq, 'epochs.last_seq')!), 0);
+    let lastSealed = 0;
+    for (let start = 0; start < data.epochs.length; start += BATCH) {
+      for (const e of data.epochs.slice(start, start + BATCH)) lastSealed = Math.max(lastSealed, int(e.last_seq, 'epochs.last_seq')!);
+    }
     await insertRows(client, 'api_keys', [
       ['id', 'text', (r) => r.id], ['owner', 'text', (r) => r.owner], ['namespaces', 'text', (r) => r.namespaces],
       ['key_hash', 'bytea', (r) => blob(r.key_hash)], ['created_at', 'int8', (r) => int(r.created_at, 'api_keys.created_at')],

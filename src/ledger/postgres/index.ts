@@ -102,4 +102,4 @@ export function copyInto(ledger: Ledger, data: CopyData): Promise<CopyCounts> {
 
 export { FencedError, type LeadershipState } from './leadership.ts';
 export { SchemaTooNewError } from './db.ts';
-export type { CopyData, CopyCounts } from './copy.ts';
+export type { CopyData, CopyCounts, RowSource } from './copy.ts';

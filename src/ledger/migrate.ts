@@ -1,0 +1,526 @@
+// `receipts migrate`: a SQLite ledger copied into an empty PostgreSQL database, then checked.
+// Three steps, so that a damaged source never reaches the target and a bad copy never passes:
+//  1. the source checks out: every epoch's root and stored tree rebuilt from its leaf hashes;
+//  2. the copy (copyInto: one transaction, all or nothing), streamed a slice at a time from one
+//     read snapshot of the file, each event's leaf hash recomputed from its fields on the way;
+//  3. the copy matches: every table compared row by row with the source, and every epoch's root
+//     and tree rebuilt from the leaf hashes now in PostgreSQL.
+// Memory stays bounded by a batch (and by the largest epoch's tree), whatever the ledger's size.
+import { hash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type pg from 'pg';
+import { bytesToHex, leafHash } from '../event/leaf.ts';
+import type { NodeHasher } from '../merkle/hash.ts';
+import { buildTree, rootOf } from '../merkle/tree.ts';
+import { describeLocation, isPostgresUrl } from './index.ts';
+import type { CopyCounts, PostgresLedger, RowSource } from './postgres/index.ts';
+import { loadMigrations, openDb, type Db } from './sqlite/db.ts';
+
+export type MigrateStep = 'check-source' | 'copy' | 'check-copy';
+
+export interface MigrateProgress {
+  step: MigrateStep;
+  /** What is being counted: a table, or 'epochs'. */
+  what: string;
+  done: number;
+  total: number;
+}
+
+export interface MigrateOptions {
+  /** The SQLite ledger file (opened read-only). */
+  from: string;
+  /** postgres:// URL of an empty database (its schema is created if missing). */
+  to: string;
+  progress?: (p: MigrateProgress) => void;
+}
+
+export interface MigrateSummary {
+  from: string;
+  /** The target, password hidden. */
+  to: string;
+  copied: CopyCounts;
+  /** Events after the last epoch: copied unsealed, sealed on PostgreSQL later in the same order. */
+  unsealed: number;
+  /** Epochs whose root and tree were rebuilt from their leaves, in the source and in the copy. */
+  epochs_checked: number;
+  /** Rows compared one by one between the source and the copy, all tables. */
+  rows_compared: number;
+  ms: number;
+}
+
+/** The migration cannot go on, or its check failed: the message says what and what to do. */
+export class MigrateError extends Error {
+  /** The epoch a check failed on, when there is one. */
+  readonly epoch: number | undefined;
+  constructor(message: string, epoch?: number) {
+    super(message);
+    this.name = 'MigrateError';
+    this.epoch = epoch;
+  }
+}
+
+/** Rows per read from either database, and per insert. */
+const BATCH = 5000;
+/** Epochs whose leaves are read together: up to this many leaves (a larger epoch alone). */
+const LEAVES_PER_READ = 65_536;
+/** The schema version from which the SQLite ledger has every table copied here (003: anchors). */
+const MIN_SOURCE_VERSION = 3;
+
+const nodeHasher: NodeHasher = (preimage) => hash('sha256', preimage, 'buffer');
+
+type Cell = string | number | boolean | null | Buffer;
+type Raw = Record<string, unknown>;
+
+function num(v: unknown, what: string): number {
+  const n = typeof v === 'bigint' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n)) throw new MigrateError(`${what}: ${String(v)} is not an integer in 0 … 2^53−1; nothing was copied`);
+  return n;
+}
+const numOrNull = (v: unknown, what: string): number | null => (v === null ? null : num(v, what));
+const buf = (v: unknown): Buffer | null => (v === null || v === undefined ? null : Buffer.isBuffer(v) ? v : Buffer.from(v as Uint8Array));
+const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+// ── The tables: columns, keyset order, and one comparable form for both engines ─────────────────
+
+interface TableSpec {
+  table: string;
+  /** In messages and progress. */
+  label: string;
+  /** The primary key: order and keyset of every read. */
+  key: string[];
+  /** Columns of the SQLite table, as copyInto takes them. */
+  columns: string[];
+  /** Names the row in a message. */
+  name: (row: Cell[]) => string;
+}
+
+const KEYS: TableSpec = {
+  table: 'api_keys', label: 'keys', key: ['id'],
+  columns: ['id', 'owner', 'namespaces', 'key_hash', 'created_at', 'revoked_at'],
+  name: (r) => `key ${String(r[0])}`,
+};
+const EVENTS: TableSpec = {
+  table: 'events', label: 'events', key: ['seq'],
+  columns: ['seq', 'namespace', 'request_id', 'owner', 'key_id', 'caller', 'action', 'units', 'artifact_digest', 'ts', 'ts_explicit', 'received_at', 'source', 'metadata', 'leaf_hash'],
+  name: (r) => `event ${String(r[0])}`,
+};
+const EPOCHS: TableSpec = {
+  table: 'epochs', label: 'epochs', key: ['epoch'],
+  columns: ['epoch', 'first_seq', 'last_seq', 'size', 'root', 'first_ts', 'last_ts', 'sealed_at'],
+  name: (r) => `epoch ${String(r[0])}`,
+};
+const NODES: TableSpec = {
+  table: 'epoch_nodes', label: 'tree nodes', key: ['epoch', 'level', 'chunk'],
+  columns: ['epoch', 'level', 'chunk', 'hashes'],
+  name: (r) => `epoch ${String(r[0])} (tree level ${String(r[1])}, chunk ${String(r[2])})`,
+};
+const ATTEMPTS: TableSpec = {
+  table: 'anchor_attempts', label: 'anchor attempts', key: ['tx_digest'],
+  columns: ['tx_digest', 'first_epoch', 'last_epoch', 'created_at'],
+  name: (r) => `anchor attempt ${String(r[0])}`,
+};
+const ANCHORS: TableSpec = {
+  table: 'anchors', label: 'anchors', key: ['epoch'],
+  columns: ['epoch', 'network', 'package_id', 'registry_id', 'tx_digest', 'checkpoint', 'anchored_at'],
+  name: (r) => `anchor of epoch ${String(r[0])}`,
+};
+const TABLES = [KEYS, EVENTS, EPOCHS, NODES, ATTEMPTS, ANCHORS];
+
+/**
+ * A row of either engine in one comparable form: integers as numbers, blobs as Buffers,
+ * ts_explicit as a boolean; events as SQLite has them (seq is the id) plus the seq PostgreSQL
+ * must hold (the same for a sealed event, null for one after the last epoch).
+ */
+function cells(spec: TableSpec, r: Raw, lastSealed: number, engine: 'sqlite' | 'postgres'): Cell[] {
+  const what = (c: string) => `${spec.table}.${c}`;
+  switch (spec) {
+    case EVENTS: {
+      const id = num(engine === 'sqlite' ? r.seq : r.id, what('id'));
+      const seq = engine === 'sqlite' ? (id <= lastSealed ? id : null) : numOrNull(r.seq, what('seq'));
+      return [
+        id, seq, str(r.namespace), str(r.request_id), str(r.owner), str(r.key_id), str(r.caller), str(r.action), num(r.units, what('units')),
+        buf(r.artifact_digest), num(r.ts, what('ts')), r.ts_explicit === true || r.ts_explicit === 1 || r.ts_explicit === 1n,
+        num(r.received_at, what('received_at')), str(r.source), str(r.metadata), buf(r.leaf_hash),
+      ];
+    }
+    case KEYS:
+      return [str(r.id), str(r.owner), str(r.namespaces), buf(r.key_hash), num(r.created_at, what('created_at')), numOrNull(r.revoked_at, what('revoked_at'))];
+    case EPOCHS:
+      return [num(r.epoch, what('epoch')), num(r.first_seq, what('first_seq')), num(r.last_seq, what('last_seq')), num(r.size, what('size')),
+        buf(r.root), num(r.first_ts, what('first_ts')), num(r.last_ts, what('last_ts')), num(r.sealed_at, what('sealed_at'))];
+    case NODES:
+      return [num(r.epoch, what('epoch')), num(r.level, what('level')), num(r.chunk, what('chunk')), buf(r.hashes)];
+    case ATTEMPTS:
+      return [str(r.tx_digest), num(r.first_epoch, what('first_epoch')), num(r.last_epoch, what('last_epoch')), num(r.created_at, what('created_at'))];
+    default:
+      return [num(r.epoch, what('epoch')), str(r.network), str(r.package_id), str(r.registry_id), str(r.tx_digest), str(r.checkpoint), num(r.anchored_at, what('anchored_at'))];
+  }
+}
+const CELL_NAMES = new Map<TableSpec, string[]>(TABLES.map((t) => [t, t === EVENTS ? ['id', ...t.columns] : t.columns]));
+
+// ── The source: one read snapshot of the file, read a slice at a time in key order ──────────────
+
+/** A SQLite table read on demand, in key order (keyset pages, so each slice costs the same). */
+class SqliteRows implements RowSource<Raw> {
+  readonly length: number;
+  readonly spec: TableSpec;
+  private readonly first;
+  private readonly after;
+  private readonly offset;
+  private readonly onSlice: ((rows: Raw[], done: number, total: number) => void) | undefined;
+  private nextStart = 0;
+  private lastKey: unknown[] | undefined;
+
+  constructor(db: Db, spec: TableSpec, onSlice?: (rows: Raw[], done: number, total: number) => void) {
+    this.spec = spec;
+    this.onSlice = onSlice;
+    const order = spec.key.join(', ');
+    const select = `SELECT ${spec.columns.join(', ')} FROM ${spec.table}`;
+    this.length = num(db.prepare(`SELECT count(*) FROM ${spec.table}`).pluck().get(), `${spec.table} count`);
+    // safeIntegers: an integer beyond 2^53 is refused (num), never rounded.
+    this.first = db.prepare(`${select} ORDER BY ${order} LIMIT ?`).safeIntegers(true);
+    this.after = db.prepare(`${select} WHERE (${order}) > (${spec.key.map(() => '?').join(', ')}) ORDER BY ${order} LIMIT ?`).safeIntegers(true);
+    this.offset = db.prepare(`${select} ORDER BY ${order} LIMIT ? OFFSET ?`).safeIntegers(true);
+  }
+
+  slice(start = 0, end = this.length): Raw[] {
+    const limit = Math.min(end, this.length) - start;
+    if (limit <= 0) return [];
+    const rows = (start === 0 ? this.first.all(limit)
+      : start === this.nextStart && this.lastKey ? this.after.all(...this.lastKey, limit)
+      : this.offset.all(limit, start)) as Raw[];
+    for (const r of rows) {
+      for (const k in r) if (typeof r[k] === 'bigint') r[k] = num(r[k], `${this.spec.table}.${k}`);
+    }
+    const last = rows.at(-1);
+    if (last) this.lastKey = this.spec.key.map((k) => last[k]);
+    this.nextStart = start + rows.length;
+    this.onSlice?.(rows, this.nextStart, this.length);
+    return rows;
+  }
+
+  *batches(): Generator<Raw[]> {
+    for (let start = 0; start < this.length; start += BATCH) yield this.slice(start, start + BATCH);
+  }
+}
+
+function openSource(file: string): Db {
+  if (isPostgresUrl(file)) {
+    throw new MigrateError(`--from takes a SQLite ledger file, not a database URL (${describeLocation(file)}); to copy one PostgreSQL database to another, use pg_dump`);
+  }
+  if (!existsSync(file)) throw new MigrateError(`no SQLite ledger at ${file} (${resolve(file)}): check --from; nothing was copied`);
+  if (!statSync(file).isFile()) throw new MigrateError(`${file} (${resolve(file)}) is not a file: --from takes the SQLite ledger file (serve's --db)`);
+  let db: Db | undefined;
+  try {
+    db = openDb(file, { readonly: true });
+    const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+    const version = hasTable ? Number(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get() ?? 0) : 0;
+    const known = loadMigrations().at(-1)?.version ?? 0;
+    if (version > known) {
+      throw new MigrateError(`${file} has schema version ${version}, newer than this build of sui-receipts knows (${known}): migrate with the version that wrote it`);
+    }
+    if (version < MIN_SOURCE_VERSION) {
+      throw new MigrateError(
+        version === 0 ? `${file} is not a sui-receipts ledger (it has no schema_migrations table): check --from`
+          : `${file} has the old schema version ${version}: open it once with this build to upgrade it (\`receipts keys list --db ${file}\`), then migrate`,
+      );
+    }
+    return db;
+  } catch (err) {
+    db?.close();
+    if (err instanceof MigrateError) throw err;
+    throw new MigrateError(`cannot read ${file} as a SQLite ledger: ${(err as Error).message}; check --from`);
+  }
+}
+
+// ── The target: a read-only snapshot, read through server-side cursors ──────────────────────────
+
+async function* pgBatches(client: pg.PoolClient, spec: TableSpec): AsyncGenerator<Raw[]> {
+  const columns = spec === EVENTS ? ['id', ...spec.columns] : spec.columns;
+  // COLLATE "C": text keys in byte order, as SQLite orders them, whatever the database's collation.
+  const order = spec.key.map((k) => (k === 'id' || k === 'tx_digest' ? `${k} COLLATE "C"` : k)).join(', ');
+  const cursor = `migrate_${spec.table}`;
+  await client.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${columns.join(', ')} FROM ${spec.table} ORDER BY ${spec === EVENTS ? 'id' : order}`);
+  for (;;) {
+    const { rows } = await client.query<Raw>(`FETCH FORWARD ${BATCH} FROM ${cursor}`);
+    if (rows.length === 0) break;
+    yield rows;
+  }
+  await client.query(`CLOSE ${cursor}`);
+}
+
+// ── Checks ────────────────────────────────────────────────────────────────────────────────────────
+
+function same(a: Cell, b: Cell): boolean {
+  if (Buffer.isBuffer(a) || Buffer.isBuffer(b)) return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b);
+  return a === b;
+}
+const show = (v: Cell): string => (Buffer.isBuffer(v) ? (v.length <= 32 ? v.toString('hex') : `${v.length} bytes ${v.subarray(0, 8).toString('hex')}…`) : JSON.stringify(v));
+
+/** Compares a table row by row, in key order; returns how many rows matched. */
+async function compareTable(
+  spec: TableSpec, source: Iterable<Raw[]>, target: AsyncIterable<Raw[]>, lastSealed: number, fail: (message: string, epoch?: number) => never,
+  tick: (done: number) => void,
+): Promise<number> {
+  const names = CELL_NAMES.get(spec)!;
+  const epochOf = (row: Cell[]) => (spec === NODES || spec === EPOCHS || spec === ANCHORS ? (row[0] as number) : undefined);
+  const src = (function* () {
+    for (const batch of source) for (const r of batch) yield cells(spec, r, lastSealed, 'sqlite');
+  })();
+  let n = 0;
+  for await (const batch of target) {
+    for (const r of batch) {
+      const t = cells(spec, r, lastSealed, 'postgres');
+      const s = src.next();
+      if (s.done) fail(`${spec.label}: the copy holds ${spec.name(t)}, which the source does not have`, epochOf(t));
+      const i = s.value.findIndex((v, k) => !same(v, t[k]!));
+      if (i >= 0) fail(`${spec.name(s.value)}: ${names[i]} is ${show(t[i]!)} in the copy but ${show(s.value[i]!)} in the source`, epochOf(s.value));
+      n++;
+    }
+    tick(n);
+  }
+  const rest = src.next();
+  if (!rest.done) fail(`${spec.name(rest.value)} of the source is missing from the copy`, epochOf(rest.value));
+  return n;
+}
+
+interface EpochHead {
+  epoch: number;
+  first_seq: number;
+  last_seq: number;
+  size: number;
+  root: Buffer;
+}
+
+/** What the tree check reads from a ledger: epoch headers, leaf hashes by seq, stored nodes. */
+interface TreeReader {
+  epochs(after: number, limit: number): Promise<EpochHead[]>;
+  /** [seq, leaf hash] of the events first … last, in seq order. */
+  leaves(first: number, last: number): Promise<Array<[number, Buffer]>>;
+  /** [epoch, level, hashes] of the epochs first … last, in (epoch, level, chunk) order. */
+  nodes(first: number, last: number): Promise<Array<[number, number, Buffer]>>;
+}
+
+/**
+ * Rebuilds every epoch's tree from its leaf hashes with the pure tree code, and compares the
+ * root and every stored level with it. Returns how many epochs were checked.
+ */
+async function checkTrees(reader: TreeReader, fail: (message: string, epoch?: number) => never, tick: (done: number) => void): Promise<number> {
+  let checked = 0;
+  for (let after = -1; ;) {
+    const heads = await reader.epochs(after, 1000);
+    if (heads.length === 0) return checked;
+    for (let i = 0; i < heads.length;) {
+      let j = i + 1;
+      let leaves = heads[i]!.size;
+      while (j < heads.length && leaves + heads[j]!.size <= LEAVES_PER_READ) leaves += heads[j++]!.size;
+      const group = heads.slice(i, j);
+      const leafRows = await reader.leaves(group[0]!.first_seq, group.at(-1)!.last_seq);
+      const nodeRows = await reader.nodes(group[0]!.epoch, group.at(-1)!.epoch);
+      let l = 0;
+      let n = 0;
+      for (const head of group) {
+        const { epoch } = head;
+        if (epoch !== after + 1) fail(`epoch ${after + 1} is missing (the next epoch is ${epoch}): epochs must be numbered without gaps`, after + 1);
+        after = epoch;
+        const hashes: Buffer[] = [];
+        for (let seq = head.first_seq; seq <= head.last_seq; seq++, l++) {
+          const row = leafRows[l];
+          if (!row || row[0] !== seq) fail(`epoch ${epoch}: the event at ledger position ${seq} is missing (the epoch holds positions ${head.first_seq} … ${head.last_seq})`, epoch);
+          hashes.push(row[1]);
+        }
+        const tree = buildTree(Buffer.concat(hashes), nodeHasher);
+        const root = Buffer.from(rootOf(tree));
+        if (!root.equals(head.root)) {
+          fail(`epoch ${epoch}: the stored root ${head.root.toString('hex')} is not the root of its ${head.size} leaf hashes (${root.toString('hex')})`, epoch);
+        }
+        const levels = new Map<number, Buffer[]>();
+        for (; n < nodeRows.length && nodeRows[n]![0] === epoch; n++) {
+          const [, level, h] = nodeRows[n]!;
+          const chunks = levels.get(level);
+          if (chunks) chunks.push(h);
+          else levels.set(level, [h]);
+        }
+        if (levels.size !== tree.levels.length) fail(`epoch ${epoch}: ${levels.size} tree levels are stored, its ${head.size} leaves make ${tree.levels.length}`, epoch);
+        tree.levels.forEach((level, k) => {
+          if (!Buffer.concat(levels.get(k) ?? []).equals(level)) fail(`epoch ${epoch}: the stored tree level ${k} is not the one rebuilt from its leaf hashes`, epoch);
+        });
+      }
+      checked += group.length;
+      tick(checked);
+      i = j;
+    }
+  }
+}
+
+function sqliteTreeReader(db: Db): TreeReader {
+  const epochs = db.prepare('SELECT epoch, first_seq, last_seq, size, root FROM epochs WHERE epoch > ? ORDER BY epoch LIMIT ?');
+  const leaves = db.prepare('SELECT seq, leaf_hash FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq').raw();
+  const nodes = db.prepare('SELECT epoch, level, hashes FROM epoch_nodes WHERE epoch BETWEEN ? AND ? ORDER BY epoch, level, chunk').raw();
+  return {
+    epochs: async (after, limit) => (epochs.all(after, limit) as Raw[]).map(head),
+    leaves: async (first, last) => leaves.all(first, last) as Array<[number, Buffer]>,
+    nodes: async (first, last) => nodes.all(first, last) as Array<[number, number, Buffer]>,
+  };
+}
+
+function pgTreeReader(client: pg.PoolClient): TreeReader {
+  return {
+    epochs: async (after, limit) =>
+      (await client.query<Raw>('SELECT epoch, first_seq, last_seq, size, root FROM epochs WHERE epoch > $1 ORDER BY epoch LIMIT $2', [after, limit])).rows.map(head),
+    leaves: async (first, last) =>
+      (await client.query<[number, Buffer]>({ text: 'SELECT seq, leaf_hash FROM events WHERE seq BETWEEN $1 AND $2 ORDER BY seq', values: [first, last], rowMode: 'array' })).rows,
+    nodes: async (first, last) =>
+      (await client.query<[number, number, Buffer]>({
+        text: 'SELECT epoch, level, hashes FROM epoch_nodes WHERE epoch BETWEEN $1 AND $2 ORDER BY epoch, level, chunk', values: [first, last], rowMode: 'array',
+      })).rows,
+  };
+}
+
+function head(r: Raw): EpochHead {
+  return { epoch: num(r.epoch, 'epoch'), first_seq: num(r.first_seq, 'first_seq'), last_seq: num(r.last_seq, 'last_seq'), size: num(r.size, 'size'), root: buf(r.root)! };
+}
+
+/**
+ * Checks the PostgreSQL ledger against the SQLite one (both read in one snapshot each): every
+ * table row by row, then every epoch's tree and root rebuilt from the leaf hashes in PostgreSQL.
+ */
+async function verifyCopy(db: Db, ledger: PostgresLedger, target: string, progress: (p: MigrateProgress) => void): Promise<{ epochs_checked: number; rows_compared: number }> {
+  const fail = (message: string, epoch?: number): never => {
+    throw new MigrateError(
+      `the copy in ${target} does not match the source: ${message}. Do not serve from it: drop that database, create it again and rerun receipts migrate (the source was not changed); if it happens again, report it`,
+      epoch,
+    );
+  };
+  const lastSealed = num(db.prepare('SELECT coalesce(max(last_seq), 0) FROM epochs').pluck().get(), 'epochs.last_seq');
+  const client = await ledger.pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const sources = TABLES.map((spec) => new SqliteRows(db, spec));
+    for (const source of sources) {
+      const { rows } = await client.query<{ n: number }>(`SELECT count(*) AS n FROM ${source.spec.table}`);
+      if (rows[0]!.n !== source.length) fail(`it holds ${plural(rows[0]!.n, source.spec.label)}, the source ${source.length}`);
+    }
+    const epochCount = sources[TABLES.indexOf(EPOCHS)]!.length;
+    const epochs = await checkTrees(pgTreeReader(client), fail, (done) => progress({ step: 'check-copy', what: 'epochs', done, total: epochCount }));
+    if (epochs !== epochCount) fail(`${epochs} epochs were rebuilt, the source has ${epochCount}`);
+    let rows = 0;
+    for (const source of sources) {
+      rows += await compareTable(source.spec, source.batches(), pgBatches(client, source.spec), lastSealed, fail,
+        (done) => progress({ step: 'check-copy', what: source.spec.label, done, total: source.length }));
+    }
+    return { epochs_checked: epochs, rows_compared: rows };
+  } finally {
+    await client.query('ROLLBACK').catch(() => {});
+    client.release();
+  }
+}
+
+const plural = (n: number, label: string) => `${n} ${label}`;
+
+/**
+ * Checks an earlier copy again (what `migrate` does after copying), as long as neither side has
+ * changed since: no receipts serve on the copy yet. Throws a MigrateError on the first difference.
+ */
+export async function checkCopy(options: MigrateOptions): Promise<{ epochs_checked: number; rows_compared: number }> {
+  const db = openSource(options.from);
+  let ledger: PostgresLedger | undefined;
+  try {
+    db.exec('BEGIN');
+    const { openPostgresLedger } = await import('./postgres/index.ts');
+    ledger = await openPostgresLedger(options.to, { poolSize: 2 });
+    return await verifyCopy(db, ledger, describeLocation(options.to), options.progress ?? (() => {}));
+  } finally {
+    await ledger?.close().catch(() => {});
+    db.close();
+  }
+}
+
+// ── The migration ─────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Copies the SQLite ledger `from` into the empty PostgreSQL database `to`, then checks the copy.
+ * Throws a MigrateError naming what failed (and the epoch, for a tree or root) and what to do.
+ */
+export async function migrateToPostgres(options: MigrateOptions): Promise<MigrateSummary> {
+  const started = performance.now();
+  const { from, to } = options;
+  const target = describeLocation(to);
+  const progress = options.progress ?? (() => {});
+  if (!isPostgresUrl(to)) {
+    // Not echoed: a mistyped URL may still hold a password.
+    const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(to)?.[1];
+    throw new MigrateError(`--to takes a postgres:// (or postgresql://) URL of the target database; this one ${scheme ? `is a ${scheme}: URL` : 'is not a URL'}`);
+  }
+
+  const db = openSource(from);
+  let ledger: PostgresLedger | undefined;
+  try {
+    // One read snapshot for everything below: what is checked is what is copied and compared.
+    db.exec('BEGIN');
+    const count = (table: string) => num(db.prepare(`SELECT count(*) FROM ${table}`).pluck().get(), `${table} count`);
+    const lastSealed = num(db.prepare('SELECT coalesce(max(last_seq), 0) FROM epochs').pluck().get(), 'epochs.last_seq');
+    const epochCount = count('epochs');
+
+    const { openPostgresLedger, copyInto } = await import('./postgres/index.ts');
+    try {
+      ledger = await openPostgresLedger(to, { poolSize: 2 });
+    } catch (err) {
+      throw new MigrateError(`cannot open the target ${target}: ${(err as Error).message}; check --to (the database must exist: createdb NAME)`);
+    }
+    const holds = await ledger.pool.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM events)
+      OR EXISTS (SELECT 1 FROM epochs) OR EXISTS (SELECT 1 FROM anchor_attempts) AS any`);
+    if (holds.rows[0]!.any) {
+      throw new MigrateError(`the target ${target} already holds a ledger (keys, events, epochs or anchor attempts): receipts migrate copies into an empty database only; create a new one (createdb NAME) and pass its URL; nothing was copied`);
+    }
+
+    // 1. The source checks out, or nothing is written.
+    const sourceFail = (message: string, epoch?: number): never => {
+      throw new MigrateError(`the source ledger ${from} does not check out: ${message}. Nothing was copied: the file is damaged or was altered; restore it from a backup`, epoch);
+    };
+    await checkTrees(sqliteTreeReader(db), sourceFail, (done) => progress({ step: 'check-source', what: 'epochs', done, total: epochCount }));
+
+    // 2. The copy, a slice at a time; an event whose fields do not hash to its leaf stops it.
+    const epochOfSeq = db.prepare('SELECT epoch FROM epochs WHERE last_seq >= ? ORDER BY last_seq LIMIT 1').pluck();
+    const sources = new Map(TABLES.map((spec) => [spec, new SqliteRows(db, spec, (rows, done, total) => {
+      if (spec === EVENTS) for (const r of rows) checkLeaf(r);
+      progress({ step: 'copy', what: spec.label, done, total });
+    })]));
+    function checkLeaf(r: Raw): void {
+      const seq = num(r.seq, 'events.seq');
+      const digest = buf(r.artifact_digest);
+      const fields = {
+        namespace: String(r.namespace), request_id: String(r.request_id), caller: String(r.caller), action: String(r.action),
+        units: num(r.units, `event ${seq}: units`), artifact_digest: digest ? digest.toString('hex') : '', ts_ms: num(r.ts, `event ${seq}: ts`),
+      };
+      const stored = buf(r.leaf_hash)!;
+      const computed = leafHash(fields);
+      if (!stored.equals(computed)) {
+        const epoch = seq <= lastSealed ? num(epochOfSeq.get(seq), 'epoch') : undefined;
+        sourceFail(`event ${seq}${epoch === undefined ? '' : ` (epoch ${epoch})`}: its stored leaf hash ${stored.toString('hex')} is not the hash of its fields (${bytesToHex(computed)})`, epoch);
+      }
+    }
+    // The rows are the SQLite tables' own columns, which is what copyInto takes.
+    const s = (spec: TableSpec) => sources.get(spec)! as unknown as RowSource<never>;
+    let copied: CopyCounts;
+    try {
+      copied = await copyInto(ledger, { keys: s(KEYS), events: s(EVENTS), epochs: s(EPOCHS), nodes: s(NODES), attempts: s(ATTEMPTS), anchors: s(ANCHORS) });
+    } catch (err) {
+      if (err instanceof MigrateError) throw err;
+      throw new MigrateError(`copying into ${target} failed, nothing was written there: ${(err as Error).message}`);
+    }
+
+    // 3. The copy matches the source, and every epoch's root is the root of its copied leaves.
+    const checked = await verifyCopy(db, ledger, target, progress);
+    const unsealed = num(db.prepare('SELECT count(*) FROM events WHERE seq > ?').pluck().get(lastSealed), 'unsealed count');
+    db.exec('COMMIT');
+    return {
+      from, to: target, copied, unsealed,
+      ...checked, ms: Math.round(performance.now() - started),
+    };
+  } finally {
+    await ledger?.close().catch(() => {});
+    db.close();
+  }
+}

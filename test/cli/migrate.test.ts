@@ -1,0 +1,248 @@
+// `receipts migrate`: a SQLite ledger built through the real service (events, epochs, anchors, an
+// unsealed tail, a revoked key) moved by the CLI, as a child process, into a fresh PostgreSQL
+// database, and the PostgreSQL ledger then used: receipts, keys, sealing the tail, new events.
+import { copyFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Anchorer } from '../../src/anchor/anchorer.ts';
+import { SqliteLedger } from '../../src/ledger/index.ts';
+import { checkCopy, MigrateError } from '../../src/ledger/migrate.ts';
+import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_MS, validateEvent } from '../../src/event/validate.ts';
+import { openPostgresLedger, type PostgresLedger } from '../../src/ledger/postgres/index.ts';
+import type { Receipt } from '../../src/receipt/format.ts';
+import { ReceiptReader } from '../../src/receipt/reader.ts';
+import { sealAll } from '../../src/seal/sealer.ts';
+import { verifyReceipt } from '../../src/verify/index.ts';
+import { acquireServeLock } from '../../src/cli/lock.ts';
+import { FakeChain } from '../anchor/fake-chain.ts';
+import { event, tempDir, testServer, until } from '../helpers.ts';
+import { freshDatabase, startPostgres } from '../support/postgres.ts';
+import { receipts } from './run.ts';
+
+const cluster = await startPostgres();
+const tmp = tempDir('receipts-migrate-');
+afterAll(async () => {
+  await cluster?.stop();
+  tmp.cleanup();
+});
+
+const PASSWORD = 'pw-not-to-be-printed-7731';
+/** A fresh database's URL with a password in it (trust auth ignores it; no output may show it). */
+async function target(): Promise<{ url: string; withPassword: string }> {
+  const url = await freshDatabase(cluster!.url);
+  const u = new URL(url);
+  u.password = PASSWORD;
+  return { url, withPassword: u.toString() };
+}
+
+async function rows<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<T>(text)).rows;
+  } finally {
+    await c.end();
+  }
+}
+/** Events in the target; 0 when migrate stopped before creating the tables. */
+const eventCount = async (url: string) =>
+  rows<{ n: string }>(url, 'SELECT count(*) AS n FROM events').then((r) => Number(r[0]!.n), (err: { code?: string }) => {
+    if (err.code === '42P01') return 0;
+    throw err;
+  });
+
+async function leader(ledger: PostgresLedger): Promise<void> {
+  await ledger.leadership.start(() => {});
+  await until(() => ledger.leadership.role() === 'leader');
+}
+
+describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
+  const file = join(tmp.dir, 'receipts.db');
+  let ids: number[] = [];
+  let unsealedIds: number[] = [];
+  let lastSealedSeq = 0;
+  let epochCount = 0;
+  const sqliteReceipts = new Map<number, Receipt>();
+  let liveKey = '';
+  let revokedKey = '';
+
+  beforeAll(async () => {
+    // The source ledger, through the real service: events, 4-event epochs, 3 of them anchored
+    // through the anchorer, 2 more sealed after, a tail left unsealed, a revoked key.
+    const s = await testServer({}, async () => ({ ledger: new SqliteLedger(file, { synchronous: 'normal' }), cleanup: async () => {} }));
+    liveKey = s.key;
+    const post = async (n: number, extra: (i: number) => Record<string, unknown> = () => ({})) => {
+      const res = await s.post({ events: Array.from({ length: n }, (_, i) => event(extra(i))) });
+      expect(res.statusCode).toBe(200);
+      return (res.json().results as Array<{ id: number }>).map((r) => r.id);
+    };
+    ids.push(...await post(12, (i) => ({
+      units: i === 0 ? Number.MAX_SAFE_INTEGER : i, caller: i % 2 ? 'user-2' : 'usér-ü 🚀', ts: Date.now() - 60_000 + i,
+      ...(i % 3 === 0 && { artifact_digest: 'ab'.repeat(32), source: 'api-gw', metadata: { region: 'eu', n: i } }),
+    })));
+    await sealAll(s.ledger, { maxEvents: 4 });
+    const chain = new FakeChain();
+    expect(await new Anchorer({ ledger: s.ledger, chain }).step()).toBe(3);
+    ids.push(...await post(7));
+    await sealAll(s.ledger, { maxEvents: 4 });
+    unsealedIds = await post(5, (i) => ({ action: i % 2 ? 'write' : 'recall' }));
+    ids.push(...unsealedIds);
+    const extra = await s.ledger.keys.create('other-inc', ['other/*']);
+    revokedKey = extra.key;
+    expect(await s.ledger.keys.revoke(extra.id)).toBe(true);
+    const latest = (await s.ledger.epochs.latest())!;
+    lastSealedSeq = latest.last_seq;
+    epochCount = latest.epoch + 1;
+    expect(epochCount).toBe(5);
+    for (const id of ids) sqliteReceipts.set(id, await s.receipt(id));
+    expect([...sqliteReceipts.values()].map((r) => r.status).filter((st, i, a) => a.indexOf(st) === i)).toEqual(['anchored', 'sealed', 'pending']);
+    await s.close();
+  });
+
+  it('copies keys, events, epochs, nodes and anchors, checks every epoch root, and the PostgreSQL ledger goes on from there', async () => {
+    const { url, withPassword } = await target();
+    const r = receipts(['migrate', '--from', file, '--to', withPassword]);
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^copied 2 keys, 24 events \(5 events after the last epoch, sealed next on PostgreSQL in the same order\), 5 epochs, \d+ tree-node chunks, 1 anchor attempt and 3 anchors from .*receipts\.db to postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/t_\w+ in [\d.]+ s; every epoch root checked \(5 epochs rebuilt/);
+    expect(r.stderr).toMatch(/^copying events: 24 \/ 24$/m); // progress, on stderr
+    expect(r.stderr).toMatch(/^checking source epochs: 5 \/ 5$/m);
+    expect(r.stderr).toMatch(/^checking copied epochs: 5 \/ 5$/m);
+    expect(r.stderr).toMatch(/^comparing copied events: 24 \/ 24$/m);
+    expect(r.stdout + r.stderr).not.toContain(PASSWORD);
+
+    const ledger = await openPostgresLedger(url, { leaseMs: 600 });
+    try {
+      // Every receipt is the one SQLite gave, and the sealed ones verify (anchored ones too).
+      const reader = new ReceiptReader(ledger);
+      for (const id of ids) {
+        const receipt = await reader.receipt((await ledger.events.get(id))!);
+        expect(receipt).toEqual(sqliteReceipts.get(id));
+        if (receipt.status !== 'pending') expect(verifyReceipt(receipt).ok, `receipt ${id}`).toBe(true);
+      }
+      expect(await ledger.anchors.anchoredThrough()).toBe(2);
+      // Keys: the live one authenticates, the revoked one does not.
+      expect((await ledger.keys.authenticate(liveKey))?.owner).toBe('acme-inc');
+      expect(await ledger.keys.authenticate(revokedKey)).toBeNull();
+
+      // The unsealed tail is sealed next, in the order SQLite had it.
+      await leader(ledger);
+      const sealed = await sealAll(ledger, { maxEvents: 1000 });
+      expect(sealed).toMatchObject([{ epoch: epochCount, first_seq: lastSealedSeq + 1, size: unsealedIds.length }]);
+      for (const [i, id] of unsealedIds.entries()) {
+        const receipt = await reader.receipt((await ledger.events.get(id))!);
+        expect(receipt).toMatchObject({ status: 'sealed', epoch: epochCount, leaf_index: i, event: sqliteReceipts.get(id)!.event });
+        expect(verifyReceipt(receipt).ok).toBe(true);
+      }
+      // New events get ids after the copied ones; a request id already copied is a duplicate.
+      const write = (request_id: string) => {
+        const v = validateEvent(event({ request_id }), { now: Date.now(), maxAgeMs: DEFAULT_MAX_AGE_MS, maxFutureMs: DEFAULT_MAX_FUTURE_MS });
+        if (!v.ok) throw new Error(JSON.stringify(v.errors));
+        return ledger.events.write([{ event: v.event, owner: 'acme-inc', keyId: 'k' }]);
+      };
+      const [fresh] = await write('after-migrate');
+      expect(fresh).toMatchObject({ status: 'created' });
+      expect((fresh as { id: number }).id).toBeGreaterThan(Math.max(...ids));
+      const copied = sqliteReceipts.get(ids[0]!)!.event.request_id;
+      expect(await write(copied)).toMatchObject([{ status: expect.stringMatching(/^(duplicate|conflict)$/), id: ids[0] }]);
+    } finally {
+      await ledger.close();
+    }
+  });
+
+  it('--json with the URL from RECEIPTS_DATABASE_URL; a second migrate into the same database is refused', async () => {
+    const { url, withPassword } = await target();
+    const r = receipts(['migrate', '--from', file, '--json'], { RECEIPTS_DATABASE_URL: withPassword });
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary).toMatchObject({
+      copied: { keys: 2, events: 24, epochs: 5, attempts: 1, anchors: 3 }, unsealed: 5, epochs_checked: 5, from: file,
+      to: expect.stringMatching(/^postgres:\/\/postgres:\*\*\*@/),
+    });
+    expect(summary.rows_compared).toBe(2 + 24 + 5 + summary.copied.nodes + 1 + 3);
+
+    const again = receipts(['migrate', '--from', file, '--to', withPassword]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^error: the target postgres:\/\/postgres:\*\*\*@.* already holds a ledger .*copies into an empty database only/);
+    expect(again.stdout + again.stderr).not.toContain(PASSWORD);
+    expect(await eventCount(url)).toBe(24);
+  });
+
+  it('a tampered epoch root in the source fails the check naming the epoch; nothing is copied', async () => {
+    const tampered = join(tmp.dir, 'tampered-root.db');
+    copyFileSync(file, tampered);
+    const db = new Database(tampered);
+    db.prepare('UPDATE epochs SET root = randomblob(32) WHERE epoch = 3').run();
+    db.close();
+    const { url } = await target();
+    const r = receipts(['migrate', '--from', tampered, '--to', url]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: the source ledger .*tampered-root\.db does not check out: epoch 3: the stored root [0-9a-f]{64} is not the root of its 4 leaf hashes .*Nothing was copied/);
+    expect(await eventCount(url)).toBe(0);
+  });
+
+  it('an altered event field in the source fails before anything is written, naming the event and its epoch', async () => {
+    const tampered = join(tmp.dir, 'tampered-event.db');
+    copyFileSync(file, tampered);
+    const db = new Database(tampered);
+    db.prepare('UPDATE events SET units = units + 1 WHERE seq = 6').run();
+    db.close();
+    const { url } = await target();
+    const r = receipts(['migrate', '--from', tampered, '--to', url]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/does not check out: event 6 \(epoch 1\): its stored leaf hash [0-9a-f]{64} is not the hash of its fields/);
+    expect(await eventCount(url)).toBe(0);
+  });
+
+  it('the copy check catches a copy that differs from the source, naming the epoch', async () => {
+    const { url } = await target();
+    expect(receipts(['migrate', '--from', file, '--to', url]).code).toBe(0);
+    await expect(checkCopy({ from: file, to: url })).resolves.toMatchObject({ epochs_checked: 5 });
+    await rows(url, "UPDATE epochs SET root = decode(repeat('00', 32), 'hex') WHERE epoch = 2");
+    const failed = await checkCopy({ from: file, to: url }).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(MigrateError);
+    expect(failed).toMatchObject({ epoch: 2, message: expect.stringMatching(/^the copy in postgres:.* does not match the source: epoch 2: the stored root 0{64} is not the root of its 4 leaf hashes/) });
+    // A stored node the proofs read, changed: caught too.
+    const { url: url2 } = await target();
+    expect(receipts(['migrate', '--from', file, '--to', url2]).code).toBe(0);
+    await rows(url2, "UPDATE epoch_nodes SET hashes = overlay(hashes placing decode(repeat('11', 32), 'hex') from 1) WHERE epoch = 4 AND level = 1");
+    await expect(checkCopy({ from: file, to: url2 })).rejects.toMatchObject({ epoch: 4, message: expect.stringMatching(/epoch 4: the stored tree level 1 is not the one rebuilt/) });
+  });
+
+  it('refuses while receipts serve holds the source, and copies nothing', async () => {
+    const lock = acquireServeLock(file, '127.0.0.1');
+    try {
+      lock.listening('127.0.0.1', 8080);
+      const { url } = await target();
+      const r = receipts(['migrate', '--from', file, '--to', url]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`^error: receipts serve \\(pid ${process.pid}, listening on 127\\.0\\.0\\.1:8080\\) runs on it: .*nothing was copied\\. Stop it`));
+      expect(await eventCount(url)).toBe(0);
+    } finally {
+      lock.release();
+    }
+  });
+
+  it('refuses a missing source, a source URL and a target that is not a PostgreSQL URL, in a sentence', async () => {
+    const { url } = await target();
+    const missing = join(tmp.dir, 'nope', 'receipts.db');
+    const r = receipts(['migrate', '--from', missing, '--to', url]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: no SQLite ledger at .*nope\/receipts\.db .*check --from/);
+    expect(existsSync(join(tmp.dir, 'nope'))).toBe(false); // nothing created on the way
+
+    const fromUrl = receipts(['migrate', '--from', url, '--to', url]);
+    expect(fromUrl.code).toBe(1);
+    expect(fromUrl.stderr).toMatch(/--from takes a SQLite ledger file, not a database URL/);
+
+    const notPg = receipts(['migrate', '--from', file, '--to', `mysql://root:${PASSWORD}@db/x`]);
+    expect(notPg.code).toBe(1);
+    expect(notPg.stderr).toMatch(/--to takes a postgres:\/\/ .*this one is a mysql: URL/);
+    expect(notPg.stderr).not.toContain(PASSWORD);
+
+    const noTarget = receipts(['migrate', '--from', file]);
+    expect(noTarget.code).toBe(2);
+  });
+});
