@@ -13,6 +13,7 @@ import { installJsonBodyParser } from './body.ts';
 import { eventsRoutes } from './routes/events.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { usageRoutes } from './routes/usage.ts';
+import { classificationRoutes } from './routes/classification.ts';
 import { receiptRoutes } from './routes/receipts.ts';
 import { webRoutes } from './routes/web.ts';
 import type { AnchorChain } from '../chain/chain.ts';
@@ -99,6 +100,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
         validation: options.validation,
       });
       usageRoutes(v1, { ledger: options.ledger, receipts });
+      classificationRoutes(v1, { ledger: options.ledger, now });
       receiptRoutes(v1, { ledger: options.ledger, receipts, ...(options.chain && { chain: options.chain }) });
     }),
   );

@@ -11,6 +11,9 @@ import { loadSuiConfig, NETWORKS, type Network } from '../chain/config.ts';
 import { SuiChain } from '../chain/sui.ts';
 import { buildWeb, WEB_DIST, webBuilt } from '../web/build.ts';
 import { acquireServeLock, type ServeLock } from './lock.ts';
+import { instantArg, policyFromFlags, type ClassificationFlags } from './classification.ts';
+import { configureClassification } from '../ledger/classification-common.ts';
+import { ACTION_CLASSES } from '../event/classification.ts';
 
 /** --host: an IP address or a host name; dotted digits that are no IPv4 address (999.1.1.1) are refused here. */
 export function hostArg(value: string): string {
@@ -19,7 +22,7 @@ export function hostArg(value: string): string {
   return value;
 }
 
-export interface ServeOptions {
+export interface ServeOptions extends ClassificationFlags {
   db: string;
   host: string;
   port: number;
@@ -66,11 +69,21 @@ export function addServeCommand(program: Command): void {
     .addOption(new Option('--epoch-max-events <n>', 'seal when this many events wait (and never put more in one epoch)').env('RECEIPTS_EPOCH_MAX_EVENTS').default(100_000).argParser(integerIn(1, 10_000_000)))
     .addOption(new Option('--sui-config <file>', 'anchor epochs on Sui with this config (package, registry, cap, key); off without it').env('RECEIPTS_SUI_CONFIG'))
     .addOption(new Option('--network <name>', 'the network the Sui config must be for').env('RECEIPTS_NETWORK').choices(NETWORKS))
+    .addOption(new Option('--billable-actions <list>', 'comma-separated actions that are billable (see "Billable classification" in the README)').env('RECEIPTS_BILLABLE_ACTIONS').argParser(listOf))
+    .addOption(new Option('--non-billable-actions <list>', 'comma-separated actions that are recorded but not billable').env('RECEIPTS_NON_BILLABLE_ACTIONS').argParser(listOf))
+    .addOption(new Option('--other-actions <class>', 'the class of actions in neither list (default: info)').env('RECEIPTS_OTHER_ACTIONS').choices(ACTION_CLASSES))
+    .addOption(new Option('--classification <file>', 'the classification as JSON: {"billable":[…],"non_billable":[…],"other":"info"}').env('RECEIPTS_CLASSIFICATION'))
+    .addOption(
+      new Option('--classification-from <time>', 'a changed classification applies to events from this time (RFC 3339 or epoch ms; default: now, never earlier)')
+        .env('RECEIPTS_CLASSIFICATION_FROM')
+        .argParser(instantArg),
+    )
     .addOption(new Option('--log-level <level>', 'log level').env('RECEIPTS_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'))
     .action(async (opts: ServeOptions) => {
       for (const a of opts.actions ?? []) {
         if (!ACTION_PATTERN.test(a)) throw new Error(`--actions: "${a}" must match ${ACTION_PATTERN}`);
       }
+      policyFromFlags(opts); // refuse bad flags before taking the lock or opening the ledger
       await serve(opts);
     });
 }
@@ -106,6 +119,16 @@ async function start(opts: ServeOptions, lock: ServeLock): Promise<void> {
   }
   const newLedger = !isPostgresUrl(opts.db) && opts.db !== ':memory:' && !existsSync(opts.db);
   const ledger = await openLedger(opts.db, { synchronous: opts.synchronous });
+  const wanted = policyFromFlags(opts);
+  if (wanted) {
+    try {
+      const { changed, period } = await configureClassification(ledger, wanted.policy, { ...(wanted.fromMs !== undefined && { fromMs: wanted.fromMs }), now: Date.now() });
+      logger.info({ classification: period, from: new Date(period.from_ms).toISOString() }, changed ? 'billable classification changed: a new period starts' : 'billable classification unchanged');
+    } catch (err) {
+      await ledger.close();
+      throw err;
+    }
+  }
   const app = buildService({
     web: { dir: WEB_DIST },
     ledger,

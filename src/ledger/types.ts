@@ -2,6 +2,7 @@
 // Two engines implement it: sqlite/ (embedded, one process) and postgres/ (several instances on
 // one database, one elected leader). Nothing outside src/ledger/ sees a connection or a statement.
 import type { NormalizedEvent } from '../event/validate.ts';
+import type { ClassificationPeriod, ClassificationPolicy } from '../event/classification.ts';
 
 // ── Records: one type per concept ──────────────────────────────────────────────────────────────
 
@@ -129,6 +130,10 @@ export interface UsageGroup {
   key: string;
   events: number;
   units: Units;
+  /** Events whose action was billable at their ts_ms (the classification history in the ledger). */
+  billable_events: number;
+  /** Units of those events. */
+  billable_units: Units;
 }
 
 export interface UsageResult {
@@ -137,12 +142,42 @@ export interface UsageResult {
   to: number;
   group_by: GroupBy;
   groups: UsageGroup[];
-  totals: { events: number; units: Units };
+  totals: { events: number; units: Units; billable_events: number; billable_units: Units };
 }
 
 export interface UsageStore {
-  /** Counts and exact unit sums over [from, to), always through the (namespace, ts) index. */
+  /**
+   * Counts and exact unit sums over [from, to), always through the (namespace, ts) index; the
+   * billable ones classified by the history stored in the ledger (ClassificationStore).
+   */
   query(q: UsageQuery): Promise<UsageResult>;
+}
+
+/** Why a classification period was not appended: it would reclassify what is already stored. */
+export class RetroactiveClassificationError extends Error {
+  /** The earliest from_ms that would have been accepted. */
+  readonly earliest: number;
+  constructor(message: string, earliest: number) {
+    super(message);
+    this.name = 'RetroactiveClassificationError';
+    this.earliest = earliest;
+  }
+}
+
+/**
+ * The billable classification history: periods in order of from_ms, append-only. A period is
+ * never in force before it was appended, so a change never reclassifies a stored event.
+ */
+export interface ClassificationStore {
+  /** The stored periods, oldest first (empty: nothing configured, every action billable). */
+  history(): Promise<ClassificationPeriod[]>;
+  /**
+   * Appends a period, as one transaction, starting at fromMs or, when omitted, at the earliest
+   * allowed time: 0 on a ledger with no events and no period; else the latest of now, one ms
+   * after the last stored event time, and one ms after the last period's start. An explicit
+   * fromMs earlier than that throws RetroactiveClassificationError. Returns the stored period.
+   */
+  append(policy: ClassificationPolicy, opts: { fromMs?: number; now: number }): Promise<ClassificationPeriod>;
 }
 
 /** A built tree as the sealer hands it to storage: every level, leaves first, root last. */
@@ -238,6 +273,7 @@ export interface Ledger {
   readonly events: EventStore;
   readonly keys: KeyStore;
   readonly usage: UsageStore;
+  readonly classification: ClassificationStore;
   readonly epochs: EpochStore;
   readonly anchors: AnchorStore;
   readonly leadership: Leadership;

@@ -13,6 +13,7 @@ import { PgEventStore, type GroupCommitOptions } from './events.ts';
 import { PgKeyStore } from './keys.ts';
 import { PgLeadership } from './leadership.ts';
 import { PgUsageStore } from './usage.ts';
+import { PgClassificationStore } from './classification.ts';
 
 export interface PostgresLedgerOptions {
   groupCommit?: GroupCommitOptions;
@@ -30,6 +31,7 @@ export class PostgresLedger implements Ledger {
   readonly events: PgEventStore;
   readonly keys: PgKeyStore;
   readonly usage: PgUsageStore;
+  readonly classification: PgClassificationStore;
   readonly epochs: PgEpochStore;
   readonly anchors: PgAnchorStore;
   readonly leadership: PgLeadership;
@@ -47,7 +49,8 @@ export class PostgresLedger implements Ledger {
     });
     this.events = new PgEventStore(pool, options.groupCommit);
     this.keys = new PgKeyStore(pool);
-    this.usage = new PgUsageStore(pool);
+    this.classification = new PgClassificationStore(pool);
+    this.usage = new PgUsageStore(pool, () => this.classification.history());
     this.epochs = new PgEpochStore(pool, this.leadership);
     this.anchors = new PgAnchorStore(pool, this.leadership);
   }

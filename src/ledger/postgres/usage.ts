@@ -3,6 +3,7 @@
 // as a number while ≤ 2^53−1, else as a decimal string.
 import type pg from 'pg';
 import type { GroupBy, Units, UsageQuery, UsageResult, UsageStore } from '../types.ts';
+import { effectiveHistory, type ClassificationPeriod } from '../../event/classification.ts';
 
 const GROUP_EXPR: Record<GroupBy, string> = {
   // Byte order, as SQLite sorts: the same keys in the same order on both engines, whatever the
@@ -18,32 +19,74 @@ export const usageSql = (groupBy: GroupBy) =>
    FROM events WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4
    GROUP BY 1 ORDER BY 1`;
 
+/**
+ * The same sums with billable ones beside them: b is true when the event's action is billable
+ * under the period in force at its ts (the last one with from_ms <= ts). Each period's start and
+ * action list are bound parameters ($5 on: an int8 and a text[] per period, newest first); the
+ * WHERE clause, and so the index plan, is unchanged.
+ */
+export function classifiedUsageSql(groupBy: GroupBy, history: readonly ClassificationPeriod[]): string {
+  const whens = [...history]
+    .reverse()
+    .map((p, i) => {
+      const from = `$${5 + 2 * i}::int8`;
+      const list = `$${6 + 2 * i}::text[]`;
+      // Billable: listed billable, or (other = billable) not listed non-billable.
+      return `WHEN ts >= ${from} THEN ${p.other === 'billable' ? `action <> ALL(${list})` : `action = ANY(${list})`}`;
+    })
+    .join(' ');
+  return `SELECT k, count(*) AS n, sum(units)::text AS u,
+     count(*) FILTER (WHERE b) AS bn, coalesce(sum(units) FILTER (WHERE b), 0)::text AS bu
+   FROM (SELECT ${GROUP_EXPR[groupBy]} AS k, units, CASE ${whens} ELSE true END AS b
+         FROM events WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4) AS e
+   GROUP BY 1 ORDER BY 1`;
+}
+
+function classificationParams(history: readonly ClassificationPeriod[]): unknown[] {
+  return [...history].reverse().flatMap((p) => [p.from_ms, p.other === 'billable' ? p.non_billable : p.billable]);
+}
+
 function exact(n: bigint): Units {
   return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString();
 }
 
 export class PgUsageStore implements UsageStore {
   private readonly pool: pg.Pool;
+  private readonly history: () => Promise<ClassificationPeriod[]>;
 
-  constructor(pool: pg.Pool) {
+  /** history: the stored classification periods, read on every query (one small table). */
+  constructor(pool: pg.Pool, history: () => Promise<ClassificationPeriod[]> = async () => []) {
     this.pool = pool;
+    this.history = history;
   }
 
   async query(q: UsageQuery): Promise<UsageResult> {
     if (!Object.hasOwn(GROUP_EXPR, q.groupBy)) throw new RangeError(`group_by must be one of ${Object.keys(GROUP_EXPR).join(', ')}`);
-    const { rows } = await this.pool.query<{ k: string | number; n: number; u: string }>({
-      name: `usage-${q.groupBy}`,
-      text: usageSql(q.groupBy),
-      values: [q.namespace, q.from, q.to, q.asOf ?? Number.MAX_SAFE_INTEGER],
-    });
+    const stored = await this.history();
+    const values = [q.namespace, q.from, q.to, q.asOf ?? Number.MAX_SAFE_INTEGER];
+    // Nothing configured: every action is billable, so the billable sums are the sums.
+    const { rows } = await this.pool.query<{ k: string | number; n: number; u: string; bn?: number; bu?: string }>(
+      stored.length === 0
+        ? { name: `usage-${q.groupBy}`, text: usageSql(q.groupBy), values }
+        : (() => {
+            const history = effectiveHistory(stored);
+            return { text: classifiedUsageSql(q.groupBy, history), values: [...values, ...classificationParams(history)] };
+          })(),
+    );
     let events = 0;
     let units = 0n;
+    let billableEvents = 0;
+    let billableUnits = 0n;
     const groups = rows.map((r) => {
       const u = BigInt(r.u);
+      const bn = r.bn ?? r.n;
+      const bu = r.bu === undefined ? u : BigInt(r.bu);
       events += r.n;
       units += u;
+      billableEvents += bn;
+      billableUnits += bu;
       const key = typeof r.k === 'number' ? new Date(r.k).toISOString() : r.k;
-      return { key, events: r.n, units: exact(u) };
+      return { key, events: r.n, units: exact(u), billable_events: bn, billable_units: exact(bu) };
     });
     return {
       namespace: q.namespace,
@@ -51,7 +94,7 @@ export class PgUsageStore implements UsageStore {
       to: q.to,
       group_by: q.groupBy,
       groups,
-      totals: { events, units: exact(units) },
+      totals: { events, units: exact(units), billable_events: billableEvents, billable_units: exact(billableUnits) },
     };
   }
 }

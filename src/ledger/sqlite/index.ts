@@ -7,6 +7,7 @@ import { SqliteEpochStore } from './epochs.ts';
 import { SqliteEventStore, type GroupCommitOptions } from './events.ts';
 import { SqliteKeyStore } from './keys.ts';
 import { SqliteUsageStore } from './usage.ts';
+import { SqliteClassificationStore } from './classification.ts';
 
 export interface SqliteLedgerOptions extends OpenOptions {
   groupCommit?: GroupCommitOptions;
@@ -27,6 +28,7 @@ export class SqliteLedger implements Ledger {
   readonly events: SqliteEventStore;
   readonly keys: SqliteKeyStore;
   readonly usage: SqliteUsageStore;
+  readonly classification: SqliteClassificationStore;
   readonly epochs: SqliteEpochStore;
   readonly anchors: SqliteAnchorStore;
   readonly leadership = soleLeader;
@@ -36,7 +38,8 @@ export class SqliteLedger implements Ledger {
     this.db = openDb(file, options);
     this.keys = new SqliteKeyStore(this.db);
     this.events = new SqliteEventStore(this.db, options.groupCommit);
-    this.usage = new SqliteUsageStore(this.db);
+    this.classification = new SqliteClassificationStore(this.db);
+    this.usage = new SqliteUsageStore(this.db, () => this.classification.historySync());
     this.epochs = new SqliteEpochStore(this.db);
     this.anchors = new SqliteAnchorStore(this.db);
   }
