@@ -4,6 +4,7 @@ export type { Receipt, ReceiptEvent, Anchor, ReceiptStatus } from './receipt/for
 export { encodeLeaf, leafHash, LeafV1Bcs, LEAF_VERSION, type LeafFields } from './event/leaf.ts';
 export { verifyInclusion, rootFromInclusionProof } from './merkle/proof.ts';
 export { buildTree, auditPath, rootOf } from './merkle/tree.ts';
+export { classify, classOf, periodAt, effectiveHistory, validateHistory, validatePolicy, UNCONFIGURED, ACTION_CLASSES, type ActionClass, type ClassificationPeriod, type ClassificationPolicy } from './event/classification.ts';
 export {
   createUsageClient,
   type UsageClient,

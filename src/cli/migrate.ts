@@ -54,7 +54,7 @@ function holdSource(file: string): ServeLock | undefined {
 }
 
 
-/** Progress on stderr: a line a second at most, and one when each part is done. */
+/** Progress on stderr: a line every 5 s at most, and one when each part is done. */
 function progressLine(): (p: MigrateProgress) => void {
   let last = performance.now();
   const finished = new Set<string>();
@@ -62,7 +62,7 @@ function progressLine(): (p: MigrateProgress) => void {
     const key = p.step === 'copy' ? `copying ${p.what}` : p.step === 'check-source' ? `checking source ${p.what}`
       : p.what === 'epochs' ? 'checking copied epochs' : `comparing copied ${p.what}`;
     const done = p.done >= p.total;
-    if (done ? finished.has(key) : performance.now() - last < 1000) return;
+    if (done ? finished.has(key) : performance.now() - last < 5000) return;
     if (done) finished.add(key);
     last = performance.now();
     process.stderr.write(`${key}: ${p.done.toLocaleString('en-US')} / ${p.total.toLocaleString('en-US')}\n`);

@@ -225,6 +225,17 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     }
   });
 
+  it('while migrate holds the source, a receipts serve on it does not start and says why', async () => {
+    const lock = acquireServeLock(file, 'migrate', 'migrate');
+    try {
+      const r = receipts(['serve', '--db', file, '--port', '0']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`receipts migrate \\(pid ${process.pid}, since [^)]+\\) is copying the ledger .*receipts\\.db to PostgreSQL, so this does not start`));
+    } finally {
+      lock.release();
+    }
+  });
+
   it('refuses a missing source, a source URL and a target that is not a PostgreSQL URL, in a sentence', async () => {
     const { url } = await target();
     const missing = join(tmp.dir, 'nope', 'receipts.db');
