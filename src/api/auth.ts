@@ -5,7 +5,7 @@
 // parse a megabyte of JSON. Access is decided by route, never by string tests on the raw URL.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { KeyStore, Principal } from '../ledger/index.ts';
-import { closeUnreadBody, sendError } from './errors.ts';
+import { ApiError, closeUnreadBody, sendError } from './errors.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -43,7 +43,7 @@ export function bearerKey(header: string | undefined): { key: string } | { probl
 function refuse(request: FastifyRequest, reply: FastifyReply, message: string) {
   reply.header('www-authenticate', 'Bearer realm="sui-receipts"');
   closeUnreadBody(request, reply); // never drain a body for an anonymous client
-  return sendError(reply, 401, 'unauthorized', message);
+  return sendError(reply, new ApiError('unauthorized', { problem: message }));
 }
 
 /**

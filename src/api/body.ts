@@ -14,7 +14,7 @@ export function installJsonBodyParser(app: FastifyInstance): void {
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     const bytes = body as Buffer;
     if (!isUtf8(bytes)) {
-      done(new ApiError(400, 'invalid_utf8', 'the body is not valid UTF-8; send JSON encoded as UTF-8 (nothing was stored)'), undefined);
+      done(new ApiError('invalid_utf8'), undefined);
       return;
     }
     parseJson(request, bytes.toString('utf8'), done);

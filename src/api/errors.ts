@@ -1,18 +1,20 @@
-// The one error shape of the API: { error: { code, message, details } }.
+// The one error shape of the API: { error: { code, message, details } }. Every code, with its
+// status and sentence, is in the registry (error-codes.ts); routes throw ApiError by code.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { FieldError } from '../event/validate.ts';
+import type { FieldError } from '../event/field-errors.ts';
+import { ERROR_CODES, errorMessage, type ErrorCode, type MessageParams } from './error-codes.ts';
 
 export interface ErrorBody {
-  error: { code: string; message: string; details: FieldError[] };
+  error: { code: ErrorCode; message: string; details: FieldError[] };
 }
 
 export class ApiError extends Error {
   readonly statusCode: number;
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly details: FieldError[];
-  constructor(statusCode: number, code: string, message: string, details: FieldError[] = []) {
-    super(message);
-    this.statusCode = statusCode;
+  constructor(code: ErrorCode, params: MessageParams = {}, details: FieldError[] = []) {
+    super(errorMessage(code, params));
+    this.statusCode = ERROR_CODES[code].status;
     this.code = code;
     this.details = details;
   }
@@ -25,35 +27,35 @@ export function closeUnreadBody(request: FastifyRequest, reply: FastifyReply): v
   }
 }
 
-export function sendError(reply: FastifyReply, status: number, code: string, message: string, details: FieldError[] = []) {
-  const body: ErrorBody = { error: { code, message, details } };
-  return reply.code(status).type('application/json; charset=utf-8').send(body);
+export function sendError(reply: FastifyReply, error: ApiError) {
+  const body: ErrorBody = { error: { code: error.code, message: error.message, details: error.details } };
+  return reply.code(error.statusCode).type('application/json; charset=utf-8').send(body);
 }
 
-/** Fastify's own errors (body parsing, limits) mapped onto our shape and codes. */
-const FASTIFY_ERRORS: Record<string, [number, string, string]> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'payload_too_large', 'request body is larger than 1 MiB; send fewer events per request'],
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type', 'send the body as Content-Type: application/json'],
-  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'malformed_json', 'the body is empty; send a JSON event or {"events": [...]}'],
-  FST_ERR_CTP_INVALID_JSON_BODY: [400, 'malformed_json', 'the body is not valid JSON'],
+/** Fastify's own errors (body parsing, limits) mapped onto our codes. */
+const FASTIFY_ERRORS: Record<string, () => ApiError> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: () => new ApiError('payload_too_large'),
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: () => new ApiError('unsupported_media_type'),
+  FST_ERR_CTP_EMPTY_JSON_BODY: () => new ApiError('malformed_json', { detail: ' (it is empty)' }),
+  FST_ERR_CTP_INVALID_JSON_BODY: () => new ApiError('malformed_json'),
 };
 
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    if (err instanceof ApiError) return sendError(reply, err.statusCode, err.code, err.message, err.details);
+    if (err instanceof ApiError) return sendError(reply, err);
     const known = err.code ? FASTIFY_ERRORS[err.code] : undefined;
-    if (known) return sendError(reply, known[0], known[1], known[2]);
+    if (known) return sendError(reply, known());
     if (err instanceof SyntaxError || (err.statusCode === 400 && /JSON/i.test(err.message))) {
-      return sendError(reply, 400, 'malformed_json', `the body is not valid JSON: ${err.message}`);
+      return sendError(reply, new ApiError('malformed_json', { detail: `: ${err.message}` }));
     }
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
-      return sendError(reply, err.statusCode, 'bad_request', err.message);
+      return sendError(reply, new ApiError('bad_request', { problem: err.message }));
     }
     request.log.error({ err: { message: err.message, stack: err.stack, code: err.code } }, 'unhandled error');
-    return sendError(reply, 500, 'internal', 'internal error; the request was not applied, retry it');
+    return sendError(reply, new ApiError('internal'));
   });
   const notFound = (request: FastifyRequest, reply: FastifyReply) =>
-    sendError(reply, 404, 'not_found', `no route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}`);
+    sendError(reply, new ApiError('not_found', { thing: `route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}` }));
   // Answer before the body is read: no route means no reason to take a megabyte from anyone.
   app.addHook('onRequest', async (request, reply) => {
     if (!request.is404) return;

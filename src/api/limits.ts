@@ -4,7 +4,7 @@
 // refused with 503 and Retry-After. Node's own deadlines (server.ts) close sockets whose headers,
 // body or silence take too long, which gives the budget back.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { closeUnreadBody, sendError } from './errors.ts';
+import { ApiError, closeUnreadBody, sendError } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 
 export interface RequestLimits {
@@ -70,7 +70,7 @@ export function installRequestLimits(app: FastifyInstance, limits: RequestLimits
       reply.header('retry-after', '1');
       closeUnreadBody(request, reply);
       const who = serverFull ? 'the server is' : 'this API key is';
-      return sendError(reply, 503, 'busy', `${who} receiving too many request bodies at once; retry after a second`);
+      return sendError(reply, new ApiError('busy', { who }));
     }
     inFlight += bytes;
     perKey.set(holder, held + bytes);

@@ -110,10 +110,10 @@ function report(result: VerifyResult, where: string, json: boolean, source: stri
     throw new ExitCode(VERIFY_EXIT.unreadable, `unreadable: ${where} is not a well-formed receipt v1 (malformed): ${result.reason}`);
   }
   if (result.kind === 'pending') {
-    if (!json) process.stdout.write(`not verifiable yet: ${result.reason}\n`);
+    if (!json) process.stdout.write(`not verifiable yet: ${result.reason} [${result.code}]\n`);
     throw new ExitCode(VERIFY_EXIT.notYet, '');
   }
-  if (!json) process.stdout.write(`invalid: ${result.reason}\n`);
+  if (!json) process.stdout.write(`invalid: ${result.reason} [${result.code}]\n`);
   throw new ExitCode(VERIFY_EXIT.invalid, '');
 }
 
@@ -126,7 +126,7 @@ async function verifyOnChain(json: unknown, where: string, rpcUrl: string, oncha
   const anchor = receipt.anchor;
   if (!anchor) {
     const reason = `the receipt is ${receipt.status ?? 'sealed'} but not anchored yet: there is no registry to read; verify it offline, or fetch it again once anchored`;
-    if (asJson) process.stdout.write(`${JSON.stringify({ ok: false, kind: 'pending', reason, steps: offline.steps })}\n`);
+    if (asJson) process.stdout.write(`${JSON.stringify({ ok: false, kind: 'pending', code: 'not_anchored', reason, steps: offline.steps })}\n`);
     else process.stdout.write(`not verifiable yet: ${reason}\n`);
     throw new ExitCode(VERIFY_EXIT.notYet, '');
   }
@@ -138,7 +138,9 @@ async function verifyOnChain(json: unknown, where: string, rpcUrl: string, oncha
     throw new ExitCode(2, `cannot read registry ${anchor.registry_id} through ${rpcUrl}: ${(err as Error).message}; check --rpc and the network (${anchor.network})`);
   }
   if (!onChain) {
-    process.stdout.write(`invalid: epoch ${receipt.epoch} is not anchored in registry ${anchor.registry_id} on ${anchor.network}\n`);
+    const reason = `epoch ${receipt.epoch} is not anchored in registry ${anchor.registry_id} on ${anchor.network}`;
+    if (asJson) process.stdout.write(`${JSON.stringify({ ok: false, kind: 'invalid', code: 'not_anchored', reason, steps: offline.steps })}\n`);
+    else process.stdout.write(`invalid: ${reason} [not_anchored]\n`);
     throw new ExitCode(1, '');
   }
   const result = verifyReceipt(receipt, { root: onChain.root, size: onChain.size });

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { LeafFields } from './leaf.ts';
 import { looksLikeSecret, redactJson } from './redact.ts';
 import { checkDepth, checkText, MAX_METADATA_DEPTH } from './shape.ts';
+import { fieldErrorsFromIssues, type FieldError, type IssueContext } from './field-errors.ts';
 
 export const NAMESPACE_PATTERN = /^[a-z0-9][a-z0-9._/-]*$/;
 export const ACTION_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
@@ -12,12 +13,7 @@ export const MAX_UNITS = Number.MAX_SAFE_INTEGER; // 2^53 − 1: exact in JSON a
 export const MAX_METADATA_BYTES = 4096;
 const utf8 = new TextEncoder();
 
-/** One field error: where, which rule, and a sentence for a person. */
-export interface FieldError {
-  path: string;
-  rule: string;
-  message: string;
-}
+export type { FieldError } from './field-errors.ts';
 
 /** A leaf string: well-formed Unicode without NUL, so the stored text, the leaf and the receipt agree. */
 const leafString = (min: number, max: number) =>
@@ -25,7 +21,7 @@ const leafString = (min: number, max: number) =>
     .string()
     .min(min)
     .max(max, { abort: true }) // a too-long string is not scanned further (text checks, patterns)
-    .refine((s) => s.isWellFormed() && !s.includes('\u0000'), { params: { rule: 'well_formed_text' } });
+    .refine((s) => s.isWellFormed() && !s.includes('\u0000'), { params: { rule: 'well_formed_text', message: 'must be well-formed Unicode text without NUL characters' } });
 
 const eventSchema = z.strictObject({
   request_id: leafString(1, 128),
@@ -43,6 +39,16 @@ const eventSchema = z.strictObject({
 });
 
 export const EVENT_FIELDS = Object.keys(eventSchema.shape);
+
+const EVENT_ISSUES: IssueContext = {
+  subject: 'event',
+  known: EVENT_FIELDS,
+  unknownRule: 'unknown_field',
+  formats: {
+    artifact_digest: { rule: 'hex:64', message: 'must be 64 hexadecimal characters (a SHA-256 digest)' },
+    ts: { rule: 'epoch_ms_or_rfc3339', message: 'must be epoch milliseconds (integer) or an RFC 3339 date-time string' },
+  },
+};
 
 export interface ValidationContext {
   /** Received time, ms. */
@@ -77,7 +83,7 @@ export const DEFAULT_MAX_FUTURE_MS = 5 * 60 * 1000;
 export function validateEvent(input: unknown, ctx: ValidationContext): ValidationResult {
   const parsed = eventSchema.safeParse(input, { reportInput: true });
   if (!parsed.success) {
-    const errors = parsed.error.issues.flatMap(describeIssue);
+    const errors = fieldErrorsFromIssues(parsed.error.issues, EVENT_ISSUES);
     return { ok: false, errors, unknownFields: errors.some((e) => e.rule === 'unknown_field') };
   }
   const e = parsed.data;
@@ -105,9 +111,9 @@ export function validateEvent(input: unknown, ctx: ValidationContext): Validatio
     if (parsedTs === undefined) {
       errors.push({ path: 'ts', rule: 'epoch_ms_or_rfc3339', message: 'ts must be epoch milliseconds or an RFC 3339 date-time, e.g. 2026-11-22T10:00:00Z' });
     } else if (parsedTs > ctx.now + ctx.maxFutureMs) {
-      errors.push({ path: 'ts', rule: `not_after_now_plus_${ctx.maxFutureMs}ms`, message: `ts is more than ${ctx.maxFutureMs / 1000} s in the future` });
+      errors.push({ path: 'ts', rule: `max_future_ms:${ctx.maxFutureMs}`, message: `ts is more than ${ctx.maxFutureMs / 1000} s in the future` });
     } else if (parsedTs < ctx.now - ctx.maxAgeMs) {
-      errors.push({ path: 'ts', rule: `not_before_now_minus_${ctx.maxAgeMs}ms`, message: `ts is older than the accepted window of ${formatDuration(ctx.maxAgeMs)}` });
+      errors.push({ path: 'ts', rule: `max_age_ms:${ctx.maxAgeMs}`, message: `ts is older than the accepted window of ${formatDuration(ctx.maxAgeMs)}` });
     } else ts = parsedTs;
   }
 
@@ -147,52 +153,6 @@ export function validateEvent(input: unknown, ctx: ValidationContext): Validatio
       redacted,
     },
   };
-}
-
-function describeIssue(issue: z.core.$ZodIssue): FieldError[] {
-  const path = issue.path.map(String).join('.');
-  const name = path || 'event';
-  switch (issue.code) {
-    case 'unrecognized_keys':
-      return issue.keys.map((k) => ({
-        path: path ? `${path}.${k}` : k,
-        rule: 'unknown_field',
-        message: `${k} is not a known field; known fields: ${EVENT_FIELDS.join(', ')}`,
-      }));
-    case 'invalid_type': {
-      if (issue.input === undefined) return [{ path, rule: 'required', message: `${name} is required` }];
-      const expected = issue.expected === 'int' ? 'integer' : issue.expected === 'record' ? 'object' : issue.expected;
-      return [{ path, rule: `type:${expected}`, message: `${name} must be ${article(expected)} ${expected}` }];
-    }
-    case 'too_small':
-    case 'too_big': {
-      const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum;
-      const word = issue.code === 'too_small' ? 'least' : 'most';
-      const dir = issue.code === 'too_small' ? 'min' : 'max';
-      if (issue.origin === 'string') {
-        return [{ path, rule: `${dir}_length:${bound}`, message: `${name} must be at ${word} ${bound} characters` }];
-      }
-      return [{ path, rule: `${dir}:${bound}`, message: `${name} must be at ${word} ${bound}` }];
-    }
-    case 'invalid_format': {
-      const pattern = 'pattern' in issue ? String(issue.pattern) : issue.format;
-      const rule = path === 'artifact_digest' ? 'hex:64' : `pattern:${pattern}`;
-      const msg = path === 'artifact_digest' ? `${name} must be 64 hexadecimal characters (a SHA-256 digest)` : `${name} must match ${pattern}`;
-      return [{ path, rule, message: msg }];
-    }
-    case 'invalid_union':
-      return [{ path, rule: 'epoch_ms_or_rfc3339', message: `${name} must be epoch milliseconds (integer) or an RFC 3339 date-time string` }];
-    case 'custom': {
-      const rule = String((issue.params as { rule?: string } | undefined)?.rule ?? 'invalid');
-      return [{ path, rule, message: `${name} must be well-formed Unicode text without NUL characters` }];
-    }
-    default: // never zod's own wording: the field and the rule, as a sentence
-      return [{ path, rule: issue.code, message: `${name} is not valid (${issue.code.replaceAll('_', ' ')})` }];
-  }
-}
-
-function article(word: string): string {
-  return /^[aeiou]/.test(word) ? 'an' : 'a';
 }
 
 function formatDuration(ms: number): string {

@@ -2,6 +2,9 @@
 // Index arithmetic uses division, not bit operators, so sizes up to 2^53 are exact.
 import { HASH_SIZE, hashChildren } from './hash.ts';
 
+/** Why a path leads nowhere: the index is not in the tree, or the path has the wrong number of hashes. */
+export type PathFailure = 'index_out_of_range' | 'path_length' | 'malformed';
+
 export type InclusionResult = { ok: true } | { ok: false; reason: string };
 
 /** One level of the walk: the sibling, the side it sits on, and the hash it led to. */
@@ -18,17 +21,17 @@ export function rootFromInclusionProof(
   size: number,
   path: readonly Uint8Array[],
   trace?: (level: PathLevel) => void,
-): { root: Uint8Array } | { reason: string } {
-  if (!Number.isSafeInteger(size) || size < 1) return { reason: `tree size ${size} is not a positive integer` };
-  if (!Number.isSafeInteger(index) || index < 0) return { reason: `leaf index ${index} is not a non-negative integer` };
-  if (index >= size) return { reason: `leaf index ${index} is not below the tree size ${size}` };
-  if (leafHash.length !== HASH_SIZE) return { reason: 'leaf hash is not 32 bytes' };
+): { root: Uint8Array } | { reason: string; code: PathFailure } {
+  if (!Number.isSafeInteger(size) || size < 1) return { reason: `tree size ${size} is not a positive integer`, code: 'index_out_of_range' };
+  if (!Number.isSafeInteger(index) || index < 0) return { reason: `leaf index ${index} is not a non-negative integer`, code: 'index_out_of_range' };
+  if (index >= size) return { reason: `leaf index ${index} is not below the tree size ${size}`, code: 'index_out_of_range' };
+  if (leafHash.length !== HASH_SIZE) return { reason: 'leaf hash is not 32 bytes', code: 'malformed' };
   let fn = index;
   let sn = size - 1;
   let r = leafHash;
   for (const [k, p] of path.entries()) {
-    if (p.length !== HASH_SIZE) return { reason: `proof element ${k} is not 32 bytes` };
-    if (sn === 0) return { reason: `the proof is too long for leaf ${index} of ${size} (${path.length} hashes)` };
+    if (p.length !== HASH_SIZE) return { reason: `proof element ${k} is not 32 bytes`, code: 'malformed' };
+    if (sn === 0) return { reason: `the proof is too long for leaf ${index} of ${size} (${path.length} hashes)`, code: 'path_length' };
     if (fn % 2 === 1 || fn === sn) {
       r = hashChildren(p, r);
       trace?.({ sibling: p, side: 'left', hash: r });
@@ -45,7 +48,7 @@ export function rootFromInclusionProof(
     fn = Math.floor(fn / 2);
     sn = Math.floor(sn / 2);
   }
-  if (sn !== 0) return { reason: `the proof is too short for leaf ${index} of ${size} (${path.length} hashes)` };
+  if (sn !== 0) return { reason: `the proof is too short for leaf ${index} of ${size} (${path.length} hashes)`, code: 'path_length' };
   return { root: r };
 }
 

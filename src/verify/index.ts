@@ -31,9 +31,22 @@ export interface VerifyStep {
  */
 export type VerifyFailure = 'malformed' | 'pending' | 'invalid';
 
+/**
+ * The stable code of a failure, for programs to switch on (the reason is a sentence for people):
+ * - `malformed`: not a receipt v1 (kind `malformed`);
+ * - `not_sealed`: its epoch is not sealed yet (kind `pending`);
+ * - `leaf_mismatch`: the event fields do not hash to the leaf hash;
+ * - `index_out_of_range`: the leaf index is not below the tree size;
+ * - `path_length`: the audit path has too many or too few hashes for the index and size;
+ * - `size_mismatch`: the receipt's tree size is not the trusted size (or that is not a size);
+ * - `root_mismatch`: the path leads to another root than the receipt's or the trusted one.
+ */
+export const VERIFY_CODES = ['malformed', 'not_sealed', 'leaf_mismatch', 'index_out_of_range', 'path_length', 'size_mismatch', 'root_mismatch'] as const;
+export type VerifyCode = (typeof VERIFY_CODES)[number];
+
 export type VerifyResult =
   | { ok: true; reason: string; epoch: number; leaf_index: number; tree_size: number; root: string; trusted_root: boolean; steps: VerifyStep[] }
-  | { ok: false; kind: VerifyFailure; reason: string; steps: VerifyStep[] };
+  | { ok: false; kind: VerifyFailure; code: VerifyCode; reason: string; steps: VerifyStep[] };
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;
 
@@ -52,30 +65,31 @@ const STATUSES = ['pending', 'sealed', 'anchored'];
 
 export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): VerifyResult {
   const steps: VerifyStep[] = [];
-  const fail = (step: VerifyStep['step'], reason: string, kind: VerifyFailure = 'invalid'): VerifyResult => {
+  const fail = (step: VerifyStep['step'], code: VerifyCode, reason: string): VerifyResult => {
     steps.push({ step, ok: false, detail: reason });
-    return { ok: false, kind, reason, steps };
+    const kind: VerifyFailure = code === 'malformed' ? 'malformed' : code === 'not_sealed' ? 'pending' : 'invalid';
+    return { ok: false, kind, code, reason, steps };
   };
   try {
     const shape = checkShape(receipt);
-    if (typeof shape === 'string') return fail('format', shape, 'malformed');
+    if (typeof shape === 'string') return fail('format', 'malformed', shape);
     if (shape.pending) {
-      return fail('format', 'the receipt is pending: its epoch is not sealed yet, so there is no proof to verify; fetch it again after the next seal', 'pending');
+      return fail('format', 'not_sealed', 'the receipt is pending: its epoch is not sealed yet, so there is no proof to verify; fetch it again after the next seal');
     }
     const r = shape.receipt;
     steps.push({ step: 'format', ok: true, detail: `receipt v1 for ${r.event.namespace} / ${r.event.request_id}` });
 
     const rebuilt = leafHash(r.event);
     if (!equalBytes(rebuilt, hex(r.leaf_hash))) {
-      return fail('leaf', 'the leaf hash does not match the event fields: the event was altered, or the receipt belongs to another event');
+      return fail('leaf', 'leaf_mismatch', 'the leaf hash does not match the event fields: the event was altered, or the receipt belongs to another event');
     }
     steps.push({ step: 'leaf', ok: true, detail: `leaf v1 rebuilt from the event fields hashes to ${r.leaf_hash.toLowerCase()}` });
 
     let size = r.tree_size;
     if (options.size !== undefined) {
-      if (!Number.isSafeInteger(options.size) || options.size < 1) return fail('root', `the trusted tree size ${String(options.size)} is not a positive integer`);
+      if (!Number.isSafeInteger(options.size) || options.size < 1) return fail('root', 'size_mismatch', `the trusted tree size ${String(options.size)} is not a positive integer`);
       if (options.size !== r.tree_size) {
-        return fail('root', `the receipt says tree size ${r.tree_size} but the trusted size for epoch ${r.epoch} is ${options.size}`);
+        return fail('root', 'size_mismatch', `the receipt says tree size ${r.tree_size} but the trusted size for epoch ${r.epoch} is ${options.size}`);
       }
       size = options.size;
     }
@@ -83,7 +97,7 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
     const walked = rootFromInclusionProof(rebuilt, r.leaf_index, size, r.proof.map(hex), (l) =>
       levels.push({ sibling: toHex(l.sibling), side: l.side, hash: toHex(l.hash) }),
     );
-    if ('reason' in walked) return fail('path', walked.reason);
+    if ('reason' in walked) return fail('path', walked.code, walked.reason);
     const walkedHex = toHex(walked.root);
     steps.push({ step: 'path', ok: true, detail: `${r.proof.length} audit-path hashes from leaf ${r.leaf_index} of ${size} lead to ${walkedHex}`, levels });
 
@@ -91,12 +105,12 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
     const trusted = options.root !== undefined;
     if (options.root !== undefined) {
       if (typeof options.root === 'string' ? options.root.length !== 64 || !HEX64.test(options.root) : !(options.root instanceof Uint8Array) || options.root.length !== HASH_SIZE) {
-        return fail('root', 'the trusted root is not 32 bytes (64 hex characters)');
+        return fail('root', 'root_mismatch', 'the trusted root is not 32 bytes (64 hex characters)');
       }
       expected = typeof options.root === 'string' ? hex(options.root) : options.root;
     } else expected = hex(r.root);
     if (!equalBytes(walked.root, expected)) {
-      return fail('root', trusted ? `the proof leads to ${walkedHex}, not to the trusted root of epoch ${r.epoch}` : `the proof leads to ${walkedHex}, not to the receipt's root ${r.root.toLowerCase()}`);
+      return fail('root', 'root_mismatch', trusted ? `the proof leads to ${walkedHex}, not to the trusted root of epoch ${r.epoch}` : `the proof leads to ${walkedHex}, not to the receipt's root ${r.root.toLowerCase()}`);
     }
     const rootHex = toHex(expected);
     steps.push({ step: 'root', ok: true, detail: trusted ? `matches the trusted root ${rootHex}` : `matches the receipt's own root ${rootHex} (not checked against the chain)` });
@@ -111,7 +125,7 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
       steps,
     };
   } catch (err) {
-    return fail('format', `the receipt could not be read: ${(err as Error)?.message ?? String(err)}`, 'malformed');
+    return fail('format', 'malformed', `the receipt could not be read: ${(err as Error)?.message ?? String(err)}`);
   }
 }
 

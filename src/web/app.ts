@@ -100,7 +100,10 @@ function showResult(result: VerifyResult, stepsList: HTMLOListElement, verdict: 
   }
   verdict.className = result.ok ? 'ok' : 'bad';
   verdict.textContent = result.ok ? `Valid: ${result.reason}` : `Invalid at step "${STEP_NAMES[result.steps.at(-1)!.step]}": ${result.reason}`;
+  // The stable code next to the sentence, for people to quote and programs to read.
+  if (!result.ok) verdict.append(' ', el('code', result.code, 'failure-code'));
   verdict.dataset.ok = String(result.ok);
+  verdict.dataset.code = result.ok ? '' : result.code;
   verdict.dataset.failedStep = result.ok ? '' : result.steps.at(-1)!.step;
 }
 
@@ -174,6 +177,7 @@ async function chainCheck(receipt: unknown, epoch: number, anchor: { network: st
     p.textContent = check.ok
       ? `✓ Matches the root and size the registry holds for epoch ${epoch} (${onChain.root}, ${onChain.size} leaves).`
       : `✗ Does not match the registry: ${check.reason}`;
+    if (!check.ok) p.append(' ', el('code', check.code, 'failure-code'));
     out.append(p);
     out.append(el('p', 'The root was read from the chain by this service (a server-side read). For a check that trusts no server, run: receipts verify receipt.json --rpc <full node URL>'));
   } catch (err) {

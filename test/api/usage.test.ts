@@ -157,10 +157,11 @@ forEachEngine((fresh, engine) => {
     it('says what is wrong in sentences, never in zod words', async () => {
       const cases: Array<[string, RegExp]> = [
         ['from=0', /^namespace is required/],
-        ['namespace=acme/prod&page=5&size=2', /^page, size are not parameters of \/v1\/usage; known: namespace, from, to, group_by/],
+        ['namespace=acme/prod&page=5&size=2', /^page is not a known parameter; known parameters: namespace, from, to, group_by/],
         ['namespace=acme/prod&group_by=week', /^group_by must be one of action, caller, hour, day$/],
         ['namespace=acme/prod&receipts=yes', /^receipts must be one of true, false$/],
-        ['namespace=acme/prod&receipts=true&limit=0', /^limit must be an integer from 1 to 1000$/],
+        ['namespace=acme/prod&receipts=true&limit=0', /^limit must be at least 1$/],
+        ['namespace=acme/prod&receipts=true&limit=x', /^limit must be an integer from 1 to 1000$/],
         ['namespace=acme/prod&from=1&from=2', /^from must be given once$/],
         ['namespace=acme/prod&from=yesterday', /^from must be epoch milliseconds or an RFC 3339 date-time$/],
       ];

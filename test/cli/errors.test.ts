@@ -144,7 +144,7 @@ describe('receipts verify: exit codes 0 valid, 1 invalid, 2 unreadable, 3 not ve
     expect(r.stdout).not.toMatch(/invalid/);
     const json = receipts(['verify', f, '--json']);
     expect(json.code).toBe(2);
-    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, kind: 'malformed' });
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, kind: 'malformed', code: 'malformed' });
   });
 
   it('a file over 1 MiB is refused before it is parsed (exit 2)', () => {
@@ -159,11 +159,18 @@ describe('receipts verify: exit codes 0 valid, 1 invalid, 2 unreadable, 3 not ve
     const r = receipts(['verify', write('pending.json', pending)]);
     expect(r.code).toBe(3);
     expect(r.stdout).toMatch(/^not verifiable yet: the receipt is pending: its epoch is not sealed yet.*fetch it again after the next seal/);
-    expect(receipts(['verify', write('pending.json', pending), '--json'])).toMatchObject({ code: 3 });
+    const json = receipts(['verify', write('pending.json', pending), '--json']);
+    expect(json).toMatchObject({ code: 3 });
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, kind: 'pending', code: 'not_sealed' });
   });
 
   it('a tampered receipt is invalid (exit 1)', () => {
     expect(receipts(['verify', write('tampered.json', { ...sealed, event: { ...event, units: 4 } })])).toMatchObject({ code: 1, stdout: expect.stringMatching(/^invalid: the leaf hash/) });
+    // The stable code beside the sentence: in the text, and in --json for programs.
+    expect(receipts(['verify', write('tampered.json', { ...sealed, event: { ...event, units: 4 } })]).stdout).toMatch(/\[leaf_mismatch\]$/m);
+    const json = receipts(['verify', write('tampered.json', { ...sealed, event: { ...event, units: 4 } }), '--json']);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, kind: 'invalid', code: 'leaf_mismatch', reason: expect.stringMatching(/^the leaf hash/) });
   });
 
   it('--help lists the exit codes', () => {

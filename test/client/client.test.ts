@@ -106,7 +106,7 @@ describe('usage client', () => {
     await client.flush();
     expect(stored().map((r) => r.units)).toEqual([1, 6]);
     const rules = rejected.map((r) => r.errors.map((e) => e.rule).join(','));
-    expect(rules).toEqual(['min:0', 'unknown_field', 'namespace_forbidden', 'not_after_now_plus_300000ms']);
+    expect(rules).toEqual(['min:0', 'unknown_field', 'namespace_forbidden', 'max_future_ms:300000']);
     expect(client.stats()).toMatchObject({ sent: 2, rejected: 4 });
   });
 

@@ -43,7 +43,8 @@ describe('verifyReceipt', () => {
     expect(verifyReceipt(r5, { root: r5.root!, size: 11 })).toMatchObject({ ok: true, trusted_root: true });
     const other = receipts(12)[0]!.root!;
     expect(verifyReceipt(r5, { root: other, size: 11 })).toMatchObject({ ok: false, reason: expect.stringMatching(/not to the trusted root of epoch 3/) });
-    expect(verifyReceipt(r5, { root: r5.root!, size: 12 })).toMatchObject({ ok: false, reason: expect.stringMatching(/tree size 11 but the trusted size .* is 12/) });
+    expect(verifyReceipt(r5, { root: other, size: 11 })).toMatchObject({ code: 'root_mismatch' });
+    expect(verifyReceipt(r5, { root: r5.root!, size: 12 })).toMatchObject({ ok: false, code: 'size_mismatch', reason: expect.stringMatching(/tree size 11 but the trusted size .* is 12/) });
   });
 
   it('fails when any bit of the tree size flips, given the trusted size (RFC 9162 alone cannot always tell)', () => {
@@ -56,18 +57,18 @@ describe('verifyReceipt', () => {
   });
 
   it.each([
-    ['a changed unit count', { event: { ...r5.event, units: 6 } }, 'leaf', /leaf hash does not match the event fields/],
-    ['a changed caller', { event: { ...r5.event, caller: 'mallory' } }, 'leaf', /leaf hash does not match/],
-    ['a changed artifact digest', { event: { ...r5.event, artifact_digest: 'ac'.repeat(32) } }, 'leaf', /leaf hash does not match/],
-    ['a wrong index', { leaf_index: 4 }, 'root', /leads to .*not to the receipt's root/],
-    ['an index at the size', { leaf_index: 11 }, 'path', /leaf index 11 is not below the tree size 11/],
-    ['a proof one hash short', { proof: r5.proof!.slice(1) }, 'path', /too short/],
-    ['a proof one hash long', { proof: [...r5.proof!, r5.root] }, 'path', /too long/],
-    ['a changed proof hash', { proof: [good[0]!.leaf_hash, ...r5.proof!.slice(1)] }, 'root', /not to the receipt's root/],
-    ['a changed root', { root: good[0]!.leaf_hash }, 'root', /not to the receipt's root/],
-  ])('rejects %s at the %s step', (_n, patch, step, reason) => {
+    ['a changed unit count', { event: { ...r5.event, units: 6 } }, 'leaf', 'leaf_mismatch', /leaf hash does not match the event fields/],
+    ['a changed caller', { event: { ...r5.event, caller: 'mallory' } }, 'leaf', 'leaf_mismatch', /leaf hash does not match/],
+    ['a changed artifact digest', { event: { ...r5.event, artifact_digest: 'ac'.repeat(32) } }, 'leaf', 'leaf_mismatch', /leaf hash does not match/],
+    ['a wrong index', { leaf_index: 4 }, 'root', 'root_mismatch', /leads to .*not to the receipt's root/],
+    ['an index at the size', { leaf_index: 11 }, 'path', 'index_out_of_range', /leaf index 11 is not below the tree size 11/],
+    ['a proof one hash short', { proof: r5.proof!.slice(1) }, 'path', 'path_length', /too short/],
+    ['a proof one hash long', { proof: [...r5.proof!, r5.root] }, 'path', 'path_length', /too long/],
+    ['a changed proof hash', { proof: [good[0]!.leaf_hash, ...r5.proof!.slice(1)] }, 'root', 'root_mismatch', /not to the receipt's root/],
+    ['a changed root', { root: good[0]!.leaf_hash }, 'root', 'root_mismatch', /not to the receipt's root/],
+  ])('rejects %s at the %s step, with code %s', (_n, patch, step, code, reason) => {
     const res = verifyReceipt({ ...r5, ...patch });
-    expect(res.ok).toBe(false);
+    expect(res).toMatchObject({ ok: false, kind: 'invalid', code });
     expect(res.reason).toMatch(reason);
     expect(res.steps.at(-1)).toMatchObject({ step, ok: false });
   });
@@ -92,9 +93,9 @@ describe('verifyReceipt', () => {
 
   it('tells malformed, pending and invalid apart (kind)', () => {
     const pending = { ...r5, status: 'pending', epoch: null, leaf_index: null, tree_size: null, proof: null, root: null };
-    expect(verifyReceipt(pending)).toMatchObject({ ok: false, kind: 'pending', reason: expect.stringMatching(/pending: its epoch is not sealed yet/) });
+    expect(verifyReceipt(pending)).toMatchObject({ ok: false, kind: 'pending', code: 'not_sealed', reason: expect.stringMatching(/pending: its epoch is not sealed yet/) });
     expect(verifyReceipt({ ...r5, event: { ...r5.event, units: 6 } })).toMatchObject({ ok: false, kind: 'invalid' });
-    expect(verifyReceipt({ a: 1 })).toMatchObject({ ok: false, kind: 'malformed', reason: expect.stringMatching(/not a receipt: the version field is missing/) });
+    expect(verifyReceipt({ a: 1 })).toMatchObject({ ok: false, kind: 'malformed', code: 'malformed', reason: expect.stringMatching(/not a receipt: the version field is missing/) });
   });
 
   it.each([
@@ -111,7 +112,7 @@ describe('verifyReceipt', () => {
     ['a 65-entry proof', { ...r5, proof: Array(65).fill(r5.root) }, /proof has 65 entries; an audit path has at most 64/],
   ])('reports %s as malformed', (_n, input, reason) => {
     const res = verifyReceipt(input);
-    expect(res).toMatchObject({ ok: false, kind: 'malformed', reason: expect.stringMatching(reason) });
+    expect(res).toMatchObject({ ok: false, kind: 'malformed', code: 'malformed', reason: expect.stringMatching(reason) });
   });
 
   it('refuses a proof of 3 million entries on its length, before reading any entry', () => {

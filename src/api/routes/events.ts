@@ -57,7 +57,7 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
     // An unknown field is a client speaking the protocol wrong (a typo such as `unit` would
     // otherwise silently bill the default of 1 unit): refuse the whole request.
     if (unknown.length > 0) {
-      throw new ApiError(400, 'unknown_field', `unknown field${unknown.length > 1 ? 's' : ''}: ${unknown.map((e) => e.path).join(', ')}; nothing was stored`, unknown);
+      throw new ApiError('unknown_field', { s: unknown.length > 1 ? 's' : '', fields: unknown.map((e) => e.path).join(', ') }, unknown);
     }
 
     let written: WriteResult[];
@@ -65,7 +65,7 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
       written = await opts.ledger.events.write(toWrite);
     } catch (err) {
       request.log.error({ err: { message: (err as Error).message } }, 'ledger commit failed');
-      throw new ApiError(503, 'ledger_unavailable', 'the ledger could not commit; nothing from this request was stored; retry the same request');
+      throw new ApiError('ledger_unavailable');
     }
     written.forEach((w, j) => {
       const i = writeSlots[j]!;
@@ -90,20 +90,20 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
 /** The events of a request body, or a 400/413 for a body of the wrong shape. */
 function eventsOf(body: unknown): { list: unknown[]; prefix: (i: number) => string } {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new ApiError(400, 'invalid_body', 'the body must be a JSON object: one event, or {"events": [...]} (not an array or a scalar)');
+    throw new ApiError('invalid_body', { problem: 'the body must be a JSON object: one event, or {"events": [...]} (not an array or a scalar)' }, [{ path: '', rule: 'type:object', message: 'the body must be a JSON object' }]);
   }
   if (!('events' in body)) return { list: [body], prefix: () => '' };
   const extra = Object.keys(body).filter((k) => k !== 'events');
   if (extra.length > 0) {
-    throw new ApiError(400, 'unknown_field', `unknown field${extra.length > 1 ? 's' : ''} beside "events": ${extra.join(', ')}; nothing was stored`,
+    throw new ApiError('unknown_field', { s: extra.length > 1 ? 's' : '', fields: `${extra.join(', ')} (beside "events")` },
       extra.map((k) => ({ path: k, rule: 'unknown_field', message: `${k} is not allowed beside events` })));
   }
   const events = (body as { events: unknown }).events;
   if (!Array.isArray(events)) {
-    throw new ApiError(400, 'invalid_body', '"events" must be an array of events', [{ path: 'events', rule: 'type:array', message: 'events must be an array' }]);
+    throw new ApiError('invalid_body', { problem: '"events" must be an array of events' }, [{ path: 'events', rule: 'type:array', message: 'events must be an array' }]);
   }
   if (events.length > MAX_EVENTS_PER_REQUEST) {
-    throw new ApiError(413, 'too_many_events', `a request holds at most ${MAX_EVENTS_PER_REQUEST} events, this one ${events.length}; split it`,
+    throw new ApiError('too_many_events', { max: MAX_EVENTS_PER_REQUEST, count: events.length },
       [{ path: 'events', rule: `max_items:${MAX_EVENTS_PER_REQUEST}`, message: `events must hold at most ${MAX_EVENTS_PER_REQUEST} items` }]);
   }
   return { list: events, prefix: (i) => `events[${i}].` };

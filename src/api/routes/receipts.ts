@@ -22,7 +22,7 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; rece
     const id = nonNegative(request.params.id);
     const row = id === undefined ? undefined : await opts.ledger.events.get(id);
     if (!row || !principal.allows(row.namespace)) {
-      throw new ApiError(404, 'not_found', `no event ${request.params.id} that this key may read`);
+      throw new ApiError('not_found', { thing: `event ${request.params.id} that this key may read` });
     }
     return receipts.receipt(row);
   });
@@ -30,7 +30,7 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; rece
   app.get<{ Params: { epoch: string } }>('/v1/epochs/:epoch', async (request) => {
     const n = nonNegative(request.params.epoch);
     const row = n === undefined ? undefined : await opts.ledger.epochs.get(n);
-    if (!row) throw new ApiError(404, 'not_found', `no sealed epoch ${request.params.epoch}`);
+    if (!row) throw new ApiError('not_found', { thing: `sealed epoch ${request.params.epoch}` });
     return epochJson(row, await receipts.anchor(row.epoch));
   });
 
@@ -38,15 +38,15 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; rece
   // always reach a full node itself. The page labels it a server-side read.
   app.get<{ Params: { epoch: string } }>('/v1/epochs/:epoch/chain', async (request) => {
     const n = nonNegative(request.params.epoch);
-    if (!opts.chain) throw new ApiError(404, 'anchoring_off', 'this service does not anchor on a chain (no --sui-config)');
-    if (n === undefined) throw new ApiError(404, 'not_found', `no epoch ${request.params.epoch}`);
+    if (!opts.chain) throw new ApiError('anchoring_off');
+    if (n === undefined) throw new ApiError('not_found', { thing: `epoch ${request.params.epoch}` });
     let onChain;
     try {
       onChain = await opts.chain.readEpoch(n);
     } catch (err) {
-      throw new ApiError(502, 'chain_unreachable', `the chain could not be read: ${(err as Error).message}`);
+      throw new ApiError('chain_unreachable', { reason: (err as Error).message });
     }
-    if (!onChain) throw new ApiError(404, 'not_anchored', `epoch ${n} is not anchored in registry ${opts.chain.registryId}`);
+    if (!onChain) throw new ApiError('not_anchored', { epoch: n, registry: opts.chain.registryId });
     return { epoch: n, network: opts.chain.network, registry_id: opts.chain.registryId, root: onChain.root, size: onChain.size, read_by: 'server' };
   });
 
@@ -55,15 +55,15 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; rece
     const { after, before, limit, order, ...rest } = request.query;
     const unknown = Object.keys(rest);
     if (unknown.length > 0) {
-      throw new ApiError(400, 'invalid_query', `unknown parameter ${unknown.join(', ')}`, unknown.map((k) => ({ path: k, rule: 'unknown_parameter', message: `${k} is not a parameter of /v1/epochs` })));
+      throw new ApiError('invalid_query', { problem: `unknown parameter ${unknown.join(', ')}` }, unknown.map((k) => ({ path: k, rule: 'unknown_parameter', message: `${k} is not a parameter of /v1/epochs` })));
     }
     const afterN = after === undefined ? -1 : nonNegative(after);
     const limitN = limit === undefined ? 100 : nonNegative(limit);
     const beforeN = before === undefined ? Number.MAX_SAFE_INTEGER : nonNegative(before);
-    if (afterN === undefined) throw new ApiError(400, 'invalid_query', 'after must be an epoch number', [{ path: 'after', rule: 'type:integer', message: 'after must be a non-negative integer' }]);
-    if (beforeN === undefined) throw new ApiError(400, 'invalid_query', 'before must be an epoch number', [{ path: 'before', rule: 'type:integer', message: 'before must be a non-negative integer' }]);
-    if (order !== undefined && order !== 'asc' && order !== 'desc') throw new ApiError(400, 'invalid_query', 'order must be asc or desc', [{ path: 'order', rule: 'one_of:asc|desc', message: 'order must be asc (oldest first, the default) or desc (newest first)' }]);
-    if (limitN === undefined || limitN < 1 || limitN > 1000) throw new ApiError(400, 'invalid_query', 'limit must be 1 to 1000', [{ path: 'limit', rule: 'range:1..1000', message: 'limit must be an integer from 1 to 1000' }]);
+    if (afterN === undefined) throw new ApiError('invalid_query', { problem: 'after must be an epoch number' }, [{ path: 'after', rule: 'type:integer', message: 'after must be a non-negative integer' }]);
+    if (beforeN === undefined) throw new ApiError('invalid_query', { problem: 'before must be an epoch number' }, [{ path: 'before', rule: 'type:integer', message: 'before must be a non-negative integer' }]);
+    if (order !== undefined && order !== 'asc' && order !== 'desc') throw new ApiError('invalid_query', { problem: 'order must be asc or desc' }, [{ path: 'order', rule: 'one_of:asc|desc', message: 'order must be asc (oldest first, the default) or desc (newest first)' }]);
+    if (limitN === undefined || limitN < 1 || limitN > 1000) throw new ApiError('invalid_query', { problem: 'limit must be 1 to 1000' }, [{ path: 'limit', rule: limitN === undefined ? 'type:integer' : limitN < 1 ? 'min:1' : 'max:1000', message: 'limit must be an integer from 1 to 1000' }]);
     const desc = order === 'desc';
     const list = await opts.ledger.epochs.list({ after: afterN, before: beforeN, limit: limitN, desc });
     const rows = await Promise.all(list.map(async (e) => epochJson(e, await receipts.anchor(e.epoch))));

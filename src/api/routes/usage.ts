@@ -8,11 +8,12 @@ import { GROUP_BY, type UsageGroup, type UsageResult, type Units } from '../../l
 import type { ReceiptReader } from '../../receipt/reader.ts';
 import { principalOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
+import { fieldErrorsFromIssues, type FieldError, type IssueContext } from '../../event/field-errors.ts';
 
 const instant = z.string().transform((s, ctx) => {
   const ms = /^\d+$/.test(s) ? Number(s) : parseRfc3339(s);
   if (ms === undefined || !Number.isSafeInteger(ms)) {
-    ctx.addIssue({ code: 'custom', params: { rule: 'epoch_ms_or_rfc3339' }, message: 'must be epoch milliseconds or an RFC 3339 date-time' });
+    ctx.addIssue({ code: 'custom', params: { rule: 'epoch_ms_or_rfc3339', message: 'must be epoch milliseconds or an RFC 3339 date-time' } });
     return z.NEVER;
   }
   return ms;
@@ -58,32 +59,32 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
   app.get('/v1/usage', async (request) => {
     const principal = principalOf(request);
     const parsed = usageQuery.safeParse(request.query, { reportInput: true });
-    const details: Detail[] = parsed.success ? [] : parsed.error.issues.map(describeQueryIssue);
+    const details: FieldError[] = parsed.success ? [] : fieldErrorsFromIssues(parsed.error.issues, QUERY_ISSUES);
     const namespaces = namespacesOf((request.query as Record<string, unknown> | null)?.namespace, details);
     if (!parsed.success || typeof namespaces === 'undefined') {
-      throw new ApiError(400, 'invalid_query', details.map((d) => d.message).join('; '), details);
+      throw new ApiError('invalid_query', { problem: details.map((d) => d.message).join('; ') }, details);
     }
     const q = parsed.data;
     const from = q.from ?? 0;
     const to = q.to ?? Number.MAX_SAFE_INTEGER;
     if (from >= to) {
-      throw new ApiError(400, 'invalid_query', 'from must be before to (the range is [from, to))', [{ path: 'from', rule: 'before_to', message: 'from must be before to' }]);
+      throw new ApiError('invalid_query', { problem: 'from must be before to (the range is [from, to))' }, [{ path: 'from', rule: 'before_to', message: 'from must be before to' }]);
     }
     const forbidden = namespaces.filter((n) => !principal.allows(n));
     if (forbidden.length > 0) {
-      throw new ApiError(403, 'namespace_forbidden', `this key may not read namespace${forbidden.length > 1 ? 's' : ''} ${forbidden.map((n) => `"${n}"`).join(', ')}; it allows ${principal.namespaces.join(', ')}`);
+      throw new ApiError('namespace_forbidden', { s: forbidden.length > 1 ? 's' : '', namespaces: forbidden.map((n) => `"${n}"`).join(', '), allowed: principal.namespaces.join(', ') });
     }
     if (namespaces.length > 1) {
       if (q.receipts !== undefined || q.limit !== undefined || q.cursor !== undefined || q.order !== undefined) {
         const path = q.receipts !== undefined ? 'receipts' : q.limit !== undefined ? 'limit' : q.cursor !== undefined ? 'cursor' : 'order';
-        throw new ApiError(400, 'invalid_query', 'receipts are paged one namespace at a time: ask for one namespace with receipts=true', [{ path, rule: 'one_namespace', message: `${path} needs exactly one namespace` }]);
+        throw new ApiError('invalid_query', { problem: 'receipts are paged one namespace at a time: ask for one namespace with receipts=true' }, [{ path, rule: 'one_namespace', message: `${path} needs exactly one namespace` }]);
       }
       return combine(await Promise.all(namespaces.map((namespace) => opts.ledger.usage.query({ namespace, from, to, groupBy: q.group_by }))));
     }
     const namespace = namespaces[0]!;
     if (q.receipts !== 'true') {
       if (q.limit !== undefined || q.cursor !== undefined || q.order !== undefined) {
-        throw new ApiError(400, 'invalid_query', 'limit, cursor and order page the receipts: add receipts=true', [{ path: q.limit !== undefined ? 'limit' : q.cursor !== undefined ? 'cursor' : 'order', rule: 'requires:receipts=true', message: 'only with receipts=true' }]);
+        throw new ApiError('invalid_query', { problem: 'limit, cursor and order page the receipts: add receipts=true' }, [{ path: q.limit !== undefined ? 'limit' : q.cursor !== undefined ? 'cursor' : 'order', rule: 'requires:receipts=true', message: 'only with receipts=true' }]);
       }
       return opts.ledger.usage.query({ namespace: namespace, from, to, groupBy: q.group_by });
     }
@@ -92,11 +93,11 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
     // so the units summed over all pages equal the totals even while events keep arriving.
     const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
     if (q.cursor !== undefined && !cursor) {
-      throw new ApiError(400, 'invalid_query', 'cursor is not one this server issued; start again without it', [{ path: 'cursor', rule: 'issued_cursor', message: 'cursor must be a next_cursor value from a previous page' }]);
+      throw new ApiError('invalid_query', { problem: 'cursor is not one this server issued; start again without it' }, [{ path: 'cursor', rule: 'issued_cursor', message: 'cursor must be a next_cursor value from a previous page' }]);
     }
     const desc = q.order === 'desc';
     if (cursor && cursor.desc !== desc) {
-      throw new ApiError(400, 'invalid_query', `this cursor pages order=${cursor.desc ? 'desc' : 'asc'}: repeat the order it was issued with`, [{ path: 'cursor', rule: 'same_order', message: 'cursor must be used with the order it was issued for' }]);
+      throw new ApiError('invalid_query', { problem: `this cursor pages order=${cursor.desc ? 'desc' : 'asc'}: repeat the order it was issued with` }, [{ path: 'cursor', rule: 'same_order', message: 'cursor must be used with the order it was issued for' }]);
     }
     const max = cursor?.max ?? (await opts.ledger.events.latestId());
     const limit = q.limit ?? 100;
@@ -114,34 +115,22 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
   });
 }
 
-interface Detail {
-  path: string;
-  rule: string;
-  message: string;
-}
-
-const PARAMETERS = Object.keys(usageQuery.shape).join(', ');
-
-/** A zod issue of the query as a sentence naming the parameter and the rule (never zod's own words). */
-function describeQueryIssue(i: z.core.$ZodIssue): Detail {
-  const path = i.code === 'unrecognized_keys' ? i.keys.join(',') : i.path.join('.');
-  if (i.code === 'unrecognized_keys') {
-    return { path, rule: 'unknown_parameter', message: `${i.keys.join(', ')} ${i.keys.length > 1 ? 'are not parameters' : 'is not a parameter'} of /v1/usage; known: ${PARAMETERS}` };
-  }
-  if (Array.isArray(i.input)) return { path, rule: 'once', message: `${path} must be given once` };
-  if (i.input === undefined) return { path, rule: 'required', message: `${path} is required` };
-  if (i.code === 'invalid_value') return { path, rule: `one_of:${i.values.join('|')}`, message: `${path} must be one of ${i.values.join(', ')}` };
-  if (i.code === 'custom') return { path, rule: String((i.params as { rule?: string })?.rule), message: `${path} ${i.message}` };
-  if (path === 'limit') return { path, rule: 'integer:1..1000', message: 'limit must be an integer from 1 to 1000' };
-  if (path === 'cursor') return { path, rule: 'issued_cursor', message: 'cursor must be a next_cursor value from a previous page' };
-  return { path, rule: i.code, message: `${path} is not valid here` };
-}
+const QUERY_ISSUES: IssueContext = {
+  subject: 'query',
+  known: Object.keys(usageQuery.shape),
+  unknownRule: 'unknown_parameter',
+  query: true,
+  formats: {
+    limit: { rule: 'type:integer', message: 'must be an integer from 1 to 1000' },
+    cursor: { rule: 'issued_cursor', message: 'must be a next_cursor value from a previous page' },
+  },
+};
 
 /**
  * The namespaces asked for: `namespace=a,b`, `namespace=a&namespace=b`, or both, each exactly a
  * namespace (the alphabet of events, no `*`: patterns are for keys). Problems go to `details`.
  */
-function namespacesOf(raw: unknown, details: Detail[]): string[] | undefined {
+function namespacesOf(raw: unknown, details: FieldError[]): string[] | undefined {
   if (raw === undefined) {
     details.push({ path: 'namespace', rule: 'required', message: 'namespace is required (one namespace, or several as namespace=a,b)' });
     return undefined;
