@@ -3,7 +3,7 @@
 //  1. the source checks out: every epoch's root and stored tree rebuilt from its leaf hashes;
 //  2. the copy (copyInto: one transaction, all or nothing), streamed a slice at a time from one
 //     read snapshot of the file, each event's leaf hash recomputed from its fields on the way;
-//  3. the copy matches: every table compared row by row with the source, and every epoch's root
+//  3. the copy matches: every table (billable classification periods too) compared row by row with the source, and every epoch's root
 //     and tree rebuilt from the leaf hashes now in PostgreSQL.
 // Memory stays bounded by a batch (and by the largest epoch's tree), whatever the ledger's size.
 import { hash } from 'node:crypto';
@@ -125,7 +125,18 @@ const ANCHORS: TableSpec = {
   columns: ['epoch', 'network', 'package_id', 'registry_id', 'tx_digest', 'checkpoint', 'anchored_at'],
   name: (r) => `anchor of epoch ${String(r[0])}`,
 };
-const TABLES = [KEYS, EVENTS, EPOCHS, NODES, ATTEMPTS, ANCHORS];
+const CLASSIFICATIONS: TableSpec = {
+  table: 'classifications', label: 'classification periods', key: ['from_ms'],
+  columns: ['from_ms', 'billable', 'non_billable', 'other', 'created_at'],
+  name: (r) => `classification period from ${String(r[0])}`,
+};
+const TABLES = [KEYS, EVENTS, EPOCHS, NODES, ATTEMPTS, ANCHORS, CLASSIFICATIONS];
+
+/** The tables the source has (a ledger from before billable classification has no classifications). */
+function tablesOf(db: Db): TableSpec[] {
+  const has = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'classifications'").get() !== undefined;
+  return has ? TABLES : TABLES.filter((t) => t !== CLASSIFICATIONS);
+}
 
 /**
  * A row of either engine in one comparable form: integers as numbers, blobs as Buffers,
@@ -153,6 +164,8 @@ function cells(spec: TableSpec, r: Raw, lastSealed: number, engine: 'sqlite' | '
       return [num(r.epoch, what('epoch')), num(r.level, what('level')), num(r.chunk, what('chunk')), buf(r.hashes)];
     case ATTEMPTS:
       return [str(r.tx_digest), num(r.first_epoch, what('first_epoch')), num(r.last_epoch, what('last_epoch')), num(r.created_at, what('created_at'))];
+    case CLASSIFICATIONS:
+      return [num(r.from_ms, what('from_ms')), str(r.billable), str(r.non_billable), str(r.other), num(r.created_at, what('created_at'))];
     default:
       return [num(r.epoch, what('epoch')), str(r.network), str(r.package_id), str(r.registry_id), str(r.tx_digest), str(r.checkpoint), num(r.anchored_at, what('anchored_at'))];
   }
@@ -397,10 +410,11 @@ async function verifyCopy(db: Db, ledger: PostgresLedger, target: string, progre
   const client = await ledger.pool.connect();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const sources = TABLES.map((spec) => new SqliteRows(db, spec));
-    for (const source of sources) {
-      const { rows } = await client.query<{ n: number }>(`SELECT count(*) AS n FROM ${source.spec.table}`);
-      if (rows[0]!.n !== source.length) fail(`it holds ${plural(rows[0]!.n, source.spec.label)}, the source ${source.length}`);
+    const sources = tablesOf(db).map((spec) => new SqliteRows(db, spec));
+    for (const spec of TABLES) {
+      const want = sources.find((s) => s.spec === spec)?.length ?? 0;
+      const { rows } = await client.query<{ n: number }>(`SELECT count(*) AS n FROM ${spec.table}`);
+      if (rows[0]!.n !== want) fail(`it holds ${plural(rows[0]!.n, spec.label)}, the source ${want}`);
     }
     const epochCount = sources[TABLES.indexOf(EPOCHS)]!.length;
     const epochs = await checkTrees(pgTreeReader(client), fail, (done) => progress({ step: 'check-copy', what: 'epochs', done, total: epochCount }));
@@ -470,9 +484,9 @@ export async function migrateToPostgres(options: MigrateOptions): Promise<Migrat
       throw new MigrateError(`cannot open the target ${target}: ${(err as Error).message}; check --to (the database must exist: createdb NAME)`);
     }
     const holds = await ledger.pool.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM events)
-      OR EXISTS (SELECT 1 FROM epochs) OR EXISTS (SELECT 1 FROM anchor_attempts) AS any`);
+      OR EXISTS (SELECT 1 FROM epochs) OR EXISTS (SELECT 1 FROM anchor_attempts) OR EXISTS (SELECT 1 FROM classifications) AS any`);
     if (holds.rows[0]!.any) {
-      throw new MigrateError(`the target ${target} already holds a ledger (keys, events, epochs or anchor attempts): receipts migrate copies into an empty database only; create a new one (createdb NAME) and pass its URL; nothing was copied`);
+      throw new MigrateError(`the target ${target} already holds a ledger (keys, events, epochs, anchor attempts or classification periods): receipts migrate copies into an empty database only; create a new one (createdb NAME) and pass its URL; nothing was copied`);
     }
 
     // 1. The source checks out, or nothing is written.
@@ -483,7 +497,7 @@ export async function migrateToPostgres(options: MigrateOptions): Promise<Migrat
 
     // 2. The copy, a slice at a time; an event whose fields do not hash to its leaf stops it.
     const epochOfSeq = db.prepare('SELECT epoch FROM epochs WHERE last_seq >= ? ORDER BY last_seq LIMIT 1').pluck();
-    const sources = new Map(TABLES.map((spec) => [spec, new SqliteRows(db, spec, (rows, done, total) => {
+    const sources = new Map(tablesOf(db).map((spec) => [spec, new SqliteRows(db, spec, (rows, done, total) => {
       if (spec === EVENTS) for (const r of rows) checkLeaf(r);
       progress({ step: 'copy', what: spec.label, done, total });
     })]));
@@ -505,7 +519,10 @@ export async function migrateToPostgres(options: MigrateOptions): Promise<Migrat
     const s = (spec: TableSpec) => sources.get(spec)! as unknown as RowSource<never>;
     let copied: CopyCounts;
     try {
-      copied = await copyInto(ledger, { keys: s(KEYS), events: s(EVENTS), epochs: s(EPOCHS), nodes: s(NODES), attempts: s(ATTEMPTS), anchors: s(ANCHORS) });
+      copied = await copyInto(ledger, {
+        keys: s(KEYS), events: s(EVENTS), epochs: s(EPOCHS), nodes: s(NODES), attempts: s(ATTEMPTS), anchors: s(ANCHORS),
+        classifications: sources.has(CLASSIFICATIONS) ? s(CLASSIFICATIONS) : [],
+      });
     } catch (err) {
       if (err instanceof MigrateError) throw err;
       throw new MigrateError(`copying into ${target} failed, nothing was written there: ${(err as Error).message}`);

@@ -67,12 +67,16 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
   const sqliteReceipts = new Map<number, Receipt>();
   let liveKey = '';
   let revokedKey = '';
+  let sqliteHistory: unknown;
+  let sqliteUsage: unknown;
+  const USAGE = { namespace: 'acme/prod', from: 0, to: Number.MAX_SAFE_INTEGER, groupBy: 'action' as const };
 
   beforeAll(async () => {
     // The source ledger, through the real service: events, 4-event epochs, 3 of them anchored
     // through the anchorer, 2 more sealed after, a tail left unsealed, a revoked key.
     const s = await testServer({}, async () => ({ ledger: new SqliteLedger(file, { synchronous: 'normal' }), cleanup: async () => {} }));
     liveKey = s.key;
+    await s.ledger.classification.append({ billable: ['recall'], non_billable: ['write'], other: 'info' }, { now: Date.now() });
     const post = async (n: number, extra: (i: number) => Record<string, unknown> = () => ({})) => {
       const res = await s.post({ events: Array.from({ length: n }, (_, i) => event(extra(i))) });
       expect(res.statusCode).toBe(200);
@@ -97,6 +101,8 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     epochCount = latest.epoch + 1;
     expect(epochCount).toBe(5);
     for (const id of ids) sqliteReceipts.set(id, await s.receipt(id));
+    sqliteHistory = await s.ledger.classification.history();
+    sqliteUsage = await s.ledger.usage.query(USAGE);
     expect([...sqliteReceipts.values()].map((r) => r.status).filter((st, i, a) => a.indexOf(st) === i)).toEqual(['anchored', 'sealed', 'pending']);
     await s.close();
   });
@@ -106,7 +112,7 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     const r = receipts(['migrate', '--from', file, '--to', withPassword]);
     expect(r.stderr).not.toMatch(/error/);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^copied 2 keys, 24 events \(5 events after the last epoch, sealed next on PostgreSQL in the same order\), 5 epochs, \d+ tree-node chunks, 1 anchor attempt and 3 anchors from .*receipts\.db to postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/t_\w+ in [\d.]+ s; every epoch root checked \(5 epochs rebuilt/);
+    expect(r.stdout).toMatch(/^copied 2 keys, 24 events \(5 events after the last epoch, sealed next on PostgreSQL in the same order\), 5 epochs, \d+ tree-node chunks, 1 anchor attempt, 3 anchors and 1 classification period from .*receipts\.db to postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/t_\w+ in [\d.]+ s; every epoch root checked \(5 epochs rebuilt/);
     expect(r.stderr).toMatch(/^copying events: 24 \/ 24$/m); // progress, on stderr
     expect(r.stderr).toMatch(/^checking source epochs: 5 \/ 5$/m);
     expect(r.stderr).toMatch(/^checking copied epochs: 5 \/ 5$/m);
@@ -126,6 +132,9 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
       // Keys: the live one authenticates, the revoked one does not.
       expect((await ledger.keys.authenticate(liveKey))?.owner).toBe('acme-inc');
       expect(await ledger.keys.authenticate(revokedKey)).toBeNull();
+      // The billable classification history, and so the usage totals, are the same.
+      expect(await ledger.classification.history()).toEqual(sqliteHistory);
+      expect(await ledger.usage.query(USAGE)).toEqual(sqliteUsage);
 
       // The unsealed tail is sealed next, in the order SQLite had it.
       await leader(ledger);
@@ -158,10 +167,10 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     expect(r.code).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary).toMatchObject({
-      copied: { keys: 2, events: 24, epochs: 5, attempts: 1, anchors: 3 }, unsealed: 5, epochs_checked: 5, from: file,
+      copied: { keys: 2, events: 24, epochs: 5, attempts: 1, anchors: 3, classifications: 1 }, unsealed: 5, epochs_checked: 5, from: file,
       to: expect.stringMatching(/^postgres:\/\/postgres:\*\*\*@/),
     });
-    expect(summary.rows_compared).toBe(2 + 24 + 5 + summary.copied.nodes + 1 + 3);
+    expect(summary.rows_compared).toBe(2 + 24 + 5 + summary.copied.nodes + 1 + 3 + 1);
 
     const again = receipts(['migrate', '--from', file, '--to', withPassword]);
     expect(again.code).toBe(1);

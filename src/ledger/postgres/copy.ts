@@ -33,6 +33,8 @@ export interface CopyData {
   nodes: RowSource<{ epoch: Int; level: Int; chunk: Int; hashes: Blob }>;
   attempts: RowSource<{ tx_digest: string; first_epoch: Int; last_epoch: Int; created_at: Int }>;
   anchors: RowSource<{ epoch: Int; network: string; package_id: string; registry_id: string; tx_digest: string | null; checkpoint: string | null; anchored_at: Int }>;
+  /** The billable classification history (a source from before it existed has none). */
+  classifications?: RowSource<{ from_ms: Int; billable: string; non_billable: string; other: string; created_at: Int }>;
 }
 
 export interface CopyCounts {
@@ -42,6 +44,7 @@ export interface CopyCounts {
   nodes: number;
   attempts: number;
   anchors: number;
+  classifications?: number;
 }
 
 const BATCH = 1000;
@@ -75,10 +78,10 @@ async function insertRows<R>(
 export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCounts> {
   return transaction(pool, async (client) => {
     // No instance may write or seal meanwhile; readers go on.
-    await client.query('LOCK TABLE api_keys, events, epochs, epoch_nodes, anchor_attempts, anchors IN EXCLUSIVE MODE');
+    await client.query('LOCK TABLE api_keys, events, epochs, epoch_nodes, anchor_attempts, anchors, classifications IN EXCLUSIVE MODE');
     const { rows } = await client.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM events)
-      OR EXISTS (SELECT 1 FROM epochs) OR EXISTS (SELECT 1 FROM anchor_attempts) AS any`);
-    if (rows[0]!.any) throw new Error('the target database already holds a ledger (keys, events, epochs or anchor attempts); copy into an empty one');
+      OR EXISTS (SELECT 1 FROM epochs) OR EXISTS (SELECT 1 FROM anchor_attempts) OR EXISTS (SELECT 1 FROM classifications) AS any`);
+    if (rows[0]!.any) throw new Error('the target database already holds a ledger (keys, events, epochs, anchor attempts or classification periods); copy into an empty one');
 
     let lastSealed = 0;
     for (let start = 0; start < data.epochs.length; start += BATCH) {
@@ -124,6 +127,13 @@ export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCount
       ['tx_digest', 'text', (r) => r.tx_digest], ['checkpoint', 'text', (r) => r.checkpoint],
       ['anchored_at', 'int8', (r) => int(r.anchored_at, 'anchors.anchored_at')],
     ], data.anchors);
+    if (data.classifications) {
+      await insertRows(client, 'classifications', [
+        ['from_ms', 'int8', (r) => int(r.from_ms, 'classifications.from_ms')], ['billable', 'text', (r) => r.billable],
+        ['non_billable', 'text', (r) => r.non_billable], ['other', 'text', (r) => r.other],
+        ['created_at', 'int8', (r) => int(r.created_at, 'classifications.created_at')],
+      ], data.classifications);
+    }
 
     // The copy must be a ledger this engine can go on from: epochs 0 … n−1 without gaps, each a
     // dense run right after the one before, holding exactly the events numbered into it.
@@ -148,6 +158,7 @@ export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCount
     return {
       keys: data.keys.length, events: data.events.length, epochs: data.epochs.length,
       nodes: data.nodes.length, attempts: data.attempts.length, anchors: data.anchors.length,
+      ...(data.classifications && { classifications: data.classifications.length }),
     };
   });
 }
