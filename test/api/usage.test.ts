@@ -37,38 +37,38 @@ forEachEngine((fresh, engine) => {
       const { status, body } = await usage(`namespace=acme/prod&from=${base}&to=${base + 24 * H}`);
       expect(status).toBe(200);
       expect(body.groups).toEqual([
-        { key: 'extract', events: 1, units: 10 },
-        { key: 'recall', events: 2, units: 7 },
+        { key: 'extract', events: 1, units: 10, billable_events: 1, billable_units: 10 },
+        { key: 'recall', events: 2, units: 7, billable_events: 2, billable_units: 7 },
       ]);
-      expect(body.totals).toEqual({ events: 3, units: 17 });
+      expect(body.totals).toEqual({ events: 3, units: 17, billable_events: 3, billable_units: 17 });
     });
 
     it('includes from and excludes to', async () => {
-      expect((await usage(`namespace=acme/prod&from=${base}&to=${base + 1}`)).body.totals).toEqual({ events: 1, units: 3 });
-      expect((await usage(`namespace=acme/prod&from=${base + 1}&to=${base + 10 * 60_000}`)).body.totals).toEqual({ events: 0, units: 0 });
+      expect((await usage(`namespace=acme/prod&from=${base}&to=${base + 1}`)).body.totals).toEqual({ events: 1, units: 3, billable_events: 1, billable_units: 3 });
+      expect((await usage(`namespace=acme/prod&from=${base + 1}&to=${base + 10 * 60_000}`)).body.totals).toEqual({ events: 0, units: 0, billable_events: 0, billable_units: 0 });
     });
 
     it('accepts RFC 3339 bounds', async () => {
       const from = new Date(base).toISOString();
       const to = new Date(base + H).toISOString();
-      expect((await usage(`namespace=acme/prod&from=${from}&to=${to}`)).body.totals).toEqual({ events: 2, units: 7 });
+      expect((await usage(`namespace=acme/prod&from=${from}&to=${to}`)).body.totals).toEqual({ events: 2, units: 7, billable_events: 2, billable_units: 7 });
     });
 
     it('groups by caller, hour and day (UTC)', async () => {
       const q = `namespace=acme/prod&from=${base}&to=${base + 48 * H}`;
       expect((await usage(`${q}&group_by=caller`)).body.groups).toEqual([
-        { key: 'alice', events: 2, units: 13 },
-        { key: 'bob', events: 1, units: 4 },
-        { key: 'carol', events: 1, units: 100 },
+        { key: 'alice', events: 2, units: 13, billable_events: 2, billable_units: 13 },
+        { key: 'bob', events: 1, units: 4, billable_events: 1, billable_units: 4 },
+        { key: 'carol', events: 1, units: 100, billable_events: 1, billable_units: 100 },
       ]);
       expect((await usage(`${q}&group_by=hour`)).body.groups).toEqual([
-        { key: new Date(base).toISOString(), events: 2, units: 7 },
-        { key: new Date(base + H).toISOString(), events: 1, units: 10 },
-        { key: new Date(base + 24 * H).toISOString(), events: 1, units: 100 },
+        { key: new Date(base).toISOString(), events: 2, units: 7, billable_events: 2, billable_units: 7 },
+        { key: new Date(base + H).toISOString(), events: 1, units: 10, billable_events: 1, billable_units: 10 },
+        { key: new Date(base + 24 * H).toISOString(), events: 1, units: 100, billable_events: 1, billable_units: 100 },
       ]);
       expect((await usage(`${q}&group_by=day`)).body.groups).toEqual([
-        { key: new Date(base).toISOString(), events: 3, units: 17 },
-        { key: new Date(base + 24 * H).toISOString(), events: 1, units: 100 },
+        { key: new Date(base).toISOString(), events: 3, units: 17, billable_events: 3, billable_units: 17 },
+        { key: new Date(base + 24 * H).toISOString(), events: 1, units: 100, billable_events: 1, billable_units: 100 },
       ]);
     });
 
@@ -119,13 +119,13 @@ forEachEngine((fresh, engine) => {
         to: base + 24 * H,
         group_by: 'action',
         groups: [
-          { key: 'extract', events: 1, units: 10 },
-          { key: 'recall', events: 3, units: 1007 },
+          { key: 'extract', events: 1, units: 10, billable_events: 1, billable_units: 10 },
+          { key: 'recall', events: 3, units: 1007, billable_events: 3, billable_units: 1007 },
         ],
-        totals: { events: 4, units: 1017 },
+        totals: { events: 4, units: 1017, billable_events: 4, billable_units: 1017 },
         by_namespace: [
-          { namespace: 'acme/prod', groups: [{ key: 'extract', events: 1, units: 10 }, { key: 'recall', events: 2, units: 7 }], totals: { events: 3, units: 17 } },
-          { namespace: 'acme/other', groups: [{ key: 'recall', events: 1, units: 1000 }], totals: { events: 1, units: 1000 } },
+          { namespace: 'acme/prod', groups: [{ key: 'extract', events: 1, units: 10, billable_events: 1, billable_units: 10 }, { key: 'recall', events: 2, units: 7, billable_events: 2, billable_units: 7 }], totals: { events: 3, units: 17, billable_events: 3, billable_units: 17 } },
+          { namespace: 'acme/other', groups: [{ key: 'recall', events: 1, units: 1000, billable_events: 1, billable_units: 1000 }], totals: { events: 1, units: 1000, billable_events: 1, billable_units: 1000 } },
         ],
       };
       const range = `from=${base}&to=${base + 24 * H}`;
@@ -134,10 +134,10 @@ forEachEngine((fresh, engine) => {
       // Listed twice counts once; a namespace without events is there with zeros.
       const dup = await usage(`namespace=acme/prod,acme/prod,acme/none&${range}`);
       expect(dup.body.namespaces).toEqual(['acme/prod', 'acme/none']);
-      expect(dup.body.totals).toEqual({ events: 3, units: 17 });
-      expect(dup.body.by_namespace[1]).toEqual({ namespace: 'acme/none', groups: [], totals: { events: 0, units: 0 } });
+      expect(dup.body.totals).toEqual({ events: 3, units: 17, billable_events: 3, billable_units: 17 });
+      expect(dup.body.by_namespace[1]).toEqual({ namespace: 'acme/none', groups: [], totals: { events: 0, units: 0, billable_events: 0, billable_units: 0 } });
       // One namespace keeps the single shape.
-      expect((await usage(`namespace=acme/prod&${range}`)).body).toMatchObject({ namespace: 'acme/prod', totals: { events: 3, units: 17 } });
+      expect((await usage(`namespace=acme/prod&${range}`)).body).toMatchObject({ namespace: 'acme/prod', totals: { events: 3, units: 17, billable_events: 3, billable_units: 17 } });
     });
 
     it('checks every listed namespace against the key, and keeps sums exact across namespaces', async () => {

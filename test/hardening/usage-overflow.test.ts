@@ -42,7 +42,7 @@ forEachEngine((fresh, engine) => {
     it('sums exactly 2^63 as a decimal string, for every group_by', async () => {
       for (const g of GROUP_BY) {
         const body = await usage(`namespace=acme/at&group_by=${g}`);
-        expect(body.totals).toEqual({ events: 1025, units: (2n ** 63n).toString() });
+        expect(body.totals).toEqual({ events: 1025, units: (2n ** 63n).toString(), billable_events: 1025, billable_units: (2n ** 63n).toString() });
         const sum = body.groups.reduce((a: bigint, r: { units: number | string }) => a + BigInt(r.units), 0n);
         expect(sum).toBe(2n ** 63n);
       }
@@ -53,17 +53,17 @@ forEachEngine((fresh, engine) => {
       expect(BigInt(want) > 2n ** 64n).toBe(true);
       for (const g of GROUP_BY) expect((await usage(`namespace=acme/beyond&group_by=${g}`)).totals.units).toBe(want);
       const page = await usage('namespace=acme/beyond&receipts=true&limit=10');
-      expect(page.totals).toEqual({ events: 2100, units: want });
+      expect(page.totals).toEqual({ events: 2100, units: want, billable_events: 2100, billable_units: want });
       expect(page.events).toHaveLength(10);
     });
 
     it('keeps small totals as numbers', async () => {
       await post(3, 5, 'acme/small');
-      expect((await usage('namespace=acme/small')).totals).toEqual({ events: 3, units: 15 });
+      expect((await usage('namespace=acme/small')).totals).toEqual({ events: 3, units: 15, billable_events: 3, billable_units: 15 });
       await post(1, MAX - 15, 'acme/small');
-      expect((await usage('namespace=acme/small')).totals).toEqual({ events: 4, units: MAX });
+      expect((await usage('namespace=acme/small')).totals).toEqual({ events: 4, units: MAX, billable_events: 4, billable_units: MAX });
       await post(1, 1, 'acme/small');
-      expect((await usage('namespace=acme/small')).totals).toEqual({ events: 5, units: (BIG_MAX + 1n).toString() });
+      expect((await usage('namespace=acme/small')).totals).toEqual({ events: 5, units: (BIG_MAX + 1n).toString(), billable_events: 5, billable_units: (BIG_MAX + 1n).toString() });
     });
   });
 });

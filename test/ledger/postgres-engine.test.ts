@@ -518,7 +518,7 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
       const ledgers = await Promise.all([open(url), open(url), open(url)]);
       try {
         const rows = await sql<{ version: number; name: string }>(url, 'SELECT version, name FROM schema_migrations ORDER BY version');
-        expect(rows.map((r) => r.name)).toEqual(['001_init.sql', '002_epochs.sql', '003_anchors.sql']);
+        expect(rows.map((r) => r.name)).toEqual(['001_init.sql', '002_epochs.sql', '003_anchors.sql', '004_classifications.sql']);
         expect(await sql(url, 'SELECT term FROM leadership')).toEqual([{ term: '0' }]);
         expect(await Promise.all(ledgers.map((l) => l.healthy()))).toEqual([true, true, true]);
         expect(ledgers[0]!.location).toBe(url);
@@ -533,7 +533,7 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
       await sql(url, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '999_future.sql', 0)");
       const err = await open(url).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SchemaTooNewError);
-      expect((err as Error).message).toMatch(/schema version 999, newer than this build of sui-receipts knows \(3\)\. Upgrade sui-receipts/);
+      expect((err as Error).message).toMatch(/schema version 999, newer than this build of sui-receipts knows \(4\)\. Upgrade sui-receipts/);
     });
 
     it('keeps the password out of its location', async () => {
@@ -594,19 +594,19 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         const q = { namespace: 'acme/prod', from: base, to: base + 2 * hour, asOf };
         expect(await ledger.usage.query({ ...q, groupBy: 'action' })).toEqual({
           namespace: 'acme/prod', from: base, to: base + 2 * hour, group_by: 'action',
-          groups: [{ key: 'recall', events: 2, units: 6 }, { key: 'store', events: 1, units: 3 }],
-          totals: { events: 3, units: 9 },
+          groups: [{ key: 'recall', events: 2, units: 6, billable_events: 2, billable_units: 6 }, { key: 'store', events: 1, units: 3, billable_events: 1, billable_units: 3 }],
+          totals: { events: 3, units: 9, billable_events: 3, billable_units: 9 },
         });
         expect((await ledger.usage.query({ ...q, groupBy: 'caller' })).groups.map((g) => g.key)).toEqual(['Zed', 'alice']);
         expect((await ledger.usage.query({ ...q, groupBy: 'hour' })).groups).toEqual([
-          { key: new Date(base).toISOString(), events: 1, units: 2 },
-          { key: new Date(base + hour).toISOString(), events: 2, units: 7 },
+          { key: new Date(base).toISOString(), events: 1, units: 2, billable_events: 1, billable_units: 2 },
+          { key: new Date(base + hour).toISOString(), events: 2, units: 7, billable_events: 2, billable_units: 7 },
         ]);
         const day = await ledger.usage.query({ ...q, groupBy: 'day', asOf: undefined });
-        expect(day.totals).toEqual({ events: 4, units: 59 });
+        expect(day.totals).toEqual({ events: 4, units: 59, billable_events: 4, billable_units: 59 });
         expect(day.groups.every((g) => g.key.endsWith('T00:00:00.000Z'))).toBe(true);
         // [from, to) is half-open.
-        expect((await ledger.usage.query({ ...q, from: base + 11, groupBy: 'action' })).totals).toEqual({ events: 2, units: 7 });
+        expect((await ledger.usage.query({ ...q, from: base + 11, groupBy: 'action' })).totals).toEqual({ events: 2, units: 7, billable_events: 2, billable_units: 7 });
       } finally {
         await ledger.close();
       }
@@ -620,8 +620,8 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         const r = await ledger.usage.query({ namespace: 'acme/prod', from: 0, to: NOW + 1, groupBy: 'action' });
         const expected = (1100n * BigInt(max)).toString();
         expect(1100n * BigInt(max) > 2n ** 63n).toBe(true);
-        expect(r.totals).toEqual({ events: 1100, units: expected });
-        expect(r.groups).toEqual([{ key: 'recall', events: 1100, units: expected }]);
+        expect(r.totals).toEqual({ events: 1100, units: expected, billable_events: 1100, billable_units: expected });
+        expect(r.groups).toEqual([{ key: 'recall', events: 1100, units: expected, billable_events: 1100, billable_units: expected }]);
       } finally {
         await ledger.close();
       }
