@@ -23,14 +23,16 @@ export async function startServer(args: string[]): Promise<{ proc: ChildProcess;
   const port = await freePort();
   const proc = spawn(process.execPath, [...SERVE_NODE_FLAGS, ...args, String(port)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 400; i++) {
+  let exited = false;
+  proc.once('exit', () => (exited = true));
+  for (let i = 0; i < 400 && !exited; i++) {
     try {
       if ((await fetch(`${url}/healthz`)).ok) return { proc, url };
     } catch {}
     await new Promise((r) => setTimeout(r, 50));
   }
   proc.kill();
-  throw new Error(`server did not start: ${args.join(' ')}`);
+  throw new Error(`server did not start${exited ? ' (it exited: see its error above)' : ' within 20 s'}: ${args.join(' ')}`);
 }
 
 /** Stops a server child; returns its peak resident set size in MB (VmHWM). */
