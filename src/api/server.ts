@@ -16,12 +16,22 @@ import { usageRoutes } from './routes/usage.ts';
 import { classificationRoutes } from './routes/classification.ts';
 import { receiptRoutes } from './routes/receipts.ts';
 import { webRoutes } from './routes/web.ts';
+import { registerOpenApi } from './openapi.ts';
+import { checkingSerializer, validatorCompiler } from './validation.ts';
 import type { AnchorChain } from '../chain/chain.ts';
 import { ReceiptReader } from '../receipt/reader.ts';
 import type { Metrics } from './metrics.ts';
 import type { HealthReport } from './routes/operations.ts';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    registeredRoutes: Array<{ method: string; url: string; hidden: boolean }>;
+  }
+}
+
 export const BODY_LIMIT = 1024 * 1024;
+/** The version of the API document (info.version): the /v1 API. */
+export const API_VERSION = '1.0.0';
 
 /** The Content-Security-Policy of every response: the page loads nothing from elsewhere. */
 const CSP_DIRECTIVES = {
@@ -87,6 +97,18 @@ export function buildApi(options: ApiOptions): FastifyInstance {
 
   // The usual headers for a service that also serves a page; the page's CSP is the default.
   void app.register(helmet, { contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES }, frameguard: { action: 'deny' }, hsts: false });
+  // Routes declare their input and output in zod: input is validated with the API's own errors,
+  // output is plain JSON.stringify (the declared response shapes are for the document and tests).
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(process.env.RECEIPTS_CHECK_RESPONSES === '1' ? checkingSerializer : () => (data) => JSON.stringify(data));
+  // Every route the server registers, for the test that the document lists them all.
+  const routes: Array<{ method: string; url: string; hidden: boolean }> = [];
+  app.decorate('registeredRoutes', routes);
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url, hidden: Boolean((r.schema as { hide?: boolean } | undefined)?.hide) });
+  });
+  // Before the routes: the document is built from the routes registered after it.
+  registerOpenApi(app, API_VERSION);
   installErrorHandlers(app);
   installRequestLimits(app, limits, metrics);
   installJsonBodyParser(app); // JSON only (anything else is a 415), and only valid UTF-8
@@ -105,6 +127,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
     }),
   );
   if (options.web) void app.register(webRoutes, options.web);
-  operationsRoutes(app, { ledger: options.ledger, metrics, health: options.health });
+  // In a plugin, like every route: registered after the document's route hook is in place.
+  void app.register(async (ops) => operationsRoutes(ops, { ledger: options.ledger, metrics, health: options.health }));
   return app;
 }

@@ -8,6 +8,8 @@ import type { EventToWrite, Ledger, WriteResult } from '../../ledger/index.ts';
 import { principalOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
+import { AUTH_ERRORS, COMMON_ERRORS, errorResponses, EventsBodySchema, EventsResponseSchema } from '../schemas.ts';
+import { documentOnly } from '../validation.ts';
 
 export const MAX_EVENTS_PER_REQUEST = 1000;
 
@@ -24,7 +26,16 @@ export interface EventsRouteOptions {
 }
 
 export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): void {
-  app.post('/v1/events', async (request) => {
+  app.post('/v1/events', {
+    schema: {
+      tags: ['events'],
+      summary: 'Record usage events',
+      description: 'One event, or {"events": [...]} of up to 1,000 (1 MiB); or CloudEvents 1.0: one structured event as application/cloudevents+json, or a JSON array of them as application/cloudevents-batch+json. One result per event, in order; one bad event never fails the others (status rejected, with field errors). Idempotent by (namespace, request_id).',
+      security: [{ bearer: [] }],
+      body: documentOnly(EventsBodySchema), // validated per event below, not as a whole
+      response: { 200: EventsResponseSchema, ...errorResponses(...COMMON_ERRORS, ...AUTH_ERRORS, 'malformed_json', 'invalid_utf8', 'invalid_body', 'unknown_field', 'payload_too_large', 'too_many_events', 'unsupported_media_type', 'ledger_unavailable') },
+    },
+  }, async (request) => {
     const principal = principalOf(request);
     const inputs = eventsOf(request.body);
     const ctx: ValidationContext = { ...opts.validation, now: opts.now() };

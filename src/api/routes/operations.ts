@@ -2,6 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Ledger, Role } from '../../ledger/index.ts';
 import type { Metrics } from '../metrics.ts';
+import { z } from 'zod';
+import { HealthSchema } from '../schemas.ts';
 
 /** What the service reports beside the database: anchoring, and this instance's role. */
 export interface HealthReport {
@@ -16,7 +18,7 @@ export function operationsRoutes(app: FastifyInstance, opts: { ledger: Ledger; m
   // 503 only when the database is gone. A stopped anchorer degrades the service but ingest and
   // receipts still work, so it is reported (and alerted on via receipts_anchoring_failed), not
   // turned into an outage.
-  app.get('/healthz', async (_request, reply) => {
+  app.get('/healthz', { schema: { tags: ['operations'], summary: 'Health: 200 while the database answers (anchoring trouble is reported, not an outage), 503 when it does not', response: { 200: HealthSchema, 503: HealthSchema } } }, async (_request, reply) => {
     const database = await opts.ledger.healthy();
     const report = await opts.health();
     const status = !database ? 'unavailable' : report.anchoring.startsWith('failed') ? 'degraded' : 'ok';
@@ -27,7 +29,7 @@ export function operationsRoutes(app: FastifyInstance, opts: { ledger: Ledger; m
       ledger: report.ledger,
     });
   });
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics', response: { 200: { content: { 'text/plain': { schema: z.string() } } } } } }, async (_request, reply) => {
     reply.type(opts.metrics.registry.contentType);
     return opts.metrics.registry.metrics();
   });

@@ -8,7 +8,9 @@ import { GROUP_BY, type UsageGroup, type UsageResult, type Units } from '../../l
 import type { ReceiptReader } from '../../receipt/reader.ts';
 import { principalOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
-import { fieldErrorsFromIssues, type FieldError, type IssueContext } from '../../event/field-errors.ts';
+import type { FieldError } from '../../event/field-errors.ts';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { AUTH_ERRORS, COMMON_ERRORS, decimal, errorResponses, UsageResponseSchema } from '../schemas.ts';
 
 const instant = z.string().transform((s, ctx) => {
   const ms = /^\d+$/.test(s) ? Number(s) : parseRfc3339(s);
@@ -24,13 +26,18 @@ export const MAX_NAMESPACES = 100;
 const MAX_NAMESPACE_LENGTH = 128;
 
 const usageQuery = z.strictObject({
-  namespace: z.unknown(), // checked by namespacesOf: a list, each in the namespace alphabet
+  // Checked by namespacesOf: a list, each in the namespace alphabet.
+  namespace: z.unknown().meta({ type: 'string', description: 'one namespace, or several as namespace=a,b (or repeated)' }),
   from: instant.optional(),
   to: instant.optional(),
   group_by: z.enum(GROUP_BY).default('action'),
   receipts: z.enum(['true', 'false']).optional(),
-  limit: z.string().regex(/^\d{1,4}$/).transform(Number).pipe(z.number().int().min(1).max(1000)).optional(),
-  cursor: z.string().regex(/^[A-Za-z0-9_-]{1,200}$/).optional(),
+  limit: decimal('receipts per page, 1 to 1000 (default 100)').pipe(z.number().min(1).max(1000)).optional(),
+  cursor: z
+    .string()
+    .refine((s) => /^[A-Za-z0-9_-]{1,200}$/.test(s), { params: { rule: 'issued_cursor', message: 'must be a next_cursor value from a previous page' } })
+    .optional()
+    .describe('next_cursor of the previous page'),
   order: z.enum(['asc', 'desc']).optional(),
 });
 
@@ -56,15 +63,22 @@ function decodeCursor(s: string): Cursor | undefined {
 }
 
 export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receipts: ReceiptReader }): void {
-  app.get('/v1/usage', async (request) => {
+  app.withTypeProvider<ZodTypeProvider>().get('/v1/usage', {
+    schema: {
+      security: [{ bearer: [] }],
+      tags: ['usage'],
+      summary: 'Counts and unit sums over [from, to) per group, for one namespace or several (namespace=a,b); with receipts=true, one namespace\'s events and their receipts, paged',
+      querystring: usageQuery,
+      response: { 200: UsageResponseSchema, ...errorResponses(...COMMON_ERRORS, ...AUTH_ERRORS, 'invalid_query', 'namespace_forbidden') },
+    },
+  }, async (request) => {
     const principal = principalOf(request);
-    const parsed = usageQuery.safeParse(request.query, { reportInput: true });
-    const details: FieldError[] = parsed.success ? [] : fieldErrorsFromIssues(parsed.error.issues, QUERY_ISSUES);
-    const namespaces = namespacesOf((request.query as Record<string, unknown> | null)?.namespace, details);
-    if (!parsed.success || typeof namespaces === 'undefined') {
+    const q = request.query;
+    const details: FieldError[] = [];
+    const namespaces = namespacesOf(q.namespace, details);
+    if (typeof namespaces === 'undefined') {
       throw new ApiError('invalid_query', { problem: details.map((d) => d.message).join('; ') }, details);
     }
-    const q = parsed.data;
     const from = q.from ?? 0;
     const to = q.to ?? Number.MAX_SAFE_INTEGER;
     if (from >= to) {
@@ -114,17 +128,6 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
     };
   });
 }
-
-const QUERY_ISSUES: IssueContext = {
-  subject: 'query',
-  known: Object.keys(usageQuery.shape),
-  unknownRule: 'unknown_parameter',
-  query: true,
-  formats: {
-    limit: { rule: 'type:integer', message: 'must be an integer from 1 to 1000' },
-    cursor: { rule: 'issued_cursor', message: 'must be a next_cursor value from a previous page' },
-  },
-};
 
 /**
  * The namespaces asked for: `namespace=a,b`, `namespace=a&namespace=b`, or both, each exactly a

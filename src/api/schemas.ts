@@ -1,0 +1,198 @@
+// The API's shapes, in zod: routes declare their params, query strings, bodies and responses
+// with these, fastify validates the input with them (validation.ts), and the OpenAPI document
+// (openapi.ts) is generated from them. Input schemas are strict: an unknown parameter is an error.
+import { z } from 'zod';
+import { ACTION_PATTERN, MAX_METADATA_BYTES, NAMESPACE_PATTERN } from '../event/validate.ts';
+import { ERROR_CODES, type ErrorCode } from './error-codes.ts';
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/).describe('32 bytes as 64 lowercase hex characters');
+
+export const FieldErrorSchema = z
+  .object({
+    path: z.string().describe('the field, e.g. `events[3].units` or a query parameter'),
+    rule: z.string().describe('the rule it broke, `name` or `name:argument`, e.g. `required`, `max_length:128`, `min:1`, `one_of:asc|desc`'),
+    message: z.string().describe('a sentence for a person'),
+  })
+  .meta({ id: 'FieldError' });
+
+const CODES = Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]];
+
+export const ErrorBodySchema = z
+  .object({
+    error: z.object({
+      code: z.enum(CODES).describe('stable: switch on this'),
+      message: z.string().describe('what went wrong and what to do next; may change'),
+      details: z.array(FieldErrorSchema),
+    }),
+  })
+  .meta({ id: 'Error' });
+
+/** The declared error responses of a route: one entry per status, listing its codes. */
+export function errorResponses(...codes: ErrorCode[]): Record<number, z.ZodType> {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of codes) byStatus.set(ERROR_CODES[code].status, [...(byStatus.get(ERROR_CODES[code].status) ?? []), code]);
+  const out: Record<number, z.ZodType> = {};
+  for (const [status, list] of byStatus) {
+    const example = list[0]!;
+    out[status] = ErrorBodySchema.describe(list.map((c) => `\`${c}\`: ${ERROR_CODES[c].summary}`).join(' ')).meta({
+      examples: [{ error: { code: example, message: ERROR_CODES[example].template.replace(/\{[a-z_]+\}/g, '…'), details: [] } }],
+    });
+  }
+  return out;
+}
+
+/** Codes any route can answer with (body limits, parsing, overload, a fault). */
+export const COMMON_ERRORS: ErrorCode[] = ['bad_request', 'internal'];
+/** Codes of every route behind the API key. */
+export const AUTH_ERRORS: ErrorCode[] = ['unauthorized', 'busy'];
+
+/** A non-negative integer in a query string or path (at most 15 digits: exact as a number). */
+export const decimal = (what: string) =>
+  z
+    .string()
+    .transform((s, ctx) => {
+      if (!/^\d{1,15}$/.test(s)) {
+        ctx.addIssue({ code: 'custom', params: { rule: 'type:integer', message: 'must be a non-negative integer' } });
+        return z.NEVER;
+      }
+      return Number(s);
+    })
+    .meta({ type: 'string', pattern: '^\\d{1,15}$', description: what });
+
+// ---- Events ----
+
+export const EventInSchema = z
+  .object({
+    request_id: z.string().min(1).max(128).describe('the idempotency key, unique per namespace forever'),
+    namespace: z.string().min(1).max(128).regex(NAMESPACE_PATTERN).describe('allowed by the key'),
+    action: z.string().min(1).max(64).regex(ACTION_PATTERN),
+    caller: z.string().min(1).max(256),
+    units: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('default 1'),
+    artifact_digest: z.string().regex(/^(?:[0-9a-fA-F]{64})?$/).optional().describe('a SHA-256 digest, stored lowercase'),
+    ts: z.union([z.number().int().min(0), z.string().max(64)]).optional().describe('epoch ms or RFC 3339; default: the received time'),
+    source: z.string().min(1).max(128).optional(),
+    metadata: z.record(z.string(), z.unknown()).optional().describe(`a JSON object, at most ${MAX_METADATA_BYTES} bytes serialized and 32 levels deep; credentials are removed`),
+  })
+  .strict()
+  .meta({
+    id: 'Event',
+    examples: [{ request_id: 'req-42', namespace: 'acme/prod', action: 'recall', caller: 'agent-7', units: 3 }],
+  });
+
+export const EventsBodySchema = z
+  .union([EventInSchema, z.object({ events: z.array(EventInSchema).max(1000) }).strict()])
+  .describe('One event, or {"events": [...]} of up to 1,000. Each event is validated on its own: one bad event never fails the others.');
+
+const eventErrors = z.array(FieldErrorSchema);
+export const EventResultSchema = z
+  .union([
+    z.object({ status: z.literal('created'), id: z.number().int(), leaf_hash: hex64, request_id: z.string(), redacted: z.array(z.string()).optional() }),
+    z.object({ status: z.literal('duplicate'), id: z.number().int(), leaf_hash: hex64, request_id: z.string(), redacted: z.array(z.string()).optional() }),
+    z.object({ status: z.literal('conflict'), request_id: z.string(), id: z.number().int(), errors: eventErrors }),
+    z.object({ status: z.literal('rejected'), request_id: z.string().optional(), errors: eventErrors }),
+  ])
+  .meta({ id: 'EventResult' });
+
+export const EventsResponseSchema = z
+  .object({ results: z.array(EventResultSchema).describe('one per event, in order') })
+  .meta({ examples: [{ results: [{ status: 'created', id: 1, leaf_hash: 'ab'.repeat(32), request_id: 'req-42' }] }] });
+
+// ---- Receipts and epochs ----
+
+export const AnchorSchema = z
+  .object({ network: z.string(), package_id: z.string(), registry_id: z.string(), tx_digest: z.string().nullable(), checkpoint: z.string().nullable() })
+  .meta({ id: 'Anchor' });
+
+export const ReceiptSchema = z
+  .object({
+    version: z.literal(1),
+    id: z.number().int().optional(),
+    status: z.enum(['pending', 'sealed', 'anchored']),
+    event: z.object({
+      namespace: z.string(),
+      request_id: z.string(),
+      caller: z.string(),
+      action: z.string(),
+      units: z.number().int(),
+      artifact_digest: z.string(),
+      ts_ms: z.number().int(),
+    }),
+    leaf_hash: hex64,
+    epoch: z.number().int().nullable(),
+    leaf_index: z.number().int().nullable(),
+    tree_size: z.number().int().nullable(),
+    proof: z.array(hex64).nullable(),
+    root: hex64.nullable(),
+    anchor: AnchorSchema.nullable(),
+  })
+  .meta({ id: 'Receipt', description: 'Receipt v1: the event fields and the inclusion proof of its leaf (null while pending). Verify with `receipts verify` or `verifyReceipt`.' });
+
+export const EpochSchema = z
+  .object({
+    epoch: z.number().int(),
+    root: hex64,
+    size: z.number().int(),
+    first_ts_ms: z.number().int().nullable(),
+    last_ts_ms: z.number().int().nullable(),
+    sealed_at_ms: z.number().int(),
+    anchor: AnchorSchema.nullable(),
+  })
+  .meta({ id: 'Epoch' });
+
+export const EpochsResponseSchema = z.union([
+  z.object({ epochs: z.array(EpochSchema), next_after: z.number().int().nullable() }),
+  z.object({ epochs: z.array(EpochSchema), next_before: z.number().int().nullable() }),
+]);
+
+export const ChainEpochSchema = z.object({
+  epoch: z.number().int(),
+  network: z.string(),
+  registry_id: z.string(),
+  root: hex64,
+  size: z.number().int(),
+  read_by: z.literal('server'),
+});
+
+export const EpochsQuerySchema = z
+  .object({
+    after: decimal('the last epoch of the previous page (oldest first)').optional(),
+    before: decimal('the last epoch of the previous page (newest first)').optional(),
+    limit: decimal('epochs per page, 1 to 1000 (default 100)').pipe(z.number().min(1).max(1000)).optional(),
+    order: z.enum(['asc', 'desc']).optional().describe('asc: oldest first (default); desc: newest first'),
+  })
+  .strict();
+
+// ---- Usage ----
+
+const units = z.union([z.number().int(), z.string().regex(/^\d+$/)]).describe('exact: a number up to 2^53−1, beyond that a decimal string');
+const billable = {
+  billable_events: z.number().int().optional().describe('events whose action was billable at their ts_ms'),
+  billable_units: units.optional().describe('units of those events'),
+};
+const UsageGroupSchema = z.object({ key: z.string(), events: z.number().int(), units, ...billable });
+const UsageTotalsSchema = z.object({ events: z.number().int(), units, ...billable });
+
+export const UsageResponseSchema = z
+  .object({
+    namespace: z.string().optional(),
+    namespaces: z.array(z.string()).optional(),
+    from: z.number().int(),
+    to: z.number().int(),
+    group_by: z.string(),
+    groups: z.array(UsageGroupSchema),
+    totals: UsageTotalsSchema,
+    by_namespace: z.array(z.object({ namespace: z.string(), groups: z.array(UsageGroupSchema), totals: UsageTotalsSchema })).optional(),
+    as_of_seq: z.number().int().optional(),
+    events: z.array(ReceiptSchema).optional(),
+    next_cursor: z.string().nullable().optional(),
+  })
+  .meta({ id: 'Usage' });
+
+// ---- Operations ----
+
+export const HealthSchema = z.object({
+  status: z.enum(['ok', 'degraded', 'unavailable']),
+  role: z.string(),
+  checks: z.object({ database: z.enum(['ok', 'unreachable']), anchoring: z.string() }),
+  ledger: z.looseObject({ engine: z.string() }),
+});
