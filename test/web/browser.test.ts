@@ -165,6 +165,9 @@ describe.skipIf(!browserPath)('verify page', () => {
     expect(await page.getAttribute('#verdict', 'data-failed-step')).toBe('leaf');
     expect(await page.textContent('#verdict')).toMatch(/^Invalid at step "Leaf rebuilt from the event fields, leaf hash compared": the leaf hash does not match the event fields/);
     expect(await page.getAttribute('#verdict', 'class')).toBe('bad');
+    // The stable code next to the sentence.
+    expect(await page.getAttribute('#verdict', 'data-code')).toBe('leaf_mismatch');
+    expect(await page.textContent('#verdict .failure-code')).toBe('leaf_mismatch');
     await page.screenshot({ path: `${SHOTS}/verify-tampered.png`, fullPage: true });
     await page.close();
   });
@@ -383,6 +386,18 @@ describe.skipIf(!browserPath)('a pending receipt', () => {
     await sealAll(s.ledger, { maxEvents: 1000 });
     await page.waitForSelector('#verdict[data-ok="true"]', { timeout: 15_000 });
     expect(await page.textContent('#verdict')).toMatch(/^Valid: leaf/);
+    await page.close();
+  });
+});
+
+describe.skipIf(!browserPath)('API reference page', () => {
+  it('renders the OpenAPI document under the service CSP, from the service alone', async () => {
+    const page = await open('/docs', { key: false });
+    await page.waitForSelector('.swagger-ui .info .title');
+    expect(await page.textContent('.swagger-ui .info .title')).toMatch(/sui-receipts/);
+    await page.waitForSelector('.opblock-summary-path[data-path="/v1/events"]');
+    expect(await page.$$eval('.opblock-summary-path', (els) => els.map((e) => e.getAttribute('data-path')))).toEqual(expect.arrayContaining(['/v1/events', '/v1/usage', '/v1/events/{id}/receipt', '/openapi.json']));
+    await page.screenshot({ path: `${SHOTS}/api-reference.png`, fullPage: false });
     await page.close();
   });
 });
