@@ -10,6 +10,7 @@ import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import { AUTH_ERRORS, COMMON_ERRORS, errorResponses, EventsBodySchema, EventsResponseSchema } from '../schemas.ts';
 import { documentOnly } from '../validation.ts';
+import { atAttribute, CLOUDEVENTS_BATCH_TYPE, CLOUDEVENTS_TYPE, eventFromCloudEvent } from '../cloudevents.ts';
 
 export const MAX_EVENTS_PER_REQUEST = 1000;
 
@@ -37,7 +38,8 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
     },
   }, async (request) => {
     const principal = principalOf(request);
-    const inputs = eventsOf(request.body);
+    const cloud = cloudEventsMode(request.headers['content-type']);
+    const inputs = cloud ? cloudEventsOf(request.body, cloud) : eventsOf(request.body);
     const ctx: ValidationContext = { ...opts.validation, now: opts.now() };
 
     const results: EventResult[] = new Array(inputs.list.length);
@@ -45,10 +47,22 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
     const writeSlots: number[] = [];
     const unknown: FieldError[] = [];
 
-    inputs.list.forEach((input, i) => {
+    inputs.list.forEach((raw, i) => {
+      let input = raw;
+      if (cloud) {
+        // A CloudEvent is mapped onto an event first; errors name the CloudEvents attribute.
+        const mapped = eventFromCloudEvent(raw);
+        if ('errors' in mapped) {
+          for (const e of mapped.unknownFields ?? []) unknown.push({ ...e, path: inputs.prefix(i) + e.path });
+          results[i] = { status: 'rejected', ...(mapped.id !== undefined && { request_id: mapped.id }), errors: mapped.errors };
+          return;
+        }
+        input = mapped.input;
+      }
       const v = validateEvent(input, ctx);
       if (!v.ok) {
         const requestId = (input as { request_id?: unknown })?.request_id;
+        if (cloud) v.errors = v.errors.map(atAttribute);
         if (v.unknownFields) {
           for (const e of v.errors) if (e.rule === 'unknown_field') unknown.push({ ...e, path: inputs.prefix(i) + e.path });
         }
@@ -86,7 +100,10 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
           status: 'conflict',
           request_id,
           id: w.id,
-          errors: w.differs.map((f) => ({ path: f, rule: 'same_as_recorded', message: `request_id "${request_id}" was already recorded with a different value of ${f}; nothing was changed` })),
+          errors: w.differs.map((f) => {
+            const e = { path: f, rule: 'same_as_recorded', message: `request_id "${request_id}" was already recorded with a different value of ${f}; nothing was changed` };
+            return cloud ? atAttribute(e) : e;
+          }),
         };
       } else {
         const { redacted } = toWrite[j]!.event;
@@ -96,6 +113,30 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
     for (const r of results) opts.metrics.events.inc({ result: r.status });
     return { results };
   });
+}
+
+/** Which CloudEvents content mode the request uses, if any. */
+function cloudEventsMode(contentType: string | undefined): 'structured' | 'batch' | undefined {
+  const type = contentType?.split(';', 1)[0]!.trim().toLowerCase();
+  return type === CLOUDEVENTS_TYPE ? 'structured' : type === CLOUDEVENTS_BATCH_TYPE ? 'batch' : undefined;
+}
+
+/** The CloudEvents of a request body: one (structured) or a JSON array of them (batch). */
+function cloudEventsOf(body: unknown, mode: 'structured' | 'batch'): { list: unknown[]; prefix: (i: number) => string } {
+  if (mode === 'structured') {
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw new ApiError('invalid_body', { problem: `an ${CLOUDEVENTS_TYPE} body must be one CloudEvent, a JSON object (send several as ${CLOUDEVENTS_BATCH_TYPE})` }, [{ path: '', rule: 'type:object', message: 'the body must be a JSON object' }]);
+    }
+    return { list: [body], prefix: () => '' };
+  }
+  if (!Array.isArray(body)) {
+    throw new ApiError('invalid_body', { problem: `an ${CLOUDEVENTS_BATCH_TYPE} body must be a JSON array of CloudEvents` }, [{ path: '', rule: 'type:array', message: 'the body must be a JSON array' }]);
+  }
+  if (body.length > MAX_EVENTS_PER_REQUEST) {
+    throw new ApiError('too_many_events', { max: MAX_EVENTS_PER_REQUEST, count: body.length },
+      [{ path: '', rule: `max_items:${MAX_EVENTS_PER_REQUEST}`, message: `the batch must hold at most ${MAX_EVENTS_PER_REQUEST} CloudEvents` }]);
+  }
+  return { list: body, prefix: (i) => `[${i}].` };
 }
 
 /** The events of a request body, or a 400/413 for a body of the wrong shape. */
