@@ -1,6 +1,6 @@
 // bench:middleware — a trivial fastify route with and without the metering plugin, in the same
-// run: two server processes (the same app, one with `meterRequests`), driven in turn by
-// autocannon from this process for several alternating rounds. The metered app records through
+// run: two apps in one server process (the same app, one with `meterRequests`), driven in turn
+// by autocannon from this process for several alternating rounds. The metered app records through
 // a real usage client into a sink that only counts, so the figure is the middleware and the
 // client on the app's event loop, not the network. Prints each round, the ratio
 // (with/without) and a last line of JSON.
@@ -14,29 +14,32 @@ import { startServer, stopServer } from './lib/servers.ts';
 const SCRIPT = new URL(import.meta.url).pathname;
 
 if (process.argv[2] === '--serve') {
-  // Child: node bench-middleware.ts --serve plain|metered <port>
-  const metered = process.argv[3] === 'metered';
-  const port = Number(process.argv[4]);
-  const app = Fastify({ logger: false });
+  // Child: both apps in one process (same CPU, same JIT, same heap settings), on two ports:
+  // node bench-middleware.ts --serve <port>; the metered one listens on port + 1.
+  const port = Number(process.argv[3]);
   let recorded = 0;
-  if (metered) {
-    const counting: Sink = { name: 'count', send: async (events) => ((recorded += events.length), { kind: 'done' }) };
-    const client = createUsageClient({ sink: counting });
-    meterRequests(app, {
-      client,
-      namespace: 'acme/bench',
-      caller: (r) => (r.headers['x-user'] as string | undefined) ?? 'anonymous',
-      action: 'hello',
-      skip: (r) => r.url === '/healthz' || r.url === '/recorded',
-    });
+  const counting: Sink = { name: 'count', send: async (events) => ((recorded += events.length), { kind: 'done' }) };
+  const client = createUsageClient({ sink: counting });
+  for (const metered of [false, true]) {
+    const app = Fastify({ logger: false });
+    if (metered) {
+      meterRequests(app, {
+        client,
+        namespace: 'acme/bench',
+        caller: (r) => (r.headers['x-user'] as string | undefined) ?? 'anonymous',
+        action: 'hello',
+        skip: (r) => r.url === '/healthz' || r.url === '/recorded',
+      });
+    }
     app.get('/recorded', async () => {
       await client.flush();
       return { recorded };
     });
+    app.get('/healthz', async () => 'ok');
+    app.get('/hello', async () => ({ hello: 'world' }));
+    await app.listen({ port: port + (metered ? 1 : 0), host: '127.0.0.1' });
   }
-  app.get('/healthz', async () => 'ok');
-  app.get('/hello', async () => ({ hello: 'world' }));
-  await app.listen({ port, host: '127.0.0.1' });
+  process.once('SIGTERM', () => process.exit(0)); // an orderly exit, so --cpu-prof can write its profile
 } else {
   const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
   const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -55,8 +58,8 @@ if (process.argv[2] === '--serve') {
   };
 
   log(`bench:middleware — ${ROUNDS} rounds of ${SECONDS} s per app, alternating, ${CONNECTIONS} connections, GET /hello`);
-  const plain = await startServer([SCRIPT, '--serve', 'plain']);
-  const metered = await startServer([SCRIPT, '--serve', 'metered']);
+  const plain = await startServer([SCRIPT, '--serve']);
+  const metered = { proc: plain.proc, url: plain.url.replace(/:(\d+)$/, (_, p: string) => `:${Number(p) + 1}`) };
   try {
     await load(plain.url, 2, plain.proc.pid!); // warm-up of both (JIT)
     await load(metered.url, 2, metered.proc.pid!);
@@ -111,6 +114,5 @@ if (process.argv[2] === '--serve') {
     }));
   } finally {
     await stopServer(plain.proc);
-    await stopServer(metered.proc);
   }
 }

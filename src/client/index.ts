@@ -246,8 +246,7 @@ class Client implements UsageClient {
         this.o.spool?.remove([e.request_id]);
         continue;
       }
-      const json = JSON.stringify(e);
-      const size = (ASCII.test(json) ? json.length : this.utf8.encode(json).length) + 1;
+      const size = (e as { [PRECHECKED]?: true })[PRECHECKED] ? sizeBound(e) : jsonBytes(JSON.stringify(e), this.utf8) + 1;
       if (batch.length > 0 && bytes + size > MAX_BODY_BYTES) break;
       bytes += size;
       batch.push(e);
@@ -343,4 +342,27 @@ class Client implements UsageClient {
     if (!this.sink.receipt) throw new Error(`receipt ${id}: the ${this.sink.name} sink has no receipts; they come from the service (use the HTTP sink, or GET /v1/events/${id}/receipt)`);
     return this.sink.receipt(id);
   }
+}
+
+function jsonBytes(json: string, utf8: TextEncoder): number {
+  return ASCII.test(json) ? json.length : utf8.encode(json).length;
+}
+
+/**
+ * An upper bound of a checked event's JSON size without serializing it (a µs per event on the
+ * middleware's path): 6 bytes per character (a \uXXXX escape) of its strings, 30 for each
+ * number and key's punctuation. Only for flat events whose metadata holds primitives, as the
+ * middleware builds them.
+ */
+function sizeBound(e: QueuedEvent): number {
+  let chars = e.request_id.length + e.namespace.length + e.action.length + e.caller.length;
+  let rest = 200; // keys, quotes, punctuation, units, ts
+  if (e.metadata) {
+    for (const k in e.metadata) {
+      const v = e.metadata[k];
+      chars += k.length + (typeof v === 'string' ? v.length : 0);
+      rest += 30;
+    }
+  }
+  return chars * 6 + rest;
 }

@@ -72,6 +72,36 @@ describe('fastify meterRequests', () => {
     for (const secret of ['top-secret-value', 'hunter2', 'sk-live-123', '42']) expect(text).not.toContain(secret);
   });
 
+  it('app.register(meterRequests) meters routes outside its own scope, and bad options fail registration', async () => {
+    const sink = createMemorySink();
+    client = createUsageClient({ sink, ...fast });
+    app = Fastify();
+    await app.register(meterRequests, { client, namespace: 'acme/prod', caller: () => 'u', action: 'recall' });
+    await app.register(async (child) => void child.get('/inner', async () => 'in'));
+    app.get('/outer', async () => 'out');
+    await app.inject({ url: '/inner', headers: { 'x-request-id': 'i' } });
+    await app.inject({ url: '/outer', headers: { 'x-request-id': 'o' } });
+    expect((await settled(sink, 2)).map((e) => e.request_id).sort()).toEqual(['i', 'o']);
+    const bad = Fastify();
+    await expect(bad.register(meterRequests, { client, namespace: 'acme/prod', action: 'a' } as never).ready()).rejects.toThrow(/caller must be a function/);
+  });
+
+  it('adds no own property to the raw request or response (their V8 shape is the hot path of every request)', async () => {
+    const shapes: string[][] = [];
+    for (const metered of [false, true]) {
+      const a = Fastify();
+      if (metered) meterRequests(a, { client: createUsageClient({ sink: 'memory' }), namespace: 'acme/prod', caller: () => 'u', action: 'a' });
+      a.get('/', async (request, reply) => {
+        shapes.push([...Object.getOwnPropertyNames(request.raw), '|', ...Object.getOwnPropertyNames(reply.raw)]);
+        return 'ok';
+      });
+      await a.listen({ port: 0, host: '127.0.0.1' });
+      await (await fetch(`http://127.0.0.1:${(a.server.address() as { port: number }).port}/`)).text();
+      await a.close();
+    }
+    expect(shapes[1]).toEqual(shapes[0]);
+  });
+
   it('generates unique request ids without x-request-id, and refuses unusable incoming ids', async () => {
     const { sink } = setup();
     app!.get('/a', async () => 'ok');
@@ -162,7 +192,10 @@ describe('fastify meterRequests', () => {
     expect((await pending).length).toBe(1500);
     const events = await settled(sink, 1);
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ request_id: 'st', units: 1, metadata: { status: 200, bytes_out: 1500 } });
+    expect(events[0]).toMatchObject({ request_id: 'st', units: 1, metadata: { status: 200 } });
+    // Streamed without Content-Length: the body as written to the connection, chunk framing included.
+    expect(events[0]!.metadata!.bytes_out).toBeGreaterThanOrEqual(1500);
+    expect(events[0]!.metadata!.bytes_out).toBeLessThan(1550);
     expect(events[0]!.metadata).not.toHaveProperty('aborted');
   });
 
