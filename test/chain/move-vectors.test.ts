@@ -17,6 +17,7 @@ import {
   RFC6962_DIR,
   stepRoot,
 } from '../../scripts/gen-move-vectors.ts';
+import { GOLDEN_MOVE_FILE, GOLDEN_RECEIPT_FILE, generateGoldenMove, type GoldenFile } from '../../scripts/gen-golden-receipt.ts';
 
 const hex = (h: string) => hexToBytes(h);
 const MOVE_SOURCE = new URL('../../move/sources/registry.move', import.meta.url);
@@ -36,6 +37,14 @@ function integerValues(value: unknown): string[] {
 describe('Move vectors', () => {
   it('move/tests/vectors_tests.move is what the generator makes of test/vectors (run npm run gen:move-vectors)', async () => {
     expect(readFileSync(MOVE_VECTORS_FILE, 'utf8')).toBe(await generateVectorTests());
+  });
+
+  it('move/tests/golden_tests.move is what scripts/gen-golden-receipt.ts makes of test/vectors/golden-receipt.json', async () => {
+    const golden = JSON.parse(readFileSync(GOLDEN_RECEIPT_FILE, 'utf8')) as GoldenFile;
+    const move = readFileSync(GOLDEN_MOVE_FILE, 'utf8');
+    expect(move).toBe(await generateGoldenMove(golden));
+    // The golden bytes appear in the Move test as they are in the file.
+    for (const h of [golden.receipt.leaf_hash, golden.receipt.root, ...golden.receipt.proof]) expect(move).toContain(`x"${h}"`);
   });
 
   const vectorFiles = [
