@@ -2,7 +2,7 @@
 // way a user has one (test/browser.ts); without one these tests are skipped with one warning,
 // or fail when RECEIPTS_REQUIRE_BROWSER=1 (as in CI).
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { toBase58 } from '@mysten/sui/utils';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -169,6 +169,20 @@ describe.skipIf(!browserPath)('verify page', () => {
     expect(await page.getAttribute('#verdict', 'data-code')).toBe('leaf_mismatch');
     expect(await page.textContent('#verdict .failure-code')).toBe('leaf_mismatch');
     await page.screenshot({ path: `${SHOTS}/verify-tampered.png`, fullPage: true });
+    await page.close();
+  });
+
+  it('verifies the golden receipt (test/vectors/golden-receipt.json) pasted in, and rejects it with one unit changed', async () => {
+    const golden = JSON.parse(readFileSync(resolve('test/vectors/golden-receipt.json'), 'utf8')).receipt;
+    const page = await open('/verify');
+    await page.fill('#receipt-input', JSON.stringify(golden, null, 2));
+    await page.click('#verify-button');
+    await page.waitForSelector('#verdict[data-ok="true"]');
+    expect(await page.textContent('#verdict')).toMatch(new RegExp(`^Valid: leaf 5 of 7 in epoch 3 [\\s\\S]*${golden.root}`));
+    await page.fill('#receipt-input', JSON.stringify({ ...golden, event: { ...golden.event, units: golden.event.units + 1 } }));
+    await page.click('#verify-button');
+    await page.waitForSelector('#verdict[data-ok="false"]');
+    expect(await page.getAttribute('#verdict', 'data-code')).toBe('leaf_mismatch');
     await page.close();
   });
 
