@@ -10,6 +10,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { MoveAbortError, type AnchorChain, type AnchorSubmission } from '../chain/chain.ts';
 import { MAX_EPOCHS_PER_PTB, type EpochToAnchor } from '../chain/ptb.ts';
 import type { Ledger } from '../ledger/index.ts';
+import { backoffDelay } from '../retry/backoff.ts';
 
 /** The ledger and the chain disagree: anchoring cannot go on without a person. */
 export class ReconcileError extends Error {
@@ -95,7 +96,7 @@ export class Anchorer {
           return;
         }
         attempt++;
-        const delay = Math.round(this.o.random() * Math.min(this.o.backoff.maxMs, this.o.backoff.baseMs * 2 ** (attempt - 1)));
+        const delay = Math.round(backoffDelay(attempt, this.o.backoff, this.o.random));
         if ((this.status as AnchoringStatus) === 'stopped') return;
         this.status = 'retrying';
         this.error = (err as Error).message;

@@ -2,10 +2,11 @@
 // with these, fastify validates the input with them (validation.ts), and the OpenAPI document
 // (openapi.ts) is generated from them. Input schemas are strict: an unknown parameter is an error.
 import { z } from 'zod';
+import { HEX64, HEX64_ANY_CASE_OR_EMPTY } from '../encoding/hex.ts';
 import { ACTION_PATTERN, MAX_METADATA_BYTES, NAMESPACE_PATTERN } from '../event/validate.ts';
 import { ERROR_CODES, type ErrorCode } from './error-codes.ts';
 
-const hex64 = z.string().regex(/^[0-9a-f]{64}$/).describe('32 bytes as 64 lowercase hex characters');
+const hex64 = z.string().regex(HEX64).describe('32 bytes as 64 lowercase hex characters');
 
 export const FieldErrorSchema = z
   .object({
@@ -68,7 +69,7 @@ export const EventInSchema = z
     action: z.string().min(1).max(64).regex(ACTION_PATTERN),
     caller: z.string().min(1).max(256),
     units: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('default 1'),
-    artifact_digest: z.string().regex(/^(?:[0-9a-fA-F]{64})?$/).optional().describe('a SHA-256 digest, stored lowercase'),
+    artifact_digest: z.string().regex(HEX64_ANY_CASE_OR_EMPTY).optional().describe('a SHA-256 digest, stored lowercase'),
     ts: z.union([z.number().int().min(0), z.string().max(64)]).optional().describe('epoch ms or RFC 3339; default: the received time'),
     source: z.string().min(1).max(128).optional(),
     metadata: z.record(z.string(), z.unknown()).optional().describe(`a JSON object, at most ${MAX_METADATA_BYTES} bytes serialized and 32 levels deep; credentials are removed`),

@@ -2,7 +2,7 @@
 // given as a full reference (offline build, tests); the adapter passes ids and lets the client
 // resolve them.
 import { Transaction } from '@mysten/sui/transactions';
-import { hexToBytes } from '../event/leaf.ts';
+import { hexToBytes, isHex64 } from '../encoding/hex.ts';
 import type { Receipt } from '../receipt/format.ts';
 
 export interface OwnedRef {
@@ -56,7 +56,7 @@ export function buildAnchorTransaction(params: {
   if (epochs.length > MAX_EPOCHS_PER_PTB) throw new RangeError(`at most ${MAX_EPOCHS_PER_PTB} epochs in one transaction, got ${epochs.length}`);
   epochs.forEach((e, i) => {
     if (i > 0 && e.epoch !== epochs[i - 1]!.epoch + 1) throw new RangeError(`epochs must be consecutive: ${epochs[i - 1]!.epoch} then ${e.epoch}`);
-    if (!/^[0-9a-f]{64}$/.test(e.root)) throw new RangeError(`epoch ${e.epoch}: root must be 64 lowercase hex characters`);
+    if (!isHex64(e.root)) throw new RangeError(`epoch ${e.epoch}: root must be 64 lowercase hex characters`);
   });
 
   const tx = new Transaction();

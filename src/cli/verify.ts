@@ -2,6 +2,7 @@
 // malformed receipt, or a usage error), 3 not verifiable yet (pending, or not anchored for --rpc).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { isHex64AnyCase } from '../encoding/hex.ts';
 import { verifyReceipt, type VerifyResult } from '../verify/index.ts';
 import { SuiChain } from '../chain/sui.ts';
 import type { Network } from '../chain/config.ts';
@@ -28,7 +29,7 @@ export function addVerifyCommand(program: Command): void {
     .description('verify a receipt (the JSON of GET /v1/events/:id/receipt), offline or against a trusted root')
     .argument('<file>', 'receipt file, or - for standard input')
     .addOption(new Option('--root <hex>', 'trusted epoch root (64 hex characters), e.g. read from the chain').argParser((v) => {
-      if (!/^[0-9a-fA-F]{64}$/.test(v)) throw new InvalidArgumentError('must be 64 hex characters');
+      if (!isHex64AnyCase(v)) throw new InvalidArgumentError('must be 64 hex characters');
       return v;
     }))
     .addOption(new Option('--size <n>', 'trusted tree size of the epoch (with --root)').argParser(integerIn(1, Number.MAX_SAFE_INTEGER)))

@@ -6,6 +6,7 @@ import { uuidv7 } from 'uuidv7';
 import type { FieldError } from '../event/validate.ts';
 import { validateEvent } from '../event/validate.ts';
 import type { Receipt } from '../receipt/format.ts';
+import { backoffDelay } from '../retry/backoff.ts';
 import { nodeVersionProblem } from './node-version.ts';
 import { createHttpSink, resolveSink, type Sink, type SinkAnswer } from './sinks/index.ts';
 
@@ -306,7 +307,7 @@ class Client implements UsageClient {
     try {
       this.o.onError?.(error);
     } catch {}
-    const delay = told ?? Math.random() * Math.min(this.o.retry.maxMs, this.o.retry.baseMs * 2 ** attempt);
+    const delay = told ?? backoffDelay(attempt + 1, this.o.retry); // attempt counts from 0 here
     await new Promise((r) => setTimeout(r, delay));
   }
 

@@ -1,8 +1,8 @@
 // Leaf v1: the normative byte encoding of one usage event (DESIGN.md, "Leaf (version 1)").
 // Pure and browser-safe: the verifier rebuilds leaves with this same code.
 import { bcs } from '@mysten/sui/bcs';
-import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { hexToBytes } from '../encoding/hex.ts';
+import { hashLeafBytes } from '../merkle/hash.ts';
 
 export const LEAF_VERSION = 1;
 
@@ -93,16 +93,10 @@ function writeU64(view: DataView, at: number, n: number): number {
   return at + 8;
 }
 
-/** RFC 6962 leaf hash: SHA-256(0x00 ‖ leaf). */
-export function hashLeafBytes(leaf: Uint8Array): Uint8Array {
-  const buf = new Uint8Array(leaf.length + 1);
-  buf[0] = 0x00;
-  buf.set(leaf, 1);
-  return sha256(buf);
-}
-
+/** RFC 6962 leaf hash of an event: SHA-256(0x00 ‖ leaf v1). */
 export function leafHash(fields: LeafFields): Uint8Array {
   return hashLeafBytes(encodeLeaf(fields));
 }
 
-export { bytesToHex, hexToBytes };
+// Hex lives in src/encoding/hex.ts; re-exported here for the tests and scripts that import it with the leaf.
+export { bytesToHex, hexToBytes } from '../encoding/hex.ts';

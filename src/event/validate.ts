@@ -2,6 +2,7 @@
 // context (event time window, action allow-list), then secret scrubbing of metadata.
 // Every failure names the field and the rule, so a client can fix its call without guessing.
 import { z } from 'zod';
+import { HEX64_ANY_CASE_OR_EMPTY } from '../encoding/hex.ts';
 import type { LeafFields } from './leaf.ts';
 import { looksLikeSecret, redactJson } from './redact.ts';
 import { checkDepth, checkText, MAX_METADATA_DEPTH } from './shape.ts';
@@ -31,7 +32,7 @@ const eventSchema = z.strictObject({
   units: z.number().int().min(0).max(MAX_UNITS).optional(),
   artifact_digest: z
     .string()
-    .regex(/^(?:[0-9a-fA-F]{64})?$/)
+    .regex(HEX64_ANY_CASE_OR_EMPTY)
     .optional(),
   ts: z.union([z.number().int().min(0), z.string().max(64)]).optional(),
   source: leafString(1, 128).optional(),

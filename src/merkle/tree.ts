@@ -3,7 +3,7 @@
 // the largest power of two below n), and as merkletreejs without duplicateOdd; tests check both.
 // Levels are kept as one Uint8Array each (n × 32 bytes), not one object per node: a
 // 1,000,000-leaf tree is 64 MB here, against over 1 GB as merkletreejs Buffers.
-import { HASH_SIZE, nobleNodeHasher, type NodeHasher } from './hash.ts';
+import { HASH_SIZE, nobleNodeHasher, nodePreimage, type NodeHasher } from './hash.ts';
 
 export interface Tree {
   size: number;
@@ -16,8 +16,7 @@ export function buildTree(leafHashes: Uint8Array, hasher: NodeHasher = nobleNode
   const size = leafHashes.length / HASH_SIZE;
   if (!Number.isInteger(size) || size < 1) throw new RangeError('a tree needs at least one 32-byte leaf hash');
   const levels = [leafHashes];
-  const preimage = new Uint8Array(1 + 2 * HASH_SIZE);
-  preimage[0] = 0x01;
+  const preimage = nodePreimage();
   let below = leafHashes;
   let count = size;
   while (count > 1) {

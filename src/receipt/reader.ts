@@ -2,6 +2,7 @@
 // holds it (leaf index = seq − first_seq), and one stored node per tree level.
 // Upper levels (≥ 3: an eighth of the nodes) of recently used epochs are kept in memory, so a
 // proof costs 3 node reads whatever the epoch size.
+import { bytesToHex } from '../encoding/hex.ts';
 import type { EventRecord, Ledger } from '../ledger/index.ts';
 import { HASH_SIZE } from '../merkle/hash.ts';
 import { auditPathNodes } from '../merkle/tree.ts';
@@ -43,7 +44,7 @@ export class ReceiptReader {
     }
     const leafIndex = row.seq - epoch.first_seq;
     const anchor = await this.anchor(epoch.epoch);
-    const proof = (await Promise.all(auditPathNodes(leafIndex, epoch.size).map(([level, index]) => this.readNode(epoch.epoch, level, index)))).map(toHex);
+    const proof = (await Promise.all(auditPathNodes(leafIndex, epoch.size).map(([level, index]) => this.readNode(epoch.epoch, level, index)))).map(bytesToHex);
     return {
       version: 1,
       id: row.id,
@@ -77,8 +78,4 @@ export class ReceiptReader {
     this.levels.set(key, hashes);
     return hashes.subarray(index * HASH_SIZE, (index + 1) * HASH_SIZE);
   }
-}
-
-function toHex(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }

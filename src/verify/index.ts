@@ -2,6 +2,7 @@
 // from the event fields, walks the audit path (RFC 9162 §2.1.3.2) with the index and size,
 // and compares with the root: the receipt's own, or one passed in from a trusted source such
 // as the Sui registry. Browser-safe (no Node-only module); never throws on malformed input.
+import { bytesToHex, hexToBytes, isHex64AnyCase } from '../encoding/hex.ts';
 import { leafHash } from '../event/leaf.ts';
 import { HASH_SIZE } from '../merkle/hash.ts';
 import { equalBytes, rootFromInclusionProof } from '../merkle/proof.ts';
@@ -48,8 +49,6 @@ export type VerifyResult =
   | { ok: true; reason: string; epoch: number; leaf_index: number; tree_size: number; root: string; trusted_root: boolean; steps: VerifyStep[] }
   | { ok: false; kind: VerifyFailure; code: VerifyCode; reason: string; steps: VerifyStep[] };
 
-const HEX64 = /^[0-9a-fA-F]{64}$/;
-
 /**
  * No genuine audit path is longer than 64 hashes (a tree of 2^64 leaves); checked before any
  * entry is looked at, so a hostile receipt with millions of entries costs nothing.
@@ -80,7 +79,7 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
     steps.push({ step: 'format', ok: true, detail: `receipt v1 for ${r.event.namespace} / ${r.event.request_id}` });
 
     const rebuilt = leafHash(r.event);
-    if (!equalBytes(rebuilt, hex(r.leaf_hash))) {
+    if (!equalBytes(rebuilt, hexToBytes(r.leaf_hash))) {
       return fail('leaf', 'leaf_mismatch', 'the leaf hash does not match the event fields: the event was altered, or the receipt belongs to another event');
     }
     steps.push({ step: 'leaf', ok: true, detail: `leaf v1 rebuilt from the event fields hashes to ${r.leaf_hash.toLowerCase()}` });
@@ -94,25 +93,25 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
       size = options.size;
     }
     const levels: NonNullable<VerifyStep['levels']> = [];
-    const walked = rootFromInclusionProof(rebuilt, r.leaf_index, size, r.proof.map(hex), (l) =>
-      levels.push({ sibling: toHex(l.sibling), side: l.side, hash: toHex(l.hash) }),
+    const walked = rootFromInclusionProof(rebuilt, r.leaf_index, size, r.proof.map(hexToBytes), (l) =>
+      levels.push({ sibling: bytesToHex(l.sibling), side: l.side, hash: bytesToHex(l.hash) }),
     );
     if ('reason' in walked) return fail('path', walked.code, walked.reason);
-    const walkedHex = toHex(walked.root);
+    const walkedHex = bytesToHex(walked.root);
     steps.push({ step: 'path', ok: true, detail: `${r.proof.length} audit-path hashes from leaf ${r.leaf_index} of ${size} lead to ${walkedHex}`, levels });
 
     let expected: Uint8Array;
     const trusted = options.root !== undefined;
     if (options.root !== undefined) {
-      if (typeof options.root === 'string' ? options.root.length !== 64 || !HEX64.test(options.root) : !(options.root instanceof Uint8Array) || options.root.length !== HASH_SIZE) {
+      if (typeof options.root === 'string' ? !isHex64AnyCase(options.root) : !(options.root instanceof Uint8Array) || options.root.length !== HASH_SIZE) {
         return fail('root', 'root_mismatch', 'the trusted root is not 32 bytes (64 hex characters)');
       }
-      expected = typeof options.root === 'string' ? hex(options.root) : options.root;
-    } else expected = hex(r.root);
+      expected = typeof options.root === 'string' ? hexToBytes(options.root) : options.root;
+    } else expected = hexToBytes(r.root);
     if (!equalBytes(walked.root, expected)) {
       return fail('root', 'root_mismatch', trusted ? `the proof leads to ${walkedHex}, not to the trusted root of epoch ${r.epoch}` : `the proof leads to ${walkedHex}, not to the receipt's root ${r.root.toLowerCase()}`);
     }
-    const rootHex = toHex(expected);
+    const rootHex = bytesToHex(expected);
     steps.push({ step: 'root', ok: true, detail: trusted ? `matches the trusted root ${rootHex}` : `matches the receipt's own root ${rootHex} (not checked against the chain)` });
     return {
       ok: true,
@@ -132,7 +131,6 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
 type SealedReceipt = Receipt & { epoch: number; leaf_index: number; tree_size: number; proof: string[]; root: string };
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-const isHex64 = (v: unknown): v is string => typeof v === 'string' && v.length === 64 && HEX64.test(v);
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
 /** The first field of `o` not in `known`, if any (looked at without listing every key of a huge object). */
@@ -171,8 +169,8 @@ function checkShape(x: unknown): { pending: true } | { pending: false; receipt: 
   for (const f of ['units', 'ts_ms'] as const) {
     if (!isCount(e[f])) return `event.${f} must be an integer from 0 to 2^53−1`;
   }
-  if (!(e.artifact_digest === '' || isHex64(e.artifact_digest))) return 'event.artifact_digest must be empty or 64 hex characters';
-  if (!isHex64(r.leaf_hash)) return 'leaf_hash must be 64 hex characters';
+  if (!(e.artifact_digest === '' || isHex64AnyCase(e.artifact_digest))) return 'event.artifact_digest must be empty or 64 hex characters';
+  if (!isHex64AnyCase(r.leaf_hash)) return 'leaf_hash must be 64 hex characters';
 
   const a = r.anchor;
   if (a !== null) {
@@ -196,14 +194,14 @@ function checkShape(x: unknown): { pending: true } | { pending: false; receipt: 
     return { pending: true };
   }
   if (r.proof === null) return `status says ${String(r.status)} but proof is null: the receipt contradicts itself`;
-  if (!isHex64(r.root)) return 'root must be 64 hex characters';
+  if (!isHex64AnyCase(r.root)) return 'root must be 64 hex characters';
   for (const f of ['epoch', 'leaf_index', 'tree_size'] as const) {
     if (!isCount(r[f])) return `${f} must be a non-negative integer`;
   }
   if (!Array.isArray(r.proof)) return 'proof must be an array of hashes';
   // The length first: a proof of millions of entries is refused before one entry is read.
   if (r.proof.length > MAX_PROOF_LENGTH) return `proof has ${r.proof.length} entries; an audit path has at most ${MAX_PROOF_LENGTH}`;
-  const bad = r.proof.findIndex((p) => !isHex64(p));
+  const bad = r.proof.findIndex((p) => !isHex64AnyCase(p));
   if (bad >= 0) return `proof[${bad}] must be 64 hex characters`;
   const event: ReceiptEvent = {
     namespace: e.namespace as string,
@@ -215,16 +213,4 @@ function checkShape(x: unknown): { pending: true } | { pending: false; receipt: 
     ts_ms: e.ts_ms as number,
   };
   return { pending: false, receipt: { ...(r as unknown as SealedReceipt), event } };
-}
-
-function hex(s: string): Uint8Array {
-  const out = new Uint8Array(s.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
-function toHex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
 }
