@@ -20,7 +20,7 @@ const moveFiles = readdirSync(join(ROOT, 'move'), { recursive: true }).map(Strin
 
 describe('Move sources', () => {
   it('has the package layout a Move build needs', () => {
-    expect(moveFiles.sort()).toEqual(['sources/registry.move', 'tests/registry_tests.move', 'tests/vectors_tests.move']);
+    expect(moveFiles.sort()).toEqual(['sources/registry.move', 'tests/golden_tests.move', 'tests/registry_tests.move', 'tests/vectors_tests.move']);
   });
 
   it.each(moveFiles)('move/%s parses and is formatted', (f) => {
