@@ -111,6 +111,11 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
     if (!equalBytes(walked.root, expected)) {
       return fail('root', 'root_mismatch', trusted ? `the proof leads to ${walkedHex}, not to the trusted root of epoch ${r.epoch}` : `the proof leads to ${walkedHex}, not to the receipt's root ${r.root.toLowerCase()}`);
     }
+    // As with the size: a receipt that names another root than the trusted one is not a true
+    // copy of this epoch's receipt, even though its path is right.
+    if (trusted && !equalBytes(hexToBytes(r.root), expected)) {
+      return fail('root', 'root_mismatch', `the path leads to the trusted root of epoch ${r.epoch}, but the receipt names another root, ${r.root.toLowerCase()}`);
+    }
     const rootHex = bytesToHex(expected);
     steps.push({ step: 'root', ok: true, detail: trusted ? `matches the trusted root ${rootHex}` : `matches the receipt's own root ${rootHex} (not checked against the chain)` });
     return {

@@ -77,9 +77,11 @@ describe('golden receipt', () => {
     expect(verifyReceipt(larger, trusted)).toMatchObject({ ok: false, code: 'size_mismatch' });
   });
 
-  // Today verifyReceipt with a trusted root never looks at the receipt's own `root`, so a receipt
-  // whose `root` field is one bit off still verifies as valid against --root (src/verify, not ours to edit here).
-  it.todo("with a trusted root, one bit of the receipt's own root is rejected with root_mismatch");
+  it("with a trusted root, one bit of the receipt's own root is rejected with root_mismatch", () => {
+    const off = copy();
+    off.root = flip(off.root);
+    expect(verifyReceipt(off, trusted)).toMatchObject({ ok: false, code: 'root_mismatch' });
+  });
 
   it('a trusted root or size other than the golden one is rejected', () => {
     expect(verifyReceipt(receipt, { root: flip(receipt.root), size: 7 })).toMatchObject({ ok: false, code: 'root_mismatch' });
