@@ -2,11 +2,40 @@
 // verifier needs it to recompute billable totals from receipts (classify each event's action at
 // its ts_ms with the period in force then, sum the units of the billable ones).
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { ACTION_CLASSES, effectiveHistory, periodAt, UNCONFIGURED } from '../../event/classification.ts';
 import type { Ledger } from '../../ledger/index.ts';
+import { AUTH_ERRORS, COMMON_ERRORS, errorResponses } from '../schemas.ts';
+
+const ActionClassSchema = z.enum(ACTION_CLASSES);
+const PeriodSchema = z.object({
+  from_ms: z.number().int().min(0).describe('start of the period: events with ts_ms ≥ this (until the next period) are classified by it'),
+  billable: z.array(z.string()).readonly(),
+  non_billable: z.array(z.string()).readonly(),
+  other: ActionClassSchema.describe('the class of any action in neither list'),
+});
+const ClassificationSchema = z
+  .object({
+    in_force: PeriodSchema,
+    history: z.array(PeriodSchema),
+    scheduled: z.array(PeriodSchema).optional(),
+    configured: z.boolean(),
+    classes: z.array(ActionClassSchema).readonly(),
+    default_when_unconfigured: PeriodSchema,
+    rule: z.string(),
+  })
+  .describe('The billable classification: the period in force now and every period since the first');
 
 export function classificationRoutes(app: FastifyInstance, opts: { ledger: Ledger; now: () => number }): void {
-  app.get('/v1/classification', async () => {
+  app.withTypeProvider<ZodTypeProvider>().get('/v1/classification', {
+    schema: {
+      security: [{ bearer: [] }],
+      tags: ['usage'],
+      summary: 'The billable classification in force and its history, to recompute billable totals from receipts',
+      response: { 200: ClassificationSchema, ...errorResponses(...COMMON_ERRORS, ...AUTH_ERRORS) },
+    },
+  }, async () => {
     const stored = await opts.ledger.classification.history();
     const history = effectiveHistory(stored);
     const now = opts.now();
