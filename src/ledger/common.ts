@@ -32,3 +32,33 @@ export class SchemaTooNewError extends Error {
 export function exactUnits(n: bigint): Units {
   return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString();
 }
+
+/** What a repeated request id is compared on: the stored event as either engine keeps it. */
+export interface StoredForComparison {
+  caller: string;
+  action: string;
+  units: number;
+  artifact_digest: Buffer | null;
+  ts: number;
+  /** Whether ts came from the client (SQLite stores 0/1, PostgreSQL a boolean). */
+  ts_explicit: boolean | number;
+  source: string | null;
+  metadata: string | null;
+}
+
+/**
+ * Which fields of a repeated request id differ from what was stored (empty: a true duplicate).
+ * One rule for both engines, so a retry is a duplicate or a conflict the same way everywhere.
+ */
+export function differences(stored: StoredForComparison, e: NormalizedEvent): string[] {
+  const differs: string[] = [];
+  if (stored.caller !== e.caller) differs.push('caller');
+  if (stored.action !== e.action) differs.push('action');
+  if (stored.units !== e.units) differs.push('units');
+  if ((stored.artifact_digest?.toString('hex') ?? '') !== e.artifact_digest) differs.push('artifact_digest');
+  // A retry that leaves ts out means "when received": it cannot contradict the stored time.
+  if (e.ts_explicit && Boolean(stored.ts_explicit) && stored.ts !== e.ts_ms) differs.push('ts');
+  if (stored.source !== e.source) differs.push('source');
+  if (stored.metadata !== e.metadata) differs.push('metadata');
+  return differs;
+}

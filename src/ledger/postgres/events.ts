@@ -8,6 +8,7 @@ import type pg from 'pg';
 import type { NormalizedEvent } from '../../event/validate.ts';
 import { leafHash } from '../../event/leaf.ts';
 import type { EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
+import { differences } from '../common.ts';
 
 export interface GroupCommitOptions {
   /** Longest a queued request waits for others to share its commit, ms. 0: the same turn of the event loop. */
@@ -302,18 +303,4 @@ export class PgEventStore implements EventStore {
     });
     return { events: rows[0]!.n, oldestReceivedAt: rows[0]!.oldest };
   }
-}
-
-/** Which fields of a repeated request id differ from what was stored (empty: a true duplicate). */
-export function differences(stored: StoredRow, e: NormalizedEvent): string[] {
-  const differs: string[] = [];
-  if (stored.caller !== e.caller) differs.push('caller');
-  if (stored.action !== e.action) differs.push('action');
-  if (stored.units !== e.units) differs.push('units');
-  if ((stored.artifact_digest?.toString('hex') ?? '') !== e.artifact_digest) differs.push('artifact_digest');
-  // A retry that leaves ts out means "when received": it cannot contradict the stored time.
-  if (e.ts_explicit && stored.ts_explicit && stored.ts !== e.ts_ms) differs.push('ts');
-  if (stored.source !== e.source) differs.push('source');
-  if (stored.metadata !== e.metadata) differs.push('metadata');
-  return differs;
 }

@@ -4,6 +4,7 @@
 import type { NormalizedEvent } from '../../event/validate.ts';
 import { leafHash } from '../../event/leaf.ts';
 import type { EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
+import { differences } from '../common.ts';
 import type { Db } from './db.ts';
 
 export interface GroupCommitOptions {
@@ -192,18 +193,4 @@ export class SqliteEventStore implements EventStore {
     this.onCommit?.(events, (performance.now() - started) / 1000);
     jobs.forEach((job, i) => job.resolve(results[i]!));
   }
-}
-
-/** Which fields of a repeated request id differ from what was stored (empty: a true duplicate). */
-function differences(stored: StoredRow, e: NormalizedEvent): string[] {
-  const differs: string[] = [];
-  if (stored.caller !== e.caller) differs.push('caller');
-  if (stored.action !== e.action) differs.push('action');
-  if (stored.units !== e.units) differs.push('units');
-  if ((stored.artifact_digest?.toString('hex') ?? '') !== e.artifact_digest) differs.push('artifact_digest');
-  // A retry that leaves ts out means "when received": it cannot contradict the stored time.
-  if (e.ts_explicit && stored.ts_explicit === 1 && stored.ts !== e.ts_ms) differs.push('ts');
-  if (stored.source !== e.source) differs.push('source');
-  if (stored.metadata !== e.metadata) differs.push('metadata');
-  return differs;
 }
