@@ -2,7 +2,7 @@
 // duplicate-or-conflict rule of idempotent writes, and exact unit sums.
 import { readdirSync, readFileSync } from 'node:fs';
 import type { NormalizedEvent } from '../event/validate.ts';
-import type { Units } from './types.ts';
+import type { EventToWrite, Units, WriteResult } from './types.ts';
 
 export interface Migration {
   version: number;
@@ -61,4 +61,21 @@ export function differences(stored: StoredForComparison, e: NormalizedEvent): st
   if (stored.source !== e.source) differs.push('source');
   if (stored.metadata !== e.metadata) differs.push('metadata');
   return differs;
+}
+
+export interface GroupCommitOptions {
+  /**
+   * Longest a queued request waits for others to share its commit, ms. 0 (the default): commit
+   * once the requests that arrived in the same turn of the event loop are queued.
+   */
+  maxDelayMs?: number;
+  /** Commit at once when this many events are queued (PostgreSQL: also the most one statement carries). */
+  maxBatchEvents?: number;
+}
+
+/** One request's events waiting for a group commit, answered once it committed. */
+export interface CommitJob {
+  items: EventToWrite[];
+  resolve: (results: WriteResult[]) => void;
+  reject: (err: unknown) => void;
 }

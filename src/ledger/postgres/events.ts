@@ -8,20 +8,9 @@ import type pg from 'pg';
 import type { NormalizedEvent } from '../../event/validate.ts';
 import { leafHash } from '../../event/leaf.ts';
 import type { EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
-import { differences } from '../common.ts';
+import { differences, type CommitJob, type GroupCommitOptions } from '../common.ts';
 
-export interface GroupCommitOptions {
-  /** Longest a queued request waits for others to share its commit, ms. 0: the same turn of the event loop. */
-  maxDelayMs?: number;
-  /** Commit at once when this many events are queued; also the most one statement carries. */
-  maxBatchEvents?: number;
-}
-
-interface Job {
-  items: EventToWrite[];
-  resolve: (results: WriteResult[]) => void;
-  reject: (err: unknown) => void;
-}
+export type { GroupCommitOptions } from '../common.ts';
 
 type StoredRow = {
   id: number;
@@ -126,7 +115,7 @@ export class PgEventStore implements EventStore {
   private readonly maxDelayMs: number;
   private readonly maxBatchEvents: number;
   onCommit: EventStore['onCommit'] = undefined;
-  private queue: Job[] = [];
+  private queue: CommitJob[] = [];
   private queuedEvents = 0;
   private timer: NodeJS.Timeout | undefined;
   private scheduled = false;
@@ -187,7 +176,7 @@ export class PgEventStore implements EventStore {
     });
   }
 
-  private async commit(jobs: Job[], events: number): Promise<void> {
+  private async commit(jobs: CommitJob[], events: number): Promise<void> {
     const started = performance.now();
     let results: WriteResult[][];
     try {
@@ -203,7 +192,7 @@ export class PgEventStore implements EventStore {
     }
   }
 
-  private async commitBatch(jobs: Job[]): Promise<WriteResult[][]> {
+  private async commitBatch(jobs: CommitJob[]): Promise<WriteResult[][]> {
     // The first occurrence of a (namespace, request_id) in the group is inserted; a later one in
     // the same group is a duplicate or conflict of it, exactly as if it had come in the next commit.
     const first = new Map<string, { item: EventToWrite; hash: Buffer }>();

@@ -4,6 +4,7 @@
 import type pg from 'pg';
 import type { GroupBy, Units, UsageQuery, UsageResult, UsageStore } from '../types.ts';
 import { effectiveHistory, type ClassificationPeriod } from '../../event/classification.ts';
+import { exactUnits } from '../common.ts';
 
 const GROUP_EXPR: Record<GroupBy, string> = {
   // Byte order, as SQLite sorts: the same keys in the same order on both engines, whatever the
@@ -46,9 +47,6 @@ function classificationParams(history: readonly ClassificationPeriod[]): unknown
   return [...history].reverse().flatMap((p) => [p.from_ms, p.other === 'billable' ? p.non_billable : p.billable]);
 }
 
-function exact(n: bigint): Units {
-  return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString();
-}
 
 export class PgUsageStore implements UsageStore {
   private readonly pool: pg.Pool;
@@ -86,7 +84,7 @@ export class PgUsageStore implements UsageStore {
       billableEvents += bn;
       billableUnits += bu;
       const key = typeof r.k === 'number' ? new Date(r.k).toISOString() : r.k;
-      return { key, events: r.n, units: exact(u), billable_events: bn, billable_units: exact(bu) };
+      return { key, events: r.n, units: exactUnits(u), billable_events: bn, billable_units: exactUnits(bu) };
     });
     return {
       namespace: q.namespace,
@@ -94,7 +92,7 @@ export class PgUsageStore implements UsageStore {
       to: q.to,
       group_by: q.groupBy,
       groups,
-      totals: { events, units: exact(units), billable_events: billableEvents, billable_units: exact(billableUnits) },
+      totals: { events, units: exactUnits(units), billable_events: billableEvents, billable_units: exactUnits(billableUnits) },
     };
   }
 }

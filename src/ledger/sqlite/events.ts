@@ -4,24 +4,10 @@
 import type { NormalizedEvent } from '../../event/validate.ts';
 import { leafHash } from '../../event/leaf.ts';
 import type { EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
-import { differences } from '../common.ts';
+import { differences, type CommitJob, type GroupCommitOptions } from '../common.ts';
+
+export type { GroupCommitOptions } from '../common.ts';
 import type { Db } from './db.ts';
-
-export interface GroupCommitOptions {
-  /**
-   * Longest a queued request waits for others to share its commit, ms. 0 (the default): commit
-   * once the requests that arrived in the same turn of the event loop are queued.
-   */
-  maxDelayMs?: number;
-  /** Commit at once when this many events are queued. */
-  maxBatchEvents?: number;
-}
-
-interface Job {
-  items: EventToWrite[];
-  resolve: (results: WriteResult[]) => void;
-  reject: (err: unknown) => void;
-}
 
 type StoredRow = {
   seq: number;
@@ -79,11 +65,11 @@ export class SqliteEventStore implements EventStore {
   private readonly maxDelayMs: number;
   private readonly maxBatchEvents: number;
   onCommit: EventStore['onCommit'];
-  private queue: Job[] = [];
+  private queue: CommitJob[] = [];
   private queuedEvents = 0;
   private scheduled = false;
   private timer: NodeJS.Timeout | undefined;
-  private readonly commitBatch: (jobs: Job[]) => WriteResult[][];
+  private readonly commitBatch: (jobs: CommitJob[]) => WriteResult[][];
   private readonly read: {
     get: (id: number) => EventRecord | undefined;
     page: (q: EventPageQuery) => EventRecord[];
@@ -133,7 +119,7 @@ export class SqliteEventStore implements EventStore {
 
     // IMMEDIATE: take the write lock up front, so a concurrent writer (the CLI) waits on the
     // busy timeout instead of failing mid-transaction.
-    const tx = db.transaction((jobs: Job[]) => jobs.map((job) => job.items.map(writeOne)));
+    const tx = db.transaction((jobs: CommitJob[]) => jobs.map((job) => job.items.map(writeOne)));
     this.commitBatch = (jobs) => tx.immediate(jobs);
   }
 

@@ -3,6 +3,7 @@ import type { Statement } from 'better-sqlite3';
 import type { GroupBy, Units, UsageQuery, UsageResult, UsageStore } from '../types.ts';
 import { GROUP_BY } from '../types.ts';
 import type { Db } from './db.ts';
+import { exactUnits } from '../common.ts';
 import { effectiveHistory, type ClassificationPeriod } from '../../event/classification.ts';
 
 const GROUP_EXPR: Record<GroupBy, string> = {
@@ -65,9 +66,6 @@ function unitsOf(r: { u0: bigint; u1: bigint; u2: bigint }): bigint {
   return r.u0 + (r.u1 << SLICE_BITS) + (r.u2 << (2n * SLICE_BITS));
 }
 
-function exact(n: bigint): Units {
-  return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString();
-}
 
 type Row = { k: string | bigint; n: bigint; u0: bigint; u1: bigint; u2: bigint; bn?: bigint; b0?: bigint; b1?: bigint; b2?: bigint };
 
@@ -116,7 +114,7 @@ export class SqliteUsageStore implements UsageStore {
       billableEvents += bn;
       billableUnits += bu;
       const key = typeof r.k === 'bigint' ? new Date(Number(r.k)).toISOString() : r.k;
-      return { key, events: Number(r.n), units: exact(u), billable_events: Number(bn), billable_units: exact(bu) };
+      return { key, events: Number(r.n), units: exactUnits(u), billable_events: Number(bn), billable_units: exactUnits(bu) };
     });
     return {
       namespace: q.namespace,
@@ -124,7 +122,7 @@ export class SqliteUsageStore implements UsageStore {
       to: q.to,
       group_by: q.groupBy,
       groups,
-      totals: { events: Number(events), units: exact(units), billable_events: Number(billableEvents), billable_units: exact(billableUnits) },
+      totals: { events: Number(events), units: exactUnits(units), billable_events: Number(billableEvents), billable_units: exactUnits(billableUnits) },
     };
   }
 }
