@@ -132,6 +132,8 @@ class Client implements UsageClient {
   private readonly idPrefix = uuidv7();
   private idSeq = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** The pending timer sends at once (a full batch waits). */
+  private timerSoon = false;
   private sending: Promise<void> | undefined;
   private closed = false;
   private readonly counters = { sent: 0, retried: 0, dropped: 0, rejected: 0 };
@@ -160,11 +162,16 @@ class Client implements UsageClient {
         this.reject({ ...(event as QueuedEvent), request_id: String(event?.request_id ?? '') }, 'rejected', [{ path: '', rule: 'client_closed', message: 'the client was closed' }]);
         return;
       }
-      const queued: QueuedEvent = { ...event, request_id: typeof event.request_id === 'string' ? event.request_id : `${this.idPrefix}-${(++this.idSeq).toString(36)}` };
+      // A copy, so the caller cannot change a queued event; the middleware's own events
+      // (PRECHECKED, never handed to anyone else) are queued as they are.
+      const queued: QueuedEvent =
+        (event as { [PRECHECKED]?: true })[PRECHECKED] && typeof event.request_id === 'string'
+          ? (event as QueuedEvent)
+          : { ...event, request_id: typeof event.request_id === 'string' ? event.request_id : `${this.idPrefix}-${(++this.idSeq).toString(36)}` };
       if (this.size() + this.inFlight >= this.o.maxQueue) {
         if (this.o.overflow === 'block') return this.waitForRoom().then(() => this.record(queued));
         if (this.size() > 0) {
-          const dropped = [this.queue[this.head++]!];
+          const dropped = [this.take()];
           this.counters.dropped++;
           this.o.spool?.remove([dropped[0]!.request_id]);
           this.o.onDropped?.(dropped);
@@ -182,9 +189,23 @@ class Client implements UsageClient {
     }
   }
 
-  /** Lets go of taken and dropped events once they are most of the array. */
+  /**
+   * The oldest queued event, removed. Its slot is cleared: a taken event kept reachable from the
+   * queue outlives young-generation collections and is promoted (under load that was most of
+   * the middleware's cost, in full collections).
+   */
+  private take(): QueuedEvent {
+    const e = this.queue[this.head]!;
+    (this.queue as Array<QueuedEvent | undefined>)[this.head++] = undefined;
+    return e;
+  }
+
+  /** Lets go of the array's taken part: at once when all was taken, else once it is most of it. */
   private compact(): void {
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
@@ -200,11 +221,15 @@ class Client implements UsageClient {
 
   private schedule(delayMs: number): void {
     if (this.timer) {
-      if (delayMs > 0) return;
+      // Already due as soon (every record() past a full batch lands here until the send
+      // starts: re-arming each time cost more than the rest of record()).
+      if (delayMs > 0 || this.timerSoon) return;
       clearTimeout(this.timer);
     }
+    this.timerSoon = delayMs === 0;
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      this.timerSoon = false;
       void this.pump();
     }, delayMs);
     if (this.o.waitUntil) this.o.waitUntil(this.whenIdle());
@@ -242,7 +267,7 @@ class Client implements UsageClient {
       // middleware that built the event already did, see PRECHECKED).
       const v = (e as { [PRECHECKED]?: true })[PRECHECKED] ? OK : validateEvent(e, { now, maxAgeMs: Number.MAX_SAFE_INTEGER, maxFutureMs: Number.MAX_SAFE_INTEGER });
       if (!v.ok) {
-        this.head++;
+        this.take();
         this.reject(e, 'rejected', v.errors);
         this.o.spool?.remove([e.request_id]);
         continue;
@@ -251,7 +276,7 @@ class Client implements UsageClient {
       if (batch.length > 0 && bytes + size > MAX_BODY_BYTES) break;
       bytes += size;
       batch.push(e);
-      this.head++;
+      this.take();
     }
     this.compact();
     return batch;
@@ -269,10 +294,16 @@ class Client implements UsageClient {
     if (batch.length === 0) return;
     for (let attempt = 0; ; attempt++) {
       let answer: SinkAnswer;
+      // A timer cleared when the send ends: AbortSignal.timeout() would keep a signal and its
+      // timer alive for the whole timeout after every batch (thousands, under load).
+      const timeout = new AbortController();
+      const timer = setTimeout(() => timeout.abort(new DOMException(`the sink did not answer within ${this.o.timeoutMs} ms`, 'TimeoutError')), this.o.timeoutMs);
       try {
-        answer = await this.sink.send(batch, AbortSignal.timeout(this.o.timeoutMs));
+        answer = await this.sink.send(batch, timeout.signal);
       } catch (err) {
         answer = { kind: 'retry', error: new Error(`sink ${this.sink.name}: ${(err as Error)?.message ?? String(err)}`) };
+      } finally {
+        clearTimeout(timer);
       }
       if (answer?.kind === 'done') {
         batch.forEach((e, i) => {
@@ -320,6 +351,7 @@ class Client implements UsageClient {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
+      this.timerSoon = false;
     }
     if (this.size() > 0 || this.sending) {
       const idle = this.whenIdle();

@@ -2,6 +2,8 @@
 // under a sink that fails.
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMemorySink, createUsageClient, registerSink, type QueuedEvent, type Rejection, type Sink } from '../../src/index.ts';
 import { createSqliteSpool } from '../../src/client/spool.ts';
@@ -56,6 +58,48 @@ describe('sinks', () => {
     expect(errors[0]!.message).toBe('sink flaky: socket hang up');
     expect(rejected.map((r) => [r.event.caller, r.errors[0]!.rule])).toEqual([['u1', 'nope'], ['u2', 'forbidden'], ['u3', 'forbidden']]);
     expect(client.stats()).toMatchObject({ sent: 1, rejected: 3, retried: 1 });
+  });
+
+  it('a sink that never answers is aborted after timeoutMs (a TimeoutError on its signal) and the batch is retried', async () => {
+    const reasons: unknown[] = [];
+    let calls = 0;
+    const sink: Sink = {
+      name: 'hangs-once',
+      send: (events, signal) => {
+        if (++calls > 1) return Promise.resolve({ kind: 'done' });
+        return new Promise((_, reject) => signal.addEventListener('abort', () => (reasons.push(signal.reason), reject(signal.reason))));
+      },
+    };
+    const errors: Error[] = [];
+    const client = createUsageClient({ sink, ...fast, timeoutMs: 50, onError: (e) => errors.push(e) });
+    client.record(ev(1));
+    const t0 = performance.now();
+    await client.flush();
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(45);
+    expect((reasons[0] as Error).name).toBe('TimeoutError');
+    expect(errors[0]!.message).toMatch(/^sink hangs-once: the sink did not answer within 50 ms/);
+    expect(client.stats()).toMatchObject({ sent: 1, retried: 1 });
+    await client.close();
+  });
+
+  it('keeps no delivered event reachable (a long-lived client must not hold what it sent)', async () => {
+    setFlagsFromString('--expose-gc');
+    const collect = runInNewContext('gc') as () => void;
+    const sink: Sink = { name: 'drop', send: async () => ({ kind: 'done' }) };
+    const client = createUsageClient({ sink, ...fast, batchSize: 10 });
+    const refs: WeakRef<object>[] = [];
+    // Built in a function of its own, so no stack slot of this test keeps the last one.
+    const recordOne = (i: number) => {
+      const e = { ...ev(i), metadata: { payload: 'x'.repeat(100) } };
+      refs.push(new WeakRef(e.metadata));
+      client.record(e);
+    };
+    for (let i = 0; i < 25; i++) recordOne(i);
+    await client.flush();
+    await new Promise((r) => setTimeout(r, 10));
+    collect();
+    expect(refs.flatMap((r, i) => (r.deref() === undefined ? [] : [i]))).toEqual([]);
+    await client.close();
   });
 
   it('jsonl: one event per line, appended; the reader skips malformed lines and repeats and reports them', async () => {
