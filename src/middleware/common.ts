@@ -128,7 +128,8 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
   }
   const ownsClient = !options.client;
   const client = options.client ?? createUsageClient({ ...options.clientOptions, url: options.url, apiKey: options.apiKey, onError: options.clientOptions?.onError ?? options.onError });
-  const refused: Record<number, string> = options.refusedStatuses ?? DEFAULT_REFUSED;
+  // A Map: integer lookups in a (frozen) object's elements were a measurable part of a request.
+  const refused = new Map(Object.entries(options.refusedStatuses ?? DEFAULT_REFUSED).map(([k, v]) => [Number(k), v]));
   const fn = <T>(v: T | ((r: Req) => T)) => (typeof v === 'function' ? (v as (r: Req) => T) : () => v);
   const namespaceOf = fn(options.namespace);
   const actionOf = fn(options.action);
@@ -171,19 +172,17 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
         if (options.skip?.(request)) return;
         let admission: string | undefined;
         if (options.refusal) admission = options.refusal(request, reply) || undefined;
-        if (admission === undefined && !facts.aborted) admission = refused[facts.status];
+        if (admission === undefined && !facts.aborted) admission = refused.get(facts.status);
         const namespace = text('namespace', namespaceOf, request);
         let action = text('action', actionOf, request);
         // A refused request often has no caller yet (401): still measured, as anonymous.
         const caller = text('caller', options.caller, request, admission !== undefined) ?? (admission !== undefined ? 'anonymous' : undefined);
         if (namespace === undefined || action === undefined || caller === undefined) return;
-        const outcome: RequestOutcome = { status: facts.status, aborted: facts.aborted, durationMs: facts.durationMs };
         let units = 0;
         if (admission !== undefined) {
-          outcome.admission = admission;
           if (options.refusedAction) action = options.refusedAction(action, admission);
         } else if (options.units) {
-          units = options.units(request, reply, outcome);
+          units = options.units(request, reply, { status: facts.status, aborted: facts.aborted, durationMs: facts.durationMs });
         } else units = !facts.aborted && facts.status < 400 ? 1 : 0;
         const metadata: Record<string, string | number | boolean> = {
           method: facts.method,
@@ -246,6 +245,7 @@ interface Storage {
 }
 
 const STORAGE = Symbol.for('sui-receipts.request-context');
+const IN_USE = Symbol.for('sui-receipts.request-context.in-use');
 
 /**
  * One AsyncLocalStorage shared by every copy of this package in the process, found without a
@@ -263,6 +263,23 @@ export function requestContext(): Storage | null {
   }
   const storage = Als ? new Als() : null;
   g[STORAGE] = storage;
+  return storage;
+}
+
+/**
+ * The request context, but only once something reads it (a metered fetch was made in this
+ * process): running every request inside an AsyncLocalStorage frame costs each request a few
+ * µs, for nothing when no outgoing call is metered.
+ */
+export function attributionContext(): Storage | null {
+  const g = globalThis as unknown as Record<PropertyKey, unknown>;
+  return g[IN_USE] === true ? (g[STORAGE] as Storage | null) : null;
+}
+
+/** Called by meteredFetch: from now on, metered requests run inside the request context. */
+export function useRequestContext(): Storage | null {
+  const storage = requestContext();
+  (globalThis as unknown as Record<PropertyKey, unknown>)[IN_USE] = storage !== null;
   return storage;
 }
 

@@ -3,7 +3,7 @@
 // recorded when the body has been sent to the end (or cancelled), and the client's flush is
 // handed to `ctx.waitUntil`, so the answer never waits for metering. No Node-only import.
 import type { UsageClient } from '../client/index.ts';
-import { contentLength, createMeter, requestContext, type Meter, type MeterOptions } from './common.ts';
+import { attributionContext, contentLength, createMeter, type Meter, type MeterOptions } from './common.ts';
 
 export type { RequestOutcome } from './common.ts';
 
@@ -22,7 +22,6 @@ export type FetchHandler<A extends unknown[]> = (request: Request, ...args: A) =
 
 export function meterHandler<A extends unknown[]>(handler: FetchHandler<A>, options: EdgeMeterOptions<A>): (request: Request, ...args: A) => Promise<Response> {
   if (typeof handler !== 'function') throw new Error('meterHandler: handler must be a function (request, ctx) => Response');
-  const storage = requestContext();
   let meter: Meter<Request, Response> | undefined;
   const meterFor = (args: A) => {
     if (!meter) {
@@ -72,6 +71,7 @@ export function meterHandler<A extends unknown[]>(handler: FetchHandler<A>, opti
 
     let response: Response;
     try {
+      const storage = attributionContext(); // only once a metered fetch exists
       const context = storage ? m.context(request, requestId) : undefined;
       response = await (context ? storage!.run(context, () => handler(request, ...args)) : handler(request, ...args));
     } catch (err) {

@@ -5,8 +5,8 @@
 //
 // Mount it first: a request refused by middleware mounted before it is never seen.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createMeter, requestContext, type MeterOptions } from './common.ts';
-import { track } from './node-http.ts';
+import { attributionContext, createMeter, type MeterOptions } from './common.ts';
+import { bytesIn, bytesOut, onOver, started } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 
@@ -24,31 +24,34 @@ export interface MeterMiddleware<R, S> {
 
 export function meterRequests<R extends IncomingMessage = Req, S extends ServerResponse = ServerResponse>(options: ExpressMeterOptions<R, S>): MeterMiddleware<R, S> {
   const meter = createMeter(options, 'meterRequests');
-  const storage = requestContext();
   const middleware = (req: R, res: S, next: (err?: unknown) => void) => {
-    let context;
+    let storage;
+    let requestId: string | undefined;
     try {
-      const requestId = meter.requestId(req, req.headers['x-request-id'] as string | undefined);
-      const t = track(req, res, (aborted) => {
+      const s = started(req);
+      requestId = meter.requestId(req, req.headers['x-request-id'] as string | undefined);
+      const id = requestId;
+      onOver(res, (aborted) => {
         const r = req as unknown as Req;
         const route = r.route?.path !== undefined ? `${r.baseUrl ?? ''}${String(r.route.path)}` : undefined;
         meter.record(req, res, {
-          ts: t.ts,
-          requestId,
+          ts: s.ts,
+          requestId: id,
           method: req.method ?? 'GET',
           route,
           status: res.headersSent || !aborted ? res.statusCode : 499,
           aborted,
-          durationMs: performance.now() - t.t0,
-          bytesIn: t.bytesIn(),
-          bytesOut: t.bytesOut(),
+          durationMs: performance.now() - s.t0,
+          bytesIn: bytesIn(req),
+          bytesOut: bytesOut(req, res, s),
         });
       });
-      if (storage) context = meter.context(req, requestId);
+      storage = attributionContext();
     } catch (err) {
       meter.report(err);
     }
-    if (context) storage!.run(context, next);
+    // With a metered fetch in the process, the rest runs inside the request's context.
+    if (storage && requestId) storage.run(meter.context(req, requestId), next);
     else next();
   };
   return Object.assign(middleware, {

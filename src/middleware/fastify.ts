@@ -4,18 +4,20 @@
 //   await app.register(meterRequests, { client, namespace: 'acme/prod', caller: (r) => r.user.id, action: (r) => r.routeOptions.config.action });
 //
 // The plugin is not encapsulated: it meters every route of the instance it is registered on.
+// Per request it adds one hook call, one object and one close listener; the event is built
+// when the response is over (see bench:middleware for what that costs).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { createMeter, requestContext, type InboundContext, type Meter, type MeterOptions } from './common.ts';
-import { track, type Tracked } from './node-http.ts';
+import { attributionContext, createMeter, type Meter, type MeterOptions } from './common.ts';
+import { bytesIn, bytesOut, onOver, type Started } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply>;
 
 const kState = Symbol('sui-receipts.meter');
 
-interface State {
-  id: string;
-  tracked: Tracked;
+interface State extends Started {
+  /** Taken when the request starts only if upstream attribution needs it, else when it ends. */
+  id: string | undefined;
   done: boolean;
 }
 
@@ -34,38 +36,42 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
     if (done) return done(err as Error);
     throw err;
   }
-  const storage = requestContext();
+  const idOf = (request: FastifyRequest) => meter.requestId(request, request.headers['x-request-id'] as string | undefined);
 
   const finish = (request: FastifyRequest, reply: FastifyReply, state: State, aborted: boolean) => {
     if (state.done) return;
     state.done = true;
-    const t = state.tracked;
+    const raw = reply.raw;
     meter.record(request, reply, {
-      ts: t.ts,
-      requestId: state.id,
+      ts: state.ts,
+      requestId: state.id ?? idOf(request),
       method: request.method,
-      route: request.routeOptions?.url,
-      status: reply.raw.headersSent || !aborted ? reply.statusCode : 499,
+      route: routeOf(request),
+      status: raw.headersSent || !aborted ? raw.statusCode : 499,
       aborted,
-      durationMs: performance.now() - t.t0,
-      bytesIn: t.bytesIn(),
-      bytesOut: t.bytesOut(),
+      durationMs: performance.now() - state.t0,
+      bytesIn: bytesIn(request.raw),
+      bytesOut: bytesOut(request.raw, raw, state),
     });
   };
 
   app.decorateRequest(kState, null);
   app.addHook('onRequest', (request, reply, next) => {
-    let context: InboundContext | undefined;
+    let storage;
+    let state: State | undefined;
     try {
-      const state: State = { id: meter.requestId(request, request.headers['x-request-id'] as string | undefined), tracked: undefined as unknown as Tracked, done: false };
-      state.tracked = track(request.raw, reply.raw, (aborted) => finish(request, reply, state, aborted));
+      state = { t0: performance.now(), ts: Date.now(), w0: request.raw.socket?.bytesWritten ?? 0, id: undefined, done: false };
       (request as Metered)[kState] = state;
-      if (storage) context = meter.context(request, state.id);
+      const s = state;
+      onOver(reply.raw, (aborted) => finish(request, reply, s, aborted));
+      storage = attributionContext();
+      if (storage) state.id = idOf(request);
     } catch (err) {
       meter.report(err);
     }
-    // The rest of the request runs inside the context, so metered fetches can attribute to it.
-    if (context) storage!.run(context, next);
+    // With a metered fetch in the process, the rest of the request runs inside the context
+    // that attributes its outgoing calls to it.
+    if (storage && state?.id) storage.run(meter.context(request, state.id), next);
     else next();
   });
   // Answers that hooks registered before this plugin gave, and any answer that finished before
@@ -73,7 +79,8 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
   app.addHook('onResponse', (request, reply, next) => {
     let state = (request as Metered)[kState];
     if (!state) {
-      state = { id: meter.requestId(request, request.headers['x-request-id'] as string | undefined), tracked: fallbackTracked(request, reply), done: false };
+      const elapsed = reply.elapsedTime;
+      state = { t0: performance.now() - elapsed, ts: Math.round(Date.now() - elapsed), w0: 0, id: undefined, done: false };
       (request as Metered)[kState] = state;
     }
     finish(request, reply, state, false);
@@ -83,16 +90,17 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
   done?.();
 }
 
-/** For requests this plugin's onRequest did not see: fastify's own timing, declared sizes. */
-function fallbackTracked(request: FastifyRequest, reply: FastifyReply): Tracked {
-  const elapsed = reply.elapsedTime;
-  const size = (v: unknown) => (Number.isSafeInteger(Number(v)) && Number(v) >= 0 ? Number(v) : 0);
-  return {
-    t0: performance.now() - elapsed,
-    ts: Math.round(Date.now() - elapsed),
-    bytesIn: () => size(request.headers['content-length']),
-    bytesOut: () => size(reply.getHeader('content-length')),
-  };
+/**
+ * The route pattern (`/items/:id`), never the raw path. `request.routeOptions` builds a new
+ * object on every read (a quarter of a µs); the pattern it copies is the route config's `url`,
+ * so read that once per route context.
+ */
+let contextKey: symbol | null | undefined;
+function routeOf(request: FastifyRequest): string | undefined {
+  if (contextKey === undefined) contextKey = Object.getOwnPropertySymbols(request).find((s) => s.description === 'fastify.context') ?? null;
+  const config = contextKey ? (request as unknown as Record<symbol, { config?: { url?: unknown } } | undefined>)[contextKey]?.config : undefined;
+  const url = config ? config.url : request.routeOptions?.url;
+  return typeof url === 'string' ? url : undefined;
 }
 
 // What fastify-plugin does: hooks apply to the instance it is registered on, not a child scope.

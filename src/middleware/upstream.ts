@@ -4,7 +4,7 @@
 // missing, it is the plain fetch and records nothing. Edge-safe.
 import type { UsageClient } from '../client/index.ts';
 import { ACTION_PATTERN } from '../event/validate.ts';
-import { newRequestId, requestContext } from './common.ts';
+import { newRequestId, useRequestContext } from './common.ts';
 
 export interface UpstreamOptions {
   /** The provider's name, e.g. `openai`: the action is `upstream.<provider>` unless `action` says otherwise. */
@@ -26,7 +26,7 @@ export function meteredFetch(options: UpstreamOptions): typeof fetch {
   }
   const action = options.action ?? `upstream.${provider}`;
   if (!ACTION_PATTERN.test(action) || action.length > 64) throw new Error(`meteredFetch: action "${action}" must match ${ACTION_PATTERN} (≤ 64 characters)`);
-  const storage = requestContext();
+  const storage = useRequestContext();
   const base = (...args: Parameters<typeof fetch>) => (options.fetch ?? globalThis.fetch)(...args);
   if (!storage) return base as typeof fetch; // no AsyncLocalStorage here: attribution is off
 
