@@ -521,7 +521,7 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
       const ledgers = await Promise.all([open(url), open(url), open(url)]);
       try {
         const rows = await sql<{ version: number; name: string }>(url, 'SELECT version, name FROM schema_migrations ORDER BY version');
-        expect(rows.map((r) => r.name)).toEqual(['001_init.sql', '002_epochs.sql', '003_anchors.sql', '004_classifications.sql']);
+        expect(rows.map((r) => r.name)).toEqual(['001_init.sql', '002_epochs.sql', '003_anchors.sql', '004_classifications.sql', '005_key_changes.sql']);
         expect(await sql(url, 'SELECT term FROM leadership')).toEqual([{ term: '0' }]);
         expect(await Promise.all(ledgers.map((l) => l.healthy()))).toEqual([true, true, true]);
         expect(ledgers[0]!.location).toBe(url);
@@ -536,7 +536,7 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
       await sql(url, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '999_future.sql', 0)");
       const err = await open(url).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SchemaTooNewError);
-      expect((err as Error).message).toMatch(/schema version 999, newer than this build of sui-receipts knows \(4\)\. Upgrade sui-receipts/);
+      expect((err as Error).message).toMatch(/schema version 999, newer than this build of sui-receipts knows \(5\)\. Upgrade sui-receipts/);
     });
 
     it('keeps the password out of its location', async () => {
@@ -576,6 +576,87 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         await expect(ledger.keys.create('acme-inc', ['ACME/*'])).rejects.toThrow(/namespace pattern "ACME\/\*"/);
       } finally {
         await ledger.close();
+      }
+    });
+  });
+
+  describe('key cache', () => {
+    /** How many times `ledger` read a key from the database. */
+    const keyReads = (ledger: PostgresLedger) => {
+      const spy = vi.spyOn(ledger.pool, 'query');
+      return () => spy.mock.calls.filter(([q]) => (q as { name?: string })?.name === 'keys-by-id').length;
+    };
+
+    it('keeps a key in memory, and drops it when any instance revokes it or it changes by hand', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const [a, b] = [await open(url), await open(url)];
+      try {
+        const reads = keyReads(a);
+        const k1 = await b.keys.create('acme-inc', ['acme/*']);
+        const k2 = await b.keys.create('acme-inc', ['acme/*']);
+        const k3 = await b.keys.create('acme-inc', ['acme/*']);
+        // The first authentication starts the listener; once it listens, a key is read once.
+        await until(async () => {
+          const before = reads();
+          await a.keys.authenticate(k1.key);
+          await a.keys.authenticate(k1.key);
+          return reads() === before + 1;
+        });
+        const cached = reads();
+        expect(await a.keys.authenticate(k1.key)).toMatchObject({ keyId: k1.id });
+        expect(reads()).toBe(cached);
+        // Revoked through the other instance: refused here as soon as the notice arrives.
+        expect(await b.keys.revoke(k1.id)).toBe(true);
+        await until(async () => (await a.keys.authenticate(k1.key)) === null, 2000);
+        // Changed by hand (an UPDATE, a DELETE): the trigger announces those too.
+        for (const k of [k2, k3]) expect(await a.keys.authenticate(k.key)).not.toBeNull();
+        await sql(url, 'UPDATE api_keys SET revoked_at = 1 WHERE id = $1', [k2.id]);
+        await sql(url, 'DELETE FROM api_keys WHERE id = $1', [k3.id]);
+        await until(async () => (await a.keys.authenticate(k2.key)) === null && (await a.keys.authenticate(k3.key)) === null, 2000);
+        // A wrong secret for a kept id is refused like any other.
+        const k4 = await b.keys.create('acme-inc', ['acme/*']);
+        expect(await a.keys.authenticate(k4.key)).not.toBeNull();
+        expect(await a.keys.authenticate(k4.key.slice(0, -1) + (k4.key.endsWith('A') ? 'B' : 'A'))).toBeNull();
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+
+    it('while its listening connection is down, every authentication reads the database; caching resumes when it is back', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const a = await open(url);
+      try {
+        const reads = keyReads(a);
+        const k = await a.keys.create('acme-inc', ['acme/*']);
+        await until(async () => {
+          const before = reads();
+          await a.keys.authenticate(k.key);
+          await a.keys.authenticate(k.key);
+          return reads() === before + 1;
+        });
+        await sql(url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN sui_receipts_keys'");
+        // Once the drop is noticed nothing kept is trusted: a change made meanwhile (its notice
+        // lost) is seen at once.
+        await until(async () => {
+          const before = reads();
+          await a.keys.authenticate(k.key);
+          return reads() === before + 1;
+        }, 2000);
+        await sql(url, 'ALTER TABLE api_keys DISABLE TRIGGER api_keys_changed'); // no notice at all
+        await sql(url, 'UPDATE api_keys SET revoked_at = 1 WHERE id = $1', [k.id]);
+        expect(await a.keys.authenticate(k.key)).toBeNull();
+        await sql(url, 'UPDATE api_keys SET revoked_at = NULL WHERE id = $1', [k.id]);
+        await sql(url, 'ALTER TABLE api_keys ENABLE TRIGGER api_keys_changed');
+        // It reconnects (after a second) and keeps keys again.
+        await until(async () => {
+          const before = reads();
+          await a.keys.authenticate(k.key);
+          await a.keys.authenticate(k.key);
+          return reads() === before + 1;
+        }, 5000);
+      } finally {
+        await a.close();
       }
     });
   });

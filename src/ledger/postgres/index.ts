@@ -23,6 +23,12 @@ export interface PostgresLedgerOptions {
   instanceId?: string;
   /** A leader that lost its lock connection is replaced within about this long, ms. Default 3000. */
   leaseMs?: number;
+  /**
+   * How long an API key read from the database is trusted without a change notice, ms (default
+   * 10,000). Changes are announced (LISTEN/NOTIFY) and drop it at once; this bounds what a notice
+   * cannot reach (a listening connection cut off without either side knowing yet).
+   */
+  keyCacheMs?: number;
 }
 
 export class PostgresLedger implements Ledger {
@@ -48,7 +54,7 @@ export class PostgresLedger implements Ledger {
       leaseMs: options.leaseMs ?? 3000,
     });
     this.events = new PgEventStore(pool, options.groupCommit);
-    this.keys = new PgKeyStore(pool);
+    this.keys = new PgKeyStore(pool, { url, ttlMs: options.keyCacheMs });
     this.classification = new PgClassificationStore(pool);
     this.usage = new PgUsageStore(pool, () => this.classification.history());
     this.epochs = new PgEpochStore(pool, this.leadership);
@@ -74,6 +80,7 @@ export class PostgresLedger implements Ledger {
         await this.events.flush();
       } finally {
         await this.leadership.stop();
+        await this.keys.close();
         await this.pool.end();
       }
     })();

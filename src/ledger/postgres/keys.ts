@@ -1,17 +1,39 @@
-// API keys on PostgreSQL. Read from the database on every authentication (one indexed lookup)
-// so a revocation by `receipts keys revoke`, from any instance, takes effect at once.
-import type pg from 'pg';
+// API keys on PostgreSQL. A key read from the database is kept in memory while this instance
+// listens on the channel every key change is announced on (migration 005: a trigger, so a
+// revocation by `receipts keys revoke` from any instance, or an UPDATE by hand, is heard when it
+// commits). Whenever the listening connection is not up, every authentication reads the
+// database, as it would with no cache: a revocation is never missed, only the round trip saved.
+import pg from 'pg';
 import type { ApiKey, KeyStore, Principal } from '../types.ts';
 import { keyIdOf, newKey, PatternCache, sameKeyHash } from '../keys-common.ts';
+import { pgTypes } from './db.ts';
 
 type KeyRow = { owner: string; namespaces: string; key_hash: Buffer; revoked_at: number | null };
+
+export const KEY_CHANNEL = 'sui_receipts_keys';
+
+export interface KeyCacheOptions {
+  /** The database URL, for the listening connection; without it nothing is cached. */
+  url?: string;
+  /** A kept key is read again after this long even without a notification, ms. Default 10,000. */
+  ttlMs?: number;
+  /** Most keys kept. Default 10,000. */
+  maxKeys?: number;
+}
 
 export class PgKeyStore implements KeyStore {
   private readonly pool: pg.Pool;
   private readonly patterns = new PatternCache();
+  private readonly cache = new Map<string, { row: KeyRow; until: number }>();
+  private readonly listener: KeyChangeListener | null;
+  private readonly ttlMs: number;
+  private readonly maxKeys: number;
 
-  constructor(pool: pg.Pool) {
+  constructor(pool: pg.Pool, options: KeyCacheOptions = {}) {
     this.pool = pool;
+    this.ttlMs = options.ttlMs ?? 10_000;
+    this.maxKeys = options.maxKeys ?? 10_000;
+    this.listener = options.url ? new KeyChangeListener(options.url, (id) => (id === '*' ? this.cache.clear() : this.cache.delete(id))) : null;
   }
 
   async create(owner: string, namespaces: string[], now = Date.now()): Promise<ApiKey & { key: string }> {
@@ -38,20 +60,117 @@ export class PgKeyStore implements KeyStore {
       text: 'UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL',
       values: [now, id],
     });
+    this.cache.delete(id); // this instance at once; the others when the trigger's notice arrives
     return done.rowCount === 1;
   }
 
   async authenticate(presented: string): Promise<Principal | null> {
     const id = keyIdOf(presented);
     if (!id) return null;
+    const row = await this.row(id);
+    if (!row || row.revoked_at !== null || !sameKeyHash(row.key_hash, presented)) return null;
+    const set = this.patterns.get(row.namespaces);
+    return { keyId: id, owner: row.owner, namespaces: set.namespaces, allows: set.allows };
+  }
+
+  /** The key's row: kept while listening (and younger than the TTL), else read. Unknown ids are never kept. */
+  private async row(id: string): Promise<KeyRow | undefined> {
+    const listening = this.listener?.listening() ?? false;
+    if (!listening) {
+      this.cache.clear(); // what was kept may have changed unheard
+      this.listener?.start();
+    } else {
+      const kept = this.cache.get(id);
+      if (kept && kept.until > Date.now()) return kept.row;
+    }
+    const generation = this.listener?.generation ?? 0;
     const { rows } = await this.pool.query<KeyRow>({
       name: 'keys-by-id',
       text: 'SELECT owner, namespaces, key_hash, revoked_at FROM api_keys WHERE id = $1',
       values: [id],
     });
     const row = rows[0];
-    if (!row || row.revoked_at !== null || !sameKeyHash(row.key_hash, presented)) return null;
-    const set = this.patterns.get(row.namespaces);
-    return { keyId: id, owner: row.owner, namespaces: set.namespaces, allows: set.allows };
+    // Kept only if no change was announced (and no reconnect happened) while it was being read:
+    // a read that raced a revocation must not put the old row back.
+    if (row && listening && this.listener!.listening() && this.listener!.generation === generation) {
+      if (this.cache.size >= this.maxKeys) this.cache.clear();
+      this.cache.set(id, { row, until: Date.now() + this.ttlMs });
+    }
+    return row;
+  }
+
+  /** Stops listening (the ledger's close). */
+  async close(): Promise<void> {
+    this.cache.clear();
+    await this.listener?.stop();
+  }
+}
+
+/**
+ * One connection LISTENing on the key channel, started on first use and reconnected after a
+ * pause when it drops. `generation` counts every notice and every (re)connect.
+ */
+class KeyChangeListener {
+  generation = 0;
+  private client: pg.Client | null = null;
+  private up = false;
+  private starting = false;
+  private stopped = false;
+  private retryAt = 0;
+
+  private readonly url: string;
+  private readonly changed: (id: string) => void;
+
+  constructor(url: string, changed: (id: string) => void) {
+    this.url = url;
+    this.changed = changed;
+  }
+
+  listening(): boolean {
+    return this.up;
+  }
+
+  start(): void {
+    if (this.up || this.starting || this.stopped || Date.now() < this.retryAt) return;
+    this.starting = true;
+    const client = new pg.Client({ connectionString: this.url, types: pgTypes, connectionTimeoutMillis: 5000, keepAlive: true });
+    const lost = () => {
+      if (this.client !== client) return;
+      this.client = null;
+      this.up = false;
+      this.generation++;
+      this.retryAt = Date.now() + 1000;
+      void client.end().catch(() => {});
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    client.on('notification', (n) => {
+      if (n.channel !== KEY_CHANNEL) return;
+      this.generation++;
+      this.changed(n.payload ?? '*');
+    });
+    this.client = client;
+    void (async () => {
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${KEY_CHANNEL}`);
+        if (this.client === client && !this.stopped) {
+          this.generation++;
+          this.up = true;
+        }
+      } catch {
+        lost();
+      } finally {
+        this.starting = false;
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.up = false;
+    const client = this.client;
+    this.client = null;
+    await client?.end().catch(() => {});
   }
 }
