@@ -5,7 +5,6 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { ValidationContext } from '../event/validate.ts';
 import { redactUrl } from '../event/redact.ts';
 import type { Ledger } from '../ledger/index.ts';
-import helmet from '@fastify/helmet';
 import { protectedRoutes } from './auth.ts';
 import { installRequestLimits, REQUEST_LIMITS, type RequestLimits } from './limits.ts';
 import { installErrorHandlers } from './errors.ts';
@@ -17,6 +16,7 @@ import { classificationRoutes } from './routes/classification.ts';
 import { receiptRoutes } from './routes/receipts.ts';
 import { webRoutes } from './routes/web.ts';
 import { registerOpenApi } from './openapi.ts';
+import { securityHeaders } from './security-headers.ts';
 import { checkingSerializer, validatorCompiler } from './validation.ts';
 import type { AnchorChain } from '../chain/chain.ts';
 import { ReceiptReader } from '../receipt/reader.ts';
@@ -96,7 +96,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   });
 
   // The usual headers for a service that also serves a page; the page's CSP is the default.
-  void app.register(helmet, { contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES }, frameguard: { action: 'deny' }, hsts: false });
+  securityHeaders(app, { contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES }, frameguard: { action: 'deny' }, hsts: false });
   // Routes declare their input and output in zod: input is validated with the API's own errors,
   // output is plain JSON.stringify (the declared response shapes are for the document and tests).
   app.setValidatorCompiler(validatorCompiler);
