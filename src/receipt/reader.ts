@@ -15,6 +15,8 @@ const LEVEL_CACHE_BYTES = 64 * 1024 * 1024;
 export class ReceiptReader {
   private readonly ledger: Ledger;
   private readonly levels = new Map<string, Uint8Array>();
+  /** An anchor, once recorded, never changes: only found ones are kept. */
+  private readonly anchors = new Map<number, Anchor>();
   private levelBytes = 0;
 
   constructor(ledger: Ledger) {
@@ -23,8 +25,14 @@ export class ReceiptReader {
 
   /** Where an epoch's root is on chain, as a receipt carries it, or null while it is not anchored. */
   async anchor(epoch: number): Promise<Anchor | null> {
+    const known = this.anchors.get(epoch);
+    if (known) return known;
     const a = await this.ledger.anchors.get(epoch);
-    return a && { network: a.network, package_id: a.package_id, registry_id: a.registry_id, tx_digest: a.tx_digest, checkpoint: a.checkpoint };
+    if (!a) return null;
+    const anchor = { network: a.network, package_id: a.package_id, registry_id: a.registry_id, tx_digest: a.tx_digest, checkpoint: a.checkpoint };
+    if (this.anchors.size >= 100_000) this.anchors.clear();
+    this.anchors.set(epoch, anchor);
+    return anchor;
   }
 
   /** The receipt of a stored event: pending until its epoch is sealed. */
@@ -44,7 +52,13 @@ export class ReceiptReader {
     }
     const leafIndex = row.seq - epoch.first_seq;
     const anchor = await this.anchor(epoch.epoch);
-    const proof = (await Promise.all(auditPathNodes(leafIndex, epoch.size).map(([level, index]) => this.readNode(epoch.epoch, level, index)))).map(bytesToHex);
+    // Lower levels are read from the ledger; upper ones come from memory without a promise each
+    // (a proof is ~20 nodes and receipts are a hot path).
+    const proof: string[] = [];
+    for (const [level, index] of auditPathNodes(leafIndex, epoch.size)) {
+      const node = this.cachedNode(epoch.epoch, level, index) ?? (await this.readNode(epoch.epoch, level, index));
+      proof.push(bytesToHex(node));
+    }
     return {
       version: 1,
       id: row.id,
@@ -58,6 +72,17 @@ export class ReceiptReader {
       root: epoch.root,
       anchor,
     };
+  }
+
+  /** A node of a level held in memory, or undefined (then readNode). */
+  private cachedNode(epoch: number, level: number, index: number): Uint8Array | undefined {
+    if (level < CACHED_FROM_LEVEL) return undefined;
+    const key = `${epoch}:${level}`;
+    const hashes = this.levels.get(key);
+    if (!hashes) return undefined;
+    this.levels.delete(key); // most recently used goes last
+    this.levels.set(key, hashes);
+    return hashes.subarray(index * HASH_SIZE, (index + 1) * HASH_SIZE);
   }
 
   private async readNode(epoch: number, level: number, index: number): Promise<Uint8Array> {

@@ -44,9 +44,12 @@ export class SqliteLedger implements Ledger {
     this.anchors = new SqliteAnchorStore(this.db);
   }
 
+  private healthStmt: import('better-sqlite3').Statement<[]> | undefined;
+
   async healthy(): Promise<boolean> {
     try {
-      return (this.db.prepare('SELECT 1 AS ok').get() as { ok: number }).ok === 1;
+      this.healthStmt ??= this.db.prepare('SELECT 1 AS ok'); // once: /healthz is polled
+      return (this.healthStmt.get() as { ok: number }).ok === 1;
     } catch {
       return false;
     }
