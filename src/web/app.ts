@@ -268,7 +268,7 @@ async function loadUsage(): Promise<void> {
   if (from !== undefined) range.set('from', String(from));
   if (to !== undefined) range.set('to', String(to));
   try {
-    type Usage = { groups: Array<{ key: string; events: number; units: number | string }>; totals: { events: number; units: number | string } };
+    type Usage = { groups: Array<Sums & { key: string }>; totals: Sums };
     const [byAction, byHour, page, epochs, health] = await Promise.all([
       api<Usage>(`/v1/usage?${range}`),
       api<Usage>(`/v1/usage?${range}&group_by=hour`),
@@ -300,9 +300,13 @@ function row(cells: Array<string | number | Node>, numeric: number[] = []): HTML
   return tr;
 }
 
-function fillTotals(u: { groups: Array<{ key: string; events: number; units: number | string }>; totals: { events: number; units: number | string } }): void {
+type Sums = { events: number; units: number | string; billable_events?: number; billable_units?: number | string };
+
+function fillTotals(u: { groups: Array<Sums & { key: string }>; totals: Sums }): void {
   const body = $('totals').querySelector('tbody')!;
-  body.replaceChildren(...u.groups.map((g) => row([g.key, g.events, g.units], [1, 2])), row(['Total', u.totals.events, u.totals.units], [1, 2]));
+  // Units arrive as strings beyond 2^53: shown as given, never through a float.
+  const cells = (key: string, g: Sums) => row([key, g.events, g.units, g.billable_events ?? '', g.billable_units ?? ''], [1, 2, 3, 4]);
+  body.replaceChildren(...u.groups.map((g) => cells(g.key, g)), cells('Total', u.totals));
   body.lastElementChild!.classList.add('total');
 }
 

@@ -8,6 +8,7 @@ import { toBase58 } from '@mysten/sui/utils';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EpochToAnchor } from '../../src/chain/ptb.ts';
+import { configureClassification } from '../../src/ledger/classification-common.ts';
 import { sealAll } from '../../src/seal/sealer.ts';
 import { buildWeb } from '../../src/web/build.ts';
 import { FakeChain } from '../anchor/fake-chain.ts';
@@ -82,6 +83,8 @@ beforeAll(async () => {
   s = await testServer({ web: { dir: WEB }, anchoring: { chain: new SuiLikeChain(), pollMs: 5 } });
   origin = await listen(s);
   const now = Date.now();
+  // extract is recorded but not billable, from before every event posted here.
+  await configureClassification(s.ledger, { billable: ['recall'], non_billable: ['extract'], other: 'info' }, { fromMs: now - DAY, now });
   const posted = await s.post({
     events: [
       ...Array.from({ length: 6 }, (_, i) => event({ namespace: 'acme/web', action: 'recall', caller: `user-${i % 2}`, units: i + 1, ts: now - (6 - i) * HOUR })),
@@ -236,7 +239,8 @@ describe.skipIf(!browserPath)('usage page', () => {
     const page = await open('/usage');
     await showUsage(page, 'acme/web');
     const totals = await cells(page, 'totals');
-    expect(totals).toEqual([['extract', '3', '30'], ['recall', '6', '21'], ['Total', '9', '51']]);
+    // Billable columns: extract is classified non-billable, recall billable (configured above).
+    expect(totals).toEqual([['extract', '3', '30', '0', '0'], ['recall', '6', '21', '6', '21'], ['Total', '9', '51', '6', '21']]);
     expect(await page.$('#chart canvas')).not.toBeNull();
     const epochs = await page.$$eval('#epochs tbody tr', (rows) => rows.map((r) => r.querySelectorAll('td')[2]!.textContent));
     expect(epochs).toEqual(['anchored', 'anchored', 'anchored']);
