@@ -3,7 +3,7 @@
 // by autocannon from this process for several alternating rounds. The metered app records through
 // a real usage client into a sink that only counts, so the figure is the middleware and the
 // client on the app's event loop, not the network. Prints each round, the ratio
-// (with/without) and a last line of JSON.
+// (with/without; the headline is the median round) and a last line of JSON.
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
 import { readFileSync } from 'node:fs';
@@ -99,7 +99,9 @@ if (process.argv[2] === '--serve') {
     const events = recorded - warmupRequests.recorded;
     const cpuUsWith = (cpu.with / withTotal) * 1e6;
     const cpuUsWithout = (cpu.without / withoutTotal) * 1e6;
-    console.log(`without ${Math.round(sum('without'))} req/s (p99 ≤ ${p99Without} ms) | with ${Math.round(sum('with'))} req/s (p99 ≤ ${p99With} ms) | with/without ${ratio.toFixed(3)} (median round ${median.toFixed(3)}) | overhead ${((1 - ratio) * 100).toFixed(1)} % (target < 5 %: ${ratio > 0.95 ? 'met' : 'missed'})`);
+    // The headline is the median round: this machine's speed can halve for a whole round (other
+    // tenants), which moves a ratio of averages far more than the middleware does.
+    console.log(`without ${Math.round(sum('without'))} req/s (p99 ≤ ${p99Without} ms) | with ${Math.round(sum('with'))} req/s (p99 ≤ ${p99With} ms) | with/without: median round ${median.toFixed(3)} (of averages ${ratio.toFixed(3)}) | overhead ${((1 - median) * 100).toFixed(1)} % (target < 5 %: ${median > 0.95 ? 'met' : 'missed'})`);
     console.log(`server CPU per request: without ${cpuUsWithout.toFixed(1)} µs | with ${cpuUsWith.toFixed(1)} µs | with/without ${(cpuUsWithout / cpuUsWith).toFixed(3)} as a throughput ratio (10 ms ticks)`);
     console.log(`events recorded while measured: ${events} for ${withTotal} metered requests${bad ? ` | WARNING: ${bad} errors or non-2xx answers` : ''}`);
     console.log(JSON.stringify({
@@ -107,7 +109,7 @@ if (process.argv[2] === '--serve') {
       without_req_per_s: Math.round(sum('without')), with_req_per_s: Math.round(sum('with')),
       ratio: Math.round(ratio * 1000) / 1000, median_round_ratio: Math.round(median * 1000) / 1000,
       round_ratios: rows.map((r) => Math.round((r.with / r.without) * 1000) / 1000),
-      overhead_pct: Math.round((1 - ratio) * 1000) / 10, target_met: ratio > 0.95,
+      overhead_pct: Math.round((1 - median) * 1000) / 10, target_met: median > 0.95,
       cpu_us_per_req_without: Math.round(cpuUsWithout * 10) / 10, cpu_us_per_req_with: Math.round(cpuUsWith * 10) / 10,
       cpu_ratio: Math.round((cpuUsWithout / cpuUsWith) * 1000) / 1000,
       events_recorded: events, metered_requests: withTotal, errors: bad,
