@@ -29,6 +29,8 @@ export interface PostgresLedgerOptions {
    * cannot reach (a listening connection cut off without either side knowing yet).
    */
   keyCacheMs?: number;
+  /** After the key-change listening connection drops, reconnect after this long, ms. Default 1,000. */
+  keyListenerRetryMs?: number;
 }
 
 export class PostgresLedger implements Ledger {
@@ -54,7 +56,7 @@ export class PostgresLedger implements Ledger {
       leaseMs: options.leaseMs ?? 3000,
     });
     this.events = new PgEventStore(pool, options.groupCommit);
-    this.keys = new PgKeyStore(pool, { url, ttlMs: options.keyCacheMs });
+    this.keys = new PgKeyStore(pool, { url, ttlMs: options.keyCacheMs, retryMs: options.keyListenerRetryMs });
     this.classification = new PgClassificationStore(pool);
     this.usage = new PgUsageStore(pool, () => this.classification.history());
     this.epochs = new PgEpochStore(pool, this.leadership);

@@ -19,6 +19,8 @@ export interface KeyCacheOptions {
   ttlMs?: number;
   /** Most keys kept. Default 10,000. */
   maxKeys?: number;
+  /** After the listening connection drops, wait this long before connecting again, ms. Default 1,000. */
+  retryMs?: number;
 }
 
 export class PgKeyStore implements KeyStore {
@@ -33,7 +35,7 @@ export class PgKeyStore implements KeyStore {
     this.pool = pool;
     this.ttlMs = options.ttlMs ?? 10_000;
     this.maxKeys = options.maxKeys ?? 10_000;
-    this.listener = options.url ? new KeyChangeListener(options.url, (id) => (id === '*' ? this.cache.clear() : this.cache.delete(id))) : null;
+    this.listener = options.url ? new KeyChangeListener(options.url, options.retryMs ?? 1000, (id) => (id === '*' ? this.cache.clear() : this.cache.delete(id))) : null;
   }
 
   async create(owner: string, namespaces: string[], now = Date.now()): Promise<ApiKey & { key: string }> {
@@ -99,6 +101,11 @@ export class PgKeyStore implements KeyStore {
     return row;
   }
 
+  /** Whether keys are being kept (the listening connection is up). */
+  get listening(): boolean {
+    return this.listener?.listening() ?? false;
+  }
+
   /** Stops listening (the ledger's close). */
   async close(): Promise<void> {
     this.cache.clear();
@@ -119,10 +126,12 @@ class KeyChangeListener {
   private retryAt = 0;
 
   private readonly url: string;
+  private readonly retryMs: number;
   private readonly changed: (id: string) => void;
 
-  constructor(url: string, changed: (id: string) => void) {
+  constructor(url: string, retryMs: number, changed: (id: string) => void) {
     this.url = url;
+    this.retryMs = retryMs;
     this.changed = changed;
   }
 
@@ -139,7 +148,8 @@ class KeyChangeListener {
       this.client = null;
       this.up = false;
       this.generation++;
-      this.retryAt = Date.now() + 1000;
+      this.changed('*'); // notices may be missed from now on: nothing kept is known to be current
+      this.retryAt = Date.now() + this.retryMs;
       void client.end().catch(() => {});
     };
     client.on('error', lost);
@@ -156,6 +166,7 @@ class KeyChangeListener {
         await client.query(`LISTEN ${KEY_CHANNEL}`);
         if (this.client === client && !this.stopped) {
           this.generation++;
+          this.changed('*');
           this.up = true;
         }
       } catch {
