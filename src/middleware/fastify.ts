@@ -80,7 +80,7 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
     let state = (request as Metered)[kState];
     if (!state) {
       const elapsed = reply.elapsedTime;
-      state = { t0: performance.now() - elapsed, ts: Math.round(Date.now() - elapsed), w0: 0, id: undefined, done: false };
+      state = { t0: performance.now() - elapsed, ts: Math.round(Date.now() - elapsed), w0: -1, id: undefined, done: false };
       (request as Metered)[kState] = state;
     }
     finish(request, reply, state, false);

@@ -11,7 +11,7 @@ import { contentLength } from './common.ts';
 export interface Started {
   readonly t0: number;
   readonly ts: number;
-  /** The socket's bytesWritten at the start (for answers without a Content-Length). */
+  /** The socket's bytesWritten at the start (for answers without a Content-Length); -1 when not known. */
   readonly w0: number;
 }
 
@@ -31,11 +31,12 @@ export function bytesIn(req: IncomingMessage): number {
 
 /**
  * The answer's Content-Length; for streamed (chunked) answers, the bytes written to the
- * connection after its headers (chunk framing included; HTTP/1.1).
+ * connection after its headers (chunk framing included; HTTP/1.1), or 0 when the start was not seen.
  */
 export function bytesOut(req: IncomingMessage, res: ServerResponse, s: Started): number {
   const declared = res.getHeader('content-length');
   if (declared !== undefined) return contentLength(declared);
+  if (s.w0 < 0) return 0; // not seen from its start: the socket's count would include earlier answers
   const header = (res as { _header?: unknown })._header; // the header block Node wrote
   const written = (req.socket?.bytesWritten ?? s.w0) - s.w0 - (typeof header === 'string' ? Buffer.byteLength(header) : 0);
   return Math.max(0, written);

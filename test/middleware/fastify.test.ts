@@ -141,6 +141,34 @@ describe('fastify meterRequests', () => {
     expect(events).toHaveLength(4);
   });
 
+  it('an earlier hook streaming its refusal on a reused connection: no bytes of earlier answers are counted', async () => {
+    const sink = createMemorySink();
+    client = createUsageClient({ sink, ...fast });
+    app = Fastify();
+    app.addHook('onRequest', async (req, reply) => {
+      if (req.headers['x-limit']) return reply.code(429).type('text/plain').send(Readable.from([Buffer.from('slow down')]));
+    });
+    meterRequests(app, { client, namespace: 'acme/prod', caller: () => 'u', action: 'recall' });
+    app.get('/r', async () => ({ big: 'x'.repeat(5000) }));
+    const url = new URL(await app.listen({ port: 0, host: '127.0.0.1' }));
+    const agent = new (await import('node:http')).Agent({ keepAlive: true, maxSockets: 1 });
+    const get = (headers: Record<string, string>) =>
+      new Promise<void>((resolve, reject) => {
+        httpRequest({ host: url.hostname, port: url.port, path: '/r', agent, headers }, (res) => res.resume().on('end', resolve)).on('error', reject).end();
+      });
+    try {
+      await get({ 'x-request-id': 'first' });
+      await get({ 'x-request-id': 'refused', 'x-limit': '1' }); // same socket, chunked answer
+    } finally {
+      agent.destroy();
+    }
+    const by = Object.fromEntries((await settled(sink, 2)).map((e) => [e.request_id, e]));
+    expect(by.first!.metadata!.bytes_out).toBeGreaterThan(5000);
+    // The plugin never saw this answer start (an earlier hook gave it): its size is unknown, not
+    // the socket's total so far.
+    expect(by.refused).toMatchObject({ units: 0, metadata: { status: 429, admission: 'rate_limited', bytes_out: 0 } });
+  });
+
   it('refusal reasons are configurable: own statuses, own classifier, own action', async () => {
     const { sink } = setup({
       refusedStatuses: { 429: 'rate_limited', 402: 'over_quota' },
