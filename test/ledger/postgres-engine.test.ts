@@ -651,6 +651,10 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         // b too: what it kept from before the drop is gone (it reconnects when next asked).
         expect(b.keys.listening).toBe(false);
         expect(await b.keys.authenticate(k.key)).toBeNull();
+        // Asking it reconnects it (200 ms): still refused, nothing from before the drop came back.
+        await until(async () => (await b.keys.authenticate(k.key), b.keys.listening));
+        expect(await b.keys.authenticate(k.key)).toBeNull();
+        expect(await b.keys.authenticate(k.key)).toBeNull();
         await sql(url, 'UPDATE api_keys SET revoked_at = NULL WHERE id = $1', [k.id]);
         await sql(url, 'ALTER TABLE api_keys ENABLE TRIGGER api_keys_changed');
         // And it keeps keys again.

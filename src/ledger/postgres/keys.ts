@@ -77,9 +77,9 @@ export class PgKeyStore implements KeyStore {
 
   /** The key's row: kept while listening (and younger than the TTL), else read. Unknown ids are never kept. */
   private async row(id: string): Promise<KeyRow | undefined> {
+    // Nothing is kept while not listening (the listener clears the cache when it drops).
     const listening = this.listener?.listening() ?? false;
     if (!listening) {
-      this.cache.clear(); // what was kept may have changed unheard
       this.listener?.start();
     } else {
       const kept = this.cache.get(id);
@@ -166,7 +166,6 @@ class KeyChangeListener {
         await client.query(`LISTEN ${KEY_CHANNEL}`);
         if (this.client === client && !this.stopped) {
           this.generation++;
-          this.changed('*');
           this.up = true;
         }
       } catch {
