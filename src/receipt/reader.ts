@@ -85,22 +85,17 @@ export class ReceiptReader {
     return hashes.subarray(index * HASH_SIZE, (index + 1) * HASH_SIZE);
   }
 
+  /** A node not held in memory: read it, or (upper levels) read and keep its whole level. */
   private async readNode(epoch: number, level: number, index: number): Promise<Uint8Array> {
     if (level < CACHED_FROM_LEVEL) return this.ledger.epochs.node(epoch, level, index);
-    const key = `${epoch}:${level}`;
-    let hashes = this.levels.get(key);
-    if (hashes) {
-      this.levels.delete(key); // most recently used goes last
-    } else {
-      hashes = await this.ledger.epochs.level(epoch, level);
-      this.levelBytes += hashes.length;
-      while (this.levelBytes > LEVEL_CACHE_BYTES && this.levels.size > 0) {
-        const [oldest, bytes] = this.levels.entries().next().value!;
-        this.levels.delete(oldest);
-        this.levelBytes -= bytes.length;
-      }
+    const hashes = await this.ledger.epochs.level(epoch, level);
+    this.levelBytes += hashes.length;
+    while (this.levelBytes > LEVEL_CACHE_BYTES && this.levels.size > 0) {
+      const [oldest, bytes] = this.levels.entries().next().value!;
+      this.levels.delete(oldest);
+      this.levelBytes -= bytes.length;
     }
-    this.levels.set(key, hashes);
+    this.levels.set(`${epoch}:${level}`, hashes);
     return hashes.subarray(index * HASH_SIZE, (index + 1) * HASH_SIZE);
   }
 }
