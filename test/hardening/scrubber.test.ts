@@ -14,7 +14,6 @@ afterEach(async () => {
   await s.close();
 });
 
-const count = () => (s.db().prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
 const storedMetadata = (id: number) => (s.db().prepare('SELECT metadata FROM events WHERE seq = ?').get(id) as { metadata: string }).metadata;
 function dbBytes(): string {
   s.db().pragma('wal_checkpoint(TRUNCATE)');
@@ -108,14 +107,14 @@ describe('credentials in leaf fields are refused (a leaf can never be edited)', 
     const [r] = res.json().results;
     expect(r.status).toBe('rejected');
     expect(r.errors).toContainEqual(expect.objectContaining({ path: field, rule: 'no_credentials' }));
-    expect(count()).toBe(0);
+    expect(await s.count()).toBe(0);
     expect(dbBytes()).not.toContain(secret);
   });
 
   it('refuses our own API key hidden behind %20 in caller (it was answered created)', async () => {
     const res = await s.post(event({ caller: `x%20${s.key}` }));
     expect(res.json().results[0]).toMatchObject({ status: 'rejected', errors: [expect.objectContaining({ path: 'caller', rule: 'no_credentials' })] });
-    expect(count()).toBe(0);
+    expect(await s.count()).toBe(0);
   });
 
   it('refuses a Sui private key as namespace or action (their alphabet admits one)', async () => {
@@ -127,7 +126,7 @@ describe('credentials in leaf fields are refused (a leaf can never be edited)', 
     const [a, b] = res.json().results;
     expect(a.errors).toContainEqual(expect.objectContaining({ path: 'namespace', rule: 'no_credentials' }));
     expect(b.errors).toContainEqual(expect.objectContaining({ path: 'action', rule: 'no_credentials' }));
-    expect(count()).toBe(0);
+    expect(await s.count()).toBe(0);
   });
 
   it('accepts ordinary leaf values that only resemble credentials', async () => {
