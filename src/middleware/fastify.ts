@@ -8,7 +8,7 @@
 // when the response is over (see bench:middleware for what that costs).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { attributionContext, createMeter, type Meter, type MeterOptions } from './common.ts';
-import { bytesIn, bytesOut, onOver, type Started } from './node-http.ts';
+import { bytesIn, bytesOut, onOver, started, type Started } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply>;
@@ -60,7 +60,9 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
     let storage;
     let state: State | undefined;
     try {
-      state = { t0: performance.now(), ts: Date.now(), w0: request.raw.socket?.bytesWritten ?? 0, id: undefined, done: false };
+      state = started(request.raw) as State;
+      state.id = undefined;
+      state.done = false;
       (request as Metered)[kState] = state;
       const s = state;
       onOver(reply.raw, (aborted) => finish(request, reply, s, aborted));
