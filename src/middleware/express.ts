@@ -6,7 +6,7 @@
 // Mount it first: a request refused by middleware mounted before it is never seen.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { attributionContext, createMeter, type MeterOptions } from './common.ts';
-import { bytesIn, bytesOut, onOver, started } from './node-http.ts';
+import { bytesIn, bytesOut, elapsed, onOver, started } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 
@@ -41,7 +41,7 @@ export function meterRequests<R extends IncomingMessage = Req, S extends ServerR
           route,
           status: res.headersSent || !aborted ? res.statusCode : 499,
           aborted,
-          durationMs: performance.now() - s.t0,
+          durationMs: elapsed(s),
           bytesIn: bytesIn(req),
           bytesOut: bytesOut(req, res, s),
         });

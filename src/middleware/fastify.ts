@@ -8,14 +8,23 @@
 // when the response is over (see bench:middleware for what that costs).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { attributionContext, createMeter, type Meter, type MeterOptions } from './common.ts';
-import { bytesIn, bytesOut, onOver, started, type Started } from './node-http.ts';
+import { bytesIn, bytesOut, completed } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply>;
 
 const kState = Symbol('sui-receipts.meter');
+/** The global `performance` is an accessor (a slow global load on every request): read it once. */
+const perf = performance;
 
-interface State extends Started {
+/** Per request: one of these and one close listener. */
+interface State {
+  readonly request: FastifyRequest;
+  readonly reply: FastifyReply;
+  readonly t0: number;
+  readonly ts: number;
+  /** The socket's bytesWritten when the request started (-1: not seen from its start). */
+  readonly w0: number;
   /** Taken when the request starts only if upstream attribution needs it, else when it ends. */
   id: string | undefined;
   done: boolean;
@@ -25,8 +34,10 @@ type Metered = FastifyRequest & { [kState]: State | null };
 
 /**
  * A fastify plugin: `app.register(meterRequests, options)`, or `meterRequests(app, options)`
- * before the app is ready. Register it first, so that its hooks run before any that refuse
- * (a refusal from an earlier hook is still recorded, without upstream attribution).
+ * before the app is ready. Register it first: then each request costs one onRequest hook and
+ * one close listener. If onRequest hooks were added before it (a rate limiter that refuses),
+ * it also adds an onResponse hook, so their refusals are still recorded (without upstream
+ * attribution); that hook costs every request a few per cent of a trivial route.
  */
 export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions, done?: (err?: Error) => void): void {
   let meter: Meter<FastifyRequest, FastifyReply>;
@@ -38,9 +49,10 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
   }
   const idOf = (request: FastifyRequest) => meter.requestId(request, request.headers['x-request-id'] as string | undefined);
 
-  const finish = (request: FastifyRequest, reply: FastifyReply, state: State, aborted: boolean) => {
+  const finish = (state: State, aborted: boolean) => {
     if (state.done) return;
     state.done = true;
+    const { request, reply } = state;
     const raw = reply.raw;
     meter.record(request, reply, {
       ts: state.ts,
@@ -49,25 +61,24 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
       route: routeOf(request),
       status: raw.headersSent || !aborted ? raw.statusCode : 499,
       aborted,
-      durationMs: performance.now() - state.t0,
+      durationMs: perf.now() - state.t0,
       bytesIn: bytesIn(request.raw),
       bytesOut: bytesOut(request.raw, raw, state),
     });
   };
 
   app.decorateRequest(kState, null);
-  app.addHook('onRequest', (request, reply, next) => {
+  function onRequest(request: FastifyRequest, reply: FastifyReply, next: () => void): void {
     let storage;
     let state: State | undefined;
     try {
-      state = started(request.raw) as State;
-      state.id = undefined;
-      state.done = false;
-      (request as Metered)[kState] = state;
-      const s = state;
-      onOver(reply.raw, (aborted) => finish(request, reply, s, aborted));
+      const raw = reply.raw;
+      const s: State = { request, reply, t0: perf.now(), ts: Date.now(), w0: request.raw.socket?.bytesWritten ?? 0, id: undefined, done: false };
+      state = s;
+      (request as Metered)[kState] = s;
+      raw.on('close', () => finish(s, !completed(raw)));
       storage = attributionContext();
-      if (storage) state.id = idOf(request);
+      if (storage) s.id = idOf(request);
     } catch (err) {
       meter.report(err);
     }
@@ -75,21 +86,34 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
     // that attributes its outgoing calls to it.
     if (storage && state?.id) storage.run(meter.context(request, state.id), next);
     else next();
-  });
-  // Answers that hooks registered before this plugin gave, and any answer that finished before
-  // its connection closed (the close listener then finds the event recorded).
-  app.addHook('onResponse', (request, reply, next) => {
-    let state = (request as Metered)[kState];
-    if (!state) {
-      const elapsed = reply.elapsedTime;
-      state = { t0: performance.now() - elapsed, ts: Math.round(Date.now() - elapsed), w0: -1, id: undefined, done: false };
-      (request as Metered)[kState] = state;
-    }
-    finish(request, reply, state, false);
-    next();
+  }
+  app.addHook('onRequest', onRequest);
+  // Answers given by onRequest hooks that run before this one: seen only at onResponse.
+  app.after((err) => {
+    if (err || runsFirst(app, onRequest)) return;
+    app.addHook('onResponse', (request, reply, next) => {
+      let state = (request as Metered)[kState];
+      if (!state) {
+        const elapsed = reply.elapsedTime;
+        state = { request, reply, t0: perf.now() - elapsed, ts: Math.round(Date.now() - elapsed), w0: -1, id: undefined, done: false };
+        (request as Metered)[kState] = state;
+      }
+      finish(state, false);
+      next();
+    });
   });
   if (meter.ownsClient) app.addHook('onClose', async () => meter.client.close());
   done?.();
+}
+
+/**
+ * Whether `hook` is the instance's first onRequest hook (fastify keeps them in its internal
+ * 'fastify.hooks' object; routes take that list when the app gets ready). Unknown counts as no.
+ */
+function runsFirst(app: FastifyInstance, hook: unknown): boolean {
+  const key = Object.getOwnPropertySymbols(app).find((s) => s.description === 'fastify.hooks');
+  const list = key ? (app as unknown as Record<symbol, { onRequest?: unknown } | undefined>)[key]?.onRequest : undefined;
+  return Array.isArray(list) && list[0] === hook;
 }
 
 /**

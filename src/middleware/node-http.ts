@@ -15,13 +15,32 @@ export interface Started {
   readonly w0: number;
 }
 
+/** The global `performance` is an accessor (a slow global load on every request): read it once. */
+const perf = performance;
+
 export function started(req: IncomingMessage): Started {
-  return { t0: performance.now(), ts: Date.now(), w0: req.socket?.bytesWritten ?? 0 };
+  return { t0: perf.now(), ts: Date.now(), w0: req.socket?.bytesWritten ?? 0 };
+}
+
+/** Milliseconds since `s` started. */
+export function elapsed(s: Started): number {
+  return perf.now() - s.t0;
 }
 
 /** Calls done(aborted) exactly once, when the response is over (res 'close' always comes, after 'finish' or without it). */
 export function onOver(res: ServerResponse, done: (aborted: boolean) => void): void {
-  res.on('close', () => done(!res.writableFinished));
+  res.on('close', () => done(!completed(res)));
+}
+
+/**
+ * At 'close': whether the whole answer was handed over. Flushed to the connection; or ended
+ * with its connection still open, which is how light-my-request (fastify's inject) ends, its
+ * socket never flushing. A client that left before the end destroys the socket.
+ */
+export function completed(res: ServerResponse): boolean {
+  if (res.writableFinished) return true;
+  const socket = res.socket;
+  return res.writableEnded && socket != null && !socket.destroyed;
 }
 
 /** The request's Content-Length (0 without one). */
@@ -34,6 +53,10 @@ export function bytesIn(req: IncomingMessage): number {
  * connection after its headers (chunk framing included; HTTP/1.1), or 0 when the start was not seen.
  */
 export function bytesOut(req: IncomingMessage, res: ServerResponse, s: Started): number {
+  // Node keeps the Content-Length it sent, also one passed to writeHead() (fastify's way), which
+  // getHeader() does not see; the socket count below is the slow way (a UTF-8 length of the header).
+  const sent = (res as { _contentLength?: unknown })._contentLength;
+  if (typeof sent === 'number' && !(res as { chunkedEncoding?: boolean }).chunkedEncoding) return contentLength(sent);
   const declared = res.getHeader('content-length');
   if (declared !== undefined) return contentLength(declared);
   if (s.w0 < 0) return 0; // not seen from its start: the socket's count would include earlier answers
