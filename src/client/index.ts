@@ -104,8 +104,9 @@ const OK = { ok: true } as const;
 
 /**
  * Marks an event whose every field was checked when it was built (the metering middleware:
- * its fields come from a fixed allow-list and checked option values). Internal; the spool does
- * not keep it, so an event read back from the spool is checked again.
+ * its fields come from a fixed allow-list and checked option values); its value is `true` or
+ * a bound of the event's JSON size in bytes. Internal; the spool does not keep it, so an event
+ * read back from the spool is checked again.
  */
 export const PRECHECKED: unique symbol = Symbol.for('sui-receipts.prechecked');
 /** Stay under the API's 1 MiB body limit with room for the envelope. */
@@ -272,7 +273,8 @@ class Client implements UsageClient {
         this.o.spool?.remove([e.request_id]);
         continue;
       }
-      const size = (e as { [PRECHECKED]?: true })[PRECHECKED] ? sizeBound(e) : jsonBytes(JSON.stringify(e), this.utf8) + 1;
+      const checked = (e as { [PRECHECKED]?: unknown })[PRECHECKED];
+      const size = typeof checked === 'number' ? checked : checked ? sizeBound(e) : jsonBytes(JSON.stringify(e), this.utf8) + 1;
       if (batch.length > 0 && bytes + size > MAX_BODY_BYTES) break;
       bytes += size;
       batch.push(e);
@@ -306,11 +308,15 @@ class Client implements UsageClient {
         clearTimeout(timer);
       }
       if (answer?.kind === 'done') {
-        batch.forEach((e, i) => {
-          const r = answer.results?.[i];
-          if (!r || r.status === 'created' || r.status === 'duplicate') this.counters.sent++;
-          else this.reject(e, r.status === 'conflict' ? 'conflict' : 'rejected', r.errors ?? []);
-        });
+        const results = answer.results;
+        if (!results) this.counters.sent += batch.length;
+        else {
+          for (let i = 0; i < batch.length; i++) {
+            const r = results[i];
+            if (!r || r.status === 'created' || r.status === 'duplicate') this.counters.sent++;
+            else this.reject(batch[i]!, r.status === 'conflict' ? 'conflict' : 'rejected', r.errors ?? []);
+          }
+        }
         this.o.spool?.remove(batch.map((e) => e.request_id));
         return;
       }

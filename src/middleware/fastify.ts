@@ -8,7 +8,7 @@
 // when the response is over (see bench:middleware for what that costs).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { attributionContext, createMeter, type Meter, type MeterOptions } from './common.ts';
-import { bytesIn, bytesOut, completed } from './node-http.ts';
+import { bytesIn, bytesOut, completed, socketBytes, wallClock } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply>;
@@ -73,7 +73,8 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
     let state: State | undefined;
     try {
       const raw = reply.raw;
-      const s: State = { request, reply, t0: perf.now(), ts: Date.now(), w0: request.raw.socket?.bytesWritten ?? 0, id: undefined, done: false };
+      const t0 = perf.now();
+      const s: State = { request, reply, t0, ts: wallClock(t0), w0: socketBytes(request.raw.socket), id: undefined, done: false };
       state = s;
       (request as Metered)[kState] = s;
       raw.on('close', () => finish(s, !completed(raw)));

@@ -19,7 +19,40 @@ export interface Started {
 const perf = performance;
 
 export function started(req: IncomingMessage): Started {
-  return { t0: perf.now(), ts: Date.now(), w0: req.socket?.bytesWritten ?? 0 };
+  const t0 = perf.now();
+  return { t0, ts: wallClock(t0), w0: socketBytes(req.socket) };
+}
+
+/** performance.now(), for callers that keep their own start. */
+export function now(): number {
+  return perf.now();
+}
+
+let offset = Date.now() - perf.now();
+let rebased = perf.now();
+/**
+ * The wall-clock time (ms) of a performance.now() reading: Date.now() is a call into the
+ * runtime on every request, the monotonic clock is not. The offset between the two is read
+ * again once a second, so a step of the system clock shows within a second.
+ */
+export function wallClock(t: number): number {
+  if (t - rebased > 1000 || t < rebased) {
+    offset = Date.now() - perf.now();
+    rebased = t;
+  }
+  return Math.round(t + offset);
+}
+
+/**
+ * The socket's bytesWritten. The public getter copies the socket's write buffer into an array
+ * on every read; with nothing buffered or pending it equals the bytes handed to the OS, which
+ * Node keeps in a field.
+ */
+export function socketBytes(socket: IncomingMessage['socket'] | null | undefined): number {
+  if (!socket) return 0;
+  const s = socket as unknown as { _bytesDispatched?: unknown; _pendingData?: unknown };
+  if (socket.writableLength === 0 && s._pendingData == null && typeof s._bytesDispatched === 'number') return s._bytesDispatched;
+  return socket.bytesWritten ?? 0;
 }
 
 /** Milliseconds since `s` started. */
@@ -61,6 +94,6 @@ export function bytesOut(req: IncomingMessage, res: ServerResponse, s: Started):
   if (declared !== undefined) return contentLength(declared);
   if (s.w0 < 0) return 0; // not seen from its start: the socket's count would include earlier answers
   const header = (res as { _header?: unknown })._header; // the header block Node wrote
-  const written = (req.socket?.bytesWritten ?? s.w0) - s.w0 - (typeof header === 'string' ? Buffer.byteLength(header) : 0);
+  const written = (req.socket ? socketBytes(req.socket) : s.w0) - s.w0 - (typeof header === 'string' ? Buffer.byteLength(header) : 0);
   return Math.max(0, written);
 }
