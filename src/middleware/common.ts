@@ -123,15 +123,24 @@ function routeValue(route: string | undefined): string | undefined {
   return ok ? route : undefined;
 }
 
-let idPrefix: string | undefined;
-let idSeq = 0;
+/** "000" … "fff": the fixed-width last three characters of generated request ids. */
+const ID_SUFFIXES = Array.from({ length: 4096 }, (_, i) => i.toString(16).padStart(3, '0'));
+let idProcess: string | undefined;
+let idBlock = -1;
+let idPrefix = '';
+let idSeq = 4096;
 /**
- * A UUIDv7 per process and a decimal sequence: unique across processes, cheap per request
- * (a base-36 sequence cost more than the rest of the id).
+ * A UUIDv7 per process, then a block number (base 36) and three hex digits: unique across
+ * processes, and one string concatenation per request (turning a counter into text each
+ * time cost more than the rest of the id).
  */
 export function newRequestId(): string {
-  idPrefix ??= `${uuidv7()}-`;
-  return idPrefix + ++idSeq;
+  if (idSeq === 4096) {
+    idProcess ??= uuidv7();
+    idPrefix = `${idProcess}-${(++idBlock).toString(36)}`;
+    idSeq = 0;
+  }
+  return idPrefix + ID_SUFFIXES[idSeq++];
 }
 
 export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: string): Meter<Req, Res> {
@@ -275,6 +284,20 @@ const STORAGE = Symbol.for('sui-receipts.request-context');
 const IN_USE = Symbol.for('sui-receipts.request-context.in-use');
 
 /**
+ * Whether metered requests run inside the request context, shared by every copy of this package
+ * in the process through one object kept on globalThis: read on every request, and a symbol
+ * lookup on globalThis each time was a measurable part of one.
+ */
+const attribution: { on: boolean; storage: Storage | null } = (() => {
+  const g = globalThis as unknown as Record<PropertyKey, unknown>;
+  const kept = g[IN_USE];
+  if (kept && typeof kept === 'object' && typeof (kept as { on?: unknown }).on === 'boolean') return kept as { on: boolean; storage: Storage | null };
+  const fresh = { on: false, storage: null };
+  g[IN_USE] = fresh;
+  return fresh;
+})();
+
+/**
  * One AsyncLocalStorage shared by every copy of this package in the process, found without a
  * static import of node:async_hooks (edge bundles have none): the global one (Vercel/Next edge),
  * else Node's through process.getBuiltinModule. Null where neither exists: attribution is off.
@@ -299,14 +322,16 @@ export function requestContext(): Storage | null {
  * µs, for nothing when no outgoing call is metered.
  */
 export function attributionContext(): Storage | null {
-  const g = globalThis as unknown as Record<PropertyKey, unknown>;
-  return g[IN_USE] === true ? (g[STORAGE] as Storage | null) : null;
+  return attribution.on ? attribution.storage : null;
 }
 
 /** Called by meteredFetch: from now on, metered requests run inside the request context. */
 export function useRequestContext(): Storage | null {
   const storage = requestContext();
-  (globalThis as unknown as Record<PropertyKey, unknown>)[IN_USE] = storage !== null;
+  if (storage) {
+    attribution.storage = storage;
+    attribution.on = true;
+  }
   return storage;
 }
 

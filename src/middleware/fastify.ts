@@ -13,7 +13,6 @@ import { bytesIn, bytesOut, completed, socketBytes, wallClock } from './node-htt
 export type { RequestOutcome } from './common.ts';
 export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply>;
 
-const kState = Symbol('sui-receipts.meter');
 /** The global `performance` is an accessor (a slow global load on every request): read it once. */
 const perf = performance;
 
@@ -29,8 +28,6 @@ interface State {
   id: string | undefined;
   done: boolean;
 }
-
-type Metered = FastifyRequest & { [kState]: State | null };
 
 /**
  * A fastify plugin: `app.register(meterRequests, options)`, or `meterRequests(app, options)`
@@ -67,7 +64,10 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
     });
   };
 
-  app.decorateRequest(kState, null);
+  // Only while onRequest hooks run before this one (see below): where the onResponse fallback
+  // finds a request's state. Not a decorated property: that cost every request more than a
+  // WeakMap does the few apps that need it.
+  let states: WeakMap<FastifyRequest, State> | null = null;
   function onRequest(request: FastifyRequest, reply: FastifyReply, next: () => void): void {
     let storage;
     let state: State | undefined;
@@ -76,7 +76,7 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
       const t0 = perf.now();
       const s: State = { request, reply, t0, ts: wallClock(t0), w0: socketBytes(request.raw.socket), id: undefined, done: false };
       state = s;
-      (request as Metered)[kState] = s;
+      if (states) states.set(request, s);
       raw.on('close', () => finish(s, !completed(raw)));
       storage = attributionContext();
       if (storage) s.id = idOf(request);
@@ -92,12 +92,13 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
   // Answers given by onRequest hooks that run before this one: seen only at onResponse.
   app.after((err) => {
     if (err || runsFirst(app, onRequest)) return;
+    const seen = new WeakMap<FastifyRequest, State>();
+    states = seen;
     app.addHook('onResponse', (request, reply, next) => {
-      let state = (request as Metered)[kState];
+      let state = seen.get(request);
       if (!state) {
         const elapsed = reply.elapsedTime;
         state = { request, reply, t0: perf.now() - elapsed, ts: Math.round(Date.now() - elapsed), w0: -1, id: undefined, done: false };
-        (request as Metered)[kState] = state;
       }
       finish(state, false);
       next();
