@@ -141,6 +141,39 @@ describe('fastify meterRequests', () => {
     expect(events).toHaveLength(4);
   });
 
+  it('a hook inherited from a parent scope that refuses first, and routes that do not exist: each recorded once', async () => {
+    const sink = createMemorySink();
+    client = createUsageClient({ sink, ...fast });
+    app = Fastify();
+    app.addHook('onRequest', async (req, reply) => {
+      if (req.headers['x-limit']) return reply.code(429).send({ error: 'slow down' });
+    });
+    await app.register(async (child) => {
+      await child.register(meterRequests, { client: client!, namespace: 'acme/prod', caller: () => 'u', action: 'recall' });
+      child.get('/in', async () => 'ok');
+    });
+    await app.inject({ url: '/in', headers: { 'x-request-id': 'limited', 'x-limit': '1' } });
+    await app.inject({ url: '/in', headers: { 'x-request-id': 'fine' } });
+    const by = Object.fromEntries((await settled(sink, 2)).map((e) => [e.request_id, e]));
+    expect(by.limited).toMatchObject({ units: 0, metadata: { status: 429, admission: 'rate_limited' } });
+    expect(by.fine).toMatchObject({ units: 1, metadata: { status: 200, route: '/in' } });
+    expect(Object.keys(by)).toHaveLength(2);
+
+    // Registered first on the root: a request for no route is recorded, without a route.
+    await app.close();
+    await client.close();
+    const sink2 = createMemorySink();
+    client = createUsageClient({ sink: sink2, ...fast });
+    app = Fastify();
+    meterRequests(app, { client, namespace: 'acme/prod', caller: () => 'u', action: 'recall' });
+    app.get('/known', async () => 'ok');
+    expect((await app.inject({ url: '/nowhere', headers: { 'x-request-id': 'lost' } })).statusCode).toBe(404);
+    const [lost, ...more] = await settled(sink2, 1);
+    expect(more).toEqual([]);
+    expect(lost).toMatchObject({ request_id: 'lost', units: 0, metadata: { status: 404 } });
+    expect(lost!.metadata).not.toHaveProperty('aborted');
+  });
+
   it('an earlier hook streaming its refusal on a reused connection: no bytes of earlier answers are counted', async () => {
     const sink = createMemorySink();
     client = createUsageClient({ sink, ...fast });
