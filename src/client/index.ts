@@ -166,7 +166,7 @@ class Client implements UsageClient {
       // A copy, so the caller cannot change a queued event; the middleware's own events
       // (PRECHECKED, never handed to anyone else) are queued as they are.
       const queued: QueuedEvent =
-        (event as { [PRECHECKED]?: true })[PRECHECKED] && typeof event.request_id === 'string'
+        (event as { [PRECHECKED]?: unknown })[PRECHECKED] && typeof event.request_id === 'string'
           ? (event as QueuedEvent)
           : { ...event, request_id: typeof event.request_id === 'string' ? event.request_id : `${this.idPrefix}-${(++this.idSeq).toString(36)}` };
       if (this.size() + this.inFlight >= this.o.maxQueue) {
@@ -266,7 +266,7 @@ class Client implements UsageClient {
       const e = this.queue[this.head]!;
       // The server checks the time window; the client checks everything else (unless the
       // middleware that built the event already did, see PRECHECKED).
-      const v = (e as { [PRECHECKED]?: true })[PRECHECKED] ? OK : validateEvent(e, { now, maxAgeMs: Number.MAX_SAFE_INTEGER, maxFutureMs: Number.MAX_SAFE_INTEGER });
+      const v = (e as { [PRECHECKED]?: unknown })[PRECHECKED] ? OK : validateEvent(e, { now, maxAgeMs: Number.MAX_SAFE_INTEGER, maxFutureMs: Number.MAX_SAFE_INTEGER });
       if (!v.ok) {
         this.take();
         this.reject(e, 'rejected', v.errors);

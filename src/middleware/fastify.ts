@@ -8,13 +8,10 @@
 // when the response is over (see bench:middleware for what that costs).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { attributionContext, createMeter, type Meter, type MeterOptions } from './common.ts';
-import { bytesIn, bytesOut, completed, socketBytes, wallClock } from './node-http.ts';
+import { bytesIn, bytesOut, completed, elapsed, now, socketBytes, wallClock } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply>;
-
-/** The global `performance` is an accessor (a slow global load on every request): read it once. */
-const perf = performance;
 
 /** Per request: one of these and one close listener. */
 interface State {
@@ -58,7 +55,7 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
       route: routeOf(request),
       status: raw.headersSent || !aborted ? raw.statusCode : 499,
       aborted,
-      durationMs: perf.now() - state.t0,
+      durationMs: elapsed(state),
       bytesIn: bytesIn(request.raw),
       bytesOut: bytesOut(request.raw, raw, state),
     });
@@ -73,7 +70,7 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
     let state: State | undefined;
     try {
       const raw = reply.raw;
-      const t0 = perf.now();
+      const t0 = now();
       const s: State = { request, reply, t0, ts: wallClock(t0), w0: socketBytes(request.raw.socket), id: undefined, done: false };
       state = s;
       if (states) states.set(request, s);
@@ -97,8 +94,8 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
     app.addHook('onResponse', (request, reply, next) => {
       let state = seen.get(request);
       if (!state) {
-        const elapsed = reply.elapsedTime;
-        state = { request, reply, t0: perf.now() - elapsed, ts: Math.round(Date.now() - elapsed), w0: -1, id: undefined, done: false };
+        const ms = reply.elapsedTime;
+        state = { request, reply, t0: now() - ms, ts: Math.round(Date.now() - ms), w0: -1, id: undefined, done: false };
       }
       finish(state, false);
       next();
