@@ -119,7 +119,8 @@ async function open(path: string, o: OpenOptions = {}): Promise<Page> {
   const at = o.server ?? { origin, key: s.key };
   const context = await browser.newContext({ viewport: o.viewport ?? { width: 1200, height: 900 }, ...(o.timezoneId && { timezoneId: o.timezoneId }) });
   const page = await context.newPage();
-  page.on('close', () => void context.close());
+  // While afterAll closes the browser, this close races it and may reject: not a test failure.
+  page.on('close', () => void context.close().catch(() => {}));
   page.on('console', (m) => m.type() === 'error' && !(o.key === false && /401/.test(m.text())) && consoleErrors.push(`${path}: ${m.text()}`));
   page.on('pageerror', (e) => consoleErrors.push(`${path}: ${e.message}`));
   page.on('request', (r) => {
