@@ -48,18 +48,21 @@ export interface MeterOptions<Req, Res> {
 
 export const DEFAULT_REFUSED: Readonly<Record<number, string>> = Object.freeze({ 401: 'unauthorized', 403: 'forbidden', 429: 'rate_limited', 503: 'unavailable' });
 
-/** The only values that reach `metadata`: primitives of the request, never objects or headers. */
-export interface RequestFacts {
-  ts: number;
-  requestId: string;
-  method: string;
-  route: string | undefined;
-  status: number;
-  aborted: boolean;
-  durationMs: number;
-  bytesIn: number;
-  bytesOut: number;
-}
+/**
+ * The only values that reach `metadata`: primitives of the request, never objects or headers.
+ * Passed to Meter.record as arguments in this order (an object per request was a measurable part of one).
+ */
+export type RequestFacts = [
+  ts: number,
+  requestId: string,
+  method: string,
+  route: string | undefined,
+  status: number,
+  aborted: boolean,
+  durationMs: number,
+  bytesIn: number,
+  bytesOut: number,
+];
 
 export interface Meter<Req, Res> {
   readonly client: UsageClient;
@@ -67,7 +70,7 @@ export interface Meter<Req, Res> {
   readonly ownsClient: boolean;
   requestId(request: Req, incoming: string | null | undefined): string;
   /** Builds and records the event; never throws. */
-  record(request: Req, reply: Res, facts: RequestFacts): void;
+  record(request: Req, reply: Res, ...facts: RequestFacts): void;
   /** The per-request context for upstream attribution. */
   context(request: Req, requestId: string): InboundContext;
   report(error: unknown): void;
@@ -163,6 +166,12 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
     if (Number.isInteger(status) && status >= 0 && status < refused.length) refused[status] = v;
   }
   const fn = <T>(v: T | ((r: Req) => T)) => (typeof v === 'function' ? (v as (r: Req) => T) : () => v);
+  // A fixed namespace or action is checked once, here (and refused here if it breaks a leaf rule).
+  const namespaceFixed = typeof options.namespace === 'string';
+  const actionFixed = typeof options.action === 'string' && !options.refusedAction;
+  for (const [k, fixed, ok] of [['namespace', namespaceFixed, namespaceOk], ['action', actionFixed, actionOk]] as const) {
+    if (fixed && !ok(options[k] as string)) throw new Error(`${where}: ${k} ${JSON.stringify(options[k])} breaks the leaf rule for ${k}s (src/event/validate.ts)`);
+  }
   const namespaceOf = fn(options.namespace);
   const actionOf = fn(options.action);
 
@@ -199,12 +208,12 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
       }
       return usableRequestId(incoming) ? incoming : newRequestId();
     },
-    record(request, reply, facts) {
+    record(request, reply, ts, requestId, method, route0, status, aborted, durationMs, bytesIn, bytesOut) {
       try {
         if (options.skip?.(request)) return;
         let admission: string | undefined;
         if (options.refusal) admission = options.refusal(request, reply) || undefined;
-        if (admission === undefined && !facts.aborted) admission = refused[facts.status];
+        if (admission === undefined && !aborted) admission = refused[status];
         const namespace = typeof options.namespace === 'string' ? options.namespace : text('namespace', namespaceOf, request);
         let action = typeof options.action === 'string' ? options.action : text('action', actionOf, request);
         // A refused request often has no caller yet (401): still measured, as anonymous.
@@ -214,33 +223,29 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
         if (admission !== undefined) {
           if (options.refusedAction) action = options.refusedAction(action, admission);
         } else if (options.units) {
-          units = options.units(request, reply, { status: facts.status, aborted: facts.aborted, durationMs: facts.durationMs });
-        } else units = !facts.aborted && facts.status < 400 ? 1 : 0;
-        const route = routeValue(facts.route);
-        const duration = Math.round(facts.durationMs * 100) / 100;
+          units = options.units(request, reply, { status, aborted, durationMs });
+        } else units = !aborted && status < 400 ? 1 : 0;
+        const route = routeValue(route0);
+        const duration = Math.round(durationMs * 100) / 100;
         // One literal each (no property added after): the common event is one allocation.
         const metadata: Record<string, string | number | boolean> =
           route !== undefined
-            ? { method: facts.method, route, status: facts.status, duration_ms: duration, bytes_in: facts.bytesIn, bytes_out: facts.bytesOut }
-            : { method: facts.method, status: facts.status, duration_ms: duration, bytes_in: facts.bytesIn, bytes_out: facts.bytesOut };
-        if (facts.aborted) metadata.aborted = true;
+            ? { method, route, status, duration_ms: duration, bytes_in: bytesIn, bytes_out: bytesOut }
+            : { method, status, duration_ms: duration, bytes_in: bytesIn, bytes_out: bytesOut };
+        if (aborted) metadata.aborted = true;
         if (admission !== undefined) metadata.admission = admission;
-        const event: UsageEventInput & { [PRECHECKED]?: number } = { request_id: facts.requestId, namespace, caller, action, units, ts: facts.ts, metadata };
-        // Every field is known good: skip the client's full check. Otherwise the client checks
-        // it and reports exactly what is wrong to onRejected.
-        if (
+        // Every field known good: the client skips its full check. Otherwise it checks the event
+        // and reports exactly what is wrong to onRejected.
+        const good =
           // (the request id was checked when it was taken or made, see requestId())
           Number.isSafeInteger(units) && units >= 0 && units <= MAX_UNITS &&
-          namespaceOk(namespace) && actionOk(action) && callerOk(caller) &&
+          (namespaceFixed || namespaceOk(namespace)) && (actionFixed || actionOk(action)) && callerOk(caller) &&
           (admission === undefined || (admission.length <= 64 && admission.isWellFormed())) &&
-          typeof facts.method === 'string' && facts.method.length <= 32
-        ) {
-          // What its JSON can take at most, for the client's batch size limit: 6 bytes per
-          // character (a \uXXXX escape) of its strings, and room for keys, numbers and punctuation.
-          const chars = facts.requestId.length + namespace.length + action.length + caller.length + facts.method.length + (route?.length ?? 0) + (admission?.length ?? 0);
-          event[PRECHECKED] = chars * 6 + 500;
-        }
-        client.record(event);
+          typeof method === 'string' && method.length <= 32;
+        // What its JSON can take at most, for the client's batch size limit: 6 bytes per
+        // character (a \uXXXX escape) of its strings, and room for keys, numbers and punctuation.
+        const bound = good ? (requestId.length + namespace.length + action.length + caller.length + method.length + (route?.length ?? 0) + (admission?.length ?? 0)) * 6 + 500 : 0;
+        client.record(new MeteredEvent(requestId, namespace, caller, action, units, ts, metadata, bound));
       } catch (err) {
         report(err);
       }
@@ -263,6 +268,33 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
     },
   };
   return meter;
+}
+
+/**
+ * The middleware's events: a class, so the size bound the client reads (PRECHECKED) is part of
+ * the object's shape from the start, not a property added to every event after it is built.
+ * Serialized like a plain object (its symbol key is not).
+ */
+class MeteredEvent implements UsageEventInput {
+  request_id: string;
+  namespace: string;
+  caller: string;
+  action: string;
+  units: number;
+  ts: number;
+  metadata: Record<string, string | number | boolean>;
+  /** 0: not checked here (the client checks it). */
+  [PRECHECKED]: number;
+  constructor(requestId: string, namespace: string, caller: string, action: string, units: number, ts: number, metadata: Record<string, string | number | boolean>, bound: number) {
+    this.request_id = requestId;
+    this.namespace = namespace;
+    this.caller = caller;
+    this.action = action;
+    this.units = units;
+    this.ts = ts;
+    this.metadata = metadata;
+    this[PRECHECKED] = bound;
+  }
 }
 
 /** What an outgoing call made while serving a request knows about that request. */

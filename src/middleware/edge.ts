@@ -52,12 +52,8 @@ export function meterHandler<A extends unknown[]>(handler: FetchHandler<A>, opti
       } catch (err) {
         m.report(err);
       }
-      m.record(request, response ?? new Response(null, { status }), {
-        ts, requestId, method: request.method, route, status, aborted,
-        durationMs: performance.now() - t0,
-        bytesIn: contentLength(request.headers.get('content-length')),
-        bytesOut,
-      });
+      const bytesIn = contentLength(request.headers.get('content-length'));
+      m.record(request, response ?? new Response(null, { status }), ts, requestId, request.method, route, status, aborted, performance.now() - t0, bytesIn, bytesOut);
       over();
     };
     // The client sends after the answer is complete; the runtime keeps that alive.

@@ -6,7 +6,7 @@
 // Mount it first: a request refused by middleware mounted before it is never seen.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { attributionContext, createMeter, type MeterOptions } from './common.ts';
-import { bytesIn, bytesOut, elapsed, onOver, started } from './node-http.ts';
+import { bytesIn, bytesOut, elapsed, type Started, started, watchResponse, type Watch } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 
@@ -24,28 +24,24 @@ export interface MeterMiddleware<R, S> {
 
 export function meterRequests<R extends IncomingMessage = Req, S extends ServerResponse = ServerResponse>(options: ExpressMeterOptions<R, S>): MeterMiddleware<R, S> {
   const meter = createMeter(options, 'meterRequests');
+  const finish = (w: Pending<R, S>, aborted: boolean) => {
+    if (w.done) return;
+    w.done = true;
+    const { req, res, s } = w;
+    try {
+      const r = req as unknown as Req;
+      const route = r.route?.path !== undefined ? `${r.baseUrl ?? ''}${String(r.route.path)}` : undefined;
+      meter.record(req, res, s.ts, w.id, req.method ?? 'GET', route, res.headersSent || !aborted ? res.statusCode : 499, aborted, elapsed(s.t0), bytesIn(req), bytesOut(req, res, w.w0));
+    } catch (err) {
+      meter.report(err);
+    }
+  };
   const middleware = (req: R, res: S, next: (err?: unknown) => void) => {
     let storage;
     let requestId: string | undefined;
     try {
-      const s = started(req);
       requestId = meter.requestId(req, req.headers['x-request-id'] as string | undefined);
-      const id = requestId;
-      onOver(res, (aborted) => {
-        const r = req as unknown as Req;
-        const route = r.route?.path !== undefined ? `${r.baseUrl ?? ''}${String(r.route.path)}` : undefined;
-        meter.record(req, res, {
-          ts: s.ts,
-          requestId: id,
-          method: req.method ?? 'GET',
-          route,
-          status: res.headersSent || !aborted ? res.statusCode : 499,
-          aborted,
-          durationMs: elapsed(s),
-          bytesIn: bytesIn(req),
-          bytesOut: bytesOut(req, res, s),
-        });
-      });
+      watchResponse(new Pending(req, res, started(req), requestId, finish), req.socket);
       storage = attributionContext();
     } catch (err) {
       meter.report(err);
@@ -58,4 +54,27 @@ export function meterRequests<R extends IncomingMessage = Req, S extends ServerR
     client: meter.client,
     close: () => (meter.ownsClient ? meter.client.close() : meter.client.flush()),
   });
+}
+
+/** Per request: one of these, watched until its response is over. */
+class Pending<R, S extends ServerResponse> implements Watch {
+  readonly req: R;
+  readonly res: S;
+  readonly s: Started;
+  readonly id: string;
+  readonly finish: (w: Pending<R, S>, aborted: boolean) => void;
+  w0 = -1;
+  done = false;
+
+  constructor(req: R, res: S, s: Started, id: string, finish: Pending<R, S>['finish']) {
+    this.req = req;
+    this.res = res;
+    this.s = s;
+    this.id = id;
+    this.finish = finish;
+  }
+
+  over(aborted: boolean): void {
+    this.finish(this, aborted);
+  }
 }

@@ -8,22 +8,37 @@
 // when the response is over (see bench:middleware for what that costs).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { attributionContext, createMeter, type Meter, type MeterOptions } from './common.ts';
-import { bytesIn, bytesOut, completed, elapsed, now, socketBytes, wallClock } from './node-http.ts';
+import { bytesIn, bytesOut, elapsed, now, wallClock, watchResponse, type Watch } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply>;
 
-/** Per request: one of these and one close listener. */
-interface State {
+/** Per request: one of these, watched until its response is over. */
+class State implements Watch {
   readonly request: FastifyRequest;
   readonly reply: FastifyReply;
+  readonly res: FastifyReply['raw'];
+  readonly finish: (state: State, aborted: boolean) => void;
   readonly t0: number;
   readonly ts: number;
-  /** The socket's bytesWritten when the request started (-1: not seen from its start). */
-  readonly w0: number;
+  /** The connection's bytesWritten when the answer started (see Watch). */
+  w0 = -1;
   /** Taken when the request starts only if upstream attribution needs it, else when it ends. */
-  id: string | undefined;
-  done: boolean;
+  id: string | undefined = undefined;
+  done = false;
+
+  constructor(request: FastifyRequest, reply: FastifyReply, finish: State['finish'], t0: number, ts: number) {
+    this.request = request;
+    this.reply = reply;
+    this.res = reply.raw;
+    this.finish = finish;
+    this.t0 = t0;
+    this.ts = ts;
+  }
+
+  over(aborted: boolean): void {
+    this.finish(this, aborted);
+  }
 }
 
 /**
@@ -41,24 +56,32 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
     if (done) return done(err as Error);
     throw err;
   }
-  const idOf = (request: FastifyRequest) => meter.requestId(request, request.headers['x-request-id'] as string | undefined);
+  // The x-request-id the client sent (the raw headers: fastify's getter copies them when a hook replaced them).
+  const idOf = (request: FastifyRequest) => meter.requestId(request, request.raw.headers['x-request-id'] as string | undefined);
 
   const finish = (state: State, aborted: boolean) => {
     if (state.done) return;
     state.done = true;
     const { request, reply } = state;
     const raw = reply.raw;
-    meter.record(request, reply, {
-      ts: state.ts,
-      requestId: state.id ?? idOf(request),
-      method: request.method,
-      route: routeOf(request),
-      status: raw.headersSent || !aborted ? raw.statusCode : 499,
-      aborted,
-      durationMs: elapsed(state),
-      bytesIn: bytesIn(request.raw),
-      bytesOut: bytesOut(request.raw, raw, state),
-    });
+    try {
+      const req = request.raw;
+      meter.record(
+        request,
+        reply,
+        state.ts,
+        state.id ?? idOf(request),
+        req.method ?? 'GET',
+        routeOf(request),
+        raw.headersSent || !aborted ? raw.statusCode : 499,
+        aborted,
+        elapsed(state.t0),
+        bytesIn(req),
+        bytesOut(req, raw, state.w0),
+      );
+    } catch (err) {
+      meter.report(err);
+    }
   };
 
   // Only while onRequest hooks run before this one (see below): where the onResponse fallback
@@ -69,12 +92,12 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
     let storage;
     let state: State | undefined;
     try {
-      const raw = reply.raw;
       const t0 = now();
-      const s: State = { request, reply, t0, ts: wallClock(t0), w0: socketBytes(request.raw.socket), id: undefined, done: false };
+      const socket = request.raw.socket;
+      const s = new State(request, reply, finish, t0, wallClock(t0));
       state = s;
       if (states) states.set(request, s);
-      raw.on('close', () => finish(s, !completed(raw)));
+      watchResponse(s, socket);
       storage = attributionContext();
       if (storage) s.id = idOf(request);
     } catch (err) {
@@ -95,7 +118,7 @@ export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions
       let state = seen.get(request);
       if (!state) {
         const ms = reply.elapsedTime;
-        state = { request, reply, t0: now() - ms, ts: Math.round(Date.now() - ms), w0: -1, id: undefined, done: false };
+        state = new State(request, reply, finish, now() - ms, Math.round(Date.now() - ms));
       }
       finish(state, false);
       next();

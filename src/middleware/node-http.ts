@@ -4,15 +4,15 @@
 // properties on them change their V8 shape and slowed every request of the app by ~30 µs
 // (measured with bench:middleware) where the whole budget is a couple of µs. For the same
 // budget the per-request state is one plain object and one close listener.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { subscribe } from 'node:diagnostics_channel';
+import { type IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import { contentLength } from './common.ts';
 
-/** When a request started and how much its connection had carried before it. */
+/** When a request started. */
 export interface Started {
   readonly t0: number;
   readonly ts: number;
-  /** The socket's bytesWritten at the start (for answers without a Content-Length); -1 when not known. */
-  readonly w0: number;
 }
 
 /** The global `performance` is an accessor (a slow global load on every request): read it once. */
@@ -20,7 +20,7 @@ const perf = performance;
 
 export function started(req: IncomingMessage): Started {
   const t0 = perf.now();
-  return { t0, ts: wallClock(t0), w0: socketBytes(req.socket) };
+  return { t0, ts: wallClock(t0) };
 }
 
 /** performance.now(), for callers that keep their own start (fastify's state holds more than Started). */
@@ -55,14 +55,153 @@ export function socketBytes(socket: IncomingMessage['socket'] | null | undefined
   return socket.bytesWritten ?? 0;
 }
 
-/** Milliseconds since `s` started. */
-export function elapsed(s: Started): number {
-  return perf.now() - s.t0;
+/** Milliseconds since `t0` (a now() reading). */
+export function elapsed(t0: number): number {
+  return perf.now() - t0;
 }
 
-/** Calls done(aborted) exactly once, when the response is over (res 'close' always comes, after 'finish' or without it). */
-export function onOver(res: ServerResponse, done: (aborted: boolean) => void): void {
-  res.on('close', () => done(!completed(res)));
+/** A request whose response is watched until it is over. */
+export interface Watch {
+  readonly res: ServerResponse;
+  /**
+   * The connection's bytesWritten when this answer started, for answers without a Content-Length
+   * (set by watchResponse or when the answer is over); -1 when not known.
+   */
+  w0: number;
+  /** Called when the response is over; may be called again later (ignore all but the first). */
+  over(aborted: boolean): void;
+}
+
+/**
+ * Calls watch.over(aborted) when the response is over: finished (aborted = false), or its
+ * connection gone first (aborted = true, unless the whole answer had been handed over).
+ *
+ * The cheap way, for Node's own HTTP/1 server: one diagnostics-channel message per finished
+ * response (http.server.response.finish) and one close listener per connection. A close listener
+ * per response (the way for everything else: fastify's inject, HTTP/2, other runtimes) costs
+ * more than the rest of the metering, in Node's listener bookkeeping.
+ */
+export function watchResponse(w: Watch, socket: Socket | null | undefined): void {
+  const res = w.res;
+  let conn = socket ? connections.get(socket) : undefined;
+  if (conn === undefined) {
+    if (!(socket instanceof Socket && res instanceof ServerResponse && subscribed())) {
+      w.w0 = socketBytes(socket);
+      res.on('close', () => over(w, !completed(res)));
+      return;
+    }
+    conn = new Connection(socket);
+    connections.set(socket, conn);
+  }
+  conn.add(w);
+  // Until this runtime has shown that it publishes the channel, also the per-response way.
+  if (!channelSeen) {
+    w.w0 = socketBytes(socket);
+    const c = conn;
+    res.on('close', () => {
+      c.remove(res);
+      over(w, !completed(res));
+    });
+  }
+}
+
+/**
+ * Responses not over yet on one connection, oldest first: more than one only with pipelining.
+ * Also the connection's bytesWritten at the end of its last answer, which is where the next one
+ * starts: HTTP/1 answers on a connection are written one after the other.
+ */
+class Connection {
+  first: Watch | null = null;
+  rest: Watch[] | null = null;
+  sent: number;
+
+  constructor(socket: Socket) {
+    this.sent = socketBytes(socket);
+    socket.once('close', () => this.closed());
+  }
+
+  add(w: Watch): void {
+    if (this.first === null) this.first = w;
+    else (this.rest ??= []).push(w);
+  }
+
+  /** The watch of `res`, taken off the list. */
+  remove(res: unknown): Watch | undefined {
+    const first = this.first;
+    if (first !== null && first.res === res) {
+      this.first = this.rest !== null && this.rest.length > 0 ? this.rest.shift()! : null;
+      return first;
+    }
+    const rest = this.rest;
+    const i = rest === null ? -1 : rest.findIndex((w) => w.res === res);
+    return i < 0 ? undefined : rest!.splice(i, 1)[0];
+  }
+
+  /** The connection is gone: what was not finished was aborted. */
+  private closed(): void {
+    const open = this.first === null ? [] : [this.first, ...(this.rest ?? [])];
+    this.first = null;
+    this.rest = null;
+    for (let i = 0; i < open.length; i++) {
+      const w = open[i]!;
+      if (i === 0) w.w0 = this.sent; // the one being written; those after it never started
+      over(w, !completed(w.res));
+    }
+  }
+}
+
+/** Per connection (socket) of Node's HTTP/1 server; dropped with the socket. */
+const connections = new WeakMap<Socket, Connection>();
+let channelSeen = false;
+let subscription: boolean | undefined;
+
+/** Subscribes (once per copy of this module) to Node's finished-response channel; false where there is none. */
+function subscribed(): boolean {
+  if (subscription === undefined) {
+    try {
+      subscribe('http.server.response.finish', onResponseFinish);
+      subscription = true;
+    } catch {
+      subscription = false;
+    }
+  }
+  return subscription;
+}
+
+function onResponseFinish(message: unknown): void {
+  const { socket, response } = message as { socket?: Socket; response?: ServerResponse };
+  const conn = socket ? connections.get(socket) : undefined;
+  if (conn === undefined) return; // another server's request, or one that is not metered
+  const start = conn.sent;
+  conn.sent = response ? endOf(response, start, socket!) : socketBytes(socket);
+  const w = conn.remove(response);
+  if (w === undefined) return;
+  channelSeen = true;
+  w.w0 = start;
+  over(w, false);
+}
+
+/**
+ * The connection's bytesWritten once `res` is finished, having been `start` when it began. Counted
+ * for an answer with a Content-Length (its header block, ASCII, and that many bytes of body): the
+ * socket's own count is a call into Node's C++ on every request. Read from the socket for
+ * streamed answers and after a 100 Continue. (Not counted: 102/103 interim answers and header
+ * values beyond ASCII; they only shift the byte count of a later streamed answer on the same
+ * connection, by their own size.)
+ */
+function endOf(res: ServerResponse, start: number, socket: Socket): number {
+  const r = res as unknown as { _header?: unknown; _contentLength?: unknown; chunkedEncoding?: boolean; _hasBody?: boolean; _sent100?: boolean };
+  const header = r._header;
+  const body = r._contentLength;
+  if (typeof header === 'string' && typeof body === 'number' && !r.chunkedEncoding && !r._sent100) return start + header.length + (r._hasBody === false ? 0 : body);
+  return socketBytes(socket);
+}
+
+/** Never throws into Node's channel or close event (a watch reports its own errors). */
+function over(w: Watch, aborted: boolean): void {
+  try {
+    w.over(aborted);
+  } catch {}
 }
 
 /**
@@ -85,15 +224,15 @@ export function bytesIn(req: IncomingMessage): number {
  * The answer's Content-Length; for streamed (chunked) answers, the bytes written to the
  * connection after its headers (chunk framing included; HTTP/1.1), or 0 when the start was not seen.
  */
-export function bytesOut(req: IncomingMessage, res: ServerResponse, s: Started): number {
+export function bytesOut(req: IncomingMessage, res: ServerResponse, w0: number): number {
   // Node keeps the Content-Length it sent, also one passed to writeHead() (fastify's way), which
   // getHeader() does not see; the socket count below is the slow way (a UTF-8 length of the header).
   const sent = (res as { _contentLength?: unknown })._contentLength;
   if (typeof sent === 'number' && !(res as { chunkedEncoding?: boolean }).chunkedEncoding) return contentLength(sent);
   const declared = res.getHeader('content-length');
   if (declared !== undefined) return contentLength(declared);
-  if (s.w0 < 0) return 0; // not seen from its start: the socket's count would include earlier answers
+  if (w0 < 0) return 0; // not seen from its start: the socket's count would include earlier answers
   const header = (res as { _header?: unknown })._header; // the header block Node wrote
-  const written = (req.socket ? socketBytes(req.socket) : s.w0) - s.w0 - (typeof header === 'string' ? Buffer.byteLength(header) : 0);
+  const written = (req.socket ? socketBytes(req.socket) : w0) - w0 - (typeof header === 'string' ? Buffer.byteLength(header) : 0);
   return Math.max(0, written);
 }

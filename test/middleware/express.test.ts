@@ -115,5 +115,9 @@ describe('express meterRequests', () => {
   it('bad options fail at start-up with the field named', () => {
     expect(() => meterRequests({ namespace: 'acme/x', action: 'a', caller: 'u' as never, client: createUsageClient({ sink: 'memory' }) })).toThrow(/caller must be a function/);
     expect(() => meterRequests({ namespace: 'acme/x', action: 'a', caller: () => 'u' })).toThrow(/url/);
+    // A fixed namespace or action that no leaf could hold is refused here, not event by event later.
+    const client = createUsageClient({ sink: 'memory' });
+    expect(() => meterRequests({ namespace: 'Acme Prod', action: 'a', caller: () => 'u', client })).toThrow(/namespace "Acme Prod" breaks the leaf rule/);
+    expect(() => meterRequests({ namespace: 'acme/x', action: 'a'.repeat(65), caller: () => 'u', client })).toThrow(/action "a+" breaks the leaf rule/);
   });
 });

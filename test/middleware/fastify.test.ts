@@ -2,6 +2,7 @@
 // the request did; and that the app's answers never wait for or fail because of metering.
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMemorySink, createUsageClient, type MemorySink, type QueuedEvent, type UsageClient } from '../../src/index.ts';
@@ -301,6 +302,48 @@ describe('fastify meterRequests', () => {
     expect(by['gone-early']).toMatchObject({ units: 0, metadata: { aborted: true, status: 499 } });
     expect(by['gone-mid-body']).toMatchObject({ units: 0, metadata: { aborted: true, status: 200 } });
     expect(by['gone-mid-body']!.metadata!.bytes_out).toBeGreaterThan(0);
+  });
+
+  it("on Node's own server: keep-alive, pipelined and closing requests are each recorded once, with their own status and size", async () => {
+    const { sink } = setup();
+    app!.get('/a/:n', async (req) => ({ n: (req.params as { n: string }).n }));
+    app!.get('/s', async (_req, reply) => reply.type('text/plain').send(Readable.from([Buffer.alloc(700, 'a'), Buffer.alloc(300, 'b')])));
+    app!.post('/in', async () => ({ ok: true }));
+    app!.get('/none', async (_req, reply) => reply.code(204).send());
+    await app!.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app!.server.address() as { port: number };
+    const get = (path: string, id: string, close = false) => `GET ${path} HTTP/1.1\r\nHost: x\r\nx-user: u\r\nx-request-id: ${id}\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
+    /** Writes requests on one connection (all in one packet: pipelined) and reads until the server closes it. */
+    const exchange = (...requests: string[]) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.write(requests.join('')));
+        let text = '';
+        socket.setEncoding('latin1').on('data', (d) => (text += d)).on('end', () => resolve(text)).on('error', reject);
+      });
+    // Sequential requests on one kept-alive connection, then pipelined ones: the last one closes it.
+    const first = await exchange(get('/a/1', 'k1', true));
+    const answers = await exchange(get('/a/2', 'p1'), get('/nowhere', 'p2'), get('/s', 'p3'), get('/a/3', 'p4', true));
+    expect(answers.match(/HTTP\/1\.1 \d+/g)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 404', 'HTTP/1.1 200', 'HTTP/1.1 200']);
+    const events = await settled(sink, 5);
+    expect(events.map((e) => e.request_id).sort()).toEqual(['k1', 'p1', 'p2', 'p3', 'p4']);
+    const by = Object.fromEntries(events.map((e) => [e.request_id, e]));
+    const bodyOf = (text: string, n: number) => text.split(/HTTP\/1\.1 /)[n + 1]!.split('\r\n\r\n')[1]!;
+    expect(by.k1!.metadata).toMatchObject({ route: '/a/:n', status: 200, bytes_out: bodyOf(first, 0).length });
+    expect(by.p1!.metadata).toMatchObject({ route: '/a/:n', status: 200, bytes_out: '{"n":"2"}'.length });
+    expect(by.p2).toMatchObject({ units: 0, metadata: { status: 404 } });
+    // Streamed: 1,000 bytes of body in chunk framing (two chunks and the last, empty one).
+    expect(by.p3!.metadata).toMatchObject({ status: 200, bytes_out: '2bc\r\n'.length + 700 + 2 + '12c\r\n'.length + 300 + 2 + '0\r\n\r\n'.length });
+    expect(by.p4!.metadata).toMatchObject({ status: 200, bytes_out: '{"n":"3"}'.length });
+    for (const e of events) expect(e.metadata).not.toHaveProperty('aborted');
+
+    // A streamed answer after a 100 Continue, a HEAD and a 204 on the same connection counts its own bytes only.
+    const post = 'POST /in HTTP/1.1\r\nHost: x\r\nx-user: u\r\nx-request-id: c1\r\nExpect: 100-continue\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}';
+    const more = await exchange(get('/none', 'c3'), post, get('/a/4', 'c2').replace('GET', 'HEAD'), get('/s', 'c4', true));
+    expect(more.match(/HTTP\/1\.1 \d+/g)).toEqual(['HTTP/1.1 204', 'HTTP/1.1 100', 'HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200']);
+    const later = Object.fromEntries((await settled(sink, 9)).map((e) => [e.request_id, e]));
+    expect(later.c1!.metadata).toMatchObject({ status: 200, bytes_in: 2, bytes_out: '{"ok":true}'.length });
+    expect(later.c3!.metadata).toMatchObject({ status: 204, bytes_out: 0 });
+    expect(later.c4!.metadata).toMatchObject({ status: 200, bytes_out: by.p3!.metadata!.bytes_out });
   });
 
   it('answers never wait for the sink: a sink that hangs or throws changes nothing', async () => {
