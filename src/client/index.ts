@@ -125,6 +125,10 @@ class Client implements UsageClient {
   /** Queued events are queue[head …]; shift() is O(n) on large arrays, a head index is O(1). */
   private queue: QueuedEvent[] = [];
   private head = 0;
+  /** Index in `queue` of the last event that still needs the client's check (-1: none). */
+  private lastUnchecked = -1;
+  /** The largest JSON size bound among the pre-checked events queued since the queue was last empty. */
+  private maxBound = 0;
   private inFlight = 0;
   /**
    * Request ids are this instance's UUIDv7 and a sequence number: unique across processes and
@@ -153,6 +157,7 @@ class Client implements UsageClient {
     const left = options.spool?.load() ?? [];
     if (left.length > 0) {
       this.queue.push(...left);
+      this.lastUnchecked = this.queue.length - 1; // read back from the spool: checked again
       this.schedule(0);
     }
   }
@@ -165,10 +170,11 @@ class Client implements UsageClient {
       }
       // A copy, so the caller cannot change a queued event; the middleware's own events
       // (PRECHECKED, never handed to anyone else) are queued as they are.
-      const queued: QueuedEvent =
-        (event as { [PRECHECKED]?: unknown })[PRECHECKED] && typeof event.request_id === 'string'
-          ? (event as QueuedEvent)
-          : { ...event, request_id: typeof event.request_id === 'string' ? event.request_id : `${this.idPrefix}-${(++this.idSeq).toString(36)}` };
+      const bound = (event as { [PRECHECKED]?: unknown })[PRECHECKED];
+      const prechecked = typeof bound === 'number' && bound > 0 && typeof event.request_id === 'string';
+      const queued: QueuedEvent = prechecked
+        ? (event as QueuedEvent)
+        : { ...event, request_id: typeof event.request_id === 'string' ? event.request_id : `${this.idPrefix}-${(++this.idSeq).toString(36)}` };
       if (this.size() + this.inFlight >= this.o.maxQueue) {
         if (this.o.overflow === 'block') return this.waitForRoom().then(() => this.record(queued));
         if (this.size() > 0) {
@@ -180,6 +186,8 @@ class Client implements UsageClient {
         }
       }
       this.o.spool?.add(queued); // durable before record returns
+      if (!prechecked) this.lastUnchecked = this.queue.length;
+      else if ((bound as number) > this.maxBound) this.maxBound = bound as number;
       this.queue.push(queued);
       if (this.size() >= this.o.batchSize) this.schedule(0);
       else if (!this.timer && !this.sending) this.schedule(this.o.flushIntervalMs);
@@ -206,8 +214,11 @@ class Client implements UsageClient {
     if (this.head === this.queue.length) {
       this.queue = [];
       this.head = 0;
+      this.lastUnchecked = -1;
+      this.maxBound = 0;
     } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
+      this.lastUnchecked = Math.max(-1, this.lastUnchecked - this.head);
       this.head = 0;
     }
   }
@@ -259,6 +270,23 @@ class Client implements UsageClient {
 
   /** The next batch: locally invalid events are rejected here, off the caller's path. */
   private takeBatch(): QueuedEvent[] {
+    // Only the middleware's pre-checked events, and even at the largest size bound among them the
+    // batch fits in a request: taken as a block (under load, one request at a time, this loop was
+    // a measurable part of each).
+    const n = Math.min(this.size(), this.o.batchSize);
+    if (this.lastUnchecked < this.head && n * this.maxBound <= MAX_BODY_BYTES) {
+      let batch: QueuedEvent[];
+      if (this.head === 0 && n === this.queue.length) {
+        batch = this.queue;
+        this.queue = [];
+      } else {
+        batch = this.queue.slice(this.head, this.head + n);
+        (this.queue as Array<QueuedEvent | undefined>).fill(undefined, this.head, this.head + n);
+        this.head += n;
+      }
+      this.compact();
+      return batch;
+    }
     const batch: QueuedEvent[] = [];
     let bytes = 0;
     const now = Date.now();
@@ -274,7 +302,7 @@ class Client implements UsageClient {
         continue;
       }
       const checked = (e as { [PRECHECKED]?: unknown })[PRECHECKED];
-      const size = typeof checked === 'number' ? checked : checked ? sizeBound(e) : jsonBytes(JSON.stringify(e), this.utf8) + 1;
+      const size = typeof checked === 'number' && checked > 0 ? checked : checked ? sizeBound(e) : jsonBytes(JSON.stringify(e), this.utf8) + 1;
       if (batch.length > 0 && bytes + size > MAX_BODY_BYTES) break;
       bytes += size;
       batch.push(e);

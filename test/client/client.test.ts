@@ -1,7 +1,7 @@
 // The usage client against a real server on a random port.
 import { afterEach, describe, expect, it } from 'vitest';
 import { createUsageClient, type QueuedEvent, type Rejection, type UsageClient } from '../../src/index.ts';
-import { retryAfterMs } from '../../src/client/index.ts';
+import { PRECHECKED, retryAfterMs } from '../../src/client/index.ts';
 import { freePort } from '../../scripts/lib/servers.ts';
 import { testServer, type TestServer, until } from '../helpers.ts';
 
@@ -184,6 +184,26 @@ describe('usage client', () => {
     await client.flush();
     const id = (s.db().prepare("SELECT seq FROM events WHERE request_id = 'r-1'").get() as { seq: number }).seq;
     expect(await client.receipt(id)).toMatchObject({ status: 'pending', event: { request_id: 'r-1' } });
+  });
+
+  it("middleware events (pre-checked, with a size bound) go out in order, in batches that fit a request, beside events it checks", async () => {
+    const batches: QueuedEvent[][] = [];
+    const rejected: Rejection[] = [];
+    const sink = { name: 'batches', send: async (events: QueuedEvent[]) => (batches.push([...events]), { kind: 'done' as const }) };
+    client = createUsageClient({ sink, batchSize: 100, flushIntervalMs: 60_000, onRejected: (r) => rejected.push(r) });
+    const checked = (i: number, bound = 900) => ({ ...ev(i), request_id: `m-${i}`, ts: Date.now(), [PRECHECKED]: bound });
+    for (let i = 0; i < 130; i++) client.record(checked(i));
+    client.record({ ...ev(130), request_id: 'bad', units: -1 }); // checked by the client: rejected
+    for (let i = 131; i < 250; i++) client.record(checked(i));
+    await client.flush();
+    expect(batches.map((b) => b.length)).toEqual([100, 100, 49]);
+    expect(batches.flat().map((e) => e.request_id)).toEqual(Array.from({ length: 250 }, (_, i) => `m-${i}`).filter((id) => id !== 'm-130'));
+    expect(rejected.map((r) => r.event.request_id)).toEqual(['bad']);
+    // Bounds that do not fit 100 to a request (the API takes 1 MiB): as many as fit.
+    batches.length = 0;
+    for (let i = 0; i < 5; i++) client.record(checked(i, 400_000));
+    await client.flush();
+    expect(batches.map((b) => b.length)).toEqual([2, 2, 1]);
   });
 
   it('reads Retry-After as seconds or an HTTP date', () => {
