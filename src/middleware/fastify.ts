@@ -48,7 +48,11 @@ class State implements Watch {
  * it also adds an onResponse hook, so their refusals are still recorded (without upstream
  * attribution); that hook costs every request a few per cent of a trivial route.
  */
-export function meterRequests(app: FastifyInstance, options: FastifyMeterOptions, done?: (err?: Error) => void): void {
+// Any fastify instance: HTTP/1, HTTPS or HTTP/2 (its raw server type is not ours to narrow).
+type AnyFastify = FastifyInstance<any, any, any, any, any>;
+
+export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions, done?: (err?: Error) => void): void {
+  const app = instance as FastifyInstance;
   let meter: Meter<FastifyRequest, FastifyReply>;
   try {
     meter = createMeter(options, 'meterRequests');

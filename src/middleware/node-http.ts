@@ -83,6 +83,11 @@ export interface Watch {
  */
 export function watchResponse(w: Watch, socket: Socket | null | undefined): void {
   const res = w.res;
+  if (socket?.destroyed) {
+    // The client left while earlier hooks ran: nothing will tell of this response again.
+    over(w, true);
+    return;
+  }
   let conn = socket ? connections.get(socket) : undefined;
   if (conn === undefined) {
     if (!(socket instanceof Socket && res instanceof ServerResponse && subscribed())) {
@@ -90,33 +95,37 @@ export function watchResponse(w: Watch, socket: Socket | null | undefined): void
       res.on('close', () => over(w, !completed(res)));
       return;
     }
-    conn = new Connection(socket);
+    conn = new Connection(socket, res);
     connections.set(socket, conn);
   }
-  conn.add(w);
-  // Until this runtime has shown that it publishes the channel, also the per-response way.
-  if (!channelSeen) {
-    w.w0 = socketBytes(socket);
+  // Behind an answer still being written (pipelining), or until this runtime has shown that it
+  // publishes the channel, also the per-response way: a queued response the app destroys ends
+  // with its own close event only.
+  if (conn.first !== null || !channelSeen) {
+    if (!channelSeen) w.w0 = socketBytes(socket);
     const c = conn;
     res.on('close', () => {
-      c.remove(res);
-      over(w, !completed(res));
+      if (c.delete(w)) over(w, !completed(res));
     });
   }
+  conn.add(w);
 }
 
 /**
- * Responses not over yet on one connection, oldest first: more than one only with pipelining.
- * Also the connection's bytesWritten at the end of its last answer, which is where the next one
- * starts: HTTP/1 answers on a connection are written one after the other.
+ * Responses not over yet on one connection, oldest first: more than one only with pipelining
+ * (or with two meters on one app). Also the connection's bytesWritten at the end of its last
+ * answer, which is where the next one starts: HTTP/1 answers on a connection are written one
+ * after the other.
  */
 class Connection {
   first: Watch | null = null;
   rest: Watch[] | null = null;
+  /** -1: not known yet (the connection was first seen while another answer was being written). */
   sent: number;
 
-  constructor(socket: Socket) {
-    this.sent = socketBytes(socket);
+  constructor(socket: Socket, res: ServerResponse) {
+    const writing = (socket as { _httpMessage?: unknown })._httpMessage;
+    this.sent = writing == null || writing === res ? socketBytes(socket) : -1;
     socket.once('close', () => this.closed());
   }
 
@@ -125,7 +134,7 @@ class Connection {
     else (this.rest ??= []).push(w);
   }
 
-  /** The watch of `res`, taken off the list. */
+  /** A watch of `res`, taken off the list. */
   remove(res: unknown): Watch | undefined {
     const first = this.first;
     if (first !== null && first.res === res) {
@@ -137,14 +146,27 @@ class Connection {
     return i < 0 ? undefined : rest!.splice(i, 1)[0];
   }
 
+  /** Takes `w` off the list; false when it was not on it (already over). */
+  delete(w: Watch): boolean {
+    if (this.first === w) {
+      this.first = this.rest !== null && this.rest.length > 0 ? this.rest.shift()! : null;
+      return true;
+    }
+    const i = this.rest === null ? -1 : this.rest.indexOf(w);
+    if (i >= 0) this.rest!.splice(i, 1);
+    return i >= 0;
+  }
+
   /** The connection is gone: what was not finished was aborted. */
   private closed(): void {
     const open = this.first === null ? [] : [this.first, ...(this.rest ?? [])];
     this.first = null;
     this.rest = null;
-    for (let i = 0; i < open.length; i++) {
-      const w = open[i]!;
-      if (i === 0) w.w0 = this.sent; // the one being written; those after it never started
+    const first = open[0]?.res;
+    for (const w of open) {
+      // The answer being written started where the last one ended (when this runtime's channel
+      // keeps that count); those queued behind it never started.
+      if (w.res === first && channelSeen && this.sent >= 0) w.w0 = this.sent;
       over(w, !completed(w.res));
     }
   }
@@ -173,21 +195,22 @@ function onResponseFinish(message: unknown): void {
   const conn = socket ? connections.get(socket) : undefined;
   if (conn === undefined) return; // another server's request, or one that is not metered
   const start = conn.sent;
-  conn.sent = response ? endOf(response, start, socket!) : socketBytes(socket);
-  const w = conn.remove(response);
-  if (w === undefined) return;
-  channelSeen = true;
-  w.w0 = start;
-  over(w, false);
+  conn.sent = response && start >= 0 ? endOf(response, start, socket!) : socketBytes(socket);
+  // Every meter watching this response (usually one).
+  for (let w = conn.remove(response); w !== undefined; w = conn.remove(response)) {
+    channelSeen = true;
+    w.w0 = start;
+    over(w, false);
+  }
 }
 
 /**
  * The connection's bytesWritten once `res` is finished, having been `start` when it began. Counted
- * for an answer with a Content-Length (its header block, ASCII, and that many bytes of body): the
- * socket's own count is a call into Node's C++ on every request. Read from the socket for
- * streamed answers and after a 100 Continue. (Not counted: 102/103 interim answers and header
- * values beyond ASCII; they only shift the byte count of a later streamed answer on the same
- * connection, by their own size.)
+ * for an answer with a Content-Length (its header block and that many bytes of body): the socket's
+ * own count is a call into Node's C++ on every request. Read from the socket for streamed
+ * answers and after a 100 Continue. Not seen: 102/103 interim answers, header values beyond
+ * ASCII sent as UTF-8, and a body shorter or longer than its Content-Length. Each only shifts
+ * the byte count of a later streamed answer on the same connection, by its own size.
  */
 function endOf(res: ServerResponse, start: number, socket: Socket): number {
   const r = res as unknown as { _header?: unknown; _contentLength?: unknown; chunkedEncoding?: boolean; _hasBody?: boolean; _sent100?: boolean };
@@ -210,6 +233,9 @@ function over(w: Watch, aborted: boolean): void {
  * socket never flushing. A client that left before the end destroys the socket.
  */
 export function completed(res: ServerResponse): boolean {
+  // HTTP/2: a stream the client reset counts as finished once destroyed.
+  const stream = (res as { stream?: { aborted?: boolean; rstCode?: number } }).stream;
+  if (stream !== undefined && (stream.aborted === true || (stream.rstCode ?? 0) > 0)) return false;
   if (res.writableFinished) return true;
   const socket = res.socket;
   return res.writableEnded && socket != null && !socket.destroyed;

@@ -1,0 +1,90 @@
+// bytes_out of a streamed answer over one kept-alive connection, against the bytes on the wire,
+// after answers of other kinds (the connection counts where each answer starts, see node-http.ts).
+import express from 'express';
+import type { Server } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMemorySink, createUsageClient, type UsageClient } from '../../src/index.ts';
+import { meterRequests } from '../../src/middleware/express.ts';
+
+let server: Server | undefined;
+let client: UsageClient | undefined;
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise((r) => (server ? server.close(r) : r(undefined)));
+  await client?.close();
+  server = client = undefined;
+});
+
+/** Sends requests one after the other on one connection; returns each raw answer (bytes). */
+async function sequential(port: number, requests: string[]): Promise<Buffer[]> {
+  const socket: Socket = connect(port, '127.0.0.1');
+  await new Promise((r) => socket.once('connect', r));
+  const out: Buffer[] = [];
+  for (const r of requests) {
+    const parts: Buffer[] = [];
+    const on = (d: Buffer) => parts.push(d);
+    socket.on('data', on);
+    socket.write(r);
+    await new Promise((res) => setTimeout(res, 120));
+    socket.off('data', on);
+    out.push(Buffer.concat(parts));
+  }
+  socket.destroy();
+  return out;
+}
+/** Bytes after the final (non-1xx) header block. */
+function afterHeader(raw: Buffer): number {
+  let s = raw.toString('latin1');
+  for (;;) {
+    const i = s.indexOf('\r\n\r\n');
+    const head = s.slice(0, i);
+    s = s.slice(i + 4);
+    if (!/^HTTP\/1\.1 1\d\d/.test(head)) return Buffer.byteLength(s, 'latin1');
+  }
+}
+const get = (path: string, id: string, method = 'GET') => `${method} ${path} HTTP/1.1\r\nHost: x\r\nx-request-id: ${id}\r\n\r\n`;
+
+describe('express bytes_out of a streamed answer after another on the same connection', () => {
+  async function run(first: (req: express.Request, res: express.Response) => void) {
+    const sink = createMemorySink();
+    client = createUsageClient({ sink, flushIntervalMs: 5 });
+    const app = express();
+    app.use(meterRequests({ client, namespace: 'acme/prod', caller: () => 'u', action: 'a' }));
+    app.get('/first', first);
+    app.get('/stream', (_req, res) => {
+      res.write('a'.repeat(100));
+      setTimeout(() => res.end('b'.repeat(50)), 10);
+    });
+    server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server!.once('listening', r));
+    const port = (server.address() as { port: number }).port;
+    const raw = await sequential(port, [get('/first', 'f'), get('/stream', 's')]);
+    await sink.until(2);
+    await client.flush();
+    const by = Object.fromEntries(sink.events.map((e) => [e.request_id, e]));
+    return { wire: afterHeader(raw[1]!), recorded: by.s!.metadata!.bytes_out };
+  }
+
+  it('control: plain answer first', async () => {
+    const { wire, recorded } = await run((_req, res) => void res.send('hello'));
+    expect(recorded).toBe(wire);
+  });
+
+  it('writeHead + end(buffer) first', async () => {
+    const { wire, recorded } = await run((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(Buffer.from('hello'));
+    });
+    expect(recorded).toBe(wire);
+  });
+
+  it('a 304 with a body passed to end() first', async () => {
+    const { wire, recorded } = await run((_req, res) => {
+      res.statusCode = 304;
+      res.end('ignored body');
+    });
+    expect(recorded).toBe(wire);
+  });
+
+});

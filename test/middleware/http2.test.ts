@@ -1,0 +1,75 @@
+// fastify with http2: true (h2c): the per-response fallback, including streams the client resets.
+import Fastify from 'fastify';
+import { connect } from 'node:http2';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMemorySink, createUsageClient, type UsageClient } from '../../src/index.ts';
+import { meterRequests } from '../../src/middleware/fastify.ts';
+
+let app: { close(): Promise<unknown> } | undefined;
+let client: UsageClient | undefined;
+afterEach(async () => {
+  await app?.close();
+  await client?.close();
+  app = client = undefined;
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('fastify meterRequests over HTTP/2 (per-response close listeners)', () => {
+  it('ok, streamed, thrown and aborted requests on one session: one event each, right status and aborted flag', async () => {
+    const sink = createMemorySink();
+    client = createUsageClient({ sink, flushIntervalMs: 5 });
+    const h2 = Fastify({ http2: true });
+    app = h2;
+    const errors: Error[] = [];
+    meterRequests(h2, { client, namespace: 'acme/prod', caller: () => 'u', action: 'a', onError: (e) => errors.push(e) });
+    h2.get('/ok', async () => ({ ok: true }));
+    h2.get('/s', async (_req, reply) => reply.type('text/plain').send(Readable.from([Buffer.alloc(700, 'a'), Buffer.alloc(300, 'b')])));
+    h2.get('/boom', async () => {
+      throw new Error('x');
+    });
+    h2.get('/hang', (_req, reply) => void reply.raw.write('partial'));
+    await h2.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = h2.server.address() as { port: number };
+    const session = connect(`http://127.0.0.1:${port}`);
+    const go = (path: string, id: string) =>
+      new Promise<number>((resolve) => {
+        const st = session.request({ ':path': path, 'x-request-id': id });
+        let status = 0;
+        st.on('response', (h) => (status = Number(h[':status'])));
+        st.on('data', () => {});
+        st.on('end', () => resolve(status));
+        st.on('error', () => resolve(-1));
+        st.end();
+      });
+    expect(await go('/ok', 'ok')).toBe(200);
+    expect(await go('/s', 's')).toBe(200);
+    expect(await go('/boom', 'boom')).toBe(500);
+    const hang = session.request({ ':path': '/hang', 'x-request-id': 'hang' });
+    hang.on('data', () => {});
+    hang.on('error', () => {});
+    hang.end();
+    await sleep(100);
+    hang.close(); // RST_STREAM: the client gives up on this one, the session stays
+    await sleep(100);
+    const hang2 = session.request({ ':path': '/hang', 'x-request-id': 'hang2' });
+    hang2.on('data', () => {});
+    hang2.on('error', () => {});
+    hang2.end();
+    await sleep(100);
+    session.destroy(); // the whole connection goes
+    await sink.until(5);
+    await sleep(50);
+    await client.flush();
+    const by = Object.fromEntries(sink.events.map((e) => [e.request_id, e]));
+    expect(sink.events).toHaveLength(5);
+    expect(by.ok!.metadata).toMatchObject({ status: 200, bytes_out: 11 });
+    expect(by.ok!.metadata).not.toHaveProperty('aborted');
+    expect(by.s!.metadata).toMatchObject({ status: 200 });
+    expect(by.s!.metadata).not.toHaveProperty('aborted');
+    expect(by.boom!.metadata).toMatchObject({ status: 500 });
+    expect(by.hang!.metadata).toMatchObject({ status: 200, aborted: true });
+    expect(by.hang2!.metadata).toMatchObject({ status: 200, aborted: true });
+    expect(errors).toEqual([]);
+  });
+});
