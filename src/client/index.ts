@@ -55,7 +55,7 @@ export interface UsageClientOptions {
    * `jsonl:./usage.jsonl`, `http`). Default: HTTP to `url` with `apiKey`.
    */
   sink?: Sink | string;
-  /** Send when this many events wait (default 100, at most 1,000). */
+  /** Send when this many events wait (default 500, like OpenTelemetry's 512 spans; at most 1,000). */
   batchSize?: number;
   /** Send at the latest this long after an event was recorded, ms (default 1,000). */
   flushIntervalMs?: number;
@@ -147,7 +147,7 @@ class Client implements UsageClient {
   private readonly utf8 = new TextEncoder();
 
   constructor(options: UsageClientOptions) {
-    this.o = { batchSize: 100, flushIntervalMs: 1000, maxQueue: 10_000, overflow: 'drop-oldest', retry: { baseMs: 200, maxMs: 30_000 }, timeoutMs: 10_000, ...options };
+    this.o = { batchSize: 500, flushIntervalMs: 1000, maxQueue: 10_000, overflow: 'drop-oldest', retry: { baseMs: 200, maxMs: 30_000 }, timeoutMs: 10_000, ...options };
     this.o.batchSize = Math.max(1, Math.min(MAX_BATCH, this.o.batchSize));
     // Configuration errors throw here, at start-up, never later from record().
     if (options.sink === undefined) this.sink = createHttpSink({ url: options.url!, apiKey: options.apiKey!, fetch: options.fetch, timeoutMs: this.o.timeoutMs });

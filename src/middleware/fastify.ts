@@ -7,8 +7,8 @@
 // Per request it adds one hook call, one object and one close listener; the event is built
 // when the response is over (see bench:middleware for what that costs).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { attributionContext, createMeter, type Meter, type MeterOptions } from './common.ts';
-import { bytesIn, bytesOut, elapsed, now, wallClock, watchResponse, type Watch } from './node-http.ts';
+import { attributionContext, contentLength, createMeter, type Meter, type MeterOptions } from './common.ts';
+import { bytesOut, elapsed, now, wallClock, watchResponse, type Watch } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply>;
@@ -70,17 +70,18 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
     const raw = reply.raw;
     try {
       const req = request.raw;
+      const headers = req.headers;
       meter.record(
         request,
         reply,
         state.ts,
-        state.id ?? idOf(request),
+        state.id ?? meter.requestId(request, headers['x-request-id'] as string | undefined),
         req.method ?? 'GET',
         routeOf(request),
         raw.headersSent || !aborted ? raw.statusCode : 499,
         aborted,
         elapsed(state.t0),
-        bytesIn(req),
+        contentLength(headers['content-length']),
         bytesOut(req, raw, state.w0),
       );
     } catch (err) {

@@ -83,12 +83,12 @@ export interface Watch {
  */
 export function watchResponse(w: Watch, socket: Socket | null | undefined): void {
   const res = w.res;
-  if (socket?.destroyed) {
+  let conn = socket ? connections.get(socket) : undefined;
+  if (conn === undefined ? socket?.destroyed : conn.gone) {
     // The client left while earlier hooks ran: nothing will tell of this response again.
     over(w, true);
     return;
   }
-  let conn = socket ? connections.get(socket) : undefined;
   if (conn === undefined) {
     if (!(socket instanceof Socket && res instanceof ServerResponse && subscribed())) {
       w.w0 = socketBytes(socket);
@@ -122,6 +122,8 @@ class Connection {
   rest: Watch[] | null = null;
   /** -1: not known yet (the connection was first seen while another answer was being written). */
   sent: number;
+  /** The socket has closed. */
+  gone = false;
 
   constructor(socket: Socket, res: ServerResponse) {
     const writing = (socket as { _httpMessage?: unknown })._httpMessage;
@@ -159,6 +161,7 @@ class Connection {
 
   /** The connection is gone: what was not finished was aborted. */
   private closed(): void {
+    this.gone = true;
     const open = this.first === null ? [] : [this.first, ...(this.rest ?? [])];
     this.first = null;
     this.rest = null;
