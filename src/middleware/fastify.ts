@@ -4,8 +4,8 @@
 //   await app.register(meterRequests, { client, namespace: 'acme/prod', caller: (r) => r.user.id, action: (r) => r.routeOptions.config.action });
 //
 // The plugin is not encapsulated: it meters every route of the instance it is registered on.
-// Per request it adds one hook call, one object and one close listener; the event is built
-// when the response is over (see bench:middleware for what that costs).
+// Per request it adds one hook call and one object, watched until the response is over (see
+// watchResponse); the event is built then (see bench:middleware for what that costs).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { attributionContext, contentLength, createMeter, type Meter, type MeterOptions } from './common.ts';
 import { bytesOut, elapsed, now, wallClock, watchResponse, type Watch } from './node-http.ts';
@@ -44,9 +44,10 @@ class State implements Watch {
 /**
  * A fastify plugin: `app.register(meterRequests, options)`, or `meterRequests(app, options)`
  * before the app is ready. Register it first: then each request costs one onRequest hook and
- * one close listener. If onRequest hooks were added before it (a rate limiter that refuses),
- * it also adds an onResponse hook, so their refusals are still recorded (without upstream
- * attribution); that hook costs every request a few per cent of a trivial route.
+ * one object watched through Node's finished-response channel. If onRequest hooks were added
+ * before it (a rate limiter that refuses), it also adds an onResponse hook, so their refusals
+ * are still recorded (without upstream attribution); that hook costs every request a few per
+ * cent of a trivial route.
  */
 // Any fastify instance: HTTP/1, HTTPS or HTTP/2 (its raw server type is not ours to narrow).
 type AnyFastify = FastifyInstance<any, any, any, any, any>;

@@ -3,7 +3,7 @@
 // Nothing here replaces a method or adds a property on the request or response objects: own
 // properties on them change their V8 shape and slowed every request of the app by ~30 µs
 // (measured with bench:middleware) where the whole budget is a couple of µs. For the same
-// budget the per-request state is one plain object and one close listener.
+// budget the per-request state is one object, seen again when its response is over (watchResponse).
 import { subscribe } from 'node:diagnostics_channel';
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
@@ -236,7 +236,7 @@ function over(w: Watch, aborted: boolean): void {
  * socket never flushing. A client that left before the end destroys the socket.
  */
 export function completed(res: ServerResponse): boolean {
-  // HTTP/2: a stream the client reset counts as finished once destroyed.
+  // HTTP/2: a response whose stream the client reset reports writableFinished once destroyed.
   const stream = (res as { stream?: { aborted?: boolean; rstCode?: number } }).stream;
   if (stream !== undefined && (stream.aborted === true || (stream.rstCode ?? 0) > 0)) return false;
   if (res.writableFinished) return true;
