@@ -6,7 +6,7 @@
 // Mount it first: a request refused by middleware mounted before it is never seen.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { attributionContext, createMeter, type MeterOptions } from './common.ts';
-import { bytesIn, bytesOut, elapsed, type Started, started, watchResponse, type Watch } from './node-http.ts';
+import { bytesIn, bytesOut, elapsed, Exchange, watchResponse } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 
@@ -24,14 +24,12 @@ export interface MeterMiddleware<R, S> {
 
 export function meterRequests<R extends IncomingMessage = Req, S extends ServerResponse = ServerResponse>(options: ExpressMeterOptions<R, S>): MeterMiddleware<R, S> {
   const meter = createMeter(options, 'meterRequests');
-  const finish = (w: Pending<R, S>, aborted: boolean) => {
-    if (w.done) return;
-    w.done = true;
-    const { req, res, s } = w;
+  const finish = (w: Exchange<R, S>, aborted: boolean) => {
+    const { request: req, reply: res } = w;
     try {
       const r = req as unknown as Req;
       const route = r.route?.path !== undefined ? `${r.baseUrl ?? ''}${String(r.route.path)}` : undefined;
-      meter.record(req, res, s.ts, w.id, req.method ?? 'GET', route, res.headersSent || !aborted ? res.statusCode : 499, aborted, elapsed(s.t0), bytesIn(req), bytesOut(req, res, w.w0));
+      meter.record(req, res, w.ts, w.id!, req.method ?? 'GET', route, res.headersSent || !aborted ? res.statusCode : 499, aborted, elapsed(w.t0), bytesIn(req), bytesOut(req, res, w.w0));
     } catch (err) {
       meter.report(err);
     }
@@ -41,7 +39,9 @@ export function meterRequests<R extends IncomingMessage = Req, S extends ServerR
     let requestId: string | undefined;
     try {
       requestId = meter.requestId(req, req.headers['x-request-id'] as string | undefined);
-      watchResponse(new Pending(req, res, started(req), requestId, finish), req.socket);
+      const w = new Exchange(req, res, res, finish);
+      w.id = requestId;
+      watchResponse(w, req.socket);
       storage = attributionContext();
     } catch (err) {
       meter.report(err);
@@ -56,25 +56,3 @@ export function meterRequests<R extends IncomingMessage = Req, S extends ServerR
   });
 }
 
-/** Per request: one of these, watched until its response is over. */
-class Pending<R, S extends ServerResponse> implements Watch {
-  readonly req: R;
-  readonly res: S;
-  readonly s: Started;
-  readonly id: string;
-  readonly finish: (w: Pending<R, S>, aborted: boolean) => void;
-  w0 = -1;
-  done = false;
-
-  constructor(req: R, res: S, s: Started, id: string, finish: Pending<R, S>['finish']) {
-    this.req = req;
-    this.res = res;
-    this.s = s;
-    this.id = id;
-    this.finish = finish;
-  }
-
-  over(aborted: boolean): void {
-    this.finish(this, aborted);
-  }
-}

@@ -8,38 +8,13 @@
 // watchResponse); the event is built then (see bench:middleware for what that costs).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { attributionContext, contentLength, createMeter, type Meter, type MeterOptions } from './common.ts';
-import { bytesOut, elapsed, now, wallClock, watchResponse, type Watch } from './node-http.ts';
+import { bytesOut, elapsed, Exchange, now, watchResponse } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply>;
 
 /** Per request: one of these, watched until its response is over. */
-class State implements Watch {
-  readonly request: FastifyRequest;
-  readonly reply: FastifyReply;
-  readonly res: FastifyReply['raw'];
-  readonly finish: (state: State, aborted: boolean) => void;
-  readonly t0: number;
-  readonly ts: number;
-  /** The connection's bytesWritten when the answer started (see Watch). */
-  w0 = -1;
-  /** Taken when the request starts only if upstream attribution needs it, else when it ends. */
-  id: string | undefined = undefined;
-  done = false;
-
-  constructor(request: FastifyRequest, reply: FastifyReply, finish: State['finish'], t0: number, ts: number) {
-    this.request = request;
-    this.reply = reply;
-    this.res = reply.raw;
-    this.finish = finish;
-    this.t0 = t0;
-    this.ts = ts;
-  }
-
-  over(aborted: boolean): void {
-    this.finish(this, aborted);
-  }
-}
+type State = Exchange<FastifyRequest, FastifyReply>;
 
 /**
  * A fastify plugin: `app.register(meterRequests, options)`, or `meterRequests(app, options)`
@@ -62,11 +37,9 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
     throw err;
   }
   // The x-request-id the client sent (the raw headers: fastify's getter copies them when a hook replaced them).
-  const idOf = (request: FastifyRequest) => meter.requestId(request, request.raw.headers['x-request-id'] as string | undefined);
+  const idOf = (request: FastifyRequest, headers = request.raw.headers) => meter.requestId(request, headers['x-request-id'] as string | undefined);
 
   const finish = (state: State, aborted: boolean) => {
-    if (state.done) return;
-    state.done = true;
     const { request, reply } = state;
     const raw = reply.raw;
     try {
@@ -76,7 +49,7 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
         request,
         reply,
         state.ts,
-        state.id ?? meter.requestId(request, headers['x-request-id'] as string | undefined),
+        state.id ?? idOf(request, headers),
         req.method ?? 'GET',
         routeOf(request),
         raw.headersSent || !aborted ? raw.statusCode : 499,
@@ -98,12 +71,10 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
     let storage;
     let state: State | undefined;
     try {
-      const t0 = now();
-      const socket = request.raw.socket;
-      const s = new State(request, reply, finish, t0, wallClock(t0));
+      const s: State = new Exchange(request, reply, reply.raw, finish);
       state = s;
       if (states) states.set(request, s);
-      watchResponse(s, socket);
+      watchResponse(s, request.raw.socket);
       storage = attributionContext();
       if (storage) s.id = idOf(request);
     } catch (err) {
@@ -124,9 +95,9 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
       let state = seen.get(request);
       if (!state) {
         const ms = reply.elapsedTime;
-        state = new State(request, reply, finish, now() - ms, Math.round(Date.now() - ms));
+        state = new Exchange(request, reply, reply.raw, finish, now() - ms, Math.round(Date.now() - ms));
       }
-      finish(state, false);
+      state.over(false);
       next();
     });
   });

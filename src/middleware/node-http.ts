@@ -9,21 +9,10 @@ import { type IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { contentLength } from './common.ts';
 
-/** When a request started. */
-export interface Started {
-  readonly t0: number;
-  readonly ts: number;
-}
-
 /** The global `performance` is an accessor (a slow global load on every request): read it once. */
 const perf = performance;
 
-export function started(req: IncomingMessage): Started {
-  const t0 = perf.now();
-  return { t0, ts: wallClock(t0) };
-}
-
-/** performance.now(), for callers that keep their own start (fastify's state holds more than Started). */
+/** performance.now(). */
 export function now(): number {
   return perf.now();
 }
@@ -58,6 +47,38 @@ export function socketBytes(socket: IncomingMessage['socket'] | null | undefined
 /** Milliseconds since `t0` (a now() reading). */
 export function elapsed(t0: number): number {
   return perf.now() - t0;
+}
+
+/**
+ * One request of fastify or Express (`request`/`reply` are the framework's own), watched until
+ * its response is over; then `end` builds the event, once.
+ */
+export class Exchange<Req, Reply> implements Watch {
+  readonly request: Req;
+  readonly reply: Reply;
+  readonly res: ServerResponse;
+  readonly t0: number;
+  readonly ts: number;
+  /** Taken at the start when something needs it then (upstream attribution), else at the end. */
+  id: string | undefined = undefined;
+  w0 = -1;
+  private done = false;
+  private readonly end: (x: Exchange<Req, Reply>, aborted: boolean) => void;
+
+  constructor(request: Req, reply: Reply, res: ServerResponse, end: Exchange<Req, Reply>['end'], t0 = perf.now(), ts = wallClock(t0)) {
+    this.request = request;
+    this.reply = reply;
+    this.res = res;
+    this.end = end;
+    this.t0 = t0;
+    this.ts = ts;
+  }
+
+  over(aborted: boolean): void {
+    if (this.done) return;
+    this.done = true;
+    this.end(this, aborted);
+  }
 }
 
 /** A request whose response is watched until it is over. */
@@ -136,11 +157,16 @@ class Connection {
     else (this.rest ??= []).push(w);
   }
 
+  /** Drops the first watch: the next one, if any, is first. */
+  private shift(): void {
+    this.first = this.rest !== null && this.rest.length > 0 ? this.rest.shift()! : null;
+  }
+
   /** A watch of `res`, taken off the list. */
   remove(res: unknown): Watch | undefined {
     const first = this.first;
     if (first !== null && first.res === res) {
-      this.first = this.rest !== null && this.rest.length > 0 ? this.rest.shift()! : null;
+      this.shift();
       return first;
     }
     const rest = this.rest;
@@ -151,7 +177,7 @@ class Connection {
   /** Takes `w` off the list; false when it was not on it (already over). */
   delete(w: Watch): boolean {
     if (this.first === w) {
-      this.first = this.rest !== null && this.rest.length > 0 ? this.rest.shift()! : null;
+      this.shift();
       return true;
     }
     const i = this.rest === null ? -1 : this.rest.indexOf(w);
