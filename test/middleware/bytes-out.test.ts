@@ -1,20 +1,13 @@
 // bytes_out of a streamed answer over one kept-alive connection, against the bytes on the wire,
 // after answers of other kinds (the connection counts where each answer starts, see node-http.ts).
 import express from 'express';
-import type { Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createMemorySink, createUsageClient, type UsageClient } from '../../src/index.ts';
+import { describe, expect, it } from 'vitest';
+import { createMemorySink } from '../../src/index.ts';
 import { meterRequests } from '../../src/middleware/express.ts';
+import { expressApps } from './express-apps.ts';
 
-let server: Server | undefined;
-let client: UsageClient | undefined;
-afterEach(async () => {
-  server?.closeAllConnections();
-  await new Promise((r) => (server ? server.close(r) : r(undefined)));
-  await client?.close();
-  server = client = undefined;
-});
+const apps = expressApps();
 
 /** Sends requests one after the other on one connection; returns each raw answer (bytes). */
 async function sequential(port: number, requests: string[]): Promise<Buffer[]> {
@@ -48,7 +41,7 @@ const get = (path: string, id: string, method = 'GET') => `${method} ${path} HTT
 describe('express bytes_out of a streamed answer after another on the same connection', () => {
   async function run(first: (req: express.Request, res: express.Response) => void) {
     const sink = createMemorySink();
-    client = createUsageClient({ sink, flushIntervalMs: 5 });
+    const client = apps.client(sink);
     const app = express();
     app.use(meterRequests({ client, namespace: 'acme/prod', caller: () => 'u', action: 'a' }));
     app.get('/first', first);
@@ -56,9 +49,7 @@ describe('express bytes_out of a streamed answer after another on the same conne
       res.write('a'.repeat(100));
       setTimeout(() => res.end('b'.repeat(50)), 10);
     });
-    server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server!.once('listening', r));
-    const port = (server.address() as { port: number }).port;
+    const port = await apps.listen(app);
     const raw = await sequential(port, [get('/first', 'f'), get('/stream', 's')]);
     await sink.until(2);
     await client.flush();
@@ -96,7 +87,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('express: an answer of earlier middleware still being written', () => {
   it('pipelined streamed answer after an unwatched Content-Length answer still being written counts its own bytes', async () => {
     const sink = createMemorySink();
-    client = createUsageClient({ sink, flushIntervalMs: 5 });
+    const client = apps.client(sink);
     const app = express();
     app.use('/public', (_req, res) => {
       res.setHeader('content-length', '2000');
@@ -109,9 +100,7 @@ describe('express: an answer of earlier middleware still being written', () => {
       res.write('a'.repeat(100));
       setTimeout(() => res.end('b'.repeat(50)), 10);
     });
-    server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server!.once('listening', r));
-    const port = (server.address() as { port: number }).port;
+    const port = await apps.listen(app);
     // Another connection first, so that the channel is in use.
     const w = connect(port, '127.0.0.1');
     w.on('data', () => {});

@@ -1,30 +1,22 @@
 // The Express middleware through real apps on real ports.
 import express from 'express';
-import type { Server } from 'node:http';
 import { request as httpRequest } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createMemorySink, createUsageClient, type MemorySink, type UsageClient } from '../../src/index.ts';
 import { meterRequests } from '../../src/middleware/express.ts';
 import { meteredFetch } from '../../src/middleware/upstream.ts';
 import { until } from '../helpers.ts';
+import { expressApps } from './express-apps.ts';
 
-let server: Server | undefined;
+const apps = expressApps();
 let client: UsageClient | undefined;
-afterEach(async () => {
-  server?.closeAllConnections();
-  await new Promise((r) => (server ? server.close(r) : r(undefined)));
-  await client?.close();
-  server = client = undefined;
-});
 
 async function start(app: express.Express): Promise<string> {
-  server = app.listen(0, '127.0.0.1');
-  await new Promise((r) => server!.once('listening', r));
-  return `http://127.0.0.1:${(server!.address() as { port: number }).port}`;
+  return `http://127.0.0.1:${await apps.listen(app)}`;
 }
 
 function metered(sink: MemorySink = createMemorySink(), extra: Record<string, unknown> = {}) {
-  client = createUsageClient({ sink, flushIntervalMs: 5 });
+  client = apps.client(sink);
   const app = express();
   app.use(meterRequests({ client, namespace: 'acme/prod', caller: (req) => String(req.headers['x-user'] ?? ''), action: 'recall', ...extra }));
   return { app, sink };

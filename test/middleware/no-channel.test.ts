@@ -1,34 +1,25 @@
 // A runtime whose node:http never publishes http.server.response.finish (the fallback).
 import express from 'express';
-import type { Server } from 'node:http';
 import { connect } from 'node:net';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createMemorySink, createUsageClient, type UsageClient } from '../../src/index.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { createMemorySink } from '../../src/index.ts';
 import { meterRequests } from '../../src/middleware/express.ts';
+import { expressApps } from './express-apps.ts';
 
 vi.mock('node:diagnostics_channel', async (importOriginal) => ({ ...(await importOriginal<object>()), subscribe: () => {} }));
 
-let server: Server | undefined;
-let client: UsageClient | undefined;
-afterEach(async () => {
-  server?.closeAllConnections();
-  await new Promise((r) => (server ? server.close(r) : r(undefined)));
-  await client?.close();
-  server = client = undefined;
-});
+const apps = expressApps();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('a runtime that never publishes http.server.response.finish', () => {
   it('a streamed answer aborted by the client as the 3rd request of a kept-alive connection counts only its own bytes', async () => {
     const sink = createMemorySink();
-    client = createUsageClient({ sink, flushIntervalMs: 5 });
+    const client = apps.client(sink);
     const app = express();
     app.use(meterRequests({ client, namespace: 'acme/prod', caller: () => 'u', action: 'a' }));
     app.get('/big', (_req, res) => void res.send('x'.repeat(5000)));
     app.get('/stream', (_req, res) => void res.write('a'.repeat(100))); // never ends
-    server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server!.once('listening', r));
-    const s = connect((server.address() as { port: number }).port, '127.0.0.1');
+    const s = connect(await apps.listen(app), '127.0.0.1');
     let got = Buffer.alloc(0);
     s.on('data', (d) => (got = Buffer.concat([got, d])));
     await new Promise((r) => s.once('connect', r));
