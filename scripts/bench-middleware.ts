@@ -72,10 +72,10 @@ if (process.argv[2] === '--serve') {
 
   log(`bench:middleware — ${ROUNDS} rounds of ${SECONDS} s per app, alternating, ${CONNECTIONS} connections, GET /hello; server CPU time per request (event-loop thread)`);
   const plain = await startServer([SCRIPT, '--serve']);
-  const metered = { proc: plain.proc, url: plain.url.replace(/:(\d+)$/, (_, p: string) => `:${Number(p) + 1}`) };
+  const metered = { url: plain.url.replace(/:(\d+)$/, (_, p: string) => `:${Number(p) + 1}`) }; // the same process
   try {
     await load(plain.url, 2, plain.proc.pid!); // warm-up of both (JIT)
-    await load(metered.url, 2, metered.proc.pid!);
+    await load(metered.url, 2, plain.proc.pid!);
     const warmupRequests = (await (await fetch(`${metered.url}/recorded`)).json()) as { recorded: number };
     type Side = { reqPerSec: number; usPerReq: number };
     const rows: Array<{ without: Side; with: Side }> = [];

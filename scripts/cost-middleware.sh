@@ -11,8 +11,9 @@
 #   scripts/cost-middleware.sh [N=10000]     (WARMUP=30000 requests to each app first)
 #
 # Needs valgrind (apt-get install valgrind). Takes ~10 minutes. A window in which V8 runs a
-# major GC counts thousands more per request in either app; run it again if the two plain
-# windows differ by more than a few hundred cycles.
+# major GC counts thousands more per request in either app: the ratio is taken against the lower
+# plain window, and a gap of over 2 % between the two is reported (run again if the metered window
+# looks off too).
 set -euo pipefail
 N=${1:-10000}
 WARMUP=${WARMUP:-30000}
