@@ -5,10 +5,11 @@
 //
 // The plugin is not encapsulated: it meters every route of the instance it is registered on.
 // Per request it adds one hook call and one object, watched until the response is over (see
-// watchResponse); the event is built then (see bench:middleware for what that costs).
+// watchResponse); events are built shortly after, a batch at a time (see Exchange, and
+// bench:middleware for what it all costs).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { attributionContext, contentLength, createMeter, type Meter, type MeterOptions } from './common.ts';
-import { bytesOut, elapsed, Exchange, now, watchResponse } from './node-http.ts';
+import { attributionContext, contentLength, createMeter, type InboundContext, type Meter, type MeterOptions } from './common.ts';
+import { batchesFor, bytesOut, Exchange, now, watchResponse } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply>;
@@ -36,6 +37,7 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
     if (done) return done(err as Error);
     throw err;
   }
+  const batched = batchesFor(meter.client);
   // The x-request-id the client sent (the raw headers: fastify's getter copies them when a hook replaced them).
   const idOf = (request: FastifyRequest, headers = request.raw.headers) => meter.requestId(request, headers['x-request-id'] as string | undefined);
 
@@ -54,9 +56,9 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
         routeOf(request),
         raw.headersSent || !aborted ? raw.statusCode : 499,
         aborted,
-        elapsed(state.t0),
+        state.t1 - state.t0,
         contentLength(headers['content-length']),
-        bytesOut(req, raw, state.w0),
+        bytesOut(raw, state.w0, state.w1),
       );
     } catch (err) {
       meter.report(err);
@@ -68,21 +70,29 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
   // WeakMap does the few apps that need it.
   let states: WeakMap<FastifyRequest, State> | null = null;
   function onRequest(request: FastifyRequest, reply: FastifyReply, next: () => void): void {
-    let storage;
     let state: State | undefined;
     try {
-      const s: State = new Exchange(request, reply, reply.raw, finish);
-      state = s;
-      if (states) states.set(request, s);
-      watchResponse(s, request.raw.socket);
-      storage = attributionContext();
-      if (storage) s.id = idOf(request);
+      state = new Exchange(request, reply, reply.raw, request.raw.socket, finish, batched, now());
+      if (states !== null) states.set(request, state);
+      watchResponse(state);
     } catch (err) {
       meter.report(err);
     }
     // With a metered fetch in the process, the rest of the request runs inside the context
-    // that attributes its outgoing calls to it.
-    if (storage && state?.id) storage.run(meter.context(request, state.id), next);
+    // that attributes its outgoing calls to it (apart, to keep this function's code small).
+    if (state !== undefined && attributionContext() !== null) runAttributed(request, state, next);
+    else next();
+  }
+  function runAttributed(request: FastifyRequest, state: State, next: () => void): void {
+    let context: InboundContext | undefined;
+    try {
+      state.id = idOf(request);
+      context = meter.context(request, state.id);
+    } catch (err) {
+      meter.report(err);
+    }
+    const storage = attributionContext();
+    if (storage !== null && context !== undefined) storage.run(context, next);
     else next();
   }
   app.addHook('onRequest', onRequest);
@@ -93,11 +103,8 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
     states = seen;
     app.addHook('onResponse', (request, reply, next) => {
       let state = seen.get(request);
-      if (!state) {
-        const ms = reply.elapsedTime;
-        state = new Exchange(request, reply, reply.raw, finish, now() - ms, Math.round(Date.now() - ms));
-      }
-      state.over(false);
+      state ??= new Exchange(request, reply, reply.raw, request.raw.socket, finish, batched, now() - reply.elapsedTime);
+      state.over(false, -1);
       next();
     });
   });

@@ -57,6 +57,7 @@ describe('fastify meterRequests', () => {
       reply.header('x-items', '3');
       return { items: [1, 2, 3] };
     });
+    const before = Date.now();
     const res = await app!.inject({
       method: 'POST', url: '/recall/raw-path-id-77?token=sk-live-123', payload: { q: 'x' },
       headers: { 'x-user': 'user-7', 'x-request-id': 'req-abc', authorization: 'Bearer top-secret-value', cookie: 'session=hunter2' },
@@ -65,7 +66,9 @@ describe('fastify meterRequests', () => {
     const [e, ...rest] = await settled(sink, 1);
     expect(rest).toEqual([]);
     expect(e).toMatchObject({ request_id: 'req-abc', namespace: 'acme/prod', caller: 'user-7', action: 'recall', units: 3 });
-    expect(typeof e!.ts).toBe('number');
+    // When the request started, as wall-clock ms (events are built in batches, later).
+    expect(e!.ts).toBeGreaterThanOrEqual(before - 1);
+    expect(e!.ts).toBeLessThanOrEqual(before + Number(e!.metadata!.duration_ms) + 50);
     expect(Object.keys(e!.metadata!).sort()).toEqual(['bytes_in', 'bytes_out', 'duration_ms', 'method', 'route', 'status']);
     expect(e!.metadata).toMatchObject({ method: 'POST', route: '/recall/:id', status: 200, bytes_in: 9, bytes_out: res.rawPayload.length });
     for (const v of Object.values(e!.metadata!)) expect(['string', 'number', 'boolean']).toContain(typeof v);
