@@ -9,7 +9,7 @@
 // bench:middleware for what it all costs).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { attributionContext, contentLength, createMeter, type InboundContext, type Meter, type MeterOptions } from './common.ts';
-import { batchesFor, bytesOut, Exchange, now, watchResponse } from './node-http.ts';
+import { batchesFor, bytesOut, Exchange, type Finisher, now, socketBytes, watchResponse } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply>;
@@ -37,11 +37,10 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
     if (done) return done(err as Error);
     throw err;
   }
-  const batched = batchesFor(meter.client);
   // The x-request-id the client sent (the raw headers: fastify's getter copies them when a hook replaced them).
   const idOf = (request: FastifyRequest, headers = request.raw.headers) => meter.requestId(request, headers['x-request-id'] as string | undefined);
 
-  const finish = (state: State, aborted: boolean) => {
+  const end = (state: State, aborted: boolean, ts: number) => {
     const { request, reply } = state;
     const raw = reply.raw;
     try {
@@ -50,7 +49,7 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
       meter.record(
         request,
         reply,
-        state.ts,
+        ts,
         state.id ?? idOf(request, headers),
         req.method ?? 'GET',
         routeOf(request),
@@ -64,6 +63,7 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
       meter.report(err);
     }
   };
+  const fin: Finisher<State> = { end, batched: batchesFor(meter.client) };
 
   // Only while onRequest hooks run before this one (see below): where the onResponse fallback
   // finds a request's state. Not a decorated property: that cost every request more than a
@@ -72,9 +72,10 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
   function onRequest(request: FastifyRequest, reply: FastifyReply, next: () => void): void {
     let state: State | undefined;
     try {
-      state = new Exchange(request, reply, reply.raw, request.raw.socket, finish, batched, now());
+      const raw = request.raw;
+      state = new Exchange(request, reply, reply.raw, fin, now());
       if (states !== null) states.set(request, state);
-      watchResponse(state);
+      watchResponse(state, raw.socket);
     } catch (err) {
       meter.report(err);
     }
@@ -103,8 +104,8 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
     states = seen;
     app.addHook('onResponse', (request, reply, next) => {
       let state = seen.get(request);
-      state ??= new Exchange(request, reply, reply.raw, request.raw.socket, finish, batched, now() - reply.elapsedTime);
-      state.over(false, -1);
+      state ??= new Exchange(request, reply, reply.raw, fin, now() - reply.elapsedTime);
+      state.over(false, socketBytes(request.raw.socket));
       next();
     });
   });

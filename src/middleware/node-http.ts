@@ -45,35 +45,28 @@ export function socketBytes(socket: IncomingMessage['socket'] | null | undefined
  */
 export class Exchange<Req, Reply> implements Watch {
   // Declared and set in the constructor, not initialized as class fields (V8 would call a
-  // separate initializer for those on every request).
+  // separate initializer for those on every request); as few as will do, one store each.
   declare readonly request: Req;
   declare readonly reply: Reply;
   declare readonly res: ServerResponse;
-  declare readonly socket: Socket | null | undefined;
+  declare private readonly fin: Finisher<Exchange<Req, Reply>>;
   declare readonly t0: number;
   /** When the response was over (a now() reading); -1 until then. */
   declare t1: number;
-  /** Wall-clock ms of t0, set when the event is built. */
-  declare ts: number;
   /** Taken at the start when something needs it then (upstream attribution), else at the end. */
   declare id: string | undefined;
   declare w0: number;
   /** The connection's bytesWritten when the response was over; -1 when not known. */
   declare w1: number;
   declare aborted: boolean;
-  declare private readonly end: (x: Exchange<Req, Reply>, aborted: boolean) => void;
-  declare private readonly batched: boolean;
 
-  constructor(request: Req, reply: Reply, res: ServerResponse, socket: Socket | null | undefined, end: Exchange<Req, Reply>['end'], batched: boolean, t0: number) {
+  constructor(request: Req, reply: Reply, res: ServerResponse, fin: Finisher<Exchange<Req, Reply>>, t0: number) {
     this.request = request;
     this.reply = reply;
     this.res = res;
-    this.socket = socket;
-    this.end = end;
-    this.batched = batched;
+    this.fin = fin;
     this.t0 = t0;
     this.t1 = -1;
-    this.ts = 0;
     this.id = undefined;
     this.w0 = -1;
     this.w1 = -1;
@@ -84,18 +77,25 @@ export class Exchange<Req, Reply> implements Watch {
     if (this.t1 >= 0) return;
     this.t1 = now();
     this.aborted = aborted;
-    this.w1 = w1 >= 0 ? w1 : socketBytes(this.socket);
-    if (this.batched) queueFinished(this);
+    this.w1 = w1;
+    if (this.fin.batched) queueFinished(this);
     else this.build(Date.now() - now());
   }
 
   /** Builds the event (never throws); `offset` turns now() readings into wall-clock ms. */
   build(offset: number): void {
-    this.ts = Math.round(this.t0 + offset);
     try {
-      this.end(this, this.aborted);
+      this.fin.end(this, this.aborted, Math.round(this.t0 + offset));
     } catch {}
   }
+}
+
+/** What a meter does with its exchanges once they are over. */
+export interface Finisher<X> {
+  /** Builds and records the event; `ts` is the wall-clock ms the request started. */
+  end(x: X, aborted: boolean, ts: number): void;
+  /** Whether its events are built in batches (see batchesFor). */
+  batched: boolean;
 }
 
 /** Exchanges over but not built yet, oldest first; never empty while `drainTimer` is unset. */
@@ -141,16 +141,14 @@ export function batchesFor(client: UsageClient): boolean {
 /** A request whose response is watched until it is over. */
 export interface Watch {
   readonly res: ServerResponse;
-  /** The connection it is answered on. */
-  readonly socket: Socket | null | undefined;
   /**
    * The connection's bytesWritten when this answer started, for answers without a Content-Length
    * (set by watchResponse or when the answer is over); -1 when not known.
    */
   w0: number;
   /**
-   * Called when the response is over, with the connection's bytesWritten then (-1: read it from
-   * the socket); may be called again later (ignore all but the first).
+   * Called when the response is over, with the connection's bytesWritten then; may be called
+   * again later (ignore all but the first).
    */
   over(aborted: boolean, w1: number): void;
 }
@@ -164,8 +162,7 @@ export interface Watch {
  * per response (the way for everything else: fastify's inject, HTTP/2, other runtimes) costs
  * more than the rest of the metering, in Node's listener bookkeeping.
  */
-export function watchResponse(w: Watch): void {
-  const socket = w.socket;
+export function watchResponse(w: Watch, socket: Socket | null | undefined): void {
   const conn = socket ? connections.get(socket) : undefined;
   // Per request this is the usual case, kept apart so the code it runs stays small.
   if (conn !== undefined && conn.first === null && channelSeen && !conn.gone) conn.first = w;
@@ -177,13 +174,13 @@ function watchOther(w: Watch, socket: Socket | null | undefined, conn: Connectio
   const res = w.res;
   if (conn === undefined ? socket?.destroyed : conn.gone) {
     // The client left while earlier hooks ran: nothing will tell of this response again.
-    over(w, true, -1);
+    over(w, true, socketBytes(socket));
     return;
   }
   if (conn === undefined) {
     if (!(socket instanceof Socket && res instanceof ServerResponse && subscribed())) {
       w.w0 = socketBytes(socket);
-      res.on('close', () => over(w, !completed(res), -1));
+      res.on('close', () => over(w, !completed(res), socketBytes(socket)));
       return;
     }
     conn = new Connection(socket, res);
@@ -196,7 +193,7 @@ function watchOther(w: Watch, socket: Socket | null | undefined, conn: Connectio
     if (!channelSeen) w.w0 = socketBytes(socket);
     const c = conn;
     res.on('close', () => {
-      if (c.delete(w)) over(w, !completed(res), -1);
+      if (c.delete(w)) over(w, !completed(res), socketBytes(socket));
     });
   }
   conn.add(w);
@@ -220,7 +217,7 @@ class Connection {
   constructor(socket: Socket, res: ServerResponse) {
     const writing = (socket as { _httpMessage?: unknown })._httpMessage;
     this.sent = writing == null || writing === res ? socketBytes(socket) : -1;
-    socket.once('close', () => this.closed());
+    socket.once('close', () => this.closed(socket));
   }
 
   add(w: Watch): void {
@@ -264,8 +261,9 @@ class Connection {
   }
 
   /** The connection is gone: what was not finished was aborted. */
-  private closed(): void {
+  private closed(socket: Socket): void {
     this.gone = true;
+    const sent = socketBytes(socket);
     const open = this.first === null ? [] : [this.first, ...(this.rest ?? [])];
     this.first = null;
     this.rest = null;
@@ -274,7 +272,7 @@ class Connection {
       // The answer being written started where the last one ended (when this runtime's channel
       // keeps that count); those queued behind it never started.
       if (w.res === first && channelSeen && this.sent >= 0) w.w0 = this.sent;
-      over(w, !completed(w.res), -1);
+      over(w, !completed(w.res), sent);
     }
   }
 }
