@@ -109,13 +109,6 @@ const OK = { ok: true } as const;
  * read back from the spool is checked again.
  */
 export const PRECHECKED: unique symbol = Symbol.for('sui-receipts.prechecked');
-/**
- * Internal: a client method through which the metering middleware registers a callback that moves
- * requests it has finished, but not yet built into events, into the queue. The middleware builds
- * events in small batches off the request's path (see src/middleware/node-http.ts); flush(),
- * close() and stats() call every registered callback first, so they see those events too.
- */
-export const BEFORE_DRAIN: unique symbol = Symbol.for('sui-receipts.before-drain');
 /** Stay under the API's 1 MiB body limit with room for the envelope. */
 const MAX_BODY_BYTES = 1_000_000;
 
@@ -152,8 +145,6 @@ class Client implements UsageClient {
   private roomWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
   private readonly utf8 = new TextEncoder();
-  /** Callbacks that put events built late into the queue (BEFORE_DRAIN). */
-  private readonly drainers = new Set<() => void>();
 
   constructor(options: UsageClientOptions) {
     this.o = { batchSize: 500, flushIntervalMs: 1000, maxQueue: 10_000, overflow: 'drop-oldest', retry: { baseMs: 200, maxMs: 30_000 }, timeoutMs: 10_000, ...options };
@@ -390,21 +381,7 @@ class Client implements UsageClient {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  [BEFORE_DRAIN](drain: () => void): void {
-    this.drainers.add(drain);
-  }
-
-  /** Events the middleware has not built yet are queued now (a drainer reports its own errors). */
-  private drainLate(): void {
-    for (const drain of this.drainers) {
-      try {
-        drain();
-      } catch {}
-    }
-  }
-
   async flush(): Promise<void> {
-    this.drainLate();
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = undefined;
@@ -418,7 +395,6 @@ class Client implements UsageClient {
   }
 
   async close(): Promise<void> {
-    this.drainLate(); // before closing: requests already finished are not refused
     this.closed = true;
     await this.flush();
     this.o.spool?.close();
@@ -426,7 +402,6 @@ class Client implements UsageClient {
   }
 
   stats(): UsageClientStats {
-    this.drainLate();
     return { queued: this.size(), inFlight: this.inFlight, ...this.counters };
   }
 

@@ -6,7 +6,7 @@
 // Mount it first: a request refused by middleware mounted before it is never seen.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { attributionContext, createMeter, type MeterOptions } from './common.ts';
-import { batchesFor, bytesIn, bytesOut, Exchange, type Finisher, now, watchResponse } from './node-http.ts';
+import { bytesIn, bytesOut, elapsed, Exchange, watchResponse } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 
@@ -24,23 +24,22 @@ export interface MeterMiddleware<R, S> {
 
 export function meterRequests<R extends IncomingMessage = Req, S extends ServerResponse = ServerResponse>(options: ExpressMeterOptions<R, S>): MeterMiddleware<R, S> {
   const meter = createMeter(options, 'meterRequests');
-  const end = (w: Exchange<R, S>, aborted: boolean, ts: number) => {
+  const finish = (w: Exchange<R, S>, aborted: boolean) => {
     const { request: req, reply: res } = w;
     try {
       const r = req as unknown as Req;
       const route = r.route?.path !== undefined ? `${r.baseUrl ?? ''}${String(r.route.path)}` : undefined;
-      meter.record(req, res, ts, w.id!, req.method ?? 'GET', route, res.headersSent || !aborted ? res.statusCode : 499, aborted, w.t1 - w.t0, bytesIn(req), bytesOut(res, w.w0, w.w1));
+      meter.record(req, res, w.ts, w.id!, req.method ?? 'GET', route, res.headersSent || !aborted ? res.statusCode : 499, aborted, elapsed(w.t0), bytesIn(req), bytesOut(req, res, w.w0));
     } catch (err) {
       meter.report(err);
     }
   };
-  const fin: Finisher<Exchange<R, S>> = { end, batched: batchesFor(meter.client) };
   const middleware = (req: R, res: S, next: (err?: unknown) => void) => {
     let storage;
     let requestId: string | undefined;
     try {
       requestId = meter.requestId(req, req.headers['x-request-id'] as string | undefined);
-      const w = new Exchange(req, res, res, fin, now());
+      const w = new Exchange(req, res, res, finish);
       w.id = requestId;
       watchResponse(w, req.socket);
       storage = attributionContext();

@@ -5,11 +5,10 @@
 //
 // The plugin is not encapsulated: it meters every route of the instance it is registered on.
 // Per request it adds one hook call and one object, watched until the response is over (see
-// watchResponse); events are built shortly after, a batch at a time (see Exchange, and
-// bench:middleware for what it all costs).
+// watchResponse); the event is built then (see bench:middleware for what that costs).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { attributionContext, contentLength, createMeter, type InboundContext, type Meter, type MeterOptions } from './common.ts';
-import { batchesFor, bytesOut, Exchange, type Finisher, now, socketBytes, watchResponse } from './node-http.ts';
+import { attributionContext, contentLength, createMeter, type Meter, type MeterOptions } from './common.ts';
+import { bytesOut, elapsed, Exchange, now, watchResponse } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply>;
@@ -40,7 +39,7 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
   // The x-request-id the client sent (the raw headers: fastify's getter copies them when a hook replaced them).
   const idOf = (request: FastifyRequest, headers = request.raw.headers) => meter.requestId(request, headers['x-request-id'] as string | undefined);
 
-  const end = (state: State, aborted: boolean, ts: number) => {
+  const finish = (state: State, aborted: boolean) => {
     const { request, reply } = state;
     const raw = reply.raw;
     try {
@@ -49,51 +48,41 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
       meter.record(
         request,
         reply,
-        ts,
+        state.ts,
         state.id ?? idOf(request, headers),
         req.method ?? 'GET',
         routeOf(request),
         raw.headersSent || !aborted ? raw.statusCode : 499,
         aborted,
-        state.t1 - state.t0,
+        elapsed(state.t0),
         contentLength(headers['content-length']),
-        bytesOut(raw, state.w0, state.w1),
+        bytesOut(req, raw, state.w0),
       );
     } catch (err) {
       meter.report(err);
     }
   };
-  const fin: Finisher<State> = { end, batched: batchesFor(meter.client) };
 
   // Only while onRequest hooks run before this one (see below): where the onResponse fallback
   // finds a request's state. Not a decorated property: that cost every request more than a
   // WeakMap does the few apps that need it.
   let states: WeakMap<FastifyRequest, State> | null = null;
   function onRequest(request: FastifyRequest, reply: FastifyReply, next: () => void): void {
+    let storage;
     let state: State | undefined;
     try {
-      const raw = request.raw;
-      state = new Exchange(request, reply, reply.raw, fin, now());
-      if (states !== null) states.set(request, state);
-      watchResponse(state, raw.socket);
+      const s: State = new Exchange(request, reply, reply.raw, finish);
+      state = s;
+      if (states) states.set(request, s);
+      watchResponse(s, request.raw.socket);
+      storage = attributionContext();
+      if (storage) s.id = idOf(request);
     } catch (err) {
       meter.report(err);
     }
     // With a metered fetch in the process, the rest of the request runs inside the context
-    // that attributes its outgoing calls to it (apart, to keep this function's code small).
-    if (state !== undefined && attributionContext() !== null) runAttributed(request, state, next);
-    else next();
-  }
-  function runAttributed(request: FastifyRequest, state: State, next: () => void): void {
-    let context: InboundContext | undefined;
-    try {
-      state.id = idOf(request);
-      context = meter.context(request, state.id);
-    } catch (err) {
-      meter.report(err);
-    }
-    const storage = attributionContext();
-    if (storage !== null && context !== undefined) storage.run(context, next);
+    // that attributes its outgoing calls to it.
+    if (storage && state?.id) storage.run(meter.context(request, state.id), next);
     else next();
   }
   app.addHook('onRequest', onRequest);
@@ -104,8 +93,11 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
     states = seen;
     app.addHook('onResponse', (request, reply, next) => {
       let state = seen.get(request);
-      state ??= new Exchange(request, reply, reply.raw, fin, now() - reply.elapsedTime);
-      state.over(false, socketBytes(request.raw.socket));
+      if (!state) {
+        const ms = reply.elapsedTime;
+        state = new Exchange(request, reply, reply.raw, finish, now() - ms, Math.round(Date.now() - ms));
+      }
+      state.over(false);
       next();
     });
   });

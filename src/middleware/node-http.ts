@@ -7,19 +7,29 @@
 import { subscribe } from 'node:diagnostics_channel';
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
-import { BEFORE_DRAIN, type UsageClient } from '../client/index.ts';
 import { contentLength } from './common.ts';
 
-const hrtime = process.hrtime;
+/** The global `performance` is an accessor (a slow global load on every request): read it once. */
+const perf = performance;
 
-/**
- * Monotonic milliseconds (as performance.now(), from another origin). Not performance.now()
- * itself: its brand check runs a builtin that is cold on every request (~250 cycles, README
- * "Overhead"), and it is read twice per request.
- */
+/** performance.now(). */
 export function now(): number {
-  const t = hrtime();
-  return t[0] * 1e3 + t[1] / 1e6;
+  return perf.now();
+}
+
+let offset = Date.now() - perf.now();
+let rebased = perf.now();
+/**
+ * The wall-clock time (ms) of a performance.now() reading: Date.now() is a call into the
+ * runtime on every request, the monotonic clock is not. The offset between the two is read
+ * again once a second, so a step of the system clock shows within a second.
+ */
+export function wallClock(t: number): number {
+  if (t - rebased > 1000 || t < rebased) {
+    offset = Date.now() - perf.now();
+    rebased = t;
+  }
+  return Math.round(t + offset);
 }
 
 /**
@@ -34,108 +44,41 @@ export function socketBytes(socket: IncomingMessage['socket'] | null | undefined
   return socket.bytesWritten ?? 0;
 }
 
+/** Milliseconds since `t0` (a now() reading). */
+export function elapsed(t0: number): number {
+  return perf.now() - t0;
+}
+
 /**
  * One request of fastify or Express (`request`/`reply` are the framework's own), watched until
- * its response is over; then `end` builds the event, once. Building it right away costs a
- * request more than the instructions suggest: a few KB of code that the rest of the request
- * has pushed out of the CPU's instruction cache (README, "Overhead"). So when the client can
- * take late events (BEFORE_DRAIN), `over` only notes what can still change (the time, the
- * connection's byte count) and queues the exchange; the events are built BATCH at a time,
- * within WAIT_MS, and before the client's flush(), close() or stats().
+ * its response is over; then `end` builds the event, once.
  */
 export class Exchange<Req, Reply> implements Watch {
-  // Declared and set in the constructor, not initialized as class fields (V8 would call a
-  // separate initializer for those on every request); as few as will do, one store each.
-  declare readonly request: Req;
-  declare readonly reply: Reply;
-  declare readonly res: ServerResponse;
-  declare private readonly fin: Finisher<Exchange<Req, Reply>>;
-  declare readonly t0: number;
-  /** When the response was over (a now() reading); -1 until then. */
-  declare t1: number;
+  readonly request: Req;
+  readonly reply: Reply;
+  readonly res: ServerResponse;
+  readonly t0: number;
+  readonly ts: number;
   /** Taken at the start when something needs it then (upstream attribution), else at the end. */
-  declare id: string | undefined;
-  declare w0: number;
-  /** The connection's bytesWritten when the response was over; -1 when not known. */
-  declare w1: number;
-  declare aborted: boolean;
+  id: string | undefined = undefined;
+  w0 = -1;
+  private done = false;
+  private readonly end: (x: Exchange<Req, Reply>, aborted: boolean) => void;
 
-  constructor(request: Req, reply: Reply, res: ServerResponse, fin: Finisher<Exchange<Req, Reply>>, t0: number) {
+  constructor(request: Req, reply: Reply, res: ServerResponse, end: Exchange<Req, Reply>['end'], t0 = perf.now(), ts = wallClock(t0)) {
     this.request = request;
     this.reply = reply;
     this.res = res;
-    this.fin = fin;
+    this.end = end;
     this.t0 = t0;
-    this.t1 = -1;
-    this.id = undefined;
-    this.w0 = -1;
-    this.w1 = -1;
-    this.aborted = false;
+    this.ts = ts;
   }
 
-  over(aborted: boolean, w1: number): void {
-    if (this.t1 >= 0) return;
-    this.t1 = now();
-    this.aborted = aborted;
-    this.w1 = w1;
-    if (this.fin.batched) queueFinished(this);
-    else this.build(Date.now() - now());
+  over(aborted: boolean): void {
+    if (this.done) return;
+    this.done = true;
+    this.end(this, aborted);
   }
-
-  /** Builds the event (never throws); `offset` turns now() readings into wall-clock ms. */
-  build(offset: number): void {
-    try {
-      this.fin.end(this, this.aborted, Math.round(this.t0 + offset));
-    } catch {}
-  }
-}
-
-/** What a meter does with its exchanges once they are over. */
-export interface Finisher<X> {
-  /** Builds and records the event; `ts` is the wall-clock ms the request started. */
-  end(x: X, aborted: boolean, ts: number): void;
-  /** Whether its events are built in batches (see batchesFor). */
-  batched: boolean;
-}
-
-/** Exchanges over but not built yet, oldest first; never empty while `drainTimer` is unset. */
-let finished: Array<{ build(offset: number): void }> = [];
-let drainTimer: ReturnType<typeof setTimeout> | undefined;
-/** A batch small enough that the requests it holds on to stay out of the GC's way. */
-const BATCH = 32;
-/** The longest an event waits to be built (under load, a batch fills well before). */
-const WAIT_MS = 10;
-
-function queueFinished(x: { build(offset: number): void }): void {
-  const n = finished.push(x);
-  if (n >= BATCH) drainFinished();
-  else if (drainTimer === undefined) drainTimer = setTimeout(onDrainTimer, WAIT_MS);
-}
-
-function onDrainTimer(): void {
-  drainTimer = undefined;
-  drainFinished();
-}
-
-/** Builds the events of every finished exchange now (the client calls it before flush and stats). */
-export function drainFinished(): void {
-  if (finished.length === 0) return;
-  const batch = finished;
-  finished = [];
-  const offset = Date.now() - now(); // one wall-clock read per batch
-  for (let i = 0; i < batch.length; i++) batch[i]!.build(offset);
-}
-
-/**
- * Whether exchanges recorded through `client` can be built in batches: its flush(), close() and
- * stats() must build them first, which the package's own client does (BEFORE_DRAIN). Another
- * UsageClient gets each event as its response ends.
- */
-export function batchesFor(client: UsageClient): boolean {
-  const hook = (client as unknown as { [BEFORE_DRAIN]?: unknown })[BEFORE_DRAIN];
-  if (typeof hook !== 'function') return false;
-  hook.call(client, drainFinished);
-  return true;
 }
 
 /** A request whose response is watched until it is over. */
@@ -146,11 +89,8 @@ export interface Watch {
    * (set by watchResponse or when the answer is over); -1 when not known.
    */
   w0: number;
-  /**
-   * Called when the response is over, with the connection's bytesWritten then; may be called
-   * again later (ignore all but the first).
-   */
-  over(aborted: boolean, w1: number): void;
+  /** Called when the response is over; may be called again later (ignore all but the first). */
+  over(aborted: boolean): void;
 }
 
 /**
@@ -163,24 +103,17 @@ export interface Watch {
  * more than the rest of the metering, in Node's listener bookkeeping.
  */
 export function watchResponse(w: Watch, socket: Socket | null | undefined): void {
-  const conn = socket ? connections.get(socket) : undefined;
-  // Per request this is the usual case, kept apart so the code it runs stays small.
-  if (conn !== undefined && conn.first === null && channelSeen && !conn.gone) conn.first = w;
-  else watchOther(w, socket, conn);
-}
-
-/** watchResponse for the rest: a new connection, pipelining, no channel, a client gone. */
-function watchOther(w: Watch, socket: Socket | null | undefined, conn: Connection | undefined): void {
   const res = w.res;
+  let conn = socket ? connections.get(socket) : undefined;
   if (conn === undefined ? socket?.destroyed : conn.gone) {
     // The client left while earlier hooks ran: nothing will tell of this response again.
-    over(w, true, socketBytes(socket));
+    over(w, true);
     return;
   }
   if (conn === undefined) {
     if (!(socket instanceof Socket && res instanceof ServerResponse && subscribed())) {
       w.w0 = socketBytes(socket);
-      res.on('close', () => over(w, !completed(res), socketBytes(socket)));
+      res.on('close', () => over(w, !completed(res)));
       return;
     }
     conn = new Connection(socket, res);
@@ -193,7 +126,7 @@ function watchOther(w: Watch, socket: Socket | null | undefined, conn: Connectio
     if (!channelSeen) w.w0 = socketBytes(socket);
     const c = conn;
     res.on('close', () => {
-      if (c.delete(w)) over(w, !completed(res), socketBytes(socket));
+      if (c.delete(w)) over(w, !completed(res));
     });
   }
   conn.add(w);
@@ -207,7 +140,6 @@ function watchOther(w: Watch, socket: Socket | null | undefined, conn: Connectio
  */
 class Connection {
   first: Watch | null = null;
-  /** Behind `first`; null when none. */
   rest: Watch[] | null = null;
   /** -1: not known yet (the connection was first seen while another answer was being written). */
   sent: number;
@@ -217,7 +149,7 @@ class Connection {
   constructor(socket: Socket, res: ServerResponse) {
     const writing = (socket as { _httpMessage?: unknown })._httpMessage;
     this.sent = writing == null || writing === res ? socketBytes(socket) : -1;
-    socket.once('close', () => this.closed(socket));
+    socket.once('close', () => this.closed());
   }
 
   add(w: Watch): void {
@@ -227,9 +159,7 @@ class Connection {
 
   /** Drops the first watch: the next one, if any, is first. */
   private shift(): void {
-    const rest = this.rest;
-    this.first = rest !== null ? rest.shift()! : null;
-    if (rest !== null && rest.length === 0) this.rest = null;
+    this.first = this.rest !== null && this.rest.length > 0 ? this.rest.shift()! : null;
   }
 
   /** A watch of `res`, taken off the list. */
@@ -241,10 +171,7 @@ class Connection {
     }
     const rest = this.rest;
     const i = rest === null ? -1 : rest.findIndex((w) => w.res === res);
-    if (i < 0) return undefined;
-    const [w] = rest!.splice(i, 1);
-    if (rest!.length === 0) this.rest = null;
-    return w;
+    return i < 0 ? undefined : rest!.splice(i, 1)[0];
   }
 
   /** Takes `w` off the list; false when it was not on it (already over). */
@@ -254,16 +181,13 @@ class Connection {
       return true;
     }
     const i = this.rest === null ? -1 : this.rest.indexOf(w);
-    if (i < 0) return false;
-    this.rest!.splice(i, 1);
-    if (this.rest!.length === 0) this.rest = null;
-    return true;
+    if (i >= 0) this.rest!.splice(i, 1);
+    return i >= 0;
   }
 
   /** The connection is gone: what was not finished was aborted. */
-  private closed(socket: Socket): void {
+  private closed(): void {
     this.gone = true;
-    const sent = socketBytes(socket);
     const open = this.first === null ? [] : [this.first, ...(this.rest ?? [])];
     this.first = null;
     this.rest = null;
@@ -272,7 +196,7 @@ class Connection {
       // The answer being written started where the last one ended (when this runtime's channel
       // keeps that count); those queued behind it never started.
       if (w.res === first && channelSeen && this.sent >= 0) w.w0 = this.sent;
-      over(w, !completed(w.res), sent);
+      over(w, !completed(w.res));
     }
   }
 }
@@ -299,28 +223,13 @@ function onResponseFinish(message: unknown): void {
   const { socket, response } = message as { socket?: Socket; response?: ServerResponse };
   const conn = socket ? connections.get(socket) : undefined;
   if (conn === undefined) return; // another server's request, or one that is not metered
-  const w = conn.first;
   const start = conn.sent;
-  // Per request this is the usual case (one answer in flight on the connection, its start known),
-  // kept apart so the code it runs stays small.
-  if (w !== null && w.res === response && conn.rest === null && start >= 0) {
-    conn.first = null;
-    const end = endOf(response, start, socket!);
-    conn.sent = end;
-    channelSeen = true;
-    w.w0 = start;
-    over(w, false, end);
-  } else finishOther(conn, socket!, response, start);
-}
-
-function finishOther(conn: Connection, socket: Socket, response: ServerResponse | undefined, start: number): void {
-  const end = response && start >= 0 ? endOf(response, start, socket) : socketBytes(socket);
-  conn.sent = end;
+  conn.sent = response && start >= 0 ? endOf(response, start, socket!) : socketBytes(socket);
   // Every meter watching this response (usually one).
   for (let w = conn.remove(response); w !== undefined; w = conn.remove(response)) {
     channelSeen = true;
     w.w0 = start;
-    over(w, false, end);
+    over(w, false);
   }
 }
 
@@ -341,9 +250,9 @@ function endOf(res: ServerResponse, start: number, socket: Socket): number {
 }
 
 /** Never throws into Node's channel or close event (a watch reports its own errors). */
-function over(w: Watch, aborted: boolean, w1: number): void {
+function over(w: Watch, aborted: boolean): void {
   try {
-    w.over(aborted, w1);
+    w.over(aborted);
   } catch {}
 }
 
@@ -368,17 +277,17 @@ export function bytesIn(req: IncomingMessage): number {
 
 /**
  * The answer's Content-Length; for streamed (chunked) answers, the bytes written to the
- * connection after its headers (chunk framing included; HTTP/1.1), from the connection's count
- * when the answer started (w0) and when it was over (w1), or 0 when the start was not seen.
+ * connection after its headers (chunk framing included; HTTP/1.1), or 0 when the start was not seen.
  */
-export function bytesOut(res: ServerResponse, w0: number, w1: number): number {
+export function bytesOut(req: IncomingMessage, res: ServerResponse, w0: number): number {
   // Node keeps the Content-Length it sent, also one passed to writeHead() (fastify's way), which
   // getHeader() does not see; the socket count below is the slow way (a UTF-8 length of the header).
   const sent = (res as { _contentLength?: unknown })._contentLength;
   if (typeof sent === 'number' && !(res as { chunkedEncoding?: boolean }).chunkedEncoding) return contentLength(sent);
   const declared = res.getHeader('content-length');
   if (declared !== undefined) return contentLength(declared);
-  if (w0 < 0 || w1 < 0) return 0; // not seen from its start: the socket's count would include earlier answers
+  if (w0 < 0) return 0; // not seen from its start: the socket's count would include earlier answers
   const header = (res as { _header?: unknown })._header; // the header block Node wrote
-  return Math.max(0, w1 - w0 - (typeof header === 'string' ? Buffer.byteLength(header) : 0));
+  const written = (req.socket ? socketBytes(req.socket) : w0) - w0 - (typeof header === 'string' ? Buffer.byteLength(header) : 0);
+  return Math.max(0, written);
 }

@@ -4,7 +4,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { newRequestId, usableRequestId } from '../../src/middleware/common.ts';
-import { socketBytes } from '../../src/middleware/node-http.ts';
+import { socketBytes, wallClock } from '../../src/middleware/node-http.ts';
 
 describe('middleware building blocks', () => {
   it('generated request ids stay unique and usable across blocks of the sequence', () => {
@@ -16,6 +16,16 @@ describe('middleware building blocks', () => {
     }
     // One process prefix for all of them.
     expect(new Set(ids.map((id) => id.slice(0, 36))).size).toBe(1);
+  });
+
+  it('wallClock(performance.now()) is Date.now() to the millisecond', () => {
+    for (let i = 0; i < 5; i++) {
+      const before = Date.now();
+      const t = wallClock(performance.now());
+      const after = Date.now();
+      expect(t).toBeGreaterThanOrEqual(before - 1);
+      expect(t).toBeLessThanOrEqual(after + 1);
+    }
   });
 
   it('socketBytes equals the socket’s bytesWritten, also while writes are buffered', async () => {

@@ -66,7 +66,7 @@ describe('fastify meterRequests', () => {
     const [e, ...rest] = await settled(sink, 1);
     expect(rest).toEqual([]);
     expect(e).toMatchObject({ request_id: 'req-abc', namespace: 'acme/prod', caller: 'user-7', action: 'recall', units: 3 });
-    // When the request started, as wall-clock ms (events are built in batches, later).
+    // When the request started, as wall-clock ms.
     expect(e!.ts).toBeGreaterThanOrEqual(before - 1);
     expect(e!.ts).toBeLessThanOrEqual(before + Number(e!.metadata!.duration_ms) + 50);
     expect(Object.keys(e!.metadata!).sort()).toEqual(['bytes_in', 'bytes_out', 'duration_ms', 'method', 'route', 'status']);
