@@ -67,6 +67,11 @@ export interface UsageClientOptions {
   retry?: { baseMs: number; maxMs: number };
   /** Per-request timeout, ms (default 10,000). */
   timeoutMs?: number;
+  /**
+   * How long `close()` keeps trying to deliver, ms (default 10,000). Then it stops: what is not
+   * delivered stays in the spool for the next run, or without one is dropped (onDropped).
+   */
+  closeTimeoutMs?: number;
   onRejected?: (rejection: Rejection) => void;
   onDropped?: (events: QueuedEvent[]) => void;
   /** Transient problems (network, 5xx, 429, 401), for logging; the events are kept and retried. */
@@ -91,8 +96,12 @@ export interface UsageClient {
   record(event: UsageEventInput): void | Promise<void>;
   /** Resolves when everything recorded so far has been answered by the server (or rejected). */
   flush(): Promise<void>;
-  /** Flushes, then stops timers and closes the spool. Later records are rejected. */
-  close(): Promise<void>;
+  /**
+   * Flushes, then stops timers and closes the spool. Later records are rejected. Gives up after
+   * `timeoutMs` (default: the client's `closeTimeoutMs`, 10 s) while the sink is down: the rest
+   * stays in the spool, or is dropped (onDropped) without one. Never rejects.
+   */
+  close(options?: { timeoutMs?: number }): Promise<void>;
   stats(): UsageClientStats;
   /** The receipt of a recorded event, by the id the server gave it. */
   receipt(id: number): Promise<Receipt>;
@@ -112,6 +121,38 @@ export const PRECHECKED: unique symbol = Symbol.for('sui-receipts.prechecked');
 /** Stay under the API's 1 MiB body limit with room for the envelope. */
 const MAX_BODY_BYTES = 1_000_000;
 
+/** The options as the client uses them: every tunable set. */
+type Settings = Required<Pick<UsageClientOptions, 'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'overflow' | 'retry' | 'timeoutMs' | 'closeTimeoutMs'>> & UsageClientOptions;
+
+const DEFAULTS = { batchSize: 500, flushIntervalMs: 1000, maxQueue: 10_000, overflow: 'drop-oldest', retry: { baseMs: 200, maxMs: 30_000 }, timeoutMs: 10_000, closeTimeoutMs: 10_000 } as const;
+
+/**
+ * The options with their defaults. An option given as `undefined` (`batchSize: config.batchSize`
+ * with nothing configured) takes its default: spread over the defaults, it made the batch size
+ * NaN, and the client then spun on empty batches and starved the app's event loop.
+ */
+function settings(options: UsageClientOptions): Settings {
+  if (!options || typeof options !== 'object') throw new Error('createUsageClient: options are required ({ url, apiKey } or { sink })');
+  const o: Record<string, unknown> = { ...DEFAULTS };
+  for (const [k, v] of Object.entries(options)) if (v !== undefined) o[k] = v;
+  const number = (name: string, v: unknown, min: number, rule: string) => {
+    if (typeof v !== 'number' || Number.isNaN(v) || v < min) throw new Error(`createUsageClient: ${name} must be ${rule} (got ${typeof v === 'number' ? v : typeof v})`);
+  };
+  number('batchSize', o.batchSize, 1, 'a number of events, at least 1 (at most 1,000 are used)');
+  o.batchSize = Math.min(MAX_BATCH, Math.floor(o.batchSize as number));
+  number('flushIntervalMs', o.flushIntervalMs, 0, 'a number of ms, 0 or more');
+  number('maxQueue', o.maxQueue, 1, 'a number of events, at least 1');
+  number('timeoutMs', o.timeoutMs, 1, 'a number of ms, at least 1');
+  number('closeTimeoutMs', o.closeTimeoutMs, 0, 'a number of ms, 0 or more');
+  if (o.overflow !== 'drop-oldest' && o.overflow !== 'block') throw new Error(`createUsageClient: overflow must be 'drop-oldest' or 'block' (got ${JSON.stringify(o.overflow)})`);
+  const retry = o.retry as { baseMs?: unknown; maxMs?: unknown } | null;
+  if (!retry || typeof retry !== 'object') throw new Error('createUsageClient: retry must be { baseMs, maxMs }');
+  number('retry.baseMs', retry.baseMs ?? DEFAULTS.retry.baseMs, 0, 'a number of ms, 0 or more');
+  number('retry.maxMs', retry.maxMs ?? DEFAULTS.retry.maxMs, 0, 'a number of ms, 0 or more');
+  o.retry = { baseMs: retry.baseMs ?? DEFAULTS.retry.baseMs, maxMs: retry.maxMs ?? DEFAULTS.retry.maxMs };
+  return o as unknown as Settings;
+}
+
 export function createUsageClient(options: UsageClientOptions): UsageClient {
   // Fail at construction, in words, rather than later in a spool's segmentation fault.
   const problem = nodeVersionProblem('the sui-receipts client');
@@ -120,7 +161,7 @@ export function createUsageClient(options: UsageClientOptions): UsageClient {
 }
 
 class Client implements UsageClient {
-  private readonly o: Required<Pick<UsageClientOptions, 'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'overflow' | 'retry' | 'timeoutMs'>> & UsageClientOptions;
+  private readonly o: Settings;
   private readonly sink: Sink;
   /** Queued events are queue[head …]; shift() is O(n) on large arrays, a head index is O(1). */
   private queue: QueuedEvent[] = [];
@@ -140,6 +181,10 @@ class Client implements UsageClient {
   /** The pending timer sends at once (a full batch waits). */
   private timerSoon = false;
   private sending: Promise<void> | undefined;
+  /** The batch being sent, and how to cut its send short (close() past its deadline). */
+  private current: { batch: QueuedEvent[]; abort: AbortController | null; wake: (() => void) | null } | null = null;
+  /** close() gave up: nothing more is sent, and answers that still come are ignored. */
+  private stopped = false;
   private closed = false;
   private readonly counters = { sent: 0, retried: 0, dropped: 0, rejected: 0 };
   private roomWaiters: Array<() => void> = [];
@@ -147,8 +192,7 @@ class Client implements UsageClient {
   private readonly utf8 = new TextEncoder();
 
   constructor(options: UsageClientOptions) {
-    this.o = { batchSize: 500, flushIntervalMs: 1000, maxQueue: 10_000, overflow: 'drop-oldest', retry: { baseMs: 200, maxMs: 30_000 }, timeoutMs: 10_000, ...options };
-    this.o.batchSize = Math.max(1, Math.min(MAX_BATCH, this.o.batchSize));
+    this.o = settings(options);
     // Configuration errors throw here, at start-up, never later from record().
     if (options.sink === undefined) this.sink = createHttpSink({ url: options.url!, apiKey: options.apiKey!, fetch: options.fetch, timeoutMs: this.o.timeoutMs });
     else if (typeof options.sink === 'string') this.sink = resolveSink(options.sink, options);
@@ -250,12 +294,14 @@ class Client implements UsageClient {
   /** Sends batches until the queue is empty; one batch in flight at a time, in order. */
   private pump(): Promise<void> {
     this.sending ??= (async () => {
-      while (this.size() > 0) {
+      while (this.size() > 0 && !this.stopped) {
         const batch = this.takeBatch();
         this.inFlight = batch.length;
+        this.current = { batch, abort: null, wake: null };
         try {
           await this.send(batch);
         } finally {
+          this.current = null;
           this.inFlight = 0;
           for (const w of this.roomWaiters.splice(0)) w();
         }
@@ -323,10 +369,12 @@ class Client implements UsageClient {
   private async send(batch: QueuedEvent[]): Promise<void> {
     if (batch.length === 0) return;
     for (let attempt = 0; ; attempt++) {
+      if (this.stopped) return; // close() gave up on these (see close())
       let answer: SinkAnswer;
       // A timer cleared when the send ends: AbortSignal.timeout() would keep a signal and its
       // timer alive for the whole timeout after every batch (thousands, under load).
       const timeout = new AbortController();
+      if (this.current) this.current.abort = timeout;
       const timer = setTimeout(() => timeout.abort(new DOMException(`the sink did not answer within ${this.o.timeoutMs} ms`, 'TimeoutError')), this.o.timeoutMs);
       try {
         answer = await this.sink.send(batch, timeout.signal);
@@ -335,6 +383,7 @@ class Client implements UsageClient {
       } finally {
         clearTimeout(timer);
       }
+      if (this.stopped) return;
       if (answer?.kind === 'done') {
         const results = answer.results;
         if (!results) this.counters.sent += batch.length;
@@ -373,7 +422,11 @@ class Client implements UsageClient {
       this.o.onError?.(error);
     } catch {}
     const delay = told ?? backoffDelay(attempt + 1, this.o.retry); // attempt counts from 0 here
-    await new Promise((r) => setTimeout(r, delay));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, delay);
+      // close() past its deadline ends the wait at once.
+      if (this.current) this.current.wake = () => (clearTimeout(timer), resolve());
+    });
   }
 
   private whenIdle(): Promise<void> {
@@ -394,11 +447,52 @@ class Client implements UsageClient {
     }
   }
 
-  async close(): Promise<void> {
+  async close(options?: { timeoutMs?: number }): Promise<void> {
     this.closed = true;
-    await this.flush();
-    this.o.spool?.close();
-    await this.sink.close?.();
+    const ms = options?.timeoutMs ?? this.o.closeTimeoutMs;
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    const late = await Promise.race([
+      this.flush().then(() => false),
+      new Promise<boolean>((resolve) => (deadline = setTimeout(() => resolve(true), ms))),
+    ]);
+    clearTimeout(deadline);
+    if (late) this.giveUp(ms);
+    try {
+      this.o.spool?.close();
+      await this.sink.close?.();
+    } catch (err) {
+      this.o.onError?.(err as Error);
+    }
+  }
+
+  /**
+   * close() past its deadline (the sink down or slow): stop sending. The undelivered events stay
+   * in the spool for the next client on it, or without one are dropped and reported. A send
+   * still under way may yet be delivered: a resend then is a duplicate, which the service ignores.
+   */
+  private giveUp(ms: number): void {
+    this.stopped = true;
+    const current = this.current;
+    current?.abort?.abort(new Error('the client is closing'));
+    current?.wake?.();
+    const left = [...(current?.batch ?? []), ...this.queue.slice(this.head)];
+    this.queue = [];
+    this.head = 0;
+    this.inFlight = 0;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const w of this.idleWaiters.splice(0)) w();
+    for (const w of this.roomWaiters.splice(0)) w();
+    if (left.length === 0) return;
+    try {
+      if (this.o.spool) {
+        this.o.onError?.(new Error(`close: ${left.length} events not delivered within ${ms} ms; they stay in the spool and the next client on it sends them`));
+      } else {
+        this.counters.dropped += left.length;
+        this.o.onError?.(new Error(`close: ${left.length} events not delivered within ${ms} ms and dropped (no spool; give the client a spool to keep them)`));
+        this.o.onDropped?.(left);
+      }
+    } catch {}
   }
 
   stats(): UsageClientStats {

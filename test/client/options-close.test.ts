@@ -1,0 +1,86 @@
+// The client's options as configuration code passes them (unset values included), and close()
+// while the sink is down: it must end, and say what became of what was not delivered.
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMemorySink, createUsageClient, type QueuedEvent, type Sink } from '../../src/index.ts';
+import { createSqliteSpool } from '../../src/client/spool.ts';
+import { tempDir } from '../helpers.ts';
+
+const dirs: Array<() => void> = [];
+afterEach(() => {
+  for (const c of dirs.splice(0)) c();
+});
+const ev = (i: number) => ({ namespace: 'acme/sdk', action: 'recall', caller: `u${i}`, units: 1, request_id: `c${i}` });
+const down: Sink = { name: 'down', send: async () => ({ kind: 'retry', error: new Error('unreachable') }) };
+/** Resolves after `ms` on a timer: it only fires if the event loop is free. */
+const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('client options', () => {
+  it('an option given as undefined takes its default (it used to make the batch size NaN and spin the event loop)', async () => {
+    const sink = createMemorySink();
+    const unset: { batchSize?: number; timeoutMs?: number; flushIntervalMs?: number; maxQueue?: number; retry?: { baseMs: number; maxMs: number } } = {};
+    const client = createUsageClient({ sink, batchSize: unset.batchSize, timeoutMs: unset.timeoutMs, flushIntervalMs: 5, maxQueue: unset.maxQueue, retry: unset.retry });
+    for (let i = 0; i < 3; i++) client.record(ev(i));
+    await tick(50); // a timer fires: the loop is not starved
+    await client.flush();
+    expect(sink.events.map((e) => e.request_id)).toEqual(['c0', 'c1', 'c2']);
+    expect(client.stats()).toMatchObject({ sent: 3, retried: 0, queued: 0 });
+    await client.close();
+  });
+
+  it('a bad value is refused at construction, naming the option and the rule', () => {
+    const sink = createMemorySink();
+    expect(() => createUsageClient({ sink, batchSize: Number.NaN })).toThrow(/batchSize must be a number of events, at least 1/);
+    expect(() => createUsageClient({ sink, batchSize: 0 })).toThrow(/batchSize must be/);
+    expect(() => createUsageClient({ sink, timeoutMs: '5000' as unknown as number })).toThrow(/timeoutMs must be a number of ms, at least 1 \(got string\)/);
+    expect(() => createUsageClient({ sink, maxQueue: -1 })).toThrow(/maxQueue must be/);
+    expect(() => createUsageClient({ sink, overflow: 'wait' as 'block' })).toThrow(/overflow must be 'drop-oldest' or 'block'/);
+    expect(() => createUsageClient({ sink, retry: { baseMs: Number.NaN, maxMs: 10 } })).toThrow(/retry\.baseMs must be/);
+    // A batch size above the API's limit is still capped, not refused.
+    expect(() => createUsageClient({ sink, batchSize: 5000 })).not.toThrow();
+  });
+});
+
+describe('close() while the sink is down', () => {
+  it('ends after closeTimeoutMs; without a spool the undelivered events are reported dropped', async () => {
+    const dropped: QueuedEvent[] = [];
+    const errors: string[] = [];
+    const client = createUsageClient({ sink: down, flushIntervalMs: 1, retry: { baseMs: 5, maxMs: 20 }, closeTimeoutMs: 200, onDropped: (d) => dropped.push(...d), onError: (e) => errors.push(e.message) });
+    for (let i = 0; i < 3; i++) client.record(ev(i));
+    await tick(30); // a send is under way and retrying
+    const t0 = Date.now();
+    await client.close();
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(dropped.map((e) => e.request_id).sort()).toEqual(['c0', 'c1', 'c2']);
+    expect(client.stats()).toMatchObject({ dropped: 3, queued: 0, inFlight: 0 });
+    expect(errors.at(-1)).toMatch(/close: 3 events not delivered within 200 ms and dropped \(no spool/);
+    client.record(ev(9)); // closed: rejected, never thrown
+  });
+
+  it('with a spool the undelivered events stay in it, and the next client on it sends them', async () => {
+    const t = tempDir('receipts-close-');
+    dirs.push(t.cleanup);
+    const file = join(t.dir, 'spool.db');
+    const dropped: QueuedEvent[] = [];
+    const errors: string[] = [];
+    const first = createUsageClient({ sink: down, spool: createSqliteSpool(file), flushIntervalMs: 1, retry: { baseMs: 5, maxMs: 20 }, onDropped: (d) => dropped.push(...d), onError: (e) => errors.push(e.message) });
+    for (let i = 0; i < 3; i++) first.record(ev(i));
+    await first.close({ timeoutMs: 100 });
+    expect(dropped).toEqual([]);
+    expect(errors.at(-1)).toMatch(/3 events not delivered within 100 ms; they stay in the spool/);
+
+    const sink = createMemorySink();
+    const second = createUsageClient({ sink, spool: createSqliteSpool(file), flushIntervalMs: 1 });
+    await second.close();
+    expect(sink.events.map((e) => e.request_id)).toEqual(['c0', 'c1', 'c2']);
+  });
+
+  it('a sink that answers in time is not cut short', async () => {
+    const sink = createMemorySink();
+    const client = createUsageClient({ sink, flushIntervalMs: 60_000, closeTimeoutMs: 5_000 });
+    for (let i = 0; i < 3; i++) client.record(ev(i));
+    await client.close();
+    expect(sink.events).toHaveLength(3);
+    expect(client.stats()).toMatchObject({ sent: 3, dropped: 0 });
+  });
+});
