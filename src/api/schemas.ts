@@ -167,7 +167,7 @@ export const EpochsQuerySchema = z
 
 const units = z.union([z.number().int(), z.string().regex(/^\d+$/)]).describe('exact: a number up to 2^53−1, beyond that a decimal string');
 const billable = {
-  billable_events: z.number().int().optional().describe('events whose action was billable at their ts_ms'),
+  billable_events: z.number().int().optional().describe('events whose action was billable at their ts_ms, with units above 0 (a refused request, recorded with 0, is never a billable event)'),
   billable_units: units.optional().describe('units of those events'),
 };
 const UsageGroupSchema = z.object({ key: z.string(), events: z.number().int(), units, ...billable });

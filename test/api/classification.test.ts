@@ -60,15 +60,30 @@ forEachEngine((fresh, engine) => {
     expect(res.statusCode, res.body).toBe(200);
   };
 
-  it('without configuration every action is billable: billable sums equal the sums, per group and in totals', async () => {
-    await post(event({ action: 'recall', units: 3 }), event({ action: 'ping', units: 0, caller: 'u2' }));
+  it('without configuration every action is billable: billable sums equal the sums, but an event with 0 units is never a billable event', async () => {
+    await post(event({ action: 'recall', units: 3 }), event({ action: 'recall', units: 2, caller: 'u3' }), event({ action: 'ping', units: 0, caller: 'u2' }));
     for (const g of GROUP_BY) {
       const u = await usage(`namespace=acme/prod&group_by=${g}`);
-      expect(u.totals).toEqual({ events: 2, units: 3, billable_events: 2, billable_units: 3 });
-      for (const grp of u.groups) expect([grp.billable_events, grp.billable_units]).toEqual([grp.events, grp.units]);
+      expect(u.totals).toEqual({ events: 3, units: 5, billable_events: 2, billable_units: 5 });
+      for (const grp of u.groups) expect(grp.billable_units).toEqual(grp.units);
     }
+    const byAction = await usage('namespace=acme/prod&group_by=action');
+    expect(byAction.groups).toEqual([
+      { key: 'ping', events: 1, units: 0, billable_events: 0, billable_units: 0 },
+      { key: 'recall', events: 2, units: 5, billable_events: 2, billable_units: 5 },
+    ]);
     const c = (await s.get('/v1/classification')).json();
     expect(c).toMatchObject({ configured: false, in_force: UNCONFIGURED, history: [UNCONFIGURED], default_when_unconfigured: UNCONFIGURED });
+  });
+
+  it('refused requests, recorded with 0 units, add no billable event even on a billable action', async () => {
+    await configureClassification(s.ledger, { billable: ['recall'], non_billable: [], other: 'info' }, { now: Date.now() });
+    await post(
+      event({ action: 'recall', units: 1, caller: 'a' }),
+      ...[1, 2, 3].map((i) => event({ action: 'recall', units: 0, caller: `r${i}`, metadata: { status: 429, admission: 'rate_limited' } })),
+    );
+    const u = await usage('namespace=acme/prod&group_by=action');
+    expect(u.totals).toEqual({ events: 4, units: 1, billable_events: 1, billable_units: 1 });
   });
 
   it('reports billable_events and billable_units per group_by and in totals (exact beyond 2^53)', async () => {
@@ -162,26 +177,31 @@ forEachEngine((fresh, engine) => {
     expect(validateHistory(c.history).ok).toBe(true);
   });
 
-  it('a verifier recomputes billable_units from receipts pages and the published classification', async () => {
+  it('a verifier recomputes billable_units and billable_events from receipts pages and the published classification', async () => {
     const t0 = Date.now() - 600_000;
     await post(...['recall', 'ping', 'search', 'recall'].map((action, i) => event({ action, units: 10 + i, ts: t0 + i })));
     await configureClassification(s.ledger, { billable: ['recall'], non_billable: ['ping'], other: 'info' }, { now: Date.now() });
     const from = Date.now() + 500;
     await configureClassification(s.ledger, { billable: ['recall', 'search'], non_billable: ['ping'], other: 'info' }, { fromMs: from, now: Date.now() });
     await post(...['recall', 'ping', 'search', 'other'].map((action, i) => event({ action, units: 100 + i, ts: from + i })));
+    await post(event({ action: 'recall', units: 0, ts: from + 9, metadata: { admission: 'rate_limited' } })); // refused
     await sealAll(s.ledger, { maxEvents: 3 });
 
     const classification = (await s.get('/v1/classification')).json();
     let cursor: string | null = null;
     let billable = 0;
+    let billableEvents = 0;
     let pages = 0;
-    let totals: { billable_units: number } | undefined;
+    let totals: { billable_units: number; billable_events: number } | undefined;
     do {
       const page = await usage(`namespace=acme/prod&receipts=true&limit=3${cursor ? `&cursor=${cursor}` : ''}`);
       totals = page.totals;
       for (const receipt of page.events) {
         expect(verifyReceipt(receipt).ok).toBe(true);
-        if (classify(receipt.event.action, receipt.event.ts_ms, classification.history) === 'billable') billable += receipt.event.units;
+        if (classify(receipt.event.action, receipt.event.ts_ms, classification.history) === 'billable' && receipt.event.units > 0) {
+          billable += receipt.event.units;
+          billableEvents++;
+        }
       }
       cursor = page.next_cursor;
       pages++;
@@ -190,6 +210,8 @@ forEachEngine((fresh, engine) => {
     // Before the first period all billable (10+11+12+13), then recall and search (100+102).
     expect(billable).toBe(46 + 202);
     expect(totals!.billable_units).toBe(billable);
+    expect(billableEvents).toBe(6);
+    expect(totals!.billable_events).toBe(billableEvents);
   });
 
   it.runIf(engine === 'sqlite')('the classified usage query keeps the (namespace, ts) index (EXPLAIN QUERY PLAN)', () => {

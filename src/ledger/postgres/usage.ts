@@ -16,7 +16,7 @@ const GROUP_EXPR: Record<GroupBy, string> = {
 };
 
 export const usageSql = (groupBy: GroupBy) =>
-  `SELECT ${GROUP_EXPR[groupBy]} AS k, count(*) AS n, sum(units)::text AS u
+  `SELECT ${GROUP_EXPR[groupBy]} AS k, count(*) AS n, count(*) FILTER (WHERE units > 0) AS bn, sum(units)::text AS u
    FROM events WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4
    GROUP BY 1 ORDER BY 1`;
 
@@ -37,7 +37,7 @@ export function classifiedUsageSql(groupBy: GroupBy, history: readonly Classific
     })
     .join(' ');
   return `SELECT k, count(*) AS n, sum(units)::text AS u,
-     count(*) FILTER (WHERE b) AS bn, coalesce(sum(units) FILTER (WHERE b), 0)::text AS bu
+     count(*) FILTER (WHERE b AND units > 0) AS bn, coalesce(sum(units) FILTER (WHERE b), 0)::text AS bu
    FROM (SELECT ${GROUP_EXPR[groupBy]} AS k, units, CASE ${whens} ELSE true END AS b
          FROM events WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4) AS e
    GROUP BY 1 ORDER BY 1`;
@@ -62,7 +62,8 @@ export class PgUsageStore implements UsageStore {
     if (!Object.hasOwn(GROUP_EXPR, q.groupBy)) throw new RangeError(`group_by must be one of ${Object.keys(GROUP_EXPR).join(', ')}`);
     const stored = await this.history();
     const values = [q.namespace, q.from, q.to, q.asOf ?? Number.MAX_SAFE_INTEGER];
-    // Nothing configured: every action is billable, so the billable sums are the sums.
+    // Nothing configured: every action is billable, so the billable sums are the sums (and the
+    // billable events those with units).
     const { rows } = await this.pool.query<{ k: string | number; n: number; u: string; bn?: number; bu?: string }>(
       stored.length === 0
         ? { name: `usage-${q.groupBy}`, text: usageSql(q.groupBy), values }

@@ -21,14 +21,15 @@ const SLICE_BITS = 18n;
 const SLICE_MASK = (1 << Number(SLICE_BITS)) - 1;
 
 export const usageSql = (groupBy: GroupBy) =>
-  `SELECT ${GROUP_EXPR[groupBy]} AS k, count(*) AS n,
+  `SELECT ${GROUP_EXPR[groupBy]} AS k, count(*) AS n, sum(units > 0) AS bn,
      sum(units & ${SLICE_MASK}) AS u0, sum((units >> ${SLICE_BITS}) & ${SLICE_MASK}) AS u1, sum(units >> ${2n * SLICE_BITS}) AS u2
    FROM events WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ?
    GROUP BY k ORDER BY k`;
 
 /**
  * The same sums with billable ones beside them: b is 1 when the event's action is billable under
- * the period in force at its ts (the last one with from_ms <= ts), 0 otherwise. The action lists
+ * the period in force at its ts (the last one with from_ms <= ts), 0 otherwise. A billable event
+ * also has units: one with 0 (a refused request) adds nothing to a bill, not even an event. The action lists
  * are bound parameters, one per action; the WHERE clause (and so the index plan) is unchanged.
  */
 export function classifiedUsageSql(groupBy: GroupBy, history: readonly ClassificationPeriod[]): string {
@@ -38,7 +39,7 @@ export function classifiedUsageSql(groupBy: GroupBy, history: readonly Classific
     .join(' ');
   return `SELECT k, count(*) AS n,
      sum(units & ${SLICE_MASK}) AS u0, sum((units >> ${SLICE_BITS}) & ${SLICE_MASK}) AS u1, sum(units >> ${2n * SLICE_BITS}) AS u2,
-     sum(b) AS bn, sum(b * (units & ${SLICE_MASK})) AS b0, sum(b * ((units >> ${SLICE_BITS}) & ${SLICE_MASK})) AS b1, sum(b * (units >> ${2n * SLICE_BITS})) AS b2
+     sum(b * (units > 0)) AS bn, sum(b * (units & ${SLICE_MASK})) AS b0, sum(b * ((units >> ${SLICE_BITS}) & ${SLICE_MASK})) AS b1, sum(b * (units >> ${2n * SLICE_BITS})) AS b2
    FROM (SELECT ${GROUP_EXPR[groupBy]} AS k, units, CASE ${whens} ELSE 1 END AS b
          FROM events WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ?)
    GROUP BY k ORDER BY k`;
