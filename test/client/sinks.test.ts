@@ -120,6 +120,22 @@ describe('sinks', () => {
     expect(read.duplicates).toBe(1);
   });
 
+  it('jsonl: U+2028 and U+2029 in a field stay on one line, for this reader and any other; CRLF and long lines', async () => {
+    const file = join(tmp(), 'separators.jsonl');
+    const client = createUsageClient({ sink: createJsonlSink(file), ...fast });
+    client.record({ ...ev(1), request_id: 'sep', caller: 'a\u2028b\u2029c' });
+    client.record({ ...ev(2), request_id: 'plain' });
+    await client.close();
+    const text = readFileSync(file, 'utf8');
+    expect(text).not.toMatch(/[\u2028\u2029]/); // escaped: Node's readline and Python's splitlines split there
+    expect(text.split('\n')).toHaveLength(3);
+    // A file written by someone else: raw separators inside a string, CRLF, and a line past the limit.
+    appendFileSync(file, `{"request_id":"raw","namespace":"acme/x","action":"a","caller":"x\u2028y"}\r\n{"request_id":"big","namespace":"acme/x","action":"a","caller":"${'z'.repeat(70_000)}"}\n{"request_id":"after","namespace":"acme/x","action":"a","caller":"c"}`);
+    const read = await readJsonl(file);
+    expect(read.events.map((e) => [e.request_id, e.caller])).toEqual([['sep', 'a\u2028b\u2029c'], ['plain', 'u2'], ['raw', 'x\u2028y'], ['after', 'c']]);
+    expect(read.malformed).toEqual([{ line: 4, reason: 'longer than 65536 characters' }]);
+  });
+
   it('sinks by name: jsonl after importing its module, memory, and any registered one; unknown names say what to do', async () => {
     const file = join(tmp(), 'named.jsonl');
     const a = createUsageClient({ sink: `jsonl:${file}`, ...fast });

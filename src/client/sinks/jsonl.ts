@@ -7,7 +7,6 @@ import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { QueuedEvent } from '../index.ts';
 import { registerSink, type Sink } from './index.ts';
 
@@ -42,7 +41,7 @@ export function createJsonlSink(file: string, options: JsonlSinkOptions = {}): S
       const h = await openOnce();
       // One write of the whole batch: with O_APPEND, lines of concurrent writers never interleave
       // inside a batch on a local file system.
-      await h.write(events.map((e) => `${JSON.stringify(e)}\n`).join(''));
+      await h.write(events.map((e) => `${jsonLine(e)}\n`).join(''));
       if (options.sync !== false) await h.datasync();
       return { kind: 'done' };
     },
@@ -53,6 +52,18 @@ export function createJsonlSink(file: string, options: JsonlSinkOptions = {}): S
     },
   };
 }
+
+/**
+ * An event's JSON on one line. U+2028 and U+2029 are valid unescaped in JSON strings, but many
+ * line readers (Node's readline, Python's splitlines) end a line there: escaped, every reader
+ * sees one line per event.
+ */
+function jsonLine(e: QueuedEvent): string {
+  const json = JSON.stringify(e);
+  return LINE_SEPARATORS.test(json) ? json.replace(LINE_SEPARATORS_ALL, (c) => (c === '\u2028' ? '\\u2028' : '\\u2029')) : json;
+}
+const LINE_SEPARATORS = /[\u2028\u2029]/;
+const LINE_SEPARATORS_ALL = /[\u2028\u2029]/g;
 
 export interface MalformedLine {
   /** 1-based line number. */
@@ -76,42 +87,64 @@ export async function readJsonl(file: string): Promise<JsonlContents> {
   const out: JsonlContents = { events: [], malformed: [], duplicates: 0 };
   const seen = new Set<string>();
   const input = createReadStream(file, { encoding: 'utf8' });
-  const lines = createInterface({ input, crlfDelay: Infinity });
   let n = 0;
-  try {
-    for await (const line of lines) {
-      n++;
-      if (line.trim() === '') continue;
-      if (line.length > MAX_LINE_CHARS) {
-        out.malformed.push({ line: n, reason: `longer than ${MAX_LINE_CHARS} characters` });
-        continue;
-      }
-      let value: unknown;
-      try {
-        value = JSON.parse(line);
-      } catch (err) {
-        out.malformed.push({ line: n, reason: `not JSON: ${(err as Error).message}` });
-        continue;
-      }
-      const e = value as Partial<QueuedEvent> | null;
-      if (typeof e !== 'object' || e === null || Array.isArray(e)) {
-        out.malformed.push({ line: n, reason: 'not an event object' });
-        continue;
-      }
-      const missing = (['request_id', 'namespace', 'action', 'caller'] as const).find((k) => typeof e[k] !== 'string' || e[k] === '');
-      if (missing) {
-        out.malformed.push({ line: n, reason: `${missing} must be a non-empty string` });
-        continue;
-      }
-      if (seen.has(e.request_id!)) {
-        out.duplicates++;
-        continue;
-      }
-      seen.add(e.request_id!);
-      out.events.push(e as QueuedEvent);
+  const take = (line: string) => {
+    n++;
+    if (line.trim() === '') return;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (err) {
+      out.malformed.push({ line: n, reason: `not JSON: ${(err as Error).message}` });
+      return;
     }
+    const e = value as Partial<QueuedEvent> | null;
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) {
+      out.malformed.push({ line: n, reason: 'not an event object' });
+      return;
+    }
+    const missing = (['request_id', 'namespace', 'action', 'caller'] as const).find((k) => typeof e[k] !== 'string' || e[k] === '');
+    if (missing) {
+      out.malformed.push({ line: n, reason: `${missing} must be a non-empty string` });
+      return;
+    }
+    if (seen.has(e.request_id!)) {
+      out.duplicates++;
+      return;
+    }
+    seen.add(e.request_id!);
+    out.events.push(e as QueuedEvent);
+  };
+  // Lines end at \n only (\r\n too): not at U+2028/U+2029 as readline's do, which are valid inside
+  // a JSON string. A line is dropped as soon as it passes the limit, never held whole.
+  let line = '';
+  let tooLong = false;
+  const end = () => {
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (tooLong || line.length > MAX_LINE_CHARS) {
+      n++;
+      out.malformed.push({ line: n, reason: `longer than ${MAX_LINE_CHARS} characters` });
+    } else take(line);
+    line = '';
+    tooLong = false;
+  };
+  try {
+    for await (const chunk of input as AsyncIterable<string>) {
+      let from = 0;
+      for (let at = chunk.indexOf('\n'); at >= 0; at = chunk.indexOf('\n', from)) {
+        if (!tooLong) line += chunk.slice(from, at);
+        tooLong ||= line.length > MAX_LINE_CHARS + 1; // (+1: a \r before the \n)
+        end();
+        from = at + 1;
+      }
+      if (!tooLong) line += chunk.slice(from);
+      if (line.length > MAX_LINE_CHARS + 1) {
+        tooLong = true;
+        line = '';
+      }
+    }
+    if (line !== '' || tooLong) end(); // a last line without its newline
   } finally {
-    lines.close();
     input.destroy();
     if (!input.closed) await once(input, 'close').catch(() => {});
   }
