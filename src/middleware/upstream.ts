@@ -4,7 +4,9 @@
 // missing, it is the plain fetch and records nothing. Edge-safe.
 import type { UsageClient } from '../client/index.ts';
 import { ACTION_PATTERN } from '../event/validate.ts';
-import { newRequestId, useRequestContext } from './common.ts';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { useRequestContext } from './common.ts';
 
 export interface UpstreamOptions {
   /** The provider's name, e.g. `openai`: the action is `upstream.<provider>` unless `action` says otherwise. */
@@ -60,7 +62,7 @@ export function meteredFetch(options: UpstreamOptions): typeof fetch {
         if (error) metadata.error = error;
         (options.client ?? inbound.client).record({
           // Derived from the inbound id: a repeated inbound request repeats, not adds, its calls.
-          request_id: derived.length <= 128 ? derived : newRequestId(),
+          request_id: derived.length <= 128 ? derived : stableShortId(derived),
           namespace: who.namespace,
           caller: who.caller,
           action,
@@ -82,6 +84,14 @@ export function meteredFetch(options: UpstreamOptions): typeof fetch {
     settle(response.status, response, undefined);
     return response;
   }) as typeof fetch;
+}
+
+/**
+ * An id too long for a leaf (a long inbound id): its SHA-256, so it is still the same for the
+ * same inbound request and call (a random one would add the call again on each repeat).
+ */
+function stableShortId(derived: string): string {
+  return `upstream-${bytesToHex(sha256(utf8ToBytes(derived))).slice(0, 48)}`;
 }
 
 /** The host only: never the path or query (they can hold ids and keys), never userinfo. */

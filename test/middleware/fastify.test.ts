@@ -420,4 +420,23 @@ describe('fastify meterRequests', () => {
     expect(events[0]!.metadata).toMatchObject({ upstream: 'openai', inbound_request_id: 'in-1', host: 'api.openai.example', method: 'GET', status: 200 });
     expect(JSON.stringify(events)).not.toContain('sk-should-not-appear');
   });
+
+  it('an upstream call of a request with a long id still gets the same id when the request is repeated', async () => {
+    const { sink } = setup();
+    const openai = meteredFetch({ provider: 'openai', fetch: (async () => new Response('{}')) as typeof fetch });
+    app!.get('/ask', async () => (await openai('https://api.openai.example/v1'), 'ok'));
+    const long = `in-${'x'.repeat(120)}`; // a usable inbound id; with ".openai.1" past 128 characters
+    for (let i = 0; i < 2; i++) await app!.inject({ url: '/ask', headers: { 'x-user': 'u', 'x-request-id': long } });
+    const other = `in-${'y'.repeat(120)}`;
+    await app!.inject({ url: '/ask', headers: { 'x-user': 'u', 'x-request-id': other } });
+    // The memory sink keeps one event per request id, as the service does: the repeated request
+    // and its call are duplicates, so two requests and two calls.
+    const events = await settled(sink, 4);
+    expect(events).toHaveLength(4);
+    expect(client!.stats().sent).toBe(6);
+    const upstream = events.filter((e) => e.action === 'upstream.openai').map((e) => e.request_id);
+    expect(upstream).toHaveLength(2);
+    for (const id of upstream) expect(id).toMatch(/^upstream-[0-9a-f]{48}$/);
+    expect(upstream[1]).not.toBe(upstream[0]);
+  });
 });
