@@ -79,11 +79,17 @@ export function addServeCommand(program: Command): void {
         .argParser(instantArg),
     )
     .addOption(new Option('--log-level <level>', 'log level').env('RECEIPTS_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'))
-    .action(async (opts: ServeOptions) => {
-      for (const a of opts.actions ?? []) {
-        if (!ACTION_PATTERN.test(a)) throw new Error(`--actions: "${a}" must match ${ACTION_PATTERN}`);
+    .action(async (opts: ServeOptions, cmd: Command) => {
+      // Bad flags, refused before taking the lock or opening the ledger: the message and the
+      // usage, exit 2, like the flags commander checks itself.
+      try {
+        for (const a of opts.actions ?? []) {
+          if (!ACTION_PATTERN.test(a)) throw new Error(`--actions: "${a}" must match ${ACTION_PATTERN}`);
+        }
+        policyFromFlags(opts);
+      } catch (err) {
+        cmd.error(`error: ${(err as Error).message}`, { exitCode: 2, code: 'receipts.badFlag' });
       }
-      policyFromFlags(opts); // refuse bad flags before taking the lock or opening the ledger
       await serve(opts);
     });
 }

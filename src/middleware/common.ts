@@ -185,7 +185,7 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
     try {
       const v = f(request);
       if (typeof v === 'string' && v !== '') return v;
-      if (!quiet) report(new Error(`${where}: ${name}(request) gave ${v === '' ? 'an empty string' : typeof v}, not a string; the request was not metered`));
+      if (!quiet) report(new Error(`${where}: ${name}(request) gave ${v === '' ? 'an empty string' : `${typeof v}, not a string`}; the request was not metered (return a non-empty string, e.g. 'anonymous')`));
     } catch (err) {
       if (!quiet) report(new Error(`${where}: ${name}(request) threw (${(err as Error)?.message}); the request was not metered`));
     }

@@ -41,14 +41,17 @@ describe('receipts serve --billable-actions …', () => {
   it('refuses bad classification flags with the flag and the rule, before opening anything', () => {
     const file = join(t.dir, 'bad.db');
     const both = receipts(['serve', '--db', file, '--port', '0', '--billable-actions', 'recall', '--non-billable-actions', 'recall']);
-    expect(both.code).toBe(1);
+    expect(both.code).toBe(2); // a bad flag: the message and the usage, exit 2 (README)
     expect(both.stderr).toMatch(/"recall" cannot be both billable and non_billable/);
+    expect(both.stderr).toMatch(/Usage: receipts serve/);
     const pattern = receipts(['serve', '--db', file, '--port', '0', '--billable-actions', 'Recall!']);
+    expect(pattern.code).toBe(2);
     expect(pattern.stderr).toMatch(/--billable-actions: "Recall!" is not an action/);
     const json = join(t.dir, 'c.json');
     writeFileSync(json, '{"billable":["recall"],"other":"free"}');
     const fileBad = receipts(['serve', '--db', file, '--port', '0', '--classification', json]);
     expect(fileBad.stderr).toMatch(/other must be one of billable, non_billable, info/);
+    expect(fileBad.code).toBe(2);
     const mixed = receipts(['serve', '--db', file, '--port', '0', '--classification', json, '--billable-actions', 'x']);
     expect(mixed.stderr).toMatch(/are alternatives/);
     const when = receipts(['serve', '--db', file, '--port', '0', '--billable-actions', 'x', '--classification-from', 'yesterday']);
