@@ -120,6 +120,14 @@ describe('sinks', () => {
     expect(read.duplicates).toBe(1);
   });
 
+  it('memory: a request id again with other content, ts and metadata included, is a conflict, as the service answers', async () => {
+    const sink = createMemorySink();
+    const base = { ...ev(1), request_id: 'same', ts: 1_700_000_000_000, metadata: { a: 1, b: 'x' } };
+    const answers = await sink.send([base, { ...base, metadata: { b: 'x', a: 1 } }, { ...base, ts: undefined }, { ...base, ts: base.ts + 1 }, { ...base, metadata: { a: 2, b: 'x' } }, { ...base, units: 2 }], new AbortController().signal);
+    expect(answers.kind === 'done' && answers.results!.map((r) => r.status)).toEqual(['created', 'duplicate', 'duplicate', 'conflict', 'conflict', 'conflict']);
+    expect(sink.events).toHaveLength(1);
+  });
+
   it('jsonl: U+2028 and U+2029 in a field stay on one line, for this reader and any other; CRLF and long lines', async () => {
     const file = join(tmp(), 'separators.jsonl');
     const client = createUsageClient({ sink: createJsonlSink(file), ...fast });

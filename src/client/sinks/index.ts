@@ -146,9 +146,20 @@ export interface MemorySink extends Sink {
   until(n: number, timeoutMs?: number): Promise<void>;
 }
 
-/** Keeps delivered events in memory, deduplicated by request id the way the service does. */
+/** JSON with object keys sorted: the same content gives the same text, whatever the key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
+}
+
+/**
+ * Keeps delivered events in memory, deduplicated by request id the way the service does: the
+ * same content again is a duplicate; other content (ts and metadata included, as the service
+ * compares them) is a conflict.
+ */
 export function createMemorySink(): MemorySink {
-  const byId = new Map<string, string>();
+  const byId = new Map<string, { body: string; ts: unknown; metadata: string }>();
   const waiters: Array<{ n: number; resolve: () => void }> = [];
   const sink: MemorySink = {
     name: 'memory',
@@ -159,14 +170,17 @@ export function createMemorySink(): MemorySink {
       const told = await sink.answer?.(events);
       if (told && told.kind !== 'done') return told;
       const results = events.map((e): SinkResult => {
-        const body = JSON.stringify({ ...e, metadata: undefined, ts: undefined });
+        const body = canonicalJson({ ...e, metadata: undefined, ts: undefined });
+        const metadata = canonicalJson(e.metadata ?? {});
         const seen = byId.get(e.request_id);
         if (seen === undefined) {
-          byId.set(e.request_id, body);
+          byId.set(e.request_id, { body, ts: e.ts, metadata });
           sink.events.push(structuredClone(e));
           return { status: 'created' };
         }
-        return seen === body ? { status: 'duplicate' } : { status: 'conflict', errors: [{ path: 'request_id', rule: 'idempotency_conflict', message: 'request_id was used with other content' }] };
+        // An event without ts means "when received": it cannot contradict a stored time.
+        const same = seen.body === body && seen.metadata === metadata && (e.ts === undefined || seen.ts === undefined || seen.ts === e.ts);
+        return same ? { status: 'duplicate' } : { status: 'conflict', errors: [{ path: 'request_id', rule: 'idempotency_conflict', message: 'request_id was used with other content' }] };
       });
       for (const w of waiters.splice(0)) {
         if (sink.events.length >= w.n) w.resolve();
