@@ -14,20 +14,26 @@ import Fastify from 'fastify';
 import { readFileSync } from 'node:fs';
 import { createUsageClient, type Sink } from '../src/index.ts';
 import { meterRequests } from '../src/middleware/fastify.ts';
+import { Exchange, watchResponse } from '../src/middleware/node-http.ts';
 import { startServer, stopServer } from './lib/servers.ts';
 
 const SCRIPT = new URL(import.meta.url).pathname;
 
 if (process.argv[2] === '--serve') {
-  // Child: both apps in one process (same CPU, same JIT, same heap settings), on two ports:
-  // node bench-middleware.ts --serve <port>; the metered one listens on port + 1.
+  // Child: the apps in one process (same CPU, same JIT, same heap settings), on consecutive ports:
+  // node bench-middleware.ts --serve <port>. By default the plain app on <port> and the metered
+  // one on <port> + 1. BENCH_APPS=plain,hook,watch,metered (scripts/cost-middleware.sh) adds the
+  // floor of any plugin like this one: `hook`, an onRequest hook that does nothing; `watch`, the
+  // plugin's own per-request mechanism (its object, watched until the response is over) with no
+  // event built.
   const port = Number(process.argv[3]);
+  const apps = (process.env.BENCH_APPS ?? 'plain,metered').split(',');
   let recorded = 0;
   const counting: Sink = { name: 'count', send: async (events) => ((recorded += events.length), { kind: 'done' }) };
   const client = createUsageClient({ sink: counting });
-  for (const metered of [false, true]) {
+  const built = apps.map((kind) => {
     const app = Fastify({ logger: false });
-    if (metered) {
+    if (kind === 'metered') {
       meterRequests(app, {
         client,
         namespace: 'acme/bench',
@@ -35,15 +41,25 @@ if (process.argv[2] === '--serve') {
         action: 'hello',
         skip: (r) => r.url === '/healthz' || r.url === '/recorded',
       });
-    }
+    } else if (kind === 'hook') {
+      app.addHook('onRequest', (_request, _reply, next) => next());
+    } else if (kind === 'watch') {
+      const nothing = () => {};
+      app.addHook('onRequest', (request, reply, next) => {
+        watchResponse(new Exchange(request, reply, reply.raw, nothing), request.raw.socket);
+        next();
+      });
+    } else if (kind !== 'plain') throw new Error(`BENCH_APPS: unknown app ${JSON.stringify(kind)} (plain, hook, watch, metered)`);
     app.get('/recorded', async () => {
       await client.flush();
       return { recorded };
     });
     app.get('/healthz', async () => 'ok');
     app.get('/hello', async () => ({ hello: 'world' }));
-    await app.listen({ port: port + (metered ? 1 : 0), host: '127.0.0.1' });
-  }
+    return app;
+  });
+  // The first port last: the parent waits for it, and then every app answers.
+  for (let i = built.length - 1; i >= 0; i--) await built[i]!.listen({ port: port + i, host: '127.0.0.1' });
   process.once('SIGTERM', () => process.exit(0)); // an orderly exit, so --cpu-prof can write its profile
 } else {
   const SECONDS = Number(process.env.BENCH_SECONDS ?? 1);
