@@ -124,6 +124,9 @@ const MAX_BODY_BYTES = 1_000_000;
 /** The options as the client uses them: every tunable set. */
 type Settings = Required<Pick<UsageClientOptions, 'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'overflow' | 'retry' | 'timeoutMs' | 'closeTimeoutMs'>> & UsageClientOptions;
 
+/** The longest delay setTimeout keeps (longer ones fire after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 const DEFAULTS = { batchSize: 500, flushIntervalMs: 1000, maxQueue: 10_000, overflow: 'drop-oldest', retry: { baseMs: 200, maxMs: 30_000 }, timeoutMs: 10_000, closeTimeoutMs: 10_000 } as const;
 
 /**
@@ -135,20 +138,22 @@ function settings(options: UsageClientOptions): Settings {
   if (!options || typeof options !== 'object') throw new Error('createUsageClient: options are required ({ url, apiKey } or { sink })');
   const o: Record<string, unknown> = { ...DEFAULTS };
   for (const [k, v] of Object.entries(options)) if (v !== undefined) o[k] = v;
-  const number = (name: string, v: unknown, min: number, rule: string) => {
-    if (typeof v !== 'number' || Number.isNaN(v) || v < min) throw new Error(`createUsageClient: ${name} must be ${rule} (got ${typeof v === 'number' ? v : typeof v})`);
+  const number = (name: string, v: unknown, min: number, rule: string, max = Number.POSITIVE_INFINITY) => {
+    if (typeof v !== 'number' || Number.isNaN(v) || v < min || v > max) throw new Error(`createUsageClient: ${name} must be ${rule} (got ${typeof v === 'number' ? v : typeof v})`);
   };
   number('batchSize', o.batchSize, 1, 'a number of events, at least 1 (at most 1,000 are used)');
   o.batchSize = Math.min(MAX_BATCH, Math.floor(o.batchSize as number));
-  number('flushIntervalMs', o.flushIntervalMs, 0, 'a number of ms, 0 or more');
   number('maxQueue', o.maxQueue, 1, 'a number of events, at least 1');
-  number('timeoutMs', o.timeoutMs, 1, 'a number of ms, at least 1');
-  number('closeTimeoutMs', o.closeTimeoutMs, 0, 'a number of ms, 0 or more');
+  // Timers: setTimeout turns anything above 2^31 - 1 ms (~24.8 days), Infinity included, into 1 ms.
+  const ms = (name: string, v: unknown, min: number) => number(name, v, min, `a number of ms from ${min} to ${MAX_TIMER_MS}`, MAX_TIMER_MS);
+  ms('flushIntervalMs', o.flushIntervalMs, 0);
+  ms('timeoutMs', o.timeoutMs, 1);
+  ms('closeTimeoutMs', o.closeTimeoutMs, 0);
   if (o.overflow !== 'drop-oldest' && o.overflow !== 'block') throw new Error(`createUsageClient: overflow must be 'drop-oldest' or 'block' (got ${JSON.stringify(o.overflow)})`);
   const retry = o.retry as { baseMs?: unknown; maxMs?: unknown } | null;
   if (!retry || typeof retry !== 'object') throw new Error('createUsageClient: retry must be { baseMs, maxMs }');
-  number('retry.baseMs', retry.baseMs ?? DEFAULTS.retry.baseMs, 0, 'a number of ms, 0 or more');
-  number('retry.maxMs', retry.maxMs ?? DEFAULTS.retry.maxMs, 0, 'a number of ms, 0 or more');
+  ms('retry.baseMs', retry.baseMs ?? DEFAULTS.retry.baseMs, 0);
+  ms('retry.maxMs', retry.maxMs ?? DEFAULTS.retry.maxMs, 0);
   o.retry = { baseMs: retry.baseMs ?? DEFAULTS.retry.baseMs, maxMs: retry.maxMs ?? DEFAULTS.retry.maxMs };
   return o as unknown as Settings;
 }
@@ -182,7 +187,8 @@ class Client implements UsageClient {
   private timerSoon = false;
   private sending: Promise<void> | undefined;
   /** The batch being sent, and how to cut its send short (close() past its deadline). */
-  private current: { batch: QueuedEvent[]; abort: AbortController | null; wake: (() => void) | null } | null = null;
+  private current: { batch: QueuedEvent[]; answered: Set<QueuedEvent>; abort: AbortController | null; wake: (() => void) | null } | null = null;
+  private closing: Promise<void> | undefined;
   /** close() gave up: nothing more is sent, and answers that still come are ignored. */
   private stopped = false;
   private closed = false;
@@ -297,7 +303,7 @@ class Client implements UsageClient {
       while (this.size() > 0 && !this.stopped) {
         const batch = this.takeBatch();
         this.inFlight = batch.length;
-        this.current = { batch, abort: null, wake: null };
+        this.current = { batch, answered: new Set(), abort: null, wake: null };
         try {
           await this.send(batch);
         } finally {
@@ -395,6 +401,7 @@ class Client implements UsageClient {
           }
         }
         this.o.spool?.remove(batch.map((e) => e.request_id));
+        this.answered(batch);
         return;
       }
       if (answer?.kind === 'too_large' && batch.length > 1) {
@@ -409,11 +416,18 @@ class Client implements UsageClient {
         const errors = answer.kind === 'refused' ? answer.errors : [{ path: '', rule: 'too_large', message: 'the event alone is too large for the sink' }];
         for (const e of batch) this.reject(e, 'rejected', errors);
         this.o.spool?.remove(batch.map((e) => e.request_id));
+        this.answered(batch);
         return;
       }
       const retry = answer?.kind === 'retry' ? answer : { error: new Error(`sink ${this.sink.name} gave no answer`), retryAfterMs: null };
       await this.retryAfter(attempt, retry.retryAfterMs ?? null, retry.error);
     }
+  }
+
+  /** Part of the batch being sent has its answer (a batch too large is sent in halves). */
+  private answered(events: QueuedEvent[]): void {
+    const current = this.current;
+    if (current && events !== current.batch) for (const e of events) current.answered.add(e);
   }
 
   private async retryAfter(attempt: number, told: number | null, error: Error): Promise<void> {
@@ -430,7 +444,7 @@ class Client implements UsageClient {
   }
 
   private whenIdle(): Promise<void> {
-    if (this.size() === 0 && !this.sending && !this.timer) return Promise.resolve();
+    if (this.stopped || (this.size() === 0 && !this.sending && !this.timer)) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -447,9 +461,17 @@ class Client implements UsageClient {
     }
   }
 
-  async close(options?: { timeoutMs?: number }): Promise<void> {
+  close(options?: { timeoutMs?: number }): Promise<void> {
+    // Once: a second call waits for the first (it would otherwise report the same events again).
+    this.closing ??= this.closeOnce(options?.timeoutMs);
+    return this.closing;
+  }
+
+  private async closeOnce(timeoutMs: number | undefined): Promise<void> {
     this.closed = true;
-    const ms = options?.timeoutMs ?? this.o.closeTimeoutMs;
+    const given = typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS;
+    if (timeoutMs !== undefined && !given) this.report(new Error(`close: timeoutMs must be a number of ms from 0 to ${MAX_TIMER_MS} (got ${timeoutMs}); using closeTimeoutMs, ${this.o.closeTimeoutMs}`));
+    const ms = given ? timeoutMs : this.o.closeTimeoutMs;
     let deadline: ReturnType<typeof setTimeout> | undefined;
     const late = await Promise.race([
       this.flush().then(() => false),
@@ -461,8 +483,15 @@ class Client implements UsageClient {
       this.o.spool?.close();
       await this.sink.close?.();
     } catch (err) {
-      this.o.onError?.(err as Error);
+      this.report(err as Error);
     }
+  }
+
+  /** To onError, which must not throw into the client. */
+  private report(error: Error): void {
+    try {
+      this.o.onError?.(error);
+    } catch {}
   }
 
   /**
@@ -471,11 +500,12 @@ class Client implements UsageClient {
    * still under way may yet be delivered: a resend then is a duplicate, which the service ignores.
    */
   private giveUp(ms: number): void {
+    if (this.stopped) return;
     this.stopped = true;
     const current = this.current;
     current?.abort?.abort(new Error('the client is closing'));
     current?.wake?.();
-    const left = [...(current?.batch ?? []), ...this.queue.slice(this.head)];
+    const left = [...(current?.batch.filter((e) => !current.answered.has(e)) ?? []), ...this.queue.slice(this.head)];
     this.queue = [];
     this.head = 0;
     this.inFlight = 0;

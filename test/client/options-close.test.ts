@@ -32,10 +32,13 @@ describe('client options', () => {
     const sink = createMemorySink();
     expect(() => createUsageClient({ sink, batchSize: Number.NaN })).toThrow(/batchSize must be a number of events, at least 1/);
     expect(() => createUsageClient({ sink, batchSize: 0 })).toThrow(/batchSize must be/);
-    expect(() => createUsageClient({ sink, timeoutMs: '5000' as unknown as number })).toThrow(/timeoutMs must be a number of ms, at least 1 \(got string\)/);
+    expect(() => createUsageClient({ sink, timeoutMs: '5000' as unknown as number })).toThrow(/timeoutMs must be a number of ms from 1 to 2147483647 \(got string\)/);
     expect(() => createUsageClient({ sink, maxQueue: -1 })).toThrow(/maxQueue must be/);
     expect(() => createUsageClient({ sink, overflow: 'wait' as 'block' })).toThrow(/overflow must be 'drop-oldest' or 'block'/);
     expect(() => createUsageClient({ sink, retry: { baseMs: Number.NaN, maxMs: 10 } })).toThrow(/retry\.baseMs must be/);
+    // setTimeout makes anything above 2^31 - 1 ms a 1 ms timer.
+    expect(() => createUsageClient({ sink, closeTimeoutMs: Number.POSITIVE_INFINITY })).toThrow(/closeTimeoutMs must be a number of ms from 0 to 2147483647 \(got Infinity\)/);
+    expect(() => createUsageClient({ sink, timeoutMs: 2 ** 31 })).toThrow(/timeoutMs must be a number of ms from 1 to 2147483647/);
     // A batch size above the API's limit is still capped, not refused.
     expect(() => createUsageClient({ sink, batchSize: 5000 })).not.toThrow();
   });
@@ -73,6 +76,54 @@ describe('close() while the sink is down', () => {
     const second = createUsageClient({ sink, spool: createSqliteSpool(file), flushIntervalMs: 1 });
     await second.close();
     expect(sink.events.map((e) => e.request_id)).toEqual(['c0', 'c1', 'c2']);
+  });
+
+  it('a second close() waits for the first and reports nothing again, also when the sink ignores the abort', async () => {
+    const dropped: QueuedEvent[] = [];
+    const sink = createMemorySink();
+    sink.answer = () => new Promise((r) => setTimeout(() => r(undefined), 600)); // slow, deaf to the signal
+    const client = createUsageClient({ sink, flushIntervalMs: 1, onDropped: (d) => dropped.push(...d) });
+    for (let i = 0; i < 3; i++) client.record(ev(i));
+    await tick(20);
+    await Promise.all([client.close({ timeoutMs: 100 }), client.close({ timeoutMs: 100 })]);
+    await client.close();
+    await client.flush(); // resolves: nothing more will be sent
+    expect(dropped.map((e) => e.request_id)).toEqual(['c0', 'c1', 'c2']);
+    expect(client.stats().dropped).toBe(3);
+  });
+
+  it('only what was not answered is given up: the delivered half of a batch split in two is not dropped', async () => {
+    const dropped: QueuedEvent[] = [];
+    let calls = 0;
+    const sink: Sink = {
+      name: 'halves',
+      send: async (events) => {
+        calls++;
+        if (events.length > 2) return { kind: 'too_large' };
+        return events[0]!.request_id === 'c0' ? { kind: 'done' } : { kind: 'retry', error: new Error('down') };
+      },
+    };
+    const client = createUsageClient({ sink, flushIntervalMs: 1, retry: { baseMs: 5, maxMs: 10 }, onDropped: (d) => dropped.push(...d) });
+    for (let i = 0; i < 4; i++) client.record(ev(i));
+    await tick(30);
+    await client.close({ timeoutMs: 50 });
+    expect(calls).toBeGreaterThan(2);
+    expect(dropped.map((e) => e.request_id)).toEqual(['c2', 'c3']);
+    expect(client.stats()).toMatchObject({ sent: 2, dropped: 2 });
+  });
+
+  it('never rejects: a close({ timeoutMs }) out of range uses closeTimeoutMs, and a throwing onError is contained', async () => {
+    const errors: string[] = [];
+    const sink = createMemorySink();
+    const client = createUsageClient({ sink, flushIntervalMs: 60_000, onError: (e) => errors.push(e.message) });
+    client.record(ev(1));
+    await client.close({ timeoutMs: Number.NaN });
+    expect(sink.events).toHaveLength(1); // not given up after 1 ms
+    expect(errors[0]).toMatch(/close: timeoutMs must be a number of ms from 0 to 2147483647 \(got NaN\); using closeTimeoutMs, 10000/);
+
+    const broken: Sink = { name: 'broken', send: async () => ({ kind: 'done' }), close: async () => { throw new Error('close failed'); } };
+    const other = createUsageClient({ sink: broken, onError: () => { throw new Error('the logger broke'); } });
+    await expect(other.close()).resolves.toBeUndefined();
   });
 
   it('a sink that answers in time is not cut short', async () => {

@@ -126,6 +126,11 @@ describe('sinks', () => {
     const answers = await sink.send([base, { ...base, metadata: { b: 'x', a: 1 } }, { ...base, ts: undefined }, { ...base, ts: base.ts + 1 }, { ...base, metadata: { a: 2, b: 'x' } }, { ...base, units: 2 }], new AbortController().signal);
     expect(answers.kind === 'done' && answers.results!.map((r) => r.status)).toEqual(['created', 'duplicate', 'duplicate', 'conflict', 'conflict', 'conflict']);
     expect(sink.events).toHaveLength(1);
+    // Normalized as the service does: the same instant in RFC 3339, units left out (1), metadata
+    // left out (null, which is not {}), and another namespace (its own ids).
+    const plain = { namespace: 'acme/sdk', action: 'recall', caller: 'u', request_id: 'n1', ts: 1_700_000_000_000 };
+    const second = await sink.send([plain, { ...plain, ts: new Date(plain.ts).toISOString() }, { ...plain, units: 1 }, { ...plain, metadata: {} }, { ...plain, namespace: 'acme/other' }, { ...plain, action: 'Bad Action!' }], new AbortController().signal);
+    expect(second.kind === 'done' && second.results!.map((r) => r.status)).toEqual(['created', 'duplicate', 'duplicate', 'conflict', 'created', 'rejected']);
   });
 
   it('jsonl: U+2028 and U+2029 in a field stay on one line, for this reader and any other; CRLF and long lines', async () => {

@@ -1,7 +1,7 @@
 // Where the usage client delivers its batches. The client keeps the queue, batching, retries
 // and the spool; a sink only answers "what happened to this batch". Edge-safe: nothing here
 // imports a Node-only module (the JSON-lines file sink is in ./jsonl.ts, Node only).
-import type { FieldError } from '../../event/validate.ts';
+import { type FieldError, type NormalizedEvent, validateEvent } from '../../event/validate.ts';
 import type { Receipt } from '../../receipt/format.ts';
 import type { QueuedEvent, UsageClientOptions } from '../index.ts';
 
@@ -146,20 +146,18 @@ export interface MemorySink extends Sink {
   until(n: number, timeoutMs?: number): Promise<void>;
 }
 
-/** JSON with object keys sorted: the same content gives the same text, whatever the key order. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
-  );
+/** What the service compares when a request id comes again (ledger/common.ts differences()). */
+function comparable(e: NormalizedEvent): string {
+  return JSON.stringify([e.caller, e.action, e.units, e.artifact_digest, e.source, e.metadata]);
 }
 
 /**
- * Keeps delivered events in memory, deduplicated by request id the way the service does: the
- * same content again is a duplicate; other content (ts and metadata included, as the service
- * compares them) is a conflict.
+ * Keeps delivered events in memory, deduplicated by request id the way the service does: each
+ * event normalized as the service normalizes it (ts, default units, canonical metadata), the same
+ * content again is a duplicate, other content a conflict, and an invalid event is rejected.
  */
 export function createMemorySink(): MemorySink {
-  const byId = new Map<string, { body: string; ts: unknown; metadata: string }>();
+  const byId = new Map<string, { body: string; ts: number; explicit: boolean }>();
   const waiters: Array<{ n: number; resolve: () => void }> = [];
   const sink: MemorySink = {
     name: 'memory',
@@ -170,16 +168,18 @@ export function createMemorySink(): MemorySink {
       const told = await sink.answer?.(events);
       if (told && told.kind !== 'done') return told;
       const results = events.map((e): SinkResult => {
-        const body = canonicalJson({ ...e, metadata: undefined, ts: undefined });
-        const metadata = canonicalJson(e.metadata ?? {});
-        const seen = byId.get(e.request_id);
+        const v = validateEvent(e, { now: Date.now(), maxAgeMs: Number.MAX_SAFE_INTEGER, maxFutureMs: Number.MAX_SAFE_INTEGER });
+        if (!v.ok) return { status: 'rejected', errors: v.errors };
+        const key = `${v.event.namespace}\u0000${v.event.request_id}`;
+        const body = comparable(v.event);
+        const seen = byId.get(key);
         if (seen === undefined) {
-          byId.set(e.request_id, { body, ts: e.ts, metadata });
+          byId.set(key, { body, ts: v.event.ts_ms, explicit: v.event.ts_explicit });
           sink.events.push(structuredClone(e));
           return { status: 'created' };
         }
         // An event without ts means "when received": it cannot contradict a stored time.
-        const same = seen.body === body && seen.metadata === metadata && (e.ts === undefined || seen.ts === undefined || seen.ts === e.ts);
+        const same = seen.body === body && (!v.event.ts_explicit || !seen.explicit || seen.ts === v.event.ts_ms);
         return same ? { status: 'duplicate' } : { status: 'conflict', errors: [{ path: 'request_id', rule: 'idempotency_conflict', message: 'request_id was used with other content' }] };
       });
       for (const w of waiters.splice(0)) {
