@@ -514,14 +514,14 @@ class Client implements UsageClient {
     for (const w of this.idleWaiters.splice(0)) w();
     for (const w of this.roomWaiters.splice(0)) w();
     if (left.length === 0) return;
+    if (this.o.spool) {
+      this.report(new Error(`close: ${left.length} events not delivered within ${ms} ms; they stay in the spool and the next client on it sends them`));
+      return;
+    }
+    this.counters.dropped += left.length;
+    this.report(new Error(`close: ${left.length} events not delivered within ${ms} ms and dropped (no spool; give the client a spool to keep them)`));
     try {
-      if (this.o.spool) {
-        this.o.onError?.(new Error(`close: ${left.length} events not delivered within ${ms} ms; they stay in the spool and the next client on it sends them`));
-      } else {
-        this.counters.dropped += left.length;
-        this.o.onError?.(new Error(`close: ${left.length} events not delivered within ${ms} ms and dropped (no spool; give the client a spool to keep them)`));
-        this.o.onDropped?.(left);
-      }
+      this.o.onDropped?.(left);
     } catch {}
   }
 
