@@ -299,6 +299,7 @@ class Client implements UsageClient {
 
   /** Sends batches until the queue is empty; one batch in flight at a time, in order. */
   private pump(): Promise<void> {
+    let failed = false;
     this.sending ??= (async () => {
       while (this.size() > 0 && !this.stopped) {
         const batch = this.takeBatch();
@@ -312,11 +313,20 @@ class Client implements UsageClient {
           for (const w of this.roomWaiters.splice(0)) w();
         }
       }
-    })().finally(() => {
-      this.sending = undefined;
-      if (this.size() > 0) void this.pump();
-      else for (const w of this.idleWaiters.splice(0)) w();
-    });
+    })()
+      .catch((err) => {
+        // A fault of the client itself (a sink's answer it could not read, a spool that throws):
+        // reported, and tried again later, never at once (an immediate retry of a failing pump
+        // is a loop of promises that starves the app).
+        failed = true;
+        this.report(new Error(`the usage client could not send (${(err as Error)?.message ?? String(err)}); trying again in ${this.o.retry.baseMs} ms`));
+      })
+      .finally(() => {
+        this.sending = undefined;
+        if (failed && this.size() > 0 && !this.stopped) this.schedule(Math.max(1, this.o.retry.baseMs));
+        else if (this.size() > 0 && !this.stopped) void this.pump();
+        else for (const w of this.idleWaiters.splice(0)) w();
+      });
     return this.sending;
   }
 
@@ -346,15 +356,23 @@ class Client implements UsageClient {
       const e = this.queue[this.head]!;
       // The server checks the time window; the client checks everything else (unless the
       // middleware that built the event already did, see PRECHECKED).
-      const v = (e as { [PRECHECKED]?: unknown })[PRECHECKED] ? OK : validateEvent(e, { now, maxAgeMs: Number.MAX_SAFE_INTEGER, maxFutureMs: Number.MAX_SAFE_INTEGER });
+      let v: ReturnType<typeof validateEvent> | typeof OK;
+      let size = 0;
+      try {
+        v = (e as { [PRECHECKED]?: unknown })[PRECHECKED] ? OK : validateEvent(e, { now, maxAgeMs: Number.MAX_SAFE_INTEGER, maxFutureMs: Number.MAX_SAFE_INTEGER });
+        const checked = (e as { [PRECHECKED]?: unknown })[PRECHECKED];
+        if (v.ok) size = typeof checked === 'number' && checked > 0 ? checked : checked ? sizeBound(e) : jsonBytes(JSON.stringify(e), this.utf8) + 1;
+      } catch (err) {
+        // A BigInt, a getter or a toJSON that throws inside metadata: this event alone is refused
+        // (left in the queue, it stopped every send after it).
+        v = { ok: false, errors: [{ path: 'metadata', rule: 'json', message: `the event cannot be serialized as JSON: ${(err as Error)?.message ?? String(err)}` }], unknownFields: false };
+      }
       if (!v.ok) {
         this.take();
         this.reject(e, 'rejected', v.errors);
         this.o.spool?.remove([e.request_id]);
         continue;
       }
-      const checked = (e as { [PRECHECKED]?: unknown })[PRECHECKED];
-      const size = typeof checked === 'number' && checked > 0 ? checked : checked ? sizeBound(e) : jsonBytes(JSON.stringify(e), this.utf8) + 1;
       if (batch.length > 0 && bytes + size > MAX_BODY_BYTES) break;
       bytes += size;
       batch.push(e);

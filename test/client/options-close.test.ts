@@ -44,6 +44,29 @@ describe('client options', () => {
   });
 });
 
+describe('events that cannot be serialized', () => {
+  it('are refused one by one (metadata with a BigInt, a throwing getter or toJSON); the rest goes out and the loop stays free', async () => {
+    const sink = createMemorySink();
+    const rejected: Array<{ id: string; message: string }> = [];
+    const client = createUsageClient({ sink, flushIntervalMs: 1, onRejected: (r) => rejected.push({ id: r.event.request_id, message: r.errors[0]!.message }) });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    client.record({ ...ev(0), metadata: { n: 1n } as never });
+    client.record(ev(1));
+    client.record({ ...ev(2), metadata: { get x() { throw new Error('getter broke'); } } });
+    client.record({ ...ev(3), metadata: { toJSON() { throw new Error('toJSON broke'); } } as never });
+    client.record(ev(4));
+    await tick(100);
+    clearInterval(timer);
+    expect(ticks).toBeGreaterThan(3); // it used to spin on the first of them, and no timer ever fired again
+    await client.flush();
+    expect(sink.events.map((e) => e.request_id)).toEqual(['c1', 'c4']);
+    expect(rejected.map((r) => r.id)).toEqual(['c0', 'c2', 'c3']);
+    expect(rejected[1]!.message).toMatch(/cannot be serialized as JSON: getter broke/);
+    await client.close();
+  });
+});
+
 describe('close() while the sink is down', () => {
   it('ends after closeTimeoutMs; without a spool the undelivered events are reported dropped', async () => {
     const dropped: QueuedEvent[] = [];
