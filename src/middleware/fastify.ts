@@ -8,7 +8,7 @@
 // watchResponse); the event is built then (see bench:middleware for what that costs).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { attributionContext, contentLength, createMeter, type Meter, type MeterOptions } from './common.ts';
-import { bytesOut, elapsed, Exchange, now, watchResponse } from './node-http.ts';
+import { bytesOut, completed, elapsed, Exchange, now, watchResponse } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply>;
@@ -97,7 +97,9 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
         const ms = reply.elapsedTime;
         state = new Exchange(request, reply, reply.raw, finish, now() - ms, Math.round(Date.now() - ms));
       }
-      state.over(false);
+      // Not always a finished answer: on HTTP/2 fastify also gets here when the client reset
+      // the stream, before the close listener of watchResponse has run.
+      state.over(!completed(reply.raw));
       next();
     });
   });

@@ -72,4 +72,28 @@ describe('fastify meterRequests over HTTP/2 (per-response close listeners)', () 
     expect(by.hang2!.metadata).toMatchObject({ status: 200, aborted: true });
     expect(errors).toEqual([]);
   });
+  it('with an onRequest hook before the plugin (its onResponse fallback), a stream the client resets is still aborted, units 0', async () => {
+    const sink = createMemorySink();
+    client = createUsageClient({ sink, flushIntervalMs: 5 });
+    const h2 = Fastify({ http2: true });
+    app = h2;
+    h2.addHook('onRequest', async () => {}); // a rate limiter, say: registered first
+    meterRequests(h2, { client, namespace: 'acme/prod', caller: () => 'u', action: 'a' });
+    h2.get('/slow', async () => (await sleep(300), 'late'));
+    await h2.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = h2.server.address() as { port: number };
+    const session = connect(`http://127.0.0.1:${port}`);
+    const st = session.request({ ':path': '/slow', 'x-request-id': 'reset' });
+    st.on('data', () => {});
+    st.on('error', () => {});
+    st.end();
+    await sleep(50);
+    st.close(); // RST_STREAM before the answer
+    await sink.until(1);
+    await sleep(400); // past the handler's late answer
+    await client.flush();
+    session.destroy();
+    expect(sink.events).toHaveLength(1);
+    expect(sink.events[0]).toMatchObject({ request_id: 'reset', units: 0, metadata: { status: 499, aborted: true } });
+  });
 });
