@@ -169,7 +169,8 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
   // A fixed namespace or action is checked once, here (and refused here if it breaks a leaf rule).
   const namespaceFixed = typeof options.namespace === 'string';
   const actionFixed = typeof options.action === 'string' && !options.refusedAction;
-  for (const [k, fixed, ok] of [['namespace', namespaceFixed, namespaceOk], ['action', actionFixed, actionOk]] as const) {
+  // (Also a fixed action that refusedAction may rename: the action itself must be a good one.)
+  for (const [k, fixed, ok] of [['namespace', namespaceFixed, namespaceOk], ['action', typeof options.action === 'string', actionOk]] as const) {
     if (fixed && !ok(options[k] as string)) throw new Error(`${where}: ${k} ${JSON.stringify(options[k])} breaks the leaf rule for ${k}s (src/event/validate.ts)`);
   }
   const namespaceOf = fn(options.namespace);
@@ -221,7 +222,12 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
         if (namespace === undefined || action === undefined || caller === undefined) return;
         let units = 0;
         if (admission !== undefined) {
-          if (options.refusedAction) action = options.refusedAction(action, admission);
+          if (options.refusedAction) {
+            const renamed = options.refusedAction(action, admission);
+            // Not a usable action: the refusal is still measured, under the action itself.
+            if (typeof renamed === 'string' && actionOk(renamed)) action = renamed;
+            else report(new Error(`${where}: refusedAction(${JSON.stringify(action)}, ${JSON.stringify(admission)}) gave ${typeof renamed === 'string' ? JSON.stringify(renamed) : typeof renamed}, not an action (the leaf rule for actions, src/event/validate.ts); recorded under ${JSON.stringify(action)}`));
+          }
         } else if (options.units) {
           units = options.units(request, reply, { status, aborted, durationMs });
         } else units = !aborted && status < 400 ? 1 : 0;
@@ -252,10 +258,23 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
     },
     context(request, requestId) {
       let identity: { namespace: string; caller: string } | undefined;
+      let skipped: boolean | undefined;
       return {
         requestId,
         client,
         upstreamCalls: 0,
+        skipped() {
+          // As record() decides it: a skip() that throws is reported, and the request not metered.
+          if (skipped === undefined) {
+            try {
+              skipped = options.skip?.(request) === true;
+            } catch (err) {
+              report(err);
+              skipped = true;
+            }
+          }
+          return skipped;
+        },
         identity() {
           // Cached once resolved; until then asked again (auth may resolve the caller later).
           if (identity) return identity;
@@ -303,6 +322,8 @@ export interface InboundContext {
   client: UsageClient;
   /** Outgoing calls metered so far (numbers their request ids). */
   upstreamCalls: number;
+  /** The request is not metered (its `skip` said so): neither are its outgoing calls. */
+  skipped(): boolean;
   /** The request's namespace and caller, as the meter's options resolve them now; null if they cannot. */
   identity(): { namespace: string; caller: string } | null;
 }

@@ -46,6 +46,7 @@ export function meteredFetch(options: UpstreamOptions): typeof fetch {
     const n = ++inbound.upstreamCalls;
     const settle = (status: number, response: Response | undefined, error: string | undefined) => {
       try {
+        if (inbound.skipped()) return;
         const who = inbound.identity();
         if (!who) return report(new Error(`meteredFetch(${provider}): the inbound request's namespace or caller is not known; the call was not metered`));
         let units = response?.ok ? 1 : 0;

@@ -224,6 +224,25 @@ describe('fastify meterRequests', () => {
     expect(by['not-refused-here']!.metadata).not.toHaveProperty('admission');
   });
 
+  it('a refusedAction that gives no usable action: the refusal is still recorded, under the action, and reported by name', async () => {
+    const { sink, errors } = setup({ refusedAction: (action, reason) => (reason === 'rate_limited' ? (undefined as unknown as string) : `${action} refused!`) });
+    app!.get('/x', { config: { action: 'recall' } }, async (req, reply) => reply.code(Number(req.headers['x-code'])).send('x'));
+    await app!.inject({ url: '/x', headers: { 'x-user': 'u', 'x-code': '429', 'x-request-id': 'r1' } });
+    await app!.inject({ url: '/x', headers: { 'x-user': 'u', 'x-code': '403', 'x-request-id': 'r2' } });
+    const events = await settled(sink, 2);
+    expect(events.map((e) => [e.request_id, e.action, e.units])).toEqual([['r1', 'recall', 0], ['r2', 'recall', 0]]);
+    expect(errors.map((e) => e.message)).toEqual([
+      'meterRequests: refusedAction("recall", "rate_limited") gave undefined, not an action (the leaf rule for actions, src/event/validate.ts); recorded under "recall"',
+      'meterRequests: refusedAction("recall", "forbidden") gave "recall refused!", not an action (the leaf rule for actions, src/event/validate.ts); recorded under "recall"',
+    ]);
+  });
+
+  it('a fixed action that breaks the leaf rule is refused when the plugin is built, also with a refusedAction', () => {
+    const bad = { client: createUsageClient({ sink: createMemorySink() }), namespace: 'acme/prod', caller: () => 'u', action: 'Bad Action!' };
+    expect(() => meterRequests(Fastify(), bad)).toThrow(/action "Bad Action!" breaks the leaf rule for actions/);
+    expect(() => meterRequests(Fastify(), { ...bad, refusedAction: (a: string) => a })).toThrow(/action "Bad Action!" breaks the leaf rule for actions/);
+  });
+
   it('one event for a handler that throws, none for skipped requests', async () => {
     const { sink } = setup({ skip: (r) => r.url === '/healthz' });
     app!.get('/boom', async () => {
@@ -419,6 +438,18 @@ describe('fastify meterRequests', () => {
     ]);
     expect(events[0]!.metadata).toMatchObject({ upstream: 'openai', inbound_request_id: 'in-1', host: 'api.openai.example', method: 'GET', status: 200 });
     expect(JSON.stringify(events)).not.toContain('sk-should-not-appear');
+  });
+
+  it('a skipped request is not metered, and neither are its upstream calls', async () => {
+    const { sink, errors } = setup({ skip: (r) => r.url === '/healthz' });
+    const probe = meteredFetch({ provider: 'db', fetch: (async () => new Response('{}')) as typeof fetch });
+    app!.get('/healthz', async () => (await probe('https://db.example/ping'), 'ok'));
+    app!.get('/work', async () => (await probe('https://db.example/q'), 'ok'));
+    await app!.inject({ url: '/healthz', headers: { 'x-user': 'u' } });
+    await app!.inject({ url: '/work', headers: { 'x-user': 'u', 'x-request-id': 'w1' } });
+    const events = await settled(sink, 2);
+    expect(events.map((e) => e.request_id).sort()).toEqual(['w1', 'w1.db.1']);
+    expect(errors).toEqual([]);
   });
 
   it('an upstream call of a request with a long id still gets the same id when the request is repeated', async () => {
