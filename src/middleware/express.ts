@@ -11,7 +11,10 @@ import { bytesIn, bytesOut, elapsed, Exchange, watchResponse } from './node-http
 export type { RequestOutcome } from './common.ts';
 
 /** Express's request, or any IncomingMessage (Connect); `route`/`baseUrl` give the route pattern. */
-type Req = IncomingMessage & { route?: { path?: unknown }; baseUrl?: string };
+type Req = IncomingMessage & { route?: { path?: unknown }; baseUrl?: string; app?: ExpressApp };
+/** What this file reads of an Express app and its routers (Express 4: `_router`; 5: `router`). */
+type ExpressApp = { parent?: ExpressApp; mountpath?: unknown; router?: { stack?: unknown }; _router?: { stack?: unknown } };
+type Layer = { rawPath?: unknown; handle?: { stack?: unknown } };
 export type ExpressMeterOptions<R extends IncomingMessage = Req, S extends ServerResponse = ServerResponse> = MeterOptions<R, S>;
 
 export interface MeterMiddleware<R, S> {
@@ -28,7 +31,7 @@ export function meterRequests<R extends IncomingMessage = Req, S extends ServerR
     const { request: req, reply: res } = w;
     try {
       const r = req as unknown as Req;
-      const route = r.route?.path !== undefined ? `${r.baseUrl ?? ''}${String(r.route.path)}` : undefined;
+      const route = r.route?.path !== undefined ? `${mountOf(r)}${String(r.route.path)}` : undefined;
       meter.record(req, res, w.ts, w.id!, req.method ?? 'GET', route, res.headersSent || !aborted ? res.statusCode : 499, aborted, elapsed(w.t0), bytesIn(req), bytesOut(req, res, w.w0));
     } catch (err) {
       meter.report(err);
@@ -56,3 +59,63 @@ export function meterRequests<R extends IncomingMessage = Req, S extends ServerR
   });
 }
 
+
+/**
+ * The mount path of the routers a request went through, as written in the app, for the route
+ * pattern. `req.baseUrl` is the text of the URL that matched, so under a mount with parameters
+ * (`app.use('/users/:uid', router)`) it holds a user's values. It is used only when every mount
+ * it went through is a literal path, found in the app's router stack; otherwise the route is the
+ * pattern within its router alone (always so on Express 4, whose layers do not keep the path).
+ */
+function mountOf(req: Req): string {
+  const base = req.baseUrl;
+  if (!base) return '';
+  // A sub-app that answered is req.app; its mount paths, up to the top app, come first.
+  let prefix = '';
+  const app = req.app;
+  for (let a = app, i = 0; a?.parent && i < 32; a = a.parent, i++) {
+    const mount = typeof a.mountpath === 'string' ? a.mountpath.replace(/\/+$/, '') : undefined;
+    if (mount === undefined || (mount !== '' && !LITERAL.test(mount))) return '';
+    prefix = mount + prefix;
+  }
+  if (base.slice(0, prefix.length).toLowerCase() !== prefix.toLowerCase()) return '';
+  const found = literalMount(stackOf(app?.router ?? app?._router), base.slice(prefix.length), 0);
+  return found === undefined ? '' : prefix + found;
+}
+
+const LITERAL = /^\/[A-Za-z0-9._~!$&'+,;=@%/-]*$/; // no :param, *, ?, (, {, or [
+
+function stackOf(router: { stack?: unknown } | undefined): Layer[] {
+  return Array.isArray(router?.stack) ? (router.stack as Layer[]) : [];
+}
+
+/** The literal mounts that make up `rest` (router layers only), or undefined. Never calls a layer's match(). */
+function literalMount(stack: Layer[], rest: string, depth: number): string | undefined {
+  if (rest === '' || rest === '/') return '';
+  if (depth > 8) return undefined;
+  for (const layer of stack) {
+    const nested = layer.handle?.stack;
+    if (!Array.isArray(nested)) continue; // a route or a middleware function: not a mount
+    let consumed: string | undefined;
+    let pattern: string | undefined;
+    if (typeof layer.rawPath === 'string') {
+      // router 2 (Express 5): the path as written; literal, matched without regard to case
+      const path = layer.rawPath.replace(/\/+$/, '');
+      if (!LITERAL.test(layer.rawPath)) continue;
+      if (path === '') {
+        // app.use(router): mounted at the root, nothing consumed
+        const tail = literalMount(nested as Layer[], rest, depth + 1);
+        if (tail !== undefined) return tail;
+        continue;
+      }
+      const head = rest.slice(0, path.length);
+      if (head.toLowerCase() !== path.toLowerCase() || (rest.length > path.length && rest[path.length] !== '/')) continue;
+      consumed = head;
+      pattern = path;
+    }
+    if (consumed === undefined || pattern === undefined || consumed === '') continue;
+    const tail = literalMount(nested as Layer[], rest.slice(consumed.length), depth + 1);
+    if (tail !== undefined) return pattern + tail;
+  }
+  return undefined;
+}

@@ -44,6 +44,29 @@ describe('express meterRequests', () => {
     expect(JSON.stringify(e)).not.toMatch(/very-secret-token|abc123secret|item-zzq/);
   });
 
+  it('the route is a pattern: a mount with parameters is never taken from the URL; literal mounts are kept as written', async () => {
+    const { app, sink } = metered();
+    const items = express.Router();
+    items.get('/items/:id', (_req, res) => void res.send('x'));
+    app.use('/users/:uid', items); // the URL's text here is a user's value
+    const admin = express();
+    admin.get('/orders/:oid', (_req, res) => void res.send('x'));
+    app.use('/tenants/:tenant', admin);
+    app.use('/API', items); // literal, matched in any case
+    const outer = express.Router();
+    const inner = express.Router();
+    inner.get('/deep/:x', (_req, res) => void res.send('x'));
+    outer.use('/v3', inner);
+    app.use(outer); // mounted at the root, a literal mount inside
+    const url = await start(app);
+    const paths = ['/users/alice@example.com/items/8', '/tenants/acme-corp/orders/991', '/api/items/3', '/v3/deep/4'];
+    for (const [i, p] of paths.entries()) await (await fetch(`${url}${p}`, { headers: { 'x-user': 'u', 'x-request-id': `m${i}` } })).arrayBuffer();
+    const events = await settled(sink, 4);
+    const route = Object.fromEntries(events.map((e) => [e.request_id, e.metadata!.route]));
+    expect(route).toEqual({ m0: '/items/:id', m1: '/orders/:oid', m2: '/API/items/:id', m3: '/v3/deep/:x' });
+    expect(JSON.stringify(events)).not.toMatch(/alice|acme-corp/);
+  });
+
   it('a handler that throws, a refusal by later middleware, a streamed reply: one event each', async () => {
     const { app, sink } = metered();
     app.use((req, res, next) => (req.headers['x-limit'] ? void res.status(429).send('slow down') : next()));
