@@ -304,9 +304,15 @@ class Client implements UsageClient {
       while (this.size() > 0 && !this.stopped) {
         const batch = this.takeBatch();
         this.inFlight = batch.length;
-        this.current = { batch, answered: new Set(), abort: null, wake: null };
+        const current: NonNullable<Client['current']> = { batch, answered: new Set(), abort: null, wake: null };
+        this.current = current;
         try {
           await this.send(batch);
+        } catch (err) {
+          // Not an answer of the sink but a fault (an answer it could not read, a spool that
+          // threw): what was not answered goes back to the front of the queue, for the retry.
+          if (!this.stopped) this.putBack(batch.filter((e) => !current.answered.has(e)));
+          throw err;
         } finally {
           this.current = null;
           this.inFlight = 0;
@@ -319,7 +325,7 @@ class Client implements UsageClient {
         // reported, and tried again later, never at once (an immediate retry of a failing pump
         // is a loop of promises that starves the app).
         failed = true;
-        this.report(new Error(`the usage client could not send (${(err as Error)?.message ?? String(err)}); trying again in ${this.o.retry.baseMs} ms`));
+        this.report(new Error(`the usage client could not send (${describe(err)}); trying again in ${this.o.retry.baseMs} ms`));
       })
       .finally(() => {
         this.sending = undefined;
@@ -403,7 +409,7 @@ class Client implements UsageClient {
       try {
         answer = await this.sink.send(batch, timeout.signal);
       } catch (err) {
-        answer = { kind: 'retry', error: new Error(`sink ${this.sink.name}: ${(err as Error)?.message ?? String(err)}`) };
+        answer = { kind: 'retry', error: new Error(`sink ${this.sink.name}: ${describe(err)}`) };
       } finally {
         clearTimeout(timer);
       }
@@ -440,6 +446,13 @@ class Client implements UsageClient {
       const retry = answer?.kind === 'retry' ? answer : { error: new Error(`sink ${this.sink.name} gave no answer`), retryAfterMs: null };
       await this.retryAfter(attempt, retry.retryAfterMs ?? null, retry.error);
     }
+  }
+
+  /** Events taken for a send that failed, back at the front of the queue (checked again when next taken). */
+  private putBack(events: QueuedEvent[]): void {
+    if (events.length === 0) return;
+    this.queue.splice(this.head, 0, ...events);
+    this.lastUnchecked = Math.max(this.lastUnchecked + events.length, this.head + events.length - 1);
   }
 
   /** Part of the batch being sent has its answer (a batch too large is sent in halves). */
@@ -550,6 +563,16 @@ class Client implements UsageClient {
   async receipt(id: number): Promise<Receipt> {
     if (!this.sink.receipt) throw new Error(`receipt ${id}: the ${this.sink.name} sink has no receipts; they come from the service (use the HTTP sink, or GET /v1/events/${id}/receipt)`);
     return this.sink.receipt(id);
+  }
+}
+
+/** An error's message for a sentence, whatever was thrown (even an object without toString). */
+function describe(err: unknown): string {
+  try {
+    const message = (err as { message?: unknown } | null | undefined)?.message;
+    return typeof message === 'string' ? message : String(err);
+  } catch {
+    return Object.prototype.toString.call(err);
   }
 }
 

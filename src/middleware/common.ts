@@ -267,7 +267,7 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
           // As record() decides it: a skip() that throws is reported, and the request not metered.
           if (skipped === undefined) {
             try {
-              skipped = options.skip?.(request) === true;
+              skipped = Boolean(options.skip?.(request)); // truthy, as record() takes it
             } catch (err) {
               report(err);
               skipped = true;

@@ -14,7 +14,7 @@ export type { RequestOutcome } from './common.ts';
 type Req = IncomingMessage & { route?: { path?: unknown }; baseUrl?: string; app?: ExpressApp };
 /** What this file reads of an Express app and its routers (Express 4: `_router`; 5: `router`). */
 type ExpressApp = { parent?: ExpressApp; mountpath?: unknown; router?: { stack?: unknown }; _router?: { stack?: unknown } };
-type Layer = { rawPath?: unknown; handle?: { stack?: unknown } };
+type Layer = { rawPath?: unknown; route?: unknown; handle?: { stack?: unknown } };
 export type ExpressMeterOptions<R extends IncomingMessage = Req, S extends ServerResponse = ServerResponse> = MeterOptions<R, S>;
 
 export interface MeterMiddleware<R, S> {
@@ -70,6 +70,14 @@ export function meterRequests<R extends IncomingMessage = Req, S extends ServerR
 function mountOf(req: Req): string {
   const base = req.baseUrl;
   if (!base) return '';
+  try {
+    return literalPrefix(req, base);
+  } catch {
+    return ''; // never lose the event over its route (Express 4's app.router getter throws)
+  }
+}
+
+function literalPrefix(req: Req, base: string): string {
   // A sub-app that answered is req.app; its mount paths, up to the top app, come first.
   let prefix = '';
   const app = req.app;
@@ -79,7 +87,7 @@ function mountOf(req: Req): string {
     prefix = mount + prefix;
   }
   if (base.slice(0, prefix.length).toLowerCase() !== prefix.toLowerCase()) return '';
-  const found = literalMount(stackOf(app?.router ?? app?._router), base.slice(prefix.length), 0);
+  const found = literalMount(stackOf(app?._router ?? app?.router), base.slice(prefix.length), req.route, 0);
   return found === undefined ? '' : prefix + found;
 }
 
@@ -89,10 +97,14 @@ function stackOf(router: { stack?: unknown } | undefined): Layer[] {
   return Array.isArray(router?.stack) ? (router.stack as Layer[]) : [];
 }
 
-/** The literal mounts that make up `rest` (router layers only), or undefined. Never calls a layer's match(). */
-function literalMount(stack: Layer[], rest: string, depth: number): string | undefined {
-  if (rest === '' || rest === '/') return '';
+/**
+ * The literal mounts that make up `rest` down to the router holding `route` (the one that
+ * answered), or undefined. Never calls a layer's match().
+ */
+function literalMount(stack: Layer[], rest: string, route: unknown, depth: number): string | undefined {
   if (depth > 8) return undefined;
+  const end = rest === '' || rest === '/';
+  if (end && stack.some((l) => l.route === route)) return '';
   for (const layer of stack) {
     const nested = layer.handle?.stack;
     if (!Array.isArray(nested)) continue; // a route or a middleware function: not a mount
@@ -103,8 +115,8 @@ function literalMount(stack: Layer[], rest: string, depth: number): string | und
       const path = layer.rawPath.replace(/\/+$/, '');
       if (!LITERAL.test(layer.rawPath)) continue;
       if (path === '') {
-        // app.use(router): mounted at the root, nothing consumed
-        const tail = literalMount(nested as Layer[], rest, depth + 1);
+        // router.use(inner): mounted at the root, nothing consumed
+        const tail = literalMount(nested as Layer[], rest, route, depth + 1);
         if (tail !== undefined) return tail;
         continue;
       }
@@ -113,8 +125,8 @@ function literalMount(stack: Layer[], rest: string, depth: number): string | und
       consumed = head;
       pattern = path;
     }
-    if (consumed === undefined || pattern === undefined || consumed === '') continue;
-    const tail = literalMount(nested as Layer[], rest.slice(consumed.length), depth + 1);
+    if (end || consumed === undefined || pattern === undefined || consumed === '') continue;
+    const tail = literalMount(nested as Layer[], rest.slice(consumed.length), route, depth + 1);
     if (tail !== undefined) return pattern + tail;
   }
   return undefined;

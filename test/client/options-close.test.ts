@@ -67,6 +67,33 @@ describe('events that cannot be serialized', () => {
   });
 });
 
+describe('a fault while sending', () => {
+  it('puts the batch back and tries again later: nothing is lost, and a thrown non-Error is described', async () => {
+    const delivered: string[] = [];
+    let call = 0;
+    const sink: Sink = {
+      name: 'faulty',
+      send: async (events) => {
+        call++;
+        if (call === 1) return { kind: 'done', get results(): never { throw new Error('unreadable answer'); } };
+        if (call === 2) throw Object.create(null); // not even a toString
+        delivered.push(...events.map((e) => e.request_id));
+        return { kind: 'done' };
+      },
+    };
+    const errors: string[] = [];
+    const client = createUsageClient({ sink, flushIntervalMs: 1, retry: { baseMs: 5, maxMs: 10 }, onError: (e) => errors.push(e.message) });
+    for (let i = 0; i < 3; i++) client.record(ev(i));
+    await tick(100);
+    await client.flush();
+    expect(delivered).toEqual(['c0', 'c1', 'c2']);
+    expect(client.stats()).toMatchObject({ sent: 3, dropped: 0, queued: 0 });
+    expect(errors[0]).toMatch(/could not send \(unreadable answer\); trying again in 5 ms/);
+    expect(errors[1]).toBe('sink faulty: [object Object]'); // a sink's throw, whatever it is, is retried
+    await client.close();
+  });
+});
+
 describe('close() while the sink is down', () => {
   it('ends after closeTimeoutMs; without a spool the undelivered events are reported dropped', async () => {
     const dropped: QueuedEvent[] = [];

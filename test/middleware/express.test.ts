@@ -67,6 +67,20 @@ describe('express meterRequests', () => {
     expect(JSON.stringify(events)).not.toMatch(/alice|acme-corp/);
   });
 
+  it('the route names the router that answered, not another literal mount whose text matches', async () => {
+    const { app, sink } = metered();
+    const api = express.Router();
+    api.get('/x', (_req, res) => void res.send('x')); // nothing for /items here: it passes on
+    const tenant = express.Router();
+    tenant.get('/items/:id', (_req, res) => void res.send('x'));
+    app.use('/api', api);
+    app.use('/:tenant', tenant);
+    const url = await start(app);
+    await (await fetch(`${url}/api/items/7`, { headers: { 'x-user': 'u', 'x-request-id': 't1' } })).arrayBuffer();
+    const [e] = await settled(sink, 1);
+    expect(e!.metadata!.route).toBe('/items/:id');
+  });
+
   it('a handler that throws, a refusal by later middleware, a streamed reply: one event each', async () => {
     const { app, sink } = metered();
     app.use((req, res, next) => (req.headers['x-limit'] ? void res.status(429).send('slow down') : next()));
