@@ -18,7 +18,7 @@
 # runs a major GC counts thousands more per request in any app, and a GC only ever adds: so each
 # app's cost is its lowest window, and an app whose windows differ by over 2 % is flagged (run
 # again if its lowest window looks off too). Forcing a GC before each window (--expose-gc) was
-# worse: every app then counted ~40 % more, in recompiling what the collection threw away.
+# worse: every app then counted 50 % more or worse (code the collection let go recompiled, it seems).
 set -euo pipefail
 N=${1:-10000}
 WARMUP=${WARMUP:-30000}
