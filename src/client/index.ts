@@ -321,7 +321,7 @@ class Client implements UsageClient {
       }
     })()
       .catch((err) => {
-        // A fault of the client itself (a sink's answer it could not read, a spool that throws):
+        // A fault of the client itself (a sink's answer it could not read):
         // reported, and tried again later, never at once (an immediate retry of a failing pump
         // is a loop of promises that starves the app).
         failed = true;
@@ -371,12 +371,12 @@ class Client implements UsageClient {
       } catch (err) {
         // A BigInt, a getter or a toJSON that throws inside metadata: this event alone is refused
         // (left in the queue, it stopped every send after it).
-        v = { ok: false, errors: [{ path: 'metadata', rule: 'json', message: `the event cannot be serialized as JSON: ${(err as Error)?.message ?? String(err)}` }], unknownFields: false };
+        v = { ok: false, errors: [{ path: 'metadata', rule: 'json', message: `the event cannot be serialized as JSON: ${describe(err)}` }], unknownFields: false };
       }
       if (!v.ok) {
         this.take();
         this.reject(e, 'rejected', v.errors);
-        this.o.spool?.remove([e.request_id]);
+        this.unspool([e.request_id]);
         continue;
       }
       if (batch.length > 0 && bytes + size > MAX_BODY_BYTES) break;
@@ -424,8 +424,8 @@ class Client implements UsageClient {
             else this.reject(batch[i]!, r.status === 'conflict' ? 'conflict' : 'rejected', r.errors ?? []);
           }
         }
-        this.o.spool?.remove(batch.map((e) => e.request_id));
         this.answered(batch);
+        this.unspool(batch.map((e) => e.request_id));
         return;
       }
       if (answer?.kind === 'too_large' && batch.length > 1) {
@@ -439,12 +439,25 @@ class Client implements UsageClient {
         // Refused as a whole: report each event, never retry.
         const errors = answer.kind === 'refused' ? answer.errors : [{ path: '', rule: 'too_large', message: 'the event alone is too large for the sink' }];
         for (const e of batch) this.reject(e, 'rejected', errors);
-        this.o.spool?.remove(batch.map((e) => e.request_id));
         this.answered(batch);
+        this.unspool(batch.map((e) => e.request_id));
         return;
       }
       const retry = answer?.kind === 'retry' ? answer : { error: new Error(`sink ${this.sink.name} gave no answer`), retryAfterMs: null };
       await this.retryAfter(attempt, retry.retryAfterMs ?? null, retry.error);
+    }
+  }
+
+  /**
+   * Answered events out of the spool. A spool that fails here (a full or read-only disk) is
+   * reported, not a fault of the send: the answer stands, and rows left behind are sent again by
+   * the next client on the spool, as duplicates the service ignores.
+   */
+  private unspool(ids: string[]): void {
+    try {
+      this.o.spool?.remove(ids);
+    } catch (err) {
+      this.report(new Error(`the spool could not remove ${ids.length} answered events (${describe(err)}); the next client on it sends them again, as duplicates`));
     }
   }
 
@@ -572,7 +585,11 @@ function describe(err: unknown): string {
     const message = (err as { message?: unknown } | null | undefined)?.message;
     return typeof message === 'string' ? message : String(err);
   } catch {
-    return Object.prototype.toString.call(err);
+    try {
+      return Object.prototype.toString.call(err);
+    } catch {
+      return `a thrown ${typeof err}`; // a Proxy that throws on every read
+    }
   }
 }
 

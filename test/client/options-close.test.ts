@@ -94,6 +94,27 @@ describe('a fault while sending', () => {
   });
 });
 
+describe('a spool that fails to remove answered events', () => {
+  it('does not make the client send them again: the answer stands, the failure is reported', async () => {
+    const sends: string[][] = [];
+    const sink: Sink = { name: 'ok', send: async (events) => (sends.push(events.map((e) => e.request_id)), { kind: 'done' }) };
+    const spool = { load: () => [], add: () => {}, remove: () => { throw new Error('disk full'); }, close: () => {} };
+    const errors: string[] = [];
+    const rejected: string[] = [];
+    const client = createUsageClient({ sink, spool, flushIntervalMs: 1, retry: { baseMs: 5, maxMs: 10 }, onError: (e) => errors.push(e.message), onRejected: (r) => rejected.push(r.event.request_id) });
+    for (let i = 0; i < 3; i++) client.record(ev(i));
+    // An event whose toJSON throws a value without even a toString: refused alone, described.
+    client.record({ ...ev(3), metadata: { x: { toJSON() { throw Object.create(null); } } } });
+    await client.flush();
+    await tick(30);
+    expect(sends).toEqual([['c0', 'c1', 'c2']]);
+    expect(client.stats()).toMatchObject({ sent: 3, rejected: 1, queued: 0 });
+    expect(rejected).toEqual(['c3']);
+    expect(errors).toContain('the spool could not remove 3 answered events (disk full); the next client on it sends them again, as duplicates');
+    await client.close();
+  });
+});
+
 describe('close() while the sink is down', () => {
   it('ends after closeTimeoutMs; without a spool the undelivered events are reported dropped', async () => {
     const dropped: QueuedEvent[] = [];
