@@ -309,8 +309,8 @@ class Client implements UsageClient {
         try {
           await this.send(batch);
         } catch (err) {
-          // Not an answer of the sink but a fault (an answer it could not read, a spool that
-          // threw): what was not answered goes back to the front of the queue, for the retry.
+          // Not an answer of the sink but a fault (an answer it could not read): what was not
+          // answered goes back to the front of the queue, for the retry.
           if (!this.stopped) this.putBack(batch.filter((e) => !current.answered.has(e)));
           throw err;
         } finally {
@@ -476,9 +476,7 @@ class Client implements UsageClient {
 
   private async retryAfter(attempt: number, told: number | null, error: Error): Promise<void> {
     this.counters.retried++;
-    try {
-      this.o.onError?.(error);
-    } catch {}
+    this.report(error);
     const delay = told ?? backoffDelay(attempt + 1, this.o.retry); // attempt counts from 0 here
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, delay);

@@ -59,7 +59,6 @@ export function meterRequests<R extends IncomingMessage = Req, S extends ServerR
   });
 }
 
-
 /**
  * The mount path of the routers a request went through, as written in the app, for the route
  * pattern. `req.baseUrl` is the text of the URL that matched, so under a mount with parameters
@@ -86,7 +85,7 @@ function literalPrefix(req: Req, base: string): string {
     if (mount === undefined || (mount !== '' && !LITERAL.test(mount))) return '';
     prefix = mount + prefix;
   }
-  if (base.slice(0, prefix.length).toLowerCase() !== prefix.toLowerCase()) return '';
+  if (!startsWithPath(base, prefix)) return '';
   const found = literalMount(stackOf(app?._router ?? app?.router), base.slice(prefix.length), req.route, 0);
   return found === undefined ? '' : prefix + found;
 }
@@ -97,37 +96,31 @@ function stackOf(router: { stack?: unknown } | undefined): Layer[] {
   return Array.isArray(router?.stack) ? (router.stack as Layer[]) : [];
 }
 
+/** Whether `text` begins with the mount path `path` (a whole segment), as Express matches: case-blind. */
+function startsWithPath(text: string, path: string): boolean {
+  return text.slice(0, path.length).toLowerCase() === path.toLowerCase() && (text.length === path.length || path === '' || text[path.length] === '/');
+}
+
 /**
  * The literal mounts that make up `rest` down to the router holding `route` (the one that
- * answered), or undefined. Never calls a layer's match().
+ * answered), or undefined. Only router 2 (Express 5) layers keep the path as written (`rawPath`);
+ * Express 4's are not followed. Never calls a layer's match().
  */
 function literalMount(stack: Layer[], rest: string, route: unknown, depth: number): string | undefined {
   if (depth > 8) return undefined;
   const end = rest === '' || rest === '/';
   if (end && stack.some((l) => l.route === route)) return '';
   for (const layer of stack) {
-    const nested = layer.handle?.stack;
-    if (!Array.isArray(nested)) continue; // a route or a middleware function: not a mount
-    let consumed: string | undefined;
-    let pattern: string | undefined;
-    if (typeof layer.rawPath === 'string') {
-      // router 2 (Express 5): the path as written; literal, matched without regard to case
-      const path = layer.rawPath.replace(/\/+$/, '');
-      if (!LITERAL.test(layer.rawPath)) continue;
-      if (path === '') {
-        // router.use(inner): mounted at the root, nothing consumed
-        const tail = literalMount(nested as Layer[], rest, route, depth + 1);
-        if (tail !== undefined) return tail;
-        continue;
-      }
-      const head = rest.slice(0, path.length);
-      if (head.toLowerCase() !== path.toLowerCase() || (rest.length > path.length && rest[path.length] !== '/')) continue;
-      consumed = head;
-      pattern = path;
+    const nested = layer.handle?.stack; // a router: a route or a middleware function has none
+    if (!Array.isArray(nested) || typeof layer.rawPath !== 'string' || !LITERAL.test(layer.rawPath)) continue;
+    const path = layer.rawPath.replace(/\/+$/, '');
+    let tail: string | undefined;
+    if (path === '') tail = literalMount(nested as Layer[], rest, route, depth + 1); // router.use(inner): nothing consumed
+    else if (!end && startsWithPath(rest, path)) {
+      const below = literalMount(nested as Layer[], rest.slice(path.length), route, depth + 1);
+      if (below !== undefined) tail = path + below;
     }
-    if (end || consumed === undefined || pattern === undefined || consumed === '') continue;
-    const tail = literalMount(nested as Layer[], rest.slice(consumed.length), route, depth + 1);
-    if (tail !== undefined) return pattern + tail;
+    if (tail !== undefined) return tail;
   }
   return undefined;
 }

@@ -3,9 +3,10 @@
 // so handlers keep their signatures). Outside a metered request, or where AsyncLocalStorage is
 // missing, it is the plain fetch and records nothing. Edge-safe.
 import type { UsageClient } from '../client/index.ts';
-import { ACTION_PATTERN } from '../event/validate.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { utf8ToBytes } from '@noble/hashes/utils.js';
+import { bytesToHex } from '../encoding/hex.ts';
+import { ACTION_PATTERN } from '../event/validate.ts';
 import { useRequestContext } from './common.ts';
 
 export interface UpstreamOptions {
