@@ -1,6 +1,6 @@
 // fastify with http2: true (h2c): the per-response fallback, including streams the client resets.
 import Fastify from 'fastify';
-import { connect } from 'node:http2';
+import { type ClientHttp2Session, type ClientHttp2Stream, connect } from 'node:http2';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMemorySink, createUsageClient, type UsageClient } from '../../src/index.ts';
@@ -14,6 +14,14 @@ afterEach(async () => {
   app = client = undefined;
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A request whose answer the client reads and ignores; close() it to reset the stream. */
+function open(session: ClientHttp2Session, path: string, id: string): ClientHttp2Stream {
+  const st = session.request({ ':path': path, 'x-request-id': id });
+  st.on('data', () => {});
+  st.on('error', () => {});
+  st.end();
+  return st;
+}
 
 describe('fastify meterRequests over HTTP/2 (per-response close listeners)', () => {
   it('ok, streamed, thrown and aborted requests on one session: one event each, right status and aborted flag', async () => {
@@ -45,17 +53,11 @@ describe('fastify meterRequests over HTTP/2 (per-response close listeners)', () 
     expect(await go('/ok', 'ok')).toBe(200);
     expect(await go('/s', 's')).toBe(200);
     expect(await go('/boom', 'boom')).toBe(500);
-    const hang = session.request({ ':path': '/hang', 'x-request-id': 'hang' });
-    hang.on('data', () => {});
-    hang.on('error', () => {});
-    hang.end();
+    const hang = open(session, '/hang', 'hang');
     await sleep(100);
     hang.close(); // RST_STREAM: the client gives up on this one, the session stays
     await sleep(100);
-    const hang2 = session.request({ ':path': '/hang', 'x-request-id': 'hang2' });
-    hang2.on('data', () => {});
-    hang2.on('error', () => {});
-    hang2.end();
+    open(session, '/hang', 'hang2');
     await sleep(100);
     session.destroy(); // the whole connection goes
     await sink.until(5);
@@ -83,10 +85,7 @@ describe('fastify meterRequests over HTTP/2 (per-response close listeners)', () 
     await h2.listen({ port: 0, host: '127.0.0.1' });
     const { port } = h2.server.address() as { port: number };
     const session = connect(`http://127.0.0.1:${port}`);
-    const st = session.request({ ':path': '/slow', 'x-request-id': 'reset' });
-    st.on('data', () => {});
-    st.on('error', () => {});
-    st.end();
+    const st = open(session, '/slow', 'reset');
     await sleep(50);
     st.close(); // RST_STREAM before the answer
     await sink.until(1);
