@@ -1,7 +1,7 @@
 // The serve flags of billable classification: --billable-actions, --non-billable-actions,
 // --other-actions, or a --classification FILE (JSON), and --classification-from TIME.
 import { InvalidArgumentError } from 'commander';
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { ACTION_CLASSES, validatePolicy, type ClassificationPolicy } from '../event/classification.ts';
 import { parseRfc3339 } from '../event/validate.ts';
 
@@ -14,6 +14,40 @@ export interface ClassificationFlags {
 }
 
 const MAX_FILE_BYTES = 1024 * 1024;
+
+const EMPTY_LIST = 'must name at least one action, e.g. recall,extract: an empty list would start a classification period with nothing billable, and periods are never removed; leave the flag and its variable unset to keep the classification in force';
+
+/**
+ * --billable-actions, --non-billable-actions: comma-separated actions, repeatable. An empty or
+ * blank value (`RECEIPTS_BILLABLE_ACTIONS=` in a unit file, say) is refused, not read as "none":
+ * it would append a period to the append-only history that bills nothing, permanently.
+ */
+export function actionListArg(value: string, previous: string[] | undefined): string[] {
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new InvalidArgumentError(EMPTY_LIST);
+  return [...(previous ?? []), ...items];
+}
+
+/**
+ * The --classification file's text. Only a regular file of at most MAX_FILE_BYTES: /dev/zero
+ * would fill memory and a FIFO would hang the start. Opened non-blocking (a FIFO opens at once,
+ * then is refused), checked on the open descriptor, read with a bound (a file that grew is refused).
+ */
+function readClassificationFile(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error('it is not a regular file (a device, FIFO, socket or directory is never read)');
+    if (st.size > MAX_FILE_BYTES) throw new Error(`it is larger than ${MAX_FILE_BYTES} bytes`);
+    const buf = Buffer.alloc(MAX_FILE_BYTES + 1);
+    let n = 0;
+    for (let r; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, null)) > 0; ) n += r;
+    if (n > MAX_FILE_BYTES) throw new Error(`it is larger than ${MAX_FILE_BYTES} bytes`);
+    return buf.toString('utf8', 0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** --classification-from: epoch milliseconds or an RFC 3339 date-time. */
 export function instantArg(value: string): number {
@@ -34,10 +68,10 @@ export function policyFromFlags(f: ClassificationFlags): { policy: Classificatio
     source = f.classification;
     let text: string;
     try {
-      if (statSync(f.classification).size > MAX_FILE_BYTES) throw new Error(`it is larger than ${MAX_FILE_BYTES} bytes`);
-      text = readFileSync(f.classification, 'utf8');
+      if (f.classification.trim() === '') throw new Error('the file name is empty');
+      text = readClassificationFile(f.classification);
     } catch (err) {
-      throw new Error(`--classification ${f.classification}: cannot read it (${(err as Error).message}); give a JSON file like {"billable":["recall"],"non_billable":["ping"],"other":"info"}`);
+      throw new Error(`--classification ${f.classification}: cannot read it (${(err as Error).message}); give a regular JSON file of at most ${MAX_FILE_BYTES} bytes like {"billable":["recall"],"non_billable":["ping"],"other":"info"}`);
     }
     try {
       input = JSON.parse(text);
@@ -45,6 +79,10 @@ export function policyFromFlags(f: ClassificationFlags): { policy: Classificatio
       throw new Error(`--classification ${f.classification} is not JSON (${(err as Error).message}); expected {"billable":[…],"non_billable":[…],"other":"info"}`);
     }
   } else if (listed) {
+    // The parsers refuse empty lists; this guards callers that build the flags themselves.
+    for (const [name, list] of [['--billable-actions', f.billableActions], ['--non-billable-actions', f.nonBillableActions]] as const) {
+      if (list !== undefined && list.length === 0) throw new Error(`${name} ${EMPTY_LIST}`);
+    }
     source = '--billable-actions/--non-billable-actions/--other-actions';
     input = { billable: f.billableActions ?? [], non_billable: f.nonBillableActions ?? [], other: f.otherActions ?? 'info' };
   } else {

@@ -11,7 +11,7 @@ import { loadSuiConfig, NETWORKS, type Network } from '../chain/config.ts';
 import { SuiChain } from '../chain/sui.ts';
 import { buildWeb, WEB_DIST, webBuilt } from '../web/build.ts';
 import { acquireServeLock, type ServeLock } from './lock.ts';
-import { instantArg, policyFromFlags, type ClassificationFlags } from './classification.ts';
+import { actionListArg, instantArg, policyFromFlags, type ClassificationFlags } from './classification.ts';
 import { configureClassification } from '../ledger/classification-common.ts';
 import { ACTION_CLASSES } from '../event/classification.ts';
 
@@ -69,8 +69,8 @@ export function addServeCommand(program: Command): void {
     .addOption(new Option('--epoch-max-events <n>', 'seal when this many events wait (and never put more in one epoch)').env('RECEIPTS_EPOCH_MAX_EVENTS').default(100_000).argParser(integerIn(1, 10_000_000)))
     .addOption(new Option('--sui-config <file>', 'anchor epochs on Sui with this config (package, registry, cap, key); off without it').env('RECEIPTS_SUI_CONFIG'))
     .addOption(new Option('--network <name>', 'the network the Sui config must be for').env('RECEIPTS_NETWORK').choices(NETWORKS))
-    .addOption(new Option('--billable-actions <list>', 'comma-separated actions that are billable (see "Billable classification" in the README)').env('RECEIPTS_BILLABLE_ACTIONS').argParser(listOf))
-    .addOption(new Option('--non-billable-actions <list>', 'comma-separated actions that are recorded but not billable').env('RECEIPTS_NON_BILLABLE_ACTIONS').argParser(listOf))
+    .addOption(new Option('--billable-actions <list>', 'comma-separated actions that are billable (see "Billable classification" in the README)').env('RECEIPTS_BILLABLE_ACTIONS').argParser(actionListArg))
+    .addOption(new Option('--non-billable-actions <list>', 'comma-separated actions that are recorded but not billable').env('RECEIPTS_NON_BILLABLE_ACTIONS').argParser(actionListArg))
     .addOption(new Option('--other-actions <class>', 'the class of actions in neither list (default: info)').env('RECEIPTS_OTHER_ACTIONS').choices(ACTION_CLASSES))
     .addOption(new Option('--classification <file>', 'the classification as JSON: {"billable":[…],"non_billable":[…],"other":"info"}').env('RECEIPTS_CLASSIFICATION'))
     .addOption(
@@ -82,31 +82,32 @@ export function addServeCommand(program: Command): void {
     .action(async (opts: ServeOptions, cmd: Command) => {
       // Bad flags, refused before taking the lock or opening the ledger: the message and the
       // usage, exit 2, like the flags commander checks itself.
+      let wanted: ReturnType<typeof policyFromFlags>;
       try {
         for (const a of opts.actions ?? []) {
           if (!ACTION_PATTERN.test(a)) throw new Error(`--actions: "${a}" must match ${ACTION_PATTERN}`);
         }
-        policyFromFlags(opts);
+        wanted = policyFromFlags(opts);
       } catch (err) {
         cmd.error(`error: ${(err as Error).message}`, { exitCode: 2, code: 'receipts.badFlag' });
       }
-      await serve(opts);
+      await serve(opts, wanted); // the file as checked here, not read a second time
     });
 }
 
-export async function serve(opts: ServeOptions): Promise<void> {
+export async function serve(opts: ServeOptions, wanted = policyFromFlags(opts)): Promise<void> {
   // First of all: a second server on the same SQLite ledger would seal and anchor beside the
   // first. (On PostgreSQL several instances share the ledger and elect one leader.)
   const lock: ServeLock = isPostgresUrl(opts.db) ? { release: () => {}, listening: () => {} } : acquireServeLock(opts.db, opts.host);
   try {
-    await start(opts, lock);
+    await start(opts, lock, wanted);
   } catch (err) {
     lock.release();
     throw err;
   }
 }
 
-async function start(opts: ServeOptions, lock: ServeLock): Promise<void> {
+async function start(opts: ServeOptions, lock: ServeLock, wanted: ReturnType<typeof policyFromFlags>): Promise<void> {
   const logger = pino({ level: opts.logLevel, redact: { paths: LOG_REDACT, censor: '[redacted]' } });
   let anchoring: { chain: SuiChain } | undefined;
   if (opts.suiConfig) {
@@ -125,7 +126,6 @@ async function start(opts: ServeOptions, lock: ServeLock): Promise<void> {
   }
   const newLedger = !isPostgresUrl(opts.db) && opts.db !== ':memory:' && !existsSync(opts.db);
   const ledger = await openLedger(opts.db, { synchronous: opts.synchronous });
-  const wanted = policyFromFlags(opts);
   if (wanted) {
     try {
       const { changed, period } = await configureClassification(ledger, wanted.policy, { ...(wanted.fromMs !== undefined && { fromMs: wanted.fromMs }), now: Date.now() });

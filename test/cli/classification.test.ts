@@ -1,9 +1,10 @@
 // `receipts serve` billable classification flags, through the real executable.
-import { writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.ts';
-import { receipts, serve } from './run.ts';
+import { MAIN, receipts, serve } from './run.ts';
 
 const t = tempDir('receipts-cls-');
 afterAll(() => t.cleanup());
@@ -57,5 +58,50 @@ describe('receipts serve --billable-actions …', () => {
     const when = receipts(['serve', '--db', file, '--port', '0', '--billable-actions', 'x', '--classification-from', 'yesterday']);
     expect(when.code).toBe(2);
     expect(when.stderr).toMatch(/--classification-from.*RFC 3339/);
+  });
+
+  it.each([
+    ['--billable-actions', ['--billable-actions', ''], {}],
+    ['--billable-actions', ['--billable-actions', ' , '], {}],
+    ['--non-billable-actions', ['--billable-actions', 'recall', '--non-billable-actions', ''], {}],
+    ['--billable-actions', [], { RECEIPTS_BILLABLE_ACTIONS: '' }],
+    ['--billable-actions', [], { RECEIPTS_BILLABLE_ACTIONS: '   ' }],
+    ['--non-billable-actions', [], { RECEIPTS_NON_BILLABLE_ACTIONS: '' }],
+  ] as const)('refuses an empty or blank %s (%j %j): exit 2 with the usage, and no period is stored', (flag, args, env) => {
+    const file = join(t.dir, `empty-${Math.random().toString(36).slice(2)}.db`);
+    const r = receipts(['serve', '--db', file, '--port', '0', ...args], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`option '${flag} <list>'`);
+    const variable = Object.keys(env)[0];
+    if (variable) expect(r.stderr).toContain(`from env '${variable}'`);
+    expect(r.stderr).toMatch(/must name at least one action.*periods are never removed/);
+    expect(r.stderr).toMatch(/Usage: receipts serve/);
+    expect(existsSync(file)).toBe(false); // refused before the ledger was opened: nothing appended
+  });
+
+  it('reads --classification only from a regular file: /dev/zero and a FIFO are refused at once (exit 2), never a hang', () => {
+    const fifo = join(t.dir, 'cls.fifo');
+    execFileSync('mkfifo', [fifo]);
+    for (const [path, env] of [['/dev/zero', {}], [fifo, {}], [t.dir, {}], [fifo, { RECEIPTS_CLASSIFICATION: fifo }]] as const) {
+      const file = join(t.dir, `dev-${Math.random().toString(36).slice(2)}.db`);
+      const args = 'RECEIPTS_CLASSIFICATION' in env ? [] : ['--classification', path];
+      const started = Date.now();
+      // A hang (or reading /dev/zero into memory) is killed by the timeout and fails here.
+      const r = spawnSync(process.execPath, [MAIN, 'serve', '--db', file, '--port', '0', ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 10_000 });
+      expect(r.signal, `${path}: ${r.stderr}`).toBeNull();
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`--classification ${path}: cannot read it (it is not a regular file`);
+      expect(r.stderr).toMatch(/Usage: receipts serve/);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(existsSync(file)).toBe(false);
+    }
+    const big = join(t.dir, 'big.json');
+    writeFileSync(big, `{"billable":["recall"]}${' '.repeat(1024 * 1024)}`);
+    const tooBig = receipts(['serve', '--db', join(t.dir, 'big.db'), '--port', '0', '--classification', big]);
+    expect(tooBig.code).toBe(2);
+    expect(tooBig.stderr).toMatch(/larger than 1048576 bytes/);
+    const blank = receipts(['serve', '--db', join(t.dir, 'blank.db'), '--port', '0'], { RECEIPTS_CLASSIFICATION: '' });
+    expect(blank.code).toBe(2);
+    expect(blank.stderr).toMatch(/--classification : cannot read it \(the file name is empty\)/);
   });
 });
