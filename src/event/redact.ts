@@ -8,6 +8,8 @@
 // backtracking regular expression. Text is also matched after percent-decoding, since
 // credentials often arrive inside logged URLs and form bodies where `\b`-style boundaries fail.
 
+import { wordlist as BIP39_ENGLISH } from '@scure/bip39/wordlists/english.js';
+
 /** Single words that, as a whole word of a key (or two adjacent words joined), name a credential. */
 const SECRET_WORDS = new Set([
   'authorization', 'auth', 'cookie', 'cookies', 'token', 'secret', 'secrets', 'password', 'passwords',
@@ -37,6 +39,10 @@ const isNameChar = (c: number) => isAlnum(c) || c === 45 || c === 95;
 const isAlnumUnderscore = (c: number) => isAlnum(c) || c === 95;
 const isAlnumDash = (c: number) => isAlnum(c) || c === 45;
 const isAlnumDashDot = (c: number) => isAlnum(c) || c === 45 || c === 46 || c === 95;
+const isHex = (c: number) => hexValue(c) >= 0;
+const isLowerHex = (c: number) => isDigit(c) || (c >= 97 && c <= 102);
+/** A query/cookie value as sent: base64 (std and url), percent escapes, `.` (signed cookies). */
+const isParamValue = (c: number) => isB64url(c) || c === 43 || c === 47 || c === 61 || c === 37 || c === 46 || c === 126;
 /** bech32 data characters (lowercased): qpzry9x8gf2tvdw0s3jn54khce6mua7l */
 const isBech32 = (c: number) => (isDigit(c) && c !== 49) || (isLower(c) && c !== 98 && c !== 105 && c !== 111);
 /** base58 (BIP32 extended keys). */
@@ -291,6 +297,10 @@ const PROVIDER_SHAPES: ProviderShape[] = [
   { prefix: 'AGE-SECRET-KEY-1', body: isUpperAlnum, min: 20 }, // age
   { prefix: 'xprv', body: isBase58, min: 100 }, // BIP32 extended private key
   { prefix: 'tprv', body: isBase58, min: 100 },
+  ...['hvs.', 'hvb.', 'hvr.'].map((prefix) => ({ prefix, body: isB64url, min: 24 })), // HashiCorp Vault service/batch/recovery tokens
+  ...['dop_v1_', 'doo_v1_', 'dor_v1_'].map((prefix) => ({ prefix, body: isHex, min: 64 })), // DigitalOcean
+  { prefix: 'pypi-', body: isB64url, min: 50, check: hasDigitAndUpper }, // PyPI (a macaroon, `pypi-AgEI…`)
+  { prefix: 'SK', body: isLowerHex, min: 32 }, // Twilio API key SID (SK + 32 hex)
 ];
 
 function hasProviderKey(s: string): boolean {
@@ -347,11 +357,12 @@ function decodesToUserPass(tok: string): boolean {
   }
 }
 
-type SchemeRule = 'bearer' | 'token' | 'basic' | 'params';
+type SchemeRule = 'bearer' | 'token' | 'basic' | 'params' | 'digest';
 const AUTH_SCHEMES = new Map<string, SchemeRule>([
   ['bearer', 'bearer'], ['token', 'token'], ['apikey', 'token'], ['api-key', 'token'], ['negotiate', 'token'],
   ['ntlm', 'token'], ['dpop', 'token'], ['sso-key', 'token'], ['sharedkey', 'token'], ['basic', 'basic'],
-  ['digest', 'params'], ['oauth', 'params'], ['aws4-hmac-sha256', 'params'], ['signature', 'params'],
+  // HTTP Digest always carries `name=` parameters; `tx digest 8oZ7…` / `digest 0x…` is a Sui digest in prose.
+  ['digest', 'digest'], ['oauth', 'params'], ['aws4-hmac-sha256', 'params'], ['signature', 'params'],
   ['hoba', 'params'], ['mutual', 'params'], ['scram-sha-1', 'params'], ['scram-sha-256', 'params'],
   ['vapid', 'params'], ['hawk', 'params'],
 ]);
@@ -376,6 +387,7 @@ function hasAuthScheme(s: string): boolean {
         if (rule === 'token' && credentialish(tok)) return true;
         if (rule === 'basic' && ((credentialish(tok) && tok.length >= 8 && [...tok].every((ch) => isB64(ch.charCodeAt(0)))) || decodesToUserPass(tok))) return true;
         if (rule === 'params' && ((tok.indexOf('=') > 0) || (credentialish(tok) && tok.length >= 8))) return true;
+        if (rule === 'digest' && tok.indexOf('=') > 0) return true;
       }
     }
     i = wordEnd;
@@ -433,6 +445,212 @@ function hasUrlPassword(s: string): boolean {
   }
 }
 
+/** Whether a value (up to 64 characters of it) reads as random material: long enough, with a digit or mixed case. */
+function randomish(s: string, start: number, min: number): boolean {
+  const end = runEnd(s, start, isParamValue, 64); // bounded look-ahead: each name costs O(1) more
+  if (end - start < min) return false;
+  let digit = false;
+  let lower = false;
+  let upper = false;
+  for (let i = start; i < end; i++) {
+    const c = s.charCodeAt(i);
+    digit ||= isDigit(c);
+    lower ||= isLower(c);
+    upper ||= isUpper(c);
+  }
+  return digit || (lower && upper);
+}
+
+type ParamKind = 'connection_string_key' | 'signed_url' | 'session_cookie';
+
+/**
+ * What a `name=` names when its value is a credential without a credential's name: a
+ * connection string's `AccountKey` (Azure storage), a signed URL's signature (Azure SAS `sig`,
+ * S3 and GCS presigned URLs), a session cookie (`session`, `_app_session`, `sessionid`,
+ * `connect.sid`, `PHPSESSID`, `JSESSIONID`, `ASP.NET_SessionId`). `session_id` stays: it is a
+ * common usage field (a chat session), and a cookie is never spelled that way.
+ */
+function paramKind(name: string): ParamKind | undefined {
+  const n = name.toLowerCase();
+  if (n === 'accountkey') return 'connection_string_key';
+  if (n === 'sig' || n === 'x-amz-signature' || n === 'x-goog-signature') return 'signed_url';
+  if (n === 'sid' || n.endsWith('session') || n.endsWith('sessionid') || n.endsWith('sessid')) return 'session_cookie';
+  return undefined;
+}
+
+/** `AccountKey=…`, `sig=…`, `session=…` with a random-looking value of at least 16 characters. */
+function paramCredential(s: string): ParamKind | undefined {
+  let i = 0;
+  while (i < s.length) {
+    if (!isNameChar(s.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    // Name runs are disjoint, and each looks ahead a bounded distance: linear.
+    const nameEnd = runEnd(s, i, isNameChar);
+    const kind = nameEnd - i <= 32 ? paramKind(s.slice(i, nameEnd)) : undefined;
+    if (kind) {
+      let j = nameEnd;
+      if (kind === 'connection_string_key') j = runEnd(s, j, isGap, 8); // `AccountKey = …` is accepted by the SDKs
+      if (s.charCodeAt(j) === 61) {
+        const start = kind === 'connection_string_key' ? runEnd(s, j + 1, isGap, 8) : j + 1;
+        if (randomish(s, start, kind === 'connection_string_key' ? 20 : 16)) return kind;
+      }
+    }
+    i = nameEnd;
+  }
+  return undefined;
+}
+const hasConnectionStringKey = (s: string) => paramCredential(s) === 'connection_string_key';
+const hasSignedUrl = (s: string) => paramCredential(s) === 'signed_url';
+const hasSessionCookie = (s: string) => paramCredential(s) === 'session_cookie';
+
+/**
+ * A whole value that is base64 of `user:password`, as in ~/.docker/config.json's `auth` (and a
+ * `Basic` header without its scheme). Only a whole value: base64 inside prose is not decoded.
+ * To keep ids such as GraphQL's `base64("User:123")` the password must be at least 6
+ * characters and neither all digits nor a UUID; the user is a plain login name.
+ */
+function isBase64UserPass(s: string): boolean {
+  const t = s.trim();
+  if (t.length < 12 || t.length > 1024 || t.length % 4 !== 0) return false;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (!isB64(c) || (c === 61 && i < t.length - 2)) return false;
+  }
+  let text: string;
+  try {
+    text = atob(t);
+  } catch {
+    return false;
+  }
+  const colon = text.indexOf(':');
+  if (colon < 1 || colon > 128) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c <= 32 || c >= 127) return false; // printable ASCII, no spaces: not a binary blob, not prose
+    if (i < colon && !(isAlnumDashDot(c) || c === 64 || c === 43)) return false; // user: letters, digits, . _ - @ +
+  }
+  const password = text.slice(colon + 1);
+  if (password.length < 6 || password.startsWith('//')) return false; // `https://…` is a URL
+  let digits = true;
+  for (let i = 0; i < password.length && digits; i++) digits = isDigit(password.charCodeAt(i));
+  const uuid = password.length === 36 && [8, 13, 18, 23].every((k) => password.charCodeAt(k) === 45);
+  return !digits && !uuid;
+}
+
+const BIP39_WORDS: ReadonlySet<string> = new Set(BIP39_ENGLISH);
+/** The shortest mnemonic; any run this long of list words is flagged (a run of 13 holds 12). */
+const MNEMONIC_MIN_WORDS = 12;
+/** Between two words of a mnemonic: spaces, `,`, quotes, numbering such as `\n2. `: at most this many characters. */
+const MNEMONIC_MAX_GAP = 8;
+const isAsciiLetter = (c: number) => isUpper(c) || isLower(c);
+
+/** Whether `s[start, end)` (ASCII letters) is a BIP-39 English word, in any case. */
+function isBip39Word(s: string, start: number, end: number): boolean {
+  return end - start >= 3 && end - start <= 8 && BIP39_WORDS.has(s.slice(start, end).toLowerCase());
+}
+
+/**
+ * A BIP-39 mnemonic: 12 (15, 18, 21, 24) consecutive words of the English list. Prose almost
+ * never strings 12 list words together: `the`, `a`, `of`, `is`, `to`, `and` are not in it.
+ * The checksum is not required: a phrase with one wrong word is still most of a wallet.
+ */
+function hasMnemonic(s: string): boolean {
+  if (s.length < MNEMONIC_MIN_WORDS * 4 - 1) return false;
+  let count = 0;
+  let i = 0;
+  while (i < s.length) {
+    // One run of letters, then the separator after it: every character is visited once.
+    const end = runEnd(s, i, isAsciiLetter);
+    if (end > i) {
+      count = atBoundary(s, i) && (end === s.length || !isAlnum(s.charCodeAt(end))) && isBip39Word(s, i, end) ? count + 1 : 0;
+      if (count >= MNEMONIC_MIN_WORDS) return true;
+      i = end;
+      continue;
+    }
+    const gapEnd = runEnd(s, i, (c) => !isAsciiLetter(c));
+    let plain = gapEnd - i <= MNEMONIC_MAX_GAP;
+    for (let k = i; k < gapEnd && plain; k++) {
+      const c = s.charCodeAt(k);
+      plain = c < 128 || isSpace(c); // `café` is not a list word followed by a gap
+    }
+    if (!plain) count = 0;
+    i = gapEnd;
+  }
+  return false;
+}
+
+/** Words that, in a field's name, make a 32- or 64-byte hex value key material. */
+const KEY_MATERIAL_WORDS = new Set([
+  'seed', 'sk', 'priv', 'private', 'privkey', 'privatekey', 'prv', 'secret', 'secretkey', 'keypair', 'signing', 'signingkey',
+  'entropy', 'mnemonic', 'wif',
+]);
+/** Words that make it public data instead: a digest, an address, an id (they win over the above). */
+const PUBLIC_HEX_WORDS = new Set([
+  'digest', 'hash', 'sha', 'sha256', 'blake2b', 'tx', 'txn', 'transaction', 'address', 'addr', 'id', 'object', 'public', 'pub',
+  'pubkey', 'publickey', 'root', 'checkpoint', 'sender', 'owner', 'recipient', 'package', 'coin', 'event', 'block', 'commitment',
+  'merkle', 'leaf', 'nonce', 'signature', 'sig',
+]);
+
+/** Whether a field's name says a 32-byte hex under it is a private key (`seed`, `signer_sk`), not a digest. */
+function namesKeyMaterial(name: string): boolean {
+  if (name.length > 64) return false;
+  const w = words(name);
+  let key = false;
+  for (let i = 0; i < w.length; i++) {
+    if (PUBLIC_HEX_WORDS.has(w[i]!)) return false;
+    key ||= KEY_MATERIAL_WORDS.has(w[i]!) || (i + 1 < w.length && KEY_MATERIAL_WORDS.has(w[i]! + w[i + 1]!));
+  }
+  return key;
+}
+
+/**
+ * Each run of 64 or 128 hex digits (a 32-byte key or seed, a 64-byte expanded key), optionally
+ * `0x`-prefixed, standing alone: `visit(start of the run, including 0x)` until it returns true.
+ */
+function someHexKeyRun(s: string, visit: (start: number) => boolean): boolean {
+  let i = 0;
+  while (i < s.length) {
+    if (!isAlnum(s.charCodeAt(i))) {
+      i++;
+      continue;
+    }
+    const end = runEnd(s, i, isAlnum); // alnum runs are disjoint: linear
+    const hexStart = s.charCodeAt(i) === 48 && (s.charCodeAt(i + 1) | 32) === 120 ? i + 2 : i;
+    const len = end - hexStart;
+    if ((len === 64 || len === 128) && runEnd(s, hexStart, isHex, len) === end && visit(i)) return true;
+    i = end;
+  }
+  return false;
+}
+
+const hasHexKeyRun = (s: string) => someHexKeyRun(s, () => true);
+
+/**
+ * A 32-byte hex right after a name that says key material, in text: `seed=0x…`,
+ * `"signer_sk":"0x…"`, `private key: …`. Sui addresses, object ids and digests are 32-byte hex
+ * too, so a bare one (or one after `digest`, `tx`, `address`) is kept: see the README.
+ */
+function hasHexPrivateKey(s: string): boolean {
+  return someHexKeyRun(s, (start) => {
+    // Back over the separator (`=`, `:`, quotes, spaces; at most 8), then the name before it and
+    // the word before that (`private key`): a bounded look-back per run.
+    let j = start;
+    const stop = Math.max(0, start - 8);
+    while (j > stop && (isGap(s.charCodeAt(j - 1)) || [34, 39, 58, 61, 92].includes(s.charCodeAt(j - 1)))) j--;
+    let nameStart = j;
+    while (nameStart > 0 && j - nameStart < 64 && isNameChar(s.charCodeAt(nameStart - 1))) nameStart--;
+    if (nameStart === j) return false;
+    let from = nameStart;
+    if (from >= 2 && s.charCodeAt(from - 1) === 32 && isNameChar(s.charCodeAt(from - 2))) {
+      from--;
+      while (from > 0 && nameStart - from < 32 && isNameChar(s.charCodeAt(from - 1))) from--;
+    }
+    return namesKeyMaterial(s.slice(from, j));
+  });
+}
+
 const DETECTORS: Array<[string, (s: string) => boolean]> = [
   ['private_key_block', hasPrivateKeyMarker],
   ['jwt', hasJwt],
@@ -442,6 +660,12 @@ const DETECTORS: Array<[string, (s: string) => boolean]> = [
   ['authorization', hasAuthScheme],
   ['named_credential', hasSecretAssignment],
   ['url_password', hasUrlPassword],
+  ['connection_string_key', hasConnectionStringKey],
+  ['signed_url', hasSignedUrl],
+  ['session_cookie', hasSessionCookie],
+  ['basic_credentials', isBase64UserPass],
+  ['mnemonic', hasMnemonic],
+  ['hex_private_key', hasHexPrivateKey],
 ];
 
 /** The kind of credential a string holds (e.g. `jwt`, `authorization`), or undefined. */
@@ -472,6 +696,18 @@ const HARD_DEPTH_LIMIT = 64;
 const NAMING_PROPS = new Set(['name', 'key', 'header', 'field', 'param', 'parameter', 'variable']);
 const DROP = Symbol('drop');
 
+/** A mnemonic split into an array, `["abandon", "ability", …]`: 12 consecutive elements that are list words. */
+function hasMnemonicElements(v: unknown[]): boolean {
+  if (v.length < MNEMONIC_MIN_WORDS) return false;
+  let count = 0;
+  for (const item of v) {
+    const word = typeof item === 'string' ? item.trim() : '';
+    count = runEnd(word, 0, isAsciiLetter) === word.length && isBip39Word(word, 0, word.length) ? count + 1 : 0;
+    if (count >= MNEMONIC_MIN_WORDS) return true;
+  }
+  return false;
+}
+
 /**
  * Returns a copy of a JSON value with credentials removed:
  * - object keys that name a credential (`authorization`, `api_key`) or are one;
@@ -479,7 +715,8 @@ const DROP = Symbol('drop');
  * - in arrays, a credential's name and the value after it (`["x-api-key", "…"]`, raw headers);
  * - in `{name: "authorization", value: "…"}`, everything beside the name;
  * - a whole array (or nested object) holding a private key's BEGIN/END line, since its other
- *   elements are the key material.
+ *   elements are the key material, and a whole array holding a mnemonic's words one per element;
+ * - a 32-byte hex under a name that says key material (`seed`, `signer_sk`), not under `digest`.
  */
 export function redactJson(value: unknown, path: string): Redacted<unknown> {
   const redacted: string[] = [];
@@ -488,6 +725,7 @@ export function redactJson(value: unknown, path: string): Redacted<unknown> {
     if (depth > HARD_DEPTH_LIMIT) return DROP;
     if (Array.isArray(v)) {
       if (v.some((item) => typeof item === 'string' && hasPrivateKeyMarker(item))) return DROP;
+      if (hasMnemonicElements(v)) return DROP;
       const out: unknown[] = [];
       for (let i = 0; i < v.length; i++) {
         const item: unknown = v[i];
@@ -514,7 +752,8 @@ export function redactJson(value: unknown, path: string): Redacted<unknown> {
         redacted.push(child);
         continue;
       }
-      const kept = keyIsSecret || isSecretKey(k) || (typeof item === 'string' && looksLikeSecret(item)) ? DROP : walk(item, child, depth + 1);
+      const keyMaterial = typeof item === 'string' && namesKeyMaterial(k) && hasHexKeyRun(item); // `seed: "0x…"`, not `digest: "…"`
+      const kept = keyIsSecret || isSecretKey(k) || keyMaterial || (typeof item === 'string' && looksLikeSecret(item)) ? DROP : walk(item, child, depth + 1);
       if (kept === DROP) redacted.push(child);
       else out[k] = kept;
     }

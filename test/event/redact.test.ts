@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { entropyToMnemonic } from '@scure/bip39';
+import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { describe, expect, it } from 'vitest';
 import { isSecretKey, looksLikeSecret, redactJson, redactUrl, secretKind } from '../../src/event/redact.ts';
 
@@ -108,5 +111,61 @@ describe('credential redaction: the classes that used to get through', () => {
     expect(redactUrl('/v1/usage?sr_0a1b2c3d4e5f_Q29tZS1vbi10aGlzLWlzLWEtdGVzdC1rZXk')).toBe('/v1/usage?[redacted]');
     expect(redactUrl('/' + 'a/'.repeat(100) + 'password=x')).toBe('[redacted]');
     expect(redactUrl('/v1/usage/acme/prod?namespace=acme/prod&limit=10')).toBe('/v1/usage/acme/prod?namespace=acme/prod&limit=10');
+  });
+});
+
+describe('credential shapes that were stored as sent (issue 21)', () => {
+  const hex32 = createHash('sha256').update('not a real key').digest('hex');
+  const mnemonic = (bytes: number) => entropyToMnemonic(new Uint8Array(bytes).map((_, i) => (i * 37 + 11) & 0xff), wordlist);
+  const dockerAuth = Buffer.from('acme-ci:dckr_pat_7Hq2Lm9XvB4nR8sT1wY6zK3p').toString('base64');
+
+  it.each([
+    ['DefaultEndpointsProtocol=https;AccountName=acmeusage;AccountKey=q8Vb3kR2mZ7xT1nP5wL9cH4jD6fG0sA2eU8yI3oK7rM1tN5vB9xC3zQ6wE2rT4yU8iO0pA1sD5fG7hJ9kL3z==;EndpointSuffix=core.windows.net', 'connection_string_key'],
+    ['https://acmeusage.blob.core.windows.net/x/y.csv?sv=2022-11-02&sp=r&se=2026-12-01T00:00:00Z&sig=Zk3QbW9xT2yL7pN4mV8cR1sD6fH0jK5gA9eU3iO7wB2%3D', 'signed_url'],
+    ['X-Amz-Date=20261101T000000Z&X-Amz-Signature=9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0', 'signed_url'],
+    ['hvs.CAESIJlU9JMYEhOPYv4iSQ8Qy5TuZ3xK7mN2pL4wR6tY8uI0GiEKHGh2cy5aTzFYZ2JLbXBqWnNOdkR2', 'provider_key'],
+    [`dop_v1_${hex32}`, 'provider_key'],
+    ['pypi-AgEIcHlwaS5vcmcCJGI4YzE2ZDQ1LTk0ZjEtNGFkMy1iNGM4LTlmNzVmZDkxYjA2MQACKlszLCJkOGY3', 'provider_key'],
+    ['SK3f9c2a7be14d4f0a9c6e8b1d2f7a5c30', 'provider_key'],
+    [dockerAuth, 'basic_credentials'],
+    ['session=7f3kQ9zLp2Xv8Rm4Tn6Wc1Yb5Hd0Gs3J; Path=/; HttpOnly', 'session_cookie'],
+    ['sessionid=k2j3h4g5f6d7s8a9q0w1e2r3t4y5u6i7', 'session_cookie'],
+    ['connect.sid=s%3Aj9XkR2mP7qL4vN8wT1yZ5cB3.Hf6Gd0Sa9Ue2Io7Pk4Lm1Nb8', 'session_cookie'],
+    [mnemonic(16), 'mnemonic'],
+    [mnemonic(20), 'mnemonic'],
+    [mnemonic(24), 'mnemonic'],
+    [mnemonic(28), 'mnemonic'],
+    [mnemonic(32), 'mnemonic'],
+    [`my wallet words: ${mnemonic(16).toUpperCase().replaceAll(' ', ', ')}.`, 'mnemonic'],
+    [`seed=0x${hex32}`, 'hex_private_key'],
+    [`private key: ${hex32}`, 'hex_private_key'],
+    [`{"signer_sk":"0x${hex32}"}`, 'hex_private_key'],
+  ])('finds %s (%s)', (v, kind) => expect(secretKind(v)).toBe(kind));
+
+  it.each([
+    `0x${hex32}`, // a Sui address or object id looks exactly like this
+    `digest=${hex32}`,
+    `tx digest 0x${hex32}`,
+    `seed_hash: 0x${hex32}`,
+    '8oZ7bq5Fe7ABUJ6U1hBpoVZjcbY2w7jYQ4vYy8yjGqy3', // a Sui transaction digest (base58)
+    'checkpoint digest 8oZ7bq5Fe7ABUJ6U1hBpoVZjcbY2w7jYQ4vYy8yjGqy3', // was read as an HTTP Digest header
+    'I am about to order a banana and an apple and a lemon for the office party',
+    'abandon ability able about above absent absorb abstract absurd abuse access', // 11 words
+    Buffer.from('an ordinary blob of text without a pair').toString('base64'),
+    Buffer.from(Uint8Array.from({ length: 48 }, (_, i) => (i * 97) & 0xff)).toString('base64'),
+    Buffer.from('User:12345').toString('base64'), // a GraphQL global id
+    'session=expired', 'session_id=chat-2026-11-01', 'sig=ok', 'AccountKey=', 'pypi-upload-job', 'SKU-1234',
+  ])('keeps %s', (v) => expect(looksLikeSecret(v)).toBe(false));
+
+  it('drops a key-context field holding a 32-byte hex, keeps digests and addresses beside it', () => {
+    const out = redactJson({ seed: `0x${hex32}`, signer_sk: hex32, digest: hex32, tx_digest: `0x${hex32}`, sender: `0x${hex32}`, note: `0x${hex32}`, seed_n: 42 }, 'metadata');
+    expect(out.value).toEqual({ digest: hex32, tx_digest: `0x${hex32}`, sender: `0x${hex32}`, note: `0x${hex32}`, seed_n: 42 });
+    expect(out.redacted.sort()).toEqual(['metadata.seed', 'metadata.signer_sk']);
+  });
+
+  it('drops an array of mnemonic words whole', () => {
+    const out = redactJson({ words: mnemonic(16).split(' '), tags: ['apple', 'banana'] }, 'metadata');
+    expect(out.value).toEqual({ tags: ['apple', 'banana'] });
+    expect(out.redacted).toEqual(['metadata.words']);
   });
 });
