@@ -39,11 +39,26 @@ export interface Rejection {
 
 /** Where queued events survive a restart of the calling process (see `sui-receipts/spool`). */
 export interface Spool {
-  /** Events left from an earlier run, oldest first. */
-  load(): QueuedEvent[];
+  /**
+   * Events left from an earlier run, oldest first. Stored rows that are not events are set
+   * aside (kept, not returned) and told to `onQuarantined`, once, rather than thrown.
+   */
+  load(onQuarantined?: (quarantine: SpoolQuarantine) => void): QueuedEvent[];
+  /** Throws when the event cannot be stored (a full, read-only or failing disk). */
   add(event: QueuedEvent): void;
+  /** Several at once, all or none (optional; else add() each). */
+  addMany?(events: QueuedEvent[]): void;
   remove(requestIds: string[]): void;
   close(): void;
+}
+
+/** Spooled rows that were not events, set aside by load(). */
+export interface SpoolQuarantine {
+  rows: number;
+  /** Where they were kept, in words (the SQLite spool: its table spool_quarantine). */
+  where: string;
+  /** Why, for the first few. */
+  reasons: string[];
 }
 
 export interface UsageClientOptions {
@@ -74,7 +89,11 @@ export interface UsageClientOptions {
   closeTimeoutMs?: number;
   onRejected?: (rejection: Rejection) => void;
   onDropped?: (events: QueuedEvent[]) => void;
-  /** Transient problems (network, 5xx, 429, 401), for logging; the events are kept and retried. */
+  /**
+   * Transient problems (network, 5xx, 429, 401), for logging; the events are kept and retried.
+   * Also a spool that cannot write (reported once, then once when it works again) and spooled
+   * rows that were set aside as unreadable.
+   */
   onError?: (error: Error) => void;
   spool?: Spool;
   /** Edge runtimes: receives the promise of each scheduled flush (e.g. ctx.waitUntil). */
@@ -89,6 +108,8 @@ export interface UsageClientStats {
   retried: number;
   dropped: number;
   rejected: number;
+  /** Rows of the spool set aside at start as unreadable (see Spool.load); not sent. */
+  quarantined: number;
 }
 
 export interface UsageClient {
@@ -108,6 +129,8 @@ export interface UsageClient {
 }
 
 const MAX_BATCH = 1000;
+/** While the spool cannot write, it is tried again at most this often (on the next record()). */
+const SPOOL_RETRY_MS = 1000;
 const ASCII = /^[\x00-\x7f]*$/;
 const OK = { ok: true } as const;
 
@@ -192,7 +215,17 @@ class Client implements UsageClient {
   /** close() gave up: nothing more is sent, and answers that still come are ignored. */
   private stopped = false;
   private closed = false;
-  private readonly counters = { sent: 0, retried: 0, dropped: 0, rejected: 0 };
+  private readonly counters = { sent: 0, retried: 0, dropped: 0, rejected: 0, quarantined: 0 };
+  /**
+   * The spool failed (a full, read-only or failing disk): events are held in memory only, under
+   * the same maxQueue bound, until a write succeeds again (tried at most every SPOOL_RETRY_MS).
+   * 0 while it works.
+   */
+  private spoolRetryAt = 0;
+  /** The spool's remove() failed last time (reported once until it works again). */
+  private removeFailing = false;
+  /** Events this client holds that are not in the spool, by request id, in record order. */
+  private readonly memoryOnly = new Map<string, QueuedEvent>();
   private roomWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
   private readonly utf8 = new TextEncoder();
@@ -204,7 +237,17 @@ class Client implements UsageClient {
     else if (typeof options.sink === 'string') this.sink = resolveSink(options.sink, options);
     else if (typeof options.sink?.send === 'function') this.sink = options.sink;
     else throw new Error('createUsageClient: sink must be a Sink ({ name, send(events, signal) }) or a registered name such as "memory"');
-    const left = options.spool?.load() ?? [];
+    let left: QueuedEvent[] = [];
+    try {
+      left = options.spool?.load((q) => {
+        this.counters.quarantined += q.rows;
+        this.report(new Error(`the spool held ${q.rows} unreadable rows; they were set aside, not sent, in ${q.where} (${q.reasons.join('; ')})`));
+      }) ?? [];
+    } catch (err) {
+      // Never a reason for the app not to start: the rows stay where they are for an operator,
+      // and new events are recorded (and spooled, if the spool can write).
+      this.report(new Error(`the usage client could not read the spool (${describe(err)}); events left in it from an earlier run are not sent`));
+    }
     if (left.length > 0) {
       this.queue.push(...left);
       this.lastUnchecked = this.queue.length - 1; // read back from the spool: checked again
@@ -230,12 +273,14 @@ class Client implements UsageClient {
         if (this.size() > 0) {
           const dropped = [this.take()];
           this.counters.dropped++;
-          this.o.spool?.remove([dropped[0]!.request_id]);
-          this.o.onDropped?.(dropped);
+          this.unspool([dropped[0]!.request_id]);
           this.compact(); // while the server is down nothing else would
+          try {
+            this.o.onDropped?.(dropped);
+          } catch {}
         }
       }
-      this.o.spool?.add(queued); // durable before record returns
+      if (this.o.spool) this.spoolAdd(queued); // durable before record returns, when the disk allows
       if (!prechecked) this.lastUnchecked = this.queue.length;
       else if ((bound as number) > this.maxBound) this.maxBound = bound as number;
       this.queue.push(queued);
@@ -449,15 +494,70 @@ class Client implements UsageClient {
   }
 
   /**
-   * Answered events out of the spool. A spool that fails here (a full or read-only disk) is
-   * reported, not a fault of the send: the answer stands, and rows left behind are sent again by
-   * the next client on the spool, as duplicates the service ignores.
+   * Into the spool before record() returns. A spool that cannot write must not cost the event:
+   * it is kept in memory (bounded by maxQueue like every queued event) and sent from there; the
+   * failure is reported once, and the spool tried again at most every SPOOL_RETRY_MS, when what
+   * memory holds meanwhile is written to it first.
+   */
+  private spoolAdd(e: QueuedEvent): void {
+    const spool = this.o.spool!;
+    if (this.spoolRetryAt === 0) {
+      try {
+        spool.add(e);
+        return;
+      } catch (err) {
+        if (!serializable(e)) return; // the event's fault, not the disk's: rejected when taken for a send
+        this.memoryOnly.set(e.request_id, e);
+        this.spoolFailed(`could not write (${describe(err)})`);
+        return;
+      }
+    }
+    this.memoryOnly.set(e.request_id, e);
+    if (Date.now() >= this.spoolRetryAt && this.spoolHeld()) {
+      this.spoolRetryAt = 0;
+      this.report(new Error('the spool works again: events are spooled again, those held in memory meanwhile included'));
+    }
+  }
+
+  /** What memory holds that the spool does not, into the spool; false (and retried later) if it cannot write. */
+  private spoolHeld(): boolean {
+    const spool = this.o.spool!;
+    const held = [...this.memoryOnly.values()].filter((e) => serializable(e));
+    try {
+      if (spool.addMany) spool.addMany(held);
+      else for (const e of held) spool.add(e), this.memoryOnly.delete(e.request_id);
+    } catch {
+      this.spoolRetryAt = Date.now() + SPOOL_RETRY_MS;
+      return false;
+    }
+    this.memoryOnly.clear();
+    return true;
+  }
+
+  /** Reported on the first failure only: a full disk under load is thousands of them. */
+  private spoolFailed(what: string): void {
+    const first = this.spoolRetryAt === 0;
+    this.spoolRetryAt = Date.now() + SPOOL_RETRY_MS;
+    if (first) {
+      this.report(new Error(`the spool ${what}; events are kept in memory (at most maxQueue, ${this.o.maxQueue}; beyond it onDropped) and sent from there, but do not survive a crash until the spool works again (tried every ${SPOOL_RETRY_MS} ms)`));
+    }
+  }
+
+  /**
+   * Answered (or dropped) events out of the spool. A spool that fails here (a full or read-only
+   * disk) is reported, not a fault of the send: the answer stands, and rows left behind are sent
+   * again by the next client on the spool, as duplicates the service ignores. A dropped event
+   * left behind is sent by the next client too: reported dropped, it may yet be billed.
    */
   private unspool(ids: string[]): void {
+    if (this.memoryOnly.size > 0) for (const id of ids) this.memoryOnly.delete(id);
     try {
       this.o.spool?.remove(ids);
+      this.removeFailing = false;
     } catch (err) {
-      this.report(new Error(`the spool could not remove ${ids.length} answered events (${describe(err)}); the next client on it sends them again, as duplicates`));
+      // Once until a remove works again (a full disk fails every batch's).
+      if (!this.removeFailing) this.report(new Error(`the spool could not remove ${ids.length} answered events (${describe(err)}); the next client on it sends them again, as duplicates`));
+      this.removeFailing = true;
     }
   }
 
@@ -556,14 +656,21 @@ class Client implements UsageClient {
     for (const w of this.idleWaiters.splice(0)) w();
     for (const w of this.roomWaiters.splice(0)) w();
     if (left.length === 0) return;
+    let lost = left;
     if (this.o.spool) {
-      this.report(new Error(`close: ${left.length} events not delivered within ${ms} ms; they stay in the spool and the next client on it sends them`));
-      return;
+      // Held in memory only while the spool could not write: one more try, else they are lost.
+      if (this.memoryOnly.size > 0) this.spoolHeld();
+      lost = left.filter((e) => this.memoryOnly.has(e.request_id));
+      this.memoryOnly.clear();
+      const kept = left.length - lost.length;
+      if (kept > 0) this.report(new Error(`close: ${kept} events not delivered within ${ms} ms; they stay in the spool and the next client on it sends them`));
+      if (lost.length === 0) return;
     }
-    this.counters.dropped += left.length;
-    this.report(new Error(`close: ${left.length} events not delivered within ${ms} ms and dropped (no spool; give the client a spool to keep them)`));
+    this.counters.dropped += lost.length;
+    const why = this.o.spool ? 'the spool could not write them' : 'no spool; give the client a spool to keep them';
+    this.report(new Error(`close: ${lost.length} events not delivered within ${ms} ms and dropped (${why})`));
     try {
-      this.o.onDropped?.(left);
+      this.o.onDropped?.(lost);
     } catch {}
   }
 
@@ -574,6 +681,16 @@ class Client implements UsageClient {
   async receipt(id: number): Promise<Receipt> {
     if (!this.sink.receipt) throw new Error(`receipt ${id}: the ${this.sink.name} sink has no receipts; they come from the service (use the HTTP sink, or GET /v1/events/${id}/receipt)`);
     return this.sink.receipt(id);
+  }
+}
+
+/** Whether the event can be written as JSON (a BigInt or a throwing getter in metadata cannot). */
+function serializable(e: QueuedEvent): boolean {
+  try {
+    JSON.stringify(e);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -110,7 +110,8 @@ describe('a spool that fails to remove answered events', () => {
     expect(sends).toEqual([['c0', 'c1', 'c2']]);
     expect(client.stats()).toMatchObject({ sent: 3, rejected: 1, queued: 0 });
     expect(rejected).toEqual(['c3']);
-    expect(errors).toContain('the spool could not remove 3 answered events (disk full); the next client on it sends them again, as duplicates');
+    // Once, not per batch (the rejected c3 is the first to leave the spool).
+    expect(errors).toEqual([expect.stringMatching(/^the spool could not remove \d+ answered events \(disk full\); the next client on it sends them again, as duplicates$/)]);
     await client.close();
   });
 });
