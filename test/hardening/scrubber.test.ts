@@ -2,7 +2,10 @@
 // metadata, is removed before storage (and reported), and sent in a leaf field (which can never
 // be removed later) is refused. Checked through HTTP against the stored row and the database
 // file's bytes, so nothing of a secret survives anywhere.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { entropyToMnemonic } from '@scure/bip39';
+import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { event, testServer, type TestServer } from '../helpers.ts';
 
@@ -34,6 +37,14 @@ const PGP_BLOCK = [
   '=Xy9Z',
   '-----END PGP PRIVATE KEY BLOCK-----',
 ].join('\n');
+
+const hex32 = (label: string) => createHash('sha256').update(label).digest('hex');
+const mnemonic = (bytes: number) => entropyToMnemonic(new Uint8Array(bytes).map((_, i) => (i * 37 + 11) & 0xff), wordlist);
+const middleWords = (phrase: string) => phrase.split(' ').slice(3, 9).join(' ');
+const DOCKER_AUTH = Buffer.from('acme-ci:dckr_pat_7Hq2Lm9XvB4nR8sT1wY6zK3p').toString('base64');
+const AZURE_KEY = 'q8Vb3kR2mZ7xT1nP5wL9cH4jD6fG0sA2eU8yI3oK7rM1tN5vB9xC3zQ6wE2rT4yU8iO0pA1sD5fG7hJ9kL3zX7cV==';
+const MNEMONIC_12 = mnemonic(16);
+const MNEMONIC_24 = mnemonic(32);
 
 /** [class, value, the part of it that must never be stored]. */
 const SECRET_VALUES: Array<[string, string, string]> = [
@@ -67,6 +78,25 @@ const SECRET_VALUES: Array<[string, string, string]> = [
   ['Google API key', 'AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe', 'SyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe'],
   ['PEM in one string', PEM_LINES.join('\n'), PEM_LINES[1]!],
   ['PGP private key block', PGP_BLOCK, 'lQOYBGVkZXN0AQgAxQ3nYc5Zb8wKp1rTqLmNoPvW2sE4dF6gH8jK0lM3nO5pQ7rS'],
+  // issue 21: shapes that were stored as sent
+  ['Azure storage connection string', `DefaultEndpointsProtocol=https;AccountName=acmeusage;AccountKey=${AZURE_KEY};EndpointSuffix=core.windows.net`, AZURE_KEY.slice(0, 40)],
+  ['Azure SAS URL', 'https://acmeusage.blob.core.windows.net/exports/2026-11.csv?sv=2022-11-02&ss=b&sp=r&se=2026-12-01T00:00:00Z&spr=https&sig=Zk3QbW9xT2yL7pN4mV8cR1sD6fH0jK5gA9eU3iO7wB2%3D', 'Zk3QbW9xT2yL7pN4mV8cR1sD6fH0jK5gA9eU3iO7wB2'],
+  ['S3 presigned URL', 'https://b.s3.amazonaws.com/k?X-Amz-Date=20261101T000000Z&X-Amz-SignedHeaders=host&X-Amz-Signature=9f8e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c6b5a49382', '9f8e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c6b5a49382'],
+  ['Vault token', 'hvs.CAESIJlU9JMYEhOPYv4iSQ8Qy5TuZ3xK7mN2pL4wR6tY8uI0GiEKHGh2cy5aTzFYZ2JLbXBqWnNOdkR2', 'CAESIJlU9JMYEhOPYv4iSQ8Qy5TuZ3xK7mN2pL4wR6tY8uI0'],
+  ['DigitalOcean token', `dop_v1_${hex32('do')}`, hex32('do')],
+  ['PyPI token', 'pypi-AgEIcHlwaS5vcmcCJGI4YzE2ZDQ1LTk0ZjEtNGFkMy1iNGM4LTlmNzVmZDkxYjA2MQACKlszLCJkOGY3', 'CJGI4YzE2ZDQ1LTk0ZjEtNGFkMy1iNGM4LTlmNzVmZDkxYjA2MQACKlszLCJkOGY3'],
+  ['Twilio API key SID', 'SK3f9c2a7be14d4f0a9c6e8b1d2f7a5c30', '3f9c2a7be14d4f0a9c6e8b1d2f7a5c30'],
+  ['docker config auth (base64 user:password)', DOCKER_AUTH, DOCKER_AUTH],
+  ['session cookie', 'session=7f3kQ9zLp2Xv8Rm4Tn6Wc1Yb5Hd0Gs3J; Path=/; HttpOnly; Secure', '7f3kQ9zLp2Xv8Rm4Tn6Wc1Yb5Hd0Gs3J'],
+  ['express session cookie', 'connect.sid=s%3Aj9XkR2mP7qL4vN8wT1yZ5cB3.Hf6Gd0Sa9Ue2Io7Pk4Lm1Nb8', 'j9XkR2mP7qL4vN8wT1yZ5cB3'],
+  ['BIP-39 mnemonic, 12 words', MNEMONIC_12, middleWords(MNEMONIC_12)],
+  ['BIP-39 mnemonic, 15 words', mnemonic(20), middleWords(mnemonic(20))],
+  ['BIP-39 mnemonic, 18 words', mnemonic(24), middleWords(mnemonic(24))],
+  ['BIP-39 mnemonic, 21 words', mnemonic(28), middleWords(mnemonic(28))],
+  ['BIP-39 mnemonic, 24 words', MNEMONIC_24, middleWords(MNEMONIC_24)],
+  ['BIP-39 mnemonic in a sentence', `restore with: ${MNEMONIC_12.replaceAll(' ', ', ')}`, MNEMONIC_12.replaceAll(' ', ', ').slice(20, 60)],
+  ['0x private key after seed=', `seed=0x${hex32('sui key')}`, hex32('sui key')],
+  ['hex private key after "private key:"', `private key: ${hex32('sui key 2')}`, hex32('sui key 2')],
 ];
 
 /** Values that look a little like credentials but are ordinary usage data: kept. */
@@ -210,6 +240,35 @@ describe('credentials in structure: names in arrays, pairs, keys, key blocks', (
     const { stored, redacted } = await store(kept);
     expect(stored).toEqual(kept);
     expect(redacted).toEqual([]);
+  });
+});
+
+describe('32-byte hex: a key under a key-material name, a digest or address otherwise (issue 21)', () => {
+  it('drops seed/signer_sk/sk hex and a mnemonic split into an array; keeps digests, Sui addresses and ordinary text', async () => {
+    const key = hex32('wallet key');
+    const kept = {
+      digest: hex32('artifact'), // a sha256 digest
+      tx_digest: '8oZ7bq5Fe7ABUJ6U1hBpoVZjcbY2w7jYQ4vYy8yjGqy3', // a Sui transaction digest (base58)
+      checkpoint: 'checkpoint digest 8oZ7bq5Fe7ABUJ6U1hBpoVZjcbY2w7jYQ4vYy8yjGqy3',
+      sender: `0x${hex32('sender')}`, // a Sui address
+      note: `0x${hex32('object')}`, // a bare 32-byte hex: an object id as likely as a key, kept
+      seed_hash: `0x${hex32('seed hash')}`,
+      seed: 42,
+      prose: 'I am about to order a banana and an apple and a lemon for the office party',
+      tags: ['apple', 'banana', 'orange', 'grape'],
+      eleven: 'abandon ability able about above absent absorb abstract absurd abuse access',
+      blob: Buffer.from(Uint8Array.from({ length: 48 }, (_, i) => (i * 97) & 0xff)).toString('base64'),
+      text_b64: Buffer.from('an ordinary blob of text without a pair').toString('base64'),
+      node_id: Buffer.from('User:12345').toString('base64'), // a GraphQL global id
+      session_id: 'chat-2026-11-01-0042',
+    };
+    const res = await s.post(event({ metadata: { ...kept, wallet: { seed: `0x${key}`, signer_sk: key.toUpperCase() }, words: MNEMONIC_24.split(' ') } }));
+    const [r] = res.json().results;
+    expect(r.status).toBe('created');
+    expect(r.redacted.sort()).toEqual(['metadata.wallet.seed', 'metadata.wallet.signer_sk', 'metadata.words']);
+    expect(JSON.parse(storedMetadata(r.id))).toEqual({ ...kept, wallet: {} });
+    expect(dbBytes().toLowerCase()).not.toContain(key);
+    expect(dbBytes()).not.toContain(middleWords(MNEMONIC_24).split(' ').join('","'));
   });
 });
 
