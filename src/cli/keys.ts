@@ -1,9 +1,13 @@
 // `receipts keys create|list|revoke`: safe while servers run on the same ledger.
 import { Command, Option } from 'commander';
 import type { KeyStore } from '../ledger/index.ts';
+import { refuseWhileMigrating } from './lock.ts';
 import { dbOption, listOf, withLedger } from './options.ts';
 
-const withKeys = <T>(db: string, fn: (keys: KeyStore) => Promise<T>, create = false): Promise<T> => withLedger(db, (ledger) => fn(ledger.keys), { create });
+const withKeys = <T>(db: string, fn: (keys: KeyStore) => Promise<T>, create = false): Promise<T> => {
+  refuseWhileMigrating(db, 'the keys are not touched'); // a change now would be missing from the copy
+  return withLedger(db, (ledger) => fn(ledger.keys), { create });
+};
 
 export function addKeysCommands(program: Command): void {
   const keys = program.command('keys').description('create, list and revoke API keys');

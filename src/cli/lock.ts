@@ -79,6 +79,41 @@ export function acquireServeLock(ledgerFile: string, host: string, command: 'ser
   };
 }
 
+/**
+ * For the CLI commands that write to a SQLite ledger (`keys`, `seal`): refuses, naming the
+ * migrate, while `receipts migrate` holds the ledger's serve lock to copy it. A change made now
+ * would be missing from the PostgreSQL copy (a revoked key valid again after the cutover), and
+ * migrate holds the file's write lock for the whole copy anyway, so the command would only wait
+ * out the busy timeout and fail with "database is locked". A serve holding the lock is fine:
+ * keys and seal are safe beside it. Only looks: the lock is not taken.
+ */
+export function refuseWhileMigrating(ledgerFile: string, what: string): void {
+  if (ledgerFile === ':memory:' || /^postgres(ql)?:/i.test(ledgerFile) || !existsSync(ledgerFile)) return;
+  const ledger = canonical(ledgerFile);
+  const lockFile = `${ledger}.serve-lock`;
+  if (!existsSync(lockFile)) return;
+  let held = false;
+  try {
+    // The holder keeps an exclusive lock on this file (EXCLUSIVE locking mode): even a read is busy.
+    const db = new Database(lockFile, { readonly: true, fileMustExist: true, timeout: 0 });
+    try {
+      db.prepare('SELECT count(*) FROM sqlite_master').get();
+    } finally {
+      db.close();
+    }
+  } catch (err) {
+    held = (err as { code?: string }).code === 'SQLITE_BUSY';
+  }
+  const h = held ? readHolder(`${ledger}.serve.json`) : undefined;
+  if (h?.command !== 'migrate') return;
+  throw new LockedError(
+    `receipts migrate (pid ${h.pid}, since ${h.started_at}) is copying the ledger ${ledgerFile} to PostgreSQL, so ${what}: ` +
+      'a change made to the file now would be missing from the copy. Once the migrate is done, run this again with --db set to the PostgreSQL URL ' +
+      '(the file is then only a backup); or stop the migrate (nothing reaches PostgreSQL until it completes) and run this again on the file.',
+    h,
+  );
+}
+
 function readHolder(infoFile: string): Holder | undefined {
   try {
     const h = JSON.parse(readFileSync(infoFile, 'utf8')) as Holder;

@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import type { Ledger } from '../ledger/index.ts';
 import { sealNext } from '../seal/sealer.ts';
+import { refuseWhileMigrating } from './lock.ts';
 import { dbOption, integerIn, withLedger } from './options.ts';
 
 export function addSealCommand(program: Command): void {
@@ -12,6 +13,7 @@ export function addSealCommand(program: Command): void {
     .addOption(new Option('--max-events <n>', 'most events in one epoch').default(100_000).argParser(integerIn(1, 10_000_000)))
     .option('--json', 'print the sealed epochs as JSON')
     .action(async (opts: { db: string; maxEvents: number; json?: boolean }) => {
+      refuseWhileMigrating(opts.db, 'nothing is sealed'); // an epoch sealed now would be missing from the copy
       const sealed = await withLedger(opts.db, async (ledger) => {
         await lead(ledger);
         const sealed = [];

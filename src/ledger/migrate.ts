@@ -7,16 +7,18 @@
 //     and tree rebuilt from the leaf hashes now in PostgreSQL.
 // Memory stays bounded by a batch (and by the largest epoch's tree), whatever the ledger's size.
 import { hash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type pg from 'pg';
 import { bytesToHex } from '../encoding/hex.ts';
 import { leafHash } from '../event/leaf.ts';
-import type { NodeHasher } from '../merkle/hash.ts';
+import { HASH_SIZE, type NodeHasher } from '../merkle/hash.ts';
 import { buildTree, rootOf } from '../merkle/tree.ts';
 import { describeLocation, isPostgresUrl } from './index.ts';
 import type { CopyCounts, PostgresLedger, RowSource } from './postgres/index.ts';
 import { loadMigrations, openDb, type Db } from './sqlite/db.ts';
+import { NODE_CHUNK } from './sqlite/epochs.ts';
 
 export type MigrateStep = 'check-source' | 'copy' | 'check-copy';
 
@@ -67,6 +69,8 @@ const BATCH = 5000;
 const LEAVES_PER_READ = 65_536;
 /** The schema version from which the SQLite ledger has every table copied here (003: anchors). */
 const MIN_SOURCE_VERSION = 3;
+/** How long migrate waits for a write already in flight on the source before it gives up. */
+const WRITER_WAIT_MS = 5000;
 
 const nodeHasher: NodeHasher = (preimage) => hash('sha256', preimage, 'buffer');
 
@@ -92,43 +96,55 @@ interface TableSpec {
   key: string[];
   /** Columns of the SQLite table, as copyInto takes them. */
   columns: string[];
+  /** What each column must hold in the source (checkRow), in the order of columns. */
+  kinds: Kind[];
   /** Names the row in a message. */
   name: (row: Cell[]) => string;
 }
 
+/** int: a safe integer; hash: a 32-byte blob; nodes: 1 … NODE_CHUNK 32-byte hashes; ?: or null. */
+type Kind = 'int' | 'int?' | 'text' | 'text?' | 'hash' | 'hash?' | 'nodes';
+
 const KEYS: TableSpec = {
   table: 'api_keys', label: 'keys', key: ['id'],
   columns: ['id', 'owner', 'namespaces', 'key_hash', 'created_at', 'revoked_at'],
+  kinds: ['text', 'text', 'text', 'hash', 'int', 'int?'],
   name: (r) => `key ${String(r[0])}`,
 };
 const EVENTS: TableSpec = {
   table: 'events', label: 'events', key: ['seq'],
   columns: ['seq', 'namespace', 'request_id', 'owner', 'key_id', 'caller', 'action', 'units', 'artifact_digest', 'ts', 'ts_explicit', 'received_at', 'source', 'metadata', 'leaf_hash'],
+  kinds: ['int', 'text', 'text', 'text', 'text', 'text', 'text', 'int', 'hash?', 'int', 'int', 'int', 'text?', 'text?', 'hash'],
   name: (r) => `event ${String(r[0])}`,
 };
 const EPOCHS: TableSpec = {
   table: 'epochs', label: 'epochs', key: ['epoch'],
   columns: ['epoch', 'first_seq', 'last_seq', 'size', 'root', 'first_ts', 'last_ts', 'sealed_at'],
+  kinds: ['int', 'int', 'int', 'int', 'hash', 'int', 'int', 'int'],
   name: (r) => `epoch ${String(r[0])}`,
 };
 const NODES: TableSpec = {
   table: 'epoch_nodes', label: 'tree nodes', key: ['epoch', 'level', 'chunk'],
   columns: ['epoch', 'level', 'chunk', 'hashes'],
+  kinds: ['int', 'int', 'int', 'nodes'],
   name: (r) => `epoch ${String(r[0])} (tree level ${String(r[1])}, chunk ${String(r[2])})`,
 };
 const ATTEMPTS: TableSpec = {
   table: 'anchor_attempts', label: 'anchor attempts', key: ['tx_digest'],
   columns: ['tx_digest', 'first_epoch', 'last_epoch', 'created_at'],
+  kinds: ['text', 'int', 'int', 'int'],
   name: (r) => `anchor attempt ${String(r[0])}`,
 };
 const ANCHORS: TableSpec = {
   table: 'anchors', label: 'anchors', key: ['epoch'],
   columns: ['epoch', 'network', 'package_id', 'registry_id', 'tx_digest', 'checkpoint', 'anchored_at'],
+  kinds: ['int', 'text', 'text', 'text', 'text?', 'text?', 'int'],
   name: (r) => `anchor of epoch ${String(r[0])}`,
 };
 const CLASSIFICATIONS: TableSpec = {
   table: 'classifications', label: 'classification periods', key: ['from_ms'],
   columns: ['from_ms', 'billable', 'non_billable', 'other', 'created_at'],
+  kinds: ['int', 'text', 'text', 'text', 'int'],
   name: (r) => `classification period from ${String(r[0])}`,
 };
 const TABLES = [KEYS, EVENTS, EPOCHS, NODES, ATTEMPTS, ANCHORS, CLASSIFICATIONS];
@@ -171,6 +187,52 @@ function cells(spec: TableSpec, r: Raw, lastSealed: number, engine: 'sqlite' | '
       return [num(r.epoch, what('epoch')), str(r.network), str(r.package_id), str(r.registry_id), str(r.tx_digest), str(r.checkpoint), num(r.anchored_at, what('anchored_at'))];
   }
 }
+/** A stored value in a message: never a whole blob or a long text. */
+function describeValue(v: unknown): string {
+  if (v === null || v === undefined) return 'null';
+  if (typeof v === 'bigint' || typeof v === 'number') return String(v);
+  if (typeof v === 'string') return `the text ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  if (Buffer.isBuffer(v) || v instanceof Uint8Array) return `a ${v.length}-byte blob`;
+  return typeof v;
+}
+
+function kindProblem(kind: Kind, v: unknown): string | undefined {
+  if (v === null || v === undefined) return kind.endsWith('?') ? undefined : 'null, but must be set';
+  switch (kind) {
+    case 'int': case 'int?':
+      if (typeof v === 'bigint' ? v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) : Number.isSafeInteger(v)) return undefined;
+      return typeof v === 'bigint' ? 'beyond 2^53−1, more than this ledger can hold' : 'not an integer';
+    case 'text': case 'text?':
+      return typeof v === 'string' ? undefined : 'not text';
+    case 'hash': case 'hash?':
+      return Buffer.isBuffer(v) && v.length === HASH_SIZE ? undefined : `not a ${HASH_SIZE}-byte hash`;
+    case 'nodes':
+      return Buffer.isBuffer(v) && v.length > 0 && v.length % HASH_SIZE === 0 && v.length <= NODE_CHUNK * HASH_SIZE ? undefined
+        : `not a chunk of 1 … ${NODE_CHUNK} tree-node hashes of ${HASH_SIZE} bytes each (${HASH_SIZE} … ${NODE_CHUNK * HASH_SIZE} bytes, a multiple of ${HASH_SIZE})`;
+  }
+}
+
+/**
+ * Checks a row read from the SQLite source against what its table must hold, before anything
+ * uses it (a wrong-length blob would otherwise surface as a TypeError, or a RangeError deep in
+ * the tree code), and turns its integers into numbers. Checks only the columns the row has.
+ */
+function checkRow(source: string, spec: TableSpec, r: Raw): void {
+  for (const c in r) {
+    const i = spec.columns.indexOf(c);
+    if (i < 0) continue;
+    const problem = kindProblem(spec.kinds[i]!, r[c]);
+    if (problem) {
+      const row = spec.key.map((k) => `${k} ${describeValue(r[k])}`).join(', ');
+      throw new MigrateError(
+        `the source ledger ${source} has a malformed row, so nothing was copied: ${spec.table} row (${row}): ${c} is ${describeValue(r[c])}, ${problem}. ` +
+          `The file is damaged or was changed outside sui-receipts: restore it from a backup and migrate that (\`sqlite3 ${source} 'PRAGMA integrity_check'\` shows whether SQLite finds damage too)`,
+      );
+    }
+    if (typeof r[c] === 'bigint') r[c] = Number(r[c]);
+  }
+}
+
 const CELL_NAMES = new Map<TableSpec, string[]>(TABLES.map((t) => [t, t === EVENTS ? ['id', ...t.columns] : t.columns]));
 
 // ── The source: one read snapshot of the file, read a slice at a time in key order ──────────────
@@ -186,8 +248,11 @@ class SqliteRows implements RowSource<Raw> {
   private nextStart = 0;
   private lastKey: unknown[] | undefined;
 
+  private readonly source: string;
+
   constructor(db: Db, spec: TableSpec, onSlice?: (rows: Raw[], done: number, total: number) => void) {
     this.spec = spec;
+    this.source = db.name;
     this.onSlice = onSlice;
     const order = spec.key.join(', ');
     const select = `SELECT ${spec.columns.join(', ')} FROM ${spec.table}`;
@@ -204,9 +269,7 @@ class SqliteRows implements RowSource<Raw> {
     const rows = (start === 0 ? this.first.all(limit)
       : start === this.nextStart && this.lastKey ? this.after.all(...this.lastKey, limit)
       : this.offset.all(limit, start)) as Raw[];
-    for (const r of rows) {
-      for (const k in r) if (typeof r[k] === 'bigint') r[k] = num(r[k], `${this.spec.table}.${k}`);
-    }
+    for (const r of rows) checkRow(this.source, this.spec, r);
     const last = rows.at(-1);
     if (last) this.lastKey = this.spec.key.map((k) => last[k]);
     this.nextStart = start + rows.length;
@@ -219,7 +282,12 @@ class SqliteRows implements RowSource<Raw> {
   }
 }
 
-function openSource(file: string): Db {
+/**
+ * Opens the source. With `lock`, read-write (it writes nothing) so that it can hold SQLite's
+ * write lock: BEGIN IMMEDIATE on a read-only connection takes no lock at all. A file this user
+ * cannot write (a read-only backup) is read in a plain snapshot: nothing of ours writes it.
+ */
+function openSource(file: string, lock = false): Db {
   if (isPostgresUrl(file)) {
     throw new MigrateError(`--from takes a SQLite ledger file, not a database URL (${describeLocation(file)}); to copy one PostgreSQL database to another, use pg_dump`);
   }
@@ -227,7 +295,8 @@ function openSource(file: string): Db {
   if (!statSync(file).isFile()) throw new MigrateError(`${file} (${resolve(file)}) is not a file: --from takes the SQLite ledger file (serve's --db)`);
   let db: Db | undefined;
   try {
-    db = openDb(file, { readonly: true });
+    // Not openDb: that would apply this build's schema migrations to the source.
+    db = lock && writable(file) ? new Database(file, { fileMustExist: true, timeout: WRITER_WAIT_MS }) : openDb(file, { readonly: true });
     const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
     const version = hasTable ? Number(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get() ?? 0) : 0;
     const known = loadMigrations().at(-1)?.version ?? 0;
@@ -245,6 +314,35 @@ function openSource(file: string): Db {
     db?.close();
     if (err instanceof MigrateError) throw err;
     throw new MigrateError(`cannot read ${file} as a SQLite ledger: ${(err as Error).message}; check --from`);
+  }
+}
+
+function writable(file: string): boolean {
+  try {
+    accessSync(file, constants.W_OK);
+    accessSync(dirname(resolve(file)), constants.W_OK); // the -wal and -shm files beside it
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Takes the source's write lock for the whole migration, and with it the snapshot everything is
+ * read from: any process that writes the file (keys create/revoke, seal, a serve without its
+ * lock) then waits and fails instead of changing it under the copy, where its change would be
+ * missing from PostgreSQL: a revoked key valid again, an epoch sealed twice. Waits a little for
+ * a writer already in flight.
+ */
+function lockSource(db: Db, file: string): void {
+  try {
+    db.exec('BEGIN IMMEDIATE');
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+    throw new MigrateError(
+      `another process kept writing to ${file} for ${WRITER_WAIT_MS / 1000} s (a receipts seal or keys command, or a receipts serve started without its lock), ` +
+        'so nothing was copied: a change made during the copy would be missing from PostgreSQL. Let it finish (or stop it) and run receipts migrate again',
+    );
   }
 }
 
@@ -369,13 +467,18 @@ async function checkTrees(reader: TreeReader, fail: (message: string, epoch?: nu
 }
 
 function sqliteTreeReader(db: Db): TreeReader {
-  const epochs = db.prepare('SELECT epoch, first_seq, last_seq, size, root FROM epochs WHERE epoch > ? ORDER BY epoch LIMIT ?');
-  const leaves = db.prepare('SELECT seq, leaf_hash FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq').raw();
-  const nodes = db.prepare('SELECT epoch, level, hashes FROM epoch_nodes WHERE epoch BETWEEN ? AND ? ORDER BY epoch, level, chunk').raw();
+  // Every row checked (checkRow) before the tree code sees it; safeIntegers: none rounded.
+  const epochs = db.prepare('SELECT epoch, first_seq, last_seq, size, root FROM epochs WHERE epoch > ? ORDER BY epoch LIMIT ?').safeIntegers(true);
+  const leaves = db.prepare('SELECT seq, leaf_hash FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq').safeIntegers(true);
+  const nodes = db.prepare('SELECT epoch, level, chunk, hashes FROM epoch_nodes WHERE epoch BETWEEN ? AND ? ORDER BY epoch, level, chunk').safeIntegers(true);
+  const checked = (spec: TableSpec, rows: unknown[]) => {
+    for (const r of rows as Raw[]) checkRow(db.name, spec, r);
+    return rows as Raw[];
+  };
   return {
-    epochs: async (after, limit) => (epochs.all(after, limit) as Raw[]).map(head),
-    leaves: async (first, last) => leaves.all(first, last) as Array<[number, Buffer]>,
-    nodes: async (first, last) => nodes.all(first, last) as Array<[number, number, Buffer]>,
+    epochs: async (after, limit) => checked(EPOCHS, epochs.all(after, limit)).map(head),
+    leaves: async (first, last) => checked(EVENTS, leaves.all(first, last)).map((r) => [r.seq as number, r.leaf_hash as Buffer]),
+    nodes: async (first, last) => checked(NODES, nodes.all(first, last)).map((r) => [r.epoch as number, r.level as number, r.hashes as Buffer]),
   };
 }
 
@@ -469,11 +572,13 @@ export async function migrateToPostgres(options: MigrateOptions): Promise<Migrat
     throw new MigrateError(`--to takes a postgres:// (or postgresql://) URL of the target database; this one ${scheme ? `is a ${scheme}: URL` : 'is not a URL'}`);
   }
 
-  const db = openSource(from);
+  const db = openSource(from, true);
   let ledger: PostgresLedger | undefined;
   try {
-    // One read snapshot for everything below: what is checked is what is copied and compared.
-    db.exec('BEGIN');
+    // One snapshot for everything below, under the write lock until the end: what is checked is
+    // what is copied and compared, and what is copied is the whole ledger at the cutover.
+    if (db.readonly) db.exec('BEGIN');
+    else lockSource(db, from);
     const count = (table: string) => num(db.prepare(`SELECT count(*) FROM ${table}`).pluck().get(), `${table} count`);
     const lastSealed = num(db.prepare('SELECT coalesce(max(last_seq), 0) FROM epochs').pluck().get(), 'epochs.last_seq');
     const epochCount = count('epochs');
