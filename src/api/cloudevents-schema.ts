@@ -1,7 +1,7 @@
 // CloudEvents 1.0 (structured JSON mode) as POST /v1/events reads them: the attributes and the
-// mapping onto an event. id → request_id, type → action, subject → caller, time → ts,
-// source → source, the extension attribute `namespace` → namespace; units, artifact_digest and
-// metadata come from data, a JSON object.
+// mapping onto an event. (source, id) → request_id (cloudEventRequestId in cloudevents.ts),
+// type → action, subject → caller, time → ts, source → source, the extension attribute
+// `namespace` → namespace; units, artifact_digest and metadata come from data, a JSON object.
 import { z } from 'zod';
 
 export const CLOUDEVENTS_TYPE = 'application/cloudevents+json';
@@ -10,8 +10,8 @@ export const CLOUDEVENTS_BATCH_TYPE = 'application/cloudevents-batch+json';
 export const CloudEventSchema = z
   .object({
     specversion: z.literal('1.0'),
-    id: z.string().min(1).max(128).describe('→ request_id (the idempotency key)'),
-    source: z.string().min(1).max(128).describe('→ source'),
+    id: z.string().min(1).max(128).describe('with source, the idempotency key: request_id ce:<UTF-8 bytes of source>:<source>:<id>, or ce-sha256:<hex SHA-256 of that> beyond 128 characters'),
+    source: z.string().min(1).max(128).describe('→ source; with id, the idempotency key'),
     type: z.string().min(1).max(64).describe('→ action'),
     subject: z.string().min(1).max(256).describe('→ caller'),
     namespace: z.string().min(1).max(128).describe('extension attribute → namespace'),

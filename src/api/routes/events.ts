@@ -10,7 +10,7 @@ import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import { AUTH_ERRORS, COMMON_ERRORS, errorResponses, EventsBodySchema, EventsResponseSchema } from '../schemas.ts';
 import { documentOnly } from '../validation.ts';
-import { atAttribute, CLOUDEVENTS_BATCH_TYPE, CLOUDEVENTS_TYPE, eventFromCloudEvent } from '../cloudevents.ts';
+import { atAttribute, CLOUDEVENTS_BATCH_TYPE, CLOUDEVENTS_TYPE, conflictAt, eventFromCloudEvent, requestIdsOf } from '../cloudevents.ts';
 
 export const MAX_EVENTS_PER_REQUEST = 1000;
 
@@ -31,7 +31,7 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
     schema: {
       tags: ['events'],
       summary: 'Record usage events',
-      description: 'One event, or {"events": [...]} of up to 1,000 (1 MiB); or CloudEvents 1.0: one structured event as application/cloudevents+json, or a JSON array of them as application/cloudevents-batch+json. One result per event, in order; one bad event never fails the others (status rejected, with field errors). Idempotent by (namespace, request_id).',
+      description: 'One event, or {"events": [...]} of up to 1,000 (1 MiB); or CloudEvents 1.0: one structured event as application/cloudevents+json, or a JSON array of them as application/cloudevents-batch+json. One result per event, in order; one bad event never fails the others (status rejected, with field errors). Idempotent by (namespace, request_id); a CloudEvent by (namespace, source, id).',
       security: [{ bearer: [] }],
       body: documentOnly(EventsBodySchema), // validated per event below, not as a whole
       response: { 200: EventsResponseSchema, ...errorResponses(...COMMON_ERRORS, ...AUTH_ERRORS, 'malformed_json', 'invalid_utf8', 'invalid_body', 'unknown_field', 'payload_too_large', 'too_many_events', 'unsupported_media_type', 'ledger_unavailable') },
@@ -46,34 +46,40 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
     const toWrite: EventToWrite[] = [];
     const writeSlots: number[] = [];
     const unknown: FieldError[] = [];
+    // CloudEvents to write: their (source, id), and request_id of the pair (settled before the write).
+    const clouds: Array<{ namespace: string; source: string; id: string; requestId: string }> = [];
 
     inputs.list.forEach((raw, i) => {
       let input = raw;
+      let requestId: string | undefined; // of a CloudEvent: its (source, id) request_id
       if (cloud) {
         // A CloudEvent is mapped onto an event first; errors name the CloudEvents attribute.
         const mapped = eventFromCloudEvent(raw);
         if ('errors' in mapped) {
           for (const e of mapped.unknownFields ?? []) unknown.push({ ...e, path: inputs.prefix(i) + e.path });
-          results[i] = { status: 'rejected', ...(mapped.id !== undefined && { request_id: mapped.id }), errors: mapped.errors };
+          results[i] = { status: 'rejected', ...(mapped.requestId !== undefined && { request_id: mapped.requestId }), errors: mapped.errors };
           return;
         }
         input = mapped.input;
+        requestId = mapped.requestId;
       }
       const v = validateEvent(input, ctx);
       if (!v.ok) {
-        const requestId = (input as { request_id?: unknown })?.request_id;
+        const echo = cloud ? requestId : (input as { request_id?: unknown })?.request_id;
         if (cloud) v.errors = v.errors.map(atAttribute);
         if (v.unknownFields) {
           for (const e of v.errors) if (e.rule === 'unknown_field') unknown.push({ ...e, path: inputs.prefix(i) + e.path });
         }
-        results[i] = { status: 'rejected', ...(typeof requestId === 'string' && { request_id: requestId }), errors: v.errors };
+        results[i] = { status: 'rejected', ...(typeof echo === 'string' && { request_id: echo }), errors: v.errors };
       } else if (!principal.allows(v.event.namespace)) {
+        if (cloud) v.event.request_id = requestId!;
         results[i] = {
           status: 'rejected',
           request_id: v.event.request_id,
           errors: [{ path: 'namespace', rule: 'namespace_forbidden', message: `this key may not write namespace "${v.event.namespace}"; it allows ${principal.namespaces.join(', ')}` }],
         };
       } else {
+        if (cloud) clouds.push({ namespace: v.event.namespace, source: v.event.source!, id: v.event.request_id, requestId: requestId! });
         writeSlots.push(i);
         toWrite.push({ event: v.event, owner: principal.owner, keyId: principal.keyId });
       }
@@ -87,6 +93,7 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
 
     let written: WriteResult[];
     try {
+      if (cloud) (await requestIdsOf(opts.ledger.events, clouds)).forEach((id, j) => (toWrite[j]!.event.request_id = id));
       written = await opts.ledger.events.write(toWrite);
     } catch (err) {
       request.log.error({ err: { message: (err as Error).message } }, 'ledger commit failed');
@@ -100,10 +107,9 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
           status: 'conflict',
           request_id,
           id: w.id,
-          errors: w.differs.map((f) => {
-            const e = { path: f, rule: 'same_as_recorded', message: `request_id "${request_id}" was already recorded with a different value of ${f}; nothing was changed` };
-            return cloud ? atAttribute(e) : e;
-          }),
+          errors: w.differs.map((f) => (cloud
+            ? conflictAt(f, clouds[j]!.source, clouds[j]!.id)
+            : { path: f, rule: 'same_as_recorded', message: `request_id "${request_id}" was already recorded with a different value of ${f}; nothing was changed` })),
         };
       } else {
         const { redacted } = toWrite[j]!.event;

@@ -74,6 +74,7 @@ export class SqliteEventStore implements EventStore {
     get: (id: number) => EventRecord | undefined;
     page: (q: EventPageQuery) => EventRecord[];
     latestId: () => number;
+    sourceOf: (namespace: string, requestId: string) => { source: string | null } | undefined;
   };
 
   constructor(db: Db, options: GroupCommitOptions = {}) {
@@ -85,6 +86,7 @@ export class SqliteEventStore implements EventStore {
     const page = db.prepare(PAGE_SQL);
     const pageDesc = db.prepare(PAGE_DESC_SQL);
     const latest = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
+    const sourceOf = db.prepare('SELECT source FROM events WHERE namespace = ? AND request_id = ?');
     this.read = {
       get: (id) => {
         const row = byId.get(id) as EventRow | undefined;
@@ -93,6 +95,7 @@ export class SqliteEventStore implements EventStore {
       page: (q) =>
         ((q.desc ? pageDesc : page).all(q.namespace, q.from, q.to, q.asOf, q.after[0], q.after[1], q.limit) as EventRow[]).map(toRecord),
       latestId: () => latest.get() as number,
+      sourceOf: (namespace, requestId) => sourceOf.get(namespace, requestId) as { source: string | null } | undefined,
     };
 
     const insert = db.prepare(`INSERT INTO events
@@ -144,6 +147,10 @@ export class SqliteEventStore implements EventStore {
 
   async page(q: EventPageQuery): Promise<EventRecord[]> {
     return this.read.page(q);
+  }
+
+  async sourcesOf(keys: ReadonlyArray<readonly [string, string]>): Promise<Array<string | null | undefined>> {
+    return keys.map(([namespace, requestId]) => this.read.sourceOf(namespace, requestId)?.source);
   }
 
   async latestId(): Promise<number> {
