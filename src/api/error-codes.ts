@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   internal: { status: 500, summary: 'An unexpected error; the request was not applied.', template: 'internal error; the request was not applied, retry it' },
   chain_unreachable: { status: 502, summary: 'The chain could not be read.', template: 'the chain could not be read: {reason}' },
   ledger_unavailable: { status: 503, summary: 'The ledger could not commit; nothing was stored, retry the same request.', template: 'the ledger could not commit; nothing from this request was stored; retry the same request' },
+  ledger_unreachable: { status: 503, summary: 'The ledger\'s database cannot be reached right now (down, restarting, or the connection dropped); nothing was changed, retry after the Retry-After seconds.', template: 'the ledger cannot be reached right now; nothing was changed; retry in a few seconds' },
   busy: { status: 503, summary: 'Too many request bodies in flight; retry after the Retry-After seconds.', template: '{who} receiving too many request bodies at once; retry after a second' },
 } as const satisfies Record<string, ErrorCodeSpec>;
 

@@ -2,6 +2,7 @@
 // status and sentence, is in the registry (error-codes.ts); routes throw ApiError by code.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FieldError } from '../event/field-errors.ts';
+import { isLedgerUnavailable } from '../ledger/index.ts';
 import { ERROR_CODES, errorMessage, type ErrorCode, type MessageParams } from './error-codes.ts';
 
 export interface ErrorBody {
@@ -28,6 +29,8 @@ export function closeUnreadBody(request: FastifyRequest, reply: FastifyReply): v
 }
 
 export function sendError(reply: FastifyReply, error: ApiError) {
+  // Every 503 is "try again": say when.
+  if (error.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '1');
   const body: ErrorBody = { error: { code: error.code, message: error.message, details: error.details } };
   return reply.code(error.statusCode).type('application/json; charset=utf-8').send(body);
 }
@@ -50,6 +53,10 @@ export function installErrorHandlers(app: FastifyInstance): void {
     }
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       return sendError(reply, new ApiError('bad_request', { problem: err.message }));
+    }
+    if (isLedgerUnavailable(err)) {
+      request.log.warn({ err: { message: err.message, code: err.code } }, 'ledger unreachable');
+      return sendError(reply, new ApiError('ledger_unreachable'));
     }
     request.log.error({ err: { message: err.message, stack: err.stack, code: err.code } }, 'unhandled error');
     return sendError(reply, new ApiError('internal'));

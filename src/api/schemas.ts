@@ -43,7 +43,7 @@ export function errorResponses(...codes: ErrorCode[]): Record<number, z.ZodType>
 }
 
 /** Codes any route can answer with (body limits, parsing, overload, a fault). */
-export const COMMON_ERRORS: ErrorCode[] = ['bad_request', 'internal'];
+export const COMMON_ERRORS: ErrorCode[] = ['bad_request', 'internal', 'ledger_unreachable'];
 /** Codes of every route behind the API key. */
 export const AUTH_ERRORS: ErrorCode[] = ['unauthorized', 'busy'];
 

@@ -35,4 +35,5 @@ export async function openLedger(location: string, options: OpenLedgerOptions = 
 }
 
 export { SqliteLedger } from './sqlite/index.ts';
+export { LedgerUnavailableError, isLedgerUnavailable } from './errors.ts';
 export * from './types.ts';

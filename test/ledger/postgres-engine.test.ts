@@ -490,14 +490,15 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
       try {
         await a.leadership.start(() => {});
         await a.events.write([item(ev()), item(ev())]);
-        // Hold an unsealed row so the seal stops right after its fence check.
+        // Hold an unsealed row so the seal's write stops right after its fence check (reading
+        // and hashing take no lock; numbering the rows does).
         await blocker.query('BEGIN');
         await blocker.query('SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT 1 FOR UPDATE');
         const sealing = a.epochs.sealNext(seal());
         const waiting = async (like: string) =>
           (await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_stat_activity
             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`, [like]))[0]!.n === 1;
-        await until(() => waiting('SELECT id, ts, leaf_hash FROM events%'));
+        await until(() => waiting('UPDATE events SET seq%'));
         // A new term now has to wait for the seal that already passed the check.
         const bump = sql<{ term: string }>(url, "UPDATE leadership SET term = term + 1, holder = 'instance-z' RETURNING term");
         await until(() => waiting('UPDATE leadership%'));

@@ -26,21 +26,45 @@ export const pgTypes = {
     oid === INT8_OID && format !== 'binary' ? parseInt8 : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
-export function createPool(url: string, size: number): pg.Pool {
+/**
+ * Server-side deadlines for every session we open. A client that is paused (SIGSTOP, a long GC)
+ * or cut off by a partition cannot tell PostgreSQL it is gone; without these the server keeps its
+ * session, and the locks it holds, for the kernel's keepalive time (about two hours). With them,
+ * unacknowledged data or keepalive probes end the session within about `deadlineMs`.
+ */
+export function sessionOptions(deadlineMs: number, extra: Record<string, number> = {}): string {
+  const idle = Math.max(1, Math.floor(deadlineMs / 3000));
+  const settings: Record<string, number> = {
+    tcp_user_timeout: Math.max(1000, deadlineMs),
+    tcp_keepalives_idle: idle,
+    tcp_keepalives_interval: 1,
+    tcp_keepalives_count: 3,
+    ...extra,
+  };
+  return Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`).join(' ');
+}
+
+export function createPool(url: string, size: number, deadlineMs = 10_000): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max: size,
     types: pgTypes,
     connectionTimeoutMillis: 10_000,
     keepAlive: true,
+    keepAliveInitialDelayMillis: Math.min(deadlineMs, 10_000),
+    options: sessionOptions(deadlineMs),
   });
-  // An idle connection that dies (server restart, pg_terminate_backend) is dropped by the pool;
-  // without a listener its 'error' would crash the process.
+  // A connection that dies (server restart, pg_terminate_backend, a partition) must never take the
+  // process down. pg emits 'error' on the client; the pool listens only while a client is idle, so
+  // a client checked out for a transaction or a query has no listener then. One listener for the
+  // client's whole life: the query in flight fails on its own (and the caller retries or answers
+  // 503), the pool drops the client when it is released broken or found dead.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   pool.on('error', () => {});
   return pool;
 }
-
-export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
 
 /** Runs fn in one transaction on a pooled connection: committed if it returns, rolled back if it throws. */
 export async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {

@@ -2,13 +2,15 @@
 //
 // The ordering rule. Concurrent writers draw ids from one sequence but commit in any order, so
 // "the events after the last sealed id" would skip an event whose transaction was still open.
-// Instead an event gets its ledger position, seq, only when it is sealed: the sealing
-// transaction (leader only, fenced) takes the COMMITTED events with seq IS NULL in id order, up
-// to maxEvents, numbers them last_seq + 1 … in that order, and stores the tree over their leaf
-// hashes in that order with the epoch row, all in one transaction. An event still uncommitted
-// is invisible to it and simply goes into a later epoch. Nothing is skipped (every event is
-// seq IS NULL until some epoch takes it) and nothing is sealed twice (FOR UPDATE on the rows,
-// `WHERE seq IS NULL` on the update, seq UNIQUE, and the epoch number as primary key).
+// Instead an event gets its ledger position, seq, only when it is sealed: the leader reads the
+// COMMITTED events with seq IS NULL in id order, up to maxEvents, and builds the tree over their
+// leaf hashes in that order; then one short fenced transaction numbers exactly those events
+// last_seq + 1 … and stores the tree with the epoch row. An event still uncommitted is invisible
+// to the read and simply goes into a later epoch. Nothing is skipped (every event is seq IS NULL
+// until some epoch takes it) and nothing is sealed twice (the write stores nothing unless every
+// event read is still unsealed and the last epoch is still the one read; seq UNIQUE, and the
+// epoch number as primary key). Reading and hashing hold no lock, so ingest (a duplicate of an
+// event being sealed waits on its row) waits at most for the write, never for the hashing.
 import type pg from 'pg';
 import { HASH_SIZE } from '../../merkle/hash.ts';
 import type { EpochListQuery, EpochRecord, EpochStore, SealRequest } from '../types.ts';
@@ -91,41 +93,58 @@ export class PgEpochStore implements EpochStore {
     return Buffer.concat(rows.map((r) => r.hashes));
   }
 
-  sealNext(request: SealRequest): Promise<EpochRecord | null> {
+  async sealNext(request: SealRequest): Promise<EpochRecord | null> {
     const progress = request.progress ?? (() => {});
     if (!(Number.isSafeInteger(request.maxEvents) && request.maxEvents >= 1)) {
-      return Promise.reject(new RangeError(`maxEvents must be a positive integer, got ${request.maxEvents}`));
+      throw new RangeError(`maxEvents must be a positive integer, got ${request.maxEvents}`);
     }
-    return this.leadership.fenced(this.pool, async (client) => {
-      const last = await client.query<{ epoch: number; last_seq: number }>({
-        name: 'seal-last', text: 'SELECT epoch, last_seq FROM epochs ORDER BY epoch DESC LIMIT 1',
-      });
-      const epoch = last.rows[0] ? last.rows[0].epoch + 1 : 0;
-      const firstSeq = last.rows[0] ? last.rows[0].last_seq + 1 : 1;
-      // Committed, unsealed, in id order; locked so no other transaction can number them.
-      const picked = await client.query<[number, number, Buffer]>({
-        name: 'seal-pick',
-        text: 'SELECT id, ts, leaf_hash FROM events WHERE seq IS NULL ORDER BY id LIMIT $1 FOR UPDATE',
-        values: [request.maxEvents],
-        rowMode: 'array',
-      });
-      const size = picked.rows.length;
-      if (size === 0) return null; // an empty interval makes no epoch
-      const ids = new Array<number>(size);
-      const seqs = new Array<number>(size);
-      const leaves = new Uint8Array(size * HASH_SIZE);
-      let firstTs = Infinity;
-      let lastTs = -Infinity;
-      picked.rows.forEach(([id, ts, leaf], i) => {
-        ids[i] = id;
-        seqs[i] = firstSeq + i;
-        leaves.set(leaf, i * HASH_SIZE);
-        if (ts < firstTs) firstTs = ts;
-        if (ts > lastTs) lastTs = ts;
-      });
-      const lastSeq = firstSeq + size - 1;
-      progress('read', { epoch, size });
+    // Only a leader reads and hashes (the fenced write below checks again, against the term).
+    if (this.leadership.role() !== 'leader') return this.leadership.fenced(this.pool, async () => null);
 
+    // 1. Read and hash outside any transaction: no lock is held while the run is read and its
+    //    tree built, so a leader paused or slow here holds up no one (a duplicate insert of an
+    //    event being sealed waits only for the short write in step 2).
+    const last = await this.pool.query<{ epoch: number; last_seq: number }>({
+      name: 'seal-last', text: 'SELECT epoch, last_seq FROM epochs ORDER BY epoch DESC LIMIT 1',
+    });
+    const epoch = last.rows[0] ? last.rows[0].epoch + 1 : 0;
+    const firstSeq = last.rows[0] ? last.rows[0].last_seq + 1 : 1;
+    // Committed and unsealed, in id order.
+    const picked = await this.pool.query<[number, number, Buffer]>({
+      name: 'seal-pick',
+      text: 'SELECT id, ts, leaf_hash FROM events WHERE seq IS NULL ORDER BY id LIMIT $1',
+      values: [request.maxEvents],
+      rowMode: 'array',
+    });
+    const size = picked.rows.length;
+    if (size === 0) return null; // an empty interval makes no epoch
+    const ids = new Array<number>(size);
+    const seqs = new Array<number>(size);
+    const leaves = new Uint8Array(size * HASH_SIZE);
+    let firstTs = Infinity;
+    let lastTs = -Infinity;
+    picked.rows.forEach(([id, ts, leaf], i) => {
+      ids[i] = id;
+      seqs[i] = firstSeq + i;
+      leaves.set(leaf, i * HASH_SIZE);
+      if (ts < firstTs) firstTs = ts;
+      if (ts > lastTs) lastTs = ts;
+    });
+    const lastSeq = firstSeq + size - 1;
+    progress('read', { epoch, size });
+
+    const tree = request.build(leaves);
+    if (tree.levels[0]?.length !== leaves.length) throw new Error('the tree builder returned a leaf level of the wrong size');
+    progress('hashed', { epoch, size });
+
+    // 2. The write, fenced and short: number exactly the events read (still unsealed, or nothing is
+    //    stored), store the nodes and the epoch, in one transaction.
+    return this.leadership.fenced(this.pool, async (client) => {
+      const now = await client.query<{ epoch: number }>({
+        name: 'seal-last-check', text: 'SELECT epoch FROM epochs ORDER BY epoch DESC LIMIT 1',
+      });
+      const current = now.rows[0] ? now.rows[0].epoch + 1 : 0;
+      if (current !== epoch) throw new Error(`sealing epoch ${epoch}: epoch ${current - 1} was sealed meanwhile; nothing was stored, the next round retries`);
       const numbered = await client.query({
         name: 'seal-number',
         text: `UPDATE events SET seq = u.seq FROM unnest($1::int8[], $2::int8[]) AS u(id, seq)
@@ -134,10 +153,6 @@ export class PgEpochStore implements EpochStore {
       });
       if (numbered.rowCount !== size) throw new Error(`sealing epoch ${epoch}: numbered ${numbered.rowCount} of ${size} events; nothing was stored, retry`);
       progress('numbered', { epoch, size });
-
-      const tree = request.build(leaves);
-      if (tree.levels[0]?.length !== leaves.length) throw new Error('the tree builder returned a leaf level of the wrong size');
-      progress('hashed', { epoch, size });
 
       const bytes = NODE_CHUNK * HASH_SIZE;
       let batch: { l: number[]; c: number[]; h: Buffer[] } = { l: [], c: [], h: [] };

@@ -9,6 +9,10 @@ import type { NormalizedEvent } from '../../event/validate.ts';
 import { leafHash } from '../../event/leaf.ts';
 import type { EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
 import { differences, type CommitJob, type GroupCommitOptions } from '../common.ts';
+import { LedgerUnavailableError } from '../errors.ts';
+
+/** How long latestId() waits for the inserts open when it was called. */
+const LATEST_WAIT_MS = 15_000;
 
 export type { GroupCommitOptions } from '../common.ts';
 
@@ -59,32 +63,52 @@ function toRecord(row: EventRow): EventRecord {
 
 /**
  * Advisory lock key "sui-rcpW". Every insert holds it shared from before it draws ids until it
- * commits; latestId() takes it exclusively for an instant, so it returns only once no writer
- * still holds an id at or below the bound it read: after that, the events with id ≤ bound never
- * change, even though ids commit out of order.
+ * commits. latestId() reads the last id drawn, then waits (polling, without taking the lock) until
+ * every transaction that held the lock at that moment has ended: after that, the events with
+ * id ≤ bound never change, even though ids commit out of order, and no writer ever waited for it.
  */
 export const WRITERS_LOCK = 0x7375692d72637057n;
+const WRITERS_HIGH = Number(WRITERS_LOCK >> 32n);
+const WRITERS_LOW = Number(WRITERS_LOCK & 0xffffffffn);
 
 // The lock comes first: an uncorrelated subquery in WHERE is a one-time filter, run before any
-// row is read, so before nextval. ids are then drawn in arrival order (nextval after the
-// ordinality sort), and rows are inserted in (namespace, request_id) byte order: every writer
-// takes the unique-index locks in the same order, so two instances inserting overlapping request
-// ids wait for each other, never deadlock.
+// row is read, so before nextval. A request id already stored (a retry) is answered from what a
+// plain read sees, never inserted: its row may be locked by a seal in progress, and an insert
+// would wait for that seal, and with it every event of the group. ids are then drawn in arrival
+// order (nextval after the ordinality sort), and rows are inserted in (namespace, request_id)
+// byte order: every writer takes the unique-index locks in the same order, so two instances
+// inserting overlapping new request ids wait for each other, never deadlock. The answer is the
+// rows inserted (created) and the stored rows the retries repeat (to compare, in the same trip).
 const INSERT_SQL = `WITH input AS MATERIALIZED (
-    SELECT nextval('events_id_seq'::regclass) AS id, t.*
+    SELECT t.*
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[],
                 $8::bytea[], $9::int8[], $10::bool[], $11::int8[], $12::text[], $13::text[], $14::bytea[])
       WITH ORDINALITY AS t(namespace, request_id, owner, key_id, caller, action, units, artifact_digest,
                            ts, ts_explicit, received_at, source, metadata, leaf_hash, ord)
-    WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared($15::int8)) AS lock) = 1
-    ORDER BY t.ord)
-  INSERT INTO events (id, namespace, request_id, owner, key_id, caller, action, units, artifact_digest, ts,
-                      ts_explicit, received_at, source, metadata, leaf_hash)
-  SELECT id, namespace, request_id, owner, key_id, caller, action, units, artifact_digest, ts,
-         ts_explicit, received_at, source, metadata, leaf_hash
-  FROM input ORDER BY namespace COLLATE "C", request_id COLLATE "C"
-  ON CONFLICT (namespace, request_id) DO NOTHING
-  RETURNING id, namespace, request_id`;
+    WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared($15::int8)) AS lock) = 1),
+  known AS MATERIALIZED (
+    SELECT e.id, e.namespace, e.request_id, e.caller, e.action, e.units, e.artifact_digest, e.ts,
+           e.ts_explicit, e.source, e.metadata, e.leaf_hash
+    FROM input i JOIN events e ON e.namespace = i.namespace AND e.request_id = i.request_id),
+  fresh AS MATERIALIZED (
+    SELECT nextval('events_id_seq'::regclass) AS id, i.*
+    FROM input i
+    WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.namespace = i.namespace AND k.request_id = i.request_id)
+    ORDER BY i.ord),
+  inserted AS (
+    INSERT INTO events (id, namespace, request_id, owner, key_id, caller, action, units, artifact_digest, ts,
+                        ts_explicit, received_at, source, metadata, leaf_hash)
+    SELECT id, namespace, request_id, owner, key_id, caller, action, units, artifact_digest, ts,
+           ts_explicit, received_at, source, metadata, leaf_hash
+    FROM fresh ORDER BY namespace COLLATE "C", request_id COLLATE "C"
+    ON CONFLICT (namespace, request_id) DO NOTHING
+    RETURNING id, namespace, request_id)
+  SELECT true AS created, id, namespace, request_id, NULL AS caller, NULL AS action, NULL::int8 AS units,
+         NULL::bytea AS artifact_digest, NULL::int8 AS ts, NULL::bool AS ts_explicit, NULL AS source,
+         NULL AS metadata, NULL::bytea AS leaf_hash
+  FROM inserted
+  UNION ALL
+  SELECT false, * FROM known`;
 
 const EXISTING_SQL = `SELECT e.id, e.namespace, e.request_id, e.caller, e.action, e.units, e.artifact_digest, e.ts,
     e.ts_explicit, e.source, e.metadata, e.leaf_hash
@@ -213,23 +237,28 @@ export class PgEventStore implements EventStore {
     });
 
     // One statement, one transaction: committed when it returns.
-    const inserted = await this.pool.query<{ id: number; namespace: string; request_id: string }>({
+    const answer = await this.pool.query<StoredRow & { created: boolean }>({
       name: 'events-insert', text: INSERT_SQL, values: [...cols, WRITERS_LOCK.toString()],
     });
     const created = new Map<string, number>();
-    for (const r of inserted.rows) created.set(keyOf(r.namespace, r.request_id), r.id);
+    const stored = new Map<string, StoredRow>();
+    for (const r of answer.rows) {
+      if (r.created) created.set(keyOf(r.namespace, r.request_id), r.id);
+      else stored.set(keyOf(r.namespace, r.request_id), r);
+    }
 
-    // Everything else is a repeat of a stored row (stored rows are never deleted: read after commit).
-    const repeats = new Map<string, [string, string]>();
+    // What else needs its stored row: a repeat within this group of an id it created, and an id
+    // that another instance committed while this statement ran (neither seen nor inserted). Stored
+    // rows are never deleted: read them now.
+    const missing = new Map<string, [string, string]>();
     const claimed = new Set<string>();
-    flat.forEach((item) => {
+    for (const item of flat) {
       const k = keyOf(item.event.namespace, item.event.request_id);
       if (created.has(k) && !claimed.has(k)) claimed.add(k);
-      else repeats.set(k, [item.event.namespace, item.event.request_id]);
-    });
-    const stored = new Map<string, StoredRow>();
-    if (repeats.size > 0) {
-      const keys = [...repeats.values()];
+      else if (!stored.has(k)) missing.set(k, [item.event.namespace, item.event.request_id]);
+    }
+    if (missing.size > 0) {
+      const keys = [...missing.values()];
       const found = await this.pool.query<StoredRow>({
         name: 'events-existing', text: EXISTING_SQL, values: [keys.map((k) => k[0]), keys.map((k) => k[1])],
       });
@@ -287,13 +316,32 @@ export class PgEventStore implements EventStore {
   }
 
   async latestId(): Promise<number> {
-    // max(id) in the statement's snapshot, returned only after the writers in flight at that
-    // moment (the only ones that can hold lower ids) have finished: see WRITERS_LOCK.
+    // The last id drawn, then the writers that may still hold one at or below it: those that hold
+    // the writers' lock now (each took it before drawing). Wait for them to end without taking the
+    // lock ourselves, so no writer ever queues behind a reader.
+    const drawn = await this.pool.query<{ bound: number }>({
+      name: 'events-drawn',
+      text: "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS bound FROM events_id_seq",
+    });
+    const bound = drawn.rows[0]!.bound;
+    const holders = (q: string, values: unknown[]) => this.pool.query<{ v: string }>({ text: q, values });
+    let open = (await holders(
+      `SELECT virtualtransaction AS v FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid
+         AND objsubid = 1 AND granted`,
+      [WRITERS_HIGH, WRITERS_LOW],
+    )).rows.map((r) => r.v);
+    const deadline = Date.now() + LATEST_WAIT_MS;
+    for (let pause = 1; open.length > 0; pause = Math.min(pause * 2, 25)) {
+      if (Date.now() > deadline) throw new LedgerUnavailableError(`${open.length} insert(s) still open after ${LATEST_WAIT_MS} ms; retry the request`);
+      await new Promise((r) => setTimeout(r, pause));
+      open = (await holders(
+        `SELECT virtualtransaction AS v FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid
+           AND objsubid = 1 AND granted AND virtualtransaction = ANY($3::text[])`,
+        [WRITERS_HIGH, WRITERS_LOW, open],
+      )).rows.map((r) => r.v);
+    }
     const { rows } = await this.pool.query<{ m: number }>({
-      name: 'events-latest',
-      text: `SELECT coalesce(max(id), 0) AS m FROM events
-             WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock($1::int8)) AS lock) = 1`,
-      values: [WRITERS_LOCK.toString()],
+      name: 'events-latest', text: 'SELECT coalesce(max(id), 0) AS m FROM events WHERE id <= $1', values: [bound],
     });
     return rows[0]!.m;
   }

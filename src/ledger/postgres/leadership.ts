@@ -4,9 +4,21 @@
 // aborts if it moved: the lock says who should lead, the term makes a stale leader harmless.
 // A new leader's term bump waits for any write that already passed the check (the row lock), so
 // the old leader's last write commits strictly before the new term begins.
+//
+// The lease is enforced by the server too. A paused (SIGSTOP) or partitioned leader cannot give
+// its lock up, and PostgreSQL would keep its session, and so the lock, for hours. So the lock
+// connection runs with idle_session_timeout = lease (the heartbeat queries every lease / 3), every
+// fenced transaction with idle_in_transaction_session_timeout = lease, and every session with TCP
+// deadlines (db.ts sessionOptions): a leader that stops talking loses its session, its lock and
+// any row lock of a fenced write within about a lease, and a follower takes the term. When the old
+// leader comes back its next fenced write finds the newer term and writes nothing.
 import pg from 'pg';
 import type { Leadership, Role } from '../types.ts';
-import { LEADER_LOCK, pgTypes, transaction } from './db.ts';
+import { LEADER_LOCK, pgTypes, sessionOptions, transaction } from './db.ts';
+
+// pg_locks shows a bigint advisory key as two 32-bit halves.
+const LOCK_HIGH = Number(LEADER_LOCK >> 32n);
+const LOCK_LOW = Number(LEADER_LOCK & 0xffffffffn);
 
 export class FencedError extends Error {
   constructor(detail: string) {
@@ -48,6 +60,10 @@ export class PgLeadership implements Leadership {
 
   constructor(options: LeadershipOptions) {
     this.o = options;
+  }
+
+  private leaseMs(): number {
+    return Math.max(500, this.o.leaseMs);
   }
 
   role(): Role {
@@ -98,9 +114,12 @@ export class PgLeadership implements Leadership {
     if (this.current !== 'leader' || term === null) throw new FencedError(`role is ${this.current}`);
     try {
       return await transaction(pool, async (client) => {
+        // The deadline rides on the fence: a leader paused inside this transaction loses it (and
+        // its row locks) after a lease instead of holding up the next leader and every writer.
         const { rows } = await client.query<{ term: number; holder: string | null }>({
           name: 'leadership-fence',
-          text: 'SELECT term, holder FROM leadership FOR SHARE',
+          text: "SELECT term, holder, set_config('idle_in_transaction_session_timeout', $1, true) FROM leadership FOR SHARE",
+          values: [String(this.leaseMs())],
         });
         const row = rows[0];
         if (!row || row.term !== term) {
@@ -131,9 +150,15 @@ export class PgLeadership implements Leadership {
       }
       const got = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [LEADER_LOCK.toString()]);
       if (!got.rows[0]?.ok) {
-        const seen = await client.query<{ term: number; holder: string | null }>('SELECT term, holder FROM leadership');
+        // Who leads is who holds the lock now, not who last wrote the row: a leader whose session
+        // the server ended is no leader, even before anyone else took the term.
+        const seen = await client.query<{ term: number; holder: string | null; held: boolean }>({
+          text: `SELECT term, holder, EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid
+                   AND objid = $2::oid AND objsubid = 1 AND granted) AS held FROM leadership`,
+          values: [LOCK_HIGH, LOCK_LOW],
+        });
         this.seenTerm = seen.rows[0]?.term ?? null;
-        this.seenHolder = seen.rows[0]?.holder ?? null;
+        this.seenHolder = seen.rows[0]?.held ? (seen.rows[0]?.holder ?? null) : null;
         this.lastError = null;
         return;
       }
@@ -169,6 +194,8 @@ export class PgLeadership implements Leadership {
       keepAliveInitialDelayMillis: Math.max(1000, this.o.leaseMs),
       query_timeout: this.o.leaseMs,
       connectionTimeoutMillis: this.o.leaseMs,
+      // The server ends this session when we go quiet for a lease (heartbeats come every lease / 3).
+      options: sessionOptions(this.leaseMs(), { idle_session_timeout: this.leaseMs() }),
       application_name: `sui-receipts leader-election ${this.o.instanceId}`.slice(0, 63),
     });
     const lost = () => {
