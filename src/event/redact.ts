@@ -445,9 +445,9 @@ function hasUrlPassword(s: string): boolean {
   }
 }
 
-/** Whether a value (up to 64 characters of it) reads as random material: long enough, with a digit or mixed case. */
+/** Whether a value (up to 32 characters of it) reads as random material: long enough, with a digit or mixed case. */
 function randomish(s: string, start: number, min: number): boolean {
-  const end = runEnd(s, start, isParamValue, 64); // bounded look-ahead: each name costs O(1) more
+  const end = runEnd(s, start, isParamValue, 32); // bounded look-ahead: each name costs O(1) more
   if (end - start < min) return false;
   let digit = false;
   let lower = false;
@@ -501,9 +501,6 @@ function paramCredential(s: string): ParamKind | undefined {
   }
   return undefined;
 }
-const hasConnectionStringKey = (s: string) => paramCredential(s) === 'connection_string_key';
-const hasSignedUrl = (s: string) => paramCredential(s) === 'signed_url';
-const hasSessionCookie = (s: string) => paramCredential(s) === 'session_cookie';
 
 /**
  * A whole value that is base64 of `user:password`, as in ~/.docker/config.json's `auth` (and a
@@ -651,7 +648,8 @@ function hasHexPrivateKey(s: string): boolean {
   });
 }
 
-const DETECTORS: Array<[string, (s: string) => boolean]> = [
+/** A detector finds its kind (true), or names the kind it found (`paramCredential`: one scan for three kinds). */
+const DETECTORS: Array<[string, (s: string) => boolean | string | undefined]> = [
   ['private_key_block', hasPrivateKeyMarker],
   ['jwt', hasJwt],
   ['sui_private_key', hasSuiPrivateKey],
@@ -660,9 +658,7 @@ const DETECTORS: Array<[string, (s: string) => boolean]> = [
   ['authorization', hasAuthScheme],
   ['named_credential', hasSecretAssignment],
   ['url_password', hasUrlPassword],
-  ['connection_string_key', hasConnectionStringKey],
-  ['signed_url', hasSignedUrl],
-  ['session_cookie', hasSessionCookie],
+  ['named_parameter', paramCredential], // connection_string_key, signed_url, session_cookie
   ['basic_credentials', isBase64UserPass],
   ['mnemonic', hasMnemonic],
   ['hex_private_key', hasHexPrivateKey],
@@ -671,7 +667,10 @@ const DETECTORS: Array<[string, (s: string) => boolean]> = [
 /** The kind of credential a string holds (e.g. `jwt`, `authorization`), or undefined. */
 export function secretKind(value: string): string | undefined {
   for (const form of forms(value)) {
-    for (const [kind, detect] of DETECTORS) if (detect(form)) return kind;
+    for (const [kind, detect] of DETECTORS) {
+      const found = detect(form);
+      if (found) return typeof found === 'string' ? found : kind;
+    }
   }
   return undefined;
 }

@@ -59,6 +59,23 @@ const WORST: Array<[string, string]> = [
   ['plus signs', fill('+')],
   ['whitespace', fill(' ')],
   ['mixed case', fill('aB')],
+  // issue 21's shapes
+  ['Vault prefix', fill('hvs.')],
+  ['DigitalOcean prefix in a hex run', fill('dop_v1_a')],
+  ['PyPI prefix runs', fill('pypi-a')],
+  ['Twilio prefix in a hex run', fill('SKa')],
+  ['AccountKey names', fill('AccountKey=')],
+  ['AccountKey with spaces', fill('AccountKey = a ')],
+  ['sig names', fill('sig=')],
+  ['sig values', fill('&sig=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')],
+  ['session names', fill('session=session=')],
+  ['base64 user:pass, whole value', fill('dXNlcjpwYXNzd29yZA==')],
+  ['mnemonic words, never 12', fill('abandon '.repeat(11) + 'the ')],
+  ['mnemonic-length letter runs', fill('abandonx ')],
+  ['long gaps between words', fill('abandon ,,,,,,,,,,,, ')],
+  ['hex runs of key length', fill('0x' + 'a'.repeat(64) + ' ')],
+  ['hex runs after a name', fill('digest=0x' + 'a'.repeat(64) + ' ')],
+  ['near-key hex runs', fill('a'.repeat(63) + ' ')],
 ];
 
 describe('every pattern that sees client text runs in linear time (1 MiB worst cases)', () => {
@@ -77,6 +94,13 @@ describe('every pattern that sees client text runs in linear time (1 MiB worst c
   it('redactUrl with many segments and parameters', () => {
     expect(time(() => redactUrl('/' + fill('a/') + '?' + fill('a=b&')))).toBeLessThan(BOUND_MS);
     expect(time(() => redactUrl('/' + fill('token/')))).toBeLessThan(BOUND_MS);
+  });
+
+  it('redactJson over long arrays of mnemonic words and hex under key-material names', () => {
+    const words = Array.from({ length: 100_000 }, (_, i) => (i % 11 === 10 ? 'the' : 'abandon'));
+    expect(time(() => redactJson({ words }, 'metadata'))).toBeLessThan(4 * BOUND_MS);
+    const seeds = Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`seed_${i}`, `0x${'a'.repeat(63)}`]));
+    expect(time(() => redactJson(seeds, 'metadata'))).toBeLessThan(4 * BOUND_MS);
   });
 
   it('redactJson over wide metadata', () => {
