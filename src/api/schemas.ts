@@ -183,9 +183,10 @@ export const UsageResponseSchema = z
     groups: z.array(UsageGroupSchema),
     totals: UsageTotalsSchema,
     by_namespace: z.array(z.object({ namespace: z.string(), groups: z.array(UsageGroupSchema), totals: UsageTotalsSchema })).optional(),
-    as_of_seq: z.number().int().optional(),
+    as_of_seq: z.number().int().optional().describe('the snapshot bound (event ids at or below it) of every page of this query'),
     events: z.array(ReceiptSchema).optional(),
-    next_cursor: z.string().nullable().optional(),
+    next_cursor: z.string().nullable().optional().describe('pass as cursor for the next page (of groups, or with receipts=true of receipts); null on the last'),
+    groups_next_cursor: z.string().nullable().optional().describe('with receipts=true: where the groups continue past the first 1,000 (a cursor for the same query without receipts=true); null when they are all here'),
   })
   .meta({ id: 'Usage' });
 

@@ -127,6 +127,16 @@ export interface UsageQuery {
   groupBy: GroupBy;
   /** Count only events with id ≤ asOf (a paged read's snapshot). */
   asOf?: number;
+  /**
+   * Only groups whose key comes after this one (a key as returned: an ISO date for hour and
+   * day), in key order (UTF-8 byte order; time for hour and day): where a page starts.
+   */
+  after?: string;
+  /**
+   * At most this many groups (the result says whether more follow). Without it every group of
+   * the range is returned: the HTTP API always sets one, so its answers stay bounded.
+   */
+  limit?: number;
 }
 
 /** Unit sums are exact: a number while ≤ 2^53−1, a decimal string beyond. */
@@ -148,7 +158,10 @@ export interface UsageResult {
   to: number;
   group_by: GroupBy;
   groups: UsageGroup[];
+  /** Of the whole range (not only the groups returned), summed by the database. */
   totals: { events: number; units: Units; billable_events: number; billable_units: Units };
+  /** With limit: whether groups follow the last one returned (continue with after = its key). */
+  more?: boolean;
 }
 
 export interface UsageStore {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GROUP_BY } from '../../src/ledger/index.ts';
-import { usageSql } from '../../src/ledger/sqlite/usage.ts';
+import { usagePageSql, usageSql } from '../../src/ledger/sqlite/usage.ts';
 import { event, testServerOn, type TestServer } from '../helpers.ts';
 import { forEachEngine } from '../support/engines.ts';
 
@@ -91,7 +91,11 @@ forEachEngine((fresh, engine) => {
       ['a bad from', 'namespace=acme/prod&from=yesterday', 'from', 'epoch_ms_or_rfc3339'],
       ['from after to', 'namespace=acme/prod&from=10&to=5', 'from', 'before_to'],
       ['an unknown parameter', 'namespace=acme/prod&page=5', 'page', 'unknown_parameter'],
-      ['limit without receipts', 'namespace=acme/prod&limit=5', 'limit', 'requires:receipts=true'],
+      ['order without receipts', 'namespace=acme/prod&order=desc', 'order', 'requires:receipts=true'],
+      ['more than 10,000 groups a page', 'namespace=acme/prod&limit=10001', 'limit', 'max:10000'],
+      ['more than 1,000 receipts a page', 'namespace=acme/prod&receipts=true&limit=1001', 'limit', 'max:1000'],
+      ['a page of 100 groups for each of 100 namespaces', `namespace=${Array.from({ length: 100 }, (_, i) => `acme/n${i}`).join(',')}&limit=100`, 'limit', 'max:99'],
+      ['a cursor nobody issued', 'namespace=acme/prod&cursor=abc', 'cursor', 'issued_cursor'],
     ])('answers 400 for %s, naming the parameter and rule', async (_n, q, path, rule) => {
       const res = await usage(q);
       expect(res.status).toBe(400);
@@ -127,6 +131,8 @@ forEachEngine((fresh, engine) => {
           { namespace: 'acme/prod', groups: [{ key: 'extract', events: 1, units: 10, billable_events: 1, billable_units: 10 }, { key: 'recall', events: 2, units: 7, billable_events: 2, billable_units: 7 }], totals: { events: 3, units: 17, billable_events: 3, billable_units: 17 } },
           { namespace: 'acme/other', groups: [{ key: 'recall', events: 1, units: 1000, billable_events: 1, billable_units: 1000 }], totals: { events: 1, units: 1000, billable_events: 1, billable_units: 1000 } },
         ],
+        // Fewer groups than a page: all of them, and no next page.
+        next_cursor: null,
       };
       const range = `from=${base}&to=${base + 24 * H}`;
       expect(await usage(`namespace=acme/prod,acme/other&${range}`)).toEqual({ status: 200, body: expected });
@@ -174,10 +180,133 @@ forEachEngine((fresh, engine) => {
     });
 
     it.runIf(engine === 'sqlite').each(GROUP_BY)('uses the (namespace, ts) index when grouping by %s (EXPLAIN QUERY PLAN)', (g) => {
-      const plan = s.db().prepare(`EXPLAIN QUERY PLAN ${usageSql(g)}`).all('acme/prod', 0, 1, 10) as Array<{ detail: string }>;
-      const details = plan.map((p) => p.detail).join('\n');
-      expect(details).toMatch(/SEARCH events USING INDEX events_namespace_ts \(namespace=\? AND ts>\? AND ts<\?\)/);
-      expect(details).not.toMatch(/SCAN events/);
+      const range = ['acme/prod', 0, 1, 10];
+      for (const [text, params] of [[usageSql(g), range], [usagePageSql(g), [...range, g === 'hour' || g === 'day' ? 0 : 'a', 11, ...range]]] as const) {
+        const plan = s.db().prepare(`EXPLAIN QUERY PLAN ${text}`).all(...params) as Array<{ detail: string }>;
+        const details = plan.map((p) => p.detail).join('\n');
+        expect(details).toMatch(/SEARCH events USING INDEX events_namespace_ts \(namespace=\? AND ts>\? AND ts<\?\)/);
+        expect(details).not.toMatch(/SCAN events/);
+      }
+    });
+  });
+
+  describe('GET /v1/usage groups, paged', () => {
+    type Group = { key: string; events: number; units: number | string; billable_events: number; billable_units: number | string };
+    type Page = { groups: Group[]; totals: Group; next_cursor: string | null; as_of_seq?: number; by_namespace?: Array<{ namespace: string; groups: Group[]; totals: Group }> };
+    // Keys the engines must order alike (UTF-8 bytes): upper before lower case, accents and an
+    // emoji (a surrogate pair in JS, whose UTF-16 order differs from UTF-8 against U+FFxx).
+    const odd = ['Zed', 'alice', 'bob', 'é', 'ｚ', '😀', 'a b', 'a-b'];
+
+    async function seed() {
+      added = 0;
+      const events = [
+        ...Array.from({ length: 23 }, (_, i) => event({ caller: `c${String(i).padStart(2, '0')}`, units: i + 1, ts: base + i * H })),
+        ...odd.map((caller, i) => event({ caller, units: 100 + i, ts: base + i })),
+        ...Array.from({ length: 9 }, (_, i) => event({ namespace: 'acme/other', caller: i % 2 ? `c${String(i).padStart(2, '0')}` : `z${i}`, units: 7, ts: base + i * 3 * H })),
+      ];
+      expect((await s.post({ events })).json().results.every((r: { status: string }) => r.status === 'created')).toBe(true);
+    }
+
+    /** Every page of q through next_cursor, posting more events after each page. */
+    async function pages(q: string, between: () => Promise<void> = async () => {}): Promise<Page[]> {
+      const out: Page[] = [];
+      let cursor: string | null = null;
+      do {
+        const { status, body } = await usage(`${q}${cursor ? `&cursor=${cursor}` : ''}`);
+        expect(status, JSON.stringify(body)).toBe(200);
+        out.push(body);
+        cursor = body.next_cursor;
+        await between();
+      } while (cursor && out.length < 100);
+      return out;
+    }
+
+    let added = 0;
+    /** After each page: new callers, before and after the current key, and more of one already listed. */
+    const addMore = async () => {
+      const res = await s.post({ events: [event({ caller: `a${added}`, units: 5, ts: base + 1 }), event({ caller: 'zz', units: 5, ts: base + 2 }), event({ caller: 'c05', units: 5, ts: base + 3 })] });
+      expect(res.statusCode).toBe(200);
+      added++;
+    };
+
+    it.each(['caller', 'hour', 'action'] as const)('by %s: all pages together are the unpaged groups, every page has the same totals, while events keep arriving', async (g) => {
+      await seed();
+      const q = `namespace=acme/prod&group_by=${g}&from=${base}&to=${base + 48 * H}`;
+      const whole: Page = (await usage(q)).body;
+      expect(whole.next_cursor).toBeNull();
+      expect(whole.as_of_seq).toBeUndefined();
+      const all = await pages(`${q}&limit=4`, addMore);
+      expect(all.length).toBe(Math.ceil(whole.groups.length / 4));
+      expect(all.flatMap((p) => p.groups)).toEqual(whole.groups);
+      for (const p of all) {
+        expect(p.totals).toEqual(whole.totals);
+        expect(p.groups.length).toBeLessThanOrEqual(4);
+        expect(p.as_of_seq).toBe(all[0]!.as_of_seq);
+      }
+      expect(all.at(-1)!.next_cursor).toBeNull();
+      // A fresh query sees what arrived meanwhile.
+      expect((await usage(q)).body.totals.events).toBe(whole.totals.events + 3 * added);
+    });
+
+    it('by caller over several namespaces: merged groups, each namespace\'s groups and the totals match the unpaged answer', async () => {
+      await seed();
+      const q = `namespace=acme/prod,acme/other&group_by=caller&from=${base}&to=${base + 48 * H}`;
+      const whole: Page = (await usage(q)).body;
+      // c01, c03, c05, c07 are in both namespaces, alice and bob were there before.
+      expect(whole.groups.length).toBeGreaterThan(30);
+      const all = await pages(`${q}&limit=5`, addMore);
+      expect(all.length).toBeGreaterThan(3);
+      expect(all.flatMap((p) => p.groups)).toEqual(whole.groups);
+      for (const [i, ns] of ['acme/prod', 'acme/other'].entries()) {
+        expect(all.flatMap((p) => p.by_namespace![i]!.groups)).toEqual(whole.by_namespace![i]!.groups);
+        for (const p of all) expect(p.by_namespace![i]!.totals).toEqual(whole.by_namespace![i]!.totals);
+        expect(whole.by_namespace![i]!.namespace).toBe(ns);
+      }
+      for (const p of all) {
+        expect(p.totals).toEqual(whole.totals);
+        expect(p.groups.length).toBeLessThanOrEqual(5);
+      }
+    });
+
+    it('keys come in UTF-8 byte order on both engines', async () => {
+      await seed();
+      const keys = (await usage(`namespace=acme/prod&group_by=caller`)).body.groups.map((g: Group) => g.key);
+      expect(keys).toEqual([...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+      expect(keys.indexOf('ｚ')).toBeLessThan(keys.indexOf('😀')); // U+FF5A before U+1F600 in UTF-8, not in UTF-16
+    });
+
+    it('a cursor belongs to its query: another group_by, namespace or range is refused, naming the cursor', async () => {
+      await seed();
+      const first = (await usage('namespace=acme/prod&group_by=caller&limit=2')).body as Page;
+      expect(first.next_cursor).toEqual(expect.any(String));
+      for (const q of ['namespace=acme/prod&group_by=action', 'namespace=acme/other&group_by=caller', `namespace=acme/prod&group_by=caller&from=${base}`]) {
+        const res = await usage(`${q}&cursor=${first.next_cursor}`);
+        expect(res.status, q).toBe(400);
+        expect(res.body.error.details[0]).toMatchObject({ path: 'cursor', rule: 'same_query' });
+      }
+      const receiptsPage = await usage('namespace=acme/prod&receipts=true&limit=2');
+      const wrongWay = await usage(`namespace=acme/prod&cursor=${receiptsPage.body.next_cursor}`);
+      expect(wrongWay.body.error.details[0]).toMatchObject({ path: 'cursor', rule: 'requires:receipts=true' });
+      const otherWay = await usage(`namespace=acme/prod&group_by=caller&receipts=true&cursor=${first.next_cursor}`);
+      expect(otherWay.body.error.details[0]).toMatchObject({ path: 'cursor', rule: 'requires:receipts=false' });
+    });
+
+    it('receipts=true carries at most 1,000 groups and a groups_next_cursor to the rest, of the same snapshot', async () => {
+      for (let done = 0; done < 1003; done += 1000) {
+        const events = Array.from({ length: Math.min(1000, 1003 - done) }, (_, i) => event({ namespace: 'acme/many', caller: `u${String(done + i).padStart(5, '0')}`, units: 1 }));
+        expect((await s.post({ events })).statusCode).toBe(200);
+      }
+      const page = (await usage('namespace=acme/many&group_by=caller&receipts=true&limit=10')).body;
+      expect(page.groups).toHaveLength(1000);
+      expect(page.events).toHaveLength(10);
+      expect(page.totals.events).toBe(1003);
+      await s.post({ events: [event({ namespace: 'acme/many', caller: 'u99999' })] });
+      const rest = (await usage(`namespace=acme/many&group_by=caller&cursor=${page.groups_next_cursor}`)).body;
+      expect(rest.groups.map((g: Group) => g.key)).toEqual(['u01000', 'u01001', 'u01002']);
+      expect(rest.totals.events).toBe(1003);
+      expect(rest.as_of_seq).toBe(page.as_of_seq);
+      expect(rest.next_cursor).toBeNull();
+      expect((await usage('namespace=acme/prod&receipts=true&limit=1')).body.groups_next_cursor).toBeNull();
     });
   });
 

@@ -1,10 +1,11 @@
 // GET /v1/usage: counts and unit sums over [from, to) for one namespace the key may read, or
 // for several at once (namespace=a,b or namespace=a&namespace=b): per namespace and overall.
+import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { NAMESPACE_PATTERN, parseRfc3339 } from '../../event/validate.ts';
 import type { Ledger } from '../../ledger/index.ts';
-import { GROUP_BY, type UsageGroup, type UsageResult, type Units } from '../../ledger/index.ts';
+import { GROUP_BY, type GroupBy, type UsageGroup, type Units } from '../../ledger/index.ts';
 import type { ReceiptReader } from '../../receipt/reader.ts';
 import { principalOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
@@ -23,6 +24,12 @@ const instant = z.string().transform((s, ctx) => {
 
 /** Most namespaces one request may sum (each is one indexed query). */
 export const MAX_NAMESPACES = 100;
+/** Groups per page: every answer is bounded, whatever the number of callers in the range. */
+export const DEFAULT_GROUPS_LIMIT = 1000;
+export const MAX_GROUPS_LIMIT = 10_000;
+/** With several namespaces, the group rows of one answer: `groups` plus each namespace's. */
+export const MAX_GROUP_ROWS = 10_000;
+export const MAX_RECEIPTS_LIMIT = 1000;
 const MAX_NAMESPACE_LENGTH = 128;
 
 const usageQuery = z.strictObject({
@@ -32,10 +39,13 @@ const usageQuery = z.strictObject({
   to: instant.optional(),
   group_by: z.enum(GROUP_BY).default('action'),
   receipts: z.enum(['true', 'false']).optional(),
-  limit: decimal('receipts per page, 1 to 1000 (default 100)').pipe(z.number().min(1).max(1000)).optional(),
+  limit: decimal(`groups per page, 1 to ${MAX_GROUPS_LIMIT} (default ${DEFAULT_GROUPS_LIMIT}; with several namespaces at most ${MAX_GROUP_ROWS} groups counting each namespace's); with receipts=true, receipts per page, 1 to ${MAX_RECEIPTS_LIMIT} (default 100)`)
+    .pipe(z.number().min(1).max(MAX_GROUPS_LIMIT))
+    .optional(),
   cursor: z
     .string()
-    .refine((s) => /^[A-Za-z0-9_-]{1,200}$/.test(s), { params: { rule: 'issued_cursor', message: 'must be a next_cursor value from a previous page' } })
+    // Long enough for a group cursor holding a 256-character caller; linear (one class, bounded).
+    .refine((s) => /^[A-Za-z0-9_-]{1,4096}$/.test(s), { params: { rule: 'issued_cursor', message: 'must be a next_cursor value from a previous page' } })
     .optional()
     .describe('next_cursor of the previous page'),
   order: z.enum(['asc', 'desc']).optional(),
@@ -60,6 +70,49 @@ function decodeCursor(s: string): Cursor | undefined {
     if (Array.isArray(v) && (v.length === 3 || (v.length === 4 && v[3] === 1)) && v.every((n) => Number.isSafeInteger(n))) return { ts: v[0], seq: v[1], max: v[2], desc: v.length === 4 };
   } catch {}
   return undefined;
+}
+
+/**
+ * Where a page of groups ends: the group_by, the last key returned, the snapshot bound (event
+ * ids ≤ a) that fixes the groups and totals of every page, and a digest of the query it pages.
+ */
+interface GroupCursor {
+  g: GroupBy;
+  k: string;
+  a: number;
+  h: string;
+}
+
+function encodeGroupCursor(c: GroupCursor): string {
+  return Buffer.from(JSON.stringify(c)).toString('base64url');
+}
+
+function decodeGroupCursor(s: string): GroupCursor | undefined {
+  try {
+    const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as Partial<GroupCursor> | null;
+    if (
+      v !== null && typeof v === 'object' && !Array.isArray(v) &&
+      typeof v.g === 'string' && (GROUP_BY as readonly string[]).includes(v.g) &&
+      typeof v.k === 'string' && v.k.length >= 1 && v.k.length <= 1024 &&
+      (!['hour', 'day'].includes(v.g) || Number.isSafeInteger(Date.parse(v.k))) &&
+      Number.isSafeInteger(v.a) && typeof v.h === 'string'
+    ) return { g: v.g as GroupBy, k: v.k, a: v.a!, h: v.h };
+  } catch {}
+  return undefined;
+}
+
+/** What a group cursor belongs to: the namespaces, range and group_by (not a secret, a check). */
+const queryDigest = (namespaces: string[], from: number, to: number, groupBy: GroupBy) =>
+  createHash('sha256').update(JSON.stringify([namespaces, from, to, groupBy])).digest('base64url').slice(0, 16);
+
+/** Keys in the databases' order: UTF-8 bytes for text (both engines), time for hour and day. */
+function compareKeys(groupBy: GroupBy): (a: string, b: string) => number {
+  if (groupBy === 'hour' || groupBy === 'day') return (a, b) => Date.parse(a) - Date.parse(b);
+  return (a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+function badCursor(problem: string, rule = 'issued_cursor', message = 'cursor must be a next_cursor value from a previous page'): ApiError {
+  return new ApiError('invalid_query', { problem }, [{ path: 'cursor', rule, message }]);
 }
 
 export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receipts: ReceiptReader }): void {
@@ -88,26 +141,43 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
     if (forbidden.length > 0) {
       throw new ApiError('namespace_forbidden', { s: forbidden.length > 1 ? 's' : '', namespaces: forbidden.map((n) => `"${n}"`).join(', '), allowed: principal.namespaces.join(', ') });
     }
-    if (namespaces.length > 1) {
-      if (q.receipts !== undefined || q.limit !== undefined || q.cursor !== undefined || q.order !== undefined) {
-        const path = q.receipts !== undefined ? 'receipts' : q.limit !== undefined ? 'limit' : q.cursor !== undefined ? 'cursor' : 'order';
-        throw new ApiError('invalid_query', { problem: 'receipts are paged one namespace at a time: ask for one namespace with receipts=true' }, [{ path, rule: 'one_namespace', message: `${path} needs exactly one namespace` }]);
+    if (namespaces.length > 1 && (q.receipts !== undefined || q.order !== undefined)) {
+      const path = q.receipts !== undefined ? 'receipts' : 'order';
+      throw new ApiError('invalid_query', { problem: 'receipts are paged one namespace at a time: ask for one namespace with receipts=true' }, [{ path, rule: 'one_namespace', message: `${path} needs exactly one namespace` }]);
+    }
+    const digest = queryDigest(namespaces, from, to, q.group_by);
+    if (q.receipts !== 'true') {
+      if (q.order !== undefined) {
+        throw new ApiError('invalid_query', { problem: 'order pages the receipts (groups come in key order): add receipts=true' }, [{ path: 'order', rule: 'requires:receipts=true', message: 'only with receipts=true' }]);
       }
-      return combine(await Promise.all(namespaces.map((namespace) => opts.ledger.usage.query({ namespace, from, to, groupBy: q.group_by }))));
+      let cursor: GroupCursor | undefined;
+      if (q.cursor !== undefined) {
+        cursor = decodeGroupCursor(q.cursor);
+        if (!cursor) {
+          throw decodeCursor(q.cursor)
+            ? badCursor('this cursor pages receipts: repeat the query with receipts=true', 'requires:receipts=true', 'a receipts cursor needs receipts=true')
+            : badCursor('cursor is not one this server issued; start again without it');
+        }
+        if (cursor.g !== q.group_by || cursor.h !== digest) {
+          throw badCursor(`this cursor pages another query (group_by=${cursor.g}): repeat the namespace, from, to and group_by it was issued with`, 'same_query', 'cursor must be used with the query it was issued for');
+        }
+      }
+      return namespaces.length > 1
+        ? groupsOfSeveral(opts.ledger, namespaces, from, to, q.group_by, q.limit, cursor, digest)
+        : groupsOfOne(opts.ledger, namespaces[0]!, from, to, q.group_by, q.limit ?? DEFAULT_GROUPS_LIMIT, cursor, digest);
     }
     const namespace = namespaces[0]!;
-    if (q.receipts !== 'true') {
-      if (q.limit !== undefined || q.cursor !== undefined || q.order !== undefined) {
-        throw new ApiError('invalid_query', { problem: 'limit, cursor and order page the receipts: add receipts=true' }, [{ path: q.limit !== undefined ? 'limit' : q.cursor !== undefined ? 'cursor' : 'order', rule: 'requires:receipts=true', message: 'only with receipts=true' }]);
-      }
-      return opts.ledger.usage.query({ namespace: namespace, from, to, groupBy: q.group_by });
+    if (q.limit !== undefined && q.limit > MAX_RECEIPTS_LIMIT) {
+      throw new ApiError('invalid_query', { problem: `limit must be at most ${MAX_RECEIPTS_LIMIT} receipts per page` }, [{ path: 'limit', rule: `max:${MAX_RECEIPTS_LIMIT}`, message: `limit must be at most ${MAX_RECEIPTS_LIMIT} with receipts=true` }]);
     }
 
     // Receipts, paged. Every page carries the totals of the same snapshot (seq ≤ as_of_seq),
     // so the units summed over all pages equal the totals even while events keep arriving.
     const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
     if (q.cursor !== undefined && !cursor) {
-      throw new ApiError('invalid_query', { problem: 'cursor is not one this server issued; start again without it' }, [{ path: 'cursor', rule: 'issued_cursor', message: 'cursor must be a next_cursor value from a previous page' }]);
+      throw decodeGroupCursor(q.cursor)
+        ? badCursor('this cursor pages groups: repeat the query without receipts=true', 'requires:receipts=false', 'a groups cursor is used without receipts=true')
+        : badCursor('cursor is not one this server issued; start again without it');
     }
     const desc = q.order === 'desc';
     if (cursor && cursor.desc !== desc) {
@@ -115,7 +185,10 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
     }
     const max = cursor?.max ?? (await opts.ledger.events.latestId());
     const limit = q.limit ?? 100;
-    const totals = await opts.ledger.usage.query({ namespace, from, to, groupBy: q.group_by, asOf: max });
+    // The groups are bounded like any other answer: the first page of them, and where the rest
+    // continue (a groups cursor of the same snapshot, for the same query without receipts=true).
+    const { more, ...totals } = await opts.ledger.usage.query({ namespace, from, to, groupBy: q.group_by, asOf: max, limit: DEFAULT_GROUPS_LIMIT });
+    const lastGroup = totals.groups.at(-1);
     // Newest first starts just below (to, 0): every id is ≥ 1, so that is "ts < to".
     const start: [number, number] = cursor ? [cursor.ts, cursor.seq] : desc ? [to, 0] : [from, 0];
     const rows = await opts.ledger.events.page({ namespace, from, to, asOf: max, after: start, limit, desc });
@@ -125,8 +198,107 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
       as_of_seq: max,
       events: await Promise.all(rows.map((row) => opts.receipts.receipt(row))),
       next_cursor: rows.length === limit && last ? encodeCursor({ ts: last.ts, seq: last.id, max, desc }) : null,
+      groups_next_cursor: more && lastGroup ? encodeGroupCursor({ g: q.group_by, k: lastGroup.key, a: max, h: digest }) : null,
     };
   });
+}
+
+/**
+ * One namespace's groups, a page at a time. The first page is read as it stands (one statement:
+ * its groups and totals agree); only when more groups follow is it read again at a snapshot bound
+ * (latestId), which every later page keeps, so all pages together are the groups of the totals.
+ */
+async function groupsOfOne(ledger: Ledger, namespace: string, from: number, to: number, groupBy: GroupBy, limit: number, cursor: GroupCursor | undefined, digest: string) {
+  let asOf = cursor?.a;
+  let r = await ledger.usage.query({ namespace, from, to, groupBy, limit, ...(cursor && { asOf, after: cursor.k }) });
+  if (!cursor && r.more) {
+    asOf = await ledger.events.latestId();
+    r = await ledger.usage.query({ namespace, from, to, groupBy, limit, asOf });
+  }
+  const { more, ...result } = r;
+  const last = result.groups.at(-1);
+  return {
+    ...result,
+    ...(asOf !== undefined && { as_of_seq: asOf }),
+    next_cursor: more && last ? encodeGroupCursor({ g: groupBy, k: last.key, a: asOf!, h: digest }) : null,
+  };
+}
+
+/**
+ * Several namespaces: each one's page of groups after the cursor, merged by key in the databases'
+ * order. The merged page ends at the first place where a namespace may have unread groups, so
+ * no merged group is ever partial. Totals: each namespace's from its database aggregate, added
+ * up (at most 100 of them).
+ */
+async function groupsOfSeveral(ledger: Ledger, namespaces: string[], from: number, to: number, groupBy: GroupBy, asked: number | undefined, cursor: GroupCursor | undefined, digest: string) {
+  // Each namespace's groups count too: at most MAX_GROUP_ROWS group rows in one answer.
+  const most = Math.floor(MAX_GROUP_ROWS / (namespaces.length + 1));
+  if (asked !== undefined && asked > most) {
+    throw new ApiError('invalid_query', { problem: `with ${namespaces.length} namespaces limit is at most ${most} (an answer holds at most ${MAX_GROUP_ROWS} groups, each namespace's included)` }, [
+      { path: 'limit', rule: `max:${most}`, message: `limit must be at most ${most} with ${namespaces.length} namespaces` },
+    ]);
+  }
+  const limit = asked ?? Math.min(DEFAULT_GROUPS_LIMIT, most);
+  // As for one namespace: read as things stand (each namespace's groups agree with its totals,
+  // and the overall ones are their sums), and fix a snapshot bound only when pages follow.
+  const read = (asOf: number | undefined) =>
+    Promise.all(namespaces.map((namespace) => ledger.usage.query({ namespace, from, to, groupBy, limit, ...(asOf !== undefined && { asOf }), ...(cursor && { after: cursor.k }) })));
+  let asOf = cursor?.a;
+  let results = await read(asOf);
+  if (!cursor && results.some((r) => r.more)) {
+    asOf = await ledger.events.latestId();
+    results = await read(asOf);
+  }
+  const cmp = compareKeys(groupBy);
+  // A namespace with more groups than it returned is known only up to its last key.
+  let bound: string | undefined;
+  for (const r of results) {
+    const last = r.groups.at(-1);
+    if (r.more && last && (bound === undefined || cmp(last.key, bound) < 0)) bound = last.key;
+  }
+  const within = (key: string) => bound === undefined || cmp(key, bound) <= 0;
+  const merged = new Map<string, { events: number; units: bigint; billable_events: number; billable_units: bigint }>();
+  for (const r of results) {
+    for (const g of r.groups) {
+      if (!within(g.key)) continue;
+      const m = merged.get(g.key) ?? { events: 0, units: 0n, billable_events: 0, billable_units: 0n };
+      m.events += g.events;
+      m.units += BigInt(g.units);
+      m.billable_events += g.billable_events;
+      m.billable_units += BigInt(g.billable_units);
+      merged.set(g.key, m);
+    }
+  }
+  const keys = [...merged.keys()].sort(cmp);
+  const more = keys.length > limit || results.some((r) => r.more);
+  keys.length = Math.min(keys.length, limit);
+  const last = keys.at(-1);
+  const inPage = (key: string) => last !== undefined && cmp(key, last) <= 0;
+  const groups: UsageGroup[] = keys.map((key) => {
+    const g = merged.get(key)!;
+    return { key, events: g.events, units: exact(g.units), billable_events: g.billable_events, billable_units: exact(g.billable_units) };
+  });
+  let events = 0;
+  let units = 0n;
+  let billableEvents = 0;
+  let billableUnits = 0n;
+  for (const r of results) {
+    events += r.totals.events;
+    units += BigInt(r.totals.units);
+    billableEvents += r.totals.billable_events;
+    billableUnits += BigInt(r.totals.billable_units);
+  }
+  return {
+    namespaces,
+    from,
+    to,
+    group_by: groupBy,
+    groups,
+    totals: { events, units: exact(units), billable_events: billableEvents, billable_units: exact(billableUnits) },
+    by_namespace: results.map((r) => ({ namespace: r.namespace, groups: r.groups.filter((g) => inPage(g.key)), totals: r.totals })),
+    ...(asOf !== undefined && { as_of_seq: asOf }),
+    next_cursor: more && last ? encodeGroupCursor({ g: groupBy, k: last, a: asOf!, h: digest }) : null,
+  };
 }
 
 /**
@@ -168,39 +340,3 @@ function namespacesOf(raw: unknown, details: FieldError[]): string[] | undefined
 }
 
 const exact = (n: bigint): Units => (n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString());
-
-/** Several namespaces' results: each one, the groups merged by key, and the overall totals (exact). */
-function combine(results: UsageResult[]) {
-  const merged = new Map<string, { events: number; units: bigint; billable_events: number; billable_units: bigint }>();
-  let events = 0;
-  let units = 0n;
-  let billableEvents = 0;
-  let billableUnits = 0n;
-  for (const r of results) {
-    for (const g of r.groups) {
-      const m = merged.get(g.key) ?? { events: 0, units: 0n, billable_events: 0, billable_units: 0n };
-      m.events += g.events;
-      m.units += BigInt(g.units);
-      m.billable_events += g.billable_events;
-      m.billable_units += BigInt(g.billable_units);
-      merged.set(g.key, m);
-    }
-    events += r.totals.events;
-    units += BigInt(r.totals.units);
-    billableEvents += r.totals.billable_events;
-    billableUnits += BigInt(r.totals.billable_units);
-  }
-  const first = results[0]!;
-  const groups: UsageGroup[] = [...merged.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([key, g]) => ({ key, events: g.events, units: exact(g.units), billable_events: g.billable_events, billable_units: exact(g.billable_units) }));
-  return {
-    namespaces: results.map((r) => r.namespace),
-    from: first.from,
-    to: first.to,
-    group_by: first.group_by,
-    groups,
-    totals: { events, units: exact(units), billable_events: billableEvents, billable_units: exact(billableUnits) },
-    by_namespace: results.map((r) => ({ namespace: r.namespace, groups: r.groups, totals: r.totals })),
-  };
-}

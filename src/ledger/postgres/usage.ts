@@ -2,7 +2,7 @@
 // sum(bigint) is numeric in PostgreSQL: exact at any volume. It is read as text and handed out
 // as a number while ≤ 2^53−1, else as a decimal string.
 import type pg from 'pg';
-import type { GroupBy, Units, UsageQuery, UsageResult, UsageStore } from '../types.ts';
+import type { GroupBy, UsageQuery, UsageResult, UsageStore } from '../types.ts';
 import { effectiveHistory, type ClassificationPeriod } from '../../event/classification.ts';
 import { exactUnits } from '../common.ts';
 
@@ -15,10 +15,28 @@ const GROUP_EXPR: Record<GroupBy, string> = {
   day: '(ts / 86400000) * 86400000',
 };
 
+const KEY_TYPE: Record<GroupBy, string> = { action: 'text COLLATE "C"', caller: 'text COLLATE "C"', hour: 'int8', day: 'int8' };
+
+const PLAIN_SUMS = 'count(*) AS n, count(*) FILTER (WHERE units > 0) AS bn, coalesce(sum(units), 0)::text AS u';
+
 export const usageSql = (groupBy: GroupBy) =>
-  `SELECT ${GROUP_EXPR[groupBy]} AS k, count(*) AS n, count(*) FILTER (WHERE units > 0) AS bn, sum(units)::text AS u
+  `SELECT ${GROUP_EXPR[groupBy]} AS k, ${PLAIN_SUMS}
    FROM events WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4
    GROUP BY 1 ORDER BY 1`;
+
+/**
+ * One statement, so one snapshot: the page (the groups after a key, in key order, at most a limit:
+ * t = 0) and the totals of the whole range summed by the database (t = 1), never by adding up
+ * groups in this process. `groups` is the grouped statement; `sums`/`from` its select list and
+ * source, reused ungrouped for the totals. $after and $limit are the page's parameters.
+ */
+function pageSql(groupBy: GroupBy, groups: string, totals: string, after: number): string {
+  return `SELECT * FROM (SELECT 0 AS t, g.* FROM (${groups}) AS g WHERE g.k > $${after}::${KEY_TYPE[groupBy]} ORDER BY g.k LIMIT $${after + 1}) AS p
+   UNION ALL SELECT 1 AS t, NULL, s.* FROM (${totals}) AS s`;
+}
+
+export const usagePageSql = (groupBy: GroupBy) =>
+  pageSql(groupBy, usageSql(groupBy), `SELECT ${PLAIN_SUMS} FROM events WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4`, 5);
 
 /**
  * The same sums with billable ones beside them: b is true when the event's action is billable
@@ -27,6 +45,11 @@ export const usageSql = (groupBy: GroupBy) =>
  * WHERE clause, and so the index plan, is unchanged.
  */
 export function classifiedUsageSql(groupBy: GroupBy, history: readonly ClassificationPeriod[]): string {
+  const { sums, source } = classifiedParts(groupBy, history);
+  return `SELECT k, ${sums} FROM (${source}) AS e GROUP BY 1 ORDER BY 1`;
+}
+
+function classifiedParts(groupBy: GroupBy, history: readonly ClassificationPeriod[]) {
   const whens = [...history]
     .reverse()
     .map((p, i) => {
@@ -36,17 +59,36 @@ export function classifiedUsageSql(groupBy: GroupBy, history: readonly Classific
       return `WHEN ts >= ${from} THEN ${p.other === 'billable' ? `action <> ALL(${list})` : `action = ANY(${list})`}`;
     })
     .join(' ');
-  return `SELECT k, count(*) AS n, sum(units)::text AS u,
-     count(*) FILTER (WHERE b AND units > 0) AS bn, coalesce(sum(units) FILTER (WHERE b), 0)::text AS bu
-   FROM (SELECT ${GROUP_EXPR[groupBy]} AS k, units, CASE ${whens} ELSE true END AS b
-         FROM events WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4) AS e
-   GROUP BY 1 ORDER BY 1`;
+  return {
+    sums: `count(*) AS n, coalesce(sum(units), 0)::text AS u,
+     count(*) FILTER (WHERE b AND units > 0) AS bn, coalesce(sum(units) FILTER (WHERE b), 0)::text AS bu`,
+    source: `SELECT ${GROUP_EXPR[groupBy]} AS k, units, CASE ${whens} ELSE true END AS b
+         FROM events WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4`,
+  };
+}
+
+export function classifiedUsagePageSql(groupBy: GroupBy, history: readonly ClassificationPeriod[]): string {
+  const { sums, source } = classifiedParts(groupBy, history);
+  return pageSql(groupBy, classifiedUsageSql(groupBy, history), `SELECT ${sums} FROM (${source}) AS e`, 5 + 2 * history.length);
 }
 
 function classificationParams(history: readonly ClassificationPeriod[]): unknown[] {
   return [...history].reverse().flatMap((p) => [p.from_ms, p.other === 'billable' ? p.non_billable : p.billable]);
 }
 
+/** Where the first page starts: below every key (text keys are never empty, buckets never negative). */
+const FIRST: Record<GroupBy, string | number> = { action: '', caller: '', hour: Number.MIN_SAFE_INTEGER, day: Number.MIN_SAFE_INTEGER };
+
+/** A page's start as the database compares keys: text as is, an hour or day by its ms. */
+function keyParam(groupBy: GroupBy, after: string | undefined): string | number {
+  if (after === undefined) return FIRST[groupBy];
+  if (typeof FIRST[groupBy] === 'string') return after;
+  const ms = Date.parse(after);
+  if (!Number.isSafeInteger(ms)) throw new RangeError(`after must be a ${groupBy} key (an ISO 8601 date-time), not "${after.slice(0, 64)}"`);
+  return ms;
+}
+
+type Row = { t: number; k: string | number | null; n: number; u: string; bn: number; bu?: string };
 
 export class PgUsageStore implements UsageStore {
   private readonly pool: pg.Pool;
@@ -60,40 +102,38 @@ export class PgUsageStore implements UsageStore {
 
   async query(q: UsageQuery): Promise<UsageResult> {
     if (!Object.hasOwn(GROUP_EXPR, q.groupBy)) throw new RangeError(`group_by must be one of ${Object.keys(GROUP_EXPR).join(', ')}`);
+    if (q.limit !== undefined && !(Number.isSafeInteger(q.limit) && q.limit >= 1)) throw new RangeError('limit must be a positive integer');
     const stored = await this.history();
     const values = [q.namespace, q.from, q.to, q.asOf ?? Number.MAX_SAFE_INTEGER];
+    // One row past the limit says whether more follow; LIMIT NULL is none.
+    const page = [keyParam(q.groupBy, q.after), q.limit === undefined ? null : q.limit + 1];
     // Nothing configured: every action is billable, so the billable sums are the sums (and the
     // billable events those with units).
-    const { rows } = await this.pool.query<{ k: string | number; n: number; u: string; bn?: number; bu?: string }>(
+    const { rows } = await this.pool.query<Row>(
       stored.length === 0
-        ? { name: `usage-${q.groupBy}`, text: usageSql(q.groupBy), values }
+        ? { name: `usage-page-${q.groupBy}`, text: usagePageSql(q.groupBy), values: [...values, ...page] }
         : (() => {
             const history = effectiveHistory(stored);
-            return { text: classifiedUsageSql(q.groupBy, history), values: [...values, ...classificationParams(history)] };
+            return { text: classifiedUsagePageSql(q.groupBy, history), values: [...values, ...classificationParams(history), ...page] };
           })(),
     );
-    let events = 0;
-    let units = 0n;
-    let billableEvents = 0;
-    let billableUnits = 0n;
-    const groups = rows.map((r) => {
+    const sums = (r: Row) => {
       const u = BigInt(r.u);
-      const bn = r.bn ?? r.n;
-      const bu = r.bu === undefined ? u : BigInt(r.bu);
-      events += r.n;
-      units += u;
-      billableEvents += bn;
-      billableUnits += bu;
-      const key = typeof r.k === 'number' ? new Date(r.k).toISOString() : r.k;
-      return { key, events: r.n, units: exactUnits(u), billable_events: bn, billable_units: exactUnits(bu) };
-    });
+      return { events: Number(r.n), units: exactUnits(u), billable_events: Number(r.bn), billable_units: exactUnits(r.bu === undefined ? u : BigInt(r.bu)) };
+    };
+    const totalsRow = rows.find((r) => Number(r.t) === 1)!;
+    const groupRows = rows.filter((r) => Number(r.t) === 0);
+    const more = q.limit !== undefined && groupRows.length > q.limit;
+    if (more) groupRows.length = q.limit!;
+    const groups = groupRows.map((r) => ({ key: typeof r.k === 'number' ? new Date(r.k).toISOString() : (r.k as string), ...sums(r) }));
     return {
       namespace: q.namespace,
       from: q.from,
       to: q.to,
       group_by: q.groupBy,
       groups,
-      totals: { events, units: exactUnits(units), billable_events: billableEvents, billable_units: exactUnits(billableUnits) },
+      totals: sums(totalsRow),
+      ...(q.limit !== undefined && { more }),
     };
   }
 }

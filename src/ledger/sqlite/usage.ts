@@ -1,6 +1,6 @@
 // Usage totals over [from, to) for one namespace, always through the (namespace, ts) index.
 import type { Statement } from 'better-sqlite3';
-import type { GroupBy, Units, UsageQuery, UsageResult, UsageStore } from '../types.ts';
+import type { GroupBy, UsageQuery, UsageResult, UsageStore } from '../types.ts';
 import { GROUP_BY } from '../types.ts';
 import type { Db } from './db.ts';
 import { exactUnits } from '../common.ts';
@@ -20,11 +20,28 @@ const GROUP_EXPR: Record<GroupBy, string> = {
 const SLICE_BITS = 18n;
 const SLICE_MASK = (1 << Number(SLICE_BITS)) - 1;
 
-export const usageSql = (groupBy: GroupBy) =>
-  `SELECT ${GROUP_EXPR[groupBy]} AS k, count(*) AS n, sum(units > 0) AS bn,
-     sum(units & ${SLICE_MASK}) AS u0, sum((units >> ${SLICE_BITS}) & ${SLICE_MASK}) AS u1, sum(units >> ${2n * SLICE_BITS}) AS u2
-   FROM events WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ?
-   GROUP BY k ORDER BY k`;
+const PLAIN_SUMS = `count(*) AS n, sum(units > 0) AS bn,
+     sum(units & ${SLICE_MASK}) AS u0, sum((units >> ${SLICE_BITS}) & ${SLICE_MASK}) AS u1, sum(units >> ${2n * SLICE_BITS}) AS u2`;
+const PLAIN_COLUMNS = 'n, bn, u0, u1, u2';
+
+/** Every group of the range, in key order (grouped), or their totals in one row (k NULL). */
+const plainSql = (groupBy: GroupBy, grouped: boolean) =>
+  `SELECT ${grouped ? GROUP_EXPR[groupBy] : 'NULL'} AS k, ${PLAIN_SUMS}
+   FROM events WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ?${grouped ? '\n   GROUP BY k ORDER BY k' : ''}`;
+
+export const usageSql = (groupBy: GroupBy) => plainSql(groupBy, true);
+
+/**
+ * One statement, so one read: the page (groups after a key, in key order, at most a limit: t = 0)
+ * and the totals of the whole range summed by the database (t = 1), never by adding up groups
+ * in this process. Parameters: the groups' (…, after, limit), then the totals'.
+ */
+export function pageSql(groups: string, totals: string, columns: string): string {
+  return `SELECT * FROM (SELECT 0 AS t, k, ${columns} FROM (${groups}) WHERE k > ? ORDER BY k LIMIT ?)
+   UNION ALL SELECT 1 AS t, k, ${columns} FROM (${totals})`;
+}
+
+export const usagePageSql = (groupBy: GroupBy) => pageSql(plainSql(groupBy, true), plainSql(groupBy, false), PLAIN_COLUMNS);
 
 /**
  * The same sums with billable ones beside them: b is 1 when the event's action is billable under
@@ -32,7 +49,7 @@ export const usageSql = (groupBy: GroupBy) =>
  * also has units: one with 0 (a refused request) adds nothing to a bill, not even an event. The action lists
  * are bound parameters, one per action; the WHERE clause (and so the index plan) is unchanged.
  */
-export function classifiedUsageSql(groupBy: GroupBy, history: readonly ClassificationPeriod[]): string {
+export function classifiedUsageSql(groupBy: GroupBy, history: readonly ClassificationPeriod[], grouped = true): string {
   const whens = [...history]
     .reverse()
     .map((p) => `WHEN ts >= ? THEN ${billableCondition(p)}`)
@@ -40,10 +57,12 @@ export function classifiedUsageSql(groupBy: GroupBy, history: readonly Classific
   return `SELECT k, count(*) AS n,
      sum(units & ${SLICE_MASK}) AS u0, sum((units >> ${SLICE_BITS}) & ${SLICE_MASK}) AS u1, sum(units >> ${2n * SLICE_BITS}) AS u2,
      sum(b * (units > 0)) AS bn, sum(b * (units & ${SLICE_MASK})) AS b0, sum(b * ((units >> ${SLICE_BITS}) & ${SLICE_MASK})) AS b1, sum(b * (units >> ${2n * SLICE_BITS})) AS b2
-   FROM (SELECT ${GROUP_EXPR[groupBy]} AS k, units, CASE ${whens} ELSE 1 END AS b
-         FROM events WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ?)
-   GROUP BY k ORDER BY k`;
+   FROM (SELECT ${grouped ? GROUP_EXPR[groupBy] : 'NULL'} AS k, units, CASE ${whens} ELSE 1 END AS b
+         FROM events WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ?)${grouped ? '\n   GROUP BY k ORDER BY k' : ''}`;
 }
+
+export const classifiedUsagePageSql = (groupBy: GroupBy, history: readonly ClassificationPeriod[]) =>
+  pageSql(classifiedUsageSql(groupBy, history, true), classifiedUsageSql(groupBy, history, false), 'n, u0, u1, u2, bn, b0, b1, b2');
 
 const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
 
@@ -68,62 +87,78 @@ function unitsOf(r: { u0: bigint; u1: bigint; u2: bigint }): bigint {
 }
 
 
-type Row = { k: string | bigint; n: bigint; u0: bigint; u1: bigint; u2: bigint; bn?: bigint; b0?: bigint; b1?: bigint; b2?: bigint };
+type Row = { t: bigint; k: string | bigint | null; n: bigint; u0: bigint | null; u1: bigint | null; u2: bigint | null; bn?: bigint | null; b0?: bigint | null; b1?: bigint | null; b2?: bigint | null };
+
+/** Where the first page starts: below every key (text keys are never empty, buckets never negative). */
+const FIRST: Record<GroupBy, string | number> = { action: '', caller: '', hour: Number.MIN_SAFE_INTEGER, day: Number.MIN_SAFE_INTEGER };
+
+/** A page's start as the database compares keys: text as is, an hour or day by its ms. */
+export function keyParam(groupBy: GroupBy, after: string | undefined): string | number {
+  if (after === undefined) return FIRST[groupBy];
+  if (typeof FIRST[groupBy] === 'string') return after;
+  const ms = Date.parse(after);
+  if (!Number.isSafeInteger(ms)) throw new RangeError(`after must be a ${groupBy} key (an ISO 8601 date-time), not "${after.slice(0, 64)}"`);
+  return ms;
+}
+
+const n0 = (v: bigint | null | undefined) => v ?? 0n;
 
 export class SqliteUsageStore implements UsageStore {
   private readonly db: Db;
   private readonly history: () => ClassificationPeriod[];
-  private readonly stmts: Record<GroupBy, Statement<[string, number, number, number]>>;
+  private readonly stmts: Record<GroupBy, Statement>;
   private readonly classified = new Map<string, Statement>();
 
   /** history: the stored classification periods, read on every query (one small table). */
   constructor(db: Db, history: () => ClassificationPeriod[] = () => []) {
     this.db = db;
     this.history = history;
-    const prepare = (g: GroupBy) => db.prepare<[string, number, number, number]>(usageSql(g)).safeIntegers(true);
-    this.stmts = Object.fromEntries(GROUP_BY.map((g) => [g, prepare(g)])) as Record<GroupBy, Statement<[string, number, number, number]>>;
+    const prepare = (g: GroupBy) => db.prepare(usagePageSql(g)).safeIntegers(true);
+    this.stmts = Object.fromEntries(GROUP_BY.map((g) => [g, prepare(g)])) as Record<GroupBy, Statement>;
   }
 
   async query(q: UsageQuery): Promise<UsageResult> {
+    if (!Object.hasOwn(GROUP_EXPR, q.groupBy)) throw new RangeError(`group_by must be one of ${GROUP_BY.join(', ')}`);
+    if (q.limit !== undefined && !(Number.isSafeInteger(q.limit) && q.limit >= 1)) throw new RangeError('limit must be a positive integer');
     const stored = this.history();
     const asOf = q.asOf ?? Number.MAX_SAFE_INTEGER;
+    const range = [q.namespace, q.from, q.to, asOf];
+    // One row past the limit says whether more follow; LIMIT -1 is none.
+    const page = [keyParam(q.groupBy, q.after), q.limit === undefined ? -1 : q.limit + 1];
     let rows: Row[];
     if (stored.length === 0) {
       // Nothing configured: every action is billable, so the billable sums are the sums.
-      rows = this.stmts[q.groupBy].all(q.namespace, q.from, q.to, asOf) as Row[];
+      rows = this.stmts[q.groupBy].all(...range, ...page, ...range) as Row[];
     } else {
       const history = effectiveHistory(stored);
       const shape = shapeOf(q.groupBy, history);
       let stmt = this.classified.get(shape);
       if (!stmt) {
         if (this.classified.size >= MAX_CACHED_STATEMENTS) this.classified.clear();
-        stmt = this.db.prepare(classifiedUsageSql(q.groupBy, history)).safeIntegers(true);
+        stmt = this.db.prepare(classifiedUsagePageSql(q.groupBy, history)).safeIntegers(true);
         this.classified.set(shape, stmt);
       }
-      rows = stmt.all(...classificationParams(history), q.namespace, q.from, q.to, asOf) as Row[];
+      const cls = classificationParams(history);
+      rows = stmt.all(...cls, ...range, ...page, ...cls, ...range) as Row[];
     }
-    let events = 0n;
-    let units = 0n;
-    let billableEvents = 0n;
-    let billableUnits = 0n;
-    const groups = rows.map((r) => {
-      const u = unitsOf(r);
-      const bn = r.bn ?? r.n;
-      const bu = r.b0 === undefined ? u : unitsOf({ u0: r.b0, u1: r.b1!, u2: r.b2! });
-      events += r.n;
-      units += u;
-      billableEvents += bn;
-      billableUnits += bu;
-      const key = typeof r.k === 'bigint' ? new Date(Number(r.k)).toISOString() : r.k;
-      return { key, events: Number(r.n), units: exactUnits(u), billable_events: Number(bn), billable_units: exactUnits(bu) };
-    });
+    const sums = (r: Row) => {
+      const u = unitsOf({ u0: n0(r.u0), u1: n0(r.u1), u2: n0(r.u2) });
+      const bu = r.b0 === undefined ? u : unitsOf({ u0: n0(r.b0), u1: n0(r.b1), u2: n0(r.b2) });
+      return { events: Number(r.n), units: exactUnits(u), billable_events: Number(r.bn === undefined ? r.n : n0(r.bn)), billable_units: exactUnits(bu) };
+    };
+    const totalsRow = rows.find((r) => r.t === 1n)!;
+    const groupRows = rows.filter((r) => r.t === 0n);
+    const more = q.limit !== undefined && groupRows.length > q.limit;
+    if (more) groupRows.length = q.limit!;
+    const groups = groupRows.map((r) => ({ key: typeof r.k === 'bigint' ? new Date(Number(r.k)).toISOString() : (r.k as string), ...sums(r) }));
     return {
       namespace: q.namespace,
       from: q.from,
       to: q.to,
       group_by: q.groupBy,
       groups,
-      totals: { events: Number(events), units: exactUnits(units), billable_events: Number(billableEvents), billable_units: exactUnits(billableUnits) },
+      totals: sums(totalsRow),
+      ...(q.limit !== undefined && { more }),
     };
   }
 }
