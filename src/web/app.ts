@@ -268,10 +268,9 @@ async function loadUsage(): Promise<void> {
   if (from !== undefined) range.set('from', String(from));
   if (to !== undefined) range.set('to', String(to));
   try {
-    type Usage = { groups: Array<Sums & { key: string }>; totals: Sums };
     const [byAction, byHour, page, epochs, health] = await Promise.all([
-      api<Usage>(`/v1/usage?${range}`),
-      api<Usage>(`/v1/usage?${range}&group_by=hour`),
+      allGroups(`${range}`, several),
+      allGroups(`${range}&group_by=hour`, several),
       // Newest first: the latest 50 events of the range (the API pages one namespace at a time).
       several ? Promise.resolve({ events: [] as EventReceipt[] }) : api<{ events: EventReceipt[] }>(`/v1/usage?${range}&receipts=true&order=desc&limit=50`),
       api<{ epochs: Array<{ epoch: number; size: number; root: string; anchor: unknown }> }>('/v1/epochs?order=desc&limit=20'),
@@ -282,11 +281,33 @@ async function loadUsage(): Promise<void> {
     drawChart(byHour.groups, { from, to });
     fillEpochs(epochs.epochs, health.checks.anchoring);
     fillEvents(page.events);
-    status.textContent = `${byAction.totals.events} events, ${byAction.totals.units} units in ${ns} · refreshed ${new Date().toLocaleTimeString()}`;
+    const cut = byAction.complete && byHour.complete ? '' : ` · only the first ${MAX_GROUP_PAGES} pages of groups are shown: narrow From/To`;
+    status.textContent = `${byAction.totals.events} events, ${byAction.totals.units} units in ${ns}${cut} · refreshed ${new Date().toLocaleTimeString()}`;
     status.dataset.needsKey = 'false';
   } catch (err) {
     showError(status, 'Could not load usage', err);
   }
+}
+
+type Usage = { groups: Array<Sums & { key: string }>; totals: Sums; next_cursor?: string | null };
+/** Pages of groups read per refresh (the API returns at most 10,000 groups a page). */
+const MAX_GROUP_PAGES = 20;
+
+/**
+ * Every group of a usage query, following next_cursor: the API pages groups (an hour chart over
+ * years has more than one page). `complete` is false when MAX_GROUP_PAGES did not reach the end.
+ */
+async function allGroups(query: string, several: boolean): Promise<Usage & { complete: boolean }> {
+  // Several namespaces have a smaller page (each namespace's groups count too): their default.
+  const size = several ? '' : '&limit=10000';
+  const first = await api<Usage>(`/v1/usage?${query}${size}`);
+  let next = first.next_cursor;
+  for (let pages = 1; next && pages < MAX_GROUP_PAGES; pages++) {
+    const more: Usage = await api<Usage>(`/v1/usage?${query}${size}&cursor=${encodeURIComponent(next)}`);
+    first.groups.push(...more.groups);
+    next = more.next_cursor;
+  }
+  return { ...first, complete: !next };
 }
 
 function row(cells: Array<string | number | Node>, numeric: number[] = []): HTMLTableRowElement {
