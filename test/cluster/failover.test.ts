@@ -3,8 +3,6 @@
 // fake chain, its answer never delivered). Afterwards: every acknowledged event is there exactly
 // once and in exactly one epoch, epochs are numbered without gaps, every receipt verifies, no
 // epoch went on chain twice, and ingest never stopped for longer than a takeover.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLedger } from '../../src/ledger/index.ts';
@@ -12,62 +10,7 @@ import { pgTypes } from '../../src/ledger/postgres/db.ts';
 import { verifyReceipt } from '../../src/verify/index.ts';
 import { findPostgresBin, freshDatabase, postgresRequired, startPostgres, type PostgresCluster } from '../support/postgres.ts';
 import { ChainServer } from './http-chain.ts';
-
-const INSTANCE = fileURLToPath(new URL('./instance.ts', import.meta.url));
-
-interface Instance {
-  name: string;
-  proc: ChildProcess;
-  url: string;
-  out: () => string;
-  /** Resolves at the next stdout line matching re. */
-  next: (re: RegExp) => Promise<string>;
-  exited: Promise<unknown>;
-}
-
-function start(db: string, chainUrl: string, name: string): Promise<Instance> {
-  const proc = spawn(process.execPath, [INSTANCE, db, chainUrl, name], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const waiters: Array<{ re: RegExp; resolve: (line: string) => void }> = [];
-  const exited = new Promise((resolve) => proc.on('exit', resolve));
-  let buffered = '';
-  proc.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-    buffered += d.toString();
-    const lines = buffered.split('\n');
-    buffered = lines.pop()!;
-    for (const line of lines) {
-      for (let i = waiters.length - 1; i >= 0; i--) if (waiters[i]!.re.test(line)) waiters.splice(i, 1)[0]!.resolve(line);
-    }
-  });
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const next = (re: RegExp) => new Promise<string>((resolve) => waiters.push({ re, resolve }));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start:\n${out}`)), 30_000);
-    void next(/^listening /).then((line) => {
-      clearTimeout(timer);
-      resolve({ name, proc, url: line.slice('listening '.length), out: () => out, next, exited });
-    });
-    void exited.then(() => reject(new Error(`${name} exited:\n${out}`)));
-  });
-}
-
-const role = async (i: Instance): Promise<string | null> => {
-  try {
-    return ((await (await fetch(`${i.url}/healthz`)).json()) as { role: string }).role;
-  } catch {
-    return null;
-  }
-};
-
-async function leaderOf(instances: Instance[], timeoutMs = 15_000): Promise<Instance> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    for (const i of instances) if ((await role(i)) === 'leader') return i;
-    if (Date.now() > end) throw new Error('no leader');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { leaderOf, start, type Instance } from './harness.ts';
 
 describe.skipIf(!findPostgresBin() && !postgresRequired())('failover on PostgreSQL', () => {
   let cluster: PostgresCluster | null = null;

@@ -1,6 +1,8 @@
 // One service instance for the cluster tests, in its own process: the same composition as
 // `receipts serve` (buildService) on a PostgreSQL URL, anchoring on the test's shared fake chain.
 // Prints `listening <url>`, role changes, and seal progress (`seal read` …) on stdout.
+// STALL_AT=<phase> with STALL_MS: the first seal to reach that phase blocks the whole process for
+// that long right after printing it (as a long pause would), so a test can act on it mid-seal.
 import { buildService } from '../../src/service.ts';
 import { openLedger } from '../../src/ledger/index.ts';
 import { HttpChain } from './http-chain.ts';
@@ -10,10 +12,21 @@ const ledger = await openLedger(db!, { instanceId: name! });
 const chain = new HttpChain(chainUrl!);
 const progress = ledger.epochs.sealNext.bind(ledger.epochs);
 // Report every seal phase, so the test can kill this process in the middle of one.
-ledger.epochs.sealNext = (request) => progress({ ...request, progress: (phase, d) => process.stdout.write(`seal ${phase} ${d.epoch}\n`) });
+let stall = process.env.STALL_AT;
+ledger.epochs.sealNext = (request) =>
+  progress({
+    ...request,
+    progress: (phase, d) => {
+      process.stdout.write(`seal ${phase} ${d.epoch}\n`);
+      if (phase === stall) {
+        stall = undefined;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Number(process.env.STALL_MS ?? 1000));
+      }
+    },
+  });
 const app = buildService({
   ledger,
-  sealing: { epochMs: 50, maxEvents: 200 },
+  sealing: { epochMs: 50, maxEvents: Number(process.env.MAX_EVENTS ?? 200) },
   anchoring: { chain, pollMs: 20, backoff: { baseMs: 20, maxMs: 200 } },
 });
 await app.listen({ host: '127.0.0.1', port: 0 });

@@ -17,6 +17,8 @@ export interface PostgresCluster {
   /** postgres://postgres@127.0.0.1:PORT/receipts */
   url: string;
   stop(): Promise<void>;
+  /** pg_ctl on the same data directory: stop (fast), start, or restart (fast), waiting until done. */
+  ctl(action: 'stop' | 'start' | 'restart'): Promise<void>;
 }
 
 /** On CI (CI=true) or when asked (RECEIPTS_REQUIRE_POSTGRES=1), a missing PostgreSQL fails the tests. */
@@ -87,11 +89,11 @@ export async function startPostgres(options: FindOptions = {}): Promise<Postgres
   try {
     await pgRun('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
     let port = 0;
+    const serverOptions = () => `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c max_connections=200`;
     for (let attempt = 1; ; attempt++) {
       port = await freePort();
       try {
-        await pgRun('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60',
-          '-o', `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c max_connections=200`, 'start']);
+        await pgRun('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', serverOptions(), 'start']);
         break;
       } catch (err) {
         if (attempt >= 3) throw err; // the port may have been taken meanwhile: try another
@@ -110,6 +112,10 @@ export async function startPostgres(options: FindOptions = {}): Promise<Postgres
         stopped = true;
         await pgRun('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']).catch(() => {});
         rmSync(dir, { recursive: true, force: true });
+      },
+      async ctl(action) {
+        const mode = action === 'start' ? [] : ['-m', 'fast'];
+        await pgRun('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', ...mode, '-o', serverOptions(), action]);
       },
     };
   } catch (err) {

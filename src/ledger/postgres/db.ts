@@ -44,7 +44,7 @@ export function sessionOptions(deadlineMs: number, extra: Record<string, number>
   return Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`).join(' ');
 }
 
-export function createPool(url: string, size: number, deadlineMs = 10_000): pg.Pool {
+export function createPool(url: string, size: number, deadlineMs = 10_000, applicationName = 'sui-receipts'): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max: size,
@@ -53,6 +53,8 @@ export function createPool(url: string, size: number, deadlineMs = 10_000): pg.P
     keepAlive: true,
     keepAliveInitialDelayMillis: Math.min(deadlineMs, 10_000),
     options: sessionOptions(deadlineMs),
+    // Which instance a session belongs to, in pg_stat_activity (an operator can end one's sessions).
+    application_name: applicationName.slice(0, 63),
   });
   // A connection that dies (server restart, pg_terminate_backend, a partition) must never take the
   // process down. pg emits 'error' on the client; the pool listens only while a client is idle, so

@@ -33,6 +33,10 @@ export interface PostgresLedgerOptions {
   keyListenerRetryMs?: number;
 }
 
+function instanceIdOf(options: PostgresLedgerOptions): string {
+  return options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+}
+
 export class PostgresLedger implements Ledger {
   readonly engine = 'postgres' as const;
   readonly location: string;
@@ -52,7 +56,7 @@ export class PostgresLedger implements Ledger {
     this.location = redactUrl(url);
     this.leadership = new PgLeadership({
       url,
-      instanceId: options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+      instanceId: instanceIdOf(options),
       leaseMs: options.leaseMs ?? 3000,
     });
     this.events = new PgEventStore(pool, options.groupCommit);
@@ -96,7 +100,8 @@ export class PostgresLedger implements Ledger {
  * `ledger.leadership.start()` is called (the serve command does; the CLI need not).
  */
 export async function openPostgresLedger(url: string, options: PostgresLedgerOptions = {}): Promise<PostgresLedger> {
-  const pool = createPool(url, options.poolSize ?? 10);
+  options = { ...options, instanceId: instanceIdOf(options) };
+  const pool = createPool(url, options.poolSize ?? 10, 10_000, `sui-receipts ${options.instanceId}`);
   try {
     await migrate(pool, redactUrl(url));
   } catch (err) {
