@@ -191,7 +191,10 @@ function cells(spec: TableSpec, r: Raw, lastSealed: number, engine: 'sqlite' | '
 function describeValue(v: unknown): string {
   if (v === null || v === undefined) return 'null';
   if (typeof v === 'bigint' || typeof v === 'number') return String(v);
-  if (typeof v === 'string') return `the text ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  if (typeof v === 'string') {
+    const shown = JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v).replace(/[^\x20-\x7e…]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    return `the text ${shown}`;
+  }
   if (Buffer.isBuffer(v) || v instanceof Uint8Array) return `a ${v.length}-byte blob`;
   return typeof v;
 }
@@ -223,7 +226,7 @@ function checkRow(source: string, spec: TableSpec, r: Raw): void {
     if (i < 0) continue;
     const problem = kindProblem(spec.kinds[i]!, r[c]);
     if (problem) {
-      const row = spec.key.map((k) => `${k} ${describeValue(r[k])}`).join(', ');
+      const row = spec.key.map((k) => `${k} ${describeValue(r[k]).replace(/^the text /, '')}`).join(', ');
       throw new MigrateError(
         `the source ledger ${source} has a malformed row, so nothing was copied: ${spec.table} row (${row}): ${c} is ${describeValue(r[c])}, ${problem}. ` +
           `The file is damaged or was changed outside sui-receipts: restore it from a backup and migrate that (\`sqlite3 ${source} 'PRAGMA integrity_check'\` shows whether SQLite finds damage too)`,

@@ -25,7 +25,7 @@ afterAll(async () => {
 /** Events in the big ledger: enough for a copy and check of several seconds. */
 const BIG = 100_000;
 
-async function build(file: string, events: number, unsealed: number): Promise<{ keyId: string; key: string }> {
+async function build(file: string, events: number, unsealed: number, perEpoch = 10_000): Promise<{ keyId: string; key: string }> {
   const ledger = new SqliteLedger(file, { synchronous: 'normal' });
   try {
     const { id: keyId, key } = await ledger.keys.create('acme-inc', ['acme/*']);
@@ -41,7 +41,7 @@ async function build(file: string, events: number, unsealed: number): Promise<{ 
       }
     };
     await write(events - unsealed);
-    await sealAll(ledger, { maxEvents: 10_000 });
+    await sealAll(ledger, { maxEvents: perEpoch });
     await write(unsealed);
     return { keyId, key };
   } finally {
@@ -132,4 +132,49 @@ describe.skipIf(!cluster)('receipts migrate: the source while it is copied', () 
     copyFileSync(file, after);
     expect(receipts(['keys', 'revoke', keyId, '--db', after])).toMatchObject({ code: 0, stdout: `revoked ${keyId}\n` });
   }, 180_000);
+});
+
+describe.skipIf(!cluster)('receipts migrate: a malformed row in the source', () => {
+  const file = join(tmp.dir, 'small.db');
+  beforeAll(async () => {
+    await build(file, 305, 5, 100); // 3 epochs of 100; level 0 of each in 2 chunks (64 + 36)
+  });
+
+  const NEXT = /The file is damaged or was changed outside sui-receipts: restore it from a backup and migrate that \(`sqlite3 .*'PRAGMA integrity_check'` shows whether SQLite finds damage too\)$/m;
+  it.each([
+    ['a tree-node chunk one byte short', 'UPDATE epoch_nodes SET hashes = substr(hashes, 1, 31) WHERE epoch = 1 AND level = 0 AND chunk = 1',
+      /epoch_nodes row \(epoch 1, level 0, chunk 1\): hashes is a 31-byte blob, not a chunk of 1 … 64 tree-node hashes of 32 bytes each/],
+    ['a tree-node chunk stored as text', "UPDATE epoch_nodes SET hashes = 'oops' WHERE epoch = 2 AND level = 3 AND chunk = 0",
+      /epoch_nodes row \(epoch 2, level 3, chunk 0\): hashes is the text "oops", not a chunk of 1 … 64 tree-node hashes/],
+    ['an empty tree-node chunk', "UPDATE epoch_nodes SET hashes = x'' WHERE epoch = 0 AND level = 6 AND chunk = 0",
+      /epoch_nodes row \(epoch 0, level 6, chunk 0\): hashes is a 0-byte blob, not a chunk/],
+    ['a sealed leaf hash of 33 bytes', "UPDATE events SET leaf_hash = CAST(leaf_hash || x'00' AS BLOB) WHERE seq = 150",
+      /events row \(seq 150\): leaf_hash is a 33-byte blob, not a 32-byte hash/],
+    ['an unsealed leaf hash of 31 bytes', 'UPDATE events SET leaf_hash = substr(leaf_hash, 1, 31) WHERE seq = 303',
+      /events row \(seq 303\): leaf_hash is a 31-byte blob, not a 32-byte hash/],
+    ['an epoch root of 16 bytes', 'UPDATE epochs SET root = substr(root, 1, 16) WHERE epoch = 2',
+      /epochs row \(epoch 2\): root is a 16-byte blob, not a 32-byte hash/],
+    ['a key hash stored as text', "UPDATE api_keys SET key_hash = 'abc'",
+      /api_keys row \(id "[0-9a-f]+"\): key_hash is the text "abc", not a 32-byte hash/],
+    ['units stored as text', "UPDATE events SET units = 'ten' WHERE seq = 7",
+      /events row \(seq 7\): units is the text "ten", not an integer/],
+    ['an artifact digest of 5 bytes', "UPDATE events SET artifact_digest = x'0102030405' WHERE seq = 304",
+      /events row \(seq 304\): artifact_digest is a 5-byte blob, not a 32-byte hash/],
+  ])('%s: refused naming the table, row and column; nothing copied', async (_, sql, problem) => {
+    const bad = join(tmp.dir, `bad-${Math.random().toString(36).slice(2)}.db`);
+    copyFileSync(file, bad);
+    const db = new Database(bad);
+    db.pragma('ignore_check_constraints = ON'); // as a damaged file or a hand edit may have it
+    expect(db.prepare(sql).run().changes).toBe(1);
+    db.close();
+    const url = await freshDatabase(cluster!.url);
+    const r = await run(['migrate', '--from', bad, '--to', url]);
+    expect(r.stderr).toMatch(/^error: the source ledger .*bad-\w+\.db has a malformed row, so nothing was copied: /m);
+    expect(r.stderr).toMatch(problem);
+    expect(r.stderr).toMatch(NEXT);
+    expect(r.stderr).not.toMatch(/TypeError|RangeError|\n\s+at /);
+    expect(r.code).toBe(1);
+    const events = await one<{ n: string }>(url, 'SELECT count(*) AS n FROM events').then((x) => Number(x.n), () => 0);
+    expect(events).toBe(0);
+  }, 60_000);
 });
