@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { addKeysCommands } from './keys.ts';
 import { addMigrateCommand } from './migrate.ts';
+import { describeFailure, warnPasswordInArgv } from './options.ts';
 import { addServeCommand } from './serve.ts';
 import { addSealCommand } from './seal.ts';
 import { addVerifyCommand, ExitCode } from './verify.ts';
@@ -19,7 +20,9 @@ export function buildProgram(): Command {
     .description('sui-receipts: usage events in, Merkle receipts out, epoch roots anchored on Sui')
     .version(VERSION, '-V, --version', 'print the version of sui-receipts')
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    // Every subcommand: a database password given as an argument is visible in ps.
+    .hook('preAction', (_program, command) => warnPasswordInArgv(command));
   addServeCommand(program);
   addKeysCommands(program);
   addSealCommand(program);
@@ -41,11 +44,15 @@ export async function main(argv: string[]): Promise<number> {
       if (err.message) process.stderr.write(`error: ${err.message}\n`);
       return err.code;
     }
-    process.stderr.write(`error: ${(err as Error).message}\n`);
+    process.stderr.write(`error: ${describeFailure((err as Error).message)}\n`);
     return 1;
   }
 }
 
 // Serve keeps the process alive on its own; other commands exit with their code.
+// A failure, already reported, ends the process at once: a half-open database connection must not
+// keep it alive (pg leaves one open when the server waits for a password it was not given, until
+// the server's authentication_timeout, a minute by default). stdout and stderr write synchronously here.
 const code = await main(process.argv.slice(2));
-if (code !== 0 || !process.argv.includes('serve')) process.exitCode = code;
+if (code !== 0) process.exit(code);
+if (!process.argv.includes('serve')) process.exitCode = code;

@@ -1,16 +1,61 @@
 // Option parsers shared by the subcommands: each names the flag and the rule it broke.
-import { InvalidArgumentError, Option } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { existsSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describeLocation, isPostgresUrl, openLedger, type Ledger, type OpenLedgerOptions } from '../ledger/index.ts';
 
 export const DEFAULT_DB = './data/receipts.db';
 
-/** --db: a SQLite file, or a postgres:// URL (RECEIPTS_DATABASE_URL, then RECEIPTS_DB). */
-export const dbOption = () =>
-  new Option('--db <file|url>', 'ledger: a SQLite file, or a postgres://user@host/db URL for PostgreSQL')
+/** Where a database password goes instead of the command line: said in --help and in the warning. */
+export const PASSWORD_ADVICE = 'put the password in PGPASSWORD or ~/.pgpass (the URL without one), or the whole URL in RECEIPTS_DATABASE_URL; never in an argument, which ps shows to every user of the machine';
+
+/**
+ * --db: a SQLite file, or a postgres:// URL (RECEIPTS_DATABASE_URL, then RECEIPTS_DB). A URL
+ * without a password lets pg take it from PGPASSWORD or ~/.pgpass (PGPASSFILE).
+ */
+export const dbOption = () => {
+  const fallback = process.env.RECEIPTS_DB ?? DEFAULT_DB;
+  return new Option('--db <file|url>', `ledger: a SQLite file, or a postgres://user@host/db URL for PostgreSQL; ${PASSWORD_ADVICE}`)
     .env('RECEIPTS_DATABASE_URL')
-    .default(process.env.RECEIPTS_DB ?? DEFAULT_DB);
+    .default(fallback, describeLocation(fallback)); // --help never prints a password from RECEIPTS_DB
+};
+
+/** Whether a postgres:// URL carries a password: user:password@ or a ?password= (or sslpassword=) parameter. */
+export function urlHasPassword(value: string): boolean {
+  if (!isPostgresUrl(value)) return false;
+  const rest = value.slice(value.indexOf('//') + 2);
+  const end = rest.search(/[/?#]/);
+  const authority = end === -1 ? rest : rest.slice(0, end);
+  const at = authority.lastIndexOf('@');
+  if (at !== -1) {
+    const colon = authority.indexOf(':');
+    if (colon !== -1 && colon < at - 1) return true;
+  }
+  const q = value.indexOf('?');
+  if (q === -1) return false;
+  return [...new URLSearchParams(value.slice(q + 1).split('#')[0]).keys()].some((k) => /pass/i.test(k));
+}
+
+/** An error's message for the user: pg's for a password it was not given says what to set. */
+export function describeFailure(message: string): string {
+  if (/client password must be a string/.test(message)) return `the database asks for a password and none was given: ${PASSWORD_ADVICE} (pg: ${message})`;
+  return message;
+}
+
+/**
+ * Warns on stderr (without the password) when an option given as an argument is a database URL
+ * with a password: any user on the machine reads it in ps. A warning, not a refusal: scripts that
+ * do it keep working while they are changed. Values from the environment are not in argv.
+ */
+export function warnPasswordInArgv(cmd: Command): void {
+  for (const option of cmd.options) {
+    const name = option.attributeName();
+    const value: unknown = cmd.getOptionValue(name);
+    if (cmd.getOptionValueSource(name) === 'cli' && typeof value === 'string' && urlHasPassword(value)) {
+      process.stderr.write(`warning: the ${option.long} URL carries a password on the command line: ${PASSWORD_ADVICE}\n`);
+    }
+  }
+}
 
 /**
  * Opens the ledger a command works on, runs fn, and closes it whatever happens. A missing SQLite
