@@ -5,6 +5,7 @@
 // parse a megabyte of JSON. Access is decided by route, never by string tests on the raw URL.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { KeyStore, Principal } from '../ledger/index.ts';
+import { KEY_FORMAT } from '../ledger/keys-common.ts';
 import { ApiError, closeUnreadBody, sendError } from './errors.ts';
 
 declare module 'fastify' {
@@ -15,29 +16,46 @@ declare module 'fastify' {
 
 /** Longest Authorization header we look at; our keys are under 100 characters. */
 const MAX_AUTHORIZATION_LENGTH = 1024;
+/** An RFC 9110 token: what an auth-scheme is made of. */
+const SCHEME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+/;
+/** sr_ + 12 + _ + 43: the length of every key (KEY_FORMAT). */
+const KEY_LENGTH = 59;
+const SEND = 'send Authorization: Bearer <key>';
 
-/** The key in an Authorization header, or why there is none (a sentence for the client). */
+/** A character of the header, named without echoing anything around it. */
+function named(c: string): string {
+  const cp = c.codePointAt(0)!;
+  const names: Record<number, string> = { 0x20: 'a space', 0x09: 'a tab', 0xa0: 'a no-break space' };
+  return `${names[cp] ?? 'the character'} U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/**
+ * The key in an Authorization header, or why there is none (a sentence for the client, which
+ * never repeats the key). The grammar is RFC 6750 §2.1 with RFC 9110 §11: `Bearer`, in any case
+ * (an auth-scheme is case-insensitive), then one or more spaces (SP, not tabs or other
+ * whitespace), then the key exactly as issued (`sr_<id>_<secret>`), and nothing else. Spaces or
+ * tabs around the whole value are not part of it (RFC 9110 §5.5): the HTTP/1.1 parser removes
+ * them before we see it; any that reach here are refused like every other character.
+ */
 export function bearerKey(header: string | undefined): { key: string } | { problem: string } {
   if (header === undefined || header === '') {
     return { problem: 'send an API key as Authorization: Bearer <key> (create one with `receipts keys create`)' };
   }
   if (header.length > MAX_AUTHORIZATION_LENGTH) return { problem: 'the Authorization header is too long to hold an API key' };
-  const value = header.trim();
-  const space = value.search(/\s/);
-  const scheme = space < 0 ? value : value.slice(0, space);
-  if (space < 0) {
-    return {
-      problem: scheme.startsWith('sr_')
-        ? 'the Authorization header has the key but no scheme: send Authorization: Bearer <key>'
-        : 'the Authorization header must be Bearer <key>',
-    };
+  const scheme = SCHEME.exec(header)?.[0];
+  if (scheme === undefined) return { problem: `the Authorization header must start with the scheme Bearer, not ${named(header[0]!)}: ${SEND}` };
+  if (scheme.startsWith('sr_')) return { problem: `the Authorization header has the key but no scheme: ${SEND}` };
+  if (scheme.toLowerCase() !== 'bearer') return { problem: `the Authorization scheme must be Bearer, not ${scheme.slice(0, 20)}: ${SEND}` };
+  let at = scheme.length;
+  while (header[at] === ' ') at++;
+  if (at === header.length) return { problem: `the Authorization header has the scheme Bearer but no key: ${SEND}` };
+  if (at === scheme.length) return { problem: `the Authorization scheme and the key must be separated by a space (U+0020), not ${named(header[at]!)}: ${SEND}` };
+  const credentials = header.slice(at);
+  if (KEY_FORMAT.test(credentials)) return { key: credentials };
+  if (credentials.length > KEY_LENGTH && KEY_FORMAT.test(credentials.slice(0, KEY_LENGTH))) {
+    return { problem: `the Authorization header must be Bearer followed by one API key and nothing after it, but ${named(credentials[KEY_LENGTH]!)} follows the key` };
   }
-  if (scheme.toLowerCase() !== 'bearer') {
-    return { problem: `the Authorization scheme must be Bearer, not ${scheme.slice(0, 20)}: send Authorization: Bearer <key>` };
-  }
-  const key = value.slice(space + 1).trim();
-  if (key === '' || /\s/.test(key)) return { problem: 'the Authorization header must be Bearer followed by one API key' };
-  return { key };
+  return { problem: 'the Authorization credentials are not an API key: a key is sr_, 12 lowercase letters or digits, _, and 43 characters of A-Z a-z 0-9 _ - (as `receipts keys create` printed it)' };
 }
 
 function refuse(request: FastifyRequest, reply: FastifyReply, message: string) {
