@@ -93,7 +93,7 @@ function decodeGroupCursor(s: string): GroupCursor | undefined {
     if (
       v !== null && typeof v === 'object' && !Array.isArray(v) &&
       typeof v.g === 'string' && (GROUP_BY as readonly string[]).includes(v.g) &&
-      typeof v.k === 'string' && v.k.length >= 1 && v.k.length <= 1024 &&
+      typeof v.k === 'string' && v.k.length >= 1 && v.k.length <= 1024 && !v.k.includes('\0') &&
       (!['hour', 'day'].includes(v.g) || Number.isSafeInteger(Date.parse(v.k))) &&
       Number.isSafeInteger(v.a) && typeof v.h === 'string'
     ) return { g: v.g as GroupBy, k: v.k, a: v.a!, h: v.h };
