@@ -174,7 +174,7 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
 
     const again = receipts(['migrate', '--from', file, '--to', withPassword]);
     expect(again.code).toBe(1);
-    expect(again.stderr).toMatch(/^error: the target postgres:\/\/postgres:\*\*\*@.* already holds a ledger .*copies into an empty database only/);
+    expect(again.stderr).toMatch(/^error: the target postgres:\/\/postgres:\*\*\*@.* already holds a ledger .*copies into an empty database only/m); // after the warning on --to with a password
     expect(again.stdout + again.stderr).not.toContain(PASSWORD);
     expect(await eventCount(url)).toBe(24);
   });
