@@ -14,6 +14,7 @@ export {
   type QueuedEvent,
   type Rejection,
   type Spool,
+  type SpoolQuarantine,
   createHttpSink,
   createMemorySink,
   registerSink,

@@ -2,8 +2,9 @@
 // event is built, refusal (admission) classification, request ids, and the per-request context
 // that upstream attribution reads. Edge-safe: no Node-only import (AsyncLocalStorage is looked
 // up at run time, see requestContext()).
-import { uuidv7 } from 'uuidv7';
-import { createUsageClient, PRECHECKED, type UsageClient, type UsageClientOptions, type UsageEventInput } from '../client/index.ts';
+import { CheckedEvent } from '../client/checked.ts';
+import { createUsageClient, type UsageClient, type UsageClientOptions } from '../client/index.ts';
+import { newRequestId, usableRequestId } from '../client/request-id.ts';
 import { looksLikeSecret } from '../event/redact.ts';
 import { ACTION_PATTERN, MAX_UNITS, NAMESPACE_PATTERN } from '../event/validate.ts';
 
@@ -42,8 +43,51 @@ export interface MeterOptions<Req, Res> {
   refusal?: (request: Req, reply: Res) => string | undefined;
   /** The action recorded for a refused request (default: the action itself). */
   refusedAction?: (action: string, reason: string) => string;
-  /** Metering problems (a throwing option function), never thrown into the request. */
+  /**
+   * Metering problems (an option function that threw or gave no string: that request is not
+   * metered), never thrown into the request. Default: logged through the app's logger (fastify's
+   * `app.log`; elsewhere `console`), at most LOG_BURST lines a minute plus one line counting
+   * the rest. The client the middleware builds reports to it too (and logs its rejected and
+   * dropped events), unless `clientOptions` says otherwise.
+   */
   onError?: (error: Error) => void;
+}
+
+/** What the default onError writes to: pino's (fastify's) or console's error method. */
+export interface MeterLogger {
+  error(...args: unknown[]): void;
+}
+
+/** Lines the default onError writes per minute, at most; the rest are counted and the count logged. */
+export const LOG_BURST = 10;
+const LOG_WINDOW_MS = 60_000;
+
+/**
+ * The default onError: each problem through `logger.error`, LOG_BURST a minute at most (a caller
+ * function that fails on every request would otherwise write a line per request); when a
+ * minute with suppressed lines ends, the next line says how many were not logged.
+ */
+export function loggingOnError(logger: MeterLogger, where: string): (error: Error) => void {
+  let windowStart = 0;
+  let logged = 0;
+  let suppressed = 0;
+  return (error) => {
+    const now = Date.now();
+    if (now - windowStart >= LOG_WINDOW_MS) {
+      windowStart = now;
+      logged = 0;
+    }
+    if (logged >= LOG_BURST) {
+      suppressed++;
+      return;
+    }
+    logged++;
+    const more = suppressed > 0 ? ` (${suppressed} more metering problems were not logged in the minute before)` : '';
+    suppressed = 0;
+    try {
+      logger.error(`${error.message.startsWith(`${where}:`) ? '' : `${where}: `}${error.message}${more}`);
+    } catch {}
+  };
 }
 
 export const DEFAULT_REFUSED: Readonly<Record<number, string>> = Object.freeze({ 401: 'unauthorized', 403: 'forbidden', 429: 'rate_limited', 503: 'unavailable' });
@@ -76,12 +120,7 @@ export interface Meter<Req, Res> {
   report(error: unknown): void;
 }
 
-/** Ids safe as a leaf field: printable ASCII without spaces, ≤ 128, and not a credential. */
-const USABLE_ID = /^[\x21-\x7e]{1,128}$/;
-
-export function usableRequestId(id: unknown): id is string {
-  return typeof id === 'string' && USABLE_ID.test(id) && !looksLikeSecret(id);
-}
+export { newRequestId, usableRequestId };
 
 /**
  * The leaf rules of src/event/validate.ts for the three option values, remembered per value:
@@ -126,27 +165,7 @@ function routeValue(route: string | undefined): string | undefined {
   return ok ? route : undefined;
 }
 
-/** "000" … "fff": the fixed-width last three characters of generated request ids. */
-const ID_SUFFIXES = Array.from({ length: 4096 }, (_, i) => i.toString(16).padStart(3, '0'));
-let idProcess: string | undefined;
-let idBlock = -1;
-let idPrefix = '';
-let idSeq = 4096;
-/**
- * A UUIDv7 per process, then a block number (base 36) and three hex digits: unique across
- * processes, and one string concatenation per request (turning a counter into text each
- * time cost more than the rest of the id).
- */
-export function newRequestId(): string {
-  if (idSeq === 4096) {
-    idProcess ??= uuidv7();
-    idPrefix = `${idProcess}-${(++idBlock).toString(36)}`;
-    idSeq = 0;
-  }
-  return idPrefix + ID_SUFFIXES[idSeq++];
-}
-
-export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: string): Meter<Req, Res> {
+export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: string, logger: MeterLogger = console): Meter<Req, Res> {
   if (!options || typeof options !== 'object') throw new Error(`${where}: options are required ({ namespace, caller, action, client | url + apiKey })`);
   for (const k of ['namespace', 'action'] as const) {
     const v = options[k];
@@ -156,8 +175,17 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
   for (const k of ['units', 'requestId', 'skip', 'refusal', 'refusedAction', 'onError'] as const) {
     if (options[k] !== undefined && typeof options[k] !== 'function') throw new Error(`${where}: ${k} must be a function`);
   }
+  // Nothing is dropped silently: without an onError, problems are logged (rate-limited).
+  const onError = options.onError ?? loggingOnError(logger, where);
   const ownsClient = !options.client;
-  const client = options.client ?? createUsageClient({ ...options.clientOptions, url: options.url, apiKey: options.apiKey, onError: options.clientOptions?.onError ?? options.onError });
+  const client = options.client ?? createUsageClient({
+    ...options.clientOptions,
+    url: options.url,
+    apiKey: options.apiKey,
+    onError: options.clientOptions?.onError ?? onError,
+    onRejected: options.clientOptions?.onRejected ?? ((r) => onError(new Error(`the usage service refused the event of request ${r.event.request_id} (${r.status}: ${r.errors.map((e) => `${e.path} ${e.rule}`).join(', ')})`))),
+    onDropped: options.clientOptions?.onDropped ?? ((events) => onError(new Error(`${events.length} usage events were dropped (the client's queue was full, or close() gave up without a spool)`))),
+  });
   // An array by status: integer lookups in a (frozen) object's elements, or a Map, were a
   // measurable part of a request.
   const refused: Array<string | undefined> = new Array(1000).fill(undefined);
@@ -178,7 +206,7 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
 
   const report = (error: unknown) => {
     try {
-      options.onError?.(error instanceof Error ? error : new Error(String(error)));
+      onError(error instanceof Error ? error : new Error(String(error)));
     } catch {}
   };
   /** Calls an option function; a throw or a non-string is reported and gives undefined. */
@@ -251,9 +279,9 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
         // What its JSON can take at most, for the client's batch size limit: 6 bytes per
         // character (a \uXXXX escape) of its strings, and room for keys, numbers and punctuation.
         const bound = good ? (requestId.length + namespace.length + action.length + caller.length + method.length + (route?.length ?? 0) + (admission?.length ?? 0)) * 6 + 500 : 0;
-        client.record(new MeteredEvent(requestId, namespace, caller, action, units, ts, metadata, bound));
+        client.record(good ? new CheckedEvent(requestId, namespace, caller, action, units, ts, metadata, bound) : { request_id: requestId, namespace, caller, action, units, ts, metadata });
       } catch (err) {
-        report(err);
+        report(new Error(`${where}: metering the request failed (${(err as Error)?.message ?? String(err)}); the request was not metered`));
       }
     },
     context(request, requestId) {
@@ -287,33 +315,6 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
     },
   };
   return meter;
-}
-
-/**
- * The middleware's events: a class, so the size bound the client reads (PRECHECKED) is part of
- * the object's shape from the start, not a property added to every event after it is built.
- * Serialized like a plain object (its symbol key is not).
- */
-class MeteredEvent implements UsageEventInput {
-  request_id: string;
-  namespace: string;
-  caller: string;
-  action: string;
-  units: number;
-  ts: number;
-  metadata: Record<string, string | number | boolean>;
-  /** 0: not checked here (the client checks it). */
-  [PRECHECKED]: number;
-  constructor(requestId: string, namespace: string, caller: string, action: string, units: number, ts: number, metadata: Record<string, string | number | boolean>, bound: number) {
-    this.request_id = requestId;
-    this.namespace = namespace;
-    this.caller = caller;
-    this.action = action;
-    this.units = units;
-    this.ts = ts;
-    this.metadata = metadata;
-    this[PRECHECKED] = bound;
-  }
 }
 
 /** What an outgoing call made while serving a request knows about that request. */

@@ -1,10 +1,10 @@
 // The client takes pre-checked events as a block: with unchecked events, drop-oldest and a spool (the block path) with unchecked events, drop-oldest and a spool.
 import { describe, expect, it } from 'vitest';
 import { createUsageClient, type QueuedEvent, type Rejection } from '../../src/index.ts';
-import { PRECHECKED } from '../../src/client/index.ts';
+import { CheckedEvent } from '../../src/client/checked.ts';
 
 const ev = (i: number) => ({ namespace: 'acme/sdk', action: 'recall', caller: `u${i % 3}`, units: i + 1, ts: Date.now() });
-const checked = (i: number, bound = 900) => ({ ...ev(i), request_id: `m-${i}`, [PRECHECKED]: bound });
+const checked = (i: number, bound = 900) => { const e = ev(i); return new CheckedEvent(`m-${i}`, e.namespace, e.caller, e.action, e.units, e.ts, {}, bound); };
 
 describe('usage client batches of pre-checked events', () => {
   it('unchecked events after and between blocks are still checked; drop-oldest; order kept', async () => {
@@ -45,5 +45,20 @@ describe('usage client batches of pre-checked events', () => {
     expect(batches.flat().map((e) => e.request_id)).toEqual(['s-ok', 'm-0', 'm-1', 'm-2']);
     expect(rejected.map((r) => r.event.request_id)).toEqual(['s-bad']);
     await client.close();
+  });
+});
+
+describe('no key an app can add skips the client’s check', () => {
+  it('an event carrying the old global prechecked symbol is still checked and its bad fields refused', async () => {
+    const sent: QueuedEvent[] = [];
+    const rejected: Rejection[] = [];
+    const sink = { name: 'b', send: async (events: QueuedEvent[]) => (sent.push(...events), { kind: 'done' as const }) };
+    const client = createUsageClient({ sink, flushIntervalMs: 1, onRejected: (r) => rejected.push(r) });
+    // Symbol.for() is the same symbol for every module in the process: any caller could set it.
+    client.record({ ...ev(1), request_id: 'forged', units: -5, [Symbol.for('sui-receipts.prechecked')]: 900 } as never);
+    await client.flush();
+    await client.close();
+    expect(sent).toEqual([]);
+    expect(rejected.map((r) => [r.event.request_id, r.errors[0]?.path])).toEqual([['forged', 'units']]);
   });
 });

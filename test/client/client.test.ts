@@ -1,7 +1,8 @@
 // The usage client against a real server on a random port.
 import { afterEach, describe, expect, it } from 'vitest';
 import { createUsageClient, type QueuedEvent, type Rejection, type UsageClient } from '../../src/index.ts';
-import { PRECHECKED, retryAfterMs } from '../../src/client/index.ts';
+import { CheckedEvent } from '../../src/client/checked.ts';
+import { retryAfterMs } from '../../src/client/index.ts';
 import { freePort } from '../../scripts/lib/servers.ts';
 import { testServer, type TestServer, until } from '../helpers.ts';
 
@@ -39,7 +40,7 @@ describe('usage client', () => {
     await client.flush();
     expect(stored()).toHaveLength(250);
     expect(new Set(stored().map((r) => r.request_id)).size).toBe(250);
-    expect(stored()[0]!.request_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}-1$/); // the client's UUIDv7, then a sequence
+    expect(stored()[0]!.request_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}-[0-9a-z]+$/); // the process's UUIDv7, then a sequence (src/client/request-id.ts)
     expect(client.stats()).toMatchObject({ queued: 0, inFlight: 0, sent: 250, rejected: 0, dropped: 0 });
   });
 
@@ -131,16 +132,16 @@ describe('usage client', () => {
     for (let i = 0; i < 8; i++) client.record(ev(i));
     expect(client.stats()).toMatchObject({ queued: 5, dropped: 3 });
     expect(dropped.map((d) => d.units)).toEqual([1, 2, 3]);
-    (client as unknown as { head: number; queue: unknown[] }).head = 8; // nothing to send at close
+    (client as unknown as { queue: { drain(): unknown[] } }).queue.drain(); // nothing to send at close
   });
 
   it('drop-oldest holds memory bounded while the server stays down', () => {
     client = createUsageClient({ url: 'http://127.0.0.1:1', apiKey: 'x', maxQueue: 100, flushIntervalMs: 60_000, batchSize: 1000 });
     for (let i = 0; i < 50_000; i++) client.record(ev(i));
-    const internals = client as unknown as { head: number; queue: unknown[] };
+    const internals = (client as unknown as { queue: { items: unknown[]; drain(): unknown[] } }).queue; // src/client/queue.ts
     expect(client.stats()).toMatchObject({ queued: 100, dropped: 49_900 });
-    expect(internals.queue.length).toBeLessThan(2 * 1024 + 200); // dropped events are let go
-    internals.head = internals.queue.length; // nothing to send at close
+    expect(internals.items.length).toBeLessThan(2 * 1024 + 200); // dropped events are let go
+    internals.drain(); // nothing to send at close
   });
 
   it('block: record waits for room instead of dropping', async () => {
@@ -191,7 +192,7 @@ describe('usage client', () => {
     const rejected: Rejection[] = [];
     const sink = { name: 'batches', send: async (events: QueuedEvent[]) => (batches.push([...events]), { kind: 'done' as const }) };
     client = createUsageClient({ sink, batchSize: 100, flushIntervalMs: 60_000, onRejected: (r) => rejected.push(r) });
-    const checked = (i: number, bound = 900) => ({ ...ev(i), request_id: `m-${i}`, ts: Date.now(), [PRECHECKED]: bound });
+    const checked = (i: number, bound = 900) => { const e = ev(i); return new CheckedEvent(`m-${i}`, e.namespace, e.caller, e.action, e.units ?? 1, Date.now(), {}, bound); };
     for (let i = 0; i < 130; i++) client.record(checked(i));
     client.record({ ...ev(130), request_id: 'bad', units: -1 }); // checked by the client: rejected
     for (let i = 131; i < 250; i++) client.record(checked(i));
