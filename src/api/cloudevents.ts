@@ -6,6 +6,7 @@
 // (`id`, `type`, `data.units`, …), so the sender sees the name it used.
 import { createHash } from 'node:crypto';
 import type { FieldError } from '../event/field-errors.ts';
+import { MAX_REQUEST_ID_LENGTH } from '../event/limits.ts';
 import type { EventStore } from '../ledger/index.ts';
 
 export { CLOUDEVENTS_BATCH_TYPE, CLOUDEVENTS_TYPE } from './cloudevents-schema.ts';
@@ -24,14 +25,11 @@ const ATTRIBUTE_OF: Record<string, string> = {
 };
 const DATA_FIELDS = new Set(['units', 'artifact_digest', 'metadata']);
 
-/** The longest request_id (the leaf's limit, src/event/validate.ts). */
-const MAX_REQUEST_ID_LENGTH = 128;
-
 /**
  * The request_id of the CloudEvent (source, id): CloudEvents 1.0 makes the pair unique, so two
  * producers that reuse an id are two events. `ce:<n>:<source>:<id>`, n the UTF-8 byte length of
  * source: the length, not the separator, says where source ends, so no two pairs share a
- * request_id whatever characters they hold. Longer than 128 characters, it is
+ * request_id whatever characters they hold. Longer than MAX_REQUEST_ID_LENGTH, it is
  * `ce-sha256:<hex SHA-256 of that string, UTF-8>` (74 characters), which the other prefix keeps
  * apart from every readable one. Anyone holding (source, id) can recompute it.
  */

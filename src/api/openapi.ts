@@ -10,6 +10,7 @@ import type { OpenAPIV3_1 } from 'openapi-types';
 import { z } from 'zod';
 import { CLOUDEVENTS_BATCH_TYPE, CLOUDEVENTS_TYPE, CloudEventSchema } from './cloudevents-schema.ts';
 import { ERROR_CODES } from './error-codes.ts';
+import { MAX_EVENTS_PER_REQUEST } from '../event/limits.ts';
 
 export const DOCS_PREFIX = '/docs';
 
@@ -50,7 +51,7 @@ export function registerOpenApi(app: FastifyInstance, version: string): void {
         const components = (doc.components ??= {});
         (components.schemas ??= {}).CloudEvent ??= jsonSchema(CloudEventSchema);
         body.content[CLOUDEVENTS_TYPE] = { schema: { $ref: '#/components/schemas/CloudEvent' } };
-        body.content[CLOUDEVENTS_BATCH_TYPE] = { schema: { type: 'array', items: { $ref: '#/components/schemas/CloudEvent' }, maxItems: 1000 } };
+        body.content[CLOUDEVENTS_BATCH_TYPE] = { schema: { type: 'array', items: { $ref: '#/components/schemas/CloudEvent' }, maxItems: MAX_EVENTS_PER_REQUEST } };
       }
       return doc;
     },

@@ -3,7 +3,17 @@
 // (openapi.ts) is generated from them. Input schemas are strict: an unknown parameter is an error.
 import { z } from 'zod';
 import { HEX64, HEX64_ANY_CASE_OR_EMPTY } from '../encoding/hex.ts';
-import { ACTION_PATTERN, MAX_METADATA_BYTES, NAMESPACE_PATTERN } from '../event/validate.ts';
+import {
+  ACTION_PATTERN,
+  LEAF_STRING_MAX,
+  MAX_EVENTS_PER_REQUEST,
+  MAX_METADATA_BYTES,
+  MAX_METADATA_DEPTH,
+  MAX_SOURCE_LENGTH,
+  MAX_TS_TEXT_LENGTH,
+  MAX_UNITS,
+  NAMESPACE_PATTERN,
+} from '../event/limits.ts';
 import { ERROR_CODES, type ErrorCode } from './error-codes.ts';
 
 const hex64 = z.string().regex(HEX64).describe('32 bytes as 64 lowercase hex characters');
@@ -64,15 +74,15 @@ export const decimal = (what: string) =>
 
 export const EventInSchema = z
   .object({
-    request_id: z.string().min(1).max(128).describe('the idempotency key, unique per namespace forever'),
-    namespace: z.string().min(1).max(128).regex(NAMESPACE_PATTERN).describe('allowed by the key'),
-    action: z.string().min(1).max(64).regex(ACTION_PATTERN),
-    caller: z.string().min(1).max(256),
-    units: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('default 1'),
+    request_id: z.string().min(1).max(LEAF_STRING_MAX.request_id).describe('the idempotency key, unique per namespace forever'),
+    namespace: z.string().min(1).max(LEAF_STRING_MAX.namespace).regex(NAMESPACE_PATTERN).describe('allowed by the key'),
+    action: z.string().min(1).max(LEAF_STRING_MAX.action).regex(ACTION_PATTERN),
+    caller: z.string().min(1).max(LEAF_STRING_MAX.caller),
+    units: z.number().int().min(0).max(MAX_UNITS).optional().describe('default 1'),
     artifact_digest: z.string().regex(HEX64_ANY_CASE_OR_EMPTY).optional().describe('a SHA-256 digest, stored lowercase'),
-    ts: z.union([z.number().int().min(0), z.string().max(64)]).optional().describe('epoch ms or RFC 3339; default: the received time'),
-    source: z.string().min(1).max(128).optional(),
-    metadata: z.record(z.string(), z.unknown()).optional().describe(`a JSON object, at most ${MAX_METADATA_BYTES} bytes serialized and 32 levels deep; credentials are removed`),
+    ts: z.union([z.number().int().min(0), z.string().max(MAX_TS_TEXT_LENGTH)]).optional().describe('epoch ms or RFC 3339; default: the received time'),
+    source: z.string().min(1).max(MAX_SOURCE_LENGTH).optional(),
+    metadata: z.record(z.string(), z.unknown()).optional().describe(`a JSON object, at most ${MAX_METADATA_BYTES} bytes serialized and ${MAX_METADATA_DEPTH} levels deep; credentials are removed`),
   })
   .strict()
   .meta({
@@ -81,7 +91,7 @@ export const EventInSchema = z
   });
 
 export const EventsBodySchema = z
-  .union([EventInSchema, z.object({ events: z.array(EventInSchema).max(1000) }).strict()])
+  .union([EventInSchema, z.object({ events: z.array(EventInSchema).max(MAX_EVENTS_PER_REQUEST) }).strict()])
   .describe('One event, or {"events": [...]} of up to 1,000. Each event is validated on its own: one bad event never fails the others.');
 
 const eventErrors = z.array(FieldErrorSchema);

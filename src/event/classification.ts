@@ -3,7 +3,8 @@
 // list of periods, each in force from its from_ms until the next one starts. So anyone holding
 // receipts and the configuration (GET /v1/classification) recomputes the billable total.
 // Pure: no I/O.
-import { ACTION_PATTERN, type FieldError } from './validate.ts';
+import type { FieldError } from './validate.ts';
+import { ACTION_PATTERN, MAX_ACTION_LENGTH } from './limits.ts';
 
 export const ACTION_CLASSES = ['billable', 'non_billable', 'info'] as const;
 export type ActionClass = (typeof ACTION_CLASSES)[number];
@@ -32,7 +33,6 @@ export const UNCONFIGURED: ClassificationPeriod = Object.freeze({ from_ms: 0, bi
 export const MAX_LISTED_ACTIONS = 1000;
 /** Most periods a history may hold. */
 export const MAX_PERIODS = 10_000;
-const MAX_ACTION_LENGTH = 64;
 
 /** The period in force at event time ts_ms: the last one starting at or before it, else UNCONFIGURED. */
 export function periodAt(tsMs: number, history: readonly ClassificationPeriod[]): ClassificationPeriod {
@@ -108,7 +108,7 @@ export function validatePolicy(input: unknown, prefix = ''): PolicyResult {
     for (const a of v) {
       // Length before the pattern: a long string is refused without scanning it.
       if (typeof a !== 'string' || a.length < 1 || a.length > MAX_ACTION_LENGTH || !ACTION_PATTERN.test(a)) {
-        const shown = typeof a === 'string' ? `"${a.length > 64 ? `${a.slice(0, 64)}…` : a}"` : JSON.stringify(a)?.slice(0, 64) ?? String(a);
+        const shown = typeof a === 'string' ? `"${a.length > MAX_ACTION_LENGTH ? `${a.slice(0, MAX_ACTION_LENGTH)}…` : a}"` : JSON.stringify(a)?.slice(0, 64) ?? String(a);
         errors.push({ path, rule: `pattern:${ACTION_PATTERN.source}`, message: `${path}: ${shown} is not an action: it must be 1 to ${MAX_ACTION_LENGTH} characters of ${ACTION_PATTERN.source}` });
       } else out.push(a);
     }

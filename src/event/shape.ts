@@ -1,9 +1,6 @@
 // Limits on the shape of free-form JSON (metadata), checked before anything recurses into it.
 // Pure: no I/O.
 import type { FieldError } from './validate.ts';
-
-/** Levels of nesting allowed in metadata, counting the metadata object itself as level 1. */
-export const MAX_METADATA_DEPTH = 32;
 /** Ill-formed text is reported at this many places at most. */
 const MAX_TEXT_ERRORS = 10;
 

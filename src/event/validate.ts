@@ -5,13 +5,22 @@ import { z } from 'zod';
 import { HEX64_ANY_CASE_OR_EMPTY } from '../encoding/hex.ts';
 import type { LeafFields } from './leaf.ts';
 import { looksLikeSecret, redactJson } from './redact.ts';
-import { checkDepth, checkText, MAX_METADATA_DEPTH } from './shape.ts';
+import { checkDepth, checkText } from './shape.ts';
 import { fieldErrorsFromIssues, type FieldError, type IssueContext } from './field-errors.ts';
+import {
+  ACTION_PATTERN,
+  LEAF_STRING_MAX,
+  MAX_METADATA_BYTES,
+  MAX_METADATA_DEPTH,
+  MAX_SOURCE_LENGTH,
+  MAX_TS_TEXT_LENGTH,
+  MAX_UNITS,
+  NAMESPACE_PATTERN,
+} from './limits.ts';
 
-export const NAMESPACE_PATTERN = /^[a-z0-9][a-z0-9._/-]*$/;
-export const ACTION_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
-export const MAX_UNITS = Number.MAX_SAFE_INTEGER; // 2^53 − 1: exact in JSON and in a u64
-export const MAX_METADATA_BYTES = 4096;
+// The limits live in limits.ts; these names stay importable from here, where the middleware
+// (src/middleware/common.ts, upstream.ts) and the CLI have always taken them.
+export { ACTION_PATTERN, MAX_METADATA_BYTES, MAX_UNITS, NAMESPACE_PATTERN } from './limits.ts';
 const utf8 = new TextEncoder();
 
 export type { FieldError } from './field-errors.ts';
@@ -25,17 +34,17 @@ const leafString = (min: number, max: number) =>
     .refine((s) => s.isWellFormed() && !s.includes('\u0000'), { params: { rule: 'well_formed_text', message: 'must be well-formed Unicode text without NUL characters' } });
 
 const eventSchema = z.strictObject({
-  request_id: leafString(1, 128),
-  namespace: leafString(1, 128).regex(NAMESPACE_PATTERN),
-  action: leafString(1, 64).regex(ACTION_PATTERN),
-  caller: leafString(1, 256),
+  request_id: leafString(1, LEAF_STRING_MAX.request_id),
+  namespace: leafString(1, LEAF_STRING_MAX.namespace).regex(NAMESPACE_PATTERN),
+  action: leafString(1, LEAF_STRING_MAX.action).regex(ACTION_PATTERN),
+  caller: leafString(1, LEAF_STRING_MAX.caller),
   units: z.number().int().min(0).max(MAX_UNITS).optional(),
   artifact_digest: z
     .string()
     .regex(HEX64_ANY_CASE_OR_EMPTY)
     .optional(),
-  ts: z.union([z.number().int().min(0), z.string().max(64)]).optional(),
-  source: leafString(1, 128).optional(),
+  ts: z.union([z.number().int().min(0), z.string().max(MAX_TS_TEXT_LENGTH)]).optional(),
+  source: leafString(1, MAX_SOURCE_LENGTH).optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
 });
 
@@ -122,7 +131,7 @@ export function validateEvent(input: unknown, ctx: ValidationContext): Validatio
   let redacted: string[] = [];
   if (e.metadata !== undefined) {
     // Limits first, on the raw value: depth without recursion, then size, so no scan or
-    // recursive walk ever sees more than 4 KiB at 32 levels; then well-formed text; then scrub.
+    // recursive walk ever sees more than the byte limit at the depth limit; then well-formed text; then scrub.
     const tooDeep = checkDepth(e.metadata, 'metadata', MAX_METADATA_DEPTH);
     if (tooDeep.length > 0) errors.push(...tooDeep);
     else if (utf8Length(JSON.stringify(e.metadata)) > MAX_METADATA_BYTES) {

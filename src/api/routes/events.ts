@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { FieldError, ValidationContext } from '../../event/validate.ts';
 import { validateEvent } from '../../event/validate.ts';
+import { MAX_EVENTS_PER_REQUEST } from '../../event/limits.ts';
 import type { EventToWrite, Ledger, WriteResult } from '../../ledger/index.ts';
 import { principalOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
@@ -11,8 +12,6 @@ import type { Metrics } from '../metrics.ts';
 import { AUTH_ERRORS, COMMON_ERRORS, errorResponses, EventsBodySchema, EventsResponseSchema } from '../schemas.ts';
 import { documentOnly } from '../validation.ts';
 import { atAttribute, CLOUDEVENTS_BATCH_TYPE, CLOUDEVENTS_TYPE, conflictAt, eventFromCloudEvent, requestIdsOf } from '../cloudevents.ts';
-
-export const MAX_EVENTS_PER_REQUEST = 1000;
 
 export type EventResult =
   | (Extract<WriteResult, { status: 'created' | 'duplicate' }> & { request_id: string; redacted?: string[] })

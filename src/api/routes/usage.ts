@@ -3,7 +3,8 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { NAMESPACE_PATTERN, parseRfc3339 } from '../../event/validate.ts';
+import { parseRfc3339 } from '../../event/validate.ts';
+import { MAX_NAMESPACE_LENGTH, NAMESPACE_PATTERN } from '../../event/limits.ts';
 import type { Ledger } from '../../ledger/index.ts';
 import { GROUP_BY, type GroupBy, type UsageGroup, type Units } from '../../ledger/index.ts';
 import type { ReceiptReader } from '../../receipt/reader.ts';
@@ -30,7 +31,6 @@ export const MAX_GROUPS_LIMIT = 10_000;
 /** With several namespaces, the group rows of one answer: `groups` plus each namespace's. */
 export const MAX_GROUP_ROWS = 10_000;
 export const MAX_RECEIPTS_LIMIT = 1000;
-const MAX_NAMESPACE_LENGTH = 128;
 
 const usageQuery = z.strictObject({
   // Checked by namespacesOf: a list, each in the namespace alphabet.
