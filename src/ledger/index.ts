@@ -3,28 +3,14 @@
 // postgres:// URL is PostgreSQL.
 import type { Ledger } from './types.ts';
 import { SqliteLedger, type SqliteLedgerOptions } from './sqlite/index.ts';
+import { isPostgresUrl } from './location.ts';
 
 export interface OpenLedgerOptions extends SqliteLedgerOptions {
   /** PostgreSQL: this instance's name in the leadership table (default: host:pid). */
   instanceId?: string;
 }
 
-/** Whether a --db value names a PostgreSQL database rather than a SQLite file. */
-export function isPostgresUrl(location: string): boolean {
-  return /^postgres(?:ql)?:\/\//i.test(location);
-}
-
-/** A location for logs and messages: a URL loses its password. */
-export function describeLocation(location: string): string {
-  if (!isPostgresUrl(location)) return location;
-  try {
-    const url = new URL(location);
-    if (url.password) url.password = '***';
-    return url.toString();
-  } catch {
-    return 'postgres://(unparsable URL)';
-  }
-}
+export { describeLocation, isPostgresUrl, redactUrlsIn, urlHasPassword } from './location.ts';
 
 export async function openLedger(location: string, options: OpenLedgerOptions = {}): Promise<Ledger> {
   if (isPostgresUrl(location)) {

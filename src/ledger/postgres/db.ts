@@ -89,18 +89,6 @@ export async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) 
   }
 }
 
-/** The URL without its password: for logs and messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '';
-    for (const k of [...u.searchParams.keys()]) if (/pass|secret|token|key/i.test(k)) u.searchParams.delete(k);
-    return u.toString();
-  } catch {
-    return 'postgres database (unparsable URL)';
-  }
-}
-
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 
 export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {

@@ -7,7 +7,8 @@ import type pg from 'pg';
 import type { Ledger } from '../types.ts';
 import { PgAnchorStore } from './anchors.ts';
 import { copyRows, type CopyCounts, type CopyData } from './copy.ts';
-import { createPool, migrate, redactUrl } from './db.ts';
+import { createPool, migrate } from './db.ts';
+import { describeLocation } from '../location.ts';
 import { PgEpochStore } from './epochs.ts';
 import { PgEventStore, type GroupCommitOptions } from './events.ts';
 import { PgKeyStore } from './keys.ts';
@@ -53,7 +54,7 @@ export class PostgresLedger implements Ledger {
 
   constructor(pool: pg.Pool, url: string, options: PostgresLedgerOptions) {
     this.pool = pool;
-    this.location = redactUrl(url);
+    this.location = describeLocation(url);
     this.leadership = new PgLeadership({
       url,
       instanceId: instanceIdOf(options),
@@ -103,7 +104,7 @@ export async function openPostgresLedger(url: string, options: PostgresLedgerOpt
   options = { ...options, instanceId: instanceIdOf(options) };
   const pool = createPool(url, options.poolSize ?? 10, 10_000, `sui-receipts ${options.instanceId}`);
   try {
-    await migrate(pool, redactUrl(url));
+    await migrate(pool, describeLocation(url));
   } catch (err) {
     await pool.end().catch(() => {});
     throw err;
