@@ -167,7 +167,7 @@ describe('events are built as their responses end', () => {
       record: (e) => void got.push(e),
       flush: async () => {},
       close: async () => {},
-      stats: () => ({ queued: got.length, inFlight: 0, sent: 0, retried: 0, dropped: 0, rejected: 0 }),
+      stats: () => ({ queued: got.length, inFlight: 0, sent: 0, retried: 0, dropped: 0, rejected: 0, quarantined: 0 }),
       receipt: async () => {
         throw new Error('no receipts');
       },
