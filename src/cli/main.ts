@@ -5,6 +5,8 @@
 // `receipts`: the one executable. Usage errors exit 2 with the usage; failures exit 1.
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { addBackupCommand } from './backup.ts';
+import { addFsckCommand } from './fsck.ts';
 import { addKeysCommands } from './keys.ts';
 import { addMigrateCommand } from './migrate.ts';
 import { describeFailure, warnPasswordInArgv } from './options.ts';
@@ -28,6 +30,8 @@ export function buildProgram(): Command {
   addSealCommand(program);
   addVerifyCommand(program);
   addMigrateCommand(program);
+  addFsckCommand(program);
+  addBackupCommand(program);
   return program;
 }
 

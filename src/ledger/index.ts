@@ -1,6 +1,7 @@
 // The ledger: the only code that knows there is a database. Callers get typed async stores
 // (types.ts) from one of two engines, chosen by the location: a file path is SQLite, a
 // postgres:// URL is PostgreSQL.
+import type { LedgerReader } from '../fsck/reader.ts';
 import type { Ledger } from './types.ts';
 import { SqliteLedger, type SqliteLedgerOptions } from './sqlite/index.ts';
 import { isPostgresUrl } from './location.ts';
@@ -18,6 +19,19 @@ export async function openLedger(location: string, options: OpenLedgerOptions = 
     return openPostgresLedger(location, { ...(options.groupCommit && { groupCommit: options.groupCommit }), ...(options.instanceId && { instanceId: options.instanceId }) });
   }
   return new SqliteLedger(location, options);
+}
+
+/**
+ * A read-only view of the ledger at `location` for `receipts fsck` and backups: one snapshot,
+ * without this build's schema migrations, and no ledger opened (no leadership, no pool).
+ */
+export async function openReader(location: string): Promise<LedgerReader> {
+  if (isPostgresUrl(location)) {
+    const { openPostgresReader } = await import('./postgres/readers.ts');
+    return openPostgresReader(location);
+  }
+  const { openSqliteReader } = await import('./sqlite/readers.ts');
+  return openSqliteReader(location);
 }
 
 export { SqliteLedger } from './sqlite/index.ts';

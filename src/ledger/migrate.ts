@@ -1,24 +1,25 @@
 // `receipts migrate`: a SQLite ledger copied into an empty PostgreSQL database, then checked.
 // Three steps, so that a damaged source never reaches the target and a bad copy never passes:
-//  1. the source checks out: every epoch's root and stored tree rebuilt from its leaf hashes;
+//  1. the source checks out (src/fsck, through the SQLite reader): every epoch's root and stored
+//     tree rebuilt from its leaf hashes, each sealed leaf hash from its event, the boundaries;
 //  2. the copy (copyInto: one transaction, all or nothing), streamed a slice at a time from one
 //     read snapshot of the file, each event's leaf hash recomputed from its fields on the way;
-//  3. the copy matches: every table (billable classification periods too) compared row by row with the source, and every epoch's root
-//     and tree rebuilt from the leaf hashes now in PostgreSQL.
+//  3. the copy matches: every table (billable classification periods too) compared row by row with
+//     the source, and the copy checked by fsck through the PostgreSQL reader.
 // Memory stays bounded by a batch (and by the largest epoch's tree), whatever the ledger's size.
-import { hash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type pg from 'pg';
 import { bytesToHex } from '../encoding/hex.ts';
 import { leafHash } from '../event/leaf.ts';
-import { HASH_SIZE, type NodeHasher } from '../merkle/hash.ts';
-import { buildTree, rootOf } from '../merkle/tree.ts';
+import { fsck, type FsckProblem } from '../fsck/check.ts';
+import { describeValue, kindProblem, type Kind } from '../fsck/rows.ts';
 import { describeLocation, isPostgresUrl } from './index.ts';
 import type { CopyCounts, PostgresLedger, RowSource } from './postgres/index.ts';
 import { loadMigrations, openDb, type Db } from './sqlite/db.ts';
-import { NODE_CHUNK } from './sqlite/epochs.ts';
+import { postgresReader } from './postgres/readers.ts';
+import { sqliteReader } from './sqlite/readers.ts';
 
 export type MigrateStep = 'check-source' | 'copy' | 'check-copy';
 
@@ -65,14 +66,10 @@ export class MigrateError extends Error {
 
 /** Rows per read from either database, and per insert. */
 const BATCH = 5000;
-/** Epochs whose leaves are read together: up to this many leaves (a larger epoch alone). */
-const LEAVES_PER_READ = 65_536;
 /** The schema version from which the SQLite ledger has every table copied here (003: anchors). */
 const MIN_SOURCE_VERSION = 3;
 /** How long migrate waits for a write already in flight on the source before it gives up. */
 const WRITER_WAIT_MS = 5000;
-
-const nodeHasher: NodeHasher = (preimage) => hash('sha256', preimage, 'buffer');
 
 type Cell = string | number | boolean | null | Buffer;
 type Raw = Record<string, unknown>;
@@ -101,9 +98,6 @@ interface TableSpec {
   /** Names the row in a message. */
   name: (row: Cell[]) => string;
 }
-
-/** int: a safe integer; hash: a 32-byte blob; nodes: 1 … NODE_CHUNK 32-byte hashes; ?: or null. */
-type Kind = 'int' | 'int?' | 'text' | 'text?' | 'hash' | 'hash?' | 'nodes';
 
 const KEYS: TableSpec = {
   table: 'api_keys', label: 'keys', key: ['id'],
@@ -187,34 +181,6 @@ function cells(spec: TableSpec, r: Raw, lastSealed: number, engine: 'sqlite' | '
       return [num(r.epoch, what('epoch')), str(r.network), str(r.package_id), str(r.registry_id), str(r.tx_digest), str(r.checkpoint), num(r.anchored_at, what('anchored_at'))];
   }
 }
-/** A stored value in a message: never a whole blob or a long text. */
-function describeValue(v: unknown): string {
-  if (v === null || v === undefined) return 'null';
-  if (typeof v === 'bigint' || typeof v === 'number') return String(v);
-  if (typeof v === 'string') {
-    const shown = JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v).replace(/[^\x20-\x7e…]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-    return `the text ${shown}`;
-  }
-  if (Buffer.isBuffer(v) || v instanceof Uint8Array) return `a ${v.length}-byte blob`;
-  return typeof v;
-}
-
-function kindProblem(kind: Kind, v: unknown): string | undefined {
-  if (v === null || v === undefined) return kind.endsWith('?') ? undefined : 'null, but must be set';
-  switch (kind) {
-    case 'int': case 'int?':
-      if (typeof v === 'bigint' ? v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) : Number.isSafeInteger(v)) return undefined;
-      return typeof v === 'bigint' ? 'beyond 2^53−1, more than this ledger can hold' : 'not an integer';
-    case 'text': case 'text?':
-      return typeof v === 'string' ? undefined : 'not text';
-    case 'hash': case 'hash?':
-      return Buffer.isBuffer(v) && v.length === HASH_SIZE ? undefined : `not a ${HASH_SIZE}-byte hash`;
-    case 'nodes':
-      return Buffer.isBuffer(v) && v.length > 0 && v.length % HASH_SIZE === 0 && v.length <= NODE_CHUNK * HASH_SIZE ? undefined
-        : `not a chunk of 1 … ${NODE_CHUNK} tree-node hashes of ${HASH_SIZE} bytes each (${HASH_SIZE} … ${NODE_CHUNK * HASH_SIZE} bytes, a multiple of ${HASH_SIZE})`;
-  }
-}
-
 /**
  * Checks a row read from the SQLite source against what its table must hold, before anything
  * uses it (a wrong-length blob would otherwise surface as a TypeError, or a RangeError deep in
@@ -227,13 +193,17 @@ function checkRow(source: string, spec: TableSpec, r: Raw): void {
     const problem = kindProblem(spec.kinds[i]!, r[c]);
     if (problem) {
       const row = spec.key.map((k) => `${k} ${describeValue(r[k]).replace(/^the text /, '')}`).join(', ');
-      throw new MigrateError(
-        `the source ledger ${source} has a malformed row, so nothing was copied: ${spec.table} row (${row}): ${c} is ${describeValue(r[c])}, ${problem}. ` +
-          `The file is damaged or was changed outside sui-receipts: restore it from a backup and migrate that (\`sqlite3 ${source} 'PRAGMA integrity_check'\` shows whether SQLite finds damage too)`,
-      );
+      throw malformed(source, `${spec.table} row (${row}): ${c} is ${describeValue(r[c])}, ${problem}`);
     }
     if (typeof r[c] === 'bigint') r[c] = Number(r[c]);
   }
+}
+
+function malformed(source: string, what: string): MigrateError {
+  return new MigrateError(
+    `the source ledger ${source} has a malformed row, so nothing was copied: ${what}. ` +
+      `The file is damaged or was changed outside sui-receipts: restore it from a backup and migrate that (\`sqlite3 ${source} 'PRAGMA integrity_check'\` shows whether SQLite finds damage too)`,
+  );
 }
 
 const CELL_NAMES = new Map<TableSpec, string[]>(TABLES.map((t) => [t, t === EVENTS ? ['id', ...t.columns] : t.columns]));
@@ -400,106 +370,9 @@ async function compareTable(
   return n;
 }
 
-interface EpochHead {
-  epoch: number;
-  first_seq: number;
-  last_seq: number;
-  size: number;
-  root: Buffer;
-}
-
-/** What the tree check reads from a ledger: epoch headers, leaf hashes by seq, stored nodes. */
-interface TreeReader {
-  epochs(after: number, limit: number): Promise<EpochHead[]>;
-  /** [seq, leaf hash] of the events first … last, in seq order. */
-  leaves(first: number, last: number): Promise<Array<[number, Buffer]>>;
-  /** [epoch, level, hashes] of the epochs first … last, in (epoch, level, chunk) order. */
-  nodes(first: number, last: number): Promise<Array<[number, number, Buffer]>>;
-}
-
-/**
- * Rebuilds every epoch's tree from its leaf hashes with the pure tree code, and compares the
- * root and every stored level with it. Returns how many epochs were checked.
- */
-async function checkTrees(reader: TreeReader, fail: (message: string, epoch?: number) => never, tick: (done: number) => void): Promise<number> {
-  let checked = 0;
-  for (let after = -1; ;) {
-    const heads = await reader.epochs(after, 1000);
-    if (heads.length === 0) return checked;
-    for (let i = 0; i < heads.length;) {
-      let j = i + 1;
-      let leaves = heads[i]!.size;
-      while (j < heads.length && leaves + heads[j]!.size <= LEAVES_PER_READ) leaves += heads[j++]!.size;
-      const group = heads.slice(i, j);
-      const leafRows = await reader.leaves(group[0]!.first_seq, group.at(-1)!.last_seq);
-      const nodeRows = await reader.nodes(group[0]!.epoch, group.at(-1)!.epoch);
-      let l = 0;
-      let n = 0;
-      for (const head of group) {
-        const { epoch } = head;
-        if (epoch !== after + 1) fail(`epoch ${after + 1} is missing (the next epoch is ${epoch}): epochs must be numbered without gaps`, after + 1);
-        after = epoch;
-        const hashes: Buffer[] = [];
-        for (let seq = head.first_seq; seq <= head.last_seq; seq++, l++) {
-          const row = leafRows[l];
-          if (!row || row[0] !== seq) fail(`epoch ${epoch}: the event at ledger position ${seq} is missing (the epoch holds positions ${head.first_seq} … ${head.last_seq})`, epoch);
-          hashes.push(row[1]);
-        }
-        const tree = buildTree(Buffer.concat(hashes), nodeHasher);
-        const root = Buffer.from(rootOf(tree));
-        if (!root.equals(head.root)) {
-          fail(`epoch ${epoch}: the stored root ${head.root.toString('hex')} is not the root of its ${head.size} leaf hashes (${root.toString('hex')})`, epoch);
-        }
-        const levels = new Map<number, Buffer[]>();
-        for (; n < nodeRows.length && nodeRows[n]![0] === epoch; n++) {
-          const [, level, h] = nodeRows[n]!;
-          const chunks = levels.get(level);
-          if (chunks) chunks.push(h);
-          else levels.set(level, [h]);
-        }
-        if (levels.size !== tree.levels.length) fail(`epoch ${epoch}: ${levels.size} tree levels are stored, its ${head.size} leaves make ${tree.levels.length}`, epoch);
-        tree.levels.forEach((level, k) => {
-          if (!Buffer.concat(levels.get(k) ?? []).equals(level)) fail(`epoch ${epoch}: the stored tree level ${k} is not the one rebuilt from its leaf hashes`, epoch);
-        });
-      }
-      checked += group.length;
-      tick(checked);
-      i = j;
-    }
-  }
-}
-
-function sqliteTreeReader(db: Db): TreeReader {
-  // Every row checked (checkRow) before the tree code sees it; safeIntegers: none rounded.
-  const epochs = db.prepare('SELECT epoch, first_seq, last_seq, size, root FROM epochs WHERE epoch > ? ORDER BY epoch LIMIT ?').safeIntegers(true);
-  const leaves = db.prepare('SELECT seq, leaf_hash FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq').safeIntegers(true);
-  const nodes = db.prepare('SELECT epoch, level, chunk, hashes FROM epoch_nodes WHERE epoch BETWEEN ? AND ? ORDER BY epoch, level, chunk').safeIntegers(true);
-  const checked = (spec: TableSpec, rows: unknown[]) => {
-    for (const r of rows as Raw[]) checkRow(db.name, spec, r);
-    return rows as Raw[];
-  };
-  return {
-    epochs: async (after, limit) => checked(EPOCHS, epochs.all(after, limit)).map(head),
-    leaves: async (first, last) => checked(EVENTS, leaves.all(first, last)).map((r) => [r.seq as number, r.leaf_hash as Buffer]),
-    nodes: async (first, last) => checked(NODES, nodes.all(first, last)).map((r) => [r.epoch as number, r.level as number, r.hashes as Buffer]),
-  };
-}
-
-function pgTreeReader(client: pg.PoolClient): TreeReader {
-  return {
-    epochs: async (after, limit) =>
-      (await client.query<Raw>('SELECT epoch, first_seq, last_seq, size, root FROM epochs WHERE epoch > $1 ORDER BY epoch LIMIT $2', [after, limit])).rows.map(head),
-    leaves: async (first, last) =>
-      (await client.query<[number, Buffer]>({ text: 'SELECT seq, leaf_hash FROM events WHERE seq BETWEEN $1 AND $2 ORDER BY seq', values: [first, last], rowMode: 'array' })).rows,
-    nodes: async (first, last) =>
-      (await client.query<[number, number, Buffer]>({
-        text: 'SELECT epoch, level, hashes FROM epoch_nodes WHERE epoch BETWEEN $1 AND $2 ORDER BY epoch, level, chunk', values: [first, last], rowMode: 'array',
-      })).rows,
-  };
-}
-
-function head(r: Raw): EpochHead {
-  return { epoch: num(r.epoch, 'epoch'), first_seq: num(r.first_seq, 'first_seq'), last_seq: num(r.last_seq, 'last_seq'), size: num(r.size, 'size'), root: buf(r.root)! };
+/** Turns an fsck disagreement into the failure of the step that found it. */
+function failOn(problem: FsckProblem | undefined, fail: (message: string, epoch?: number) => never): void {
+  if (problem) fail(problem.message, problem.epoch);
 }
 
 /**
@@ -524,7 +397,11 @@ async function verifyCopy(db: Db, ledger: PostgresLedger, target: string, progre
       if (rows[0]!.n !== want) fail(`it holds ${plural(rows[0]!.n, spec.label)}, the source ${want}`);
     }
     const epochCount = sources[TABLES.indexOf(EPOCHS)]!.length;
-    const epochs = await checkTrees(pgTreeReader(client), fail, (done) => progress({ step: 'check-copy', what: 'epochs', done, total: epochCount }));
+    const report = await fsck(postgresReader(client, target), {
+      progress: (p) => p.what === 'epochs' && progress({ step: 'check-copy', what: 'epochs', done: p.done, total: p.total }),
+    });
+    failOn(report.problem, fail);
+    const epochs = report.epochs_checked;
     if (epochs !== epochCount) fail(`${epochs} epochs were rebuilt, the source has ${epochCount}`);
     let rows = 0;
     for (const source of sources) {
@@ -602,12 +479,18 @@ export async function migrateToPostgres(options: MigrateOptions): Promise<Migrat
     const sourceFail = (message: string, epoch?: number): never => {
       throw new MigrateError(`the source ledger ${from} does not check out: ${message}. Nothing was copied: the file is damaged or was altered; restore it from a backup`, epoch);
     };
-    await checkTrees(sqliteTreeReader(db), sourceFail, (done) => progress({ step: 'check-source', what: 'epochs', done, total: epochCount }));
+    // Sealed events here; the events after the last epoch are checked as they are copied.
+    const source = await fsck(sqliteReader(db, from), {
+      sealedOnly: true,
+      progress: (p) => progress({ step: 'check-source', what: 'epochs', done: p.done, total: p.total }),
+    });
+    if (source.problem?.code === 'malformed_row') throw malformed(from, source.problem.message);
+    failOn(source.problem, sourceFail);
 
     // 2. The copy, a slice at a time; an event whose fields do not hash to its leaf stops it.
     const epochOfSeq = db.prepare('SELECT epoch FROM epochs WHERE last_seq >= ? ORDER BY last_seq LIMIT 1').pluck();
     const sources = new Map(tablesOf(db).map((spec) => [spec, new SqliteRows(db, spec, (rows, done, total) => {
-      if (spec === EVENTS) for (const r of rows) checkLeaf(r);
+      if (spec === EVENTS) for (const r of rows) if (num(r.seq, 'events.seq') > lastSealed) checkLeaf(r);
       progress({ step: 'copy', what: spec.label, done, total });
     })]));
     function checkLeaf(r: Raw): void {
