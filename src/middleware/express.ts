@@ -12,8 +12,8 @@ export type { RequestOutcome } from './common.ts';
 
 /** Express's request, or any IncomingMessage (Connect); `route`/`baseUrl` give the route pattern. */
 type Req = IncomingMessage & { route?: { path?: unknown }; baseUrl?: string; app?: ExpressApp };
-/** What this file reads of an Express app and its routers (Express 4: `_router`; 5: `router`). */
-type ExpressApp = { parent?: ExpressApp; mountpath?: unknown; router?: { stack?: unknown }; _router?: { stack?: unknown } };
+/** What this file reads of an Express app: its public `parent`, `mountpath` and (Express 5) `router`. */
+type ExpressApp = { parent?: ExpressApp; mountpath?: unknown; router?: { stack?: unknown } };
 type Layer = { rawPath?: unknown; route?: unknown; handle?: { stack?: unknown } };
 export type ExpressMeterOptions<R extends IncomingMessage = Req, S extends ServerResponse = ServerResponse> = MeterOptions<R, S>;
 
@@ -86,7 +86,11 @@ function literalPrefix(req: Req, base: string): string {
     prefix = mount + prefix;
   }
   if (!startsWithPath(base, prefix)) return '';
-  const found = literalMount(stackOf(app?._router ?? app?.router), base.slice(prefix.length), req.route, 0);
+  const rest = base.slice(prefix.length);
+  // The route is on the (sub-)app that answered, mounted at literal paths only: the prefix.
+  if (rest === '' || rest === '/') return prefix;
+  // Express 4's app.router getter throws, and its private _router is not read: mounts inside it are not followed.
+  const found = literalMount(stackOf(app?.router), rest, req.route, 0);
   return found === undefined ? '' : prefix + found;
 }
 

@@ -3,35 +3,41 @@
 //
 //   await app.register(meterRequests, { client, namespace: 'acme/prod', caller: (r) => r.user.id, action: (r) => r.routeOptions.config.action });
 //
-// The plugin is not encapsulated: it meters every route of the instance it is registered on.
-// Per request it adds one hook call and one object, watched until the response is over (see
+// Wrapped with fastify-plugin: it meters every route of the instance it is registered on, not
+// only a child scope. Public fastify API only (hooks, request/reply properties, app.log): per
+// request one onRequest hook and one object, watched until the response is over (see
 // watchResponse); the event is built then (see bench:middleware for what that costs).
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import { attributionContext, contentLength, createMeter, type Meter, type MeterOptions } from './common.ts';
-import { bytesOut, completed, elapsed, Exchange, now, watchResponse } from './node-http.ts';
+import { bytesOut, completed, elapsed, Exchange, now, reportUnwatched, watchResponse } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
-export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply>;
+export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply> & {
+  /**
+   * Answers given by onRequest hooks that run before this plugin's (a rate limiter registered
+   * first that refuses with 429) reach only an onResponse hook, which this plugin then adds.
+   * Fastify's public API cannot say whether such hooks exist, so by default it adds it: it costs
+   * every request a few µs (see bench:middleware). `registeredFirst: true` says no onRequest hook
+   * runs before this plugin's (register it first): the onResponse hook is left out, and an answer
+   * seen on the app's server that the plugin never saw start is reported to onError, not recorded.
+   */
+  registeredFirst?: boolean;
+};
 
 /** Per request: one of these, watched until its response is over. */
 type State = Exchange<FastifyRequest, FastifyReply>;
 
-/**
- * A fastify plugin: `app.register(meterRequests, options)`, or `meterRequests(app, options)`
- * before the app is ready. Register it first: then each request costs one onRequest hook and
- * one object watched through Node's finished-response channel. If onRequest hooks were added
- * before it (a rate limiter that refuses), it also adds an onResponse hook, so their refusals
- * are still recorded (without upstream attribution); that hook costs every request a few per
- * cent of a trivial route.
- */
 // Any fastify instance: HTTP/1, HTTPS or HTTP/2 (its raw server type is not ours to narrow).
 type AnyFastify = FastifyInstance<any, any, any, any, any>;
 
-export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions, done?: (err?: Error) => void): void {
+function plugin(instance: AnyFastify, options: FastifyMeterOptions, done?: (err?: Error) => void): void {
   const app = instance as FastifyInstance;
   let meter: Meter<FastifyRequest, FastifyReply>;
   try {
-    meter = createMeter(options, 'meterRequests');
+    if (options?.registeredFirst !== undefined && typeof options.registeredFirst !== 'boolean') throw new Error('meterRequests: registeredFirst must be true or false');
+    // Without an onError, problems are logged through the app's own logger (rate-limited).
+    meter = createMeter(options, 'meterRequests', app.log);
   } catch (err) {
     if (done) return done(err as Error);
     throw err;
@@ -56,17 +62,17 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
         aborted,
         elapsed(state.t0),
         contentLength(headers['content-length']),
-        bytesOut(req, raw, state.w0),
+        // fastify passes its headers to writeHead, where the response's getHeader does not see them: the reply's does.
+        bytesOut(req, raw, state.w0, reply.getHeader('content-length')),
       );
     } catch (err) {
       meter.report(err);
     }
   };
 
-  // Only while onRequest hooks run before this one (see below): where the onResponse fallback
-  // finds a request's state. Not a decorated property: that cost every request more than a
-  // WeakMap does the few apps that need it.
-  let states: WeakMap<FastifyRequest, State> | null = null;
+  // Only with the onResponse hook: where it finds the state of a request onRequest saw. Not a
+  // decorated property: that cost every request more than a WeakMap does.
+  const states = options.registeredFirst ? null : new WeakMap<FastifyRequest, State>();
   function onRequest(request: FastifyRequest, reply: FastifyReply, next: () => void): void {
     let storage;
     let state: State | undefined;
@@ -86,13 +92,10 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
     else next();
   }
   app.addHook('onRequest', onRequest);
-  // Answers given by onRequest hooks that run before this one: seen only at onResponse.
-  app.after((err) => {
-    if (err || runsFirst(app, onRequest)) return;
-    const seen = new WeakMap<FastifyRequest, State>();
-    states = seen;
+  if (states) {
+    // Answers given by onRequest hooks that ran before this one: seen only here.
     app.addHook('onResponse', (request, reply, next) => {
-      let state = seen.get(request);
+      let state = states.get(request);
       if (!state) {
         const ms = reply.elapsedTime;
         state = new Exchange(request, reply, reply.raw, finish, now() - ms, Math.round(Date.now() - ms));
@@ -102,33 +105,26 @@ export function meterRequests(instance: AnyFastify, options: FastifyMeterOptions
       state.over(!completed(reply.raw));
       next();
     });
-  });
+  } else if (app.server) {
+    // Nothing dropped silently: an answer the plugin never saw start is reported.
+    reportUnwatched(app.server, (res) => meter.report(new Error(`meterRequests: a request answered ${res.statusCode} before the plugin's onRequest hook ran was not metered (an onRequest hook registered before meterRequests answered it; register meterRequests first, or leave out registeredFirst: true)`)));
+  }
   if (meter.ownsClient) app.addHook('onClose', async () => meter.client.close());
   done?.();
 }
 
-/**
- * Whether `hook` is the instance's first onRequest hook (fastify keeps them in its internal
- * 'fastify.hooks' object; routes take that list when the app gets ready). Unknown counts as no.
- */
-function runsFirst(app: FastifyInstance, hook: unknown): boolean {
-  const key = Object.getOwnPropertySymbols(app).find((s) => s.description === 'fastify.hooks');
-  const list = key ? (app as unknown as Record<symbol, { onRequest?: unknown } | undefined>)[key]?.onRequest : undefined;
-  return Array.isArray(list) && list[0] === hook;
-}
-
-/**
- * The route pattern (`/items/:id`), never the raw path. `request.routeOptions` builds a new
- * object on every read (a quarter of a µs); the pattern it copies is the route config's `url`,
- * so read that once per route context.
- */
-let contextKey: symbol | null | undefined;
+/** The route pattern (`/items/:id`), never the raw path; undefined for a 404. */
 function routeOf(request: FastifyRequest): string | undefined {
-  if (contextKey === undefined) contextKey = Object.getOwnPropertySymbols(request).find((s) => s.description === 'fastify.context') ?? null;
-  const config = contextKey ? (request as unknown as Record<symbol, { config?: { url?: unknown } } | undefined>)[contextKey]?.config : undefined;
-  const url = config ? config.url : request.routeOptions?.url;
+  const url = request.routeOptions?.url;
   return typeof url === 'string' ? url : undefined;
 }
 
-// What fastify-plugin does: hooks apply to the instance it is registered on, not a child scope.
-Object.assign(meterRequests, { [Symbol.for('skip-override')]: true, [Symbol.for('fastify.display-name')]: 'sui-receipts-meter' });
+/**
+ * A fastify plugin: `await app.register(meterRequests, options)`, or `meterRequests(app, options)`
+ * before the app is ready. Register it before other onRequest hooks; see `registeredFirst`.
+ */
+export const meterRequests = fp(plugin as FastifyPluginCallback<FastifyMeterOptions>, { fastify: '5.x', name: 'sui-receipts-meter' }) as unknown as (
+  instance: AnyFastify,
+  options: FastifyMeterOptions,
+  done?: (err?: Error) => void,
+) => void;

@@ -1,5 +1,6 @@
 // Node's http objects, as fastify and Express both expose them: byte counts and the one moment a
 // response is over (finished, or its connection gone), whichever comes first.
+// Only Node's public API (no underscore fields: they change without notice between releases).
 // Nothing here replaces a method or adds a property on the request or response objects: own
 // properties on them change their V8 shape and slowed every request of the app by ~30 µs
 // (measured with bench:middleware) where the whole budget is a couple of µs. For the same
@@ -32,16 +33,9 @@ export function wallClock(t: number): number {
   return Math.round(t + offset);
 }
 
-/**
- * The socket's bytesWritten. The public getter copies the socket's write buffer into an array
- * on every read; with nothing buffered or pending it equals the bytes handed to the OS, which
- * Node keeps in a field.
- */
+/** The socket's bytesWritten (public: everything handed to the socket, buffered or not). */
 export function socketBytes(socket: IncomingMessage['socket'] | null | undefined): number {
-  if (!socket) return 0;
-  const s = socket as unknown as { _bytesDispatched?: unknown; _pendingData?: unknown };
-  if (socket.writableLength === 0 && s._pendingData == null && typeof s._bytesDispatched === 'number') return s._bytesDispatched;
-  return socket.bytesWritten ?? 0;
+  return socket?.bytesWritten ?? 0;
 }
 
 /** Milliseconds since `t0` (a now() reading). */
@@ -116,7 +110,7 @@ export function watchResponse(w: Watch, socket: Socket | null | undefined): void
       res.on('close', () => over(w, !completed(res)));
       return;
     }
-    conn = new Connection(socket, res);
+    conn = new Connection(socket);
     connections.set(socket, conn);
   }
   // Behind an answer still being written (pipelining), or until this runtime has shown that it
@@ -146,9 +140,10 @@ class Connection {
   /** The socket has closed. */
   gone = false;
 
-  constructor(socket: Socket, res: ServerResponse) {
-    const writing = (socket as { _httpMessage?: unknown })._httpMessage;
-    this.sent = writing == null || writing === res ? socketBytes(socket) : -1;
+  constructor(socket: Socket) {
+    // Nothing written yet: this answer starts at 0. Else another answer may be being written
+    // (Node's public API does not say which): unknown until the next one finishes.
+    this.sent = socket.bytesWritten === 0 ? 0 : -1;
     socket.once('close', () => this.closed());
   }
 
@@ -219,34 +214,39 @@ function subscribed(): boolean {
   return subscription;
 }
 
-function onResponseFinish(message: unknown): void {
-  const { socket, response } = message as { socket?: Socket; response?: ServerResponse };
-  const conn = socket ? connections.get(socket) : undefined;
-  if (conn === undefined) return; // another server's request, or one that is not metered
-  const start = conn.sent;
-  conn.sent = response && start >= 0 ? endOf(response, start, socket!) : socketBytes(socket);
-  // Every meter watching this response (usually one).
-  for (let w = conn.remove(response); w !== undefined; w = conn.remove(response)) {
-    channelSeen = true;
-    w.w0 = start;
-    over(w, false);
-  }
-}
+/** Servers whose answers are all expected to be watched, with what to call for one that was not. */
+const unwatched = new WeakMap<object, (response: ServerResponse) => void>();
 
 /**
- * The connection's bytesWritten once `res` is finished, having been `start` when it began. Counted
- * for an answer with a Content-Length (its header block and that many bytes of body): the socket's
- * own count is a call into Node's C++ on every request. Read from the socket for streamed
- * answers and after a 100 Continue. Not seen: 102/103 interim answers, header values beyond
- * ASCII sent as UTF-8, and a body shorter or longer than its Content-Length. Each only shifts
- * the byte count of a later streamed answer on the same connection, by its own size.
+ * Calls `report` for each answer of `server` that finishes without having been watched (its
+ * start never seen: answered by a hook that ran before the meter's). Node's HTTP/1 server only.
  */
-function endOf(res: ServerResponse, start: number, socket: Socket): number {
-  const r = res as unknown as { _header?: unknown; _contentLength?: unknown; chunkedEncoding?: boolean; _hasBody?: boolean; _sent100?: boolean };
-  const header = r._header;
-  const body = r._contentLength;
-  if (typeof header === 'string' && typeof body === 'number' && !r.chunkedEncoding && !r._sent100) return start + header.length + (r._hasBody === false ? 0 : body);
-  return socketBytes(socket);
+export function reportUnwatched(server: object, report: (response: ServerResponse) => void): void {
+  if (subscribed()) unwatched.set(server, report);
+}
+
+function onResponseFinish(message: unknown): void {
+  const { socket, response, server } = message as { socket?: Socket; response?: ServerResponse; server?: object };
+  const conn = socket ? connections.get(socket) : undefined;
+  let seen = false;
+  if (conn !== undefined) {
+    const start = conn.sent;
+    conn.sent = socketBytes(socket);
+    // Every meter watching this response (usually one).
+    for (let w = conn.remove(response); w !== undefined; w = conn.remove(response)) {
+      channelSeen = seen = true;
+      w.w0 = start;
+      over(w, false);
+    }
+  }
+  if (!seen && server !== undefined && response !== undefined) {
+    const report = unwatched.get(server);
+    if (report !== undefined) {
+      try {
+        report(response);
+      } catch {}
+    }
+  }
 }
 
 /** Never throws into Node's channel or close event (a watch reports its own errors). */
@@ -276,18 +276,15 @@ export function bytesIn(req: IncomingMessage): number {
 }
 
 /**
- * The answer's Content-Length; for streamed (chunked) answers, the bytes written to the
- * connection after its headers (chunk framing included; HTTP/1.1), or 0 when the start was not seen.
+ * The answer's body size: 0 for HEAD, 204 and 304; else its Content-Length as declared (`declared`, the framework's view of the header; else
+ * the response's own). Without one (a streamed, chunked answer): the bytes written to the
+ * connection for this answer, its status line, headers and chunk framing included (Node's public
+ * API does not give the size of the header block it wrote), or 0 when its start was not seen.
  */
-export function bytesOut(req: IncomingMessage, res: ServerResponse, w0: number): number {
-  // Node keeps the Content-Length it sent, also one passed to writeHead() (fastify's way), which
-  // getHeader() does not see; the socket count below is the slow way (a UTF-8 length of the header).
-  const sent = (res as { _contentLength?: unknown })._contentLength;
-  if (typeof sent === 'number' && !(res as { chunkedEncoding?: boolean }).chunkedEncoding) return contentLength(sent);
-  const declared = res.getHeader('content-length');
+export function bytesOut(req: IncomingMessage, res: ServerResponse, w0: number, declared: unknown = res.getHeader('content-length')): number {
+  // No body whatever the headers say (RFC 9110 §6.4.1).
+  if (req.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304) return 0;
   if (declared !== undefined) return contentLength(declared);
   if (w0 < 0) return 0; // not seen from its start: the socket's count would include earlier answers
-  const header = (res as { _header?: unknown })._header; // the header block Node wrote
-  const written = (req.socket ? socketBytes(req.socket) : w0) - w0 - (typeof header === 'string' ? Buffer.byteLength(header) : 0);
-  return Math.max(0, written);
+  return Math.max(0, socketBytes(req.socket) - w0);
 }
