@@ -1,6 +1,7 @@
 // The composition root: builds the HTTP API, the sealer and the anchorer on one ledger, runs the
 // sealer and anchorer only while this instance leads (always, on SQLite), and stops them in order
 // when the app closes: leadership, sealer (waits for a seal in progress), anchorer, then the API.
+// It sees the ledger only through its interface (src/ledger/types.ts).
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Anchorer } from './anchor/anchorer.ts';
 import { buildApi } from './api/server.ts';
@@ -10,7 +11,7 @@ import type { RequestLimits } from './api/limits.ts';
 import type { AnchorChain } from './chain/chain.ts';
 import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_MS } from './event/validate.ts';
 import type { Ledger, Role } from './ledger/index.ts';
-import { inProcessSealer, SealScheduler, WorkerSealer } from './seal/scheduler.ts';
+import { SealScheduler, sealerFor } from './seal/scheduler.ts';
 
 export interface ServiceOptions {
   ledger: Ledger;
@@ -35,28 +36,29 @@ export interface ServiceOptions {
 /** The service as one fastify app: listen() to serve, close() to stop everything in order. */
 export function buildService(options: ServiceOptions): FastifyInstance {
   const { ledger } = options;
-  const metrics = createMetrics();
+  const now = options.now ?? Date.now;
+  const metrics = createMetrics({ ledger, now, anchoring: options.anchoring !== undefined });
   ledger.events.onCommit = (events, seconds) => {
     metrics.commitBatch.observe(events);
     metrics.commitDuration.observe(seconds);
   };
 
   let role: Role = 'follower';
+  let stopping = false;
   let anchorer: Anchorer | undefined;
   let scheduler: SealScheduler | undefined;
-  let worker: WorkerSealer | undefined;
+  let sealer: ReturnType<typeof sealerFor> | undefined;
   let log: FastifyBaseLogger | undefined = options.logger;
 
-  const health = async (): Promise<HealthReport> => {
-    let anchoring = 'off';
-    if (options.anchoring && role === 'follower') anchoring = 'follower';
-    else if (anchorer) {
-      const state = await anchorer.state().catch(() => undefined);
-      anchoring = !state ? 'unknown' : state.status === 'failed' || state.status === 'retrying' ? `${state.status}: ${state.error}` : 'ok';
-    }
-    const describe = (ledger.leadership as { describe?: () => { term?: number; holder?: string | null } }).describe?.();
-    return { anchoring, role, ledger: { engine: ledger.engine, ...(describe && { term: describe.term, leader: describe.holder ?? null }) } };
+  const anchoringHealth = async (): Promise<HealthReport['anchoring']> => {
+    if (!options.anchoring) return { status: 'off', error: null };
+    if (role === 'follower' || !anchorer) return { status: 'follower', error: null };
+    const state = await anchorer.state().catch((err: Error) => err);
+    if (state instanceof Error) return { status: 'unknown', error: state.message };
+    if (state.status === 'failed' || state.status === 'retrying') return { status: state.status, error: state.error };
+    return { status: 'ok', error: null };
   };
+  const health = async (): Promise<HealthReport> => ({ anchoring: await anchoringHealth(), role, leadership: ledger.leadership.describe() });
 
   const app = buildApi({
     ledger,
@@ -71,16 +73,16 @@ export function buildService(options: ServiceOptions): FastifyInstance {
     ...(options.web && { web: options.web }),
     ...(options.limits && { limits: options.limits }),
     health,
-    now: options.now ?? Date.now,
+    now,
   });
   log = app.log;
 
   if (options.sealing) {
-    // SQLite seals on a worker thread with its own connection; PostgreSQL seals in-process.
-    worker = ledger.engine === 'sqlite' && ledger.location !== ':memory:' ? new WorkerSealer(ledger.location) : undefined;
+    // The ledger says where its seals run (SQLite: a worker thread; PostgreSQL: in-process).
+    sealer = sealerFor(ledger, { logger: app.log });
     scheduler = new SealScheduler(ledger, {
       ...options.sealing,
-      seal: worker ? worker.seal : inProcessSealer(ledger),
+      seal: sealer.seal,
       logger: app.log,
       onSealed: (epoch, seconds) => {
         metrics.epochsSealed.inc();
@@ -117,15 +119,20 @@ export function buildService(options: ServiceOptions): FastifyInstance {
       if (next === role) return;
       role = next;
       metrics.leader.set(next === 'leader' ? 1 : 0);
-      log?.info({ role: next, engine: ledger.engine }, next === 'leader' ? 'this instance now seals and anchors' : 'this instance follows: another one seals and anchors');
+      const { term, error } = ledger.leadership.describe();
+      // Say what this instance knows: losing or giving up the role does not mean another one has it yet.
+      if (next === 'leader') log?.info({ role: next, engine: ledger.engine, term }, 'this instance now leads: it seals and anchors');
+      else if (stopping) log?.info({ role: next, engine: ledger.engine }, 'this instance gave up leadership because it is stopping: it no longer seals or anchors');
+      else log?.warn({ role: next, engine: ledger.engine, ...(error && { reason: error }) }, 'this instance lost leadership: it no longer seals or anchors, and campaigns again');
       if (next === 'leader') lead();
       else void follow();
     });
   });
   app.addHook('onClose', async () => {
+    stopping = true;
     await ledger.leadership.stop();
     await follow();
-    await worker?.close();
+    await sealer?.close();
   });
   return app;
 }

@@ -202,9 +202,24 @@ export const UsageResponseSchema = z
 
 // ---- Operations ----
 
+export const ANCHORING_HEALTH = ['off', 'follower', 'ok', 'retrying', 'failed', 'unknown'] as const;
+export type AnchoringHealthStatus = (typeof ANCHORING_HEALTH)[number];
+
 export const HealthSchema = z.object({
   status: z.enum(['ok', 'degraded', 'unavailable']),
   role: z.string(),
-  checks: z.object({ database: z.enum(['ok', 'unreachable']), anchoring: z.string() }),
-  ledger: z.looseObject({ engine: z.string() }),
+  checks: z.object({
+    database: z.enum(['ok', 'unreachable']),
+    anchoring: z.string().describe('anchoring.status, followed by ": " and anchoring.error when there is one'),
+  }),
+  anchoring: z.object({
+    status: z.enum(ANCHORING_HEALTH).describe('off: not configured; follower: another instance anchors; unknown: its state could not be read'),
+    error: z.string().nullable().describe('why anchoring is retrying, failed or unknown'),
+  }),
+  ledger: z.looseObject({
+    engine: z.string(),
+    term: z.number().int().nullable().describe('PostgreSQL: the leader fencing term (null on SQLite, which has no election)'),
+    leader: z.string().nullable().describe('who leads now: the instance holding the lock (PostgreSQL) or this process (SQLite); null when nobody does'),
+    election_error: z.string().nullable().describe('why this instance\'s last campaign or heartbeat failed (PostgreSQL); null when it did not'),
+  }),
 });

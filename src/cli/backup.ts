@@ -81,19 +81,18 @@ async function copy(file: string, dest: string): Promise<number> {
     src.exec('BEGIN');
     src.prepare('SELECT count(*) FROM epochs').get();
     let last = performance.now();
-    const line = (done: number, total: number) => process.stderr.write(`copying pages: ${done.toLocaleString('en-US')} / ${total.toLocaleString('en-US')}\n`);
-    const result = await src.backup(dest, {
-      // Called between steps only: a line every 5 s at most; the last one below.
+    let total = 0;
+    await src.backup(dest, {
       progress: ({ totalPages, remainingPages }) => {
-        if (performance.now() - last >= 5000) {
+        total = totalPages;
+        if (remainingPages === 0 || performance.now() - last >= 5000) {
           last = performance.now();
-          line(totalPages - remainingPages, totalPages);
+          process.stderr.write(`copying pages: ${(totalPages - remainingPages).toLocaleString('en-US')} / ${totalPages.toLocaleString('en-US')}\n`);
         }
         return PAGES_PER_STEP;
       },
     });
-    line(result.totalPages, result.totalPages);
-    return result.totalPages;
+    return total;
   } finally {
     if (src.inTransaction) src.exec('ROLLBACK');
     src.close();

@@ -1,18 +1,13 @@
 // The storage interface every stage uses: narrow typed stores, asynchronous (PostgreSQL is).
 // Two engines implement it: sqlite/ (embedded, one process) and postgres/ (several instances on
 // one database, one elected leader). Nothing outside src/ledger/ sees a connection or a statement.
-import type { LeafFields } from '../event/leaf.ts';
 import type { NormalizedEvent } from '../event/validate.ts';
 import type { ClassificationPeriod, ClassificationPolicy } from '../event/classification.ts';
 
 // ── Records: one type per concept ──────────────────────────────────────────────────────────────
 
-// Time fields: epoch milliseconds, named with `_ms` (`ts_ms`, `sealed_at_ms`), or `…Ms` in camelCase
-// names (`fromMs`, `maxAgeMs`). Names that are public formats keep theirs: JSON fields such as
-// ApiKey's created_at/revoked_at (`keys list --json`) and stored columns (`ts`, `received_at`).
-
-/** A stored event: the leaf fields (as they enter the leaf, `ts_ms` included) and where it stands in the ledger. */
-export interface EventRecord extends LeafFields {
+/** A stored event: the leaf fields and where it stands in the ledger. */
+export interface EventRecord {
   /** Public id, fixed at ingest (the API's `id`). */
   id: number;
   /**
@@ -20,6 +15,15 @@ export interface EventRecord extends LeafFields {
    * ingest (seq = id); PostgreSQL when the event is sealed (null until then).
    */
   seq: number | null;
+  namespace: string;
+  request_id: string;
+  caller: string;
+  action: string;
+  units: number;
+  /** 64 lowercase hex, or '' for none. */
+  artifact_digest: string;
+  /** Event time, ms (leaf ts_ms). */
+  ts: number;
   /** 64 lowercase hex: SHA-256(0x00 ‖ leaf v1), computed once at ingest. */
   leaf_hash: string;
 }
@@ -273,13 +277,41 @@ export type Role = 'leader' | 'follower';
  */
 export interface Leadership {
   role(): Role;
+  /** Who leads, as this instance knows it now: for /healthz and logs. */
+  describe(): LeadershipState;
   /** Starts campaigning (PostgreSQL) and reports every change of role. */
   start(onChange: (role: Role) => void): Promise<void>;
-  /** Gives up the role (if held) and stops campaigning. */
+  /** Gives up the role (if held; reported through onChange as 'follower') and stops campaigning. */
   stop(): Promise<void>;
 }
 
+export interface LeadershipState {
+  role: Role;
+  /** The fencing term: ours while leader, else the last one seen. Null where there is no election (SQLite). */
+  term: number | null;
+  /** Who leads now: the instance holding the lock (PostgreSQL), this process (SQLite); null when nobody or unknown. */
+  holder: string | null;
+  /** Why the last campaign or heartbeat failed (cleared when one succeeds). */
+  error: string | null;
+}
+
 export type Engine = 'sqlite' | 'postgres';
+
+/**
+ * Where a long-running service runs this ledger's seals. `in-process`: sealNext on this ledger.
+ * `worker`: on a worker thread that opens its own connection with `open` (reading and hashing an
+ * epoch on an embedded engine would otherwise block the event loop), without migrating: this
+ * ledger already did.
+ */
+export type SealerSite = { kind: 'in-process' } | { kind: 'worker'; open: WorkerLedgerSpec };
+
+/** What a worker thread needs to open its own connection to the same ledger (structured-cloneable). */
+export interface WorkerLedgerSpec {
+  engine: 'sqlite';
+  file: string;
+  /** The durability the service was started with (serve --synchronous). */
+  synchronous: 'full' | 'normal';
+}
 
 export interface Ledger {
   readonly engine: Engine;
@@ -292,6 +324,8 @@ export interface Ledger {
   readonly epochs: EpochStore;
   readonly anchors: AnchorStore;
   readonly leadership: Leadership;
+  /** How a long-running service should seal this ledger (see SealerSite). */
+  readonly sealer: SealerSite;
   /** Whether the database answers. */
   healthy(): Promise<boolean>;
   /** Commits what is queued, then closes. */

@@ -3,7 +3,7 @@
 // runs on a worker thread (its own connection); only the short write of the epoch takes the lock.
 import type { FastifyBaseLogger } from 'fastify';
 import { Worker } from 'node:worker_threads';
-import type { EpochRecord, Ledger } from '../ledger/index.ts';
+import type { EpochRecord, Ledger, WorkerLedgerSpec } from '../ledger/index.ts';
 import { sealNext } from './sealer.ts';
 
 /** Seals the next epoch of at most maxEvents; null when nothing waits. */
@@ -13,35 +13,69 @@ export function inProcessSealer(ledger: Ledger): SealExecutor {
   return (maxEvents, now) => sealNext(ledger, { maxEvents, now });
 }
 
-export class WorkerSealer {
-  private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve: (e: EpochRecord | null) => void; reject: (err: Error) => void }>();
-  private nextId = 0;
+/** How the service seals this ledger, as the ledger says (Ledger.sealer): close() when done. */
+export function sealerFor(ledger: Ledger, options: { logger?: FastifyBaseLogger } = {}): { seal: SealExecutor; close(): Promise<void> } {
+  const site = ledger.sealer;
+  if (site.kind === 'worker') return new WorkerSealer(site.open, options);
+  return { seal: inProcessSealer(ledger), close: async () => {} };
+}
 
-  constructor(file: string) {
-    this.worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: { file } });
-    this.worker.unref();
-    this.worker.on('message', (m: { id: number; epoch?: EpochRecord | null; error?: string }) => {
+type Pending = { resolve: (e: EpochRecord | null) => void; reject: (err: Error) => void };
+type FromWorker = { id: number; epoch?: EpochRecord | null; error?: string } | { opened: Record<string, unknown> } | { failed: string };
+
+/**
+ * Seals on a worker thread with its own connection (WorkerLedgerSpec). A worker that dies fails
+ * the seals it held (the scheduler counts and retries them) and is replaced on the next seal.
+ */
+export class WorkerSealer {
+  private readonly spec: WorkerLedgerSpec;
+  private readonly logger: FastifyBaseLogger | undefined;
+  private worker: Worker | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+  private closed = false;
+
+  constructor(spec: WorkerLedgerSpec, options: { logger?: FastifyBaseLogger } = {}) {
+    this.spec = spec;
+    this.logger = options.logger;
+    this.worker = this.spawn();
+  }
+
+  private spawn(): Worker {
+    const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: this.spec });
+    worker.unref();
+    worker.on('message', (m: FromWorker) => {
+      if ('opened' in m) return this.logger?.info({ file: this.spec.file, ...m.opened }, 'seal worker opened its own connection to the ledger');
+      if ('failed' in m) return this.logger?.error({ file: this.spec.file, err: { message: m.failed } }, 'seal worker could not open the ledger; will retry on the next seal');
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
       if (m.error !== undefined) p?.reject(new Error(m.error));
       else p?.resolve(m.epoch ?? null);
     });
-    this.worker.on('error', (err) => {
+    const gone = (err: Error) => {
+      if (this.worker === worker) this.worker = undefined;
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
-    });
+    };
+    worker.on('error', gone);
+    worker.on('exit', (code) => gone(new Error(`the seal worker exited (code ${code})`)));
+    return worker;
   }
 
   readonly seal: SealExecutor = (maxEvents, now) =>
     new Promise((resolve, reject) => {
+      if (this.closed) return reject(new Error('the seal worker is closed'));
+      const worker = (this.worker ??= this.spawn());
       const id = this.nextId++;
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, maxEvents, now });
+      worker.postMessage({ id, maxEvents, now });
     });
 
   async close(): Promise<void> {
-    await this.worker.terminate();
+    this.closed = true;
+    const worker = this.worker;
+    this.worker = undefined;
+    await worker?.terminate();
   }
 }
 

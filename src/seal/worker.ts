@@ -1,10 +1,24 @@
 // The sealing worker (SQLite): its own connection to the ledger file, so reading and hashing an
-// epoch never blocks the server's event loop. Messages: { id, maxEvents, now } → { id, epoch } | { id, error }.
+// epoch never blocks the server's event loop. It opens the file with the service's durability
+// (--synchronous) and without migrating: the service's own connection already did, and migrating
+// would take the write lock (and re-apply a step) behind the service's back.
+// Messages: first { opened: { synchronous, journal_mode } } or { failed }; then
+// { id, maxEvents, now } → { id, epoch } | { id, error }.
 import { parentPort, workerData } from 'node:worker_threads';
-import { SqliteLedger } from '../ledger/index.ts';
+import { SqliteLedger, type WorkerLedgerSpec } from '../ledger/index.ts';
 import { sealNext } from './sealer.ts';
 
-const ledger = new SqliteLedger((workerData as { file: string }).file);
+const spec = workerData as WorkerLedgerSpec;
+let ledger: SqliteLedger;
+try {
+  ledger = new SqliteLedger(spec.file, { synchronous: spec.synchronous, migrate: false });
+  // Read back from the connection itself: what the log line reports is what this connection does.
+  const synchronous = ({ 0: 'off', 1: 'normal', 2: 'full', 3: 'extra' } as Record<number, string>)[ledger.db.pragma('synchronous', { simple: true }) as number];
+  parentPort!.postMessage({ opened: { synchronous, journal_mode: ledger.db.pragma('journal_mode', { simple: true }) } });
+} catch (err) {
+  parentPort!.postMessage({ failed: (err as Error).message });
+  process.exit(1);
+}
 parentPort!.on('message', (m: { id: number; maxEvents: number; now: number }) => {
   sealNext(ledger, { maxEvents: m.maxEvents, now: m.now }).then(
     (epoch) => parentPort!.postMessage({ id: m.id, epoch }),

@@ -104,7 +104,7 @@ forEachEngine((fresh, engine) => {
 
     it.runIf(engine === 'sqlite')('seals on a worker thread with its own connection, beside the server connection', async () => {
       await post(12);
-      const worker = new WorkerSealer(s.ledger.location);
+      const worker = new WorkerSealer({ engine: 'sqlite', file: s.ledger.location, synchronous: 'normal' });
       const scheduler = new SealScheduler(s.ledger, { epochMs: 0, maxEvents: 5, seal: worker.seal });
       try {
         expect((await scheduler.tick()).map((e) => [e.epoch, e.size])).toEqual([[0, 5], [1, 5], [2, 2]]);
@@ -117,7 +117,7 @@ forEachEngine((fresh, engine) => {
 
     it.runIf(engine === 'sqlite')('does not seal one run twice when two sealers race (serve and `receipts seal`)', async () => {
       await post(30);
-      const worker = new WorkerSealer(s.ledger.location);
+      const worker = new WorkerSealer({ engine: 'sqlite', file: s.ledger.location, synchronous: 'normal' });
       try {
         const [a, b] = await Promise.all([worker.seal(10, Date.now()), sealNext(s.ledger, { maxEvents: 10 })]);
         const epochs = await s.sql<{ epoch: number; first_seq: number; last_seq: number }>('SELECT epoch, first_seq, last_seq FROM epochs ORDER BY epoch');

@@ -1,17 +1,16 @@
 // Health and metrics, outside /v1 and without a key (bind to loopback or a private network).
 import type { FastifyInstance } from 'fastify';
-import type { Ledger, Role } from '../../ledger/index.ts';
+import type { LeadershipState, Ledger, Role } from '../../ledger/index.ts';
 import type { Metrics } from '../metrics.ts';
 import { z } from 'zod';
-import { HealthSchema } from '../schemas.ts';
+import { HealthSchema, type AnchoringHealthStatus } from '../schemas.ts';
 
-/** What the service reports beside the database: anchoring, and this instance's role. */
+/** What the service reports beside the database: anchoring, this instance's role, who leads. */
 export interface HealthReport {
-  /** `off`, `ok`, `retrying: …`, `failed: …`, or `follower` (another instance anchors). */
-  anchoring: string;
+  /** `off` (not configured), `follower` (another instance anchors), `ok`, `retrying`, `failed`, or `unknown`; error says why for the last three. */
+  anchoring: { status: AnchoringHealthStatus; error: string | null };
   role: Role;
-  /** Engine and, on PostgreSQL, the leader's fencing term and name. */
-  ledger: { engine: string; term?: number; leader?: string | null };
+  leadership: LeadershipState;
 }
 
 export function operationsRoutes(app: FastifyInstance, opts: { ledger: Ledger; metrics: Metrics; health: () => Promise<HealthReport> }): void {
@@ -20,13 +19,15 @@ export function operationsRoutes(app: FastifyInstance, opts: { ledger: Ledger; m
   // turned into an outage.
   app.get('/healthz', { schema: { tags: ['operations'], summary: 'Health: 200 while the database answers (anchoring trouble is reported, not an outage), 503 when it does not', response: { 200: HealthSchema, 503: HealthSchema } } }, async (_request, reply) => {
     const database = await opts.ledger.healthy();
-    const report = await opts.health();
-    const status = !database ? 'unavailable' : report.anchoring.startsWith('failed') ? 'degraded' : 'ok';
+    const { anchoring, role, leadership } = await opts.health();
+    const status = !database ? 'unavailable' : anchoring.status === 'failed' ? 'degraded' : 'ok';
     return reply.code(database ? 200 : 503).send({
       status,
-      role: report.role,
-      checks: { database: database ? 'ok' : 'unreachable', anchoring: report.anchoring },
-      ledger: report.ledger,
+      role,
+      // checks.anchoring keeps its one-string form ("failed: <why>") for existing readers; anchoring is the structured one.
+      checks: { database: database ? 'ok' : 'unreachable', anchoring: anchoring.error === null ? anchoring.status : `${anchoring.status}: ${anchoring.error}` },
+      anchoring,
+      ledger: { engine: opts.ledger.engine, term: leadership.term, leader: leadership.holder, election_error: leadership.error },
     });
   });
   app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics', response: { 200: { content: { 'text/plain': { schema: z.string() } } } } } }, async (_request, reply) => {

@@ -4,7 +4,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import type { Ledger } from '../types.ts';
+import type { Ledger, SealerSite } from '../types.ts';
 import { PgAnchorStore } from './anchors.ts';
 import { copyRows, type CopyCounts, type CopyData } from './copy.ts';
 import { createPool, migrate } from './db.ts';
@@ -48,6 +48,8 @@ export class PostgresLedger implements Ledger {
   readonly epochs: PgEpochStore;
   readonly anchors: PgAnchorStore;
   readonly leadership: PgLeadership;
+  /** In-process: the database does the waiting, and the fenced write needs this instance's term. */
+  readonly sealer: SealerSite = { kind: 'in-process' };
   /** The pool, for this engine's own tools (tests, copy); stages never use it. */
   readonly pool: pg.Pool;
   private closing: Promise<void> | undefined;

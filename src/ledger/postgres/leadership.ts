@@ -13,7 +13,7 @@
 // any row lock of a fenced write within about a lease, and a follower takes the term. When the old
 // leader comes back its next fenced write finds the newer term and writes nothing.
 import pg from 'pg';
-import type { Leadership, Role } from '../types.ts';
+import type { Leadership, LeadershipState as LedgerLeadershipState, Role } from '../types.ts';
 import { LEADER_LOCK, pgTypes, sessionOptions, transaction } from './db.ts';
 
 // pg_locks shows a bigint advisory key as two 32-bit halves.
@@ -34,15 +34,9 @@ export interface LeadershipOptions {
   leaseMs: number;
 }
 
-export interface LeadershipState {
-  role: Role;
-  /** The fencing term: ours while leader, else the last one seen in the database. */
-  term: number | null;
-  /** Who holds (or last held) the term, as recorded in the database. */
-  holder: string | null;
+/** The interface's LeadershipState, and who this instance is. */
+export interface LeadershipState extends LedgerLeadershipState {
   instanceId: string;
-  /** Why the last campaign or heartbeat failed (cleared when one succeeds): for /healthz and logs. */
-  error: string | null;
 }
 
 export class PgLeadership implements Leadership {

@@ -17,6 +17,8 @@ export interface OpenOptions {
    */
   synchronous?: SyncMode;
   readonly?: boolean;
+  /** False: open a file another connection already migrated (the seal worker), taking no write lock. */
+  migrate?: boolean;
 }
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
@@ -32,7 +34,7 @@ export function openDb(file: string, options: OpenOptions = {}): Db {
   if (!options.readonly) {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${(options.synchronous ?? 'full').toUpperCase()}`);
-    migrate(db, file);
+    if (options.migrate !== false) migrate(db, file);
   }
   return db;
 }

@@ -55,7 +55,7 @@ function toRecord(row: EventRow): EventRecord {
     action: row.action,
     units: row.units,
     artifact_digest: row.artifact_digest ? row.artifact_digest.toString('hex') : '',
-    ts_ms: row.ts,
+    ts: row.ts,
     leaf_hash: row.leaf_hash.toString('hex'),
   };
 }

@@ -1,6 +1,7 @@
 // The SQLite engine: one file holding keys, events, epochs, tree nodes and anchors. One process
 // writes it (WAL; the CLI may share it through the busy timeout), so that process always leads.
-import type { Ledger, Leadership, Role } from '../types.ts';
+import { hostname } from 'node:os';
+import type { Ledger, Leadership, LeadershipState, Role, SealerSite } from '../types.ts';
 import { SqliteAnchorStore } from './anchors.ts';
 import { openDb, type Db, type OpenOptions } from './db.ts';
 import { SqliteEpochStore } from './epochs.ts';
@@ -13,12 +14,27 @@ export interface SqliteLedgerOptions extends OpenOptions {
   groupCommit?: GroupCommitOptions;
 }
 
-/** The one process on the file seals and anchors. */
-const soleLeader: Leadership = {
-  role: (): Role => 'leader',
-  start: async (onChange) => onChange('leader'),
-  stop: async () => {},
-};
+/** The one process on the file seals and anchors (role() is 'leader' without start(), as before), until stop(). */
+class SoleLeadership implements Leadership {
+  private current: Role = 'leader';
+  private onChange: (role: Role) => void = () => {};
+  role(): Role {
+    return this.current;
+  }
+  describe(): LeadershipState {
+    return { role: this.current, term: null, holder: this.current === 'leader' ? `${hostname()}:${process.pid}` : null, error: null };
+  }
+  async start(onChange: (role: Role) => void): Promise<void> {
+    this.onChange = onChange;
+    this.current = 'leader';
+    onChange('leader');
+  }
+  async stop(): Promise<void> {
+    if (this.current !== 'leader') return;
+    this.current = 'follower';
+    this.onChange('follower');
+  }
+}
 
 export class SqliteLedger implements Ledger {
   readonly engine = 'sqlite' as const;
@@ -31,11 +47,14 @@ export class SqliteLedger implements Ledger {
   readonly classification: SqliteClassificationStore;
   readonly epochs: SqliteEpochStore;
   readonly anchors: SqliteAnchorStore;
-  readonly leadership = soleLeader;
+  readonly leadership = new SoleLeadership();
+  /** A file is sealed on a worker thread with its own connection; ':memory:' cannot be shared. */
+  readonly sealer: SealerSite;
 
   constructor(file: string, options: SqliteLedgerOptions = {}) {
     this.location = file;
     this.db = openDb(file, options);
+    this.sealer = file === ':memory:' || options.readonly ? { kind: 'in-process' } : { kind: 'worker', open: { engine: 'sqlite', file, synchronous: options.synchronous ?? 'full' } };
     this.keys = new SqliteKeyStore(this.db);
     this.events = new SqliteEventStore(this.db, options.groupCommit);
     this.classification = new SqliteClassificationStore(this.db);
