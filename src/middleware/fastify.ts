@@ -10,7 +10,7 @@
 import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { attributionContext, contentLength, createMeter, type Meter, type MeterOptions } from './common.ts';
-import { bytesOut, completed, elapsed, Exchange, now, reportUnwatched, watchResponse } from './node-http.ts';
+import { bytesOut, completed, elapsed, Exchange, now, reportUnwatched, watchedOnChannel, watchResponse } from './node-http.ts';
 
 export type { RequestOutcome } from './common.ts';
 export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply> & {
@@ -70,8 +70,10 @@ function plugin(instance: AnyFastify, options: FastifyMeterOptions, done?: (err?
     }
   };
 
-  // Only with the onResponse hook: where it finds the state of a request onRequest saw. Not a
-  // decorated property: that cost every request more than a WeakMap does.
+  // Only with the onResponse hook: where it finds the state of a request onRequest saw, unless
+  // the finished-response channel has it (Node's own HTTP/1 server: nearly every request, for
+  // which a map of every request cost more than the rest of the plugin). Not a decorated
+  // property: that cost every request more still.
   const states = options.registeredFirst ? null : new WeakMap<FastifyRequest, State>();
   function onRequest(request: FastifyRequest, reply: FastifyReply, next: () => void): void {
     let storage;
@@ -79,8 +81,7 @@ function plugin(instance: AnyFastify, options: FastifyMeterOptions, done?: (err?
     try {
       const s: State = new Exchange(request, reply, reply.raw, finish);
       state = s;
-      if (states) states.set(request, s);
-      watchResponse(s, request.raw.socket);
+      if (!watchResponse(s, request.raw.socket) && states) states.set(request, s);
       storage = attributionContext();
       if (storage) s.id = idOf(request);
     } catch (err) {
@@ -96,6 +97,7 @@ function plugin(instance: AnyFastify, options: FastifyMeterOptions, done?: (err?
     // Answers given by onRequest hooks that ran before this one: seen only here.
     app.addHook('onResponse', (request, reply, next) => {
       let state = states.get(request);
+      if (!state && watchedOnChannel(reply.raw, request.raw.socket)) return next(); // seen at onRequest
       if (!state) {
         const ms = reply.elapsedTime;
         state = new Exchange(request, reply, reply.raw, finish, now() - ms, Math.round(Date.now() - ms));

@@ -88,6 +88,7 @@ export interface Watch {
 }
 
 /**
+ * Returns whether the channel tells of this response's end (else a close listener does).
  * Calls watch.over(aborted) when the response is over: finished (aborted = false), or its
  * connection gone first (aborted = true, unless the whole answer had been handed over).
  *
@@ -96,19 +97,19 @@ export interface Watch {
  * per response (the way for everything else: fastify's inject, HTTP/2, other runtimes) costs
  * more than the rest of the metering, in Node's listener bookkeeping.
  */
-export function watchResponse(w: Watch, socket: Socket | null | undefined): void {
+export function watchResponse(w: Watch, socket: Socket | null | undefined): boolean {
   const res = w.res;
   let conn = socket ? connections.get(socket) : undefined;
   if (conn === undefined ? socket?.destroyed : conn.gone) {
     // The client left while earlier hooks ran: nothing will tell of this response again.
     over(w, true);
-    return;
+    return false;
   }
   if (conn === undefined) {
     if (!(socket instanceof Socket && res instanceof ServerResponse && subscribed())) {
       w.w0 = socketBytes(socket);
       res.on('close', () => over(w, !completed(res)));
-      return;
+      return false;
     }
     conn = new Connection(socket);
     connections.set(socket, conn);
@@ -124,6 +125,17 @@ export function watchResponse(w: Watch, socket: Socket | null | undefined): void
     });
   }
   conn.add(w);
+  return channelSeen;
+}
+
+/**
+ * Whether `res` is watched through the finished-response channel on `socket` (its connection):
+ * still under way, or the last answer the channel finished there. What a framework hook that
+ * runs after the channel (fastify's onResponse) asks instead of keeping a map of every request.
+ */
+export function watchedOnChannel(res: ServerResponse, socket: Socket | null | undefined): boolean {
+  const conn = socket ? connections.get(socket) : undefined;
+  return conn !== undefined && (conn.lastDone === res || conn.holds(res));
 }
 
 /**
@@ -139,6 +151,8 @@ class Connection {
   sent: number;
   /** The socket has closed. */
   gone = false;
+  /** The last response the channel finished on this connection. */
+  lastDone: unknown = null;
 
   constructor(socket: Socket) {
     // Nothing written yet: this answer starts at 0. Else another answer may be being written
@@ -167,6 +181,11 @@ class Connection {
     const rest = this.rest;
     const i = rest === null ? -1 : rest.findIndex((w) => w.res === res);
     return i < 0 ? undefined : rest!.splice(i, 1)[0];
+  }
+
+  /** Whether a watch of `res` is on the list. */
+  holds(res: unknown): boolean {
+    return (this.first !== null && this.first.res === res) || (this.rest !== null && this.rest.some((w) => w.res === res));
   }
 
   /** Takes `w` off the list; false when it was not on it (already over). */
@@ -238,6 +257,7 @@ function onResponseFinish(message: unknown): void {
       w.w0 = start;
       over(w, false);
     }
+    if (seen) conn.lastDone = response;
   }
   if (!seen && server !== undefined && response !== undefined) {
     const report = unwatched.get(server);
