@@ -36,7 +36,7 @@ export const GOLDEN_EPOCH = 3;
 export const GOLDEN_INDEX = 5;
 export const GOLDEN_SIZE = 7;
 
-// BCS by hand (DESIGN.md "Leaf"): ULEB128 length + bytes for strings and vectors, u64 little-endian.
+// BCS by hand (docs/design.md "Leaf"): ULEB128 length + bytes for strings and vectors, u64 little-endian.
 function uleb(n: number): number[] {
   const out: number[] = [];
   do {

@@ -71,7 +71,7 @@ public struct EpochAnchored has copy, drop {
     size: u64,
 }
 
-/// Leaf v1 (DESIGN.md): BCS of these fields in this order is the leaf.
+/// Leaf v1 (docs/design.md): BCS of these fields in this order is the leaf.
 public struct LeafV1 has copy, drop {
     version: u8,
     namespace: String,

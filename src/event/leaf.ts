@@ -1,4 +1,4 @@
-// Leaf v1: the normative byte encoding of one usage event (DESIGN.md, "Leaf (version 1)").
+// Leaf v1: the normative byte encoding of one usage event (docs/design.md, "Leaf (version 1)").
 // Pure and browser-safe: the verifier rebuilds leaves with this same code.
 import { bcs } from '@mysten/sui/bcs';
 import { hexToBytes } from '../encoding/hex.ts';

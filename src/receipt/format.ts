@@ -1,4 +1,4 @@
-// Receipt v1 (DESIGN.md, "Receipt"): an event's fields and the proof that its leaf is in a
+// Receipt v1 (docs/design.md, "Receipt"): an event's fields and the proof that its leaf is in a
 // sealed epoch's tree. Types only: shared by the server that builds receipts and the verifier.
 import type { LeafFields } from '../event/leaf.ts';
 
@@ -19,7 +19,7 @@ export type ReceiptStatus = 'pending' | 'sealed' | 'anchored';
 
 export interface Receipt {
   version: 1;
-  /** The event's ledger id (extra to DESIGN.md; not used by verification). */
+  /** The event's ledger id (extra to docs/design.md; not used by verification). */
   id?: number;
   status: ReceiptStatus;
   event: ReceiptEvent;

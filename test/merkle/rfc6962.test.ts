@@ -1,5 +1,5 @@
 // Conformance: every inclusion vector of transparency-dev/merkle, negative cases included, from
-// the project's copy (test/vectors/rfc6962). Where the shared folder of DESIGN.md sits beside the
+// the project's copy (test/vectors/rfc6962). Where the shared folder (docs/design.md, "Tree") sits beside the
 // checkout (../shared/testdata/rfc6962), the copy must be identical to it.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

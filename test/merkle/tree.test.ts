@@ -30,7 +30,7 @@ function rfcPath(m: number, hashes: Uint8Array[]): Uint8Array[] {
 }
 
 describe('tree', () => {
-  it('has the root of the RFC 6962 MTH definition and of merkletreejs (as DESIGN.md configures it), n = 1 … 300', () => {
+  it('has the root of the RFC 6962 MTH definition and of merkletreejs (as docs/design.md configures it), n = 1 … 300', () => {
     for (let n = 1; n <= 300; n++) {
       const hashes = leafHashes(n);
       const list = Array.from({ length: n }, (_, i) => leaf(hashes, i));
