@@ -2,7 +2,7 @@
 // migrations applied once each under an advisory lock (recorded in schema_migrations).
 import pg from 'pg';
 import { fileURLToPath } from 'node:url';
-import { loadMigrations as loadMigrationFiles, SchemaTooNewError, type Migration } from '../common.ts';
+import { loadMigrations as loadMigrationFiles, SchemaTooNewError, type Migration } from '../schema-migrations.ts';
 
 /** pg_advisory_xact_lock key held while migrating: "sui-rcpM" as 8 bytes. */
 export const MIGRATION_LOCK = 0x7375692d7263704dn;
@@ -116,4 +116,4 @@ export async function migrate(pool: pg.Pool, location: string, migrations = load
   });
 }
 
-export { SchemaTooNewError } from '../common.ts';
+export { SchemaTooNewError } from '../schema-migrations.ts';

@@ -8,58 +8,18 @@ import type pg from 'pg';
 import type { NormalizedEvent } from '../../event/validate.ts';
 import { leafHash } from '../../event/leaf.ts';
 import type { EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
-import { differences, type CommitJob, type GroupCommitOptions } from '../common.ts';
+import { digestBytes, eventRecordOf, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
 import { LedgerUnavailableError } from '../errors.ts';
+import { GroupCommittedWrites, type CommitJob, type GroupCommitOptions } from '../group-commit.ts';
 
 /** How long latestId() waits for the inserts open when it was called. */
 const LATEST_WAIT_MS = 15_000;
 
-export type { GroupCommitOptions } from '../common.ts';
+export type { GroupCommitOptions } from '../group-commit.ts';
 
-type StoredRow = {
-  id: number;
-  namespace: string;
-  request_id: string;
-  caller: string;
-  action: string;
-  units: number;
-  artifact_digest: Buffer | null;
-  ts: number;
-  ts_explicit: boolean;
-  source: string | null;
-  metadata: string | null;
-  leaf_hash: Buffer;
-};
-
-type EventRow = {
-  id: number;
-  seq: number | null;
-  namespace: string;
-  request_id: string;
-  caller: string;
-  action: string;
-  units: number;
-  artifact_digest: Buffer | null;
-  ts: number;
-  leaf_hash: Buffer;
-};
+type StoredRow = StoredForComparison & { id: number; namespace: string; request_id: string; leaf_hash: Buffer };
 
 const EVENT_COLUMNS = 'id, seq, namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash';
-
-function toRecord(row: EventRow): EventRecord {
-  return {
-    id: row.id,
-    seq: row.seq,
-    namespace: row.namespace,
-    request_id: row.request_id,
-    caller: row.caller,
-    action: row.action,
-    units: row.units,
-    artifact_digest: row.artifact_digest ? row.artifact_digest.toString('hex') : '',
-    ts: row.ts,
-    leaf_hash: row.leaf_hash.toString('hex'),
-  };
-}
 
 /**
  * Advisory lock key "sui-rcpW". Every insert holds it shared from before it draws ids until it
@@ -134,89 +94,28 @@ function nulField(e: NormalizedEvent): string | null {
 
 const keyOf = (namespace: string, requestId: string) => JSON.stringify([namespace, requestId]);
 
-export class PgEventStore implements EventStore {
+export class PgEventStore extends GroupCommittedWrites implements EventStore {
   private readonly pool: pg.Pool;
-  private readonly maxDelayMs: number;
-  private readonly maxBatchEvents: number;
-  onCommit: EventStore['onCommit'] = undefined;
-  private queue: CommitJob[] = [];
-  private queuedEvents = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private scheduled = false;
-  private inFlight: Promise<void> | undefined;
 
   constructor(pool: pg.Pool, options: GroupCommitOptions = {}) {
+    super(options);
     this.pool = pool;
-    this.maxDelayMs = options.maxDelayMs ?? 0;
-    this.maxBatchEvents = Math.max(1, options.maxBatchEvents ?? 5000);
   }
 
-  write(items: EventToWrite[]): Promise<WriteResult[]> {
-    if (items.length === 0) return Promise.resolve([]);
+  protected override refuse(items: EventToWrite[]): Error | null {
     for (const item of items) {
       const field = nulField(item.event);
-      if (field) return Promise.reject(new Error(`${field} contains the character U+0000, which PostgreSQL text cannot store; remove it and retry`));
+      if (field) return new Error(`${field} contains the character U+0000, which PostgreSQL text cannot store; remove it and retry`);
     }
-    return new Promise((resolve, reject) => {
-      this.queue.push({ items, resolve, reject });
-      this.queuedEvents += items.length;
-      if (this.inFlight) return; // taken when the commit in flight ends
-      if (this.queuedEvents >= this.maxBatchEvents) this.kick();
-      else if (!this.scheduled) {
-        this.scheduled = true;
-        if (this.maxDelayMs > 0) this.timer = setTimeout(() => this.kick(), this.maxDelayMs);
-        else setImmediate(() => this.kick());
-      }
-    });
+    return null;
   }
 
   /** Resolves once everything queued so far is committed (or failed). */
-  async flush(): Promise<void> {
-    while (this.inFlight || this.queue.length > 0) {
-      if (!this.inFlight) this.kick();
-      await this.inFlight;
-    }
+  flush(): Promise<void> {
+    return this.flushQueue();
   }
 
-  /** Starts a commit of what is queued unless one is in flight (which starts the next itself). */
-  private kick(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.scheduled = false;
-    if (this.inFlight || this.queue.length === 0) return;
-    // Whole requests, up to maxBatchEvents events (at least one request).
-    let n = 0;
-    let take = 0;
-    while (take < this.queue.length && (take === 0 || n + this.queue[take]!.items.length <= this.maxBatchEvents)) {
-      n += this.queue[take]!.items.length;
-      take++;
-    }
-    const jobs = this.queue.splice(0, take);
-    this.queuedEvents -= n;
-    this.inFlight = this.commit(jobs, n).finally(() => {
-      this.inFlight = undefined;
-      // What queued meanwhile is the next group: go at once, it has already waited.
-      if (this.queue.length > 0) this.kick();
-    });
-  }
-
-  private async commit(jobs: CommitJob[], events: number): Promise<void> {
-    const started = performance.now();
-    let results: WriteResult[][];
-    try {
-      results = await this.commitBatch(jobs);
-    } catch (err) {
-      for (const job of jobs) job.reject(err);
-      return;
-    }
-    try {
-      this.onCommit?.(events, (performance.now() - started) / 1000);
-    } finally {
-      jobs.forEach((job, i) => job.resolve(results[i]!));
-    }
-  }
-
-  private async commitBatch(jobs: CommitJob[]): Promise<WriteResult[][]> {
+  protected async commitGroup(jobs: CommitJob[]): Promise<WriteResult[][]> {
     // The first occurrence of a (namespace, request_id) in the group is inserted; a later one in
     // the same group is a duplicate or conflict of it, exactly as if it had come in the next commit.
     const first = new Map<string, { item: EventToWrite; hash: Buffer }>();
@@ -230,7 +129,7 @@ export class PgEventStore implements EventStore {
       const hash = Buffer.from(leafHash(e));
       first.set(k, { item, hash });
       const row = [e.namespace, e.request_id, item.owner, item.keyId, e.caller, e.action, e.units,
-        e.artifact_digest === '' ? null : Buffer.from(e.artifact_digest, 'hex'), e.ts_ms, e.ts_explicit, e.received_at,
+        digestBytes(e), e.ts_ms, e.ts_explicit, e.received_at,
         e.source, e.metadata, hash];
       row.forEach((v, i) => cols[i]!.push(v));
       return hash;
@@ -278,9 +177,7 @@ export class PgEventStore implements EventStore {
         }
         const row = stored.get(k);
         if (!row) throw new Error(`event ${item.event.namespace}/${item.event.request_id} was neither inserted nor found; retry the request`);
-        const differs = differences(row, item.event);
-        if (differs.length === 0) return { status: 'duplicate', id: row.id, leaf_hash: row.leaf_hash.toString('hex') };
-        return { status: 'conflict', id: row.id, differs };
+        return repeatOf(row.id, row, item.event);
       }),
     );
   }
@@ -288,7 +185,7 @@ export class PgEventStore implements EventStore {
   async get(id: number): Promise<EventRecord | undefined> {
     if (!Number.isSafeInteger(id)) return undefined;
     const { rows } = await this.pool.query<EventRow>({ name: 'events-get', text: `SELECT ${EVENT_COLUMNS} FROM events WHERE id = $1`, values: [id] });
-    return rows[0] && toRecord(rows[0]);
+    return rows[0] && eventRecordOf(rows[0]);
   }
 
   async page(q: EventPageQuery): Promise<EventRecord[]> {
@@ -298,7 +195,7 @@ export class PgEventStore implements EventStore {
       text,
       values: [q.namespace, q.from, q.to, q.asOf, q.after[0], q.after[1], q.limit],
     });
-    return rows.map(toRecord);
+    return rows.map(eventRecordOf);
   }
 
   async sourcesOf(keys: ReadonlyArray<readonly [string, string]>): Promise<Array<string | null | undefined>> {

@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import type { GroupBy, UsageQuery, UsageResult, UsageStore } from '../types.ts';
 import { effectiveHistory, type ClassificationPeriod } from '../../event/classification.ts';
-import { exactUnits } from '../common.ts';
+import { checkUsageQuery, exactUnits, foldUsage, pageStart, rowsWanted, type Sums } from '../usage-fold.ts';
 
 const GROUP_EXPR: Record<GroupBy, string> = {
   // Byte order, as SQLite sorts: the same keys in the same order on both engines, whatever the
@@ -76,18 +76,6 @@ function classificationParams(history: readonly ClassificationPeriod[]): unknown
   return [...history].reverse().flatMap((p) => [p.from_ms, p.other === 'billable' ? p.non_billable : p.billable]);
 }
 
-/** Where the first page starts: below every key (text keys are never empty, buckets never negative). */
-const FIRST: Record<GroupBy, string | number> = { action: '', caller: '', hour: Number.MIN_SAFE_INTEGER, day: Number.MIN_SAFE_INTEGER };
-
-/** A page's start as the database compares keys: text as is, an hour or day by its ms. */
-function keyParam(groupBy: GroupBy, after: string | undefined): string | number {
-  if (after === undefined) return FIRST[groupBy];
-  if (typeof FIRST[groupBy] === 'string') return after;
-  const ms = Date.parse(after);
-  if (!Number.isSafeInteger(ms)) throw new RangeError(`after must be a ${groupBy} key (an ISO 8601 date-time), not "${after.slice(0, 64)}"`);
-  return ms;
-}
-
 type Row = { t: number; k: string | number | null; n: number; u: string; bn: number; bu?: string };
 
 export class PgUsageStore implements UsageStore {
@@ -101,12 +89,10 @@ export class PgUsageStore implements UsageStore {
   }
 
   async query(q: UsageQuery): Promise<UsageResult> {
-    if (!Object.hasOwn(GROUP_EXPR, q.groupBy)) throw new RangeError(`group_by must be one of ${Object.keys(GROUP_EXPR).join(', ')}`);
-    if (q.limit !== undefined && !(Number.isSafeInteger(q.limit) && q.limit >= 1)) throw new RangeError('limit must be a positive integer');
+    checkUsageQuery(q);
     const stored = await this.history();
     const values = [q.namespace, q.from, q.to, q.asOf ?? Number.MAX_SAFE_INTEGER];
-    // One row past the limit says whether more follow; LIMIT NULL is none.
-    const page = [keyParam(q.groupBy, q.after), q.limit === undefined ? null : q.limit + 1];
+    const page = [pageStart(q.groupBy, q.after), rowsWanted(q)]; // LIMIT NULL is none
     // Nothing configured: every action is billable, so the billable sums are the sums (and the
     // billable events those with units).
     const { rows } = await this.pool.query<Row>(
@@ -117,23 +103,11 @@ export class PgUsageStore implements UsageStore {
             return { text: classifiedUsagePageSql(q.groupBy, history), values: [...values, ...classificationParams(history), ...page] };
           })(),
     );
-    const sums = (r: Row) => {
-      const u = BigInt(r.u);
-      return { events: Number(r.n), units: exactUnits(u), billable_events: Number(r.bn), billable_units: exactUnits(r.bu === undefined ? u : BigInt(r.bu)) };
-    };
-    const totalsRow = rows.find((r) => Number(r.t) === 1)!;
-    const groupRows = rows.filter((r) => Number(r.t) === 0);
-    const more = q.limit !== undefined && groupRows.length > q.limit;
-    if (more) groupRows.length = q.limit!;
-    const groups = groupRows.map((r) => ({ key: typeof r.k === 'number' ? new Date(r.k).toISOString() : (r.k as string), ...sums(r) }));
-    return {
-      namespace: q.namespace,
-      from: q.from,
-      to: q.to,
-      group_by: q.groupBy,
-      groups,
-      totals: sums(totalsRow),
-      ...(q.limit !== undefined && { more }),
-    };
+    return foldUsage(q, rows.map((r) => ({ totals: Number(r.t) === 1, key: r.k, sums: sumsOf(r) })));
   }
+}
+
+function sumsOf(r: Row): Sums {
+  const u = BigInt(r.u);
+  return { events: Number(r.n), units: exactUnits(u), billable_events: Number(r.bn), billable_units: exactUnits(r.bu === undefined ? u : BigInt(r.bu)) };
 }

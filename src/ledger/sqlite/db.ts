@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadMigrations as loadMigrationFiles, SchemaTooNewError, type Migration } from '../common.ts';
+import { loadMigrations as loadMigrationFiles, SchemaTooNewError, type Migration } from '../schema-migrations.ts';
 
 export type Db = Database.Database;
 
@@ -59,4 +59,4 @@ export function migrate(db: Db, file: string, migrations = loadMigrations()): vo
   }).immediate();
 }
 
-export { SchemaTooNewError } from '../common.ts';
+export { SchemaTooNewError } from '../schema-migrations.ts';

@@ -1,28 +1,18 @@
 // Events on SQLite. Writes use group commit: requests arriving close together share one write
 // transaction (one WAL sync), and each request is answered only once its rows are committed.
 // SQLite has one writer, so ids commit in order and the id is also the ledger position (seq).
-import type { NormalizedEvent } from '../../event/validate.ts';
 import { leafHash } from '../../event/leaf.ts';
 import type { EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
-import { differences, type CommitJob, type GroupCommitOptions } from '../common.ts';
-
-export type { GroupCommitOptions } from '../common.ts';
+import { digestBytes, eventRecordOf, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
+import { GroupCommittedWrites, type CommitJob, type GroupCommitOptions } from '../group-commit.ts';
 import type { Db } from './db.ts';
 
-type StoredRow = {
-  seq: number;
-  caller: string;
-  action: string;
-  units: number;
-  artifact_digest: Buffer | null;
-  ts: number;
-  ts_explicit: number;
-  source: string | null;
-  metadata: string | null;
-  leaf_hash: Buffer;
-};
+export type { GroupCommitOptions } from '../group-commit.ts';
 
-const EVENT_COLUMNS = 'seq, namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash';
+type StoredRow = StoredForComparison & { seq: number; leaf_hash: Buffer };
+
+/** seq is also the public id on SQLite. */
+const EVENT_COLUMNS = 'seq AS id, seq, namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash';
 
 /** Keyset paging on (ts, seq) within the (namespace, ts) index; seq ≤ the snapshot bound. */
 export const PAGE_SQL = `SELECT ${EVENT_COLUMNS} FROM events
@@ -33,43 +23,9 @@ export const PAGE_DESC_SQL = `SELECT ${EVENT_COLUMNS} FROM events
   WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ? AND (ts, seq) < (?, ?)
   ORDER BY ts DESC, seq DESC LIMIT ?`;
 
-type EventRow = {
-  seq: number;
-  namespace: string;
-  request_id: string;
-  caller: string;
-  action: string;
-  units: number;
-  artifact_digest: Buffer | null;
-  ts: number;
-  leaf_hash: Buffer;
-};
-
-function toRecord(row: EventRow): EventRecord {
-  return {
-    id: row.seq,
-    seq: row.seq,
-    namespace: row.namespace,
-    request_id: row.request_id,
-    caller: row.caller,
-    action: row.action,
-    units: row.units,
-    artifact_digest: row.artifact_digest ? row.artifact_digest.toString('hex') : '',
-    ts: row.ts,
-    leaf_hash: row.leaf_hash.toString('hex'),
-  };
-}
-
-export class SqliteEventStore implements EventStore {
+export class SqliteEventStore extends GroupCommittedWrites implements EventStore {
   private readonly db: Db;
-  private readonly maxDelayMs: number;
-  private readonly maxBatchEvents: number;
-  onCommit: EventStore['onCommit'];
-  private queue: CommitJob[] = [];
-  private queuedEvents = 0;
-  private scheduled = false;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly commitBatch: (jobs: CommitJob[]) => WriteResult[][];
+  private readonly commitJobs: (jobs: CommitJob[]) => WriteResult[][];
   private readonly read: {
     get: (id: number) => EventRecord | undefined;
     page: (q: EventPageQuery) => EventRecord[];
@@ -78,10 +34,8 @@ export class SqliteEventStore implements EventStore {
   };
 
   constructor(db: Db, options: GroupCommitOptions = {}) {
+    super(options);
     this.db = db;
-    this.maxDelayMs = options.maxDelayMs ?? 0;
-    this.maxBatchEvents = options.maxBatchEvents ?? 5000;
-    this.onCommit = undefined;
     const byId = db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE seq = ?`);
     const page = db.prepare(PAGE_SQL);
     const pageDesc = db.prepare(PAGE_DESC_SQL);
@@ -90,10 +44,10 @@ export class SqliteEventStore implements EventStore {
     this.read = {
       get: (id) => {
         const row = byId.get(id) as EventRow | undefined;
-        return row && toRecord(row);
+        return row && eventRecordOf(row);
       },
       page: (q) =>
-        ((q.desc ? pageDesc : page).all(q.namespace, q.from, q.to, q.asOf, q.after[0], q.after[1], q.limit) as EventRow[]).map(toRecord),
+        ((q.desc ? pageDesc : page).all(q.namespace, q.from, q.to, q.asOf, q.after[0], q.after[1], q.limit) as EventRow[]).map(eventRecordOf),
       latestId: () => latest.get() as number,
       sourceOf: (namespace, requestId) => sourceOf.get(namespace, requestId) as { source: string | null } | undefined,
     };
@@ -109,36 +63,22 @@ export class SqliteEventStore implements EventStore {
     const writeOne = (item: EventToWrite): WriteResult => {
       const e = item.event;
       const hash = Buffer.from(leafHash(e));
-      const digest = e.artifact_digest === '' ? null : Buffer.from(e.artifact_digest, 'hex');
       // run() and lastInsertRowid, not RETURNING: RETURNING made the insert the costliest line of ingest.
-      const done = insert.run(e.namespace, e.request_id, item.owner, item.keyId, e.caller, e.action, e.units, digest,
+      const done = insert.run(e.namespace, e.request_id, item.owner, item.keyId, e.caller, e.action, e.units, digestBytes(e),
         e.ts_ms, e.ts_explicit ? 1 : 0, e.received_at, e.source, e.metadata, hash);
       if (done.changes === 1) return { status: 'created', id: Number(done.lastInsertRowid), leaf_hash: hash.toString('hex') };
       const stored = existing.get(e.namespace, e.request_id) as StoredRow;
-      const differs = differences(stored, e);
-      if (differs.length === 0) return { status: 'duplicate', id: stored.seq, leaf_hash: stored.leaf_hash.toString('hex') };
-      return { status: 'conflict', id: stored.seq, differs };
+      return repeatOf(stored.seq, stored, e);
     };
 
     // IMMEDIATE: take the write lock up front, so a concurrent writer (the CLI) waits on the
-    // busy timeout instead of failing mid-transaction.
+    // busy timeout instead of failing mid-transaction. Synchronous: a group commits at once.
     const tx = db.transaction((jobs: CommitJob[]) => jobs.map((job) => job.items.map(writeOne)));
-    this.commitBatch = (jobs) => tx.immediate(jobs);
+    this.commitJobs = (jobs) => tx.immediate(jobs);
   }
 
-  /** Queues events for the next group commit; resolves with one result per event once committed. */
-  write(items: EventToWrite[]): Promise<WriteResult[]> {
-    if (items.length === 0) return Promise.resolve([]);
-    return new Promise((resolve, reject) => {
-      this.queue.push({ items, resolve, reject });
-      this.queuedEvents += items.length;
-      if (this.queuedEvents >= this.maxBatchEvents) this.flush();
-      else if (!this.scheduled) {
-        this.scheduled = true;
-        if (this.maxDelayMs > 0) this.timer = setTimeout(() => this.flush(), this.maxDelayMs);
-        else setImmediate(() => this.flush());
-      }
-    });
+  protected commitGroup(jobs: CommitJob[]): WriteResult[][] {
+    return this.commitJobs(jobs);
   }
 
   async get(id: number): Promise<EventRecord | undefined> {
@@ -165,25 +105,11 @@ export class SqliteEventStore implements EventStore {
     return { events: this.read.latestId() - after, oldestReceivedAt: oldest.received_at };
   }
 
-  /** Commits everything queued now. A failed commit rolls back whole and fails each of its requests. */
+  /**
+   * Commits everything queued, synchronously (a commit on SQLite is): an exit path may call it
+   * without waiting. A failed commit rolls back whole and fails each of its requests.
+   */
   flush(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.scheduled = false;
-    const jobs = this.queue;
-    if (jobs.length === 0) return;
-    this.queue = [];
-    const events = this.queuedEvents;
-    this.queuedEvents = 0;
-    const started = performance.now();
-    let results: WriteResult[][];
-    try {
-      results = this.commitBatch(jobs);
-    } catch (err) {
-      for (const job of jobs) job.reject(err);
-      return;
-    }
-    this.onCommit?.(events, (performance.now() - started) / 1000);
-    jobs.forEach((job, i) => job.resolve(results[i]!));
+    void this.flushQueue();
   }
 }

@@ -3,7 +3,7 @@ import type { Statement } from 'better-sqlite3';
 import type { GroupBy, UsageQuery, UsageResult, UsageStore } from '../types.ts';
 import { GROUP_BY } from '../types.ts';
 import type { Db } from './db.ts';
-import { exactUnits } from '../common.ts';
+import { checkUsageQuery, exactUnits, foldUsage, pageStart, rowsWanted, type Sums } from '../usage-fold.ts';
 import { effectiveHistory, type ClassificationPeriod } from '../../event/classification.ts';
 
 const GROUP_EXPR: Record<GroupBy, string> = {
@@ -89,18 +89,6 @@ function unitsOf(r: { u0: bigint; u1: bigint; u2: bigint }): bigint {
 
 type Row = { t: bigint; k: string | bigint | null; n: bigint; u0: bigint | null; u1: bigint | null; u2: bigint | null; bn?: bigint | null; b0?: bigint | null; b1?: bigint | null; b2?: bigint | null };
 
-/** Where the first page starts: below every key (text keys are never empty, buckets never negative). */
-const FIRST: Record<GroupBy, string | number> = { action: '', caller: '', hour: Number.MIN_SAFE_INTEGER, day: Number.MIN_SAFE_INTEGER };
-
-/** A page's start as the database compares keys: text as is, an hour or day by its ms. */
-export function keyParam(groupBy: GroupBy, after: string | undefined): string | number {
-  if (after === undefined) return FIRST[groupBy];
-  if (typeof FIRST[groupBy] === 'string') return after;
-  const ms = Date.parse(after);
-  if (!Number.isSafeInteger(ms)) throw new RangeError(`after must be a ${groupBy} key (an ISO 8601 date-time), not "${after.slice(0, 64)}"`);
-  return ms;
-}
-
 const n0 = (v: bigint | null | undefined) => v ?? 0n;
 
 export class SqliteUsageStore implements UsageStore {
@@ -118,13 +106,11 @@ export class SqliteUsageStore implements UsageStore {
   }
 
   async query(q: UsageQuery): Promise<UsageResult> {
-    if (!Object.hasOwn(GROUP_EXPR, q.groupBy)) throw new RangeError(`group_by must be one of ${GROUP_BY.join(', ')}`);
-    if (q.limit !== undefined && !(Number.isSafeInteger(q.limit) && q.limit >= 1)) throw new RangeError('limit must be a positive integer');
+    checkUsageQuery(q);
     const stored = this.history();
     const asOf = q.asOf ?? Number.MAX_SAFE_INTEGER;
     const range = [q.namespace, q.from, q.to, asOf];
-    // One row past the limit says whether more follow; LIMIT -1 is none.
-    const page = [keyParam(q.groupBy, q.after), q.limit === undefined ? -1 : q.limit + 1];
+    const page = [pageStart(q.groupBy, q.after), rowsWanted(q) ?? -1]; // LIMIT -1 is none
     let rows: Row[];
     if (stored.length === 0) {
       // Nothing configured: every action is billable, so the billable sums are the sums.
@@ -141,24 +127,12 @@ export class SqliteUsageStore implements UsageStore {
       const cls = classificationParams(history);
       rows = stmt.all(...cls, ...range, ...page, ...cls, ...range) as Row[];
     }
-    const sums = (r: Row) => {
-      const u = unitsOf({ u0: n0(r.u0), u1: n0(r.u1), u2: n0(r.u2) });
-      const bu = r.b0 === undefined ? u : unitsOf({ u0: n0(r.b0), u1: n0(r.b1), u2: n0(r.b2) });
-      return { events: Number(r.n), units: exactUnits(u), billable_events: Number(r.bn === undefined ? r.n : n0(r.bn)), billable_units: exactUnits(bu) };
-    };
-    const totalsRow = rows.find((r) => r.t === 1n)!;
-    const groupRows = rows.filter((r) => r.t === 0n);
-    const more = q.limit !== undefined && groupRows.length > q.limit;
-    if (more) groupRows.length = q.limit!;
-    const groups = groupRows.map((r) => ({ key: typeof r.k === 'bigint' ? new Date(Number(r.k)).toISOString() : (r.k as string), ...sums(r) }));
-    return {
-      namespace: q.namespace,
-      from: q.from,
-      to: q.to,
-      group_by: q.groupBy,
-      groups,
-      totals: sums(totalsRow),
-      ...(q.limit !== undefined && { more }),
-    };
+    return foldUsage(q, rows.map((r) => ({ totals: r.t === 1n, key: typeof r.k === 'bigint' ? Number(r.k) : r.k, sums: sumsOf(r) })));
   }
+}
+
+function sumsOf(r: Row): Sums {
+  const u = unitsOf({ u0: n0(r.u0), u1: n0(r.u1), u2: n0(r.u2) });
+  const bu = r.b0 === undefined ? u : unitsOf({ u0: n0(r.b0), u1: n0(r.b1), u2: n0(r.b2) });
+  return { events: Number(r.n), units: exactUnits(u), billable_events: Number(r.bn === undefined ? r.n : n0(r.bn)), billable_units: exactUnits(bu) };
 }
