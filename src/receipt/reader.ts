@@ -15,24 +15,16 @@ const LEVEL_CACHE_BYTES = 64 * 1024 * 1024;
 export class ReceiptReader {
   private readonly ledger: Ledger;
   private readonly levels = new Map<string, Uint8Array>();
-  /** An anchor, once recorded, never changes: only found ones are kept. */
-  private readonly anchors = new Map<number, Anchor>();
   private levelBytes = 0;
 
   constructor(ledger: Ledger) {
     this.ledger = ledger;
   }
 
-  /** Where an epoch's root is on chain, as a receipt carries it, or null while it is not anchored. */
+  /** Where an epoch's root is on chain, as a receipt carries it, or null while it is not anchored (the ledger caches found ones). */
   async anchor(epoch: number): Promise<Anchor | null> {
-    const known = this.anchors.get(epoch);
-    if (known) return known;
     const a = await this.ledger.anchors.get(epoch);
-    if (!a) return null;
-    const anchor = { network: a.network, package_id: a.package_id, registry_id: a.registry_id, tx_digest: a.tx_digest, checkpoint: a.checkpoint };
-    if (this.anchors.size >= 100_000) this.anchors.clear();
-    this.anchors.set(epoch, anchor);
-    return anchor;
+    return a && { network: a.network, package_id: a.package_id, registry_id: a.registry_id, tx_digest: a.tx_digest, checkpoint: a.checkpoint };
   }
 
   /** The receipt of a stored event: pending until its epoch is sealed. */

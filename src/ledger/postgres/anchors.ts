@@ -1,16 +1,13 @@
 // Anchors on PostgreSQL: where each epoch's root landed on chain, and every attempt's digest,
-// written before the transaction is sent. Both writes are the leader's, fenced by term.
+// written before the transaction is sent. Both writes are the leader's, fenced by term. Only SQL:
+// the ledger caches found anchors above this (anchor-cache.ts).
 import type pg from 'pg';
 import type { AnchorAttempt, AnchorRecord, AnchorStore } from '../types.ts';
 import type { PgLeadership } from './leadership.ts';
 
-type AnchorRow = Omit<AnchorRecord, 'anchored_at_ms'> & { anchored_at: number };
-
 export class PgAnchorStore implements AnchorStore {
   private readonly pool: pg.Pool;
   private readonly leadership: PgLeadership;
-  /** Anchors never change once recorded; only found ones are cached. */
-  private readonly cache = new Map<number, AnchorRecord>();
 
   constructor(pool: pg.Pool, leadership: PgLeadership) {
     this.pool = pool;
@@ -18,19 +15,12 @@ export class PgAnchorStore implements AnchorStore {
   }
 
   async get(epoch: number): Promise<AnchorRecord | null> {
-    const cached = this.cache.get(epoch);
-    if (cached) return cached;
-    const { rows } = await this.pool.query<AnchorRow>({
+    const { rows } = await this.pool.query<AnchorRecord>({
       name: 'anchors-get',
-      text: 'SELECT network, package_id, registry_id, tx_digest, checkpoint, anchored_at FROM anchors WHERE epoch = $1',
+      text: 'SELECT network, package_id, registry_id, tx_digest, checkpoint, anchored_at AS anchored_at_ms FROM anchors WHERE epoch = $1',
       values: [epoch],
     });
-    if (!rows[0]) return null;
-    const { anchored_at, ...where } = rows[0];
-    const record = { ...where, anchored_at_ms: anchored_at };
-    if (this.cache.size >= 100_000) this.cache.clear();
-    this.cache.set(epoch, record);
-    return record;
+    return rows[0] ?? null;
   }
 
   async anchoredThrough(): Promise<number | null> {

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { Ledger, SealerSite } from '../types.ts';
+import { AnchorCache } from '../anchor-cache.ts';
 import { PgAnchorStore } from './anchors.ts';
 import { copyRows, type CopyCounts, type CopyData } from './copy.ts';
 import { createPool, migrate } from './db.ts';
@@ -46,7 +47,8 @@ export class PostgresLedger implements Ledger {
   readonly usage: PgUsageStore;
   readonly classification: PgClassificationStore;
   readonly epochs: PgEpochStore;
-  readonly anchors: PgAnchorStore;
+  /** Found anchors are cached once, here above the engine (a recorded anchor never changes). */
+  readonly anchors: AnchorCache;
   readonly leadership: PgLeadership;
   /** In-process: the database does the waiting, and the fenced write needs this instance's term. */
   readonly sealer: SealerSite = { kind: 'in-process' };
@@ -67,7 +69,7 @@ export class PostgresLedger implements Ledger {
     this.classification = new PgClassificationStore(pool);
     this.usage = new PgUsageStore(pool, () => this.classification.history());
     this.epochs = new PgEpochStore(pool, this.leadership);
-    this.anchors = new PgAnchorStore(pool, this.leadership);
+    this.anchors = new AnchorCache(new PgAnchorStore(pool, this.leadership));
   }
 
   /** Whether the database answers within 3 s (a health check must not hang on a dead server). */

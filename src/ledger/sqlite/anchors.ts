@@ -1,31 +1,20 @@
 // Anchors on SQLite: where each epoch's root landed on chain, and every attempt's digest,
-// written before the transaction is sent.
+// written before the transaction is sent. Only SQL: the ledger caches found anchors above this
+// (anchor-cache.ts).
 import type { AnchorAttempt, AnchorRecord, AnchorStore } from '../types.ts';
 import type { Db } from './db.ts';
-
-type AnchorRow = Omit<AnchorRecord, 'anchored_at_ms'> & { anchored_at: number };
 
 export class SqliteAnchorStore implements AnchorStore {
   private readonly db: Db;
   private readonly byEpoch;
-  /** Anchors never change once recorded; only found ones are cached. */
-  private readonly cache = new Map<number, AnchorRecord>();
 
   constructor(db: Db) {
     this.db = db;
-    this.byEpoch = db.prepare('SELECT network, package_id, registry_id, tx_digest, checkpoint, anchored_at FROM anchors WHERE epoch = ?');
+    this.byEpoch = db.prepare('SELECT network, package_id, registry_id, tx_digest, checkpoint, anchored_at AS anchored_at_ms FROM anchors WHERE epoch = ?');
   }
 
   async get(epoch: number): Promise<AnchorRecord | null> {
-    const cached = this.cache.get(epoch);
-    if (cached) return cached;
-    const row = this.byEpoch.get(epoch) as AnchorRow | undefined;
-    if (!row) return null;
-    const { anchored_at, ...where } = row;
-    const record = { ...where, anchored_at_ms: anchored_at };
-    if (this.cache.size >= 100_000) this.cache.clear();
-    this.cache.set(epoch, record);
-    return record;
+    return (this.byEpoch.get(epoch) as AnchorRecord | undefined) ?? null;
   }
 
   async anchoredThrough(): Promise<number | null> {

@@ -2,6 +2,7 @@
 // writes it (WAL; the CLI may share it through the busy timeout), so that process always leads.
 import { hostname } from 'node:os';
 import type { Ledger, Leadership, LeadershipState, Role, SealerSite } from '../types.ts';
+import { AnchorCache } from '../anchor-cache.ts';
 import { SqliteAnchorStore } from './anchors.ts';
 import { openDb, type Db, type OpenOptions } from './db.ts';
 import { SqliteEpochStore } from './epochs.ts';
@@ -46,7 +47,8 @@ export class SqliteLedger implements Ledger {
   readonly usage: SqliteUsageStore;
   readonly classification: SqliteClassificationStore;
   readonly epochs: SqliteEpochStore;
-  readonly anchors: SqliteAnchorStore;
+  /** Found anchors are cached once, here above the engine (a recorded anchor never changes). */
+  readonly anchors: AnchorCache;
   readonly leadership = new SoleLeadership();
   /** A file is sealed on a worker thread with its own connection; ':memory:' cannot be shared. */
   readonly sealer: SealerSite;
@@ -60,7 +62,7 @@ export class SqliteLedger implements Ledger {
     this.classification = new SqliteClassificationStore(this.db);
     this.usage = new SqliteUsageStore(this.db, () => this.classification.historySync());
     this.epochs = new SqliteEpochStore(this.db);
-    this.anchors = new SqliteAnchorStore(this.db);
+    this.anchors = new AnchorCache(new SqliteAnchorStore(this.db));
   }
 
   private healthStmt: import('better-sqlite3').Statement<[]> | undefined;
