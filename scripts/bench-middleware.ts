@@ -1,70 +1,88 @@
-// bench:middleware — a trivial fastify route with and without the metering plugin, in the same
-// run: two apps in one server process (the same app, one with `meterRequests`), driven in turn
-// by autocannon from this process for many short alternating rounds. The metered app records
-// through a real usage client into a sink that only counts, so the figure is the middleware and
-// the client on the app's event loop, not the network.
+// bench:middleware — what recording each request costs, against what a team would otherwise use
+// to record each request: one trivial fastify route (GET /hello) served by several apps in one
+// server process, measured in the same run, in turn, by autocannon from this process, for many
+// short rounds:
+//   plain    the route alone
+//   hook     plus an onRequest hook that does nothing: the floor of any per-request plugin
+//   metered  plus `meterRequests` registered first (`registeredFirst: true`, as examples/fastify.ts),
+//            recording through a real usage client into a sink that counts
+//   metered-default  the same without `registeredFirst`: it also adds an onResponse hook, for
+//            answers given by onRequest hooks registered before it
+//   logged   the plain app with fastify's own request logging (pino, to a file)
+// The headline is the server's CPU time per request on its event-loop thread (ns, from Linux's
+// schedstat): a single-threaded server's throughput is one over that time. Each app's cost is
+// its CPU per request minus the plain app's in the same round; the median round is the figure
+// (this kind of machine's speed drifts between minutes). Targets: `meterRequests` costs less
+// than fastify's request logging, and at most 1.5 µs per request.
 //
-// The headline is the server's CPU time per request (its event-loop thread, in ns from Linux's
-// schedstat): a single-threaded server's throughput is 1 / that time. Requests per second are
-// printed too, but on a small machine autocannon shares the cores and often sets the pace itself,
-// which hides the server's cost. Each round pairs the two apps within seconds; the median round
-// is the figure (the machine's speed drifts between minutes).
+//   npm run bench:middleware        BENCH_ROUNDS=31 BENCH_SECONDS=1 BENCH_APPS=plain,hook,metered,metered-default,logged
 import autocannon from 'autocannon';
-import Fastify from 'fastify';
-import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createUsageClient, type Sink } from '../src/index.ts';
 import { meterRequests } from '../src/middleware/fastify.ts';
-import { Exchange, watchResponse } from '../src/middleware/node-http.ts';
 import { startServer, stopServer } from './lib/servers.ts';
 
 const SCRIPT = new URL(import.meta.url).pathname;
+const KINDS = ['plain', 'hook', 'metered', 'metered-default', 'logged'] as const;
+type Kind = (typeof KINDS)[number];
+const TARGET_US = 1.5;
+
+function appsOf(): Kind[] {
+  const apps = (process.env.BENCH_APPS ?? KINDS.join(',')).split(',') as Kind[];
+  for (const a of apps) if (!KINDS.includes(a)) throw new Error(`BENCH_APPS: unknown app ${JSON.stringify(a)} (${KINDS.join(', ')})`);
+  if (apps[0] !== 'plain') throw new Error('BENCH_APPS must start with plain');
+  return apps;
+}
 
 if (process.argv[2] === '--serve') {
-  // Child: the apps in one process (same CPU, same JIT, same heap settings), on consecutive ports:
-  // node bench-middleware.ts --serve <port>. By default the plain app on <port> and the metered
-  // one on <port> + 1. BENCH_APPS=plain,hook,watch,metered (scripts/cost-middleware.sh) adds the
-  // floor of any plugin like this one: `hook`, an onRequest hook that does nothing; `watch`, the
-  // plugin's own per-request mechanism (its object, watched until the response is over) with no
-  // event built.
+  // Child: every app in one process (same CPU, same JIT, same heap settings), on consecutive
+  // ports: node bench-middleware.ts --serve <port> (app i on <port> + i).
   const port = Number(process.argv[3]);
-  const apps = (process.env.BENCH_APPS ?? 'plain,metered').split(',');
+  const apps = appsOf();
   let recorded = 0;
   const counting: Sink = { name: 'count', send: async (events) => ((recorded += events.length), { kind: 'done' }) };
   const client = createUsageClient({ sink: counting });
-  const built = apps.map((kind) => {
-    const app = Fastify({ logger: false });
-    if (kind === 'metered') {
+  const logDir = mkdtempSync(join(tmpdir(), 'bench-middleware-'));
+  const logFile = join(logDir, 'requests.log');
+  const built = apps.map((kind): FastifyInstance => {
+    // fastify's request logging: an "incoming request" and a "request completed" line per request.
+    const app = kind === 'logged' ? Fastify({ logger: { level: 'info', file: logFile } }) : Fastify({ logger: false });
+    if (kind === 'metered' || kind === 'metered-default') {
       meterRequests(app, {
         client,
         namespace: 'acme/bench',
         caller: (r) => (r.headers['x-user'] as string | undefined) ?? 'anonymous',
         action: 'hello',
         skip: (r) => r.url === '/healthz' || r.url === '/recorded',
+        registeredFirst: kind === 'metered',
       });
-    } else if (kind === 'hook') {
-      app.addHook('onRequest', (_request, _reply, next) => next());
-    } else if (kind === 'watch') {
-      const nothing = () => {};
-      app.addHook('onRequest', (request, reply, next) => {
-        watchResponse(new Exchange(request, reply, reply.raw, nothing), request.raw.socket);
-        next();
-      });
-    } else if (kind !== 'plain') throw new Error(`BENCH_APPS: unknown app ${JSON.stringify(kind)} (plain, hook, watch, metered)`);
-    app.get('/recorded', async () => {
+    } else if (kind === 'hook') app.addHook('onRequest', (_request, _reply, next) => next());
+    app.get('/recorded', { logLevel: 'silent' }, async () => {
       await client.flush();
-      return { recorded };
+      let logBytes = 0;
+      try {
+        logBytes = statSync(logFile).size;
+      } catch {}
+      return { recorded, logBytes };
     });
-    app.get('/healthz', async () => 'ok');
+    app.get('/healthz', { logLevel: 'silent' }, async () => 'ok');
     app.get('/hello', async () => ({ hello: 'world' }));
     return app;
   });
   // The first port last: the parent waits for it, and then every app answers.
   for (let i = built.length - 1; i >= 0; i--) await built[i]!.listen({ port: port + i, host: '127.0.0.1' });
-  process.once('SIGTERM', () => process.exit(0)); // an orderly exit, so --cpu-prof can write its profile
+  process.once('SIGTERM', () => {
+    rmSync(logDir, { recursive: true, force: true });
+    process.exit(0); // an orderly exit, so --cpu-prof can write its profile
+  });
 } else {
   const SECONDS = Number(process.env.BENCH_SECONDS ?? 1);
   const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 31);
   const CONNECTIONS = 10;
+  const apps = appsOf();
   const log = (s: string) => process.stderr.write(`${s}\n`);
   /**
    * ns the server's event-loop thread has run: Linux's schedstat (ns); else user + system time
@@ -82,62 +100,71 @@ if (process.argv[2] === '--serve') {
   const load = async (url: string, seconds: number, pid: number) => {
     const cpu0 = cpuNs(pid);
     const r = await autocannon({ url: `${url}/hello`, connections: CONNECTIONS, duration: seconds, headers: { 'x-user': 'user-1' } });
-    return { reqPerSec: r.requests.average, total: r.requests.total, cpuNs: cpuNs(pid) - cpu0, p99: r.latency.p99, bad: r.errors + r.non2xx + r.timeouts };
+    return { reqPerSec: r.requests.average, total: r.requests.total, cpuNs: cpuNs(pid) - cpu0, bad: r.errors + r.non2xx + r.timeouts };
   };
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
-  log(`bench:middleware — ${ROUNDS} rounds of ${SECONDS} s per app, alternating, ${CONNECTIONS} connections, GET /hello; server CPU time per request (event-loop thread)`);
-  const plain = await startServer([SCRIPT, '--serve']);
-  const metered = { url: plain.url.replace(/:(\d+)$/, (_, p: string) => `:${Number(p) + 1}`) }; // the same process
+  log(`bench:middleware — apps ${apps.join(', ')}: ${ROUNDS} rounds of ${SECONDS} s each, order rotating, ${CONNECTIONS} connections, GET /hello; server CPU time per request (event-loop thread)`);
+  const server = await startServer([SCRIPT, '--serve']);
+  const pid = server.proc.pid!;
+  const urlOf = (i: number) => server.url.replace(/:(\d+)$/, (_, p: string) => `:${Number(p) + i}`);
+  const metered = apps.indexOf('metered');
   try {
-    await load(plain.url, 2, plain.proc.pid!); // warm-up of both (JIT)
-    await load(metered.url, 2, plain.proc.pid!);
-    const warmupRequests = (await (await fetch(`${metered.url}/recorded`)).json()) as { recorded: number };
-    type Side = { reqPerSec: number; usPerReq: number };
-    const rows: Array<{ without: Side; with: Side }> = [];
-    let withTotal = 0;
+    for (let i = 0; i < apps.length; i++) await load(urlOf(i), 2, pid); // warm-up of each (JIT)
+    // One client and counter for both metered apps; asked through either.
+    const counter = metered >= 0 ? metered : apps.indexOf('metered-default');
+    const before = counter >= 0 ? ((await (await fetch(`${urlOf(counter)}/recorded`)).json()) as { recorded: number }).recorded : 0;
+    const rows: Array<Record<string, { us: number; rps: number }>> = [];
+    let meteredRequests = 0;
     let bad = 0;
-    let p99With = 0;
-    let p99Without = 0;
-    for (let i = 0; i < ROUNDS; i++) {
-      // Alternate which goes first, so drift in the machine's speed falls on both.
-      const order = i % 2 === 0 ? (['without', 'with'] as const) : (['with', 'without'] as const);
-      const row = { without: { reqPerSec: 0, usPerReq: 0 }, with: { reqPerSec: 0, usPerReq: 0 } };
-      for (const which of order) {
-        const r = await load(which === 'with' ? metered.url : plain.url, SECONDS, plain.proc.pid!);
-        row[which] = { reqPerSec: r.reqPerSec, usPerReq: r.cpuNs / 1000 / r.total };
+    const meteredDefault = apps.indexOf('metered-default');
+    for (let round = 0; round < ROUNDS; round++) {
+      const row: Record<string, { us: number; rps: number }> = {};
+      // Rotate which app goes first, so drift in the machine's speed falls on all.
+      for (let k = 0; k < apps.length; k++) {
+        const i = (round + k) % apps.length;
+        const r = await load(urlOf(i), SECONDS, pid);
+        row[apps[i]!] = { us: r.cpuNs / 1000 / r.total, rps: r.reqPerSec };
         bad += r.bad;
-        if (which === 'with') {
-          withTotal += r.total;
-          p99With = Math.max(p99With, r.p99);
-        } else p99Without = Math.max(p99Without, r.p99);
+        if (i === metered || i === meteredDefault) meteredRequests += r.total;
       }
       rows.push(row);
-      log(`  round ${String(i + 1).padStart(2)}: CPU per request without ${row.without.usPerReq.toFixed(2)} µs | with ${row.with.usPerReq.toFixed(2)} µs | ratio ${(row.without.usPerReq / row.with.usPerReq).toFixed(3)}   (req/s ${Math.round(row.without.reqPerSec)} | ${Math.round(row.with.reqPerSec)})`);
+      log(`  round ${String(round + 1).padStart(2)}: ${apps.map((a) => `${a} ${row[a]!.us.toFixed(2)} µs`).join(' | ')}`);
     }
-    const { recorded } = (await (await fetch(`${metered.url}/recorded`)).json()) as { recorded: number };
-    const events = recorded - warmupRequests.recorded;
-    // Capacity with/without: the plain app's CPU time per request over the metered app's.
-    const cpuRatios = rows.map((r) => r.without.usPerReq / r.with.usPerReq);
-    const rpsRatios = rows.map((r) => r.with.reqPerSec / r.without.reqPerSec);
-    const cpuRatio = median(cpuRatios);
-    const rpsRatio = median(rpsRatios);
-    const usWithout = median(rows.map((r) => r.without.usPerReq));
-    const usWith = median(rows.map((r) => r.with.usPerReq));
-    const met = cpuRatio > 0.95;
-    console.log(`server CPU per request (event-loop thread, median round): without ${usWithout.toFixed(2)} µs | with ${usWith.toFixed(2)} µs | capacity with/without ${cpuRatio.toFixed(3)} | overhead ${((1 - cpuRatio) * 100).toFixed(1)} % (target < 5 %: ${met ? 'met' : 'missed'})`);
-    console.log(`requests per second (paced partly by autocannon on the same machine): without ${Math.round(median(rows.map((r) => r.without.reqPerSec)))} (p99 ≤ ${p99Without} ms) | with ${Math.round(median(rows.map((r) => r.with.reqPerSec)))} (p99 ≤ ${p99With} ms) | with/without median round ${rpsRatio.toFixed(3)}`);
-    console.log(`events recorded while measured: ${events} for ${withTotal} metered requests${bad ? ` | WARNING: ${bad} errors or non-2xx answers` : ''}`);
-    const r3 = (x: number) => Math.round(x * 1000) / 1000;
+    const us = Object.fromEntries(apps.map((a) => [a, median(rows.map((r) => r[a]!.us))]));
+    // Each app's added cost, paired with the plain app of the same round.
+    const added = Object.fromEntries(apps.filter((a) => a !== 'plain').map((a) => [a, median(rows.map((r) => r[a]!.us - r.plain!.us))]));
+    const rps = Object.fromEntries(apps.map((a) => [a, median(rows.map((r) => r[a]!.rps))]));
+    console.log(`server CPU per request (median round): ${apps.map((a) => `${a} ${us[a]!.toFixed(2)} µs`).join(' | ')}`);
+    console.log(`added to the plain app (median of paired rounds): ${Object.entries(added).map(([a, v]) => `${a} ${v.toFixed(2)} µs`).join(' | ')}`);
+    let verdict: Record<string, unknown> = {};
+    if (added.metered !== undefined && added.logged !== undefined) {
+      const vsLogging = added.metered / added.logged;
+      const capacity = us.plain! / us.metered!;
+      const cheaper = added.metered < added.logged;
+      const withinUs = added.metered <= TARGET_US;
+      console.log(`meterRequests / fastify request logging (added CPU): ${vsLogging.toFixed(3)} (target < 1: ${cheaper ? 'met' : 'missed'}) | meterRequests adds ${added.metered.toFixed(2)} µs (target ≤ ${TARGET_US} µs: ${withinUs ? 'met' : 'missed'}${added.hook !== undefined ? `; the no-op hook alone adds ${added.hook.toFixed(2)} µs` : ''}) | capacity metered/plain ${capacity.toFixed(3)}, logged/plain ${(us.plain! / us.logged!).toFixed(3)}`);
+      verdict = { metered_vs_logging: r3(vsLogging), cheaper_than_logging: cheaper, target_us: TARGET_US, within_target_us: withinUs, capacity_metered: r3(capacity), capacity_logged: r3(us.plain! / us.logged!) };
+      if (added['metered-default'] !== undefined) {
+        const d = added['metered-default'];
+        console.log(`meterRequests without registeredFirst (+ onResponse hook) adds ${d.toFixed(2)} µs | / fastify request logging ${(d / added.logged).toFixed(3)}`);
+        verdict.metered_default_vs_logging = r3(d / added.logged);
+      }
+    }
+    console.log(`requests per second (paced partly by autocannon on the same machine): ${apps.map((a) => `${a} ${Math.round(rps[a]!)}`).join(' | ')}`);
+    let events = 0;
+    if (counter >= 0) {
+      events = ((await (await fetch(`${urlOf(counter)}/recorded`)).json()) as { recorded: number }).recorded - before;
+      console.log(`events recorded while measured: ${events} for ${meteredRequests} metered requests${bad ? ` | WARNING: ${bad} errors or non-2xx answers` : ''}`);
+    }
     console.log(JSON.stringify({
-      bench: 'middleware', seconds: SECONDS, rounds: ROUNDS, connections: CONNECTIONS,
-      cpu_us_per_req_without: r3(usWithout), cpu_us_per_req_with: r3(usWith),
-      capacity_ratio: r3(cpuRatio), round_capacity_ratios: cpuRatios.map(r3),
-      overhead_pct: Math.round((1 - cpuRatio) * 1000) / 10, target_met: met,
-      req_per_s_ratio: r3(rpsRatio), round_req_per_s_ratios: rpsRatios.map(r3),
-      events_recorded: events, metered_requests: withTotal, errors: bad,
+      bench: 'middleware', date: new Date().toISOString(), seconds: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, apps,
+      cpu_us_per_req: Object.fromEntries(Object.entries(us).map(([a, v]) => [a, r3(v)])),
+      added_us_per_req: Object.fromEntries(Object.entries(added).map(([a, v]) => [a, r3(v)])),
+      ...verdict, events_recorded: events, metered_requests: meteredRequests, errors: bad,
     }));
   } finally {
-    await stopServer(plain.proc);
+    await stopServer(server.proc);
   }
 }

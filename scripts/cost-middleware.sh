@@ -9,9 +9,9 @@
 # differed by ~0.5 % in the ratio: smaller changes need several runs each.
 #
 #   scripts/cost-middleware.sh [N=10000]     (WARMUP=30000 requests to each app first)
-#   APPS=plain,hook,watch,metered scripts/cost-middleware.sh
-#       also counts the floor of any plugin like this one (BENCH_APPS in bench-middleware.ts): a
-#       no-op onRequest hook, and the plugin's per-request mechanism with no event built.
+#   APPS=plain,hook,metered,metered-default,logged scripts/cost-middleware.sh
+#       also counts the floor of any plugin like this one, a no-op onRequest hook, the plugin
+#       without registeredFirst, and fastify's request logging (BENCH_APPS in bench-middleware.ts).
 #   ROUNDS=2 (default): each app is counted in that many windows, and its lowest one is its cost.
 #
 # Needs valgrind (apt-get install valgrind). Takes ~10 minutes for two apps. A window in which V8

@@ -7,7 +7,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { utf8ToBytes } from '@noble/hashes/utils.js';
 import { bytesToHex } from '../encoding/hex.ts';
 import { ACTION_PATTERN } from '../event/validate.ts';
-import { useRequestContext } from './common.ts';
+import { loggingOnError, useRequestContext } from './common.ts';
 
 export interface UpstreamOptions {
   /** The provider's name, e.g. `openai`: the action is `upstream.<provider>` unless `action` says otherwise. */
@@ -19,6 +19,7 @@ export interface UpstreamOptions {
   client?: UsageClient;
   /** The fetch to wrap (default globalThis.fetch, looked up at call time). */
   fetch?: typeof fetch;
+  /** Calls that could not be metered; default: logged with console.error (rate-limited, see common.ts). */
   onError?: (error: Error) => void;
 }
 
@@ -33,9 +34,10 @@ export function meteredFetch(options: UpstreamOptions): typeof fetch {
   const base = (...args: Parameters<typeof fetch>) => (options.fetch ?? globalThis.fetch)(...args);
   if (!storage) return base as typeof fetch; // no AsyncLocalStorage here: attribution is off
 
+  const onError = options.onError ?? loggingOnError(console, `meteredFetch(${provider})`);
   const report = (err: unknown) => {
     try {
-      options.onError?.(err instanceof Error ? err : new Error(String(err)));
+      onError(err instanceof Error ? err : new Error(String(err)));
     } catch {}
   };
 

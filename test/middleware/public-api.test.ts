@@ -4,10 +4,13 @@
 import Fastify from 'fastify';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import express from 'express';
+import { describe, expect, it, vi } from 'vitest';
 import { createMemorySink, createUsageClient } from '../../src/index.ts';
 import { LOG_BURST } from '../../src/middleware/common.ts';
+import { meterRequests as meterExpress } from '../../src/middleware/express.ts';
 import { meterRequests } from '../../src/middleware/fastify.ts';
+import { meteredFetch } from '../../src/middleware/upstream.ts';
 
 /** A pino destination that keeps each log line's message. */
 function logLines() {
@@ -89,5 +92,48 @@ describe('nothing dropped silently', () => {
     expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/answered 429 before the plugin's onRequest hook ran was not metered/)]);
     await app.close();
     await client.close();
+  });
+});
+
+describe('nothing dropped silently, without a logger of the app', () => {
+  it('Express: a caller function that throws is logged with console.error by default; the request is served', async () => {
+    const spy = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const sink = createMemorySink();
+      const client = createUsageClient({ sink, flushIntervalMs: 5 });
+      const app = express();
+      app.use(meterExpress({ client, namespace: 'acme/prod', caller: () => { throw new Error('no session'); }, action: 'a' }));
+      app.get('/x', (_req, res) => void res.send('ok'));
+      const server = app.listen(0, '127.0.0.1');
+      await new Promise((r) => server.once('listening', r));
+      const { port } = server.address() as { port: number };
+      expect((await fetch(`http://127.0.0.1:${port}/x`)).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 50));
+      server.close();
+      await client.close();
+      expect(sink.events).toEqual([]);
+      expect(spy.mock.calls.map((c) => String(c[0]))).toEqual([expect.stringMatching(/caller\(request\) threw \(no session\); the request was not metered/)]);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('meteredFetch: a call outside any identity is logged by default', async () => {
+    const spy = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const sink = createMemorySink();
+      const client = createUsageClient({ sink, flushIntervalMs: 5 });
+      const fetchStub = (async () => new Response('up')) as unknown as typeof fetch;
+      const upstream = meteredFetch({ provider: 'p', fetch: fetchStub });
+      const app = Fastify();
+      meterRequests(app, { client, namespace: 'acme/prod', caller: (r) => r.headers['x-user'] as string, action: 'a', onError: () => {} });
+      app.get('/x', async () => (await upstream('https://up.example/')).text());
+      await app.inject({ url: '/x' }); // no x-user: neither the request nor its call can be metered
+      await app.close();
+      await client.close();
+      expect(spy.mock.calls.map((c) => String(c[0]))).toEqual([expect.stringMatching(/meteredFetch\(p\).*the call was not metered/)]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
