@@ -1,5 +1,5 @@
 // The package's public surface. Everything exported here is browser-safe except where noted.
-export { verifyReceipt, VERIFY_CODES, type VerifyCode, type VerifyFailure, type VerifyOptions, type VerifyResult, type VerifyStep } from './verify/index.ts';
+export { assertReceipt, verifyReceipt, VerificationError, VERIFY_CODES, type VerifiedReceipt, type VerifyCode, type VerifyFailure, type VerifyOptions, type VerifyResult, type VerifyStep } from './verify/index.ts';
 export type { Receipt, ReceiptEvent, Anchor, ReceiptStatus } from './receipt/format.ts';
 export { encodeLeaf, leafHash, LeafV1Bcs, LEAF_VERSION, type LeafFields } from './event/leaf.ts';
 export { verifyInclusion, rootFromInclusionProof } from './merkle/proof.ts';

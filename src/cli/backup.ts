@@ -81,18 +81,19 @@ async function copy(file: string, dest: string): Promise<number> {
     src.exec('BEGIN');
     src.prepare('SELECT count(*) FROM epochs').get();
     let last = performance.now();
-    let total = 0;
-    await src.backup(dest, {
+    const line = (done: number, total: number) => process.stderr.write(`copying pages: ${done.toLocaleString('en-US')} / ${total.toLocaleString('en-US')}\n`);
+    const result = await src.backup(dest, {
+      // Called between steps only: a line every 5 s at most; the last one below.
       progress: ({ totalPages, remainingPages }) => {
-        total = totalPages;
-        if (remainingPages === 0 || performance.now() - last >= 5000) {
+        if (performance.now() - last >= 5000) {
           last = performance.now();
-          process.stderr.write(`copying pages: ${(totalPages - remainingPages).toLocaleString('en-US')} / ${totalPages.toLocaleString('en-US')}\n`);
+          line(totalPages - remainingPages, totalPages);
         }
         return PAGES_PER_STEP;
       },
     });
-    return total;
+    line(result.totalPages, result.totalPages);
+    return result.totalPages;
   } finally {
     if (src.inTransaction) src.exec('ROLLBACK');
     src.close();

@@ -4,6 +4,7 @@ import { InvalidArgumentError } from 'commander';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { ACTION_CLASSES, validatePolicy, type ClassificationPolicy } from '../event/classification.ts';
 import { parseRfc3339 } from '../event/validate.ts';
+import { CliError } from './errors.ts';
 
 export interface ClassificationFlags {
   billableActions?: string[];
@@ -60,7 +61,7 @@ export function instantArg(value: string): number {
 export function policyFromFlags(f: ClassificationFlags): { policy: ClassificationPolicy; fromMs?: number } | undefined {
   const listed = f.billableActions !== undefined || f.nonBillableActions !== undefined || f.otherActions !== undefined;
   if (f.classification !== undefined && listed) {
-    throw new Error('--classification FILE and --billable-actions/--non-billable-actions/--other-actions are alternatives: give one or the other');
+    throw new CliError('bad_config', '--classification FILE and --billable-actions/--non-billable-actions/--other-actions are alternatives: give one or the other');
   }
   let input: unknown;
   let source: string;
@@ -71,28 +72,28 @@ export function policyFromFlags(f: ClassificationFlags): { policy: Classificatio
       if (f.classification.trim() === '') throw new Error('the file name is empty');
       text = readClassificationFile(f.classification);
     } catch (err) {
-      throw new Error(`--classification ${f.classification}: cannot read it (${(err as Error).message}); give a regular JSON file of at most ${MAX_FILE_BYTES} bytes like {"billable":["recall"],"non_billable":["ping"],"other":"info"}`);
+      throw new CliError('bad_config', `--classification ${f.classification}: cannot read it (${(err as Error).message}); give a regular JSON file of at most ${MAX_FILE_BYTES} bytes like {"billable":["recall"],"non_billable":["ping"],"other":"info"}`, { cause: err });
     }
     try {
       input = JSON.parse(text);
     } catch (err) {
-      throw new Error(`--classification ${f.classification} is not JSON (${(err as Error).message}); expected {"billable":[…],"non_billable":[…],"other":"info"}`);
+      throw new CliError('bad_config', `--classification ${f.classification} is not JSON (${(err as Error).message}); expected {"billable":[…],"non_billable":[…],"other":"info"}`, { cause: err });
     }
   } else if (listed) {
     // The parsers refuse empty lists; this guards callers that build the flags themselves.
     for (const [name, list] of [['--billable-actions', f.billableActions], ['--non-billable-actions', f.nonBillableActions]] as const) {
-      if (list !== undefined && list.length === 0) throw new Error(`${name} ${EMPTY_LIST}`);
+      if (list !== undefined && list.length === 0) throw new CliError('bad_config', `${name} ${EMPTY_LIST}`);
     }
     source = '--billable-actions/--non-billable-actions/--other-actions';
     input = { billable: f.billableActions ?? [], non_billable: f.nonBillableActions ?? [], other: f.otherActions ?? 'info' };
   } else {
-    if (f.classificationFrom !== undefined) throw new Error('--classification-from needs a classification: give --billable-actions (and --non-billable-actions, --other-actions) or --classification FILE');
+    if (f.classificationFrom !== undefined) throw new CliError('bad_config', '--classification-from needs a classification: give --billable-actions (and --non-billable-actions, --other-actions) or --classification FILE');
     return undefined;
   }
   const r = validatePolicy(input);
   if (!r.ok) {
     const flag = (path: string) => (f.classification !== undefined ? path : path === 'billable' ? '--billable-actions' : path === 'non_billable' ? '--non-billable-actions' : path === 'other' ? '--other-actions' : path);
-    throw new Error(`${source}: ${r.errors.map((e) => (e.message.startsWith(e.path) ? flag(e.path) + e.message.slice(e.path.length) : e.message)).join('; ')}`);
+    throw new CliError('bad_config', `${source}: ${r.errors.map((e) => (e.message.startsWith(e.path) ? flag(e.path) + e.message.slice(e.path.length) : e.message)).join('; ')}`);
   }
   return { policy: r.policy, ...(f.classificationFrom !== undefined && { fromMs: f.classificationFrom }) };
 }

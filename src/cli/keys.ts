@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import type { KeyStore } from '../ledger/index.ts';
 import { refuseWhileMigrating } from './lock.ts';
+import { CliError } from './errors.ts';
 import { dbOption, listOf, withLedger } from './options.ts';
 
 const withKeys = <T>(db: string, fn: (keys: KeyStore) => Promise<T>, create = false): Promise<T> => {
@@ -60,7 +61,7 @@ export function addKeysCommands(program: Command): void {
     .addOption(dbOption())
     .action(async (id: string, opts: { db: string }) => {
       const done = await withKeys(opts.db, (k) => k.revoke(id));
-      if (!done) throw new Error(`no active key with id ${id}; see \`receipts keys list\``);
+      if (!done) throw new CliError('not_found', `no active key with id ${id}; see \`receipts keys list\``);
       process.stdout.write(`revoked ${id}\n`);
     });
 }

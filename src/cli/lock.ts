@@ -6,6 +6,7 @@
 import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { CliError } from './errors.ts';
 
 export interface Holder {
   pid: number;
@@ -20,15 +21,6 @@ export interface ServeLock {
   /** Records where the holder listens (once it does), for the message of the next one. */
   listening(host: string, port: number): void;
   release(): void;
-}
-
-export class LockedError extends Error {
-  /** Who holds the lock, when it says. */
-  holder: Holder | undefined;
-  constructor(message: string, holder?: Holder) {
-    super(message);
-    this.holder = holder;
-  }
 }
 
 /** The ledger's real path (symlinks and relative spellings resolved), also before the file exists. */
@@ -55,7 +47,7 @@ export function acquireServeLock(ledgerFile: string, host: string, command: 'ser
   } catch (err) {
     db.close();
     if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
-    throw new LockedError(busyMessage(ledgerFile, lockFile, infoFile), readHolder(infoFile));
+    throw new CliError('ledger_busy', busyMessage(ledgerFile, lockFile, infoFile), { holder: readHolder(infoFile), cause: err });
   }
   const write = (holder: Holder) => {
     // Written whole, then renamed: a reader never sees half a file.
@@ -106,11 +98,12 @@ export function refuseWhileMigrating(ledgerFile: string, what: string): void {
   }
   const h = held ? readHolder(`${ledger}.serve.json`) : undefined;
   if (h?.command !== 'migrate') return;
-  throw new LockedError(
+  throw new CliError(
+    'ledger_busy',
     `receipts migrate (pid ${h.pid}, since ${h.started_at}) is copying the ledger ${ledgerFile} to PostgreSQL, so ${what}: ` +
       'a change made to the file now would be missing from the copy. Once the migrate is done, run this again with --db set to the PostgreSQL URL ' +
       '(the file is then only a backup); or stop the migrate (nothing reaches PostgreSQL until it completes) and run this again on the file.',
-    h,
+    { holder: h },
   );
 }
 

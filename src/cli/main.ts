@@ -3,16 +3,18 @@
 // sustained ingest V8 otherwise reserves a 170 MB heap for 50 MB in use; with them the server
 // peaks at ~240 MB instead of ~370 MB for the same throughput (bench:ingest).
 // `receipts`: the one executable. Usage errors exit 2 with the usage; failures exit 1.
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { addBackupCommand } from './backup.ts';
 import { addFsckCommand } from './fsck.ts';
 import { addKeysCommands } from './keys.ts';
 import { addMigrateCommand } from './migrate.ts';
-import { describeFailure, warnPasswordInArgv } from './options.ts';
+import { redactUrlsIn } from '../ledger/location.ts';
+import { toCliError, type CliError } from './errors.ts';
+import { warnPasswordInArgv } from './options.ts';
 import { addServeCommand } from './serve.ts';
 import { addSealCommand } from './seal.ts';
-import { addVerifyCommand, ExitCode } from './verify.ts';
+import { addVerifyCommand } from './verify.ts';
 
 /** The package's version (package.json sits two levels up from src/cli/ and from dist/cli/). */
 export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -35,21 +37,27 @@ export function buildProgram(): Command {
   return program;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+/**
+ * Runs the command line; resolves when the command is done (serve: once it listens). Every
+ * failure is a CliError (src/cli/errors.ts), so a program can switch on its `code`.
+ */
+export async function run(argv: string[]): Promise<void> {
   try {
-    await program.parseAsync(argv, { from: 'user' });
+    await buildProgram().parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    const failure = toCliError(err);
+    if (failure) throw failure;
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await run(argv);
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) {
-      return ['commander.helpDisplayed', 'commander.help', 'commander.version'].includes(err.code) ? 0 : 2;
-    }
-    if (err instanceof ExitCode) {
-      if (err.message) process.stderr.write(`error: ${err.message}\n`);
-      return err.code;
-    }
-    process.stderr.write(`error: ${describeFailure((err as Error).message)}\n`);
-    return 1;
+    const e = err as CliError;
+    if (e.message) process.stderr.write(`error: ${redactUrlsIn(e.message)}\n`);
+    return e.exitCode;
   }
 }
 

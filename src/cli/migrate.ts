@@ -3,8 +3,9 @@
 import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { isPostgresUrl } from '../ledger/index.ts';
-import { migrateToPostgres, type MigrateProgress, type MigrateSummary } from '../ledger/migrate.ts';
-import { acquireServeLock, LockedError, type ServeLock } from './lock.ts';
+import { MigrateError, migrateToPostgres, type MigrateProgress, type MigrateSummary } from '../ledger/migrate.ts';
+import { CliError } from './errors.ts';
+import { acquireServeLock, type ServeLock } from './lock.ts';
 
 export function addMigrateCommand(program: Command): void {
   program
@@ -20,6 +21,8 @@ export function addMigrateCommand(program: Command): void {
       let summary: MigrateSummary;
       try {
         summary = await migrateToPostgres({ from: opts.from, to: opts.to, progress: progressLine() });
+      } catch (err) {
+        throw err instanceof MigrateError ? new CliError('migrate_refused', err.message, { cause: err }) : err;
       } finally {
         lock?.release();
       }
@@ -37,14 +40,16 @@ function holdSource(file: string): ServeLock | undefined {
   try {
     return acquireServeLock(file, 'migrate', 'migrate');
   } catch (err) {
-    if (err instanceof LockedError) {
+    if (err instanceof CliError && err.code === 'ledger_busy') {
       const h = err.holder;
       const who = !h ? 'another process holds its serve lock'
         : h.command === 'migrate' ? `receipts migrate (pid ${h.pid}) is already copying it`
         : `receipts serve (pid ${h.pid}${h.port === null ? '' : `, listening on ${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`}) runs on it`;
-      throw new Error(
+      throw new CliError(
+        'ledger_busy',
         `${who}: events it accepts during the copy would never reach PostgreSQL, so nothing was copied. ` +
           `Stop it, run receipts migrate again, then start receipts serve with --db set to the PostgreSQL URL.`,
+        { holder: h, cause: err },
       );
     }
     // No lock file beside it (a read-only directory, say): no serve can be writing there either.

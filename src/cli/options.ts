@@ -2,7 +2,8 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { existsSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { describeLocation, isPostgresUrl, openLedger, type Ledger, type OpenLedgerOptions } from '../ledger/index.ts';
+import { CliError } from './errors.ts';
+import { describeLocation, isPostgresUrl, openLedger, urlHasPassword, type Ledger, type OpenLedgerOptions } from '../ledger/index.ts';
 
 export const DEFAULT_DB = './data/receipts.db';
 
@@ -19,22 +20,6 @@ export const dbOption = () => {
     .env('RECEIPTS_DATABASE_URL')
     .default(fallback, describeLocation(fallback)); // --help never prints a password from RECEIPTS_DB
 };
-
-/** Whether a postgres:// URL carries a password: user:password@ or a ?password= (or sslpassword=) parameter. */
-export function urlHasPassword(value: string): boolean {
-  if (!isPostgresUrl(value)) return false;
-  const rest = value.slice(value.indexOf('//') + 2);
-  const end = rest.search(/[/?#]/);
-  const authority = end === -1 ? rest : rest.slice(0, end);
-  const at = authority.lastIndexOf('@');
-  if (at !== -1) {
-    const colon = authority.indexOf(':');
-    if (colon !== -1 && colon < at - 1) return true;
-  }
-  const q = value.indexOf('?');
-  if (q === -1) return false;
-  return [...new URLSearchParams(value.slice(q + 1).split('#')[0]).keys()].some((k) => /pass/i.test(k));
-}
 
 /** An error's message for the user: pg's for a password it was not given says what to set. */
 export function describeFailure(message: string): string {
@@ -66,8 +51,9 @@ export async function withLedger<T>(location: string, fn: (ledger: Ledger) => Pr
   const { create = false, ...options } = mode;
   const missing = !isPostgresUrl(location) && location !== ':memory:' && !existsSync(location);
   if (missing && !create) {
-    throw new Error(
-      `no ledger at ${location} (${resolve(location)}): check --db or RECEIPTS_DB; ` +
+    throw new CliError(
+      'no_ledger',
+      `no ledger at ${shown(location)}: check --db or RECEIPTS_DB; ` +
         '`receipts serve --db FILE` or `receipts keys create --db FILE …` creates a new one',
     );
   }
@@ -81,8 +67,14 @@ export async function withLedger<T>(location: string, fn: (ledger: Ledger) => Pr
     throw err;
   }
   await ledger.close();
-  if (missing) process.stderr.write(`created a new ledger at ${describeLocation(location)} (${resolve(location)})\n`);
+  if (missing) process.stderr.write(`created a new ledger at ${shown(location)}\n`);
   return result;
+}
+
+/** A SQLite file with its absolute path; anything URL-like without its credentials (and never resolved as a path). */
+function shown(location: string): string {
+  const described = describeLocation(location);
+  return described === location ? `${location} (${resolve(location)})` : described;
 }
 
 export function integerIn(min: number, max: number) {

@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import type { Ledger } from '../ledger/index.ts';
 import { sealNext } from '../seal/sealer.ts';
 import { refuseWhileMigrating } from './lock.ts';
+import { CliError } from './errors.ts';
 import { dbOption, integerIn, withLedger } from './options.ts';
 
 export function addSealCommand(program: Command): void {
@@ -39,7 +40,7 @@ async function lead(ledger: Ledger): Promise<void> {
   await ledger.leadership.start(() => {});
   for (let waited = 0; ledger.leadership.role() !== 'leader' && waited < 5_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
   if (ledger.leadership.role() !== 'leader') {
-    throw new Error('another instance leads this ledger and seals it on its own (see role in its /healthz); run `receipts seal` when no `receipts serve` runs on it');
+    throw new CliError('not_leader', 'another instance leads this ledger and seals it on its own (see role in its /healthz); run `receipts seal` when no `receipts serve` runs on it');
   }
 }
 

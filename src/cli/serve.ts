@@ -5,7 +5,8 @@ import { isIP } from 'node:net';
 import pino from 'pino';
 import { buildService } from '../service.ts';
 import { describeLocation, isPostgresUrl, openLedger } from '../ledger/index.ts';
-import { ACTION_PATTERN } from '../event/validate.ts';
+import { ACTION_PATTERN, MAX_ACTION_LENGTH } from '../event/limits.ts';
+import { CliError } from './errors.ts';
 import { dbOption, integerIn, listOf } from './options.ts';
 import { loadSuiConfig, NETWORKS, type Network } from '../chain/config.ts';
 import { SuiChain } from '../chain/sui.ts';
@@ -85,7 +86,7 @@ export function addServeCommand(program: Command): void {
       let wanted: ReturnType<typeof policyFromFlags>;
       try {
         for (const a of opts.actions ?? []) {
-          if (!ACTION_PATTERN.test(a)) throw new Error(`--actions: "${a}" must match ${ACTION_PATTERN}`);
+          if (a.length > MAX_ACTION_LENGTH || !ACTION_PATTERN.test(a)) throw new CliError('bad_config', `--actions: "${a.slice(0, MAX_ACTION_LENGTH)}" must match ${ACTION_PATTERN} (at most ${MAX_ACTION_LENGTH} characters)`);
         }
         wanted = policyFromFlags(opts);
       } catch (err) {
@@ -113,12 +114,12 @@ async function start(opts: ServeOptions, lock: ServeLock, wanted: ReturnType<typ
   if (opts.suiConfig) {
     const config = loadSuiConfig(opts.suiConfig);
     if (opts.network && opts.network !== config.network) {
-      throw new Error(`--network ${opts.network} but ${opts.suiConfig} is for ${config.network}: point --sui-config at the ${opts.network} config`);
+      throw new CliError('bad_config', `--network ${opts.network} but ${opts.suiConfig} is for ${config.network}: point --sui-config at the ${opts.network} config`);
     }
-    if (!config.privateKey) throw new Error(`anchoring needs a signing key: set private_key in ${opts.suiConfig} or RECEIPTS_SUI_PRIVATE_KEY`);
+    if (!config.privateKey) throw new CliError('bad_config', `anchoring needs a signing key: set private_key in ${opts.suiConfig} or RECEIPTS_SUI_PRIVATE_KEY`);
     anchoring = { chain: new SuiChain(config) };
   } else if (opts.network) {
-    throw new Error(`--network ${opts.network} needs --sui-config FILE (package, registry and cap ids; \`npm run localnet\` writes one)`);
+    throw new CliError('bad_config', `--network ${opts.network} needs --sui-config FILE (package, registry and cap ids; \`npm run localnet\` writes one)`);
   }
   if (!webBuilt()) {
     logger.info('building the web page (web-dist/ is missing) …');
@@ -172,7 +173,7 @@ async function start(opts: ServeOptions, lock: ServeLock, wanted: ReturnType<typ
   } catch (err) {
     await app.close(); // stops the sealer and its worker
     await ledger.close();
-    throw new Error(listenProblem(opts.host, opts.port, err as NodeJS.ErrnoException));
+    throw new CliError('listen_failed', listenProblem(opts.host, opts.port, err as NodeJS.ErrnoException), { cause: err });
   }
   const address = app.server.address();
   lock.listening(opts.host, typeof address === 'object' && address ? address.port : opts.port);

@@ -7,21 +7,17 @@ import { verifyReceipt, type VerifyResult } from '../verify/index.ts';
 import { SuiChain } from '../chain/sui.ts';
 import type { Network } from '../chain/config.ts';
 import type { Receipt } from '../receipt/format.ts';
+import { CliError } from './errors.ts';
 import { integerIn } from './options.ts';
 
-/** Exit codes of `receipts verify` (also in --help and the README). */
-export const VERIFY_EXIT = { valid: 0, invalid: 1, unreadable: 2, notYet: 3 } as const;
+// fsck.ts and backup.ts still take ExitCode from here; it is a CliError (src/cli/errors.ts).
+export { ExitCode } from './errors.ts';
+
+// Exit codes (also in --help and the README): 0 valid; the others are CLI_EXIT's for the CliError
+// codes used here: invalid 1, usage/unreadable/chain_unreachable 2, not_yet 3.
 
 /** A genuine receipt is a few KiB (64 proof hashes, bounded event fields): anything far larger is refused unread. */
 export const MAX_RECEIPT_BYTES = 1024 * 1024;
-
-export class ExitCode extends Error {
-  readonly code: number;
-  constructor(code: number, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
 
 export function addVerifyCommand(program: Command): void {
   program
@@ -44,17 +40,17 @@ export function addVerifyCommand(program: Command): void {
     )
     .action(async (file: string, opts: { root?: string; size?: number; rpc?: string; onchain?: boolean; json?: boolean }) => {
       if ((opts.root === undefined) !== (opts.size === undefined)) {
-        throw new ExitCode(2, '--root and --size go together: a root proves nothing without the size of its tree');
+        throw new CliError('usage', '--root and --size go together: a root proves nothing without the size of its tree');
       }
-      if (opts.onchain && !opts.rpc) throw new ExitCode(2, '--onchain needs --rpc URL (the full node to ask)');
-      if (opts.rpc && opts.root) throw new ExitCode(2, '--rpc reads the trusted root from the chain: leave out --root and --size');
+      if (opts.onchain && !opts.rpc) throw new CliError('usage', '--onchain needs --rpc URL (the full node to ask)');
+      if (opts.rpc && opts.root) throw new CliError('usage', '--rpc reads the trusted root from the chain: leave out --root and --size');
       const where = file === '-' ? 'standard input' : file;
       const text = readBounded(file, where);
       let json: unknown;
       try {
         json = JSON.parse(text);
       } catch (err) {
-        throw new ExitCode(2, `unreadable: ${where} is not JSON: ${(err as Error).message}`);
+        throw new CliError('unreadable', `unreadable: ${where} is not JSON: ${(err as Error).message}`, { cause: err });
       }
       if (opts.rpc) return verifyOnChain(json, where, opts.rpc, opts.onchain ?? false, opts.json ?? false);
       const result = verifyReceipt(json, { ...(opts.root && { root: opts.root }), ...(opts.size && { size: opts.size }) });
@@ -90,9 +86,9 @@ function readBounded(file: string, where: string): string {
     return Buffer.concat(chunks).toString('utf8');
   } catch (err) {
     if (err instanceof TooLarge) {
-      throw new ExitCode(2, `unreadable: ${where} is larger than ${MAX_RECEIPT_BYTES / 1024} KiB; a receipt is a few KiB, so this is not one`);
+      throw new CliError('unreadable', `unreadable: ${where} is larger than ${MAX_RECEIPT_BYTES / 1024} KiB; a receipt is a few KiB, so this is not one`);
     }
-    throw new ExitCode(2, `unreadable: cannot read ${where}: ${(err as Error).message}`);
+    throw new CliError('unreadable', `unreadable: cannot read ${where}: ${(err as Error).message}`, { cause: err });
   } finally {
     if (fd !== undefined && fd !== 0) closeSync(fd);
   }
@@ -108,14 +104,14 @@ function report(result: VerifyResult, where: string, json: boolean, source: stri
     return;
   }
   if (result.kind === 'malformed') {
-    throw new ExitCode(VERIFY_EXIT.unreadable, `unreadable: ${where} is not a well-formed receipt v1 (malformed): ${result.reason}`);
+    throw new CliError('unreadable', `unreadable: ${where} is not a well-formed receipt v1 (malformed): ${result.reason}`);
   }
   if (result.kind === 'pending') {
     if (!json) process.stdout.write(`not verifiable yet: ${result.reason} [${result.code}]\n`);
-    throw new ExitCode(VERIFY_EXIT.notYet, '');
+    throw new CliError('not_yet', '');
   }
   if (!json) process.stdout.write(`invalid: ${result.reason} [${result.code}]\n`);
-  throw new ExitCode(VERIFY_EXIT.invalid, '');
+  throw new CliError('invalid', '');
 }
 
 /** Checks the receipt against the root and size the registry holds, and optionally verify_event. */
@@ -129,20 +125,20 @@ async function verifyOnChain(json: unknown, where: string, rpcUrl: string, oncha
     const reason = `the receipt is ${receipt.status ?? 'sealed'} but not anchored yet: there is no registry to read; verify it offline, or fetch it again once anchored`;
     if (asJson) process.stdout.write(`${JSON.stringify({ ok: false, kind: 'pending', code: 'not_anchored', reason, steps: offline.steps })}\n`);
     else process.stdout.write(`not verifiable yet: ${reason}\n`);
-    throw new ExitCode(VERIFY_EXIT.notYet, '');
+    throw new CliError('not_yet', '');
   }
   const chain = new SuiChain({ network: anchor.network as Network, rpcUrl, packageId: anchor.package_id, registryId: anchor.registry_id });
   let onChain: Awaited<ReturnType<SuiChain['readEpoch']>>;
   try {
     onChain = await chain.readEpoch(receipt.epoch);
   } catch (err) {
-    throw new ExitCode(2, `cannot read registry ${anchor.registry_id} through ${rpcUrl}: ${(err as Error).message}; check --rpc and the network (${anchor.network})`);
+    throw new CliError('chain_unreachable', `cannot read registry ${anchor.registry_id} through ${rpcUrl}: ${(err as Error).message}; check --rpc and the network (${anchor.network})`, { cause: err });
   }
   if (!onChain) {
     const reason = `epoch ${receipt.epoch} is not anchored in registry ${anchor.registry_id} on ${anchor.network}`;
     if (asJson) process.stdout.write(`${JSON.stringify({ ok: false, kind: 'invalid', code: 'not_anchored', reason, steps: offline.steps })}\n`);
     else process.stdout.write(`invalid: ${reason} [not_anchored]\n`);
-    throw new ExitCode(1, '');
+    throw new CliError('invalid', '');
   }
   const result = verifyReceipt(receipt, { root: onChain.root, size: onChain.size });
   let verdict: boolean | undefined;
@@ -150,10 +146,10 @@ async function verifyOnChain(json: unknown, where: string, rpcUrl: string, oncha
     try {
       verdict = await chain.verifyEventOnChain(receipt);
     } catch (err) {
-      throw new ExitCode(2, `cannot run registry::verify_event through ${rpcUrl}: ${(err as Error).message}`);
+      throw new CliError('chain_unreachable', `cannot run registry::verify_event through ${rpcUrl}: ${(err as Error).message}`, { cause: err });
     }
   }
   report(result, where, asJson, ` (root and size read from registry ${anchor.registry_id} on ${anchor.network})`, verdict === undefined ? {} : { verify_event: verdict });
   if (verdict !== undefined && !asJson) process.stdout.write(`on chain: registry::verify_event returned ${verdict}\n`);
-  if (verdict === false) throw new ExitCode(1, '');
+  if (verdict === false) throw new CliError('invalid', '');
 }

@@ -27,7 +27,7 @@ export function eventRecordOf(row: EventRow): EventRecord {
     action: row.action,
     units: row.units,
     artifact_digest: row.artifact_digest ? row.artifact_digest.toString('hex') : '',
-    ts: row.ts,
+    ts_ms: row.ts,
     leaf_hash: row.leaf_hash.toString('hex'),
   };
 }

@@ -1,13 +1,18 @@
 // The storage interface every stage uses: narrow typed stores, asynchronous (PostgreSQL is).
 // Two engines implement it: sqlite/ (embedded, one process) and postgres/ (several instances on
 // one database, one elected leader). Nothing outside src/ledger/ sees a connection or a statement.
+import type { LeafFields } from '../event/leaf.ts';
 import type { NormalizedEvent } from '../event/validate.ts';
 import type { ClassificationPeriod, ClassificationPolicy } from '../event/classification.ts';
 
 // ── Records: one type per concept ──────────────────────────────────────────────────────────────
 
-/** A stored event: the leaf fields and where it stands in the ledger. */
-export interface EventRecord {
+// Time fields: epoch milliseconds, named with `_ms` (`ts_ms`, `sealed_at_ms`), or `…Ms` in camelCase
+// names (`fromMs`, `maxAgeMs`). Names that are public formats keep theirs: JSON fields such as
+// ApiKey's created_at/revoked_at (`keys list --json`) and stored columns (`ts`, `received_at`).
+
+/** A stored event: the leaf fields (as they enter the leaf, `ts_ms` included) and where it stands in the ledger. */
+export interface EventRecord extends LeafFields {
   /** Public id, fixed at ingest (the API's `id`). */
   id: number;
   /**
@@ -15,15 +20,6 @@ export interface EventRecord {
    * ingest (seq = id); PostgreSQL when the event is sealed (null until then).
    */
   seq: number | null;
-  namespace: string;
-  request_id: string;
-  caller: string;
-  action: string;
-  units: number;
-  /** 64 lowercase hex, or '' for none. */
-  artifact_digest: string;
-  /** Event time, ms (leaf ts_ms). */
-  ts: number;
   /** 64 lowercase hex: SHA-256(0x00 ‖ leaf v1), computed once at ingest. */
   leaf_hash: string;
 }

@@ -36,7 +36,7 @@ export class ReceiptReader {
       action: row.action,
       units: row.units,
       artifact_digest: row.artifact_digest,
-      ts_ms: row.ts,
+      ts_ms: row.ts_ms,
     };
     const epoch = row.seq === null ? undefined : await this.ledger.epochs.containing(row.seq);
     if (!epoch || row.seq === null) {

@@ -4,9 +4,11 @@
 // as the Sui registry. Browser-safe (no Node-only module); never throws on malformed input.
 import { bytesToHex, hexToBytes, isHex64AnyCase } from '../encoding/hex.ts';
 import { leafHash } from '../event/leaf.ts';
+import { LEAF_STRING_MAX } from '../event/limits.ts';
 import { HASH_SIZE } from '../merkle/hash.ts';
 import { equalBytes, rootFromInclusionProof } from '../merkle/proof.ts';
 import type { Receipt, ReceiptEvent } from '../receipt/format.ts';
+import { kindOf, VerificationError, type VerifyCode, type VerifyFailure } from './error.ts';
 
 export interface VerifyOptions {
   /** Trusted root (64 hex characters, or 32 bytes). Without it the receipt's own root is used. */
@@ -23,27 +25,7 @@ export interface VerifyStep {
   levels?: Array<{ sibling: string; side: 'left' | 'right'; hash: string }>;
 }
 
-/**
- * Why a receipt did not verify:
- * - `malformed`: not a receipt v1 (not an object, a field missing, unknown or out of bounds,
- *   labels that contradict each other such as `status: "anchored"` with `anchor: null`);
- * - `pending`: a well-formed receipt whose epoch is not sealed yet: nothing to verify, fetch it again later;
- * - `invalid`: a well-formed receipt whose leaf, path or root does not check out.
- */
-export type VerifyFailure = 'malformed' | 'pending' | 'invalid';
-
-/**
- * The stable code of a failure, for programs to switch on (the reason is a sentence for people):
- * - `malformed`: not a receipt v1 (kind `malformed`);
- * - `not_sealed`: its epoch is not sealed yet (kind `pending`);
- * - `leaf_mismatch`: the event fields do not hash to the leaf hash;
- * - `index_out_of_range`: the leaf index is not below the tree size;
- * - `path_length`: the audit path has too many or too few hashes for the index and size;
- * - `size_mismatch`: the receipt's tree size is not the trusted size (or that is not a size);
- * - `root_mismatch`: the path leads to another root than the receipt's or the trusted one.
- */
-export const VERIFY_CODES = ['malformed', 'not_sealed', 'leaf_mismatch', 'index_out_of_range', 'path_length', 'size_mismatch', 'root_mismatch'] as const;
-export type VerifyCode = (typeof VERIFY_CODES)[number];
+export { kindOf, VerificationError, VERIFY_CODES, type VerifyCode, type VerifyFailure } from './error.ts';
 
 export type VerifyResult =
   | { ok: true; reason: string; epoch: number; leaf_index: number; tree_size: number; root: string; trusted_root: boolean; steps: VerifyStep[] }
@@ -55,8 +37,6 @@ export type VerifyResult =
  */
 export const MAX_PROOF_LENGTH = 64;
 
-/** Longest value of each event field, as the API accepts them (UTF-16 code units). */
-const EVENT_STRING_MAX = { namespace: 128, request_id: 128, caller: 256, action: 64 } as const;
 const RECEIPT_FIELDS = new Set(['version', 'id', 'status', 'event', 'leaf_hash', 'epoch', 'leaf_index', 'tree_size', 'proof', 'root', 'anchor']);
 const EVENT_FIELDS = new Set(['namespace', 'request_id', 'caller', 'action', 'units', 'artifact_digest', 'ts_ms']);
 const ANCHOR_FIELDS = new Set(['network', 'package_id', 'registry_id', 'tx_digest', 'checkpoint']);
@@ -66,8 +46,7 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
   const steps: VerifyStep[] = [];
   const fail = (step: VerifyStep['step'], code: VerifyCode, reason: string): VerifyResult => {
     steps.push({ step, ok: false, detail: reason });
-    const kind: VerifyFailure = code === 'malformed' ? 'malformed' : code === 'not_sealed' ? 'pending' : 'invalid';
-    return { ok: false, kind, code, reason, steps };
+    return { ok: false, kind: kindOf(code), code, reason, steps };
   };
   try {
     const shape = checkShape(receipt);
@@ -133,6 +112,18 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
   }
 }
 
+export type VerifiedReceipt = Extract<VerifyResult, { ok: true }>;
+
+/**
+ * verifyReceipt for code that would rather throw: the verified receipt, or a VerificationError
+ * whose `code` says why not (and `kind`, as in the result).
+ */
+export function assertReceipt(receipt: unknown, options: VerifyOptions = {}): VerifiedReceipt {
+  const result = verifyReceipt(receipt, options);
+  if (!result.ok) throw new VerificationError(result.code, result.reason, { kind: result.kind });
+  return result;
+}
+
 type SealedReceipt = Receipt & { epoch: number; leaf_index: number; tree_size: number; proof: string[]; root: string };
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -166,7 +157,8 @@ function checkShape(x: unknown): { pending: true } | { pending: false; receipt: 
   if (!isObject(e)) return 'event must be an object';
   const extraEvent = unknownField(e, EVENT_FIELDS);
   if (extraEvent !== undefined) return `unknown field "event.${extraEvent.slice(0, 64)}": an event has only ${[...EVENT_FIELDS].join(', ')}`;
-  for (const [f, max] of Object.entries(EVENT_STRING_MAX)) {
+  // The API's own limits: a receipt can only hold what the API accepted.
+  for (const [f, max] of Object.entries(LEAF_STRING_MAX)) {
     const v = e[f];
     if (typeof v !== 'string') return `event.${f} must be a string`;
     if (v.length < 1 || v.length > max) return `event.${f} must be 1 to ${max} characters`;

@@ -374,7 +374,7 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         await ledger.events.write([item(ev({ ts: NOW - 400 }))]); // after the snapshot
         const q = { namespace: 'acme/prod', from: 0, to: NOW + 1, asOf, limit: 2 };
         const p1 = await ledger.events.page({ ...q, after: [-1, -1] });
-        const p2 = await ledger.events.page({ ...q, after: [p1[1]!.ts, p1[1]!.id] });
+        const p2 = await ledger.events.page({ ...q, after: [p1[1]!.ts_ms, p1[1]!.id] });
         const ids = written.map((w) => w.id);
         expect([...p1, ...p2].map((e) => e.id)).toEqual([ids[0], ids[2], ids[1], ids[3]]);
         const d1 = await ledger.events.page({ ...q, desc: true, after: [Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER] });

@@ -197,7 +197,7 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
       ...totals,
       as_of_seq: max,
       events: await Promise.all(rows.map((row) => opts.receipts.receipt(row))),
-      next_cursor: rows.length === limit && last ? encodeCursor({ ts: last.ts, seq: last.id, max, desc }) : null,
+      next_cursor: rows.length === limit && last ? encodeCursor({ ts: last.ts_ms, seq: last.id, max, desc }) : null,
       groups_next_cursor: more && lastGroup ? encodeGroupCursor({ g: q.group_by, k: lastGroup.key, a: max, h: digest }) : null,
     };
   });
