@@ -72,8 +72,21 @@ if (process.argv[2] === '--serve') {
     app.get('/hello', async () => ({ hello: 'world' }));
     return app;
   });
-  // The first port last: the parent waits for it, and then every app answers.
-  for (let i = built.length - 1; i >= 0; i--) await built[i]!.listen({ port: port + i, host: '127.0.0.1' });
+  // On consecutive ports where free (scripts/cost-middleware.sh counts on them), else any; the
+  // first app last: the parent waits for it, and then every app answers. GET /ports on the first
+  // app says where each is.
+  const ports: number[] = new Array(built.length).fill(0);
+  built[0]!.get('/ports', { logLevel: 'silent' }, async () => ports);
+  for (let i = built.length - 1; i >= 0; i--) {
+    const host = '127.0.0.1';
+    try {
+      await built[i]!.listen({ port: port + i, host });
+    } catch (err) {
+      if (i === 0 || (err as { code?: string }).code !== 'EADDRINUSE') throw err;
+      await built[i]!.listen({ port: 0, host });
+    }
+    ports[i] = (built[i]!.server.address() as { port: number }).port;
+  }
   process.once('SIGTERM', () => {
     rmSync(logDir, { recursive: true, force: true });
     process.exit(0); // an orderly exit, so --cpu-prof can write its profile
@@ -108,7 +121,8 @@ if (process.argv[2] === '--serve') {
   log(`bench:middleware — apps ${apps.join(', ')}: ${ROUNDS} rounds of ${SECONDS} s each, order rotating, ${CONNECTIONS} connections, GET /hello; server CPU time per request (event-loop thread)`);
   const server = await startServer([SCRIPT, '--serve']);
   const pid = server.proc.pid!;
-  const urlOf = (i: number) => server.url.replace(/:(\d+)$/, (_, p: string) => `:${Number(p) + i}`);
+  const ports = (await (await fetch(`${server.url}/ports`)).json()) as number[];
+  const urlOf = (i: number) => `http://127.0.0.1:${ports[i]}`;
   const metered = apps.indexOf('metered');
   try {
     for (let i = 0; i < apps.length; i++) await load(urlOf(i), 2, pid); // warm-up of each (JIT)
