@@ -19,7 +19,6 @@ import { sealWith, type Run, type SealIO } from '../sealing.ts';
 import type { EpochListQuery, EpochRecord, EpochStore, SealRequest } from '../types.ts';
 import type { PgLeadership } from './leadership.ts';
 
-export { NODE_CHUNK } from '../node-chunks.ts';
 /** Chunks per INSERT statement (≈ 4 MB of hex text). */
 const CHUNKS_PER_STATEMENT = 1024;
 

@@ -11,7 +11,6 @@ import { sealWith, type Run, type SealIO } from '../sealing.ts';
 import type { EpochListQuery, EpochRecord, EpochStore, SealRequest } from '../types.ts';
 import type { Db } from './db.ts';
 
-export { NODE_CHUNK } from '../node-chunks.ts';
 
 /** A run, and the last sealed seq it follows (the fence: unchanged when the write comes). */
 type SqliteRun = Run & { after: number };
