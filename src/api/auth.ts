@@ -5,7 +5,7 @@
 // parse a megabyte of JSON. Access is decided by route, never by string tests on the raw URL.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { KeyStore, Principal } from '../ledger/index.ts';
-import { KEY_FORMAT } from '../ledger/keys-common.ts';
+import { KEY_FORMAT } from '../ledger/api-keys.ts';
 import { ApiError, closeUnreadBody, sendError } from './errors.ts';
 
 declare module 'fastify' {

@@ -13,7 +13,7 @@ import { SuiChain } from '../chain/sui.ts';
 import { buildWeb, WEB_DIST, webBuilt } from '../web/build.ts';
 import { acquireServeLock, type ServeLock } from './lock.ts';
 import { actionListArg, instantArg, policyFromFlags, type ClassificationFlags } from './classification.ts';
-import { configureClassification } from '../ledger/classification-common.ts';
+import { configureClassification } from '../ledger/classification-periods.ts';
 import { ACTION_CLASSES } from '../event/classification.ts';
 
 /** --host: an IP address or a host name; dotted digits that are no IPv4 address (999.1.1.1) are refused here. */

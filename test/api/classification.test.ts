@@ -3,7 +3,7 @@
 // never retroactively; a verifier recomputes the billable total from receipts alone.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { classify, effectiveHistory, UNCONFIGURED, validateHistory, validatePolicy, type ClassificationPeriod } from '../../src/event/classification.ts';
-import { configureClassification } from '../../src/ledger/classification-common.ts';
+import { configureClassification } from '../../src/ledger/classification-periods.ts';
 import { RetroactiveClassificationError, GROUP_BY } from '../../src/ledger/index.ts';
 import { classifiedUsageSql } from '../../src/ledger/sqlite/usage.ts';
 import { sealAll } from '../../src/seal/sealer.ts';

@@ -2,7 +2,7 @@
 // namespace of every event), so it must be linear: a pattern with several stars used to compile to
 // a backtracking `.*` regex, polynomial in the namespace length.
 import { expect, it } from 'vitest';
-import { compileNamespacePatterns } from '../../src/ledger/keys-common.ts';
+import { compileNamespacePatterns } from '../../src/ledger/api-keys.ts';
 import { event, testServer } from '../helpers.ts';
 
 const reference = (pattern: string, ns: string) => new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('.*')}$`).test(ns);

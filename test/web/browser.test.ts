@@ -8,7 +8,7 @@ import { toBase58 } from '@mysten/sui/utils';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EpochToAnchor } from '../../src/chain/ptb.ts';
-import { configureClassification } from '../../src/ledger/classification-common.ts';
+import { configureClassification } from '../../src/ledger/classification-periods.ts';
 import { sealAll } from '../../src/seal/sealer.ts';
 import { buildWeb } from '../../src/web/build.ts';
 import { FakeChain } from '../anchor/fake-chain.ts';

@@ -3,7 +3,7 @@
 // latest event time it reads is final: no stored event can fall inside the new period.
 import type pg from 'pg';
 import type { ClassificationPeriod, ClassificationPolicy } from '../../event/classification.ts';
-import { periodOfRow, periodToAppend, type ClassificationRow } from '../classification-common.ts';
+import { periodOfRow, periodToAppend, type ClassificationRow } from '../classification-periods.ts';
 import type { ClassificationStore } from '../types.ts';
 import { transaction } from './db.ts';
 import { WRITERS_LOCK } from './events.ts';

@@ -5,7 +5,7 @@
 // database, as it would with no cache: a revocation is never missed, only the round trip saved.
 import pg from 'pg';
 import type { ApiKey, KeyStore, Principal } from '../types.ts';
-import { keyIdOf, newKey, PatternCache, sameKeyHash } from '../keys-common.ts';
+import { keyIdOf, newKey, PatternCache, sameKeyHash } from '../api-keys.ts';
 import { pgTypes } from './db.ts';
 
 type KeyRow = { owner: string; namespaces: string; key_hash: Buffer; revoked_at: number | null };

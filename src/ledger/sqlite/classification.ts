@@ -1,7 +1,7 @@
 // The classification history on SQLite: append-only rows, appended in an IMMEDIATE transaction
 // so no event can be written between the check and the insert.
 import type { ClassificationPeriod, ClassificationPolicy } from '../../event/classification.ts';
-import { periodOfRow, periodToAppend, type ClassificationRow } from '../classification-common.ts';
+import { periodOfRow, periodToAppend, type ClassificationRow } from '../classification-periods.ts';
 import type { ClassificationStore } from '../types.ts';
 import type { Db } from './db.ts';
 

@@ -1,7 +1,7 @@
 // API keys on SQLite. Read from the database on every authentication (an indexed lookup of a
 // few µs) so a revocation by `receipts keys revoke` takes effect at once.
 import type { ApiKey, KeyStore, Principal } from '../types.ts';
-import { keyIdOf, newKey, PatternCache, sameKeyHash } from '../keys-common.ts';
+import { keyIdOf, newKey, PatternCache, sameKeyHash } from '../api-keys.ts';
 import type { Db } from './db.ts';
 
 type KeyRow = { owner: string; namespaces: string; key_hash: Buffer; revoked_at: number | null };
