@@ -115,7 +115,7 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         const stored = await ledger.events.get(created!.id);
         expect(stored).toEqual({
           id: created!.id, seq: null, namespace: 'acme/prod', request_id: e.request_id, caller: 'user-1', action: 'recall',
-          units: 1, artifact_digest: 'ab'.repeat(32), ts: NOW - 1000, leaf_hash: created!.leaf_hash,
+          units: 1, artifact_digest: 'ab'.repeat(32), ts_ms: NOW - 1000, leaf_hash: created!.leaf_hash,
         });
 
         // The same request again: the original's id and leaf hash.
