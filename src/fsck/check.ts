@@ -9,7 +9,8 @@ import { leafHash } from '../event/leaf.ts';
 import { HASH_SIZE, type NodeHasher } from '../merkle/hash.ts';
 import { buildTree } from '../merkle/tree.ts';
 import type { LedgerReader } from './reader.ts';
-import { EPOCH_SHAPE, EVENT_SHAPE, NODE_CHUNK, NODE_SHAPE, rowProblem, UNSEALED_EVENT_SHAPE, type Row, type Shape } from './rows.ts';
+import { NODE_CHUNK } from '../ledger/node-chunks.ts';
+import { EPOCH_SHAPE, EVENT_SHAPE, NODE_SHAPE, rowProblem, UNSEALED_EVENT_SHAPE, type Row, type Shape } from './rows.ts';
 
 /** What kind of disagreement: a closed set, for scripts reading --json. */
 export type FsckCode =

@@ -1,13 +1,10 @@
 // What each stored column read by fsck (and by migrate) must hold, and how a stored value is
 // shown in a message. Pure: no database code. A wrong-length blob or a text where an integer
 // belongs is named by table, row and column, never left to surface as a TypeError in the tree code.
+// NODE_CHUNK comes from the ledger's node-chunks.ts, which is as pure as this file (no I/O):
+// fsck checks the stored format against the one both engines write, so another size is reported.
+import { NODE_CHUNK } from '../ledger/node-chunks.ts';
 import { HASH_SIZE } from '../merkle/hash.ts';
-
-/**
- * Hashes per stored tree-node chunk, as both engines write them (docs/design.md, "Storage"):
- * fsck checks the stored format, so an engine that wrote another size is reported, not followed.
- */
-export const NODE_CHUNK = 64;
 
 /** int: a safe integer; hash: a 32-byte blob; nodes: 1 … NODE_CHUNK 32-byte hashes; ?: or null. */
 export type Kind = 'int' | 'int?' | 'text' | 'text?' | 'hash' | 'hash?' | 'nodes' | 'bool';
