@@ -146,7 +146,7 @@ export interface MemorySink extends Sink {
   until(n: number, timeoutMs?: number): Promise<void>;
 }
 
-/** What the service compares when a request id comes again (ledger/common.ts differences()). */
+/** What the service compares when a request id comes again (src/ledger/event-record.ts differences()). */
 function comparable(e: NormalizedEvent): string {
   return JSON.stringify([e.caller, e.action, e.units, e.artifact_digest, e.source, e.metadata]);
 }
