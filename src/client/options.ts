@@ -1,5 +1,6 @@
 // The client's options: its public types, and the options with their defaults, checked once
 // at construction (every problem thrown there, never later from record()). Edge-safe.
+import { MAX_EVENTS_PER_REQUEST } from '../event/limits.ts';
 import type { FieldError } from '../event/validate.ts';
 import type { Receipt } from '../receipt/format.ts';
 import type { Sink } from './sinks/index.ts';
@@ -119,7 +120,7 @@ export interface UsageClient {
 }
 
 /** Most events in one batch (the API takes at most 1,000). */
-export const MAX_BATCH = 1000;
+export const MAX_BATCH = MAX_EVENTS_PER_REQUEST;
 
 /** The options as the client uses them: every tunable set. */
 export type Settings = Required<Pick<UsageClientOptions, 'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'overflow' | 'retry' | 'timeoutMs' | 'closeTimeoutMs'>> & UsageClientOptions;

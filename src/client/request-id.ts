@@ -3,9 +3,10 @@
 // the same rule. Edge-safe.
 import { uuidv7 } from 'uuidv7';
 import { looksLikeSecret } from '../event/redact.ts';
+import { MAX_REQUEST_ID_LENGTH } from '../event/limits.ts';
 
 /** Ids safe as a leaf field: printable ASCII without spaces, ≤ 128, and not a credential. */
-const USABLE_ID = /^[\x21-\x7e]{1,128}$/;
+const USABLE_ID = new RegExp(`^[\\x21-\\x7e]{1,${MAX_REQUEST_ID_LENGTH}}$`);
 
 /** Whether an id given from outside (an `x-request-id` header, a `requestId` option) can be a request id. */
 export function usableRequestId(id: unknown): id is string {

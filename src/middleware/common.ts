@@ -6,7 +6,7 @@ import { CheckedEvent } from '../client/checked.ts';
 import { createUsageClient, type UsageClient, type UsageClientOptions } from '../client/index.ts';
 import { newRequestId, usableRequestId } from '../client/request-id.ts';
 import { looksLikeSecret } from '../event/redact.ts';
-import { ACTION_PATTERN, MAX_UNITS, NAMESPACE_PATTERN } from '../event/validate.ts';
+import { ACTION_PATTERN, LEAF_STRING_MAX, MAX_ACTION_LENGTH, MAX_UNITS, NAMESPACE_PATTERN } from '../event/limits.ts';
 
 /** How a request ended, as the `units` function sees it. */
 export interface RequestOutcome {
@@ -128,9 +128,9 @@ export { newRequestId, usableRequestId };
  * the credential scan, tens of µs) would otherwise cost more than a trivial request.
  */
 const LEAF_RULES = {
-  namespace: (v: string) => v.length <= 128 && NAMESPACE_PATTERN.test(v),
-  action: (v: string) => v.length <= 64 && ACTION_PATTERN.test(v),
-  caller: (v: string) => v.length <= 256 && v.isWellFormed() && !v.includes('\u0000'),
+  namespace: (v: string) => v.length <= LEAF_STRING_MAX.namespace && NAMESPACE_PATTERN.test(v),
+  action: (v: string) => v.length <= LEAF_STRING_MAX.action && ACTION_PATTERN.test(v),
+  caller: (v: string) => v.length <= LEAF_STRING_MAX.caller && v.isWellFormed() && !v.includes('\u0000'),
 };
 /**
  * A checker for one field: the rule and the credential scan, remembered per value (bounded: many
@@ -274,7 +274,7 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
           // (the request id was checked when it was taken or made, see requestId())
           Number.isSafeInteger(units) && units >= 0 && units <= MAX_UNITS &&
           (namespaceFixed || namespaceOk(namespace)) && (actionFixed || actionOk(action)) && callerOk(caller) &&
-          (admission === undefined || (admission.length <= 64 && admission.isWellFormed())) &&
+          (admission === undefined || (admission.length <= MAX_ACTION_LENGTH && admission.isWellFormed())) &&
           typeof method === 'string' && method.length <= 32;
         // What its JSON can take at most, for the client's batch size limit: 6 bytes per
         // character (a \uXXXX escape) of its strings, and room for keys, numbers and punctuation.

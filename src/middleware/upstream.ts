@@ -6,7 +6,7 @@ import type { UsageClient } from '../client/index.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { utf8ToBytes } from '@noble/hashes/utils.js';
 import { bytesToHex } from '../encoding/hex.ts';
-import { ACTION_PATTERN } from '../event/validate.ts';
+import { ACTION_PATTERN, MAX_ACTION_LENGTH, MAX_REQUEST_ID_LENGTH } from '../event/limits.ts';
 import { loggingOnError, useRequestContext } from './common.ts';
 
 export interface UpstreamOptions {
@@ -29,7 +29,7 @@ export function meteredFetch(options: UpstreamOptions): typeof fetch {
     throw new Error(`meteredFetch: provider must be a short name of lowercase letters, digits, '.', '_' or '-' (e.g. "openai"), got ${JSON.stringify(provider)}`);
   }
   const action = options.action ?? `upstream.${provider}`;
-  if (!ACTION_PATTERN.test(action) || action.length > 64) throw new Error(`meteredFetch: action "${action}" must match ${ACTION_PATTERN} (≤ 64 characters)`);
+  if (!ACTION_PATTERN.test(action) || action.length > MAX_ACTION_LENGTH) throw new Error(`meteredFetch: action "${action}" must match ${ACTION_PATTERN} (≤ ${MAX_ACTION_LENGTH} characters)`);
   const storage = useRequestContext();
   const base = (...args: Parameters<typeof fetch>) => (options.fetch ?? globalThis.fetch)(...args);
   if (!storage) return base as typeof fetch; // no AsyncLocalStorage here: attribution is off
@@ -66,7 +66,7 @@ export function meteredFetch(options: UpstreamOptions): typeof fetch {
         if (error) metadata.error = error;
         (options.client ?? inbound.client).record({
           // Derived from the inbound id: a repeated inbound request repeats, not adds, its calls.
-          request_id: derived.length <= 128 ? derived : stableShortId(derived),
+          request_id: derived.length <= MAX_REQUEST_ID_LENGTH ? derived : stableShortId(derived),
           namespace: who.namespace,
           caller: who.caller,
           action,
