@@ -9,9 +9,9 @@ import { Command, Option } from 'commander';
 import { existsSync, linkSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { describeLocation, isPostgresUrl } from '../ledger/index.ts';
-import { checkLedger, describeReport, FSCK_EXIT, FSCK_EXIT_HELP } from './fsck.ts';
+import { checkLedger, describeReport, FSCK_EXIT_HELP } from './fsck.ts';
 import { dbOption } from './options.ts';
-import { ExitCode } from './verify.ts';
+import { CliError } from './errors.ts';
 
 /** Pages copied per step (4 KiB each: 16 MiB), between progress lines. */
 const PAGES_PER_STEP = 4096;
@@ -27,12 +27,12 @@ export function addBackupCommand(program: Command): void {
     .action(async (opts: { db: string; to: string; json?: boolean }) => {
       const { db, to } = opts;
       if (isPostgresUrl(db)) {
-        throw new ExitCode(FSCK_EXIT.usage, `receipts backup copies a SQLite ledger; ${describeLocation(db)} is PostgreSQL: back it up with pg_dump (docs/operations.md, "Backing up PostgreSQL")`);
+        throw new CliError('usage', `receipts backup copies a SQLite ledger; ${describeLocation(db)} is PostgreSQL: back it up with pg_dump (docs/operations.md, "Backing up PostgreSQL")`);
       }
-      if (isPostgresUrl(to)) throw new ExitCode(FSCK_EXIT.usage, '--to takes the path of a new SQLite file, not a database URL');
-      if (existsSync(to)) throw new ExitCode(FSCK_EXIT.usage, `${to} (${resolve(to)}) already exists: receipts backup never overwrites a file; choose a new name, or remove it first`);
+      if (isPostgresUrl(to)) throw new CliError('usage', '--to takes the path of a new SQLite file, not a database URL');
+      if (existsSync(to)) throw new CliError('usage', `${to} (${resolve(to)}) already exists: receipts backup never overwrites a file; choose a new name, or remove it first`);
       if (!existsSync(dirname(resolve(to))) || !statSync(dirname(resolve(to))).isDirectory()) {
-        throw new ExitCode(FSCK_EXIT.usage, `${dirname(resolve(to))} is not a directory: --to must name a file in an existing directory`);
+        throw new CliError('usage', `${dirname(resolve(to))} is not a directory: --to must name a file in an existing directory`);
       }
       const started = performance.now();
       const partial = join(dirname(resolve(to)), `.${basename(to)}.partial-${process.pid}`);
@@ -42,13 +42,13 @@ export function addBackupCommand(program: Command): void {
         const check = await checkLedger(partial, 'checking the copy:');
         if (!check.ok) {
           // The copy is the source as it was: the source most likely has the same damage.
-          throw new ExitCode(FSCK_EXIT.disagreement, `the copy does not check out, so it was not kept: ${check.problem!.message} [${check.problem!.code}]. ` +
+          throw new CliError('invalid', `the copy does not check out, so it was not kept: ${check.problem!.message} [${check.problem!.code}]. ` +
             `The source likely has the same damage: run receipts fsck --db ${db}`);
         }
         try {
           linkSync(partial, to); // fails if --to appeared meanwhile: never overwritten
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ExitCode(FSCK_EXIT.usage, `${to} appeared during the copy: receipts backup never overwrites a file; nothing was written there`);
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new CliError('usage', `${to} appeared during the copy: receipts backup never overwrites a file; nothing was written there`);
           throw err;
         }
         const summary = { from: db, to, pages, bytes: statSync(to).size, ms: Math.round(performance.now() - started), check: { ...check, location: to } };
@@ -62,19 +62,19 @@ export function addBackupCommand(program: Command): void {
 
 /** Copies the ledger `file` into `dest` from one read snapshot; returns the pages copied. */
 async function copy(file: string, dest: string): Promise<number> {
-  if (!existsSync(file)) throw new ExitCode(FSCK_EXIT.usage, `no SQLite ledger at ${file} (${resolve(file)}): check --db`);
-  if (!statSync(file).isFile()) throw new ExitCode(FSCK_EXIT.usage, `${file} (${resolve(file)}) is not a file: --db takes the SQLite ledger file (serve's --db)`);
+  if (!existsSync(file)) throw new CliError('usage', `no SQLite ledger at ${file} (${resolve(file)}): check --db`);
+  if (!statSync(file).isFile()) throw new CliError('usage', `${file} (${resolve(file)}) is not a file: --db takes the SQLite ledger file (serve's --db)`);
   let src: Database.Database;
   try {
     src = new Database(file, { readonly: true, fileMustExist: true, timeout: 5000 });
     const tables = new Set(src.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[]);
     if (!['events', 'epochs', 'epoch_nodes'].every((t) => tables.has(t))) {
       src.close();
-      throw new ExitCode(FSCK_EXIT.usage, `${file} is not a sui-receipts ledger (it has no events, epochs and epoch_nodes tables): check --db`);
+      throw new CliError('unreadable', `${file} is not a sui-receipts ledger (it has no events, epochs and epoch_nodes tables): check --db`);
     }
   } catch (err) {
-    if (err instanceof ExitCode) throw err;
-    throw new ExitCode(FSCK_EXIT.usage, `cannot read ${file} as a SQLite ledger: ${(err as Error).message}; check --db`);
+    if (err instanceof CliError) throw err;
+    throw new CliError('unreadable', `cannot read ${file} as a SQLite ledger: ${(err as Error).message}; check --db`);
   }
   try {
     // One snapshot for the whole copy: the backup steps run inside this read transaction.

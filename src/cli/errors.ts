@@ -79,15 +79,3 @@ export function toCliError(err: unknown): CliError | null {
   const message = err instanceof Error ? err.message : String(err);
   return new CliError('failed', describeFailure(redactUrlsIn(message)), { cause: err });
 }
-
-/**
- * Until src/cli/fsck.ts moves to CliError: its `new ExitCode(status, message)` as a CliError
- * (exit 2 is a usage error there, any other status a failure), with that exact exit status.
- */
-export class ExitCode extends CliError {
-  override readonly exitCode: number;
-  constructor(status: number, message: string) {
-    super(status === 2 ? 'usage' : 'failed', message);
-    this.exitCode = status;
-  }
-}

@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { fsck, UnreadableLedgerError, type FsckProgress, type FsckReport } from '../fsck/index.ts';
 import { openReader } from '../ledger/index.ts';
 import { dbOption, describeFailure } from './options.ts';
-import { ExitCode } from './verify.ts';
+import { CliError } from './errors.ts';
 
 /** Exit codes of `receipts fsck` and `receipts backup` (also in --help and the docs). */
 export const FSCK_EXIT = { ok: 0, disagreement: 1, usage: 2 } as const;
@@ -24,7 +24,7 @@ export function addFsckCommand(program: Command): void {
     .action(async (opts: { db: string; json?: boolean }) => {
       const report = await checkLedger(opts.db);
       process.stdout.write(opts.json ? `${JSON.stringify(report)}\n` : describeReport(report));
-      if (!report.ok) throw new ExitCode(FSCK_EXIT.disagreement, '');
+      if (!report.ok) throw new CliError('invalid', '');
     });
 }
 
@@ -34,7 +34,7 @@ export async function checkLedger(location: string, label = 'checking'): Promise
   try {
     reader = await openReader(location);
   } catch (err) {
-    if (err instanceof UnreadableLedgerError) throw new ExitCode(FSCK_EXIT.usage, describeFailure(err.message));
+    if (err instanceof UnreadableLedgerError) throw new CliError('unreadable', describeFailure(err.message));
     throw err;
   }
   try {

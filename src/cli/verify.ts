@@ -10,8 +10,6 @@ import type { Receipt } from '../receipt/format.ts';
 import { CliError } from './errors.ts';
 import { integerIn } from './options.ts';
 
-// fsck.ts and backup.ts still take ExitCode from here; it is a CliError (src/cli/errors.ts).
-export { ExitCode } from './errors.ts';
 
 // Exit codes (also in --help and the README): 0 valid; the others are CLI_EXIT's for the CliError
 // codes used here: invalid 1, usage/unreadable/chain_unreachable 2, not_yet 3.
