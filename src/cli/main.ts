@@ -14,6 +14,7 @@ import { toCliError, type CliError } from './errors.ts';
 import { warnPasswordInArgv } from './options.ts';
 import { addServeCommand } from './serve.ts';
 import { addSealCommand } from './seal.ts';
+import { addSigningKeyCommands } from './signing-key.ts';
 import { addVerifyCommand } from './verify.ts';
 
 /** The package's version (package.json sits two levels up from src/cli/ and from dist/cli/). */
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   addMigrateCommand(program);
   addFsckCommand(program);
   addBackupCommand(program);
+  addSigningKeyCommands(program);
   return program;
 }
 
