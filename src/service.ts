@@ -4,7 +4,7 @@
 // It sees the ledger only through its interface (src/ledger/types.ts).
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Anchorer } from './anchor/anchorer.ts';
-import { buildApi } from './api/server.ts';
+import { buildApi, type ApiOptions } from './api/server.ts';
 import { createMetrics } from './api/metrics.ts';
 import type { HealthReport } from './api/routes/operations.ts';
 import type { RequestLimits } from './api/limits.ts';
@@ -31,6 +31,9 @@ export interface ServiceOptions {
   limits?: Partial<RequestLimits>;
   /** Clock, for tests. */
   now?: () => number;
+  /** Passed to the API as they are (ApiOptions): how responses are serialized, and a route observer. */
+  serializerCompiler?: ApiOptions['serializerCompiler'];
+  onRoute?: ApiOptions['onRoute'];
 }
 
 /** The service as one fastify app: listen() to serve, close() to stop everything in order. */
@@ -72,6 +75,8 @@ export function buildService(options: ServiceOptions): FastifyInstance {
     ...(options.anchoring && { chain: options.anchoring.chain }),
     ...(options.web && { web: options.web }),
     ...(options.limits && { limits: options.limits }),
+    ...(options.serializerCompiler && { serializerCompiler: options.serializerCompiler }),
+    ...(options.onRoute && { onRoute: options.onRoute }),
     health,
     now,
   });

@@ -9,6 +9,8 @@ import { SqliteLedger, type Engine, type Ledger } from '../src/ledger/index.ts';
 import { LOG_REDACT } from '../src/cli/serve.ts';
 import { ReceiptReader } from '../src/receipt/reader.ts';
 import { pgTypes } from '../src/ledger/postgres/db.ts';
+import { checkingSerializer } from '../src/api/validation.ts';
+import type { RegisteredRoute } from '../src/api/server.ts';
 
 export function tempDir(prefix = 'receipts-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -35,7 +37,9 @@ export async function testServer(options: Partial<ServiceOptions> = {}, fresh: L
     },
   });
   const logger = pino({ level: 'debug', redact: { paths: LOG_REDACT, censor: '[redacted]' } }, stream);
-  const app = buildService({ ledger, logger, ...options });
+  // Every response is checked against the schema its route declares; every route is noted.
+  const routes: RegisteredRoute[] = [];
+  const app = buildService({ ledger, logger, serializerCompiler: checkingSerializer as ServiceOptions['serializerCompiler'], onRoute: (r) => routes.push(r), ...options });
   const created = await ledger.keys.create('acme-inc', ['acme/*']);
   // Tests seal by hand: on PostgreSQL wait until this instance has won the election (SQLite's one
   // process always leads, and its tests may still add hooks before the app is ready).
@@ -74,7 +78,7 @@ export async function testServer(options: Partial<ServiceOptions> = {}, fresh: L
   /** The receipt of a stored event, as the service builds it. */
   const receipt = async (id: number) => reader.receipt((await ledger.events.get(id))!);
   return {
-    app, ledger, engine: ledger.engine as Engine, db, sql, count, logs, key: created.key, keyId: created.id, auth, post, get, receipt,
+    app, routes, ledger, engine: ledger.engine as Engine, db, sql, count, logs, key: created.key, keyId: created.id, auth, post, get, receipt,
     async close() {
       await pgClient?.end();
       await app.close();

@@ -17,16 +17,18 @@ import { receiptRoutes } from './routes/receipts.ts';
 import { webRoutes } from './routes/web.ts';
 import { registerOpenApi } from './openapi.ts';
 import { securityHeaders } from './security-headers.ts';
-import { checkingSerializer, validatorCompiler } from './validation.ts';
+import type { FastifySerializerCompiler } from 'fastify/types/schema.js';
+import { validatorCompiler } from './validation.ts';
 import type { AnchorChain } from '../chain/chain.ts';
 import { ReceiptReader } from '../receipt/reader.ts';
 import type { Metrics } from './metrics.ts';
 import type { HealthReport } from './routes/operations.ts';
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    registeredRoutes: Array<{ method: string; url: string; hidden: boolean }>;
-  }
+/** A route as registered, for an `onRoute` observer (the OpenAPI test checks the document lists them all). */
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  hidden: boolean;
 }
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -60,6 +62,14 @@ export interface ApiOptions {
   /** What /healthz reports beyond the database: anchoring and this instance's role. */
   health: () => Promise<HealthReport>;
   now: () => number;
+  /**
+   * How responses become JSON (default: plain JSON.stringify; the declared response shapes are
+   * for the document). Tests pass validation.ts's checkingSerializer, so that a response that
+   * breaks its declaration fails them.
+   */
+  serializerCompiler?: FastifySerializerCompiler<unknown>;
+  /** Told of every route as it is registered. */
+  onRoute?: (route: RegisteredRoute) => void;
 }
 
 export function buildApi(options: ApiOptions): FastifyInstance {
@@ -100,13 +110,13 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   // Routes declare their input and output in zod: input is validated with the API's own errors,
   // output is plain JSON.stringify (the declared response shapes are for the document and tests).
   app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(process.env.RECEIPTS_CHECK_RESPONSES === '1' ? checkingSerializer : () => (data) => JSON.stringify(data));
-  // Every route the server registers, for the test that the document lists them all.
-  const routes: Array<{ method: string; url: string; hidden: boolean }> = [];
-  app.decorate('registeredRoutes', routes);
-  app.addHook('onRoute', (r) => {
-    for (const method of [r.method].flat()) routes.push({ method, url: r.url, hidden: Boolean((r.schema as { hide?: boolean } | undefined)?.hide) });
-  });
+  app.setSerializerCompiler(options.serializerCompiler ?? (() => (data) => JSON.stringify(data)));
+  const { onRoute } = options;
+  if (onRoute) {
+    app.addHook('onRoute', (r) => {
+      for (const method of [r.method].flat()) onRoute({ method, url: r.url, hidden: Boolean((r.schema as { hide?: boolean } | undefined)?.hide) });
+    });
+  }
   // Before the routes: the document is built from the routes registered after it.
   registerOpenApi(app, API_VERSION);
   installErrorHandlers(app);

@@ -49,9 +49,9 @@ export const validatorCompiler: FastifySchemaCompiler<z.ZodType> = ({ schema, ht
 };
 
 /**
- * A serializer that checks each response against the route's declared schema first (tests run
- * with RECEIPTS_CHECK_RESPONSES=1): a response that breaks its declaration is a 500, not a
- * document that lies.
+ * A serializer that checks each response against the route's declared schema first (the tests'
+ * servers use it, see ApiOptions.serializerCompiler): a response that breaks its declaration is a
+ * 500, not a document that lies.
  */
 export const checkingSerializer: FastifySerializerCompiler<z.ZodType | { content: Record<string, { schema: z.ZodType }> }> = ({ schema, method, url, httpStatus }) => {
   const zod = 'content' in schema ? Object.values(schema.content)[0]!.schema : schema;

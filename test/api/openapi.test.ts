@@ -5,7 +5,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/api/error-codes.ts';
-import { testServer } from '../helpers.ts';
+import { sqliteLedger, testServer } from '../helpers.ts';
 
 type Doc = { openapi: string; paths: Record<string, Record<string, any>>; components: any };
 
@@ -28,7 +28,7 @@ describe('GET /openapi.json', () => {
   });
 
   it('lists every route the server registers (the reference page and static files aside)', () => {
-    const routes = s.app.registeredRoutes.filter((r) => r.method !== 'HEAD' && !r.hidden && !r.url.startsWith('/docs') && !r.url.startsWith('/static/'));
+    const routes = s.routes.filter((r) => r.method !== 'HEAD' && !r.hidden && !r.url.startsWith('/docs') && !r.url.startsWith('/static/'));
     expect(routes.length).toBeGreaterThanOrEqual(8);
     for (const r of routes) {
       const path = r.url.replace(/:([a-z_]+)/g, '{$1}');
@@ -82,5 +82,34 @@ describe('GET /openapi.json', () => {
     await check('GET', '/v1/epochs/0', '/v1/epochs/{epoch}'); // 404
     await check('GET', '/v1/epochs/0/chain', '/v1/epochs/{epoch}/chain'); // 404 anchoring_off
     await check('GET', '/healthz', '/healthz');
+  });
+});
+
+describe("the tests' servers check every response against its declared schema", () => {
+  // A ledger whose epoch record is malformed: the route answers something its schema refuses.
+  const broken = async () => {
+    const made = await sqliteLedger();
+    made.ledger.epochs.get = async () => ({ epoch: 'zero' }) as unknown as Awaited<ReturnType<typeof made.ledger.epochs.get>>;
+    return made;
+  };
+
+  it('with checkingSerializer (what testServer injects) a response that breaks its schema is a 500', async () => {
+    const s = await testServer({}, broken);
+    try {
+      expect((await s.get('/v1/epochs/0')).statusCode).toBe(500);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('without it (as `receipts serve` runs) the same answer goes out as JSON: the check is the test seam, not the service', async () => {
+    const s = await testServer({ serializerCompiler: () => (data) => JSON.stringify(data) }, broken);
+    try {
+      const res = await s.get('/v1/epochs/0');
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ epoch: 'zero' });
+    } finally {
+      await s.close();
+    }
   });
 });

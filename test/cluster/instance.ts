@@ -3,7 +3,8 @@
 // Prints `listening <url>`, role changes, and seal progress (`seal read` …) on stdout.
 // STALL_AT=<phase> with STALL_MS: the first seal to reach that phase blocks the whole process for
 // that long right after printing it (as a long pause would), so a test can act on it mid-seal.
-import { buildService } from '../../src/service.ts';
+import { buildService, type ServiceOptions } from '../../src/service.ts';
+import { checkingSerializer } from '../../src/api/validation.ts';
 import { openLedger } from '../../src/ledger/index.ts';
 import { HttpChain } from './http-chain.ts';
 
@@ -26,6 +27,7 @@ ledger.epochs.sealNext = (request) =>
   });
 const app = buildService({
   ledger,
+  serializerCompiler: checkingSerializer as ServiceOptions['serializerCompiler'],
   sealing: { epochMs: 50, maxEvents: Number(process.env.MAX_EVENTS ?? 200) },
   anchoring: { chain, pollMs: 20, backoff: { baseMs: 20, maxMs: 200 } },
 });
