@@ -74,14 +74,19 @@ async function insertRows<R>(
   }
 }
 
+/** Whether the database holds anything of a ledger: keys, events, epochs, anchor attempts or classification periods. */
+export async function holdsLedger(db: pg.Pool | pg.ClientBase): Promise<boolean> {
+  const { rows } = await db.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM events)
+    OR EXISTS (SELECT 1 FROM epochs) OR EXISTS (SELECT 1 FROM anchor_attempts) OR EXISTS (SELECT 1 FROM classifications) AS any`);
+  return rows[0]!.any;
+}
+
 /** Writes everything into an empty ledger in one transaction. Refuses a ledger that holds anything. */
 export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCounts> {
   return transaction(pool, async (client) => {
     // No instance may write or seal meanwhile; readers go on.
     await client.query('LOCK TABLE api_keys, events, epochs, epoch_nodes, anchor_attempts, anchors, classifications IN EXCLUSIVE MODE');
-    const { rows } = await client.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM events)
-      OR EXISTS (SELECT 1 FROM epochs) OR EXISTS (SELECT 1 FROM anchor_attempts) OR EXISTS (SELECT 1 FROM classifications) AS any`);
-    if (rows[0]!.any) throw new Error('the target database already holds a ledger (keys, events, epochs, anchor attempts or classification periods); copy into an empty one');
+    if (await holdsLedger(client)) throw new Error('the target database already holds a ledger (keys, events, epochs, anchor attempts or classification periods); copy into an empty one');
 
     let lastSealed = 0;
     for (let start = 0; start < data.epochs.length; start += BATCH) {

@@ -1,9 +1,10 @@
-// What fsck (and migrate's copy check) reads from a PostgreSQL ledger, with its own SQL: one
-// REPEATABLE READ READ ONLY transaction, so a ledger being served is checked as of one moment.
+// What fsck and migrate's copy check read from a PostgreSQL ledger, with its own SQL: one
+// REPEATABLE READ READ ONLY transaction, so a ledger being served is read as of one moment.
 import pg from 'pg';
 import { describeLocation } from '../index.ts';
 import { UnreadableLedgerError, type LedgerReader } from '../../fsck/reader.ts';
 import type { Row } from '../../fsck/rows.ts';
+import { columnsOf, EVENTS, TABLES, type TableRows, type TableSpec } from '../copy-tables.ts';
 
 const EVENT_COLUMNS = 'id, seq, namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash';
 const INT8_OID = 20;
@@ -59,4 +60,49 @@ export async function openPostgresReader(url: string): Promise<LedgerReader> {
       await client.end().catch(() => {});
     },
   };
+}
+
+/** Rows per FETCH of a whole table. */
+const BATCH = 5000;
+
+/** A copy as migrate checks it: fsck's reader and every table's rows, from one snapshot. */
+export interface PostgresCopySnapshot extends TableRows {
+  readonly reader: LedgerReader;
+  /** Ends the snapshot and gives the connection back to the pool. */
+  close(): Promise<void>;
+}
+
+/** One REPEATABLE READ READ ONLY snapshot of the ledger on a connection of `pool`. */
+export async function openPostgresCopySnapshot(pool: pg.Pool, location: string): Promise<PostgresCopySnapshot> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  } catch (err) {
+    client.release();
+    throw err;
+  }
+  return {
+    reader: postgresReader(client, location),
+    tables: TABLES,
+    count: async (spec) => Number((await client.query<{ n: number | string }>(`SELECT count(*) AS n FROM ${spec.table}`)).rows[0]!.n),
+    batches: (spec) => tableBatches(client, spec),
+    close: async () => {
+      await client.query('ROLLBACK').catch(() => {});
+      client.release();
+    },
+  };
+}
+
+/** A table in key order through a server-side cursor, a batch at a time. */
+async function* tableBatches(client: pg.ClientBase, spec: TableSpec): AsyncGenerator<Row[]> {
+  // COLLATE "C": text keys in byte order, as SQLite orders them, whatever the database's collation.
+  const order = spec === EVENTS ? 'id' : spec.key.map((k) => (k === 'id' || k === 'tx_digest' ? `${k} COLLATE "C"` : k)).join(', ');
+  const cursor = `copy_${spec.table}`;
+  await client.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${columnsOf(spec).join(', ')} FROM ${spec.table} ORDER BY ${order}`);
+  for (;;) {
+    const { rows } = await client.query<Row>(`FETCH FORWARD ${BATCH} FROM ${cursor}`);
+    if (rows.length === 0) break;
+    yield rows;
+  }
+  await client.query(`CLOSE ${cursor}`);
 }

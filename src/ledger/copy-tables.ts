@@ -1,0 +1,135 @@
+// A whole-ledger copy (`receipts migrate`) in terms both engines share: the tables it moves,
+// what each column must hold, a row of either engine in one comparable form, and the row-by-row
+// comparison of a copy with its source. Pure: each engine's readers (src/ledger/*/readers.ts)
+// supply the rows, from one snapshot each.
+import type { Kind, Row, Shape } from '../fsck/rows.ts';
+
+export interface TableSpec extends Shape {
+  /** In messages and progress. */
+  label: string;
+  /** Names the row (in its comparable form) in a message. */
+  name: (row: Cell[]) => string;
+}
+
+/**
+ * Every table of one ledger, read from one snapshot. Rows come in key order (text keys in byte
+ * order), checked against their spec, integers as numbers, with the columns of `columnsOf` —
+ * events carrying both `id` and `seq` (null for an event no epoch holds yet).
+ */
+export interface TableRows {
+  /** The tables this ledger has (a ledger from before billable classification has no classifications). */
+  readonly tables: readonly TableSpec[];
+  count(spec: TableSpec): Promise<number>;
+  batches(spec: TableSpec): AsyncIterable<Row[]>;
+}
+
+/** A row of the source is not what its table must hold: the message names table, row and column. */
+export class MalformedRowError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MalformedRowError';
+  }
+}
+
+// kinds: the columns as SQLite stores them, in order, and what each must hold in the source.
+export const KEYS: TableSpec = {
+  table: 'api_keys', label: 'keys', key: ['id'],
+  kinds: { id: 'text', owner: 'text', namespaces: 'text', key_hash: 'hash', created_at: 'int', revoked_at: 'int?' },
+  name: (r) => `key ${String(r[0])}`,
+};
+export const EVENTS: TableSpec = {
+  table: 'events', label: 'events', key: ['seq'],
+  kinds: {
+    seq: 'int', namespace: 'text', request_id: 'text', owner: 'text', key_id: 'text', caller: 'text', action: 'text', units: 'int',
+    artifact_digest: 'hash?', ts: 'int', ts_explicit: 'int', received_at: 'int', source: 'text?', metadata: 'text?', leaf_hash: 'hash',
+  },
+  name: (r) => `event ${String(r[0])}`,
+};
+export const EPOCHS: TableSpec = {
+  table: 'epochs', label: 'epochs', key: ['epoch'],
+  kinds: { epoch: 'int', first_seq: 'int', last_seq: 'int', size: 'int', root: 'hash', first_ts: 'int', last_ts: 'int', sealed_at: 'int' },
+  name: (r) => `epoch ${String(r[0])}`,
+};
+export const NODES: TableSpec = {
+  table: 'epoch_nodes', label: 'tree nodes', key: ['epoch', 'level', 'chunk'],
+  kinds: { epoch: 'int', level: 'int', chunk: 'int', hashes: 'nodes' },
+  name: (r) => `epoch ${String(r[0])} (tree level ${String(r[1])}, chunk ${String(r[2])})`,
+};
+export const ATTEMPTS: TableSpec = {
+  table: 'anchor_attempts', label: 'anchor attempts', key: ['tx_digest'],
+  kinds: { tx_digest: 'text', first_epoch: 'int', last_epoch: 'int', created_at: 'int' },
+  name: (r) => `anchor attempt ${String(r[0])}`,
+};
+export const ANCHORS: TableSpec = {
+  table: 'anchors', label: 'anchors', key: ['epoch'],
+  kinds: { epoch: 'int', network: 'text', package_id: 'text', registry_id: 'text', tx_digest: 'text?', checkpoint: 'text?', anchored_at: 'int' },
+  name: (r) => `anchor of epoch ${String(r[0])}`,
+};
+export const CLASSIFICATIONS: TableSpec = {
+  table: 'classifications', label: 'classification periods', key: ['from_ms'],
+  kinds: { from_ms: 'int', billable: 'text', non_billable: 'text', other: 'text', created_at: 'int' },
+  name: (r) => `classification period from ${String(r[0])}`,
+};
+export const TABLES: readonly TableSpec[] = [KEYS, EVENTS, EPOCHS, NODES, ATTEMPTS, ANCHORS, CLASSIFICATIONS];
+
+/** The columns as SQLite stores them (and the copy takes them). */
+export const sqliteColumns = (spec: TableSpec): string[] => Object.keys(spec.kinds);
+/** The columns read for a comparison: events with their id as well. */
+export const columnsOf = (spec: TableSpec): string[] => (spec === EVENTS ? ['id', ...sqliteColumns(spec)] : sqliteColumns(spec));
+
+export type Cell = string | number | boolean | null | Buffer;
+
+type Fail = (message: string, epoch?: number) => never;
+
+/** A row of either engine in one comparable form: integers as numbers, blobs as Buffers, ts_explicit as a boolean. */
+function cells(spec: TableSpec, r: Row, fail: Fail): Cell[] {
+  const num = (c: string): number => {
+    const v = r[c];
+    const n = typeof v === 'bigint' ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n)) fail(`${spec.table}.${c}: ${String(v)} is not an integer in 0 … 2^53−1`);
+    return n as number;
+  };
+  return columnsOf(spec).map((c): Cell => {
+    const v = r[c];
+    if (c === 'ts_explicit') return v === true || v === 1 || v === 1n;
+    // An event's id is its SQLite seq; its seq is null until an epoch holds it.
+    const kind: Kind = spec !== EVENTS ? spec.kinds[c]! : c === 'id' ? 'int' : c === 'seq' ? 'int?' : spec.kinds[c]!;
+    if (kind === 'int') return num(c); // a null too: refused, never compared as equal
+    if (v === null || v === undefined) return null;
+    if (kind === 'int?') return num(c);
+    if (kind.startsWith('text')) return String(v);
+    return Buffer.isBuffer(v) ? v : Buffer.from(v as Uint8Array);
+  });
+}
+
+function same(a: Cell, b: Cell): boolean {
+  if (Buffer.isBuffer(a) || Buffer.isBuffer(b)) return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b);
+  return a === b;
+}
+const show = (v: Cell): string => (Buffer.isBuffer(v) ? (v.length <= 32 ? v.toString('hex') : `${v.length} bytes ${v.subarray(0, 8).toString('hex')}…`) : JSON.stringify(v));
+
+/** Compares a table row by row, in key order; returns how many rows matched. `fail` names the first difference. */
+export async function compareTable(
+  spec: TableSpec, source: AsyncIterable<Row[]>, target: AsyncIterable<Row[]>, fail: Fail, tick: (done: number) => void,
+): Promise<number> {
+  const names = columnsOf(spec);
+  const epochOf = (row: Cell[]) => (spec === NODES || spec === EPOCHS || spec === ANCHORS ? (row[0] as number) : undefined);
+  const src = (async function* () {
+    for await (const batch of source) for (const r of batch) yield cells(spec, r, fail);
+  })();
+  let n = 0;
+  for await (const batch of target) {
+    for (const r of batch) {
+      const t = cells(spec, r, fail);
+      const s = await src.next();
+      if (s.done) fail(`${spec.label}: the copy holds ${spec.name(t)}, which the source does not have`, epochOf(t));
+      const i = s.value.findIndex((v, k) => !same(v, t[k]!));
+      if (i >= 0) fail(`${spec.name(s.value)}: ${names[i]} is ${show(t[i]!)} in the copy but ${show(s.value[i]!)} in the source`, epochOf(s.value));
+      n++;
+    }
+    tick(n);
+  }
+  const rest = await src.next();
+  if (!rest.done) fail(`${spec.name(rest.value)} of the source is missing from the copy`, epochOf(rest.value));
+  return n;
+}
