@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import pino from 'pino';
+import { afterEach, beforeEach } from 'vitest';
 import { buildService, type ServiceOptions } from '../src/service.ts';
 import { SqliteLedger, type Engine, type Ledger } from '../src/ledger/index.ts';
 import { LOG_REDACT } from '../src/cli/serve.ts';
@@ -92,6 +93,27 @@ export type TestServer = Awaited<ReturnType<typeof testServer>>;
 
 /** testServer on the engine a suite runs on (see test/support/engines.ts). */
 export const testServerOn = (fresh: LedgerFactory, options: Partial<ServiceOptions> = {}) => testServer(options, fresh);
+
+/**
+ * A fresh test server for every test of the enclosing describe block (beforeEach/afterEach), as
+ * one object: its properties are always the current test's server's.
+ */
+export function serverEachTest(fresh: LedgerFactory, options: Partial<ServiceOptions> = {}): TestServer {
+  let current: TestServer | undefined;
+  beforeEach(async () => {
+    current = await testServerOn(fresh, options);
+  });
+  afterEach(async () => {
+    await current?.close();
+    current = undefined;
+  });
+  return new Proxy({} as TestServer, {
+    get(_target, key) {
+      if (!current) throw new Error('the test server exists only inside a test (serverEachTest)');
+      return current[key as keyof TestServer];
+    },
+  });
+}
 
 let counter = 0;
 /** A valid event with a unique request id. */

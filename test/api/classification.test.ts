@@ -8,7 +8,7 @@ import { RetroactiveClassificationError, GROUP_BY } from '../../src/ledger/index
 import { classifiedUsageSql } from '../../src/ledger/sqlite/usage.ts';
 import { sealAll } from '../../src/seal/sealer.ts';
 import { verifyReceipt } from '../../src/verify/index.ts';
-import { event, testServerOn, type TestServer } from '../helpers.ts';
+import { event, serverEachTest } from '../helpers.ts';
 import { forEachEngine } from '../support/engines.ts';
 
 const MAX = Number.MAX_SAFE_INTEGER;
@@ -42,13 +42,7 @@ describe('classify (pure)', () => {
 });
 
 forEachEngine((fresh, engine) => {
-  let s: TestServer;
-  beforeEach(async () => {
-    s = await testServerOn(fresh);
-  });
-  afterEach(async () => {
-    await s.close();
-  });
+  const s = serverEachTest(fresh);
 
   const usage = async (q: string) => {
     const res = await s.get(`/v1/usage?${q}`);

@@ -3,17 +3,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sealAll } from '../../src/seal/sealer.ts';
 import { PAGE_DESC_SQL } from '../../src/ledger/sqlite/events.ts';
-import { event, testServerOn, type TestServer } from '../helpers.ts';
+import { event, serverEachTest } from '../helpers.ts';
 import { forEachEngine } from '../support/engines.ts';
 
 forEachEngine((fresh, engine) => {
-  let s: TestServer;
-  beforeEach(async () => {
-    s = await testServerOn(fresh);
-  });
-  afterEach(async () => {
-    await s.close();
-  });
+  const s = serverEachTest(fresh);
 
   describe('usage receipts, order=desc', () => {
     it('pages the newest events first, in (ts, id) descending order, and all pages together are the whole range', async () => {

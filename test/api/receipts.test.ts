@@ -2,17 +2,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { verifyReceipt } from '../../src/index.ts';
 import { sealAll } from '../../src/seal/sealer.ts';
-import { event, testServerOn, type TestServer } from '../helpers.ts';
+import { event, serverEachTest } from '../helpers.ts';
 import { forEachEngine } from '../support/engines.ts';
 
 forEachEngine((fresh, engine) => {
-  let s: TestServer;
-  beforeEach(async () => {
-    s = await testServerOn(fresh);
-  });
-  afterEach(async () => {
-    await s.close();
-  });
+  const s = serverEachTest(fresh);
 
   const receiptOf = async (id: number) => (await s.get(`/v1/events/${id}/receipt`)).json();
 

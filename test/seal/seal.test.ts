@@ -4,17 +4,11 @@ import { auditPath, buildTree, memoryNodeReader, rootOf } from '../../src/merkle
 import { inProcessSealer, SealScheduler, WorkerSealer } from '../../src/seal/scheduler.ts';
 import { sealAll, sealNext } from '../../src/seal/sealer.ts';
 import { verifyReceipt } from '../../src/verify/index.ts';
-import { event, testServerOn, type TestServer } from '../helpers.ts';
+import { event, serverEachTest } from '../helpers.ts';
 import { forEachEngine } from '../support/engines.ts';
 
 forEachEngine((fresh, engine) => {
-  let s: TestServer;
-  beforeEach(async () => {
-    s = await testServerOn(fresh);
-  });
-  afterEach(async () => {
-    await s.close();
-  });
+  const s = serverEachTest(fresh);
 
   const post = async (n: number) => {
     const res = await s.post({ events: Array.from({ length: n }, () => event()) });
