@@ -14,7 +14,15 @@ const app = express();
 // Mount it first: a request refused by middleware mounted before it is never seen. Problems
 // (a request its caller function gives nothing for is not metered) go to console.error unless
 // you pass onError.
-app.use(meterRequests({ client: usage, namespace: 'acme/prod', caller: (req) => req.get('x-user-id') ?? 'anonymous', action: 'recall', skip: (req) => req.path === '/healthz' }));
+app.use(
+  meterRequests({
+    client: usage,
+    namespace: 'acme/prod',
+    caller: (req) => req.get('x-user-id') ?? 'anonymous',
+    action: 'recall',
+    skip: (req) => req.path === '/healthz',
+  }),
+);
 app.get('/recall', (_req, res) => void res.json({ items: [1, 2, 3] }));
 app.get('/healthz', (_req, res) => void res.send('ok'));
 const server = app.listen(Number(process.env.PORT ?? 3000), process.env.HOST ?? '127.0.0.1');

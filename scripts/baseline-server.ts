@@ -13,7 +13,8 @@ type Insert = (events: E[], now: number) => unknown;
 
 function sqliteInsert(file: string): Insert {
   const db = openDb(file, { synchronous: 'full' });
-  const insert = db.prepare(`INSERT INTO events (namespace, request_id, owner, key_id, caller, action, units, ts, ts_explicit, received_at, leaf_hash)
+  const insert =
+    db.prepare(`INSERT INTO events (namespace, request_id, owner, key_id, caller, action, units, ts, ts_explicit, received_at, leaf_hash)
     VALUES (?, ?, 'o', 'k', ?, ?, ?, ?, 1, ?, zeroblob(32))`);
   return db.transaction((events: E[], now: number) => {
     for (const e of events) insert.run(e.namespace, e.request_id, e.caller, e.action, e.units ?? 1, e.ts ?? now, now);
@@ -29,8 +30,11 @@ function postgresInsert(url: string): Insert {
       const p = values.push(e.namespace, e.request_id, e.caller, e.action, e.units ?? 1, e.ts ?? now, now) - 7;
       return `($${p + 1}, $${p + 2}, 'o', 'k', $${p + 3}, $${p + 4}, $${p + 5}, $${p + 6}, true, $${p + 7}, ${zeros})`;
     });
-    return pool.query(`INSERT INTO events (namespace, request_id, owner, key_id, caller, action, units, ts, ts_explicit, received_at, leaf_hash)
-      VALUES ${rows.join(', ')}`, values);
+    return pool.query(
+      `INSERT INTO events (namespace, request_id, owner, key_id, caller, action, units, ts, ts_explicit, received_at, leaf_hash)
+      VALUES ${rows.join(', ')}`,
+      values,
+    );
   };
 }
 

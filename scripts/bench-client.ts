@@ -63,7 +63,11 @@ try {
   t = performance.now();
   for (let i = 0; i < E2E_EVENTS; i += 1000) {
     const events = Array.from({ length: Math.min(1000, E2E_EVENTS - i) }, (_, k) => ({ ...event(i + k), request_id: `hand-${i + k}` }));
-    const res = await fetch(`${url}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ events }) });
+    const res = await fetch(`${url}/v1/events`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ events }),
+    });
     await res.arrayBuffer();
   }
   const handSeconds = (performance.now() - t) / 1000;
@@ -72,13 +76,30 @@ try {
   const us = (ns: number) => Math.round(ns / 10) / 100;
   const clientRate = Math.round(E2E_EVENTS / clientSeconds);
   const handRate = Math.round(E2E_EVENTS / handSeconds);
-  console.log(`record(): median ${us(record.median)} µs, p99 ${us(record.p99)} µs | empty call: median ${us(empty.median)} µs, p99 ${us(empty.p99)} µs | record − empty: median ${us(record.median - empty.median)} µs`);
-  console.log(`end to end: ${clientRate} events/s through the client (sent ${stats.sent}, rejected ${stats.rejected}, dropped ${stats.dropped}) | by hand: ${handRate} events/s | ratio ${Math.round((clientRate / handRate) * 100) / 100}`);
-  console.log(JSON.stringify({
-    bench: 'client', calls: CALLS, record_median_us: us(record.median), record_p99_us: us(record.p99), empty_median_us: us(empty.median), empty_p99_us: us(empty.p99),
-    e2e_events: E2E_EVENTS, client_events_per_s: clientRate, by_hand_events_per_s: handRate, client_over_by_hand: Math.round((clientRate / handRate) * 100) / 100,
-    sent: stats.sent, rejected: stats.rejected, dropped: stats.dropped, sink,
-  }));
+  console.log(
+    `record(): median ${us(record.median)} µs, p99 ${us(record.p99)} µs | empty call: median ${us(empty.median)} µs, p99 ${us(empty.p99)} µs | record − empty: median ${us(record.median - empty.median)} µs`,
+  );
+  console.log(
+    `end to end: ${clientRate} events/s through the client (sent ${stats.sent}, rejected ${stats.rejected}, dropped ${stats.dropped}) | by hand: ${handRate} events/s | ratio ${Math.round((clientRate / handRate) * 100) / 100}`,
+  );
+  console.log(
+    JSON.stringify({
+      bench: 'client',
+      calls: CALLS,
+      record_median_us: us(record.median),
+      record_p99_us: us(record.p99),
+      empty_median_us: us(empty.median),
+      empty_p99_us: us(empty.p99),
+      e2e_events: E2E_EVENTS,
+      client_events_per_s: clientRate,
+      by_hand_events_per_s: handRate,
+      client_over_by_hand: Math.round((clientRate / handRate) * 100) / 100,
+      sent: stats.sent,
+      rejected: stats.rejected,
+      dropped: stats.dropped,
+      sink,
+    }),
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -33,21 +33,37 @@ function body(batch: number): string {
   return batch === 1 ? one() : `{"events":[${Array.from({ length: batch }, one).join(',')}]}`;
 }
 
-interface Run { reqPerSec: number; eventsPerSec: number; p50: number; p99: number; errors: number; non2xx: number }
+interface Run {
+  reqPerSec: number;
+  eventsPerSec: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+}
 
 async function cannon(url: string, key: string, batch: number, connections: number): Promise<Run> {
   const result = await autocannon({
     url: `${url}/v1/events`,
     connections,
     duration: SECONDS,
-    requests: [{
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      setupRequest: (req) => ({ ...req, body: body(batch) }),
-    }],
+    requests: [
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        setupRequest: (req) => ({ ...req, body: body(batch) }),
+      },
+    ],
   });
   const reqPerSec = result.requests.average;
-  return { reqPerSec, eventsPerSec: reqPerSec * batch, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors, non2xx: result.non2xx };
+  return {
+    reqPerSec,
+    eventsPerSec: reqPerSec * batch,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors,
+    non2xx: result.non2xx,
+  };
 }
 
 /**
@@ -56,13 +72,18 @@ async function cannon(url: string, key: string, batch: number, connections: numb
  */
 async function load(urls: string[], key: string, batch: number, label: string): Promise<Run> {
   process.stderr.write(`  ${label}: ${SECONDS} s, ${CONNECTIONS} connections, ${batch} event(s) per request …\n`);
-  const runs = await Promise.all(urls.map((url, i) =>
-    cannon(url, key, batch, Math.floor(CONNECTIONS / urls.length) + (i < CONNECTIONS % urls.length ? 1 : 0))));
+  const runs = await Promise.all(
+    urls.map((url, i) => cannon(url, key, batch, Math.floor(CONNECTIONS / urls.length) + (i < CONNECTIONS % urls.length ? 1 : 0))),
+  );
   const sum = (f: (r: Run) => number) => runs.reduce((s, r) => s + f(r), 0);
   const max = (f: (r: Run) => number) => Math.max(...runs.map(f));
   return {
-    reqPerSec: sum((r) => r.reqPerSec), eventsPerSec: sum((r) => r.eventsPerSec),
-    p50: max((r) => r.p50), p99: max((r) => r.p99), errors: sum((r) => r.errors), non2xx: sum((r) => r.non2xx),
+    reqPerSec: sum((r) => r.reqPerSec),
+    eventsPerSec: sum((r) => r.eventsPerSec),
+    p50: max((r) => r.p50),
+    p99: max((r) => r.p99),
+    errors: sum((r) => r.errors),
+    non2xx: sum((r) => r.non2xx),
   };
 }
 
@@ -99,20 +120,32 @@ async function benchSqlite(): Promise<void> {
     const service = await measure('service', ['src/cli/main.ts', 'serve', '--db', dbFile, '--port'], key);
     const baseline = await measure('baseline', ['scripts/baseline-server.ts', join(dir, 'baseline.db')], key);
 
-    console.log(`single events   service ${r(service.single.reqPerSec)} req/s (p50 ${service.single.p50} ms, p99 ${service.single.p99} ms) | baseline ${r(baseline.single.reqPerSec)} req/s (p99 ${baseline.single.p99} ms) | ratio ${ratio(service.single.reqPerSec, baseline.single.reqPerSec)}`);
-    console.log(`batches of 100  service ${r(service.batch100.eventsPerSec)} events/s (p50 ${service.batch100.p50} ms, p99 ${service.batch100.p99} ms) | baseline ${r(baseline.batch100.eventsPerSec)} events/s (p99 ${baseline.batch100.p99} ms) | ratio ${ratio(service.batch100.eventsPerSec, baseline.batch100.eventsPerSec)}`);
+    console.log(
+      `single events   service ${r(service.single.reqPerSec)} req/s (p50 ${service.single.p50} ms, p99 ${service.single.p99} ms) | baseline ${r(baseline.single.reqPerSec)} req/s (p99 ${baseline.single.p99} ms) | ratio ${ratio(service.single.reqPerSec, baseline.single.reqPerSec)}`,
+    );
+    console.log(
+      `batches of 100  service ${r(service.batch100.eventsPerSec)} events/s (p50 ${service.batch100.p50} ms, p99 ${service.batch100.p99} ms) | baseline ${r(baseline.batch100.eventsPerSec)} events/s (p99 ${baseline.batch100.p99} ms) | ratio ${ratio(service.batch100.eventsPerSec, baseline.batch100.eventsPerSec)}`,
+    );
     console.log(`peak RSS        service ${r(service.rssMb)} MB | baseline ${r(baseline.rssMb)} MB`);
     const errors = failures(service);
     if (errors > 0) console.log(`WARNING: ${errors} errors or non-2xx answers from the service`);
-    console.log(JSON.stringify({
-      bench: 'ingest', seconds: SECONDS, connections: CONNECTIONS,
-      single_req_per_s: r(service.single.reqPerSec), single_p99_ms: service.single.p99,
-      batch100_events_per_s: r(service.batch100.eventsPerSec), batch100_p99_ms: service.batch100.p99,
-      baseline_single_req_per_s: r(baseline.single.reqPerSec), baseline_batch100_events_per_s: r(baseline.batch100.eventsPerSec),
-      single_ratio: ratio(service.single.reqPerSec, baseline.single.reqPerSec),
-      batch100_ratio: ratio(service.batch100.eventsPerSec, baseline.batch100.eventsPerSec),
-      service_peak_rss_mb: r(service.rssMb), errors,
-    }));
+    console.log(
+      JSON.stringify({
+        bench: 'ingest',
+        seconds: SECONDS,
+        connections: CONNECTIONS,
+        single_req_per_s: r(service.single.reqPerSec),
+        single_p99_ms: service.single.p99,
+        batch100_events_per_s: r(service.batch100.eventsPerSec),
+        batch100_p99_ms: service.batch100.p99,
+        baseline_single_req_per_s: r(baseline.single.reqPerSec),
+        baseline_batch100_events_per_s: r(baseline.batch100.eventsPerSec),
+        single_ratio: ratio(service.single.reqPerSec, baseline.single.reqPerSec),
+        batch100_ratio: ratio(service.batch100.eventsPerSec, baseline.batch100.eventsPerSec),
+        service_peak_rss_mb: r(service.rssMb),
+        errors,
+      }),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -145,29 +178,45 @@ async function benchPostgres(): Promise<void> {
 
     const line = (label: string, f: (m: Measured) => Run, unit: 'req/s' | 'events/s') => {
       const rate = (m: Measured) => (unit === 'req/s' ? f(m).reqPerSec : f(m).eventsPerSec);
-      console.log(`${label}  one instance ${r(rate(one))} ${unit} (p50 ${f(one).p50} ms, p99 ${f(one).p99} ms) | ` +
-        `two instances ${r(rate(two))} ${unit} (p50 ${f(two).p50} ms, p99 ${f(two).p99} ms) | ` +
-        `baseline ${r(rate(baseline))} ${unit} (p99 ${f(baseline).p99} ms) | ratio ${ratio(rate(one), rate(baseline))} / ${ratio(rate(two), rate(baseline))}`);
+      console.log(
+        `${label}  one instance ${r(rate(one))} ${unit} (p50 ${f(one).p50} ms, p99 ${f(one).p99} ms) | ` +
+          `two instances ${r(rate(two))} ${unit} (p50 ${f(two).p50} ms, p99 ${f(two).p99} ms) | ` +
+          `baseline ${r(rate(baseline))} ${unit} (p99 ${f(baseline).p99} ms) | ratio ${ratio(rate(one), rate(baseline))} / ${ratio(rate(two), rate(baseline))}`,
+      );
     };
     line('single events ', (m) => m.single, 'req/s');
     line('batches of 100', (m) => m.batch100, 'events/s');
-    console.log(`peak RSS        one instance ${r(one.rssMb)} MB | two instances ${r(two.rssMb)} MB (the larger) | baseline ${r(baseline.rssMb)} MB`);
+    console.log(
+      `peak RSS        one instance ${r(one.rssMb)} MB | two instances ${r(two.rssMb)} MB (the larger) | baseline ${r(baseline.rssMb)} MB`,
+    );
     const errors = failures(one) + failures(two);
     if (errors > 0) console.log(`WARNING: ${errors} errors or non-2xx answers from the service`);
-    console.log(JSON.stringify({
-      bench: 'ingest', engine: 'postgres', seconds: SECONDS, connections: CONNECTIONS,
-      single_req_per_s: r(one.single.reqPerSec), single_p99_ms: one.single.p99,
-      batch100_events_per_s: r(one.batch100.eventsPerSec), batch100_p99_ms: one.batch100.p99,
-      two_single_req_per_s: r(two.single.reqPerSec), two_single_p99_ms: two.single.p99,
-      two_batch100_events_per_s: r(two.batch100.eventsPerSec), two_batch100_p99_ms: two.batch100.p99,
-      baseline_single_req_per_s: r(baseline.single.reqPerSec), baseline_single_p99_ms: baseline.single.p99,
-      baseline_batch100_events_per_s: r(baseline.batch100.eventsPerSec), baseline_batch100_p99_ms: baseline.batch100.p99,
-      single_ratio: ratio(one.single.reqPerSec, baseline.single.reqPerSec),
-      batch100_ratio: ratio(one.batch100.eventsPerSec, baseline.batch100.eventsPerSec),
-      two_single_ratio: ratio(two.single.reqPerSec, baseline.single.reqPerSec),
-      two_batch100_ratio: ratio(two.batch100.eventsPerSec, baseline.batch100.eventsPerSec),
-      service_peak_rss_mb: r(Math.max(one.rssMb, two.rssMb)), errors,
-    }));
+    console.log(
+      JSON.stringify({
+        bench: 'ingest',
+        engine: 'postgres',
+        seconds: SECONDS,
+        connections: CONNECTIONS,
+        single_req_per_s: r(one.single.reqPerSec),
+        single_p99_ms: one.single.p99,
+        batch100_events_per_s: r(one.batch100.eventsPerSec),
+        batch100_p99_ms: one.batch100.p99,
+        two_single_req_per_s: r(two.single.reqPerSec),
+        two_single_p99_ms: two.single.p99,
+        two_batch100_events_per_s: r(two.batch100.eventsPerSec),
+        two_batch100_p99_ms: two.batch100.p99,
+        baseline_single_req_per_s: r(baseline.single.reqPerSec),
+        baseline_single_p99_ms: baseline.single.p99,
+        baseline_batch100_events_per_s: r(baseline.batch100.eventsPerSec),
+        baseline_batch100_p99_ms: baseline.batch100.p99,
+        single_ratio: ratio(one.single.reqPerSec, baseline.single.reqPerSec),
+        batch100_ratio: ratio(one.batch100.eventsPerSec, baseline.batch100.eventsPerSec),
+        two_single_ratio: ratio(two.single.reqPerSec, baseline.single.reqPerSec),
+        two_batch100_ratio: ratio(two.batch100.eventsPerSec, baseline.batch100.eventsPerSec),
+        service_peak_rss_mb: r(Math.max(one.rssMb, two.rssMb)),
+        errors,
+      }),
+    );
   } finally {
     await cluster.stop();
   }

@@ -118,7 +118,9 @@ if (process.argv[2] === '--serve') {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
-  log(`bench:middleware — apps ${apps.join(', ')}: ${ROUNDS} rounds of ${SECONDS} s each, order rotating, ${CONNECTIONS} connections, GET /hello; server CPU time per request (event-loop thread)`);
+  log(
+    `bench:middleware — apps ${apps.join(', ')}: ${ROUNDS} rounds of ${SECONDS} s each, order rotating, ${CONNECTIONS} connections, GET /hello; server CPU time per request (event-loop thread)`,
+  );
   const server = await startServer([SCRIPT, '--serve']);
   const pid = server.proc.pid!;
   const ports = (await (await fetch(`${server.url}/ports`)).json()) as number[];
@@ -151,33 +153,62 @@ if (process.argv[2] === '--serve') {
     const added = Object.fromEntries(apps.filter((a) => a !== 'plain').map((a) => [a, median(rows.map((r) => r[a]!.us - r.plain!.us))]));
     const rps = Object.fromEntries(apps.map((a) => [a, median(rows.map((r) => r[a]!.rps))]));
     console.log(`server CPU per request (median round): ${apps.map((a) => `${a} ${us[a]!.toFixed(2)} µs`).join(' | ')}`);
-    console.log(`added to the plain app (median of paired rounds): ${Object.entries(added).map(([a, v]) => `${a} ${v.toFixed(2)} µs`).join(' | ')}`);
+    console.log(
+      `added to the plain app (median of paired rounds): ${Object.entries(added)
+        .map(([a, v]) => `${a} ${v.toFixed(2)} µs`)
+        .join(' | ')}`,
+    );
     let verdict: Record<string, unknown> = {};
     if (added.metered !== undefined && added.logged !== undefined) {
       const vsLogging = added.metered / added.logged;
       const capacity = us.plain! / us.metered!;
       const cheaper = added.metered < added.logged;
       const withinUs = added.metered <= TARGET_US;
-      console.log(`meterRequests / fastify request logging (added CPU): ${vsLogging.toFixed(3)} (target < 1: ${cheaper ? 'met' : 'missed'}) | meterRequests adds ${added.metered.toFixed(2)} µs (target ≤ ${TARGET_US} µs: ${withinUs ? 'met' : 'missed'}${added.hook !== undefined ? `; the no-op hook alone adds ${added.hook.toFixed(2)} µs` : ''}) | capacity metered/plain ${capacity.toFixed(3)}, logged/plain ${(us.plain! / us.logged!).toFixed(3)}`);
-      verdict = { metered_vs_logging: r3(vsLogging), cheaper_than_logging: cheaper, target_us: TARGET_US, within_target_us: withinUs, capacity_metered: r3(capacity), capacity_logged: r3(us.plain! / us.logged!) };
+      console.log(
+        `meterRequests / fastify request logging (added CPU): ${vsLogging.toFixed(3)} (target < 1: ${cheaper ? 'met' : 'missed'}) | meterRequests adds ${added.metered.toFixed(2)} µs (target ≤ ${TARGET_US} µs: ${withinUs ? 'met' : 'missed'}${added.hook !== undefined ? `; the no-op hook alone adds ${added.hook.toFixed(2)} µs` : ''}) | capacity metered/plain ${capacity.toFixed(3)}, logged/plain ${(us.plain! / us.logged!).toFixed(3)}`,
+      );
+      verdict = {
+        metered_vs_logging: r3(vsLogging),
+        cheaper_than_logging: cheaper,
+        target_us: TARGET_US,
+        within_target_us: withinUs,
+        capacity_metered: r3(capacity),
+        capacity_logged: r3(us.plain! / us.logged!),
+      };
       if (added['metered-default'] !== undefined) {
         const d = added['metered-default'];
-        console.log(`meterRequests without registeredFirst (+ onResponse hook) adds ${d.toFixed(2)} µs | / fastify request logging ${(d / added.logged).toFixed(3)}`);
+        console.log(
+          `meterRequests without registeredFirst (+ onResponse hook) adds ${d.toFixed(2)} µs | / fastify request logging ${(d / added.logged).toFixed(3)}`,
+        );
         verdict.metered_default_vs_logging = r3(d / added.logged);
       }
     }
-    console.log(`requests per second (paced partly by autocannon on the same machine): ${apps.map((a) => `${a} ${Math.round(rps[a]!)}`).join(' | ')}`);
+    console.log(
+      `requests per second (paced partly by autocannon on the same machine): ${apps.map((a) => `${a} ${Math.round(rps[a]!)}`).join(' | ')}`,
+    );
     let events = 0;
     if (counter >= 0) {
       events = ((await (await fetch(`${urlOf(counter)}/recorded`)).json()) as { recorded: number }).recorded - before;
-      console.log(`events recorded while measured: ${events} for ${meteredRequests} metered requests${bad ? ` | WARNING: ${bad} errors or non-2xx answers` : ''}`);
+      console.log(
+        `events recorded while measured: ${events} for ${meteredRequests} metered requests${bad ? ` | WARNING: ${bad} errors or non-2xx answers` : ''}`,
+      );
     }
-    console.log(JSON.stringify({
-      bench: 'middleware', date: new Date().toISOString(), seconds: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, apps,
-      cpu_us_per_req: Object.fromEntries(Object.entries(us).map(([a, v]) => [a, r3(v)])),
-      added_us_per_req: Object.fromEntries(Object.entries(added).map(([a, v]) => [a, r3(v)])),
-      ...verdict, events_recorded: events, metered_requests: meteredRequests, errors: bad,
-    }));
+    console.log(
+      JSON.stringify({
+        bench: 'middleware',
+        date: new Date().toISOString(),
+        seconds: SECONDS,
+        rounds: ROUNDS,
+        connections: CONNECTIONS,
+        apps,
+        cpu_us_per_req: Object.fromEntries(Object.entries(us).map(([a, v]) => [a, r3(v)])),
+        added_us_per_req: Object.fromEntries(Object.entries(added).map(([a, v]) => [a, r3(v)])),
+        ...verdict,
+        events_recorded: events,
+        metered_requests: meteredRequests,
+        errors: bad,
+      }),
+    );
   } finally {
     await stopServer(server.proc);
   }

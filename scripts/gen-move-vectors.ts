@@ -18,15 +18,44 @@ export const MOVE_VECTORS_FILE = join(ROOT, 'move/tests/vectors_tests.move');
 export const VECTORS_DIR = join(ROOT, 'test/vectors');
 export const RFC6962_DIR = join(VECTORS_DIR, 'rfc6962/inclusion');
 
-export interface InclusionCase { file: string; name: string; leafIdx: bigint; treeSize: bigint; root: string; leafHash: string; proof: string[]; valid: boolean }
+export interface InclusionCase {
+  file: string;
+  name: string;
+  leafIdx: bigint;
+  treeSize: bigint;
+  root: string;
+  leafHash: string;
+  proof: string[];
+  valid: boolean;
+}
 /**
  * One call on the registry: `anchor` (the default) or `migrate`, with the registry's own cap
  * unless `cap` is 'other'. `set_version` first puts the registry at that version, standing for
  * a registry an upgrade left behind (or moved ahead).
  */
-export interface AnchorStep { op?: 'anchor' | 'migrate'; epoch?: number; root_bytes?: number; size?: number; first_ts_ms?: number; last_ts_ms?: number; cap?: 'own' | 'other'; set_version?: number }
-export interface AnchorCase { name: string; steps: AnchorStep[]; expect: string; next_epoch?: number; version?: number }
-export interface LeafCase { name: string; event: { namespace: string; request_id: string; caller: string; action: string; units: number; artifact_digest: string; ts_ms: number }; leaf: string; leaf_hash: string }
+export interface AnchorStep {
+  op?: 'anchor' | 'migrate';
+  epoch?: number;
+  root_bytes?: number;
+  size?: number;
+  first_ts_ms?: number;
+  last_ts_ms?: number;
+  cap?: 'own' | 'other';
+  set_version?: number;
+}
+export interface AnchorCase {
+  name: string;
+  steps: AnchorStep[];
+  expect: string;
+  next_epoch?: number;
+  version?: number;
+}
+export interface LeafCase {
+  name: string;
+  event: { namespace: string; request_id: string; caller: string; action: string; units: number; artifact_digest: string; ts_ms: number };
+  leaf: string;
+  leaf_hash: string;
+}
 
 const hexOf = (b64: string | null) => (b64 ? Buffer.from(b64, 'base64').toString('hex') : '');
 
@@ -42,8 +71,12 @@ export function parseVectorJson(text: string, file = 'vector file'): unknown {
   const reviver: Reviver = (key, value, context) => {
     if (typeof value !== 'number') return value;
     const source = context?.source;
-    if (source === undefined) throw new Error(`parseVectorJson needs JSON.parse source text access (Node ≥ 21); run it with the project's Node (npx node / npm run)`);
-    if (!/^-?(0|[1-9][0-9]*)$/.test(source)) throw new Error(`${file}: "${key}" is ${source}, not an integer: vector files hold integers only`);
+    if (source === undefined)
+      throw new Error(
+        `parseVectorJson needs JSON.parse source text access (Node ≥ 21); run it with the project's Node (npx node / npm run)`,
+      );
+    if (!/^-?(0|[1-9][0-9]*)$/.test(source))
+      throw new Error(`${file}: "${key}" is ${source}, not an integer: vector files hold integers only`);
     return Number.isSafeInteger(value) ? value : BigInt(source);
   };
   return JSON.parse(text, reviver as (key: string, value: unknown) => unknown);
@@ -53,7 +86,8 @@ const U64_MAX = (1n << 64n) - 1n;
 
 /** A u64 of a vector file, exactly, or an error naming the file and the field. */
 function u64(value: unknown, field: string, file: string): bigint {
-  if ((typeof value !== 'number' || !Number.isInteger(value)) && typeof value !== 'bigint') throw new Error(`${file}: ${field} must be an integer, got ${String(value)}`);
+  if ((typeof value !== 'number' || !Number.isInteger(value)) && typeof value !== 'bigint')
+    throw new Error(`${file}: ${field} must be an integer, got ${String(value)}`);
   const n = BigInt(value);
   if (n < 0n || n > U64_MAX) throw new Error(`${file}: ${field} = ${n} is outside u64 (0 … 2^64 − 1)`);
   return n;
@@ -61,7 +95,8 @@ function u64(value: unknown, field: string, file: string): bigint {
 
 /** Every integer in a parsed vector file must fit a JS number: the anchor and leaf vectors feed number APIs. */
 function safeIntegersOnly<T>(value: T, file: string, path = '$'): T {
-  if (typeof value === 'bigint') throw new Error(`${file}: ${path} = ${value} is beyond 2^53 − 1; the twin and the leaf encoder take it as a JS number`);
+  if (typeof value === 'bigint')
+    throw new Error(`${file}: ${path} = ${value} is beyond 2^53 − 1; the twin and the leaf encoder take it as a JS number`);
   if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) safeIntegersOnly(v, file, `${path}.${k}`);
   return value;
 }
@@ -75,11 +110,31 @@ export function inclusionCases(): InclusionCase[] {
     .filter((f) => f.endsWith('.json'))
     .sort()
     .map((f) => {
-      const v = readVector(join(RFC6962_DIR, f)) as { leafIdx: unknown; treeSize: unknown; root: string | null; leafHash: string | null; proof: string[] | null; wantErr?: boolean };
-      const name = `rfc6962_${f.replace(/\.json$/, '').toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '')}`;
+      const v = readVector(join(RFC6962_DIR, f)) as {
+        leafIdx: unknown;
+        treeSize: unknown;
+        root: string | null;
+        leafHash: string | null;
+        proof: string[] | null;
+        wantErr?: boolean;
+      };
+      const name = `rfc6962_${f
+        .replace(/\.json$/, '')
+        .toLowerCase()
+        .replace(/[^a-z0-9]+/g, '_')
+        .replace(/^_|_$/g, '')}`;
       if (seen.has(name)) throw new Error(`two vectors map to ${name}`);
       seen.add(name);
-      return { file: f, name, leafIdx: u64(v.leafIdx, 'leafIdx', f), treeSize: u64(v.treeSize, 'treeSize', f), root: hexOf(v.root), leafHash: hexOf(v.leafHash), proof: (v.proof ?? []).map(hexOf), valid: !v.wantErr };
+      return {
+        file: f,
+        name,
+        leafIdx: u64(v.leafIdx, 'leafIdx', f),
+        treeSize: u64(v.treeSize, 'treeSize', f),
+        root: hexOf(v.root),
+        leafHash: hexOf(v.leafHash),
+        proof: (v.proof ?? []).map(hexOf),
+        valid: !v.wantErr,
+      };
     });
 }
 
@@ -138,7 +193,10 @@ fun leaf_v1_vector_${i}() {
     const steps = c.steps
       .map((s) => {
         const cap = s.cap === 'other' ? '&other_cap' : '&cap';
-        const call = s.op === 'migrate' ? `registry::migrate(&mut reg, ${cap});` : `registry::anchor(&mut reg, ${cap}, ${s.epoch}, x"${stepRoot(s)}", ${s.size ?? 3}, ${s.first_ts_ms ?? 1}, ${s.last_ts_ms ?? 2}, &clock);`;
+        const call =
+          s.op === 'migrate'
+            ? `registry::migrate(&mut reg, ${cap});`
+            : `registry::anchor(&mut reg, ${cap}, ${s.epoch}, x"${stepRoot(s)}", ${s.size ?? 3}, ${s.first_ts_ms ?? 1}, ${s.last_ts_ms ?? 2}, &clock);`;
         return `${s.set_version !== undefined ? `    reg.set_version_for_testing(${s.set_version});\n` : ''}    ${call}`;
       })
       .join('\n');

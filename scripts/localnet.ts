@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { createRegistry, findSui, fundedKey, publish, ROOT, startLocalnet, writeConfig } from './localnet/lib.ts';
 
 if (!findSui()) {
-  console.error('sui binary not found on PATH: install the Sui CLI (https://docs.sui.io/guides/developer/getting-started/sui-install), then run npm run localnet again');
+  console.error(
+    'sui binary not found on PATH: install the Sui CLI (https://docs.sui.io/guides/developer/getting-started/sui-install), then run npm run localnet again',
+  );
   process.exit(1);
 }
 const net = await startLocalnet();

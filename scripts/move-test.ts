@@ -14,7 +14,13 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
-import { dumpMovePackage, initMovePackageBuilder, MovePackageFetcher, testMovePackage, type MovePackageInput } from '@zktx.io/sui-move-builder/full';
+import {
+  dumpMovePackage,
+  initMovePackageBuilder,
+  MovePackageFetcher,
+  testMovePackage,
+  type MovePackageInput,
+} from '@zktx.io/sui-move-builder/full';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PACKAGE_DIR = join(ROOT, 'move');
@@ -39,10 +45,13 @@ class LocalFrameworkFetcher extends MovePackageFetcher {
   }
   private packageDir(gitUrl: string, subdir = ''): string {
     if (!/github\.com\/MystenLabs\/sui(\.git)?$/i.test(gitUrl) || !subdir.startsWith(FRAMEWORK_PREFIX)) {
-      throw new Error(`${gitUrl} ${subdir}: only the Sui framework packages are served from SUI_FRAMEWORK_DIR; move/ should depend on nothing else`);
+      throw new Error(
+        `${gitUrl} ${subdir}: only the Sui framework packages are served from SUI_FRAMEWORK_DIR; move/ should depend on nothing else`,
+      );
     }
     const dir = resolve(this.dir, subdir.slice(FRAMEWORK_PREFIX.length));
-    if (!existsSync(join(dir, 'Move.toml'))) throw new Error(`${join(dir, 'Move.toml')} not found: SUI_FRAMEWORK_DIR must be a copy of crates/sui-framework/packages`);
+    if (!existsSync(join(dir, 'Move.toml')))
+      throw new Error(`${join(dir, 'Move.toml')} not found: SUI_FRAMEWORK_DIR must be a copy of crates/sui-framework/packages`);
     return dir;
   }
   override async fetch(gitUrl: string, _rev: string, subdir?: string): Promise<Record<string, string>> {
@@ -73,7 +82,9 @@ async function main(): Promise<number> {
     const dir = resolve(frameworkDir);
     for (const p of ['move-stdlib', 'sui-framework']) {
       if (!existsSync(join(dir, p, 'Move.toml')) || !statSync(join(dir, p)).isDirectory()) {
-        console.error(`SUI_FRAMEWORK_DIR=${frameworkDir} has no ${p}/Move.toml: point it at a copy of MystenLabs/sui crates/sui-framework/packages (README, "Move unit tests")`);
+        console.error(
+          `SUI_FRAMEWORK_DIR=${frameworkDir} has no ${p}/Move.toml: point it at a copy of MystenLabs/sui crates/sui-framework/packages (README, "Move unit tests")`,
+        );
         return 2;
       }
     }
@@ -82,7 +93,9 @@ async function main(): Promise<number> {
   } else if (await githubReachable()) {
     console.log('framework: fetched from GitHub (MystenLabs/sui), as pinned by @zktx.io/sui-move-builder');
   } else {
-    console.log('SKIPPED: GitHub is unreachable and SUI_FRAMEWORK_DIR is not set, so the std and sui framework sources are missing; set SUI_FRAMEWORK_DIR to a copy of MystenLabs/sui crates/sui-framework/packages (README, "Move unit tests"). No Move test ran.');
+    console.log(
+      'SKIPPED: GitHub is unreachable and SUI_FRAMEWORK_DIR is not set, so the std and sui framework sources are missing; set SUI_FRAMEWORK_DIR to a copy of MystenLabs/sui crates/sui-framework/packages (README, "Move unit tests"). No Move test ran.',
+    );
     return 0;
   }
 
@@ -100,7 +113,8 @@ async function main(): Promise<number> {
   const build = await dumpMovePackage(input);
   if ('error' in build) {
     console.error(`move build failed (${build.category ?? 'unknown stage'}):\n${build.error}`);
-    if (build.category === 'dependency_resolution' && !fetcher) console.error('The framework could not be fetched from GitHub: set GITHUB_TOKEN, or SUI_FRAMEWORK_DIR to a local copy.');
+    if (build.category === 'dependency_resolution' && !fetcher)
+      console.error('The framework could not be fetched from GitHub: set GITHUB_TOKEN, or SUI_FRAMEWORK_DIR to a local copy.');
     return 1;
   }
   const warnings = build.warnings?.trim() ?? '';
@@ -115,7 +129,9 @@ async function main(): Promise<number> {
   }
   const output = result.output.trimEnd();
   console.log(output);
-  const summary = stripVTControlCharacters(output).split('\n').findLast((l) => l.startsWith('Test result:'));
+  const summary = stripVTControlCharacters(output)
+    .split('\n')
+    .findLast((l) => l.startsWith('Test result:'));
   if (!result.passed || !summary?.startsWith('Test result: OK.')) {
     console.error(summary ? 'move:test FAILED' : 'move:test FAILED: the Move package did not compile (see above)');
     return 1;

@@ -22,4 +22,13 @@ for (let i = 0; i < epoch!.size - 1; i++) {
   nodeCryptoHasher(preimage);
 }
 const floorMs = performance.now() - floorStart;
-console.log(JSON.stringify({ epoch: epoch!.epoch, size: epoch!.size, root: epoch!.root, seal_ms: Math.round(sealMs), floor_ms: Math.round(floorMs), max_rss_mb: Math.round(maxRssMb) }));
+console.log(
+  JSON.stringify({
+    epoch: epoch!.epoch,
+    size: epoch!.size,
+    root: epoch!.root,
+    seal_ms: Math.round(sealMs),
+    floor_ms: Math.round(floorMs),
+    max_rss_mb: Math.round(maxRssMb),
+  }),
+);

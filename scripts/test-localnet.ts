@@ -8,5 +8,8 @@ if (!findSui()) {
   console.log('The localnet tests (publish, anchor, verify on chain, sui move test) did not run. Install the Sui CLI to run them.');
   process.exit(0);
 }
-const r = spawnSync(process.execPath, [`${ROOT}node_modules/vitest/vitest.mjs`, 'run', '--config', 'vitest.localnet.config.ts'], { cwd: ROOT, stdio: 'inherit' });
+const r = spawnSync(process.execPath, [`${ROOT}node_modules/vitest/vitest.mjs`, 'run', '--config', 'vitest.localnet.config.ts'], {
+  cwd: ROOT,
+  stdio: 'inherit',
+});
 process.exit(r.status ?? 1);

@@ -61,7 +61,11 @@ export function buildService(options: ServiceOptions): FastifyInstance {
     if (state.status === 'failed' || state.status === 'retrying') return { status: state.status, error: state.error };
     return { status: 'ok', error: null };
   };
-  const health = async (): Promise<HealthReport> => ({ anchoring: await anchoringHealth(), role, leadership: ledger.leadership.describe() });
+  const health = async (): Promise<HealthReport> => ({
+    anchoring: await anchoringHealth(),
+    role,
+    leadership: ledger.leadership.describe(),
+  });
 
   const app = buildApi({
     ledger,
@@ -127,8 +131,16 @@ export function buildService(options: ServiceOptions): FastifyInstance {
       const { term, error } = ledger.leadership.describe();
       // Say what this instance knows: losing or giving up the role does not mean another one has it yet.
       if (next === 'leader') log?.info({ role: next, engine: ledger.engine, term }, 'this instance now leads: it seals and anchors');
-      else if (stopping) log?.info({ role: next, engine: ledger.engine }, 'this instance gave up leadership because it is stopping: it no longer seals or anchors');
-      else log?.warn({ role: next, engine: ledger.engine, ...(error && { reason: error }) }, 'this instance lost leadership: it no longer seals or anchors, and campaigns again');
+      else if (stopping)
+        log?.info(
+          { role: next, engine: ledger.engine },
+          'this instance gave up leadership because it is stopping: it no longer seals or anchors',
+        );
+      else
+        log?.warn(
+          { role: next, engine: ledger.engine, ...(error && { reason: error }) },
+          'this instance lost leadership: it no longer seals or anchors, and campaigns again',
+        );
       if (next === 'leader') lead();
       else void follow();
     });

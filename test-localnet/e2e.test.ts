@@ -51,8 +51,16 @@ it('ingests, seals, anchors, and every receipt verifies offline, against the on-
   const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
   const ids: number[] = [];
   for (let batch = 0; batch < 3; batch++) {
-    const events = Array.from({ length: 7 }, (_, i) => ({ request_id: `e2e-${batch}-${i}`, namespace: 'acme/e2e', action: 'recall', caller: `u${i}`, units: i + 1 }));
-    const res = (await (await fetch(`${served.url}/v1/events`, { method: 'POST', headers, body: JSON.stringify({ events }) })).json()) as { results: Array<{ id: number }> };
+    const events = Array.from({ length: 7 }, (_, i) => ({
+      request_id: `e2e-${batch}-${i}`,
+      namespace: 'acme/e2e',
+      action: 'recall',
+      caller: `u${i}`,
+      units: i + 1,
+    }));
+    const res = (await (await fetch(`${served.url}/v1/events`, { method: 'POST', headers, body: JSON.stringify({ events }) })).json()) as {
+      results: Array<{ id: number }>;
+    };
     ids.push(...res.results.map((r) => r.id));
     await new Promise((r) => setTimeout(r, 600)); // let each batch seal as its own epoch
   }
@@ -103,7 +111,9 @@ it('reports the gas of an anchor PTB of 1 epoch and of 10 epochs', async () => {
   const one = await chain.anchor(epochs(next, 1));
   const ten = await chain.anchor(epochs(next + 1, 10));
   const sui = (mist: bigint | undefined) => `${mist} MIST (${Number(mist) / 1e9} SUI)`;
-  console.log(`gas: anchor PTB of 1 epoch: ${sui(one.gasMist)}; of 10 epochs: ${sui(ten.gasMist)}; per epoch in the batch: ${Number(ten.gasMist) / 10} MIST`);
+  console.log(
+    `gas: anchor PTB of 1 epoch: ${sui(one.gasMist)}; of 10 epochs: ${sui(ten.gasMist)}; per epoch in the batch: ${Number(ten.gasMist) / 10} MIST`,
+  );
   expect(one.gasMist).toBeGreaterThan(0n);
   expect(ten.gasMist! / 10n).toBeLessThan(one.gasMist!);
   expect(await chain.nextEpoch()).toBe(next + 11);

@@ -9,9 +9,7 @@ export const BROWSER_NAMES = ['chromium', 'chromium-browser', 'google-chrome', '
 export const DEFAULT_BROWSER = '/usr/bin/chromium';
 export const HOW_TO_ENABLE = 'install Chromium (apt-get install chromium) or set CHROMIUM_PATH to a Chromium or Chrome executable';
 
-export type BrowserLookup =
-  | { path: string; from: string }
-  | { path: undefined; problem: string };
+export type BrowserLookup = { path: string; from: string } | { path: undefined; problem: string };
 
 /**
  * Pure: where the browser is, given the environment and a test for "is an executable file".
@@ -31,7 +29,10 @@ export function findBrowser(env: Record<string, string | undefined>, isExecutabl
       if (isExecutable(path)) return { path, from: 'PATH' };
     }
   }
-  return { path: undefined, problem: `no Chromium found (CHROMIUM_PATH, CHROME_PATH, ${DEFAULT_BROWSER}, or ${BROWSER_NAMES.join(' / ')} on PATH)` };
+  return {
+    path: undefined,
+    problem: `no Chromium found (CHROMIUM_PATH, CHROME_PATH, ${DEFAULT_BROWSER}, or ${BROWSER_NAMES.join(' / ')} on PATH)`,
+  };
 }
 
 export function isExecutableFile(path: string): boolean {
@@ -57,7 +58,10 @@ let warned = false;
  * The browser for this test run. Undefined (after one console.warn) when there is none;
  * throws instead when RECEIPTS_REQUIRE_BROWSER=1.
  */
-export function browserForTests(env: Record<string, string | undefined> = process.env, isExecutable = isExecutableFile): string | undefined {
+export function browserForTests(
+  env: Record<string, string | undefined> = process.env,
+  isExecutable = isExecutableFile,
+): string | undefined {
   const found = findBrowser(env, isExecutable);
   if (found.path !== undefined) return found.path;
   const required = env.RECEIPTS_REQUIRE_BROWSER === '1';

@@ -32,7 +32,13 @@ async function killMidIngest(db: string, readRows: () => Promise<Row[]>, afterCr
     for (let b = 0; !stop; b++) {
       const ids = Array.from({ length: 50 }, (_, i) => `c${c}-b${b}-e${i}`);
       batches.push(ids);
-      const events = ids.map((request_id, i) => ({ request_id, namespace: 'acme/crash', action: 'recall', caller: `u${i % 7}`, units: i + 1 }));
+      const events = ids.map((request_id, i) => ({
+        request_id,
+        namespace: 'acme/crash',
+        action: 'recall',
+        caller: `u${i % 7}`,
+        units: i + 1,
+      }));
       try {
         const res = await fetch(`${s.url}/v1/events`, { method: 'POST', headers, body: JSON.stringify({ events }) });
         const body = (await res.json()) as { results: Array<{ status: string; request_id: string }> };
@@ -60,7 +66,15 @@ async function killMidIngest(db: string, readRows: () => Promise<Row[]>, afterCr
     expect([0, ids.length]).toContain(present); // a request commits whole or not at all
   }
   for (const r of rows) {
-    const fields = { namespace: r.namespace as string, request_id: r.request_id as string, caller: r.caller as string, action: r.action as string, units: Number(r.units), artifact_digest: '', ts_ms: Number(r.ts) };
+    const fields = {
+      namespace: r.namespace as string,
+      request_id: r.request_id as string,
+      caller: r.caller as string,
+      action: r.action as string,
+      units: Number(r.units),
+      artifact_digest: '',
+      ts_ms: Number(r.ts),
+    };
     expect((r.leaf_hash as Buffer).toString('hex')).toBe(bytesToHex(leafHash(fields)));
   }
 
@@ -70,11 +84,13 @@ async function killMidIngest(db: string, readRows: () => Promise<Row[]>, afterCr
   const [c, b, e] = first.split('-');
   const i = Number(e!.slice(1));
   const res = await fetch(`${again.url}/v1/events`, {
-    method: 'POST', headers,
+    method: 'POST',
+    headers,
     body: JSON.stringify({ request_id: first, namespace: 'acme/crash', action: 'recall', caller: `u${i % 7}`, units: i + 1 }),
   });
   expect(((await res.json()) as { results: Array<{ status: string }> }).results[0]!.status).toBe('duplicate');
-  void c; void b;
+  void c;
+  void b;
   again.proc.kill('SIGTERM');
   await again.exited;
 }

@@ -40,7 +40,13 @@ export async function testServer(options: Partial<ServiceOptions> = {}, fresh: L
   const logger = pino({ level: 'debug', redact: { paths: LOG_REDACT, censor: '[redacted]' } }, stream);
   // Every response is checked against the schema its route declares; every route is noted.
   const routes: RegisteredRoute[] = [];
-  const app = buildService({ ledger, logger, serializerCompiler: checkingSerializer as ServiceOptions['serializerCompiler'], onRoute: (r) => routes.push(r), ...options });
+  const app = buildService({
+    ledger,
+    logger,
+    serializerCompiler: checkingSerializer as ServiceOptions['serializerCompiler'],
+    onRoute: (r) => routes.push(r),
+    ...options,
+  });
   const created = await ledger.keys.create('acme-inc', ['acme/*']);
   // Tests seal by hand: on PostgreSQL wait until this instance has won the election (SQLite's one
   // process always leads, and its tests may still add hooks before the app is ready).
@@ -62,13 +68,24 @@ export async function testServer(options: Partial<ServiceOptions> = {}, fresh: L
       await pgClient.connect();
     }
     let n = 0;
-    return (await pgClient.query(text.replace(/\?/g, () => `$${++n}`), params)).rows as T[];
+    return (
+      await pgClient.query(
+        text.replace(/\?/g, () => `$${++n}`),
+        params,
+      )
+    ).rows as T[];
   };
   /** Events stored, optionally under a WHERE clause. */
-  const count = async (where = 'TRUE', ...params: unknown[]) => Number((await sql<{ n: number | string }>(`SELECT count(*) AS n FROM events WHERE ${where}`, ...params))[0]!.n);
+  const count = async (where = 'TRUE', ...params: unknown[]) =>
+    Number((await sql<{ n: number | string }>(`SELECT count(*) AS n FROM events WHERE ${where}`, ...params))[0]!.n);
   const auth = { authorization: `Bearer ${created.key}` };
   const post = (body: unknown, headers: Record<string, string> = {}) =>
-    app.inject({ method: 'POST', url: '/v1/events', headers: { ...auth, 'content-type': 'application/json', ...headers }, payload: typeof body === 'string' ? body : JSON.stringify(body) });
+    app.inject({
+      method: 'POST',
+      url: '/v1/events',
+      headers: { ...auth, 'content-type': 'application/json', ...headers },
+      payload: typeof body === 'string' ? body : JSON.stringify(body),
+    });
   const get = (url: string, headers: Record<string, string> = auth) => app.inject({ method: 'GET', url, headers });
   /** The SQLite connection, for tests that look at this engine's own tables. */
   const db = () => {
@@ -79,7 +96,20 @@ export async function testServer(options: Partial<ServiceOptions> = {}, fresh: L
   /** The receipt of a stored event, as the service builds it. */
   const receipt = async (id: number) => reader.receipt((await ledger.events.get(id))!);
   return {
-    app, routes, ledger, engine: ledger.engine as Engine, db, sql, count, logs, key: created.key, keyId: created.id, auth, post, get, receipt,
+    app,
+    routes,
+    ledger,
+    engine: ledger.engine as Engine,
+    db,
+    sql,
+    count,
+    logs,
+    key: created.key,
+    keyId: created.id,
+    auth,
+    post,
+    get,
+    receipt,
     async close() {
       await pgClient?.end();
       await app.close();
@@ -118,7 +148,14 @@ export function serverEachTest(fresh: LedgerFactory, options: Partial<ServiceOpt
 let counter = 0;
 /** A valid event with a unique request id. */
 export function event(overrides: Record<string, unknown> = {}) {
-  return { request_id: `req-${process.pid}-${++counter}`, namespace: 'acme/prod', action: 'recall', caller: 'user-1', units: 1, ...overrides };
+  return {
+    request_id: `req-${process.pid}-${++counter}`,
+    namespace: 'acme/prod',
+    action: 'recall',
+    caller: 'user-1',
+    units: 1,
+    ...overrides,
+  };
 }
 
 /** Polls until check() holds (or throws after ms). */

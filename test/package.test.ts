@@ -39,5 +39,13 @@ it('the metering entries import from the built package: fastify, express, edge, 
   `;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
   expect(r.status, r.stderr).toBe(0);
-  expect(JSON.parse(r.stdout)).toEqual(['function', 'function', 'function', 'function', 'function', ['http', 'jsonl', 'memory'], ['pkg-1']]);
+  expect(JSON.parse(r.stdout)).toEqual([
+    'function',
+    'function',
+    'function',
+    'function',
+    'function',
+    ['http', 'jsonl', 'memory'],
+    ['pkg-1'],
+  ]);
 });

@@ -37,7 +37,11 @@ export interface Localnet {
 export async function startLocalnet(timeoutMs = 180_000): Promise<Localnet> {
   const dir = mkdtempSync(join(tmpdir(), 'receipts-localnet-'));
   log(`starting sui start --with-faucet --force-regenesis (in ${dir}) …`);
-  const proc = spawn('sui', ['start', '--with-faucet', '--force-regenesis'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'error' } });
+  const proc = spawn('sui', ['start', '--with-faucet', '--force-regenesis'], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: 'error' },
+  });
   let output = '';
   proc.stdout!.on('data', (d) => (output = (output + d).slice(-4000)));
   proc.stderr!.on('data', (d) => (output = (output + d).slice(-4000)));
@@ -98,7 +102,9 @@ export async function fundedKey(client: SuiGrpcClient): Promise<Ed25519Keypair> 
 /** `sui move build --dump-bytecode-as-base64`: the modules and dependencies to publish. */
 export function buildPackage(): { modules: string[]; dependencies: string[] } {
   log('building move/ …');
-  const r = spawnSync('sui', ['move', 'build', '--dump-bytecode-as-base64', '--build-env', 'testnet', '--path', join(ROOT, 'move')], { encoding: 'utf8' });
+  const r = spawnSync('sui', ['move', 'build', '--dump-bytecode-as-base64', '--build-env', 'testnet', '--path', join(ROOT, 'move')], {
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`sui move build failed:\n${r.stdout}\n${r.stderr}`);
   const text = r.stdout.slice(r.stdout.indexOf('{'), r.stdout.lastIndexOf('}') + 1);
   return JSON.parse(text);

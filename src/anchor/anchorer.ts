@@ -100,7 +100,10 @@ export class Anchorer {
         if ((this.status as AnchoringStatus) === 'stopped') return;
         this.status = 'retrying';
         this.error = (err as Error).message;
-        this.o.logger?.warn({ err: { message: (err as Error).message }, attempt, retry_in_ms: delay }, 'anchoring: transient error, retrying');
+        this.o.logger?.warn(
+          { err: { message: (err as Error).message }, attempt, retry_in_ms: delay },
+          'anchoring: transient error, retrying',
+        );
         this.o.onRetry?.(err, attempt, delay);
         await this.pause(delay);
       }
@@ -117,7 +120,10 @@ export class Anchorer {
   private fail(err: Error): void {
     this.status = 'failed';
     this.error = err.message;
-    this.o.logger?.error({ err: { name: err.name, message: err.message } }, 'ANCHORING STOPPED: no further epoch will be anchored until this is resolved and the service restarted');
+    this.o.logger?.error(
+      { err: { name: err.name, message: err.message } },
+      'ANCHORING STOPPED: no further epoch will be anchored until this is resolved and the service restarted',
+    );
     this.o.onFailed?.(err);
   }
 
@@ -130,22 +136,47 @@ export class Anchorer {
     await this.reconcile(chainNext);
     const batch = await this.o.ledger.epochs.list({ after: chainNext - 1, limit: MAX_EPOCHS_PER_PTB });
     if (batch.length === 0) return 0;
-    const epochs: EpochToAnchor[] = batch.map((e) => ({ epoch: e.epoch, root: e.root, size: e.size, first_ts_ms: e.first_ts_ms, last_ts_ms: e.last_ts_ms }));
+    const epochs: EpochToAnchor[] = batch.map((e) => ({
+      epoch: e.epoch,
+      root: e.root,
+      size: e.size,
+      first_ts_ms: e.first_ts_ms,
+      last_ts_ms: e.last_ts_ms,
+    }));
     let submission: AnchorSubmission;
     try {
       submission = await this.o.chain.anchor(epochs, {
         beforeSend: (digest) =>
-          this.o.ledger.anchors.recordAttempt({ tx_digest: digest, first_epoch: epochs[0]!.epoch, last_epoch: epochs.at(-1)!.epoch, created_at_ms: this.o.now() }),
+          this.o.ledger.anchors.recordAttempt({
+            tx_digest: digest,
+            first_epoch: epochs[0]!.epoch,
+            last_epoch: epochs.at(-1)!.epoch,
+            created_at_ms: this.o.now(),
+          }),
       });
     } catch (err) {
       if (err instanceof MoveAbortError) {
-        throw new MoveAbortError(err.constantName, `anchoring epochs ${epochs[0]!.epoch}–${epochs.at(-1)!.epoch} aborted on chain with ${err.constantName}: ${err.message}`, err.digest);
+        throw new MoveAbortError(
+          err.constantName,
+          `anchoring epochs ${epochs[0]!.epoch}–${epochs.at(-1)!.epoch} aborted on chain with ${err.constantName}: ${err.message}`,
+          err.digest,
+        );
       }
       throw err;
     }
-    await this.record(epochs.map((e) => e.epoch), submission.digest, submission.checkpoint);
-    this.o.logger?.info({ epochs: [epochs[0]!.epoch, epochs.at(-1)!.epoch], tx_digest: submission.digest, checkpoint: submission.checkpoint }, 'anchored epochs');
-    this.o.onAnchored?.(epochs.map((e) => e.epoch), submission);
+    await this.record(
+      epochs.map((e) => e.epoch),
+      submission.digest,
+      submission.checkpoint,
+    );
+    this.o.logger?.info(
+      { epochs: [epochs[0]!.epoch, epochs.at(-1)!.epoch], tx_digest: submission.digest, checkpoint: submission.checkpoint },
+      'anchored epochs',
+    );
+    this.o.onAnchored?.(
+      epochs.map((e) => e.epoch),
+      submission,
+    );
     return epochs.length;
   }
 
@@ -155,7 +186,9 @@ export class Anchorer {
     for (let e = first; e < chainNext; e++) {
       const local = await this.o.ledger.epochs.get(e);
       if (!local) {
-        throw new ReconcileError(`the registry has epoch ${e} on chain but this ledger never sealed it: the sui config points at another deployment's registry, or the ledger was replaced`);
+        throw new ReconcileError(
+          `the registry has epoch ${e} on chain but this ledger never sealed it: the sui config points at another deployment's registry, or the ledger was replaced`,
+        );
       }
       const onChain = await this.o.chain.readEpoch(e);
       if (!onChain) throw new Error(`the registry reports epoch ${e} anchored but it could not be read; will retry`);
@@ -167,7 +200,10 @@ export class Anchorer {
       }
       const { digest, checkpoint } = await this.findAttempt(e);
       await this.record([e], digest, checkpoint);
-      this.o.logger?.info({ epoch: e, tx_digest: digest }, 'anchoring: epoch already on chain with the same root, recorded without sending');
+      this.o.logger?.info(
+        { epoch: e, tx_digest: digest },
+        'anchoring: epoch already on chain with the same root, recorded without sending',
+      );
     }
   }
 
@@ -183,6 +219,13 @@ export class Anchorer {
 
   private record(epochs: number[], digest: string | null, checkpoint: string | null): Promise<void> {
     const { network, packageId, registryId } = this.o.chain;
-    return this.o.ledger.anchors.record(epochs, { network, package_id: packageId, registry_id: registryId, tx_digest: digest, checkpoint, anchored_at_ms: this.o.now() });
+    return this.o.ledger.anchors.record(epochs, {
+      network,
+      package_id: packageId,
+      registry_id: registryId,
+      tx_digest: digest,
+      checkpoint,
+      anchored_at_ms: this.o.now(),
+    });
   }
 }

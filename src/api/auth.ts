@@ -25,7 +25,7 @@ const SEND = 'send Authorization: Bearer <key>';
 /** A character of the header, named without echoing anything around it. */
 function named(c: string): string {
   const cp = c.codePointAt(0)!;
-  const names: Record<number, string> = { 0x20: 'a space', 0x09: 'a tab', 0xa0: 'a no-break space' };
+  const names: Record<number, string> = { 32: 'a space', 9: 'a tab', 160: 'a no-break space' };
   return `${names[cp] ?? 'the character'} U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
@@ -43,19 +43,26 @@ export function bearerKey(header: string | undefined): { key: string } | { probl
   }
   if (header.length > MAX_AUTHORIZATION_LENGTH) return { problem: 'the Authorization header is too long to hold an API key' };
   const scheme = SCHEME.exec(header)?.[0];
-  if (scheme === undefined) return { problem: `the Authorization header must start with the scheme Bearer, not ${named(header[0]!)}: ${SEND}` };
+  if (scheme === undefined)
+    return { problem: `the Authorization header must start with the scheme Bearer, not ${named(header[0]!)}: ${SEND}` };
   if (scheme.startsWith('sr_')) return { problem: `the Authorization header has the key but no scheme: ${SEND}` };
   if (scheme.toLowerCase() !== 'bearer') return { problem: `the Authorization scheme must be Bearer, not ${scheme.slice(0, 20)}: ${SEND}` };
   let at = scheme.length;
   while (header[at] === ' ') at++;
   if (at === header.length) return { problem: `the Authorization header has the scheme Bearer but no key: ${SEND}` };
-  if (at === scheme.length) return { problem: `the Authorization scheme and the key must be separated by a space (U+0020), not ${named(header[at]!)}: ${SEND}` };
+  if (at === scheme.length)
+    return { problem: `the Authorization scheme and the key must be separated by a space (U+0020), not ${named(header[at]!)}: ${SEND}` };
   const credentials = header.slice(at);
   if (KEY_FORMAT.test(credentials)) return { key: credentials };
   if (credentials.length > KEY_LENGTH && KEY_FORMAT.test(credentials.slice(0, KEY_LENGTH))) {
-    return { problem: `the Authorization header must be Bearer followed by one API key and nothing after it, but ${named(credentials[KEY_LENGTH]!)} follows the key` };
+    return {
+      problem: `the Authorization header must be Bearer followed by one API key and nothing after it, but ${named(credentials[KEY_LENGTH]!)} follows the key`,
+    };
   }
-  return { problem: 'the Authorization credentials are not an API key: a key is sr_, 12 lowercase letters or digits, _, and 43 characters of A-Z a-z 0-9 _ - (as `receipts keys create` printed it)' };
+  return {
+    problem:
+      'the Authorization credentials are not an API key: a key is sr_, 12 lowercase letters or digits, _, and 43 characters of A-Z a-z 0-9 _ - (as `receipts keys create` printed it)',
+  };
 }
 
 function refuse(request: FastifyRequest, reply: FastifyReply, message: string) {

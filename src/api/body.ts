@@ -12,12 +12,16 @@ export function installJsonBodyParser(app: FastifyInstance): void {
   app.removeContentTypeParser('text/plain'); // JSON only: anything else is a 415
   app.removeContentTypeParser('application/json');
   // CloudEvents in structured and batch mode are JSON too (POST /v1/events maps them).
-  app.addContentTypeParser(['application/json', 'application/cloudevents+json', 'application/cloudevents-batch+json'], { parseAs: 'buffer' }, (request, body, done) => {
-    const bytes = body as Buffer;
-    if (!isUtf8(bytes)) {
-      done(new ApiError('invalid_utf8'), undefined);
-      return;
-    }
-    parseJson(request, bytes.toString('utf8'), done);
-  });
+  app.addContentTypeParser(
+    ['application/json', 'application/cloudevents+json', 'application/cloudevents-batch+json'],
+    { parseAs: 'buffer' },
+    (request, body, done) => {
+      const bytes = body as Buffer;
+      if (!isUtf8(bytes)) {
+        done(new ApiError('invalid_utf8'), undefined);
+        return;
+      }
+      parseJson(request, bytes.toString('utf8'), done);
+    },
+  );
 }

@@ -11,7 +11,13 @@ export const CLOUDEVENTS_BATCH_TYPE = 'application/cloudevents-batch+json';
 export const CloudEventSchema = z
   .object({
     specversion: z.literal('1.0'),
-    id: z.string().min(1).max(MAX_REQUEST_ID_LENGTH).describe(`with source, the idempotency key: request_id ce:<UTF-8 bytes of source>:<source>:<id>, or ce-sha256:<hex SHA-256 of that> beyond ${MAX_REQUEST_ID_LENGTH} characters`),
+    id: z
+      .string()
+      .min(1)
+      .max(MAX_REQUEST_ID_LENGTH)
+      .describe(
+        `with source, the idempotency key: request_id ce:<UTF-8 bytes of source>:<source>:<id>, or ce-sha256:<hex SHA-256 of that> beyond ${MAX_REQUEST_ID_LENGTH} characters`,
+      ),
     source: z.string().min(1).max(MAX_SOURCE_LENGTH).describe('→ source; with id, the idempotency key'),
     type: z.string().min(1).max(LEAF_STRING_MAX.action).describe('→ action'),
     subject: z.string().min(1).max(LEAF_STRING_MAX.caller).describe('→ caller'),
@@ -31,5 +37,17 @@ export const CloudEventSchema = z
   })
   .meta({
     id: 'CloudEvent',
-    examples: [{ specversion: '1.0', id: 'req-42', source: 'https://agent.example/acme', type: 'recall', subject: 'agent-7', namespace: 'acme/prod', time: '2026-11-22T10:00:00Z', datacontenttype: 'application/json', data: { units: 3 } }],
+    examples: [
+      {
+        specversion: '1.0',
+        id: 'req-42',
+        source: 'https://agent.example/acme',
+        type: 'recall',
+        subject: 'agent-7',
+        namespace: 'acme/prod',
+        time: '2026-11-22T10:00:00Z',
+        datacontenttype: 'application/json',
+        data: { units: 3 },
+      },
+    ],
   });

@@ -50,36 +50,64 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 
 /** One structured CloudEvent as the input of validateEvent, or why it cannot be one. */
 export function eventFromCloudEvent(ce: unknown): Mapped {
-  if (!isObject(ce)) return { errors: [{ path: '', rule: 'type:object', message: 'a CloudEvent must be a JSON object (structured mode)' }] };
+  if (!isObject(ce))
+    return { errors: [{ path: '', rule: 'type:object', message: 'a CloudEvent must be a JSON object (structured mode)' }] };
   const id = typeof ce.id === 'string' ? ce.id : undefined;
-  const known = id !== undefined && id !== '' && typeof ce.source === 'string' && ce.source !== ''
-    ? { id, requestId: cloudEventRequestId(ce.source, id) } : id !== undefined ? { id } : {};
+  const known =
+    id !== undefined && id !== '' && typeof ce.source === 'string' && ce.source !== ''
+      ? { id, requestId: cloudEventRequestId(ce.source, id) }
+      : id !== undefined
+        ? { id }
+        : {};
   const errors: FieldError[] = [];
   // source is half of the event's identity (and so of its request_id), as CloudEvents 1.0 requires.
-  if (ce.source === undefined || ce.source === null) errors.push({ path: 'source', rule: 'required', message: 'source is required: with id it identifies the event (CloudEvents 1.0)' });
+  if (ce.source === undefined || ce.source === null)
+    errors.push({ path: 'source', rule: 'required', message: 'source is required: with id it identifies the event (CloudEvents 1.0)' });
   if (ce.specversion !== '1.0') {
-    errors.push(ce.specversion === undefined
-      ? { path: 'specversion', rule: 'required', message: 'specversion is required: "1.0"' }
-      : { path: 'specversion', rule: 'one_of:1.0', message: 'specversion must be "1.0" (CloudEvents 1.0)' });
+    errors.push(
+      ce.specversion === undefined
+        ? { path: 'specversion', rule: 'required', message: 'specversion is required: "1.0"' }
+        : { path: 'specversion', rule: 'one_of:1.0', message: 'specversion must be "1.0" (CloudEvents 1.0)' },
+    );
   }
-  if (ce.datacontenttype !== undefined && !(typeof ce.datacontenttype === 'string' && /^application\/json\s*(?:;.{0,64})?$/i.test(ce.datacontenttype))) {
-    errors.push({ path: 'datacontenttype', rule: 'one_of:application/json', message: 'datacontenttype must be application/json (data is a JSON object)' });
+  if (
+    ce.datacontenttype !== undefined &&
+    !(typeof ce.datacontenttype === 'string' && /^application\/json\s*(?:;.{0,64})?$/i.test(ce.datacontenttype))
+  ) {
+    errors.push({
+      path: 'datacontenttype',
+      rule: 'one_of:application/json',
+      message: 'datacontenttype must be application/json (data is a JSON object)',
+    });
   }
-  if (ce.data_base64 !== undefined) errors.push({ path: 'data_base64', rule: 'json_data', message: 'data_base64 is not accepted: send data as a JSON object' });
-  if (ce.time !== undefined && typeof ce.time !== 'string') errors.push({ path: 'time', rule: 'type:string', message: 'time must be an RFC 3339 string' });
+  if (ce.data_base64 !== undefined)
+    errors.push({ path: 'data_base64', rule: 'json_data', message: 'data_base64 is not accepted: send data as a JSON object' });
+  if (ce.time !== undefined && typeof ce.time !== 'string')
+    errors.push({ path: 'time', rule: 'type:string', message: 'time must be an RFC 3339 string' });
   const data = ce.data;
   const unknownFields: FieldError[] = [];
   if (data !== undefined && data !== null && !isObject(data)) {
     errors.push({ path: 'data', rule: 'type:object', message: 'data must be a JSON object of units, artifact_digest and metadata' });
   } else if (isObject(data)) {
     for (const k of Object.keys(data)) {
-      if (!DATA_FIELDS.has(k)) unknownFields.push({ path: `data.${k}`, rule: 'unknown_field', message: `data.${k.slice(0, 64)} is not a known field; data holds units, artifact_digest, metadata` });
+      if (!DATA_FIELDS.has(k))
+        unknownFields.push({
+          path: `data.${k}`,
+          rule: 'unknown_field',
+          message: `data.${k.slice(0, 64)} is not a known field; data holds units, artifact_digest, metadata`,
+        });
     }
   }
   if (unknownFields.length > 0) return { errors: [...errors, ...unknownFields], ...known, unknownFields };
   if (errors.length > 0) return { errors, ...known };
   const d = isObject(data) ? data : {};
-  const input: Record<string, unknown> = { request_id: ce.id, namespace: ce.namespace, action: ce.type, caller: ce.subject, source: ce.source };
+  const input: Record<string, unknown> = {
+    request_id: ce.id,
+    namespace: ce.namespace,
+    action: ce.type,
+    caller: ce.subject,
+    source: ce.source,
+  };
   if (ce.time !== undefined) input.ts = ce.time;
   for (const k of DATA_FIELDS) if (d[k] !== undefined) input[k] = d[k];
   return { input, ...known };
@@ -93,7 +121,11 @@ export function atAttribute(e: FieldError): FieldError {
   if (attribute === undefined) return e;
   const path = attribute + (dot < 0 ? '' : e.path.slice(dot));
   // The sentence names the field first: name the attribute instead.
-  const message = e.message.startsWith(e.path) ? path + e.message.slice(e.path.length) : e.message.startsWith(head) ? attribute + e.message.slice(head.length) : e.message;
+  const message = e.message.startsWith(e.path)
+    ? path + e.message.slice(e.path.length)
+    : e.message.startsWith(head)
+      ? attribute + e.message.slice(head.length)
+      : e.message;
   return { ...e, path, message };
 }
 
@@ -114,8 +146,19 @@ export function conflictAt(field: string, source: string, id: string): FieldErro
  * an event is recorded under it with the same source (the mapping of before); else the
  * (source, id) request_id. One lookup of both keys for the whole request.
  */
-export async function requestIdsOf(events: Pick<EventStore, 'sourcesOf'>, items: ReadonlyArray<{ namespace: string; source: string; id: string; requestId: string }>): Promise<string[]> {
+export async function requestIdsOf(
+  events: Pick<EventStore, 'sourcesOf'>,
+  items: ReadonlyArray<{ namespace: string; source: string; id: string; requestId: string }>,
+): Promise<string[]> {
   if (items.length === 0) return [];
-  const found = await events.sourcesOf(items.flatMap((e) => [[e.namespace, e.requestId], [e.namespace, e.id]] as const));
+  const found = await events.sourcesOf(
+    items.flatMap(
+      (e) =>
+        [
+          [e.namespace, e.requestId],
+          [e.namespace, e.id],
+        ] as const,
+    ),
+  );
   return items.map((e, i) => (found[2 * i] === undefined && found[2 * i + 1] === e.source ? e.id : e.requestId));
 }

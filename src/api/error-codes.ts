@@ -10,29 +10,87 @@ export interface ErrorCodeSpec {
 }
 
 export const ERROR_CODES = {
-  malformed_json: { status: 400, summary: 'The body is not JSON (or is empty).', template: 'the body is not valid JSON{detail}; send one event or {"events": [...]}' },
-  invalid_utf8: { status: 400, summary: 'The body is not valid UTF-8.', template: 'the body is not valid UTF-8; send JSON encoded as UTF-8 (nothing was stored)' },
-  invalid_body: { status: 400, summary: 'The body has the wrong shape for the route (details name the field and rule).', template: '{problem}; nothing was stored' },
-  unknown_field: { status: 400, summary: 'The body has a field the API does not know (a typo would otherwise be ignored); nothing was stored.', template: 'unknown field{s}: {fields}; nothing was stored' },
-  invalid_query: { status: 400, summary: 'A query parameter is missing, unknown or out of range (details name it and the rule).', template: '{problem}' },
+  malformed_json: {
+    status: 400,
+    summary: 'The body is not JSON (or is empty).',
+    template: 'the body is not valid JSON{detail}; send one event or {"events": [...]}',
+  },
+  invalid_utf8: {
+    status: 400,
+    summary: 'The body is not valid UTF-8.',
+    template: 'the body is not valid UTF-8; send JSON encoded as UTF-8 (nothing was stored)',
+  },
+  invalid_body: {
+    status: 400,
+    summary: 'The body has the wrong shape for the route (details name the field and rule).',
+    template: '{problem}; nothing was stored',
+  },
+  unknown_field: {
+    status: 400,
+    summary: 'The body has a field the API does not know (a typo would otherwise be ignored); nothing was stored.',
+    template: 'unknown field{s}: {fields}; nothing was stored',
+  },
+  invalid_query: {
+    status: 400,
+    summary: 'A query parameter is missing, unknown or out of range (details name it and the rule).',
+    template: '{problem}',
+  },
   bad_request: { status: 400, summary: 'The request is not valid HTTP for this route.', template: '{problem}' },
   unauthorized: { status: 401, summary: 'No API key, a malformed Authorization header, or a revoked key.', template: '{problem}' },
-  namespace_forbidden: { status: 403, summary: 'The key may not read this namespace.', template: 'this key may not read namespace{s} {namespaces}; it allows {allowed}' },
+  namespace_forbidden: {
+    status: 403,
+    summary: 'The key may not read this namespace.',
+    template: 'this key may not read namespace{s} {namespaces}; it allows {allowed}',
+  },
   not_found: { status: 404, summary: 'No such route, event or epoch (or not one this key may read).', template: 'no {thing}' },
-  anchoring_off: { status: 404, summary: 'The service does not anchor on a chain.', template: 'this service does not anchor on a chain (no --sui-config)' },
-  not_anchored: { status: 404, summary: 'The epoch is not anchored in the registry.', template: 'epoch {epoch} is not anchored in registry {registry}' },
-  payload_too_large: { status: 413, summary: 'The body is larger than 1 MiB.', template: 'request body is larger than 1 MiB; send fewer events per request' },
-  too_many_events: { status: 413, summary: 'More than 1,000 events in one request.', template: 'a request holds at most {max} events, this one {count}; split it' },
+  anchoring_off: {
+    status: 404,
+    summary: 'The service does not anchor on a chain.',
+    template: 'this service does not anchor on a chain (no --sui-config)',
+  },
+  not_anchored: {
+    status: 404,
+    summary: 'The epoch is not anchored in the registry.',
+    template: 'epoch {epoch} is not anchored in registry {registry}',
+  },
+  payload_too_large: {
+    status: 413,
+    summary: 'The body is larger than 1 MiB.',
+    template: 'request body is larger than 1 MiB; send fewer events per request',
+  },
+  too_many_events: {
+    status: 413,
+    summary: 'More than 1,000 events in one request.',
+    template: 'a request holds at most {max} events, this one {count}; split it',
+  },
   unsupported_media_type: {
     status: 415,
     summary: 'The body is not application/json, application/cloudevents+json or application/cloudevents-batch+json.',
-    template: 'send the body as Content-Type: application/json (or application/cloudevents+json, application/cloudevents-batch+json to POST /v1/events)',
+    template:
+      'send the body as Content-Type: application/json (or application/cloudevents+json, application/cloudevents-batch+json to POST /v1/events)',
   },
-  internal: { status: 500, summary: 'An unexpected error; the request was not applied.', template: 'internal error; the request was not applied, retry it' },
+  internal: {
+    status: 500,
+    summary: 'An unexpected error; the request was not applied.',
+    template: 'internal error; the request was not applied, retry it',
+  },
   chain_unreachable: { status: 502, summary: 'The chain could not be read.', template: 'the chain could not be read: {reason}' },
-  ledger_unavailable: { status: 503, summary: 'The ledger could not commit; nothing was stored, retry the same request.', template: 'the ledger could not commit; nothing from this request was stored; retry the same request' },
-  ledger_unreachable: { status: 503, summary: 'The ledger\'s database cannot be reached right now (down, restarting, or the connection dropped); nothing was changed, retry after the Retry-After seconds.', template: 'the ledger cannot be reached right now; nothing was changed; retry in a few seconds' },
-  busy: { status: 503, summary: 'Too many request bodies in flight; retry after the Retry-After seconds.', template: '{who} receiving too many request bodies at once; retry after a second' },
+  ledger_unavailable: {
+    status: 503,
+    summary: 'The ledger could not commit; nothing was stored, retry the same request.',
+    template: 'the ledger could not commit; nothing from this request was stored; retry the same request',
+  },
+  ledger_unreachable: {
+    status: 503,
+    summary:
+      "The ledger's database cannot be reached right now (down, restarting, or the connection dropped); nothing was changed, retry after the Retry-After seconds.",
+    template: 'the ledger cannot be reached right now; nothing was changed; retry in a few seconds',
+  },
+  busy: {
+    status: 503,
+    summary: 'Too many request bodies in flight; retry after the Retry-After seconds.',
+    template: '{who} receiving too many request bodies at once; retry after a second',
+  },
 } as const satisfies Record<string, ErrorCodeSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -41,7 +99,9 @@ export type MessageParams = Record<string, string | number>;
 
 /** The sentence of `code` with its placeholders filled; a missing parameter is an empty string. */
 export function errorMessage(code: ErrorCode, params: MessageParams = {}): string {
-  return ERROR_CODES[code].template.replace(/\{([a-z_]+)\}/g, (_m, name: string) => (params[name] === undefined ? '' : String(params[name])));
+  return ERROR_CODES[code].template.replace(/\{([a-z_]+)\}/g, (_m, name: string) =>
+    params[name] === undefined ? '' : String(params[name]),
+  );
 }
 
 /** The status of a code. */

@@ -48,7 +48,11 @@ export function createMetrics(source?: LedgerGaugeSource) {
       registers: [registry],
     }),
     epochsSealed: new Counter({ name: 'receipts_epochs_sealed_total', help: 'Epochs sealed', registers: [registry] }),
-    sealErrors: new Counter({ name: 'receipts_seal_errors_total', help: 'Failed seal attempts (retried on the next tick)', registers: [registry] }),
+    sealErrors: new Counter({
+      name: 'receipts_seal_errors_total',
+      help: 'Failed seal attempts (retried on the next tick)',
+      registers: [registry],
+    }),
     sealDuration: new Histogram({
       name: 'receipts_seal_duration_seconds',
       help: 'Time to seal one epoch',
@@ -61,15 +65,31 @@ export function createMetrics(source?: LedgerGaugeSource) {
       buckets: [1, 10, 100, 1000, 10_000, 100_000, 1_000_000],
       registers: [registry],
     }),
-    epochsAnchored: new Counter({ name: 'receipts_epochs_anchored_total', help: 'Epochs recorded as anchored on chain', registers: [registry] }),
-    anchorRetries: new Counter({ name: 'receipts_anchor_retries_total', help: 'Anchoring attempts retried after a transient error', registers: [registry] }),
+    epochsAnchored: new Counter({
+      name: 'receipts_epochs_anchored_total',
+      help: 'Epochs recorded as anchored on chain',
+      registers: [registry],
+    }),
+    anchorRetries: new Counter({
+      name: 'receipts_anchor_retries_total',
+      help: 'Anchoring attempts retried after a transient error',
+      registers: [registry],
+    }),
     anchoringFailed: new Gauge({
       name: 'receipts_anchoring_failed',
       help: '1 when anchoring stopped on a Move abort or a root mismatch and needs a person',
       registers: [registry],
     }),
-    leader: new Gauge({ name: 'receipts_leader', help: '1 while this instance seals and anchors (the leader), 0 while it follows', registers: [registry] }),
-    bodyBytesInFlight: new Gauge({ name: 'receipts_http_body_bytes_in_flight', help: 'Bytes of request bodies being received right now (as announced)', registers: [registry] }),
+    leader: new Gauge({
+      name: 'receipts_leader',
+      help: '1 while this instance seals and anchors (the leader), 0 while it follows',
+      registers: [registry],
+    }),
+    bodyBytesInFlight: new Gauge({
+      name: 'receipts_http_body_bytes_in_flight',
+      help: 'Bytes of request bodies being received right now (as announced)',
+      registers: [registry],
+    }),
     bodiesRefused: new Counter({
       name: 'receipts_http_bodies_refused_total',
       help: 'Requests refused with 503 because too many body bytes were being received at once',
@@ -110,7 +130,11 @@ function ledgerGauges(registry: Registry, { ledger, now, anchoring }: LedgerGaug
     },
   });
   const read = async (): Promise<Backlog> => {
-    const [waiting, latest, through] = await Promise.all([ledger.events.unsealed(), ledger.epochs.latest(), anchoring ? ledger.anchors.anchoredThrough() : null]);
+    const [waiting, latest, through] = await Promise.all([
+      ledger.events.unsealed(),
+      ledger.epochs.latest(),
+      anchoring ? ledger.anchors.anchoredThrough() : null,
+    ]);
     const firstUnanchored = (through ?? -1) + 1;
     const unanchored = anchoring && latest ? Math.max(0, latest.epoch - firstUnanchored + 1) : 0;
     const [oldestUnanchored, lastAnchor] = await Promise.all([
@@ -150,11 +174,29 @@ function ledgerGauges(registry: Registry, { ledger, now, anchoring }: LedgerGaug
   const seconds = (ms: number | null) => (ms === null ? 0 : ms / 1000);
 
   gauge('receipts_unsealed_events', 'Events stored and not yet sealed into an epoch', (b) => b.unsealed);
-  gauge('receipts_unsealed_oldest_age_seconds', 'How long the oldest unsealed event has waited since it was received (0 when none waits)', (b, at) => age(b.unsealedOldestMs, at));
-  gauge('receipts_last_sealed_timestamp_seconds', 'When the newest epoch was sealed, Unix seconds (0 before the first)', (b) => seconds(b.lastSealedMs));
+  gauge(
+    'receipts_unsealed_oldest_age_seconds',
+    'How long the oldest unsealed event has waited since it was received (0 when none waits)',
+    (b, at) => age(b.unsealedOldestMs, at),
+  );
+  gauge('receipts_last_sealed_timestamp_seconds', 'When the newest epoch was sealed, Unix seconds (0 before the first)', (b) =>
+    seconds(b.lastSealedMs),
+  );
   if (!anchoring) return;
   gauge('receipts_unanchored_epochs', 'Epochs sealed and not yet recorded as anchored on chain', (b) => b.unanchored);
-  gauge('receipts_unanchored_oldest_age_seconds', 'How long the oldest unanchored epoch has waited since it was sealed (0 when none waits)', (b, at) => age(b.unanchoredOldestMs, at));
-  gauge('receipts_last_anchored_timestamp_seconds', 'When the newest anchored epoch was recorded as anchored, Unix seconds (0 before the first)', (b) => seconds(b.lastAnchoredMs));
-  gauge('receipts_last_anchored_checkpoint', 'The Sui checkpoint holding the newest anchored epoch (0 before the first, or when it is not known)', (b) => b.lastCheckpoint ?? 0);
+  gauge(
+    'receipts_unanchored_oldest_age_seconds',
+    'How long the oldest unanchored epoch has waited since it was sealed (0 when none waits)',
+    (b, at) => age(b.unanchoredOldestMs, at),
+  );
+  gauge(
+    'receipts_last_anchored_timestamp_seconds',
+    'When the newest anchored epoch was recorded as anchored, Unix seconds (0 before the first)',
+    (b) => seconds(b.lastAnchoredMs),
+  );
+  gauge(
+    'receipts_last_anchored_checkpoint',
+    'The Sui checkpoint holding the newest anchored epoch (0 before the first, or when it is not known)',
+    (b) => b.lastCheckpoint ?? 0,
+  );
 }

@@ -18,10 +18,16 @@ const DESCRIPTION = `Usage metering with proof: events are recorded, sealed into
 
 Every error has one shape, \`{"error": {"code", "message", "details": [{"path", "rule", "message"}]}}\`; switch on \`code\`:
 
-${Object.entries(ERROR_CODES).map(([code, s]) => `- \`${code}\` (${s.status}): ${s.summary}`).join('\n')}`;
+${Object.entries(ERROR_CODES)
+  .map(([code, s]) => `- \`${code}\` (${s.status}): ${s.summary}`)
+  .join('\n')}`;
 
 function jsonSchema(schema: z.ZodType): OpenAPIV3_1.SchemaObject {
-  const { $schema: _drop, id: _id, ...rest } = z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any', reused: 'inline' }) as Record<string, unknown>;
+  const {
+    $schema: _drop,
+    id: _id,
+    ...rest
+  } = z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any', reused: 'inline' }) as Record<string, unknown>;
   return rest as OpenAPIV3_1.SchemaObject;
 }
 
@@ -31,7 +37,9 @@ export function registerOpenApi(app: FastifyInstance, version: string): void {
       openapi: '3.1.0',
       info: { title: 'sui-receipts', version, description: DESCRIPTION },
       components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key from `receipts keys create`, as Authorization: Bearer <key>' } },
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An API key from `receipts keys create`, as Authorization: Bearer <key>' },
+        },
       },
       tags: [
         { name: 'events', description: 'Record usage' },
@@ -51,7 +59,9 @@ export function registerOpenApi(app: FastifyInstance, version: string): void {
         const components = (doc.components ??= {});
         (components.schemas ??= {}).CloudEvent ??= jsonSchema(CloudEventSchema);
         body.content[CLOUDEVENTS_TYPE] = { schema: { $ref: '#/components/schemas/CloudEvent' } };
-        body.content[CLOUDEVENTS_BATCH_TYPE] = { schema: { type: 'array', items: { $ref: '#/components/schemas/CloudEvent' }, maxItems: MAX_EVENTS_PER_REQUEST } };
+        body.content[CLOUDEVENTS_BATCH_TYPE] = {
+          schema: { type: 'array', items: { $ref: '#/components/schemas/CloudEvent' }, maxItems: MAX_EVENTS_PER_REQUEST },
+        };
       }
       return doc;
     },
@@ -61,6 +71,16 @@ export function registerOpenApi(app: FastifyInstance, version: string): void {
     uiConfig: { validatorUrl: null, deepLinking: true },
   });
   void app.register(async (child) => {
-    child.get('/openapi.json', { schema: { tags: ['operations'], summary: 'This API as an OpenAPI 3.1 document', response: { 200: z.looseObject({ openapi: z.string() }) } } }, async () => app.swagger());
+    child.get(
+      '/openapi.json',
+      {
+        schema: {
+          tags: ['operations'],
+          summary: 'This API as an OpenAPI 3.1 document',
+          response: { 200: z.looseObject({ openapi: z.string() }) },
+        },
+      },
+      async () => app.swagger(),
+    );
   });
 }

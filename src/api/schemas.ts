@@ -21,7 +21,9 @@ const hex64 = z.string().regex(HEX64).describe('32 bytes as 64 lowercase hex cha
 export const FieldErrorSchema = z
   .object({
     path: z.string().describe('the field, e.g. `events[3].units` or a query parameter'),
-    rule: z.string().describe('the rule it broke, `name` or `name:argument`, e.g. `required`, `max_length:128`, `min:1`, `one_of:asc|desc`'),
+    rule: z
+      .string()
+      .describe('the rule it broke, `name` or `name:argument`, e.g. `required`, `max_length:128`, `min:1`, `one_of:asc|desc`'),
     message: z.string().describe('a sentence for a person'),
   })
   .meta({ id: 'FieldError' });
@@ -80,9 +82,17 @@ export const EventInSchema = z
     caller: z.string().min(1).max(LEAF_STRING_MAX.caller),
     units: z.number().int().min(0).max(MAX_UNITS).optional().describe('default 1'),
     artifact_digest: z.string().regex(HEX64_ANY_CASE_OR_EMPTY).optional().describe('a SHA-256 digest, stored lowercase'),
-    ts: z.union([z.number().int().min(0), z.string().max(MAX_TS_TEXT_LENGTH)]).optional().describe('epoch ms or RFC 3339; default: the received time'),
+    ts: z
+      .union([z.number().int().min(0), z.string().max(MAX_TS_TEXT_LENGTH)])
+      .optional()
+      .describe('epoch ms or RFC 3339; default: the received time'),
     source: z.string().min(1).max(MAX_SOURCE_LENGTH).optional(),
-    metadata: z.record(z.string(), z.unknown()).optional().describe(`a JSON object, at most ${MAX_METADATA_BYTES} bytes serialized and ${MAX_METADATA_DEPTH} levels deep; credentials are removed`),
+    metadata: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe(
+        `a JSON object, at most ${MAX_METADATA_BYTES} bytes serialized and ${MAX_METADATA_DEPTH} levels deep; credentials are removed`,
+      ),
   })
   .strict()
   .meta({
@@ -97,8 +107,20 @@ export const EventsBodySchema = z
 const eventErrors = z.array(FieldErrorSchema);
 export const EventResultSchema = z
   .union([
-    z.object({ status: z.literal('created'), id: z.number().int(), leaf_hash: hex64, request_id: z.string(), redacted: z.array(z.string()).optional() }),
-    z.object({ status: z.literal('duplicate'), id: z.number().int(), leaf_hash: hex64, request_id: z.string(), redacted: z.array(z.string()).optional() }),
+    z.object({
+      status: z.literal('created'),
+      id: z.number().int(),
+      leaf_hash: hex64,
+      request_id: z.string(),
+      redacted: z.array(z.string()).optional(),
+    }),
+    z.object({
+      status: z.literal('duplicate'),
+      id: z.number().int(),
+      leaf_hash: hex64,
+      request_id: z.string(),
+      redacted: z.array(z.string()).optional(),
+    }),
     z.object({ status: z.literal('conflict'), request_id: z.string(), id: z.number().int(), errors: eventErrors }),
     z.object({ status: z.literal('rejected'), request_id: z.string().optional(), errors: eventErrors }),
   ])
@@ -111,7 +133,13 @@ export const EventsResponseSchema = z
 // ---- Receipts and epochs ----
 
 export const AnchorSchema = z
-  .object({ network: z.string(), package_id: z.string(), registry_id: z.string(), tx_digest: z.string().nullable(), checkpoint: z.string().nullable() })
+  .object({
+    network: z.string(),
+    package_id: z.string(),
+    registry_id: z.string(),
+    tx_digest: z.string().nullable(),
+    checkpoint: z.string().nullable(),
+  })
   .meta({ id: 'Anchor' });
 
 export const ReceiptSchema = z
@@ -136,7 +164,11 @@ export const ReceiptSchema = z
     root: hex64.nullable(),
     anchor: AnchorSchema.nullable(),
   })
-  .meta({ id: 'Receipt', description: 'Receipt v1: the event fields and the inclusion proof of its leaf (null while pending). Verify with `receipts verify` or `verifyReceipt`.' });
+  .meta({
+    id: 'Receipt',
+    description:
+      'Receipt v1: the event fields and the inclusion proof of its leaf (null while pending). Verify with `receipts verify` or `verifyReceipt`.',
+  });
 
 export const EpochSchema = z
   .object({
@@ -177,7 +209,13 @@ export const EpochsQuerySchema = z
 
 const units = z.union([z.number().int(), z.string().regex(/^\d+$/)]).describe('exact: a number up to 2^53−1, beyond that a decimal string');
 const billable = {
-  billable_events: z.number().int().optional().describe('events whose action was billable at their ts_ms, with units above 0 (a refused request, recorded with 0, is never a billable event)'),
+  billable_events: z
+    .number()
+    .int()
+    .optional()
+    .describe(
+      'events whose action was billable at their ts_ms, with units above 0 (a refused request, recorded with 0, is never a billable event)',
+    ),
   billable_units: units.optional().describe('units of those events'),
 };
 const UsageGroupSchema = z.object({ key: z.string(), events: z.number().int(), units, ...billable });
@@ -195,8 +233,18 @@ export const UsageResponseSchema = z
     by_namespace: z.array(z.object({ namespace: z.string(), groups: z.array(UsageGroupSchema), totals: UsageTotalsSchema })).optional(),
     as_of_seq: z.number().int().optional().describe('the snapshot bound (event ids at or below it) of every page of this query'),
     events: z.array(ReceiptSchema).optional(),
-    next_cursor: z.string().nullable().optional().describe('pass as cursor for the next page (of groups, or with receipts=true of receipts); null on the last'),
-    groups_next_cursor: z.string().nullable().optional().describe('with receipts=true: where the groups continue past the first 1,000 (a cursor for the same query without receipts=true); null when they are all here'),
+    next_cursor: z
+      .string()
+      .nullable()
+      .optional()
+      .describe('pass as cursor for the next page (of groups, or with receipts=true of receipts); null on the last'),
+    groups_next_cursor: z
+      .string()
+      .nullable()
+      .optional()
+      .describe(
+        'with receipts=true: where the groups continue past the first 1,000 (a cursor for the same query without receipts=true); null when they are all here',
+      ),
   })
   .meta({ id: 'Usage' });
 
@@ -213,13 +261,21 @@ export const HealthSchema = z.object({
     anchoring: z.string().describe('anchoring.status, followed by ": " and anchoring.error when there is one'),
   }),
   anchoring: z.object({
-    status: z.enum(ANCHORING_HEALTH).describe('off: not configured; follower: another instance anchors; unknown: its state could not be read'),
+    status: z
+      .enum(ANCHORING_HEALTH)
+      .describe('off: not configured; follower: another instance anchors; unknown: its state could not be read'),
     error: z.string().nullable().describe('why anchoring is retrying, failed or unknown'),
   }),
   ledger: z.looseObject({
     engine: z.string(),
     term: z.number().int().nullable().describe('PostgreSQL: the leader fencing term (null on SQLite, which has no election)'),
-    leader: z.string().nullable().describe('who leads now: the instance holding the lock (PostgreSQL) or this process (SQLite); null when nobody does'),
-    election_error: z.string().nullable().describe('why this instance\'s last campaign or heartbeat failed (PostgreSQL); null when it did not'),
+    leader: z
+      .string()
+      .nullable()
+      .describe('who leads now: the instance holding the lock (PostgreSQL) or this process (SQLite); null when nobody does'),
+    election_error: z
+      .string()
+      .nullable()
+      .describe("why this instance's last campaign or heartbeat failed (PostgreSQL); null when it did not"),
   }),
 });

@@ -12,7 +12,8 @@ export function helmetHeaders(options: HelmetOptions): { set: Record<string, str
   const remove = new Set<string>();
   const res = {
     setHeader(name: string, value: unknown) {
-      if (typeof value !== 'string' && typeof value !== 'number') throw new Error(`helmet set ${name} to a ${typeof value}: not a fixed header`);
+      if (typeof value !== 'string' && typeof value !== 'number')
+        throw new Error(`helmet set ${name} to a ${typeof value}: not a fixed header`);
       set.set(name.toLowerCase(), String(value));
       remove.delete(name.toLowerCase());
     },
@@ -22,7 +23,14 @@ export function helmetHeaders(options: HelmetOptions): { set: Record<string, str
     },
   };
   // A directive given as a function (a per-request nonce) would read the request: there is none here.
-  const req = new Proxy({}, { get: () => { throw new Error('these helmet options depend on the request: the headers cannot be computed once'); } });
+  const req = new Proxy(
+    {},
+    {
+      get: () => {
+        throw new Error('these helmet options depend on the request: the headers cannot be computed once');
+      },
+    },
+  );
   helmet(options)(req as IncomingMessage, res as unknown as ServerResponse, (err?: unknown) => {
     if (err) throw err;
   });

@@ -106,7 +106,11 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   });
 
   // The usual headers for a service that also serves a page; the page's CSP is the default.
-  securityHeaders(app, { contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES }, frameguard: { action: 'deny' }, hsts: false });
+  securityHeaders(app, {
+    contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES },
+    frameguard: { action: 'deny' },
+    hsts: false,
+  });
   // Routes declare their input and output in zod: input is validated with the API's own errors,
   // output is plain JSON.stringify (the declared response shapes are for the document and tests).
   app.setValidatorCompiler(validatorCompiler);
@@ -114,7 +118,8 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   const { onRoute } = options;
   if (onRoute) {
     app.addHook('onRoute', (r) => {
-      for (const method of [r.method].flat()) onRoute({ method, url: r.url, hidden: Boolean((r.schema as { hide?: boolean } | undefined)?.hide) });
+      for (const method of [r.method].flat())
+        onRoute({ method, url: r.url, hidden: Boolean((r.schema as { hide?: boolean } | undefined)?.hide) });
     });
   }
   // Before the routes: the document is built from the routes registered after it.

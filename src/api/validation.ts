@@ -29,7 +29,9 @@ export const validatorCompiler: FastifySchemaCompiler<z.ZodType> = ({ schema, ht
     const parsed = schema.safeParse(data, { reportInput: true });
     if (parsed.success) return { value: parsed.data };
     if (httpPart === 'params') {
-      const [name, value] = Object.entries((data ?? {}) as Record<string, unknown>).find(([k]) => parsed.error.issues.some((i) => i.path[0] === k)) ?? ['', ''];
+      const [name, value] = Object.entries((data ?? {}) as Record<string, unknown>).find(([k]) =>
+        parsed.error.issues.some((i) => i.path[0] === k),
+      ) ?? ['', ''];
       return { error: new ApiError('not_found', { thing: `${PARAM_NOUNS[name] ?? name} ${String(value).slice(0, 64)}` }) };
     }
     const query = httpPart === 'querystring';
@@ -42,7 +44,9 @@ export const validatorCompiler: FastifySchemaCompiler<z.ZodType> = ({ schema, ht
     const problem = details.map((d) => d.message).join('; ');
     if (query) return { error: new ApiError('invalid_query', { problem }, details) };
     if (details.every((d) => d.rule === 'unknown_field')) {
-      return { error: new ApiError('unknown_field', { s: details.length > 1 ? 's' : '', fields: details.map((d) => d.path).join(', ') }, details) };
+      return {
+        error: new ApiError('unknown_field', { s: details.length > 1 ? 's' : '', fields: details.map((d) => d.path).join(', ') }, details),
+      };
     }
     return { error: new ApiError('invalid_body', { problem }, details) };
   };
@@ -53,12 +57,19 @@ export const validatorCompiler: FastifySchemaCompiler<z.ZodType> = ({ schema, ht
  * servers use it, see ApiOptions.serializerCompiler): a response that breaks its declaration is a
  * 500, not a document that lies.
  */
-export const checkingSerializer: FastifySerializerCompiler<z.ZodType | { content: Record<string, { schema: z.ZodType }> }> = ({ schema, method, url, httpStatus }) => {
+export const checkingSerializer: FastifySerializerCompiler<z.ZodType | { content: Record<string, { schema: z.ZodType }> }> = ({
+  schema,
+  method,
+  url,
+  httpStatus,
+}) => {
   const zod = 'content' in schema ? Object.values(schema.content)[0]!.schema : schema;
   return (data: unknown) => {
     const checked = zod.safeParse(data);
     if (!checked.success) {
-      throw new Error(`the ${httpStatus} response of ${method} ${url} does not match its declared schema: ${JSON.stringify(checked.error.issues).slice(0, 2000)}`);
+      throw new Error(
+        `the ${httpStatus} response of ${method} ${url} does not match its declared schema: ${JSON.stringify(checked.error.issues).slice(0, 2000)}`,
+      );
     }
     return JSON.stringify(data);
   };

@@ -23,7 +23,10 @@ const configSchema = z.strictObject({
   registry_id: objectId,
   registry_initial_shared_version: z.union([z.string().regex(/^\d+$/), z.number().int().nonnegative()]).transform(String),
   cap_id: objectId,
-  private_key: z.string('must be a Bech32 Sui private key (suiprivkey1…)').startsWith('suiprivkey1', 'must be a Bech32 Sui private key (suiprivkey1…)').optional(),
+  private_key: z
+    .string('must be a Bech32 Sui private key (suiprivkey1…)')
+    .startsWith('suiprivkey1', 'must be a Bech32 Sui private key (suiprivkey1…)')
+    .optional(),
   gas_budget: z.number().int().positive().optional(),
 });
 
@@ -47,19 +50,23 @@ export function loadSuiConfig(file: string, env: NodeJS.ProcessEnv = process.env
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new ConfigError(`cannot read the Sui config ${file}: ${(err as Error).message}; create it with \`npm run localnet\` or by hand (see README, "Anchoring on Sui")`);
+    throw new ConfigError(
+      `cannot read the Sui config ${file}: ${(err as Error).message}; create it with \`npm run localnet\` or by hand (see README, "Anchoring on Sui")`,
+    );
   }
   const parsed = configSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
     // Sentences naming the field and the rule, never zod's own wording.
     const problems = parsed.error.issues.map((i) => {
       const field = i.path.join('.');
-      if (i.code === 'unrecognized_keys') return `unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.join(', ')} (known: ${Object.keys(configSchema.shape).join(', ')})`;
+      if (i.code === 'unrecognized_keys')
+        return `unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.join(', ')} (known: ${Object.keys(configSchema.shape).join(', ')})`;
       if (!field) return 'the file must hold a JSON object';
       if (i.input === undefined) return `${field} is required`;
       if (i.code === 'invalid_value') return `${field} must be one of ${i.values.join(', ')}`;
       if (field === 'rpc_url') return 'rpc_url must be a URL, e.g. https://fullnode.testnet.sui.io:443';
-      if (field === 'registry_initial_shared_version') return 'registry_initial_shared_version must be a non-negative integer (a number or a string of digits)';
+      if (field === 'registry_initial_shared_version')
+        return 'registry_initial_shared_version must be a non-negative integer (a number or a string of digits)';
       if (field === 'gas_budget') return 'gas_budget must be a positive integer (MIST)';
       return `${field}: ${i.message}`; // our own messages: "must be a 0x-prefixed object id", "must be a Bech32 Sui private key …"
     });

@@ -53,9 +53,11 @@ export function buildAnchorTransaction(params: {
 }): Transaction {
   const { epochs } = params;
   if (epochs.length === 0) throw new RangeError('no epoch to anchor');
-  if (epochs.length > MAX_EPOCHS_PER_PTB) throw new RangeError(`at most ${MAX_EPOCHS_PER_PTB} epochs in one transaction, got ${epochs.length}`);
+  if (epochs.length > MAX_EPOCHS_PER_PTB)
+    throw new RangeError(`at most ${MAX_EPOCHS_PER_PTB} epochs in one transaction, got ${epochs.length}`);
   epochs.forEach((e, i) => {
-    if (i > 0 && e.epoch !== epochs[i - 1]!.epoch + 1) throw new RangeError(`epochs must be consecutive: ${epochs[i - 1]!.epoch} then ${e.epoch}`);
+    if (i > 0 && e.epoch !== epochs[i - 1]!.epoch + 1)
+      throw new RangeError(`epochs must be consecutive: ${epochs[i - 1]!.epoch} then ${e.epoch}`);
     if (!isHex64(e.root)) throw new RangeError(`epoch ${e.epoch}: root must be 64 lowercase hex characters`);
   });
 
@@ -83,9 +85,15 @@ export function buildAnchorTransaction(params: {
 }
 
 /** A read-only call of `registry::verify_event` for a sealed receipt (run it with simulateTransaction). */
-export function buildVerifyEventTransaction(params: { packageId: string; registry: SharedRef; receipt: Receipt; sender?: string }): Transaction {
+export function buildVerifyEventTransaction(params: {
+  packageId: string;
+  registry: SharedRef;
+  receipt: Receipt;
+  sender?: string;
+}): Transaction {
   const r = params.receipt;
-  if (r.epoch === null || r.leaf_index === null || r.proof === null) throw new RangeError('the receipt is pending: nothing to verify on chain yet');
+  if (r.epoch === null || r.leaf_index === null || r.proof === null)
+    throw new RangeError('the receipt is pending: nothing to verify on chain yet');
   const tx = new Transaction();
   tx.moveCall({
     target: `${params.packageId}::registry::verify_event`,
@@ -100,7 +108,10 @@ export function buildVerifyEventTransaction(params: { packageId: string; registr
       tx.pure.vector('u8', r.event.artifact_digest === '' ? [] : hexToBytes(r.event.artifact_digest)),
       tx.pure.u64(r.event.ts_ms),
       tx.pure.u64(r.leaf_index),
-      tx.pure('vector<vector<u8>>', r.proof.map((p) => Array.from(hexToBytes(p)))),
+      tx.pure(
+        'vector<vector<u8>>',
+        r.proof.map((p) => Array.from(hexToBytes(p))),
+      ),
     ],
   });
   if (params.sender) tx.setSender(params.sender);

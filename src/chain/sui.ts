@@ -95,7 +95,10 @@ export class SuiChain implements AnchorChain {
 
   async anchor(epochs: EpochToAnchor[], hooks?: { beforeSend?: (digest: string) => void | Promise<void> }): Promise<AnchorSubmission> {
     if (!this.signer || !this.config.capId) {
-      throw new MoveAbortError('NotConfigured', 'anchoring needs cap_id and a signing key (private_key in the Sui config, or RECEIPTS_SUI_PRIVATE_KEY)');
+      throw new MoveAbortError(
+        'NotConfigured',
+        'anchoring needs cap_id and a signing key (private_key in the Sui config, or RECEIPTS_SUI_PRIVATE_KEY)',
+      );
     }
     const tx = buildAnchorTransaction({ packageId: this.packageId, registry: await this.registryRef(), cap: this.config.capId, epochs });
     tx.setSender(this.signer.toSuiAddress());
@@ -132,7 +135,8 @@ export class SuiChain implements AnchorChain {
       sender: this.signer?.toSuiAddress() ?? normalizeSuiAddress('0x0'),
     });
     const result = await this.client.simulateTransaction({ transaction: tx, checksEnabled: false, include: { commandResults: true } });
-    if (result.$kind === 'FailedTransaction') throw new Error(`verify_event could not run: ${result.FailedTransaction.status.error?.message}`);
+    if (result.$kind === 'FailedTransaction')
+      throw new Error(`verify_event could not run: ${result.FailedTransaction.status.error?.message}`);
     return bcs.bool().parse(result.commandResults![0]!.returnValues[0]!.bcs);
   }
 }

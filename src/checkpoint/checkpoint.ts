@@ -27,7 +27,8 @@ export function formatCheckpoint(c: Checkpoint): string {
   if (typeof c.origin !== 'string' || c.origin === '' || c.origin.includes('\n')) bad('the origin must be one non-empty line');
   if (!Number.isSafeInteger(c.size) || c.size < 0) bad(`the size must be an integer 0 … 2^53 − 1, not ${c.size}`);
   if (!(c.root instanceof Uint8Array) || c.root.length !== 32) bad('the root must be 32 bytes');
-  for (const e of c.extensions ?? []) if (typeof e !== 'string' || e === '' || e.includes('\n')) bad('an extension line must be one non-empty line');
+  for (const e of c.extensions ?? [])
+    if (typeof e !== 'string' || e === '' || e.includes('\n')) bad('an extension line must be one non-empty line');
   return [c.origin, String(c.size), toBase64(c.root), ...(c.extensions ?? [])].map((l) => `${l}\n`).join('');
 }
 
@@ -47,7 +48,7 @@ export function parseCheckpoint(text: string): Checkpoint {
   const n = Number(size);
   if (!Number.isSafeInteger(n)) bad(`line 2 (size) ${size} is beyond 2^53 − 1, more than this verifier handles`);
   const rootBytes = fromBase64(root);
-  if (!rootBytes || rootBytes.length !== 32) bad('line 3 (root) must be the padded standard base64 of 32 bytes');
+  if (rootBytes?.length !== 32) bad('line 3 (root) must be the padded standard base64 of 32 bytes');
   for (const [i, e] of extensions.entries()) if (e === '') bad(`line ${i + 4} (extension) must not be empty`);
   return { origin, size: n, root: rootBytes, extensions };
 }
@@ -81,17 +82,28 @@ export function verifyCheckpoint(
     opened = openNote(note, [log, ...witnesses]);
   } catch (err) {
     if (err instanceof CheckpointError && err.code === 'no_known_signature') {
-      throw new CheckpointError('missing_log_signature', `the checkpoint is not signed by the log key ${log.name} (nor cosigned by a witness given)`, { cause: err });
+      throw new CheckpointError(
+        'missing_log_signature',
+        `the checkpoint is not signed by the log key ${log.name} (nor cosigned by a witness given)`,
+        { cause: err },
+      );
     }
     throw err;
   }
   const checkpoint = parseCheckpoint(opened.text);
   const logSig = opened.verified.find((s) => s.name === log.name && s.keyId === log.keyId);
   if (!logSig) throw new CheckpointError('missing_log_signature', `the checkpoint is not signed by the log key ${log.name}`);
-  if (checkpoint.origin !== log.name) throw new CheckpointError('origin_mismatch', `the checkpoint's origin ${JSON.stringify(checkpoint.origin)} is not the log key's name ${JSON.stringify(log.name)}`);
+  if (checkpoint.origin !== log.name)
+    throw new CheckpointError(
+      'origin_mismatch',
+      `the checkpoint's origin ${JSON.stringify(checkpoint.origin)} is not the log key's name ${JSON.stringify(log.name)}`,
+    );
   const cosignatures = opened.verified.filter((s) => s !== logSig && s.type === SIG_COSIGNATURE_V1);
   if (cosignatures.length < min) {
-    throw new CheckpointError('too_few_cosignatures', `the checkpoint is cosigned by ${cosignatures.length} of the witnesses given, fewer than the ${min} required`);
+    throw new CheckpointError(
+      'too_few_cosignatures',
+      `the checkpoint is cosigned by ${cosignatures.length} of the witnesses given, fewer than the ${min} required`,
+    );
   }
   return { checkpoint, text: opened.text, log: logSig, cosignatures, unverified: opened.unverified };
 }

@@ -83,7 +83,8 @@ export function cosigner(key: SigningKey, now: () => number | bigint = () => Mat
     keyId: keyId(key.name, SIG_COSIGNATURE_V1, key.publicKey),
     sign: (text) => {
       const t = BigInt(now());
-      if (t < 0n || t > MAX_COSIGNATURE_TIME) throw new CheckpointError('malformed_cosignature', `a cosignature time must be 0 … 2^63 − 1 seconds, not ${t}`);
+      if (t < 0n || t > MAX_COSIGNATURE_TIME)
+        throw new CheckpointError('malformed_cosignature', `a cosignature time must be 0 … 2^63 − 1 seconds, not ${t}`);
       const out = new Uint8Array(72);
       new DataView(out.buffer).setBigUint64(0, t);
       out.set(ed25519.sign(cosignedMessage(text, t), seed), 8);

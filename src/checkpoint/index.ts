@@ -33,6 +33,21 @@ export {
   type SigningKey,
   type VerifiedSignature,
 } from './note.ts';
-export { MAX_COSIGNATURE_TIME, cosignatureVerifier, cosignedMessage, cosigner, cosignerVerifierOf, parseCosignerKey, splitCosignature } from './cosignature.ts';
+export {
+  MAX_COSIGNATURE_TIME,
+  cosignatureVerifier,
+  cosignedMessage,
+  cosigner,
+  cosignerVerifierOf,
+  parseCosignerKey,
+  splitCosignature,
+} from './cosignature.ts';
 export { formatCheckpoint, parseCheckpoint, verifyCheckpoint, type Checkpoint, type VerifiedCheckpoint } from './checkpoint.ts';
-export { EPOCH_HEADER_BYTES, EPOCH_HEADER_VERSION, decodeEpochHeader, encodeEpochHeader, epochLeafHash, type EpochHeader } from './epoch-header.ts';
+export {
+  EPOCH_HEADER_BYTES,
+  EPOCH_HEADER_VERSION,
+  decodeEpochHeader,
+  encodeEpochHeader,
+  epochLeafHash,
+  type EpochHeader,
+} from './epoch-header.ts';

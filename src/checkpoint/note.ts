@@ -118,7 +118,8 @@ export interface ParsedKey {
 
 /** Splits `name+hex8+base64(type ‖ key)` and checks each part's form (not the key ID's value). */
 function splitKey(text: string, what: string): ParsedKey {
-  if (typeof text !== 'string' || text.length > MAX_KEY_NAME_BYTES + 200) throw new CheckpointError('malformed_key', `${what} is not a string of a key's length`);
+  if (typeof text !== 'string' || text.length > MAX_KEY_NAME_BYTES + 200)
+    throw new CheckpointError('malformed_key', `${what} is not a string of a key's length`);
   // As Go's strings.Cut: the name ends at the first "+", the key ID at the second; base64 may hold "+".
   const a = text.indexOf('+');
   const b = a < 0 ? -1 : text.indexOf('+', a + 1);
@@ -128,7 +129,8 @@ function splitKey(text: string, what: string): ParsedKey {
   if (problem) throw new CheckpointError('malformed_key', `${what}: ${problem}`);
   if (!HEX8.test(id)) throw new CheckpointError('malformed_key', `${what}: the key ID must be 8 lowercase hex digits`);
   const bytes = fromBase64(b64);
-  if (!bytes || bytes.length < 2) throw new CheckpointError('malformed_key', `${what}: the key must be padded standard base64 of a type byte and the key`);
+  if (!bytes || bytes.length < 2)
+    throw new CheckpointError('malformed_key', `${what}: the key must be padded standard base64 of a type byte and the key`);
   return { name, keyId: parseInt(id, 16), type: bytes[0]!, key: bytes.subarray(1) };
 }
 
@@ -139,10 +141,15 @@ function splitKey(text: string, what: string): ParsedKey {
 export function parseVerifierKey(vkey: string): NoteVerifier {
   const k = splitKey(vkey, 'verifier key');
   if (k.type !== SIG_ED25519 && k.type !== SIG_COSIGNATURE_V1) {
-    throw new CheckpointError('unsupported_key_type', `verifier key: signature type 0x${k.type.toString(16).padStart(2, '0')} is not supported (0x01 Ed25519, 0x04 Ed25519 cosignature)`);
+    throw new CheckpointError(
+      'unsupported_key_type',
+      `verifier key: signature type 0x${k.type.toString(16).padStart(2, '0')} is not supported (0x01 Ed25519, 0x04 Ed25519 cosignature)`,
+    );
   }
-  if (k.key.length !== 32) throw new CheckpointError('malformed_key', `verifier key: an Ed25519 public key is 32 bytes, not ${k.key.length}`);
-  if (keyId(k.name, k.type, k.key) !== k.keyId) throw new CheckpointError('key_id_mismatch', `verifier key: key ID ${hex8(k.keyId)} is not the one of this name and key`);
+  if (k.key.length !== 32)
+    throw new CheckpointError('malformed_key', `verifier key: an Ed25519 public key is 32 bytes, not ${k.key.length}`);
+  if (keyId(k.name, k.type, k.key) !== k.keyId)
+    throw new CheckpointError('key_id_mismatch', `verifier key: key ID ${hex8(k.keyId)} is not the one of this name and key`);
   return k.type === SIG_ED25519 ? ed25519Verifier(k.name, k.key) : cosignatureVerifier(k.name, k.key);
 }
 
@@ -174,12 +181,18 @@ export function formatSignerKey(key: SigningKey): string {
 
 /** Reads a signer key (Go's note.NewSigner). Messages never quote the key: it is a secret. */
 export function parseSignerKey(skey: string): SigningKey {
-  if (typeof skey !== 'string' || !skey.startsWith('PRIVATE+KEY+')) throw new CheckpointError('malformed_key', 'a signer key starts with PRIVATE+KEY+');
+  if (typeof skey !== 'string' || !skey.startsWith('PRIVATE+KEY+'))
+    throw new CheckpointError('malformed_key', 'a signer key starts with PRIVATE+KEY+');
   const k = splitKey(skey.slice('PRIVATE+KEY+'.length), 'signer key');
-  if (k.type !== SIG_ED25519) throw new CheckpointError('unsupported_key_type', `signer key: signature type 0x${k.type.toString(16).padStart(2, '0')} is not supported (0x01 Ed25519)`);
+  if (k.type !== SIG_ED25519)
+    throw new CheckpointError(
+      'unsupported_key_type',
+      `signer key: signature type 0x${k.type.toString(16).padStart(2, '0')} is not supported (0x01 Ed25519)`,
+    );
   if (k.key.length !== 32) throw new CheckpointError('malformed_key', `signer key: an Ed25519 seed is 32 bytes, not ${k.key.length}`);
   const key = signingKeyFromSeed(k.name, k.key);
-  if (keyId(k.name, SIG_ED25519, key.publicKey) !== k.keyId) throw new CheckpointError('key_id_mismatch', 'signer key: its key ID is not the one of its name and key');
+  if (keyId(k.name, SIG_ED25519, key.publicKey) !== k.keyId)
+    throw new CheckpointError('key_id_mismatch', 'signer key: its key ID is not the one of its name and key');
   return key;
 }
 
@@ -244,7 +257,8 @@ function noteText(msg: string | Uint8Array): string {
     if (utf8(msg).length > MAX_NOTE_BYTES) throw new CheckpointError('note_too_large', `a note is at most ${MAX_NOTE_BYTES} bytes`);
     return msg;
   }
-  if (msg.length > MAX_NOTE_BYTES) throw new CheckpointError('note_too_large', `a note is at most ${MAX_NOTE_BYTES} bytes, this one is ${msg.length}`);
+  if (msg.length > MAX_NOTE_BYTES)
+    throw new CheckpointError('note_too_large', `a note is at most ${MAX_NOTE_BYTES} bytes, this one is ${msg.length}`);
   try {
     return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(msg);
   } catch {
@@ -284,7 +298,8 @@ function parseNote(msg: string | Uint8Array): { text: string; lines: SignatureLi
     const name = space < 0 ? rest : rest.slice(0, space);
     const b64 = space < 0 ? '' : rest.slice(space + 1);
     const raw = fromBase64(b64);
-    if (keyNameProblem(name) || b64 === '' || !raw || raw.length < 5) bad(`signature line ${n + 1} is not "— <key name> <base64 of key ID and signature>"`);
+    if (keyNameProblem(name) || b64 === '' || !raw || raw.length < 5)
+      bad(`signature line ${n + 1} is not "— <key name> <base64 of key ID and signature>"`);
     return { line, name, keyId: readU32(raw), base64: b64, sig: raw.subarray(4) };
   });
   return { text, lines };
@@ -316,14 +331,18 @@ export function openNote(msg: string | Uint8Array, known: readonly NoteVerifier[
     if (seen.has(k)) continue;
     seen.add(k);
     const v = matches[0]!;
-    if (!v.verify(textBytes, sig)) throw new CheckpointError('invalid_signature', `the signature by ${k} does not verify: the note is refused`);
+    if (!v.verify(textBytes, sig))
+      throw new CheckpointError('invalid_signature', `the signature by ${k} does not verify: the note is refused`);
     const verified: VerifiedSignature = { name, keyId: id, base64, type: v.type };
     const ts = v.timestampOf?.(sig);
     if (ts !== undefined && ts !== null) verified.timestamp = ts;
     out.verified.push(verified);
   }
   if (out.verified.length === 0) {
-    throw new CheckpointError('no_known_signature', `no signature by a known key (${known.length === 0 ? 'none given' : known.map((v) => `${v.name}+${hex8(v.keyId)}`).join(', ')}): the note is not trusted`);
+    throw new CheckpointError(
+      'no_known_signature',
+      `no signature by a known key (${known.length === 0 ? 'none given' : known.map((v) => `${v.name}+${hex8(v.keyId)}`).join(', ')}): the note is not trusted`,
+    );
   }
   return out;
 }

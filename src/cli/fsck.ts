@@ -1,7 +1,7 @@
 // `receipts fsck [--db FILE|URL]`: checks a ledger, SQLite or PostgreSQL, live or not, read-only.
 // Exit 0: it checks out; 1: a disagreement, named (epoch, tree level, node, event); 2: bad usage,
 // or the ledger cannot be read at all (nothing was checked).
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { fsck, UnreadableLedgerError, type FsckProgress, type FsckReport } from '../fsck/index.ts';
 import { openReader } from '../ledger/index.ts';
 import { dbOption, describeFailure } from './options.ts';
@@ -17,7 +17,9 @@ export const FSCK_EXIT_HELP =
 export function addFsckCommand(program: Command): void {
   program
     .command('fsck')
-    .description("check a ledger: every epoch's root and stored tree rebuilt from its leaf hashes, every leaf hash from its event, the sequence and the epoch boundaries")
+    .description(
+      "check a ledger: every epoch's root and stored tree rebuilt from its leaf hashes, every leaf hash from its event, the sequence and the epoch boundaries",
+    )
     .addOption(dbOption())
     .option('--json', 'print the report as JSON')
     .addHelpText('after', FSCK_EXIT_HELP)
@@ -64,9 +66,13 @@ function plural(n: number, one: string, many = `${one}s`): string {
 
 export function describeReport(r: FsckReport): string {
   if (!r.ok) {
-    return `${r.location} does not check out: ${r.problem!.message} [${r.problem!.code}]\n` +
-      'Serve no receipts from it until the cause is known: compare with a backup (receipts fsck --db BACKUP), and restore the last one that checks out.\n';
+    return (
+      `${r.location} does not check out: ${r.problem!.message} [${r.problem!.code}]\n` +
+      'Serve no receipts from it until the cause is known: compare with a backup (receipts fsck --db BACKUP), and restore the last one that checks out.\n'
+    );
   }
-  return `${r.location} checks out: ${plural(r.epochs_checked, 'epoch')} (${plural(r.events_checked, 'event')}, ${plural(r.nodes_checked, 'tree node')}) ` +
-    `rebuilt from their leaves, ${plural(r.unsealed_checked, 'event')} after the last epoch, in ${(r.ms / 1000).toFixed(1)} s\n`;
+  return (
+    `${r.location} checks out: ${plural(r.epochs_checked, 'epoch')} (${plural(r.events_checked, 'event')}, ${plural(r.nodes_checked, 'tree node')}) ` +
+    `rebuilt from their leaves, ${plural(r.unsealed_checked, 'event')} after the last epoch, in ${(r.ms / 1000).toFixed(1)} s\n`
+  );
 }

@@ -1,5 +1,5 @@
 // `receipts keys create|list|revoke`: safe while servers run on the same ledger.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import type { KeyStore } from '../ledger/index.ts';
 import { refuseWhileMigrating } from './lock.ts';
 import { CliError } from './errors.ts';

@@ -119,8 +119,10 @@ function readHolder(infoFile: string): Holder | undefined {
 function busyMessage(ledgerFile: string, lockFile: string, infoFile: string): string {
   const h = readHolder(infoFile);
   if (h?.command === 'migrate') {
-    return `receipts migrate (pid ${h.pid}, since ${h.started_at}) is copying the ledger ${ledgerFile} to PostgreSQL, so this does not start: ` +
-      'once it is done, serve the PostgreSQL database (--db postgres://…) instead.';
+    return (
+      `receipts migrate (pid ${h.pid}, since ${h.started_at}) is copying the ledger ${ledgerFile} to PostgreSQL, so this does not start: ` +
+      'once it is done, serve the PostgreSQL database (--db postgres://…) instead.'
+    );
   }
   const who = h
     ? `receipts serve pid ${h.pid}${h.port === null ? ` (starting, --host ${h.host})` : ` listening on ${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`} since ${h.started_at}`

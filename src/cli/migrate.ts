@@ -1,6 +1,6 @@
 // `receipts migrate --from FILE --to URL`: moves a SQLite ledger to PostgreSQL. The copy and its
 // check live in the ledger (src/ledger/migrate.ts); here: the serve lock, progress and summary.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { isPostgresUrl } from '../ledger/index.ts';
 import { MigrateError, migrateToPostgres, type MigrateProgress, type MigrateSummary } from '../ledger/migrate.ts';
@@ -13,7 +13,9 @@ export function addMigrateCommand(program: Command): void {
     .description('copy a SQLite ledger into an empty PostgreSQL database, then check the copy and every epoch root in it')
     .requiredOption('--from <file>', "the SQLite ledger file (serve's --db), read only; stop receipts serve on it first")
     .addOption(
-      new Option('--to <url>', 'postgres://user@host/db: an empty database (its tables are created)').env('RECEIPTS_DATABASE_URL').makeOptionMandatory(),
+      new Option('--to <url>', 'postgres://user@host/db: an empty database (its tables are created)')
+        .env('RECEIPTS_DATABASE_URL')
+        .makeOptionMandatory(),
     )
     .option('--json', 'print the summary as JSON')
     .action(async (opts: { from: string; to: string; json?: boolean }) => {
@@ -42,9 +44,11 @@ function holdSource(file: string): ServeLock | undefined {
   } catch (err) {
     if (err instanceof CliError && err.code === 'ledger_busy') {
       const h = err.holder;
-      const who = !h ? 'another process holds its serve lock'
-        : h.command === 'migrate' ? `receipts migrate (pid ${h.pid}) is already copying it`
-        : `receipts serve (pid ${h.pid}${h.port === null ? '' : `, listening on ${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`}) runs on it`;
+      const who = !h
+        ? 'another process holds its serve lock'
+        : h.command === 'migrate'
+          ? `receipts migrate (pid ${h.pid}) is already copying it`
+          : `receipts serve (pid ${h.pid}${h.port === null ? '' : `, listening on ${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`}) runs on it`;
       throw new CliError(
         'ledger_busy',
         `${who}: events it accepts during the copy would never reach PostgreSQL, so nothing was copied. ` +
@@ -53,19 +57,26 @@ function holdSource(file: string): ServeLock | undefined {
       );
     }
     // No lock file beside it (a read-only directory, say): no serve can be writing there either.
-    process.stderr.write(`warning: could not take the serve lock beside ${file} (${(err as Error).message}); make sure no receipts serve runs on it until the copy is done\n`);
+    process.stderr.write(
+      `warning: could not take the serve lock beside ${file} (${(err as Error).message}); make sure no receipts serve runs on it until the copy is done\n`,
+    );
     return undefined;
   }
 }
-
 
 /** Progress on stderr: a line every 5 s at most, and one when each part is done. */
 function progressLine(): (p: MigrateProgress) => void {
   let last = performance.now();
   const finished = new Set<string>();
   return (p) => {
-    const key = p.step === 'copy' ? `copying ${p.what}` : p.step === 'check-source' ? `checking source ${p.what}`
-      : p.what === 'epochs' ? 'checking copied epochs' : `comparing copied ${p.what}`;
+    const key =
+      p.step === 'copy'
+        ? `copying ${p.what}`
+        : p.step === 'check-source'
+          ? `checking source ${p.what}`
+          : p.what === 'epochs'
+            ? 'checking copied epochs'
+            : `comparing copied ${p.what}`;
     const done = p.done >= p.total;
     if (done ? finished.has(key) : performance.now() - last < 5000) return;
     if (done) finished.add(key);
@@ -80,7 +91,8 @@ function plural(n: number, one: string, many = `${one}s`): string {
 
 function describe(s: MigrateSummary): string {
   const c = s.copied;
-  const unsealed = s.unsealed > 0 ? ` (${plural(s.unsealed, 'event')} after the last epoch, sealed next on PostgreSQL in the same order)` : '';
+  const unsealed =
+    s.unsealed > 0 ? ` (${plural(s.unsealed, 'event')} after the last epoch, sealed next on PostgreSQL in the same order)` : '';
   return (
     `copied ${plural(c.keys, 'key')}, ${plural(c.events, 'event')}${unsealed}, ${plural(c.epochs, 'epoch')}, ${plural(c.nodes, 'tree-node chunk')}, ` +
     `${plural(c.attempts, 'anchor attempt')}${c.classifications ? `, ${plural(c.anchors, 'anchor')} and ${plural(c.classifications, 'classification period')}` : ` and ${plural(c.anchors, 'anchor')}`} ` +

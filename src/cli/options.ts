@@ -8,7 +8,8 @@ import { describeLocation, isPostgresUrl, openLedger, urlHasPassword, type Ledge
 export const DEFAULT_DB = './data/receipts.db';
 
 /** Where a database password goes instead of the command line: said in --help and in the warning. */
-export const PASSWORD_ADVICE = 'put the password in PGPASSWORD or ~/.pgpass (the URL without one), or the whole URL in RECEIPTS_DATABASE_URL; never in an argument, which ps shows to every user of the machine';
+export const PASSWORD_ADVICE =
+  'put the password in PGPASSWORD or ~/.pgpass (the URL without one), or the whole URL in RECEIPTS_DATABASE_URL; never in an argument, which ps shows to every user of the machine';
 
 /**
  * --db: a SQLite file, or a postgres:// URL (RECEIPTS_DATABASE_URL, then RECEIPTS_DB). A URL
@@ -23,7 +24,8 @@ export const dbOption = () => {
 
 /** An error's message for the user: pg's for a password it was not given says what to set. */
 export function describeFailure(message: string): string {
-  if (/client password must be a string/.test(message)) return `the database asks for a password and none was given: ${PASSWORD_ADVICE} (pg: ${message})`;
+  if (/client password must be a string/.test(message))
+    return `the database asks for a password and none was given: ${PASSWORD_ADVICE} (pg: ${message})`;
   return message;
 }
 
@@ -47,7 +49,11 @@ export function warnPasswordInArgv(cmd: Command): void {
  * file is refused (a typo in --db must not quietly create an empty ledger), unless the command
  * creates ledgers: then it says that it did, and a refused command leaves no empty file behind.
  */
-export async function withLedger<T>(location: string, fn: (ledger: Ledger) => Promise<T>, mode: { create?: boolean } & OpenLedgerOptions = {}): Promise<T> {
+export async function withLedger<T>(
+  location: string,
+  fn: (ledger: Ledger) => Promise<T>,
+  mode: { create?: boolean } & OpenLedgerOptions = {},
+): Promise<T> {
   const { create = false, ...options } = mode;
   const missing = !isPostgresUrl(location) && location !== ':memory:' && !existsSync(location);
   if (missing && !create) {
@@ -87,5 +93,11 @@ export function integerIn(min: number, max: number) {
 }
 
 export function listOf(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+  return [
+    ...(previous ?? []),
+    ...value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  ];
 }

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 const version = process.versions.node;
 const major = Number(version.split('.')[0]);
 // process.features.typescript: 'strip' or 'transform' where Node runs .ts files (22.18+, 23.6+).
-const runsTypeScript = Boolean(process.features && process.features.typescript);
+const runsTypeScript = Boolean(process.features?.typescript);
 
 if (major < 22 || !runsTypeScript) {
   const main = fileURLToPath(new URL('./main.ts', import.meta.url));

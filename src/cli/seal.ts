@@ -1,5 +1,5 @@
 // `receipts seal`: seal everything waiting, now (for scripts and tests). Safe beside a running server.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import type { Ledger } from '../ledger/index.ts';
 import { sealNext } from '../seal/sealer.ts';
 import { refuseWhileMigrating } from './lock.ts';
@@ -22,11 +22,16 @@ export function addSealCommand(program: Command): void {
           const started = performance.now();
           const epoch = await sealNext(ledger, {
             maxEvents: opts.maxEvents,
-            progress: opts.json ? undefined : (phase, d) => process.stderr.write(`  epoch ${d.epoch}: ${phase} ${plural(d.size!, 'event')}\n`),
+            progress: opts.json
+              ? undefined
+              : (phase, d) => process.stderr.write(`  epoch ${d.epoch}: ${phase} ${plural(d.size!, 'event')}\n`),
           });
           if (!epoch) break;
           sealed.push(epoch);
-          if (!opts.json) process.stdout.write(`sealed epoch ${epoch.epoch}: ${plural(epoch.size, 'event')}, root ${epoch.root} (${Math.round(performance.now() - started)} ms)\n`);
+          if (!opts.json)
+            process.stdout.write(
+              `sealed epoch ${epoch.epoch}: ${plural(epoch.size, 'event')}, root ${epoch.root} (${Math.round(performance.now() - started)} ms)\n`,
+            );
         }
         return sealed;
       });
@@ -40,7 +45,10 @@ async function lead(ledger: Ledger): Promise<void> {
   await ledger.leadership.start(() => {});
   for (let waited = 0; ledger.leadership.role() !== 'leader' && waited < 5_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
   if (ledger.leadership.role() !== 'leader') {
-    throw new CliError('not_leader', 'another instance leads this ledger and seals it on its own (see role in its /healthz); run `receipts seal` when no `receipts serve` runs on it');
+    throw new CliError(
+      'not_leader',
+      'another instance leads this ledger and seals it on its own (see role in its /healthz); run `receipts seal` when no `receipts serve` runs on it',
+    );
   }
 }
 

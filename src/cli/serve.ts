@@ -1,5 +1,5 @@
 // `receipts serve`: the API on the ledger, with a clean stop on SIGINT/SIGTERM.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import pino from 'pino';
@@ -18,8 +18,12 @@ import { ACTION_CLASSES } from '../event/classification.ts';
 
 /** --host: an IP address or a host name; dotted digits that are no IPv4 address (999.1.1.1) are refused here. */
 export function hostArg(value: string): string {
-  if (/^[0-9.]+$/.test(value) && isIP(value) !== 4) throw new InvalidArgumentError(`must be an address of this machine: ${value} is not a valid IPv4 address (four numbers from 0 to 255, e.g. 127.0.0.1)`);
-  if (value === '' || value.length > 253 || /[\s/]/.test(value)) throw new InvalidArgumentError('must be an IP address or a host name of this machine, e.g. 127.0.0.1 or 0.0.0.0');
+  if (/^[0-9.]+$/.test(value) && isIP(value) !== 4)
+    throw new InvalidArgumentError(
+      `must be an address of this machine: ${value} is not a valid IPv4 address (four numbers from 0 to 255, e.g. 127.0.0.1)`,
+    );
+  if (value === '' || value.length > 253 || /[\s/]/.test(value))
+    throw new InvalidArgumentError('must be an IP address or a host name of this machine, e.g. 127.0.0.1 or 0.0.0.0');
   return value;
 }
 
@@ -56,9 +60,14 @@ export function addServeCommand(program: Command): void {
     .addOption(dbOption())
     .addOption(new Option('--host <host>', 'address to listen on').env('RECEIPTS_HOST').default('127.0.0.1').argParser(hostArg))
     .addOption(new Option('--port <n>', 'port (0: any free port)').env('RECEIPTS_PORT').default(8080).argParser(integerIn(0, 65535)))
-    .addOption(new Option('--actions <list>', 'comma-separated allow-list of actions (default: any)').env('RECEIPTS_ACTIONS').argParser(listOf))
     .addOption(
-      new Option('--max-event-age-days <n>', 'oldest accepted event time, in days').env('RECEIPTS_MAX_EVENT_AGE_DAYS').default(35).argParser(integerIn(1, 3650)),
+      new Option('--actions <list>', 'comma-separated allow-list of actions (default: any)').env('RECEIPTS_ACTIONS').argParser(listOf),
+    )
+    .addOption(
+      new Option('--max-event-age-days <n>', 'oldest accepted event time, in days')
+        .env('RECEIPTS_MAX_EVENT_AGE_DAYS')
+        .default(35)
+        .argParser(integerIn(1, 3650)),
     )
     .addOption(
       new Option('--synchronous <mode>', 'full: acknowledged events survive power loss; normal: they survive a process crash')
@@ -66,27 +75,69 @@ export function addServeCommand(program: Command): void {
         .choices(['full', 'normal'])
         .default('full'),
     )
-    .addOption(new Option('--epoch-ms <n>', 'seal when the oldest unsealed event has waited this long').env('RECEIPTS_EPOCH_MS').default(10_000).argParser(integerIn(10, 86_400_000)))
-    .addOption(new Option('--epoch-max-events <n>', 'seal when this many events wait (and never put more in one epoch)').env('RECEIPTS_EPOCH_MAX_EVENTS').default(100_000).argParser(integerIn(1, 10_000_000)))
-    .addOption(new Option('--sui-config <file>', 'anchor epochs on Sui with this config (package, registry, cap, key); off without it').env('RECEIPTS_SUI_CONFIG'))
-    .addOption(new Option('--network <name>', 'the network the Sui config must be for').env('RECEIPTS_NETWORK').choices(NETWORKS))
-    .addOption(new Option('--billable-actions <list>', 'comma-separated actions that are billable (see "Billable classification" in the README)').env('RECEIPTS_BILLABLE_ACTIONS').argParser(actionListArg))
-    .addOption(new Option('--non-billable-actions <list>', 'comma-separated actions that are recorded but not billable').env('RECEIPTS_NON_BILLABLE_ACTIONS').argParser(actionListArg))
-    .addOption(new Option('--other-actions <class>', 'the class of actions in neither list (default: info)').env('RECEIPTS_OTHER_ACTIONS').choices(ACTION_CLASSES))
-    .addOption(new Option('--classification <file>', 'the classification as JSON: {"billable":[…],"non_billable":[…],"other":"info"}').env('RECEIPTS_CLASSIFICATION'))
     .addOption(
-      new Option('--classification-from <time>', 'a changed classification applies to events from this time (RFC 3339 or epoch ms; default: now, never earlier)')
+      new Option('--epoch-ms <n>', 'seal when the oldest unsealed event has waited this long')
+        .env('RECEIPTS_EPOCH_MS')
+        .default(10_000)
+        .argParser(integerIn(10, 86_400_000)),
+    )
+    .addOption(
+      new Option('--epoch-max-events <n>', 'seal when this many events wait (and never put more in one epoch)')
+        .env('RECEIPTS_EPOCH_MAX_EVENTS')
+        .default(100_000)
+        .argParser(integerIn(1, 10_000_000)),
+    )
+    .addOption(
+      new Option('--sui-config <file>', 'anchor epochs on Sui with this config (package, registry, cap, key); off without it').env(
+        'RECEIPTS_SUI_CONFIG',
+      ),
+    )
+    .addOption(new Option('--network <name>', 'the network the Sui config must be for').env('RECEIPTS_NETWORK').choices(NETWORKS))
+    .addOption(
+      new Option('--billable-actions <list>', 'comma-separated actions that are billable (see "Billable classification" in the README)')
+        .env('RECEIPTS_BILLABLE_ACTIONS')
+        .argParser(actionListArg),
+    )
+    .addOption(
+      new Option('--non-billable-actions <list>', 'comma-separated actions that are recorded but not billable')
+        .env('RECEIPTS_NON_BILLABLE_ACTIONS')
+        .argParser(actionListArg),
+    )
+    .addOption(
+      new Option('--other-actions <class>', 'the class of actions in neither list (default: info)')
+        .env('RECEIPTS_OTHER_ACTIONS')
+        .choices(ACTION_CLASSES),
+    )
+    .addOption(
+      new Option('--classification <file>', 'the classification as JSON: {"billable":[…],"non_billable":[…],"other":"info"}').env(
+        'RECEIPTS_CLASSIFICATION',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--classification-from <time>',
+        'a changed classification applies to events from this time (RFC 3339 or epoch ms; default: now, never earlier)',
+      )
         .env('RECEIPTS_CLASSIFICATION_FROM')
         .argParser(instantArg),
     )
-    .addOption(new Option('--log-level <level>', 'log level').env('RECEIPTS_LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'silent']).default('info'))
+    .addOption(
+      new Option('--log-level <level>', 'log level')
+        .env('RECEIPTS_LOG_LEVEL')
+        .choices(['fatal', 'error', 'warn', 'info', 'debug', 'silent'])
+        .default('info'),
+    )
     .action(async (opts: ServeOptions, cmd: Command) => {
       // Bad flags, refused before taking the lock or opening the ledger: the message and the
       // usage, exit 2, like the flags commander checks itself.
       let wanted: ReturnType<typeof policyFromFlags>;
       try {
         for (const a of opts.actions ?? []) {
-          if (a.length > MAX_ACTION_LENGTH || !ACTION_PATTERN.test(a)) throw new CliError('bad_config', `--actions: "${a.slice(0, MAX_ACTION_LENGTH)}" must match ${ACTION_PATTERN} (at most ${MAX_ACTION_LENGTH} characters)`);
+          if (a.length > MAX_ACTION_LENGTH || !ACTION_PATTERN.test(a))
+            throw new CliError(
+              'bad_config',
+              `--actions: "${a.slice(0, MAX_ACTION_LENGTH)}" must match ${ACTION_PATTERN} (at most ${MAX_ACTION_LENGTH} characters)`,
+            );
         }
         wanted = policyFromFlags(opts);
       } catch (err) {
@@ -114,12 +165,19 @@ async function start(opts: ServeOptions, lock: ServeLock, wanted: ReturnType<typ
   if (opts.suiConfig) {
     const config = loadSuiConfig(opts.suiConfig);
     if (opts.network && opts.network !== config.network) {
-      throw new CliError('bad_config', `--network ${opts.network} but ${opts.suiConfig} is for ${config.network}: point --sui-config at the ${opts.network} config`);
+      throw new CliError(
+        'bad_config',
+        `--network ${opts.network} but ${opts.suiConfig} is for ${config.network}: point --sui-config at the ${opts.network} config`,
+      );
     }
-    if (!config.privateKey) throw new CliError('bad_config', `anchoring needs a signing key: set private_key in ${opts.suiConfig} or RECEIPTS_SUI_PRIVATE_KEY`);
+    if (!config.privateKey)
+      throw new CliError('bad_config', `anchoring needs a signing key: set private_key in ${opts.suiConfig} or RECEIPTS_SUI_PRIVATE_KEY`);
     anchoring = { chain: new SuiChain(config) };
   } else if (opts.network) {
-    throw new CliError('bad_config', `--network ${opts.network} needs --sui-config FILE (package, registry and cap ids; \`npm run localnet\` writes one)`);
+    throw new CliError(
+      'bad_config',
+      `--network ${opts.network} needs --sui-config FILE (package, registry and cap ids; \`npm run localnet\` writes one)`,
+    );
   }
   if (!webBuilt()) {
     logger.info('building the web page (web-dist/ is missing) …');
@@ -129,8 +187,14 @@ async function start(opts: ServeOptions, lock: ServeLock, wanted: ReturnType<typ
   const ledger = await openLedger(opts.db, { synchronous: opts.synchronous });
   if (wanted) {
     try {
-      const { changed, period } = await configureClassification(ledger, wanted.policy, { ...(wanted.fromMs !== undefined && { fromMs: wanted.fromMs }), now: Date.now() });
-      logger.info({ classification: period, from: new Date(period.from_ms).toISOString() }, changed ? 'billable classification changed: a new period starts' : 'billable classification unchanged');
+      const { changed, period } = await configureClassification(ledger, wanted.policy, {
+        ...(wanted.fromMs !== undefined && { fromMs: wanted.fromMs }),
+        now: Date.now(),
+      });
+      logger.info(
+        { classification: period, from: new Date(period.from_ms).toISOString() },
+        changed ? 'billable classification changed: a new period starts' : 'billable classification unchanged',
+      );
     } catch (err) {
       await ledger.close();
       throw err;
@@ -183,7 +247,9 @@ async function start(opts: ServeOptions, lock: ServeLock, wanted: ReturnType<typ
       engine: ledger.engine,
       ...(newLedger && { created: 'a new, empty ledger (no file was at --db)' }),
       synchronous: opts.synchronous,
-      anchoring: anchoring ? { network: anchoring.chain.network, registry: anchoring.chain.registryId, sender: anchoring.chain.address } : 'off',
+      anchoring: anchoring
+        ? { network: anchoring.chain.network, registry: anchoring.chain.registryId, sender: anchoring.chain.address }
+        : 'off',
     },
     'receipts serving',
   );

@@ -5,8 +5,16 @@
 // stdout, stderr or a message (CheckpointError messages never quote a key).
 import { closeSync, fchmodSync, fstatSync, fsyncSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Command } from 'commander';
-import { CheckpointError, formatSignerKey, generateSigningKey, keyNameProblem, parseSignerKey, verifierKeyOf, type SigningKey } from '../checkpoint/index.ts';
+import type { Command } from 'commander';
+import {
+  CheckpointError,
+  formatSignerKey,
+  generateSigningKey,
+  keyNameProblem,
+  parseSignerKey,
+  verifierKeyOf,
+  type SigningKey,
+} from '../checkpoint/index.ts';
 import { CliError } from './errors.ts';
 
 /** A key file is one line of about 100 bytes; anything much larger is not one. */
@@ -23,7 +31,11 @@ function writeKeyFile(file: string, key: SigningKey): void {
     fd = openSync(file, 'wx', 0o600);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new CliError('usage', `${file} (${resolve(file)}) already exists: signing-key create never overwrites a key file (it may be the key a log or witness signs with); choose a new name`);
+    if (code === 'EEXIST')
+      throw new CliError(
+        'usage',
+        `${file} (${resolve(file)}) already exists: signing-key create never overwrites a key file (it may be the key a log or witness signs with); choose a new name`,
+      );
     if (code === 'ENOENT' || code === 'ENOTDIR') throw new CliError('usage', `--out ${file}: its directory does not exist`);
     throw new CliError('failed', `cannot create ${file}: ${(err as Error).message}`, { cause: err });
   }
@@ -51,16 +63,23 @@ export function readKeyFile(file: string): SigningKey {
     fd = openSync(file, 'r');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new CliError('usage', `no key file at ${file} (${resolve(file)}); create one with \`receipts signing-key create --name NAME --out FILE\``);
+    if (code === 'ENOENT')
+      throw new CliError(
+        'usage',
+        `no key file at ${file} (${resolve(file)}); create one with \`receipts signing-key create --name NAME --out FILE\``,
+      );
     throw new CliError('unreadable', `cannot read the key file ${file}: ${(err as Error).message}`, { cause: err });
   }
   let text: string;
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new CliError('unreadable', `${file} is not a file`);
-    if (st.size > MAX_KEY_FILE_BYTES) throw new CliError('unreadable', `${file} is ${st.size} bytes: a key file is one line (at most ${MAX_KEY_FILE_BYTES} bytes)`);
+    if (st.size > MAX_KEY_FILE_BYTES)
+      throw new CliError('unreadable', `${file} is ${st.size} bytes: a key file is one line (at most ${MAX_KEY_FILE_BYTES} bytes)`);
     if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
-      process.stderr.write(`warning: ${file} is readable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): anyone who reads it can sign as this key; run chmod 600 ${file}\n`);
+      process.stderr.write(
+        `warning: ${file} is readable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): anyone who reads it can sign as this key; run chmod 600 ${file}\n`,
+      );
     }
     const buf = Buffer.alloc(MAX_KEY_FILE_BYTES + 1);
     const n = readSync(fd, buf, 0, buf.length, 0);
@@ -73,13 +92,20 @@ export function readKeyFile(file: string): SigningKey {
   try {
     return parseSignerKey(line);
   } catch (err) {
-    if (err instanceof CheckpointError) throw new CliError('unreadable', `${file} is not a signing key file (one line PRIVATE+KEY+name+hex8+base64, as signing-key create writes): ${err.message}`, { cause: err });
+    if (err instanceof CheckpointError)
+      throw new CliError(
+        'unreadable',
+        `${file} is not a signing key file (one line PRIVATE+KEY+name+hex8+base64, as signing-key create writes): ${err.message}`,
+        { cause: err },
+      );
     throw err;
   }
 }
 
 export function addSigningKeyCommands(program: Command): void {
-  const cmd = program.command('signing-key').description('create and show Ed25519 keys for signing checkpoints (a log) or cosigning them (a witness)');
+  const cmd = program
+    .command('signing-key')
+    .description('create and show Ed25519 keys for signing checkpoints (a log) or cosigning them (a witness)');
 
   cmd
     .command('create')
@@ -93,7 +119,10 @@ export function addSigningKeyCommands(program: Command): void {
       const key = generateSigningKey(opts.name);
       writeKeyFile(opts.out, key);
       printVkey(verifierKeyOf(key), opts.json);
-      if (!opts.json) process.stderr.write(`wrote the signing key ${opts.name} to ${opts.out} (mode 0600); keep it secret: whoever holds it signs as this key. The line above is its verifier key, safe to publish.\n`);
+      if (!opts.json)
+        process.stderr.write(
+          `wrote the signing key ${opts.name} to ${opts.out} (mode 0600); keep it secret: whoever holds it signs as this key. The line above is its verifier key, safe to publish.\n`,
+        );
     });
 
   cmd

@@ -1,6 +1,6 @@
 // `receipts verify FILE|-`: exit 0 valid, 1 invalid, 2 unreadable (not JSON, not a receipt, a
 // malformed receipt, or a usage error), 3 not verifiable yet (pending, or not anchored for --rpc).
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { isHex64AnyCase } from '../encoding/hex.ts';
 import { verifyReceipt, type VerifyResult } from '../verify/index.ts';
@@ -9,7 +9,6 @@ import type { Network } from '../chain/config.ts';
 import type { Receipt } from '../receipt/format.ts';
 import { CliError } from './errors.ts';
 import { integerIn } from './options.ts';
-
 
 // Exit codes (also in --help and the README): 0 valid; the others are CLI_EXIT's for the CliError
 // codes used here: invalid 1, usage/unreadable/chain_unreachable 2, not_yet 3.
@@ -22,12 +21,17 @@ export function addVerifyCommand(program: Command): void {
     .command('verify')
     .description('verify a receipt (the JSON of GET /v1/events/:id/receipt), offline or against a trusted root')
     .argument('<file>', 'receipt file, or - for standard input')
-    .addOption(new Option('--root <hex>', 'trusted epoch root (64 hex characters), e.g. read from the chain').argParser((v) => {
-      if (!isHex64AnyCase(v)) throw new InvalidArgumentError('must be 64 hex characters');
-      return v;
-    }))
+    .addOption(
+      new Option('--root <hex>', 'trusted epoch root (64 hex characters), e.g. read from the chain').argParser((v) => {
+        if (!isHex64AnyCase(v)) throw new InvalidArgumentError('must be 64 hex characters');
+        return v;
+      }),
+    )
     .addOption(new Option('--size <n>', 'trusted tree size of the epoch (with --root)').argParser(integerIn(1, Number.MAX_SAFE_INTEGER)))
-    .option('--rpc <url>', "also read the epoch's root and size from the Sui registry named in the receipt's anchor, through this full node")
+    .option(
+      '--rpc <url>',
+      "also read the epoch's root and size from the Sui registry named in the receipt's anchor, through this full node",
+    )
     .option('--onchain', 'with --rpc: also run registry::verify_event on chain (simulated, nothing executed) and report its answer')
     .option('--json', 'print the verification result as JSON')
     .addHelpText(
@@ -84,7 +88,10 @@ function readBounded(file: string, where: string): string {
     return Buffer.concat(chunks).toString('utf8');
   } catch (err) {
     if (err instanceof TooLarge) {
-      throw new CliError('unreadable', `unreadable: ${where} is larger than ${MAX_RECEIPT_BYTES / 1024} KiB; a receipt is a few KiB, so this is not one`);
+      throw new CliError(
+        'unreadable',
+        `unreadable: ${where} is larger than ${MAX_RECEIPT_BYTES / 1024} KiB; a receipt is a few KiB, so this is not one`,
+      );
     }
     throw new CliError('unreadable', `unreadable: cannot read ${where}: ${(err as Error).message}`, { cause: err });
   } finally {
@@ -98,7 +105,10 @@ class TooLarge extends Error {}
 function report(result: VerifyResult, where: string, json: boolean, source: string, extra: Record<string, unknown> = {}): void {
   if (json) process.stdout.write(`${JSON.stringify({ ...result, ...extra })}\n`);
   if (result.ok) {
-    if (!json) process.stdout.write(`valid: epoch ${result.epoch}, leaf ${result.leaf_index} of ${result.tree_size}, root ${result.root}${source}\n`);
+    if (!json)
+      process.stdout.write(
+        `valid: epoch ${result.epoch}, leaf ${result.leaf_index} of ${result.tree_size}, root ${result.root}${source}\n`,
+      );
     return;
   }
   if (result.kind === 'malformed') {
@@ -121,7 +131,8 @@ async function verifyOnChain(json: unknown, where: string, rpcUrl: string, oncha
   const anchor = receipt.anchor;
   if (!anchor) {
     const reason = `the receipt is ${receipt.status ?? 'sealed'} but not anchored yet: there is no registry to read; verify it offline, or fetch it again once anchored`;
-    if (asJson) process.stdout.write(`${JSON.stringify({ ok: false, kind: 'pending', code: 'not_anchored', reason, steps: offline.steps })}\n`);
+    if (asJson)
+      process.stdout.write(`${JSON.stringify({ ok: false, kind: 'pending', code: 'not_anchored', reason, steps: offline.steps })}\n`);
     else process.stdout.write(`not verifiable yet: ${reason}\n`);
     throw new CliError('not_yet', '');
   }
@@ -130,11 +141,16 @@ async function verifyOnChain(json: unknown, where: string, rpcUrl: string, oncha
   try {
     onChain = await chain.readEpoch(receipt.epoch);
   } catch (err) {
-    throw new CliError('chain_unreachable', `cannot read registry ${anchor.registry_id} through ${rpcUrl}: ${(err as Error).message}; check --rpc and the network (${anchor.network})`, { cause: err });
+    throw new CliError(
+      'chain_unreachable',
+      `cannot read registry ${anchor.registry_id} through ${rpcUrl}: ${(err as Error).message}; check --rpc and the network (${anchor.network})`,
+      { cause: err },
+    );
   }
   if (!onChain) {
     const reason = `epoch ${receipt.epoch} is not anchored in registry ${anchor.registry_id} on ${anchor.network}`;
-    if (asJson) process.stdout.write(`${JSON.stringify({ ok: false, kind: 'invalid', code: 'not_anchored', reason, steps: offline.steps })}\n`);
+    if (asJson)
+      process.stdout.write(`${JSON.stringify({ ok: false, kind: 'invalid', code: 'not_anchored', reason, steps: offline.steps })}\n`);
     else process.stdout.write(`invalid: ${reason} [not_anchored]\n`);
     throw new CliError('invalid', '');
   }
@@ -144,10 +160,18 @@ async function verifyOnChain(json: unknown, where: string, rpcUrl: string, oncha
     try {
       verdict = await chain.verifyEventOnChain(receipt);
     } catch (err) {
-      throw new CliError('chain_unreachable', `cannot run registry::verify_event through ${rpcUrl}: ${(err as Error).message}`, { cause: err });
+      throw new CliError('chain_unreachable', `cannot run registry::verify_event through ${rpcUrl}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
-  report(result, where, asJson, ` (root and size read from registry ${anchor.registry_id} on ${anchor.network})`, verdict === undefined ? {} : { verify_event: verdict });
+  report(
+    result,
+    where,
+    asJson,
+    ` (root and size read from registry ${anchor.registry_id} on ${anchor.network})`,
+    verdict === undefined ? {} : { verify_event: verdict },
+  );
   if (verdict !== undefined && !asJson) process.stdout.write(`on chain: registry::verify_event returned ${verdict}\n`);
   if (verdict === false) throw new CliError('invalid', '');
 }

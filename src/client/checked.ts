@@ -15,7 +15,16 @@ export class CheckedEvent implements QueuedEvent {
   metadata: Record<string, string | number | boolean>;
   /** A bound of the event's JSON size in bytes (for the client's batch size limit), > 0. */
   readonly #bound: number;
-  constructor(requestId: string, namespace: string, caller: string, action: string, units: number, ts: number, metadata: Record<string, string | number | boolean>, bound: number) {
+  constructor(
+    requestId: string,
+    namespace: string,
+    caller: string,
+    action: string,
+    units: number,
+    ts: number,
+    metadata: Record<string, string | number | boolean>,
+    bound: number,
+  ) {
     this.request_id = requestId;
     this.namespace = namespace;
     this.caller = caller;

@@ -7,7 +7,10 @@ import type { SpoolKeeper } from './spooling.ts';
 /** Whether `flush` ran past `ms` (then the caller gives up on what is left). */
 export async function pastDeadline(flush: () => Promise<void>, ms: number): Promise<boolean> {
   let deadline: ReturnType<typeof setTimeout> | undefined;
-  const late = await Promise.race([flush().then(() => false), new Promise<boolean>((resolve) => (deadline = setTimeout(() => resolve(true), ms)))]);
+  const late = await Promise.race([
+    flush().then(() => false),
+    new Promise<boolean>((resolve) => (deadline = setTimeout(() => resolve(true), ms))),
+  ]);
   clearTimeout(deadline);
   return late;
 }
@@ -16,14 +19,20 @@ export async function pastDeadline(flush: () => Promise<void>, ms: number): Prom
  * The events left undelivered when close() gave up after `ms`: those the spool keeps are
  * reported as kept; the rest are lost, reported, and returned (for the dropped count and onDropped).
  */
-export function undelivered(left: QueuedEvent[], keeper: SpoolKeeper | undefined, ms: number, report: (error: Error) => void): QueuedEvent[] {
+export function undelivered(
+  left: QueuedEvent[],
+  keeper: SpoolKeeper | undefined,
+  ms: number,
+  report: (error: Error) => void,
+): QueuedEvent[] {
   if (left.length === 0) return [];
   let lost = left;
   if (keeper) {
     // Held in memory only while the spool could not write: one more try, else they are lost.
     lost = keeper.notKept(left);
     const kept = left.length - lost.length;
-    if (kept > 0) report(new Error(`close: ${kept} events not delivered within ${ms} ms; they stay in the spool and the next client on it sends them`));
+    if (kept > 0)
+      report(new Error(`close: ${kept} events not delivered within ${ms} ms; they stay in the spool and the next client on it sends them`));
     if (lost.length === 0) return [];
   }
   const why = keeper ? 'the spool could not write them' : 'no spool; give the client a spool to keep them';

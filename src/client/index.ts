@@ -9,7 +9,17 @@ import type { Receipt } from '../receipt/format.ts';
 import { CheckedEvent } from './checked.ts';
 import { pastDeadline, undelivered } from './close.ts';
 import { nodeVersionProblem } from './node-version.ts';
-import { MAX_TIMER_MS, settings, type QueuedEvent, type Rejection, type Settings, type UsageClient, type UsageClientOptions, type UsageClientStats, type UsageEventInput } from './options.ts';
+import {
+  MAX_TIMER_MS,
+  settings,
+  type QueuedEvent,
+  type Rejection,
+  type Settings,
+  type UsageClient,
+  type UsageClientOptions,
+  type UsageClientStats,
+  type UsageEventInput,
+} from './options.ts';
 import { describe, EventQueue } from './queue.ts';
 import { newRequestId } from './request-id.ts';
 import { sendBatch, type Delivery, type InFlight } from './sender.ts';
@@ -19,7 +29,16 @@ import { SpoolKeeper } from './spooling.ts';
 export { verifyReceipt } from '../verify/index.ts';
 export { createHttpSink, createMemorySink, registerSink, registeredSinks, retryAfterMs } from './sinks/index.ts';
 export type { HttpSinkOptions, MemorySink, Sink, SinkAnswer, SinkFactory, SinkResult } from './sinks/index.ts';
-export type { QueuedEvent, Rejection, Spool, SpoolQuarantine, UsageClient, UsageClientOptions, UsageClientStats, UsageEventInput } from './options.ts';
+export type {
+  QueuedEvent,
+  Rejection,
+  Spool,
+  SpoolQuarantine,
+  UsageClient,
+  UsageClientOptions,
+  UsageClientStats,
+  UsageEventInput,
+} from './options.ts';
 export { newRequestId, usableRequestId } from './request-id.ts';
 
 export function createUsageClient(options: UsageClientOptions): UsageClient {
@@ -51,21 +70,27 @@ class Client implements UsageClient, Delivery {
   constructor(options: UsageClientOptions) {
     this.o = settings(options);
     // Configuration errors throw here, at start-up, never later from record().
-    if (options.sink === undefined) this.sink = createHttpSink({ url: options.url!, apiKey: options.apiKey!, fetch: options.fetch, timeoutMs: this.o.timeoutMs });
+    if (options.sink === undefined)
+      this.sink = createHttpSink({ url: options.url!, apiKey: options.apiKey!, fetch: options.fetch, timeoutMs: this.o.timeoutMs });
     else if (typeof options.sink === 'string') this.sink = resolveSink(options.sink, options);
     else if (typeof options.sink?.send === 'function') this.sink = options.sink;
     else throw new Error('createUsageClient: sink must be a Sink ({ name, send(events, signal) }) or a registered name such as "memory"');
     this.keeper = options.spool ? new SpoolKeeper(options.spool, this.o.maxQueue, (e) => this.report(e)) : undefined;
     let left: QueuedEvent[] = [];
     try {
-      left = options.spool?.load((q) => {
-        this.counters.quarantined += q.rows;
-        this.report(new Error(`the spool held ${q.rows} unreadable rows; they were set aside, not sent, in ${q.where} (${q.reasons.join('; ')})`));
-      }) ?? [];
+      left =
+        options.spool?.load((q) => {
+          this.counters.quarantined += q.rows;
+          this.report(
+            new Error(`the spool held ${q.rows} unreadable rows; they were set aside, not sent, in ${q.where} (${q.reasons.join('; ')})`),
+          );
+        }) ?? [];
     } catch (err) {
       // Never a reason for the app not to start: the rows stay where they are for an operator,
       // and new events are recorded (and spooled, if the spool can write).
-      this.report(new Error(`the usage client could not read the spool (${describe(err)}); events left in it from an earlier run are not sent`));
+      this.report(
+        new Error(`the usage client could not read the spool (${describe(err)}); events left in it from an earlier run are not sent`),
+      );
     }
     if (left.length > 0) {
       for (const e of left) this.queue.push(e, 0); // read back from the spool: checked again
@@ -76,13 +101,18 @@ class Client implements UsageClient, Delivery {
   record(event: UsageEventInput): void | Promise<void> {
     try {
       if (this.closed) {
-        this.reject({ ...(event as QueuedEvent), request_id: String(event?.request_id ?? '') }, 'rejected', [{ path: '', rule: 'client_closed', message: 'the client was closed' }]);
+        this.reject({ ...(event as QueuedEvent), request_id: String(event?.request_id ?? '') }, 'rejected', [
+          { path: '', rule: 'client_closed', message: 'the client was closed' },
+        ]);
         return;
       }
       // A copy, so the caller cannot change a queued event; the middleware's own events
       // (CheckedEvent, never handed to anyone else) are queued as they are.
       const bound = CheckedEvent.boundOf(event);
-      const queued: QueuedEvent = bound > 0 ? (event as QueuedEvent) : { ...event, request_id: typeof event.request_id === 'string' ? event.request_id : newRequestId() };
+      const queued: QueuedEvent =
+        bound > 0
+          ? (event as QueuedEvent)
+          : { ...event, request_id: typeof event.request_id === 'string' ? event.request_id : newRequestId() };
       if (this.queue.size() + this.inFlightCount >= this.o.maxQueue) {
         if (this.o.overflow === 'block') return this.waitForRoom().then(() => this.record(queued));
         if (this.queue.size() > 0) {
@@ -241,7 +271,12 @@ class Client implements UsageClient, Delivery {
   private async closeOnce(timeoutMs: number | undefined): Promise<void> {
     this.closed = true;
     const given = typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS;
-    if (timeoutMs !== undefined && !given) this.report(new Error(`close: timeoutMs must be a number of ms from 0 to ${MAX_TIMER_MS} (got ${timeoutMs}); using closeTimeoutMs, ${this.o.closeTimeoutMs}`));
+    if (timeoutMs !== undefined && !given)
+      this.report(
+        new Error(
+          `close: timeoutMs must be a number of ms from 0 to ${MAX_TIMER_MS} (got ${timeoutMs}); using closeTimeoutMs, ${this.o.closeTimeoutMs}`,
+        ),
+      );
     const ms = given ? timeoutMs : this.o.closeTimeoutMs;
     if (await pastDeadline(() => this.flush(), ms)) this.giveUp(ms);
     try {
@@ -288,7 +323,10 @@ class Client implements UsageClient, Delivery {
   }
 
   async receipt(id: number): Promise<Receipt> {
-    if (!this.sink.receipt) throw new Error(`receipt ${id}: the ${this.sink.name} sink has no receipts; they come from the service (use the HTTP sink, or GET /v1/events/${id}/receipt)`);
+    if (!this.sink.receipt)
+      throw new Error(
+        `receipt ${id}: the ${this.sink.name} sink has no receipts; they come from the service (use the HTTP sink, or GET /v1/events/${id}/receipt)`,
+      );
     return this.sink.receipt(id);
   }
 }

@@ -123,12 +123,23 @@ export interface UsageClient {
 export const MAX_BATCH = MAX_EVENTS_PER_REQUEST;
 
 /** The options as the client uses them: every tunable set. */
-export type Settings = Required<Pick<UsageClientOptions, 'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'overflow' | 'retry' | 'timeoutMs' | 'closeTimeoutMs'>> & UsageClientOptions;
+export type Settings = Required<
+  Pick<UsageClientOptions, 'batchSize' | 'flushIntervalMs' | 'maxQueue' | 'overflow' | 'retry' | 'timeoutMs' | 'closeTimeoutMs'>
+> &
+  UsageClientOptions;
 
 /** The longest delay setTimeout keeps (longer ones fire after 1 ms). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export const DEFAULTS = { batchSize: 500, flushIntervalMs: 1000, maxQueue: 10_000, overflow: 'drop-oldest', retry: { baseMs: 200, maxMs: 30_000 }, timeoutMs: 10_000, closeTimeoutMs: 10_000 } as const;
+export const DEFAULTS = {
+  batchSize: 500,
+  flushIntervalMs: 1000,
+  maxQueue: 10_000,
+  overflow: 'drop-oldest',
+  retry: { baseMs: 200, maxMs: 30_000 },
+  timeoutMs: 10_000,
+  closeTimeoutMs: 10_000,
+} as const;
 
 /**
  * The options with their defaults. An option given as `undefined` (`batchSize: config.batchSize`
@@ -140,7 +151,8 @@ export function settings(options: UsageClientOptions): Settings {
   const o: Record<string, unknown> = { ...DEFAULTS };
   for (const [k, v] of Object.entries(options)) if (v !== undefined) o[k] = v;
   const number = (name: string, v: unknown, min: number, rule: string, max = Number.POSITIVE_INFINITY) => {
-    if (typeof v !== 'number' || Number.isNaN(v) || v < min || v > max) throw new Error(`createUsageClient: ${name} must be ${rule} (got ${typeof v === 'number' ? v : typeof v})`);
+    if (typeof v !== 'number' || Number.isNaN(v) || v < min || v > max)
+      throw new Error(`createUsageClient: ${name} must be ${rule} (got ${typeof v === 'number' ? v : typeof v})`);
   };
   number('batchSize', o.batchSize, 1, 'a number of events, at least 1 (at most 1,000 are used)');
   o.batchSize = Math.min(MAX_BATCH, Math.floor(o.batchSize as number));
@@ -150,7 +162,8 @@ export function settings(options: UsageClientOptions): Settings {
   ms('flushIntervalMs', o.flushIntervalMs, 0);
   ms('timeoutMs', o.timeoutMs, 1);
   ms('closeTimeoutMs', o.closeTimeoutMs, 0);
-  if (o.overflow !== 'drop-oldest' && o.overflow !== 'block') throw new Error(`createUsageClient: overflow must be 'drop-oldest' or 'block' (got ${JSON.stringify(o.overflow)})`);
+  if (o.overflow !== 'drop-oldest' && o.overflow !== 'block')
+    throw new Error(`createUsageClient: overflow must be 'drop-oldest' or 'block' (got ${JSON.stringify(o.overflow)})`);
   const retry = o.retry as { baseMs?: unknown; maxMs?: unknown } | null;
   if (!retry || typeof retry !== 'object') throw new Error('createUsageClient: retry must be { baseMs, maxMs }');
   ms('retry.baseMs', retry.baseMs ?? DEFAULTS.retry.baseMs, 0);
@@ -158,4 +171,3 @@ export function settings(options: UsageClientOptions): Settings {
   o.retry = { baseMs: retry.baseMs ?? DEFAULTS.retry.baseMs, maxMs: retry.maxMs ?? DEFAULTS.retry.maxMs };
   return o as unknown as Settings;
 }
-

@@ -7,6 +7,7 @@ import type { QueuedEvent } from './options.ts';
 
 /** Stay under the API's 1 MiB body limit with room for the envelope. */
 export const MAX_BODY_BYTES = 1_000_000;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the range is all of ASCII, control characters included, on purpose
 const ASCII = /^[\x00-\x7f]*$/;
 const utf8 = new TextEncoder();
 

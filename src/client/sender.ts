@@ -41,7 +41,10 @@ export async function sendBatch(d: Delivery, batch: QueuedEvent[]): Promise<void
     const timeout = new AbortController();
     const current = d.inFlight();
     if (current) current.abort = timeout;
-    const timer = setTimeout(() => timeout.abort(new DOMException(`the sink did not answer within ${d.o.timeoutMs} ms`, 'TimeoutError')), d.o.timeoutMs);
+    const timer = setTimeout(
+      () => timeout.abort(new DOMException(`the sink did not answer within ${d.o.timeoutMs} ms`, 'TimeoutError')),
+      d.o.timeoutMs,
+    );
     try {
       answer = await d.sink.send(batch, timeout.signal);
     } catch (err) {
@@ -59,7 +62,10 @@ export async function sendBatch(d: Delivery, batch: QueuedEvent[]): Promise<void
     }
     if (answer?.kind === 'refused' || answer?.kind === 'too_large') {
       // Refused as a whole: report each event, never retry.
-      return d.refused(batch, answer.kind === 'refused' ? answer.errors : [{ path: '', rule: 'too_large', message: 'the event alone is too large for the sink' }]);
+      return d.refused(
+        batch,
+        answer.kind === 'refused' ? answer.errors : [{ path: '', rule: 'too_large', message: 'the event alone is too large for the sink' }],
+      );
     }
     const retry = answer?.kind === 'retry' ? answer : { error: new Error(`sink ${d.sink.name} gave no answer`), retryAfterMs: null };
     d.retrying(retry.error);

@@ -46,7 +46,11 @@ export function createSqliteSpool(file: string): Spool {
  * every start of the app, and deleting it could delete a billable event.
  */
 function load(db: BetterSqlite3.Database, file: string, onQuarantined?: (q: SpoolQuarantine) => void): QueuedEvent[] {
-  const rows = db.prepare('SELECT seq, request_id, event FROM spool ORDER BY seq').all() as Array<{ seq: number; request_id: unknown; event: unknown }>;
+  const rows = db.prepare('SELECT seq, request_id, event FROM spool ORDER BY seq').all() as Array<{
+    seq: number;
+    request_id: unknown;
+    event: unknown;
+  }>;
   const events: QueuedEvent[] = [];
   const bad: Array<{ seq: number; request_id: unknown; event: unknown; reason: string }> = [];
   for (const row of rows) {
@@ -58,7 +62,9 @@ function load(db: BetterSqlite3.Database, file: string, onQuarantined?: (q: Spoo
   let where = `table spool_quarantine of ${file}`;
   try {
     // No type constraints: a row is kept exactly as it was found, a BLOB included.
-    db.exec('CREATE TABLE IF NOT EXISTS spool_quarantine (id INTEGER PRIMARY KEY, spool_seq INTEGER, request_id, event, reason TEXT NOT NULL, quarantined_at TEXT NOT NULL)');
+    db.exec(
+      'CREATE TABLE IF NOT EXISTS spool_quarantine (id INTEGER PRIMARY KEY, spool_seq INTEGER, request_id, event, reason TEXT NOT NULL, quarantined_at TEXT NOT NULL)',
+    );
     const keep = db.prepare('INSERT INTO spool_quarantine (spool_seq, request_id, event, reason, quarantined_at) VALUES (?, ?, ?, ?, ?)');
     const drop = db.prepare('DELETE FROM spool WHERE seq = ?');
     const at = new Date().toISOString();
@@ -79,15 +85,18 @@ function load(db: BetterSqlite3.Database, file: string, onQuarantined?: (q: Spoo
 
 /** The row's event, or why it is not one. */
 function unreadable(requestId: unknown, event: unknown): QueuedEvent | string {
-  if (typeof event !== 'string') return `the event is a ${event === null ? 'NULL' : event instanceof Uint8Array ? 'BLOB' : typeof event}, not JSON text`;
+  if (typeof event !== 'string')
+    return `the event is a ${event === null ? 'NULL' : event instanceof Uint8Array ? 'BLOB' : typeof event}, not JSON text`;
   let parsed: unknown;
   try {
     parsed = JSON.parse(event);
   } catch (err) {
     return `the event is not JSON (${(err as Error).message})`;
   }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return `the event is JSON ${parsed === null ? 'null' : Array.isArray(parsed) ? 'array' : typeof parsed}, not an object`;
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+    return `the event is JSON ${parsed === null ? 'null' : Array.isArray(parsed) ? 'array' : typeof parsed}, not an object`;
   const id = (parsed as { request_id?: unknown }).request_id;
-  if (typeof id !== 'string' || id !== requestId) return `the event's request_id (${typeof id === 'string' ? JSON.stringify(id.slice(0, 80)) : typeof id}) is not the row's`;
+  if (typeof id !== 'string' || id !== requestId)
+    return `the event's request_id (${typeof id === 'string' ? JSON.stringify(id.slice(0, 80)) : typeof id}) is not the row's`;
   return parsed as QueuedEvent;
 }

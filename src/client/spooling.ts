@@ -59,7 +59,12 @@ export class SpoolKeeper {
       this.removeFailing = false;
     } catch (err) {
       // Once until a remove works again (a full disk fails every batch's).
-      if (!this.removeFailing) this.report(new Error(`the spool could not remove ${ids.length} answered events (${describe(err)}); the next client on it sends them again, as duplicates`));
+      if (!this.removeFailing)
+        this.report(
+          new Error(
+            `the spool could not remove ${ids.length} answered events (${describe(err)}); the next client on it sends them again, as duplicates`,
+          ),
+        );
       this.removeFailing = true;
     }
   }
@@ -98,7 +103,11 @@ export class SpoolKeeper {
     const first = this.retryAt === 0;
     this.retryAt = Date.now() + SPOOL_RETRY_MS;
     if (first) {
-      this.report(new Error(`the spool ${what}; events are kept in memory (at most maxQueue, ${this.maxQueue}; beyond it onDropped) and sent from there, but do not survive a crash until the spool works again (tried every ${SPOOL_RETRY_MS} ms)`));
+      this.report(
+        new Error(
+          `the spool ${what}; events are kept in memory (at most maxQueue, ${this.maxQueue}; beyond it onDropped) and sent from there, but do not survive a crash until the spool works again (tried every ${SPOOL_RETRY_MS} ms)`,
+        ),
+      );
     }
   }
 }

@@ -88,10 +88,25 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  */
 export function validatePolicy(input: unknown, prefix = ''): PolicyResult {
   const errors: FieldError[] = [];
-  if (!isRecord(input)) return { ok: false, errors: [{ path: prefix || 'classification', rule: 'type:object', message: `${prefix || 'classification'} must be an object with billable, non_billable and other` }] };
+  if (!isRecord(input))
+    return {
+      ok: false,
+      errors: [
+        {
+          path: prefix || 'classification',
+          rule: 'type:object',
+          message: `${prefix || 'classification'} must be an object with billable, non_billable and other`,
+        },
+      ],
+    };
   const known = ['billable', 'non_billable', 'other'];
   for (const k of Object.keys(input)) {
-    if (!known.includes(k)) errors.push({ path: prefix + k, rule: 'unknown_field', message: `${prefix + k} is not a field of a classification; known: ${known.join(', ')}` });
+    if (!known.includes(k))
+      errors.push({
+        path: prefix + k,
+        rule: 'unknown_field',
+        message: `${prefix + k} is not a field of a classification; known: ${known.join(', ')}`,
+      });
   }
   const list = (name: 'billable' | 'non_billable'): string[] => {
     const v = input[name] ?? [];
@@ -108,8 +123,15 @@ export function validatePolicy(input: unknown, prefix = ''): PolicyResult {
     for (const a of v) {
       // Length before the pattern: a long string is refused without scanning it.
       if (typeof a !== 'string' || a.length < 1 || a.length > MAX_ACTION_LENGTH || !ACTION_PATTERN.test(a)) {
-        const shown = typeof a === 'string' ? `"${a.length > MAX_ACTION_LENGTH ? `${a.slice(0, MAX_ACTION_LENGTH)}…` : a}"` : JSON.stringify(a)?.slice(0, 64) ?? String(a);
-        errors.push({ path, rule: `pattern:${ACTION_PATTERN.source}`, message: `${path}: ${shown} is not an action: it must be 1 to ${MAX_ACTION_LENGTH} characters of ${ACTION_PATTERN.source}` });
+        const shown =
+          typeof a === 'string'
+            ? `"${a.length > MAX_ACTION_LENGTH ? `${a.slice(0, MAX_ACTION_LENGTH)}…` : a}"`
+            : (JSON.stringify(a)?.slice(0, 64) ?? String(a));
+        errors.push({
+          path,
+          rule: `pattern:${ACTION_PATTERN.source}`,
+          message: `${path}: ${shown} is not an action: it must be 1 to ${MAX_ACTION_LENGTH} characters of ${ACTION_PATTERN.source}`,
+        });
       } else out.push(a);
     }
     return out;
@@ -118,11 +140,19 @@ export function validatePolicy(input: unknown, prefix = ''): PolicyResult {
   const nonBillable = list('non_billable');
   const both = billable.filter((a) => nonBillable.includes(a));
   if (both.length > 0) {
-    errors.push({ path: prefix + 'non_billable', rule: 'disjoint:billable', message: `${[...new Set(both)].map((a) => `"${a}"`).join(', ')} cannot be both billable and non_billable: list each action once` });
+    errors.push({
+      path: `${prefix}non_billable`,
+      rule: 'disjoint:billable',
+      message: `${[...new Set(both)].map((a) => `"${a}"`).join(', ')} cannot be both billable and non_billable: list each action once`,
+    });
   }
   const other = input.other ?? 'info';
   if (typeof other !== 'string' || !(ACTION_CLASSES as readonly string[]).includes(other)) {
-    errors.push({ path: prefix + 'other', rule: `one_of:${ACTION_CLASSES.join('|')}`, message: `${prefix}other must be one of ${ACTION_CLASSES.join(', ')}` });
+    errors.push({
+      path: `${prefix}other`,
+      rule: `one_of:${ACTION_CLASSES.join('|')}`,
+      message: `${prefix}other must be one of ${ACTION_CLASSES.join(', ')}`,
+    });
   }
   if (errors.length > 0) return { ok: false, errors };
   return { ok: true, policy: normalizePolicy({ billable, non_billable: nonBillable, other: other as ActionClass }) };
@@ -130,21 +160,34 @@ export function validatePolicy(input: unknown, prefix = ''): PolicyResult {
 
 /** Checks a whole history (as GET /v1/classification publishes it): valid periods, from_ms strictly increasing. */
 export function validateHistory(input: unknown): { ok: true; history: ClassificationPeriod[] } | { ok: false; errors: FieldError[] } {
-  if (!Array.isArray(input)) return { ok: false, errors: [{ path: 'history', rule: 'type:array', message: 'history must be a list of periods' }] };
-  if (input.length > MAX_PERIODS) return { ok: false, errors: [{ path: 'history', rule: `max_items:${MAX_PERIODS}`, message: `history may hold at most ${MAX_PERIODS} periods` }] };
+  if (!Array.isArray(input))
+    return { ok: false, errors: [{ path: 'history', rule: 'type:array', message: 'history must be a list of periods' }] };
+  if (input.length > MAX_PERIODS)
+    return {
+      ok: false,
+      errors: [{ path: 'history', rule: `max_items:${MAX_PERIODS}`, message: `history may hold at most ${MAX_PERIODS} periods` }],
+    };
   const errors: FieldError[] = [];
   const history: ClassificationPeriod[] = [];
   input.forEach((p: unknown, i) => {
     const at = `history[${i}].`;
     if (!isRecord(p)) {
-      errors.push({ path: `history[${i}]`, rule: 'type:object', message: `history[${i}] must be a period { from_ms, billable, non_billable, other }` });
+      errors.push({
+        path: `history[${i}]`,
+        rule: 'type:object',
+        message: `history[${i}] must be a period { from_ms, billable, non_billable, other }`,
+      });
       return;
     }
     const { from_ms: from, ...rest } = p;
     if (typeof from !== 'number' || !Number.isSafeInteger(from) || from < 0) {
       errors.push({ path: `${at}from_ms`, rule: 'type:integer', message: `${at}from_ms must be an integer of milliseconds, 0 or more` });
     } else if (history.length > 0 && from <= history.at(-1)!.from_ms) {
-      errors.push({ path: `${at}from_ms`, rule: 'increasing', message: `${at}from_ms must be later than the period before it (periods are in order of from_ms)` });
+      errors.push({
+        path: `${at}from_ms`,
+        rule: 'increasing',
+        message: `${at}from_ms must be later than the period before it (periods are in order of from_ms)`,
+      });
     }
     const r = validatePolicy(rest, at);
     if (!r.ok) errors.push(...r.errors);

@@ -76,8 +76,10 @@ function fieldErrorsOf(issue: z.core.$ZodIssue, ctx: IssueContext): FieldError[]
       const bound = Number(small ? (issue as { minimum: number | bigint }).minimum : (issue as { maximum: number | bigint }).maximum);
       const dir = small ? 'min' : 'max';
       const word = small ? 'least' : 'most';
-      if (issue.origin === 'string') return [{ path, rule: `${dir}_length:${bound}`, message: `${name} must be at ${word} ${bound} characters` }];
-      if (issue.origin === 'array' || issue.origin === 'set') return [{ path, rule: `${dir}_items:${bound}`, message: `${name} must hold at ${word} ${bound} items` }];
+      if (issue.origin === 'string')
+        return [{ path, rule: `${dir}_length:${bound}`, message: `${name} must be at ${word} ${bound} characters` }];
+      if (issue.origin === 'array' || issue.origin === 'set')
+        return [{ path, rule: `${dir}_items:${bound}`, message: `${name} must hold at ${word} ${bound} items` }];
       return [{ path, rule: `${dir}:${bound}`, message: `${name} must be at ${word} ${bound}` }];
     }
     case 'invalid_value': {

@@ -12,12 +12,50 @@ import { wordlist as BIP39_ENGLISH } from '@scure/bip39/wordlists/english.js';
 
 /** Single words that, as a whole word of a key (or two adjacent words joined), name a credential. */
 const SECRET_WORDS = new Set([
-  'authorization', 'auth', 'cookie', 'cookies', 'token', 'secret', 'secrets', 'password', 'passwords',
-  'passwd', 'passphrase', 'pwd', 'credential', 'credentials', 'apikey', 'apikeys', 'privatekey', 'privatekeys',
-  'privkey', 'delegatekey', 'secretkey', 'accesskey', 'accesskeys', 'signingkey', 'sessionkey', 'masterkey',
-  'encryptionkey', 'clientkey', 'mnemonic', 'mnemonics', 'jwt', 'bearer', 'seedphrase', 'seedwords', 'walletseed',
-  'privateseed', 'recoveryphrase', 'recoverywords', 'recoverykey', 'recoverycode', 'recoverycodes',
-  'backupphrase', 'backupcode', 'backupcodes',
+  'authorization',
+  'auth',
+  'cookie',
+  'cookies',
+  'token',
+  'secret',
+  'secrets',
+  'password',
+  'passwords',
+  'passwd',
+  'passphrase',
+  'pwd',
+  'credential',
+  'credentials',
+  'apikey',
+  'apikeys',
+  'privatekey',
+  'privatekeys',
+  'privkey',
+  'delegatekey',
+  'secretkey',
+  'accesskey',
+  'accesskeys',
+  'signingkey',
+  'sessionkey',
+  'masterkey',
+  'encryptionkey',
+  'clientkey',
+  'mnemonic',
+  'mnemonics',
+  'jwt',
+  'bearer',
+  'seedphrase',
+  'seedwords',
+  'walletseed',
+  'privateseed',
+  'recoveryphrase',
+  'recoverywords',
+  'recoverykey',
+  'recoverycode',
+  'recoverycodes',
+  'backupphrase',
+  'backupcode',
+  'backupcodes',
 ]);
 
 // ---------------------------------------------------------------------------------------------
@@ -50,8 +88,19 @@ const isBase58 = (c: number) => isAlnum(c) && c !== 48 && c !== 79 && c !== 73 &
 /** A space between words: whitespace, or `+` (a space in form-encoded text). */
 const isGap = (c: number) => c === 43 || isSpace(c);
 function isSpace(c: number): boolean {
-  return c === 32 || (c >= 9 && c <= 13) || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a)
-    || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
+  return (
+    c === 32 ||
+    (c >= 9 && c <= 13) ||
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000 ||
+    c === 0xfeff
+  );
 }
 
 /** End of the run of `cls` characters starting at `i` (at most `limit` characters long). */
@@ -92,7 +141,10 @@ function percentDecodeOnce(s: string): string {
       j += 3;
     }
     if (bytes.length > 0) {
-      parts.push(s.slice(last, i), bytes.length === 1 && bytes[0]! < 0x80 ? String.fromCharCode(bytes[0]!) : utf8Lenient.decode(new Uint8Array(bytes)));
+      parts.push(
+        s.slice(last, i),
+        bytes.length === 1 && bytes[0]! < 0x80 ? String.fromCharCode(bytes[0]!) : utf8Lenient.decode(new Uint8Array(bytes)),
+      );
       last = j;
       i = s.indexOf('%', j);
     } else i = s.indexOf('%', i + 1);
@@ -152,7 +204,22 @@ function words(key: string): string[] {
 }
 
 /** Every secret word contains one of these: text without any of them names no credential. */
-const SECRET_FRAGMENTS = ['auth', 'cookie', 'token', 'secret', 'pass', 'pwd', 'credential', 'key', 'mnemonic', 'jwt', 'bearer', 'seed', 'recovery', 'backup'];
+const SECRET_FRAGMENTS = [
+  'auth',
+  'cookie',
+  'token',
+  'secret',
+  'pass',
+  'pwd',
+  'credential',
+  'key',
+  'mnemonic',
+  'jwt',
+  'bearer',
+  'seed',
+  'recovery',
+  'backup',
+];
 for (const w of SECRET_WORDS) {
   if (!SECRET_FRAGMENTS.some((f) => w.includes(f))) throw new Error(`SECRET_FRAGMENTS misses the secret word ${w}`);
 }
@@ -359,12 +426,27 @@ function decodesToUserPass(tok: string): boolean {
 
 type SchemeRule = 'bearer' | 'token' | 'basic' | 'params' | 'digest';
 const AUTH_SCHEMES = new Map<string, SchemeRule>([
-  ['bearer', 'bearer'], ['token', 'token'], ['apikey', 'token'], ['api-key', 'token'], ['negotiate', 'token'],
-  ['ntlm', 'token'], ['dpop', 'token'], ['sso-key', 'token'], ['sharedkey', 'token'], ['basic', 'basic'],
+  ['bearer', 'bearer'],
+  ['token', 'token'],
+  ['apikey', 'token'],
+  ['api-key', 'token'],
+  ['negotiate', 'token'],
+  ['ntlm', 'token'],
+  ['dpop', 'token'],
+  ['sso-key', 'token'],
+  ['sharedkey', 'token'],
+  ['basic', 'basic'],
   // HTTP Digest always carries `name=` parameters; `tx digest 8oZ7…` / `digest 0x…` is a Sui digest in prose.
-  ['digest', 'digest'], ['oauth', 'params'], ['aws4-hmac-sha256', 'params'], ['signature', 'params'],
-  ['hoba', 'params'], ['mutual', 'params'], ['scram-sha-1', 'params'], ['scram-sha-256', 'params'],
-  ['vapid', 'params'], ['hawk', 'params'],
+  ['digest', 'digest'],
+  ['oauth', 'params'],
+  ['aws4-hmac-sha256', 'params'],
+  ['signature', 'params'],
+  ['hoba', 'params'],
+  ['mutual', 'params'],
+  ['scram-sha-1', 'params'],
+  ['scram-sha-256', 'params'],
+  ['vapid', 'params'],
+  ['hawk', 'params'],
 ]);
 
 /** HTTP authorization values: `Bearer …`, `Token …`, `Basic …`, `Digest username=…`, `ApiKey …`, … */
@@ -377,7 +459,8 @@ function hasAuthScheme(s: string): boolean {
     }
     // One word (runs of words are disjoint), then its whitespace, then the token after it.
     const wordEnd = runEnd(s, i, isAlnumDash);
-    const rule = wordEnd - i >= 4 && wordEnd - i <= 16 && atBoundary(s, i) ? AUTH_SCHEMES.get(s.slice(i, wordEnd).toLowerCase()) : undefined;
+    const rule =
+      wordEnd - i >= 4 && wordEnd - i <= 16 && atBoundary(s, i) ? AUTH_SCHEMES.get(s.slice(i, wordEnd).toLowerCase()) : undefined;
     if (rule) {
       const tokStart = runEnd(s, wordEnd, isGap);
       if (tokStart > wordEnd) {
@@ -385,8 +468,12 @@ function hasAuthScheme(s: string): boolean {
         // `Bearer` is rare in prose: any 8 token characters, or a shorter credential-like run.
         if (rule === 'bearer' && (tok.length >= 8 || credentialish(tok))) return true;
         if (rule === 'token' && credentialish(tok)) return true;
-        if (rule === 'basic' && ((credentialish(tok) && tok.length >= 8 && [...tok].every((ch) => isB64(ch.charCodeAt(0)))) || decodesToUserPass(tok))) return true;
-        if (rule === 'params' && ((tok.indexOf('=') > 0) || (credentialish(tok) && tok.length >= 8))) return true;
+        if (
+          rule === 'basic' &&
+          ((credentialish(tok) && tok.length >= 8 && [...tok].every((ch) => isB64(ch.charCodeAt(0)))) || decodesToUserPass(tok))
+        )
+          return true;
+        if (rule === 'params' && (tok.indexOf('=') > 0 || (credentialish(tok) && tok.length >= 8))) return true;
         if (rule === 'digest' && tok.indexOf('=') > 0) return true;
       }
     }
@@ -580,14 +667,55 @@ function hasMnemonic(s: string): boolean {
 
 /** Words that, in a field's name, make a 32- or 64-byte hex value key material. */
 const KEY_MATERIAL_WORDS = new Set([
-  'seed', 'sk', 'priv', 'private', 'privkey', 'privatekey', 'prv', 'secret', 'secretkey', 'keypair', 'signing', 'signingkey',
-  'entropy', 'mnemonic', 'wif',
+  'seed',
+  'sk',
+  'priv',
+  'private',
+  'privkey',
+  'privatekey',
+  'prv',
+  'secret',
+  'secretkey',
+  'keypair',
+  'signing',
+  'signingkey',
+  'entropy',
+  'mnemonic',
+  'wif',
 ]);
 /** Words that make it public data instead: a digest, an address, an id (they win over the above). */
 const PUBLIC_HEX_WORDS = new Set([
-  'digest', 'hash', 'sha', 'sha256', 'blake2b', 'tx', 'txn', 'transaction', 'address', 'addr', 'id', 'object', 'public', 'pub',
-  'pubkey', 'publickey', 'root', 'checkpoint', 'sender', 'owner', 'recipient', 'package', 'coin', 'event', 'block', 'commitment',
-  'merkle', 'leaf', 'nonce', 'signature', 'sig',
+  'digest',
+  'hash',
+  'sha',
+  'sha256',
+  'blake2b',
+  'tx',
+  'txn',
+  'transaction',
+  'address',
+  'addr',
+  'id',
+  'object',
+  'public',
+  'pub',
+  'pubkey',
+  'publickey',
+  'root',
+  'checkpoint',
+  'sender',
+  'owner',
+  'recipient',
+  'package',
+  'coin',
+  'event',
+  'block',
+  'commitment',
+  'merkle',
+  'leaf',
+  'nonce',
+  'signature',
+  'sig',
 ]);
 
 /** Whether a field's name says a 32-byte hex under it is a private key (`seed`, `signer_sk`), not a digest. */
@@ -752,7 +880,10 @@ export function redactJson(value: unknown, path: string): Redacted<unknown> {
         continue;
       }
       const keyMaterial = typeof item === 'string' && namesKeyMaterial(k) && hasHexKeyRun(item); // `seed: "0x…"`, not `digest: "…"`
-      const kept = keyIsSecret || isSecretKey(k) || keyMaterial || (typeof item === 'string' && looksLikeSecret(item)) ? DROP : walk(item, child, depth + 1);
+      const kept =
+        keyIsSecret || isSecretKey(k) || keyMaterial || (typeof item === 'string' && looksLikeSecret(item))
+          ? DROP
+          : walk(item, child, depth + 1);
       if (kept === DROP) redacted.push(child);
       else out[k] = kept;
     }

@@ -27,7 +27,9 @@ export function checkDepth(value: unknown, path: string, maxDepth: number): Fiel
     const child = top.keys ? (top.container as Record<string, unknown>)[top.keys[i]!] : (top.container as unknown[])[i];
     if (child === null || typeof child !== 'object') continue;
     if (stack.length >= maxDepth) {
-      return [{ path, rule: `max_depth:${maxDepth}`, message: `${path} nests deeper than ${maxDepth} levels of objects and arrays; flatten it` }];
+      return [
+        { path, rule: `max_depth:${maxDepth}`, message: `${path} nests deeper than ${maxDepth} levels of objects and arrays; flatten it` },
+      ];
     }
     stack.push(open(child));
   }

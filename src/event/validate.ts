@@ -31,7 +31,9 @@ const leafString = (min: number, max: number) =>
     .string()
     .min(min)
     .max(max, { abort: true }) // a too-long string is not scanned further (text checks, patterns)
-    .refine((s) => s.isWellFormed() && !s.includes('\u0000'), { params: { rule: 'well_formed_text', message: 'must be well-formed Unicode text without NUL characters' } });
+    .refine((s) => s.isWellFormed() && !s.includes('\u0000'), {
+      params: { rule: 'well_formed_text', message: 'must be well-formed Unicode text without NUL characters' },
+    });
 
 const eventSchema = z.strictObject({
   request_id: leafString(1, LEAF_STRING_MAX.request_id),
@@ -39,10 +41,7 @@ const eventSchema = z.strictObject({
   action: leafString(1, LEAF_STRING_MAX.action).regex(ACTION_PATTERN),
   caller: leafString(1, LEAF_STRING_MAX.caller),
   units: z.number().int().min(0).max(MAX_UNITS).optional(),
-  artifact_digest: z
-    .string()
-    .regex(HEX64_ANY_CASE_OR_EMPTY)
-    .optional(),
+  artifact_digest: z.string().regex(HEX64_ANY_CASE_OR_EMPTY).optional(),
   ts: z.union([z.number().int().min(0), z.string().max(MAX_TS_TEXT_LENGTH)]).optional(),
   source: leafString(1, MAX_SOURCE_LENGTH).optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
@@ -83,9 +82,7 @@ export interface NormalizedEvent extends LeafFields {
   redacted: string[];
 }
 
-export type ValidationResult =
-  | { ok: true; event: NormalizedEvent }
-  | { ok: false; errors: FieldError[]; unknownFields: boolean };
+export type ValidationResult = { ok: true; event: NormalizedEvent } | { ok: false; errors: FieldError[]; unknownFields: boolean };
 
 export const DEFAULT_MAX_AGE_MS = 35 * 24 * 3600 * 1000;
 export const DEFAULT_MAX_FUTURE_MS = 5 * 60 * 1000;
@@ -119,11 +116,23 @@ export function validateEvent(input: unknown, ctx: ValidationContext): Validatio
   if (e.ts !== undefined) {
     const parsedTs = typeof e.ts === 'number' ? e.ts : parseRfc3339(e.ts);
     if (parsedTs === undefined) {
-      errors.push({ path: 'ts', rule: 'epoch_ms_or_rfc3339', message: 'ts must be epoch milliseconds or an RFC 3339 date-time, e.g. 2026-11-22T10:00:00Z' });
+      errors.push({
+        path: 'ts',
+        rule: 'epoch_ms_or_rfc3339',
+        message: 'ts must be epoch milliseconds or an RFC 3339 date-time, e.g. 2026-11-22T10:00:00Z',
+      });
     } else if (parsedTs > ctx.now + ctx.maxFutureMs) {
-      errors.push({ path: 'ts', rule: `max_future_ms:${ctx.maxFutureMs}`, message: `ts is more than ${ctx.maxFutureMs / 1000} s in the future` });
+      errors.push({
+        path: 'ts',
+        rule: `max_future_ms:${ctx.maxFutureMs}`,
+        message: `ts is more than ${ctx.maxFutureMs / 1000} s in the future`,
+      });
     } else if (parsedTs < ctx.now - ctx.maxAgeMs) {
-      errors.push({ path: 'ts', rule: `max_age_ms:${ctx.maxAgeMs}`, message: `ts is older than the accepted window of ${formatDuration(ctx.maxAgeMs)}` });
+      errors.push({
+        path: 'ts',
+        rule: `max_age_ms:${ctx.maxAgeMs}`,
+        message: `ts is older than the accepted window of ${formatDuration(ctx.maxAgeMs)}`,
+      });
     } else ts = parsedTs;
   }
 
@@ -135,7 +144,11 @@ export function validateEvent(input: unknown, ctx: ValidationContext): Validatio
     const tooDeep = checkDepth(e.metadata, 'metadata', MAX_METADATA_DEPTH);
     if (tooDeep.length > 0) errors.push(...tooDeep);
     else if (utf8Length(JSON.stringify(e.metadata)) > MAX_METADATA_BYTES) {
-      errors.push({ path: 'metadata', rule: `max_bytes:${MAX_METADATA_BYTES}`, message: `metadata must serialize to at most ${MAX_METADATA_BYTES} bytes` });
+      errors.push({
+        path: 'metadata',
+        rule: `max_bytes:${MAX_METADATA_BYTES}`,
+        message: `metadata must serialize to at most ${MAX_METADATA_BYTES} bytes`,
+      });
     } else {
       const illFormed = checkText(e.metadata, 'metadata');
       if (illFormed.length > 0) errors.push(...illFormed);

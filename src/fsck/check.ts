@@ -109,8 +109,13 @@ const hex = (b: Uint8Array) => bytesToHex(b);
 /** The leaf hash of an event row's fields. */
 function leafOf(r: Row): Uint8Array {
   return leafHash({
-    namespace: r.namespace as string, request_id: r.request_id as string, caller: r.caller as string, action: r.action as string,
-    units: r.units as number, artifact_digest: r.artifact_digest ? hex(r.artifact_digest as Buffer) : '', ts_ms: r.ts as number,
+    namespace: r.namespace as string,
+    request_id: r.request_id as string,
+    caller: r.caller as string,
+    action: r.action as string,
+    units: r.units as number,
+    artifact_digest: r.artifact_digest ? hex(r.artifact_digest as Buffer) : '',
+    ts_ms: r.ts as number,
   });
 }
 
@@ -118,7 +123,16 @@ function leafOf(r: Row): Uint8Array {
 export async function fsck(reader: LedgerReader, options: FsckOptions = {}): Promise<FsckReport> {
   const started = performance.now();
   const progress = options.progress ?? (() => {});
-  const report: FsckReport = { ok: true, engine: reader.engine, location: reader.location, epochs_checked: 0, events_checked: 0, unsealed_checked: 0, nodes_checked: 0, ms: 0 };
+  const report: FsckReport = {
+    ok: true,
+    engine: reader.engine,
+    location: reader.location,
+    epochs_checked: 0,
+    events_checked: 0,
+    unsealed_checked: 0,
+    nodes_checked: 0,
+    ms: 0,
+  };
   try {
     const total = await reader.epochCount();
     let prev: Head | undefined;
@@ -129,7 +143,7 @@ export async function fsck(reader: LedgerReader, options: FsckOptions = {}): Pro
         checkBoundary(prev, h);
         prev = h;
       }
-      for (let i = 0; i < heads.length;) {
+      for (let i = 0; i < heads.length; ) {
         // Small epochs together, up to SLICE events; a larger one alone (read in slices).
         let j = i + 1;
         for (let n = heads[i]!.size; j < heads.length && n + heads[j]!.size <= SLICE; j++) n += heads[j]!.size;
@@ -151,16 +165,35 @@ export async function fsck(reader: LedgerReader, options: FsckOptions = {}): Pro
 function checkBoundary(prev: Head | undefined, h: Head): void {
   const want = prev ? prev.epoch + 1 : 0;
   const epoch = h.epoch;
-  if (epoch !== want) found({ code: 'epoch_missing', epoch: want, message: `epoch ${want} is missing (the next epoch is ${epoch}): epochs must be numbered without gaps` });
+  if (epoch !== want)
+    found({
+      code: 'epoch_missing',
+      epoch: want,
+      message: `epoch ${want} is missing (the next epoch is ${epoch}): epochs must be numbered without gaps`,
+    });
   if (h.size < 1 || h.size !== h.last_seq - h.first_seq + 1) {
-    found({ code: 'boundary', epoch, message: `epoch ${epoch}: it holds ledger positions ${h.first_seq} … ${h.last_seq} but its size is ${h.size}` });
+    found({
+      code: 'boundary',
+      epoch,
+      message: `epoch ${epoch}: it holds ledger positions ${h.first_seq} … ${h.last_seq} but its size is ${h.size}`,
+    });
   }
   const first = prev ? prev.last_seq + 1 : 1;
   if (h.first_seq === first) return;
   if (h.first_seq > first) {
-    found({ code: 'boundary', epoch, seq: first, message: `epoch ${epoch} starts at ledger position ${h.first_seq}, but ${prev ? `epoch ${prev.epoch} ends at ${prev.last_seq}` : 'the ledger starts at 1'}: positions ${first} … ${h.first_seq - 1} are in no epoch` });
+    found({
+      code: 'boundary',
+      epoch,
+      seq: first,
+      message: `epoch ${epoch} starts at ledger position ${h.first_seq}, but ${prev ? `epoch ${prev.epoch} ends at ${prev.last_seq}` : 'the ledger starts at 1'}: positions ${first} … ${h.first_seq - 1} are in no epoch`,
+    });
   }
-  found({ code: 'boundary', epoch, seq: h.first_seq, message: `epoch ${epoch} starts at ledger position ${h.first_seq}, inside ${prev ? `epoch ${prev.epoch} (which ends at ${prev.last_seq})` : 'nothing: positions start at 1'}` });
+  found({
+    code: 'boundary',
+    epoch,
+    seq: h.first_seq,
+    message: `epoch ${epoch} starts at ledger position ${h.first_seq}, inside ${prev ? `epoch ${prev.epoch} (which ends at ${prev.last_seq})` : 'nothing: positions start at 1'}`,
+  });
 }
 
 /** Epochs whose leaves are contiguous (boundaries checked): their events, leaves, roots and trees. */
@@ -183,8 +216,15 @@ async function checkGroup(reader: LedgerReader, group: Head[], report: FsckRepor
       const stored = r.leaf_hash as Buffer;
       const computed = leafOf(r);
       if (!stored.equals(computed)) {
-        found({ code: 'leaf_hash', epoch: head.epoch, event: id, seq, level: 0, index: seq - head.first_seq,
-          message: `event ${id} (epoch ${head.epoch}): its stored leaf hash ${hex(stored)} is not the hash of its fields (${hex(computed)})` });
+        found({
+          code: 'leaf_hash',
+          epoch: head.epoch,
+          event: id,
+          seq,
+          level: 0,
+          index: seq - head.first_seq,
+          message: `event ${id} (epoch ${head.epoch}): its stored leaf hash ${hex(stored)} is not the hash of its fields (${hex(computed)})`,
+        });
       }
       stored.copy(leaves[e]!, (seq - head.first_seq) * HASH_SIZE);
       ids[e]![seq - head.first_seq] = id;
@@ -205,13 +245,22 @@ async function checkGroup(reader: LedgerReader, group: Head[], report: FsckRepor
     const { epoch } = head;
     const t = times[k]!;
     if (t.min !== head.first_ts || t.max !== head.last_ts) {
-      found({ code: 'epoch_times', epoch, message: `epoch ${epoch}: its stored event times ${head.first_ts} … ${head.last_ts} are not its events' earliest and latest (${t.min} … ${t.max})` });
+      found({
+        code: 'epoch_times',
+        epoch,
+        message: `epoch ${epoch}: its stored event times ${head.first_ts} … ${head.last_ts} are not its events' earliest and latest (${t.min} … ${t.max})`,
+      });
     }
     const tree = buildTree(leaves[k]!, nodeHasher);
     const top = tree.levels.at(-1)!;
     if (!head.root.equals(top)) {
-      found({ code: 'root', epoch, level: tree.levels.length - 1, index: 0,
-        message: `epoch ${epoch}: the stored root ${hex(head.root)} is not the root of its ${head.size} leaf hashes (${hex(top)})` });
+      found({
+        code: 'root',
+        epoch,
+        level: tree.levels.length - 1,
+        index: 0,
+        message: `epoch ${epoch}: the stored root ${hex(head.root)} is not the root of its ${head.size} leaf hashes (${hex(top)})`,
+      });
     }
     // The stored chunks, per level, in order.
     const levels: Buffer[][] = [];
@@ -220,18 +269,34 @@ async function checkGroup(reader: LedgerReader, group: Head[], report: FsckRepor
       const level = r.level as number;
       const chunk = r.chunk as number;
       if (r.epoch !== epoch || level < 0 || level > 64) {
-        found({ code: 'chunk', epoch: r.epoch as number, level, chunk, message: `epoch ${r.epoch as number}: a tree-node chunk is stored at level ${level}, which no tree of its epoch has` });
+        found({
+          code: 'chunk',
+          epoch: r.epoch as number,
+          level,
+          chunk,
+          message: `epoch ${r.epoch as number}: a tree-node chunk is stored at level ${level}, which no tree of its epoch has`,
+        });
       }
       const chunks = (levels[level] ??= []);
       if (chunk !== chunks.length) {
-        found({ code: 'chunk', epoch, level, chunk: chunks.length, index: chunks.length * NODE_CHUNK,
-          message: `epoch ${epoch}: tree level ${level}, chunk ${chunks.length} (nodes from ${chunks.length * NODE_CHUNK}) is missing${chunk > chunks.length ? '' : ' or stored twice'}` });
+        found({
+          code: 'chunk',
+          epoch,
+          level,
+          chunk: chunks.length,
+          index: chunks.length * NODE_CHUNK,
+          message: `epoch ${epoch}: tree level ${level}, chunk ${chunks.length} (nodes from ${chunks.length * NODE_CHUNK}) is missing${chunk > chunks.length ? '' : ' or stored twice'}`,
+        });
       }
       chunks.push(r.hashes as Buffer);
     }
     const stored = levels.filter(Boolean).length;
     if (stored !== tree.levels.length || levels.length !== tree.levels.length) {
-      found({ code: 'levels', epoch, message: `epoch ${epoch}: ${stored} tree levels are stored, its ${head.size} leaves make ${tree.levels.length}` });
+      found({
+        code: 'levels',
+        epoch,
+        message: `epoch ${epoch}: ${stored} tree levels are stored, its ${head.size} leaves make ${tree.levels.length}`,
+      });
     }
     tree.levels.forEach((built, level) => checkLevel(head, level, levels[level]!, built, ids[k]!));
     report.nodes_checked += tree.levels.reduce((s, l) => s + l.length / HASH_SIZE, 0);
@@ -241,8 +306,14 @@ async function checkGroup(reader: LedgerReader, group: Head[], report: FsckRepor
 }
 
 function missingEvent(head: Head, seq: number): never {
-  return found({ code: 'event_missing', epoch: head.epoch, seq, level: 0, index: seq - head.first_seq,
-    message: `epoch ${head.epoch}: the event at ledger position ${seq} is missing (the epoch holds positions ${head.first_seq} … ${head.last_seq})` });
+  return found({
+    code: 'event_missing',
+    epoch: head.epoch,
+    seq,
+    level: 0,
+    index: seq - head.first_seq,
+    message: `epoch ${head.epoch}: the event at ledger position ${seq} is missing (the epoch holds positions ${head.first_seq} … ${head.last_seq})`,
+  });
 }
 
 /** One stored level against the rebuilt one: the first node that differs is named. */
@@ -252,43 +323,76 @@ function checkLevel(head: Head, level: number, chunks: Buffer[], built: Uint8Arr
   chunks.forEach((c, i) => {
     const want = Math.min(NODE_CHUNK, count - i * NODE_CHUNK) * HASH_SIZE;
     if (c.length !== want) {
-      found({ code: 'chunk', epoch, level, chunk: i, index: i * NODE_CHUNK,
-        message: `epoch ${epoch}: tree level ${level}, chunk ${i} holds ${c.length / HASH_SIZE} nodes; ${want > 0 ? `the level's ${count} nodes put ${want / HASH_SIZE} there` : `the level has only ${count} nodes`}` });
+      found({
+        code: 'chunk',
+        epoch,
+        level,
+        chunk: i,
+        index: i * NODE_CHUNK,
+        message: `epoch ${epoch}: tree level ${level}, chunk ${i} holds ${c.length / HASH_SIZE} nodes; ${want > 0 ? `the level's ${count} nodes put ${want / HASH_SIZE} there` : `the level has only ${count} nodes`}`,
+      });
     }
   });
   const stored = Buffer.concat(chunks);
   if (stored.length < built.length) {
     const chunk = chunks.length;
-    found({ code: 'chunk', epoch, level, chunk, index: chunk * NODE_CHUNK, message: `epoch ${epoch}: tree level ${level}, chunk ${chunk} (nodes from ${chunk * NODE_CHUNK}) is missing` });
+    found({
+      code: 'chunk',
+      epoch,
+      level,
+      chunk,
+      index: chunk * NODE_CHUNK,
+      message: `epoch ${epoch}: tree level ${level}, chunk ${chunk} (nodes from ${chunk * NODE_CHUNK}) is missing`,
+    });
   }
   if (stored.equals(built)) return;
   let index = 0;
   while (stored.compare(built, index * HASH_SIZE, (index + 1) * HASH_SIZE, index * HASH_SIZE, (index + 1) * HASH_SIZE) === 0) index++;
   const at = (b: Uint8Array) => hex(b.subarray(index * HASH_SIZE, (index + 1) * HASH_SIZE));
   const leaf = level === 0 ? `, the leaf of event ${ids[index]} (ledger position ${head.first_seq + index})` : '';
-  found({ code: 'node', epoch, level, index, chunk: Math.floor(index / NODE_CHUNK), ...(level === 0 && { event: ids[index], seq: head.first_seq + index }),
-    message: `epoch ${epoch}: the stored tree level ${level} is not the one rebuilt from its leaf hashes: node ${index} (chunk ${Math.floor(index / NODE_CHUNK)}${leaf}) is ${at(stored)}, rebuilt ${at(built)}` });
+  found({
+    code: 'node',
+    epoch,
+    level,
+    index,
+    chunk: Math.floor(index / NODE_CHUNK),
+    ...(level === 0 && { event: ids[index], seq: head.first_seq + index }),
+    message: `epoch ${epoch}: the stored tree level ${level} is not the one rebuilt from its leaf hashes: node ${index} (chunk ${Math.floor(index / NODE_CHUNK)}${leaf}) is ${at(stored)}, rebuilt ${at(built)}`,
+  });
 }
 
 /** Events after the last epoch: each leaf hash, and no ledger position among them. */
-async function checkUnsealed(reader: LedgerReader, lastSealed: number, report: FsckReport, progress: (p: FsckProgress) => void): Promise<void> {
+async function checkUnsealed(
+  reader: LedgerReader,
+  lastSealed: number,
+  report: FsckReport,
+  progress: (p: FsckProgress) => void,
+): Promise<void> {
   const total = await reader.unsealedCount(lastSealed);
   // SQLite names an event by seq (its id), PostgreSQL an unsealed one by id (no seq yet).
   const shape = reader.engine === 'sqlite' ? EVENT_SHAPE : UNSEALED_EVENT_SHAPE;
-  for (let after = reader.engine === 'sqlite' ? lastSealed : 0; ;) {
+  for (let after = reader.engine === 'sqlite' ? lastSealed : 0; ; ) {
     const rows = await reader.unsealedEvents(lastSealed, after, SLICE);
     if (rows.length === 0) break;
     for (const raw of rows) {
       const r = checked(shape, raw);
       const id = r.id as number;
       if (reader.engine === 'postgres' && r.seq !== null) {
-        found({ code: 'stray_seq', event: id, seq: r.seq as number,
-          message: `event ${id} has ledger position ${r.seq as number}, after the last epoch (which ends at ${lastSealed}): a position is given only by the seal that stores its epoch` });
+        found({
+          code: 'stray_seq',
+          event: id,
+          seq: r.seq as number,
+          message: `event ${id} has ledger position ${r.seq as number}, after the last epoch (which ends at ${lastSealed}): a position is given only by the seal that stores its epoch`,
+        });
       }
       const stored = r.leaf_hash as Buffer;
       const computed = leafOf(r);
       if (!stored.equals(computed)) {
-        found({ code: 'leaf_hash', event: id, message: `event ${id} (after the last epoch): its stored leaf hash ${hex(stored)} is not the hash of its fields (${hex(computed)})` });
+        found({
+          code: 'leaf_hash',
+          event: id,
+          message: `event ${id} (after the last epoch): its stored leaf hash ${hex(stored)} is not the hash of its fields (${hex(computed)})`,
+        });
       }
       after = id;
       report.unsealed_checked++;

@@ -18,7 +18,10 @@ export function describeValue(v: unknown): string {
   if (typeof v === 'bigint' || typeof v === 'number') return String(v);
   if (typeof v === 'string') {
     // One pass, one character at a time: every non-printable character shown as \uXXXX.
-    const shown = JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v).replace(/[^\x20-\x7e…]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    const shown = JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v).replace(
+      /[^\x20-\x7e…]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    );
     return `the text ${shown}`;
   }
   if (Buffer.isBuffer(v) || v instanceof Uint8Array) return `a ${v.length}-byte blob`;
@@ -29,17 +32,22 @@ export function describeValue(v: unknown): string {
 export function kindProblem(kind: Kind, v: unknown): string | undefined {
   if (v === null || v === undefined) return kind.endsWith('?') ? undefined : 'null, but must be set';
   switch (kind) {
-    case 'int': case 'int?':
-      if (typeof v === 'bigint' ? v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) : Number.isSafeInteger(v)) return undefined;
+    case 'int':
+    case 'int?':
+      if (typeof v === 'bigint' ? v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) : Number.isSafeInteger(v))
+        return undefined;
       return typeof v === 'bigint' ? 'beyond 2^53−1, more than this ledger can hold' : 'not an integer';
-    case 'text': case 'text?':
+    case 'text':
+    case 'text?':
       return typeof v === 'string' ? undefined : 'not text';
     case 'bool':
       return typeof v === 'boolean' || v === 0 || v === 1 || v === 0n || v === 1n ? undefined : 'not a boolean';
-    case 'hash': case 'hash?':
+    case 'hash':
+    case 'hash?':
       return Buffer.isBuffer(v) && v.length === HASH_SIZE ? undefined : `not a ${HASH_SIZE}-byte hash`;
     case 'nodes':
-      return Buffer.isBuffer(v) && v.length > 0 && v.length % HASH_SIZE === 0 && v.length <= NODE_CHUNK * HASH_SIZE ? undefined
+      return Buffer.isBuffer(v) && v.length > 0 && v.length % HASH_SIZE === 0 && v.length <= NODE_CHUNK * HASH_SIZE
+        ? undefined
         : `not a chunk of 1 … ${NODE_CHUNK} tree-node hashes of ${HASH_SIZE} bytes each (${HASH_SIZE} … ${NODE_CHUNK * HASH_SIZE} bytes, a multiple of ${HASH_SIZE})`;
   }
 }
@@ -72,16 +80,30 @@ export function rowProblem(shape: Shape, r: Row): string | undefined {
 
 /** The columns fsck reads. */
 export const EPOCH_SHAPE: Shape = {
-  table: 'epochs', key: ['epoch'],
+  table: 'epochs',
+  key: ['epoch'],
   kinds: { epoch: 'int', first_seq: 'int', last_seq: 'int', size: 'int', root: 'hash', first_ts: 'int', last_ts: 'int' },
 };
 export const EVENT_SHAPE: Shape = {
-  table: 'events', key: ['seq'],
+  table: 'events',
+  key: ['seq'],
   kinds: {
-    id: 'int', seq: 'int?', namespace: 'text', request_id: 'text', caller: 'text', action: 'text', units: 'int',
-    artifact_digest: 'hash?', ts: 'int', leaf_hash: 'hash',
+    id: 'int',
+    seq: 'int?',
+    namespace: 'text',
+    request_id: 'text',
+    caller: 'text',
+    action: 'text',
+    units: 'int',
+    artifact_digest: 'hash?',
+    ts: 'int',
+    leaf_hash: 'hash',
   },
 };
 /** PostgreSQL names an unsealed event by id (it has no seq yet). */
 export const UNSEALED_EVENT_SHAPE: Shape = { ...EVENT_SHAPE, key: ['id'] };
-export const NODE_SHAPE: Shape = { table: 'epoch_nodes', key: ['epoch', 'level', 'chunk'], kinds: { epoch: 'int', level: 'int', chunk: 'int', hashes: 'nodes' } };
+export const NODE_SHAPE: Shape = {
+  table: 'epoch_nodes',
+  key: ['epoch', 'level', 'chunk'],
+  kinds: { epoch: 'int', level: 'int', chunk: 'int', hashes: 'nodes' },
+};

@@ -12,7 +12,12 @@ export interface ClassificationRow {
 }
 
 export function periodOfRow(r: ClassificationRow): ClassificationPeriod {
-  return { from_ms: Number(r.from_ms), billable: JSON.parse(r.billable) as string[], non_billable: JSON.parse(r.non_billable) as string[], other: r.other as ClassificationPeriod['other'] };
+  return {
+    from_ms: Number(r.from_ms),
+    billable: JSON.parse(r.billable) as string[],
+    non_billable: JSON.parse(r.non_billable) as string[],
+    other: r.other as ClassificationPeriod['other'],
+  };
 }
 
 const iso = (ms: number) => (Number.isFinite(ms) && Math.abs(ms) < 8.64e15 ? new Date(ms).toISOString() : String(ms));
@@ -29,7 +34,8 @@ export function periodToAppend(
   const empty = held.lastFrom === null && held.maxTs === null;
   const earliest = empty ? 0 : Math.max(opts.now, (held.maxTs ?? -1) + 1, (held.lastFrom ?? -1) + 1);
   const from = opts.fromMs ?? earliest;
-  if (!Number.isSafeInteger(from) || from < 0) throw new RangeError(`classification from must be an integer of milliseconds, 0 or more (got ${from})`);
+  if (!Number.isSafeInteger(from) || from < 0)
+    throw new RangeError(`classification from must be an integer of milliseconds, 0 or more (got ${from})`);
   if (from < earliest) {
     const why =
       held.lastFrom !== null && held.lastFrom + 1 === earliest && held.lastFrom >= opts.now

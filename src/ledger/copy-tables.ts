@@ -33,40 +33,75 @@ export class MalformedRowError extends Error {
 
 // kinds: the columns as SQLite stores them, in order, and what each must hold in the source.
 export const KEYS: TableSpec = {
-  table: 'api_keys', label: 'keys', key: ['id'],
+  table: 'api_keys',
+  label: 'keys',
+  key: ['id'],
   kinds: { id: 'text', owner: 'text', namespaces: 'text', key_hash: 'hash', created_at: 'int', revoked_at: 'int?' },
   name: (r) => `key ${String(r[0])}`,
 };
 export const EVENTS: TableSpec = {
-  table: 'events', label: 'events', key: ['seq'],
+  table: 'events',
+  label: 'events',
+  key: ['seq'],
   kinds: {
-    seq: 'int', namespace: 'text', request_id: 'text', owner: 'text', key_id: 'text', caller: 'text', action: 'text', units: 'int',
-    artifact_digest: 'hash?', ts: 'int', ts_explicit: 'int', received_at: 'int', source: 'text?', metadata: 'text?', leaf_hash: 'hash',
+    seq: 'int',
+    namespace: 'text',
+    request_id: 'text',
+    owner: 'text',
+    key_id: 'text',
+    caller: 'text',
+    action: 'text',
+    units: 'int',
+    artifact_digest: 'hash?',
+    ts: 'int',
+    ts_explicit: 'int',
+    received_at: 'int',
+    source: 'text?',
+    metadata: 'text?',
+    leaf_hash: 'hash',
   },
   name: (r) => `event ${String(r[0])}`,
 };
 export const EPOCHS: TableSpec = {
-  table: 'epochs', label: 'epochs', key: ['epoch'],
+  table: 'epochs',
+  label: 'epochs',
+  key: ['epoch'],
   kinds: { epoch: 'int', first_seq: 'int', last_seq: 'int', size: 'int', root: 'hash', first_ts: 'int', last_ts: 'int', sealed_at: 'int' },
   name: (r) => `epoch ${String(r[0])}`,
 };
 export const NODES: TableSpec = {
-  table: 'epoch_nodes', label: 'tree nodes', key: ['epoch', 'level', 'chunk'],
+  table: 'epoch_nodes',
+  label: 'tree nodes',
+  key: ['epoch', 'level', 'chunk'],
   kinds: { epoch: 'int', level: 'int', chunk: 'int', hashes: 'nodes' },
   name: (r) => `epoch ${String(r[0])} (tree level ${String(r[1])}, chunk ${String(r[2])})`,
 };
 export const ATTEMPTS: TableSpec = {
-  table: 'anchor_attempts', label: 'anchor attempts', key: ['tx_digest'],
+  table: 'anchor_attempts',
+  label: 'anchor attempts',
+  key: ['tx_digest'],
   kinds: { tx_digest: 'text', first_epoch: 'int', last_epoch: 'int', created_at: 'int' },
   name: (r) => `anchor attempt ${String(r[0])}`,
 };
 export const ANCHORS: TableSpec = {
-  table: 'anchors', label: 'anchors', key: ['epoch'],
-  kinds: { epoch: 'int', network: 'text', package_id: 'text', registry_id: 'text', tx_digest: 'text?', checkpoint: 'text?', anchored_at: 'int' },
+  table: 'anchors',
+  label: 'anchors',
+  key: ['epoch'],
+  kinds: {
+    epoch: 'int',
+    network: 'text',
+    package_id: 'text',
+    registry_id: 'text',
+    tx_digest: 'text?',
+    checkpoint: 'text?',
+    anchored_at: 'int',
+  },
   name: (r) => `anchor of epoch ${String(r[0])}`,
 };
 export const CLASSIFICATIONS: TableSpec = {
-  table: 'classifications', label: 'classification periods', key: ['from_ms'],
+  table: 'classifications',
+  label: 'classification periods',
+  key: ['from_ms'],
   kinds: { from_ms: 'int', billable: 'text', non_billable: 'text', other: 'text', created_at: 'int' },
   name: (r) => `classification period from ${String(r[0])}`,
 };
@@ -106,11 +141,16 @@ function same(a: Cell, b: Cell): boolean {
   if (Buffer.isBuffer(a) || Buffer.isBuffer(b)) return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b);
   return a === b;
 }
-const show = (v: Cell): string => (Buffer.isBuffer(v) ? (v.length <= 32 ? v.toString('hex') : `${v.length} bytes ${v.subarray(0, 8).toString('hex')}…`) : JSON.stringify(v));
+const show = (v: Cell): string =>
+  Buffer.isBuffer(v) ? (v.length <= 32 ? v.toString('hex') : `${v.length} bytes ${v.subarray(0, 8).toString('hex')}…`) : JSON.stringify(v);
 
 /** Compares a table row by row, in key order; returns how many rows matched. `fail` names the first difference. */
 export async function compareTable(
-  spec: TableSpec, source: AsyncIterable<Row[]>, target: AsyncIterable<Row[]>, fail: Fail, tick: (done: number) => void,
+  spec: TableSpec,
+  source: AsyncIterable<Row[]>,
+  target: AsyncIterable<Row[]>,
+  fail: Fail,
+  tick: (done: number) => void,
 ): Promise<number> {
   const names = columnsOf(spec);
   const epochOf = (row: Cell[]) => (spec === NODES || spec === EPOCHS || spec === ANCHORS ? (row[0] as number) : undefined);
@@ -124,7 +164,8 @@ export async function compareTable(
       const s = await src.next();
       if (s.done) fail(`${spec.label}: the copy holds ${spec.name(t)}, which the source does not have`, epochOf(t));
       const i = s.value.findIndex((v, k) => !same(v, t[k]!));
-      if (i >= 0) fail(`${spec.name(s.value)}: ${names[i]} is ${show(t[i]!)} in the copy but ${show(s.value[i]!)} in the source`, epochOf(s.value));
+      if (i >= 0)
+        fail(`${spec.name(s.value)}: ${names[i]} is ${show(t[i]!)} in the copy but ${show(s.value[i]!)} in the source`, epochOf(s.value));
       n++;
     }
     tick(n);

@@ -29,7 +29,10 @@ export function epochRecordOf(r: EpochRow): EpochRecord {
 }
 
 /** The row list() reads: epochs strictly between after and before (open ends: all). */
-export const listBounds = (q: { after?: number; before?: number }): [number, number] => [q.after ?? -1, q.before ?? Number.MAX_SAFE_INTEGER];
+export const listBounds = (q: { after?: number; before?: number }): [number, number] => [
+  q.after ?? -1,
+  q.before ?? Number.MAX_SAFE_INTEGER,
+];
 
 /** containing(seq): the first epoch ending at or after seq holds it only if it also starts at or before it. */
 export const holding = (row: EpochRow | undefined, seq: number): EpochRecord | undefined =>

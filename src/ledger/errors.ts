@@ -25,7 +25,9 @@ export function isConnectionError(err: unknown): boolean {
     if (code.startsWith('08') || /^57P0[1235]$/.test(code) || code === '25P03' || code === '53300') return true;
     if (SOCKET_CODES.has(code)) return true;
   }
-  return /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection unexpectedly|Cannot use a pool after calling end)/i.test(err.message);
+  return /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection unexpectedly|Cannot use a pool after calling end)/i.test(
+    err.message,
+  );
 }
 
 /** SQLite: another process holds the write lock past busy_timeout, the disk is full, or I/O failed. */

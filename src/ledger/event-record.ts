@@ -56,7 +56,7 @@ export function differences(stored: StoredForComparison, e: NormalizedEvent): st
   if (stored.units !== e.units) differs.push('units');
   if ((stored.artifact_digest?.toString('hex') ?? '') !== e.artifact_digest) differs.push('artifact_digest');
   // A retry that leaves ts out means "when received": it cannot contradict the stored time.
-  if (e.ts_explicit && Boolean(stored.ts_explicit) && stored.ts !== e.ts_ms) differs.push('ts');
+  if (e.ts_explicit && stored.ts_explicit && stored.ts !== e.ts_ms) differs.push('ts');
   if (stored.source !== e.source) differs.push('source');
   if (stored.metadata !== e.metadata) differs.push('metadata');
   return differs;

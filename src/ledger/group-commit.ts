@@ -101,14 +101,16 @@ export class GroupCommit {
         this.answer(jobs, events, started, committed);
         continue;
       }
-      this.inFlight = committed.then(
-        (results) => this.answer(jobs, events, started, results),
-        (err: unknown) => jobs.forEach((job) => job.reject(err)),
-      ).finally(() => {
-        this.inFlight = undefined;
-        // What queued meanwhile is the next group: go at once, it has already waited.
-        if (this.queue.length > 0) this.kick();
-      });
+      this.inFlight = committed
+        .then(
+          (results) => this.answer(jobs, events, started, results),
+          (err: unknown) => jobs.forEach((job) => job.reject(err)),
+        )
+        .finally(() => {
+          this.inFlight = undefined;
+          // What queued meanwhile is the next group: go at once, it has already waited.
+          if (this.queue.length > 0) this.kick();
+        });
     }
   }
 

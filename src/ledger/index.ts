@@ -16,7 +16,10 @@ export { describeLocation, isPostgresUrl, redactUrlsIn, urlHasPassword } from '.
 export async function openLedger(location: string, options: OpenLedgerOptions = {}): Promise<Ledger> {
   if (isPostgresUrl(location)) {
     const { openPostgresLedger } = await import('./postgres/index.ts');
-    return openPostgresLedger(location, { ...(options.groupCommit && { groupCommit: options.groupCommit }), ...(options.instanceId && { instanceId: options.instanceId }) });
+    return openPostgresLedger(location, {
+      ...(options.groupCommit && { groupCommit: options.groupCommit }),
+      ...(options.instanceId && { instanceId: options.instanceId }),
+    });
   }
   return new SqliteLedger(location, options);
 }

@@ -17,7 +17,19 @@ import { leafHash } from '../event/leaf.ts';
 import { fsck, type FsckProblem } from '../fsck/check.ts';
 import { UnreadableLedgerError } from '../fsck/reader.ts';
 import type { Row } from '../fsck/rows.ts';
-import { ANCHORS, ATTEMPTS, CLASSIFICATIONS, compareTable, EPOCHS, EVENTS, KEYS, MalformedRowError, NODES, TABLES, type TableRows, type TableSpec } from './copy-tables.ts';
+import {
+  ANCHORS,
+  ATTEMPTS,
+  CLASSIFICATIONS,
+  compareTable,
+  EPOCHS,
+  EVENTS,
+  KEYS,
+  MalformedRowError,
+  NODES,
+  TABLES,
+  type TableSpec,
+} from './copy-tables.ts';
 import { describeLocation, isPostgresUrl } from './index.ts';
 import type { CopyCounts, PostgresLedger, RowSource } from './postgres/index.ts';
 import { openSqliteCopySource, type SqliteCopySource } from './sqlite/readers.ts';
@@ -82,7 +94,9 @@ function sourceError(file: string, err: unknown): unknown {
 /** The source, locked (migrate) or in a plain snapshot (checkCopy); a database URL refused. */
 function openSource(file: string, lock: boolean): SqliteCopySource {
   if (isPostgresUrl(file)) {
-    throw new MigrateError(`--from takes a SQLite ledger file, not a database URL (${describeLocation(file)}); to copy one PostgreSQL database to another, use pg_dump`);
+    throw new MigrateError(
+      `--from takes a SQLite ledger file, not a database URL (${describeLocation(file)}); to copy one PostgreSQL database to another, use pg_dump`,
+    );
   }
   try {
     return openSqliteCopySource(file, { lock });
@@ -101,7 +115,12 @@ function failOn(problem: FsckProblem | undefined, fail: (message: string, epoch?
  * table's row count, every epoch's tree and root rebuilt from the leaf hashes in PostgreSQL,
  * then every table row by row.
  */
-async function verifyCopy(source: SqliteCopySource, ledger: PostgresLedger, target: string, progress: (p: MigrateProgress) => void): Promise<{ epochs_checked: number; rows_compared: number }> {
+async function verifyCopy(
+  source: SqliteCopySource,
+  ledger: PostgresLedger,
+  target: string,
+  progress: (p: MigrateProgress) => void,
+): Promise<{ epochs_checked: number; rows_compared: number }> {
   const fail = (message: string, epoch?: number): never => {
     throw new MigrateError(
       `the copy in ${target} does not match the source: ${message}. Do not serve from it: drop that database, create it again and rerun receipts migrate (the source was not changed); if it happens again, report it`,
@@ -126,8 +145,9 @@ async function verifyCopy(source: SqliteCopySource, ledger: PostgresLedger, targ
     if (epochs !== counts.get(EPOCHS)) fail(`${epochs} epochs were rebuilt, the source has ${counts.get(EPOCHS)}`);
     let rows = 0;
     for (const spec of source.tables) {
-      rows += await compareTable(spec, source.batches(spec), copy.batches(spec), fail,
-        (done) => progress({ step: 'check-copy', what: spec.label, done, total: counts.get(spec)! }));
+      rows += await compareTable(spec, source.batches(spec), copy.batches(spec), fail, (done) =>
+        progress({ step: 'check-copy', what: spec.label, done, total: counts.get(spec)! }),
+      );
     }
     return { epochs_checked: epochs, rows_compared: rows };
   } catch (err) {
@@ -168,7 +188,9 @@ export async function migrateToPostgres(options: MigrateOptions): Promise<Migrat
   if (!isPostgresUrl(to)) {
     // Not echoed: a mistyped URL may still hold a password.
     const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(to)?.[1];
-    throw new MigrateError(`--to takes a postgres:// (or postgresql://) URL of the target database; this one ${scheme ? `is a ${scheme}: URL` : 'is not a URL'}`);
+    throw new MigrateError(
+      `--to takes a postgres:// (or postgresql://) URL of the target database; this one ${scheme ? `is a ${scheme}: URL` : 'is not a URL'}`,
+    );
   }
 
   // 0. One snapshot for everything below, under the write lock until the end: what is checked is
@@ -182,15 +204,22 @@ export async function migrateToPostgres(options: MigrateOptions): Promise<Migrat
     try {
       ledger = await openPostgresLedger(to, { poolSize: 2 });
     } catch (err) {
-      throw new MigrateError(`cannot open the target ${target}: ${(err as Error).message}; check --to (the database must exist: createdb NAME)`);
+      throw new MigrateError(
+        `cannot open the target ${target}: ${(err as Error).message}; check --to (the database must exist: createdb NAME)`,
+      );
     }
     if (await holdsLedger(ledger.pool)) {
-      throw new MigrateError(`the target ${target} already holds a ledger (keys, events, epochs, anchor attempts or classification periods): receipts migrate copies into an empty database only; create a new one (createdb NAME) and pass its URL; nothing was copied`);
+      throw new MigrateError(
+        `the target ${target} already holds a ledger (keys, events, epochs, anchor attempts or classification periods): receipts migrate copies into an empty database only; create a new one (createdb NAME) and pass its URL; nothing was copied`,
+      );
     }
 
     // 1. The source checks out, or nothing is written.
     const sourceFail = (message: string, epoch?: number): never => {
-      throw new MigrateError(`the source ledger ${from} does not check out: ${message}. Nothing was copied: the file is damaged or was altered; restore it from a backup`, epoch);
+      throw new MigrateError(
+        `the source ledger ${from} does not check out: ${message}. Nothing was copied: the file is damaged or was altered; restore it from a backup`,
+        epoch,
+      );
     };
     // Sealed events here; the events after the last epoch are checked as they are copied.
     const checked = await fsck(source.reader, {
@@ -203,21 +232,35 @@ export async function migrateToPostgres(options: MigrateOptions): Promise<Migrat
     // 2. The copy, a slice at a time; an unsealed event whose fields do not hash to its leaf stops it.
     const checkLeaf = (r: Row): void => {
       const computed = leafHash({
-        namespace: r.namespace as string, request_id: r.request_id as string, caller: r.caller as string, action: r.action as string,
-        units: r.units as number, artifact_digest: r.artifact_digest ? bytesToHex(r.artifact_digest as Buffer) : '', ts_ms: r.ts as number,
+        namespace: r.namespace as string,
+        request_id: r.request_id as string,
+        caller: r.caller as string,
+        action: r.action as string,
+        units: r.units as number,
+        artifact_digest: r.artifact_digest ? bytesToHex(r.artifact_digest as Buffer) : '',
+        ts_ms: r.ts as number,
       });
       const stored = r.leaf_hash as Buffer;
-      if (!stored.equals(computed)) sourceFail(`event ${r.id as number}: its stored leaf hash ${stored.toString('hex')} is not the hash of its fields (${bytesToHex(computed)})`);
+      if (!stored.equals(computed))
+        sourceFail(
+          `event ${r.id as number}: its stored leaf hash ${stored.toString('hex')} is not the hash of its fields (${bytesToHex(computed)})`,
+        );
     };
     // The rows are the SQLite tables' own columns (events with their id), which is what copyInto takes.
-    const rows = (spec: TableSpec) => source.rows(spec, (read, done, total) => {
-      if (spec === EVENTS) for (const r of read) if (r.seq === null) checkLeaf(r);
-      progress({ step: 'copy', what: spec.label, done, total });
-    }) as unknown as RowSource<never>;
+    const rows = (spec: TableSpec) =>
+      source.rows(spec, (read, done, total) => {
+        if (spec === EVENTS) for (const r of read) if (r.seq === null) checkLeaf(r);
+        progress({ step: 'copy', what: spec.label, done, total });
+      }) as unknown as RowSource<never>;
     let copied: CopyCounts;
     try {
       copied = await copyInto(ledger, {
-        keys: rows(KEYS), events: rows(EVENTS), epochs: rows(EPOCHS), nodes: rows(NODES), attempts: rows(ATTEMPTS), anchors: rows(ANCHORS),
+        keys: rows(KEYS),
+        events: rows(EVENTS),
+        epochs: rows(EPOCHS),
+        nodes: rows(NODES),
+        attempts: rows(ATTEMPTS),
+        anchors: rows(ANCHORS),
         classifications: source.tables.includes(CLASSIFICATIONS) ? rows(CLASSIFICATIONS) : [],
       });
     } catch (err) {
@@ -230,8 +273,12 @@ export async function migrateToPostgres(options: MigrateOptions): Promise<Migrat
     const compared = await verifyCopy(source, ledger, target, progress);
     const unsealed = await source.reader.unsealedCount(lastSealedSeq);
     return {
-      from, to: target, copied, unsealed,
-      ...compared, ms: Math.round(performance.now() - started),
+      from,
+      to: target,
+      copied,
+      unsealed,
+      ...compared,
+      ms: Math.round(performance.now() - started),
     };
   } finally {
     await ledger?.close().catch(() => {});

@@ -40,7 +40,8 @@ export function checkSealRequest(request: SealRequest): void {
 export function checkBuiltTree(tree: BuiltTree, leaves: Uint8Array): void {
   if (tree.levels[0]?.length !== leaves.length) throw new Error('the tree builder returned a leaf level of the wrong size');
   if (tree.root?.length !== HASH_SIZE) throw new Error(`the tree builder returned a root of ${tree.root?.length} bytes, not ${HASH_SIZE}`);
-  if (tree.levels.some((l) => l.length === 0 || l.length % HASH_SIZE !== 0)) throw new Error(`the tree builder returned a level that is not whole ${HASH_SIZE}-byte hashes`);
+  if (tree.levels.some((l) => l.length === 0 || l.length % HASH_SIZE !== 0))
+    throw new Error(`the tree builder returned a level that is not whole ${HASH_SIZE}-byte hashes`);
 }
 
 /** Seals the next epoch with the engine's read and write; null when nothing waits. */

@@ -22,7 +22,8 @@ export function pageStart(groupBy: GroupBy, after: string | undefined): string |
   if (after === undefined) return FIRST[groupBy];
   if (typeof FIRST[groupBy] === 'string') return after;
   const ms = Date.parse(after);
-  if (!Number.isSafeInteger(ms)) throw new RangeError(`after must be a ${groupBy} key (an ISO 8601 date-time), not "${after.slice(0, 64)}"`);
+  if (!Number.isSafeInteger(ms))
+    throw new RangeError(`after must be a ${groupBy} key (an ISO 8601 date-time), not "${after.slice(0, 64)}"`);
   return ms;
 }
 

@@ -45,7 +45,8 @@ function nodeOf(start: number, end: number): [level: number, index: number] {
  * than 2^level leaves, as buildTree promotes it). Empty when size1 = size2.
  */
 export function consistencyProofNodes(size1: number, size2: number): Array<[level: number, index: number]> {
-  if (!isSize(size1) || !isSize(size2) || size1 < 1 || size1 > size2) throw new RangeError(`no consistency proof from size ${size1} to ${size2} (0 < size1 ≤ size2)`);
+  if (!isSize(size1) || !isSize(size2) || size1 < 1 || size1 > size2)
+    throw new RangeError(`no consistency proof from size ${size1} to ${size2} (0 < size1 ≤ size2)`);
   const out: Array<[number, number]> = [];
   // SUBPROOF(m, D[start:start+n], b), unrolled: each step appends after the recursive part, so
   // collect in reverse and flip.
@@ -76,7 +77,13 @@ export function consistencyProof(size1: number, size2: number, node: NodeReader)
 }
 
 /** RFC 9162 §2.1.4.2: whether `proof` shows that the tree (size2, root2) extends (size1, root1). */
-export function verifyConsistency(size1: number, size2: number, proof: readonly Uint8Array[], root1: Uint8Array, root2: Uint8Array): ConsistencyResult {
+export function verifyConsistency(
+  size1: number,
+  size2: number,
+  proof: readonly Uint8Array[],
+  root1: Uint8Array,
+  root2: Uint8Array,
+): ConsistencyResult {
   const fail = (code: ConsistencyFailure, reason: string): ConsistencyResult => ({ ok: false, code, reason });
   if (!isSize(size1) || !isSize(size2)) return fail('size_order', `tree sizes ${size1} and ${size2} are not non-negative integers`);
   if (size1 > size2) return fail('size_order', `the first tree size ${size1} is larger than the second ${size2}: a log only grows`);
@@ -116,7 +123,8 @@ export function verifyConsistency(size1: number, size2: number, proof: readonly 
     sn = Math.floor(sn / 2);
   }
   if (sn !== 0) return fail('path_length', `the proof from ${size1} to ${size2} is too short (${proof.length} hashes)`);
-  if (!equalBytes(fr, root1)) return fail('root_mismatch', `the proof does not lead to the root of size ${size1}: the first tree is not a prefix of the second`);
+  if (!equalBytes(fr, root1))
+    return fail('root_mismatch', `the proof does not lead to the root of size ${size1}: the first tree is not a prefix of the second`);
   if (!equalBytes(sr, root2)) return fail('root_mismatch', `the proof does not lead to the root of size ${size2}`);
   return { ok: true };
 }

@@ -23,7 +23,8 @@ export function rootFromInclusionProof(
   trace?: (level: PathLevel) => void,
 ): { root: Uint8Array } | { reason: string; code: PathFailure } {
   if (!Number.isSafeInteger(size) || size < 1) return { reason: `tree size ${size} is not a positive integer`, code: 'index_out_of_range' };
-  if (!Number.isSafeInteger(index) || index < 0) return { reason: `leaf index ${index} is not a non-negative integer`, code: 'index_out_of_range' };
+  if (!Number.isSafeInteger(index) || index < 0)
+    return { reason: `leaf index ${index} is not a non-negative integer`, code: 'index_out_of_range' };
   if (index >= size) return { reason: `leaf index ${index} is not below the tree size ${size}`, code: 'index_out_of_range' };
   if (leafHash.length !== HASH_SIZE) return { reason: 'leaf hash is not 32 bytes', code: 'malformed' };
   let fn = index;
@@ -61,7 +62,8 @@ export function verifyInclusion(
 ): InclusionResult {
   const computed = rootFromInclusionProof(leafHash, index, size, path);
   if ('reason' in computed) return { ok: false, reason: computed.reason };
-  if (!equalBytes(computed.root, root)) return { ok: false, reason: 'the audit path leads to a different root: the proof does not match this tree' };
+  if (!equalBytes(computed.root, root))
+    return { ok: false, reason: 'the audit path leads to a different root: the proof does not match this tree' };
   return { ok: true };
 }
 

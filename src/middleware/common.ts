@@ -90,7 +90,12 @@ export function loggingOnError(logger: MeterLogger, where: string): (error: Erro
   };
 }
 
-export const DEFAULT_REFUSED: Readonly<Record<number, string>> = Object.freeze({ 401: 'unauthorized', 403: 'forbidden', 429: 'rate_limited', 503: 'unavailable' });
+export const DEFAULT_REFUSED: Readonly<Record<number, string>> = Object.freeze({
+  401: 'unauthorized',
+  403: 'forbidden',
+  429: 'rate_limited',
+  503: 'unavailable',
+});
 
 /**
  * The only values that reach `metadata`: primitives of the request, never objects or headers.
@@ -166,26 +171,43 @@ function routeValue(route: string | undefined): string | undefined {
 }
 
 export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: string, logger: MeterLogger = console): Meter<Req, Res> {
-  if (!options || typeof options !== 'object') throw new Error(`${where}: options are required ({ namespace, caller, action, client | url + apiKey })`);
+  if (!options || typeof options !== 'object')
+    throw new Error(`${where}: options are required ({ namespace, caller, action, client | url + apiKey })`);
   for (const k of ['namespace', 'action'] as const) {
     const v = options[k];
-    if (typeof v !== 'function' && (typeof v !== 'string' || v === '')) throw new Error(`${where}: ${k} must be a function of the request or a non-empty string`);
+    if (typeof v !== 'function' && (typeof v !== 'string' || v === ''))
+      throw new Error(`${where}: ${k} must be a function of the request or a non-empty string`);
   }
-  if (typeof options.caller !== 'function') throw new Error(`${where}: caller must be a function of the request, e.g. (request) => request.user.id`);
+  if (typeof options.caller !== 'function')
+    throw new Error(`${where}: caller must be a function of the request, e.g. (request) => request.user.id`);
   for (const k of ['units', 'requestId', 'skip', 'refusal', 'refusedAction', 'onError'] as const) {
     if (options[k] !== undefined && typeof options[k] !== 'function') throw new Error(`${where}: ${k} must be a function`);
   }
   // Nothing is dropped silently: without an onError, problems are logged (rate-limited).
   const onError = options.onError ?? loggingOnError(logger, where);
   const ownsClient = !options.client;
-  const client = options.client ?? createUsageClient({
-    ...options.clientOptions,
-    url: options.url,
-    apiKey: options.apiKey,
-    onError: options.clientOptions?.onError ?? onError,
-    onRejected: options.clientOptions?.onRejected ?? ((r) => onError(new Error(`the usage service refused the event of request ${r.event.request_id} (${r.status}: ${r.errors.map((e) => `${e.path} ${e.rule}`).join(', ')})`))),
-    onDropped: options.clientOptions?.onDropped ?? ((events) => onError(new Error(`${events.length} usage events were dropped (the client's queue was full, or close() gave up without a spool)`))),
-  });
+  const client =
+    options.client ??
+    createUsageClient({
+      ...options.clientOptions,
+      url: options.url,
+      apiKey: options.apiKey,
+      onError: options.clientOptions?.onError ?? onError,
+      onRejected:
+        options.clientOptions?.onRejected ??
+        ((r) =>
+          onError(
+            new Error(
+              `the usage service refused the event of request ${r.event.request_id} (${r.status}: ${r.errors.map((e) => `${e.path} ${e.rule}`).join(', ')})`,
+            ),
+          )),
+      onDropped:
+        options.clientOptions?.onDropped ??
+        ((events) =>
+          onError(
+            new Error(`${events.length} usage events were dropped (the client's queue was full, or close() gave up without a spool)`),
+          )),
+    });
   // An array by status: integer lookups in a (frozen) object's elements, or a Map, were a
   // measurable part of a request.
   const refused: Array<string | undefined> = new Array(1000).fill(undefined);
@@ -198,8 +220,12 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
   const namespaceFixed = typeof options.namespace === 'string';
   const actionFixed = typeof options.action === 'string' && !options.refusedAction;
   // (Also a fixed action that refusedAction may rename: the action itself must be a good one.)
-  for (const [k, fixed, ok] of [['namespace', namespaceFixed, namespaceOk], ['action', typeof options.action === 'string', actionOk]] as const) {
-    if (fixed && !ok(options[k] as string)) throw new Error(`${where}: ${k} ${JSON.stringify(options[k])} breaks the leaf rule for ${k}s (src/event/validate.ts)`);
+  for (const [k, fixed, ok] of [
+    ['namespace', namespaceFixed, namespaceOk],
+    ['action', typeof options.action === 'string', actionOk],
+  ] as const) {
+    if (fixed && !ok(options[k] as string))
+      throw new Error(`${where}: ${k} ${JSON.stringify(options[k])} breaks the leaf rule for ${k}s (src/event/validate.ts)`);
   }
   const namespaceOf = fn(options.namespace);
   const actionOf = fn(options.action);
@@ -214,7 +240,12 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
     try {
       const v = f(request);
       if (typeof v === 'string' && v !== '') return v;
-      if (!quiet) report(new Error(`${where}: ${name}(request) gave ${v === '' ? 'an empty string' : `${typeof v}, not a string`}; the request was not metered (return a non-empty string, e.g. 'anonymous')`));
+      if (!quiet)
+        report(
+          new Error(
+            `${where}: ${name}(request) gave ${v === '' ? 'an empty string' : `${typeof v}, not a string`}; the request was not metered (return a non-empty string, e.g. 'anonymous')`,
+          ),
+        );
     } catch (err) {
       if (!quiet) report(new Error(`${where}: ${name}(request) threw (${(err as Error)?.message}); the request was not metered`));
     }
@@ -246,7 +277,8 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
         const namespace = typeof options.namespace === 'string' ? options.namespace : text('namespace', namespaceOf, request);
         let action = typeof options.action === 'string' ? options.action : text('action', actionOf, request);
         // A refused request often has no caller yet (401): still measured, as anonymous.
-        const caller = text('caller', options.caller, request, admission !== undefined) ?? (admission !== undefined ? 'anonymous' : undefined);
+        const caller =
+          text('caller', options.caller, request, admission !== undefined) ?? (admission !== undefined ? 'anonymous' : undefined);
         if (namespace === undefined || action === undefined || caller === undefined) return;
         let units = 0;
         if (admission !== undefined) {
@@ -254,7 +286,12 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
             const renamed = options.refusedAction(action, admission);
             // Not a usable action: the refusal is still measured, under the action itself.
             if (typeof renamed === 'string' && actionOk(renamed)) action = renamed;
-            else report(new Error(`${where}: refusedAction(${JSON.stringify(action)}, ${JSON.stringify(admission)}) gave ${typeof renamed === 'string' ? JSON.stringify(renamed) : typeof renamed}, not an action (the leaf rule for actions, src/event/validate.ts); recorded under ${JSON.stringify(action)}`));
+            else
+              report(
+                new Error(
+                  `${where}: refusedAction(${JSON.stringify(action)}, ${JSON.stringify(admission)}) gave ${typeof renamed === 'string' ? JSON.stringify(renamed) : typeof renamed}, not an action (the leaf rule for actions, src/event/validate.ts); recorded under ${JSON.stringify(action)}`,
+                ),
+              );
           }
         } else if (options.units) {
           units = options.units(request, reply, { status, aborted, durationMs });
@@ -272,14 +309,33 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
         // and reports exactly what is wrong to onRejected.
         const good =
           // (the request id was checked when it was taken or made, see requestId())
-          Number.isSafeInteger(units) && units >= 0 && units <= MAX_UNITS &&
-          (namespaceFixed || namespaceOk(namespace)) && (actionFixed || actionOk(action)) && callerOk(caller) &&
+          Number.isSafeInteger(units) &&
+          units >= 0 &&
+          units <= MAX_UNITS &&
+          (namespaceFixed || namespaceOk(namespace)) &&
+          (actionFixed || actionOk(action)) &&
+          callerOk(caller) &&
           (admission === undefined || (admission.length <= MAX_ACTION_LENGTH && admission.isWellFormed())) &&
-          typeof method === 'string' && method.length <= 32;
+          typeof method === 'string' &&
+          method.length <= 32;
         // What its JSON can take at most, for the client's batch size limit: 6 bytes per
         // character (a \uXXXX escape) of its strings, and room for keys, numbers and punctuation.
-        const bound = good ? (requestId.length + namespace.length + action.length + caller.length + method.length + (route?.length ?? 0) + (admission?.length ?? 0)) * 6 + 500 : 0;
-        client.record(good ? new CheckedEvent(requestId, namespace, caller, action, units, ts, metadata, bound) : { request_id: requestId, namespace, caller, action, units, ts, metadata });
+        const bound = good
+          ? (requestId.length +
+              namespace.length +
+              action.length +
+              caller.length +
+              method.length +
+              (route?.length ?? 0) +
+              (admission?.length ?? 0)) *
+              6 +
+            500
+          : 0;
+        client.record(
+          good
+            ? new CheckedEvent(requestId, namespace, caller, action, units, ts, metadata, bound)
+            : { request_id: requestId, namespace, caller, action, units, ts, metadata },
+        );
       } catch (err) {
         report(new Error(`${where}: metering the request failed (${(err as Error)?.message ?? String(err)}); the request was not metered`));
       }
@@ -345,7 +401,8 @@ const IN_USE = Symbol.for('sui-receipts.request-context.in-use');
 const attribution: { on: boolean; storage: Storage | null } = (() => {
   const g = globalThis as unknown as Record<PropertyKey, unknown>;
   const kept = g[IN_USE];
-  if (kept && typeof kept === 'object' && typeof (kept as { on?: unknown }).on === 'boolean') return kept as { on: boolean; storage: Storage | null };
+  if (kept && typeof kept === 'object' && typeof (kept as { on?: unknown }).on === 'boolean')
+    return kept as { on: boolean; storage: Storage | null };
   const fresh = { on: false, storage: null };
   g[IN_USE] = fresh;
   return fresh;
@@ -357,7 +414,10 @@ const attribution: { on: boolean; storage: Storage | null } = (() => {
  * else Node's through process.getBuiltinModule. Null where neither exists: attribution is off.
  */
 export function requestContext(): Storage | null {
-  const g = globalThis as unknown as Record<PropertyKey, unknown> & { AsyncLocalStorage?: new () => Storage; process?: { getBuiltinModule?: (id: string) => unknown } };
+  const g = globalThis as unknown as Record<PropertyKey, unknown> & {
+    AsyncLocalStorage?: new () => Storage;
+    process?: { getBuiltinModule?: (id: string) => unknown };
+  };
   if (g[STORAGE] !== undefined) return g[STORAGE] as Storage | null;
   let Als: (new () => Storage) | undefined = typeof g.AsyncLocalStorage === 'function' ? g.AsyncLocalStorage : undefined;
   if (!Als) {

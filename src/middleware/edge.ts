@@ -20,7 +20,10 @@ export type EdgeMeterOptions<A extends unknown[] = unknown[]> = Omit<MeterOption
 
 export type FetchHandler<A extends unknown[]> = (request: Request, ...args: A) => Response | Promise<Response>;
 
-export function meterHandler<A extends unknown[]>(handler: FetchHandler<A>, options: EdgeMeterOptions<A>): (request: Request, ...args: A) => Promise<Response> {
+export function meterHandler<A extends unknown[]>(
+  handler: FetchHandler<A>,
+  options: EdgeMeterOptions<A>,
+): (request: Request, ...args: A) => Promise<Response> {
   if (typeof handler !== 'function') throw new Error('meterHandler: handler must be a function (request, ctx) => Response');
   let meter: Meter<Request, Response> | undefined;
   const meterFor = (args: A) => {
@@ -53,7 +56,19 @@ export function meterHandler<A extends unknown[]>(handler: FetchHandler<A>, opti
         m.report(err);
       }
       const bytesIn = contentLength(request.headers.get('content-length'));
-      m.record(request, response ?? new Response(null, { status }), ts, requestId, request.method, route, status, aborted, performance.now() - t0, bytesIn, bytesOut);
+      m.record(
+        request,
+        response ?? new Response(null, { status }),
+        ts,
+        requestId,
+        request.method,
+        route,
+        status,
+        aborted,
+        performance.now() - t0,
+        bytesIn,
+        bytesOut,
+      );
       over();
     };
     // The client sends after the answer is complete; the runtime keeps that alive.

@@ -25,14 +25,28 @@ export interface MeterMiddleware<R, S> {
   close(): Promise<void>;
 }
 
-export function meterRequests<R extends IncomingMessage = Req, S extends ServerResponse = ServerResponse>(options: ExpressMeterOptions<R, S>): MeterMiddleware<R, S> {
+export function meterRequests<R extends IncomingMessage = Req, S extends ServerResponse = ServerResponse>(
+  options: ExpressMeterOptions<R, S>,
+): MeterMiddleware<R, S> {
   const meter = createMeter(options, 'meterRequests');
   const finish = (w: Exchange<R, S>, aborted: boolean) => {
     const { request: req, reply: res } = w;
     try {
       const r = req as unknown as Req;
       const route = r.route?.path !== undefined ? `${mountOf(r)}${String(r.route.path)}` : undefined;
-      meter.record(req, res, w.ts, w.id!, req.method ?? 'GET', route, res.headersSent || !aborted ? res.statusCode : 499, aborted, elapsed(w.t0), bytesIn(req), bytesOut(req, res, w.w0));
+      meter.record(
+        req,
+        res,
+        w.ts,
+        w.id!,
+        req.method ?? 'GET',
+        route,
+        res.headersSent || !aborted ? res.statusCode : 499,
+        aborted,
+        elapsed(w.t0),
+        bytesIn(req),
+        bytesOut(req, res, w.w0),
+      );
     } catch (err) {
       meter.report(err);
     }
@@ -102,7 +116,10 @@ function stackOf(router: { stack?: unknown } | undefined): Layer[] {
 
 /** Whether `text` begins with the mount path `path` (a whole segment), as Express matches: case-blind. */
 function startsWithPath(text: string, path: string): boolean {
-  return text.slice(0, path.length).toLowerCase() === path.toLowerCase() && (text.length === path.length || path === '' || text[path.length] === '/');
+  return (
+    text.slice(0, path.length).toLowerCase() === path.toLowerCase() &&
+    (text.length === path.length || path === '' || text[path.length] === '/')
+  );
 }
 
 /**
@@ -119,7 +136,8 @@ function literalMount(stack: Layer[], rest: string, route: unknown, depth: numbe
     if (!Array.isArray(nested) || typeof layer.rawPath !== 'string' || !LITERAL.test(layer.rawPath)) continue;
     const path = layer.rawPath.replace(/\/+$/, '');
     let tail: string | undefined;
-    if (path === '') tail = literalMount(nested as Layer[], rest, route, depth + 1); // router.use(inner): nothing consumed
+    if (path === '')
+      tail = literalMount(nested as Layer[], rest, route, depth + 1); // router.use(inner): nothing consumed
     else if (!end && startsWithPath(rest, path)) {
       const below = literalMount(nested as Layer[], rest.slice(path.length), route, depth + 1);
       if (below !== undefined) tail = path + below;

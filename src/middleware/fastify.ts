@@ -29,21 +29,27 @@ export type FastifyMeterOptions = MeterOptions<FastifyRequest, FastifyReply> & {
 type State = Exchange<FastifyRequest, FastifyReply>;
 
 // Any fastify instance: HTTP/1, HTTPS or HTTP/2 (its raw server type is not ours to narrow).
+// biome-ignore lint/suspicious/noExplicitAny: fastify's instance generics take any server, request and reply types here
 type AnyFastify = FastifyInstance<any, any, any, any, any>;
 
 function plugin(instance: AnyFastify, options: FastifyMeterOptions, done?: (err?: Error) => void): void {
   const app = instance as FastifyInstance;
   let meter: Meter<FastifyRequest, FastifyReply>;
   try {
-    if (options?.registeredFirst !== undefined && typeof options.registeredFirst !== 'boolean') throw new Error('meterRequests: registeredFirst must be true or false');
+    if (options?.registeredFirst !== undefined && typeof options.registeredFirst !== 'boolean')
+      throw new Error('meterRequests: registeredFirst must be true or false');
     // Without an onError, problems are logged through the app's own logger (rate-limited).
     meter = createMeter(options, 'meterRequests', app.log);
   } catch (err) {
-    if (done) return done(err as Error);
+    if (done) {
+      done(err as Error);
+      return;
+    }
     throw err;
   }
   // The x-request-id the client sent (the raw headers: fastify's getter copies them when a hook replaced them).
-  const idOf = (request: FastifyRequest, headers = request.raw.headers) => meter.requestId(request, headers['x-request-id'] as string | undefined);
+  const idOf = (request: FastifyRequest, headers = request.raw.headers) =>
+    meter.requestId(request, headers['x-request-id'] as string | undefined);
 
   const finish = (state: State, aborted: boolean) => {
     const { request, reply } = state;
@@ -109,7 +115,13 @@ function plugin(instance: AnyFastify, options: FastifyMeterOptions, done?: (err?
     });
   } else if (app.server) {
     // Nothing dropped silently: an answer the plugin never saw start is reported.
-    reportUnwatched(app.server, (res) => meter.report(new Error(`meterRequests: a request answered ${res.statusCode} before the plugin's onRequest hook ran was not metered (an onRequest hook registered before meterRequests answered it; register meterRequests first, or leave out registeredFirst: true)`)));
+    reportUnwatched(app.server, (res) =>
+      meter.report(
+        new Error(
+          `meterRequests: a request answered ${res.statusCode} before the plugin's onRequest hook ran was not metered (an onRequest hook registered before meterRequests answered it; register meterRequests first, or leave out registeredFirst: true)`,
+        ),
+      ),
+    );
   }
   if (meter.ownsClient) app.addHook('onClose', async () => meter.client.close());
   done?.();
@@ -125,8 +137,7 @@ function routeOf(request: FastifyRequest): string | undefined {
  * A fastify plugin: `await app.register(meterRequests, options)`, or `meterRequests(app, options)`
  * before the app is ready. Register it before other onRequest hooks; see `registeredFirst`.
  */
-export const meterRequests = fp(plugin as FastifyPluginCallback<FastifyMeterOptions>, { fastify: '5.x', name: 'sui-receipts-meter' }) as unknown as (
-  instance: AnyFastify,
-  options: FastifyMeterOptions,
-  done?: (err?: Error) => void,
-) => void;
+export const meterRequests = fp(plugin as FastifyPluginCallback<FastifyMeterOptions>, {
+  fastify: '5.x',
+  name: 'sui-receipts-meter',
+}) as unknown as (instance: AnyFastify, options: FastifyMeterOptions, done?: (err?: Error) => void) => void;

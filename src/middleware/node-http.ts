@@ -185,7 +185,7 @@ class Connection {
 
   /** Whether a watch of `res` is on the list. */
   holds(res: unknown): boolean {
-    return (this.first !== null && this.first.res === res) || (this.rest !== null && this.rest.some((w) => w.res === res));
+    return (this.first !== null && this.first.res === res) || (this.rest?.some((w) => w.res === res) ?? false);
   }
 
   /** Takes `w` off the list; false when it was not on it (already over). */
@@ -301,7 +301,12 @@ export function bytesIn(req: IncomingMessage): number {
  * connection for this answer, its status line, headers and chunk framing included (Node's public
  * API does not give the size of the header block it wrote), or 0 when its start was not seen.
  */
-export function bytesOut(req: IncomingMessage, res: ServerResponse, w0: number, declared: unknown = res.getHeader('content-length')): number {
+export function bytesOut(
+  req: IncomingMessage,
+  res: ServerResponse,
+  w0: number,
+  declared: unknown = res.getHeader('content-length'),
+): number {
   // No body whatever the headers say (RFC 9110 §6.4.1).
   if (req.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304) return 0;
   if (declared !== undefined) return contentLength(declared);

@@ -26,10 +26,13 @@ export interface UpstreamOptions {
 export function meteredFetch(options: UpstreamOptions): typeof fetch {
   const provider = options?.provider;
   if (typeof provider !== 'string' || !ACTION_PATTERN.test(provider) || provider.length > 40) {
-    throw new Error(`meteredFetch: provider must be a short name of lowercase letters, digits, '.', '_' or '-' (e.g. "openai"), got ${JSON.stringify(provider)}`);
+    throw new Error(
+      `meteredFetch: provider must be a short name of lowercase letters, digits, '.', '_' or '-' (e.g. "openai"), got ${JSON.stringify(provider)}`,
+    );
   }
   const action = options.action ?? `upstream.${provider}`;
-  if (!ACTION_PATTERN.test(action) || action.length > MAX_ACTION_LENGTH) throw new Error(`meteredFetch: action "${action}" must match ${ACTION_PATTERN} (≤ ${MAX_ACTION_LENGTH} characters)`);
+  if (!ACTION_PATTERN.test(action) || action.length > MAX_ACTION_LENGTH)
+    throw new Error(`meteredFetch: action "${action}" must match ${ACTION_PATTERN} (≤ ${MAX_ACTION_LENGTH} characters)`);
   const storage = useRequestContext();
   const base = (...args: Parameters<typeof fetch>) => (options.fetch ?? globalThis.fetch)(...args);
   if (!storage) return base as typeof fetch; // no AsyncLocalStorage here: attribution is off
@@ -51,7 +54,10 @@ export function meteredFetch(options: UpstreamOptions): typeof fetch {
       try {
         if (inbound.skipped()) return;
         const who = inbound.identity();
-        if (!who) return report(new Error(`meteredFetch(${provider}): the inbound request's namespace or caller is not known; the call was not metered`));
+        if (!who)
+          return report(
+            new Error(`meteredFetch(${provider}): the inbound request's namespace or caller is not known; the call was not metered`),
+          );
         let units = response?.ok ? 1 : 0;
         if (response && options.units) units = options.units(response);
         const derived = `${inbound.requestId}.${provider}.${n}`;

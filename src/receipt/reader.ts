@@ -24,7 +24,9 @@ export class ReceiptReader {
   /** Where an epoch's root is on chain, as a receipt carries it, or null while it is not anchored (the ledger caches found ones). */
   async anchor(epoch: number): Promise<Anchor | null> {
     const a = await this.ledger.anchors.get(epoch);
-    return a && { network: a.network, package_id: a.package_id, registry_id: a.registry_id, tx_digest: a.tx_digest, checkpoint: a.checkpoint };
+    return (
+      a && { network: a.network, package_id: a.package_id, registry_id: a.registry_id, tx_digest: a.tx_digest, checkpoint: a.checkpoint }
+    );
   }
 
   /** The receipt of a stored event: pending until its epoch is sealed. */
@@ -40,7 +42,19 @@ export class ReceiptReader {
     };
     const epoch = row.seq === null ? undefined : await this.ledger.epochs.containing(row.seq);
     if (!epoch || row.seq === null) {
-      return { version: 1, id: row.id, status: 'pending', event, leaf_hash: row.leaf_hash, epoch: null, leaf_index: null, tree_size: null, proof: null, root: null, anchor: null };
+      return {
+        version: 1,
+        id: row.id,
+        status: 'pending',
+        event,
+        leaf_hash: row.leaf_hash,
+        epoch: null,
+        leaf_index: null,
+        tree_size: null,
+        proof: null,
+        root: null,
+        anchor: null,
+      };
     }
     const leafIndex = row.seq - epoch.first_seq;
     const anchor = await this.anchor(epoch.epoch);

@@ -45,8 +45,13 @@ export class WorkerSealer {
     const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: this.spec });
     worker.unref();
     worker.on('message', (m: FromWorker) => {
-      if ('opened' in m) return this.logger?.info({ file: this.spec.file, ...m.opened }, 'seal worker opened its own connection to the ledger');
-      if ('failed' in m) return this.logger?.error({ file: this.spec.file, err: { message: m.failed } }, 'seal worker could not open the ledger; will retry on the next seal');
+      if ('opened' in m)
+        return this.logger?.info({ file: this.spec.file, ...m.opened }, 'seal worker opened its own connection to the ledger');
+      if ('failed' in m)
+        return this.logger?.error(
+          { file: this.spec.file, err: { message: m.failed } },
+          'seal worker could not open the ledger; will retry on the next seal',
+        );
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
       if (m.error !== undefined) p?.reject(new Error(m.error));
@@ -132,7 +137,10 @@ export class SealScheduler {
         const epoch = await this.options.seal(this.options.maxEvents, now);
         if (!epoch) break;
         const seconds = (performance.now() - started) / 1000;
-        this.options.logger?.info({ epoch: epoch.epoch, size: epoch.size, root: epoch.root, ms: Math.round(seconds * 1000) }, 'sealed epoch');
+        this.options.logger?.info(
+          { epoch: epoch.epoch, size: epoch.size, root: epoch.root, ms: Math.round(seconds * 1000) },
+          'sealed epoch',
+        );
         this.options.onSealed?.(epoch, seconds);
         sealed.push(epoch);
       }

@@ -24,7 +24,12 @@ export interface SealOptions {
 }
 
 export function sealRequest(options: SealOptions): SealRequest {
-  return { maxEvents: options.maxEvents, now: options.now ?? Date.now(), build: buildEpochTree, ...(options.progress && { progress: options.progress }) };
+  return {
+    maxEvents: options.maxEvents,
+    now: options.now ?? Date.now(),
+    build: buildEpochTree,
+    ...(options.progress && { progress: options.progress }),
+  };
 }
 
 /** Seals the next epoch, or returns null when nothing waits. */

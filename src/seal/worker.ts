@@ -13,7 +13,9 @@ let ledger: SqliteLedger;
 try {
   ledger = new SqliteLedger(spec.file, { synchronous: spec.synchronous, migrate: false });
   // Read back from the connection itself: what the log line reports is what this connection does.
-  const synchronous = ({ 0: 'off', 1: 'normal', 2: 'full', 3: 'extra' } as Record<number, string>)[ledger.db.pragma('synchronous', { simple: true }) as number];
+  const synchronous = ({ 0: 'off', 1: 'normal', 2: 'full', 3: 'extra' } as Record<number, string>)[
+    ledger.db.pragma('synchronous', { simple: true }) as number
+  ];
   parentPort!.postMessage({ opened: { synchronous, journal_mode: ledger.db.pragma('journal_mode', { simple: true }) } });
 } catch (err) {
   parentPort!.postMessage({ failed: (err as Error).message });

@@ -25,7 +25,16 @@ export type VerifyFailure = 'malformed' | 'pending' | 'invalid';
  * - `not_anchored`: checked against the chain (`receipts verify --rpc`): the receipt has no anchor
  *   yet (kind `pending`), or the registry holds no root for its epoch (kind `invalid`).
  */
-export const VERIFY_CODES = ['malformed', 'not_sealed', 'leaf_mismatch', 'index_out_of_range', 'path_length', 'size_mismatch', 'root_mismatch', 'not_anchored'] as const;
+export const VERIFY_CODES = [
+  'malformed',
+  'not_sealed',
+  'leaf_mismatch',
+  'index_out_of_range',
+  'path_length',
+  'size_mismatch',
+  'root_mismatch',
+  'not_anchored',
+] as const;
 export type VerifyCode = (typeof VERIFY_CODES)[number];
 
 /** The kind each code belongs to (not_anchored's depends on why: see VERIFY_CODES). */

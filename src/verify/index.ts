@@ -28,7 +28,16 @@ export interface VerifyStep {
 export { kindOf, VerificationError, VERIFY_CODES, type VerifyCode, type VerifyFailure } from './error.ts';
 
 export type VerifyResult =
-  | { ok: true; reason: string; epoch: number; leaf_index: number; tree_size: number; root: string; trusted_root: boolean; steps: VerifyStep[] }
+  | {
+      ok: true;
+      reason: string;
+      epoch: number;
+      leaf_index: number;
+      tree_size: number;
+      root: string;
+      trusted_root: boolean;
+      steps: VerifyStep[];
+    }
   | { ok: false; kind: VerifyFailure; code: VerifyCode; reason: string; steps: VerifyStep[] };
 
 /**
@@ -37,7 +46,19 @@ export type VerifyResult =
  */
 export const MAX_PROOF_LENGTH = 64;
 
-const RECEIPT_FIELDS = new Set(['version', 'id', 'status', 'event', 'leaf_hash', 'epoch', 'leaf_index', 'tree_size', 'proof', 'root', 'anchor']);
+const RECEIPT_FIELDS = new Set([
+  'version',
+  'id',
+  'status',
+  'event',
+  'leaf_hash',
+  'epoch',
+  'leaf_index',
+  'tree_size',
+  'proof',
+  'root',
+  'anchor',
+]);
 const EVENT_FIELDS = new Set(['namespace', 'request_id', 'caller', 'action', 'units', 'artifact_digest', 'ts_ms']);
 const ANCHOR_FIELDS = new Set(['network', 'package_id', 'registry_id', 'tx_digest', 'checkpoint']);
 const STATUSES = ['pending', 'sealed', 'anchored'];
@@ -52,22 +73,35 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
     const shape = checkShape(receipt);
     if (typeof shape === 'string') return fail('format', 'malformed', shape);
     if (shape.pending) {
-      return fail('format', 'not_sealed', 'the receipt is pending: its epoch is not sealed yet, so there is no proof to verify; fetch it again after the next seal');
+      return fail(
+        'format',
+        'not_sealed',
+        'the receipt is pending: its epoch is not sealed yet, so there is no proof to verify; fetch it again after the next seal',
+      );
     }
     const r = shape.receipt;
     steps.push({ step: 'format', ok: true, detail: `receipt v1 for ${r.event.namespace} / ${r.event.request_id}` });
 
     const rebuilt = leafHash(r.event);
     if (!equalBytes(rebuilt, hexToBytes(r.leaf_hash))) {
-      return fail('leaf', 'leaf_mismatch', 'the leaf hash does not match the event fields: the event was altered, or the receipt belongs to another event');
+      return fail(
+        'leaf',
+        'leaf_mismatch',
+        'the leaf hash does not match the event fields: the event was altered, or the receipt belongs to another event',
+      );
     }
     steps.push({ step: 'leaf', ok: true, detail: `leaf v1 rebuilt from the event fields hashes to ${r.leaf_hash.toLowerCase()}` });
 
     let size = r.tree_size;
     if (options.size !== undefined) {
-      if (!Number.isSafeInteger(options.size) || options.size < 1) return fail('root', 'size_mismatch', `the trusted tree size ${String(options.size)} is not a positive integer`);
+      if (!Number.isSafeInteger(options.size) || options.size < 1)
+        return fail('root', 'size_mismatch', `the trusted tree size ${String(options.size)} is not a positive integer`);
       if (options.size !== r.tree_size) {
-        return fail('root', 'size_mismatch', `the receipt says tree size ${r.tree_size} but the trusted size for epoch ${r.epoch} is ${options.size}`);
+        return fail(
+          'root',
+          'size_mismatch',
+          `the receipt says tree size ${r.tree_size} but the trusted size for epoch ${r.epoch} is ${options.size}`,
+        );
       }
       size = options.size;
     }
@@ -77,26 +111,49 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
     );
     if ('reason' in walked) return fail('path', walked.code, walked.reason);
     const walkedHex = bytesToHex(walked.root);
-    steps.push({ step: 'path', ok: true, detail: `${r.proof.length} audit-path hashes from leaf ${r.leaf_index} of ${size} lead to ${walkedHex}`, levels });
+    steps.push({
+      step: 'path',
+      ok: true,
+      detail: `${r.proof.length} audit-path hashes from leaf ${r.leaf_index} of ${size} lead to ${walkedHex}`,
+      levels,
+    });
 
     let expected: Uint8Array;
     const trusted = options.root !== undefined;
     if (options.root !== undefined) {
-      if (typeof options.root === 'string' ? !isHex64AnyCase(options.root) : !(options.root instanceof Uint8Array) || options.root.length !== HASH_SIZE) {
+      if (
+        typeof options.root === 'string'
+          ? !isHex64AnyCase(options.root)
+          : !(options.root instanceof Uint8Array) || options.root.length !== HASH_SIZE
+      ) {
         return fail('root', 'root_mismatch', 'the trusted root is not 32 bytes (64 hex characters)');
       }
       expected = typeof options.root === 'string' ? hexToBytes(options.root) : options.root;
     } else expected = hexToBytes(r.root);
     if (!equalBytes(walked.root, expected)) {
-      return fail('root', 'root_mismatch', trusted ? `the proof leads to ${walkedHex}, not to the trusted root of epoch ${r.epoch}` : `the proof leads to ${walkedHex}, not to the receipt's root ${r.root.toLowerCase()}`);
+      return fail(
+        'root',
+        'root_mismatch',
+        trusted
+          ? `the proof leads to ${walkedHex}, not to the trusted root of epoch ${r.epoch}`
+          : `the proof leads to ${walkedHex}, not to the receipt's root ${r.root.toLowerCase()}`,
+      );
     }
     // As with the size: a receipt that names another root than the trusted one is not a true
     // copy of this epoch's receipt, even though its path is right.
     if (trusted && !equalBytes(hexToBytes(r.root), expected)) {
-      return fail('root', 'root_mismatch', `the path leads to the trusted root of epoch ${r.epoch}, but the receipt names another root, ${r.root.toLowerCase()}`);
+      return fail(
+        'root',
+        'root_mismatch',
+        `the path leads to the trusted root of epoch ${r.epoch}, but the receipt names another root, ${r.root.toLowerCase()}`,
+      );
     }
     const rootHex = bytesToHex(expected);
-    steps.push({ step: 'root', ok: true, detail: trusted ? `matches the trusted root ${rootHex}` : `matches the receipt's own root ${rootHex} (not checked against the chain)` });
+    steps.push({
+      step: 'root',
+      ok: true,
+      detail: trusted ? `matches the trusted root ${rootHex}` : `matches the receipt's own root ${rootHex} (not checked against the chain)`,
+    });
     return {
       ok: true,
       reason: `leaf ${r.leaf_index} of ${size} in epoch ${r.epoch} is included under root ${rootHex}`,
@@ -143,20 +200,24 @@ function checkShape(x: unknown): { pending: true } | { pending: false; receipt: 
   if (!isObject(x)) return 'the receipt is not a JSON object';
   const r = x;
   if (r.version !== 1) {
-    return r.version === undefined ? 'not a receipt: the version field is missing (a receipt v1 has "version": 1)' : `unsupported receipt version ${String(JSON.stringify(r.version)).slice(0, 40)} (this verifier reads version 1)`;
+    return r.version === undefined
+      ? 'not a receipt: the version field is missing (a receipt v1 has "version": 1)'
+      : `unsupported receipt version ${String(JSON.stringify(r.version)).slice(0, 40)} (this verifier reads version 1)`;
   }
   const extra = unknownField(r, RECEIPT_FIELDS);
   if (extra !== undefined) return `unknown field "${extra.slice(0, 64)}": a receipt v1 has only ${[...RECEIPT_FIELDS].join(', ')}`;
   if (r.id !== undefined && !isCount(r.id)) return 'id must be a non-negative integer';
   if (r.status !== undefined && !STATUSES.includes(r.status as string)) return `status must be one of ${STATUSES.join(', ')}`;
   for (const f of ['event', 'leaf_hash', 'epoch', 'leaf_index', 'tree_size', 'proof', 'root', 'anchor'] as const) {
-    if (r[f] === undefined) return `${f} is missing (a receipt v1 has ${f}${f === 'anchor' || f === 'proof' || f === 'root' || f === 'epoch' || f === 'leaf_index' || f === 'tree_size' ? ', null while it does not apply' : ''})`;
+    if (r[f] === undefined)
+      return `${f} is missing (a receipt v1 has ${f}${f === 'anchor' || f === 'proof' || f === 'root' || f === 'epoch' || f === 'leaf_index' || f === 'tree_size' ? ', null while it does not apply' : ''})`;
   }
 
   const e = r.event;
   if (!isObject(e)) return 'event must be an object';
   const extraEvent = unknownField(e, EVENT_FIELDS);
-  if (extraEvent !== undefined) return `unknown field "event.${extraEvent.slice(0, 64)}": an event has only ${[...EVENT_FIELDS].join(', ')}`;
+  if (extraEvent !== undefined)
+    return `unknown field "event.${extraEvent.slice(0, 64)}": an event has only ${[...EVENT_FIELDS].join(', ')}`;
   // The API's own limits: a receipt can only hold what the API accepted.
   for (const [f, max] of Object.entries(LEAF_STRING_MAX)) {
     const v = e[f];
@@ -173,21 +234,26 @@ function checkShape(x: unknown): { pending: true } | { pending: false; receipt: 
   if (a !== null) {
     if (!isObject(a)) return 'anchor must be null or an object';
     const extraAnchor = unknownField(a, ANCHOR_FIELDS);
-    if (extraAnchor !== undefined) return `unknown field "anchor.${extraAnchor.slice(0, 64)}": an anchor has only ${[...ANCHOR_FIELDS].join(', ')}`;
+    if (extraAnchor !== undefined)
+      return `unknown field "anchor.${extraAnchor.slice(0, 64)}": an anchor has only ${[...ANCHOR_FIELDS].join(', ')}`;
     for (const f of ['network', 'package_id', 'registry_id'] as const) {
-      if (typeof a[f] !== 'string' || (a[f] as string).length < 1 || (a[f] as string).length > 128) return `anchor.${f} must be a string of 1 to 128 characters`;
+      if (typeof a[f] !== 'string' || (a[f] as string).length < 1 || (a[f] as string).length > 128)
+        return `anchor.${f} must be a string of 1 to 128 characters`;
     }
     for (const f of ['tx_digest', 'checkpoint'] as const) {
-      if (a[f] !== null && (typeof a[f] !== 'string' || (a[f] as string).length > 128)) return `anchor.${f} must be null or a string of at most 128 characters`;
+      if (a[f] !== null && (typeof a[f] !== 'string' || (a[f] as string).length > 128))
+        return `anchor.${f} must be null or a string of at most 128 characters`;
     }
   }
   if (r.status === 'anchored' && a === null) return 'status says anchored but anchor is null: the receipt contradicts itself';
-  if ((r.status === 'sealed' || r.status === 'pending') && a !== null) return `status says ${r.status} but the receipt has an anchor: the receipt contradicts itself`;
+  if ((r.status === 'sealed' || r.status === 'pending') && a !== null)
+    return `status says ${r.status} but the receipt has an anchor: the receipt contradicts itself`;
 
   const sealedFields = ['epoch', 'leaf_index', 'tree_size', 'proof', 'root'] as const;
   if (r.status === 'pending' || (r.status === undefined && r.proof === null)) {
     const set = sealedFields.find((f) => r[f] !== null);
-    if (set !== undefined) return `a pending receipt has ${set} null (and no proof), but this one has a value: the receipt contradicts itself`;
+    if (set !== undefined)
+      return `a pending receipt has ${set} null (and no proof), but this one has a value: the receipt contradicts itself`;
     return { pending: true };
   }
   if (r.proof === null) return `status says ${String(r.status)} but proof is null: the receipt contradicts itself`;

@@ -62,7 +62,10 @@ function route(): void {
   const view = path === '/usage' || (path === '/' && keyInput.value) ? 'usage' : 'verify';
   $('verify-view').hidden = view !== 'verify';
   $('usage-view').hidden = view !== 'usage';
-  for (const [id, active] of [['nav-verify', view === 'verify'], ['nav-usage', view === 'usage']] as const) {
+  for (const [id, active] of [
+    ['nav-verify', view === 'verify'],
+    ['nav-usage', view === 'usage'],
+  ] as const) {
     if (active) $(id).setAttribute('aria-current', 'page');
     else $(id).removeAttribute('aria-current');
   }
@@ -99,7 +102,9 @@ function showResult(result: VerifyResult, stepsList: HTMLOListElement, verdict: 
     stepsList.append(li);
   }
   verdict.className = result.ok ? 'ok' : 'bad';
-  verdict.textContent = result.ok ? `Valid: ${result.reason}` : `Invalid at step "${STEP_NAMES[result.steps.at(-1)!.step]}": ${result.reason}`;
+  verdict.textContent = result.ok
+    ? `Valid: ${result.reason}`
+    : `Invalid at step "${STEP_NAMES[result.steps.at(-1)!.step]}": ${result.reason}`;
   // The stable code next to the sentence, for people to quote and programs to read.
   if (!result.ok) verdict.append(' ', el('code', result.code, 'failure-code'));
   verdict.dataset.ok = String(result.ok);
@@ -127,7 +132,10 @@ function showPending(r: ReceiptLike): void {
   verdict.dataset.needsKey = 'false';
   const id = typeof r.id === 'number' && Number.isSafeInteger(r.id) ? r.id : undefined;
   verdict.replaceChildren(
-    el('span', `Not sealed yet: ${id === undefined ? 'this event' : `event ${id}`} is recorded, but the epoch that will hold it is not sealed yet, so there is no proof to check. This is not a failure.`),
+    el(
+      'span',
+      `Not sealed yet: ${id === undefined ? 'this event' : `event ${id}`} is recorded, but the epoch that will hold it is not sealed yet, so there is no proof to check. This is not a failure.`,
+    ),
   );
   if (id === undefined) {
     verdict.append(' Fetch it again by its event id once it is sealed.');
@@ -162,14 +170,28 @@ async function verifyNow(): Promise<void> {
   if (isPending(receipt)) return showPending(receipt);
   const result = verifyReceipt(receipt);
   showResult(result, $<HTMLOListElement>('steps'), verdict);
-  const r = receipt as { anchor?: { network: string; registry_id: string; tx_digest: string | null; checkpoint: string | null } | null; epoch?: number };
+  const r = receipt as {
+    anchor?: { network: string; registry_id: string; tx_digest: string | null; checkpoint: string | null } | null;
+    epoch?: number;
+  };
   if (result.ok && r.anchor && typeof r.epoch === 'number') await chainCheck(receipt, r.epoch, r.anchor, chain);
 }
 
 /** The epoch's root and size as the registry holds them, read by this server (labelled so). */
-async function chainCheck(receipt: unknown, epoch: number, anchor: { network: string; registry_id: string; tx_digest: string | null; checkpoint: string | null }, out: HTMLElement): Promise<void> {
+async function chainCheck(
+  receipt: unknown,
+  epoch: number,
+  anchor: { network: string; registry_id: string; tx_digest: string | null; checkpoint: string | null },
+  out: HTMLElement,
+): Promise<void> {
   out.append(el('h3', 'On chain'));
-  out.append(el('p', `Anchored on ${anchor.network} in registry ${anchor.registry_id}, transaction ${anchor.tx_digest ?? '(unknown)'}, checkpoint ${anchor.checkpoint ?? '(pending)'}.`, 'hash'));
+  out.append(
+    el(
+      'p',
+      `Anchored on ${anchor.network} in registry ${anchor.registry_id}, transaction ${anchor.tx_digest ?? '(unknown)'}, checkpoint ${anchor.checkpoint ?? '(pending)'}.`,
+      'hash',
+    ),
+  );
   try {
     const onChain = await api<{ root: string; size: number }>(`/v1/epochs/${epoch}/chain`);
     const check = verifyReceipt(receipt, { root: onChain.root, size: onChain.size });
@@ -179,7 +201,12 @@ async function chainCheck(receipt: unknown, epoch: number, anchor: { network: st
       : `✗ Does not match the registry: ${check.reason}`;
     if (!check.ok) p.append(' ', el('code', check.code, 'failure-code'));
     out.append(p);
-    out.append(el('p', 'The root was read from the chain by this service (a server-side read). For a check that trusts no server, run: receipts verify receipt.json --rpc <full node URL>'));
+    out.append(
+      el(
+        'p',
+        'The root was read from the chain by this service (a server-side read). For a check that trusts no server, run: receipts verify receipt.json --rpc <full node URL>',
+      ),
+    );
   } catch (err) {
     out.append(el('p', `The chain could not be read through this service: ${(err as Error).message}`));
   }
@@ -194,10 +221,11 @@ receiptInput.addEventListener('dragover', (e) => e.preventDefault());
 receiptInput.addEventListener('drop', (e) => {
   e.preventDefault();
   const file = e.dataTransfer?.files[0];
-  if (file) void file.text().then((t) => {
-    receiptInput.value = t;
-    void verifyNow();
-  });
+  if (file)
+    void file.text().then((t) => {
+      receiptInput.value = t;
+      void verifyNow();
+    });
 });
 
 async function fetchReceipt(id: string): Promise<void> {
@@ -226,7 +254,8 @@ let plan: ChartPlan | undefined;
 /** One rule for time: the browser's zone, named on the page with its offset. */
 function labelZone(): string {
   const zone = zoneName();
-  $('zone-note').textContent = `Times on this page (the From/To range, the chart and the events) are in this browser's time zone: ${zone} (${utcOffset(Date.now())} now).`;
+  $('zone-note').textContent =
+    `Times on this page (the From/To range, the chart and the events) are in this browser's time zone: ${zone} (${utcOffset(Date.now())} now).`;
   $('events-time').textContent = `Time (${zone})`;
   return zone;
 }
@@ -252,7 +281,12 @@ function instant(id: string): number | undefined {
   return v ? (parseLocalInput(v) ?? NaN) : undefined;
 }
 
-type EventReceipt = { id: number; status: string; epoch: number | null; event: { action: string; caller: string; units: number; ts_ms: number } };
+type EventReceipt = {
+  id: number;
+  status: string;
+  epoch: number | null;
+  event: { action: string; caller: string; units: number; ts_ms: number };
+};
 
 async function loadUsage(): Promise<void> {
   const ns = $<HTMLInputElement>('namespace').value.trim();
@@ -261,10 +295,13 @@ async function loadUsage(): Promise<void> {
   const from = instant('from');
   const to = instant('to');
   if (Number.isNaN(from) || Number.isNaN(to)) return void (status.textContent = 'From and To must be dates and times.');
-  if (from !== undefined && to !== undefined && from >= to) return void (status.textContent = 'From must be before To (the range includes From and excludes To).');
+  if (from !== undefined && to !== undefined && from >= to)
+    return void (status.textContent = 'From must be before To (the range includes From and excludes To).');
   const range = new URLSearchParams({ namespace: ns });
   const several = ns.includes(',');
-  $('events-note').textContent = several ? 'Latest events are listed for one namespace at a time: enter a single namespace to see them.' : '';
+  $('events-note').textContent = several
+    ? 'Latest events are listed for one namespace at a time: enter a single namespace to see them.'
+    : '';
   if (from !== undefined) range.set('from', String(from));
   if (to !== undefined) range.set('to', String(to));
   try {
@@ -272,7 +309,9 @@ async function loadUsage(): Promise<void> {
       allGroups(`${range}`, several),
       allGroups(`${range}&group_by=hour`, several),
       // Newest first: the latest 50 events of the range (the API pages one namespace at a time).
-      several ? Promise.resolve({ events: [] as EventReceipt[] }) : api<{ events: EventReceipt[] }>(`/v1/usage?${range}&receipts=true&order=desc&limit=50`),
+      several
+        ? Promise.resolve({ events: [] as EventReceipt[] })
+        : api<{ events: EventReceipt[] }>(`/v1/usage?${range}&receipts=true&order=desc&limit=50`),
       api<{ epochs: Array<{ epoch: number; size: number; root: string; anchor: unknown }> }>('/v1/epochs?order=desc&limit=20'),
       fetch('/healthz').then((r) => r.json() as Promise<{ checks: { anchoring: string } }>),
     ]);
@@ -281,7 +320,8 @@ async function loadUsage(): Promise<void> {
     drawChart(byHour.groups, { from, to });
     fillEpochs(epochs.epochs, health.checks.anchoring);
     fillEvents(page.events);
-    const cut = byAction.complete && byHour.complete ? '' : ` · only the first ${MAX_GROUP_PAGES} pages of groups are shown: narrow From/To`;
+    const cut =
+      byAction.complete && byHour.complete ? '' : ` · only the first ${MAX_GROUP_PAGES} pages of groups are shown: narrow From/To`;
     status.textContent = `${byAction.totals.events} events, ${byAction.totals.units} units in ${ns}${cut} · refreshed ${new Date().toLocaleTimeString()}`;
     status.dataset.needsKey = 'false';
   } catch (err) {
@@ -339,7 +379,10 @@ const BUCKET_TITLE: Record<Bucket, string> = {
   year: 'Units per year',
 };
 
-function drawChart(groups: Array<{ key: string; units: number | string }>, range: { from?: number | undefined; to?: number | undefined }): void {
+function drawChart(
+  groups: Array<{ key: string; units: number | string }>,
+  range: { from?: number | undefined; to?: number | undefined },
+): void {
   const box = $('chart');
   plan = chartPlan(
     groups.map((g) => ({ t: Date.parse(g.key), units: Number(g.units) })),
@@ -362,8 +405,20 @@ function drawChart(groups: Array<{ key: string; units: number | string }>, range
       width,
       height: 220,
       // The axis is the plan's range, not uPlot's guess (which spans years around a single point).
-      scales: { x: { time: true, range: () => [plan!.min / 1000, plan!.max / 1000] }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] } },
-      series: [{}, { label: 'units', stroke: '#0b57d0', fill: 'rgba(11,87,208,0.35)', paths: uPlot.paths.bars!({ align: 1, size: [0.9, Infinity] }), points: { show: false } }],
+      scales: {
+        x: { time: true, range: () => [plan!.min / 1000, plan!.max / 1000] },
+        y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] },
+      },
+      series: [
+        {},
+        {
+          label: 'units',
+          stroke: '#0b57d0',
+          fill: 'rgba(11,87,208,0.35)',
+          paths: uPlot.paths.bars!({ align: 1, size: [0.9, Infinity] }),
+          points: { show: false },
+        },
+      ],
       axes: [{}, { label: 'units' }],
     },
     data,
@@ -372,24 +427,28 @@ function drawChart(groups: Array<{ key: string; units: number | string }>, range
 }
 
 function fillEpochs(epochs: Array<{ epoch: number; size: number; root: string; anchor: unknown }>, anchoring: string): void {
-  $('epochs').querySelector('tbody')!.replaceChildren(
-    ...epochs.map((e) => {
-      const status = e.anchor ? 'anchored' : anchoring.startsWith('failed') ? 'failed (anchoring stopped)' : 'sealed';
-      const tr = row([e.epoch, e.size, status, el('span', e.root, 'hash')], [0, 1]);
-      tr.lastElementChild!.classList.add('hash-cell');
-      return tr;
-    }),
-  );
+  $('epochs')
+    .querySelector('tbody')!
+    .replaceChildren(
+      ...epochs.map((e) => {
+        const status = e.anchor ? 'anchored' : anchoring.startsWith('failed') ? 'failed (anchoring stopped)' : 'sealed';
+        const tr = row([e.epoch, e.size, status, el('span', e.root, 'hash')], [0, 1]);
+        tr.lastElementChild!.classList.add('hash-cell');
+        return tr;
+      }),
+    );
 }
 
 function fillEvents(events: EventReceipt[]): void {
-  $('events').querySelector('tbody')!.replaceChildren(
-    ...events.map((r) => {
-      const link = el('a', `${r.status} receipt`);
-      link.href = `/verify?event=${r.id}`;
-      return row([r.id, r.event.action, r.event.caller, r.event.units, formatLocal(r.event.ts_ms), link], [0, 3]);
-    }),
-  );
+  $('events')
+    .querySelector('tbody')!
+    .replaceChildren(
+      ...events.map((r) => {
+        const link = el('a', `${r.status} receipt`);
+        link.href = `/verify?event=${r.id}`;
+        return row([r.id, r.event.action, r.event.caller, r.event.units, formatLocal(r.event.ts_ms), link], [0, 3]);
+      }),
+    );
 }
 
 $('usage-form').addEventListener('submit', (e) => {

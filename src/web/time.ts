@@ -95,7 +95,7 @@ export function chartPlan(hours: Array<{ t: number; units: number }>, range: { f
   const first = sorted[0]?.t;
   const last = sorted.at(-1)?.t;
   let end = range.to ?? Math.max(now, last === undefined ? now : last + HOUR);
-  let start = range.from ?? Math.min(first ?? end - DAY, end - DAY);
+  const start = range.from ?? Math.min(first ?? end - DAY, end - DAY);
   if (end <= start) end = start + DAY;
   const bucket = bucketFor(end - start);
   const starts: number[] = [];

@@ -8,7 +8,7 @@ import { event, testServerOn, type TestServer, until } from '../helpers.ts';
 import { CrashAfterExecution, FakeChain } from './fake-chain.ts';
 import { forEachEngine } from '../support/engines.ts';
 
-forEachEngine((fresh, engine) => {
+forEachEngine((fresh, _engine) => {
   let s: TestServer;
   let chain: FakeChain;
   beforeEach(async () => {
@@ -28,9 +28,19 @@ forEachEngine((fresh, engine) => {
 
   const anchorer = (extra: Partial<ConstructorParameters<typeof Anchorer>[0]> = {}) =>
     // sleep yields a turn of the event loop (no real waiting), so the loop cannot starve the test
-    new Anchorer({ ledger: s.ledger, chain, sleep: () => new Promise((r) => setImmediate(r)), random: () => 1, backoff: { baseMs: 100, maxMs: 1000 }, ...extra });
+    new Anchorer({
+      ledger: s.ledger,
+      chain,
+      sleep: () => new Promise((r) => setImmediate(r)),
+      random: () => 1,
+      backoff: { baseMs: 100, maxMs: 1000 },
+      ...extra,
+    });
 
-  const anchoredEpochs = () => s.sql<{ epoch: number; tx_digest: string | null; checkpoint: string | null }>('SELECT epoch, tx_digest, checkpoint FROM anchors ORDER BY epoch');
+  const anchoredEpochs = () =>
+    s.sql<{ epoch: number; tx_digest: string | null; checkpoint: string | null }>(
+      'SELECT epoch, tx_digest, checkpoint FROM anchors ORDER BY epoch',
+    );
 
   describe('anchorer', () => {
     it('anchors sealed epochs in order in one PTB, records digest and checkpoint, and receipts become anchored', async () => {
@@ -40,7 +50,17 @@ forEachEngine((fresh, engine) => {
       expect(await anchoredEpochs()).toEqual([0, 1, 2].map((epoch) => ({ epoch, tx_digest: 'Digest1', checkpoint: '1000' })));
 
       const receipt = (await s.get(`/v1/events/${ids[3]}/receipt`)).json();
-      expect(receipt).toMatchObject({ status: 'anchored', epoch: 1, anchor: { network: 'localnet', package_id: chain.packageId, registry_id: chain.registryId, tx_digest: 'Digest1', checkpoint: '1000' } });
+      expect(receipt).toMatchObject({
+        status: 'anchored',
+        epoch: 1,
+        anchor: {
+          network: 'localnet',
+          package_id: chain.packageId,
+          registry_id: chain.registryId,
+          tx_digest: 'Digest1',
+          checkpoint: '1000',
+        },
+      });
       // Verified against the root the chain holds, not the server's.
       const onChain = chain.model.epochs.get(1)!;
       expect(verifyReceipt(receipt, { root: onChain.root, size: onChain.size }).ok).toBe(true);
@@ -51,7 +71,11 @@ forEachEngine((fresh, engine) => {
       await sealEpochs(120);
       const a = anchorer();
       while ((await a.step()) > 0);
-      expect(chain.executed.map((t) => [t.epochs[0], t.epochs.at(-1)])).toEqual([[0, 49], [50, 99], [100, 119]]);
+      expect(chain.executed.map((t) => [t.epochs[0], t.epochs.at(-1)])).toEqual([
+        [0, 49],
+        [50, 99],
+        [100, 119],
+      ]);
       expect(chain.model.nextEpoch).toBe(120);
     });
 
@@ -139,7 +163,15 @@ forEachEngine((fresh, engine) => {
 
     it('refuses a registry that has epochs this ledger never sealed', async () => {
       await sealEpochs(1);
-      chain.model.anchor(chain.registryId, 0, hexToBytes(Buffer.from((await s.get('/v1/epochs/0')).json().root, 'hex').toString('hex')), 2, 1, 2, 1);
+      chain.model.anchor(
+        chain.registryId,
+        0,
+        hexToBytes(Buffer.from((await s.get('/v1/epochs/0')).json().root, 'hex').toString('hex')),
+        2,
+        1,
+        2,
+        1,
+      );
       chain.model.anchor(chain.registryId, 1, hexToBytes('01'.repeat(32)), 2, 1, 2, 1);
       await expect(anchorer().step()).rejects.toThrow(/epoch 1 on chain but this ledger never sealed it/);
     });

@@ -12,8 +12,8 @@ export class CrashAfterExecution extends Error {}
 
 export class FakeChain implements AnchorChain {
   readonly network = 'localnet';
-  readonly packageId = '0x' + 'a'.repeat(64);
-  readonly registryId = '0x' + 'b'.repeat(64);
+  readonly packageId = `0x${'a'.repeat(64)}`;
+  readonly registryId = `0x${'b'.repeat(64)}`;
   readonly model = new RegistryModel(this.registryId);
   readonly faults: Fault[] = [];
   /** Every transaction the chain executed, in order. */
@@ -55,7 +55,8 @@ export class FakeChain implements AnchorChain {
     } catch (err) {
       for (let e = before; e < this.model.nextEpoch; e++) this.model.epochs.delete(e);
       this.model.nextEpoch = before;
-      if (err instanceof MoveAbort) throw new MoveAbortError(err.constantName, `MoveAbort in registry::anchor: ${err.constantName}`, digest);
+      if (err instanceof MoveAbort)
+        throw new MoveAbortError(err.constantName, `MoveAbort in registry::anchor: ${err.constantName}`, digest);
       throw err;
     }
     const checkpoint = String(1000 + this.executed.length);

@@ -8,7 +8,7 @@ import { FakeChain } from '../anchor/fake-chain.ts';
 import { event, testServerOn, type TestServer } from '../helpers.ts';
 import { forEachEngine } from '../support/engines.ts';
 
-forEachEngine((fresh, engine) => {
+forEachEngine((fresh, _engine) => {
   let s: TestServer | undefined;
   afterEach(async () => {
     await s?.close();
@@ -30,12 +30,20 @@ forEachEngine((fresh, engine) => {
     await s.app.ready();
     const [r] = (await s.post(event())).json().results;
     await sealAll(s.ledger, { maxEvents: 100 });
-    const receipt = await until(async () => (await s!.get(`/v1/events/${r.id}/receipt`)).json(), (x) => x.status === 'anchored');
+    const receipt = await until(
+      async () => (await s!.get(`/v1/events/${r.id}/receipt`)).json(),
+      (x) => x.status === 'anchored',
+    );
     expect(receipt.anchor).toMatchObject({ network: 'localnet', registry_id: chain.registryId, tx_digest: 'Digest1', checkpoint: '1000' });
     const record = chain.model.epochs.get(receipt.epoch)!;
     expect(verifyReceipt(receipt, { root: record.root, size: record.size }).ok).toBe(true);
     const health = (await s.app.inject({ method: 'GET', url: '/healthz' })).json();
-    expect(health).toMatchObject({ status: 'ok', role: 'leader', checks: { database: 'ok', anchoring: 'ok' }, ledger: { engine: s.engine } });
+    expect(health).toMatchObject({
+      status: 'ok',
+      role: 'leader',
+      checks: { database: 'ok', anchoring: 'ok' },
+      ledger: { engine: s.engine },
+    });
     expect((await s.app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/receipts_epochs_anchored_total 1/);
   });
 
@@ -48,7 +56,10 @@ forEachEngine((fresh, engine) => {
     await s.app.ready();
     await s.post(event());
     await sealAll(s.ledger, { maxEvents: 100 });
-    const res = await until(async () => s!.app.inject({ method: 'GET', url: '/healthz' }), (x) => x.json().status === 'degraded');
+    const res = await until(
+      async () => s!.app.inject({ method: 'GET', url: '/healthz' }),
+      (x) => x.json().status === 'degraded',
+    );
     expect(res.statusCode).toBe(200); // ingest and receipts still work
     expect(res.json().checks.anchoring).toMatch(/^failed: anchoring epochs 0–0 aborted on chain with EWrongCap/);
     expect((await s.app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/receipts_anchoring_failed 1/);

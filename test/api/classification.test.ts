@@ -1,8 +1,15 @@
 // Billable classification: usage totals report billable events and units, classified only from
 // leaf fields (action at ts_ms) and the published history; a change applies from a stated time,
 // never retroactively; a verifier recomputes the billable total from receipts alone.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { classify, effectiveHistory, UNCONFIGURED, validateHistory, validatePolicy, type ClassificationPeriod } from '../../src/event/classification.ts';
+import { describe, expect, it } from 'vitest';
+import {
+  classify,
+  effectiveHistory,
+  UNCONFIGURED,
+  validateHistory,
+  validatePolicy,
+  type ClassificationPeriod,
+} from '../../src/event/classification.ts';
 import { configureClassification } from '../../src/ledger/classification-periods.ts';
 import { RetroactiveClassificationError, GROUP_BY } from '../../src/ledger/index.ts';
 import { classifiedUsageSql } from '../../src/ledger/sqlite/usage.ts';
@@ -32,10 +39,21 @@ describe('classify (pure)', () => {
   it('refuses bad configurations with sentences naming the field and the rule', () => {
     const both = validatePolicy({ billable: ['a', 'b'], non_billable: ['b'] });
     expect(both.ok).toBe(false);
-    expect(!both.ok && both.errors[0]).toMatchObject({ path: 'non_billable', rule: 'disjoint:billable', message: expect.stringMatching(/"b" cannot be both billable and non_billable/) });
+    expect(!both.ok && both.errors[0]).toMatchObject({
+      path: 'non_billable',
+      rule: 'disjoint:billable',
+      message: expect.stringMatching(/"b" cannot be both billable and non_billable/),
+    });
     const bad = validatePolicy({ billable: ['Recall'], other: 'free', extra: 1 });
-    expect(!bad.ok && bad.errors.map((e) => e.rule)).toEqual(['unknown_field', 'pattern:^[a-z0-9][a-z0-9._-]*$', 'one_of:billable|non_billable|info']);
-    const order = validateHistory([{ from_ms: 5, billable: [], non_billable: [], other: 'info' }, { from_ms: 5, billable: [], non_billable: [], other: 'info' }]);
+    expect(!bad.ok && bad.errors.map((e) => e.rule)).toEqual([
+      'unknown_field',
+      'pattern:^[a-z0-9][a-z0-9._-]*$',
+      'one_of:billable|non_billable|info',
+    ]);
+    const order = validateHistory([
+      { from_ms: 5, billable: [], non_billable: [], other: 'info' },
+      { from_ms: 5, billable: [], non_billable: [], other: 'info' },
+    ]);
     expect(!order.ok && order.errors[0]).toMatchObject({ path: 'history[1].from_ms', rule: 'increasing' });
     expect(validatePolicy({ billable: ['x'.repeat(100_000)] }).ok).toBe(false);
   });
@@ -55,7 +73,11 @@ forEachEngine((fresh, engine) => {
   };
 
   it('without configuration every action is billable: billable sums equal the sums, but an event with 0 units is never a billable event', async () => {
-    await post(event({ action: 'recall', units: 3 }), event({ action: 'recall', units: 2, caller: 'u3' }), event({ action: 'ping', units: 0, caller: 'u2' }));
+    await post(
+      event({ action: 'recall', units: 3 }),
+      event({ action: 'recall', units: 2, caller: 'u3' }),
+      event({ action: 'ping', units: 0, caller: 'u2' }),
+    );
     for (const g of GROUP_BY) {
       const u = await usage(`namespace=acme/prod&group_by=${g}`);
       expect(u.totals).toEqual({ events: 3, units: 5, billable_events: 2, billable_units: 5 });
@@ -67,7 +89,12 @@ forEachEngine((fresh, engine) => {
       { key: 'recall', events: 2, units: 5, billable_events: 2, billable_units: 5 },
     ]);
     const c = (await s.get('/v1/classification')).json();
-    expect(c).toMatchObject({ configured: false, in_force: UNCONFIGURED, history: [UNCONFIGURED], default_when_unconfigured: UNCONFIGURED });
+    expect(c).toMatchObject({
+      configured: false,
+      in_force: UNCONFIGURED,
+      history: [UNCONFIGURED],
+      default_when_unconfigured: UNCONFIGURED,
+    });
   });
 
   it('refused requests, recorded with 0 units, add no billable event even on a billable action', async () => {
@@ -81,7 +108,11 @@ forEachEngine((fresh, engine) => {
   });
 
   it('reports billable_events and billable_units per group_by and in totals (exact beyond 2^53)', async () => {
-    const first = await configureClassification(s.ledger, { billable: ['recall'], non_billable: ['ping'], other: 'info' }, { now: Date.now() });
+    const first = await configureClassification(
+      s.ledger,
+      { billable: ['recall'], non_billable: ['ping'], other: 'info' },
+      { now: Date.now() },
+    );
     expect(first).toMatchObject({ changed: true, period: { from_ms: 0 } }); // an empty ledger may start at 0
     const ts = Date.now() - 3_600_000;
     await post(
@@ -111,7 +142,10 @@ forEachEngine((fresh, engine) => {
     expect(both.totals).toMatchObject({ billable_events: 3, billable_units: (2n * BigInt(MAX) + 4n).toString() });
     expect(both.groups.find((g: { key: string }) => g.key === 'recall')).toMatchObject({ billable_events: 3 });
     // Nothing changed at a restart with the same policy (lists in any order).
-    expect((await configureClassification(s.ledger, { billable: ['recall'], non_billable: ['ping'], other: 'info' }, { now: Date.now() })).changed).toBe(false);
+    expect(
+      (await configureClassification(s.ledger, { billable: ['recall'], non_billable: ['ping'], other: 'info' }, { now: Date.now() }))
+        .changed,
+    ).toBe(false);
   });
 
   it('a change applies from a stated time: earlier events keep their class, later ones take the new one', async () => {
@@ -122,7 +156,11 @@ forEachEngine((fresh, engine) => {
     expect(before).toMatchObject({ billable_events: 1, billable_units: 2 });
 
     const from = Date.now() + 1000;
-    const changed = await configureClassification(s.ledger, { billable: ['recall', 'search'], non_billable: [], other: 'info' }, { fromMs: from, now: Date.now() });
+    const changed = await configureClassification(
+      s.ledger,
+      { billable: ['recall', 'search'], non_billable: [], other: 'info' },
+      { fromMs: from, now: Date.now() },
+    );
     expect(changed).toMatchObject({ changed: true, period: { from_ms: from } });
     expect((await usage('namespace=acme/prod')).totals).toEqual(before); // nothing stored was reclassified
     // Events after the start are classified by the new period; a late event from before it by the old.
@@ -138,15 +176,21 @@ forEachEngine((fresh, engine) => {
     const now = Date.now();
     await post(event({ action: 'recall', units: 1, ts: now - 10_000 }), event({ action: 'recall', units: 1, ts: now + 120_000 }));
     const policy = { billable: [], non_billable: ['recall'], other: 'info' as const };
-    await expect(configureClassification(s.ledger, policy, { fromMs: now - 5000, now })).rejects.toThrow(/classification from .* is refused: the ledger holds an event at .*Use a --classification-from of .* or later/);
-    await expect(configureClassification(s.ledger, policy, { fromMs: now + 60_000, now })).rejects.toBeInstanceOf(RetroactiveClassificationError);
+    await expect(configureClassification(s.ledger, policy, { fromMs: now - 5000, now })).rejects.toThrow(
+      /classification from .* is refused: the ledger holds an event at .*Use a --classification-from of .* or later/,
+    );
+    await expect(configureClassification(s.ledger, policy, { fromMs: now + 60_000, now })).rejects.toBeInstanceOf(
+      RetroactiveClassificationError,
+    );
     expect(await s.ledger.classification.history()).toEqual([]);
     // The default start is after every stored event: those keep their class.
     const { period } = await configureClassification(s.ledger, policy, { now });
     expect(period.from_ms).toBe(now + 120_001);
     expect((await usage('namespace=acme/prod')).totals).toMatchObject({ billable_events: 2, billable_units: 2 });
     // Nor may a new period start before (or at) the last one, or a stored one be rewritten.
-    await expect(configureClassification(s.ledger, { ...policy, other: 'billable' }, { fromMs: now + 120_001, now })).rejects.toThrow(/a change is already scheduled from/);
+    await expect(configureClassification(s.ledger, { ...policy, other: 'billable' }, { fromMs: now + 120_001, now })).rejects.toThrow(
+      /a change is already scheduled from/,
+    );
     await expect(s.sql('UPDATE classifications SET other = ?', 'billable')).rejects.toThrow(/append-only/);
     await expect(s.sql('DELETE FROM classifications')).rejects.toThrow(/append-only/);
   });
@@ -154,13 +198,19 @@ forEachEngine((fresh, engine) => {
   it('a retroactive change is refused on a ledger with a period and no events too', async () => {
     const now = Date.now();
     await configureClassification(s.ledger, { billable: ['recall'], non_billable: [], other: 'info' }, { now });
-    await expect(configureClassification(s.ledger, { billable: [], non_billable: [], other: 'info' }, { fromMs: now - 60_000, now })).rejects.toThrow(/never retroactive/);
+    await expect(
+      configureClassification(s.ledger, { billable: [], non_billable: [], other: 'info' }, { fromMs: now - 60_000, now }),
+    ).rejects.toThrow(/never retroactive/);
   });
 
   it('GET /v1/classification needs a key, and publishes the history in force', async () => {
     expect((await s.get('/v1/classification', {})).statusCode).toBe(401);
     await post(event({ ts: Date.now() - 1000 }));
-    const { period } = await configureClassification(s.ledger, { billable: ['recall'], non_billable: ['ping'], other: 'non_billable' }, { now: Date.now() });
+    const { period } = await configureClassification(
+      s.ledger,
+      { billable: ['recall'], non_billable: ['ping'], other: 'non_billable' },
+      { now: Date.now() },
+    );
     await new Promise((r) => setTimeout(r, Math.max(0, period.from_ms - Date.now() + 2)));
     const res = await s.get('/v1/classification');
     expect(res.statusCode).toBe(200);
@@ -176,7 +226,11 @@ forEachEngine((fresh, engine) => {
     await post(...['recall', 'ping', 'search', 'recall'].map((action, i) => event({ action, units: 10 + i, ts: t0 + i })));
     await configureClassification(s.ledger, { billable: ['recall'], non_billable: ['ping'], other: 'info' }, { now: Date.now() });
     const from = Date.now() + 500;
-    await configureClassification(s.ledger, { billable: ['recall', 'search'], non_billable: ['ping'], other: 'info' }, { fromMs: from, now: Date.now() });
+    await configureClassification(
+      s.ledger,
+      { billable: ['recall', 'search'], non_billable: ['ping'], other: 'info' },
+      { fromMs: from, now: Date.now() },
+    );
     await post(...['recall', 'ping', 'search', 'other'].map((action, i) => event({ action, units: 100 + i, ts: from + i })));
     await post(event({ action: 'recall', units: 0, ts: from + 9, metadata: { admission: 'rate_limited' } })); // refused
     await sealAll(s.ledger, { maxEvents: 3 });
@@ -209,10 +263,20 @@ forEachEngine((fresh, engine) => {
   });
 
   it.runIf(engine === 'sqlite')('the classified usage query keeps the (namespace, ts) index (EXPLAIN QUERY PLAN)', () => {
-    const history = effectiveHistory([{ from_ms: 5, billable: ['a', 'b'], non_billable: [], other: 'info' }, { from_ms: 9, billable: [], non_billable: ['c'], other: 'billable' }]);
+    const history = effectiveHistory([
+      { from_ms: 5, billable: ['a', 'b'], non_billable: [], other: 'info' },
+      { from_ms: 9, billable: [], non_billable: ['c'], other: 'billable' },
+    ]);
     for (const g of GROUP_BY) {
       const params = [9, 'c', 5, 'a', 'b', 0, 'acme/prod', 0, 1, 10];
-      const plan = (s.db().prepare(`EXPLAIN QUERY PLAN ${classifiedUsageSql(g, history)}`).all(...params) as Array<{ detail: string }>).map((p) => p.detail).join('\n');
+      const plan = (
+        s
+          .db()
+          .prepare(`EXPLAIN QUERY PLAN ${classifiedUsageSql(g, history)}`)
+          .all(...params) as Array<{ detail: string }>
+      )
+        .map((p) => p.detail)
+        .join('\n');
       expect(plan).toMatch(/SEARCH events USING INDEX events_namespace_ts \(namespace=\? AND ts>\? AND ts<\?\)/);
       expect(plan).not.toMatch(/SCAN events/);
     }

@@ -15,15 +15,31 @@ afterAll(() => s.close());
 
 const time = () => new Date(Date.now() - 60_000).toISOString();
 const ce = (over: Record<string, unknown> = {}) =>
-  new CloudEvent({ id: `ce-${Math.random().toString(36).slice(2)}`, source: 'https://agent.example/acme', type: 'recall', subject: 'agent-7', namespace: 'acme/prod', time: time(), datacontenttype: 'application/json', data: { units: 3, metadata: { model: 'm1' } }, ...over } as never);
+  new CloudEvent({
+    id: `ce-${Math.random().toString(36).slice(2)}`,
+    source: 'https://agent.example/acme',
+    type: 'recall',
+    subject: 'agent-7',
+    namespace: 'acme/prod',
+    time: time(),
+    datacontenttype: 'application/json',
+    data: { units: 3, metadata: { model: 'm1' } },
+    ...over,
+  } as never);
 
 const postMessage = (headers: Record<string, unknown>, body: unknown) =>
-  s.app.inject({ method: 'POST', url: '/v1/events', headers: { ...s.auth, ...(headers as Record<string, string>) }, payload: typeof body === 'string' ? body : JSON.stringify(body) });
+  s.app.inject({
+    method: 'POST',
+    url: '/v1/events',
+    headers: { ...s.auth, ...(headers as Record<string, string>) },
+    payload: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 const structured = (event: CloudEvent<unknown>) => {
   const message = HTTP.structured(event);
   return postMessage(message.headers, message.body);
 };
-const batch = (events: Array<CloudEvent<unknown> | Record<string, unknown>>) => postMessage({ 'content-type': CONSTANTS.MIME_CE_BATCH }, JSON.stringify(events));
+const batch = (events: Array<CloudEvent<unknown> | Record<string, unknown>>) =>
+  postMessage({ 'content-type': CONSTANTS.MIME_CE_BATCH }, JSON.stringify(events));
 /** The request_id of (source, id) as the README defines it, written out here on its own. */
 const key = (source: string, id: string) => {
   const full = `ce:${new TextEncoder().encode(source).length}:${source}:${id}`;
@@ -38,7 +54,15 @@ describe('POST /v1/events with CloudEvents', () => {
     const [r] = res.json().results;
     expect(r).toMatchObject({ status: 'created', request_id: `ce:26:https://agent.example/acme:${event.id}` });
     const receipt = await s.receipt(r.id);
-    expect(receipt.event).toEqual({ namespace: 'acme/prod', request_id: `ce:26:https://agent.example/acme:${event.id}`, caller: 'agent-7', action: 'recall', units: 7, artifact_digest: 'ab'.repeat(32), ts_ms: Date.parse(event.time!) });
+    expect(receipt.event).toEqual({
+      namespace: 'acme/prod',
+      request_id: `ce:26:https://agent.example/acme:${event.id}`,
+      caller: 'agent-7',
+      action: 'recall',
+      units: 7,
+      artifact_digest: 'ab'.repeat(32),
+      ts_ms: Date.parse(event.time!),
+    });
     const [row] = await s.sql<{ source: string; metadata: string }>('SELECT source, metadata FROM events WHERE id = ?', r.id);
     expect(row).toMatchObject({ source: 'https://agent.example/acme', metadata: '{"model":"m1"}' });
   });
@@ -48,9 +72,22 @@ describe('POST /v1/events with CloudEvents', () => {
     const first = (await structured(event)).json().results[0];
     expect((await structured(event)).json().results[0]).toMatchObject({ status: 'duplicate', id: first.id });
     const changed = event.cloneWith({ data: { units: 4, metadata: { model: 'm1' } } } as never);
-    expect((await structured(changed)).json().results[0]).toMatchObject({ status: 'conflict', id: first.id, errors: [expect.objectContaining({ path: 'data.units', rule: 'same_as_recorded' })] });
+    expect((await structured(changed)).json().results[0]).toMatchObject({
+      status: 'conflict',
+      id: first.id,
+      errors: [expect.objectContaining({ path: 'data.units', rule: 'same_as_recorded' })],
+    });
     // The same event sent as JSON, under the request_id of its (source, id), is the same event.
-    const json = await s.post({ request_id: key(event.source, event.id), namespace: 'acme/prod', action: 'recall', caller: 'agent-7', units: 3, ts: event.time, source: event.source, metadata: { model: 'm1' } });
+    const json = await s.post({
+      request_id: key(event.source, event.id),
+      namespace: 'acme/prod',
+      action: 'recall',
+      caller: 'agent-7',
+      units: 3,
+      ts: event.time,
+      source: event.source,
+      metadata: { model: 'm1' },
+    });
     expect(json.json().results[0]).toMatchObject({ status: 'duplicate', id: first.id });
   });
 
@@ -60,7 +97,9 @@ describe('POST /v1/events with CloudEvents', () => {
     expect(res.statusCode).toBe(200);
     const results = res.json().results;
     expect(results.map((r: { status: string }) => r.status)).toEqual(['created', 'rejected', 'created']);
-    expect(results[1].errors).toEqual([expect.objectContaining({ path: 'type', rule: 'pattern:^[a-z0-9][a-z0-9._-]*$', message: expect.stringMatching(/^type must match/) })]);
+    expect(results[1].errors).toEqual([
+      expect.objectContaining({ path: 'type', rule: 'pattern:^[a-z0-9][a-z0-9._-]*$', message: expect.stringMatching(/^type must match/) }),
+    ]);
     expect(results[0].request_id).toBe(key(good[0]!.source, good[0]!.id));
   });
 
@@ -84,7 +123,10 @@ describe('POST /v1/events with CloudEvents', () => {
 
   it('rejects another specversion, and unknown data fields fail the whole request (a typo must not bill 1 unit)', async () => {
     const v03 = await batch([{ ...ce().toJSON(), specversion: '0.3' }]);
-    expect(v03.json().results[0]).toMatchObject({ status: 'rejected', errors: [expect.objectContaining({ path: 'specversion', rule: 'one_of:1.0' })] });
+    expect(v03.json().results[0]).toMatchObject({
+      status: 'rejected',
+      errors: [expect.objectContaining({ path: 'specversion', rule: 'one_of:1.0' })],
+    });
     const before = await s.count();
     const typo = await batch([ce(), { ...ce().toJSON(), data: { unit: 5 } }]);
     expect(typo.statusCode).toBe(400);
@@ -115,9 +157,19 @@ forEachEngine((fresh) => {
     });
     afterAll(() => t.close());
     const send = async (...events: Array<CloudEvent<unknown> | Record<string, unknown>>) => {
-      const res = await t.app.inject({ method: 'POST', url: '/v1/events', headers: { ...t.auth, 'content-type': CONSTANTS.MIME_CE_BATCH }, payload: JSON.stringify(events) });
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/v1/events',
+        headers: { ...t.auth, 'content-type': CONSTANTS.MIME_CE_BATCH },
+        payload: JSON.stringify(events),
+      });
       expect(res.statusCode, res.body).toBe(200);
-      return res.json().results as Array<{ status: string; id: number; request_id: string; errors?: Array<{ path: string; rule: string; message: string }> }>;
+      return res.json().results as Array<{
+        status: string;
+        id: number;
+        request_id: string;
+        errors?: Array<{ path: string; rule: string; message: string }>;
+      }>;
     };
 
     it('two producers that reuse an id both record their event; each is idempotent on its own (source, id)', async () => {
@@ -169,7 +221,18 @@ forEachEngine((fresh) => {
     it('a CloudEvent stored before the upgrade (request_id = id alone) is met again when re-sent, not billed twice', async () => {
       // What the mapping of before stored: request_id = id, source = source (as a JSON event).
       const event = ce({ source: 'https://a.example/meter' });
-      const [old] = (await t.post({ request_id: event.id, namespace: 'acme/prod', action: 'recall', caller: 'agent-7', units: 3, ts: event.time, source: event.source, metadata: { model: 'm1' } })).json().results;
+      const [old] = (
+        await t.post({
+          request_id: event.id,
+          namespace: 'acme/prod',
+          action: 'recall',
+          caller: 'agent-7',
+          units: 3,
+          ts: event.time,
+          source: event.source,
+          metadata: { model: 'm1' },
+        })
+      ).json().results;
       expect(old.status).toBe('created');
       const before = await t.count();
       expect((await send(event))[0]).toMatchObject({ status: 'duplicate', id: old.id, request_id: event.id });

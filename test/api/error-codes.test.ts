@@ -22,7 +22,11 @@ describe('error codes', () => {
 
   it('ApiError takes its status and sentence from the registry', () => {
     const e = new ApiError('too_many_events', { max: 1000, count: 1001 });
-    expect(e).toMatchObject({ statusCode: 413, code: 'too_many_events', message: 'a request holds at most 1000 events, this one 1001; split it' });
+    expect(e).toMatchObject({
+      statusCode: 413,
+      code: 'too_many_events',
+      message: 'a request holds at most 1000 events, this one 1001; split it',
+    });
     for (const code of Object.keys(ERROR_CODES) as Array<keyof typeof ERROR_CODES>) {
       expect(new ApiError(code).statusCode).toBe(ERROR_CODES[code].status);
       expect(errorMessage(code, {})).not.toMatch(/\{[a-z_]+\}/); // every placeholder filled (empty when not given)
@@ -30,18 +34,37 @@ describe('error codes', () => {
   });
 
   it('maps zod issues to one rule grammar, never zod words', () => {
-    const schema = z.strictObject({ n: z.number().int().min(1).max(9), s: z.string().max(3), e: z.enum(['a', 'b']), p: z.string().regex(/^x+$/), l: z.array(z.number()).max(2) });
+    const schema = z.strictObject({
+      n: z.number().int().min(1).max(9),
+      s: z.string().max(3),
+      e: z.enum(['a', 'b']),
+      p: z.string().regex(/^x+$/),
+      l: z.array(z.number()).max(2),
+    });
     const parsed = schema.safeParse({ n: 10, s: 'abcd', e: 'c', p: 'y', l: [1, 2, 3], extra: 1 }, { reportInput: true });
-    const errors = fieldErrorsFromIssues(parsed.error!.issues, { subject: 'body', known: Object.keys(schema.shape), unknownRule: 'unknown_field' });
-    expect(errors.map((e) => [e.path, e.rule])).toEqual(expect.arrayContaining([
-      ['n', 'max:9'], ['s', 'max_length:3'], ['e', 'one_of:a|b'], ['p', 'pattern:^x+$'], ['l', 'max_items:2'], ['extra', 'unknown_field'],
-    ]));
+    const errors = fieldErrorsFromIssues(parsed.error!.issues, {
+      subject: 'body',
+      known: Object.keys(schema.shape),
+      unknownRule: 'unknown_field',
+    });
+    expect(errors.map((e) => [e.path, e.rule])).toEqual(
+      expect.arrayContaining([
+        ['n', 'max:9'],
+        ['s', 'max_length:3'],
+        ['e', 'one_of:a|b'],
+        ['p', 'pattern:^x+$'],
+        ['l', 'max_items:2'],
+        ['extra', 'unknown_field'],
+      ]),
+    );
     for (const e of errors) {
       expect(e.rule).toMatch(/^[a-z_]+(?::.+)?$/);
       expect(e.message).not.toMatch(/Too big|Invalid input|expected/);
       expect(e.message.startsWith(e.path)).toBe(true);
     }
     const missing = z.object({ n: z.number() }).safeParse({}, { reportInput: true });
-    expect(fieldErrorsFromIssues(missing.error!.issues, { subject: 'body', known: ['n'], unknownRule: 'unknown_field' })).toEqual([{ path: 'n', rule: 'required', message: 'n is required' }]);
+    expect(fieldErrorsFromIssues(missing.error!.issues, { subject: 'body', known: ['n'], unknownRule: 'unknown_field' })).toEqual([
+      { path: 'n', rule: 'required', message: 'n is required' },
+    ]);
   });
 });

@@ -27,7 +27,15 @@ forEachEngine((fresh, engine) => {
       const expected = bytesToHex(leafHash({ ...e, artifact_digest: 'ab'.repeat(32), ts_ms: ts } as never));
       expect(r.leaf_hash).toBe(expected);
       const row = (await s.sql('SELECT * FROM events WHERE id = ?', r.id))[0]!;
-      expect(row).toMatchObject({ namespace: 'acme/prod', caller: 'user-1', action: 'recall', units: 3, ts, owner: 'acme-inc', key_id: s.keyId });
+      expect(row).toMatchObject({
+        namespace: 'acme/prod',
+        caller: 'user-1',
+        action: 'recall',
+        units: 3,
+        ts,
+        owner: 'acme-inc',
+        key_id: s.keyId,
+      });
       expect((row.leaf_hash as Buffer).toString('hex')).toBe(expected);
     });
 
@@ -46,7 +54,9 @@ forEachEngine((fresh, engine) => {
       const before = Date.now();
       const { request_id, namespace, action, caller } = event();
       const res = await s.post({ request_id, namespace, action, caller });
-      const row = (await s.sql<Record<string, number>>('SELECT units, ts, ts_explicit, received_at FROM events WHERE id = ?', res.json().results[0].id))[0]!;
+      const row = (
+        await s.sql<Record<string, number>>('SELECT units, ts, ts_explicit, received_at FROM events WHERE id = ?', res.json().results[0].id)
+      )[0]!;
       expect(row.units).toBe(1);
       expect(row.ts).toBe(row.received_at);
       expect(row.ts).toBeGreaterThanOrEqual(before);
@@ -123,7 +133,7 @@ forEachEngine((fresh, engine) => {
       ['long request_id', { request_id: 'r'.repeat(129) }, 'request_id', 'max_length:128'],
       ['namespace with capitals', { namespace: 'Acme/prod' }, 'namespace', 'pattern:^[a-z0-9][a-z0-9._/-]*$'],
       ['namespace starting with /', { namespace: '/acme' }, 'namespace', 'pattern:^[a-z0-9][a-z0-9._/-]*$'],
-      ['long namespace', { namespace: 'acme/' + 'a'.repeat(124) }, 'namespace', 'max_length:128'],
+      ['long namespace', { namespace: `acme/${'a'.repeat(124)}` }, 'namespace', 'max_length:128'],
       ['action with a slash', { action: 'a/b' }, 'action', 'pattern:^[a-z0-9][a-z0-9._-]*$'],
       ['long action', { action: 'a'.repeat(65) }, 'action', 'max_length:64'],
       ['missing caller', { caller: undefined }, 'caller', 'required'],
@@ -257,44 +267,54 @@ forEachEngine((fresh, engine) => {
   });
 
   describe('secrets never reach the database or the logs', () => {
-    it.runIf(engine === 'sqlite')('removes credentials from metadata, reports them, and leaves no trace in the db file or log', async () => {
-      const secrets = [
-        'Bearer tok_live_5f2c9a1e7d3b4c8a',
-        'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhY21lLXNlcnZpY2UifQ.c2lnbmF0dXJlLWJ5dGVzLWhlcmU',
-        'suiprivkey1qzdlfxn2qa2lj5uprl8pyhexs02sg2wrhdy7qaq50cqgnffw4c2477kg9h3',
-        'hunter2-password-value',
-        'cookie-value-9d8e7f',
-        'delegate-key-material-1a2b3c',
-      ];
-      const e = event({
-        metadata: {
-          model: 'gpt-x',
-          prompt_tokens: 812,
-          headers: { Authorization: secrets[0], Cookie: secrets[4] },
-          session: { token: secrets[1], nested: [{ password: secrets[3] }] },
-          signer: secrets[2],
-          DELEGATE_KEY: secrets[5],
-        },
-      });
-      const res = await s.post(e);
-      const [r] = res.json().results;
-      expect(r.status).toBe('created');
-      expect(r.redacted.sort()).toEqual(
-        ['metadata.DELEGATE_KEY', 'metadata.headers.Authorization', 'metadata.headers.Cookie', 'metadata.session.nested[0].password', 'metadata.session.token', 'metadata.signer'].sort(),
-      );
-      const stored = (await s.sql<{ metadata: string }>('SELECT metadata FROM events WHERE id = ?', r.id))[0]!;
-      expect(JSON.parse(stored.metadata)).toEqual({ headers: {}, model: 'gpt-x', prompt_tokens: 812, session: { nested: [{}] } });
-      await s.get('/v1/usage?namespace=acme/prod&api_key=' + encodeURIComponent(s.key));
+    it.runIf(engine === 'sqlite')(
+      'removes credentials from metadata, reports them, and leaves no trace in the db file or log',
+      async () => {
+        const secrets = [
+          'Bearer tok_live_5f2c9a1e7d3b4c8a',
+          'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhY21lLXNlcnZpY2UifQ.c2lnbmF0dXJlLWJ5dGVzLWhlcmU',
+          'suiprivkey1qzdlfxn2qa2lj5uprl8pyhexs02sg2wrhdy7qaq50cqgnffw4c2477kg9h3',
+          'hunter2-password-value',
+          'cookie-value-9d8e7f',
+          'delegate-key-material-1a2b3c',
+        ];
+        const e = event({
+          metadata: {
+            model: 'gpt-x',
+            prompt_tokens: 812,
+            headers: { Authorization: secrets[0], Cookie: secrets[4] },
+            session: { token: secrets[1], nested: [{ password: secrets[3] }] },
+            signer: secrets[2],
+            DELEGATE_KEY: secrets[5],
+          },
+        });
+        const res = await s.post(e);
+        const [r] = res.json().results;
+        expect(r.status).toBe('created');
+        expect(r.redacted.sort()).toEqual(
+          [
+            'metadata.DELEGATE_KEY',
+            'metadata.headers.Authorization',
+            'metadata.headers.Cookie',
+            'metadata.session.nested[0].password',
+            'metadata.session.token',
+            'metadata.signer',
+          ].sort(),
+        );
+        const stored = (await s.sql<{ metadata: string }>('SELECT metadata FROM events WHERE id = ?', r.id))[0]!;
+        expect(JSON.parse(stored.metadata)).toEqual({ headers: {}, model: 'gpt-x', prompt_tokens: 812, session: { nested: [{}] } });
+        await s.get(`/v1/usage?namespace=acme/prod&api_key=${encodeURIComponent(s.key)}`);
 
-      s.db().pragma('wal_checkpoint(TRUNCATE)');
-      const file = s.ledger.location;
-      const raw = Buffer.concat([readFileSync(file), readFileSync(`${file}-wal`)]).toString('latin1');
-      const logs = s.logs.join('');
-      expect(logs).toContain('"url":"/v1/events"'); // the log was written
-      for (const secret of [...secrets, s.key]) {
-        expect(raw).not.toContain(secret);
-        expect(logs).not.toContain(secret);
-      }
-    });
+        s.db().pragma('wal_checkpoint(TRUNCATE)');
+        const file = s.ledger.location;
+        const raw = Buffer.concat([readFileSync(file), readFileSync(`${file}-wal`)]).toString('latin1');
+        const logs = s.logs.join('');
+        expect(logs).toContain('"url":"/v1/events"'); // the log was written
+        for (const secret of [...secrets, s.key]) {
+          expect(raw).not.toContain(secret);
+          expect(logs).not.toContain(secret);
+        }
+      },
+    );
   });
 });

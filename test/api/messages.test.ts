@@ -14,7 +14,13 @@ it('a conflicting retry names the field: "a different value of units", not "a di
   expect((await s.post(e)).json().results[0].status).toBe('created');
   const conflict = (await s.post({ ...e, units: 4 })).json().results[0];
   expect(conflict.status).toBe('conflict');
-  expect(conflict.errors).toEqual([{ path: 'units', rule: 'same_as_recorded', message: `request_id "${e.request_id}" was already recorded with a different value of units; nothing was changed` }]);
+  expect(conflict.errors).toEqual([
+    {
+      path: 'units',
+      rule: 'same_as_recorded',
+      message: `request_id "${e.request_id}" was already recorded with a different value of units; nothing was changed`,
+    },
+  ]);
 });
 
 it.each([

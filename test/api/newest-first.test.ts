@@ -1,6 +1,6 @@
 // Newest first over HTTP (what the web page's "Latest events" and "Epochs" read):
 // /v1/usage?receipts=true&order=desc and /v1/epochs?order=desc&before=.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sealAll } from '../../src/seal/sealer.ts';
 import { PAGE_DESC_SQL } from '../../src/ledger/sqlite/events.ts';
 import { event, serverEachTest } from '../helpers.ts';
@@ -14,8 +14,13 @@ forEachEngine((fresh, engine) => {
       const base = Math.floor(Date.now() / 60_000) * 60_000 - 86_400_000;
       // Two events share a timestamp: the higher id is newer.
       const ts = [5, 1, 9, 9, 3, 7, 2].map((m) => base + m * 60_000);
-      const ids: number[] = (await s.post({ events: ts.map((t, i) => event({ ts: t, units: i + 1 })) })).json().results.map((r: { id: number }) => r.id);
-      const expected = ids.map((id, i) => ({ id, ts: ts[i]! })).sort((a, b) => b.ts - a.ts || b.id - a.id).map((e) => e.id);
+      const ids: number[] = (await s.post({ events: ts.map((t, i) => event({ ts: t, units: i + 1 })) }))
+        .json()
+        .results.map((r: { id: number }) => r.id);
+      const expected = ids
+        .map((id, i) => ({ id, ts: ts[i]! }))
+        .sort((a, b) => b.ts - a.ts || b.id - a.id)
+        .map((e) => e.id);
 
       const q = `namespace=acme/prod&receipts=true&order=desc&limit=3`;
       const first = (await s.get(`/v1/usage?${q}`)).json();
@@ -31,7 +36,9 @@ forEachEngine((fresh, engine) => {
       expect(seen).toEqual(expected);
 
       // Within a range: [from, to) holds, newest first.
-      const ranged = (await s.get(`/v1/usage?namespace=acme/prod&receipts=true&order=desc&from=${base + 2 * 60_000}&to=${base + 9 * 60_000}`)).json();
+      const ranged = (
+        await s.get(`/v1/usage?namespace=acme/prod&receipts=true&order=desc&from=${base + 2 * 60_000}&to=${base + 9 * 60_000}`)
+      ).json();
       expect(ranged.events.map((r: { event: { ts_ms: number } }) => (r.event.ts_ms - base) / 60_000)).toEqual([7, 5, 3, 2]);
     });
 
@@ -53,7 +60,9 @@ forEachEngine((fresh, engine) => {
     it.runIf(engine === 'sqlite')('walks the (namespace, ts) index backwards, never a full scan or a sort (EXPLAIN QUERY PLAN)', () => {
       // The engine's own statement, not a copy of it.
       const sql = PAGE_DESC_SQL;
-      const plan = (s.db().prepare(`EXPLAIN QUERY PLAN ${sql}`).all('acme/prod', 0, 1, 1, 1, 1, 1) as Array<{ detail: string }>).map((r) => r.detail).join('\n');
+      const plan = (s.db().prepare(`EXPLAIN QUERY PLAN ${sql}`).all('acme/prod', 0, 1, 1, 1, 1, 1) as Array<{ detail: string }>)
+        .map((r) => r.detail)
+        .join('\n');
       expect(plan).toMatch(/USING (COVERING )?INDEX events_namespace_ts/);
       expect(plan).not.toMatch(/TEMP B-TREE/);
     });

@@ -40,7 +40,9 @@ describe('GET /openapi.json', () => {
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' });
     const post = doc.paths['/v1/events']!.post;
     expect(post.security).toEqual([{ bearer: [] }]);
-    expect(Object.keys(post.requestBody.content)).toEqual(expect.arrayContaining(['application/json', 'application/cloudevents+json', 'application/cloudevents-batch+json']));
+    expect(Object.keys(post.requestBody.content)).toEqual(
+      expect.arrayContaining(['application/json', 'application/cloudevents+json', 'application/cloudevents-batch+json']),
+    );
     for (const status of ['200', '400', '401', '413', '415', '503']) expect(post.responses[status], status).toBeDefined();
     expect(post.responses['413'].description).toMatch(/too_many_events/);
     const receipt = doc.paths['/v1/events/{id}/receipt']!.get;
@@ -48,7 +50,9 @@ describe('GET /openapi.json', () => {
     const epochs = doc.paths['/v1/epochs']!.get;
     expect(epochs.parameters.map((p: { name: string }) => p.name).sort()).toEqual(['after', 'before', 'limit', 'order']);
     const usage = doc.paths['/v1/usage']!.get;
-    expect(usage.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['namespace', 'from', 'to', 'group_by', 'receipts', 'limit', 'cursor', 'order']));
+    expect(usage.parameters.map((p: { name: string }) => p.name)).toEqual(
+      expect.arrayContaining(['namespace', 'from', 'to', 'group_by', 'receipts', 'limit', 'cursor', 'order']),
+    );
     expect(doc.paths['/healthz']!.get.security).toBeUndefined();
     // The error codes are in the document, each with its status.
     const text = JSON.stringify(doc);
@@ -59,7 +63,12 @@ describe('GET /openapi.json', () => {
     const ajv = new Ajv2020({ strict: false, validateFormats: false });
     ajv.addSchema(doc as object, 'doc');
     const check = async (method: 'GET' | 'POST', url: string, path: string, body?: unknown) => {
-      const res = await s.app.inject({ method, url, headers: { ...s.auth, ...(body !== undefined && { 'content-type': 'application/json' }) }, ...(body !== undefined && { payload: JSON.stringify(body) }) });
+      const res = await s.app.inject({
+        method,
+        url,
+        headers: { ...s.auth, ...(body !== undefined && { 'content-type': 'application/json' }) },
+        ...(body !== undefined && { payload: JSON.stringify(body) }),
+      });
       const response = doc.paths[path]![method.toLowerCase()].responses[String(res.statusCode)];
       expect(response, `${method} ${url} answered ${res.statusCode}, not declared`).toBeDefined();
       const ptr = `doc#/paths/${path.replaceAll('~', '~0').replaceAll('/', '~1')}/${method.toLowerCase()}/responses/${res.statusCode}/content/application~1json/schema`;

@@ -20,7 +20,9 @@ async function sample(s: TestServer, name: string): Promise<number | undefined> 
 async function samples(s: TestServer, names: string[]): Promise<Record<string, number | undefined>> {
   const body = (await s.app.inject({ method: 'GET', url: '/metrics' })).body;
   const lines = body.split('\n');
-  return Object.fromEntries(names.map((n) => [n, ((l) => (l === undefined ? undefined : Number(l.slice(n.length + 1))))(lines.find((l) => l.startsWith(`${n} `)))]));
+  return Object.fromEntries(
+    names.map((n) => [n, ((l) => (l === undefined ? undefined : Number(l.slice(n.length + 1))))(lines.find((l) => l.startsWith(`${n} `)))]),
+  );
 }
 
 const BACKLOG = [
@@ -106,9 +108,21 @@ forEachEngine((fresh, engine) => {
     it('reports anchoring as { status, error } beside the one-string check, and who leads', async () => {
       s = await testServerOn(fresh);
       const ok = (await s.app.inject({ method: 'GET', url: '/healthz' })).json();
-      expect(ok).toMatchObject({ status: 'ok', role: 'leader', checks: { database: 'ok', anchoring: 'off' }, anchoring: { status: 'off', error: null } });
-      if (engine === 'postgres') expect(ok.ledger).toEqual({ engine, term: expect.any(Number), leader: expect.any(String), election_error: null });
-      else expect(ok.ledger).toEqual({ engine, term: null, leader: expect.stringMatching(new RegExp(`:${process.pid}$`)), election_error: null });
+      expect(ok).toMatchObject({
+        status: 'ok',
+        role: 'leader',
+        checks: { database: 'ok', anchoring: 'off' },
+        anchoring: { status: 'off', error: null },
+      });
+      if (engine === 'postgres')
+        expect(ok.ledger).toEqual({ engine, term: expect.any(Number), leader: expect.any(String), election_error: null });
+      else
+        expect(ok.ledger).toEqual({
+          engine,
+          term: null,
+          leader: expect.stringMatching(new RegExp(`:${process.pid}$`)),
+          election_error: null,
+        });
     });
 
     it('a stopped anchorer is { status: failed, error } and degrades the service', async () => {
@@ -122,7 +136,10 @@ forEachEngine((fresh, engine) => {
       await sealAll(s.ledger, { maxEvents: 100 });
       await until(async () => (await s!.app.inject({ method: 'GET', url: '/healthz' })).json().status === 'degraded');
       const health = (await s.app.inject({ method: 'GET', url: '/healthz' })).json();
-      expect(health.anchoring).toEqual({ status: 'failed', error: expect.stringMatching(/^anchoring epochs 0–0 aborted on chain with EWrongCap/) });
+      expect(health.anchoring).toEqual({
+        status: 'failed',
+        error: expect.stringMatching(/^anchoring epochs 0–0 aborted on chain with EWrongCap/),
+      });
       expect(health.checks.anchoring).toBe(`failed: ${health.anchoring.error}`);
     });
   });
@@ -157,10 +174,12 @@ describe('the SQLite seal worker', () => {
     await s?.close();
     s = undefined;
   });
-  const on = (synchronous: 'full' | 'normal'): LedgerFactory => async () => {
-    const { dir, cleanup } = tempDir();
-    return { ledger: new SqliteLedger(join(dir, 'receipts.db'), { synchronous }), cleanup: async () => cleanup() };
-  };
+  const on =
+    (synchronous: 'full' | 'normal'): LedgerFactory =>
+    async () => {
+      const { dir, cleanup } = tempDir();
+      return { ledger: new SqliteLedger(join(dir, 'receipts.db'), { synchronous }), cleanup: async () => cleanup() };
+    };
 
   for (const synchronous of ['normal', 'full'] as const) {
     it(`opens its connection with serve's --synchronous ${synchronous}, and seals`, async () => {

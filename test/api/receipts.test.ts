@@ -1,11 +1,11 @@
 // End to end through HTTP: post, seal, fetch every receipt, verify each; usage with receipts.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { verifyReceipt } from '../../src/index.ts';
 import { sealAll } from '../../src/seal/sealer.ts';
 import { event, serverEachTest } from '../helpers.ts';
 import { forEachEngine } from '../support/engines.ts';
 
-forEachEngine((fresh, engine) => {
+forEachEngine((fresh, _engine) => {
   const s = serverEachTest(fresh);
 
   const receiptOf = async (id: number) => (await s.get(`/v1/events/${id}/receipt`)).json();
@@ -42,7 +42,9 @@ forEachEngine((fresh, engine) => {
     });
 
     it('fails verification of an event altered in the database after sealing', async () => {
-      const ids = (await s.post({ events: Array.from({ length: 9 }, () => event({ units: 2 })) })).json().results.map((r: { id: number }) => r.id);
+      const ids = (await s.post({ events: Array.from({ length: 9 }, () => event({ units: 2 })) }))
+        .json()
+        .results.map((r: { id: number }) => r.id);
       await sealAll(s.ledger, { maxEvents: 1000 });
       const { root, size } = (await s.get('/v1/epochs/0')).json();
       await s.sql('UPDATE events SET units = 200 WHERE id = ?', ids[4]);
@@ -53,13 +55,22 @@ forEachEngine((fresh, engine) => {
       // Re-hashing the altered row does not help: the stored root no longer covers it.
       const { leafHash } = await import('../../src/event/leaf.ts');
       const rehashed = { ...tampered, leaf_hash: Buffer.from(leafHash(tampered.event)).toString('hex') };
-      expect(verifyReceipt(rehashed, { root, size })).toMatchObject({ ok: false, reason: expect.stringMatching(/not to the trusted root/) });
-      for (const id of ids.filter((_: number, i: number) => i !== 4)) expect(verifyReceipt(await receiptOf(id), { root, size }).ok).toBe(true);
+      expect(verifyReceipt(rehashed, { root, size })).toMatchObject({
+        ok: false,
+        reason: expect.stringMatching(/not to the trusted root/),
+      });
+      for (const id of ids.filter((_: number, i: number) => i !== 4))
+        expect(verifyReceipt(await receiptOf(id), { root, size }).ok).toBe(true);
     });
 
     it('answers 404 for an unknown event and for one in a namespace the key may not read', async () => {
-      const other = (await s.ledger.keys.create('globex', ['globex/*']));
-      const res = await s.app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `Bearer ${other.key}`, 'content-type': 'application/json' }, payload: event({ namespace: 'globex/x' }) });
+      const other = await s.ledger.keys.create('globex', ['globex/*']);
+      const res = await s.app.inject({
+        method: 'POST',
+        url: '/v1/events',
+        headers: { authorization: `Bearer ${other.key}`, 'content-type': 'application/json' },
+        payload: event({ namespace: 'globex/x' }),
+      });
       const id = res.json().results[0].id;
       expect((await s.get(`/v1/events/${id}/receipt`)).statusCode).toBe(404);
       expect((await s.get('/v1/events/999999/receipt')).json().error.code).toBe('not_found');
@@ -85,7 +96,11 @@ forEachEngine((fresh, engine) => {
   describe('usage with receipts', () => {
     it('pages every event of the range with its receipt; units over all pages equal the totals, even as events arrive', async () => {
       const now = Date.now();
-      const res = await s.post({ events: Array.from({ length: 250 }, (_, i) => event({ units: (i % 9) + 1, ts: now - 100_000 + i * 10, action: i % 3 ? 'recall' : 'extract' })) });
+      const res = await s.post({
+        events: Array.from({ length: 250 }, (_, i) =>
+          event({ units: (i % 9) + 1, ts: now - 100_000 + i * 10, action: i % 3 ? 'recall' : 'extract' }),
+        ),
+      });
       expect(res.json().results.every((r: { status: string }) => r.status === 'created')).toBe(true);
       await sealAll(s.ledger, { maxEvents: 100 });
       const q = `namespace=acme/prod&from=${now - 100_000}&to=${now}&receipts=true&limit=70`;

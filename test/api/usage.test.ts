@@ -44,14 +44,29 @@ forEachEngine((fresh, engine) => {
     });
 
     it('includes from and excludes to', async () => {
-      expect((await usage(`namespace=acme/prod&from=${base}&to=${base + 1}`)).body.totals).toEqual({ events: 1, units: 3, billable_events: 1, billable_units: 3 });
-      expect((await usage(`namespace=acme/prod&from=${base + 1}&to=${base + 10 * 60_000}`)).body.totals).toEqual({ events: 0, units: 0, billable_events: 0, billable_units: 0 });
+      expect((await usage(`namespace=acme/prod&from=${base}&to=${base + 1}`)).body.totals).toEqual({
+        events: 1,
+        units: 3,
+        billable_events: 1,
+        billable_units: 3,
+      });
+      expect((await usage(`namespace=acme/prod&from=${base + 1}&to=${base + 10 * 60_000}`)).body.totals).toEqual({
+        events: 0,
+        units: 0,
+        billable_events: 0,
+        billable_units: 0,
+      });
     });
 
     it('accepts RFC 3339 bounds', async () => {
       const from = new Date(base).toISOString();
       const to = new Date(base + H).toISOString();
-      expect((await usage(`namespace=acme/prod&from=${from}&to=${to}`)).body.totals).toEqual({ events: 2, units: 7, billable_events: 2, billable_units: 7 });
+      expect((await usage(`namespace=acme/prod&from=${from}&to=${to}`)).body.totals).toEqual({
+        events: 2,
+        units: 7,
+        billable_events: 2,
+        billable_units: 7,
+      });
     });
 
     it('groups by caller, hour and day (UTC)', async () => {
@@ -73,7 +88,12 @@ forEachEngine((fresh, engine) => {
     });
 
     it('keeps unit sums exact beyond 2^53', async () => {
-      await s.post({ events: [event({ namespace: 'acme/big', units: Number.MAX_SAFE_INTEGER }), event({ namespace: 'acme/big', units: Number.MAX_SAFE_INTEGER })] });
+      await s.post({
+        events: [
+          event({ namespace: 'acme/big', units: Number.MAX_SAFE_INTEGER }),
+          event({ namespace: 'acme/big', units: Number.MAX_SAFE_INTEGER }),
+        ],
+      });
       const { body } = await usage('namespace=acme/big');
       expect(body.totals.units).toBe((2n * BigInt(Number.MAX_SAFE_INTEGER)).toString());
     });
@@ -94,7 +114,12 @@ forEachEngine((fresh, engine) => {
       ['order without receipts', 'namespace=acme/prod&order=desc', 'order', 'requires:receipts=true'],
       ['more than 10,000 groups a page', 'namespace=acme/prod&limit=10001', 'limit', 'max:10000'],
       ['more than 1,000 receipts a page', 'namespace=acme/prod&receipts=true&limit=1001', 'limit', 'max:1000'],
-      ['a page of 100 groups for each of 100 namespaces', `namespace=${Array.from({ length: 100 }, (_, i) => `acme/n${i}`).join(',')}&limit=100`, 'limit', 'max:99'],
+      [
+        'a page of 100 groups for each of 100 namespaces',
+        `namespace=${Array.from({ length: 100 }, (_, i) => `acme/n${i}`).join(',')}&limit=100`,
+        'limit',
+        'max:99',
+      ],
       ['a cursor nobody issued', 'namespace=acme/prod&cursor=abc', 'cursor', 'issued_cursor'],
     ])('answers 400 for %s, naming the parameter and rule', async (_n, q, path, rule) => {
       const res = await usage(q);
@@ -104,7 +129,11 @@ forEachEngine((fresh, engine) => {
     });
 
     it.each([
-      ['a * pattern', 'namespace=acme/*', /namespace "acme\/\*" is not a namespace: it must be 1 to 128 characters of .*a \* pattern is for keys/],
+      [
+        'a * pattern',
+        'namespace=acme/*',
+        /namespace "acme\/\*" is not a namespace: it must be 1 to 128 characters of .*a \* pattern is for keys/,
+      ],
       ['upper case', 'namespace=Acme/prod', /namespace "Acme\/prod" is not a namespace/],
       ['an empty item', 'namespace=acme/prod,', /namespace "" is not a namespace/],
       ['one bad item among good ones', 'namespace=acme/prod&namespace=acme/%20x', /namespace "acme\/ x" is not a namespace/],
@@ -113,7 +142,11 @@ forEachEngine((fresh, engine) => {
       const res = await usage(q);
       expect(res.status).toBe(400);
       expect(res.body.error.code).toBe('invalid_query');
-      expect(res.body.error.details).toContainEqual({ path: 'namespace', rule: 'pattern:^[a-z0-9][a-z0-9._/-]*$', message: expect.stringMatching(message) });
+      expect(res.body.error.details).toContainEqual({
+        path: 'namespace',
+        rule: 'pattern:^[a-z0-9][a-z0-9._/-]*$',
+        message: expect.stringMatching(message),
+      });
     });
 
     it('reads several namespaces at once (a comma list or repeated): each, groups merged, overall totals', async () => {
@@ -128,8 +161,19 @@ forEachEngine((fresh, engine) => {
         ],
         totals: { events: 4, units: 1017, billable_events: 4, billable_units: 1017 },
         by_namespace: [
-          { namespace: 'acme/prod', groups: [{ key: 'extract', events: 1, units: 10, billable_events: 1, billable_units: 10 }, { key: 'recall', events: 2, units: 7, billable_events: 2, billable_units: 7 }], totals: { events: 3, units: 17, billable_events: 3, billable_units: 17 } },
-          { namespace: 'acme/other', groups: [{ key: 'recall', events: 1, units: 1000, billable_events: 1, billable_units: 1000 }], totals: { events: 1, units: 1000, billable_events: 1, billable_units: 1000 } },
+          {
+            namespace: 'acme/prod',
+            groups: [
+              { key: 'extract', events: 1, units: 10, billable_events: 1, billable_units: 10 },
+              { key: 'recall', events: 2, units: 7, billable_events: 2, billable_units: 7 },
+            ],
+            totals: { events: 3, units: 17, billable_events: 3, billable_units: 17 },
+          },
+          {
+            namespace: 'acme/other',
+            groups: [{ key: 'recall', events: 1, units: 1000, billable_events: 1, billable_units: 1000 }],
+            totals: { events: 1, units: 1000, billable_events: 1, billable_units: 1000 },
+          },
         ],
         // Fewer groups than a page: all of them, and no next page.
         next_cursor: null,
@@ -141,16 +185,31 @@ forEachEngine((fresh, engine) => {
       const dup = await usage(`namespace=acme/prod,acme/prod,acme/none&${range}`);
       expect(dup.body.namespaces).toEqual(['acme/prod', 'acme/none']);
       expect(dup.body.totals).toEqual({ events: 3, units: 17, billable_events: 3, billable_units: 17 });
-      expect(dup.body.by_namespace[1]).toEqual({ namespace: 'acme/none', groups: [], totals: { events: 0, units: 0, billable_events: 0, billable_units: 0 } });
+      expect(dup.body.by_namespace[1]).toEqual({
+        namespace: 'acme/none',
+        groups: [],
+        totals: { events: 0, units: 0, billable_events: 0, billable_units: 0 },
+      });
       // One namespace keeps the single shape.
-      expect((await usage(`namespace=acme/prod&${range}`)).body).toMatchObject({ namespace: 'acme/prod', totals: { events: 3, units: 17, billable_events: 3, billable_units: 17 } });
+      expect((await usage(`namespace=acme/prod&${range}`)).body).toMatchObject({
+        namespace: 'acme/prod',
+        totals: { events: 3, units: 17, billable_events: 3, billable_units: 17 },
+      });
     });
 
     it('checks every listed namespace against the key, and keeps sums exact across namespaces', async () => {
       const res = await usage('namespace=acme/prod,globex/prod');
       expect(res.status).toBe(403);
-      expect(res.body.error).toMatchObject({ code: 'namespace_forbidden', message: expect.stringMatching(/may not read namespace "globex\/prod"; it allows acme\/\*/) });
-      await s.post({ events: [event({ namespace: 'acme/big1', units: Number.MAX_SAFE_INTEGER }), event({ namespace: 'acme/big2', units: Number.MAX_SAFE_INTEGER })] });
+      expect(res.body.error).toMatchObject({
+        code: 'namespace_forbidden',
+        message: expect.stringMatching(/may not read namespace "globex\/prod"; it allows acme\/\*/),
+      });
+      await s.post({
+        events: [
+          event({ namespace: 'acme/big1', units: Number.MAX_SAFE_INTEGER }),
+          event({ namespace: 'acme/big2', units: Number.MAX_SAFE_INTEGER }),
+        ],
+      });
       expect((await usage('namespace=acme/big1,acme/big2')).body.totals.units).toBe((2n * BigInt(Number.MAX_SAFE_INTEGER)).toString());
       const many = await usage(`namespace=${Array.from({ length: 101 }, (_, i) => `acme/n${i}`).join(',')}`);
       expect(many.status).toBe(400);
@@ -181,8 +240,14 @@ forEachEngine((fresh, engine) => {
 
     it.runIf(engine === 'sqlite').each(GROUP_BY)('uses the (namespace, ts) index when grouping by %s (EXPLAIN QUERY PLAN)', (g) => {
       const range = ['acme/prod', 0, 1, 10];
-      for (const [text, params] of [[usageSql(g), range], [usagePageSql(g), [...range, g === 'hour' || g === 'day' ? 0 : 'a', 11, ...range]]] as const) {
-        const plan = s.db().prepare(`EXPLAIN QUERY PLAN ${text}`).all(...params) as Array<{ detail: string }>;
+      for (const [text, params] of [
+        [usageSql(g), range],
+        [usagePageSql(g), [...range, g === 'hour' || g === 'day' ? 0 : 'a', 11, ...range]],
+      ] as const) {
+        const plan = s
+          .db()
+          .prepare(`EXPLAIN QUERY PLAN ${text}`)
+          .all(...params) as Array<{ detail: string }>;
         const details = plan.map((p) => p.detail).join('\n');
         expect(details).toMatch(/SEARCH events USING INDEX events_namespace_ts \(namespace=\? AND ts>\? AND ts<\?\)/);
         expect(details).not.toMatch(/SCAN events/);
@@ -192,7 +257,13 @@ forEachEngine((fresh, engine) => {
 
   describe('GET /v1/usage groups, paged', () => {
     type Group = { key: string; events: number; units: number | string; billable_events: number; billable_units: number | string };
-    type Page = { groups: Group[]; totals: Group; next_cursor: string | null; as_of_seq?: number; by_namespace?: Array<{ namespace: string; groups: Group[]; totals: Group }> };
+    type Page = {
+      groups: Group[];
+      totals: Group;
+      next_cursor: string | null;
+      as_of_seq?: number;
+      by_namespace?: Array<{ namespace: string; groups: Group[]; totals: Group }>;
+    };
     // Keys the engines must order alike (UTF-8 bytes): upper before lower case, accents and an
     // emoji (a surrogate pair in JS, whose UTF-16 order differs from UTF-8 against U+FFxx).
     const odd = ['Zed', 'alice', 'bob', 'é', 'ｚ', '😀', 'a b', 'a-b'];
@@ -202,7 +273,9 @@ forEachEngine((fresh, engine) => {
       const events = [
         ...Array.from({ length: 23 }, (_, i) => event({ caller: `c${String(i).padStart(2, '0')}`, units: i + 1, ts: base + i * H })),
         ...odd.map((caller, i) => event({ caller, units: 100 + i, ts: base + i })),
-        ...Array.from({ length: 9 }, (_, i) => event({ namespace: 'acme/other', caller: i % 2 ? `c${String(i).padStart(2, '0')}` : `z${i}`, units: 7, ts: base + i * 3 * H })),
+        ...Array.from({ length: 9 }, (_, i) =>
+          event({ namespace: 'acme/other', caller: i % 2 ? `c${String(i).padStart(2, '0')}` : `z${i}`, units: 7, ts: base + i * 3 * H }),
+        ),
       ];
       expect((await s.post({ events })).json().results.every((r: { status: string }) => r.status === 'created')).toBe(true);
     }
@@ -224,31 +297,40 @@ forEachEngine((fresh, engine) => {
     let added = 0;
     /** After each page: new callers, before and after the current key, and more of one already listed. */
     const addMore = async () => {
-      const res = await s.post({ events: [event({ caller: `a${added}`, units: 5, ts: base + 1 }), event({ caller: 'zz', units: 5, ts: base + 2 }), event({ caller: 'c05', units: 5, ts: base + 3 })] });
+      const res = await s.post({
+        events: [
+          event({ caller: `a${added}`, units: 5, ts: base + 1 }),
+          event({ caller: 'zz', units: 5, ts: base + 2 }),
+          event({ caller: 'c05', units: 5, ts: base + 3 }),
+        ],
+      });
       expect(res.statusCode).toBe(200);
       added++;
     };
 
-    it.each(['caller', 'hour', 'action'] as const)('by %s: all pages together are the unpaged groups, every page has the same totals, while events keep arriving', async (g) => {
-      await seed();
-      const q = `namespace=acme/prod&group_by=${g}&from=${base}&to=${base + 48 * H}`;
-      const whole: Page = (await usage(q)).body;
-      expect(whole.next_cursor).toBeNull();
-      expect(whole.as_of_seq).toBeUndefined();
-      const all = await pages(`${q}&limit=4`, addMore);
-      expect(all.length).toBe(Math.ceil(whole.groups.length / 4));
-      expect(all.flatMap((p) => p.groups)).toEqual(whole.groups);
-      for (const p of all) {
-        expect(p.totals).toEqual(whole.totals);
-        expect(p.groups.length).toBeLessThanOrEqual(4);
-        expect(p.as_of_seq).toBe(all[0]!.as_of_seq);
-      }
-      expect(all.at(-1)!.next_cursor).toBeNull();
-      // A fresh query sees what arrived meanwhile.
-      expect((await usage(q)).body.totals.events).toBe(whole.totals.events + 3 * added);
-    });
+    it.each(['caller', 'hour', 'action'] as const)(
+      'by %s: all pages together are the unpaged groups, every page has the same totals, while events keep arriving',
+      async (g) => {
+        await seed();
+        const q = `namespace=acme/prod&group_by=${g}&from=${base}&to=${base + 48 * H}`;
+        const whole: Page = (await usage(q)).body;
+        expect(whole.next_cursor).toBeNull();
+        expect(whole.as_of_seq).toBeUndefined();
+        const all = await pages(`${q}&limit=4`, addMore);
+        expect(all.length).toBe(Math.ceil(whole.groups.length / 4));
+        expect(all.flatMap((p) => p.groups)).toEqual(whole.groups);
+        for (const p of all) {
+          expect(p.totals).toEqual(whole.totals);
+          expect(p.groups.length).toBeLessThanOrEqual(4);
+          expect(p.as_of_seq).toBe(all[0]!.as_of_seq);
+        }
+        expect(all.at(-1)!.next_cursor).toBeNull();
+        // A fresh query sees what arrived meanwhile.
+        expect((await usage(q)).body.totals.events).toBe(whole.totals.events + 3 * added);
+      },
+    );
 
-    it('by caller over several namespaces: merged groups, each namespace\'s groups and the totals match the unpaged answer', async () => {
+    it("by caller over several namespaces: merged groups, each namespace's groups and the totals match the unpaged answer", async () => {
       await seed();
       const q = `namespace=acme/prod,acme/other&group_by=caller&from=${base}&to=${base + 48 * H}`;
       const whole: Page = (await usage(q)).body;
@@ -279,7 +361,11 @@ forEachEngine((fresh, engine) => {
       await seed();
       const first = (await usage('namespace=acme/prod&group_by=caller&limit=2')).body as Page;
       expect(first.next_cursor).toEqual(expect.any(String));
-      for (const q of ['namespace=acme/prod&group_by=action', 'namespace=acme/other&group_by=caller', `namespace=acme/prod&group_by=caller&from=${base}`]) {
+      for (const q of [
+        'namespace=acme/prod&group_by=action',
+        'namespace=acme/other&group_by=caller',
+        `namespace=acme/prod&group_by=caller&from=${base}`,
+      ]) {
         const res = await usage(`${q}&cursor=${first.next_cursor}`);
         expect(res.status, q).toBe(400);
         expect(res.body.error.details[0]).toMatchObject({ path: 'cursor', rule: 'same_query' });
@@ -293,7 +379,9 @@ forEachEngine((fresh, engine) => {
 
     it('receipts=true carries at most 1,000 groups and a groups_next_cursor to the rest, of the same snapshot', async () => {
       for (let done = 0; done < 1003; done += 1000) {
-        const events = Array.from({ length: Math.min(1000, 1003 - done) }, (_, i) => event({ namespace: 'acme/many', caller: `u${String(done + i).padStart(5, '0')}`, units: 1 }));
+        const events = Array.from({ length: Math.min(1000, 1003 - done) }, (_, i) =>
+          event({ namespace: 'acme/many', caller: `u${String(done + i).padStart(5, '0')}`, units: 1 }),
+        );
         expect((await s.post({ events })).statusCode).toBe(200);
       }
       const page = (await usage('namespace=acme/many&group_by=caller&receipts=true&limit=10')).body;

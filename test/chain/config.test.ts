@@ -9,7 +9,14 @@ import { tempDir } from '../helpers.ts';
 const t = tempDir('receipts-config-');
 afterAll(() => t.cleanup());
 const KEY = 'suiprivkey1qzdlfxn2qa2lj5uprl8pyhexs02sg2wrhdy7qaq50cqgnffw4c2477kg9h3';
-const good = { network: 'localnet', package_id: '0x1', registry_id: '0x2', registry_initial_shared_version: 5, cap_id: '0x3', private_key: KEY };
+const good = {
+  network: 'localnet',
+  package_id: '0x1',
+  registry_id: '0x2',
+  registry_initial_shared_version: 5,
+  cap_id: '0x3',
+  private_key: KEY,
+};
 
 const write = (name: string, value: unknown) => {
   const f = join(t.dir, name);
@@ -20,7 +27,13 @@ const write = (name: string, value: unknown) => {
 describe('Sui config', () => {
   it('reads a config, with the network default RPC URL', () => {
     expect(loadSuiConfig(write('ok.json', good), {})).toEqual({
-      network: 'localnet', rpcUrl: 'http://127.0.0.1:9000', packageId: '0x1', registryId: '0x2', registryInitialSharedVersion: '5', capId: '0x3', privateKey: KEY,
+      network: 'localnet',
+      rpcUrl: 'http://127.0.0.1:9000',
+      packageId: '0x1',
+      registryId: '0x2',
+      registryInitialSharedVersion: '5',
+      capId: '0x3',
+      privateKey: KEY,
     });
   });
 
@@ -62,7 +75,17 @@ describe('serve and verify with Sui options', () => {
   });
 
   it('serve refuses a config for another network', () => {
-    const r = receipts(['serve', '--db', join(t.dir, 'y.db'), '--network', 'testnet', '--sui-config', write('net.json', good), '--port', '0']);
+    const r = receipts([
+      'serve',
+      '--db',
+      join(t.dir, 'y.db'),
+      '--network',
+      'testnet',
+      '--sui-config',
+      write('net.json', good),
+      '--port',
+      '0',
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/--network testnet but .* is for localnet/);
   });
@@ -70,11 +93,32 @@ describe('serve and verify with Sui options', () => {
   it('verify --onchain needs --rpc; --rpc says a receipt that is not anchored is not verifiable yet (3); an unreachable node exits 2', () => {
     const event = { namespace: 'acme/prod', request_id: 'r1', caller: 'c', action: 'recall', units: 1, artifact_digest: '', ts_ms: 1 };
     const leaf = bytesToHex(leafHash(event));
-    const receipt = { version: 1, status: 'sealed', event, leaf_hash: leaf, epoch: 0, leaf_index: 0, tree_size: 1, proof: [], root: leaf, anchor: null };
+    const receipt = {
+      version: 1,
+      status: 'sealed',
+      event,
+      leaf_hash: leaf,
+      epoch: 0,
+      leaf_index: 0,
+      tree_size: 1,
+      proof: [],
+      root: leaf,
+      anchor: null,
+    };
     const f = write('r.json', receipt);
     expect(receipts(['verify', f, '--onchain'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--onchain needs --rpc/) });
-    expect(receipts(['verify', f, '--rpc', 'http://127.0.0.1:1'])).toMatchObject({ code: 3, stdout: expect.stringMatching(/^not verifiable yet: the receipt is sealed but not anchored yet/) });
-    const anchored = write('a.json', { ...receipt, status: 'anchored', anchor: { network: 'localnet', package_id: '0x1', registry_id: '0x2', tx_digest: 'x', checkpoint: '1' } });
-    expect(receipts(['verify', anchored, '--rpc', 'http://127.0.0.1:1'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/cannot read registry 0x2 through http:\/\/127.0.0.1:1/) });
+    expect(receipts(['verify', f, '--rpc', 'http://127.0.0.1:1'])).toMatchObject({
+      code: 3,
+      stdout: expect.stringMatching(/^not verifiable yet: the receipt is sealed but not anchored yet/),
+    });
+    const anchored = write('a.json', {
+      ...receipt,
+      status: 'anchored',
+      anchor: { network: 'localnet', package_id: '0x1', registry_id: '0x2', tx_digest: 'x', checkpoint: '1' },
+    });
+    expect(receipts(['verify', anchored, '--rpc', 'http://127.0.0.1:1'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/cannot read registry 0x2 through http:\/\/127.0.0.1:1/),
+    });
   });
 });

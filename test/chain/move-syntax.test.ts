@@ -12,15 +12,25 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PRETTIER = join(ROOT, 'node_modules/prettier/bin/prettier.cjs');
 
 function check(file: string) {
-  const r = spawnSync(process.execPath, [PRETTIER, '--plugin', '@mysten/prettier-plugin-move', '--check', file], { cwd: ROOT, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [PRETTIER, '--plugin', '@mysten/prettier-plugin-move', '--check', file], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   return { code: r.status, output: r.stdout + r.stderr };
 }
 
-const moveFiles = readdirSync(join(ROOT, 'move'), { recursive: true }).map(String).filter((f) => f.endsWith('.move'));
+const moveFiles = readdirSync(join(ROOT, 'move'), { recursive: true })
+  .map(String)
+  .filter((f) => f.endsWith('.move'));
 
 describe('Move sources', () => {
   it('has the package layout a Move build needs', () => {
-    expect(moveFiles.sort()).toEqual(['sources/registry.move', 'tests/golden_tests.move', 'tests/registry_tests.move', 'tests/vectors_tests.move']);
+    expect(moveFiles.sort()).toEqual([
+      'sources/registry.move',
+      'tests/golden_tests.move',
+      'tests/registry_tests.move',
+      'tests/vectors_tests.move',
+    ]);
   });
 
   it.each(moveFiles)('move/%s parses and is formatted', (f) => {

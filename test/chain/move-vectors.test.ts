@@ -82,7 +82,10 @@ describe('Move vectors', () => {
 
   it('the generated leaf tests hold the units and ts_ms of each leaf vector', () => {
     for (const [i, c] of leafCases().entries()) {
-      const body = generated.slice(generated.indexOf(`fun leaf_v1_vector_${i}()`)).split(/\n}\n/)[0]!.replace(/\s+/g, ' ');
+      const body = generated
+        .slice(generated.indexOf(`fun leaf_v1_vector_${i}()`))
+        .split(/\n}\n/)[0]!
+        .replace(/\s+/g, ' ');
       expect(body).toMatch(new RegExp(`, ${c.event.units}, x"${c.event.artifact_digest}", ${c.event.ts_ms},? \\)`));
     }
   });
@@ -122,7 +125,12 @@ describe('TypeScript twin of move/sources/registry.move', () => {
       c.steps.slice(0, -1).forEach(step);
       const last = c.steps.at(-1)!;
       if (last.set_version !== undefined) reg.version = last.set_version;
-      const before = JSON.stringify({ next: reg.nextEpoch, version: reg.version, epochs: [...reg.epochs.keys()], events: reg.events.length });
+      const before = JSON.stringify({
+        next: reg.nextEpoch,
+        version: reg.version,
+        epochs: [...reg.epochs.keys()],
+        events: reg.events.length,
+      });
       let thrown: unknown;
       try {
         step({ ...last, set_version: undefined });
@@ -131,7 +139,9 @@ describe('TypeScript twin of move/sources/registry.move', () => {
       }
       expect(thrown).toBeInstanceOf(MoveAbort);
       expect((thrown as MoveAbort).constantName).toBe(c.expect);
-      expect(JSON.stringify({ next: reg.nextEpoch, version: reg.version, epochs: [...reg.epochs.keys()], events: reg.events.length })).toBe(before);
+      expect(JSON.stringify({ next: reg.nextEpoch, version: reg.version, epochs: [...reg.epochs.keys()], events: reg.events.length })).toBe(
+        before,
+      );
     }
   });
 
@@ -173,7 +183,13 @@ describe('TypeScript twin of move/sources/registry.move', () => {
   it('names the same abort constants as the Move module', () => {
     const move = readFileSync(MOVE_SOURCE, 'utf8');
     const declared = [...move.matchAll(/#\[error\]\s*const (E\w+)/g)].map((m) => m[1]).sort();
-    const used = [...new Set(anchorCases().map((c) => c.expect).filter((e) => e !== 'ok'))].sort();
+    const used = [
+      ...new Set(
+        anchorCases()
+          .map((c) => c.expect)
+          .filter((e) => e !== 'ok'),
+      ),
+    ].sort();
     expect(used).toEqual(declared); // every abort has a vector, and the vectors name no other
   });
 

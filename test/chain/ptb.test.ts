@@ -18,7 +18,13 @@ const GAS = {
 };
 
 const epochs = (from: number, n: number): EpochToAnchor[] =>
-  Array.from({ length: n }, (_, i) => ({ epoch: from + i, root: (from + i).toString(16).padStart(2, '0').repeat(32), size: 100 + i, first_ts_ms: 1_763_800_000_000 + i, last_ts_ms: 1_763_800_000_500 + i }));
+  Array.from({ length: n }, (_, i) => ({
+    epoch: from + i,
+    root: (from + i).toString(16).padStart(2, '0').repeat(32),
+    size: 100 + i,
+    first_ts_ms: 1_763_800_000_000 + i,
+    last_ts_ms: 1_763_800_000_500 + i,
+  }));
 
 async function decode(tx: Transaction) {
   const bytes = await tx.build();
@@ -40,7 +46,11 @@ describe('anchor PTB', () => {
       expect(args[1]!.Object!.ImmOrOwnedObject).toEqual(CAP);
       expect(u64(args[2]!)).toBe(String(list[i]!.epoch));
       expect(bytesToHex(Uint8Array.from(bcs.vector(bcs.u8()).parse(fromBase64(args[3]!.Pure!.bytes))))).toBe(list[i]!.root);
-      expect([u64(args[4]!), u64(args[5]!), u64(args[6]!)]).toEqual([String(list[i]!.size), String(list[i]!.first_ts_ms), String(list[i]!.last_ts_ms)]);
+      expect([u64(args[4]!), u64(args[5]!), u64(args[6]!)]).toEqual([
+        String(list[i]!.size),
+        String(list[i]!.first_ts_ms),
+        String(list[i]!.last_ts_ms),
+      ]);
       expect(args[7]!.Object!.SharedObject).toEqual({ objectId: normalizeSuiAddress('0x6'), initialSharedVersion: '1', mutable: false });
     });
     // The registry, cap and clock are one input each, shared by every call.
@@ -54,48 +64,82 @@ describe('anchor PTB', () => {
   });
 
   it(`fits ${MAX_EPOCHS_PER_PTB} epochs far inside the 128 KiB and 1,024-command limits, and refuses more`, async () => {
-    const { bytes, data } = await decode(buildAnchorTransaction({ packageId: PKG, registry: REGISTRY, cap: CAP, epochs: epochs(0, MAX_EPOCHS_PER_PTB), gas: GAS }));
+    const { bytes, data } = await decode(
+      buildAnchorTransaction({ packageId: PKG, registry: REGISTRY, cap: CAP, epochs: epochs(0, MAX_EPOCHS_PER_PTB), gas: GAS }),
+    );
     expect(data.commands).toHaveLength(MAX_EPOCHS_PER_PTB);
     expect(bytes.length).toBeLessThan(16 * 1024);
-    expect(() => buildAnchorTransaction({ packageId: PKG, registry: REGISTRY, cap: CAP, epochs: epochs(0, MAX_EPOCHS_PER_PTB + 1) })).toThrow(/at most 50/);
+    expect(() =>
+      buildAnchorTransaction({ packageId: PKG, registry: REGISTRY, cap: CAP, epochs: epochs(0, MAX_EPOCHS_PER_PTB + 1) }),
+    ).toThrow(/at most 50/);
   });
 
   it('refuses epochs that are not consecutive, a bad root, or none', () => {
     const bad = [...epochs(0, 1), ...epochs(2, 1)];
     expect(() => buildAnchorTransaction({ packageId: PKG, registry: REGISTRY, cap: CAP, epochs: bad })).toThrow(/consecutive: 0 then 2/);
-    expect(() => buildAnchorTransaction({ packageId: PKG, registry: REGISTRY, cap: CAP, epochs: [{ ...epochs(0, 1)[0]!, root: 'AB'.repeat(32) }] })).toThrow(/root/);
+    expect(() =>
+      buildAnchorTransaction({ packageId: PKG, registry: REGISTRY, cap: CAP, epochs: [{ ...epochs(0, 1)[0]!, root: 'AB'.repeat(32) }] }),
+    ).toThrow(/root/);
     expect(() => buildAnchorTransaction({ packageId: PKG, registry: REGISTRY, cap: CAP, epochs: [] })).toThrow(/no epoch/);
   });
 });
 
 describe('verify_event PTB', () => {
   const receipt: Receipt = {
-    version: 1, status: 'anchored', leaf_hash: 'e8'.repeat(32), epoch: 3, leaf_index: 5, tree_size: 9, root: 'ff'.repeat(32), anchor: null,
-    event: { namespace: 'acme/prod', request_id: 'req-42', caller: '0xabc', action: 'recall', units: 3, artifact_digest: 'ab'.repeat(32), ts_ms: 1763800000000 },
+    version: 1,
+    status: 'anchored',
+    leaf_hash: 'e8'.repeat(32),
+    epoch: 3,
+    leaf_index: 5,
+    tree_size: 9,
+    root: 'ff'.repeat(32),
+    anchor: null,
+    event: {
+      namespace: 'acme/prod',
+      request_id: 'req-42',
+      caller: '0xabc',
+      action: 'recall',
+      units: 3,
+      artifact_digest: 'ab'.repeat(32),
+      ts_ms: 1763800000000,
+    },
     proof: ['01'.repeat(32), '02'.repeat(32)],
   };
 
   it('passes every event field, the index and the proof, with the registry read-only', async () => {
     const tx = buildVerifyEventTransaction({ packageId: PKG, registry: REGISTRY, receipt });
-    const { data } = await decode((() => {
-      tx.setSender(GAS.sender);
-      tx.setGasPrice(GAS.price);
-      tx.setGasBudget(GAS.budget);
-      tx.setGasPayment(GAS.payment);
-      return tx;
-    })());
+    const { data } = await decode(
+      (() => {
+        tx.setSender(GAS.sender);
+        tx.setGasPrice(GAS.price);
+        tx.setGasBudget(GAS.budget);
+        tx.setGasPayment(GAS.payment);
+        return tx;
+      })(),
+    );
     const call = data.commands[0]!.MoveCall!;
     expect(call.function).toBe('verify_event');
     const args = call.arguments.map((a) => data.inputs[(a as { Input: number }).Input]!);
     expect(args[0]!.Object!.SharedObject!.mutable).toBe(false);
     expect(u64(args[1]!)).toBe('3');
-    expect([2, 3, 4, 5].map((i) => bcs.string().parse(fromBase64(args[i]!.Pure!.bytes)))).toEqual(['acme/prod', 'req-42', '0xabc', 'recall']);
+    expect([2, 3, 4, 5].map((i) => bcs.string().parse(fromBase64(args[i]!.Pure!.bytes)))).toEqual([
+      'acme/prod',
+      'req-42',
+      '0xabc',
+      'recall',
+    ]);
     expect([u64(args[6]!), u64(args[8]!), u64(args[9]!)]).toEqual(['3', '1763800000000', '5']);
     const proof = bcs.vector(bcs.vector(bcs.u8())).parse(fromBase64(args[10]!.Pure!.bytes)) as unknown as Uint8Array[];
     expect(proof.map((p) => bytesToHex(Uint8Array.from(p)))).toEqual(receipt.proof);
   });
 
   it('refuses a pending receipt', () => {
-    expect(() => buildVerifyEventTransaction({ packageId: PKG, registry: REGISTRY, receipt: { ...receipt, status: 'pending', proof: null, epoch: null, leaf_index: null } })).toThrow(/pending/);
+    expect(() =>
+      buildVerifyEventTransaction({
+        packageId: PKG,
+        registry: REGISTRY,
+        receipt: { ...receipt, status: 'pending', proof: null, epoch: null, leaf_index: null },
+      }),
+    ).toThrow(/pending/);
   });
 });

@@ -44,7 +44,8 @@ const U64_MAX = (1n << 64n) - 1n;
  * meant) is a bug in the caller, not a case to answer.
  */
 export function u64(value: number | bigint, name: string): bigint {
-  if (typeof value === 'number' && !Number.isSafeInteger(value)) throw new TypeError(`${name} = ${value} is not an exact integer: pass u64 values past 2^53 − 1 as bigint`);
+  if (typeof value === 'number' && !Number.isSafeInteger(value))
+    throw new TypeError(`${name} = ${value} is not an exact integer: pass u64 values past 2^53 − 1 as bigint`);
   const n = BigInt(value);
   if (n < 0n || n > U64_MAX) throw new TypeError(`${name} = ${n} is outside u64 (0 … 2^64 − 1)`);
   return n;
@@ -116,7 +117,13 @@ export class RegistryModel {
  * registry::verify_proof (RFC 9162 §2.1.3.2), line for line, in u64 arithmetic: unlike
  * src/merkle/proof.ts (exact to 2^53), it takes any u64 index and size, as Move does.
  */
-export function verifyProof(leaf: Uint8Array, leafIndex: number | bigint, treeSize: number | bigint, proof: Uint8Array[], root: Uint8Array): boolean {
+export function verifyProof(
+  leaf: Uint8Array,
+  leafIndex: number | bigint,
+  treeSize: number | bigint,
+  proof: Uint8Array[],
+  root: Uint8Array,
+): boolean {
   const index = u64(leafIndex, 'leaf_index');
   const size = u64(treeSize, 'tree_size');
   if (index >= size) return false;

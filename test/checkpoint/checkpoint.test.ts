@@ -68,7 +68,9 @@ describe('keys and a signed, cosigned checkpoint (independent implementation)', 
   });
 
   it('the cosigned message is "cosignature/v1\\ntime T\\n" + the body', () => {
-    expect(new TextDecoder().decode(cosignedMessage(new TextEncoder().encode(IND.checkpoint.text), BigInt(IND.cosignature_time)))).toBe(IND.cosigned_message);
+    expect(new TextDecoder().decode(cosignedMessage(new TextEncoder().encode(IND.checkpoint.text), BigInt(IND.cosignature_time)))).toBe(
+      IND.cosigned_message,
+    );
   });
 
   it('signs and cosigns to the exact note, in the log-then-witness order', () => {
@@ -84,7 +86,9 @@ describe('keys and a signed, cosigned checkpoint (independent implementation)', 
     expect(hex(v.checkpoint.root)).toBe(IND.checkpoint.root_hex);
     expect(v.cosignatures.map((s) => [s.name, s.timestamp])).toEqual([[IND.witness.name, IND.cosignature_time]]);
     // The witness's type 0x01 vkey (what signing-key create printed) is accepted as its cosigner key.
-    expect(verifyCheckpoint(IND.note, log, { witnesses: [parseCosignerKey(IND.witness.vkey)], minWitnesses: 1 }).cosignatures).toHaveLength(1);
+    expect(verifyCheckpoint(IND.note, log, { witnesses: [parseCosignerKey(IND.witness.vkey)], minWitnesses: 1 }).cosignatures).toHaveLength(
+      1,
+    );
     // Without the witness given, its line is ignored.
     expect(verifyCheckpoint(IND.note, log).unverified.map((s) => s.name)).toEqual([IND.witness.name]);
   });
@@ -95,9 +99,13 @@ describe('keys and a signed, cosigned checkpoint (independent implementation)', 
     expect(codeOf(() => verifyCheckpoint(IND.note, log, { witnesses: [witness], minWitnesses: 2 }))).toBe('too_few_cosignatures');
     const other = signingKeyFromSeed(IND.log.name, new Uint8Array(32).fill(7));
     expect(codeOf(() => verifyCheckpoint(IND.note, parseVerifierKey(verifierKeyOf(other))))).toBe('missing_log_signature');
-    expect(codeOf(() => verifyCheckpoint(IND.note, parseVerifierKey(verifierKeyOf(other)), { witnesses: [witness] }))).toBe('missing_log_signature');
+    expect(codeOf(() => verifyCheckpoint(IND.note, parseVerifierKey(verifierKeyOf(other)), { witnesses: [witness] }))).toBe(
+      'missing_log_signature',
+    );
     const elsewhere = signingKeyFromSeed('elsewhere.example', logKey.seed);
-    expect(codeOf(() => verifyCheckpoint(signNote(IND.checkpoint.text, [ed25519Signer(elsewhere)]), parseVerifierKey(verifierKeyOf(elsewhere))))).toBe('origin_mismatch');
+    expect(
+      codeOf(() => verifyCheckpoint(signNote(IND.checkpoint.text, [ed25519Signer(elsewhere)]), parseVerifierKey(verifierKeyOf(elsewhere)))),
+    ).toBe('origin_mismatch');
     const tampered = IND.note.replace('\n3\n', '\n4\n');
     expect(codeOf(() => verifyCheckpoint(tampered, log))).toBe('invalid_signature');
   });
@@ -150,7 +158,9 @@ describe('checkpoint parsing is strict (tlog-checkpoint)', () => {
 
   it('keeps extension lines and a size of 0', () => {
     expect(parseCheckpoint(`o\n0\n${root}\nextra one\n`)).toMatchObject({ origin: 'o', size: 0, extensions: ['extra one'] });
-    expect(formatCheckpoint({ origin: 'o', size: 0, root: new Uint8Array(32).fill(1), extensions: ['extra one'] })).toBe(`o\n0\n${root}\nextra one\n`);
+    expect(formatCheckpoint({ origin: 'o', size: 0, root: new Uint8Array(32).fill(1), extensions: ['extra one'] })).toBe(
+      `o\n0\n${root}\nextra one\n`,
+    );
   });
 });
 

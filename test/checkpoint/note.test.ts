@@ -47,9 +47,13 @@ describe('keys (Go sumdb/note)', () => {
   });
 
   it('refuses every truncation and every one-character change of a vkey or skey (Go TestNewVerifier/TestNewSigner)', () => {
-    for (const [k, parse] of [[go.peter_vkey, parseVerifierKey], [go.peter_skey, parseSignerKey]] as const) {
+    for (const [k, parse] of [
+      [go.peter_vkey, parseVerifierKey],
+      [go.peter_skey, parseSignerKey],
+    ] as const) {
       for (let i = 0; i <= k.length; i++) {
-        for (let j = i + 1; j <= k.length; j++) if (i !== 0 || j !== k.length) expect(() => parse(k.slice(i, j)), k.slice(i, j)).toThrow(CheckpointError);
+        for (let j = i + 1; j <= k.length; j++)
+          if (i !== 0 || j !== k.length) expect(() => parse(k.slice(i, j)), k.slice(i, j)).toThrow(CheckpointError);
       }
       for (let i = 0; i < k.length; i++) {
         const mangled = k.slice(0, i) + String.fromCharCode(k.charCodeAt(i) + 1) + k.slice(i + 1);
@@ -92,57 +96,74 @@ describe('signing and opening notes', () => {
 
   it('replaces an existing signature by the same key and keeps others (Go TestSign)', () => {
     const signer = ed25519Signer(parseSignerKey(go.peter_skey));
-    const enochLine = splitNote(go.text + '\n' + go.enoch_sig).signatures[0]!;
-    const note = signNote(go.text, [signer], [{ name: 'PeterNeumann', keyId: 0xc74f20a3, base64: 'x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=' }, enochLine]);
-    expect(note).toBe(go.text + '\n' + go.enoch_sig + go.peter_sig);
+    const enochLine = splitNote(`${go.text}\n${go.enoch_sig}`).signatures[0]!;
+    const note = signNote(
+      go.text,
+      [signer],
+      [
+        {
+          name: 'PeterNeumann',
+          keyId: 0xc74f20a3,
+          base64: 'x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=',
+        },
+        enochLine,
+      ],
+    );
+    expect(note).toBe(`${go.text}\n${go.enoch_sig}${go.peter_sig}`);
     expect(codeOf(() => signNote('abc', [signer]))).toBe('malformed_note');
   });
 
   it('opens with one known key, keeping the unknown signature unverified (Go TestOpen)', () => {
-    const n = openNote(go.text + '\n' + go.peter_sig + go.enoch_sig, [peter]);
+    const n = openNote(`${go.text}\n${go.peter_sig}${go.enoch_sig}`, [peter]);
     expect(n.text).toBe(go.text);
     expect(n.verified.map((s) => [s.name, s.keyId])).toEqual([['PeterNeumann', 0xc74f20a3]]);
     expect(n.unverified.map((s) => [s.name, s.keyId])).toEqual([['EnochRoot', 0xaf0cfe78]]);
-    const both = openNote(go.text + '\n' + go.peter_sig + go.enoch_sig, [peter, enoch]);
+    const both = openNote(`${go.text}\n${go.peter_sig}${go.enoch_sig}`, [peter, enoch]);
     expect(both.verified.map((s) => s.name)).toEqual(['PeterNeumann', 'EnochRoot']);
     expect(both.unverified).toEqual([]);
   });
 
   it('refuses a note no known key signed', () => {
-    expect(codeOf(() => openNote(go.text + '\n' + go.peter_sig + go.enoch_sig, []))).toBe('no_known_signature');
+    expect(codeOf(() => openNote(`${go.text}\n${go.peter_sig}${go.enoch_sig}`, []))).toBe('no_known_signature');
     // Same name, other key ID; same key ID, other name: unknown keys, ignored, so nothing verified.
-    expect(codeOf(() => openNote(go.text + '\n' + go.peter_sig.replace('PeterNeumann', 'PeterNeuman'), [peter]))).toBe('no_known_signature');
+    expect(codeOf(() => openNote(`${go.text}\n${go.peter_sig.replace('PeterNeumann', 'PeterNeuman')}`, [peter]))).toBe(
+      'no_known_signature',
+    );
   });
 
   it('refuses the whole note when a known key’s signature fails', () => {
-    const broken = go.peter_sig.slice(0, 60) + 'ABCD' + go.peter_sig.slice(60);
-    expect(codeOf(() => openNote(go.text + '\n' + broken, [peter]))).toBe('invalid_signature');
+    const broken = `${go.peter_sig.slice(0, 60)}ABCD${go.peter_sig.slice(60)}`;
+    expect(codeOf(() => openNote(`${go.text}\n${broken}`, [peter]))).toBe('invalid_signature');
     const otherText = go.text.replace('answer', 'Answer');
-    expect(codeOf(() => openNote(otherText + '\n' + go.peter_sig, [peter]))).toBe('invalid_signature');
+    expect(codeOf(() => openNote(`${otherText}\n${go.peter_sig}`, [peter]))).toBe('invalid_signature');
   });
 
   it('ignores repeated lines, and an unknown key’s broken signature (Go TestOpen)', () => {
-    const enochBroken = go.enoch_sig.slice(0, 60) + 'ABCD' + go.enoch_sig.slice(60);
-    const n = openNote(go.text + '\n' + go.peter_sig + go.peter_sig + go.enoch_sig + go.enoch_sig + enochBroken, [peter]);
+    const enochBroken = `${go.enoch_sig.slice(0, 60)}ABCD${go.enoch_sig.slice(60)}`;
+    const n = openNote(`${go.text}\n${go.peter_sig}${go.peter_sig}${go.enoch_sig}${go.enoch_sig}${enochBroken}`, [peter]);
     expect(n.verified).toHaveLength(1);
     expect(n.unverified).toHaveLength(2);
   });
 
   it('refuses two verifiers for the same key when a line uses it', () => {
-    expect(codeOf(() => openNote(go.text + '\n' + go.enoch_sig, [enoch, peter, enoch]))).toBe('ambiguous_key');
-    expect(openNote(go.text + '\n' + go.peter_sig, [enoch, peter, enoch]).verified).toHaveLength(1);
+    expect(codeOf(() => openNote(`${go.text}\n${go.enoch_sig}`, [enoch, peter, enoch]))).toBe('ambiguous_key');
+    expect(openNote(`${go.text}\n${go.peter_sig}`, [enoch, peter, enoch]).verified).toHaveLength(1);
   });
 
   it(`refuses more than ${MAX_SIGNATURES} signature lines, and a note over the size bound`, () => {
-    expect(codeOf(() => openNote(go.text + '\n' + go.peter_sig.repeat(101), [peter]))).toBe('malformed_note');
-    expect(openNote(go.text + '\n' + go.peter_sig.repeat(100), [peter]).verified).toHaveLength(1);
-    expect(codeOf(() => openNote('x'.repeat(70_000) + '\n\n' + go.peter_sig, [peter]))).toBe('note_too_large');
+    expect(codeOf(() => openNote(`${go.text}\n${go.peter_sig.repeat(101)}`, [peter]))).toBe('malformed_note');
+    expect(openNote(`${go.text}\n${go.peter_sig.repeat(100)}`, [peter]).verified).toHaveLength(1);
+    expect(codeOf(() => openNote(`${'x'.repeat(70_000)}\n\n${go.peter_sig}`, [peter]))).toBe('note_too_large');
   });
 
   it("refuses Go's malformed notes (control characters, invalid UTF-8, no blank line, bad lines)", () => {
-    for (const msg of go.bad_msgs as string[]) expect(codeOf(() => openNote(msg, [peter])), JSON.stringify(msg.slice(0, 30))).toBe('malformed_note');
+    for (const msg of go.bad_msgs as string[])
+      expect(
+        codeOf(() => openNote(msg, [peter])),
+        JSON.stringify(msg.slice(0, 30)),
+      ).toBe('malformed_note');
     expect(codeOf(() => openNote(Buffer.from(go.bad_msg_invalid_utf8_hex, 'hex'), [peter]))).toBe('malformed_note');
-    expect(codeOf(() => openNote('\ud800' + go.text + '\n' + go.peter_sig, [peter]))).toBe('malformed_note');
+    expect(codeOf(() => openNote(`\ud800${go.text}\n${go.peter_sig}`, [peter]))).toBe('malformed_note');
     expect(openNote(new TextEncoder().encode(go.signed_by_peter), [peter]).text).toBe(go.text);
   });
 

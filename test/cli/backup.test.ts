@@ -46,11 +46,13 @@ describe('receipts backup', () => {
       key = created.key;
       const now = Date.now();
       for (let i = 0; i < 20; i++) {
-        await ledger.events.write(Array.from({ length: 1000 }, () => {
-          const v = validateEvent(event(), { now, maxAgeMs: DEFAULT_MAX_AGE_MS, maxFutureMs: DEFAULT_MAX_FUTURE_MS });
-          if (!v.ok) throw new Error(JSON.stringify(v.errors));
-          return { event: v.event, owner: 'acme-inc', keyId: created.id };
-        }));
+        await ledger.events.write(
+          Array.from({ length: 1000 }, () => {
+            const v = validateEvent(event(), { now, maxAgeMs: DEFAULT_MAX_AGE_MS, maxFutureMs: DEFAULT_MAX_FUTURE_MS });
+            if (!v.ok) throw new Error(JSON.stringify(v.errors));
+            return { event: v.event, owner: 'acme-inc', keyId: created.id };
+          }),
+        );
       }
       await sealAll(ledger, { maxEvents: 2000 });
     } finally {
@@ -65,7 +67,8 @@ describe('receipts backup', () => {
     const writer = (async () => {
       while (writing) {
         const res = await fetch(`${server.url}/v1/events`, {
-          method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
           body: JSON.stringify({ events: Array.from({ length: 20 }, () => event()) }),
         });
         expect(res.status).toBe(200);

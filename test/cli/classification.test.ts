@@ -12,11 +12,18 @@ afterAll(() => t.cleanup());
 describe('receipts serve --billable-actions …', () => {
   it('stores the classification, publishes it, and refuses a later change from a past time (exit 1, a sentence)', async () => {
     const file = join(t.dir, 'cls.db');
-    const s = await serve(['--db', file, '--billable-actions', 'recall,extract', '--non-billable-actions', 'ping'], { RECEIPTS_OTHER_ACTIONS: 'non_billable' });
+    const s = await serve(['--db', file, '--billable-actions', 'recall,extract', '--non-billable-actions', 'ping'], {
+      RECEIPTS_OTHER_ACTIONS: 'non_billable',
+    });
     try {
       const key = JSON.parse(receipts(['keys', 'create', '--db', file, '--owner', 'acme', '--namespace', 'acme/*', '--json']).stdout).key;
       const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
-      const body = JSON.stringify({ events: [{ request_id: 'a', namespace: 'acme/p', action: 'recall', caller: 'c', units: 5 }, { request_id: 'b', namespace: 'acme/p', action: 'ping', caller: 'c', units: 9 }] });
+      const body = JSON.stringify({
+        events: [
+          { request_id: 'a', namespace: 'acme/p', action: 'recall', caller: 'c', units: 5 },
+          { request_id: 'b', namespace: 'acme/p', action: 'ping', caller: 'c', units: 9 },
+        ],
+      });
       expect((await fetch(`${s.url}/v1/events`, { method: 'POST', headers, body })).status).toBe(200);
       const c = await (await fetch(`${s.url}/v1/classification`, { headers })).json();
       expect(c.in_force).toEqual({ from_ms: 0, billable: ['extract', 'recall'], non_billable: ['ping'], other: 'non_billable' });
@@ -33,7 +40,16 @@ describe('receipts serve --billable-actions …', () => {
     expect(refused.stderr).toMatch(/error: classification from .* is refused: .*retroactive.*Use a --classification-from of .* or later/);
 
     // Restarting with the same classification (any order) changes nothing; without flags the stored one stays in force.
-    const same = await serve(['--db', file, '--billable-actions', 'extract,recall', '--non-billable-actions', 'ping', '--other-actions', 'non_billable']);
+    const same = await serve([
+      '--db',
+      file,
+      '--billable-actions',
+      'extract,recall',
+      '--non-billable-actions',
+      'ping',
+      '--other-actions',
+      'non_billable',
+    ]);
     same.proc.kill('SIGTERM');
     await same.exited;
     expect(same.output()).toMatch(/billable classification unchanged/);
@@ -82,12 +98,21 @@ describe('receipts serve --billable-actions …', () => {
   it('reads --classification only from a regular file: /dev/zero and a FIFO are refused at once (exit 2), never a hang', () => {
     const fifo = join(t.dir, 'cls.fifo');
     execFileSync('mkfifo', [fifo]);
-    for (const [path, env] of [['/dev/zero', {}], [fifo, {}], [t.dir, {}], [fifo, { RECEIPTS_CLASSIFICATION: fifo }]] as const) {
+    for (const [path, env] of [
+      ['/dev/zero', {}],
+      [fifo, {}],
+      [t.dir, {}],
+      [fifo, { RECEIPTS_CLASSIFICATION: fifo }],
+    ] as const) {
       const file = join(t.dir, `dev-${Math.random().toString(36).slice(2)}.db`);
       const args = 'RECEIPTS_CLASSIFICATION' in env ? [] : ['--classification', path];
       const started = Date.now();
       // A hang (or reading /dev/zero into memory) is killed by the timeout and fails here.
-      const r = spawnSync(process.execPath, [MAIN, 'serve', '--db', file, '--port', '0', ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 10_000 });
+      const r = spawnSync(process.execPath, [MAIN, 'serve', '--db', file, '--port', '0', ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+        timeout: 10_000,
+      });
       expect(r.signal, `${path}: ${r.stderr}`).toBeNull();
       expect(r.status).toBe(2);
       expect(r.stderr).toContain(`--classification ${path}: cannot read it (it is not a regular file`);

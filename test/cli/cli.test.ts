@@ -14,7 +14,12 @@ describe('receipts keys', () => {
     const r = receipts(['keys', 'create', '--db', db, '--owner', 'acme', '--namespace', 'acme/*', '--namespace', 'shared/x', '--json']);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
-    expect(out).toEqual({ key: expect.stringMatching(/^sr_[a-z0-9]{12}_/), id: expect.any(String), owner: 'acme', namespaces: ['acme/*', 'shared/x'] });
+    expect(out).toEqual({
+      key: expect.stringMatching(/^sr_[a-z0-9]{12}_/),
+      id: expect.any(String),
+      owner: 'acme',
+      namespaces: ['acme/*', 'shared/x'],
+    });
     expect(out.key).toContain(out.id);
     expect(readFileSync(db).toString('latin1')).not.toContain(out.key.slice('sr_'.length + 13)); // the 43-char secret
   });
@@ -65,19 +70,31 @@ describe('receipts serve', () => {
     const key = JSON.parse(receipts(['keys', 'create', '--db', file, '--owner', 'acme', '--namespace', 'acme/*', '--json']).stdout).key;
     const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
 
-    const ok = await fetch(`${s.url}/v1/events`, { method: 'POST', headers, body: JSON.stringify({ request_id: 'a', namespace: 'acme/p', action: 'recall', caller: 'c' }) });
+    const ok = await fetch(`${s.url}/v1/events`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ request_id: 'a', namespace: 'acme/p', action: 'recall', caller: 'c' }),
+    });
     expect((await ok.json()).results[0].status).toBe('created');
-    const notAllowed = await fetch(`${s.url}/v1/events`, { method: 'POST', headers, body: JSON.stringify({ request_id: 'b', namespace: 'acme/p', action: 'chat', caller: 'c' }) });
+    const notAllowed = await fetch(`${s.url}/v1/events`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ request_id: 'b', namespace: 'acme/p', action: 'chat', caller: 'c' }),
+    });
     expect((await notAllowed.json()).results[0].errors[0].rule).toBe('allowed_actions');
 
     // An in-flight request: half the body sent, then SIGTERM, then the rest.
     const body = JSON.stringify({ request_id: 'in-flight', namespace: 'acme/p', action: 'recall', caller: 'c' });
     const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = request(`${s.url}/v1/events`, { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
-        let text = '';
-        res.on('data', (d) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode!, text }));
-      });
+      const req = request(
+        `${s.url}/v1/events`,
+        { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode!, text }));
+        },
+      );
       req.on('error', reject);
       req.write(body.slice(0, 20));
       setTimeout(() => {
@@ -109,7 +126,9 @@ describe('receipts serve', () => {
     const port = new URL(first.url).port;
     const r = receipts(['serve', '--db', join(t.dir, 'port2.db'), '--port', port]); // another ledger: only the port is shared
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`cannot listen on 127.0.0.1:${port}: the port is in use by another process; choose another --port`));
+    expect(r.stderr).toMatch(
+      new RegExp(`cannot listen on 127.0.0.1:${port}: the port is in use by another process; choose another --port`),
+    );
     first.proc.kill('SIGTERM');
     await first.exited;
   });

@@ -45,8 +45,13 @@ describe.skipIf(!cluster)('the database URL and its password', () => {
       await admin.query(`CREATE DATABASE pwdb OWNER ${ROLE}`);
       // The throw-away cluster trusts everyone; this role must give its password over TCP.
       const hba = (await admin.query<{ hba_file: string }>('SHOW hba_file')).rows[0]!.hba_file;
-      const lines = ['local all all trust', `host all ${ROLE} 127.0.0.1/32 scram-sha-256`, 'host all all 127.0.0.1/32 trust', 'host all all ::1/128 trust'];
-      await admin.query(`COPY (SELECT unnest($$${'{' + lines.map((l) => `"${l}"`).join(',') + '}'}$$::text[])) TO '${hba}'`);
+      const lines = [
+        'local all all trust',
+        `host all ${ROLE} 127.0.0.1/32 scram-sha-256`,
+        'host all all 127.0.0.1/32 trust',
+        'host all all ::1/128 trust',
+      ];
+      await admin.query(`COPY (SELECT unnest($$${`{${lines.map((l) => `"${l}"`).join(',')}}`}$$::text[])) TO '${hba}'`);
       await admin.query('SELECT pg_reload_conf()');
       const errors = (await admin.query('SELECT error FROM pg_hba_file_rules WHERE error IS NOT NULL')).rows;
       expect(errors).toEqual([]);
@@ -87,7 +92,9 @@ describe.skipIf(!cluster)('the database URL and its password', () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/password authentication failed for user "receipts_pw"/);
     expect(wrong.stderr).not.toContain('not-it');
-    const right = receipts(['keys', 'create', '--db', roleUrl, '--owner', 'acme', '--namespace', 'acme/*', '--json'], { PGPASSWORD: PASSWORD });
+    const right = receipts(['keys', 'create', '--db', roleUrl, '--owner', 'acme', '--namespace', 'acme/*', '--json'], {
+      PGPASSWORD: PASSWORD,
+    });
     expect(right.stderr).toBe(''); // no warning: nothing secret in argv
     expect(right.code).toBe(0);
     expect(right.stdout + right.stderr).not.toContain(PASSWORD);

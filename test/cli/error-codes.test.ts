@@ -40,9 +40,28 @@ async function outcome(argv: string[]): Promise<CliErrorCode | 'ok'> {
 }
 
 function receipt() {
-  const event = { namespace: 'acme', request_id: 'r1', caller: 'c', action: 'recall', units: 1, artifact_digest: '', ts_ms: 1_763_800_000_000 };
+  const event = {
+    namespace: 'acme',
+    request_id: 'r1',
+    caller: 'c',
+    action: 'recall',
+    units: 1,
+    artifact_digest: '',
+    ts_ms: 1_763_800_000_000,
+  };
   const leaf = bytesToHex(leafHash(event));
-  return { version: 1, status: 'sealed', event, leaf_hash: leaf, epoch: 0, leaf_index: 0, tree_size: 1, proof: [], root: leaf, anchor: null };
+  return {
+    version: 1,
+    status: 'sealed',
+    event,
+    leaf_hash: leaf,
+    epoch: 0,
+    leaf_index: 0,
+    tree_size: 1,
+    proof: [],
+    root: leaf,
+    anchor: null,
+  };
 }
 
 describe('CliError: one class, a closed list of codes', () => {
@@ -59,8 +78,19 @@ describe('CliError: one class, a closed list of codes', () => {
     ['an unknown flag (commander)', () => ['verify', '--nope', 'x'], 'usage'],
     ['a file that is not JSON', () => ['verify', file('junk.json', 'not json')], 'unreadable'],
     ['a receipt with an unknown field', () => ['verify', file('extra.json', { ...receipt(), extra: 1 })], 'unreadable'],
-    ['a receipt whose event was altered', () => ['verify', file('altered.json', { ...receipt(), event: { ...receipt().event, units: 2 } })], 'invalid'],
-    ['a pending receipt', () => ['verify', file('pending.json', { ...receipt(), status: 'pending', epoch: null, leaf_index: null, tree_size: null, proof: null, root: null })], 'not_yet'],
+    [
+      'a receipt whose event was altered',
+      () => ['verify', file('altered.json', { ...receipt(), event: { ...receipt().event, units: 2 } })],
+      'invalid',
+    ],
+    [
+      'a pending receipt',
+      () => [
+        'verify',
+        file('pending.json', { ...receipt(), status: 'pending', epoch: null, leaf_index: null, tree_size: null, proof: null, root: null }),
+      ],
+      'not_yet',
+    ],
     ['a --db with no ledger', () => ['keys', 'list', '--db', join(t.dir, 'typo.db')], 'no_ledger'],
     ['creating a key', () => ['keys', 'create', '--db', db, '--owner', 'acme', '--namespace', 'acme/*'], 'ok'],
     ['revoking a key that is not there', () => ['keys', 'revoke', 'nope', '--db', db], 'not_found'],
@@ -70,8 +100,19 @@ describe('CliError: one class, a closed list of codes', () => {
 
   it('every code has its exit status: 2 for usage and unreadable input, 3 for not yet, else 1', () => {
     expect(Object.fromEntries(CLI_ERROR_CODES.map((c) => [c, new CliError(c, 'x').exitCode]))).toEqual({
-      usage: 2, unreadable: 2, chain_unreachable: 2, invalid: 1, not_yet: 3, bad_config: 1, no_ledger: 1, ledger_busy: 1,
-      not_leader: 1, not_found: 1, listen_failed: 1, migrate_refused: 1, failed: 1,
+      usage: 2,
+      unreadable: 2,
+      chain_unreachable: 2,
+      invalid: 1,
+      not_yet: 3,
+      bad_config: 1,
+      no_ledger: 1,
+      ledger_busy: 1,
+      not_leader: 1,
+      not_found: 1,
+      listen_failed: 1,
+      migrate_refused: 1,
+      failed: 1,
     });
   });
 
@@ -87,7 +128,11 @@ describe('CliError: one class, a closed list of codes', () => {
 describe('VerificationError: the verifier throws one class, with the code of verifyReceipt', () => {
   it.each<[string, (r: ReturnType<typeof receipt>) => unknown, VerifyCode]>([
     ['not a receipt', () => 'x', 'malformed'],
-    ['pending', (r) => ({ ...r, status: 'pending', epoch: null, leaf_index: null, tree_size: null, proof: null, root: null }), 'not_sealed'],
+    [
+      'pending',
+      (r) => ({ ...r, status: 'pending', epoch: null, leaf_index: null, tree_size: null, proof: null, root: null }),
+      'not_sealed',
+    ],
     ['an altered event', (r) => ({ ...r, event: { ...r.event, units: 2 } }), 'leaf_mismatch'],
     ['an index past the size', (r) => ({ ...r, leaf_index: 1 }), 'index_out_of_range'],
     ['another root', (r) => ({ ...r, root: 'cd'.repeat(32) }), 'root_mismatch'],

@@ -18,19 +18,19 @@ describe('receipts --version', () => {
 });
 
 describe('--db of a ledger that is not there', () => {
-  it.each([
-    [['keys', 'list']],
-    [['keys', 'list', '--json']],
-    [['keys', 'revoke', 'abc']],
-    [['seal']],
-  ])('receipts %j refuses a missing file, names it and creates nothing', (args) => {
-    const file = join(t.dir, 'typo.db');
-    const r = receipts([...args, '--db', file]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`no ledger at ${file}`);
-    expect(r.stderr).toMatch(/check --db or RECEIPTS_DB; `receipts serve --db FILE` or `receipts keys create --db FILE …` creates a new one/);
-    expect(existsSync(file)).toBe(false);
-  });
+  it.each([[['keys', 'list']], [['keys', 'list', '--json']], [['keys', 'revoke', 'abc']], [['seal']]])(
+    'receipts %j refuses a missing file, names it and creates nothing',
+    (args) => {
+      const file = join(t.dir, 'typo.db');
+      const r = receipts([...args, '--db', file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`no ledger at ${file}`);
+      expect(r.stderr).toMatch(
+        /check --db or RECEIPTS_DB; `receipts serve --db FILE` or `receipts keys create --db FILE …` creates a new one/,
+      );
+      expect(existsSync(file)).toBe(false);
+    },
+  );
 
   it('also through RECEIPTS_DB', () => {
     const file = join(t.dir, 'env-typo.db');
@@ -64,7 +64,9 @@ describe('serve --host', () => {
   it('999.1.1.1 is not a valid address (a usage error, before anything starts)', () => {
     const r = receipts(['serve', '--db', join(t.dir, 'host.db'), '--host', '999.1.1.1', '--port', '0']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/--host <host>' argument '999.1.1.1' is invalid. must be an address of this machine: 999.1.1.1 is not a valid IPv4 address/);
+    expect(r.stderr).toMatch(
+      /--host <host>' argument '999.1.1.1' is invalid. must be an address of this machine: 999.1.1.1 is not a valid IPv4 address/,
+    );
     expect(r.stderr).not.toMatch(/choose another --port/);
     expect(existsSync(join(t.dir, 'host.db'))).toBe(false);
   });
@@ -72,7 +74,9 @@ describe('serve --host', () => {
   it('an address that is not this machine says so, not "choose another --port"', () => {
     const r = receipts(['serve', '--db', join(t.dir, 'host2.db'), '--host', '192.0.2.1', '--port', '0', '--log-level', 'silent']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/cannot listen on 192.0.2.1:0: 192.0.2.1 is not an address of this machine; choose a local --host such as 127.0.0.1/);
+    expect(r.stderr).toMatch(
+      /cannot listen on 192.0.2.1:0: 192.0.2.1 is not an address of this machine; choose a local --host such as 127.0.0.1/,
+    );
     expect(r.stderr).not.toMatch(/choose another --port/);
   });
 });
@@ -85,7 +89,9 @@ describe('one receipts serve per ledger', () => {
     try {
       const second = receipts(['serve', '--db', file, '--port', '0']);
       expect(second.code).toBe(1);
-      expect(second.stderr).toContain(`another receipts serve already runs on the ledger ${file}: receipts serve pid ${first.proc.pid} listening on 127.0.0.1:${port}`);
+      expect(second.stderr).toContain(
+        `another receipts serve already runs on the ledger ${file}: receipts serve pid ${first.proc.pid} listening on 127.0.0.1:${port}`,
+      );
       expect(second.stderr).toMatch(/Use the running one, stop it first, or point --db at another file/);
       expect(second.stderr).not.toMatch(/Server listening/);
 
@@ -116,9 +122,29 @@ describe('one receipts serve per ledger', () => {
 });
 
 describe('receipts verify: exit codes 0 valid, 1 invalid, 2 unreadable, 3 not verifiable yet', () => {
-  const event = { namespace: 'acme/prod', request_id: 'r1', caller: 'c', action: 'recall', units: 3, artifact_digest: '', ts_ms: 1_763_800_000_000 };
+  const event = {
+    namespace: 'acme/prod',
+    request_id: 'r1',
+    caller: 'c',
+    action: 'recall',
+    units: 3,
+    artifact_digest: '',
+    ts_ms: 1_763_800_000_000,
+  };
   const leaf = bytesToHex(leafHash(event));
-  const sealed = { version: 1, id: 1, status: 'sealed', event, leaf_hash: leaf, epoch: 0, leaf_index: 0, tree_size: 1, proof: [], root: leaf, anchor: null };
+  const sealed = {
+    version: 1,
+    id: 1,
+    status: 'sealed',
+    event,
+    leaf_hash: leaf,
+    epoch: 0,
+    leaf_index: 0,
+    tree_size: 1,
+    proof: [],
+    root: leaf,
+    anchor: null,
+  };
   const write = (name: string, content: unknown) => {
     const f = join(t.dir, name);
     writeFileSync(f, typeof content === 'string' ? content : JSON.stringify(content));
@@ -126,7 +152,10 @@ describe('receipts verify: exit codes 0 valid, 1 invalid, 2 unreadable, 3 not ve
   };
 
   it('a one-leaf receipt is valid (exit 0)', () => {
-    expect(receipts(['verify', write('one.json', sealed)])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^valid: epoch 0, leaf 0 of 1/) });
+    expect(receipts(['verify', write('one.json', sealed)])).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(/^valid: epoch 0, leaf 0 of 1/),
+    });
   });
 
   it.each([
@@ -158,32 +187,54 @@ describe('receipts verify: exit codes 0 valid, 1 invalid, 2 unreadable, 3 not ve
     const pending = { ...sealed, status: 'pending', epoch: null, leaf_index: null, tree_size: null, proof: null, root: null };
     const r = receipts(['verify', write('pending.json', pending)]);
     expect(r.code).toBe(3);
-    expect(r.stdout).toMatch(/^not verifiable yet: the receipt is pending: its epoch is not sealed yet.*fetch it again after the next seal/);
+    expect(r.stdout).toMatch(
+      /^not verifiable yet: the receipt is pending: its epoch is not sealed yet.*fetch it again after the next seal/,
+    );
     const json = receipts(['verify', write('pending.json', pending), '--json']);
     expect(json).toMatchObject({ code: 3 });
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, kind: 'pending', code: 'not_sealed' });
   });
 
   it('a tampered receipt is invalid (exit 1)', () => {
-    expect(receipts(['verify', write('tampered.json', { ...sealed, event: { ...event, units: 4 } })])).toMatchObject({ code: 1, stdout: expect.stringMatching(/^invalid: the leaf hash/) });
+    expect(receipts(['verify', write('tampered.json', { ...sealed, event: { ...event, units: 4 } })])).toMatchObject({
+      code: 1,
+      stdout: expect.stringMatching(/^invalid: the leaf hash/),
+    });
     // The stable code beside the sentence: in the text, and in --json for programs.
-    expect(receipts(['verify', write('tampered.json', { ...sealed, event: { ...event, units: 4 } })]).stdout).toMatch(/\[leaf_mismatch\]$/m);
+    expect(receipts(['verify', write('tampered.json', { ...sealed, event: { ...event, units: 4 } })]).stdout).toMatch(
+      /\[leaf_mismatch\]$/m,
+    );
     const json = receipts(['verify', write('tampered.json', { ...sealed, event: { ...event, units: 4 } }), '--json']);
     expect(json.code).toBe(1);
-    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, kind: 'invalid', code: 'leaf_mismatch', reason: expect.stringMatching(/^the leaf hash/) });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      ok: false,
+      kind: 'invalid',
+      code: 'leaf_mismatch',
+      reason: expect.stringMatching(/^the leaf hash/),
+    });
   });
 
   it('--help lists the exit codes', () => {
     const r = receipts(['verify', '--help']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/Exit codes:\n  0  valid\n  1  invalid.*\n  2  unreadable.*\n  3  not verifiable yet/);
+    expect(r.stdout).toMatch(/Exit codes:\n {2}0 {2}valid\n {2}1 {2}invalid.*\n {2}2 {2}unreadable.*\n {2}3 {2}not verifiable yet/);
   });
 });
 
 describe('serve --sui-config with a bad file', () => {
   it('names each field and rule in sentences, never zod wording', () => {
     const f = join(t.dir, 'bad.sui.json');
-    writeFileSync(f, JSON.stringify({ network: 'moonnet', registry_id: 7, cap_id: '0x1', registry_initial_shared_version: 'x', rpc_url: 'nope', extra: 1 }));
+    writeFileSync(
+      f,
+      JSON.stringify({
+        network: 'moonnet',
+        registry_id: 7,
+        cap_id: '0x1',
+        registry_initial_shared_version: 'x',
+        rpc_url: 'nope',
+        extra: 1,
+      }),
+    );
     const r = receipts(['serve', '--db', join(t.dir, 'cfg.db'), '--port', '0', '--sui-config', f]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`the Sui config ${f} is not valid:`);
@@ -194,7 +245,8 @@ describe('serve --sui-config with a bad file', () => {
       'registry_id: must be a 0x-prefixed object id',
       'rpc_url must be a URL',
       'registry_initial_shared_version must be a non-negative integer',
-    ]) expect(r.stderr).toContain(part);
+    ])
+      expect(r.stderr).toContain(part);
     expect(r.stderr).not.toMatch(/Invalid input|Invalid option|expected string|received|Unrecognized key/);
   });
 });

@@ -10,5 +10,7 @@ it('runs the service with the same V8 flags from npm start, npm run receipts, th
   expect(readFileSync(new URL('../../src/cli/main.ts', import.meta.url), 'utf8').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags}`);
   // The bin is the plain-JS shim that checks the Node version first, then runs main.ts.
   expect(pkg.bin.receipts).toBe('./src/cli/receipts.js');
-  expect(readFileSync(new URL('../../src/cli/receipts.js', import.meta.url), 'utf8').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags}`);
+  expect(readFileSync(new URL('../../src/cli/receipts.js', import.meta.url), 'utf8').split('\n')[0]).toBe(
+    `#!/usr/bin/env -S node ${flags}`,
+  );
 });

@@ -41,7 +41,11 @@ export async function fill(ledger: Ledger, events: number, unsealed: number, per
   const write = async (n: number) => {
     for (let done = 0; done < n; done += 1000) {
       const batch = Array.from({ length: Math.min(1000, n - done) }, (_, i) => {
-        const v = validateEvent(event({ units: i, ts: now - 1000 + (i % 500), ...(i % 7 === 0 && { artifact_digest: 'cd'.repeat(32) }) }), { now, maxAgeMs: DEFAULT_MAX_AGE_MS, maxFutureMs: DEFAULT_MAX_FUTURE_MS });
+        const v = validateEvent(event({ units: i, ts: now - 1000 + (i % 500), ...(i % 7 === 0 && { artifact_digest: 'cd'.repeat(32) }) }), {
+          now,
+          maxAgeMs: DEFAULT_MAX_AGE_MS,
+          maxFutureMs: DEFAULT_MAX_FUTURE_MS,
+        });
         if (!v.ok) throw new Error(JSON.stringify(v.errors));
         return { event: v.event, owner: 'acme-inc', keyId };
       });
@@ -90,7 +94,12 @@ const postgresEngine = (url: () => string): Engine => ({
     await c.connect();
     try {
       let n = 0;
-      return (await c.query(text.replace(/\?/g, () => `$${++n}`), values)).rows;
+      return (
+        await c.query(
+          text.replace(/\?/g, () => `$${++n}`),
+          values,
+        )
+      ).rows;
     } finally {
       await c.end();
     }
@@ -98,7 +107,14 @@ const postgresEngine = (url: () => string): Engine => ({
 });
 
 /** Runs fn with a change made to the stored ledger, and puts it back whatever happens. */
-async function tampered<T>(e: Engine, change: string, undo: string, values: unknown[], undoValues: unknown[], fn: () => Promise<T>): Promise<T> {
+async function tampered<T>(
+  e: Engine,
+  change: string,
+  undo: string,
+  values: unknown[],
+  undoValues: unknown[],
+  fn: () => Promise<T>,
+): Promise<T> {
   await e.sql(change, values);
   try {
     return await fn();
@@ -114,11 +130,20 @@ function suite(e: Engine) {
     const r = await fsck();
     expect(r.stderr).toMatch(/^checking epochs: 3 \/ 3$/m);
     expect(r.stderr).toMatch(/^checking unsealed events: 5 \/ 5$/m);
-    expect(r.stdout).toMatch(/checks out: 3 epochs \(300 events, 606 tree nodes\) rebuilt from their leaves, 5 events after the last epoch/);
+    expect(r.stdout).toMatch(
+      /checks out: 3 epochs \(300 events, 606 tree nodes\) rebuilt from their leaves, 5 events after the last epoch/,
+    );
     expect(r.code).toBe(0);
     const json = await fsck('--json');
     expect(json.code).toBe(0);
-    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, engine: e.name, epochs_checked: 3, events_checked: 300, unsealed_checked: 5, nodes_checked: 606 });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      ok: true,
+      engine: e.name,
+      epochs_checked: 3,
+      events_checked: 300,
+      unsealed_checked: 5,
+      nodes_checked: 606,
+    });
   }, 60_000);
 
   it('one stored tree node changed: exit 1 naming the epoch, level, node and chunk', async () => {
@@ -130,7 +155,9 @@ function suite(e: Engine) {
     await tampered(e, q, q, [changed], [original], async () => {
       const r = await fsck();
       expect(r.code).toBe(1);
-      expect(r.stdout).toMatch(/does not check out: epoch 1: the stored tree level 1 is not the one rebuilt from its leaf hashes: node 5 \(chunk 0\) is 1{64}, rebuilt [0-9a-f]{64} \[node\]/);
+      expect(r.stdout).toMatch(
+        /does not check out: epoch 1: the stored tree level 1 is not the one rebuilt from its leaf hashes: node 5 \(chunk 0\) is 1{64}, rebuilt [0-9a-f]{64} \[node\]/,
+      );
       const json = await fsck('--json');
       expect(json.code).toBe(1);
       expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, problem: { code: 'node', epoch: 1, level: 1, index: 5, chunk: 0 } });
@@ -148,7 +175,15 @@ function suite(e: Engine) {
     await tampered(e, q, q, [changed], [original], async () => {
       const r = await fsck('--json');
       expect(r.code).toBe(1);
-      expect(JSON.parse(r.stdout).problem).toMatchObject({ code: 'node', epoch: 2, level: 0, index: 67, chunk: 1, seq: 268, event: Number(ev!.id) });
+      expect(JSON.parse(r.stdout).problem).toMatchObject({
+        code: 'node',
+        epoch: 2,
+        level: 0,
+        index: 67,
+        chunk: 1,
+        seq: 268,
+        event: Number(ev!.id),
+      });
     });
   }, 60_000);
 
@@ -160,7 +195,11 @@ function suite(e: Engine) {
     await tampered(e, q, q, [Buffer.alloc(32, 0x22)], [original], async () => {
       const r = await fsck();
       expect(r.code).toBe(1);
-      expect(r.stdout).toMatch(new RegExp(`does not check out: event ${id} \\(epoch 1\\): its stored leaf hash 2{64} is not the hash of its fields \\(${original.toString('hex')}\\) \\[leaf_hash\\]`));
+      expect(r.stdout).toMatch(
+        new RegExp(
+          `does not check out: event ${id} \\(epoch 1\\): its stored leaf hash 2{64} is not the hash of its fields \\(${original.toString('hex')}\\) \\[leaf_hash\\]`,
+        ),
+      );
       const json = await fsck('--json');
       expect(JSON.parse(json.stdout).problem).toMatchObject({ code: 'leaf_hash', epoch: 1, event: id, seq: 150, level: 0, index: 49 });
     });
@@ -173,22 +212,46 @@ function suite(e: Engine) {
     await tampered(e, q, q, [Buffer.alloc(32, 0x33), id], [row!.leaf_hash, id], async () => {
       const r = await fsck('--json');
       expect(r.code).toBe(1);
-      expect(JSON.parse(r.stdout).problem).toMatchObject({ code: 'leaf_hash', event: id, message: expect.stringMatching(new RegExp(`^event ${id} \\(after the last epoch\\)`)) });
+      expect(JSON.parse(r.stdout).problem).toMatchObject({
+        code: 'leaf_hash',
+        event: id,
+        message: expect.stringMatching(new RegExp(`^event ${id} \\(after the last epoch\\)`)),
+      });
     });
   }, 60_000);
 
   it('a broken epoch boundary: exit 1 naming the epoch and the positions in no epoch', async () => {
-    await tampered(e, 'UPDATE epochs SET first_seq = first_seq + 1, size = size - 1 WHERE epoch = 2', 'UPDATE epochs SET first_seq = first_seq - 1, size = size + 1 WHERE epoch = 2', [], [], async () => {
-      const r = await fsck();
-      expect(r.code).toBe(1);
-      expect(r.stdout).toMatch(/does not check out: epoch 2 starts at ledger position 202, but epoch 1 ends at 200: positions 201 … 201 are in no epoch \[boundary\]/);
-    });
+    await tampered(
+      e,
+      'UPDATE epochs SET first_seq = first_seq + 1, size = size - 1 WHERE epoch = 2',
+      'UPDATE epochs SET first_seq = first_seq - 1, size = size + 1 WHERE epoch = 2',
+      [],
+      [],
+      async () => {
+        const r = await fsck();
+        expect(r.code).toBe(1);
+        expect(r.stdout).toMatch(
+          /does not check out: epoch 2 starts at ledger position 202, but epoch 1 ends at 200: positions 201 … 201 are in no epoch \[boundary\]/,
+        );
+      },
+    );
     // Overlapping: epoch 1 claims the first position of epoch 2.
-    await tampered(e, 'UPDATE epochs SET last_seq = last_seq + 1, size = size + 1 WHERE epoch = 1', 'UPDATE epochs SET last_seq = last_seq - 1, size = size - 1 WHERE epoch = 1', [], [], async () => {
-      const r = await fsck('--json');
-      expect(r.code).toBe(1);
-      expect(JSON.parse(r.stdout).problem).toMatchObject({ code: 'boundary', epoch: 2, message: 'epoch 2 starts at ledger position 201, inside epoch 1 (which ends at 201)' });
-    });
+    await tampered(
+      e,
+      'UPDATE epochs SET last_seq = last_seq + 1, size = size + 1 WHERE epoch = 1',
+      'UPDATE epochs SET last_seq = last_seq - 1, size = size - 1 WHERE epoch = 1',
+      [],
+      [],
+      async () => {
+        const r = await fsck('--json');
+        expect(r.code).toBe(1);
+        expect(JSON.parse(r.stdout).problem).toMatchObject({
+          code: 'boundary',
+          epoch: 2,
+          message: 'epoch 2 starts at ledger position 201, inside epoch 1 (which ends at 201)',
+        });
+      },
+    );
   }, 60_000);
 
   it('a stored epoch root changed: named with the root rebuilt', async () => {

@@ -92,7 +92,8 @@ describe.skipIf(!cluster)('receipts migrate: the source while it is copied', () 
       await until(() => /^checking source epochs: (\d+) \/ \1$/m.test(err) || proc.exitCode !== null, 60_000);
       expect(proc.exitCode, err).toBeNull();
 
-      const busy = /^error: receipts migrate \(pid \d+, since [^)]+\) is copying the ledger .*big\.db to PostgreSQL, so (.*?): a change made to the file now would be missing from the copy\. Once the migrate is done, run this again with --db set to the PostgreSQL URL/m;
+      const busy =
+        /^error: receipts migrate \(pid \d+, since [^)]+\) is copying the ledger .*big\.db to PostgreSQL, so (.*?): a change made to the file now would be missing from the copy\. Once the migrate is done, run this again with --db set to the PostgreSQL URL/m;
       // Together: each CLI process takes a second or two to start.
       const [revoke, create, seal] = await Promise.all([
         run(['keys', 'revoke', keyId, '--db', file]),
@@ -112,7 +113,9 @@ describe.skipIf(!cluster)('receipts migrate: the source while it is copied', () 
       // A writer that does not ask (another program, an old build): SQLite's write lock stops it.
       const raw = new Database(file, { timeout: 200 });
       try {
-        expect(() => raw.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ?').run(Date.now(), keyId)).toThrow(expect.objectContaining({ code: 'SQLITE_BUSY' }));
+        expect(() => raw.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ?').run(Date.now(), keyId)).toThrow(
+          expect.objectContaining({ code: 'SQLITE_BUSY' }),
+        );
       } finally {
         raw.close();
       }
@@ -140,41 +143,76 @@ describe.skipIf(!cluster)('receipts migrate: a malformed row in the source', () 
     await build(file, 305, 5, 100); // 3 epochs of 100; level 0 of each in 2 chunks (64 + 36)
   });
 
-  const NEXT = /The file is damaged or was changed outside sui-receipts: restore it from a backup and migrate that \(`sqlite3 .*'PRAGMA integrity_check'` shows whether SQLite finds damage too\)$/m;
+  const NEXT =
+    /The file is damaged or was changed outside sui-receipts: restore it from a backup and migrate that \(`sqlite3 .*'PRAGMA integrity_check'` shows whether SQLite finds damage too\)$/m;
   it.each([
-    ['a tree-node chunk one byte short', 'UPDATE epoch_nodes SET hashes = substr(hashes, 1, 31) WHERE epoch = 1 AND level = 0 AND chunk = 1',
-      /epoch_nodes row \(epoch 1, level 0, chunk 1\): hashes is a 31-byte blob, not a chunk of 1 … 64 tree-node hashes of 32 bytes each/],
-    ['a tree-node chunk stored as text', "UPDATE epoch_nodes SET hashes = 'oops' WHERE epoch = 2 AND level = 3 AND chunk = 0",
-      /epoch_nodes row \(epoch 2, level 3, chunk 0\): hashes is the text "oops", not a chunk of 1 … 64 tree-node hashes/],
-    ['an empty tree-node chunk', "UPDATE epoch_nodes SET hashes = x'' WHERE epoch = 0 AND level = 6 AND chunk = 0",
-      /epoch_nodes row \(epoch 0, level 6, chunk 0\): hashes is a 0-byte blob, not a chunk/],
-    ['a sealed leaf hash of 33 bytes', "UPDATE events SET leaf_hash = CAST(leaf_hash || x'00' AS BLOB) WHERE seq = 150",
-      /events row \(seq 150\): leaf_hash is a 33-byte blob, not a 32-byte hash/],
-    ['an unsealed leaf hash of 31 bytes', 'UPDATE events SET leaf_hash = substr(leaf_hash, 1, 31) WHERE seq = 303',
-      /events row \(seq 303\): leaf_hash is a 31-byte blob, not a 32-byte hash/],
-    ['an epoch root of 16 bytes', 'UPDATE epochs SET root = substr(root, 1, 16) WHERE epoch = 2',
-      /epochs row \(epoch 2\): root is a 16-byte blob, not a 32-byte hash/],
-    ['a key hash stored as text', "UPDATE api_keys SET key_hash = 'abc'",
-      /api_keys row \(id "[0-9a-f]+"\): key_hash is the text "abc", not a 32-byte hash/],
-    ['units stored as text', "UPDATE events SET units = 'ten' WHERE seq = 7",
-      /events row \(seq 7\): units is the text "ten", not an integer/],
-    ['an artifact digest of 5 bytes', "UPDATE events SET artifact_digest = x'0102030405' WHERE seq = 304",
-      /events row \(seq 304\): artifact_digest is a 5-byte blob, not a 32-byte hash/],
-  ])('%s: refused naming the table, row and column; nothing copied', async (_, sql, problem) => {
-    const bad = join(tmp.dir, `bad-${Math.random().toString(36).slice(2)}.db`);
-    copyFileSync(file, bad);
-    const db = new Database(bad);
-    db.pragma('ignore_check_constraints = ON'); // as a damaged file or a hand edit may have it
-    expect(db.prepare(sql).run().changes).toBe(1);
-    db.close();
-    const url = await freshDatabase(cluster!.url);
-    const r = await run(['migrate', '--from', bad, '--to', url]);
-    expect(r.stderr).toMatch(/^error: the source ledger .*bad-\w+\.db has a malformed row, so nothing was copied: /m);
-    expect(r.stderr).toMatch(problem);
-    expect(r.stderr).toMatch(NEXT);
-    expect(r.stderr).not.toMatch(/TypeError|RangeError|\n\s+at /);
-    expect(r.code).toBe(1);
-    const events = await one<{ n: string }>(url, 'SELECT count(*) AS n FROM events').then((x) => Number(x.n), () => 0);
-    expect(events).toBe(0);
-  }, 60_000);
+    [
+      'a tree-node chunk one byte short',
+      'UPDATE epoch_nodes SET hashes = substr(hashes, 1, 31) WHERE epoch = 1 AND level = 0 AND chunk = 1',
+      /epoch_nodes row \(epoch 1, level 0, chunk 1\): hashes is a 31-byte blob, not a chunk of 1 … 64 tree-node hashes of 32 bytes each/,
+    ],
+    [
+      'a tree-node chunk stored as text',
+      "UPDATE epoch_nodes SET hashes = 'oops' WHERE epoch = 2 AND level = 3 AND chunk = 0",
+      /epoch_nodes row \(epoch 2, level 3, chunk 0\): hashes is the text "oops", not a chunk of 1 … 64 tree-node hashes/,
+    ],
+    [
+      'an empty tree-node chunk',
+      "UPDATE epoch_nodes SET hashes = x'' WHERE epoch = 0 AND level = 6 AND chunk = 0",
+      /epoch_nodes row \(epoch 0, level 6, chunk 0\): hashes is a 0-byte blob, not a chunk/,
+    ],
+    [
+      'a sealed leaf hash of 33 bytes',
+      "UPDATE events SET leaf_hash = CAST(leaf_hash || x'00' AS BLOB) WHERE seq = 150",
+      /events row \(seq 150\): leaf_hash is a 33-byte blob, not a 32-byte hash/,
+    ],
+    [
+      'an unsealed leaf hash of 31 bytes',
+      'UPDATE events SET leaf_hash = substr(leaf_hash, 1, 31) WHERE seq = 303',
+      /events row \(seq 303\): leaf_hash is a 31-byte blob, not a 32-byte hash/,
+    ],
+    [
+      'an epoch root of 16 bytes',
+      'UPDATE epochs SET root = substr(root, 1, 16) WHERE epoch = 2',
+      /epochs row \(epoch 2\): root is a 16-byte blob, not a 32-byte hash/,
+    ],
+    [
+      'a key hash stored as text',
+      "UPDATE api_keys SET key_hash = 'abc'",
+      /api_keys row \(id "[0-9a-f]+"\): key_hash is the text "abc", not a 32-byte hash/,
+    ],
+    [
+      'units stored as text',
+      "UPDATE events SET units = 'ten' WHERE seq = 7",
+      /events row \(seq 7\): units is the text "ten", not an integer/,
+    ],
+    [
+      'an artifact digest of 5 bytes',
+      "UPDATE events SET artifact_digest = x'0102030405' WHERE seq = 304",
+      /events row \(seq 304\): artifact_digest is a 5-byte blob, not a 32-byte hash/,
+    ],
+  ])(
+    '%s: refused naming the table, row and column; nothing copied',
+    async (_, sql, problem) => {
+      const bad = join(tmp.dir, `bad-${Math.random().toString(36).slice(2)}.db`);
+      copyFileSync(file, bad);
+      const db = new Database(bad);
+      db.pragma('ignore_check_constraints = ON'); // as a damaged file or a hand edit may have it
+      expect(db.prepare(sql).run().changes).toBe(1);
+      db.close();
+      const url = await freshDatabase(cluster!.url);
+      const r = await run(['migrate', '--from', bad, '--to', url]);
+      expect(r.stderr).toMatch(/^error: the source ledger .*bad-\w+\.db has a malformed row, so nothing was copied: /m);
+      expect(r.stderr).toMatch(problem);
+      expect(r.stderr).toMatch(NEXT);
+      expect(r.stderr).not.toMatch(/TypeError|RangeError|\n\s+at /);
+      expect(r.code).toBe(1);
+      const events = await one<{ n: string }>(url, 'SELECT count(*) AS n FROM events').then(
+        (x) => Number(x.n),
+        () => 0,
+      );
+      expect(events).toBe(0);
+    },
+    60_000,
+  );
 });

@@ -48,10 +48,13 @@ async function rows<T extends pg.QueryResultRow>(url: string, text: string): Pro
 }
 /** Events in the target; 0 when migrate stopped before creating the tables. */
 const eventCount = async (url: string) =>
-  rows<{ n: string }>(url, 'SELECT count(*) AS n FROM events').then((r) => Number(r[0]!.n), (err: { code?: string }) => {
-    if (err.code === '42P01') return 0;
-    throw err;
-  });
+  rows<{ n: string }>(url, 'SELECT count(*) AS n FROM events').then(
+    (r) => Number(r[0]!.n),
+    (err: { code?: string }) => {
+      if (err.code === '42P01') return 0;
+      throw err;
+    },
+  );
 
 async function leader(ledger: PostgresLedger): Promise<void> {
   await ledger.leadership.start(() => {});
@@ -60,7 +63,7 @@ async function leader(ledger: PostgresLedger): Promise<void> {
 
 describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
   const file = join(tmp.dir, 'receipts.db');
-  let ids: number[] = [];
+  const ids: number[] = [];
   let unsealedIds: number[] = [];
   let lastSealedSeq = 0;
   let epochCount = 0;
@@ -82,14 +85,18 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
       expect(res.statusCode).toBe(200);
       return (res.json().results as Array<{ id: number }>).map((r) => r.id);
     };
-    ids.push(...await post(12, (i) => ({
-      units: i === 0 ? Number.MAX_SAFE_INTEGER : i, caller: i % 2 ? 'user-2' : 'usér-ü 🚀', ts: Date.now() - 60_000 + i,
-      ...(i % 3 === 0 && { artifact_digest: 'ab'.repeat(32), source: 'api-gw', metadata: { region: 'eu', n: i } }),
-    })));
+    ids.push(
+      ...(await post(12, (i) => ({
+        units: i === 0 ? Number.MAX_SAFE_INTEGER : i,
+        caller: i % 2 ? 'user-2' : 'usér-ü 🚀',
+        ts: Date.now() - 60_000 + i,
+        ...(i % 3 === 0 && { artifact_digest: 'ab'.repeat(32), source: 'api-gw', metadata: { region: 'eu', n: i } }),
+      }))),
+    );
     await sealAll(s.ledger, { maxEvents: 4 });
     const chain = new FakeChain();
     expect(await new Anchorer({ ledger: s.ledger, chain }).step()).toBe(3);
-    ids.push(...await post(7));
+    ids.push(...(await post(7)));
     await sealAll(s.ledger, { maxEvents: 4 });
     unsealedIds = await post(5, (i) => ({ action: i % 2 ? 'write' : 'recall' }));
     ids.push(...unsealedIds);
@@ -103,7 +110,11 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     for (const id of ids) sqliteReceipts.set(id, await s.receipt(id));
     sqliteHistory = await s.ledger.classification.history();
     sqliteUsage = await s.ledger.usage.query(USAGE);
-    expect([...sqliteReceipts.values()].map((r) => r.status).filter((st, i, a) => a.indexOf(st) === i)).toEqual(['anchored', 'sealed', 'pending']);
+    expect([...sqliteReceipts.values()].map((r) => r.status).filter((st, i, a) => a.indexOf(st) === i)).toEqual([
+      'anchored',
+      'sealed',
+      'pending',
+    ]);
     await s.close();
   });
 
@@ -112,7 +123,9 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     const r = receipts(['migrate', '--from', file, '--to', withPassword]);
     expect(r.stderr).not.toMatch(/error/);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^copied 2 keys, 24 events \(5 events after the last epoch, sealed next on PostgreSQL in the same order\), 5 epochs, \d+ tree-node chunks, 1 anchor attempt, 3 anchors and 1 classification period from .*receipts\.db to postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/t_\w+ in [\d.]+ s; every epoch root checked \(5 epochs rebuilt/);
+    expect(r.stdout).toMatch(
+      /^copied 2 keys, 24 events \(5 events after the last epoch, sealed next on PostgreSQL in the same order\), 5 epochs, \d+ tree-node chunks, 1 anchor attempt, 3 anchors and 1 classification period from .*receipts\.db to postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/t_\w+ in [\d.]+ s; every epoch root checked \(5 epochs rebuilt/,
+    );
     expect(r.stderr).toMatch(/^copying events: 24 \/ 24$/m); // progress, on stderr
     expect(r.stderr).toMatch(/^checking source epochs: 5 \/ 5$/m);
     expect(r.stderr).toMatch(/^checking copied epochs: 5 \/ 5$/m);
@@ -147,7 +160,11 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
       }
       // New events get ids after the copied ones; a request id already copied is a duplicate.
       const write = (request_id: string) => {
-        const v = validateEvent(event({ request_id }), { now: Date.now(), maxAgeMs: DEFAULT_MAX_AGE_MS, maxFutureMs: DEFAULT_MAX_FUTURE_MS });
+        const v = validateEvent(event({ request_id }), {
+          now: Date.now(),
+          maxAgeMs: DEFAULT_MAX_AGE_MS,
+          maxFutureMs: DEFAULT_MAX_FUTURE_MS,
+        });
         if (!v.ok) throw new Error(JSON.stringify(v.errors));
         return ledger.events.write([{ event: v.event, owner: 'acme-inc', keyId: 'k' }]);
       };
@@ -167,14 +184,19 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     expect(r.code).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary).toMatchObject({
-      copied: { keys: 2, events: 24, epochs: 5, attempts: 1, anchors: 3, classifications: 1 }, unsealed: 5, epochs_checked: 5, from: file,
+      copied: { keys: 2, events: 24, epochs: 5, attempts: 1, anchors: 3, classifications: 1 },
+      unsealed: 5,
+      epochs_checked: 5,
+      from: file,
       to: expect.stringMatching(/^postgres:\/\/postgres:\*\*\*@/),
     });
     expect(summary.rows_compared).toBe(2 + 24 + 5 + summary.copied.nodes + 1 + 3 + 1);
 
     const again = receipts(['migrate', '--from', file, '--to', withPassword]);
     expect(again.code).toBe(1);
-    expect(again.stderr).toMatch(/^error: the target postgres:\/\/postgres:\*\*\*@.* already holds a ledger .*copies into an empty database only/m); // after the warning on --to with a password
+    expect(again.stderr).toMatch(
+      /^error: the target postgres:\/\/postgres:\*\*\*@.* already holds a ledger .*copies into an empty database only/m,
+    ); // after the warning on --to with a password
     expect(again.stdout + again.stderr).not.toContain(PASSWORD);
     expect(await eventCount(url)).toBe(24);
   });
@@ -188,7 +210,9 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     const { url } = await target();
     const r = receipts(['migrate', '--from', tampered, '--to', url]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^error: the source ledger .*tampered-root\.db does not check out: epoch 3: the stored root [0-9a-f]{64} is not the root of its 4 leaf hashes .*Nothing was copied/);
+    expect(r.stderr).toMatch(
+      /^error: the source ledger .*tampered-root\.db does not check out: epoch 3: the stored root [0-9a-f]{64} is not the root of its 4 leaf hashes .*Nothing was copied/,
+    );
     expect(await eventCount(url)).toBe(0);
   });
 
@@ -212,12 +236,23 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     await rows(url, "UPDATE epochs SET root = decode(repeat('00', 32), 'hex') WHERE epoch = 2");
     const failed = await checkCopy({ from: file, to: url }).catch((e: unknown) => e);
     expect(failed).toBeInstanceOf(MigrateError);
-    expect(failed).toMatchObject({ epoch: 2, message: expect.stringMatching(/^the copy in postgres:.* does not match the source: epoch 2: the stored root 0{64} is not the root of its 4 leaf hashes/) });
+    expect(failed).toMatchObject({
+      epoch: 2,
+      message: expect.stringMatching(
+        /^the copy in postgres:.* does not match the source: epoch 2: the stored root 0{64} is not the root of its 4 leaf hashes/,
+      ),
+    });
     // A stored node the proofs read, changed: caught too.
     const { url: url2 } = await target();
     expect(receipts(['migrate', '--from', file, '--to', url2]).code).toBe(0);
-    await rows(url2, "UPDATE epoch_nodes SET hashes = overlay(hashes placing decode(repeat('11', 32), 'hex') from 1) WHERE epoch = 4 AND level = 1");
-    await expect(checkCopy({ from: file, to: url2 })).rejects.toMatchObject({ epoch: 4, message: expect.stringMatching(/epoch 4: the stored tree level 1 is not the one rebuilt/) });
+    await rows(
+      url2,
+      "UPDATE epoch_nodes SET hashes = overlay(hashes placing decode(repeat('11', 32), 'hex') from 1) WHERE epoch = 4 AND level = 1",
+    );
+    await expect(checkCopy({ from: file, to: url2 })).rejects.toMatchObject({
+      epoch: 4,
+      message: expect.stringMatching(/epoch 4: the stored tree level 1 is not the one rebuilt/),
+    });
   });
 
   it('refuses while receipts serve holds the source, and copies nothing', async () => {
@@ -227,7 +262,11 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
       const { url } = await target();
       const r = receipts(['migrate', '--from', file, '--to', url]);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(new RegExp(`^error: receipts serve \\(pid ${process.pid}, listening on 127\\.0\\.0\\.1:8080\\) runs on it: .*nothing was copied\\. Stop it`));
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^error: receipts serve \\(pid ${process.pid}, listening on 127\\.0\\.0\\.1:8080\\) runs on it: .*nothing was copied\\. Stop it`,
+        ),
+      );
       expect(await eventCount(url)).toBe(0);
     } finally {
       lock.release();
@@ -239,7 +278,11 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     try {
       const r = receipts(['serve', '--db', file, '--port', '0']);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(new RegExp(`receipts migrate \\(pid ${process.pid}, since [^)]+\\) is copying the ledger .*receipts\\.db to PostgreSQL, so this does not start`));
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `receipts migrate \\(pid ${process.pid}, since [^)]+\\) is copying the ledger .*receipts\\.db to PostgreSQL, so this does not start`,
+        ),
+      );
     } finally {
       lock.release();
     }

@@ -56,7 +56,9 @@ describe.each([
       const r = spawnSync(node, [...flags, '--input-type=module', '-e', script(db)], { cwd: ROOT, encoding: 'utf8' });
       expect(r.signal, r.stderr).toBeNull();
       expect(r.status, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/^spool: the SQLite spool of sui-receipts needs Node\.js 22 or newer; this is Node 20\.\d+\.\d+\. .*`npx node your-script\.ts`/m);
+      expect(r.stdout).toMatch(
+        /^spool: the SQLite spool of sui-receipts needs Node\.js 22 or newer; this is Node 20\.\d+\.\d+\. .*`npx node your-script\.ts`/m,
+      );
       expect(r.stdout).toMatch(/^client: the sui-receipts client needs Node\.js 22 or newer/m);
       expect(existsSync(db)).toBe(false); // refused before anything was opened
     } finally {

@@ -14,8 +14,16 @@ it('serve seals within --epoch-ms; verify says valid (exit 0), invalid (exit 1) 
   const s = await serve(['--db', file, '--epoch-ms', '200']);
   const key = JSON.parse(receipts(['keys', 'create', '--db', file, '--owner', 'acme', '--namespace', 'acme/*', '--json']).stdout).key;
   const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
-  const events = Array.from({ length: 5 }, (_, i) => ({ request_id: `v${i}`, namespace: 'acme/p', action: 'recall', caller: 'c', units: i + 1 }));
-  const created = (await (await fetch(`${s.url}/v1/events`, { method: 'POST', headers, body: JSON.stringify({ events }) })).json()) as { results: Array<{ id: number }> };
+  const events = Array.from({ length: 5 }, (_, i) => ({
+    request_id: `v${i}`,
+    namespace: 'acme/p',
+    action: 'recall',
+    caller: 'c',
+    units: i + 1,
+  }));
+  const created = (await (await fetch(`${s.url}/v1/events`, { method: 'POST', headers, body: JSON.stringify({ events }) })).json()) as {
+    results: Array<{ id: number }>;
+  };
   const id = created.results[3]!.id;
 
   let receipt: Record<string, unknown> = {};
@@ -59,15 +67,22 @@ it('receipts seal seals what is waiting and says so', async () => {
   const s = await serve(['--db', file, '--epoch-ms', '3600000']);
   const key = JSON.parse(receipts(['keys', 'create', '--db', file, '--owner', 'acme', '--namespace', 'acme/*', '--json']).stdout).key;
   const posted = await fetch(`${s.url}/v1/events`, {
-    method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ events: Array.from({ length: 7 }, (_, i) => ({ request_id: `s${i}`, namespace: 'acme/p', action: 'recall', caller: 'c' })) }),
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      events: Array.from({ length: 7 }, (_, i) => ({ request_id: `s${i}`, namespace: 'acme/p', action: 'recall', caller: 'c' })),
+    }),
   });
   const id = ((await posted.json()) as { results: Array<{ id: number }> }).results[0]!.id;
   // The README walkthrough: a receipt saved before sealing is pending (exit 3, not "invalid"); fetched again after, valid.
   const saved = join(t.dir, 'receipt.json');
-  const fetchReceipt = async () => writeFileSync(saved, await (await fetch(`${s.url}/v1/events/${id}/receipt`, { headers: { authorization: `Bearer ${key}` } })).text());
+  const fetchReceipt = async () =>
+    writeFileSync(saved, await (await fetch(`${s.url}/v1/events/${id}/receipt`, { headers: { authorization: `Bearer ${key}` } })).text());
   await fetchReceipt();
-  expect(receipts(['verify', saved])).toMatchObject({ code: 3, stdout: expect.stringMatching(/^not verifiable yet: the receipt is pending/) });
+  expect(receipts(['verify', saved])).toMatchObject({
+    code: 3,
+    stdout: expect.stringMatching(/^not verifiable yet: the receipt is pending/),
+  });
   // While the server runs on the same file.
   const sealed = receipts(['seal', '--db', file, '--max-events', '5']);
   expect(sealed.code).toBe(0);

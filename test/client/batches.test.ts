@@ -4,7 +4,10 @@ import { createUsageClient, type QueuedEvent, type Rejection } from '../../src/i
 import { CheckedEvent } from '../../src/client/checked.ts';
 
 const ev = (i: number) => ({ namespace: 'acme/sdk', action: 'recall', caller: `u${i % 3}`, units: i + 1, ts: Date.now() });
-const checked = (i: number, bound = 900) => { const e = ev(i); return new CheckedEvent(`m-${i}`, e.namespace, e.caller, e.action, e.units, e.ts, {}, bound); };
+const checked = (i: number, bound = 900) => {
+  const e = ev(i);
+  return new CheckedEvent(`m-${i}`, e.namespace, e.caller, e.action, e.units, e.ts, {}, bound);
+};
 
 describe('usage client batches of pre-checked events', () => {
   it('unchecked events after and between blocks are still checked; drop-oldest; order kept', async () => {
@@ -12,7 +15,14 @@ describe('usage client batches of pre-checked events', () => {
     const rejected: Rejection[] = [];
     let release: () => void = () => {};
     let gate: Promise<void> = new Promise((r) => (release = r));
-    const sink = { name: 'b', send: async (events: QueuedEvent[]) => { batches.push([...events]); await gate; return { kind: 'done' as const }; } };
+    const sink = {
+      name: 'b',
+      send: async (events: QueuedEvent[]) => {
+        batches.push([...events]);
+        await gate;
+        return { kind: 'done' as const };
+      },
+    };
     const client = createUsageClient({ sink, batchSize: 3, maxQueue: 8, flushIntervalMs: 60_000, onRejected: (r) => rejected.push(r) });
     for (let i = 0; i < 4; i++) client.record(checked(i)); // a full batch: a send starts soon
     await new Promise((r) => setTimeout(r, 10)); // m-0..2 in flight, blocked
@@ -36,10 +46,19 @@ describe('usage client batches of pre-checked events', () => {
   it('events read back from a spool are checked again, then later pre-checked ones go as a block', async () => {
     const batches: QueuedEvent[][] = [];
     const rejected: Rejection[] = [];
-    const left: QueuedEvent[] = [{ ...ev(1), request_id: 's-ok' } as QueuedEvent, { ...ev(2), request_id: 's-bad', units: -5 } as QueuedEvent];
+    const left: QueuedEvent[] = [
+      { ...ev(1), request_id: 's-ok' } as QueuedEvent,
+      { ...ev(2), request_id: 's-bad', units: -5 } as QueuedEvent,
+    ];
     const spool = { load: () => left, add: () => {}, remove: () => {}, close: () => {} };
     const sink = { name: 'b', send: async (events: QueuedEvent[]) => (batches.push([...events]), { kind: 'done' as const }) };
-    const client = createUsageClient({ sink, batchSize: 10, flushIntervalMs: 60_000, spool: spool as never, onRejected: (r) => rejected.push(r) });
+    const client = createUsageClient({
+      sink,
+      batchSize: 10,
+      flushIntervalMs: 60_000,
+      spool: spool as never,
+      onRejected: (r) => rejected.push(r),
+    });
     for (let i = 0; i < 3; i++) client.record(checked(i));
     await client.flush();
     expect(batches.flat().map((e) => e.request_id)).toEqual(['s-ok', 'm-0', 'm-1', 'm-2']);

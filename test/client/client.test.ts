@@ -21,14 +21,35 @@ async function listening(server: TestServer, port = 0): Promise<string> {
   return `http://127.0.0.1:${p}`;
 }
 
-const stored = () => s!.db().prepare("SELECT request_id, units FROM events WHERE namespace = 'acme/sdk' ORDER BY seq").all() as Array<{ request_id: string; units: number }>;
-const ev = (i: number, extra: Record<string, unknown> = {}) => ({ namespace: 'acme/sdk', action: 'recall', caller: `u${i % 3}`, units: i + 1, ...extra });
+const stored = () =>
+  s!.db().prepare("SELECT request_id, units FROM events WHERE namespace = 'acme/sdk' ORDER BY seq").all() as Array<{
+    request_id: string;
+    units: number;
+  }>;
+const ev = (i: number, extra: Record<string, unknown> = {}) => ({
+  namespace: 'acme/sdk',
+  action: 'recall',
+  caller: `u${i % 3}`,
+  units: i + 1,
+  ...extra,
+});
 const fast = { retry: { baseMs: 5, maxMs: 50 }, flushIntervalMs: 20 };
 
 describe('usage client', () => {
   it('record returns at once and never throws, whatever it is given', () => {
     client = createUsageClient({ url: 'http://127.0.0.1:1', apiKey: 'x', ...fast });
-    const weird: unknown[] = [undefined, null, 42, 'event', [], { get namespace() { throw new Error('boom'); } }];
+    const weird: unknown[] = [
+      undefined,
+      null,
+      42,
+      'event',
+      [],
+      {
+        get namespace() {
+          throw new Error('boom');
+        },
+      },
+    ];
     for (const w of weird) expect(() => client!.record(w as never)).not.toThrow();
   });
 
@@ -82,7 +103,11 @@ describe('usage client', () => {
       if (req.url !== '/v1/events') return;
       seen.push(Date.now());
       const f = faults.shift();
-      if (f) return reply.code(f.status).header('retry-after', f.retryAfter ?? '').send({ error: { code: 'busy', message: 'try later', details: [] } });
+      if (f)
+        return reply
+          .code(f.status)
+          .header('retry-after', f.retryAfter ?? '')
+          .send({ error: { code: 'busy', message: 'try later', details: [] } });
     });
     const url = await listening(s);
     client = createUsageClient({ url, apiKey: s.key, ...fast });
@@ -128,7 +153,14 @@ describe('usage client', () => {
 
   it('drop-oldest: bounded queue, oldest dropped and reported', async () => {
     const dropped: QueuedEvent[] = [];
-    client = createUsageClient({ url: 'http://127.0.0.1:1', apiKey: 'x', maxQueue: 5, flushIntervalMs: 60_000, batchSize: 1000, onDropped: (d) => dropped.push(...d) });
+    client = createUsageClient({
+      url: 'http://127.0.0.1:1',
+      apiKey: 'x',
+      maxQueue: 5,
+      flushIntervalMs: 60_000,
+      batchSize: 1000,
+      onDropped: (d) => dropped.push(...d),
+    });
     for (let i = 0; i < 8; i++) client.record(ev(i));
     expect(client.stats()).toMatchObject({ queued: 5, dropped: 3 });
     expect(dropped.map((d) => d.units)).toEqual([1, 2, 3]);
@@ -187,12 +219,15 @@ describe('usage client', () => {
     expect(await client.receipt(id)).toMatchObject({ status: 'pending', event: { request_id: 'r-1' } });
   });
 
-  it("middleware events (pre-checked, with a size bound) go out in order, in batches that fit a request, beside events it checks", async () => {
+  it('middleware events (pre-checked, with a size bound) go out in order, in batches that fit a request, beside events it checks', async () => {
     const batches: QueuedEvent[][] = [];
     const rejected: Rejection[] = [];
     const sink = { name: 'batches', send: async (events: QueuedEvent[]) => (batches.push([...events]), { kind: 'done' as const }) };
     client = createUsageClient({ sink, batchSize: 100, flushIntervalMs: 60_000, onRejected: (r) => rejected.push(r) });
-    const checked = (i: number, bound = 900) => { const e = ev(i); return new CheckedEvent(`m-${i}`, e.namespace, e.caller, e.action, e.units ?? 1, Date.now(), {}, bound); };
+    const checked = (i: number, bound = 900) => {
+      const e = ev(i);
+      return new CheckedEvent(`m-${i}`, e.namespace, e.caller, e.action, e.units ?? 1, Date.now(), {}, bound);
+    };
     for (let i = 0; i < 130; i++) client.record(checked(i));
     client.record({ ...ev(130), request_id: 'bad', units: -1 }); // checked by the client: rejected
     for (let i = 131; i < 250; i++) client.record(checked(i));

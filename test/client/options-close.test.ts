@@ -18,8 +18,21 @@ const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('client options', () => {
   it('an option given as undefined takes its default (it used to make the batch size NaN and spin the event loop)', async () => {
     const sink = createMemorySink();
-    const unset: { batchSize?: number; timeoutMs?: number; flushIntervalMs?: number; maxQueue?: number; retry?: { baseMs: number; maxMs: number } } = {};
-    const client = createUsageClient({ sink, batchSize: unset.batchSize, timeoutMs: unset.timeoutMs, flushIntervalMs: 5, maxQueue: unset.maxQueue, retry: unset.retry });
+    const unset: {
+      batchSize?: number;
+      timeoutMs?: number;
+      flushIntervalMs?: number;
+      maxQueue?: number;
+      retry?: { baseMs: number; maxMs: number };
+    } = {};
+    const client = createUsageClient({
+      sink,
+      batchSize: unset.batchSize,
+      timeoutMs: unset.timeoutMs,
+      flushIntervalMs: 5,
+      maxQueue: unset.maxQueue,
+      retry: unset.retry,
+    });
     for (let i = 0; i < 3; i++) client.record(ev(i));
     await tick(50); // a timer fires: the loop is not starved
     await client.flush();
@@ -32,12 +45,16 @@ describe('client options', () => {
     const sink = createMemorySink();
     expect(() => createUsageClient({ sink, batchSize: Number.NaN })).toThrow(/batchSize must be a number of events, at least 1/);
     expect(() => createUsageClient({ sink, batchSize: 0 })).toThrow(/batchSize must be/);
-    expect(() => createUsageClient({ sink, timeoutMs: '5000' as unknown as number })).toThrow(/timeoutMs must be a number of ms from 1 to 2147483647 \(got string\)/);
+    expect(() => createUsageClient({ sink, timeoutMs: '5000' as unknown as number })).toThrow(
+      /timeoutMs must be a number of ms from 1 to 2147483647 \(got string\)/,
+    );
     expect(() => createUsageClient({ sink, maxQueue: -1 })).toThrow(/maxQueue must be/);
     expect(() => createUsageClient({ sink, overflow: 'wait' as 'block' })).toThrow(/overflow must be 'drop-oldest' or 'block'/);
     expect(() => createUsageClient({ sink, retry: { baseMs: Number.NaN, maxMs: 10 } })).toThrow(/retry\.baseMs must be/);
     // setTimeout makes anything above 2^31 - 1 ms a 1 ms timer.
-    expect(() => createUsageClient({ sink, closeTimeoutMs: Number.POSITIVE_INFINITY })).toThrow(/closeTimeoutMs must be a number of ms from 0 to 2147483647 \(got Infinity\)/);
+    expect(() => createUsageClient({ sink, closeTimeoutMs: Number.POSITIVE_INFINITY })).toThrow(
+      /closeTimeoutMs must be a number of ms from 0 to 2147483647 \(got Infinity\)/,
+    );
     expect(() => createUsageClient({ sink, timeoutMs: 2 ** 31 })).toThrow(/timeoutMs must be a number of ms from 1 to 2147483647/);
     // A batch size above the API's limit is still capped, not refused.
     expect(() => createUsageClient({ sink, batchSize: 5000 })).not.toThrow();
@@ -48,13 +65,31 @@ describe('events that cannot be serialized', () => {
   it('are refused one by one (metadata with a BigInt, a throwing getter or toJSON); the rest goes out and the loop stays free', async () => {
     const sink = createMemorySink();
     const rejected: Array<{ id: string; message: string }> = [];
-    const client = createUsageClient({ sink, flushIntervalMs: 1, onRejected: (r) => rejected.push({ id: r.event.request_id, message: r.errors[0]!.message }) });
+    const client = createUsageClient({
+      sink,
+      flushIntervalMs: 1,
+      onRejected: (r) => rejected.push({ id: r.event.request_id, message: r.errors[0]!.message }),
+    });
     let ticks = 0;
     const timer = setInterval(() => ticks++, 5);
     client.record({ ...ev(0), metadata: { n: 1n } as never });
     client.record(ev(1));
-    client.record({ ...ev(2), metadata: { get x() { throw new Error('getter broke'); } } });
-    client.record({ ...ev(3), metadata: { toJSON() { throw new Error('toJSON broke'); } } as never });
+    client.record({
+      ...ev(2),
+      metadata: {
+        get x() {
+          throw new Error('getter broke');
+        },
+      },
+    });
+    client.record({
+      ...ev(3),
+      metadata: {
+        toJSON() {
+          throw new Error('toJSON broke');
+        },
+      } as never,
+    });
     client.record(ev(4));
     await tick(100);
     clearInterval(timer);
@@ -75,7 +110,13 @@ describe('a fault while sending', () => {
       name: 'faulty',
       send: async (events) => {
         call++;
-        if (call === 1) return { kind: 'done', get results(): never { throw new Error('unreadable answer'); } };
+        if (call === 1)
+          return {
+            kind: 'done',
+            get results(): never {
+              throw new Error('unreadable answer');
+            },
+          };
         if (call === 2) throw Object.create(null); // not even a toString
         delivered.push(...events.map((e) => e.request_id));
         return { kind: 'done' };
@@ -98,20 +139,47 @@ describe('a spool that fails to remove answered events', () => {
   it('does not make the client send them again: the answer stands, the failure is reported', async () => {
     const sends: string[][] = [];
     const sink: Sink = { name: 'ok', send: async (events) => (sends.push(events.map((e) => e.request_id)), { kind: 'done' }) };
-    const spool = { load: () => [], add: () => {}, remove: () => { throw new Error('disk full'); }, close: () => {} };
+    const spool = {
+      load: () => [],
+      add: () => {},
+      remove: () => {
+        throw new Error('disk full');
+      },
+      close: () => {},
+    };
     const errors: string[] = [];
     const rejected: string[] = [];
-    const client = createUsageClient({ sink, spool, flushIntervalMs: 1, retry: { baseMs: 5, maxMs: 10 }, onError: (e) => errors.push(e.message), onRejected: (r) => rejected.push(r.event.request_id) });
+    const client = createUsageClient({
+      sink,
+      spool,
+      flushIntervalMs: 1,
+      retry: { baseMs: 5, maxMs: 10 },
+      onError: (e) => errors.push(e.message),
+      onRejected: (r) => rejected.push(r.event.request_id),
+    });
     for (let i = 0; i < 3; i++) client.record(ev(i));
     // An event whose toJSON throws a value without even a toString: refused alone, described.
-    client.record({ ...ev(3), metadata: { x: { toJSON() { throw Object.create(null); } } } });
+    client.record({
+      ...ev(3),
+      metadata: {
+        x: {
+          toJSON() {
+            throw Object.create(null);
+          },
+        },
+      },
+    });
     await client.flush();
     await tick(30);
     expect(sends).toEqual([['c0', 'c1', 'c2']]);
     expect(client.stats()).toMatchObject({ sent: 3, rejected: 1, queued: 0 });
     expect(rejected).toEqual(['c3']);
     // Once, not per batch (the rejected c3 is the first to leave the spool).
-    expect(errors).toEqual([expect.stringMatching(/^the spool could not remove \d+ answered events \(disk full\); the next client on it sends them again, as duplicates$/)]);
+    expect(errors).toEqual([
+      expect.stringMatching(
+        /^the spool could not remove \d+ answered events \(disk full\); the next client on it sends them again, as duplicates$/,
+      ),
+    ]);
     await client.close();
   });
 });
@@ -120,7 +188,14 @@ describe('close() while the sink is down', () => {
   it('ends after closeTimeoutMs; without a spool the undelivered events are reported dropped', async () => {
     const dropped: QueuedEvent[] = [];
     const errors: string[] = [];
-    const client = createUsageClient({ sink: down, flushIntervalMs: 1, retry: { baseMs: 5, maxMs: 20 }, closeTimeoutMs: 200, onDropped: (d) => dropped.push(...d), onError: (e) => errors.push(e.message) });
+    const client = createUsageClient({
+      sink: down,
+      flushIntervalMs: 1,
+      retry: { baseMs: 5, maxMs: 20 },
+      closeTimeoutMs: 200,
+      onDropped: (d) => dropped.push(...d),
+      onError: (e) => errors.push(e.message),
+    });
     for (let i = 0; i < 3; i++) client.record(ev(i));
     await tick(30); // a send is under way and retrying
     const t0 = Date.now();
@@ -138,7 +213,14 @@ describe('close() while the sink is down', () => {
     const file = join(t.dir, 'spool.db');
     const dropped: QueuedEvent[] = [];
     const errors: string[] = [];
-    const first = createUsageClient({ sink: down, spool: createSqliteSpool(file), flushIntervalMs: 1, retry: { baseMs: 5, maxMs: 20 }, onDropped: (d) => dropped.push(...d), onError: (e) => errors.push(e.message) });
+    const first = createUsageClient({
+      sink: down,
+      spool: createSqliteSpool(file),
+      flushIntervalMs: 1,
+      retry: { baseMs: 5, maxMs: 20 },
+      onDropped: (d) => dropped.push(...d),
+      onError: (e) => errors.push(e.message),
+    });
     for (let i = 0; i < 3; i++) first.record(ev(i));
     await first.close({ timeoutMs: 100 });
     expect(dropped).toEqual([]);
@@ -193,8 +275,19 @@ describe('close() while the sink is down', () => {
     expect(sink.events).toHaveLength(1); // not given up after 1 ms
     expect(errors[0]).toMatch(/close: timeoutMs must be a number of ms from 0 to 2147483647 \(got NaN\); using closeTimeoutMs, 10000/);
 
-    const broken: Sink = { name: 'broken', send: async () => ({ kind: 'done' }), close: async () => { throw new Error('close failed'); } };
-    const other = createUsageClient({ sink: broken, onError: () => { throw new Error('the logger broke'); } });
+    const broken: Sink = {
+      name: 'broken',
+      send: async () => ({ kind: 'done' }),
+      close: async () => {
+        throw new Error('close failed');
+      },
+    };
+    const other = createUsageClient({
+      sink: broken,
+      onError: () => {
+        throw new Error('the logger broke');
+      },
+    });
     await expect(other.close()).resolves.toBeUndefined();
   });
 

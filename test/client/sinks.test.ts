@@ -47,7 +47,11 @@ describe('sinks', () => {
       name: 'flaky',
       async send(events) {
         if (++calls === 1) throw new Error('socket hang up');
-        if (events[0]!.caller === 'u0') return { kind: 'done', results: [{ status: 'created' }, { status: 'rejected', errors: [{ path: 'caller', rule: 'nope', message: 'no' }] }] };
+        if (events[0]!.caller === 'u0')
+          return {
+            kind: 'done',
+            results: [{ status: 'created' }, { status: 'rejected', errors: [{ path: 'caller', rule: 'nope', message: 'no' }] }],
+          };
         return { kind: 'refused', errors: [{ path: '', rule: 'forbidden', message: 'no' }] };
       },
     };
@@ -56,7 +60,11 @@ describe('sinks', () => {
     for (let i = 0; i < 4; i++) client.record(ev(i));
     await client.close();
     expect(errors[0]!.message).toBe('sink flaky: socket hang up');
-    expect(rejected.map((r) => [r.event.caller, r.errors[0]!.rule])).toEqual([['u1', 'nope'], ['u2', 'forbidden'], ['u3', 'forbidden']]);
+    expect(rejected.map((r) => [r.event.caller, r.errors[0]!.rule])).toEqual([
+      ['u1', 'nope'],
+      ['u2', 'forbidden'],
+      ['u3', 'forbidden'],
+    ]);
     expect(client.stats()).toMatchObject({ sent: 1, rejected: 3, retried: 1 });
   });
 
@@ -65,7 +73,7 @@ describe('sinks', () => {
     let calls = 0;
     const sink: Sink = {
       name: 'hangs-once',
-      send: (events, signal) => {
+      send: (_events, signal) => {
         if (++calls > 1) return Promise.resolve({ kind: 'done' });
         return new Promise((_, reject) => signal.addEventListener('abort', () => (reasons.push(signal.reason), reject(signal.reason))));
       },
@@ -108,7 +116,10 @@ describe('sinks', () => {
     const client = createUsageClient({ sink: createJsonlSink(file), ...fast });
     for (let i = 0; i < 3; i++) client.record({ ...ev(i), request_id: `r${i}` });
     await client.close();
-    appendFileSync(file, 'not json\n[1,2]\n{"request_id":"r1","namespace":"acme/sdk","action":"recall","caller":"u1","units":1}\n{"request_id":"","namespace":"n","action":"a","caller":"c"}\n');
+    appendFileSync(
+      file,
+      'not json\n[1,2]\n{"request_id":"r1","namespace":"acme/sdk","action":"recall","caller":"u1","units":1}\n{"request_id":"","namespace":"n","action":"a","caller":"c"}\n',
+    );
     const lines = readFileSync(file, 'utf8').split('\n');
     expect(lines[1]).toBe('{"torn":'); // the torn line stayed alone on its line
     const read = await readJsonl(file);
@@ -123,14 +134,48 @@ describe('sinks', () => {
   it('memory: a request id again with other content, ts and metadata included, is a conflict, as the service answers', async () => {
     const sink = createMemorySink();
     const base = { ...ev(1), request_id: 'same', ts: 1_700_000_000_000, metadata: { a: 1, b: 'x' } };
-    const answers = await sink.send([base, { ...base, metadata: { b: 'x', a: 1 } }, { ...base, ts: undefined }, { ...base, ts: base.ts + 1 }, { ...base, metadata: { a: 2, b: 'x' } }, { ...base, units: 2 }], new AbortController().signal);
-    expect(answers.kind === 'done' && answers.results!.map((r) => r.status)).toEqual(['created', 'duplicate', 'duplicate', 'conflict', 'conflict', 'conflict']);
+    const answers = await sink.send(
+      [
+        base,
+        { ...base, metadata: { b: 'x', a: 1 } },
+        { ...base, ts: undefined },
+        { ...base, ts: base.ts + 1 },
+        { ...base, metadata: { a: 2, b: 'x' } },
+        { ...base, units: 2 },
+      ],
+      new AbortController().signal,
+    );
+    expect(answers.kind === 'done' && answers.results!.map((r) => r.status)).toEqual([
+      'created',
+      'duplicate',
+      'duplicate',
+      'conflict',
+      'conflict',
+      'conflict',
+    ]);
     expect(sink.events).toHaveLength(1);
     // Normalized as the service does: the same instant in RFC 3339, units left out (1), metadata
     // left out (null, which is not {}), and another namespace (its own ids).
     const plain = { namespace: 'acme/sdk', action: 'recall', caller: 'u', request_id: 'n1', ts: 1_700_000_000_000 };
-    const second = await sink.send([plain, { ...plain, ts: new Date(plain.ts).toISOString() }, { ...plain, units: 1 }, { ...plain, metadata: {} }, { ...plain, namespace: 'acme/other' }, { ...plain, action: 'Bad Action!' }], new AbortController().signal);
-    expect(second.kind === 'done' && second.results!.map((r) => r.status)).toEqual(['created', 'duplicate', 'duplicate', 'conflict', 'created', 'rejected']);
+    const second = await sink.send(
+      [
+        plain,
+        { ...plain, ts: new Date(plain.ts).toISOString() },
+        { ...plain, units: 1 },
+        { ...plain, metadata: {} },
+        { ...plain, namespace: 'acme/other' },
+        { ...plain, action: 'Bad Action!' },
+      ],
+      new AbortController().signal,
+    );
+    expect(second.kind === 'done' && second.results!.map((r) => r.status)).toEqual([
+      'created',
+      'duplicate',
+      'duplicate',
+      'conflict',
+      'created',
+      'rejected',
+    ]);
   });
 
   it('jsonl: U+2028 and U+2029 in a field stay on one line, for this reader and any other; CRLF and long lines', async () => {
@@ -143,9 +188,17 @@ describe('sinks', () => {
     expect(text).not.toMatch(/[\u2028\u2029]/); // escaped: Node's readline and Python's splitlines split there
     expect(text.split('\n')).toHaveLength(3);
     // A file written by someone else: raw separators inside a string, CRLF, and a line past the limit.
-    appendFileSync(file, `{"request_id":"raw","namespace":"acme/x","action":"a","caller":"x\u2028y"}\r\n{"request_id":"big","namespace":"acme/x","action":"a","caller":"${'z'.repeat(70_000)}"}\n{"request_id":"after","namespace":"acme/x","action":"a","caller":"c"}`);
+    appendFileSync(
+      file,
+      `{"request_id":"raw","namespace":"acme/x","action":"a","caller":"x\u2028y"}\r\n{"request_id":"big","namespace":"acme/x","action":"a","caller":"${'z'.repeat(70_000)}"}\n{"request_id":"after","namespace":"acme/x","action":"a","caller":"c"}`,
+    );
     const read = await readJsonl(file);
-    expect(read.events.map((e) => [e.request_id, e.caller])).toEqual([['sep', 'a\u2028b\u2029c'], ['plain', 'u2'], ['raw', 'x\u2028y'], ['after', 'c']]);
+    expect(read.events.map((e) => [e.request_id, e.caller])).toEqual([
+      ['sep', 'a\u2028b\u2029c'],
+      ['plain', 'u2'],
+      ['raw', 'x\u2028y'],
+      ['after', 'c'],
+    ]);
     expect(read.malformed).toEqual([{ line: 4, reason: 'longer than 65536 characters' }]);
   });
 
@@ -163,7 +216,9 @@ describe('sinks', () => {
     await b.close();
     expect(got.map((e) => e.units)).toEqual([7]);
 
-    expect(() => createUsageClient({ sink: 'kafka:topic' })).toThrow(/unknown sink "kafka" \(registered: collect, http, jsonl, memory\); register it first/);
+    expect(() => createUsageClient({ sink: 'kafka:topic' })).toThrow(
+      /unknown sink "kafka" \(registered: collect, http, jsonl, memory\); register it first/,
+    );
     expect(() => createUsageClient({ sink: 'http' })).toThrow(/needs url/);
     expect(() => registerSink('Bad Name', () => createMemorySink())).toThrow(/must match/);
     await expect(createUsageClient({ sink: 'memory' }).receipt(1)).rejects.toThrow(/memory sink has no receipts/);
@@ -172,7 +227,12 @@ describe('sinks', () => {
   it('the SQLite spool stays under any sink: undelivered events survive a restart and go out once', async () => {
     const spoolFile = join(tmp(), 'spool.db');
     const down: Sink = { name: 'down', send: async () => ({ kind: 'retry', error: new Error('unreachable') }) };
-    const first = createUsageClient({ sink: down, spool: createSqliteSpool(spoolFile), flushIntervalMs: 5, retry: { baseMs: 60_000, maxMs: 60_000 } });
+    const first = createUsageClient({
+      sink: down,
+      spool: createSqliteSpool(spoolFile),
+      flushIntervalMs: 5,
+      retry: { baseMs: 60_000, maxMs: 60_000 },
+    });
     for (let i = 0; i < 4; i++) first.record({ ...ev(i), request_id: `s${i}` });
     // The process dies here: nothing delivered, nothing closed cleanly.
     const sink = createMemorySink();

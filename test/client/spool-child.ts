@@ -5,7 +5,14 @@ import { createUsageClient } from '../../src/index.ts';
 import { createSqliteSpool } from '../../src/client/spool.ts';
 
 const [mode, url, apiKey, file, n] = process.argv.slice(2);
-const client = createUsageClient({ url: url!, apiKey: apiKey!, spool: createSqliteSpool(file!), batchSize: 10, flushIntervalMs: 5, retry: { baseMs: 5, maxMs: 50 } });
+const client = createUsageClient({
+  url: url!,
+  apiKey: apiKey!,
+  spool: createSqliteSpool(file!),
+  batchSize: 10,
+  flushIntervalMs: 5,
+  retry: { baseMs: 5, maxMs: 50 },
+});
 if (mode === 'record') {
   for (let i = 0; i < Number(n); i++) client.record({ namespace: 'acme/spool', action: 'recall', caller: 'c', units: i + 1 });
   process.stdout.write('recorded\n');

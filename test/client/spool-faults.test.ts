@@ -77,7 +77,7 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 const spoolRows = (file: string, like: string) => {
   const db = new Database(file, { readonly: true });
   try {
-    return (db.prepare('SELECT count(*) FROM spool WHERE event LIKE ?').pluck().get(`%${like}%`) as number);
+    return db.prepare('SELECT count(*) FROM spool WHERE event LIKE ?').pluck().get(`%${like}%`) as number;
   } finally {
     db.close();
   }
@@ -93,7 +93,16 @@ describe.skipIf(!canMount)('a full spool disk (tmpfs)', () => {
     const filler = fill(disk);
     const errors: Error[] = [];
     const dropped: QueuedEvent[] = [];
-    client = createUsageClient({ url, apiKey: s!.key, spool, batchSize: 200, flushIntervalMs: 60_000, retry: { baseMs: 5, maxMs: 50 }, onError: (e) => errors.push(e), onDropped: (d) => dropped.push(...d) });
+    client = createUsageClient({
+      url,
+      apiKey: s!.key,
+      spool,
+      batchSize: 200,
+      flushIntervalMs: 60_000,
+      retry: { baseMs: 5, maxMs: 50 },
+      onError: (e) => errors.push(e),
+      onDropped: (d) => dropped.push(...d),
+    });
     for (let i = 1; i <= 2000; i++) client.record(ev('acme/full', i));
     await client.flush();
     expect(stored('acme/full')).toEqual(range(1, 2000));
@@ -108,7 +117,10 @@ describe.skipIf(!canMount)('a full spool disk (tmpfs)', () => {
     await new Promise((r) => setTimeout(r, 1100));
     for (let i = 1; i <= 5; i++) client.record(ev('acme/again', i));
     expect(spoolRows(file, 'acme/again')).toBe(5);
-    expect(spoolErrors(errors).map((e) => e.message)).toEqual([expect.stringMatching(/could not write/), expect.stringMatching(/spool works again/)]);
+    expect(spoolErrors(errors).map((e) => e.message)).toEqual([
+      expect.stringMatching(/could not write/),
+      expect.stringMatching(/spool works again/),
+    ]);
     await client.flush();
     expect(stored('acme/again')).toEqual(range(1, 5));
     expect(spoolRows(file, 'acme/again')).toBe(0);
@@ -121,7 +133,17 @@ describe.skipIf(!canMount)('a full spool disk (tmpfs)', () => {
     const filler2 = fill(disk);
     const errors: Error[] = [];
     const dropped: QueuedEvent[] = [];
-    client = createUsageClient({ url: 'http://127.0.0.1:1', apiKey: 'x', spool, maxQueue: 50, batchSize: 10, flushIntervalMs: 5, retry: { baseMs: 5, maxMs: 20 }, onError: (e) => errors.push(e), onDropped: (d) => dropped.push(...d) });
+    client = createUsageClient({
+      url: 'http://127.0.0.1:1',
+      apiKey: 'x',
+      spool,
+      maxQueue: 50,
+      batchSize: 10,
+      flushIntervalMs: 5,
+      retry: { baseMs: 5, maxMs: 20 },
+      onError: (e) => errors.push(e),
+      onDropped: (d) => dropped.push(...d),
+    });
     for (let i = 1; i <= 200; i++) client.record(ev('acme/down', i));
     const held = client.stats().queued + client.stats().inFlight;
     expect(held).toBe(50);
@@ -151,7 +173,14 @@ describe.skipIf(!canMount)('a full spool disk (tmpfs)', () => {
     const spool = createSqliteSpool(file);
     const filler = fill(disk);
     const errors: Error[] = [];
-    client = createUsageClient({ url: 'http://127.0.0.1:1', apiKey: 'x', spool, flushIntervalMs: 5, retry: { baseMs: 5, maxMs: 20 }, onError: (e) => errors.push(e) });
+    client = createUsageClient({
+      url: 'http://127.0.0.1:1',
+      apiKey: 'x',
+      spool,
+      flushIntervalMs: 5,
+      retry: { baseMs: 5, maxMs: 20 },
+      onError: (e) => errors.push(e),
+    });
     for (let i = 1; i <= 30; i++) client.record(ev('acme/held', i));
     expect(spoolRows(file, 'acme/held')).toBe(0);
     rmSync(filler);
@@ -161,10 +190,15 @@ describe.skipIf(!canMount)('a full spool disk (tmpfs)', () => {
     await new Promise((r) => setTimeout(r, 1100));
     client.record(ev('acme/held', 32));
     const db = new Database(file, { readonly: true });
-    const units = (db.prepare("SELECT event FROM spool WHERE event LIKE '%acme/held%' ORDER BY seq").pluck().all() as string[]).map((j) => JSON.parse(j).units);
+    const units = (db.prepare("SELECT event FROM spool WHERE event LIKE '%acme/held%' ORDER BY seq").pluck().all() as string[]).map(
+      (j) => JSON.parse(j).units,
+    );
     db.close();
     expect(units).toEqual(range(1, 32));
-    expect(spoolErrors(errors).map((e) => e.message)).toEqual([expect.stringMatching(/could not write/), expect.stringMatching(/spool works again/)]);
+    expect(spoolErrors(errors).map((e) => e.message)).toEqual([
+      expect.stringMatching(/could not write/),
+      expect.stringMatching(/spool works again/),
+    ]);
   });
 
   it('service down, disk still full at close(): what memory held is dropped and reported, not lost silently', async () => {
@@ -174,7 +208,16 @@ describe.skipIf(!canMount)('a full spool disk (tmpfs)', () => {
     fill(disk);
     const dropped: QueuedEvent[] = [];
     const errors: Error[] = [];
-    const c = createUsageClient({ url: 'http://127.0.0.1:1', apiKey: 'x', spool, maxQueue: 50, flushIntervalMs: 5, retry: { baseMs: 5, maxMs: 20 }, onError: (e) => errors.push(e), onDropped: (d) => dropped.push(...d) });
+    const c = createUsageClient({
+      url: 'http://127.0.0.1:1',
+      apiKey: 'x',
+      spool,
+      maxQueue: 50,
+      flushIntervalMs: 5,
+      retry: { baseMs: 5, maxMs: 20 },
+      onError: (e) => errors.push(e),
+      onDropped: (d) => dropped.push(...d),
+    });
     for (let i = 1; i <= 80; i++) c.record(ev('acme/lost', i));
     await c.close({ timeoutMs: 0 });
     expect(c.stats().dropped).toBe(80);
@@ -234,7 +277,11 @@ describe('corrupt spool rows', () => {
 
     // Kept as they were, beside the spool, for an operator to look at; gone from the spool.
     const db = new Database(file, { readonly: true });
-    const kept = db.prepare('SELECT request_id, event, reason FROM spool_quarantine ORDER BY spool_seq').all() as Array<{ request_id: string; event: unknown; reason: string }>;
+    const kept = db.prepare('SELECT request_id, event, reason FROM spool_quarantine ORDER BY spool_seq').all() as Array<{
+      request_id: string;
+      event: unknown;
+      reason: string;
+    }>;
     expect(kept.map((r) => r.request_id)).toEqual(['bad-json', 'bad-blob', 'bad-number', 'bad-null', 'bad-id']);
     expect(kept[1]!.event).toEqual(Buffer.from([0xff, 0x00, 0xfe]));
     expect(kept[0]!.event).toBe('{"namespace": "acme/corrupt", "uni');

@@ -26,7 +26,9 @@ describe.skipIf(!findPostgresBin() && !postgresRequired())('failover on PostgreS
     await cluster?.stop();
   });
 
-  it('keeps every acknowledged event exactly once, in one epoch each, anchored once, through two leader kills', { timeout: 180_000 }, async () => {
+  it('keeps every acknowledged event exactly once, in one epoch each, anchored once, through two leader kills', {
+    timeout: 180_000,
+  }, async () => {
     const db = await freshDatabase(cluster!.url);
     const setup = await openLedger(db);
     const key = (await setup.keys.create('acme', ['acme/*'])).key;
@@ -55,7 +57,9 @@ describe.skipIf(!findPostgresBin() && !postgresRequired())('failover on PostgreS
       while (posting) {
         const ids = Array.from({ length: 20 }, (_, e) => `b${batch}-e${e}`);
         batch++;
-        const body = JSON.stringify({ events: ids.map((request_id, e) => ({ request_id, namespace: 'acme/fail', action: 'recall', caller: `u${e % 5}`, units: e + 1 })) });
+        const body = JSON.stringify({
+          events: ids.map((request_id, e) => ({ request_id, namespace: 'acme/fail', action: 'recall', caller: `u${e % 5}`, units: e + 1 })),
+        });
         for (let attempt = 0; ; attempt++) {
           const targets = [...live];
           const target = targets[turn++ % targets.length]!;
@@ -126,12 +130,16 @@ describe.skipIf(!findPostgresBin() && !postgresRequired())('failover on PostgreS
       }
 
       // Every acknowledged event exactly once; nothing else.
-      const rows = await q<{ id: number; seq: number; request_id: string }>("SELECT id, seq, request_id FROM events WHERE namespace = 'acme/fail' ORDER BY seq");
+      const rows = await q<{ id: number; seq: number; request_id: string }>(
+        "SELECT id, seq, request_id FROM events WHERE namespace = 'acme/fail' ORDER BY seq",
+      );
       expect(new Set(rows.map((r) => r.request_id)).size).toBe(rows.length);
       for (const id of acknowledged) expect(rows.some((r) => r.request_id === id) || false, id).toBe(true);
       // Every event in exactly one epoch: seq dense from 1, epochs gapless and contiguous.
       expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));
-      const epochs = await q<{ epoch: number; first_seq: number; last_seq: number; size: number }>('SELECT epoch, first_seq, last_seq, size FROM epochs ORDER BY epoch');
+      const epochs = await q<{ epoch: number; first_seq: number; last_seq: number; size: number }>(
+        'SELECT epoch, first_seq, last_seq, size FROM epochs ORDER BY epoch',
+      );
       epochs.forEach((e, i) => {
         expect(e.epoch).toBe(i);
         expect(e.first_seq).toBe(i === 0 ? 1 : epochs[i - 1]!.last_seq + 1);
@@ -143,7 +151,9 @@ describe.skipIf(!findPostgresBin() && !postgresRequired())('failover on PostgreS
       expect(sent.sort((a, b) => a - b)).toEqual(epochs.map((e) => e.epoch));
       // Every receipt verifies against the root the chain holds.
       const check = async (id: number) => {
-        const receipt = (await (await fetch(`${survivor.url}/v1/events/${id}/receipt`, { headers })).json()) as Parameters<typeof verifyReceipt>[0] & { epoch: number; status: string };
+        const receipt = (await (await fetch(`${survivor.url}/v1/events/${id}/receipt`, { headers })).json()) as Parameters<
+          typeof verifyReceipt
+        >[0] & { epoch: number; status: string };
         expect(receipt.status).toBe('anchored');
         const onChain = (await chain.chain.readEpoch(receipt.epoch))!;
         expect(verifyReceipt(receipt, { root: onChain.root, size: onChain.size }).ok, `event ${id}`).toBe(true);

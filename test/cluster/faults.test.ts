@@ -42,7 +42,9 @@ function poster(targets: () => Instance[], headers: Record<string, string>, pref
     while (posting) {
       const ids = Array.from({ length: 10 }, (_, e) => `${prefix}${batch}-${e}`);
       batch++;
-      const body = JSON.stringify({ events: ids.map((request_id, e) => ({ request_id, namespace: 'acme/faults', action: 'recall', caller: `u${e % 3}`, units: 1 })) });
+      const body = JSON.stringify({
+        events: ids.map((request_id, e) => ({ request_id, namespace: 'acme/faults', action: 'recall', caller: `u${e % 3}`, units: 1 })),
+      });
       for (let attempt = 0; ; attempt++) {
         const all = targets();
         const target = all[turn++ % all.length]!;
@@ -72,15 +74,25 @@ function poster(targets: () => Instance[], headers: Record<string, string>, pref
 
 /** Waits until everything is sealed, then checks each acknowledged event is there once, in one epoch. */
 async function settled(db: string, acknowledged: Set<string>): Promise<void> {
-  await until(async () => (await sql<{ n: number }>(db, 'SELECT count(*)::int AS n FROM events WHERE seq IS NULL'))[0]!.n === 0, 60_000, 'every event sealed');
-  const rows = await sql<{ seq: number; request_id: string }>(db, "SELECT seq, request_id FROM events WHERE namespace = 'acme/faults' ORDER BY seq");
+  await until(
+    async () => (await sql<{ n: number }>(db, 'SELECT count(*)::int AS n FROM events WHERE seq IS NULL'))[0]!.n === 0,
+    60_000,
+    'every event sealed',
+  );
+  const rows = await sql<{ seq: number; request_id: string }>(
+    db,
+    "SELECT seq, request_id FROM events WHERE namespace = 'acme/faults' ORDER BY seq",
+  );
   const ids = new Set(rows.map((r) => r.request_id));
   expect(ids.size).toBe(rows.length);
   const lost = [...acknowledged].filter((id) => !ids.has(id));
   expect(lost).toEqual([]);
   const all = await sql<{ seq: number }>(db, 'SELECT seq::int FROM events ORDER BY seq');
   expect(all.map((r) => r.seq)).toEqual(all.map((_, i) => i + 1));
-  const epochs = await sql<{ epoch: number; first_seq: number; last_seq: number }>(db, 'SELECT epoch::int, first_seq::int, last_seq::int FROM epochs ORDER BY epoch');
+  const epochs = await sql<{ epoch: number; first_seq: number; last_seq: number }>(
+    db,
+    'SELECT epoch::int, first_seq::int, last_seq::int FROM epochs ORDER BY epoch',
+  );
   epochs.forEach((e, i) => {
     expect(e.epoch).toBe(i);
     expect(e.first_seq).toBe(i === 0 ? 1 : epochs[i - 1]!.last_seq + 1);
@@ -121,7 +133,9 @@ describe.skipIf(!findPostgresBin() && !postgresRequired())('faults on PostgreSQL
     return { db, started, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } };
   };
 
-  it('a backend terminated mid-seal or mid-ingest fails that operation only: the processes stay up and resume', { timeout: 120_000 }, async () => {
+  it('a backend terminated mid-seal or mid-ingest fails that operation only: the processes stay up and resume', {
+    timeout: 120_000,
+  }, async () => {
     const { db, started, headers } = await setUp(['a', 'b']);
     const post = poster(() => started, headers, 't');
     const leader = await leaderOf(started);
@@ -132,21 +146,36 @@ describe.skipIf(!findPostgresBin() && !postgresRequired())('faults on PostgreSQL
     const blocker = new pg.Client({ connectionString: db });
     await blocker.connect();
     await blocker.query('BEGIN');
-    await until(async () => (await blocker.query('SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT 1 FOR UPDATE')).rowCount === 1, 10_000, 'an unsealed event');
+    await until(
+      async () => (await blocker.query('SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT 1 FOR UPDATE')).rowCount === 1,
+      10_000,
+      'an unsealed event',
+    );
     let terminated = 0;
-    await until(async () => {
-      const r = await sql<{ ok: boolean }>(db, `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
-        WHERE datname = current_database() AND application_name = $1 AND query LIKE 'UPDATE events SET seq%' AND wait_event_type = 'Lock'`, [`sui-receipts ${leader.name}`]);
-      terminated += r.length;
-      return r.length > 0;
-    }, 15_000, "the leader's seal waiting inside its write");
+    await until(
+      async () => {
+        const r = await sql<{ ok: boolean }>(
+          db,
+          `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name = $1 AND query LIKE 'UPDATE events SET seq%' AND wait_event_type = 'Lock'`,
+          [`sui-receipts ${leader.name}`],
+        );
+        terminated += r.length;
+        return r.length > 0;
+      },
+      15_000,
+      "the leader's seal waiting inside its write",
+    );
     await blocker.query('COMMIT');
     await blocker.end();
 
     // Every connection of both instances, ended under ingest, three times.
     for (let round = 0; round < 3; round++) {
       await sleep(300);
-      const r = await sql(db, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'sui-receipts %'`);
+      const r = await sql(
+        db,
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'sui-receipts %'`,
+      );
       terminated += r.length;
     }
     await sleep(1_500);
@@ -160,7 +189,9 @@ describe.skipIf(!findPostgresBin() && !postgresRequired())('faults on PostgreSQL
     expect(started.map((i) => i.out()).join('')).not.toMatch(/Unhandled|Connection terminated unexpectedly\n\s+at/);
   });
 
-  it('PostgreSQL stopped and started under load: 503 with Retry-After meanwhile (never 500), then ingest resumes; nothing lost', { timeout: 120_000 }, async () => {
+  it('PostgreSQL stopped and started under load: 503 with Retry-After meanwhile (never 500), then ingest resumes; nothing lost', {
+    timeout: 120_000,
+  }, async () => {
     const { db, started, headers } = await setUp(['c', 'd']);
     const post = poster(() => started, headers, 'r');
     await leaderOf(started);
@@ -170,7 +201,11 @@ describe.skipIf(!findPostgresBin() && !postgresRequired())('faults on PostgreSQL
     try {
       const [i] = started;
       const asked = [
-        await fetch(`${i!.url}/v1/events`, { method: 'POST', headers, body: JSON.stringify({ request_id: 'while-down', namespace: 'acme/faults', action: 'recall', caller: 'u0' }) }),
+        await fetch(`${i!.url}/v1/events`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ request_id: 'while-down', namespace: 'acme/faults', action: 'recall', caller: 'u0' }),
+        }),
         await fetch(`${i!.url}/v1/usage?namespace=acme/faults&from=0&to=9999999999999`, { headers }),
         await fetch(`${i!.url}/v1/events/1/receipt`, { headers }),
         // A key no cache holds: its lookup needs the database.
@@ -188,7 +223,18 @@ describe.skipIf(!findPostgresBin() && !postgresRequired())('faults on PostgreSQL
     }
     // Ingest resumes: a new batch is acknowledged on each instance.
     for (const i of started) {
-      await until(async () => (await fetch(`${i.url}/v1/events`, { method: 'POST', headers, body: JSON.stringify({ request_id: `after-${i.name}`, namespace: 'acme/faults', action: 'recall', caller: 'u0' }) })).status === 200, 20_000, `${i.name} to take events again`);
+      await until(
+        async () =>
+          (
+            await fetch(`${i.url}/v1/events`, {
+              method: 'POST',
+              headers,
+              body: JSON.stringify({ request_id: `after-${i.name}`, namespace: 'acme/faults', action: 'recall', caller: 'u0' }),
+            })
+          ).status === 200,
+        20_000,
+        `${i.name} to take events again`,
+      );
       post.acknowledged.add(`after-${i.name}`);
     }
     await sleep(500);
@@ -199,7 +245,9 @@ describe.skipIf(!findPostgresBin() && !postgresRequired())('faults on PostgreSQL
     await settled(db, post.acknowledged);
   });
 
-  it('a leader paused for 8 s (SIGSTOP) is replaced within 5 s; /healthz names the new one; resumed, the old one follows and writes nothing', { timeout: 120_000 }, async () => {
+  it('a leader paused for 8 s (SIGSTOP) is replaced within 5 s; /healthz names the new one; resumed, the old one follows and writes nothing', {
+    timeout: 120_000,
+  }, async () => {
     const { db, started, headers } = await setUp(['e', 'f']);
     const paused = new Set<Instance>();
     const post = poster(() => started.filter((i) => !paused.has(i)), headers, 's');
@@ -216,7 +264,11 @@ describe.skipIf(!findPostgresBin() && !postgresRequired())('faults on PostgreSQL
     expect(health.ledger.leader).toBe(other.name);
     // The new leader seals while the old one is still paused.
     const before = (await sql<{ n: number }>(db, 'SELECT count(*)::int AS n FROM epochs'))[0]!.n;
-    await until(async () => (await sql<{ n: number }>(db, 'SELECT count(*)::int AS n FROM epochs'))[0]!.n > before, 10_000, 'a seal by the new leader');
+    await until(
+      async () => (await sql<{ n: number }>(db, 'SELECT count(*)::int AS n FROM epochs'))[0]!.n > before,
+      10_000,
+      'a seal by the new leader',
+    );
     await sleep(Math.max(0, 8_000 - (Date.now() - stoppedAt)));
 
     old.proc.kill('SIGCONT');
@@ -234,19 +286,38 @@ describe.skipIf(!findPostgresBin() && !postgresRequired())('faults on PostgreSQL
     await settled(db, post.acknowledged);
   });
 
-  it("a leader paused inside its seal's write holds up no ingest: a retry of the events it is numbering and a usage snapshot answer at once elsewhere", { timeout: 120_000 }, async () => {
+  it("a leader paused inside its seal's write holds up no ingest: a retry of the events it is numbering and a usage snapshot answer at once elsewhere", {
+    timeout: 120_000,
+  }, async () => {
     // g seals with a 6 s stall right after numbering (its row locks held, its transaction open).
-    const { db, started: [g], headers } = await setUp(['g'], { STALL_AT: 'numbered', STALL_MS: '6000', MAX_EVENTS: '1000' });
+    const {
+      db,
+      started: [g],
+      headers,
+    } = await setUp(['g'], { STALL_AT: 'numbered', STALL_MS: '6000', MAX_EVENTS: '1000' });
     await leaderOf([g!]);
     const h = await start(db, chain.url, 'h');
     instances.push(h);
-    const batch = JSON.stringify({ events: Array.from({ length: 50 }, (_, e) => ({ request_id: `p-${e}`, namespace: 'acme/faults', action: 'recall', caller: 'u0', units: 1 })) });
+    const batch = JSON.stringify({
+      events: Array.from({ length: 50 }, (_, e) => ({
+        request_id: `p-${e}`,
+        namespace: 'acme/faults',
+        action: 'recall',
+        caller: 'u0',
+        units: 1,
+      })),
+    });
     expect((await fetch(`${g!.url}/v1/events`, { method: 'POST', headers, body: batch })).status).toBe(200);
     await g!.next(/^seal numbered /);
     await sleep(200); // g is now blocked inside its write
 
     const t0 = Date.now();
-    const retry = JSON.stringify({ events: [...(JSON.parse(batch) as { events: unknown[] }).events, { request_id: 'p-new', namespace: 'acme/faults', action: 'recall', caller: 'u0', units: 1 }] });
+    const retry = JSON.stringify({
+      events: [
+        ...(JSON.parse(batch) as { events: unknown[] }).events,
+        { request_id: 'p-new', namespace: 'acme/faults', action: 'recall', caller: 'u0', units: 1 },
+      ],
+    });
     const res = await fetch(`${h.url}/v1/events`, { method: 'POST', headers, body: retry, signal: AbortSignal.timeout(10_000) });
     const answered = Date.now() - t0;
     const out = (await res.json()) as { results: Array<{ status: string }> };
@@ -255,7 +326,10 @@ describe.skipIf(!findPostgresBin() && !postgresRequired())('faults on PostgreSQL
     expect(out.results[50]!.status).toBe('created');
 
     const t1 = Date.now();
-    const usage = await fetch(`${h.url}/v1/usage?namespace=acme/faults&from=0&to=9999999999999&receipts=true`, { headers, signal: AbortSignal.timeout(10_000) });
+    const usage = await fetch(`${h.url}/v1/usage?namespace=acme/faults&from=0&to=9999999999999&receipts=true`, {
+      headers,
+      signal: AbortSignal.timeout(10_000),
+    });
     const snapshot = Date.now() - t1;
     expect(usage.status).toBe(200);
     console.log(`stalled seal: retry answered in ${answered} ms, usage snapshot in ${snapshot} ms (the leader stalls 6,000 ms)`);

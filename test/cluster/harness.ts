@@ -16,7 +16,10 @@ export interface Instance {
 }
 
 export function start(db: string, chainUrl: string, name: string, env: Record<string, string> = {}): Promise<Instance> {
-  const proc = spawn(process.execPath, [INSTANCE, db, chainUrl, name], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const proc = spawn(process.execPath, [INSTANCE, db, chainUrl, name], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   let out = '';
   const waiters: Array<{ re: RegExp; resolve: (line: string) => void }> = [];
   const exited = new Promise((resolve) => proc.on('exit', resolve));
@@ -58,4 +61,3 @@ export async function leaderOf(instances: Instance[], timeoutMs = 15_000): Promi
     await new Promise((r) => setTimeout(r, 25));
   }
 }
-

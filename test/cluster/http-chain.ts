@@ -23,7 +23,8 @@ export class ChainServer {
       req.on('end', () => {
         void this.handle(req.url ?? '', body).then(
           (out) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out)),
-          (err: Error) => res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: err.message, name: err.name })),
+          (err: Error) =>
+            res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: err.message, name: err.name })),
         );
       });
     });
@@ -56,15 +57,18 @@ export class ChainServer {
 /** An AnchorChain in a service process, backed by a ChainServer. */
 export class HttpChain implements AnchorChain {
   readonly network = 'localnet';
-  readonly packageId = '0x' + 'a'.repeat(64);
-  readonly registryId = '0x' + 'b'.repeat(64);
+  readonly packageId = `0x${'a'.repeat(64)}`;
+  readonly registryId = `0x${'b'.repeat(64)}`;
   private readonly url: string;
   constructor(url: string) {
     this.url = url;
   }
 
   private async call<T>(path: string, body?: unknown): Promise<T> {
-    const res = await fetch(this.url + path, { method: body === undefined ? 'GET' : 'POST', ...(body !== undefined && { body: JSON.stringify(body) }) });
+    const res = await fetch(this.url + path, {
+      method: body === undefined ? 'GET' : 'POST',
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
     const out = (await res.json()) as T & { error?: string };
     if (res.status !== 200) throw new Error(`chain: ${out.error}`);
     return out;

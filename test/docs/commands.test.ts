@@ -22,7 +22,12 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const DOCS = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 const BLOCK_TIMEOUT_MS = 120_000;
 
 interface Block {
@@ -113,7 +118,8 @@ async function runDoc(doc: string): Promise<string> {
         const script = `set -eo pipefail\nset -a\n. '${state}'\n${body}\nexport -p > '${state}'\n`;
         const r = spawnSync('bash', ['-c', script], { cwd: dir, env, encoding: 'utf8', timeout: BLOCK_TIMEOUT_MS });
         printed += r.stdout + r.stderr;
-        if (r.status !== 0) throw new Error(`${where} failed (exit ${r.status ?? r.signal}):\n${b.body}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+        if (r.status !== 0)
+          throw new Error(`${where} failed (exit ${r.status ?? r.signal}):\n${b.body}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
       }
     }
     return printed;
@@ -133,7 +139,11 @@ async function runDoc(doc: string): Promise<string> {
 
 /** GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens. */
 function slug(heading: string): string {
-  return heading.trim().toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replaceAll(' ', '-');
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N} _-]/gu, '')
+    .replaceAll(' ', '-');
 }
 
 function anchors(file: string): Set<string> {
@@ -152,10 +162,13 @@ describe('the commands in README.md and docs/', () => {
         const where = `${doc}:${b.line}`;
         if (marker === 'runnable' || marker === 'runnable-server') continue;
         if (marker === 'ci') {
-          for (const command of b.body.split('\n').filter((l) => l.trim() !== '')) expect(ci, `${where}: .ci/run runs ${command}`).toMatch(new RegExp(`^${command.trim()}\\b`, 'm'));
+          for (const command of b.body.split('\n').filter((l) => l.trim() !== ''))
+            expect(ci, `${where}: .ci/run runs ${command}`).toMatch(new RegExp(`^${command.trim()}\\b`, 'm'));
           continue;
         }
-        expect(b.body.split('\n')[0], `${where}: an sh block that is not run says why in its first line`).toMatch(/^# (not run by test\/docs\/commands\.test\.ts: |a template)/);
+        expect(b.body.split('\n')[0], `${where}: an sh block that is not run says why in its first line`).toMatch(
+          /^# (not run by test\/docs\/commands\.test\.ts: |a template)/,
+        );
       }
     }
   });
@@ -187,14 +200,25 @@ describe('the commands in README.md and docs/', () => {
 
   const runnable = DOCS.filter((doc) => blocks(readFileSync(join(ROOT, doc), 'utf8')).some((b) => /^sh runnable/.test(b.info)));
   it('covers the README tour and every doc with commands', () => {
-    expect(runnable).toEqual(expect.arrayContaining(['README.md', 'docs/api.md', 'docs/receipts.md', 'docs/operations.md', 'docs/middleware.md']));
+    expect(runnable).toEqual(
+      expect.arrayContaining(['README.md', 'docs/api.md', 'docs/receipts.md', 'docs/operations.md', 'docs/middleware.md']),
+    );
   });
 
   // What each doc's commands must print, beyond exiting 0.
   const expected: Record<string, RegExp[]> = {
-    'README.md': [/"status":"created"/, /"totals":\{"events":1,"units":3/, /^valid: epoch 0, leaf 0 of 1, root [0-9a-f]{64} \(the receipt's own root\)$/m],
+    'README.md': [
+      /"status":"created"/,
+      /"totals":\{"events":1,"units":3/,
+      /^valid: epoch 0, leaf 0 of 1, root [0-9a-f]{64} \(the receipt's own root\)$/m,
+    ],
     'docs/api.md': [/"request_id":"ce:5:agent:req-43"/],
-    'docs/receipts.md': [/not verifiable yet: /, /exit 3/, /^valid: epoch 0, leaf 0 of 1/m, /^valid: epoch 3, leaf 5 of 7, root 8ef7877f7ef0[0-9a-f]+ \(trusted root\)$/m],
+    'docs/receipts.md': [
+      /not verifiable yet: /,
+      /exit 3/,
+      /^valid: epoch 0, leaf 0 of 1/m,
+      /^valid: epoch 3, leaf 5 of 7, root 8ef7877f7ef0[0-9a-f]+ \(trusted root\)$/m,
+    ],
     'docs/operations.md': [/"status":"ok"/, /^receipts_unsealed_events 0$/m],
     'docs/middleware.md': [/"totals":\{"events":2,"units":6/],
   };

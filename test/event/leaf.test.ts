@@ -7,12 +7,17 @@ describe('leaf v1', () => {
     // version | ns "acme/prod" | rid "req-42" | caller "0xabc" | action "recall" | units 3 | digest 32×ab | ts 1763800000000
     const expected =
       '01' +
-      '09' + '61636d652f70726f64' +
-      '06' + '7265712d3432' +
-      '05' + '3078616263' +
-      '06' + '726563616c6c' +
+      '09' +
+      '61636d652f70726f64' +
+      '06' +
+      '7265712d3432' +
+      '05' +
+      '3078616263' +
+      '06' +
+      '726563616c6c' +
       '0300000000000000' +
-      '20' + 'ab'.repeat(32) +
+      '20' +
+      'ab'.repeat(32) +
       '0026acaa9a010000';
     const event = vectors.cases[0]!.event;
     expect(bytesToHex(encodeLeaf(event))).toBe(expected);
@@ -26,9 +31,10 @@ describe('leaf v1', () => {
 
   it('equals the reference BCS layout for random events (unicode, long strings, u64 edges)', () => {
     let seed = 7;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const alphabet = ['a', 'Z', '/', '-', 'é', '東', '😀', ' ', '0'];
-    const str = (max: number) => Array.from({ length: Math.floor(rand() * max) }, () => alphabet[Math.floor(rand() * alphabet.length)]).join('');
+    const str = (max: number) =>
+      Array.from({ length: Math.floor(rand() * max) }, () => alphabet[Math.floor(rand() * alphabet.length)]).join('');
     const units = [0, 1, 127, 128, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER];
     for (let i = 0; i < 500; i++) {
       const fields: LeafFields = {

@@ -20,7 +20,18 @@ const CE_ATTRIBUTE: Record<string, string> = { namespace: 'namespace', request_i
 function receiptOf(fields: typeof base) {
   const event = { ...fields, units: 1, artifact_digest: '', ts_ms: ctx.now };
   const leaf = bytesToHex(leafHash(event));
-  return { version: 1, status: 'sealed', event, leaf_hash: leaf, epoch: 0, leaf_index: 0, tree_size: 1, proof: [], root: leaf, anchor: null };
+  return {
+    version: 1,
+    status: 'sealed',
+    event,
+    leaf_hash: leaf,
+    epoch: 0,
+    leaf_index: 0,
+    tree_size: 1,
+    proof: [],
+    root: leaf,
+    anchor: null,
+  };
 }
 
 describe('event field limits, stated once', () => {
@@ -31,16 +42,22 @@ describe('event field limits, stated once', () => {
     if (!r.ok) expect(r.errors).toContainEqual(expect.objectContaining({ path: field, rule: `max_length:${max}` }));
   });
 
-  it.each(Object.entries(LEAF_STRING_MAX))('%s: the verifier reads a receipt at %i characters and calls one more malformed', (field, max) => {
-    expect(verifyReceipt(receiptOf({ ...base, [field]: fill(field, max) })).ok).toBe(true);
-    const over = verifyReceipt(receiptOf({ ...base, [field]: fill(field, max + 1) }));
-    expect(over).toMatchObject({ ok: false, code: 'malformed' });
-    expect(over.reason).toContain(`1 to ${max} characters`);
-  });
+  it.each(Object.entries(LEAF_STRING_MAX))(
+    '%s: the verifier reads a receipt at %i characters and calls one more malformed',
+    (field, max) => {
+      expect(verifyReceipt(receiptOf({ ...base, [field]: fill(field, max) })).ok).toBe(true);
+      const over = verifyReceipt(receiptOf({ ...base, [field]: fill(field, max + 1) }));
+      expect(over).toMatchObject({ ok: false, code: 'malformed' });
+      expect(over.reason).toContain(`1 to ${max} characters`);
+    },
+  );
 
   it('the API document and the CloudEvents schema state the same limits', () => {
     // As the OpenAPI document gets them: JSON Schema of the zod schemas (each is a named $def).
-    const schemaOf = (s: z.ZodType, id: string) => (z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as { $defs: Record<string, { properties: Record<string, any> }> }).$defs[id]!;
+    const schemaOf = (s: z.ZodType, id: string) =>
+      (z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as { $defs: Record<string, { properties: Record<string, any> }> }).$defs[
+        id
+      ]!;
     const event = schemaOf(EventInSchema, 'Event');
     const ce = schemaOf(CloudEventSchema, 'CloudEvent');
     for (const [field, max] of Object.entries(LEAF_STRING_MAX)) {

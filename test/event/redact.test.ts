@@ -6,9 +6,27 @@ import { isSecretKey, looksLikeSecret, redactJson, redactUrl, secretKind } from 
 
 describe('credential redaction', () => {
   it.each([
-    'authorization', 'Authorization', 'cookie', 'Set-Cookie', 'api_key', 'apiKey', 'X-API-KEY', 'apikey', 'token',
-    'access_token', 'refreshToken', 'secret', 'client_secret', 'password', 'PASSWORD', 'private_key', 'privateKey',
-    'delegate_key', 'delegateKey', 'credentials', 'mnemonic',
+    'authorization',
+    'Authorization',
+    'cookie',
+    'Set-Cookie',
+    'api_key',
+    'apiKey',
+    'X-API-KEY',
+    'apikey',
+    'token',
+    'access_token',
+    'refreshToken',
+    'secret',
+    'client_secret',
+    'password',
+    'PASSWORD',
+    'private_key',
+    'privateKey',
+    'delegate_key',
+    'delegateKey',
+    'credentials',
+    'mnemonic',
   ])('treats the key %s as a credential', (k) => expect(isSecretKey(k)).toBe(true));
 
   it.each(['prompt_tokens', 'completion_tokens', 'total_tokens', 'model', 'keyword', 'author', 'monkey', 'path', 'secretary_count'])(
@@ -25,11 +43,19 @@ describe('credential redaction', () => {
     '-----BEGIN OPENSSH PRIVATE KEY-----',
   ])('treats the value %s as a credential', (v) => expect(looksLikeSecret(v)).toBe(true));
 
-  it.each(['hello', 'bearer', 'the bearer of news', '0xabc', 'eyJ', 'gpt-5'])('keeps the value %s', (v) => expect(looksLikeSecret(v)).toBe(false));
+  it.each(['hello', 'bearer', 'the bearer of news', '0xabc', 'eyJ', 'gpt-5'])('keeps the value %s', (v) =>
+    expect(looksLikeSecret(v)).toBe(false),
+  );
 
   it('removes at any depth and inside arrays, and lists the paths', () => {
     const out = redactJson(
-      { model: 'm', prompt_tokens: 5, headers: { Authorization: 'Basic dXNlcjpwYXNzd29yZA==', 'x-trace': 't' }, list: ['ok', 'Bearer abcdefghijk'], nested: [{ password: 'p' }] },
+      {
+        model: 'm',
+        prompt_tokens: 5,
+        headers: { Authorization: 'Basic dXNlcjpwYXNzd29yZA==', 'x-trace': 't' },
+        list: ['ok', 'Bearer abcdefghijk'],
+        nested: [{ password: 'p' }],
+      },
       'metadata',
     );
     expect(out.value).toEqual({ model: 'm', prompt_tokens: 5, headers: { 'x-trace': 't' }, list: ['ok'], nested: [{}] });
@@ -44,13 +70,21 @@ describe('credential redaction', () => {
 
 describe('credential redaction: the classes that used to get through', () => {
   it.each([
-    'seed_phrase', 'seedPhrase', 'recovery_phrase', 'mnemonic_words', 'wallet_seed', 'backup_codes', 'APIKey', 'XApiKey',
-    'x%2Dapi%2Dkey', 'Proxy-Authorization', 'aws_secret_access_key',
+    'seed_phrase',
+    'seedPhrase',
+    'recovery_phrase',
+    'mnemonic_words',
+    'wallet_seed',
+    'backup_codes',
+    'APIKey',
+    'XApiKey',
+    'x%2Dapi%2Dkey',
+    'Proxy-Authorization',
+    'aws_secret_access_key',
   ])('treats the key %s as a credential', (k) => expect(isSecretKey(k)).toBe(true));
 
-  it.each(['seed', 'random_seed', 'passenger', 'max_tokens', 'monkey_count', 'phrase'])(
-    'keeps the key %s',
-    (k) => expect(isSecretKey(k)).toBe(false),
+  it.each(['seed', 'random_seed', 'passenger', 'max_tokens', 'monkey_count', 'phrase'])('keeps the key %s', (k) =>
+    expect(isSecretKey(k)).toBe(false),
   );
 
   it.each([
@@ -80,20 +114,51 @@ describe('credential redaction: the classes that used to get through', () => {
   ])('finds %s (%s)', (v, kind) => expect(secretKind(v)).toBe(kind));
 
   it.each([
-    'Token limit exceeded', 'Basic plan', 'Basic tier-1', 'Bearer bonds', 'Signature verified', 'OAuth 2.0', 'gpt-4o-mini',
-    'risk-averse-sk-strategy', 'task-0123456789ABCDEFGHIJKLMNOP', 'auth:svc-1', 'urn:token:x', 'https://auth.example.com:443/login',
-    'http://auth:8080/x', 'max_tokens=100', 'prompt_tokens: 5', '100%', '%E0%A4%A', 'a+b=c', 'sr_short_x',
+    'Token limit exceeded',
+    'Basic plan',
+    'Basic tier-1',
+    'Bearer bonds',
+    'Signature verified',
+    'OAuth 2.0',
+    'gpt-4o-mini',
+    'risk-averse-sk-strategy',
+    'task-0123456789ABCDEFGHIJKLMNOP',
+    'auth:svc-1',
+    'urn:token:x',
+    'https://auth.example.com:443/login',
+    'http://auth:8080/x',
+    'max_tokens=100',
+    'prompt_tokens: 5',
+    '100%',
+    '%E0%A4%A',
+    'a+b=c',
+    'sr_short_x',
   ])('keeps %s', (v) => expect(looksLikeSecret(v)).toBe(false));
 
-  it("removes raw header pairs and name/value objects, and never echoes a key that is a credential", () => {
+  it('removes raw header pairs and name/value objects, and never echoes a key that is a credential', () => {
     const key = 'sr_0a1b2c3d4e5f_Q29tZS1vbi10aGlzLWlzLWEtdGVzdC1rZXk';
     const out = redactJson(
-      { raw: ['Host', 'h', 'X-Api-Key', 'v1', 'Accept', '*/*'], pairs: [['cookie', 'c'], ['a', 'b']], har: [{ name: 'Authorization', value: 'v2' }], [key]: 1 },
+      {
+        raw: ['Host', 'h', 'X-Api-Key', 'v1', 'Accept', '*/*'],
+        pairs: [
+          ['cookie', 'c'],
+          ['a', 'b'],
+        ],
+        har: [{ name: 'Authorization', value: 'v2' }],
+        [key]: 1,
+      },
       'metadata',
     );
     expect(out.value).toEqual({ raw: ['Host', 'h', 'Accept', '*/*'], pairs: [[], ['a', 'b']], har: [{ name: 'Authorization' }] });
     expect(out.redacted.sort()).toEqual(
-      ['metadata.[redacted-key]', 'metadata.har[0].value', 'metadata.pairs[0][0]', 'metadata.pairs[0][1]', 'metadata.raw[2]', 'metadata.raw[3]'].sort(),
+      [
+        'metadata.[redacted-key]',
+        'metadata.har[0].value',
+        'metadata.pairs[0][0]',
+        'metadata.pairs[0][1]',
+        'metadata.raw[2]',
+        'metadata.raw[3]',
+      ].sort(),
     );
   });
 
@@ -107,21 +172,33 @@ describe('credential redaction: the classes that used to get through', () => {
     expect(redactUrl('/v1/receipts/sr_0a1b2c3d4e5f_Q29tZS1vbi10aGlzLWlzLWEtdGVzdC1rZXk?x=1')).toBe('/v1/receipts/[redacted]?x=1');
     expect(redactUrl('/v1/x%20Bearer%20abcdefgh1/y')).toBe('/v1/[redacted]/y');
     expect(redactUrl('/v1/token/opaque/next')).toBe('/v1/token/[redacted]/next');
-    expect(redactUrl('/v1/usage?namespace=a&x%2Dapi%2Dkey=v&q=Bearer%20abcdefgh1')).toBe('/v1/usage?namespace=a&x%2Dapi%2Dkey=[redacted]&q=[redacted]');
+    expect(redactUrl('/v1/usage?namespace=a&x%2Dapi%2Dkey=v&q=Bearer%20abcdefgh1')).toBe(
+      '/v1/usage?namespace=a&x%2Dapi%2Dkey=[redacted]&q=[redacted]',
+    );
     expect(redactUrl('/v1/usage?sr_0a1b2c3d4e5f_Q29tZS1vbi10aGlzLWlzLWEtdGVzdC1rZXk')).toBe('/v1/usage?[redacted]');
-    expect(redactUrl('/' + 'a/'.repeat(100) + 'password=x')).toBe('[redacted]');
+    expect(redactUrl(`/${'a/'.repeat(100)}password=x`)).toBe('[redacted]');
     expect(redactUrl('/v1/usage/acme/prod?namespace=acme/prod&limit=10')).toBe('/v1/usage/acme/prod?namespace=acme/prod&limit=10');
   });
 });
 
 describe('credential shapes that were stored as sent (issue 21)', () => {
   const hex32 = createHash('sha256').update('not a real key').digest('hex');
-  const mnemonic = (bytes: number) => entropyToMnemonic(new Uint8Array(bytes).map((_, i) => (i * 37 + 11) & 0xff), wordlist);
+  const mnemonic = (bytes: number) =>
+    entropyToMnemonic(
+      new Uint8Array(bytes).map((_, i) => (i * 37 + 11) & 0xff),
+      wordlist,
+    );
   const dockerAuth = Buffer.from('acme-ci:dckr_pat_7Hq2Lm9XvB4nR8sT1wY6zK3p').toString('base64');
 
   it.each([
-    ['DefaultEndpointsProtocol=https;AccountName=acmeusage;AccountKey=q8Vb3kR2mZ7xT1nP5wL9cH4jD6fG0sA2eU8yI3oK7rM1tN5vB9xC3zQ6wE2rT4yU8iO0pA1sD5fG7hJ9kL3z==;EndpointSuffix=core.windows.net', 'connection_string_key'],
-    ['https://acmeusage.blob.core.windows.net/x/y.csv?sv=2022-11-02&sp=r&se=2026-12-01T00:00:00Z&sig=Zk3QbW9xT2yL7pN4mV8cR1sD6fH0jK5gA9eU3iO7wB2%3D', 'signed_url'],
+    [
+      'DefaultEndpointsProtocol=https;AccountName=acmeusage;AccountKey=q8Vb3kR2mZ7xT1nP5wL9cH4jD6fG0sA2eU8yI3oK7rM1tN5vB9xC3zQ6wE2rT4yU8iO0pA1sD5fG7hJ9kL3z==;EndpointSuffix=core.windows.net',
+      'connection_string_key',
+    ],
+    [
+      'https://acmeusage.blob.core.windows.net/x/y.csv?sv=2022-11-02&sp=r&se=2026-12-01T00:00:00Z&sig=Zk3QbW9xT2yL7pN4mV8cR1sD6fH0jK5gA9eU3iO7wB2%3D',
+      'signed_url',
+    ],
     ['X-Amz-Date=20261101T000000Z&X-Amz-Signature=9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a0', 'signed_url'],
     ['hvs.CAESIJlU9JMYEhOPYv4iSQ8Qy5TuZ3xK7mN2pL4wR6tY8uI0GiEKHGh2cy5aTzFYZ2JLbXBqWnNOdkR2', 'provider_key'],
     [`dop_v1_${hex32}`, 'provider_key'],
@@ -154,11 +231,27 @@ describe('credential shapes that were stored as sent (issue 21)', () => {
     Buffer.from('an ordinary blob of text without a pair').toString('base64'),
     Buffer.from(Uint8Array.from({ length: 48 }, (_, i) => (i * 97) & 0xff)).toString('base64'),
     Buffer.from('User:12345').toString('base64'), // a GraphQL global id
-    'session=expired', 'session_id=chat-2026-11-01', 'sig=ok', 'AccountKey=', 'pypi-upload-job', 'SKU-1234',
+    'session=expired',
+    'session_id=chat-2026-11-01',
+    'sig=ok',
+    'AccountKey=',
+    'pypi-upload-job',
+    'SKU-1234',
   ])('keeps %s', (v) => expect(looksLikeSecret(v)).toBe(false));
 
   it('drops a key-context field holding a 32-byte hex, keeps digests and addresses beside it', () => {
-    const out = redactJson({ seed: `0x${hex32}`, signer_sk: hex32, digest: hex32, tx_digest: `0x${hex32}`, sender: `0x${hex32}`, note: `0x${hex32}`, seed_n: 42 }, 'metadata');
+    const out = redactJson(
+      {
+        seed: `0x${hex32}`,
+        signer_sk: hex32,
+        digest: hex32,
+        tx_digest: `0x${hex32}`,
+        sender: `0x${hex32}`,
+        note: `0x${hex32}`,
+        seed_n: 42,
+      },
+      'metadata',
+    );
     expect(out.value).toEqual({ digest: hex32, tx_digest: `0x${hex32}`, sender: `0x${hex32}`, note: `0x${hex32}`, seed_n: 42 });
     expect(out.redacted.sort()).toEqual(['metadata.seed', 'metadata.signer_sk']);
   });

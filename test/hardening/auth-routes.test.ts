@@ -25,13 +25,24 @@ const PROTECTED: Array<[method: 'GET' | 'POST', path: string]> = [
   ['GET', '/v1/epochs/0'],
   ['GET', '/v1/epochs/0/chain'],
 ];
-const spellings = (path: string) => [path, path.replace('/v1/', '/%761/'), path.replace('/v1/', '/%76%31/'), path.replace('/v1/', '/v%31/'), path.replace('/v1/', '/%2576%31/')];
+const spellings = (path: string) => [
+  path,
+  path.replace('/v1/', '/%761/'),
+  path.replace('/v1/', '/%76%31/'),
+  path.replace('/v1/', '/v%31/'),
+  path.replace('/v1/', '/%2576%31/'),
+];
 
 describe('authentication by route', () => {
   it('answers 401 or 404 (never a handler) for every protected route, however its path is spelled', async () => {
     for (const [method, path] of PROTECTED) {
       for (const url of spellings(path)) {
-        const res = await s.app.inject({ method, url, headers: { 'content-type': 'application/json' }, ...(method === 'POST' && { payload: JSON.stringify(event()) }) });
+        const res = await s.app.inject({
+          method,
+          url,
+          headers: { 'content-type': 'application/json' },
+          ...(method === 'POST' && { payload: JSON.stringify(event()) }),
+        });
         expect([401, 404], `${method} ${url}: ${res.body}`).toContain(res.statusCode);
         if (res.statusCode === 404) expect(res.json().error.code).toBe('not_found');
       }
@@ -63,15 +74,22 @@ describe('authentication by route', () => {
   // RFC 9110 §11.1: the auth-scheme is case-insensitive. RFC 6750 §2.1: "Bearer" 1*SP b64token,
   // here the key exactly as issued. Through a real socket, so each byte is what a client sends.
   it('takes exactly Bearer (any case), spaces, the key: nothing else, not even a trailing no-break space', async () => {
-    const raw = async (value: Buffer) => new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1');
-      let data = '';
-      socket.setEncoding('latin1');
-      socket.on('data', (d) => (data += d));
-      socket.on('end', () => resolve({ status: Number(data.slice(9, 12)), body: data.slice(data.indexOf('\r\n\r\n') + 4) }));
-      socket.on('error', reject);
-      socket.write(Buffer.concat([Buffer.from('GET /v1/epochs HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: '), value, Buffer.from('\r\n\r\n')]));
-    });
+    const raw = async (value: Buffer) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1');
+        let data = '';
+        socket.setEncoding('latin1');
+        socket.on('data', (d) => (data += d));
+        socket.on('end', () => resolve({ status: Number(data.slice(9, 12)), body: data.slice(data.indexOf('\r\n\r\n') + 4) }));
+        socket.on('error', reject);
+        socket.write(
+          Buffer.concat([
+            Buffer.from('GET /v1/epochs HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: '),
+            value,
+            Buffer.from('\r\n\r\n'),
+          ]),
+        );
+      });
     const latin1 = (v: string) => Buffer.from(v, 'latin1');
     for (const ok of [`Bearer ${s.key}`, `bearer ${s.key}`, `BEARER ${s.key}`, `Bearer   ${s.key}`]) {
       expect((await raw(latin1(ok))).status, ok).toBe(200);
@@ -96,7 +114,9 @@ describe('authentication by route', () => {
     expect((await raw(latin1(`Bearer ${s.key} \t`))).status).toBe(200);
     // A value that still carries them (fastify inject hands it over untouched) is refused.
     expect((await s.get('/v1/epochs', { authorization: `Bearer ${s.key} ` })).statusCode).toBe(401);
-    expect((await s.get('/v1/epochs', { authorization: ` Bearer ${s.key}` })).json().error.message).toMatch(/must start with the scheme Bearer, not a space/);
+    expect((await s.get('/v1/epochs', { authorization: ` Bearer ${s.key}` })).json().error.message).toMatch(
+      /must start with the scheme Bearer, not a space/,
+    );
   });
 
   it('refuses an anonymous upload from its headers alone, without reading the body, and closes the connection', async () => {

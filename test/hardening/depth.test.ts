@@ -15,8 +15,9 @@ afterEach(async () => {
 const DEEP = '"__deep__"';
 /** A body with `levels` nested arrays (or objects) spliced in as text: the test's own JSON tools would recurse. */
 const nestedText = (levels: number, kind: 'array' | 'object') =>
-  kind === 'array' ? '['.repeat(levels) + '1' + ']'.repeat(levels) : '{"k":'.repeat(levels) + '1' + '}'.repeat(levels);
-const withDeep = (body: unknown, levels: number, kind: 'array' | 'object' = 'array') => JSON.stringify(body).replace(DEEP, nestedText(levels, kind));
+  kind === 'array' ? `${'['.repeat(levels)}1${']'.repeat(levels)}` : `${'{"k":'.repeat(levels)}1${'}'.repeat(levels)}`;
+const withDeep = (body: unknown, levels: number, kind: 'array' | 'object' = 'array') =>
+  JSON.stringify(body).replace(DEEP, nestedText(levels, kind));
 
 describe('metadata depth', () => {
   it.each(['array', 'object'] as const)('rejects ~3,000 nested %ss in one event and stores the valid events beside it', async (kind) => {
@@ -39,7 +40,7 @@ describe('metadata depth', () => {
   });
 
   it('answers a 1 MiB wide metadata (500,000 elements) with max_bytes, quickly', async () => {
-    const body = JSON.stringify(event({ metadata: { x: '__wide__' } })).replace('"__wide__"', '[' + '1,'.repeat(500_000) + '1]');
+    const body = JSON.stringify(event({ metadata: { x: '__wide__' } })).replace('"__wide__"', `[${'1,'.repeat(500_000)}1]`);
     const t = performance.now();
     const [r] = (await s.post(body)).json().results;
     expect(r).toMatchObject({ status: 'rejected', errors: [{ path: 'metadata', rule: 'max_bytes:4096' }] });

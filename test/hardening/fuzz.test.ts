@@ -25,7 +25,8 @@ const int = (n: number) => Math.floor(rand() * n);
 
 /** Deep nesting is spliced into the body text: the test's own JSON.stringify would overflow its stack. */
 const DEEP = '__deep__:';
-const json = (v: unknown) => JSON.stringify(v).replace(/"__deep__:(\d+)"/g, (_m, n: string) => '['.repeat(Number(n)) + '1' + ']'.repeat(Number(n)));
+const json = (v: unknown) =>
+  JSON.stringify(v).replace(/"__deep__:(\d+)"/g, (_m, n: string) => `${'['.repeat(Number(n))}1${']'.repeat(Number(n))}`);
 
 let serial = 0;
 const id = (kind: string) => `fz-${kind}-${SEED}-${++serial}`;
@@ -38,9 +39,14 @@ function nested(depth: number): unknown {
 
 /** A valid event: stored (or a duplicate of one stored). */
 function validEvent(): Record<string, unknown> {
-  const e: Record<string, unknown> = event({ request_id: id('ok'), namespace: pick(['acme/fuzz', 'acme/fuzz-2']), units: int(1000), caller: `user-${int(50)}` });
+  const e: Record<string, unknown> = event({
+    request_id: id('ok'),
+    namespace: pick(['acme/fuzz', 'acme/fuzz-2']),
+    units: int(1000),
+    caller: `user-${int(50)}`,
+  });
   if (rand() < 0.3) e.metadata = { route: '/x', depth: nested(int(10)), prompt_tokens: int(100), note: 'é☃😀'.repeat(int(5)) };
-  if (rand() < 0.2) e.source = 'svc-' + int(10);
+  if (rand() < 0.2) e.source = `svc-${int(10)}`;
   return e;
 }
 
@@ -90,14 +96,44 @@ function makeCase(): Case {
   const good = validEvent();
   const ids = [String(good.request_id), String(bad.request_id)];
   const whole: Array<() => Case> = [
-    () => ({ body: json({ events: [good, bad] }).slice(0, -3 - int(20)), type: 'application/json', valid: [], invalid: ids, wholeRefused: true }),
+    () => ({
+      body: json({ events: [good, bad] }).slice(0, -3 - int(20)),
+      type: 'application/json',
+      valid: [],
+      invalid: ids,
+      wholeRefused: true,
+    }),
     () => ({ body: json({ events: [good, { ...bad, unit: 3 }] }), type: 'application/json', valid: [], invalid: ids, wholeRefused: true }),
     () => ({ body: json([good]), type: 'application/json', valid: [], invalid: ids, wholeRefused: true }),
     () => ({ body: json(good), type: 'text/plain', valid: [], invalid: ids, wholeRefused: true }),
-    () => ({ body: Buffer.concat([Buffer.from(json({ events: [good] }).slice(0, -4)), Buffer.from([0xff, 0xfe, 0x80]), Buffer.from('"}]}')]), type: 'application/json', valid: [], invalid: ids, wholeRefused: true }),
-    () => ({ body: Buffer.from(json({ ...good, caller: 'ab\u00e9' })).subarray(0, -3), type: 'application/json', valid: [], invalid: ids, wholeRefused: true }),
-    () => ({ body: json({ events: Array.from({ length: 1001 }, () => good) }), type: 'application/json', valid: [], invalid: ids, wholeRefused: true }),
-    () => ({ body: json({ events: [good], pad: 'x'.repeat(1024 * 1024) }), type: 'application/json', valid: [], invalid: ids, wholeRefused: true }),
+    () => ({
+      body: Buffer.concat([Buffer.from(json({ events: [good] }).slice(0, -4)), Buffer.from([0xff, 0xfe, 0x80]), Buffer.from('"}]}')]),
+      type: 'application/json',
+      valid: [],
+      invalid: ids,
+      wholeRefused: true,
+    }),
+    () => ({
+      body: Buffer.from(json({ ...good, caller: 'ab\u00e9' })).subarray(0, -3),
+      type: 'application/json',
+      valid: [],
+      invalid: ids,
+      wholeRefused: true,
+    }),
+    () => ({
+      body: json({ events: Array.from({ length: 1001 }, () => good) }),
+      type: 'application/json',
+      valid: [],
+      invalid: ids,
+      wholeRefused: true,
+    }),
+    () => ({
+      body: json({ events: [good], pad: 'x'.repeat(1024 * 1024) }),
+      type: 'application/json',
+      valid: [],
+      invalid: ids,
+      wholeRefused: true,
+    }),
     () => ({ body: '', type: 'application/json', valid: [], invalid: ids, wholeRefused: true }),
     () => ({ body: '['.repeat(100_000), type: 'application/json', valid: [], invalid: ids, wholeRefused: true }),
   ];
@@ -105,7 +141,12 @@ function makeCase(): Case {
 }
 
 /** One request on its own connection (no pooled socket another answer may have closed). */
-function send(method: string, path: string, headers: Record<string, string>, body?: string | Buffer): Promise<{ status: number; text: string }> {
+function send(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string | Buffer,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(`${base}${path}`, { method, headers, agent: false }, (res) => {
       let text = '';
@@ -181,7 +222,9 @@ it(`survives ${REQUESTS} hostile requests (seed ${SEED}): no 5xx, valid events s
   polling = false;
   await poller;
 
-  const rows = await s.sql<{ request_id: string; n: number }>("SELECT request_id, count(*) AS n FROM events WHERE request_id LIKE 'fz-%' GROUP BY request_id");
+  const rows = await s.sql<{ request_id: string; n: number }>(
+    "SELECT request_id, count(*) AS n FROM events WHERE request_id LIKE 'fz-%' GROUP BY request_id",
+  );
   expect(rows.every((r) => r.n === 1)).toBe(true);
   expect(new Set(rows.map((r) => r.request_id))).toEqual(stored);
   expect(rows.some((r) => r.request_id.startsWith('fz-bad'))).toBe(false);
@@ -191,7 +234,9 @@ it(`survives ${REQUESTS} hostile requests (seed ${SEED}): no 5xx, valid events s
   health.sort((a, b) => a - b);
   const p99 = health[Math.floor(health.length * 0.99)]!;
   const slowest = health.at(-1)!;
-  console.log(`fuzz seed ${SEED}: ${REQUESTS} requests + ${retries.length} retries, ${stored.size} events stored, statuses ${JSON.stringify(Object.fromEntries(statuses))}, /healthz ${health.length} polls: p50 ${health[health.length >> 1]!.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, slowest ${slowest.toFixed(1)} ms`);
+  console.log(
+    `fuzz seed ${SEED}: ${REQUESTS} requests + ${retries.length} retries, ${stored.size} events stored, statuses ${JSON.stringify(Object.fromEntries(statuses))}, /healthz ${health.length} polls: p50 ${health[health.length >> 1]!.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, slowest ${slowest.toFixed(1)} ms`,
+  );
   expect(p99).toBeLessThan(100);
   expect(slowest).toBeLessThan(300);
 });

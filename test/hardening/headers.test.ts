@@ -11,7 +11,13 @@ afterAll(async () => {
 });
 
 it('sends nosniff, frame, referrer and content-security policies on API answers, errors and 404s', async () => {
-  for (const res of [await s.get('/v1/epochs'), await s.get('/v1/epochs', {}), await s.get('/healthz', {}), await s.get('/no/such/route', {}), await s.post('{')]) {
+  for (const res of [
+    await s.get('/v1/epochs'),
+    await s.get('/v1/epochs', {}),
+    await s.get('/healthz', {}),
+    await s.get('/no/such/route', {}),
+    await s.post('{'),
+  ]) {
     expect(res.headers['x-content-type-options']).toBe('nosniff');
     expect(res.headers['x-frame-options']).toBe('DENY');
     expect(res.headers['referrer-policy']).toBe('no-referrer');
@@ -19,7 +25,8 @@ it('sends nosniff, frame, referrer and content-security policies on API answers,
     expect(res.headers['content-security-policy']).toContain("default-src 'self'");
     // Exactly helmet's set for these options (computed once at start, see security-headers.ts).
     expect(Object.fromEntries(Object.entries(res.headers).filter(([k]) => HELMET.includes(k)))).toEqual({
-      'content-security-policy': "default-src 'self';img-src 'self' data:;style-src 'self' 'unsafe-inline';connect-src 'self';object-src 'none';base-uri 'none';frame-ancestors 'none'",
+      'content-security-policy':
+        "default-src 'self';img-src 'self' data:;style-src 'self' 'unsafe-inline';connect-src 'self';object-src 'none';base-uri 'none';frame-ancestors 'none'",
       'cross-origin-opener-policy': 'same-origin',
       'cross-origin-resource-policy': 'same-origin',
       'origin-agent-cluster': '?1',
@@ -35,12 +42,25 @@ it('sends nosniff, frame, referrer and content-security policies on API answers,
   }
 });
 
-const HELMET = ['content-security-policy', 'cross-origin-opener-policy', 'cross-origin-resource-policy', 'origin-agent-cluster', 'referrer-policy',
-  'x-content-type-options', 'x-dns-prefetch-control', 'x-download-options', 'x-frame-options', 'x-permitted-cross-domain-policies', 'x-xss-protection'];
+const HELMET = [
+  'content-security-policy',
+  'cross-origin-opener-policy',
+  'cross-origin-resource-policy',
+  'origin-agent-cluster',
+  'referrer-policy',
+  'x-content-type-options',
+  'x-dns-prefetch-control',
+  'x-download-options',
+  'x-frame-options',
+  'x-permitted-cross-domain-policies',
+  'x-xss-protection',
+];
 
-it('computes helmet\'s headers once, and refuses options that would need the request', async () => {
+it("computes helmet's headers once, and refuses options that would need the request", async () => {
   const { helmetHeaders } = await import('../../src/api/security-headers.ts');
   expect(helmetHeaders({ frameguard: { action: 'deny' } }).set['x-frame-options']).toBe('DENY');
   expect(helmetHeaders({}).remove).toContain('x-powered-by');
-  expect(() => helmetHeaders({ contentSecurityPolicy: { directives: { scriptSrc: [(req) => `'nonce-${String((req as { n?: string }).n)}'`] } } })).toThrow(/depend on the request/);
+  expect(() =>
+    helmetHeaders({ contentSecurityPolicy: { directives: { scriptSrc: [(req) => `'nonce-${String((req as { n?: string }).n)}'`] } } }),
+  ).toThrow(/depend on the request/);
 });

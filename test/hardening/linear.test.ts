@@ -70,12 +70,12 @@ const WORST: Array<[string, string]> = [
   ['sig values', fill('&sig=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa')],
   ['session names', fill('session=session=')],
   ['base64 user:pass, whole value', fill('dXNlcjpwYXNzd29yZA==')],
-  ['mnemonic words, never 12', fill('abandon '.repeat(11) + 'the ')],
+  ['mnemonic words, never 12', fill(`${'abandon '.repeat(11)}the `)],
   ['mnemonic-length letter runs', fill('abandonx ')],
   ['long gaps between words', fill('abandon ,,,,,,,,,,,, ')],
-  ['hex runs of key length', fill('0x' + 'a'.repeat(64) + ' ')],
-  ['hex runs after a name', fill('digest=0x' + 'a'.repeat(64) + ' ')],
-  ['near-key hex runs', fill('a'.repeat(63) + ' ')],
+  ['hex runs of key length', fill(`0x${'a'.repeat(64)} `)],
+  ['hex runs after a name', fill(`digest=0x${'a'.repeat(64)} `)],
+  ['near-key hex runs', fill(`${'a'.repeat(63)} `)],
 ];
 
 describe('every pattern that sees client text runs in linear time (1 MiB worst cases)', () => {
@@ -92,8 +92,8 @@ describe('every pattern that sees client text runs in linear time (1 MiB worst c
   });
 
   it('redactUrl with many segments and parameters', () => {
-    expect(time(() => redactUrl('/' + fill('a/') + '?' + fill('a=b&')))).toBeLessThan(BOUND_MS);
-    expect(time(() => redactUrl('/' + fill('token/')))).toBeLessThan(BOUND_MS);
+    expect(time(() => redactUrl(`/${fill('a/')}?${fill('a=b&')}`))).toBeLessThan(BOUND_MS);
+    expect(time(() => redactUrl(`/${fill('token/')}`))).toBeLessThan(BOUND_MS);
   });
 
   it('redactJson over long arrays of mnemonic words and hex under key-material names', () => {
@@ -109,9 +109,9 @@ describe('every pattern that sees client text runs in linear time (1 MiB worst c
   });
 
   it('the validation patterns: RFC 3339, namespace, action', () => {
-    expect(time(() => parseRfc3339('2026-01-01T00:00:00.' + fill('1') + 'x'))).toBeLessThan(BOUND_MS);
-    expect(time(() => NAMESPACE_PATTERN.test(fill('a/') + 'A'))).toBeLessThan(BOUND_MS);
-    expect(time(() => ACTION_PATTERN.test(fill('a.') + 'A'))).toBeLessThan(BOUND_MS);
+    expect(time(() => parseRfc3339(`2026-01-01T00:00:00.${fill('1')}x`))).toBeLessThan(BOUND_MS);
+    expect(time(() => NAMESPACE_PATTERN.test(`${fill('a/')}A`))).toBeLessThan(BOUND_MS);
+    expect(time(() => ACTION_PATTERN.test(`${fill('a.')}A`))).toBeLessThan(BOUND_MS);
   });
 });
 
@@ -134,7 +134,9 @@ describe('through HTTP, a hostile body or URL never freezes the server', () => {
   it('scrubs 4 KiB of worst-case metadata (the largest accepted) in every field quickly', async () => {
     const s = await testServer();
     try {
-      const events = WORST.map(([, text]) => event({ metadata: { a: text.slice(0, 2000), [text.slice(0, 1000)]: 1, l: [text.slice(0, 900)] } }));
+      const events = WORST.map(([, text]) =>
+        event({ metadata: { a: text.slice(0, 2000), [text.slice(0, 1000)]: 1, l: [text.slice(0, 900)] } }),
+      );
       const t = performance.now();
       const res = await s.post({ events });
       expect(res.statusCode).toBe(200);

@@ -17,7 +17,8 @@ afterEach(async () => {
   await s.close();
 });
 
-const storedMetadata = (id: number) => (s.db().prepare('SELECT metadata FROM events WHERE seq = ?').get(id) as { metadata: string }).metadata;
+const storedMetadata = (id: number) =>
+  (s.db().prepare('SELECT metadata FROM events WHERE seq = ?').get(id) as { metadata: string }).metadata;
 function dbBytes(): string {
   s.db().pragma('wal_checkpoint(TRUNCATE)');
   return Buffer.concat([readFileSync(s.ledger.location), readFileSync(`${s.ledger.location}-wal`)]).toString('latin1');
@@ -39,7 +40,11 @@ const PGP_BLOCK = [
 ].join('\n');
 
 const hex32 = (label: string) => createHash('sha256').update(label).digest('hex');
-const mnemonic = (bytes: number) => entropyToMnemonic(new Uint8Array(bytes).map((_, i) => (i * 37 + 11) & 0xff), wordlist);
+const mnemonic = (bytes: number) =>
+  entropyToMnemonic(
+    new Uint8Array(bytes).map((_, i) => (i * 37 + 11) & 0xff),
+    wordlist,
+  );
 const middleWords = (phrase: string) => phrase.split(' ').slice(3, 9).join(' ');
 const DOCKER_AUTH = Buffer.from('acme-ci:dckr_pat_7Hq2Lm9XvB4nR8sT1wY6zK3p').toString('base64');
 const AZURE_KEY = 'q8Vb3kR2mZ7xT1nP5wL9cH4jD6fG0sA2eU8yI3oK7rM1tN5vB9xC3zQ6wE2rT4yU8iO0pA1sD5fG7hJ9kL3zX7cV==';
@@ -60,7 +65,11 @@ const SECRET_VALUES: Array<[string, string, string]> = [
   ['Token scheme', 'Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b', '9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b'],
   ['Basic scheme', 'Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==', 'QWxhZGRpbjpvcGVuIHNlc2FtZQ'],
   ['Basic, short', 'Basic YTpi', 'YTpi'],
-  ['Digest scheme', 'Digest username="Mufasa", realm="api", response="6629fae49393a05397450978507c4ef1"', '6629fae49393a05397450978507c4ef1'],
+  [
+    'Digest scheme',
+    'Digest username="Mufasa", realm="api", response="6629fae49393a05397450978507c4ef1"',
+    '6629fae49393a05397450978507c4ef1',
+  ],
   ['ApiKey scheme', 'ApiKey a1b2c3d4e5f6', 'a1b2c3d4e5f6'],
   ['short bearer', 'Bearer ab12', 'ab12'],
   ['lowercase short bearer', 'bearer x9y8z7', 'x9y8z7'],
@@ -68,7 +77,11 @@ const SECRET_VALUES: Array<[string, string, string]> = [
   ['AWS temporary key id', 'id=ASIAY34FZKBOKMUTVV7A', 'Y34FZKBOKMUTVV7A'],
   ['GitHub classic token', 'ghp_1a2B3c4D5e6F7g8H9i0J1k2L3m4N5o6P7q8R', '1a2B3c4D5e6F7g8H9i0J1k2L3m4N5o6P7q8R'],
   ['GitHub OAuth token', 'gho_16C7e42F292c6912E7710c838347Ae178B4a', '16C7e42F292c6912E7710c838347Ae178B4a'],
-  ['GitHub fine-grained token', 'github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN', '11ABCDEFG0123456789_abcdefghij'],
+  [
+    'GitHub fine-grained token',
+    'github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN',
+    '11ABCDEFG0123456789_abcdefghij',
+  ],
   ['Slack bot token', 'xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx', 'AbCdEfGhIjKlMnOpQrStUvWx'],
   ['Stripe secret key', 'sk_live_4eC39HqLyjWDarjtT1zdp7dc', '4eC39HqLyjWDarjtT1zdp7dc'],
   ['Stripe restricted key', 'rk_live_51H8abcDEFghiJKLmnoPQRstu', '51H8abcDEFghiJKLmnoPQRstu'],
@@ -79,12 +92,32 @@ const SECRET_VALUES: Array<[string, string, string]> = [
   ['PEM in one string', PEM_LINES.join('\n'), PEM_LINES[1]!],
   ['PGP private key block', PGP_BLOCK, 'lQOYBGVkZXN0AQgAxQ3nYc5Zb8wKp1rTqLmNoPvW2sE4dF6gH8jK0lM3nO5pQ7rS'],
   // issue 21: shapes that were stored as sent
-  ['Azure storage connection string', `DefaultEndpointsProtocol=https;AccountName=acmeusage;AccountKey=${AZURE_KEY};EndpointSuffix=core.windows.net`, AZURE_KEY.slice(0, 40)],
-  ['Azure SAS URL', 'https://acmeusage.blob.core.windows.net/exports/2026-11.csv?sv=2022-11-02&ss=b&sp=r&se=2026-12-01T00:00:00Z&spr=https&sig=Zk3QbW9xT2yL7pN4mV8cR1sD6fH0jK5gA9eU3iO7wB2%3D', 'Zk3QbW9xT2yL7pN4mV8cR1sD6fH0jK5gA9eU3iO7wB2'],
-  ['S3 presigned URL', 'https://b.s3.amazonaws.com/k?X-Amz-Date=20261101T000000Z&X-Amz-SignedHeaders=host&X-Amz-Signature=9f8e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c6b5a49382', '9f8e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c6b5a49382'],
-  ['Vault token', 'hvs.CAESIJlU9JMYEhOPYv4iSQ8Qy5TuZ3xK7mN2pL4wR6tY8uI0GiEKHGh2cy5aTzFYZ2JLbXBqWnNOdkR2', 'CAESIJlU9JMYEhOPYv4iSQ8Qy5TuZ3xK7mN2pL4wR6tY8uI0'],
+  [
+    'Azure storage connection string',
+    `DefaultEndpointsProtocol=https;AccountName=acmeusage;AccountKey=${AZURE_KEY};EndpointSuffix=core.windows.net`,
+    AZURE_KEY.slice(0, 40),
+  ],
+  [
+    'Azure SAS URL',
+    'https://acmeusage.blob.core.windows.net/exports/2026-11.csv?sv=2022-11-02&ss=b&sp=r&se=2026-12-01T00:00:00Z&spr=https&sig=Zk3QbW9xT2yL7pN4mV8cR1sD6fH0jK5gA9eU3iO7wB2%3D',
+    'Zk3QbW9xT2yL7pN4mV8cR1sD6fH0jK5gA9eU3iO7wB2',
+  ],
+  [
+    'S3 presigned URL',
+    'https://b.s3.amazonaws.com/k?X-Amz-Date=20261101T000000Z&X-Amz-SignedHeaders=host&X-Amz-Signature=9f8e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c6b5a49382',
+    '9f8e7d6c5b4a39281706f5e4d3c2b1a0f9e8d7c6b5a49382',
+  ],
+  [
+    'Vault token',
+    'hvs.CAESIJlU9JMYEhOPYv4iSQ8Qy5TuZ3xK7mN2pL4wR6tY8uI0GiEKHGh2cy5aTzFYZ2JLbXBqWnNOdkR2',
+    'CAESIJlU9JMYEhOPYv4iSQ8Qy5TuZ3xK7mN2pL4wR6tY8uI0',
+  ],
   ['DigitalOcean token', `dop_v1_${hex32('do')}`, hex32('do')],
-  ['PyPI token', 'pypi-AgEIcHlwaS5vcmcCJGI4YzE2ZDQ1LTk0ZjEtNGFkMy1iNGM4LTlmNzVmZDkxYjA2MQACKlszLCJkOGY3', 'CJGI4YzE2ZDQ1LTk0ZjEtNGFkMy1iNGM4LTlmNzVmZDkxYjA2MQACKlszLCJkOGY3'],
+  [
+    'PyPI token',
+    'pypi-AgEIcHlwaS5vcmcCJGI4YzE2ZDQ1LTk0ZjEtNGFkMy1iNGM4LTlmNzVmZDkxYjA2MQACKlszLCJkOGY3',
+    'CJGI4YzE2ZDQ1LTk0ZjEtNGFkMy1iNGM4LTlmNzVmZDkxYjA2MQACKlszLCJkOGY3',
+  ],
   ['Twilio API key SID', 'SK3f9c2a7be14d4f0a9c6e8b1d2f7a5c30', '3f9c2a7be14d4f0a9c6e8b1d2f7a5c30'],
   ['docker config auth (base64 user:password)', DOCKER_AUTH, DOCKER_AUTH],
   ['session cookie', 'session=7f3kQ9zLp2Xv8Rm4Tn6Wc1Yb5Hd0Gs3J; Path=/; HttpOnly; Secure', '7f3kQ9zLp2Xv8Rm4Tn6Wc1Yb5Hd0Gs3J'],
@@ -128,9 +161,15 @@ describe('credential values in metadata are removed, at any depth, and reported'
 });
 
 describe('credentials in leaf fields are refused (a leaf can never be edited)', () => {
-  const fields: Array<['request_id' | 'caller' | 'source', number]> = [['request_id', 128], ['caller', 256], ['source', 128]];
+  const fields: Array<['request_id' | 'caller' | 'source', number]> = [
+    ['request_id', 128],
+    ['caller', 256],
+    ['source', 128],
+  ];
   const cases = fields.flatMap(([field, max]) =>
-    SECRET_VALUES.filter(([, value]) => value.length <= max && !value.includes('\u0000')).map(([kind, value, secret]) => [field, kind, value, secret] as const),
+    SECRET_VALUES.filter(([, value]) => value.length <= max && !value.includes('\u0000')).map(
+      ([kind, value, secret]) => [field, kind, value, secret] as const,
+    ),
   );
   it.each(cases)('%s: %s', async (field, _kind, value, secret) => {
     const res = await s.post(event({ [field]: value }));
@@ -143,14 +182,17 @@ describe('credentials in leaf fields are refused (a leaf can never be edited)', 
 
   it('refuses our own API key hidden behind %20 in caller (it was answered created)', async () => {
     const res = await s.post(event({ caller: `x%20${s.key}` }));
-    expect(res.json().results[0]).toMatchObject({ status: 'rejected', errors: [expect.objectContaining({ path: 'caller', rule: 'no_credentials' })] });
+    expect(res.json().results[0]).toMatchObject({
+      status: 'rejected',
+      errors: [expect.objectContaining({ path: 'caller', rule: 'no_credentials' })],
+    });
     expect(await s.count()).toBe(0);
   });
 
   it('refuses a Sui private key as namespace or action (their alphabet admits one)', async () => {
     await s.close();
     s = await testServer();
-    (await s.ledger.keys.create('acme-inc', ['*']));
+    await s.ledger.keys.create('acme-inc', ['*']);
     const sui = 'suiprivkey1qzdlfxn2qa2lj5uprl8pyhexs02sg2wrhdy7qaq50cqgnffw4c2477kg9h3';
     const res = await s.post({ events: [event({ namespace: `acme/${sui}` }), event({ action: sui.slice(0, 64) })] });
     const [a, b] = res.json().results;
@@ -181,7 +223,18 @@ describe('credentials in structure: names in arrays, pairs, keys, key blocks', (
 
   it("drops the value after a credential's name in a flat array (Node's req.rawHeaders)", async () => {
     const { stored, redacted } = await store({
-      raw: ['Host', 'api.example.com', 'X-Api-Key', 'opaque-key-value-1', 'Accept', '*/*', 'Cookie', 'sid=abc', 'authorization', 'opaque-2'],
+      raw: [
+        'Host',
+        'api.example.com',
+        'X-Api-Key',
+        'opaque-key-value-1',
+        'Accept',
+        '*/*',
+        'Cookie',
+        'sid=abc',
+        'authorization',
+        'opaque-2',
+      ],
     });
     expect(stored.raw).toEqual(['Host', 'api.example.com', 'Accept', '*/*']);
     expect(redacted).toEqual(expect.arrayContaining(['metadata.raw[3]', 'metadata.raw[7]', 'metadata.raw[9]']));
@@ -190,8 +243,14 @@ describe('credentials in structure: names in arrays, pairs, keys, key blocks', (
 
   it('drops credential pairs ([["x-api-key", "…"]]) and name/value objects ({name, value})', async () => {
     const { stored } = await store({
-      pairs: [['x-api-key', 'opaque-pair-value'], ['accept', 'json']],
-      har: [{ name: 'Authorization', value: 'opaque-har-value' }, { name: 'Accept', value: 'json' }],
+      pairs: [
+        ['x-api-key', 'opaque-pair-value'],
+        ['accept', 'json'],
+      ],
+      har: [
+        { name: 'Authorization', value: 'opaque-har-value' },
+        { name: 'Accept', value: 'json' },
+      ],
       kv: [{ key: 'password', value: 'opaque-kv-value' }],
     });
     expect(stored.pairs).toEqual([[], ['accept', 'json']]);
@@ -226,14 +285,24 @@ describe('credentials in structure: names in arrays, pairs, keys, key blocks', (
     expect(dbBytes()).not.toContain(PEM_LINES[1]!.slice(0, 40));
   });
 
-  it.each(['seed_phrase', 'seedPhrase', 'mnemonic', 'recovery_phrase', 'wallet-seed', 'backup_codes', 'x%2Dapi%2Dkey', 'APIKey', 'XApiKey'])(
-    'drops the key %s',
-    async (name) => {
-      const { stored, redacted } = await store({ [name]: 'abandon ability able about above absent absorb abstract absurd abuse access accident', n: 1 });
-      expect(stored).toEqual({ n: 1 });
-      expect(redacted).toEqual([`metadata.${name}`]);
-    },
-  );
+  it.each([
+    'seed_phrase',
+    'seedPhrase',
+    'mnemonic',
+    'recovery_phrase',
+    'wallet-seed',
+    'backup_codes',
+    'x%2Dapi%2Dkey',
+    'APIKey',
+    'XApiKey',
+  ])('drops the key %s', async (name) => {
+    const { stored, redacted } = await store({
+      [name]: 'abandon ability able about above absent absorb abstract absurd abuse access accident',
+      n: 1,
+    });
+    expect(stored).toEqual({ n: 1 });
+    expect(redacted).toEqual([`metadata.${name}`]);
+  });
 
   it('keeps usage fields that only contain a secret word inside another word', async () => {
     const kept = { prompt_tokens: 1, keyword: 'k', monkey: 2, author: 'a', secretary_count: 3, seed: 7, random_seed: 8, passenger: 'p' };
@@ -262,7 +331,9 @@ describe('32-byte hex: a key under a key-material name, a digest or address othe
       node_id: Buffer.from('User:12345').toString('base64'), // a GraphQL global id
       session_id: 'chat-2026-11-01-0042',
     };
-    const res = await s.post(event({ metadata: { ...kept, wallet: { seed: `0x${key}`, signer_sk: key.toUpperCase() }, words: MNEMONIC_24.split(' ') } }));
+    const res = await s.post(
+      event({ metadata: { ...kept, wallet: { seed: `0x${key}`, signer_sk: key.toUpperCase() }, words: MNEMONIC_24.split(' ') } }),
+    );
     const [r] = res.json().results;
     expect(r.status).toBe('created');
     expect(r.redacted.sort()).toEqual(['metadata.wallet.seed', 'metadata.wallet.signer_sk', 'metadata.words']);

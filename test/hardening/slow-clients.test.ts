@@ -15,7 +15,14 @@ const memory = () => {
   return m.heapUsed + m.arrayBuffers;
 };
 
-const LIMITS = { headersTimeoutMs: 1_000, requestTimeoutMs: 2_500, idleTimeoutMs: 2_000, checkIntervalMs: 100, maxBodyBytesInFlight: 40 * 2 ** 20, maxBodyBytesInFlightPerKey: 10 * 2 ** 20 };
+const LIMITS = {
+  headersTimeoutMs: 1_000,
+  requestTimeoutMs: 2_500,
+  idleTimeoutMs: 2_000,
+  checkIntervalMs: 100,
+  maxBodyBytesInFlight: 40 * 2 ** 20,
+  maxBodyBytesInFlightPerKey: 10 * 2 ** 20,
+};
 let s: TestServer;
 let port: number;
 let goodKey: string;
@@ -24,7 +31,7 @@ beforeAll(async () => {
   s = await testServer({ limits: LIMITS });
   await s.app.listen({ host: '127.0.0.1', port: 0 });
   port = (s.app.server.address() as { port: number }).port;
-  goodKey = (await (await s.ledger.keys.create('good-inc', ['acme/*']))).key;
+  goodKey = (await await s.ledger.keys.create('good-inc', ['acme/*'])).key;
 });
 afterAll(async () => {
   await s.close();
@@ -46,15 +53,21 @@ describe('slow clients', () => {
   it('closes stalled headers, stalled bodies and anonymous uploads, refuses bodies over the cap, and keeps serving others', async () => {
     const before = memory();
     const start = Date.now();
-    const chunk = `{"events":[${JSON.stringify(event())},${'"' + 'x'.repeat(900_000)}`;
+    const chunk = `{"events":[${JSON.stringify(event())},${`"${'x'.repeat(900_000)}`}`;
     // One tenant's key: 30 uploads that send 900 KB of a 1 MB body, then stall.
     const stalledBodies = Array.from({ length: 30 }, () =>
-      attacker(`POST /v1/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${s.key}\r\ncontent-type: application/json\r\ncontent-length: 1000000\r\n\r\n${chunk}`),
+      attacker(
+        `POST /v1/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${s.key}\r\ncontent-type: application/json\r\ncontent-length: 1000000\r\n\r\n${chunk}`,
+      ),
     );
     // Slowloris: headers that never end.
     const stalledHeaders = Array.from({ length: 50 }, () => attacker('GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: '));
     // Anonymous uploads: refused from their headers, never read.
-    const anonymous = Array.from({ length: 200 }, () => attacker(`POST /v1/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000000\r\n\r\n${chunk.slice(0, 1000)}`));
+    const anonymous = Array.from({ length: 200 }, () =>
+      attacker(
+        `POST /v1/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000000\r\n\r\n${chunk.slice(0, 1000)}`,
+      ),
+    );
 
     // Meanwhile, a well-behaved client with its own key posts and reads, and is answered quickly.
     const slowest: number[] = [];

@@ -24,7 +24,7 @@ describe('ill-formed Unicode (lone surrogates) is refused in every field', () =>
     ['request_id', { request_id: 'req-LONE' }, 'request_id'],
     ['a metadata value', { metadata: { note: 'hi LONE' } }, 'metadata.note'],
     ['a metadata value in an array', { metadata: { list: ['ok', 'LONE'] } }, 'metadata.list[1]'],
-    ['a metadata key', { metadata: { n: { 'kLONE': 1 } } }, 'metadata.n.k\ufffd'],
+    ['a metadata key', { metadata: { n: { kLONE: 1 } } }, 'metadata.n.k\ufffd'],
   ];
 
   it.each(cases)('%s', async (_name, override, path) => {
@@ -39,7 +39,7 @@ describe('ill-formed Unicode (lone surrogates) is refused in every field', () =>
   });
 
   it('stores well-formed non-ASCII text exactly and answers a retry as duplicate', async () => {
-    const body = JSON.stringify(event({ source: 'svc-é☃😀', caller: 'Zoë 😀', metadata: { note: 'naïve ☃ 😀', 'clé': 'v' } }));
+    const body = JSON.stringify(event({ source: 'svc-é☃😀', caller: 'Zoë 😀', metadata: { note: 'naïve ☃ 😀', clé: 'v' } }));
     const first = (await s.post(body)).json().results[0];
     const again = (await s.post(body)).json().results[0];
     expect(first.status).toBe('created');
@@ -73,7 +73,10 @@ describe('a body that is not valid UTF-8 is refused, not rewritten', () => {
   });
 
   it('also with a charset parameter, and in a batch (the whole request is refused)', async () => {
-    const res = await postBytes(Buffer.concat([Buffer.from('{"events":['), withBytes([0xff]), Buffer.from(',' + JSON.stringify(event()) + ']}')]), 'application/json; charset=utf-8');
+    const res = await postBytes(
+      Buffer.concat([Buffer.from('{"events":['), withBytes([0xff]), Buffer.from(`,${JSON.stringify(event())}]}`)]),
+      'application/json; charset=utf-8',
+    );
     expect(res.statusCode).toBe(400);
     expect(res.json().error.code).toBe('invalid_utf8');
     expect(await s.count()).toBe(0);

@@ -23,7 +23,17 @@ describe('usage groups in bounded memory (a real server, 64 MB of heap)', () => 
     for (let done = 0; done < CALLERS; done += 10_000) {
       const items: EventToWrite[] = [];
       for (let i = done; i < done + 10_000; i++) {
-        const v = validateEvent({ request_id: `r-${i}`, namespace: 'acme/prod', action: 'recall', caller: `caller-${String(i).padStart(7, '0')}`, units: 2, ts: now - 1000 }, { now, maxAgeMs: DEFAULT_MAX_AGE_MS, maxFutureMs: DEFAULT_MAX_FUTURE_MS });
+        const v = validateEvent(
+          {
+            request_id: `r-${i}`,
+            namespace: 'acme/prod',
+            action: 'recall',
+            caller: `caller-${String(i).padStart(7, '0')}`,
+            units: 2,
+            ts: now - 1000,
+          },
+          { now, maxAgeMs: DEFAULT_MAX_AGE_MS, maxFutureMs: DEFAULT_MAX_FUTURE_MS },
+        );
         if (!v.ok) throw new Error(JSON.stringify(v.errors));
         items.push({ event: v.event, owner: 'acme-inc', keyId: 'abcdefabcdef' });
       }

@@ -5,7 +5,7 @@ import { GROUP_BY } from '../../src/ledger/index.ts';
 import { event, testServerOn, type TestServer } from '../helpers.ts';
 import { forEachEngine } from '../support/engines.ts';
 
-forEachEngine((fresh, engine) => {
+forEachEngine((fresh, _engine) => {
   const MAX = Number.MAX_SAFE_INTEGER; // 2^53 − 1, the largest accepted units
   const BIG_MAX = BigInt(MAX);
   let s: TestServer;
@@ -42,7 +42,12 @@ forEachEngine((fresh, engine) => {
     it('sums exactly 2^63 as a decimal string, for every group_by', async () => {
       for (const g of GROUP_BY) {
         const body = await usage(`namespace=acme/at&group_by=${g}`);
-        expect(body.totals).toEqual({ events: 1025, units: (2n ** 63n).toString(), billable_events: 1025, billable_units: (2n ** 63n).toString() });
+        expect(body.totals).toEqual({
+          events: 1025,
+          units: (2n ** 63n).toString(),
+          billable_events: 1025,
+          billable_units: (2n ** 63n).toString(),
+        });
         const sum = body.groups.reduce((a: bigint, r: { units: number | string }) => a + BigInt(r.units), 0n);
         expect(sum).toBe(2n ** 63n);
       }
@@ -63,7 +68,12 @@ forEachEngine((fresh, engine) => {
       await post(1, MAX - 15, 'acme/small');
       expect((await usage('namespace=acme/small')).totals).toEqual({ events: 4, units: MAX, billable_events: 4, billable_units: MAX });
       await post(1, 1, 'acme/small');
-      expect((await usage('namespace=acme/small')).totals).toEqual({ events: 5, units: (BIG_MAX + 1n).toString(), billable_events: 5, billable_units: (BIG_MAX + 1n).toString() });
+      expect((await usage('namespace=acme/small')).totals).toEqual({
+        events: 5,
+        units: (BIG_MAX + 1n).toString(),
+        billable_events: 5,
+        billable_units: (BIG_MAX + 1n).toString(),
+      });
     });
   });
 });

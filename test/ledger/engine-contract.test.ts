@@ -114,7 +114,9 @@ forEachEngine((fresh) => {
       await open();
       const q = { namespace: 'acme/prod', from: 0, to: NOW + 1 };
       for (const groupBy of ['week', 'constructor', 'toString']) {
-        await expect(ledger.usage.query({ ...q, groupBy: groupBy as GroupBy })).rejects.toThrow(/group_by must be one of action, caller, hour, day/);
+        await expect(ledger.usage.query({ ...q, groupBy: groupBy as GroupBy })).rejects.toThrow(
+          /group_by must be one of action, caller, hour, day/,
+        );
       }
       await expect(ledger.usage.query({ ...q, groupBy: 'action', limit: 0 })).rejects.toThrow(/limit must be a positive integer/);
       await expect(ledger.usage.query({ ...q, groupBy: 'hour', after: 'yesterday' })).rejects.toThrow(/after must be a hour key/);

@@ -11,7 +11,11 @@ describe('describeLocation', () => {
     ['postgresql:// scheme, empty user', `postgresql://:${SECRET}@db/ledger`, 'postgresql://:***@db/ledger'],
     ['password= parameter', `postgres://app@db/ledger?password=${SECRET}`, 'postgres://app@db/ledger?password=***'],
     ['PASSWORD= in any case', `postgres://app@db/ledger?PassWord=${SECRET}`, 'postgres://app@db/ledger?PassWord=***'],
-    ['sslpassword and sslkey', `postgres://app@db/ledger?sslmode=verify-full&sslkey=/k/${SECRET}&SSLPASSWORD=${SECRET}`, 'postgres://app@db/ledger?sslmode=verify-full&sslkey=***&SSLPASSWORD=***'],
+    [
+      'sslpassword and sslkey',
+      `postgres://app@db/ledger?sslmode=verify-full&sslkey=/k/${SECRET}&SSLPASSWORD=${SECRET}`,
+      'postgres://app@db/ledger?sslmode=verify-full&sslkey=***&SSLPASSWORD=***',
+    ],
     ['a percent-encoded parameter name', `postgres://app@db/ledger?pass%77ord=${SECRET}`, 'postgres://app@db/ledger?password=***'],
     ['an @ inside the password', `postgres://app:${SECRET}@x@db/ledger`, 'postgres://app:***@db/ledger'],
     ['a fragment', `postgres://app@db/ledger#${SECRET}`, 'postgres://app@db/ledger'],
@@ -22,7 +26,9 @@ describe('describeLocation', () => {
   });
 
   it('keeps what is not secret: user, host, port, database, other parameters', () => {
-    expect(describeLocation('postgres://app@db:6432/ledger?sslmode=require&application_name=receipts')).toBe('postgres://app@db:6432/ledger?sslmode=require&application_name=receipts');
+    expect(describeLocation('postgres://app@db:6432/ledger?sslmode=require&application_name=receipts')).toBe(
+      'postgres://app@db:6432/ledger?sslmode=require&application_name=receipts',
+    );
   });
 
   it('shows no part of a URL that does not parse', () => {
@@ -30,7 +36,8 @@ describe('describeLocation', () => {
   });
 
   it('leaves file paths as they are', () => {
-    for (const f of ['./data/receipts.db', '/var/lib/receipts/ledger.db', ':memory:', 'C:\\ledgers\\a.db']) expect(describeLocation(f)).toBe(f);
+    for (const f of ['./data/receipts.db', '/var/lib/receipts/ledger.db', ':memory:', 'C:\\ledgers\\a.db'])
+      expect(describeLocation(f)).toBe(f);
   });
 });
 
@@ -48,7 +55,9 @@ describe('urlHasPassword', () => {
 describe('redactUrlsIn', () => {
   it('hides the credentials of every URL in a sentence, and nothing else', () => {
     const text = `connect to postgres://app:${SECRET}@db/l failed ("postgresql://a@b/c?password=${SECRET}"), see https://example.com/doc`;
-    expect(redactUrlsIn(text)).toBe('connect to postgres://app:***@db/l failed ("postgresql://a@b/c?password=***"), see https://example.com/doc');
+    expect(redactUrlsIn(text)).toBe(
+      'connect to postgres://app:***@db/l failed ("postgresql://a@b/c?password=***"), see https://example.com/doc',
+    );
   });
 
   it('a URL run into another is not a hiding place', () => {

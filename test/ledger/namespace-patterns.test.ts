@@ -5,11 +5,37 @@ import { expect, it } from 'vitest';
 import { compileNamespacePatterns } from '../../src/ledger/api-keys.ts';
 import { event, testServer } from '../helpers.ts';
 
-const reference = (pattern: string, ns: string) => new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('.*')}$`).test(ns);
+const reference = (pattern: string, ns: string) =>
+  new RegExp(
+    `^${pattern
+      .split('*')
+      .map((p) => p.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))
+      .join('.*')}$`,
+  ).test(ns);
 
 it('matches exactly what the `.*` reading of the pattern matches', () => {
   const patterns = ['acme/*', '*', 'a*b', '*/prod', 'acme/*/prod', 'a*a*b', '**', 'exact', 'x*', '*x', 'a*b*c*d'];
-  const names = ['acme/prod', 'acme/', 'acme', 'ab', 'aab', 'abab', 'a', 'b', '', 'acme/x/prod', 'acme/prod/x', 'exact', 'exactly', 'x', 'xx', 'abcd', 'aXbYcZd', 'adcb', 'a/b'];
+  const names = [
+    'acme/prod',
+    'acme/',
+    'acme',
+    'ab',
+    'aab',
+    'abab',
+    'a',
+    'b',
+    '',
+    'acme/x/prod',
+    'acme/prod/x',
+    'exact',
+    'exactly',
+    'x',
+    'xx',
+    'abcd',
+    'aXbYcZd',
+    'adcb',
+    'a/b',
+  ];
   for (const p of patterns) {
     const match = compileNamespacePatterns([p]);
     for (const n of names) expect(match(n), `${p} ~ ${n}`).toBe(reference(p, n));

@@ -92,7 +92,10 @@ describe('test cluster harness', () => {
       await expect(startPostgres(nowhere)).rejects.toThrow(/required here/);
       expect(warn).toHaveBeenCalledTimes(1);
     } finally {
-      for (const [k, v] of [['CI', saved.CI], ['RECEIPTS_REQUIRE_POSTGRES', saved.REQUIRE]] as const) {
+      for (const [k, v] of [
+        ['CI', saved.CI],
+        ['RECEIPTS_REQUIRE_POSTGRES', saved.REQUIRE],
+      ] as const) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }
@@ -114,20 +117,36 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
 
         const stored = await ledger.events.get(created!.id);
         expect(stored).toEqual({
-          id: created!.id, seq: null, namespace: 'acme/prod', request_id: e.request_id, caller: 'user-1', action: 'recall',
-          units: 1, artifact_digest: 'ab'.repeat(32), ts_ms: NOW - 1000, leaf_hash: created!.leaf_hash,
+          id: created!.id,
+          seq: null,
+          namespace: 'acme/prod',
+          request_id: e.request_id,
+          caller: 'user-1',
+          action: 'recall',
+          units: 1,
+          artifact_digest: 'ab'.repeat(32),
+          ts_ms: NOW - 1000,
+          leaf_hash: created!.leaf_hash,
         });
 
         // The same request again: the original's id and leaf hash.
-        const again = ev({ request_id: e.request_id, ts: NOW - 1000, artifact_digest: 'ab'.repeat(32), source: 'svc', metadata: { a: 1 } }, NOW + 5000);
+        const again = ev(
+          { request_id: e.request_id, ts: NOW - 1000, artifact_digest: 'ab'.repeat(32), source: 'svc', metadata: { a: 1 } },
+          NOW + 5000,
+        );
         expect(await ledger.events.write([item(again)])).toEqual([{ status: 'duplicate', id: created!.id, leaf_hash: created!.leaf_hash }]);
         // Leaving ts out means "when received": it cannot contradict the stored explicit time.
         const noTs = ev({ request_id: e.request_id, artifact_digest: 'ab'.repeat(32), source: 'svc', metadata: { a: 1 } }, NOW + 9000);
         expect((await ledger.events.write([item(noTs)]))[0]!.status).toBe('duplicate');
         // Different content under the same request id: a conflict naming each differing field.
         const changed = ev({ request_id: e.request_id, ts: NOW - 2000, units: 2, caller: 'user-2', source: 'svc', metadata: { a: 2 } });
-        expect((await ledger.events.write([item(ev({ request_id: e.request_id, ts: NOW - 1000, artifact_digest: 'ab'.repeat(32), metadata: { a: 1 } }))]))[0])
-          .toEqual({ status: 'conflict', id: created!.id, differs: ['source'] });
+        expect(
+          (
+            await ledger.events.write([
+              item(ev({ request_id: e.request_id, ts: NOW - 1000, artifact_digest: 'ab'.repeat(32), metadata: { a: 1 } })),
+            ])
+          )[0],
+        ).toEqual({ status: 'conflict', id: created!.id, differs: ['source'] });
         expect(await ledger.events.write([item(changed)])).toEqual([
           { status: 'conflict', id: created!.id, differs: ['caller', 'units', 'artifact_digest', 'ts', 'metadata'] },
         ]);
@@ -213,8 +232,16 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
           [mid.namespace, mid.request_id, Buffer.alloc(32)],
         );
         const both = Promise.all([a.events.write(events.map(item)), b.events.write([...events].reverse().map(item))]);
-        await until(async () => (await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH input%'`))[0]!.n === 2);
+        await until(
+          async () =>
+            (
+              await sql<{ n: number }>(
+                url,
+                `SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH input%'`,
+              )
+            )[0]!.n === 2,
+        );
         await blocker.query('ROLLBACK');
         const [ra, rb] = await both;
         const statuses = [...ra, ...rb].map((r) => r.status);
@@ -244,8 +271,16 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
           [held.namespace, held.request_id, Buffer.alloc(32)],
         );
         const slow = a.events.write([item(ev()), item(held)]);
-        await until(async () => (await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH input%'`))[0]!.n === 1);
+        await until(
+          async () =>
+            (
+              await sql<{ n: number }>(
+                url,
+                `SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH input%'`,
+              )
+            )[0]!.n === 1,
+        );
         // B commits a higher id meanwhile.
         const [fast] = await b.events.write([item(ev())]);
         let bound: number | undefined;
@@ -285,7 +320,16 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         const { rows } = await slow.query<{ id: string }>(
           `INSERT INTO events (namespace, request_id, owner, key_id, caller, action, units, ts, ts_explicit, received_at, leaf_hash)
            VALUES ($1, $2, 'acme-inc', 'abcdefabcdef', $3, $4, $5, $6, false, $7, $8) RETURNING id`,
-          [late.namespace, late.request_id, late.caller, late.action, late.units, late.ts_ms, late.received_at, Buffer.from(leafHash(late))],
+          [
+            late.namespace,
+            late.request_id,
+            late.caller,
+            late.action,
+            late.units,
+            late.ts_ms,
+            late.received_at,
+            Buffer.from(leafHash(late)),
+          ],
         );
         const lateId = Number(rows[0]!.id);
 
@@ -404,8 +448,11 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         await a.events.write([item(ev()), item(ev())]);
         // Kill the leader's lock connection.
         const killedAt = Date.now();
-        const killed = await sql<{ ok: boolean }>(url, `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
-          WHERE datname = current_database() AND application_name LIKE 'sui-receipts leader-election instance-a%'`);
+        const killed = await sql<{ ok: boolean }>(
+          url,
+          `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name LIKE 'sui-receipts leader-election instance-a%'`,
+        );
         expect(killed).toEqual([{ ok: true }]);
         await until(() => a.leadership.role() === 'follower', 3000);
         // A leader that lost only its connection may win the next round itself (it is alive). To
@@ -419,7 +466,16 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
 
         // The stale one writes nothing; the new leader seals.
         await expect(a.epochs.sealNext(seal())).rejects.toThrow(/no longer the leader/);
-        await expect(a.anchors.record([0], { network: 'localnet', package_id: '0x1', registry_id: '0x2', tx_digest: 'd', checkpoint: '1', anchored_at_ms: 1 })).rejects.toThrow(FencedError);
+        await expect(
+          a.anchors.record([0], {
+            network: 'localnet',
+            package_id: '0x1',
+            registry_id: '0x2',
+            tx_digest: 'd',
+            checkpoint: '1',
+            anchored_at_ms: 1,
+          }),
+        ).rejects.toThrow(FencedError);
         expect(await b.epochs.sealNext(seal())).toMatchObject({ epoch: 0, size: 2 });
       } finally {
         await Promise.all([a.close(), b.close()]);
@@ -451,9 +507,30 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         await a.anchors.recordAttempt({ tx_digest: 'tx-2', first_epoch: 0, last_epoch: 1, created_at_ms: 6 });
         await a.anchors.recordAttempt({ tx_digest: 'tx-2', first_epoch: 0, last_epoch: 1, created_at_ms: 6 }); // idempotent
         expect(await a.anchors.attemptsCovering(0)).toEqual(['tx-2', 'tx-1']);
-        await a.anchors.record([0], { network: 'localnet', package_id: '0x1', registry_id: '0x2', tx_digest: 'tx-1', checkpoint: '9', anchored_at_ms: 7 });
-        await a.anchors.record([0], { network: 'localnet', package_id: '0x1', registry_id: '0x2', tx_digest: 'other', checkpoint: '10', anchored_at_ms: 8 });
-        expect(await a.anchors.get(0)).toEqual({ network: 'localnet', package_id: '0x1', registry_id: '0x2', tx_digest: 'tx-1', checkpoint: '9', anchored_at_ms: 7 });
+        await a.anchors.record([0], {
+          network: 'localnet',
+          package_id: '0x1',
+          registry_id: '0x2',
+          tx_digest: 'tx-1',
+          checkpoint: '9',
+          anchored_at_ms: 7,
+        });
+        await a.anchors.record([0], {
+          network: 'localnet',
+          package_id: '0x1',
+          registry_id: '0x2',
+          tx_digest: 'other',
+          checkpoint: '10',
+          anchored_at_ms: 8,
+        });
+        expect(await a.anchors.get(0)).toEqual({
+          network: 'localnet',
+          package_id: '0x1',
+          registry_id: '0x2',
+          tx_digest: 'tx-1',
+          checkpoint: '9',
+          anchored_at_ms: 7,
+        });
         expect(await a.anchors.anchoredThrough()).toBe(0);
         expect(await a.anchors.get(1)).toBeNull();
       } finally {
@@ -469,9 +546,16 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         const changes: Role[] = [];
         await a.leadership.start((r) => changes.push(r));
         await sql(cluster!.url, `ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
-        await sql(cluster!.url, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'sui-receipts leader-election%'`, [name]);
+        await sql(
+          cluster!.url,
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'sui-receipts leader-election%'`,
+          [name],
+        );
         await until(() => a.leadership.describe().error !== null, 5000);
-        expect(a.leadership.describe()).toMatchObject({ role: 'follower', error: expect.stringMatching(/not currently accepting connections/) });
+        expect(a.leadership.describe()).toMatchObject({
+          role: 'follower',
+          error: expect.stringMatching(/not currently accepting connections/),
+        });
         await sql(cluster!.url, `ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
         await until(() => a.leadership.role() === 'leader', 5000);
         expect(a.leadership.describe()).toMatchObject({ role: 'leader', term: 2, error: null });
@@ -496,8 +580,14 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         await blocker.query('SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT 1 FOR UPDATE');
         const sealing = a.epochs.sealNext(seal());
         const waiting = async (like: string) =>
-          (await sql<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`, [like]))[0]!.n === 1;
+          (
+            await sql<{ n: number }>(
+              url,
+              `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`,
+              [like],
+            )
+          )[0]!.n === 1;
         await until(() => waiting('UPDATE events SET seq%'));
         // A new term now has to wait for the seal that already passed the check.
         const bump = sql<{ term: string }>(url, "UPDATE leadership SET term = term + 1, holder = 'instance-z' RETURNING term");
@@ -522,7 +612,13 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
       const ledgers = await Promise.all([open(url), open(url), open(url)]);
       try {
         const rows = await sql<{ version: number; name: string }>(url, 'SELECT version, name FROM schema_migrations ORDER BY version');
-        expect(rows.map((r) => r.name)).toEqual(['001_init.sql', '002_epochs.sql', '003_anchors.sql', '004_classifications.sql', '005_key_changes.sql']);
+        expect(rows.map((r) => r.name)).toEqual([
+          '001_init.sql',
+          '002_epochs.sql',
+          '003_anchors.sql',
+          '004_classifications.sql',
+          '005_key_changes.sql',
+        ]);
         expect(await sql(url, 'SELECT term FROM leadership')).toEqual([{ term: '0' }]);
         expect(await Promise.all(ledgers.map((l) => l.healthy()))).toEqual([true, true, true]);
         expect(ledgers[0]!.location).toBe(url);
@@ -537,7 +633,9 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
       await sql(url, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '999_future.sql', 0)");
       const err = await open(url).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SchemaTooNewError);
-      expect((err as Error).message).toMatch(/schema version 999, newer than this build of sui-receipts knows \(5\)\. Upgrade sui-receipts/);
+      expect((err as Error).message).toMatch(
+        /schema version 999, newer than this build of sui-receipts knows \(5\)\. Upgrade sui-receipts/,
+      );
     });
 
     it('keeps the password out of its location', async () => {
@@ -568,7 +666,9 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         expect(p!.allows('acmex/prod')).toBe(false);
         expect(await ledger.keys.authenticate(k.key.slice(0, -1) + (k.key.endsWith('A') ? 'B' : 'A'))).toBeNull();
         expect(await ledger.keys.authenticate('nonsense')).toBeNull();
-        expect(await ledger.keys.list()).toEqual([{ id: k.id, owner: 'acme-inc', namespaces: ['acme/*'], created_at: 1000, revoked_at: null }]);
+        expect(await ledger.keys.list()).toEqual([
+          { id: k.id, owner: 'acme-inc', namespaces: ['acme/*'], created_at: 1000, revoked_at: null },
+        ]);
         const stored = await sql<{ dump: string }>(url, 'SELECT row_to_json(api_keys)::text AS dump FROM api_keys');
         // The secret is everything after sr_<id>_ (base64url: it may itself hold '_').
         const secret = k.key.slice(`sr_${k.id}_`.length);
@@ -686,8 +786,14 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         await ledger.events.write([item(ev({ action: 'store', units: 50, ts: base + 30 }))]);
         const q = { namespace: 'acme/prod', from: base, to: base + 2 * hour, asOf };
         expect(await ledger.usage.query({ ...q, groupBy: 'action' })).toEqual({
-          namespace: 'acme/prod', from: base, to: base + 2 * hour, group_by: 'action',
-          groups: [{ key: 'recall', events: 2, units: 6, billable_events: 2, billable_units: 6 }, { key: 'store', events: 1, units: 3, billable_events: 1, billable_units: 3 }],
+          namespace: 'acme/prod',
+          from: base,
+          to: base + 2 * hour,
+          group_by: 'action',
+          groups: [
+            { key: 'recall', events: 2, units: 6, billable_events: 2, billable_units: 6 },
+            { key: 'store', events: 1, units: 3, billable_events: 1, billable_units: 3 },
+          ],
           totals: { events: 3, units: 9, billable_events: 3, billable_units: 9 },
         });
         expect((await ledger.usage.query({ ...q, groupBy: 'caller' })).groups.map((g) => g.key)).toEqual(['Zed', 'alice']);
@@ -699,7 +805,12 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         expect(day.totals).toEqual({ events: 4, units: 59, billable_events: 4, billable_units: 59 });
         expect(day.groups.every((g) => g.key.endsWith('T00:00:00.000Z'))).toBe(true);
         // [from, to) is half-open.
-        expect((await ledger.usage.query({ ...q, from: base + 11, groupBy: 'action' })).totals).toEqual({ events: 2, units: 7, billable_events: 2, billable_units: 7 });
+        expect((await ledger.usage.query({ ...q, from: base + 11, groupBy: 'action' })).totals).toEqual({
+          events: 2,
+          units: 7,
+          billable_events: 2,
+          billable_units: 7,
+        });
       } finally {
         await ledger.close();
       }
@@ -726,7 +837,9 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
       try {
         const day = 86_400_000;
         await ledger.events.write(
-          Array.from({ length: 5000 }, (_, i) => item(ev({ namespace: `tenant-${i % 50}/prod`, caller: `c${i % 7}`, ts: NOW - (i % 30) * day }))),
+          Array.from({ length: 5000 }, (_, i) =>
+            item(ev({ namespace: `tenant-${i % 50}/prod`, caller: `c${i % 7}`, ts: NOW - (i % 30) * day })),
+          ),
         );
         await sql(url, 'ANALYZE events');
         const c = new pg.Client({ connectionString: url });
@@ -734,11 +847,20 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         try {
           for (const g of ['action', 'caller', 'hour', 'day'] as const) {
             const nodes = await planNodes(c, usageSql(g), ['tenant-7/prod', NOW - 7 * day, NOW, Number.MAX_SAFE_INTEGER]);
-            expect(nodes.some((n) => n['Index Name'] === 'events_namespace_ts'), g).toBe(true);
-            expect(nodes.map((n) => n['Node Type']), g).not.toContain('Seq Scan');
+            expect(
+              nodes.some((n) => n['Index Name'] === 'events_namespace_ts'),
+              g,
+            ).toBe(true);
+            expect(
+              nodes.map((n) => n['Node Type']),
+              g,
+            ).not.toContain('Seq Scan');
           }
           // Receipt pages too: a keyset range on the same index, no sort of the namespace's rows.
-          for (const [text, after] of [[PAGE_SQL, [NOW - 7 * day, 0]], [PAGE_DESC_SQL, [NOW, Number.MAX_SAFE_INTEGER]]] as const) {
+          for (const [text, after] of [
+            [PAGE_SQL, [NOW - 7 * day, 0]],
+            [PAGE_DESC_SQL, [NOW, Number.MAX_SAFE_INTEGER]],
+          ] as const) {
             const nodes = await planNodes(c, text, ['tenant-7/prod', NOW - 7 * day, NOW, Number.MAX_SAFE_INTEGER, after[0], after[1], 100]);
             expect(nodes.some((n) => n['Node Type'] === 'Index Scan' && n['Index Name'] === 'events_namespace_ts')).toBe(true);
             expect(nodes.map((n) => n['Node Type'])).not.toContain('Seq Scan');
@@ -761,18 +883,52 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
       try {
         const events = [ev({ ts: NOW - 30 }), ev({ ts: NOW - 20 }), ev({ ts: NOW - 10 })];
         const rows = events.map((e, i) => ({
-          seq: i + 1, namespace: e.namespace, request_id: e.request_id, owner: 'acme-inc', key_id: 'abcdefabcdef', caller: e.caller,
-          action: e.action, units: e.units, artifact_digest: null, ts: e.ts_ms, ts_explicit: 1, received_at: e.received_at,
-          source: null, metadata: null, leaf_hash: Buffer.from(leafHash(e)),
+          seq: i + 1,
+          namespace: e.namespace,
+          request_id: e.request_id,
+          owner: 'acme-inc',
+          key_id: 'abcdefabcdef',
+          caller: e.caller,
+          action: e.action,
+          units: e.units,
+          artifact_digest: null,
+          ts: e.ts_ms,
+          ts_explicit: 1,
+          received_at: e.received_at,
+          source: null,
+          metadata: null,
+          leaf_hash: Buffer.from(leafHash(e)),
         }));
         const tree = buildTree(Buffer.concat(rows.slice(0, 2).map((r) => r.leaf_hash)));
         const data = {
-          keys: [{ id: 'abcdefabcdef', owner: 'acme-inc', namespaces: '["acme/*"]', key_hash: Buffer.alloc(32, 1), created_at: 1, revoked_at: null }],
+          keys: [
+            {
+              id: 'abcdefabcdef',
+              owner: 'acme-inc',
+              namespaces: '["acme/*"]',
+              key_hash: Buffer.alloc(32, 1),
+              created_at: 1,
+              revoked_at: null,
+            },
+          ],
           events: rows,
-          epochs: [{ epoch: 0, first_seq: 1, last_seq: 2, size: 2, root: Buffer.from(rootOf(tree)), first_ts: NOW - 30, last_ts: NOW - 20, sealed_at: 5 }],
+          epochs: [
+            {
+              epoch: 0,
+              first_seq: 1,
+              last_seq: 2,
+              size: 2,
+              root: Buffer.from(rootOf(tree)),
+              first_ts: NOW - 30,
+              last_ts: NOW - 20,
+              sealed_at: 5,
+            },
+          ],
           nodes: tree.levels.map((h, level) => ({ epoch: 0, level, chunk: 0, hashes: Buffer.from(h) })),
           attempts: [{ tx_digest: 'tx-a', first_epoch: 0, last_epoch: 0, created_at: 6 }],
-          anchors: [{ epoch: 0, network: 'testnet', package_id: '0x1', registry_id: '0x2', tx_digest: 'tx-a', checkpoint: '77', anchored_at: 7 }],
+          anchors: [
+            { epoch: 0, network: 'testnet', package_id: '0x1', registry_id: '0x2', tx_digest: 'tx-a', checkpoint: '77', anchored_at: 7 },
+          ],
         };
         expect(await copyInto(ledger, data)).toEqual({ keys: 1, events: 3, epochs: 1, nodes: 2, attempts: 1, anchors: 1 });
         await expect(copyInto(ledger, data)).rejects.toThrow(/already holds a ledger/);
@@ -781,7 +937,9 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         expect((await ledger.events.get(3))!.seq).toBeNull();
         expect(await ledger.epochs.containing(2)).toMatchObject({ epoch: 0, root: Buffer.from(rootOf(tree)).toString('hex') });
         expect(await ledger.anchors.get(0)).toMatchObject({ tx_digest: 'tx-a', checkpoint: '77' });
-        expect(await ledger.events.write([item(events[0]!)])).toEqual([{ status: 'duplicate', id: 1, leaf_hash: rows[0]!.leaf_hash.toString('hex') }]);
+        expect(await ledger.events.write([item(events[0]!)])).toEqual([
+          { status: 'duplicate', id: 1, leaf_hash: rows[0]!.leaf_hash.toString('hex') },
+        ]);
         const fresh = (await ledger.events.write([item(ev())]))[0]!;
         expect(fresh.status).toBe('created');
         expect(fresh.id).toBeGreaterThan(3); // ids go on after the copied ones (a repeat may use one up)
@@ -799,10 +957,29 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
       try {
         const e = ev();
         const data = {
-          keys: [], attempts: [], anchors: [], nodes: [],
-          events: [{ seq: 1, namespace: e.namespace, request_id: e.request_id, owner: 'o', key_id: 'k', caller: e.caller, action: e.action,
-            units: 1, artifact_digest: null, ts: e.ts_ms, ts_explicit: 0, received_at: e.received_at, source: null, metadata: null,
-            leaf_hash: Buffer.from(leafHash(e)) }],
+          keys: [],
+          attempts: [],
+          anchors: [],
+          nodes: [],
+          events: [
+            {
+              seq: 1,
+              namespace: e.namespace,
+              request_id: e.request_id,
+              owner: 'o',
+              key_id: 'k',
+              caller: e.caller,
+              action: e.action,
+              units: 1,
+              artifact_digest: null,
+              ts: e.ts_ms,
+              ts_explicit: 0,
+              received_at: e.received_at,
+              source: null,
+              metadata: null,
+              leaf_hash: Buffer.from(leafHash(e)),
+            },
+          ],
           epochs: [{ epoch: 1, first_seq: 1, last_seq: 1, size: 1, root: Buffer.alloc(32), first_ts: 0, last_ts: 0, sealed_at: 0 }],
         };
         await expect(copyInto(ledger, data)).rejects.toThrow(/epochs are not numbered 0, 1, 2/);

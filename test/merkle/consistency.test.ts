@@ -32,7 +32,9 @@ const b64 = (s: string | null) => (s ? new Uint8Array(Buffer.from(s, 'base64')) 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 // The RFC 6962 reference leaves the transparency-dev vectors are computed over.
-const LEAVES = ['', '00', '10', '2021', '3031', '40414243', '5051525354555657', '606162636465666768696a6b6c6d6e6f'].map((h) => new Uint8Array(Buffer.from(h, 'hex')));
+const LEAVES = ['', '00', '10', '2021', '3031', '40414243', '5051525354555657', '606162636465666768696a6b6c6d6e6f'].map(
+  (h) => new Uint8Array(Buffer.from(h, 'hex')),
+);
 
 function treeOf(leaves: Uint8Array[]) {
   const flat = new Uint8Array(leaves.length * 32);
@@ -79,7 +81,13 @@ describe('consistency proofs over real trees', () => {
   });
 
   it('refuses a forked history: a first tree that is not a prefix of the second', () => {
-    for (const [n1, n2] of [[3, 7], [4, 8], [5, 70], [1, 2], [64, 65]] as const) {
+    for (const [n1, n2] of [
+      [3, 7],
+      [4, 8],
+      [5, 70],
+      [1, 2],
+      [64, 65],
+    ] as const) {
       const forked = treeOf(leaves.slice(0, n1).map((l, i) => (i === n1 - 1 ? new Uint8Array([9, 9, 9]) : l)));
       const proof = consistencyProof(n1, n2, memoryNodeReader(trees[n2]!));
       const r = verifyConsistency(n1, n2, proof, rootOf(forked), rootOf(trees[n2]!));

@@ -29,7 +29,10 @@ const jsonFiles = (dir: string) =>
     .sort();
 
 export function loadVectors(): InclusionVector[] {
-  return jsonFiles(VECTOR_DIR).map((f) => ({ file: f, ...(parseVectorJson(readFileSync(join(VECTOR_DIR, f), 'utf8'), f) as Omit<InclusionVector, 'file'>) }));
+  return jsonFiles(VECTOR_DIR).map((f) => ({
+    file: f,
+    ...(parseVectorJson(readFileSync(join(VECTOR_DIR, f), 'utf8'), f) as Omit<InclusionVector, 'file'>),
+  }));
 }
 
 const b64 = (s: string | null) => (s ? new Uint8Array(Buffer.from(s, 'base64')) : new Uint8Array(0));
@@ -61,13 +64,19 @@ describe('RFC 6962 inclusion vectors', () => {
 
 describe('test/vectors/rfc6962 against ../shared/testdata/rfc6962', () => {
   const shared = existsSync(SHARED_DIR);
-  if (!shared) console.warn(`SKIPPED: ${SHARED_DIR} is absent (a checkout without the shared folder); the project's copy in test/vectors/rfc6962 was not compared with it`);
+  if (!shared)
+    console.warn(
+      `SKIPPED: ${SHARED_DIR} is absent (a checkout without the shared folder); the project's copy in test/vectors/rfc6962 was not compared with it`,
+    );
 
   it.skipIf(!shared)('holds the same files, byte for byte (inclusion/ and LICENSE)', () => {
     const files = (dir: string) => ['LICENSE', ...jsonFiles(join(dir, 'inclusion')).map((f) => join('inclusion', f))];
     expect(files(COPY_DIR)).toEqual(files(SHARED_DIR));
     for (const f of files(SHARED_DIR)) {
-      expect(readFileSync(join(COPY_DIR, f)).equals(readFileSync(join(SHARED_DIR, f))), `${f} differs: copy ../shared/testdata/rfc6962 again, then npm run gen:move-vectors`).toBe(true);
+      expect(
+        readFileSync(join(COPY_DIR, f)).equals(readFileSync(join(SHARED_DIR, f))),
+        `${f} differs: copy ../shared/testdata/rfc6962 again, then npm run gen:move-vectors`,
+      ).toBe(true);
     }
   });
 

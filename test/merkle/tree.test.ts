@@ -36,9 +36,13 @@ describe('tree', () => {
       const list = Array.from({ length: n }, (_, i) => leaf(hashes, i));
       const root = rootOf(buildTree(hashes));
       expect(Buffer.from(root).toString('hex'), `n=${n}`).toBe(Buffer.from(mth(list)).toString('hex'));
-      const mt = new MerkleTree(list.map((h) => Buffer.from(h)), (b: Buffer) => createHash('sha256').update(b).digest(), {
-        concatenator: (bufs: Buffer[]) => Buffer.concat([Buffer.from([1]), ...bufs]),
-      } as never);
+      const mt = new MerkleTree(
+        list.map((h) => Buffer.from(h)),
+        (b: Buffer) => createHash('sha256').update(b).digest(),
+        {
+          concatenator: (bufs: Buffer[]) => Buffer.concat([Buffer.from([1]), ...bufs]),
+        } as never,
+      );
       expect(mt.getRoot().toString('hex'), `merkletreejs n=${n}`).toBe(Buffer.from(root).toString('hex'));
     }
   });

@@ -79,7 +79,6 @@ describe('express bytes_out of a streamed answer after another on the same conne
     });
     expect(recorded).toBe(wire);
   });
-
 });
 
 // An unwatched answer (middleware mounted before the meter) still being written when a

@@ -42,7 +42,9 @@ describe('middleware building blocks', () => {
     const { port } = server.address() as AddressInfo;
     try {
       await new Promise<void>((resolve, reject) => {
-        httpRequest({ port, host: '127.0.0.1', path: '/' }, (res) => res.resume().on('end', resolve)).on('error', reject).end();
+        httpRequest({ port, host: '127.0.0.1', path: '/' }, (res) => res.resume().on('end', resolve))
+          .on('error', reject)
+          .end();
       });
     } finally {
       server.close();

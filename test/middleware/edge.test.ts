@@ -21,32 +21,59 @@ describe('edge meterHandler', () => {
   it('records once the body was read to the end, and hands the flush to waitUntil', async () => {
     const sink = createMemorySink();
     const client = createUsageClient({ sink, flushIntervalMs: 60_000 });
-    const handler = meterHandler(async (req: Request, _ctx: { waitUntil(p: Promise<unknown>): void }) => new Response(`hello ${new URL(req.url).searchParams.get('n')}`), {
-      client, namespace: 'acme/edge', caller: (r) => r.headers.get('x-user') ?? '', action: 'ai_query', route: () => '/hello',
-    });
+    const handler = meterHandler(
+      async (req: Request, _ctx: { waitUntil(p: Promise<unknown>): void }) =>
+        new Response(`hello ${new URL(req.url).searchParams.get('n')}`),
+      {
+        client,
+        namespace: 'acme/edge',
+        caller: (r) => r.headers.get('x-user') ?? '',
+        action: 'ai_query',
+        route: () => '/hello',
+      },
+    );
     const { ctx, waited } = runtime();
-    const res = await handler(new Request('https://x.example/hello?n=1', { headers: { 'x-user': 'u1', 'x-request-id': 'edge-1', authorization: 'Bearer nope-secret' } }), ctx);
+    const res = await handler(
+      new Request('https://x.example/hello?n=1', {
+        headers: { 'x-user': 'u1', 'x-request-id': 'edge-1', authorization: 'Bearer nope-secret' },
+      }),
+      ctx,
+    );
     expect(waited).toHaveLength(1);
     expect(sink.events).toHaveLength(0); // the body has not been sent yet
     expect(await res.text()).toBe('hello 1');
     await Promise.all(waited); // what the runtime does after the response
-    expect(sink.events).toEqual([expect.objectContaining({ request_id: 'edge-1', namespace: 'acme/edge', caller: 'u1', action: 'ai_query', units: 1, metadata: expect.objectContaining({ route: '/hello', status: 200, bytes_out: 7, method: 'GET' }) })]);
+    expect(sink.events).toEqual([
+      expect.objectContaining({
+        request_id: 'edge-1',
+        namespace: 'acme/edge',
+        caller: 'u1',
+        action: 'ai_query',
+        units: 1,
+        metadata: expect.objectContaining({ route: '/hello', status: 200, bytes_out: 7, method: 'GET' }),
+      }),
+    ]);
     expect(JSON.stringify(sink.events)).not.toContain('nope-secret');
   });
 
   it('a cancelled streamed body, a thrown handler and a refusal: one event each', async () => {
     const sink = createMemorySink();
     const client = createUsageClient({ sink, flushIntervalMs: 60_000 });
-    const handler = meterHandler(async (req: Request, _ctx: Ctx) => {
-      const kind = req.headers.get('x-kind');
-      if (kind === 'throw') throw new Error('handler failed');
-      if (kind === 'limit') return new Response('slow down', { status: 429 });
-      let i = 0;
-      return new Response(new ReadableStream({ pull: (c) => void c.enqueue(new TextEncoder().encode(`chunk ${i++}\n`)) }));
-    }, { client, namespace: 'acme/edge', caller: () => 'u', action: 'stream' });
+    const handler = meterHandler(
+      async (req: Request, _ctx: Ctx) => {
+        const kind = req.headers.get('x-kind');
+        if (kind === 'throw') throw new Error('handler failed');
+        if (kind === 'limit') return new Response('slow down', { status: 429 });
+        let i = 0;
+        return new Response(new ReadableStream({ pull: (c) => void c.enqueue(new TextEncoder().encode(`chunk ${i++}\n`)) }));
+      },
+      { client, namespace: 'acme/edge', caller: () => 'u', action: 'stream' },
+    );
     const call = async (kind: string) => {
       const { ctx, waited } = runtime();
-      const res = await handler(new Request('https://x.example/', { headers: { 'x-kind': kind, 'x-request-id': kind } }), ctx).catch((e: Error) => e);
+      const res = await handler(new Request('https://x.example/', { headers: { 'x-kind': kind, 'x-request-id': kind } }), ctx).catch(
+        (e: Error) => e,
+      );
       return { res, waited };
     };
     const stream = await call('stream');
@@ -70,7 +97,12 @@ describe('edge meterHandler', () => {
     const sink = createMemorySink();
     sink.answer = () => new Promise(() => {});
     const client = createUsageClient({ sink, flushIntervalMs: 0 });
-    const handler = meterHandler((_req: Request, _ctx: Ctx) => new Response('ok'), { client, namespace: 'acme/edge', caller: () => 'u', action: 'a' });
+    const handler = meterHandler((_req: Request, _ctx: Ctx) => new Response('ok'), {
+      client,
+      namespace: 'acme/edge',
+      caller: () => 'u',
+      action: 'a',
+    });
     const t = performance.now();
     for (let i = 0; i < 20; i++) expect(await (await handler(new Request('https://x.example/'), runtime().ctx)).text()).toBe('ok');
     expect(performance.now() - t).toBeLessThan(1000);
@@ -80,7 +112,10 @@ describe('edge meterHandler', () => {
     const sink = createMemorySink();
     let built = 0;
     const handler = meterHandler((_req: Request, _env: { SINK: typeof sink }, _ctx: unknown) => new Response(null, { status: 204 }), {
-      client: (env) => (built++, createUsageClient({ sink: env.SINK })), namespace: 'acme/edge', caller: () => 'u', action: 'a',
+      client: (env) => (built++, createUsageClient({ sink: env.SINK })),
+      namespace: 'acme/edge',
+      caller: () => 'u',
+      action: 'a',
     });
     for (let i = 0; i < 3; i++) {
       const { ctx, waited } = runtime();
@@ -93,9 +128,20 @@ describe('edge meterHandler', () => {
 
   it('the edge and upstream entries bundle for a browser-like runtime: no Node-only import', async () => {
     for (const entry of ['src/middleware/edge.ts', 'src/middleware/upstream.ts', 'src/index.ts']) {
-      const out = await build({ entryPoints: [`${ROOT}${entry}`], bundle: true, write: false, platform: 'browser', format: 'esm', metafile: true, logLevel: 'silent' });
+      const out = await build({
+        entryPoints: [`${ROOT}${entry}`],
+        bundle: true,
+        write: false,
+        platform: 'browser',
+        format: 'esm',
+        metafile: true,
+        logLevel: 'silent',
+      });
       const inputs = Object.keys(out.metafile.inputs);
-      expect(inputs.filter((i) => i.startsWith('node:') || /\bsrc\/client\/(spool|sinks\/jsonl)\.ts$|node-http/.test(i)), entry).toEqual([]);
+      expect(
+        inputs.filter((i) => i.startsWith('node:') || /\bsrc\/client\/(spool|sinks\/jsonl)\.ts$|node-http/.test(i)),
+        entry,
+      ).toEqual([]);
       expect(out.outputFiles[0]!.text).not.toMatch(/from\s*["']node:|require\(["']node:/);
     }
   });
@@ -127,15 +173,26 @@ describe('edge meterHandler', () => {
   it('upstream metering records a failed call with units 0 and rethrows', async () => {
     const sink = createMemorySink();
     const client = createUsageClient({ sink, flushIntervalMs: 60_000 });
-    const up = meteredFetch({ provider: 'search', fetch: (async () => { throw new TypeError('fetch failed'); }) as unknown as typeof fetch });
-    const handler = meterHandler(async (_req: Request, _ctx: Ctx) => {
-      await up('https://search.example/q').catch(() => {});
-      return new Response('degraded');
-    }, { client, namespace: 'acme/edge', caller: () => 'u', action: 'a' });
+    const up = meteredFetch({
+      provider: 'search',
+      fetch: (async () => {
+        throw new TypeError('fetch failed');
+      }) as unknown as typeof fetch,
+    });
+    const handler = meterHandler(
+      async (_req: Request, _ctx: Ctx) => {
+        await up('https://search.example/q').catch(() => {});
+        return new Response('degraded');
+      },
+      { client, namespace: 'acme/edge', caller: () => 'u', action: 'a' },
+    );
     const { ctx, waited } = runtime();
     await (await handler(new Request('https://x.example/', { headers: { 'x-request-id': 'in' } }), ctx)).text();
     await Promise.all(waited);
-    expect(sink.events.map((e) => [e.request_id, e.units, e.metadata?.error ?? null])).toEqual([['in.search.1', 0, 'network'], ['in', 1, null]]);
+    expect(sink.events.map((e) => [e.request_id, e.units, e.metadata?.error ?? null])).toEqual([
+      ['in.search.1', 0, 'network'],
+      ['in', 1, null],
+    ]);
     expect(() => meteredFetch({ provider: 'Bad Name' })).toThrow(/provider must be/);
   });
 });

@@ -30,7 +30,11 @@ describe.each([
     server = await testServer();
     const service = await server.app.listen({ port: 0, host: '127.0.0.1' });
     const port = await freePort();
-    const child = spawn(process.execPath, [file], { cwd: ROOT, env: { ...process.env, RECEIPTS_URL: service, RECEIPTS_API_KEY: server.key, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [file], {
+      cwd: ROOT,
+      env: { ...process.env, RECEIPTS_URL: service, RECEIPTS_API_KEY: server.key, PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
@@ -55,7 +59,11 @@ describe.each([
 it('examples/fastify.ts logs a request its caller function gives nothing for', async () => {
   const port = await freePort();
   // No service needed to see the log line: nothing is sent for it.
-  const child = spawn(process.execPath, ['examples/fastify.ts'], { cwd: ROOT, env: { ...process.env, RECEIPTS_URL: 'http://127.0.0.1:9', RECEIPTS_API_KEY: 'unused', PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['examples/fastify.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, RECEIPTS_URL: 'http://127.0.0.1:9', RECEIPTS_API_KEY: 'unused', PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));

@@ -18,7 +18,9 @@ async function start(app: express.Express): Promise<string> {
 function metered(sink: MemorySink = createMemorySink(), extra: Record<string, unknown> = {}) {
   client = apps.client(sink);
   const app = express();
-  app.use(meterRequests({ client, namespace: 'acme/prod', caller: (req) => String(req.headers['x-user'] ?? ''), action: 'recall', ...extra }));
+  app.use(
+    meterRequests({ client, namespace: 'acme/prod', caller: (req) => String(req.headers['x-user'] ?? ''), action: 'recall', ...extra }),
+  );
   return { app, sink };
 }
 
@@ -36,11 +38,21 @@ describe('express meterRequests', () => {
     router.post('/items/:id', express.json(), (req, res) => void res.json({ got: req.body }));
     app.use('/v2', router);
     const url = await start(app);
-    const res = await fetch(`${url}/v2/items/item-zzq?secret=abc123secret`, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json', 'x-user': 'u1', 'x-request-id': 'ex-1', authorization: 'Bearer very-secret-token' } });
+    const res = await fetch(`${url}/v2/items/item-zzq?secret=abc123secret`, {
+      method: 'POST',
+      body: '{"a":1}',
+      headers: { 'content-type': 'application/json', 'x-user': 'u1', 'x-request-id': 'ex-1', authorization: 'Bearer very-secret-token' },
+    });
     const text = await res.text();
     const [e, ...rest] = await settled(sink, 1);
     expect(rest).toEqual([]);
-    expect(e).toMatchObject({ request_id: 'ex-1', caller: 'u1', action: 'recall', units: 1, metadata: { method: 'POST', route: '/v2/items/:id', status: 200, bytes_in: 7, bytes_out: Buffer.byteLength(text) } });
+    expect(e).toMatchObject({
+      request_id: 'ex-1',
+      caller: 'u1',
+      action: 'recall',
+      units: 1,
+      metadata: { method: 'POST', route: '/v2/items/:id', status: 200, bytes_in: 7, bytes_out: Buffer.byteLength(text) },
+    });
     expect(JSON.stringify(e)).not.toMatch(/very-secret-token|abc123secret|item-zzq/);
   });
 
@@ -60,7 +72,8 @@ describe('express meterRequests', () => {
     app.use(outer); // mounted at the root, a literal mount inside
     const url = await start(app);
     const paths = ['/users/alice@example.com/items/8', '/tenants/acme-corp/orders/991', '/api/items/3', '/v3/deep/4'];
-    for (const [i, p] of paths.entries()) await (await fetch(`${url}${p}`, { headers: { 'x-user': 'u', 'x-request-id': `m${i}` } })).arrayBuffer();
+    for (const [i, p] of paths.entries())
+      await (await fetch(`${url}${p}`, { headers: { 'x-user': 'u', 'x-request-id': `m${i}` } })).arrayBuffer();
     const events = await settled(sink, 4);
     const route = Object.fromEntries(events.map((e) => [e.request_id, e.metadata!.route]));
     expect(route).toEqual({ m0: '/items/:id', m1: '/orders/:oid', m2: '/API/items/:id', m3: '/v3/deep/:x' });
@@ -131,7 +144,10 @@ describe('express meterRequests', () => {
 
   it('upstream calls are attributed to the inbound request through the middleware context', async () => {
     const { app, sink } = metered();
-    const anthropic = meteredFetch({ provider: 'anthropic', fetch: (async () => new Response('x', { status: 502 })) as unknown as typeof fetch });
+    const anthropic = meteredFetch({
+      provider: 'anthropic',
+      fetch: (async () => new Response('x', { status: 502 })) as unknown as typeof fetch,
+    });
     app.get('/ask', async (_req, res) => {
       await anthropic('https://api.example.com/v1/messages', { method: 'post' });
       res.send('ok');
@@ -139,15 +155,27 @@ describe('express meterRequests', () => {
     const url = await start(app);
     await fetch(`${url}/ask`, { headers: { 'x-user': 'u5', 'x-request-id': 'in-7' } });
     const events = await settled(sink, 2);
-    expect(events[0]).toMatchObject({ request_id: 'in-7.anthropic.1', action: 'upstream.anthropic', caller: 'u5', units: 0, metadata: { method: 'POST', status: 502, inbound_request_id: 'in-7' } });
+    expect(events[0]).toMatchObject({
+      request_id: 'in-7.anthropic.1',
+      action: 'upstream.anthropic',
+      caller: 'u5',
+      units: 0,
+      metadata: { method: 'POST', status: 502, inbound_request_id: 'in-7' },
+    });
   });
 
   it('bad options fail at start-up with the field named', () => {
-    expect(() => meterRequests({ namespace: 'acme/x', action: 'a', caller: 'u' as never, client: createUsageClient({ sink: 'memory' }) })).toThrow(/caller must be a function/);
+    expect(() =>
+      meterRequests({ namespace: 'acme/x', action: 'a', caller: 'u' as never, client: createUsageClient({ sink: 'memory' }) }),
+    ).toThrow(/caller must be a function/);
     expect(() => meterRequests({ namespace: 'acme/x', action: 'a', caller: () => 'u' })).toThrow(/url/);
     // A fixed namespace or action that no leaf could hold is refused here, not event by event later.
     const client = createUsageClient({ sink: 'memory' });
-    expect(() => meterRequests({ namespace: 'Acme Prod', action: 'a', caller: () => 'u', client })).toThrow(/namespace "Acme Prod" breaks the leaf rule/);
-    expect(() => meterRequests({ namespace: 'acme/x', action: 'a'.repeat(65), caller: () => 'u', client })).toThrow(/action "a+" breaks the leaf rule/);
+    expect(() => meterRequests({ namespace: 'Acme Prod', action: 'a', caller: () => 'u', client })).toThrow(
+      /namespace "Acme Prod" breaks the leaf rule/,
+    );
+    expect(() => meterRequests({ namespace: 'acme/x', action: 'a'.repeat(65), caller: () => 'u', client })).toThrow(
+      /action "a+" breaks the leaf rule/,
+    );
   });
 });

@@ -15,7 +15,15 @@ describe('express meterRequests on Express 4', () => {
     const sink = createMemorySink();
     const errors: Error[] = [];
     const app = express4();
-    app.use(meterRequests({ client: apps.client(sink), namespace: 'acme/prod', caller: () => 'u', action: 'recall', onError: (e) => errors.push(e) }));
+    app.use(
+      meterRequests({
+        client: apps.client(sink),
+        namespace: 'acme/prod',
+        caller: () => 'u',
+        action: 'recall',
+        onError: (e) => errors.push(e),
+      }),
+    );
     app.get('/top/:id', (_req, res) => void res.send('x'));
     const items = express4.Router();
     items.get('/items/:id', (_req, res) => void res.send('x'));

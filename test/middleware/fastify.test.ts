@@ -59,7 +59,9 @@ describe('fastify meterRequests', () => {
     });
     const before = Date.now();
     const res = await app!.inject({
-      method: 'POST', url: '/recall/raw-path-id-77?token=sk-live-123', payload: { q: 'x' },
+      method: 'POST',
+      url: '/recall/raw-path-id-77?token=sk-live-123',
+      payload: { q: 'x' },
       headers: { 'x-user': 'user-7', 'x-request-id': 'req-abc', authorization: 'Bearer top-secret-value', cookie: 'session=hunter2' },
     });
     expect(res.statusCode).toBe(200);
@@ -88,14 +90,17 @@ describe('fastify meterRequests', () => {
     await app.inject({ url: '/outer', headers: { 'x-request-id': 'o' } });
     expect((await settled(sink, 2)).map((e) => e.request_id).sort()).toEqual(['i', 'o']);
     const bad = Fastify();
-    await expect(bad.register(meterRequests, { client, namespace: 'acme/prod', action: 'a' } as never).ready()).rejects.toThrow(/caller must be a function/);
+    await expect(bad.register(meterRequests, { client, namespace: 'acme/prod', action: 'a' } as never).ready()).rejects.toThrow(
+      /caller must be a function/,
+    );
   });
 
   it('adds no own property to the raw request or response (their V8 shape is the hot path of every request)', async () => {
     const shapes: string[][] = [];
     for (const metered of [false, true]) {
       const a = Fastify();
-      if (metered) meterRequests(a, { client: createUsageClient({ sink: 'memory' }), namespace: 'acme/prod', caller: () => 'u', action: 'a' });
+      if (metered)
+        meterRequests(a, { client: createUsageClient({ sink: 'memory' }), namespace: 'acme/prod', caller: () => 'u', action: 'a' });
       a.get('/', async (request, reply) => {
         shapes.push([...Object.getOwnPropertyNames(request.raw), '|', ...Object.getOwnPropertyNames(reply.raw)]);
         return 'ok';
@@ -126,7 +131,13 @@ describe('fastify meterRequests', () => {
     app.addHook('onRequest', async (req, reply) => {
       if (req.headers['x-limit']) return reply.code(429).send({ error: 'slow down' });
     });
-    meterRequests(app, { client, namespace: 'acme/prod', caller: (r) => String(r.headers['x-user'] ?? ''), action: 'recall', units: () => 99 });
+    meterRequests(app, {
+      client,
+      namespace: 'acme/prod',
+      caller: (r) => String(r.headers['x-user'] ?? ''),
+      action: 'recall',
+      units: () => 99,
+    });
     app.get('/r', async (req, reply) => {
       if (!req.headers['x-user']) return reply.code(401).send({ error: 'who?' });
       if (req.headers['x-suspended']) return reply.code(403).send({ error: 'suspended' });
@@ -184,7 +195,11 @@ describe('fastify meterRequests', () => {
     client = createUsageClient({ sink, ...fast });
     app = Fastify();
     app.addHook('onRequest', async (req, reply) => {
-      if (req.headers['x-limit']) return reply.code(429).type('text/plain').send(Readable.from([Buffer.from('slow down')]));
+      if (req.headers['x-limit'])
+        return reply
+          .code(429)
+          .type('text/plain')
+          .send(Readable.from([Buffer.from('slow down')]));
     });
     meterRequests(app, { client, namespace: 'acme/prod', caller: () => 'u', action: 'recall' });
     app.get('/r', async () => ({ big: 'x'.repeat(5000) }));
@@ -192,7 +207,9 @@ describe('fastify meterRequests', () => {
     const agent = new (await import('node:http')).Agent({ keepAlive: true, maxSockets: 1 });
     const get = (headers: Record<string, string>) =>
       new Promise<void>((resolve, reject) => {
-        httpRequest({ host: url.hostname, port: url.port, path: '/r', agent, headers }, (res) => res.resume().on('end', resolve)).on('error', reject).end();
+        httpRequest({ host: url.hostname, port: url.port, path: '/r', agent, headers }, (res) => res.resume().on('end', resolve))
+          .on('error', reject)
+          .end();
       });
     try {
       await get({ 'x-request-id': 'first' });
@@ -213,7 +230,9 @@ describe('fastify meterRequests', () => {
       refusal: (req) => (req.headers['x-suspended'] ? 'suspended' : undefined),
       refusedAction: (action, reason) => `${action}.refused.${reason}`,
     });
-    app!.get('/x', { config: { action: 'recall' } }, async (req, reply) => reply.code(req.headers['x-code'] ? Number(req.headers['x-code']) : 200).send('x'));
+    app!.get('/x', { config: { action: 'recall' } }, async (req, reply) =>
+      reply.code(req.headers['x-code'] ? Number(req.headers['x-code']) : 200).send('x'),
+    );
     await app!.inject({ url: '/x', headers: { 'x-user': 'u', 'x-code': '402', 'x-request-id': 'quota' } });
     await app!.inject({ url: '/x', headers: { 'x-user': 'u', 'x-suspended': '1', 'x-request-id': 'susp' } });
     await app!.inject({ url: '/x', headers: { 'x-user': 'u', 'x-code': '401', 'x-request-id': 'not-refused-here' } });
@@ -225,12 +244,17 @@ describe('fastify meterRequests', () => {
   });
 
   it('a refusedAction that gives no usable action: the refusal is still recorded, under the action, and reported by name', async () => {
-    const { sink, errors } = setup({ refusedAction: (action, reason) => (reason === 'rate_limited' ? (undefined as unknown as string) : `${action} refused!`) });
+    const { sink, errors } = setup({
+      refusedAction: (action, reason) => (reason === 'rate_limited' ? (undefined as unknown as string) : `${action} refused!`),
+    });
     app!.get('/x', { config: { action: 'recall' } }, async (req, reply) => reply.code(Number(req.headers['x-code'])).send('x'));
     await app!.inject({ url: '/x', headers: { 'x-user': 'u', 'x-code': '429', 'x-request-id': 'r1' } });
     await app!.inject({ url: '/x', headers: { 'x-user': 'u', 'x-code': '403', 'x-request-id': 'r2' } });
     const events = await settled(sink, 2);
-    expect(events.map((e) => [e.request_id, e.action, e.units])).toEqual([['r1', 'recall', 0], ['r2', 'recall', 0]]);
+    expect(events.map((e) => [e.request_id, e.action, e.units])).toEqual([
+      ['r1', 'recall', 0],
+      ['r2', 'recall', 0],
+    ]);
     expect(errors.map((e) => e.message)).toEqual([
       'meterRequests: refusedAction("recall", "rate_limited") gave undefined, not an action (the leaf rule for actions, src/event/validate.ts); recorded under "recall"',
       'meterRequests: refusedAction("recall", "forbidden") gave "recall refused!", not an action (the leaf rule for actions, src/event/validate.ts); recorded under "recall"',
@@ -238,9 +262,16 @@ describe('fastify meterRequests', () => {
   });
 
   it('a fixed action that breaks the leaf rule is refused when the plugin is built, also with a refusedAction', () => {
-    const bad = { client: createUsageClient({ sink: createMemorySink() }), namespace: 'acme/prod', caller: () => 'u', action: 'Bad Action!' };
+    const bad = {
+      client: createUsageClient({ sink: createMemorySink() }),
+      namespace: 'acme/prod',
+      caller: () => 'u',
+      action: 'Bad Action!',
+    };
     expect(() => meterRequests(Fastify(), bad)).toThrow(/action "Bad Action!" breaks the leaf rule for actions/);
-    expect(() => meterRequests(Fastify(), { ...bad, refusedAction: (a: string) => a })).toThrow(/action "Bad Action!" breaks the leaf rule for actions/);
+    expect(() => meterRequests(Fastify(), { ...bad, refusedAction: (a: string) => a })).toThrow(
+      /action "Bad Action!" breaks the leaf rule for actions/,
+    );
   });
 
   it('one event for a handler that throws, none for skipped requests', async () => {
@@ -335,13 +366,18 @@ describe('fastify meterRequests', () => {
     app!.get('/none', async (_req, reply) => reply.code(204).send());
     await app!.listen({ port: 0, host: '127.0.0.1' });
     const { port } = app!.server.address() as { port: number };
-    const get = (path: string, id: string, close = false) => `GET ${path} HTTP/1.1\r\nHost: x\r\nx-user: u\r\nx-request-id: ${id}\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
+    const get = (path: string, id: string, close = false) =>
+      `GET ${path} HTTP/1.1\r\nHost: x\r\nx-user: u\r\nx-request-id: ${id}\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
     /** Writes requests on one connection (all in one packet: pipelined) and reads until the server closes it. */
     const exchange = (...requests: string[]) =>
       new Promise<string>((resolve, reject) => {
         const socket = connect(port, '127.0.0.1', () => socket.write(requests.join('')));
         let text = '';
-        socket.setEncoding('latin1').on('data', (d) => (text += d)).on('end', () => resolve(text)).on('error', reject);
+        socket
+          .setEncoding('latin1')
+          .on('data', (d) => (text += d))
+          .on('end', () => resolve(text))
+          .on('error', reject);
       });
     // Sequential requests on one kept-alive connection, then pipelined ones: the last one closes it.
     const first = await exchange(get('/a/1', 'k1', true));
@@ -357,13 +393,14 @@ describe('fastify meterRequests', () => {
     // Streamed: the whole answer as written (status line and headers, then 1,000 bytes of body in
     // chunk framing: two chunks and the last, empty one).
     const p3 = `HTTP/1.1 ${answers.split(/HTTP\/1\.1 /)[3]!}`;
-    expect(p3.endsWith('2bc\r\n' + 'a'.repeat(700) + '\r\n12c\r\n' + 'b'.repeat(300) + '\r\n0\r\n\r\n')).toBe(true);
+    expect(p3.endsWith(`2bc\r\n${'a'.repeat(700)}\r\n12c\r\n${'b'.repeat(300)}\r\n0\r\n\r\n`)).toBe(true);
     expect(by.p3!.metadata).toMatchObject({ status: 200, bytes_out: p3.length });
     expect(by.p4!.metadata).toMatchObject({ status: 200, bytes_out: '{"n":"3"}'.length });
     for (const e of events) expect(e.metadata).not.toHaveProperty('aborted');
 
     // A streamed answer after a 100 Continue, a HEAD and a 204 on the same connection counts its own bytes only.
-    const post = 'POST /in HTTP/1.1\r\nHost: x\r\nx-user: u\r\nx-request-id: c1\r\nExpect: 100-continue\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}';
+    const post =
+      'POST /in HTTP/1.1\r\nHost: x\r\nx-user: u\r\nx-request-id: c1\r\nExpect: 100-continue\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}';
     const more = await exchange(get('/none', 'c3'), post, get('/a/4', 'c2').replace('GET', 'HEAD'), get('/s', 'c4', true));
     expect(more.match(/HTTP\/1\.1 \d+/g)).toEqual(['HTTP/1.1 204', 'HTTP/1.1 100', 'HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200']);
     const later = Object.fromEntries((await settled(sink, 9)).map((e) => [e.request_id, e]));
@@ -389,9 +426,24 @@ describe('fastify meterRequests', () => {
 
   it('answers never fail because of metering: throwing option functions and a throwing record', async () => {
     const errors: Error[] = [];
-    const broken = { record: () => { throw new Error('client broke'); }, flush: async () => {}, close: async () => {}, stats: () => ({}) } as unknown as UsageClient;
+    const broken = {
+      record: () => {
+        throw new Error('client broke');
+      },
+      flush: async () => {},
+      close: async () => {},
+      stats: () => ({}),
+    } as unknown as UsageClient;
     app = Fastify();
-    meterRequests(app, { client: broken, namespace: () => { throw new Error('ns broke'); }, caller: () => 'u', action: 'a', onError: (e) => errors.push(e) });
+    meterRequests(app, {
+      client: broken,
+      namespace: () => {
+        throw new Error('ns broke');
+      },
+      caller: () => 'u',
+      action: 'a',
+      onError: (e) => errors.push(e),
+    });
     app.get('/a', async () => 'ok');
     expect((await app.inject({ url: '/a' })).statusCode).toBe(200);
     expect(errors[0]!.message).toMatch(/namespace\(request\) threw \(ns broke\); the request was not metered/);
@@ -406,15 +458,29 @@ describe('fastify meterRequests', () => {
     await server.app.listen({ port: 0, host: '127.0.0.1' });
     const { port } = server.app.server.address() as { port: number };
     app = Fastify();
-    meterRequests(app, { url: `http://127.0.0.1:${port}`, apiKey: server.key, clientOptions: fast, namespace: 'acme/mw', caller: () => 'u', action: 'recall' });
+    meterRequests(app, {
+      url: `http://127.0.0.1:${port}`,
+      apiKey: server.key,
+      clientOptions: fast,
+      namespace: 'acme/mw',
+      caller: () => 'u',
+      action: 'recall',
+    });
     app.get('/a', async () => 'ok');
     const ids = Array.from({ length: 20 }, (_, i) => `stable-${i}`);
     for (const id of ids) expect((await app.inject({ url: '/a', headers: { 'x-request-id': id } })).statusCode).toBe(200);
-    const rows = () => server!.db().prepare("SELECT request_id, units FROM events WHERE namespace = 'acme/mw' ORDER BY request_id").all() as Array<{ request_id: string }>;
+    const rows = () =>
+      server!.db().prepare("SELECT request_id, units FROM events WHERE namespace = 'acme/mw' ORDER BY request_id").all() as Array<{
+        request_id: string;
+      }>;
     await until(() => rows().length === 20);
     await app.close(); // closes the client it built: flushes
     app = undefined;
-    expect(rows().map((r) => r.request_id).sort()).toEqual([...ids].sort());
+    expect(
+      rows()
+        .map((r) => r.request_id)
+        .sort(),
+    ).toEqual([...ids].sort());
     expect(failures).toBeLessThan(0);
   });
 
@@ -441,7 +507,13 @@ describe('fastify meterRequests', () => {
       ['in-1.openai.2', 'upstream.openai', 'user-9', 120],
       ['in-1', 'ask', 'user-9', 1],
     ]);
-    expect(events[0]!.metadata).toMatchObject({ upstream: 'openai', inbound_request_id: 'in-1', host: 'api.openai.example', method: 'GET', status: 200 });
+    expect(events[0]!.metadata).toMatchObject({
+      upstream: 'openai',
+      inbound_request_id: 'in-1',
+      host: 'api.openai.example',
+      method: 'GET',
+      status: 200,
+    });
     expect(JSON.stringify(events)).not.toContain('sk-should-not-appear');
   });
 

@@ -59,7 +59,7 @@ describe('express meterRequests on kept-alive connections', () => {
     await sink.until(3);
     expect(sink.events.map((e) => e.request_id).sort()).toEqual(['destroyed', 'slow', 'w']);
   });
-  it('two meters: the second meter\'s watches pile up on a kept-alive connection until it closes', async () => {
+  it("two meters: the second meter's watches pile up on a kept-alive connection until it closes", async () => {
     const sink = createMemorySink();
     const client = apps.client(sink);
     const app = express();

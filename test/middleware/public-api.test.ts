@@ -43,9 +43,13 @@ describe('fastify plugin on public API', () => {
 
   it('reads no private field of fastify, Node or Express', () => {
     const dir = new URL('../../src/middleware/', import.meta.url);
-    const privates = /'fastify\.(hooks|context)'|getOwnPropertySymbols|\._router\b|_bytesDispatched|_pendingData|_httpMessage|\._header\b|_contentLength|chunkedEncoding|_hasBody|_sent100/;
+    const privates =
+      /'fastify\.(hooks|context)'|getOwnPropertySymbols|\._router\b|_bytesDispatched|_pendingData|_httpMessage|\._header\b|_contentLength|chunkedEncoding|_hasBody|_sent100/;
     for (const f of readdirSync(dir).filter((n) => n.endsWith('.ts'))) {
-      const code = readFileSync(new URL(f, dir), 'utf8').split('\n').filter((l) => !/^\s*(\/\/|\*|\/\*\*)/.test(l)).join('\n');
+      const code = readFileSync(new URL(f, dir), 'utf8')
+        .split('\n')
+        .filter((l) => !/^\s*(\/\/|\*|\/\*\*)/.test(l))
+        .join('\n');
       expect(code.match(privates)?.[0], f).toBeUndefined();
     }
   });
@@ -58,9 +62,15 @@ describe('nothing dropped silently', () => {
     const { lines, logger } = logLines();
     const app = Fastify({ logger });
     // The README's caller: the header, as a new user writes it.
-    await app.register(meterRequests, { client, namespace: 'acme/prod', caller: (request) => request.headers['x-user-id'] as string, action: 'recall' });
+    await app.register(meterRequests, {
+      client,
+      namespace: 'acme/prod',
+      caller: (request) => request.headers['x-user-id'] as string,
+      action: 'recall',
+    });
     app.get('/recall', async () => ({ items: [1] }));
-    for (let i = 0; i < LOG_BURST + 20; i++) expect((await app.inject({ url: '/recall', headers: { 'x-request-id': `n${i}` } })).statusCode).toBe(200);
+    for (let i = 0; i < LOG_BURST + 20; i++)
+      expect((await app.inject({ url: '/recall', headers: { 'x-request-id': `n${i}` } })).statusCode).toBe(200);
     await app.inject({ url: '/recall', headers: { 'x-user-id': 'user-7', 'x-request-id': 'ok' } });
     await client.flush();
     await sink.until(1);
@@ -81,7 +91,14 @@ describe('nothing dropped silently', () => {
     app.addHook('onRequest', async (req, reply) => {
       if (req.headers['x-limit']) return reply.code(429).send({ error: 'slow down' });
     });
-    await app.register(meterRequests, { client, namespace: 'acme/prod', caller: () => 'u', action: 'a', registeredFirst: true, onError: (e) => errors.push(e) });
+    await app.register(meterRequests, {
+      client,
+      namespace: 'acme/prod',
+      caller: () => 'u',
+      action: 'a',
+      registeredFirst: true,
+      onError: (e) => errors.push(e),
+    });
     app.get('/r', async () => 'ok');
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
     expect((await fetch(`${url}/r`, { headers: { 'x-limit': '1' } })).status).toBe(429);
@@ -89,7 +106,9 @@ describe('nothing dropped silently', () => {
     await client.flush();
     await sink.until(1);
     expect(sink.events.map((e) => e.request_id)).toEqual(['fine']);
-    expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/answered 429 before the plugin's onRequest hook ran was not metered/)]);
+    expect(errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(/answered 429 before the plugin's onRequest hook ran was not metered/),
+    ]);
     await app.close();
     await client.close();
   });
@@ -102,7 +121,16 @@ describe('nothing dropped silently, without a logger of the app', () => {
       const sink = createMemorySink();
       const client = createUsageClient({ sink, flushIntervalMs: 5 });
       const app = express();
-      app.use(meterExpress({ client, namespace: 'acme/prod', caller: () => { throw new Error('no session'); }, action: 'a' }));
+      app.use(
+        meterExpress({
+          client,
+          namespace: 'acme/prod',
+          caller: () => {
+            throw new Error('no session');
+          },
+          action: 'a',
+        }),
+      );
       app.get('/x', (_req, res) => void res.send('ok'));
       const server = app.listen(0, '127.0.0.1');
       await new Promise((r) => server.once('listening', r));
@@ -112,7 +140,9 @@ describe('nothing dropped silently, without a logger of the app', () => {
       server.close();
       await client.close();
       expect(sink.events).toEqual([]);
-      expect(spy.mock.calls.map((c) => String(c[0]))).toEqual([expect.stringMatching(/caller\(request\) threw \(no session\); the request was not metered/)]);
+      expect(spy.mock.calls.map((c) => String(c[0]))).toEqual([
+        expect.stringMatching(/caller\(request\) threw \(no session\); the request was not metered/),
+      ]);
     } finally {
       spy.mockRestore();
     }

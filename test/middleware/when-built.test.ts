@@ -46,7 +46,12 @@ describe('events are built as their responses end', () => {
   const als = new AsyncLocalStorage<{ user: string }>();
   const fromContext = { ...options, caller: () => als.getStore()?.user ?? 'nobody' };
   const users = Array.from({ length: 5 }, (_, i) => `user-${i}`);
-  const fetchAll = (port: number) => Promise.all(users.map((u, i) => fetch(`http://127.0.0.1:${port}/ok`, { headers: { 'x-user': u, 'x-request-id': `r-${i}` } }).then((r) => r.text())));
+  const fetchAll = (port: number) =>
+    Promise.all(
+      users.map((u, i) =>
+        fetch(`http://127.0.0.1:${port}/ok`, { headers: { 'x-user': u, 'x-request-id': `r-${i}` } }).then((r) => r.text()),
+      ),
+    );
   const callers = (events: UsageEventInput[]) => Object.fromEntries(events.map((e) => [e.request_id, e.caller]));
   const expected = Object.fromEntries(users.map((u, i) => [`r-${i}`, u]));
 
@@ -139,7 +144,14 @@ describe('events are built as their responses end', () => {
     const { sink, client } = idleClient();
     const errors: Error[] = [];
     const app = express();
-    app.use(meterRequests({ client, ...options, onError: (e) => void errors.push(e), units: (_req, res) => ((res.socket?.remotePort ?? 0) > 0 ? 2 : 0) }));
+    app.use(
+      meterRequests({
+        client,
+        ...options,
+        onError: (e) => void errors.push(e),
+        units: (_req, res) => ((res.socket?.remotePort ?? 0) > 0 ? 2 : 0),
+      }),
+    );
     app.get('/ok', (_req, res) => void res.send('ok'));
     const port = await apps.listen(app);
     await Promise.all([1, 2, 3].map(() => fetch(`http://127.0.0.1:${port}/ok`).then((r) => r.text())));

@@ -20,7 +20,10 @@ async function fill(file: string) {
   const now = Date.now();
   const writes = [];
   for (let i = 0; i < N; i++) {
-    const v = validateEvent({ request_id: `e${i}`, namespace: 'acme/seal', action: 'recall', caller: `c${i % 100}`, units: 1 }, { now, maxAgeMs: 1e9, maxFutureMs: 1e6 });
+    const v = validateEvent(
+      { request_id: `e${i}`, namespace: 'acme/seal', action: 'recall', caller: `c${i % 100}`, units: 1 },
+      { now, maxAgeMs: 1e9, maxFutureMs: 1e6 },
+    );
     if (!v.ok) throw new Error('bad event');
     writes.push(ledger.events.write([{ event: v.event, owner: 'acme', keyId: 'k' }]));
   }
@@ -47,7 +50,13 @@ function check(file: string) {
   new SqliteLedger(file).closeSync(); // recovery, as on restart
   const db = new Database(file, { readonly: true });
   expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
-  const epochs = db.prepare('SELECT epoch, size, root, first_seq, last_seq FROM epochs ORDER BY epoch').all() as Array<{ epoch: number; size: number; root: Buffer; first_seq: number; last_seq: number }>;
+  const epochs = db.prepare('SELECT epoch, size, root, first_seq, last_seq FROM epochs ORDER BY epoch').all() as Array<{
+    epoch: number;
+    size: number;
+    root: Buffer;
+    first_seq: number;
+    last_seq: number;
+  }>;
   const nodes = db.prepare('SELECT count(DISTINCT epoch) AS n FROM epoch_nodes').get() as { n: number };
   expect(nodes.n).toBe(epochs.length); // no nodes of an epoch that is not there
   epochs.forEach((e, i) => {

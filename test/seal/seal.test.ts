@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HASH_SIZE } from '../../src/merkle/hash.ts';
 import { auditPath, buildTree, memoryNodeReader, rootOf } from '../../src/merkle/tree.ts';
 import { inProcessSealer, SealScheduler, WorkerSealer } from '../../src/seal/scheduler.ts';
@@ -33,7 +33,10 @@ forEachEngine((fresh, engine) => {
         const r = await s.receipt(seq);
         placed.push({ seq, epoch: r.epoch, leaf_index: r.leaf_index });
       }
-      expect(placed).toEqual([...a.map((seq, i) => ({ seq, epoch: 0, leaf_index: i })), ...b.map((seq, i) => ({ seq, epoch: 1, leaf_index: i }))]);
+      expect(placed).toEqual([
+        ...a.map((seq, i) => ({ seq, epoch: 0, leaf_index: i })),
+        ...b.map((seq, i) => ({ seq, epoch: 1, leaf_index: i })),
+      ]);
     });
 
     it('stores the root of the RFC 6962 tree over the stored leaf hashes, and the time range', async () => {
@@ -45,21 +48,31 @@ forEachEngine((fresh, engine) => {
       expect([e.first_ts_ms, e.last_ts_ms]).toEqual([now - 9000, now - 1000]);
     });
 
-    it.runIf(engine === 'sqlite')('ends an epoch at a gap in the sequence (a row deleted by hand) and starts the next after it', async () => {
-      const ids = await post(6);
-      s.db().prepare('DELETE FROM events WHERE seq = ?').run(ids[3]);
-      const epochs = await sealAll(s.ledger, { maxEvents: 100 });
-      expect(epochs.map((e) => [e.first_seq, e.last_seq, e.size])).toEqual([[ids[0], ids[2], 3], [ids[4], ids[5], 2]]);
-      for (const id of [...ids.slice(0, 3), ...ids.slice(4)]) {
-        const r = await s.receipt(id);
-        expect(verifyReceipt(r).ok, `event ${id}`).toBe(true);
-      }
-    });
+    it.runIf(engine === 'sqlite')(
+      'ends an epoch at a gap in the sequence (a row deleted by hand) and starts the next after it',
+      async () => {
+        const ids = await post(6);
+        s.db().prepare('DELETE FROM events WHERE seq = ?').run(ids[3]);
+        const epochs = await sealAll(s.ledger, { maxEvents: 100 });
+        expect(epochs.map((e) => [e.first_seq, e.last_seq, e.size])).toEqual([
+          [ids[0], ids[2], 3],
+          [ids[4], ids[5], 2],
+        ]);
+        for (const id of [...ids.slice(0, 3), ...ids.slice(4)]) {
+          const r = await s.receipt(id);
+          expect(verifyReceipt(r).ok, `event ${id}`).toBe(true);
+        }
+      },
+    );
 
     it('caps an epoch at maxEvents and leaves the rest for the next', async () => {
       await post(10);
       const epochs = await sealAll(s.ledger, { maxEvents: 4 });
-      expect(epochs.map((e) => [e.epoch, e.size])).toEqual([[0, 4], [1, 4], [2, 2]]);
+      expect(epochs.map((e) => [e.epoch, e.size])).toEqual([
+        [0, 4],
+        [1, 4],
+        [2, 2],
+      ]);
       expect((await s.ledger.events.unsealed()).events).toBe(0);
     });
 
@@ -67,9 +80,13 @@ forEachEngine((fresh, engine) => {
       for (const n of [1, 2, 63, 64, 65, 130, 1000, 4097]) {
         for (let left = n; left > 0; left -= 1000) await post(Math.min(1000, left));
         const e = (await sealNext(s.ledger, { maxEvents: 10_000 }))!;
-        const hashes = (await s.sql<{ leaf_hash: Buffer }>('SELECT leaf_hash FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq', e.first_seq, e.last_seq)).map((r) => r.leaf_hash);
+        const hashes = (
+          await s.sql<{ leaf_hash: Buffer }>('SELECT leaf_hash FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq', e.first_seq, e.last_seq)
+        ).map((r) => r.leaf_hash);
         const tree = buildTree(new Uint8Array(Buffer.concat(hashes)));
-        const ids = (await s.sql<{ id: number }>('SELECT id FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq', e.first_seq, e.last_seq)).map((r) => r.id);
+        const ids = (
+          await s.sql<{ id: number }>('SELECT id FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq', e.first_seq, e.last_seq)
+        ).map((r) => r.id);
         for (const [i, id] of ids.entries()) {
           const receipt = await s.receipt(id);
           const expected = auditPath(i, n, memoryNodeReader(tree)).map((h) => Buffer.from(h).toString('hex'));
@@ -101,7 +118,11 @@ forEachEngine((fresh, engine) => {
       const worker = new WorkerSealer({ engine: 'sqlite', file: s.ledger.location, synchronous: 'normal' });
       const scheduler = new SealScheduler(s.ledger, { epochMs: 0, maxEvents: 5, seal: worker.seal });
       try {
-        expect((await scheduler.tick()).map((e) => [e.epoch, e.size])).toEqual([[0, 5], [1, 5], [2, 2]]);
+        expect((await scheduler.tick()).map((e) => [e.epoch, e.size])).toEqual([
+          [0, 5],
+          [1, 5],
+          [2, 2],
+        ]);
         const r = await s.receipt(7);
         expect(verifyReceipt(r).ok).toBe(true);
       } finally {
@@ -114,7 +135,9 @@ forEachEngine((fresh, engine) => {
       const worker = new WorkerSealer({ engine: 'sqlite', file: s.ledger.location, synchronous: 'normal' });
       try {
         const [a, b] = await Promise.all([worker.seal(10, Date.now()), sealNext(s.ledger, { maxEvents: 10 })]);
-        const epochs = await s.sql<{ epoch: number; first_seq: number; last_seq: number }>('SELECT epoch, first_seq, last_seq FROM epochs ORDER BY epoch');
+        const epochs = await s.sql<{ epoch: number; first_seq: number; last_seq: number }>(
+          'SELECT epoch, first_seq, last_seq FROM epochs ORDER BY epoch',
+        );
         expect(epochs.map((e) => e.epoch)).toEqual([0, 1]);
         expect(epochs[1]!.first_seq).toBe(epochs[0]!.last_seq + 1);
         expect(new Set([a!.epoch, b!.epoch])).toEqual(new Set([0, 1]));

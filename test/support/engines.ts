@@ -13,14 +13,16 @@ let warned = false;
 export function forEachEngine(body: (fresh: LedgerFactory, engine: Engine) => void): void {
   describe('sqlite', () => body(sqliteLedger, 'sqlite'));
   if (!postgresHere && !postgresRequired()) {
-    if (!warned) console.warn('SKIPPED: the PostgreSQL half of the engine suites (no initdb/pg_ctl found; apt-get install postgresql to run it)');
+    if (!warned)
+      console.warn('SKIPPED: the PostgreSQL half of the engine suites (no initdb/pg_ctl found; apt-get install postgresql to run it)');
     warned = true;
   }
   describe.skipIf(!postgresHere && !postgresRequired())('postgres', () => {
     let cluster: PostgresCluster | null = null;
     beforeAll(async () => {
       cluster = await startPostgres();
-      if (!cluster) throw new Error('PostgreSQL is required here (CI=true or RECEIPTS_REQUIRE_POSTGRES=1) but initdb/pg_ctl were not found');
+      if (!cluster)
+        throw new Error('PostgreSQL is required here (CI=true or RECEIPTS_REQUIRE_POSTGRES=1) but initdb/pg_ctl were not found');
     }, 60_000);
     afterAll(async () => {
       await cluster?.stop();

@@ -37,7 +37,9 @@ export interface FindOptions {
 export function findPostgresBin(options: FindOptions = {}): string | null {
   for (const root of options.roots ?? ['/usr/lib/postgresql']) {
     if (!existsSync(root)) continue;
-    const versions = readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+    const versions = readdirSync(root)
+      .filter((v) => /^\d+$/.test(v))
+      .sort((a, b) => Number(b) - Number(a));
     for (const v of versions) {
       const bin = join(root, v, 'bin');
       if (existsSync(join(bin, 'initdb')) && existsSync(join(bin, 'pg_ctl'))) return bin;
@@ -69,7 +71,10 @@ export async function startPostgres(options: FindOptions = {}): Promise<Postgres
   const bin = findPostgresBin(options);
   if (!bin) {
     const how = 'install PostgreSQL (apt-get install postgresql) to run them';
-    if (postgresRequired()) throw new Error(`PostgreSQL tests are required here (CI=true or RECEIPTS_REQUIRE_POSTGRES=1) but initdb/pg_ctl were not found: ${how}`);
+    if (postgresRequired())
+      throw new Error(
+        `PostgreSQL tests are required here (CI=true or RECEIPTS_REQUIRE_POSTGRES=1) but initdb/pg_ctl were not found: ${how}`,
+      );
     console.warn(`⚠ SKIPPING the PostgreSQL engine tests: initdb/pg_ctl not found; ${how}.`);
     return null;
   }

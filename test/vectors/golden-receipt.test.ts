@@ -19,7 +19,7 @@ type R = GoldenFile['receipt'];
 const copy = (): R => structuredClone(receipt);
 const bytesToHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 /** The hex string with one bit of its first byte flipped. */
-const flip = (h: string, bit = 0) => ((parseInt(h.slice(0, 2), 16) ^ (1 << bit)).toString(16).padStart(2, '0')) + h.slice(2);
+const flip = (h: string, bit = 0) => (parseInt(h.slice(0, 2), 16) ^ (1 << bit)).toString(16).padStart(2, '0') + h.slice(2);
 
 describe('golden receipt', () => {
   it('the committed file is what scripts/gen-golden-receipt.ts makes (fixed bytes)', () => {
@@ -34,12 +34,23 @@ describe('golden receipt', () => {
 
   it('verifyReceipt accepts it, with its own root and with the trusted root and size', () => {
     expect(verifyReceipt(receipt)).toMatchObject({ ok: true, trusted_root: false, root: receipt.root });
-    expect(verifyReceipt(receipt, trusted)).toMatchObject({ ok: true, trusted_root: true, epoch: 3, leaf_index: 5, tree_size: 7, root: receipt.root });
+    expect(verifyReceipt(receipt, trusted)).toMatchObject({
+      ok: true,
+      trusted_root: true,
+      epoch: 3,
+      leaf_index: 5,
+      tree_size: 7,
+      root: receipt.root,
+    });
   });
 
   const changes: Array<[string, (r: R) => void, VerifyCode]> = [
     ['one bit of the leaf hash', (r) => (r.leaf_hash = flip(r.leaf_hash)), 'leaf_mismatch'],
-    ...receipt.proof.map((_, i): [string, (r: R) => void, VerifyCode] => [`one bit of proof[${i}]`, (r) => (r.proof[i] = flip(r.proof[i]!, 7)), 'root_mismatch']),
+    ...receipt.proof.map((_, i): [string, (r: R) => void, VerifyCode] => [
+      `one bit of proof[${i}]`,
+      (r) => (r.proof[i] = flip(r.proof[i]!, 7)),
+      'root_mismatch',
+    ]),
     ['units + 1', (r) => (r.event.units += 1), 'leaf_mismatch'],
     ['the caller', (r) => (r.event.caller = r.event.caller.replace(/e$/, 'f')), 'leaf_mismatch'],
     ['the artifact digest', (r) => (r.event.artifact_digest = flip(r.event.artifact_digest)), 'leaf_mismatch'],
@@ -52,7 +63,11 @@ describe('golden receipt', () => {
     ['a proof entry dropped', (r) => r.proof.pop(), 'path_length'],
     ['a proof entry added', (r) => r.proof.push(r.proof[0]!), 'path_length'],
     ['status pending with the proof kept (contradicting labels)', (r) => ((r as { status: string }).status = 'pending'), 'malformed'],
-    ['a pending receipt of the same event', (r) => Object.assign(r, { status: 'pending', epoch: null, leaf_index: null, tree_size: null, proof: null, root: null }), 'not_sealed'],
+    [
+      'a pending receipt of the same event',
+      (r) => Object.assign(r, { status: 'pending', epoch: null, leaf_index: null, tree_size: null, proof: null, root: null }),
+      'not_sealed',
+    ],
     ['an unknown field', (r) => Object.assign(r, { extra: 1 }), 'malformed'],
   ];
 

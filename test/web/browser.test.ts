@@ -87,8 +87,12 @@ beforeAll(async () => {
   await configureClassification(s.ledger, { billable: ['recall'], non_billable: ['extract'], other: 'info' }, { fromMs: now - DAY, now });
   const posted = await s.post({
     events: [
-      ...Array.from({ length: 6 }, (_, i) => event({ namespace: 'acme/web', action: 'recall', caller: `user-${i % 2}`, units: i + 1, ts: now - (6 - i) * HOUR })),
-      ...Array.from({ length: 3 }, (_, i) => event({ namespace: 'acme/web', action: 'extract', caller: 'user-9', units: 10, ts: now - i * 60_000 })),
+      ...Array.from({ length: 6 }, (_, i) =>
+        event({ namespace: 'acme/web', action: 'recall', caller: `user-${i % 2}`, units: i + 1, ts: now - (6 - i) * HOUR }),
+      ),
+      ...Array.from({ length: 3 }, (_, i) =>
+        event({ namespace: 'acme/web', action: 'extract', caller: 'user-9', units: 10, ts: now - i * 60_000 }),
+      ),
     ],
   });
   ids.push(...posted.json().results.map((r: { id: number }) => r.id));
@@ -98,7 +102,15 @@ beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: browserPath,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+    ],
   });
 });
 
@@ -117,11 +129,17 @@ interface OpenOptions {
 
 async function open(path: string, o: OpenOptions = {}): Promise<Page> {
   const at = o.server ?? { origin, key: s.key };
-  const context = await browser.newContext({ viewport: o.viewport ?? { width: 1200, height: 900 }, ...(o.timezoneId && { timezoneId: o.timezoneId }) });
+  const context = await browser.newContext({
+    viewport: o.viewport ?? { width: 1200, height: 900 },
+    ...(o.timezoneId && { timezoneId: o.timezoneId }),
+  });
   const page = await context.newPage();
   // While afterAll closes the browser, this close races it and may reject: not a test failure.
   page.on('close', () => void context.close().catch(() => {}));
-  page.on('console', (m) => m.type() === 'error' && !(o.key === false && /401/.test(m.text())) && consoleErrors.push(`${path}: ${m.text()}`));
+  page.on(
+    'console',
+    (m) => m.type() === 'error' && !(o.key === false && /401/.test(m.text())) && consoleErrors.push(`${path}: ${m.text()}`),
+  );
   page.on('pageerror', (e) => consoleErrors.push(`${path}: ${e.message}`));
   page.on('request', (r) => {
     if (!r.url().startsWith(at.origin) && !r.url().startsWith('data:')) foreignRequests.push(r.url());
@@ -141,7 +159,8 @@ async function showUsage(page: Page, namespace: string): Promise<void> {
   await page.waitForFunction((ns) => document.querySelector('#usage-status')?.textContent?.includes(`units in ${ns}`), namespace);
 }
 
-const cells = (page: Page, table: string) => page.$$eval(`#${table} tbody tr`, (rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
+const cells = (page: Page, table: string) =>
+  page.$$eval(`#${table} tbody tr`, (rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
 
 describe.skipIf(!browserPath)('verify page', () => {
   it('verifies a receipt in the browser, shows every step and level green, and checks it against the chain', async () => {
@@ -149,12 +168,21 @@ describe.skipIf(!browserPath)('verify page', () => {
     await page.waitForSelector('#verdict[data-ok="true"]');
     expect(await page.textContent('#verdict')).toMatch(/^Valid: leaf \d+ of \d+ in epoch \d+/);
     const steps = await page.$$eval('#steps > li', (lis) => lis.map((li) => [li.getAttribute('data-step'), li.className]));
-    expect(steps).toEqual([['format', 'ok'], ['leaf', 'ok'], ['path', 'ok'], ['root', 'ok']]);
+    expect(steps).toEqual([
+      ['format', 'ok'],
+      ['leaf', 'ok'],
+      ['path', 'ok'],
+      ['root', 'ok'],
+    ]);
     expect(await page.$$eval('#steps .levels li', (lis) => lis.length)).toBeGreaterThan(0);
     await page.waitForSelector('#chain-check p.ok');
-    expect(await page.textContent('#chain-check')).toMatch(/Matches the root and size the registry holds[\s\S]*read from the chain by this service/);
+    expect(await page.textContent('#chain-check')).toMatch(
+      /Matches the root and size the registry holds[\s\S]*read from the chain by this service/,
+    );
     // Sui-shaped ids: a 0x + 64 hex registry, a base58 transaction digest, a checkpoint number.
-    expect(await page.textContent('#chain-check')).toMatch(/registry 0x[0-9a-f]{64}, transaction [1-9A-HJ-NP-Za-km-z]{43,44}, checkpoint 2314\d{5}\./);
+    expect(await page.textContent('#chain-check')).toMatch(
+      /registry 0x[0-9a-f]{64}, transaction [1-9A-HJ-NP-Za-km-z]{43,44}, checkpoint 2314\d{5}\./,
+    );
     await page.screenshot({ path: `${SHOTS}/verify-valid.png`, fullPage: true });
     await page.close();
   });
@@ -167,7 +195,9 @@ describe.skipIf(!browserPath)('verify page', () => {
     await page.click('#verify-button');
     await page.waitForSelector('#verdict[data-ok="false"]');
     expect(await page.getAttribute('#verdict', 'data-failed-step')).toBe('leaf');
-    expect(await page.textContent('#verdict')).toMatch(/^Invalid at step "Leaf rebuilt from the event fields, leaf hash compared": the leaf hash does not match the event fields/);
+    expect(await page.textContent('#verdict')).toMatch(
+      /^Invalid at step "Leaf rebuilt from the event fields, leaf hash compared": the leaf hash does not match the event fields/,
+    );
     expect(await page.getAttribute('#verdict', 'class')).toBe('bad');
     // The stable code next to the sentence.
     expect(await page.getAttribute('#verdict', 'data-code')).toBe('leaf_mismatch');
@@ -192,7 +222,9 @@ describe.skipIf(!browserPath)('verify page', () => {
 
   it('works by keyboard alone, every control has a label, and it fits a phone', async () => {
     const page = await open('/verify', { viewport: { width: 390, height: 844 } });
-    expect(await page.$$eval('input, textarea', (els) => els.filter((e) => (e as HTMLInputElement).labels?.length === 0).map((e) => e.id))).toEqual([]);
+    expect(
+      await page.$$eval('input, textarea', (els) => els.filter((e) => (e as HTMLInputElement).labels?.length === 0).map((e) => e.id)),
+    ).toEqual([]);
     await page.focus('#event-id');
     await page.keyboard.type(String(ids[0]));
     await page.keyboard.press('Tab'); // to Fetch
@@ -228,7 +260,9 @@ describe.skipIf(!browserPath)('verify page', () => {
     await usage.fill('#namespace', 'acme/web');
     await usage.click('#usage-form button[type="submit"]');
     await usage.waitForSelector('#usage-status[data-needs-key="true"]');
-    expect(await usage.textContent('#usage-status')).toMatch(/^Could not load usage: Enter your API key in the "API key" box at the top of this page/);
+    expect(await usage.textContent('#usage-status')).toMatch(
+      /^Could not load usage: Enter your API key in the "API key" box at the top of this page/,
+    );
     expect(await usage.textContent('#usage-status')).not.toMatch(/authorization/i);
     await usage.close();
     await page.close();
@@ -241,7 +275,11 @@ describe.skipIf(!browserPath)('usage page', () => {
     await showUsage(page, 'acme/web');
     const totals = await cells(page, 'totals');
     // Billable columns: extract is classified non-billable, recall billable (configured above).
-    expect(totals).toEqual([['extract', '3', '30', '0', '0'], ['recall', '6', '21', '6', '21'], ['Total', '9', '51', '6', '21']]);
+    expect(totals).toEqual([
+      ['extract', '3', '30', '0', '0'],
+      ['recall', '6', '21', '6', '21'],
+      ['Total', '9', '51', '6', '21'],
+    ]);
     expect(await page.$('#chart canvas')).not.toBeNull();
     const epochs = await page.$$eval('#epochs tbody tr', (rows) => rows.map((r) => r.querySelectorAll('td')[2]!.textContent));
     expect(epochs).toEqual(['anchored', 'anchored', 'anchored']);
@@ -253,14 +291,21 @@ describe.skipIf(!browserPath)('usage page', () => {
 
     // Live refresh: a new event shows up without reloading.
     await s.post(event({ namespace: 'acme/web', action: 'recall', units: 100 }));
-    await page.waitForFunction(() => document.querySelector('#usage-status')?.textContent?.startsWith('10 events, 151 units'), undefined, { timeout: 10_000 });
+    await page.waitForFunction(() => document.querySelector('#usage-status')?.textContent?.startsWith('10 events, 151 units'), undefined, {
+      timeout: 10_000,
+    });
     await page.close();
   });
 
   it('lists the newest 50 events, newest first, not the oldest', async () => {
     const now = Date.now();
-    const posted = await s.post({ events: Array.from({ length: 70 }, (_, i) => event({ namespace: 'acme/many', units: i, ts: now - (70 - i) * 60_000 })) });
-    const newest = (posted.json().results as Array<{ id: number }>).map((r) => r.id).reverse().slice(0, 50);
+    const posted = await s.post({
+      events: Array.from({ length: 70 }, (_, i) => event({ namespace: 'acme/many', units: i, ts: now - (70 - i) * 60_000 })),
+    });
+    const newest = (posted.json().results as Array<{ id: number }>)
+      .map((r) => r.id)
+      .reverse()
+      .slice(0, 50);
     const page = await open('/usage');
     await showUsage(page, 'acme/many');
     const shown = (await cells(page, 'events')).map((r) => Number(r[0]));
@@ -299,35 +344,52 @@ describe.skipIf(!browserPath)('usage page', () => {
 
   it.each([
     // US daylight saving starts 2026-03-08 02:00: 01:30 is EST (UTC-5), 03:30 is EDT (UTC-4).
-    ['America/New_York', '2026-03-08T01:30', '2026-03-08T03:30', '2026-03-08T06:30:00Z', '2026-03-08T07:30:00Z', /America\/New_York \(UTC-0[45]:00 now\)/],
+    [
+      'America/New_York',
+      '2026-03-08T01:30',
+      '2026-03-08T03:30',
+      '2026-03-08T06:30:00Z',
+      '2026-03-08T07:30:00Z',
+      /America\/New_York \(UTC-0[45]:00 now\)/,
+    ],
     // Adelaide is UTC+10:30 in January (daylight saving): a half-hour offset.
-    ['Australia/Adelaide', '2026-01-10T00:00', '2026-01-11T00:00', '2026-01-09T13:30:00Z', '2026-01-10T13:30:00Z', /Australia\/Adelaide \(UTC\+(09|10):30 now\)/],
+    [
+      'Australia/Adelaide',
+      '2026-01-10T00:00',
+      '2026-01-11T00:00',
+      '2026-01-09T13:30:00Z',
+      '2026-01-10T13:30:00Z',
+      /Australia\/Adelaide \(UTC\+(09|10):30 now\)/,
+    ],
     ['UTC', '2026-01-10T00:00', '2026-01-10T12:00', '2026-01-10T00:00:00Z', '2026-01-10T12:00:00Z', /time zone: UTC \(UTC\+00:00 now\)/],
-  ])('in %s, a From/To range typed in the browser selects exactly that range, and the page names the zone', async (timezoneId, fromText, toText, fromUtc, toUtc, zoneLabel) => {
-    const page = await open('/usage', { timezoneId });
-    const sent: URL[] = [];
-    page.on('request', (r) => r.url().includes('/v1/usage?') && sent.push(new URL(r.url())));
-    await page.fill('#namespace', 'acme/web');
-    await page.fill('#from', fromText);
-    await page.fill('#to', toText);
-    await page.click('#usage-form button[type="submit"]');
-    await page.waitForFunction(() => /units in acme\/web/.test(document.querySelector('#usage-status')?.textContent ?? ''));
-    expect(sent.length).toBeGreaterThanOrEqual(3);
-    for (const url of sent) {
-      expect(url.searchParams.get('from')).toBe(String(Date.parse(fromUtc)));
-      expect(url.searchParams.get('to')).toBe(String(Date.parse(toUtc)));
-    }
-    expect(await page.textContent('#zone-note')).toMatch(zoneLabel);
-    expect(await page.textContent('#events-time')).toBe(`Time (${timezoneId})`);
-    // The chart spans the range chosen, to whole local hours, not years around it.
-    const chart = await page.$eval('#chart', (e) => ({ ...(e as HTMLElement).dataset }));
-    expect(chart.bucket).toBe('hour');
-    expect(Date.parse(fromUtc) - Number(chart.xMin)).toBeGreaterThanOrEqual(0);
-    expect(Date.parse(fromUtc) - Number(chart.xMin)).toBeLessThan(HOUR);
-    expect(Number(chart.xMax) - Date.parse(toUtc)).toBeGreaterThanOrEqual(0);
-    expect(Number(chart.xMax) - Date.parse(toUtc)).toBeLessThan(HOUR);
-    await page.close();
-  });
+  ])(
+    'in %s, a From/To range typed in the browser selects exactly that range, and the page names the zone',
+    async (timezoneId, fromText, toText, fromUtc, toUtc, zoneLabel) => {
+      const page = await open('/usage', { timezoneId });
+      const sent: URL[] = [];
+      page.on('request', (r) => r.url().includes('/v1/usage?') && sent.push(new URL(r.url())));
+      await page.fill('#namespace', 'acme/web');
+      await page.fill('#from', fromText);
+      await page.fill('#to', toText);
+      await page.click('#usage-form button[type="submit"]');
+      await page.waitForFunction(() => /units in acme\/web/.test(document.querySelector('#usage-status')?.textContent ?? ''));
+      expect(sent.length).toBeGreaterThanOrEqual(3);
+      for (const url of sent) {
+        expect(url.searchParams.get('from')).toBe(String(Date.parse(fromUtc)));
+        expect(url.searchParams.get('to')).toBe(String(Date.parse(toUtc)));
+      }
+      expect(await page.textContent('#zone-note')).toMatch(zoneLabel);
+      expect(await page.textContent('#events-time')).toBe(`Time (${timezoneId})`);
+      // The chart spans the range chosen, to whole local hours, not years around it.
+      const chart = await page.$eval('#chart', (e) => ({ ...(e as HTMLElement).dataset }));
+      expect(chart.bucket).toBe('hour');
+      expect(Date.parse(fromUtc) - Number(chart.xMin)).toBeGreaterThanOrEqual(0);
+      expect(Date.parse(fromUtc) - Number(chart.xMin)).toBeLessThan(HOUR);
+      expect(Number(chart.xMax) - Date.parse(toUtc)).toBeGreaterThanOrEqual(0);
+      expect(Number(chart.xMax) - Date.parse(toUtc)).toBeLessThan(HOUR);
+      await page.close();
+    },
+  );
 
   it('shows event times in the browser zone, the zone the page names', async () => {
     const ts = Math.floor(Date.now() / 1000) * 1000 - 5 * 60_000;
@@ -395,7 +457,11 @@ describe.skipIf(!browserPath)('a pending receipt', () => {
     const page = await open(`/verify?event=${r.id}`);
     await page.waitForSelector('#verdict[data-ok="pending"]');
     expect(await page.getAttribute('#verdict', 'class')).toBe('pending');
-    expect(await page.textContent('#verdict')).toMatch(new RegExp(`^Not sealed yet: event ${r.id} is recorded, but the epoch that will hold it is not sealed yet[^]*not a failure[^]*checks again every 5 s`));
+    expect(await page.textContent('#verdict')).toMatch(
+      new RegExp(
+        `^Not sealed yet: event ${r.id} is recorded, but the epoch that will hold it is not sealed yet[^]*not a failure[^]*checks again every 5 s`,
+      ),
+    );
     expect(await page.textContent('#verdict')).not.toMatch(/invalid/i);
     expect(await page.$$('#steps li')).toHaveLength(0);
     // "Check again" asks the service again: still pending.
@@ -415,7 +481,9 @@ describe.skipIf(!browserPath)('API reference page', () => {
     await page.waitForSelector('.swagger-ui .info .title');
     expect(await page.textContent('.swagger-ui .info .title')).toMatch(/sui-receipts/);
     await page.waitForSelector('.opblock-summary-path[data-path="/v1/events"]');
-    expect(await page.$$eval('.opblock-summary-path', (els) => els.map((e) => e.getAttribute('data-path')))).toEqual(expect.arrayContaining(['/v1/events', '/v1/usage', '/v1/events/{id}/receipt', '/openapi.json']));
+    expect(await page.$$eval('.opblock-summary-path', (els) => els.map((e) => e.getAttribute('data-path')))).toEqual(
+      expect.arrayContaining(['/v1/events', '/v1/usage', '/v1/events/{id}/receipt', '/openapi.json']),
+    );
     await page.screenshot({ path: `${SHOTS}/api-reference.png`, fullPage: false });
     await page.close();
   });

@@ -5,13 +5,19 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { browserForTests, findBrowser, isExecutableFile } from '../browser.ts';
 import { tempDir } from '../helpers.ts';
 
-const only = (...paths: string[]) => (p: string) => paths.includes(p);
+const only =
+  (...paths: string[]) =>
+  (p: string) =>
+    paths.includes(p);
 
 describe('findBrowser', () => {
   it('prefers CHROMIUM_PATH, then CHROME_PATH, then /usr/bin/chromium, then PATH', () => {
     const all = only('/opt/c/chrome', '/opt/g/chrome', '/usr/bin/chromium', '/x/chromium', '/y/google-chrome');
     const PATH = '/x:/y';
-    expect(findBrowser({ CHROMIUM_PATH: '/opt/c/chrome', CHROME_PATH: '/opt/g/chrome', PATH }, all)).toEqual({ path: '/opt/c/chrome', from: 'CHROMIUM_PATH' });
+    expect(findBrowser({ CHROMIUM_PATH: '/opt/c/chrome', CHROME_PATH: '/opt/g/chrome', PATH }, all)).toEqual({
+      path: '/opt/c/chrome',
+      from: 'CHROMIUM_PATH',
+    });
     expect(findBrowser({ CHROME_PATH: '/opt/g/chrome', PATH }, all)).toEqual({ path: '/opt/g/chrome', from: 'CHROME_PATH' });
     expect(findBrowser({ PATH }, all)).toEqual({ path: '/usr/bin/chromium', from: 'default' });
     expect(findBrowser({ PATH }, only('/x/chromium', '/y/google-chrome'))).toEqual({ path: '/x/chromium', from: 'PATH' });
@@ -19,7 +25,10 @@ describe('findBrowser', () => {
 
   it('tries each name in the PATH order: chromium, chromium-browser, google-chrome', () => {
     expect(findBrowser({ PATH: '/a:/b' }, only('/b/chromium-browser'))).toEqual({ path: '/b/chromium-browser', from: 'PATH' });
-    expect(findBrowser({ PATH: '/a:/b' }, only('/a/google-chrome', '/b/chromium-browser'))).toEqual({ path: '/b/chromium-browser', from: 'PATH' });
+    expect(findBrowser({ PATH: '/a:/b' }, only('/a/google-chrome', '/b/chromium-browser'))).toEqual({
+      path: '/b/chromium-browser',
+      from: 'PATH',
+    });
     expect(findBrowser({ PATH: '/a::/b' }, only('/a/google-chrome-stable'))).toEqual({ path: '/a/google-chrome-stable', from: 'PATH' });
   });
 
@@ -66,7 +75,9 @@ describe('browserForTests', () => {
   });
 
   it('with RECEIPTS_REQUIRE_BROWSER=1 a missing browser is a failure, not a skip', () => {
-    expect(() => browserForTests({ PATH: '/none', RECEIPTS_REQUIRE_BROWSER: '1' }, () => false)).toThrow(/RECEIPTS_REQUIRE_BROWSER=1 requires them: install Chromium/);
+    expect(() => browserForTests({ PATH: '/none', RECEIPTS_REQUIRE_BROWSER: '1' }, () => false)).toThrow(
+      /RECEIPTS_REQUIRE_BROWSER=1 requires them: install Chromium/,
+    );
     expect(browserForTests({ RECEIPTS_REQUIRE_BROWSER: '1', CHROME_PATH: '/c' }, only('/c'))).toBe('/c');
   });
 });

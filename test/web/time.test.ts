@@ -24,7 +24,8 @@ describe('local time in and out', () => {
   });
 
   it('refuses what is not a date and time', () => {
-    for (const bad of ['', '2026-03-08', '2026-02-31T00:00', '2026-13-01T00:00', 'x2026-03-08T01:30', '2026-03-08T01:30Z']) expect(parseLocalInput(bad)).toBeUndefined();
+    for (const bad of ['', '2026-03-08', '2026-02-31T00:00', '2026-13-01T00:00', 'x2026-03-08T01:30', '2026-03-08T01:30Z'])
+      expect(parseLocalInput(bad)).toBeUndefined();
   });
 
   it('formats an instant in the local zone and names the offset', () => {

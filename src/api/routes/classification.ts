@@ -28,30 +28,34 @@ const ClassificationSchema = z
   .describe('The billable classification: the period in force now and every period since the first');
 
 export function classificationRoutes(app: FastifyInstance, opts: { ledger: Ledger; now: () => number }): void {
-  app.withTypeProvider<ZodTypeProvider>().get('/v1/classification', {
-    schema: {
-      security: [{ bearer: [] }],
-      tags: ['usage'],
-      summary: 'The billable classification in force and its history, to recompute billable totals from receipts',
-      response: { 200: ClassificationSchema, ...errorResponses(...COMMON_ERRORS, ...AUTH_ERRORS) },
+  app.withTypeProvider<ZodTypeProvider>().get(
+    '/v1/classification',
+    {
+      schema: {
+        security: [{ bearer: [] }],
+        tags: ['usage'],
+        summary: 'The billable classification in force and its history, to recompute billable totals from receipts',
+        response: { 200: ClassificationSchema, ...errorResponses(...COMMON_ERRORS, ...AUTH_ERRORS) },
+      },
     },
-  }, async () => {
-    const stored = await opts.ledger.classification.history();
-    const history = effectiveHistory(stored);
-    const now = opts.now();
-    const scheduled = stored.filter((p) => p.from_ms > now);
-    return {
-      in_force: periodAt(now, history),
-      history,
-      ...(scheduled.length > 0 && { scheduled }),
-      configured: stored.length > 0,
-      classes: ACTION_CLASSES,
-      /** Before the first configured period (and on a ledger with none), every action is billable. */
-      default_when_unconfigured: UNCONFIGURED,
-      rule:
-        'An event is classified by its action under the period in force at its ts_ms: the last period with from_ms <= ts_ms. ' +
-        'An action listed in billable is billable, one listed in non_billable is non_billable, any other has the class `other`. ' +
-        'billable_units in /v1/usage is the sum of units of billable events.',
-    };
-  });
+    async () => {
+      const stored = await opts.ledger.classification.history();
+      const history = effectiveHistory(stored);
+      const now = opts.now();
+      const scheduled = stored.filter((p) => p.from_ms > now);
+      return {
+        in_force: periodAt(now, history),
+        history,
+        ...(scheduled.length > 0 && { scheduled }),
+        configured: stored.length > 0,
+        classes: ACTION_CLASSES,
+        /** Before the first configured period (and on a ledger with none), every action is billable. */
+        default_when_unconfigured: UNCONFIGURED,
+        rule:
+          'An event is classified by its action under the period in force at its ts_ms: the last period with from_ms <= ts_ms. ' +
+          'An action listed in billable is billable, one listed in non_billable is non_billable, any other has the class `other`. ' +
+          'billable_units in /v1/usage is the sum of units of billable events.',
+      };
+    },
+  );
 }

@@ -13,25 +13,51 @@ export interface HealthReport {
   leadership: LeadershipState;
 }
 
-export function operationsRoutes(app: FastifyInstance, opts: { ledger: Ledger; metrics: Metrics; health: () => Promise<HealthReport> }): void {
+export function operationsRoutes(
+  app: FastifyInstance,
+  opts: { ledger: Ledger; metrics: Metrics; health: () => Promise<HealthReport> },
+): void {
   // 503 only when the database is gone. A stopped anchorer degrades the service but ingest and
   // receipts still work, so it is reported (and alerted on via receipts_anchoring_failed), not
   // turned into an outage.
-  app.get('/healthz', { schema: { tags: ['operations'], summary: 'Health: 200 while the database answers (anchoring trouble is reported, not an outage), 503 when it does not', response: { 200: HealthSchema, 503: HealthSchema } } }, async (_request, reply) => {
-    const database = await opts.ledger.healthy();
-    const { anchoring, role, leadership } = await opts.health();
-    const status = !database ? 'unavailable' : anchoring.status === 'failed' ? 'degraded' : 'ok';
-    return reply.code(database ? 200 : 503).send({
-      status,
-      role,
-      // checks.anchoring keeps its one-string form ("failed: <why>") for existing readers; anchoring is the structured one.
-      checks: { database: database ? 'ok' : 'unreachable', anchoring: anchoring.error === null ? anchoring.status : `${anchoring.status}: ${anchoring.error}` },
-      anchoring,
-      ledger: { engine: opts.ledger.engine, term: leadership.term, leader: leadership.holder, election_error: leadership.error },
-    });
-  });
-  app.get('/metrics', { schema: { tags: ['operations'], summary: 'Prometheus metrics', response: { 200: { content: { 'text/plain': { schema: z.string() } } } } } }, async (_request, reply) => {
-    reply.type(opts.metrics.registry.contentType);
-    return opts.metrics.registry.metrics();
-  });
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Health: 200 while the database answers (anchoring trouble is reported, not an outage), 503 when it does not',
+        response: { 200: HealthSchema, 503: HealthSchema },
+      },
+    },
+    async (_request, reply) => {
+      const database = await opts.ledger.healthy();
+      const { anchoring, role, leadership } = await opts.health();
+      const status = !database ? 'unavailable' : anchoring.status === 'failed' ? 'degraded' : 'ok';
+      return reply.code(database ? 200 : 503).send({
+        status,
+        role,
+        // checks.anchoring keeps its one-string form ("failed: <why>") for existing readers; anchoring is the structured one.
+        checks: {
+          database: database ? 'ok' : 'unreachable',
+          anchoring: anchoring.error === null ? anchoring.status : `${anchoring.status}: ${anchoring.error}`,
+        },
+        anchoring,
+        ledger: { engine: opts.ledger.engine, term: leadership.term, leader: leadership.holder, election_error: leadership.error },
+      });
+    },
+  );
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Prometheus metrics',
+        response: { 200: { content: { 'text/plain': { schema: z.string() } } } },
+      },
+    },
+    async (_request, reply) => {
+      reply.type(opts.metrics.registry.contentType);
+      return opts.metrics.registry.metrics();
+    },
+  );
 }

@@ -17,7 +17,10 @@ import { AUTH_ERRORS, COMMON_ERRORS, decimal, errorResponses, UsageResponseSchem
 const instant = z.string().transform((s, ctx) => {
   const ms = /^\d+$/.test(s) ? Number(s) : parseRfc3339(s);
   if (ms === undefined || !Number.isSafeInteger(ms)) {
-    ctx.addIssue({ code: 'custom', params: { rule: 'epoch_ms_or_rfc3339', message: 'must be epoch milliseconds or an RFC 3339 date-time' } });
+    ctx.addIssue({
+      code: 'custom',
+      params: { rule: 'epoch_ms_or_rfc3339', message: 'must be epoch milliseconds or an RFC 3339 date-time' },
+    });
     return z.NEVER;
   }
   return ms;
@@ -39,13 +42,17 @@ const usageQuery = z.strictObject({
   to: instant.optional(),
   group_by: z.enum(GROUP_BY).default('action'),
   receipts: z.enum(['true', 'false']).optional(),
-  limit: decimal(`groups per page, 1 to ${MAX_GROUPS_LIMIT} (default ${DEFAULT_GROUPS_LIMIT}; with several namespaces at most ${MAX_GROUP_ROWS} groups counting each namespace's); with receipts=true, receipts per page, 1 to ${MAX_RECEIPTS_LIMIT} (default 100)`)
+  limit: decimal(
+    `groups per page, 1 to ${MAX_GROUPS_LIMIT} (default ${DEFAULT_GROUPS_LIMIT}; with several namespaces at most ${MAX_GROUP_ROWS} groups counting each namespace's); with receipts=true, receipts per page, 1 to ${MAX_RECEIPTS_LIMIT} (default 100)`,
+  )
     .pipe(z.number().min(1).max(MAX_GROUPS_LIMIT))
     .optional(),
   cursor: z
     .string()
     // Long enough for a group cursor holding a 256-character caller; linear (one class, bounded).
-    .refine((s) => /^[A-Za-z0-9_-]{1,4096}$/.test(s), { params: { rule: 'issued_cursor', message: 'must be a next_cursor value from a previous page' } })
+    .refine((s) => /^[A-Za-z0-9_-]{1,4096}$/.test(s), {
+      params: { rule: 'issued_cursor', message: 'must be a next_cursor value from a previous page' },
+    })
     .optional()
     .describe('next_cursor of the previous page'),
   order: z.enum(['asc', 'desc']).optional(),
@@ -67,7 +74,8 @@ function encodeCursor(c: Cursor): string {
 function decodeCursor(s: string): Cursor | undefined {
   try {
     const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(v) && (v.length === 3 || (v.length === 4 && v[3] === 1)) && v.every((n) => Number.isSafeInteger(n))) return { ts: v[0], seq: v[1], max: v[2], desc: v.length === 4 };
+    if (Array.isArray(v) && (v.length === 3 || (v.length === 4 && v[3] === 1)) && v.every((n) => Number.isSafeInteger(n)))
+      return { ts: v[0], seq: v[1], max: v[2], desc: v.length === 4 };
   } catch {}
   return undefined;
 }
@@ -91,19 +99,30 @@ function decodeGroupCursor(s: string): GroupCursor | undefined {
   try {
     const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as Partial<GroupCursor> | null;
     if (
-      v !== null && typeof v === 'object' && !Array.isArray(v) &&
-      typeof v.g === 'string' && (GROUP_BY as readonly string[]).includes(v.g) &&
-      typeof v.k === 'string' && v.k.length >= 1 && v.k.length <= 1024 && !v.k.includes('\0') &&
+      v !== null &&
+      typeof v === 'object' &&
+      !Array.isArray(v) &&
+      typeof v.g === 'string' &&
+      (GROUP_BY as readonly string[]).includes(v.g) &&
+      typeof v.k === 'string' &&
+      v.k.length >= 1 &&
+      v.k.length <= 1024 &&
+      !v.k.includes('\0') &&
       (!['hour', 'day'].includes(v.g) || Number.isSafeInteger(Date.parse(v.k))) &&
-      Number.isSafeInteger(v.a) && typeof v.h === 'string'
-    ) return { g: v.g as GroupBy, k: v.k, a: v.a!, h: v.h };
+      Number.isSafeInteger(v.a) &&
+      typeof v.h === 'string'
+    )
+      return { g: v.g as GroupBy, k: v.k, a: v.a!, h: v.h };
   } catch {}
   return undefined;
 }
 
 /** What a group cursor belongs to: the namespaces, range and group_by (not a secret, a check). */
 const queryDigest = (namespaces: string[], from: number, to: number, groupBy: GroupBy) =>
-  createHash('sha256').update(JSON.stringify([namespaces, from, to, groupBy])).digest('base64url').slice(0, 16);
+  createHash('sha256')
+    .update(JSON.stringify([namespaces, from, to, groupBy]))
+    .digest('base64url')
+    .slice(0, 16);
 
 /** Keys in the databases' order: UTF-8 bytes for text (both engines), time for hour and day. */
 function compareKeys(groupBy: GroupBy): (a: string, b: string) => number {
@@ -116,91 +135,133 @@ function badCursor(problem: string, rule = 'issued_cursor', message = 'cursor mu
 }
 
 export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receipts: ReceiptReader }): void {
-  app.withTypeProvider<ZodTypeProvider>().get('/v1/usage', {
-    schema: {
-      security: [{ bearer: [] }],
-      tags: ['usage'],
-      summary: 'Counts and unit sums over [from, to) per group, for one namespace or several (namespace=a,b); with receipts=true, one namespace\'s events and their receipts, paged',
-      querystring: usageQuery,
-      response: { 200: UsageResponseSchema, ...errorResponses(...COMMON_ERRORS, ...AUTH_ERRORS, 'invalid_query', 'namespace_forbidden') },
+  app.withTypeProvider<ZodTypeProvider>().get(
+    '/v1/usage',
+    {
+      schema: {
+        security: [{ bearer: [] }],
+        tags: ['usage'],
+        summary:
+          "Counts and unit sums over [from, to) per group, for one namespace or several (namespace=a,b); with receipts=true, one namespace's events and their receipts, paged",
+        querystring: usageQuery,
+        response: { 200: UsageResponseSchema, ...errorResponses(...COMMON_ERRORS, ...AUTH_ERRORS, 'invalid_query', 'namespace_forbidden') },
+      },
     },
-  }, async (request) => {
-    const principal = principalOf(request);
-    const q = request.query;
-    const details: FieldError[] = [];
-    const namespaces = namespacesOf(q.namespace, details);
-    if (typeof namespaces === 'undefined') {
-      throw new ApiError('invalid_query', { problem: details.map((d) => d.message).join('; ') }, details);
-    }
-    const from = q.from ?? 0;
-    const to = q.to ?? Number.MAX_SAFE_INTEGER;
-    if (from >= to) {
-      throw new ApiError('invalid_query', { problem: 'from must be before to (the range is [from, to))' }, [{ path: 'from', rule: 'before_to', message: 'from must be before to' }]);
-    }
-    const forbidden = namespaces.filter((n) => !principal.allows(n));
-    if (forbidden.length > 0) {
-      throw new ApiError('namespace_forbidden', { s: forbidden.length > 1 ? 's' : '', namespaces: forbidden.map((n) => `"${n}"`).join(', '), allowed: principal.namespaces.join(', ') });
-    }
-    if (namespaces.length > 1 && (q.receipts !== undefined || q.order !== undefined)) {
-      const path = q.receipts !== undefined ? 'receipts' : 'order';
-      throw new ApiError('invalid_query', { problem: 'receipts are paged one namespace at a time: ask for one namespace with receipts=true' }, [{ path, rule: 'one_namespace', message: `${path} needs exactly one namespace` }]);
-    }
-    const digest = queryDigest(namespaces, from, to, q.group_by);
-    if (q.receipts !== 'true') {
-      if (q.order !== undefined) {
-        throw new ApiError('invalid_query', { problem: 'order pages the receipts (groups come in key order): add receipts=true' }, [{ path: 'order', rule: 'requires:receipts=true', message: 'only with receipts=true' }]);
+    async (request) => {
+      const principal = principalOf(request);
+      const q = request.query;
+      const details: FieldError[] = [];
+      const namespaces = namespacesOf(q.namespace, details);
+      if (typeof namespaces === 'undefined') {
+        throw new ApiError('invalid_query', { problem: details.map((d) => d.message).join('; ') }, details);
       }
-      let cursor: GroupCursor | undefined;
-      if (q.cursor !== undefined) {
-        cursor = decodeGroupCursor(q.cursor);
-        if (!cursor) {
-          throw decodeCursor(q.cursor)
-            ? badCursor('this cursor pages receipts: repeat the query with receipts=true', 'requires:receipts=true', 'a receipts cursor needs receipts=true')
-            : badCursor('cursor is not one this server issued; start again without it');
-        }
-        if (cursor.g !== q.group_by || cursor.h !== digest) {
-          throw badCursor(`this cursor pages another query (group_by=${cursor.g}): repeat the namespace, from, to and group_by it was issued with`, 'same_query', 'cursor must be used with the query it was issued for');
-        }
+      const from = q.from ?? 0;
+      const to = q.to ?? Number.MAX_SAFE_INTEGER;
+      if (from >= to) {
+        throw new ApiError('invalid_query', { problem: 'from must be before to (the range is [from, to))' }, [
+          { path: 'from', rule: 'before_to', message: 'from must be before to' },
+        ]);
       }
-      return namespaces.length > 1
-        ? groupsOfSeveral(opts.ledger, namespaces, from, to, q.group_by, q.limit, cursor, digest)
-        : groupsOfOne(opts.ledger, namespaces[0]!, from, to, q.group_by, q.limit ?? DEFAULT_GROUPS_LIMIT, cursor, digest);
-    }
-    const namespace = namespaces[0]!;
-    if (q.limit !== undefined && q.limit > MAX_RECEIPTS_LIMIT) {
-      throw new ApiError('invalid_query', { problem: `limit must be at most ${MAX_RECEIPTS_LIMIT} receipts per page` }, [{ path: 'limit', rule: `max:${MAX_RECEIPTS_LIMIT}`, message: `limit must be at most ${MAX_RECEIPTS_LIMIT} with receipts=true` }]);
-    }
+      const forbidden = namespaces.filter((n) => !principal.allows(n));
+      if (forbidden.length > 0) {
+        throw new ApiError('namespace_forbidden', {
+          s: forbidden.length > 1 ? 's' : '',
+          namespaces: forbidden.map((n) => `"${n}"`).join(', '),
+          allowed: principal.namespaces.join(', '),
+        });
+      }
+      if (namespaces.length > 1 && (q.receipts !== undefined || q.order !== undefined)) {
+        const path = q.receipts !== undefined ? 'receipts' : 'order';
+        throw new ApiError(
+          'invalid_query',
+          { problem: 'receipts are paged one namespace at a time: ask for one namespace with receipts=true' },
+          [{ path, rule: 'one_namespace', message: `${path} needs exactly one namespace` }],
+        );
+      }
+      const digest = queryDigest(namespaces, from, to, q.group_by);
+      if (q.receipts !== 'true') {
+        if (q.order !== undefined) {
+          throw new ApiError('invalid_query', { problem: 'order pages the receipts (groups come in key order): add receipts=true' }, [
+            { path: 'order', rule: 'requires:receipts=true', message: 'only with receipts=true' },
+          ]);
+        }
+        let cursor: GroupCursor | undefined;
+        if (q.cursor !== undefined) {
+          cursor = decodeGroupCursor(q.cursor);
+          if (!cursor) {
+            throw decodeCursor(q.cursor)
+              ? badCursor(
+                  'this cursor pages receipts: repeat the query with receipts=true',
+                  'requires:receipts=true',
+                  'a receipts cursor needs receipts=true',
+                )
+              : badCursor('cursor is not one this server issued; start again without it');
+          }
+          if (cursor.g !== q.group_by || cursor.h !== digest) {
+            throw badCursor(
+              `this cursor pages another query (group_by=${cursor.g}): repeat the namespace, from, to and group_by it was issued with`,
+              'same_query',
+              'cursor must be used with the query it was issued for',
+            );
+          }
+        }
+        return namespaces.length > 1
+          ? groupsOfSeveral(opts.ledger, namespaces, from, to, q.group_by, q.limit, cursor, digest)
+          : groupsOfOne(opts.ledger, namespaces[0]!, from, to, q.group_by, q.limit ?? DEFAULT_GROUPS_LIMIT, cursor, digest);
+      }
+      const namespace = namespaces[0]!;
+      if (q.limit !== undefined && q.limit > MAX_RECEIPTS_LIMIT) {
+        throw new ApiError('invalid_query', { problem: `limit must be at most ${MAX_RECEIPTS_LIMIT} receipts per page` }, [
+          { path: 'limit', rule: `max:${MAX_RECEIPTS_LIMIT}`, message: `limit must be at most ${MAX_RECEIPTS_LIMIT} with receipts=true` },
+        ]);
+      }
 
-    // Receipts, paged. Every page carries the totals of the same snapshot (seq ≤ as_of_seq),
-    // so the units summed over all pages equal the totals even while events keep arriving.
-    const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
-    if (q.cursor !== undefined && !cursor) {
-      throw decodeGroupCursor(q.cursor)
-        ? badCursor('this cursor pages groups: repeat the query without receipts=true', 'requires:receipts=false', 'a groups cursor is used without receipts=true')
-        : badCursor('cursor is not one this server issued; start again without it');
-    }
-    const desc = q.order === 'desc';
-    if (cursor && cursor.desc !== desc) {
-      throw new ApiError('invalid_query', { problem: `this cursor pages order=${cursor.desc ? 'desc' : 'asc'}: repeat the order it was issued with` }, [{ path: 'cursor', rule: 'same_order', message: 'cursor must be used with the order it was issued for' }]);
-    }
-    const max = cursor?.max ?? (await opts.ledger.events.latestId());
-    const limit = q.limit ?? 100;
-    // The groups are bounded like any other answer: the first page of them, and where the rest
-    // continue (a groups cursor of the same snapshot, for the same query without receipts=true).
-    const { more, ...totals } = await opts.ledger.usage.query({ namespace, from, to, groupBy: q.group_by, asOf: max, limit: DEFAULT_GROUPS_LIMIT });
-    const lastGroup = totals.groups.at(-1);
-    // Newest first starts just below (to, 0): every id is ≥ 1, so that is "ts < to".
-    const start: [number, number] = cursor ? [cursor.ts, cursor.seq] : desc ? [to, 0] : [from, 0];
-    const rows = await opts.ledger.events.page({ namespace, from, to, asOf: max, after: start, limit, desc });
-    const last = rows.at(-1);
-    return {
-      ...totals,
-      as_of_seq: max,
-      events: await Promise.all(rows.map((row) => opts.receipts.receipt(row))),
-      next_cursor: rows.length === limit && last ? encodeCursor({ ts: last.ts_ms, seq: last.id, max, desc }) : null,
-      groups_next_cursor: more && lastGroup ? encodeGroupCursor({ g: q.group_by, k: lastGroup.key, a: max, h: digest }) : null,
-    };
-  });
+      // Receipts, paged. Every page carries the totals of the same snapshot (seq ≤ as_of_seq),
+      // so the units summed over all pages equal the totals even while events keep arriving.
+      const cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+      if (q.cursor !== undefined && !cursor) {
+        throw decodeGroupCursor(q.cursor)
+          ? badCursor(
+              'this cursor pages groups: repeat the query without receipts=true',
+              'requires:receipts=false',
+              'a groups cursor is used without receipts=true',
+            )
+          : badCursor('cursor is not one this server issued; start again without it');
+      }
+      const desc = q.order === 'desc';
+      if (cursor && cursor.desc !== desc) {
+        throw new ApiError(
+          'invalid_query',
+          { problem: `this cursor pages order=${cursor.desc ? 'desc' : 'asc'}: repeat the order it was issued with` },
+          [{ path: 'cursor', rule: 'same_order', message: 'cursor must be used with the order it was issued for' }],
+        );
+      }
+      const max = cursor?.max ?? (await opts.ledger.events.latestId());
+      const limit = q.limit ?? 100;
+      // The groups are bounded like any other answer: the first page of them, and where the rest
+      // continue (a groups cursor of the same snapshot, for the same query without receipts=true).
+      const { more, ...totals } = await opts.ledger.usage.query({
+        namespace,
+        from,
+        to,
+        groupBy: q.group_by,
+        asOf: max,
+        limit: DEFAULT_GROUPS_LIMIT,
+      });
+      const lastGroup = totals.groups.at(-1);
+      // Newest first starts just below (to, 0): every id is ≥ 1, so that is "ts < to".
+      const start: [number, number] = cursor ? [cursor.ts, cursor.seq] : desc ? [to, 0] : [from, 0];
+      const rows = await opts.ledger.events.page({ namespace, from, to, asOf: max, after: start, limit, desc });
+      const last = rows.at(-1);
+      return {
+        ...totals,
+        as_of_seq: max,
+        events: await Promise.all(rows.map((row) => opts.receipts.receipt(row))),
+        next_cursor: rows.length === limit && last ? encodeCursor({ ts: last.ts_ms, seq: last.id, max, desc }) : null,
+        groups_next_cursor: more && lastGroup ? encodeGroupCursor({ g: q.group_by, k: lastGroup.key, a: max, h: digest }) : null,
+      };
+    },
+  );
 }
 
 /**
@@ -208,7 +269,16 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
  * its groups and totals agree); only when more groups follow is it read again at a snapshot bound
  * (latestId), which every later page keeps, so all pages together are the groups of the totals.
  */
-async function groupsOfOne(ledger: Ledger, namespace: string, from: number, to: number, groupBy: GroupBy, limit: number, cursor: GroupCursor | undefined, digest: string) {
+async function groupsOfOne(
+  ledger: Ledger,
+  namespace: string,
+  from: number,
+  to: number,
+  groupBy: GroupBy,
+  limit: number,
+  cursor: GroupCursor | undefined,
+  digest: string,
+) {
   let asOf = cursor?.a;
   let r = await ledger.usage.query({ namespace, from, to, groupBy, limit, ...(cursor && { asOf, after: cursor.k }) });
   if (!cursor && r.more) {
@@ -230,19 +300,44 @@ async function groupsOfOne(ledger: Ledger, namespace: string, from: number, to: 
  * no merged group is ever partial. Totals: each namespace's from its database aggregate, added
  * up (at most 100 of them).
  */
-async function groupsOfSeveral(ledger: Ledger, namespaces: string[], from: number, to: number, groupBy: GroupBy, asked: number | undefined, cursor: GroupCursor | undefined, digest: string) {
+async function groupsOfSeveral(
+  ledger: Ledger,
+  namespaces: string[],
+  from: number,
+  to: number,
+  groupBy: GroupBy,
+  asked: number | undefined,
+  cursor: GroupCursor | undefined,
+  digest: string,
+) {
   // Each namespace's groups count too: at most MAX_GROUP_ROWS group rows in one answer.
   const most = Math.floor(MAX_GROUP_ROWS / (namespaces.length + 1));
   if (asked !== undefined && asked > most) {
-    throw new ApiError('invalid_query', { problem: `with ${namespaces.length} namespaces limit is at most ${most} (an answer holds at most ${MAX_GROUP_ROWS} groups, each namespace's included)` }, [
-      { path: 'limit', rule: `max:${most}`, message: `limit must be at most ${most} with ${namespaces.length} namespaces` },
-    ]);
+    throw new ApiError(
+      'invalid_query',
+      {
+        problem: `with ${namespaces.length} namespaces limit is at most ${most} (an answer holds at most ${MAX_GROUP_ROWS} groups, each namespace's included)`,
+      },
+      [{ path: 'limit', rule: `max:${most}`, message: `limit must be at most ${most} with ${namespaces.length} namespaces` }],
+    );
   }
   const limit = asked ?? Math.min(DEFAULT_GROUPS_LIMIT, most);
   // As for one namespace: read as things stand (each namespace's groups agree with its totals,
   // and the overall ones are their sums), and fix a snapshot bound only when pages follow.
   const read = (asOf: number | undefined) =>
-    Promise.all(namespaces.map((namespace) => ledger.usage.query({ namespace, from, to, groupBy, limit, ...(asOf !== undefined && { asOf }), ...(cursor && { after: cursor.k }) })));
+    Promise.all(
+      namespaces.map((namespace) =>
+        ledger.usage.query({
+          namespace,
+          from,
+          to,
+          groupBy,
+          limit,
+          ...(asOf !== undefined && { asOf }),
+          ...(cursor && { after: cursor.k }),
+        }),
+      ),
+    );
   let asOf = cursor?.a;
   let results = await read(asOf);
   if (!cursor && results.some((r) => r.more)) {
@@ -312,7 +407,11 @@ function namespacesOf(raw: unknown, details: FieldError[]): string[] | undefined
   }
   const values = Array.isArray(raw) ? raw : [raw];
   if (values.length > MAX_NAMESPACES || !values.every((v) => typeof v === 'string')) {
-    details.push({ path: 'namespace', rule: `max_items:${MAX_NAMESPACES}`, message: `namespace may list at most ${MAX_NAMESPACES} namespaces` });
+    details.push({
+      path: 'namespace',
+      rule: `max_items:${MAX_NAMESPACES}`,
+      message: `namespace may list at most ${MAX_NAMESPACES} namespaces`,
+    });
     return undefined;
   }
   const list: string[] = [];
@@ -331,7 +430,11 @@ function namespacesOf(raw: unknown, details: FieldError[]): string[] | undefined
       }
       if (!list.includes(n)) list.push(n);
       if (list.length > MAX_NAMESPACES) {
-        details.push({ path: 'namespace', rule: `max_items:${MAX_NAMESPACES}`, message: `namespace may list at most ${MAX_NAMESPACES} namespaces` });
+        details.push({
+          path: 'namespace',
+          rule: `max_items:${MAX_NAMESPACES}`,
+          message: `namespace may list at most ${MAX_NAMESPACES} namespaces`,
+        });
         return undefined;
       }
     }

@@ -65,7 +65,10 @@ export function resolveSink(spec: string, options: UsageClientOptions): Sink {
   const target = colon < 0 ? '' : spec.slice(colon + 1);
   const factory = factories.get(name);
   if (!factory) {
-    const hint = name === 'jsonl' ? "; import 'sui-receipts/sinks' (Node only) to register it" : '; register it first with registerSink(name, factory)';
+    const hint =
+      name === 'jsonl'
+        ? "; import 'sui-receipts/sinks' (Node only) to register it"
+        : '; register it first with registerSink(name, factory)';
     throw new Error(`unknown sink "${name}" (registered: ${registeredSinks().join(', ')})${hint}`);
   }
   return factory(target, options);
@@ -82,8 +85,10 @@ export interface HttpSinkOptions {
 }
 
 export function createHttpSink(options: HttpSinkOptions): Sink {
-  if (typeof options.url !== 'string' || !/^https?:\/\//.test(options.url)) throw new Error('the HTTP sink needs url: the service, e.g. http://127.0.0.1:8080');
-  if (typeof options.apiKey !== 'string' || options.apiKey === '') throw new Error('the HTTP sink needs apiKey: a key made with `receipts keys create`');
+  if (typeof options.url !== 'string' || !/^https?:\/\//.test(options.url))
+    throw new Error('the HTTP sink needs url: the service, e.g. http://127.0.0.1:8080');
+  if (typeof options.apiKey !== 'string' || options.apiKey === '')
+    throw new Error('the HTTP sink needs apiKey: a key made with `receipts keys create`');
   const endpoint = options.url.replace(/\/+$/, '');
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   const auth = `Bearer ${options.apiKey}`;
@@ -111,14 +116,26 @@ export function createHttpSink(options: HttpSinkOptions): Sink {
       }
       if (res.status === 429 || res.status >= 500 || res.status === 401 || res.status === 408) {
         const text = await res.text().catch(() => '');
-        return { kind: 'retry', retryAfterMs: retryAfterMs(res.headers.get('retry-after')), error: new Error(`${endpoint} answered ${res.status}: ${text.slice(0, 200)}`) };
+        return {
+          kind: 'retry',
+          retryAfterMs: retryAfterMs(res.headers.get('retry-after')),
+          error: new Error(`${endpoint} answered ${res.status}: ${text.slice(0, 200)}`),
+        };
       }
       // Any other 4xx refuses the request as a whole.
       const error = ((await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string; details?: FieldError[] } }).error;
-      return { kind: 'refused', errors: error?.details?.length ? error.details : [{ path: '', rule: error?.code ?? `http_${res.status}`, message: error?.message ?? `HTTP ${res.status}` }] };
+      return {
+        kind: 'refused',
+        errors: error?.details?.length
+          ? error.details
+          : [{ path: '', rule: error?.code ?? `http_${res.status}`, message: error?.message ?? `HTTP ${res.status}` }],
+      };
     },
     async receipt(id) {
-      const res = await doFetch(`${endpoint}/v1/events/${id}/receipt`, { headers: { authorization: auth }, signal: AbortSignal.timeout(options.timeoutMs ?? 10_000) });
+      const res = await doFetch(`${endpoint}/v1/events/${id}/receipt`, {
+        headers: { authorization: auth },
+        signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+      });
       if (!res.ok) throw new Error(`receipt ${id}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
       return (await res.json()) as Receipt;
     },
@@ -180,7 +197,12 @@ export function createMemorySink(): MemorySink {
         }
         // An event without ts means "when received": it cannot contradict a stored time.
         const same = seen.body === body && (!v.event.ts_explicit || !seen.explicit || seen.ts === v.event.ts_ms);
-        return same ? { status: 'duplicate' } : { status: 'conflict', errors: [{ path: 'request_id', rule: 'idempotency_conflict', message: 'request_id was used with other content' }] };
+        return same
+          ? { status: 'duplicate' }
+          : {
+              status: 'conflict',
+              errors: [{ path: 'request_id', rule: 'idempotency_conflict', message: 'request_id was used with other content' }],
+            };
       });
       for (const w of waiters.splice(0)) {
         if (sink.events.length >= w.n) w.resolve();

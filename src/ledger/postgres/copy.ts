@@ -25,14 +25,35 @@ export interface CopyData {
    * (seq null) and are sealed in the same order later. PostgreSQL rows carry `id` and `seq`.
    */
   events: RowSource<{
-    id?: Int; seq: Int | null; namespace: string; request_id: string; owner: string; key_id: string; caller: string;
-    action: string; units: Int; artifact_digest: Blob | null; ts: Int; ts_explicit: number | boolean; received_at: Int;
-    source: string | null; metadata: string | null; leaf_hash: Blob;
+    id?: Int;
+    seq: Int | null;
+    namespace: string;
+    request_id: string;
+    owner: string;
+    key_id: string;
+    caller: string;
+    action: string;
+    units: Int;
+    artifact_digest: Blob | null;
+    ts: Int;
+    ts_explicit: number | boolean;
+    received_at: Int;
+    source: string | null;
+    metadata: string | null;
+    leaf_hash: Blob;
   }>;
   epochs: RowSource<{ epoch: Int; first_seq: Int; last_seq: Int; size: Int; root: Blob; first_ts: Int; last_ts: Int; sealed_at: Int }>;
   nodes: RowSource<{ epoch: Int; level: Int; chunk: Int; hashes: Blob }>;
   attempts: RowSource<{ tx_digest: string; first_epoch: Int; last_epoch: Int; created_at: Int }>;
-  anchors: RowSource<{ epoch: Int; network: string; package_id: string; registry_id: string; tx_digest: string | null; checkpoint: string | null; anchored_at: Int }>;
+  anchors: RowSource<{
+    epoch: Int;
+    network: string;
+    package_id: string;
+    registry_id: string;
+    tx_digest: string | null;
+    checkpoint: string | null;
+    anchored_at: Int;
+  }>;
   /** The billable classification history (a source from before it existed has none). */
   classifications?: RowSource<{ from_ms: Int; billable: string; non_billable: string; other: string; created_at: Int }>;
 }
@@ -63,7 +84,10 @@ function blob(v: Blob | null): Buffer | null {
 
 /** Inserts rows in batches through unnest: one array parameter per column. */
 async function insertRows<R>(
-  client: pg.PoolClient, table: string, columns: Array<[name: string, type: string, get: (r: R) => unknown]>, rows: RowSource<R>,
+  client: pg.PoolClient,
+  table: string,
+  columns: Array<[name: string, type: string, get: (r: R) => unknown]>,
+  rows: RowSource<R>,
 ): Promise<void> {
   const names = columns.map((c) => c[0]).join(', ');
   const arrays = columns.map((c, i) => `$${i + 1}::${c[1]}[]`).join(', ');
@@ -86,58 +110,123 @@ export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCount
   return transaction(pool, async (client) => {
     // No instance may write or seal meanwhile; readers go on.
     await client.query('LOCK TABLE api_keys, events, epochs, epoch_nodes, anchor_attempts, anchors, classifications IN EXCLUSIVE MODE');
-    if (await holdsLedger(client)) throw new Error('the target database already holds a ledger (keys, events, epochs, anchor attempts or classification periods); copy into an empty one');
+    if (await holdsLedger(client))
+      throw new Error(
+        'the target database already holds a ledger (keys, events, epochs, anchor attempts or classification periods); copy into an empty one',
+      );
 
     let lastSealed = 0;
     for (let start = 0; start < data.epochs.length; start += BATCH) {
       for (const e of data.epochs.slice(start, start + BATCH)) lastSealed = Math.max(lastSealed, int(e.last_seq, 'epochs.last_seq')!);
     }
-    await insertRows(client, 'api_keys', [
-      ['id', 'text', (r) => r.id], ['owner', 'text', (r) => r.owner], ['namespaces', 'text', (r) => r.namespaces],
-      ['key_hash', 'bytea', (r) => blob(r.key_hash)], ['created_at', 'int8', (r) => int(r.created_at, 'api_keys.created_at')],
-      ['revoked_at', 'int8', (r) => int(r.revoked_at, 'api_keys.revoked_at')],
-    ], data.keys);
-    await insertRows(client, 'events', [
-      ['id', 'int8', (r) => int(r.id ?? r.seq, 'events.id')],
-      ['seq', 'int8', (r) => {
-        const seq = int(r.seq, 'events.seq');
-        if (r.id !== undefined) return seq; // a PostgreSQL row: as it was
-        return seq !== null && seq <= lastSealed ? seq : null; // SQLite: sealed ones keep their place
-      }],
-      ['namespace', 'text', (r) => r.namespace], ['request_id', 'text', (r) => r.request_id], ['owner', 'text', (r) => r.owner],
-      ['key_id', 'text', (r) => r.key_id], ['caller', 'text', (r) => r.caller], ['action', 'text', (r) => r.action],
-      ['units', 'int8', (r) => int(r.units, 'events.units')], ['artifact_digest', 'bytea', (r) => blob(r.artifact_digest)],
-      ['ts', 'int8', (r) => int(r.ts, 'events.ts')], ['ts_explicit', 'bool', (r) => r.ts_explicit === true || r.ts_explicit === 1],
-      ['received_at', 'int8', (r) => int(r.received_at, 'events.received_at')], ['source', 'text', (r) => r.source],
-      ['metadata', 'text', (r) => r.metadata], ['leaf_hash', 'bytea', (r) => blob(r.leaf_hash)],
-    ], data.events);
-    await insertRows(client, 'epochs', [
-      ['epoch', 'int8', (r) => int(r.epoch, 'epochs.epoch')], ['first_seq', 'int8', (r) => int(r.first_seq, 'epochs.first_seq')],
-      ['last_seq', 'int8', (r) => int(r.last_seq, 'epochs.last_seq')], ['size', 'int8', (r) => int(r.size, 'epochs.size')],
-      ['root', 'bytea', (r) => blob(r.root)], ['first_ts', 'int8', (r) => int(r.first_ts, 'epochs.first_ts')],
-      ['last_ts', 'int8', (r) => int(r.last_ts, 'epochs.last_ts')], ['sealed_at', 'int8', (r) => int(r.sealed_at, 'epochs.sealed_at')],
-    ], data.epochs);
-    await insertRows(client, 'epoch_nodes', [
-      ['epoch', 'int8', (r) => int(r.epoch, 'epoch_nodes.epoch')], ['level', 'int4', (r) => int(r.level, 'epoch_nodes.level')],
-      ['chunk', 'int4', (r) => int(r.chunk, 'epoch_nodes.chunk')], ['hashes', 'bytea', (r) => blob(r.hashes)],
-    ], data.nodes);
-    await insertRows(client, 'anchor_attempts', [
-      ['tx_digest', 'text', (r) => r.tx_digest], ['first_epoch', 'int8', (r) => int(r.first_epoch, 'anchor_attempts.first_epoch')],
-      ['last_epoch', 'int8', (r) => int(r.last_epoch, 'anchor_attempts.last_epoch')],
-      ['created_at', 'int8', (r) => int(r.created_at, 'anchor_attempts.created_at')],
-    ], data.attempts);
-    await insertRows(client, 'anchors', [
-      ['epoch', 'int8', (r) => int(r.epoch, 'anchors.epoch')], ['network', 'text', (r) => r.network],
-      ['package_id', 'text', (r) => r.package_id], ['registry_id', 'text', (r) => r.registry_id],
-      ['tx_digest', 'text', (r) => r.tx_digest], ['checkpoint', 'text', (r) => r.checkpoint],
-      ['anchored_at', 'int8', (r) => int(r.anchored_at, 'anchors.anchored_at')],
-    ], data.anchors);
+    await insertRows(
+      client,
+      'api_keys',
+      [
+        ['id', 'text', (r) => r.id],
+        ['owner', 'text', (r) => r.owner],
+        ['namespaces', 'text', (r) => r.namespaces],
+        ['key_hash', 'bytea', (r) => blob(r.key_hash)],
+        ['created_at', 'int8', (r) => int(r.created_at, 'api_keys.created_at')],
+        ['revoked_at', 'int8', (r) => int(r.revoked_at, 'api_keys.revoked_at')],
+      ],
+      data.keys,
+    );
+    await insertRows(
+      client,
+      'events',
+      [
+        ['id', 'int8', (r) => int(r.id ?? r.seq, 'events.id')],
+        [
+          'seq',
+          'int8',
+          (r) => {
+            const seq = int(r.seq, 'events.seq');
+            if (r.id !== undefined) return seq; // a PostgreSQL row: as it was
+            return seq !== null && seq <= lastSealed ? seq : null; // SQLite: sealed ones keep their place
+          },
+        ],
+        ['namespace', 'text', (r) => r.namespace],
+        ['request_id', 'text', (r) => r.request_id],
+        ['owner', 'text', (r) => r.owner],
+        ['key_id', 'text', (r) => r.key_id],
+        ['caller', 'text', (r) => r.caller],
+        ['action', 'text', (r) => r.action],
+        ['units', 'int8', (r) => int(r.units, 'events.units')],
+        ['artifact_digest', 'bytea', (r) => blob(r.artifact_digest)],
+        ['ts', 'int8', (r) => int(r.ts, 'events.ts')],
+        ['ts_explicit', 'bool', (r) => r.ts_explicit === true || r.ts_explicit === 1],
+        ['received_at', 'int8', (r) => int(r.received_at, 'events.received_at')],
+        ['source', 'text', (r) => r.source],
+        ['metadata', 'text', (r) => r.metadata],
+        ['leaf_hash', 'bytea', (r) => blob(r.leaf_hash)],
+      ],
+      data.events,
+    );
+    await insertRows(
+      client,
+      'epochs',
+      [
+        ['epoch', 'int8', (r) => int(r.epoch, 'epochs.epoch')],
+        ['first_seq', 'int8', (r) => int(r.first_seq, 'epochs.first_seq')],
+        ['last_seq', 'int8', (r) => int(r.last_seq, 'epochs.last_seq')],
+        ['size', 'int8', (r) => int(r.size, 'epochs.size')],
+        ['root', 'bytea', (r) => blob(r.root)],
+        ['first_ts', 'int8', (r) => int(r.first_ts, 'epochs.first_ts')],
+        ['last_ts', 'int8', (r) => int(r.last_ts, 'epochs.last_ts')],
+        ['sealed_at', 'int8', (r) => int(r.sealed_at, 'epochs.sealed_at')],
+      ],
+      data.epochs,
+    );
+    await insertRows(
+      client,
+      'epoch_nodes',
+      [
+        ['epoch', 'int8', (r) => int(r.epoch, 'epoch_nodes.epoch')],
+        ['level', 'int4', (r) => int(r.level, 'epoch_nodes.level')],
+        ['chunk', 'int4', (r) => int(r.chunk, 'epoch_nodes.chunk')],
+        ['hashes', 'bytea', (r) => blob(r.hashes)],
+      ],
+      data.nodes,
+    );
+    await insertRows(
+      client,
+      'anchor_attempts',
+      [
+        ['tx_digest', 'text', (r) => r.tx_digest],
+        ['first_epoch', 'int8', (r) => int(r.first_epoch, 'anchor_attempts.first_epoch')],
+        ['last_epoch', 'int8', (r) => int(r.last_epoch, 'anchor_attempts.last_epoch')],
+        ['created_at', 'int8', (r) => int(r.created_at, 'anchor_attempts.created_at')],
+      ],
+      data.attempts,
+    );
+    await insertRows(
+      client,
+      'anchors',
+      [
+        ['epoch', 'int8', (r) => int(r.epoch, 'anchors.epoch')],
+        ['network', 'text', (r) => r.network],
+        ['package_id', 'text', (r) => r.package_id],
+        ['registry_id', 'text', (r) => r.registry_id],
+        ['tx_digest', 'text', (r) => r.tx_digest],
+        ['checkpoint', 'text', (r) => r.checkpoint],
+        ['anchored_at', 'int8', (r) => int(r.anchored_at, 'anchors.anchored_at')],
+      ],
+      data.anchors,
+    );
     if (data.classifications) {
-      await insertRows(client, 'classifications', [
-        ['from_ms', 'int8', (r) => int(r.from_ms, 'classifications.from_ms')], ['billable', 'text', (r) => r.billable],
-        ['non_billable', 'text', (r) => r.non_billable], ['other', 'text', (r) => r.other],
-        ['created_at', 'int8', (r) => int(r.created_at, 'classifications.created_at')],
-      ], data.classifications);
+      await insertRows(
+        client,
+        'classifications',
+        [
+          ['from_ms', 'int8', (r) => int(r.from_ms, 'classifications.from_ms')],
+          ['billable', 'text', (r) => r.billable],
+          ['non_billable', 'text', (r) => r.non_billable],
+          ['other', 'text', (r) => r.other],
+          ['created_at', 'int8', (r) => int(r.created_at, 'classifications.created_at')],
+        ],
+        data.classifications,
+      );
     }
 
     // The copy must be a ledger this engine can go on from: epochs 0 … n−1 without gaps, each a
@@ -161,8 +250,12 @@ export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCount
     // New events continue after the highest copied id.
     await client.query("SELECT setval('events_id_seq'::regclass, (SELECT coalesce(max(id), 0) + 1 FROM events), false)");
     return {
-      keys: data.keys.length, events: data.events.length, epochs: data.epochs.length,
-      nodes: data.nodes.length, attempts: data.attempts.length, anchors: data.anchors.length,
+      keys: data.keys.length,
+      events: data.events.length,
+      epochs: data.epochs.length,
+      nodes: data.nodes.length,
+      attempts: data.attempts.length,
+      anchors: data.anchors.length,
       ...(data.classifications && { classifications: data.classifications.length }),
     };
   });

@@ -41,7 +41,9 @@ export function sessionOptions(deadlineMs: number, extra: Record<string, number>
     tcp_keepalives_count: 3,
     ...extra,
   };
-  return Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`).join(' ');
+  return Object.entries(settings)
+    .map(([k, v]) => `-c ${k}=${v}`)
+    .join(' ');
 }
 
 export function createPool(url: string, size: number, deadlineMs = 10_000, applicationName = 'sui-receipts'): pg.Pool {

@@ -59,7 +59,10 @@ export class PgEpochStore implements EpochStore {
   }
 
   async containing(seq: number): Promise<EpochRecord | undefined> {
-    return holding(await this.one('epochs-containing', `SELECT ${EPOCH_COLUMNS} FROM epochs WHERE last_seq >= $1 ORDER BY last_seq LIMIT 1`, [seq]), seq);
+    return holding(
+      await this.one('epochs-containing', `SELECT ${EPOCH_COLUMNS} FROM epochs WHERE last_seq >= $1 ORDER BY last_seq LIMIT 1`, [seq]),
+      seq,
+    );
   }
 
   async node(epoch: number, level: number, index: number): Promise<Uint8Array> {
@@ -95,7 +98,8 @@ function sealIO(pool: pg.Pool, leadership: PgLeadership): SealIO<PgRun> {
       // Only a leader reads and hashes (the fenced write below checks again, against the term).
       if (leadership.role() !== 'leader') return leadership.fenced(pool, async () => null);
       const last = await pool.query<{ epoch: number; last_seq: number }>({
-        name: 'seal-last', text: 'SELECT epoch, last_seq FROM epochs ORDER BY epoch DESC LIMIT 1',
+        name: 'seal-last',
+        text: 'SELECT epoch, last_seq FROM epochs ORDER BY epoch DESC LIMIT 1',
       });
       const epoch = last.rows[0] ? last.rows[0].epoch + 1 : 0;
       const firstSeq = last.rows[0] ? last.rows[0].last_seq + 1 : 1;
@@ -127,17 +131,20 @@ function sealIO(pool: pg.Pool, leadership: PgLeadership): SealIO<PgRun> {
       leadership.fenced(pool, async (client) => {
         const { epoch, size } = run;
         const current = await client.query<{ epoch: number }>({
-          name: 'seal-last-check', text: 'SELECT epoch FROM epochs ORDER BY epoch DESC LIMIT 1',
+          name: 'seal-last-check',
+          text: 'SELECT epoch FROM epochs ORDER BY epoch DESC LIMIT 1',
         });
         const next = current.rows[0] ? current.rows[0].epoch + 1 : 0;
-        if (next !== epoch) throw new Error(`sealing epoch ${epoch}: epoch ${next - 1} was sealed meanwhile; nothing was stored, the next round retries`);
+        if (next !== epoch)
+          throw new Error(`sealing epoch ${epoch}: epoch ${next - 1} was sealed meanwhile; nothing was stored, the next round retries`);
         const numbered = await client.query({
           name: 'seal-number',
           text: `UPDATE events SET seq = u.seq FROM unnest($1::int8[], $2::int8[]) AS u(id, seq)
                  WHERE events.id = u.id AND events.seq IS NULL`,
           values: [run.ids, run.ids.map((_, i) => run.firstSeq + i)],
         });
-        if (numbered.rowCount !== size) throw new Error(`sealing epoch ${epoch}: numbered ${numbered.rowCount} of ${size} events; nothing was stored, retry`);
+        if (numbered.rowCount !== size)
+          throw new Error(`sealing epoch ${epoch}: numbered ${numbered.rowCount} of ${size} events; nothing was stored, retry`);
         progress('numbered', { epoch, size });
 
         let batch: { l: number[]; c: number[]; h: Buffer[] } = { l: [], c: [], h: [] };

@@ -128,16 +128,31 @@ export class PgEventStore extends GroupCommittedWrites implements EventStore {
       const e = item.event;
       const hash = Buffer.from(leafHash(e));
       first.set(k, { item, hash });
-      const row = [e.namespace, e.request_id, item.owner, item.keyId, e.caller, e.action, e.units,
-        digestBytes(e), e.ts_ms, e.ts_explicit, e.received_at,
-        e.source, e.metadata, hash];
+      const row = [
+        e.namespace,
+        e.request_id,
+        item.owner,
+        item.keyId,
+        e.caller,
+        e.action,
+        e.units,
+        digestBytes(e),
+        e.ts_ms,
+        e.ts_explicit,
+        e.received_at,
+        e.source,
+        e.metadata,
+        hash,
+      ];
       row.forEach((v, i) => cols[i]!.push(v));
       return hash;
     });
 
     // One statement, one transaction: committed when it returns.
     const answer = await this.pool.query<StoredRow & { created: boolean }>({
-      name: 'events-insert', text: INSERT_SQL, values: [...cols, WRITERS_LOCK.toString()],
+      name: 'events-insert',
+      text: INSERT_SQL,
+      values: [...cols, WRITERS_LOCK.toString()],
     });
     const created = new Map<string, number>();
     const stored = new Map<string, StoredRow>();
@@ -159,7 +174,9 @@ export class PgEventStore extends GroupCommittedWrites implements EventStore {
     if (missing.size > 0) {
       const keys = [...missing.values()];
       const found = await this.pool.query<StoredRow>({
-        name: 'events-existing', text: EXISTING_SQL, values: [keys.map((k) => k[0]), keys.map((k) => k[1])],
+        name: 'events-existing',
+        text: EXISTING_SQL,
+        values: [keys.map((k) => k[0]), keys.map((k) => k[1])],
       });
       for (const r of found.rows) stored.set(keyOf(r.namespace, r.request_id), r);
     }
@@ -176,7 +193,8 @@ export class PgEventStore extends GroupCommittedWrites implements EventStore {
           return { status: 'created', id, leaf_hash: hash.toString('hex') };
         }
         const row = stored.get(k);
-        if (!row) throw new Error(`event ${item.event.namespace}/${item.event.request_id} was neither inserted nor found; retry the request`);
+        if (!row)
+          throw new Error(`event ${item.event.namespace}/${item.event.request_id} was neither inserted nor found; retry the request`);
         return repeatOf(row.id, row, item.event);
       }),
     );
@@ -184,7 +202,11 @@ export class PgEventStore extends GroupCommittedWrites implements EventStore {
 
   async get(id: number): Promise<EventRecord | undefined> {
     if (!Number.isSafeInteger(id)) return undefined;
-    const { rows } = await this.pool.query<EventRow>({ name: 'events-get', text: `SELECT ${EVENT_COLUMNS} FROM events WHERE id = $1`, values: [id] });
+    const { rows } = await this.pool.query<EventRow>({
+      name: 'events-get',
+      text: `SELECT ${EVENT_COLUMNS} FROM events WHERE id = $1`,
+      values: [id],
+    });
     return rows[0] && eventRecordOf(rows[0]);
   }
 
@@ -218,27 +240,34 @@ export class PgEventStore extends GroupCommittedWrites implements EventStore {
     // lock ourselves, so no writer ever queues behind a reader.
     const drawn = await this.pool.query<{ bound: number }>({
       name: 'events-drawn',
-      text: "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS bound FROM events_id_seq",
+      text: 'SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS bound FROM events_id_seq',
     });
     const bound = drawn.rows[0]!.bound;
     const holders = (q: string, values: unknown[]) => this.pool.query<{ v: string }>({ text: q, values });
-    let open = (await holders(
-      `SELECT virtualtransaction AS v FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid
+    let open = (
+      await holders(
+        `SELECT virtualtransaction AS v FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid
          AND objsubid = 1 AND granted`,
-      [WRITERS_HIGH, WRITERS_LOW],
-    )).rows.map((r) => r.v);
+        [WRITERS_HIGH, WRITERS_LOW],
+      )
+    ).rows.map((r) => r.v);
     const deadline = Date.now() + LATEST_WAIT_MS;
     for (let pause = 1; open.length > 0; pause = Math.min(pause * 2, 25)) {
-      if (Date.now() > deadline) throw new LedgerUnavailableError(`${open.length} insert(s) still open after ${LATEST_WAIT_MS} ms; retry the request`);
+      if (Date.now() > deadline)
+        throw new LedgerUnavailableError(`${open.length} insert(s) still open after ${LATEST_WAIT_MS} ms; retry the request`);
       await new Promise((r) => setTimeout(r, pause));
-      open = (await holders(
-        `SELECT virtualtransaction AS v FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid
+      open = (
+        await holders(
+          `SELECT virtualtransaction AS v FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid
            AND objsubid = 1 AND granted AND virtualtransaction = ANY($3::text[])`,
-        [WRITERS_HIGH, WRITERS_LOW, open],
-      )).rows.map((r) => r.v);
+          [WRITERS_HIGH, WRITERS_LOW, open],
+        )
+      ).rows.map((r) => r.v);
     }
     const { rows } = await this.pool.query<{ m: number }>({
-      name: 'events-latest', text: 'SELECT coalesce(max(id), 0) AS m FROM events WHERE id <= $1', values: [bound],
+      name: 'events-latest',
+      text: 'SELECT coalesce(max(id), 0) AS m FROM events WHERE id <= $1',
+      values: [bound],
     });
     return rows[0]!.m;
   }

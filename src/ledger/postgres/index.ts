@@ -76,7 +76,10 @@ export class PostgresLedger implements Ledger {
   async healthy(): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 3000)));
-    const asked = this.pool.query<{ ok: number }>('SELECT 1 AS ok').then((r) => r.rows[0]?.ok === 1, () => false);
+    const asked = this.pool.query<{ ok: number }>('SELECT 1 AS ok').then(
+      (r) => r.rows[0]?.ok === 1,
+      () => false,
+    );
     try {
       return await Promise.race([asked, late]);
     } finally {

@@ -35,7 +35,9 @@ export class PgKeyStore implements KeyStore {
     this.pool = pool;
     this.ttlMs = options.ttlMs ?? 10_000;
     this.maxKeys = options.maxKeys ?? 10_000;
-    this.listener = options.url ? new KeyChangeListener(options.url, options.retryMs ?? 1000, (id) => (id === '*' ? this.cache.clear() : this.cache.delete(id))) : null;
+    this.listener = options.url
+      ? new KeyChangeListener(options.url, options.retryMs ?? 1000, (id) => (id === '*' ? this.cache.clear() : this.cache.delete(id)))
+      : null;
   }
 
   async create(owner: string, namespaces: string[], now = Date.now()): Promise<ApiKey & { key: string }> {

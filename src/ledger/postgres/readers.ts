@@ -11,7 +11,9 @@ const INT8_OID = 20;
 /** BIGINT as bigint: fsck refuses what is beyond 2^53 instead of reading it rounded. */
 const types = {
   getTypeParser: ((oid: number, format?: string) =>
-    oid === INT8_OID && format !== 'binary' ? (v: string) => BigInt(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    oid === INT8_OID && format !== 'binary'
+      ? (v: string) => BigInt(v)
+      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
 /** A reader on a client the caller holds, inside the caller's transaction: close() leaves it alone. */
@@ -23,12 +25,21 @@ export function postgresReader(client: pg.ClientBase, location: string): LedgerR
     location,
     epochCount: () => count('SELECT count(*) AS n FROM epochs', []),
     unsealedCount: (lastSealed) => count('SELECT count(*) AS n FROM events WHERE seq IS NULL OR seq > $1', [lastSealed]),
-    epochs: (after, limit) => rows('SELECT epoch, first_seq, last_seq, size, root, first_ts, last_ts FROM epochs WHERE epoch > $1 ORDER BY epoch LIMIT $2', [after, limit]),
+    epochs: (after, limit) =>
+      rows('SELECT epoch, first_seq, last_seq, size, root, first_ts, last_ts FROM epochs WHERE epoch > $1 ORDER BY epoch LIMIT $2', [
+        after,
+        limit,
+      ]),
     sealedEvents: (first, last) => rows(`SELECT ${EVENT_COLUMNS} FROM events WHERE seq BETWEEN $1 AND $2 ORDER BY seq`, [first, last]),
-    nodes: (first, last) => rows('SELECT epoch, level, chunk, hashes FROM epoch_nodes WHERE epoch BETWEEN $1 AND $2 ORDER BY epoch, level, chunk', [first, last]),
+    nodes: (first, last) =>
+      rows('SELECT epoch, level, chunk, hashes FROM epoch_nodes WHERE epoch BETWEEN $1 AND $2 ORDER BY epoch, level, chunk', [first, last]),
     // events_unsealed (id WHERE seq IS NULL) serves the common case; a stray seq is rare.
     unsealedEvents: (lastSealed, after, limit) =>
-      rows(`SELECT ${EVENT_COLUMNS} FROM events WHERE (seq IS NULL OR seq > $1) AND id > $2 ORDER BY id LIMIT $3`, [lastSealed, after, limit]),
+      rows(`SELECT ${EVENT_COLUMNS} FROM events WHERE (seq IS NULL OR seq > $1) AND id > $2 ORDER BY id LIMIT $3`, [
+        lastSealed,
+        after,
+        limit,
+      ]),
     close: async () => {},
   };
 }
@@ -45,8 +56,11 @@ export async function openPostgresReader(url: string): Promise<LedgerReader> {
   client.on('error', () => {});
   try {
     await client.connect();
-    const { rows } = await client.query<{ n: string }>("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = current_schema() AND table_name IN ('events', 'epochs', 'epoch_nodes')");
-    if (Number(rows[0]!.n) !== 3) throw new UnreadableLedgerError(`${location} holds no sui-receipts ledger (no events, epochs and epoch_nodes tables): check --db`);
+    const { rows } = await client.query<{ n: string }>(
+      "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = current_schema() AND table_name IN ('events', 'epochs', 'epoch_nodes')",
+    );
+    if (Number(rows[0]!.n) !== 3)
+      throw new UnreadableLedgerError(`${location} holds no sui-receipts ledger (no events, epochs and epoch_nodes tables): check --db`);
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   } catch (err) {
     await client.end().catch(() => {});

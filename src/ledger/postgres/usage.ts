@@ -103,11 +103,19 @@ export class PgUsageStore implements UsageStore {
             return { text: classifiedUsagePageSql(q.groupBy, history), values: [...values, ...classificationParams(history), ...page] };
           })(),
     );
-    return foldUsage(q, rows.map((r) => ({ totals: Number(r.t) === 1, key: r.k, sums: sumsOf(r) })));
+    return foldUsage(
+      q,
+      rows.map((r) => ({ totals: Number(r.t) === 1, key: r.k, sums: sumsOf(r) })),
+    );
   }
 }
 
 function sumsOf(r: Row): Sums {
   const u = BigInt(r.u);
-  return { events: Number(r.n), units: exactUnits(u), billable_events: Number(r.bn), billable_units: exactUnits(r.bu === undefined ? u : BigInt(r.bu)) };
+  return {
+    events: Number(r.n),
+    units: exactUnits(u),
+    billable_events: Number(r.bn),
+    billable_units: exactUnits(r.bu === undefined ? u : BigInt(r.bu)),
+  };
 }

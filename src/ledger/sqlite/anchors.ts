@@ -10,7 +10,9 @@ export class SqliteAnchorStore implements AnchorStore {
 
   constructor(db: Db) {
     this.db = db;
-    this.byEpoch = db.prepare('SELECT network, package_id, registry_id, tx_digest, checkpoint, anchored_at AS anchored_at_ms FROM anchors WHERE epoch = ?');
+    this.byEpoch = db.prepare(
+      'SELECT network, package_id, registry_id, tx_digest, checkpoint, anchored_at AS anchored_at_ms FROM anchors WHERE epoch = ?',
+    );
   }
 
   async get(epoch: number): Promise<AnchorRecord | null> {

@@ -14,7 +14,9 @@ export class SqliteClassificationStore implements ClassificationStore {
 
   /** Synchronous read, for the usage store (same connection, no await between). */
   historySync(): ClassificationPeriod[] {
-    const rows = this.db.prepare('SELECT from_ms, billable, non_billable, other FROM classifications ORDER BY from_ms').all() as ClassificationRow[];
+    const rows = this.db
+      .prepare('SELECT from_ms, billable, non_billable, other FROM classifications ORDER BY from_ms')
+      .all() as ClassificationRow[];
     return rows.map(periodOfRow);
   }
 

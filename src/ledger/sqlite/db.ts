@@ -43,8 +43,7 @@ export function migrate(db: Db, file: string, migrations = loadMigrations()): vo
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
   const known = migrations.at(-1)?.version ?? 0;
-  const currentVersion = () =>
-    (db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
+  const currentVersion = () => (db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
   const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
   // One write transaction for the check and all steps: a crash leaves each migration applied
   // or not at all, and two processes starting together (serve and `keys create`) cannot both apply one.

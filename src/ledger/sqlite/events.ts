@@ -47,7 +47,9 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
         return row && eventRecordOf(row);
       },
       page: (q) =>
-        ((q.desc ? pageDesc : page).all(q.namespace, q.from, q.to, q.asOf, q.after[0], q.after[1], q.limit) as EventRow[]).map(eventRecordOf),
+        ((q.desc ? pageDesc : page).all(q.namespace, q.from, q.to, q.asOf, q.after[0], q.after[1], q.limit) as EventRow[]).map(
+          eventRecordOf,
+        ),
       latestId: () => latest.get() as number,
       sourceOf: (namespace, requestId) => sourceOf.get(namespace, requestId) as { source: string | null } | undefined,
     };
@@ -64,8 +66,22 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
       const e = item.event;
       const hash = Buffer.from(leafHash(e));
       // run() and lastInsertRowid, not RETURNING: RETURNING made the insert the costliest line of ingest.
-      const done = insert.run(e.namespace, e.request_id, item.owner, item.keyId, e.caller, e.action, e.units, digestBytes(e),
-        e.ts_ms, e.ts_explicit ? 1 : 0, e.received_at, e.source, e.metadata, hash);
+      const done = insert.run(
+        e.namespace,
+        e.request_id,
+        item.owner,
+        item.keyId,
+        e.caller,
+        e.action,
+        e.units,
+        digestBytes(e),
+        e.ts_ms,
+        e.ts_explicit ? 1 : 0,
+        e.received_at,
+        e.source,
+        e.metadata,
+        hash,
+      );
       if (done.changes === 1) return { status: 'created', id: Number(done.lastInsertRowid), leaf_hash: hash.toString('hex') };
       const stored = existing.get(e.namespace, e.request_id) as StoredRow;
       return repeatOf(stored.seq, stored, e);
@@ -100,7 +116,9 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
   async unsealed(): Promise<{ events: number; oldestReceivedAt: number | null }> {
     const last = this.db.prepare('SELECT last_seq FROM epochs ORDER BY epoch DESC LIMIT 1').get() as { last_seq: number } | undefined;
     const after = last?.last_seq ?? 0;
-    const oldest = this.db.prepare('SELECT received_at FROM events WHERE seq > ? ORDER BY seq LIMIT 1').get(after) as { received_at: number } | undefined;
+    const oldest = this.db.prepare('SELECT received_at FROM events WHERE seq > ? ORDER BY seq LIMIT 1').get(after) as
+      | { received_at: number }
+      | undefined;
     if (!oldest) return { events: 0, oldestReceivedAt: null };
     return { events: this.read.latestId() - after, oldestReceivedAt: oldest.received_at };
   }

@@ -56,7 +56,10 @@ export class SqliteLedger implements Ledger {
   constructor(file: string, options: SqliteLedgerOptions = {}) {
     this.location = file;
     this.db = openDb(file, options);
-    this.sealer = file === ':memory:' || options.readonly ? { kind: 'in-process' } : { kind: 'worker', open: { engine: 'sqlite', file, synchronous: options.synchronous ?? 'full' } };
+    this.sealer =
+      file === ':memory:' || options.readonly
+        ? { kind: 'in-process' }
+        : { kind: 'worker', open: { engine: 'sqlite', file, synchronous: options.synchronous ?? 'full' } };
     this.keys = new SqliteKeyStore(this.db);
     this.events = new SqliteEventStore(this.db, options.groupCommit);
     this.classification = new SqliteClassificationStore(this.db);

@@ -41,7 +41,8 @@ export function sqliteReader(db: Database.Database, location: string = db.name):
  */
 export function openSqliteReader(file: string): LedgerReader {
   if (!existsSync(file)) throw new UnreadableLedgerError(`no SQLite ledger at ${file} (${resolve(file)}): check --db`);
-  if (!statSync(file).isFile()) throw new UnreadableLedgerError(`${file} (${resolve(file)}) is not a file: --db takes the SQLite ledger file (serve's --db)`);
+  if (!statSync(file).isFile())
+    throw new UnreadableLedgerError(`${file} (${resolve(file)}) is not a file: --db takes the SQLite ledger file (serve's --db)`);
   let db: Database.Database | undefined;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true, timeout: 5000 });
@@ -85,7 +86,10 @@ export interface SqliteCopySource extends TableRows {
    * A table read on demand, in key order, in the form copyRows takes (src/ledger/postgres/copy.ts);
    * onSlice sees each slice read, with how far it got.
    */
-  rows(spec: TableSpec, onSlice?: (rows: Row[], done: number, total: number) => void): { readonly length: number; slice(start: number, end: number): Row[] };
+  rows(
+    spec: TableSpec,
+    onSlice?: (rows: Row[], done: number, total: number) => void,
+  ): { readonly length: number; slice(start: number, end: number): Row[] };
   /** Ends the snapshot (and the write lock) and closes the file. */
   close(): void;
 }
@@ -101,21 +105,29 @@ export interface SqliteCopySource extends TableRows {
  * Throws an UnreadableLedgerError saying what is wrong and what to do.
  */
 export function openSqliteCopySource(file: string, options: { lock: boolean }): SqliteCopySource {
-  if (!existsSync(file)) throw new UnreadableLedgerError(`no SQLite ledger at ${file} (${resolve(file)}): check --from; nothing was copied`);
-  if (!statSync(file).isFile()) throw new UnreadableLedgerError(`${file} (${resolve(file)}) is not a file: --from takes the SQLite ledger file (serve's --db)`);
+  if (!existsSync(file))
+    throw new UnreadableLedgerError(`no SQLite ledger at ${file} (${resolve(file)}): check --from; nothing was copied`);
+  if (!statSync(file).isFile())
+    throw new UnreadableLedgerError(`${file} (${resolve(file)}) is not a file: --from takes the SQLite ledger file (serve's --db)`);
   let db: Db | undefined;
   try {
     // Not openDb read-write: that would apply this build's schema migrations to the source.
-    db = options.lock && writable(file) ? new Database(file, { fileMustExist: true, timeout: WRITER_WAIT_MS }) : openDb(file, { readonly: true });
+    db =
+      options.lock && writable(file)
+        ? new Database(file, { fileMustExist: true, timeout: WRITER_WAIT_MS })
+        : openDb(file, { readonly: true });
     const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
     const version = hasTable ? Number(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get() ?? 0) : 0;
     const known = loadMigrations().at(-1)?.version ?? 0;
     if (version > known) {
-      throw new UnreadableLedgerError(`${file} has schema version ${version}, newer than this build of sui-receipts knows (${known}): migrate with the version that wrote it`);
+      throw new UnreadableLedgerError(
+        `${file} has schema version ${version}, newer than this build of sui-receipts knows (${known}): migrate with the version that wrote it`,
+      );
     }
     if (version < MIN_COPY_VERSION) {
       throw new UnreadableLedgerError(
-        version === 0 ? `${file} is not a sui-receipts ledger (it has no schema_migrations table): check --from`
+        version === 0
+          ? `${file} is not a sui-receipts ledger (it has no schema_migrations table): check --from`
           : `${file} has the old schema version ${version}: open it once with this build to upgrade it (\`receipts keys list --db ${file}\`), then migrate`,
       );
     }
@@ -161,12 +173,18 @@ function lockForCopy(db: Db, file: string): void {
 function copySource(db: Db, file: string): SqliteCopySource {
   const integer = (v: unknown, what: string): number => {
     const n = typeof v === 'bigint' ? Number(v) : v;
-    if (typeof n !== 'number' || !Number.isSafeInteger(n)) throw new UnreadableLedgerError(`${what}: ${String(v)} is not an integer in 0 … 2^53−1; nothing was copied`);
+    if (typeof n !== 'number' || !Number.isSafeInteger(n))
+      throw new UnreadableLedgerError(`${what}: ${String(v)} is not an integer in 0 … 2^53−1; nothing was copied`);
     return n;
   };
-  const count = (spec: TableSpec) => integer(db.prepare(`SELECT count(*) FROM ${spec.table}`).safeIntegers(true).pluck().get(), `${spec.table} count`);
-  const lastSealedSeq = integer(db.prepare('SELECT coalesce(max(last_seq), 0) FROM epochs').safeIntegers(true).pluck().get(), 'epochs.last_seq');
-  const hasClassifications = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'classifications'").get() !== undefined;
+  const count = (spec: TableSpec) =>
+    integer(db.prepare(`SELECT count(*) FROM ${spec.table}`).safeIntegers(true).pluck().get(), `${spec.table} count`);
+  const lastSealedSeq = integer(
+    db.prepare('SELECT coalesce(max(last_seq), 0) FROM epochs').safeIntegers(true).pluck().get(),
+    'epochs.last_seq',
+  );
+  const hasClassifications =
+    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'classifications'").get() !== undefined;
   const tables = hasClassifications ? TABLES : TABLES.filter((t) => t !== CLASSIFICATIONS);
 
   /** A table read on demand, in key order (keyset pages, so each slice costs the same). */
@@ -176,7 +194,9 @@ function copySource(db: Db, file: string): SqliteCopySource {
     const length = count(spec);
     // safeIntegers: an integer beyond 2^53 is refused (rowProblem), never rounded.
     const first = db.prepare(`${select} ORDER BY ${order} LIMIT ?`).safeIntegers(true);
-    const after = db.prepare(`${select} WHERE (${order}) > (${spec.key.map(() => '?').join(', ')}) ORDER BY ${order} LIMIT ?`).safeIntegers(true);
+    const after = db
+      .prepare(`${select} WHERE (${order}) > (${spec.key.map(() => '?').join(', ')}) ORDER BY ${order} LIMIT ?`)
+      .safeIntegers(true);
     const offset = db.prepare(`${select} ORDER BY ${order} LIMIT ? OFFSET ?`).safeIntegers(true);
     let nextStart = 0;
     let lastKey: unknown[] | undefined;
@@ -185,9 +205,9 @@ function copySource(db: Db, file: string): SqliteCopySource {
       slice(start = 0, end = length): Row[] {
         const limit = Math.min(end, length) - start;
         if (limit <= 0) return [];
-        const read = (start === 0 ? first.all(limit)
-          : start === nextStart && lastKey ? after.all(...lastKey, limit)
-          : offset.all(limit, start)) as Row[];
+        const read = (
+          start === 0 ? first.all(limit) : start === nextStart && lastKey ? after.all(...lastKey, limit) : offset.all(limit, start)
+        ) as Row[];
         const last = read.at(-1);
         if (last) lastKey = spec.key.map((k) => last[k]);
         for (const r of read) {

@@ -68,7 +68,9 @@ const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(',
 
 /** Billable under p: listed billable, or (other = billable) not listed non-billable. */
 function billableCondition(p: ClassificationPeriod): string {
-  return p.other === 'billable' ? `(action NOT IN (${placeholders(p.non_billable.length)}))` : `(action IN (${placeholders(p.billable.length)}))`;
+  return p.other === 'billable'
+    ? `(action NOT IN (${placeholders(p.non_billable.length)}))`
+    : `(action IN (${placeholders(p.billable.length)}))`;
 }
 
 /** The bound values of classifiedUsageSql's CASE, in the order they appear. */
@@ -78,7 +80,10 @@ function classificationParams(history: readonly ClassificationPeriod[]): Array<s
 
 /** A statement's shape: the group, and per period (newest first) its kind and list length. */
 const shapeOf = (groupBy: GroupBy, history: readonly ClassificationPeriod[]) =>
-  `${groupBy}:${[...history].reverse().map((p) => (p.other === 'billable' ? `n${p.non_billable.length}` : `i${p.billable.length}`)).join(',')}`;
+  `${groupBy}:${[...history]
+    .reverse()
+    .map((p) => (p.other === 'billable' ? `n${p.non_billable.length}` : `i${p.billable.length}`))
+    .join(',')}`;
 
 const MAX_CACHED_STATEMENTS = 64;
 
@@ -86,8 +91,18 @@ function unitsOf(r: { u0: bigint; u1: bigint; u2: bigint }): bigint {
   return r.u0 + (r.u1 << SLICE_BITS) + (r.u2 << (2n * SLICE_BITS));
 }
 
-
-type Row = { t: bigint; k: string | bigint | null; n: bigint; u0: bigint | null; u1: bigint | null; u2: bigint | null; bn?: bigint | null; b0?: bigint | null; b1?: bigint | null; b2?: bigint | null };
+type Row = {
+  t: bigint;
+  k: string | bigint | null;
+  n: bigint;
+  u0: bigint | null;
+  u1: bigint | null;
+  u2: bigint | null;
+  bn?: bigint | null;
+  b0?: bigint | null;
+  b1?: bigint | null;
+  b2?: bigint | null;
+};
 
 const n0 = (v: bigint | null | undefined) => v ?? 0n;
 
@@ -127,12 +142,20 @@ export class SqliteUsageStore implements UsageStore {
       const cls = classificationParams(history);
       rows = stmt.all(...cls, ...range, ...page, ...cls, ...range) as Row[];
     }
-    return foldUsage(q, rows.map((r) => ({ totals: r.t === 1n, key: typeof r.k === 'bigint' ? Number(r.k) : r.k, sums: sumsOf(r) })));
+    return foldUsage(
+      q,
+      rows.map((r) => ({ totals: r.t === 1n, key: typeof r.k === 'bigint' ? Number(r.k) : r.k, sums: sumsOf(r) })),
+    );
   }
 }
 
 function sumsOf(r: Row): Sums {
   const u = unitsOf({ u0: n0(r.u0), u1: n0(r.u1), u2: n0(r.u2) });
   const bu = r.b0 === undefined ? u : unitsOf({ u0: n0(r.b0), u1: n0(r.b1), u2: n0(r.b2) });
-  return { events: Number(r.n), units: exactUnits(u), billable_events: Number(r.bn === undefined ? r.n : n0(r.bn)), billable_units: exactUnits(bu) };
+  return {
+    events: Number(r.n),
+    units: exactUnits(u),
+    billable_events: Number(r.bn === undefined ? r.n : n0(r.bn)),
+    billable_units: exactUnits(bu),
+  };
 }
