@@ -246,7 +246,8 @@ async function start(opts: ServeOptions, lock: ServeLock, wanted: ReturnType<typ
       db: describeLocation(opts.db),
       engine: ledger.engine,
       ...(newLedger && { created: 'a new, empty ledger (no file was at --db)' }),
-      synchronous: opts.synchronous,
+      // SQLite's durability setting; PostgreSQL's is the server's own (synchronous_commit).
+      ...(ledger.engine === 'sqlite' && { synchronous: opts.synchronous }),
       anchoring: anchoring
         ? { network: anchoring.chain.network, registry: anchoring.chain.registryId, sender: anchoring.chain.address }
         : 'off',

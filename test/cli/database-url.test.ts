@@ -121,6 +121,8 @@ describe.skipIf(!cluster)('the database URL and its password', () => {
     }
     expect(s.output()).not.toContain(PASSWORD);
     expect(s.output()).toMatch(/"engine":"postgres"/);
+    // --synchronous is SQLite's: the PostgreSQL start line does not claim it.
+    expect(s.output()).not.toMatch(/"synchronous"/);
   });
 
   it('warns, without the password, when one is given on the command line; not when it comes from the environment', () => {
