@@ -16,7 +16,7 @@ const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'
  * Whether a PostgreSQL client error means the connection is gone or the server is not accepting
  * work: SQLSTATE class 08 (connection exception), 57P01–57P03 (shutdown, crash, starting up),
  * 57P05 and 25P03 (our own session deadlines ended it), 53300 (too many connections), the
- * socket's own errors, and the messages node-postgres uses for a connection that died.
+ * socket's own errors (a Unix socket's missing file included), and the messages node-postgres uses for a connection that died.
  */
 export function isConnectionError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
@@ -24,6 +24,9 @@ export function isConnectionError(err: unknown): boolean {
   if (typeof code === 'string') {
     if (code.startsWith('08') || /^57P0[1235]$/.test(code) || code === '25P03' || code === '53300') return true;
     if (SOCKET_CODES.has(code)) return true;
+    // Over a Unix socket (host=/var/run/postgresql), a stopped server has no socket file: connect
+    // fails with ENOENT. Only a connect's: a missing file elsewhere is not the database being away.
+    if (code === 'ENOENT' && (err as { syscall?: unknown }).syscall === 'connect') return true;
   }
   return /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection unexpectedly|Cannot use a pool after calling end)/i.test(
     err.message,
