@@ -30,6 +30,9 @@ export {
 } from './event/classification.ts';
 export {
   createUsageClient,
+  UsageClientError,
+  USAGE_CLIENT_ERROR_CODES,
+  type UsageClientErrorCode,
   type UsageClient,
   type UsageClientOptions,
   type UsageClientStats,

@@ -1,6 +1,7 @@
 // What close() does: deliver what is queued within a deadline, then stop. What is not delivered
 // by then stays in the spool for the next client on it, or without one is dropped, counted and
 // reported: never lost silently.
+import { UsageClientError } from './errors.ts';
 import type { QueuedEvent } from './options.ts';
 import type { SpoolKeeper } from './spooling.ts';
 
@@ -23,7 +24,7 @@ export function undelivered(
   left: QueuedEvent[],
   keeper: SpoolKeeper | undefined,
   ms: number,
-  report: (error: Error) => void,
+  report: (error: UsageClientError) => void,
 ): QueuedEvent[] {
   if (left.length === 0) return [];
   let lost = left;
@@ -32,10 +33,15 @@ export function undelivered(
     lost = keeper.notKept(left);
     const kept = left.length - lost.length;
     if (kept > 0)
-      report(new Error(`close: ${kept} events not delivered within ${ms} ms; they stay in the spool and the next client on it sends them`));
+      report(
+        new UsageClientError(
+          'close_timeout',
+          `close: ${kept} events not delivered within ${ms} ms; they stay in the spool and the next client on it sends them`,
+        ),
+      );
     if (lost.length === 0) return [];
   }
   const why = keeper ? 'the spool could not write them' : 'no spool; give the client a spool to keep them';
-  report(new Error(`close: ${lost.length} events not delivered within ${ms} ms and dropped (${why})`));
+  report(new UsageClientError('close_dropped', `close: ${lost.length} events not delivered within ${ms} ms and dropped (${why})`));
   return lost;
 }

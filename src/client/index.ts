@@ -8,6 +8,7 @@ import type { FieldError } from '../event/validate.ts';
 import type { Receipt } from '../receipt/format.ts';
 import { CheckedEvent } from './checked.ts';
 import { pastDeadline, undelivered } from './close.ts';
+import { asClientError, UsageClientError } from './errors.ts';
 import { nodeVersionProblem } from './node-version.ts';
 import {
   MAX_TIMER_MS,
@@ -27,6 +28,7 @@ import { createHttpSink, resolveSink, type Sink, type SinkResult } from './sinks
 import { SpoolKeeper } from './spooling.ts';
 
 export { verifyReceipt } from '../verify/index.ts';
+export { USAGE_CLIENT_ERROR_CODES, UsageClientError, type UsageClientErrorCode } from './errors.ts';
 export { createHttpSink, createMemorySink, registerSink, registeredSinks, retryAfterMs } from './sinks/index.ts';
 export type { HttpSinkOptions, MemorySink, Sink, SinkAnswer, SinkFactory, SinkResult } from './sinks/index.ts';
 export type {
@@ -44,7 +46,7 @@ export { newRequestId, usableRequestId } from './request-id.ts';
 export function createUsageClient(options: UsageClientOptions): UsageClient {
   // Fail at construction, in words, rather than later in a spool's segmentation fault.
   const problem = nodeVersionProblem('the sui-receipts client');
-  if (problem) throw new Error(problem);
+  if (problem) throw new UsageClientError('unsupported_runtime', problem);
   return new Client(options);
 }
 
@@ -74,7 +76,11 @@ class Client implements UsageClient, Delivery {
       this.sink = createHttpSink({ url: options.url!, apiKey: options.apiKey!, fetch: options.fetch, timeoutMs: this.o.timeoutMs });
     else if (typeof options.sink === 'string') this.sink = resolveSink(options.sink, options);
     else if (typeof options.sink?.send === 'function') this.sink = options.sink;
-    else throw new Error('createUsageClient: sink must be a Sink ({ name, send(events, signal) }) or a registered name such as "memory"');
+    else
+      throw new UsageClientError(
+        'bad_option',
+        'createUsageClient: sink must be a Sink ({ name, send(events, signal) }) or a registered name such as "memory"',
+      );
     this.keeper = options.spool ? new SpoolKeeper(options.spool, this.o.maxQueue, (e) => this.report(e)) : undefined;
     let left: QueuedEvent[] = [];
     try {
@@ -82,14 +88,21 @@ class Client implements UsageClient, Delivery {
         options.spool?.load((q) => {
           this.counters.quarantined += q.rows;
           this.report(
-            new Error(`the spool held ${q.rows} unreadable rows; they were set aside, not sent, in ${q.where} (${q.reasons.join('; ')})`),
+            new UsageClientError(
+              'spool_rows_set_aside',
+              `the spool held ${q.rows} unreadable rows; they were set aside, not sent, in ${q.where} (${q.reasons.join('; ')})`,
+            ),
           );
         }) ?? [];
     } catch (err) {
       // Never a reason for the app not to start: the rows stay where they are for an operator,
       // and new events are recorded (and spooled, if the spool can write).
       this.report(
-        new Error(`the usage client could not read the spool (${describe(err)}); events left in it from an earlier run are not sent`),
+        new UsageClientError(
+          'spool_unreadable',
+          `the usage client could not read the spool (${describe(err)}); events left in it from an earlier run are not sent`,
+          { cause: err },
+        ),
       );
     }
     if (left.length > 0) {
@@ -132,7 +145,7 @@ class Client implements UsageClient, Delivery {
     } catch (err) {
       // Never into the caller's request path: a bad event object (a getter that throws, a
       // failing spool) is reported, not thrown.
-      this.report(err as Error);
+      this.report(asClientError('bad_event', err));
     }
   }
 
@@ -187,7 +200,13 @@ class Client implements UsageClient, Delivery {
         // tried again later, never at once (an immediate retry of a failing pump is a loop of
         // promises that starves the app).
         failed = true;
-        this.report(new Error(`the usage client could not send (${describe(err)}); trying again in ${this.o.retry.baseMs} ms`));
+        this.report(
+          new UsageClientError(
+            'send_failed',
+            `the usage client could not send (${describe(err)}); trying again in ${this.o.retry.baseMs} ms`,
+            { cause: err },
+          ),
+        );
       })
       .finally(() => {
         this.sending = undefined;
@@ -227,7 +246,8 @@ class Client implements UsageClient, Delivery {
 
   retrying(error: Error): void {
     this.counters.retried++;
-    this.report(error);
+    // A sink's own Error (a third-party sink's answer) gets the code too, its message kept.
+    this.report(asClientError('send_failed', error));
   }
 
   /** Events with their answer: out of the spool, and (part of a halved batch) marked answered. */
@@ -273,7 +293,8 @@ class Client implements UsageClient, Delivery {
     const given = typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= MAX_TIMER_MS;
     if (timeoutMs !== undefined && !given)
       this.report(
-        new Error(
+        new UsageClientError(
+          'bad_option',
           `close: timeoutMs must be a number of ms from 0 to ${MAX_TIMER_MS} (got ${timeoutMs}); using closeTimeoutMs, ${this.o.closeTimeoutMs}`,
         ),
       );
@@ -283,12 +304,12 @@ class Client implements UsageClient, Delivery {
       this.keeper?.close();
       await this.sink.close?.();
     } catch (err) {
-      this.report(err as Error);
+      this.report(asClientError('close_failed', err));
     }
   }
 
   /** To onError, which must not throw into the client. */
-  private report(error: Error): void {
+  private report(error: UsageClientError): void {
     try {
       this.o.onError?.(error);
     } catch {}
@@ -302,7 +323,7 @@ class Client implements UsageClient, Delivery {
     if (this.isStopped) return;
     this.isStopped = true;
     const current = this.current;
-    current?.abort?.abort(new Error('the client is closing'));
+    current?.abort?.abort(new UsageClientError('closing', 'the client is closing'));
     current?.wake?.();
     const left = [...(current?.batch.filter((e) => !current.answered.has(e)) ?? []), ...this.queue.drain()];
     this.inFlightCount = 0;
@@ -324,7 +345,8 @@ class Client implements UsageClient, Delivery {
 
   async receipt(id: number): Promise<Receipt> {
     if (!this.sink.receipt)
-      throw new Error(
+      throw new UsageClientError(
+        'no_receipts',
         `receipt ${id}: the ${this.sink.name} sink has no receipts; they come from the service (use the HTTP sink, or GET /v1/events/${id}/receipt)`,
       );
     return this.sink.receipt(id);

@@ -3,6 +3,7 @@
 import { MAX_EVENTS_PER_REQUEST } from '../event/limits.ts';
 import type { FieldError } from '../event/validate.ts';
 import type { Receipt } from '../receipt/format.ts';
+import { UsageClientError } from './errors.ts';
 import type { Sink } from './sinks/index.ts';
 
 /** An event as a service records it; request_id is assigned when left out. */
@@ -83,9 +84,9 @@ export interface UsageClientOptions {
   /**
    * Transient problems (network, 5xx, 429, 401), for logging; the events are kept and retried.
    * Also a spool that cannot write (reported once, then once when it works again) and spooled
-   * rows that were set aside as unreadable.
+   * rows that were set aside as unreadable. Always a UsageClientError: switch on its `code`.
    */
-  onError?: (error: Error) => void;
+  onError?: (error: UsageClientError) => void;
   spool?: Spool;
   /** Edge runtimes: receives the promise of each scheduled flush (e.g. ctx.waitUntil). */
   waitUntil?: (promise: Promise<unknown>) => void;
@@ -147,12 +148,13 @@ export const DEFAULTS = {
  * NaN, and the client then spun on empty batches and starved the app's event loop.
  */
 export function settings(options: UsageClientOptions): Settings {
-  if (!options || typeof options !== 'object') throw new Error('createUsageClient: options are required ({ url, apiKey } or { sink })');
+  if (!options || typeof options !== 'object')
+    throw new UsageClientError('bad_option', 'createUsageClient: options are required ({ url, apiKey } or { sink })');
   const o: Record<string, unknown> = { ...DEFAULTS };
   for (const [k, v] of Object.entries(options)) if (v !== undefined) o[k] = v;
   const number = (name: string, v: unknown, min: number, rule: string, max = Number.POSITIVE_INFINITY) => {
     if (typeof v !== 'number' || Number.isNaN(v) || v < min || v > max)
-      throw new Error(`createUsageClient: ${name} must be ${rule} (got ${typeof v === 'number' ? v : typeof v})`);
+      throw new UsageClientError('bad_option', `createUsageClient: ${name} must be ${rule} (got ${typeof v === 'number' ? v : typeof v})`);
   };
   number('batchSize', o.batchSize, 1, 'a number of events, at least 1 (at most 1,000 are used)');
   o.batchSize = Math.min(MAX_BATCH, Math.floor(o.batchSize as number));
@@ -163,9 +165,12 @@ export function settings(options: UsageClientOptions): Settings {
   ms('timeoutMs', o.timeoutMs, 1);
   ms('closeTimeoutMs', o.closeTimeoutMs, 0);
   if (o.overflow !== 'drop-oldest' && o.overflow !== 'block')
-    throw new Error(`createUsageClient: overflow must be 'drop-oldest' or 'block' (got ${JSON.stringify(o.overflow)})`);
+    throw new UsageClientError(
+      'bad_option',
+      `createUsageClient: overflow must be 'drop-oldest' or 'block' (got ${JSON.stringify(o.overflow)})`,
+    );
   const retry = o.retry as { baseMs?: unknown; maxMs?: unknown } | null;
-  if (!retry || typeof retry !== 'object') throw new Error('createUsageClient: retry must be { baseMs, maxMs }');
+  if (!retry || typeof retry !== 'object') throw new UsageClientError('bad_option', 'createUsageClient: retry must be { baseMs, maxMs }');
   ms('retry.baseMs', retry.baseMs ?? DEFAULTS.retry.baseMs, 0);
   ms('retry.maxMs', retry.maxMs ?? DEFAULTS.retry.maxMs, 0);
   o.retry = { baseMs: retry.baseMs ?? DEFAULTS.retry.baseMs, maxMs: retry.maxMs ?? DEFAULTS.retry.maxMs };

@@ -2,6 +2,7 @@
 // retried retried with backoff (or after the sink's Retry-After), a batch too large halved.
 import type { FieldError } from '../event/validate.ts';
 import { backoffDelay } from '../retry/backoff.ts';
+import { UsageClientError } from './errors.ts';
 import type { QueuedEvent, Settings } from './options.ts';
 import { describe } from './queue.ts';
 import type { Sink, SinkAnswer, SinkResult } from './sinks/index.ts';
@@ -48,7 +49,7 @@ export async function sendBatch(d: Delivery, batch: QueuedEvent[]): Promise<void
     try {
       answer = await d.sink.send(batch, timeout.signal);
     } catch (err) {
-      answer = { kind: 'retry', error: new Error(`sink ${d.sink.name}: ${describe(err)}`) };
+      answer = { kind: 'retry', error: new UsageClientError('send_failed', `sink ${d.sink.name}: ${describe(err)}`, { cause: err }) };
     } finally {
       clearTimeout(timer);
     }
@@ -67,7 +68,10 @@ export async function sendBatch(d: Delivery, batch: QueuedEvent[]): Promise<void
         answer.kind === 'refused' ? answer.errors : [{ path: '', rule: 'too_large', message: 'the event alone is too large for the sink' }],
       );
     }
-    const retry = answer?.kind === 'retry' ? answer : { error: new Error(`sink ${d.sink.name} gave no answer`), retryAfterMs: null };
+    const retry =
+      answer?.kind === 'retry'
+        ? answer
+        : { error: new UsageClientError('send_failed', `sink ${d.sink.name} gave no answer`), retryAfterMs: null };
     d.retrying(retry.error);
     await wait(d, retry.retryAfterMs ?? backoffDelay(attempt + 1, d.o.retry)); // attempt counts from 0 here
   }

@@ -5,6 +5,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
+import { UsageClientError } from './errors.ts';
 import type { QueuedEvent, Spool, SpoolQuarantine } from './index.ts';
 import { nodeVersionProblem } from './node-version.ts';
 
@@ -14,7 +15,7 @@ const REASONS_SHOWN = 3;
 export function createSqliteSpool(file: string): Spool {
   // Before the native binding is loaded: on Node < 22 it dies with a bare segmentation fault.
   const problem = nodeVersionProblem('the SQLite spool of sui-receipts');
-  if (problem) throw new Error(problem);
+  if (problem) throw new UsageClientError('unsupported_runtime', problem);
   const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
   mkdirSync(dirname(file), { recursive: true });
   const db = new Database(file);

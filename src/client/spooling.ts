@@ -3,6 +3,7 @@
 // (bounded by maxQueue like every queued event) and sent from there; the failure is reported
 // once, and the spool tried again at most every SPOOL_RETRY_MS, when what memory holds meanwhile
 // is written to it first.
+import { UsageClientError } from './errors.ts';
 import type { QueuedEvent, Spool } from './options.ts';
 import { describe } from './queue.ts';
 
@@ -19,9 +20,9 @@ export class SpoolKeeper {
 
   private readonly spool: Spool;
   private readonly maxQueue: number;
-  private readonly report: (error: Error) => void;
+  private readonly report: (error: UsageClientError) => void;
 
-  constructor(spool: Spool, maxQueue: number, report: (error: Error) => void) {
+  constructor(spool: Spool, maxQueue: number, report: (error: UsageClientError) => void) {
     this.spool = spool;
     this.maxQueue = maxQueue;
     this.report = report;
@@ -35,14 +36,16 @@ export class SpoolKeeper {
       } catch (err) {
         if (!serializable(e)) return; // the event's fault, not the disk's: rejected when taken for a send
         this.memoryOnly.set(e.request_id, e);
-        this.failed(`could not write (${describe(err)})`);
+        this.failed(`could not write (${describe(err)})`, err);
         return;
       }
     }
     this.memoryOnly.set(e.request_id, e);
     if (Date.now() >= this.retryAt && this.writeHeld()) {
       this.retryAt = 0;
-      this.report(new Error('the spool works again: events are spooled again, those held in memory meanwhile included'));
+      this.report(
+        new UsageClientError('spool_recovered', 'the spool works again: events are spooled again, those held in memory meanwhile included'),
+      );
     }
   }
 
@@ -61,8 +64,10 @@ export class SpoolKeeper {
       // Once until a remove works again (a full disk fails every batch's).
       if (!this.removeFailing)
         this.report(
-          new Error(
+          new UsageClientError(
+            'spool_remove_failed',
             `the spool could not remove ${ids.length} answered events (${describe(err)}); the next client on it sends them again, as duplicates`,
+            { cause: err },
           ),
         );
       this.removeFailing = true;
@@ -99,13 +104,15 @@ export class SpoolKeeper {
   }
 
   /** Reported on the first failure only: a full disk under load is thousands of them. */
-  private failed(what: string): void {
+  private failed(what: string, cause: unknown): void {
     const first = this.retryAt === 0;
     this.retryAt = Date.now() + SPOOL_RETRY_MS;
     if (first) {
       this.report(
-        new Error(
+        new UsageClientError(
+          'spool_write_failed',
           `the spool ${what}; events are kept in memory (at most maxQueue, ${this.maxQueue}; beyond it onDropped) and sent from there, but do not survive a crash until the spool works again (tried every ${SPOOL_RETRY_MS} ms)`,
+          { cause },
         ),
       );
     }

@@ -3,6 +3,7 @@
 // imports a Node-only module (the JSON-lines file sink is in ./jsonl.ts, Node only).
 import { type FieldError, type NormalizedEvent, validateEvent } from '../../event/validate.ts';
 import type { Receipt } from '../../receipt/format.ts';
+import { UsageClientError } from '../errors.ts';
 import type { QueuedEvent, UsageClientOptions } from '../index.ts';
 
 /** The answer for one event of a delivered batch, as the service gives it. */
@@ -49,8 +50,10 @@ const SINK_NAME = /^[a-z][a-z0-9-]{0,31}$/;
  * `createUsageClient({ sink: process.env.USAGE_SINK })` with `USAGE_SINK=kafka:usage-events`.
  */
 export function registerSink(name: string, factory: SinkFactory): void {
-  if (!SINK_NAME.test(name)) throw new Error(`registerSink: name "${name}" must match ${SINK_NAME} (e.g. "kafka")`);
-  if (typeof factory !== 'function') throw new Error(`registerSink("${name}"): factory must be a function (target, options) => Sink`);
+  if (!SINK_NAME.test(name))
+    throw new UsageClientError('bad_option', `registerSink: name "${name}" must match ${SINK_NAME} (e.g. "kafka")`);
+  if (typeof factory !== 'function')
+    throw new UsageClientError('bad_option', `registerSink("${name}"): factory must be a function (target, options) => Sink`);
   factories.set(name, factory);
 }
 
@@ -69,7 +72,7 @@ export function resolveSink(spec: string, options: UsageClientOptions): Sink {
       name === 'jsonl'
         ? "; import 'sui-receipts/sinks' (Node only) to register it"
         : '; register it first with registerSink(name, factory)';
-    throw new Error(`unknown sink "${name}" (registered: ${registeredSinks().join(', ')})${hint}`);
+    throw new UsageClientError('unknown_sink', `unknown sink "${name}" (registered: ${registeredSinks().join(', ')})${hint}`);
   }
   return factory(target, options);
 }
@@ -86,9 +89,9 @@ export interface HttpSinkOptions {
 
 export function createHttpSink(options: HttpSinkOptions): Sink {
   if (typeof options.url !== 'string' || !/^https?:\/\//.test(options.url))
-    throw new Error('the HTTP sink needs url: the service, e.g. http://127.0.0.1:8080');
+    throw new UsageClientError('bad_option', 'the HTTP sink needs url: the service, e.g. http://127.0.0.1:8080');
   if (typeof options.apiKey !== 'string' || options.apiKey === '')
-    throw new Error('the HTTP sink needs apiKey: a key made with `receipts keys create`');
+    throw new UsageClientError('bad_option', 'the HTTP sink needs apiKey: a key made with `receipts keys create`');
   const endpoint = options.url.replace(/\/+$/, '');
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   const auth = `Bearer ${options.apiKey}`;
@@ -104,7 +107,10 @@ export function createHttpSink(options: HttpSinkOptions): Sink {
           signal,
         });
       } catch (err) {
-        return { kind: 'retry', error: new Error(`cannot reach ${endpoint}: ${(err as Error).message}`) };
+        return {
+          kind: 'retry',
+          error: new UsageClientError('send_failed', `cannot reach ${endpoint}: ${(err as Error).message}`, { cause: err }),
+        };
       }
       if (res.status === 200) {
         const body = (await res.json()) as { results: SinkResult[] };
@@ -119,7 +125,7 @@ export function createHttpSink(options: HttpSinkOptions): Sink {
         return {
           kind: 'retry',
           retryAfterMs: retryAfterMs(res.headers.get('retry-after')),
-          error: new Error(`${endpoint} answered ${res.status}: ${text.slice(0, 200)}`),
+          error: new UsageClientError('send_failed', `${endpoint} answered ${res.status}: ${text.slice(0, 200)}`),
         };
       }
       // Any other 4xx refuses the request as a whole.
@@ -132,12 +138,25 @@ export function createHttpSink(options: HttpSinkOptions): Sink {
       };
     },
     async receipt(id) {
-      const res = await doFetch(`${endpoint}/v1/events/${id}/receipt`, {
-        headers: { authorization: auth },
-        signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
-      });
-      if (!res.ok) throw new Error(`receipt ${id}: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
-      return (await res.json()) as Receipt;
+      let res: Response;
+      try {
+        res = await doFetch(`${endpoint}/v1/events/${id}/receipt`, {
+          headers: { authorization: auth },
+          signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+        });
+      } catch (err) {
+        throw new UsageClientError('receipt_failed', `receipt ${id}: cannot reach ${endpoint}: ${(err as Error)?.message}`, { cause: err });
+      }
+      if (!res.ok)
+        throw new UsageClientError(
+          'receipt_failed',
+          `receipt ${id}: HTTP ${res.status} ${(await res.text().catch(() => '')).slice(0, 200)}`,
+        );
+      try {
+        return (await res.json()) as Receipt;
+      } catch (err) {
+        throw new UsageClientError('receipt_failed', `receipt ${id}: the answer is not JSON (${(err as Error)?.message})`, { cause: err });
+      }
     },
   };
 }
@@ -213,7 +232,10 @@ export function createMemorySink(): MemorySink {
     until(n, timeoutMs = 10_000) {
       if (sink.events.length >= n) return Promise.resolve();
       return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`memory sink: ${sink.events.length} of ${n} events after ${timeoutMs} ms`)), timeoutMs);
+        const t = setTimeout(
+          () => reject(new UsageClientError('timeout', `memory sink: ${sink.events.length} of ${n} events after ${timeoutMs} ms`)),
+          timeoutMs,
+        );
         waiters.push({ n, resolve: () => (clearTimeout(t), resolve()) });
       });
     },

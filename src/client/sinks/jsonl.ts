@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { UsageClientError } from '../errors.ts';
 import type { QueuedEvent } from '../index.ts';
 import { registerSink, type Sink } from './index.ts';
 
@@ -16,7 +17,8 @@ export interface JsonlSinkOptions {
 }
 
 export function createJsonlSink(file: string, options: JsonlSinkOptions = {}): Sink {
-  if (typeof file !== 'string' || file === '') throw new Error('the jsonl sink needs a file path, e.g. jsonl:./data/usage.jsonl');
+  if (typeof file !== 'string' || file === '')
+    throw new UsageClientError('bad_option', 'the jsonl sink needs a file path, e.g. jsonl:./data/usage.jsonl');
   let handle: Promise<FileHandle> | undefined;
   const openOnce = () =>
     (handle ??= (async () => {
@@ -152,7 +154,7 @@ export async function readJsonl(file: string): Promise<JsonlContents> {
 }
 
 registerSink('jsonl', (target, o) => {
-  if (!target) throw new Error('the jsonl sink needs a file: sink: "jsonl:./data/usage.jsonl"');
+  if (!target) throw new UsageClientError('bad_option', 'the jsonl sink needs a file: sink: "jsonl:./data/usage.jsonl"');
   void o;
   return createJsonlSink(target);
 });
