@@ -22,15 +22,30 @@ import type { PgLeadership } from './leadership.ts';
 /** Chunks per INSERT statement (≈ 4 MB of hex text). */
 const CHUNKS_PER_STATEMENT = 1024;
 
+/**
+ * The share of a lease one epoch's tree build may take. The build is synchronous: while it runs
+ * the lock connection sends no heartbeat (every lease / 3) and PostgreSQL ends the leader's
+ * session after a lease, so a build longer than that costs the term every time, on every leader
+ * in turn, and nothing is ever sealed. Runs are cut to what this process hashed in this long on
+ * its last seal (more, smaller epochs; never more events than asked).
+ */
+const BUILD_SHARE_OF_LEASE = 1 / 4;
+/** Fewest events a run is cut to, whatever the measured speed (one slow build must not starve sealing). */
+const MIN_RUN = 100;
+
 /** A run, and the ids of exactly the events read (numbered by the write, or nothing is stored). */
 type PgRun = Run & { ids: number[] };
 
 export class PgEpochStore implements EpochStore {
   private readonly pool: pg.Pool;
   private readonly io: SealIO<PgRun>;
+  private readonly leadership: PgLeadership;
+  /** Build time per event on this process's last seal, ms (0 until measured). */
+  private buildMsPerEvent = 0;
 
   constructor(pool: pg.Pool, leadership: PgLeadership) {
     this.pool = pool;
+    this.leadership = leadership;
     this.io = sealIO(pool, leadership);
   }
 
@@ -85,7 +100,21 @@ export class PgEpochStore implements EpochStore {
   }
 
   sealNext(request: SealRequest): Promise<EpochRecord | null> {
-    return sealWith(this.io, request);
+    const budget = this.leadership.leaseMs() * BUILD_SHARE_OF_LEASE;
+    const maxEvents =
+      this.buildMsPerEvent > 0
+        ? Math.min(request.maxEvents, Math.max(MIN_RUN, Math.floor(budget / this.buildMsPerEvent)))
+        : request.maxEvents;
+    return sealWith(this.io, {
+      ...request,
+      maxEvents,
+      build: (leaves) => {
+        const started = performance.now();
+        const tree = request.build(leaves);
+        this.buildMsPerEvent = (performance.now() - started) / Math.max(1, leaves.length / HASH_SIZE);
+        return tree;
+      },
+    });
   }
 }
 

@@ -56,7 +56,8 @@ export class PgLeadership implements Leadership {
     this.o = options;
   }
 
-  private leaseMs(): number {
+  /** The lease, ms: how long this instance may go silent before the server ends its session. */
+  leaseMs(): number {
     return Math.max(500, this.o.leaseMs);
   }
 
