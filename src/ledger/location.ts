@@ -69,6 +69,25 @@ export function urlHasPassword(value: string): boolean {
  * shows it. Linear: each `://` is found with indexOf, its scheme read backwards and its end
  * (whitespace or a quote) forwards, each character looked at a bounded number of times.
  */
+/** A password in the user-info, or any query parameter whose name looks secret. */
+function mayHoldCredentials(url: string): boolean {
+  if (urlHasPassword(url)) return true;
+  const q = url.indexOf('?');
+  if (q === -1) return false;
+  return url
+    .slice(q + 1)
+    .split(/[&#]/)
+    .some((pair) => SECRET_PARAMETER.test(safeDecode(pair.split('=', 1)[0]!)));
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
 export function redactUrlsIn(text: string): string {
   let out = '';
   let copied = 0;
@@ -83,8 +102,12 @@ export function redactUrlsIn(text: string): string {
     while (limit > sep + 3 && next !== -1 && next - limit < 32 && /[a-z0-9+.-]/i.test(text[limit - 1]!)) limit--;
     let end = sep + 3;
     while (end < limit && !/[\s"'<>`]/.test(text[end]!)) end++;
+    // Punctuation that closes the sentence around it is not part of the URL ("… http://host:1: failed").
+    while (end > sep + 3 && /[.,;:!?)\]}]/.test(text[end - 1]!)) end--;
     if (start < sep) {
-      out += text.slice(copied, start) + describeLocation(text.slice(start, end));
+      // A URL with nothing to hide is left exactly as written (describeLocation would normalise it).
+      const found = text.slice(start, end);
+      out += text.slice(copied, start) + (mayHoldCredentials(found) ? describeLocation(found) : found);
       copied = end;
     }
     sep = next;

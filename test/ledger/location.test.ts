@@ -79,3 +79,13 @@ describe('redactUrlsIn', () => {
     }
   });
 });
+
+describe('redactUrlsIn leaves what it need not hide exactly as written', () => {
+  it('a URL without credentials, and the punctuation of the sentence around one', () => {
+    expect(redactUrlsIn('cannot read registry 0x2 through http://127.0.0.1:1: fetch failed; check --rpc')).toBe(
+      'cannot read registry 0x2 through http://127.0.0.1:1: fetch failed; check --rpc',
+    );
+    expect(redactUrlsIn('see (postgres://app:pw@db/l).')).toBe('see (postgres://app:***@db/l).');
+    expect(redactUrlsIn('at postgres://app@db/l?sslpassword=pw, then')).toBe('at postgres://app@db/l?sslpassword=***, then');
+  });
+});
