@@ -6,6 +6,7 @@ import { fsck, UnreadableLedgerError, type FsckProgress, type FsckReport } from 
 import { openReader } from '../ledger/index.ts';
 import { dbOption, describeFailure } from './options.ts';
 import { CliError } from './errors.ts';
+import { plural, progressLines } from './progress.ts';
 
 /** Exit codes of `receipts fsck` and `receipts backup` (also in --help and the docs). */
 export const FSCK_EXIT = { ok: 0, disagreement: 1, usage: 2 } as const;
@@ -48,20 +49,7 @@ export async function checkLedger(location: string, label = 'checking'): Promise
 
 /** Progress on stderr: a line every 5 s at most, and one when each part is done. */
 export function progressLine(label: string): (p: FsckProgress) => void {
-  let last = performance.now();
-  const finished = new Set<string>();
-  return (p) => {
-    const key = `${label} ${p.what}`;
-    const done = p.done >= p.total;
-    if (done ? finished.has(key) : performance.now() - last < 5000) return;
-    if (done) finished.add(key);
-    last = performance.now();
-    process.stderr.write(`${key}: ${p.done.toLocaleString('en-US')} / ${p.total.toLocaleString('en-US')}\n`);
-  };
-}
-
-function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+  return progressLines((p: FsckProgress) => `${label} ${p.what}`);
 }
 
 export function describeReport(r: FsckReport): string {

@@ -6,6 +6,7 @@ import { isPostgresUrl } from '../ledger/index.ts';
 import { MigrateError, migrateToPostgres, type MigrateProgress, type MigrateSummary } from '../ledger/migrate.ts';
 import { CliError } from './errors.ts';
 import { acquireServeLock, type ServeLock } from './lock.ts';
+import { plural, progressLines } from './progress.ts';
 
 export function addMigrateCommand(program: Command): void {
   program
@@ -66,27 +67,15 @@ function holdSource(file: string): ServeLock | undefined {
 
 /** Progress on stderr: a line every 5 s at most, and one when each part is done. */
 function progressLine(): (p: MigrateProgress) => void {
-  let last = performance.now();
-  const finished = new Set<string>();
-  return (p) => {
-    const key =
-      p.step === 'copy'
-        ? `copying ${p.what}`
-        : p.step === 'check-source'
-          ? `checking source ${p.what}`
-          : p.what === 'epochs'
-            ? 'checking copied epochs'
-            : `comparing copied ${p.what}`;
-    const done = p.done >= p.total;
-    if (done ? finished.has(key) : performance.now() - last < 5000) return;
-    if (done) finished.add(key);
-    last = performance.now();
-    process.stderr.write(`${key}: ${p.done.toLocaleString('en-US')} / ${p.total.toLocaleString('en-US')}\n`);
-  };
-}
-
-function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+  return progressLines((p: MigrateProgress) =>
+    p.step === 'copy'
+      ? `copying ${p.what}`
+      : p.step === 'check-source'
+        ? `checking source ${p.what}`
+        : p.what === 'epochs'
+          ? 'checking copied epochs'
+          : `comparing copied ${p.what}`,
+  );
 }
 
 function describe(s: MigrateSummary): string {

@@ -1,7 +1,7 @@
 // An event row as both engines read it back, and the one rule for a repeated request id: a
 // duplicate (answered with the stored event) or a conflict (naming the fields that differ).
 import type { NormalizedEvent } from '../event/validate.ts';
-import type { EventRecord, WriteResult } from './types.ts';
+import type { EventRecord, EventToWrite, WriteResult } from './types.ts';
 
 /** The columns of an EventRecord, as each engine selects them (SQLite: `seq AS id`). */
 export interface EventRow {
@@ -71,3 +71,28 @@ export function repeatOf(id: number, stored: StoredForComparison & { leaf_hash: 
 
 /** What both engines store for a new event's artifact digest: the 32 bytes, or null for none. */
 export const digestBytes = (e: NormalizedEvent): Buffer | null => (e.artifact_digest === '' ? null : Buffer.from(e.artifact_digest, 'hex'));
+
+/**
+ * A new event's stored values, in the column order of both engines' INSERT: namespace,
+ * request_id, owner, key_id, caller, action, units, artifact_digest, ts, ts_explicit, received_at,
+ * source, metadata, leaf_hash. `flag` stores ts_explicit (SQLite binds no booleans: 1/0).
+ */
+export function storedValues<F>(item: EventToWrite, hash: Buffer, flag: (explicit: boolean) => F) {
+  const e = item.event;
+  return [
+    e.namespace,
+    e.request_id,
+    item.owner,
+    item.keyId,
+    e.caller,
+    e.action,
+    e.units,
+    digestBytes(e),
+    e.ts_ms,
+    flag(e.ts_explicit),
+    e.received_at,
+    e.source,
+    e.metadata,
+    hash,
+  ] as const;
+}

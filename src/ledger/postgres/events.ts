@@ -8,7 +8,7 @@ import type pg from 'pg';
 import type { NormalizedEvent } from '../../event/validate.ts';
 import { leafHash } from '../../event/leaf.ts';
 import type { EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
-import { digestBytes, eventRecordOf, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
+import { eventRecordOf, storedValues, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
 import { LedgerUnavailableError } from '../errors.ts';
 import { GroupCommittedWrites, type CommitJob, type GroupCommitOptions } from '../group-commit.ts';
 
@@ -125,26 +125,9 @@ export class PgEventStore extends GroupCommittedWrites implements EventStore {
       const k = keyOf(item.event.namespace, item.event.request_id);
       const seen = first.get(k);
       if (seen) return seen.hash;
-      const e = item.event;
-      const hash = Buffer.from(leafHash(e));
+      const hash = Buffer.from(leafHash(item.event));
       first.set(k, { item, hash });
-      const row = [
-        e.namespace,
-        e.request_id,
-        item.owner,
-        item.keyId,
-        e.caller,
-        e.action,
-        e.units,
-        digestBytes(e),
-        e.ts_ms,
-        e.ts_explicit,
-        e.received_at,
-        e.source,
-        e.metadata,
-        hash,
-      ];
-      row.forEach((v, i) => cols[i]!.push(v));
+      storedValues(item, hash, (explicit) => explicit).forEach((v, i) => cols[i]!.push(v));
       return hash;
     });
 

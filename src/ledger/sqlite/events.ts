@@ -3,7 +3,7 @@
 // SQLite has one writer, so ids commit in order and the id is also the ledger position (seq).
 import { leafHash } from '../../event/leaf.ts';
 import type { EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
-import { digestBytes, eventRecordOf, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
+import { eventRecordOf, storedValues, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
 import { GroupCommittedWrites, type CommitJob, type GroupCommitOptions } from '../group-commit.ts';
 import type { Db } from './db.ts';
 
@@ -66,22 +66,7 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
       const e = item.event;
       const hash = Buffer.from(leafHash(e));
       // run() and lastInsertRowid, not RETURNING: RETURNING made the insert the costliest line of ingest.
-      const done = insert.run(
-        e.namespace,
-        e.request_id,
-        item.owner,
-        item.keyId,
-        e.caller,
-        e.action,
-        e.units,
-        digestBytes(e),
-        e.ts_ms,
-        e.ts_explicit ? 1 : 0,
-        e.received_at,
-        e.source,
-        e.metadata,
-        hash,
-      );
+      const done = insert.run(...storedValues(item, hash, (explicit) => (explicit ? 1 : 0)));
       if (done.changes === 1) return { status: 'created', id: Number(done.lastInsertRowid), leaf_hash: hash.toString('hex') };
       const stored = existing.get(e.namespace, e.request_id) as StoredRow;
       return repeatOf(stored.seq, stored, e);
