@@ -3,6 +3,7 @@
 // when the app closes: leadership, sealer (waits for a seal in progress), anchorer, then the API.
 // It sees the ledger only through its interface (src/ledger/types.ts).
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { verifierKeyOf, type SigningKey } from './checkpoint/index.ts';
 import { Anchorer } from './anchor/anchorer.ts';
 import { buildApi, type ApiOptions } from './api/server.ts';
 import { createMetrics } from './api/metrics.ts';
@@ -29,6 +30,11 @@ export interface ServiceOptions {
   web?: { dir: string };
   /** Timeouts and body budgets (defaults: REQUEST_LIMITS). */
   limits?: Partial<RequestLimits>;
+  /**
+   * The log key: each seal signs a checkpoint of the epoch log with it (its name is the origin),
+   * and the log routes serve them. Omitted: no checkpoints (GET /checkpoint answers log_off).
+   */
+  logKey?: SigningKey;
   /** Clock, for tests. */
   now?: () => number;
   /** Passed to the API as they are (ApiOptions): how responses are serialized, and a route observer. */
@@ -78,6 +84,7 @@ export function buildService(options: ServiceOptions): FastifyInstance {
     },
     ...(options.anchoring && { chain: options.anchoring.chain }),
     ...(options.web && { web: options.web }),
+    ...(options.logKey && { log: { origin: options.logKey.name, vkey: verifierKeyOf(options.logKey) } }),
     ...(options.limits && { limits: options.limits }),
     ...(options.serializerCompiler && { serializerCompiler: options.serializerCompiler }),
     ...(options.onRoute && { onRoute: options.onRoute }),
@@ -88,7 +95,7 @@ export function buildService(options: ServiceOptions): FastifyInstance {
 
   if (options.sealing) {
     // The ledger says where its seals run (SQLite: a worker thread; PostgreSQL: in-process).
-    sealer = sealerFor(ledger, { logger: app.log });
+    sealer = sealerFor(ledger, { logger: app.log, ...(options.logKey && { logKey: options.logKey }) });
     scheduler = new SealScheduler(ledger, {
       ...options.sealing,
       seal: sealer.seal,

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bytesToHex, leafHash } from '../src/event/leaf.ts';
 import { SqliteLedger } from '../src/ledger/index.ts';
-import { receipts, serve } from './cli/run.ts';
+import { logKeyFile, receipts, serve } from './cli/run.ts';
 import { tempDir } from './helpers.ts';
 import { pgTypes } from '../src/ledger/postgres/db.ts';
 import { findPostgresBin, freshDatabase, postgresRequired, startPostgres, type PostgresCluster } from './support/postgres.ts';
@@ -21,7 +21,9 @@ type Row = Record<string, unknown>;
  * engine-specific parts: where the ledger is, and how to read its rows after the crash.
  */
 async function killMidIngest(db: string, readRows: () => Promise<Row[]>, afterCrash: () => void = () => {}) {
-  const s = await serve(['--db', db]);
+  // PostgreSQL requires a log key (every instance the same one); SQLite makes its own.
+  const logKey = db.startsWith('postgres') ? ['--log-key', logKeyFile(t.dir)] : [];
+  const s = await serve(['--db', db, ...logKey]);
   const key = JSON.parse(receipts(['keys', 'create', '--db', db, '--owner', 'acme', '--namespace', 'acme/*', '--json']).stdout).key;
   const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
 
@@ -79,7 +81,7 @@ async function killMidIngest(db: string, readRows: () => Promise<Row[]>, afterCr
   }
 
   // After restart, resending an acknowledged event is a duplicate, not a second count.
-  const again = await serve(['--db', db]);
+  const again = await serve(['--db', db, ...logKey]);
   const first = [...acknowledged][0]!;
   const [c, b, e] = first.split('-');
   const i = Number(e!.slice(1));

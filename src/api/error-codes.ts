@@ -53,6 +53,22 @@ export const ERROR_CODES = {
     summary: 'The epoch is not anchored in the registry.',
     template: 'epoch {epoch} is not anchored in registry {registry}',
   },
+  log_off: {
+    status: 404,
+    summary: 'The service signs no epoch log (started without a log key).',
+    template: 'this service signs no epoch log (no --log-key)',
+  },
+  no_checkpoint: {
+    status: 404,
+    summary: 'No checkpoint of the epoch log is signed yet: one is signed with the next sealed epoch.',
+    template: 'no checkpoint of the epoch log is signed yet; one is signed with the next sealed epoch',
+  },
+  not_in_log: {
+    status: 404,
+    summary:
+      "The event's epoch is not in the signed epoch log yet (pending, or sealed after the latest checkpoint); retry after the next seal.",
+    template: 'event {id} is not in the signed epoch log yet: {why}; retry after the next seal',
+  },
   payload_too_large: {
     status: 413,
     summary: 'The body is larger than 1 MiB.',

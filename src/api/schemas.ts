@@ -182,6 +182,52 @@ export const EpochSchema = z
   })
   .meta({ id: 'Epoch' });
 
+// ---- The epoch log ----
+
+export const LogSchema = z
+  .object({
+    origin: z.string().describe("the log's origin: the log key's name, the first line of every checkpoint"),
+    vkey: z.string().describe('the verifier key of the log key (name+hex8+base64), to check checkpoint signatures with'),
+    size: z.number().int().describe('epochs in the latest signed checkpoint (0: none signed yet)'),
+  })
+  .meta({ id: 'Log' });
+
+export const ConsistencyQuerySchema = z
+  .object({
+    from: decimal('the smaller log size, at least 1'),
+    to: decimal('the larger log size, at most the latest checkpoint size'),
+  })
+  .strict();
+
+export const ConsistencySchema = z
+  .object({
+    from: z.number().int(),
+    to: z.number().int(),
+    hashes: z.array(hex64).describe('the RFC 9162 consistency proof from size `from` to size `to` (empty when equal)'),
+  })
+  .meta({ id: 'Consistency' });
+
+export const EventProofSchema = z
+  .object({
+    receipt: ReceiptSchema,
+    epoch_header: z.object({
+      epoch: z.number().int(),
+      root: hex64,
+      size: z.number().int(),
+      first_ts_ms: z.number().int(),
+      last_ts_ms: z.number().int(),
+    }),
+    epoch_proof: z
+      .object({ index: z.number().int(), size: z.number().int(), hashes: z.array(hex64) })
+      .describe("the RFC 9162 inclusion proof of the epoch header's leaf (epoch_leaf_hash) in the epoch log of the checkpoint's size"),
+    checkpoint: z.string().describe('the signed checkpoint note (C2SP tlog-checkpoint) the proof leads to'),
+  })
+  .meta({
+    id: 'EventProof',
+    description:
+      "Everything to verify an event offline: its receipt (leaf → epoch root), the epoch header's inclusion in the epoch log, and the signed checkpoint of that log.",
+  });
+
 export const EpochsResponseSchema = z.union([
   z.object({ epochs: z.array(EpochSchema), next_after: z.number().int().nullable() }),
   z.object({ epochs: z.array(EpochSchema), next_before: z.number().int().nullable() }),

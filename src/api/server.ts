@@ -14,6 +14,7 @@ import { operationsRoutes } from './routes/operations.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { classificationRoutes } from './routes/classification.ts';
 import { receiptRoutes } from './routes/receipts.ts';
+import { eventProofRoute, logRoutes, type LogIdentity } from './routes/log.ts';
 import { webRoutes } from './routes/web.ts';
 import { registerOpenApi } from './openapi.ts';
 import { securityHeaders } from './security-headers.ts';
@@ -57,6 +58,8 @@ export interface ApiOptions {
   chain?: AnchorChain;
   /** Serve the web page from this built folder (web-dist/); off when omitted. */
   web?: { dir: string };
+  /** The epoch log's origin and verifier key (off when omitted: the log routes answer log_off). */
+  log?: LogIdentity;
   /** Timeouts and body budgets (defaults: REQUEST_LIMITS). */
   limits?: Partial<RequestLimits>;
   /** What /healthz reports beyond the database: anchoring and this instance's role. */
@@ -139,8 +142,11 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       usageRoutes(v1, { ledger: options.ledger, receipts });
       classificationRoutes(v1, { ledger: options.ledger, now });
       receiptRoutes(v1, { ledger: options.ledger, receipts, ...(options.chain && { chain: options.chain }) });
+      eventProofRoute(v1, { ledger: options.ledger, receipts, ...(options.log && { log: options.log }) });
     }),
   );
+  // The epoch log's checkpoint, origin and consistency proofs: public (no key), outside the auth context.
+  void app.register(async (pub) => logRoutes(pub, { ledger: options.ledger, ...(options.log && { log: options.log }) }));
   if (options.web) void app.register(webRoutes, options.web);
   // In a plugin, like every route: registered after the document's route hook is in place.
   void app.register(async (ops) => operationsRoutes(ops, { ledger: options.ledger, metrics, health: options.health }));

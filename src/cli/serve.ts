@@ -1,12 +1,16 @@
 // `receipts serve`: the API on the ledger, with a clean stop on SIGINT/SIGTERM.
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import pino from 'pino';
 import { buildService } from '../service.ts';
 import { describeLocation, isPostgresUrl, openLedger } from '../ledger/index.ts';
 import { ACTION_PATTERN, MAX_ACTION_LENGTH } from '../event/limits.ts';
 import { CliError } from './errors.ts';
+import { readKeyFile, writeKeyFile } from './signing-key.ts';
+import { generateSigningKey, verifierKeyOf, type SigningKey } from '../checkpoint/index.ts';
 import { dbOption, integerIn, listOf } from './options.ts';
 import { loadSuiConfig, NETWORKS, type Network } from '../chain/config.ts';
 import { SuiChain } from '../chain/sui.ts';
@@ -39,6 +43,7 @@ export interface ServeOptions extends ClassificationFlags {
   epochMaxEvents: number;
   suiConfig?: string;
   network?: Network;
+  logKey?: string;
 }
 
 /** Log redaction as a second line of defence: request lines never carry headers anyway. */
@@ -92,6 +97,12 @@ export function addServeCommand(program: Command): void {
         'RECEIPTS_SUI_CONFIG',
       ),
     )
+    .addOption(
+      new Option(
+        '--log-key <file>',
+        'the key file (signing-key create) the epoch log is signed with; its name is the log origin (default on SQLite: <db>.log-key, created on first start; required on PostgreSQL)',
+      ).env('RECEIPTS_LOG_KEY'),
+    )
     .addOption(new Option('--network <name>', 'the network the Sui config must be for').env('RECEIPTS_NETWORK').choices(NETWORKS))
     .addOption(
       new Option('--billable-actions <list>', 'comma-separated actions that are billable (see "Billable classification" in the README)')
@@ -140,6 +151,11 @@ export function addServeCommand(program: Command): void {
             );
         }
         wanted = policyFromFlags(opts);
+        if (isPostgresUrl(opts.db) && !opts.logKey)
+          throw new CliError(
+            'usage',
+            '--log-key FILE is required on PostgreSQL: every instance signs the epoch log with the same key. Create one once with `receipts signing-key create --name ORIGIN --out FILE` and give every instance that file',
+          );
       } catch (err) {
         cmd.error(`error: ${(err as Error).message}`, { exitCode: 2, code: 'receipts.badFlag' });
       }
@@ -184,6 +200,7 @@ async function start(opts: ServeOptions, lock: ServeLock, wanted: ReturnType<typ
     await buildWeb();
   }
   const newLedger = !isPostgresUrl(opts.db) && opts.db !== ':memory:' && !existsSync(opts.db);
+  const log = logKeyFor(opts);
   const ledger = await openLedger(opts.db, { synchronous: opts.synchronous });
   if (wanted) {
     try {
@@ -208,6 +225,7 @@ async function start(opts: ServeOptions, lock: ServeLock, wanted: ReturnType<typ
     sealing: { epochMs: opts.epochMs, maxEvents: opts.epochMaxEvents },
     ...(anchoring && { anchoring }),
     ...(opts.actions && { actions: opts.actions }),
+    logKey: log.key,
   });
 
   let stopping = false;
@@ -248,12 +266,31 @@ async function start(opts: ServeOptions, lock: ServeLock, wanted: ReturnType<typ
       ...(newLedger && { created: 'a new, empty ledger (no file was at --db)' }),
       // SQLite's durability setting; PostgreSQL's is the server's own (synchronous_commit).
       ...(ledger.engine === 'sqlite' && { synchronous: opts.synchronous }),
+      // The verifier key only: the private key never reaches a log line.
+      log: { origin: log.key.name, vkey: verifierKeyOf(log.key), key_file: log.file, ...(log.created && { created: true }) },
       anchoring: anchoring
         ? { network: anchoring.chain.network, registry: anchoring.chain.registryId, sender: anchoring.chain.address }
         : 'off',
     },
     'receipts serving',
   );
+}
+
+/**
+ * The log key: --log-key's file; else, on SQLite, `<db>.log-key` beside the database, created
+ * (mode 0600) on first start with a random origin; for ':memory:' a key for this process only.
+ * PostgreSQL requires the flag (checked with the other flags).
+ */
+export function logKeyFor(opts: Pick<ServeOptions, 'db' | 'logKey'>): { key: SigningKey; file: string | null; created: boolean } {
+  if (opts.logKey) return { key: readKeyFile(opts.logKey), file: opts.logKey, created: false };
+  if (isPostgresUrl(opts.db)) throw new CliError('usage', '--log-key FILE is required on PostgreSQL');
+  const origin = `${hostname().replace(/[^A-Za-z0-9.-]/g, '') || 'localhost'}/receipts-${randomBytes(4).toString('hex')}`;
+  if (opts.db === ':memory:') return { key: generateSigningKey(origin), file: null, created: true };
+  const file = `${opts.db}.log-key`;
+  if (existsSync(file)) return { key: readKeyFile(file), file, created: false };
+  const key = generateSigningKey(origin);
+  writeKeyFile(file, key);
+  return { key, file, created: true };
 }
 
 /** Why listening failed, and what to change: the port for EADDRINUSE, the host for an address that is not here. */

@@ -25,7 +25,7 @@ function printVkey(vkey: string, json: boolean | undefined): void {
 }
 
 /** Creates `file` for the owner alone, refusing one that exists (O_EXCL: no race, no overwrite). */
-function writeKeyFile(file: string, key: SigningKey): void {
+export function writeKeyFile(file: string, key: SigningKey): void {
   let fd: number;
   try {
     fd = openSync(file, 'wx', 0o600);

@@ -2,6 +2,7 @@
 // build its tree outside any write lock, check the tree, store it (fenced), and hand out the
 // epoch. Each engine supplies only the read and the fenced write (its SQL and its I/O).
 import { HASH_SIZE } from '../merkle/hash.ts';
+import type { LogSigner } from './epoch-log.ts';
 import type { BuiltTree, EpochRecord, SealRequest } from './types.ts';
 
 /** The next run of unsealed events, as an engine read it: ledger positions first_seq … last_seq. */
@@ -26,7 +27,7 @@ export interface SealIO<R extends Run> {
    * stale sealer can never write an epoch twice or skip an event. False: another sealer stored
    * this run's epoch first, nothing was written; read again.
    */
-  store(run: R, tree: BuiltTree, now: number, progress: Progress): boolean | Promise<boolean>;
+  store(run: R, tree: BuiltTree, now: number, progress: Progress, log?: LogSigner): boolean | Promise<boolean>;
 }
 
 /** Refuses what a sealer cannot mean: maxEvents is the most events one epoch takes. */
@@ -57,7 +58,7 @@ export async function sealWith<R extends Run>(io: SealIO<R>, request: SealReques
     checkBuiltTree(tree, run.leaves);
     progress('hashed', { epoch: run.epoch, size: run.size });
 
-    if (!(await io.store(run, tree, request.now, progress))) continue;
+    if (!(await io.store(run, tree, request.now, progress, request.log))) continue;
     return {
       epoch: run.epoch,
       first_seq: run.firstSeq,

@@ -4,6 +4,7 @@
 import type { LeafFields } from '../event/leaf.ts';
 import type { NormalizedEvent } from '../event/validate.ts';
 import type { ClassificationPeriod, ClassificationPolicy } from '../event/classification.ts';
+import type { LogSigner, StoredCheckpoint } from './epoch-log.ts';
 
 // ── Records: one type per concept ──────────────────────────────────────────────────────────────
 
@@ -209,6 +210,12 @@ export interface SealRequest {
   /** Builds the tree over the leaf hashes (pure code from merkle/, passed in). */
   build: (leaves: Uint8Array) => BuiltTree;
   progress?: (phase: string, detail: Record<string, number>) => void;
+  /**
+   * Signs a checkpoint of the epoch log in the seal's transaction (after checking the log is
+   * consistent with the last checkpoint stored). Omitted: the epoch is sealed without one, and
+   * the next seal with a signer signs the whole log.
+   */
+  log?: LogSigner;
 }
 
 export interface EpochListQuery {
@@ -235,6 +242,8 @@ export interface EpochStore {
    * an epoch twice or skip an event. Null when nothing waits.
    */
   sealNext(request: SealRequest): Promise<EpochRecord | null>;
+  /** The latest signed checkpoint of the epoch log, if any. */
+  checkpoint(): Promise<StoredCheckpoint | undefined>;
 }
 
 export interface AnchorAttempt {

@@ -3,25 +3,36 @@
 // runs on a worker thread (its own connection); only the short write of the epoch takes the lock.
 import type { FastifyBaseLogger } from 'fastify';
 import { Worker } from 'node:worker_threads';
-import type { EpochRecord, Ledger, WorkerLedgerSpec } from '../ledger/index.ts';
+import { formatSignerKey, type SigningKey } from '../checkpoint/index.ts';
+import { EpochLogError, logSigner, type EpochRecord, type Ledger, type WorkerLedgerSpec } from '../ledger/index.ts';
 import { sealNext } from './sealer.ts';
 
 /** Seals the next epoch of at most maxEvents; null when nothing waits. */
 export type SealExecutor = (maxEvents: number, now: number) => Promise<EpochRecord | null>;
 
-export function inProcessSealer(ledger: Ledger): SealExecutor {
-  return (maxEvents, now) => sealNext(ledger, { maxEvents, now });
+export function inProcessSealer(ledger: Ledger, logKey?: SigningKey): SealExecutor {
+  const log = logKey && logSigner(logKey);
+  return (maxEvents, now) => sealNext(ledger, { maxEvents, now, ...(log && { log }) });
+}
+
+export interface SealerOptions {
+  logger?: FastifyBaseLogger;
+  /** The log key: each seal signs a checkpoint of the epoch log with it. */
+  logKey?: SigningKey;
 }
 
 /** How the service seals this ledger, as the ledger says (Ledger.sealer): close() when done. */
-export function sealerFor(ledger: Ledger, options: { logger?: FastifyBaseLogger } = {}): { seal: SealExecutor; close(): Promise<void> } {
+export function sealerFor(ledger: Ledger, options: SealerOptions = {}): { seal: SealExecutor; close(): Promise<void> } {
   const site = ledger.sealer;
   if (site.kind === 'worker') return new WorkerSealer(site.open, options);
-  return { seal: inProcessSealer(ledger), close: async () => {} };
+  return { seal: inProcessSealer(ledger, options.logKey), close: async () => {} };
 }
 
 type Pending = { resolve: (e: EpochRecord | null) => void; reject: (err: Error) => void };
-type FromWorker = { id: number; epoch?: EpochRecord | null; error?: string } | { opened: Record<string, unknown> } | { failed: string };
+type FromWorker =
+  | { id: number; epoch?: EpochRecord | null; error?: string; epochLog?: boolean }
+  | { opened: Record<string, unknown> }
+  | { failed: string };
 
 /**
  * Seals on a worker thread with its own connection (WorkerLedgerSpec). A worker that dies fails
@@ -29,20 +40,24 @@ type FromWorker = { id: number; epoch?: EpochRecord | null; error?: string } | {
  */
 export class WorkerSealer {
   private readonly spec: WorkerLedgerSpec;
+  private readonly logKey: string | undefined;
   private readonly logger: FastifyBaseLogger | undefined;
   private worker: Worker | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private closed = false;
 
-  constructor(spec: WorkerLedgerSpec, options: { logger?: FastifyBaseLogger } = {}) {
+  constructor(spec: WorkerLedgerSpec, options: SealerOptions = {}) {
     this.spec = spec;
+    this.logKey = options.logKey && formatSignerKey(options.logKey);
     this.logger = options.logger;
     this.worker = this.spawn();
   }
 
   private spawn(): Worker {
-    const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: this.spec });
+    const worker = new Worker(new URL('./worker.ts', import.meta.url), {
+      workerData: { ...this.spec, ...(this.logKey && { logKey: this.logKey }) },
+    });
     worker.unref();
     worker.on('message', (m: FromWorker) => {
       if ('opened' in m)
@@ -54,7 +69,7 @@ export class WorkerSealer {
         );
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
-      if (m.error !== undefined) p?.reject(new Error(m.error));
+      if (m.error !== undefined) p?.reject(m.epochLog ? new EpochLogError(m.error) : new Error(m.error));
       else p?.resolve(m.epoch ?? null);
     });
     const gone = (err: Error) => {
@@ -98,6 +113,8 @@ export class SealScheduler {
   private readonly options: SchedulerOptions;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<EpochRecord[]> | undefined;
+  /** Why sealing stopped for good (an inconsistent epoch log), if it did. */
+  halted: EpochLogError | undefined;
 
   constructor(ledger: Ledger, options: SchedulerOptions) {
     this.ledger = ledger;
@@ -105,6 +122,7 @@ export class SealScheduler {
   }
 
   start(): void {
+    if (this.halted) return;
     // Check often enough to seal within a tenth of the epoch length of it falling due.
     const tick = Math.min(1000, Math.max(20, Math.floor(this.options.epochMs / 10)));
     this.timer = setInterval(() => void this.tick(), tick);
@@ -126,6 +144,7 @@ export class SealScheduler {
 
   private async sealDue(now: number): Promise<EpochRecord[]> {
     const sealed: EpochRecord[] = [];
+    if (this.halted) return sealed;
     try {
       for (;;) {
         const waiting = await this.ledger.events.unsealed();
@@ -145,8 +164,18 @@ export class SealScheduler {
         sealed.push(epoch);
       }
     } catch (err) {
-      this.options.logger?.error({ err: { message: (err as Error).message } }, 'sealing failed; will retry on the next tick');
       this.options.onError?.(err);
+      if (err instanceof EpochLogError) {
+        // Signing would break the log's promise (append only): stop sealing, loudly, until an
+        // operator looks. Events are still accepted; they wait unsealed.
+        clearInterval(this.timer);
+        this.timer = undefined;
+        this.halted = err;
+        this.options.logger?.fatal(
+          { err: { message: err.message } },
+          'SEALING STOPPED: the epoch log is not consistent with its last signed checkpoint; nothing was stored. Restore the epochs from a backup or investigate before restarting',
+        );
+      } else this.options.logger?.error({ err: { message: (err as Error).message } }, 'sealing failed; will retry on the next tick');
     }
     return sealed;
   }

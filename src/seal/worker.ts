@@ -3,14 +3,18 @@
 // (--synchronous) and without migrating: the service's own connection already did, and migrating
 // would take the write lock (and re-apply a step) behind the service's back.
 // Messages: first { opened: { synchronous, journal_mode } } or { failed }; then
-// { id, maxEvents, now } → { id, epoch } | { id, error }.
+// { id, maxEvents, now } → { id, epoch } | { id, error, epochLog } (epochLog: an EpochLogError).
 import { parentPort, workerData } from 'node:worker_threads';
-import { SqliteLedger, type WorkerLedgerSpec } from '../ledger/index.ts';
+import { parseSignerKey } from '../checkpoint/index.ts';
+import { EpochLogError, SqliteLedger, logSigner, type LogSigner, type WorkerLedgerSpec } from '../ledger/index.ts';
 import { sealNext } from './sealer.ts';
 
-const spec = workerData as WorkerLedgerSpec;
+// The log key comes as its signer line (it never leaves this process's memory).
+const spec = workerData as WorkerLedgerSpec & { logKey?: string };
 let ledger: SqliteLedger;
+let log: LogSigner | undefined;
 try {
+  if (spec.logKey) log = logSigner(parseSignerKey(spec.logKey));
   ledger = new SqliteLedger(spec.file, { synchronous: spec.synchronous, migrate: false });
   // Read back from the connection itself: what the log line reports is what this connection does.
   const synchronous = ({ 0: 'off', 1: 'normal', 2: 'full', 3: 'extra' } as Record<number, string>)[
@@ -22,8 +26,8 @@ try {
   process.exit(1);
 }
 parentPort!.on('message', (m: { id: number; maxEvents: number; now: number }) => {
-  sealNext(ledger, { maxEvents: m.maxEvents, now: m.now }).then(
+  sealNext(ledger, { maxEvents: m.maxEvents, now: m.now, ...(log && { log }) }).then(
     (epoch) => parentPort!.postMessage({ id: m.id, epoch }),
-    (err: Error) => parentPort!.postMessage({ id: m.id, error: err.message }),
+    (err: Error) => parentPort!.postMessage({ id: m.id, error: err.message, epochLog: err instanceof EpochLogError }),
   );
 });

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers.ts';
 import { freshDatabase, startPostgres } from '../support/postgres.ts';
-import { MAIN, serve } from './run.ts';
+import { logKeyFile, MAIN, serve } from './run.ts';
 
 const cluster = await startPostgres();
 const t = tempDir('receipts-dburl-');
@@ -111,7 +111,9 @@ describe.skipIf(!cluster)('the database URL and its password', () => {
   });
 
   it('serve: every connection it opens (pool, leadership, key changes) takes PGPASSWORD', async () => {
-    const s = await serve([], { ...cleanEnv({ RECEIPTS_DATABASE_URL: roleUrl, PGPASSWORD: PASSWORD }) } as Record<string, string>);
+    const s = await serve(['--log-key', logKeyFile(t.dir)], {
+      ...cleanEnv({ RECEIPTS_DATABASE_URL: roleUrl, PGPASSWORD: PASSWORD }),
+    } as Record<string, string>);
     try {
       const health = await (await fetch(`${s.url}/healthz`)).json();
       expect(health).toMatchObject({ role: 'leader' });

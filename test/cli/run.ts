@@ -44,3 +44,12 @@ export function serve(args: string[], env: Record<string, string> = {}): Promise
     });
   });
 }
+
+let keyFiles = 0;
+/** A new log key file in dir (signing-key create), for `serve --log-key` (required on PostgreSQL). */
+export function logKeyFile(dir: string, name = 'receipts.test/log'): string {
+  const file = `${dir}/log-${process.pid}-${++keyFiles}.key`;
+  const r = receipts(['signing-key', 'create', '--name', name, '--out', file]);
+  if (r.code !== 0) throw new Error(`signing-key create failed: ${r.stderr}`);
+  return file;
+}

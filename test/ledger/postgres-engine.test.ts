@@ -618,6 +618,7 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
           '003_anchors.sql',
           '004_classifications.sql',
           '005_key_changes.sql',
+          '006_checkpoints.sql',
         ]);
         expect(await sql(url, 'SELECT term FROM leadership')).toEqual([{ term: '0' }]);
         expect(await Promise.all(ledgers.map((l) => l.healthy()))).toEqual([true, true, true]);
@@ -634,7 +635,7 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
       const err = await open(url).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SchemaTooNewError);
       expect((err as Error).message).toMatch(
-        /schema version 999, newer than this build of sui-receipts knows \(5\)\. Upgrade sui-receipts/,
+        /schema version 999, newer than this build of sui-receipts knows \(6\)\. Upgrade sui-receipts/,
       );
     });
 

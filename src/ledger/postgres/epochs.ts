@@ -18,6 +18,8 @@ import { nodeChunks, nodePlace, storedNode } from '../node-chunks.ts';
 import { sealWith, type Run, type SealIO } from '../sealing.ts';
 import type { EpochListQuery, EpochRecord, EpochStore, SealRequest } from '../types.ts';
 import type { PgLeadership } from './leadership.ts';
+import { CHECKPOINT_COLUMNS, checkpointOf, type CheckpointRow } from '../checkpoint-record.ts';
+import { nextCheckpoint, type StoredCheckpoint } from '../epoch-log.ts';
 
 /** Chunks per INSERT statement (≈ 4 MB of hex text). */
 const CHUNKS_PER_STATEMENT = 1024;
@@ -116,6 +118,14 @@ export class PgEpochStore implements EpochStore {
       },
     });
   }
+
+  async checkpoint(): Promise<StoredCheckpoint | undefined> {
+    const { rows } = await this.pool.query<CheckpointRow>({
+      name: 'checkpoint-latest',
+      text: `SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size DESC LIMIT 1`,
+    });
+    return checkpointOf(rows[0]);
+  }
 }
 
 function sealIO(pool: pg.Pool, leadership: PgLeadership): SealIO<PgRun> {
@@ -156,7 +166,7 @@ function sealIO(pool: pg.Pool, leadership: PgLeadership): SealIO<PgRun> {
 
     // 2. The write, fenced and short: number exactly the events read (still unsealed, or nothing
     //    is stored), store the nodes and the epoch, in one transaction.
-    store: (run, tree, now, progress) =>
+    store: (run, tree, now, progress, log) =>
       leadership.fenced(pool, async (client) => {
         const { epoch, size } = run;
         const current = await client.query<{ epoch: number }>({
@@ -200,6 +210,22 @@ function sealIO(pool: pg.Pool, leadership: PgLeadership): SealIO<PgRun> {
           values: [epoch, run.firstSeq, run.lastSeq, size, Buffer.from(tree.root), run.firstTs, run.lastTs, now],
         });
         progress('stored', { epoch, size });
+        if (log) {
+          // The epoch log's new checkpoint, signed by the fenced leader in this transaction:
+          // refused (and nothing stored) unless the log is consistent with the last checkpoint.
+          const epochs = await client.query<EpochRow>({ name: 'log-epochs', text: `SELECT ${EPOCH_COLUMNS} FROM epochs ORDER BY epoch` });
+          const last = await client.query<CheckpointRow>({
+            name: 'checkpoint-latest',
+            text: `SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size DESC LIMIT 1`,
+          });
+          const c = nextCheckpoint(epochs.rows.map(epochRecordOf), checkpointOf(last.rows[0]), log, now);
+          await client.query({
+            name: 'checkpoint-insert',
+            text: `INSERT INTO checkpoints (${CHECKPOINT_COLUMNS}) VALUES ($1, $2, $3, $4)`,
+            values: [c.size, Buffer.from(c.root), c.note, c.signed_at_ms],
+          });
+          progress('signed', { epoch, size: c.size });
+        }
         return true;
       }),
   };

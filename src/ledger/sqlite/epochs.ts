@@ -9,6 +9,8 @@ import { EPOCH_COLUMNS, holding, listBounds, epochRecordOf, type EpochRow } from
 import { nodeChunks, nodePlace, storedNode } from '../node-chunks.ts';
 import { sealWith, type Run, type SealIO } from '../sealing.ts';
 import type { EpochListQuery, EpochRecord, EpochStore, SealRequest } from '../types.ts';
+import { CHECKPOINT_COLUMNS, checkpointOf, type CheckpointRow } from '../checkpoint-record.ts';
+import { nextCheckpoint, type StoredCheckpoint } from '../epoch-log.ts';
 import type { Db } from './db.ts';
 
 /** A run, and the last sealed seq it follows (the fence: unchanged when the write comes). */
@@ -22,6 +24,7 @@ export class SqliteEpochStore implements EpochStore {
   private readonly desc: Statement<[number, number, number]>;
   private readonly nodeStmt: Statement<[number, number, number, number]>;
   private readonly levelStmt: Statement<[number, number]>;
+  private readonly lastCheckpoint: Statement<[]>;
   private readonly io: SealIO<SqliteRun>;
 
   constructor(db: Db) {
@@ -32,6 +35,7 @@ export class SqliteEpochStore implements EpochStore {
     this.desc = db.prepare(`SELECT ${EPOCH_COLUMNS} FROM epochs WHERE epoch > ? AND epoch < ? ORDER BY epoch DESC LIMIT ?`);
     this.nodeStmt = db.prepare('SELECT substr(hashes, ?, 32) FROM epoch_nodes WHERE epoch = ? AND level = ? AND chunk = ?').pluck();
     this.levelStmt = db.prepare('SELECT hashes FROM epoch_nodes WHERE epoch = ? AND level = ? ORDER BY chunk').pluck();
+    this.lastCheckpoint = db.prepare(`SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size DESC LIMIT 1`);
     this.io = sealIO(db);
   }
 
@@ -65,15 +69,22 @@ export class SqliteEpochStore implements EpochStore {
   sealNext(request: SealRequest): Promise<EpochRecord | null> {
     return sealWith(this.io, request);
   }
+
+  async checkpoint(): Promise<StoredCheckpoint | undefined> {
+    return checkpointOf(this.lastCheckpoint.get() as CheckpointRow | undefined);
+  }
 }
 
 function sealIO(db: Db): SealIO<SqliteRun> {
   const lastSealed = db.prepare('SELECT epoch, last_seq FROM epochs ORDER BY epoch DESC LIMIT 1');
   const insertChunk = db.prepare('INSERT INTO epoch_nodes (epoch, level, chunk, hashes) VALUES (?, ?, ?, ?)');
   const insertEpoch = db.prepare(`INSERT INTO epochs (${EPOCH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
+  const allEpochs = db.prepare(`SELECT ${EPOCH_COLUMNS} FROM epochs ORDER BY epoch`);
+  const lastCheckpoint = db.prepare(`SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size DESC LIMIT 1`);
+  const insertCheckpoint = db.prepare(`INSERT INTO checkpoints (${CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?)`);
   return {
     readRun: (maxEvents) => db.transaction(() => readRun(db, maxEvents))(), // a consistent snapshot
-    store: (run, tree, now, progress) =>
+    store: (run, tree, now, progress, log) =>
       db
         .transaction((): boolean => {
           const last = lastSealed.get() as { last_seq: number } | undefined;
@@ -81,6 +92,15 @@ function sealIO(db: Db): SealIO<SqliteRun> {
           for (const c of nodeChunks(tree.levels)) insertChunk.run(run.epoch, c.level, c.chunk, c.hashes);
           insertEpoch.run(run.epoch, run.firstSeq, run.lastSeq, run.size, tree.root, run.firstTs, run.lastTs, now);
           progress('stored', { epoch: run.epoch, size: run.size });
+          if (log) {
+            // The epoch log's new checkpoint, in this transaction: refused (and nothing stored)
+            // unless the log is consistent with the last checkpoint.
+            const epochs = (allEpochs.all() as EpochRow[]).map(epochRecordOf);
+            const last = checkpointOf(lastCheckpoint.get() as CheckpointRow | undefined);
+            const c = nextCheckpoint(epochs, last, log, now);
+            insertCheckpoint.run(c.size, c.root, c.note, c.signed_at_ms);
+            progress('signed', { epoch: run.epoch, size: c.size });
+          }
           return true;
         })
         .immediate(),
