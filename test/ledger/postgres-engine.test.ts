@@ -462,11 +462,11 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         expect(Date.now() - killedAt).toBeLessThan(5000);
         // a may have won one more round before it stopped (then b's term is 3, not 2): either way
         // a ends a follower, b led once, with a newer term than any a held.
-        expect(changes.a.at(-1)).toBe('follower');
-        expect(changes.a.filter((r) => r === 'leader').length).toBe(changes.a.filter((r) => r === 'follower').length);
+        expect(changes.a!.at(-1)).toBe('follower');
+        expect(changes.a!.filter((r) => r === 'leader').length).toBe(changes.a!.filter((r) => r === 'follower').length);
         expect(changes.b).toEqual(['leader']);
         expect(b.leadership.describe()).toMatchObject({ role: 'leader', holder: 'instance-b' });
-        expect(b.leadership.describe().term).toBe(1 + changes.a.filter((r) => r === 'leader').length);
+        expect(b.leadership.describe().term).toBe(1 + changes.a!.filter((r) => r === 'leader').length);
 
         // The stale one writes nothing; the new leader seals.
         await expect(a.epochs.sealNext(seal())).rejects.toThrow(/no longer the leader/);
