@@ -67,8 +67,14 @@ export function buildService(options: ServiceOptions): FastifyInstance {
     if (state.status === 'failed' || state.status === 'retrying') return { status: state.status, error: state.error };
     return { status: 'ok', error: null };
   };
+  const sealingHealth = (): HealthReport['sealing'] => {
+    if (!scheduler) return { status: 'off', error: null };
+    const halted = scheduler.halted;
+    return halted ? { status: 'stopped', error: halted.message } : { status: 'ok', error: null };
+  };
   const health = async (): Promise<HealthReport> => ({
     anchoring: await anchoringHealth(),
+    sealing: sealingHealth(),
     role,
     leadership: ledger.leadership.describe(),
   });

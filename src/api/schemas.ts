@@ -312,6 +312,14 @@ export const HealthSchema = z.object({
       .describe('off: not configured; follower: another instance anchors; unknown: its state could not be read'),
     error: z.string().nullable().describe('why anchoring is retrying, failed or unknown'),
   }),
+  sealing: z.object({
+    status: z
+      .enum(['off', 'ok', 'stopped'])
+      .describe(
+        'off: this instance does not seal in the background; stopped: sealing halted for good (the epoch log disagrees with its last signed checkpoint) until a restart',
+      ),
+    error: z.string().nullable().describe('why sealing stopped'),
+  }),
   ledger: z.looseObject({
     engine: z.string(),
     term: z.number().int().nullable().describe('PostgreSQL: the leader fencing term (null on SQLite, which has no election)'),

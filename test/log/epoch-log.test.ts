@@ -179,6 +179,9 @@ forEachEngine((fresh, engine) => {
         await s.sql('UPDATE epochs SET root = ? WHERE epoch = 1', Buffer.alloc(32, 9));
         await s.post(event());
         await until(() => s.logs.join('').includes('SEALING STOPPED'));
+        // Said where an operator looks, not only in a log line: /healthz is degraded and says why.
+        const health = (await s.get('/healthz', {})).json();
+        expect(health).toMatchObject({ status: 'degraded', sealing: { status: 'stopped', error: expect.stringMatching(/checkpoint/) } });
         await new Promise((r) => setTimeout(r, 100));
         expect((await s.ledger.events.unsealed()).events).toBe(1);
         expect((await s.get('/v1/log', {})).json().size).toBe(2);

@@ -9,6 +9,8 @@ import { HealthSchema, type AnchoringHealthStatus } from '../schemas.ts';
 export interface HealthReport {
   /** `off` (not configured), `follower` (another instance anchors), `ok`, `retrying`, `failed`, or `unknown`; error says why for the last three. */
   anchoring: { status: AnchoringHealthStatus; error: string | null };
+  /** `off` (this instance does not seal in the background), `ok`, or `stopped` (for good, until a restart: error says why). */
+  sealing: { status: 'off' | 'ok' | 'stopped'; error: string | null };
   role: Role;
   leadership: LeadershipState;
 }
@@ -31,8 +33,8 @@ export function operationsRoutes(
     },
     async (_request, reply) => {
       const database = await opts.ledger.healthy();
-      const { anchoring, role, leadership } = await opts.health();
-      const status = !database ? 'unavailable' : anchoring.status === 'failed' ? 'degraded' : 'ok';
+      const { anchoring, sealing, role, leadership } = await opts.health();
+      const status = !database ? 'unavailable' : anchoring.status === 'failed' || sealing.status === 'stopped' ? 'degraded' : 'ok';
       return reply.code(database ? 200 : 503).send({
         status,
         role,
@@ -42,6 +44,7 @@ export function operationsRoutes(
           anchoring: anchoring.error === null ? anchoring.status : `${anchoring.status}: ${anchoring.error}`,
         },
         anchoring,
+        sealing,
         ledger: { engine: opts.ledger.engine, term: leadership.term, leader: leadership.holder, election_error: leadership.error },
       });
     },
