@@ -36,8 +36,24 @@ export interface LogRouteOptions {
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
+// A signed checkpoint never changes: the log at its size is read and hashed once per ledger, not
+// on every proof request (O(epochs) each). Only the latest is kept; a new checkpoint replaces it.
+const builtLogs = new WeakMap<Ledger, { size: number; root: Uint8Array; log: { epochs: EpochRecord[]; tree: Tree } }>();
+
 /** Epochs 0 … size − 1 and their log tree, checked against the checkpoint's root (else a loud 500). */
 async function logAt(
+  ledger: Ledger,
+  checkpoint: StoredCheckpoint,
+  logger: FastifyBaseLogger,
+): Promise<{ epochs: EpochRecord[]; tree: Tree }> {
+  const built = builtLogs.get(ledger);
+  if (built && built.size === checkpoint.size && equalBytes(built.root, checkpoint.root)) return built.log;
+  const log = await readLogAt(ledger, checkpoint, logger);
+  builtLogs.set(ledger, { size: checkpoint.size, root: checkpoint.root, log });
+  return log;
+}
+
+async function readLogAt(
   ledger: Ledger,
   checkpoint: StoredCheckpoint,
   logger: FastifyBaseLogger,
