@@ -4,32 +4,20 @@
 // once and in exactly one epoch, epochs are numbered without gaps, every receipt verifies, no
 // epoch went on chain twice, and ingest never stopped for longer than a takeover.
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openLedger } from '../../src/ledger/index.ts';
 import { pgTypes } from '../../src/ledger/postgres/db.ts';
 import { verifyReceipt } from '../../src/verify/index.ts';
-import { findPostgresBin, freshDatabase, postgresRequired, startPostgres, type PostgresCluster } from '../support/postgres.ts';
-import { ChainServer } from './http-chain.ts';
-import { leaderOf, start, type Instance } from './harness.ts';
+import { findPostgresBin, freshDatabase, postgresRequired } from '../support/postgres.ts';
+import { clusterFixture, leaderOf, start, type Instance } from './harness.ts';
 
 describe.skipIf(!findPostgresBin() && !postgresRequired())('failover on PostgreSQL', () => {
-  let cluster: PostgresCluster | null = null;
-  const chain = new ChainServer();
-  const instances: Instance[] = [];
-  beforeAll(async () => {
-    cluster = await startPostgres();
-    await chain.start();
-  }, 60_000);
-  afterAll(async () => {
-    for (const i of instances) i.proc.kill('SIGKILL');
-    await chain.stop();
-    await cluster?.stop();
-  });
+  const { cluster, chain, instances } = clusterFixture();
 
   it('keeps every acknowledged event exactly once, in one epoch each, anchored once, through two leader kills', {
     timeout: 180_000,
   }, async () => {
-    const db = await freshDatabase(cluster!.url);
+    const db = await freshDatabase(cluster().url);
     const setup = await openLedger(db);
     const key = (await setup.keys.create('acme', ['acme/*'])).key;
     await setup.close();

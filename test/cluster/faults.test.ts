@@ -5,11 +5,10 @@
 // Retry-After while the database is away), another instance takes over within 5 s, ingest does not
 // wait on the paused leader, and afterwards every acknowledged event is sealed exactly once.
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openLedger } from '../../src/ledger/index.ts';
-import { findPostgresBin, freshDatabase, postgresRequired, startPostgres, type PostgresCluster } from '../support/postgres.ts';
-import { ChainServer } from './http-chain.ts';
-import { leaderOf, role, start, type Instance } from './harness.ts';
+import { findPostgresBin, freshDatabase, postgresRequired } from '../support/postgres.ts';
+import { clusterFixture, leaderOf, role, start, type Instance } from './harness.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -103,24 +102,10 @@ async function settled(db: string, acknowledged: Set<string>): Promise<void> {
 const alive = (i: Instance) => i.proc.exitCode === null && i.proc.signalCode === null;
 
 describe.skipIf(!findPostgresBin() && !postgresRequired())('faults on PostgreSQL', () => {
-  let cluster: PostgresCluster | null = null;
-  const chain = new ChainServer();
-  const instances: Instance[] = [];
-  beforeAll(async () => {
-    cluster = await startPostgres();
-    await chain.start();
-  }, 60_000);
-  afterAll(async () => {
-    for (const i of instances) {
-      i.proc.kill('SIGCONT');
-      i.proc.kill('SIGKILL');
-    }
-    await chain.stop();
-    await cluster?.stop();
-  });
+  const { cluster, chain, instances } = clusterFixture();
 
   const setUp = async (names: string[], env: Record<string, string> = {}) => {
-    const db = await freshDatabase(cluster!.url);
+    const db = await freshDatabase(cluster().url);
     const setup = await openLedger(db);
     const key = (await setup.keys.create('acme', ['acme/*'])).key;
     await setup.close();
@@ -197,7 +182,7 @@ describe.skipIf(!findPostgresBin() && !postgresRequired())('faults on PostgreSQL
     await leaderOf(started);
     await sleep(1_000);
 
-    await cluster!.ctl('stop');
+    await cluster().ctl('stop');
     try {
       const [i] = started;
       const asked = [
@@ -219,7 +204,7 @@ describe.skipIf(!findPostgresBin() && !postgresRequired())('faults on PostgreSQL
       expect((await fetch(`${i!.url}/healthz`)).status).toBe(503);
       await sleep(1_000);
     } finally {
-      await cluster!.ctl('start');
+      await cluster().ctl('start');
     }
     // Ingest resumes: a new batch is acknowledged on each instance.
     for (const i of started) {

@@ -2,6 +2,9 @@
 // tests ask of them: the next stdout line matching a pattern, the role /healthz reports.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll } from 'vitest';
+import { startPostgres, type PostgresCluster } from '../support/postgres.ts';
+import { ChainServer } from './http-chain.ts';
 
 const INSTANCE = fileURLToPath(new URL('./instance.ts', import.meta.url));
 
@@ -60,4 +63,27 @@ export async function leaderOf(instances: Instance[], timeoutMs = 15_000): Promi
     if (Date.now() > end) throw new Error('no leader');
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * For a describe block: one throw-away PostgreSQL cluster and one fake chain, started before its
+ * tests; every instance pushed onto `instances` is killed after them (woken first if paused).
+ */
+export function clusterFixture(): { cluster: () => PostgresCluster; chain: ChainServer; instances: Instance[] } {
+  let cluster: PostgresCluster | null = null;
+  const chain = new ChainServer();
+  const instances: Instance[] = [];
+  beforeAll(async () => {
+    cluster = await startPostgres();
+    await chain.start();
+  }, 60_000);
+  afterAll(async () => {
+    for (const i of instances) {
+      i.proc.kill('SIGCONT');
+      i.proc.kill('SIGKILL');
+    }
+    await chain.stop();
+    await cluster?.stop();
+  });
+  return { cluster: () => cluster!, chain, instances };
 }
