@@ -107,7 +107,8 @@ function checked(shape: Shape, r: Row): Row {
 const hex = (b: Uint8Array) => bytesToHex(b);
 
 /** The leaf hash of an event row's fields. */
-function leafOf(r: Row): Uint8Array {
+/** The leaf hash of a stored event row, from its fields (what fsck and migrate compare with the stored one). */
+export function leafOf(r: Row): Uint8Array {
   return leafHash({
     namespace: r.namespace as string,
     request_id: r.request_id as string,

@@ -13,8 +13,7 @@
 //     (billable classification periods too) compared row by row with the source.
 // Memory stays bounded by a batch (and by the largest epoch's tree), whatever the ledger's size.
 import { bytesToHex } from '../encoding/hex.ts';
-import { leafHash } from '../event/leaf.ts';
-import { fsck, type FsckProblem } from '../fsck/check.ts';
+import { fsck, leafOf, type FsckProblem } from '../fsck/check.ts';
 import { UnreadableLedgerError } from '../fsck/reader.ts';
 import type { Row } from '../fsck/rows.ts';
 import {
@@ -231,15 +230,7 @@ export async function migrateToPostgres(options: MigrateOptions): Promise<Migrat
 
     // 2. The copy, a slice at a time; an unsealed event whose fields do not hash to its leaf stops it.
     const checkLeaf = (r: Row): void => {
-      const computed = leafHash({
-        namespace: r.namespace as string,
-        request_id: r.request_id as string,
-        caller: r.caller as string,
-        action: r.action as string,
-        units: r.units as number,
-        artifact_digest: r.artifact_digest ? bytesToHex(r.artifact_digest as Buffer) : '',
-        ts_ms: r.ts as number,
-      });
+      const computed = leafOf(r);
       const stored = r.leaf_hash as Buffer;
       if (!stored.equals(computed))
         sourceFail(
