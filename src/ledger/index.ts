@@ -40,4 +40,5 @@ export async function openReader(location: string): Promise<LedgerReader> {
 export { SqliteLedger } from './sqlite/index.ts';
 export { LedgerUnavailableError, isLedgerUnavailable } from './errors.ts';
 export * from './types.ts';
+export { DEFAULT_RIGHTS, parseRights, RIGHTS, type Right } from './api-keys.ts';
 export { EpochLogError, epochLogTree, logSigner, nextCheckpoint, rootAt, type LogSigner, type StoredCheckpoint } from './epoch-log.ts';

@@ -5,6 +5,7 @@ import type { LeafFields } from '../event/leaf.ts';
 import type { NormalizedEvent } from '../event/validate.ts';
 import type { ClassificationPeriod, ClassificationPolicy } from '../event/classification.ts';
 import type { LogSigner, StoredCheckpoint } from './epoch-log.ts';
+import type { Right } from './api-keys.ts';
 
 // ── Records: one type per concept ──────────────────────────────────────────────────────────────
 
@@ -53,17 +54,24 @@ export interface ApiKey {
   id: string;
   owner: string;
   namespaces: string[];
+  /** What the key may do, in RIGHTS order. */
+  rights: Right[];
+  /** Stored right names this build does not know (they grant nothing); only when there are any. */
+  unknown_rights?: string[];
   created_at: number;
   revoked_at: number | null;
 }
 
-/** What a request is authorised as: the key's owner and what its namespace patterns allow. */
+/** What a request is authorised as: the key's owner, what its namespace patterns allow and its rights. */
 export interface Principal {
   keyId: string;
   owner: string;
   namespaces: string[];
-  /** Whether this key may write and read the namespace. */
+  /** Whether this key may touch the namespace (what it may do there: `rights`). */
   allows(namespace: string): boolean;
+  /** What the key may do (docs/design.md "Key rights"). */
+  rights: ReadonlySet<Right>;
+  may(right: Right): boolean;
 }
 
 // ── Stores ─────────────────────────────────────────────────────────────────────────────────────
@@ -266,7 +274,8 @@ export interface AnchorStore {
 }
 
 export interface KeyStore {
-  create(owner: string, namespaces: string[], now?: number): Promise<ApiKey & { key: string }>;
+  /** A new key; `rights` defaults to record and read. Throws a message naming the rule on bad input. */
+  create(owner: string, namespaces: string[], now?: number, rights?: readonly Right[]): Promise<ApiKey & { key: string }>;
   list(): Promise<ApiKey[]>;
   /** False when there is no such key or it was already revoked. */
   revoke(id: string, now?: number): Promise<boolean>;

@@ -5,10 +5,23 @@
 // database, as it would with no cache: a revocation is never missed, only the round trip saved.
 import pg from 'pg';
 import type { ApiKey, KeyStore, Principal } from '../types.ts';
-import { keyIdOf, newKey, PatternCache, sameKeyHash } from '../api-keys.ts';
+import {
+  DEFAULT_RIGHTS,
+  keyIdOf,
+  type ListRow,
+  listed,
+  newKey,
+  PatternCache,
+  parseRights,
+  type Right,
+  RightsCache,
+  rightsJson,
+  rightsOf,
+  sameKeyHash,
+} from '../api-keys.ts';
 import { pgTypes } from './db.ts';
 
-type KeyRow = { owner: string; namespaces: string; key_hash: Buffer; revoked_at: number | null };
+type KeyRow = { owner: string; namespaces: string; rights: string; key_hash: Buffer; revoked_at: number | null };
 
 export const KEY_CHANNEL = 'sui_receipts_keys';
 
@@ -26,6 +39,7 @@ export interface KeyCacheOptions {
 export class PgKeyStore implements KeyStore {
   private readonly pool: pg.Pool;
   private readonly patterns = new PatternCache();
+  private readonly rightSets = new RightsCache();
   private readonly cache = new Map<string, { row: KeyRow; until: number }>();
   private readonly listener: KeyChangeListener | null;
   private readonly ttlMs: number;
@@ -40,22 +54,28 @@ export class PgKeyStore implements KeyStore {
       : null;
   }
 
-  async create(owner: string, namespaces: string[], now = Date.now()): Promise<ApiKey & { key: string }> {
-    const { id, key, hash } = newKey(owner, namespaces);
+  async create(
+    owner: string,
+    namespaces: string[],
+    now = Date.now(),
+    rights: readonly Right[] = DEFAULT_RIGHTS,
+  ): Promise<ApiKey & { key: string }> {
+    const { id, key, hash } = newKey(owner, namespaces, rights);
+    const granted = parseRights(rights);
     await this.pool.query({
       name: 'keys-create',
-      text: 'INSERT INTO api_keys (id, owner, namespaces, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)',
-      values: [id, owner, JSON.stringify(namespaces), hash, now],
+      text: 'INSERT INTO api_keys (id, owner, namespaces, rights, key_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+      values: [id, owner, JSON.stringify(namespaces), rightsJson(granted), hash, now],
     });
-    return { key, id, owner, namespaces, created_at: now, revoked_at: null };
+    return { key, id, owner, namespaces, rights: granted, created_at: now, revoked_at: null };
   }
 
   async list(): Promise<ApiKey[]> {
-    const { rows } = await this.pool.query<Omit<ApiKey, 'namespaces'> & { namespaces: string }>({
+    const { rows } = await this.pool.query<ListRow>({
       name: 'keys-list',
-      text: 'SELECT id, owner, namespaces, created_at, revoked_at FROM api_keys ORDER BY created_at, id COLLATE "C"',
+      text: 'SELECT id, owner, namespaces, rights, created_at, revoked_at FROM api_keys ORDER BY created_at, id COLLATE "C"',
     });
-    return rows.map((r) => ({ ...r, namespaces: JSON.parse(r.namespaces) as string[] }));
+    return rows.map((r) => listed(r, this.rightSets));
   }
 
   async revoke(id: string, now = Date.now()): Promise<boolean> {
@@ -74,7 +94,13 @@ export class PgKeyStore implements KeyStore {
     const row = await this.row(id);
     if (!row || row.revoked_at !== null || !sameKeyHash(row.key_hash, presented)) return null;
     const set = this.patterns.get(row.namespaces);
-    return { keyId: id, owner: row.owner, namespaces: set.namespaces, allows: set.allows };
+    return {
+      keyId: id,
+      owner: row.owner,
+      namespaces: set.namespaces,
+      allows: set.allows,
+      ...rightsOf(this.rightSets.get(row.rights).list),
+    };
   }
 
   /** The key's row: kept while listening (and younger than the TTL), else read. Unknown ids are never kept. */
@@ -90,7 +116,7 @@ export class PgKeyStore implements KeyStore {
     const generation = this.listener?.generation ?? 0;
     const { rows } = await this.pool.query<KeyRow>({
       name: 'keys-by-id',
-      text: 'SELECT owner, namespaces, key_hash, revoked_at FROM api_keys WHERE id = $1',
+      text: 'SELECT owner, namespaces, rights, key_hash, revoked_at FROM api_keys WHERE id = $1',
       values: [id],
     });
     const row = rows[0];
