@@ -3,14 +3,20 @@
 // whatever spelling of the path the router decoded to reach them (`/%761/events` is
 // `/v1/events`), and before the body is read, so an anonymous client cannot make the server
 // parse a megabyte of JSON. Access is decided by route, never by string tests on the raw URL.
+// Each route names the key right it needs (`config: { right: 'read' }`); the same hook checks it,
+// and a route registered here without one is refused at start-up, so none can forget.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { KeyStore, Principal } from '../ledger/index.ts';
-import { KEY_FORMAT } from '../ledger/api-keys.ts';
+import { KEY_FORMAT, RIGHTS, type Right } from '../ledger/api-keys.ts';
 import { ApiError, closeUnreadBody, sendError } from './errors.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
+  }
+  interface FastifyContextConfig {
+    /** The key right a route behind protectedRoutes needs (required there). */
+    right?: Right;
   }
 }
 
@@ -78,15 +84,39 @@ function refuse(request: FastifyRequest, reply: FastifyReply, message: string) {
 export function protectedRoutes(keys: KeyStore, routes: (app: FastifyInstance) => void) {
   return async function authenticated(app: FastifyInstance): Promise<void> {
     app.decorateRequest('principal', null);
+    app.addHook('onRoute', (route) => {
+      const right = route.config?.right;
+      if (!(RIGHTS as readonly unknown[]).includes(right)) {
+        const methods = [route.method].flat().join(',');
+        throw new Error(
+          `route ${methods} ${route.url} is behind the API key but declares no key right: add config: { right: ${RIGHTS.map((r) => `'${r}'`).join(' | ')} }` +
+            (right === undefined ? '' : ` (it has ${JSON.stringify(right)})`),
+        );
+      }
+    });
     app.addHook('onRequest', async (request, reply) => {
       const bearer = bearerKey(request.headers.authorization);
       if ('problem' in bearer) return refuse(request, reply, bearer.problem);
       const principal = await keys.authenticate(bearer.key);
       if (!principal) return refuse(request, reply, 'the API key is not valid or was revoked');
       request.principal = principal;
+      // Still before the body is read: a key without the right never makes the server parse it.
+      const right = request.routeOptions.config.right!;
+      if (!principal.may(right)) {
+        closeUnreadBody(request, reply);
+        return sendError(reply, missingRight(request, principal, right));
+      }
     });
     routes(app);
   };
+}
+
+function missingRight(request: FastifyRequest, principal: Principal, right: Right): ApiError {
+  const has = [...principal.rights];
+  const route = `${request.method} ${request.routeOptions.url ?? ''}`;
+  return new ApiError('right_missing', { right, route, rights: has.length > 0 ? has.join(', ') : 'no rights' }, [
+    { path: 'authorization', rule: `right:${right}`, message: `${route} needs the key right ${right}` },
+  ]);
 }
 
 /** The authenticated principal of a protected request (auth has run). */

@@ -42,6 +42,12 @@ export const ERROR_CODES = {
     summary: 'The key may not read this namespace.',
     template: 'this key may not read namespace{s} {namespaces}; it allows {allowed}',
   },
+  right_missing: {
+    status: 403,
+    summary:
+      'The key lacks the right the route needs (record, read, correct or admin); details[0].rule is right:<name>. A key has the rights given at `receipts keys create --rights`.',
+    template: 'this key lacks the right {right}, which {route} needs; it has {rights}. Create a key with --rights including {right}',
+  },
   not_found: { status: 404, summary: 'No such route, event or epoch (or not one this key may read).', template: 'no {thing}' },
   anchoring_off: {
     status: 404,

@@ -56,8 +56,8 @@ export function errorResponses(...codes: ErrorCode[]): Record<number, z.ZodType>
 
 /** Codes any route can answer with (body limits, parsing, overload, a fault). */
 export const COMMON_ERRORS: ErrorCode[] = ['bad_request', 'internal', 'ledger_unreachable'];
-/** Codes of every route behind the API key. */
-export const AUTH_ERRORS: ErrorCode[] = ['unauthorized', 'busy'];
+/** Codes of every route behind the API key (right_missing: the key lacks the route's right). */
+export const AUTH_ERRORS: ErrorCode[] = ['unauthorized', 'right_missing', 'busy'];
 
 /** A non-negative integer in a query string or path (at most 15 digits: exact as a number). */
 export const decimal = (what: string) =>

@@ -31,6 +31,7 @@ export function classificationRoutes(app: FastifyInstance, opts: { ledger: Ledge
   app.withTypeProvider<ZodTypeProvider>().get(
     '/v1/classification',
     {
+      config: { right: 'read' },
       schema: {
         security: [{ bearer: [] }],
         tags: ['usage'],

@@ -29,6 +29,7 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
   app.post(
     '/v1/events',
     {
+      config: { right: 'record' },
       schema: {
         tags: ['events'],
         summary: 'Record usage events',

@@ -145,6 +145,7 @@ export function eventProofRoute(app: FastifyInstance, opts: LogRouteOptions & { 
   typed.get(
     '/v1/events/:id/proof',
     {
+      config: { right: 'read' },
       schema: {
         security: [{ bearer: [] }],
         tags: ['log'],

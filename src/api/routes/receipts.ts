@@ -43,6 +43,7 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; rece
   typed.get(
     '/v1/events/:id/receipt',
     {
+      config: { right: 'read' },
       schema: {
         ...PROTECTED,
         tags: ['receipts'],
@@ -65,6 +66,7 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; rece
   typed.get(
     '/v1/epochs/:epoch',
     {
+      config: { right: 'read' },
       schema: {
         ...PROTECTED,
         tags: ['receipts'],
@@ -86,6 +88,7 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; rece
   typed.get(
     '/v1/epochs/:epoch/chain',
     {
+      config: { right: 'read' },
       schema: {
         ...PROTECTED,
         tags: ['receipts'],
@@ -122,6 +125,7 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; rece
   typed.get(
     '/v1/epochs',
     {
+      config: { right: 'read' },
       schema: {
         ...PROTECTED,
         tags: ['receipts'],

@@ -138,6 +138,7 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
   app.withTypeProvider<ZodTypeProvider>().get(
     '/v1/usage',
     {
+      config: { right: 'read' },
       schema: {
         security: [{ bearer: [] }],
         tags: ['usage'],
