@@ -10,6 +10,18 @@ export {
   type VerifyOptions,
   type VerifyResult,
   type VerifyStep,
+  auditPeriod,
+  verifyProofBundle,
+  AUDIT_CODES,
+  type AnchorReader,
+  type AuditCode,
+  type AuditOptions,
+  type AuditProblem,
+  type AuditProgress,
+  type AuditReport,
+  type AuditTotals,
+  type BundleCheckOptions,
+  type BundleResult,
 } from './verify/index.ts';
 export type { Receipt, ReceiptEvent, Anchor, ReceiptStatus } from './receipt/format.ts';
 export { encodeLeaf, leafHash, LeafV1Bcs, LEAF_VERSION, type LeafFields } from './event/leaf.ts';

@@ -277,3 +277,19 @@ function checkShape(x: unknown): { pending: true } | { pending: false; receipt: 
   };
   return { pending: false, receipt: { ...(r as unknown as SealedReceipt), event } };
 }
+
+export {
+  auditPeriod,
+  verifyProofBundle,
+  AUDIT_CODES,
+  MAX_PROBLEMS,
+  type AnchorReader,
+  type AuditCode,
+  type AuditOptions,
+  type AuditProblem,
+  type AuditProgress,
+  type AuditReport,
+  type AuditTotals,
+  type BundleCheckOptions,
+  type BundleResult,
+} from './audit.ts';
