@@ -16,6 +16,7 @@ import { addServeCommand } from './serve.ts';
 import { addSealCommand } from './seal.ts';
 import { addSigningKeyCommands } from './signing-key.ts';
 import { addVerifyCommand } from './verify.ts';
+import { addWitnessCommands } from './witness.ts';
 
 /** The package's version (package.json sits two levels up from src/cli/ and from dist/cli/). */
 export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   addFsckCommand(program);
   addBackupCommand(program);
   addSigningKeyCommands(program);
+  addWitnessCommands(program);
   return program;
 }
 
