@@ -244,6 +244,8 @@ export interface EpochStore {
   node(epoch: number, level: number, index: number): Promise<Uint8Array>;
   /** A whole stored level, hashes concatenated (for caching upper levels). */
   level(epoch: number, level: number): Promise<Uint8Array>;
+  /** The stored nodes at these [level, index] places, in order, in one read (a proof's path: one query). */
+  nodes(epoch: number, places: ReadonlyArray<readonly [level: number, index: number]>): Promise<Uint8Array[]>;
   /**
    * Seals the next epoch: the next run of unsealed events in ledger order, up to maxEvents, as
    * one transaction (nodes and header), fenced so that a second or stale sealer can never write

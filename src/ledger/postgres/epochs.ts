@@ -101,6 +101,25 @@ export class PgEpochStore implements EpochStore {
     return Buffer.concat(rows.map((r) => r.hashes));
   }
 
+  // One round trip for a whole path. LATERAL: one primary-key lookup per place, whatever the
+  // planner guesses of unnest; a place with no stored node comes back null (and is named below).
+  async nodes(epoch: number, places: ReadonlyArray<readonly [level: number, index: number]>): Promise<Uint8Array[]> {
+    if (places.length === 0) return [];
+    const levels = places.map(([level]) => level);
+    const chunks = places.map(([, index]) => nodePlace(index).chunk);
+    const offsets = places.map(([, index]) => nodePlace(index).offset);
+    const { rows } = await this.pool.query<[Buffer | null]>({
+      name: 'epochs-nodes',
+      text: `SELECT n.h FROM unnest($2::int4[], $3::int8[], $4::int4[]) WITH ORDINALITY AS u(l, c, o, i)
+             LEFT JOIN LATERAL (SELECT substring(hashes FROM u.o FOR 32) AS h FROM epoch_nodes
+                                WHERE epoch = $1 AND level = u.l AND chunk = u.c) n ON true
+             ORDER BY u.i`,
+      values: [epoch, levels, chunks, offsets],
+      rowMode: 'array',
+    });
+    return places.map(([level, index], k) => storedNode(rows[k]?.[0], epoch, level, index));
+  }
+
   sealNext(request: SealRequest): Promise<EpochRecord | null> {
     const budget = this.leadership.leaseMs() * BUILD_SHARE_OF_LEASE;
     const maxEvents =

@@ -66,6 +66,14 @@ export class SqliteEpochStore implements EpochStore {
     return Buffer.concat(this.levelStmt.all(epoch, level) as Buffer[]);
   }
 
+  // In-process reads: one call, no promise per node.
+  async nodes(epoch: number, places: ReadonlyArray<readonly [level: number, index: number]>): Promise<Uint8Array[]> {
+    return places.map(([level, index]) => {
+      const { chunk, offset } = nodePlace(index);
+      return storedNode(this.nodeStmt.get(offset, epoch, level, chunk) as Buffer | undefined, epoch, level, index);
+    });
+  }
+
   sealNext(request: SealRequest): Promise<EpochRecord | null> {
     return sealWith(this.io, request);
   }
