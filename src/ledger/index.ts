@@ -42,3 +42,4 @@ export { LedgerUnavailableError, isLedgerUnavailable } from './errors.ts';
 export * from './types.ts';
 export { DEFAULT_RIGHTS, parseRights, RIGHTS, type Right } from './api-keys.ts';
 export { EpochLogError, epochLogTree, logSigner, nextCheckpoint, rootAt, type LogSigner, type StoredCheckpoint } from './epoch-log.ts';
+export { withCosignatures } from './cosignatures.ts';

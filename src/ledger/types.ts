@@ -256,6 +256,28 @@ export interface EpochStore {
   checkpoint(): Promise<StoredCheckpoint | undefined>;
 }
 
+/** A witness's cosignature of one signed checkpoint (C2SP tlog-cosignature), as stored. */
+export interface StoredCosignature {
+  /** The checkpoint's size (a stored checkpoint). */
+  size: number;
+  /** The witness's cosigner verifier key (type 0x04 vkey): one cosignature per size and witness. */
+  witness: string;
+  /** The signature line as served after the checkpoint, `— <name> <base64>`, without its newline. */
+  line: string;
+  /** The cosignature's own timestamp, Unix seconds. */
+  cosigned_at: number;
+  received_at_ms: number;
+}
+
+export interface CosignatureStore {
+  /** Stores a verified cosignature; false when one of this witness for this size is already kept. */
+  add(c: StoredCosignature): Promise<boolean>;
+  /** The cosignatures of the checkpoint of this size, oldest first. */
+  forSize(size: number): Promise<StoredCosignature[]>;
+  /** The largest checkpoint size this witness cosigned, or null. */
+  latestSize(witness: string): Promise<number | null>;
+}
+
 export interface AnchorAttempt {
   tx_digest: string;
   first_epoch: number;
@@ -339,6 +361,8 @@ export interface Ledger {
   readonly classification: ClassificationStore;
   readonly epochs: EpochStore;
   readonly anchors: AnchorStore;
+  /** Witness cosignatures of the epoch log's checkpoints. */
+  readonly cosignatures: CosignatureStore;
   readonly leadership: Leadership;
   /** How a long-running service should seal this ledger (see SealerSite). */
   readonly sealer: SealerSite;

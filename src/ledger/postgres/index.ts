@@ -16,6 +16,7 @@ import { PgKeyStore } from './keys.ts';
 import { PgLeadership } from './leadership.ts';
 import { PgUsageStore } from './usage.ts';
 import { PgClassificationStore } from './classification.ts';
+import { PgCosignatureStore } from './cosignatures.ts';
 
 export interface PostgresLedgerOptions {
   groupCommit?: GroupCommitOptions;
@@ -49,6 +50,7 @@ export class PostgresLedger implements Ledger {
   readonly epochs: PgEpochStore;
   /** Found anchors are cached once, here above the engine (a recorded anchor never changes). */
   readonly anchors: AnchorCache;
+  readonly cosignatures: PgCosignatureStore;
   readonly leadership: PgLeadership;
   /** In-process: the database does the waiting, and the fenced write needs this instance's term. */
   readonly sealer: SealerSite = { kind: 'in-process' };
@@ -70,6 +72,7 @@ export class PostgresLedger implements Ledger {
     this.usage = new PgUsageStore(pool, () => this.classification.history());
     this.epochs = new PgEpochStore(pool, this.leadership);
     this.anchors = new AnchorCache(new PgAnchorStore(pool, this.leadership));
+    this.cosignatures = new PgCosignatureStore(pool);
   }
 
   /** Whether the database answers within 3 s (a health check must not hang on a dead server). */

@@ -10,6 +10,7 @@ import { SqliteEventStore, type GroupCommitOptions } from './events.ts';
 import { SqliteKeyStore } from './keys.ts';
 import { SqliteUsageStore } from './usage.ts';
 import { SqliteClassificationStore } from './classification.ts';
+import { SqliteCosignatureStore } from './cosignatures.ts';
 
 export interface SqliteLedgerOptions extends OpenOptions {
   groupCommit?: GroupCommitOptions;
@@ -49,6 +50,7 @@ export class SqliteLedger implements Ledger {
   readonly epochs: SqliteEpochStore;
   /** Found anchors are cached once, here above the engine (a recorded anchor never changes). */
   readonly anchors: AnchorCache;
+  readonly cosignatures: SqliteCosignatureStore;
   readonly leadership = new SoleLeadership();
   /** A file is sealed on a worker thread with its own connection; ':memory:' cannot be shared. */
   readonly sealer: SealerSite;
@@ -66,6 +68,7 @@ export class SqliteLedger implements Ledger {
     this.usage = new SqliteUsageStore(this.db, () => this.classification.historySync());
     this.epochs = new SqliteEpochStore(this.db);
     this.anchors = new AnchorCache(new SqliteAnchorStore(this.db));
+    this.cosignatures = new SqliteCosignatureStore(this.db);
   }
 
   private healthStmt: import('better-sqlite3').Statement<[]> | undefined;
