@@ -13,6 +13,7 @@ import type { AnchorChain } from './chain/chain.ts';
 import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_MS } from './event/validate.ts';
 import type { Ledger, Role } from './ledger/index.ts';
 import { SealScheduler, sealerFor } from './seal/scheduler.ts';
+import { WitnessSubmitter, type WitnessTarget } from './witness/submitter.ts';
 
 export interface ServiceOptions {
   ledger: Ledger;
@@ -35,6 +36,11 @@ export interface ServiceOptions {
    * and the log routes serve them. Omitted: no checkpoints (GET /checkpoint answers log_off).
    */
   logKey?: SigningKey;
+  /** Witnesses the leader submits each new checkpoint to (needs logKey); their cosignatures are stored and served. */
+  witnesses?: WitnessTarget[];
+  /** Per witness request, ms (default 5,000), and the retry backoff after a failure. */
+  witnessTimeoutMs?: number;
+  witnessBackoff?: { baseMs: number; maxMs: number };
   /** Clock, for tests. */
   now?: () => number;
   /** Passed to the API as they are (ApiOptions): how responses are serialized, and a route observer. */
@@ -72,11 +78,13 @@ export function buildService(options: ServiceOptions): FastifyInstance {
     const halted = scheduler.halted;
     return halted ? { status: 'stopped', error: halted.message } : { status: 'ok', error: null };
   };
+  let submitter: WitnessSubmitter | undefined;
   const health = async (): Promise<HealthReport> => ({
     anchoring: await anchoringHealth(),
     sealing: sealingHealth(),
     role,
     leadership: ledger.leadership.describe(),
+    ...(submitter && { witnesses: submitter.health() }),
   });
 
   const app = buildApi({
@@ -99,6 +107,17 @@ export function buildService(options: ServiceOptions): FastifyInstance {
   });
   log = app.log;
 
+  if (options.witnesses?.length && options.logKey) {
+    submitter = new WitnessSubmitter({
+      ledger,
+      witnesses: options.witnesses,
+      logger: app.log,
+      registry: metrics.registry,
+      ...(options.witnessTimeoutMs !== undefined && { timeoutMs: options.witnessTimeoutMs }),
+      ...(options.witnessBackoff && { backoff: options.witnessBackoff }),
+    });
+  }
+
   if (options.sealing) {
     // The ledger says where its seals run (SQLite: a worker thread; PostgreSQL: in-process).
     sealer = sealerFor(ledger, { logger: app.log, ...(options.logKey && { logKey: options.logKey }) });
@@ -110,6 +129,7 @@ export function buildService(options: ServiceOptions): FastifyInstance {
         metrics.epochsSealed.inc();
         metrics.sealDuration.observe(seconds);
         metrics.epochSize.observe(epoch.size);
+        submitter?.notify(); // never awaited: a slow witness delays nothing
       },
       onError: () => metrics.sealErrors.inc(),
     });
@@ -117,6 +137,7 @@ export function buildService(options: ServiceOptions): FastifyInstance {
 
   const lead = () => {
     scheduler?.start();
+    submitter?.start();
     if (options.anchoring) {
       anchorer = new Anchorer({
         ledger,
@@ -132,6 +153,7 @@ export function buildService(options: ServiceOptions): FastifyInstance {
   };
   const follow = async () => {
     await scheduler?.stop();
+    await submitter?.stop();
     await anchorer?.stop();
     anchorer = undefined;
   };

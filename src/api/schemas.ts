@@ -332,4 +332,18 @@ export const HealthSchema = z.object({
       .nullable()
       .describe("why this instance's last campaign or heartbeat failed (PostgreSQL); null when it did not"),
   }),
+  witnesses: z
+    .array(
+      z.object({
+        url: z.string(),
+        vkey: z.string().describe("the witness's cosigner verifier key (type 0x04)"),
+        status: z
+          .enum(['pending', 'ok', 'unreachable', 'refused', 'conflict'])
+          .describe('unreachable: down or slow, retried; refused: a 4xx, retried; conflict: it holds a checkpoint this log cannot extend'),
+        cosigned_size: z.number().int().nullable().describe('the largest checkpoint size it cosigned, stored here'),
+        error: z.string().nullable(),
+      }),
+    )
+    .optional()
+    .describe('with serve --witness: each witness, as this instance last saw it'),
 });

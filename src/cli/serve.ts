@@ -19,6 +19,7 @@ import { acquireServeLock, type ServeLock } from './lock.ts';
 import { actionListArg, instantArg, policyFromFlags, type ClassificationFlags } from './classification.ts';
 import { configureClassification } from '../ledger/classification-periods.ts';
 import { ACTION_CLASSES } from '../event/classification.ts';
+import { parseWitnessArg, type WitnessTarget } from '../witness/submitter.ts';
 
 /** --host: an IP address or a host name; dotted digits that are no IPv4 address (999.1.1.1) are refused here. */
 export function hostArg(value: string): string {
@@ -44,6 +45,20 @@ export interface ServeOptions extends ClassificationFlags {
   suiConfig?: string;
   network?: Network;
   logKey?: string;
+  witness?: WitnessTarget[];
+}
+
+/** --witness URL=VKEY, repeatable; the same witness key twice is refused. */
+function witnessArg(value: string, previous: WitnessTarget[] | undefined): WitnessTarget[] {
+  let target: WitnessTarget;
+  try {
+    target = parseWitnessArg(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  if (previous?.some((w) => w.verifier.name === target.verifier.name && w.verifier.keyId === target.verifier.keyId))
+    throw new InvalidArgumentError(`the witness key ${target.verifier.name} is given twice`);
+  return [...(previous ?? []), target];
 }
 
 /** Log redaction as a second line of defence: request lines never carry headers anyway. */
@@ -102,6 +117,12 @@ export function addServeCommand(program: Command): void {
         '--log-key <file>',
         'the key file (signing-key create) the epoch log is signed with; its name is the log origin (default on SQLite: <db>.log-key, created on first start; required on PostgreSQL)',
       ).env('RECEIPTS_LOG_KEY'),
+    )
+    .addOption(
+      new Option(
+        '--witness <url=vkey>',
+        "a witness (C2SP tlog-witness) the leader submits each new checkpoint to: its URL, '=', its verifier key (type 0x01 or 0x04); repeatable",
+      ).argParser(witnessArg),
     )
     .addOption(new Option('--network <name>', 'the network the Sui config must be for').env('RECEIPTS_NETWORK').choices(NETWORKS))
     .addOption(
@@ -226,6 +247,7 @@ async function start(opts: ServeOptions, lock: ServeLock, wanted: ReturnType<typ
     ...(anchoring && { anchoring }),
     ...(opts.actions && { actions: opts.actions }),
     logKey: log.key,
+    ...(opts.witness && { witnesses: opts.witness }),
   });
 
   let stopping = false;
@@ -268,6 +290,7 @@ async function start(opts: ServeOptions, lock: ServeLock, wanted: ReturnType<typ
       ...(ledger.engine === 'sqlite' && { synchronous: opts.synchronous }),
       // The verifier key only: the private key never reaches a log line.
       log: { origin: log.key.name, vkey: verifierKeyOf(log.key), key_file: log.file, ...(log.created && { created: true }) },
+      witnesses: (opts.witness ?? []).map((w) => w.url),
       anchoring: anchoring
         ? { network: anchoring.chain.network, registry: anchoring.chain.registryId, sender: anchoring.chain.address }
         : 'off',

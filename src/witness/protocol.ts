@@ -191,13 +191,15 @@ export function parseSizeBody(text: string): number | null {
 /**
  * The client's reading of a 200 body (tlog-witness): signature lines appended to the checkpoint
  * and opened with the witness's key; lines by other keys are ignored. Returns the witness's own
- * verified signature line, or throws CheckpointError when it did not cosign this checkpoint.
+ * verified signature line (without its newline) and its timestamp, or throws CheckpointError
+ * when it did not cosign this checkpoint.
  */
-export function cosignatureFrom(note: string, body: string, witness: NoteVerifier): string {
+export function cosignatureFrom(note: string, body: string, witness: NoteVerifier): { line: string; timestamp: number } {
   if (body.length > 16 * 1024 || !body.startsWith('\u2014 ') || !body.endsWith('\n'))
     throw new CheckpointError('malformed_note', 'a witness answers signature lines, each starting with "— " and ending in a newline');
   const { text } = splitNote(note);
   const opened = openNote(`${text}\n${body}`, [witness]);
   const mine = opened.verified[0]!;
-  return `\u2014 ${mine.name} ${mine.base64}\n`;
+  if (typeof mine.timestamp !== 'number') throw new CheckpointError('malformed_cosignature', 'the cosignature time is beyond 2^53 − 1');
+  return { line: `\u2014 ${mine.name} ${mine.base64}`, timestamp: mine.timestamp };
 }

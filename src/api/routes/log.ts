@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyBaseLogger } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { type EpochRecord, type Ledger, type StoredCheckpoint, epochLogTree, rootAt } from '../../ledger/index.ts';
+import { type EpochRecord, type Ledger, type StoredCheckpoint, epochLogTree, rootAt, withCosignatures } from '../../ledger/index.ts';
 import { consistencyProof } from '../../merkle/consistency.ts';
 import { equalBytes } from '../../merkle/proof.ts';
 import { auditPath, memoryNodeReader, type Tree } from '../../merkle/tree.ts';
@@ -70,6 +70,11 @@ async function readLogAt(
   return { epochs, tree };
 }
 
+/** The checkpoint's note with every witness cosignature stored for it (each verified when it was stored). */
+async function cosignedNote(ledger: Ledger, checkpoint: StoredCheckpoint): Promise<string> {
+  return withCosignatures(checkpoint.note, await ledger.cosignatures.forSize(checkpoint.size));
+}
+
 async function latest(opts: LogRouteOptions): Promise<StoredCheckpoint> {
   if (!opts.log) throw new ApiError('log_off');
   const checkpoint = await opts.ledger.epochs.checkpoint();
@@ -85,7 +90,8 @@ export function logRoutes(app: FastifyInstance, opts: LogRouteOptions): void {
     {
       schema: {
         tags: ['log'],
-        summary: 'The latest signed checkpoint of the epoch log (C2SP tlog-checkpoint, a signed note), without an API key',
+        summary:
+          'The latest signed checkpoint of the epoch log (C2SP tlog-checkpoint, a signed note) with every witness cosignature collected, without an API key',
         response: {
           200: { content: { 'text/plain': { schema: z.string() } } },
           ...errorResponses(...COMMON_ERRORS, 'log_off', 'no_checkpoint'),
@@ -95,7 +101,7 @@ export function logRoutes(app: FastifyInstance, opts: LogRouteOptions): void {
     async (_request, reply) => {
       const checkpoint = await latest(opts);
       reply.type('text/plain; charset=utf-8');
-      return checkpoint.note;
+      return cosignedNote(opts.ledger, checkpoint);
     },
   );
 
@@ -178,7 +184,7 @@ export function eventProofRoute(app: FastifyInstance, opts: LogRouteOptions & { 
           size: checkpoint.size,
           hashes: auditPath(e.epoch, checkpoint.size, memoryNodeReader(tree)).map(hex),
         },
-        checkpoint: checkpoint.note,
+        checkpoint: await cosignedNote(opts.ledger, checkpoint),
       };
     },
   );

@@ -4,6 +4,7 @@ import type { LeadershipState, Ledger, Role } from '../../ledger/index.ts';
 import type { Metrics } from '../metrics.ts';
 import { z } from 'zod';
 import { HealthSchema, type AnchoringHealthStatus } from '../schemas.ts';
+import type { WitnessHealth } from '../../witness/submitter.ts';
 
 /** What the service reports beside the database: anchoring, this instance's role, who leads. */
 export interface HealthReport {
@@ -13,6 +14,8 @@ export interface HealthReport {
   sealing: { status: 'off' | 'ok' | 'stopped'; error: string | null };
   role: Role;
   leadership: LeadershipState;
+  /** With `serve --witness`: each witness's state (this instance submits only while it leads). */
+  witnesses?: WitnessHealth[];
 }
 
 export function operationsRoutes(
@@ -33,8 +36,14 @@ export function operationsRoutes(
     },
     async (_request, reply) => {
       const database = await opts.ledger.healthy();
-      const { anchoring, sealing, role, leadership } = await opts.health();
-      const status = !database ? 'unavailable' : anchoring.status === 'failed' || sealing.status === 'stopped' ? 'degraded' : 'ok';
+      const { anchoring, sealing, role, leadership, witnesses } = await opts.health();
+      // A witness that refuses or disagrees needs a person; one that is down only retries.
+      const witnessTrouble = witnesses?.some((w) => w.status === 'refused' || w.status === 'conflict') ?? false;
+      const status = !database
+        ? 'unavailable'
+        : anchoring.status === 'failed' || sealing.status === 'stopped' || witnessTrouble
+          ? 'degraded'
+          : 'ok';
       return reply.code(database ? 200 : 503).send({
         status,
         role,
@@ -46,6 +55,7 @@ export function operationsRoutes(
         anchoring,
         sealing,
         ledger: { engine: opts.ledger.engine, term: leadership.term, leader: leadership.holder, election_error: leadership.error },
+        ...(witnesses && { witnesses }),
       });
     },
   );
