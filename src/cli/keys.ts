@@ -1,6 +1,6 @@
 // `receipts keys create|list|revoke`: safe while servers run on the same ledger.
 import { type Command, Option } from 'commander';
-import type { KeyStore } from '../ledger/index.ts';
+import { DEFAULT_RIGHTS, type KeyStore, parseRights, RIGHTS, type Right } from '../ledger/index.ts';
 import { refuseWhileMigrating } from './lock.ts';
 import { CliError } from './errors.ts';
 import { dbOption, listOf, withLedger } from './options.ts';
@@ -23,14 +23,28 @@ export function addKeysCommands(program: Command): void {
         .argParser(listOf)
         .makeOptionMandatory(),
     )
+    .addOption(
+      new Option(
+        '--rights <list>',
+        `what the key may do, comma-separated: ${RIGHTS.join(', ')} (record: post events; read: usage, receipts, events, epochs; correct: void and amend; admin: meters, limits, webhooks of its namespaces); default ${DEFAULT_RIGHTS.join(',')}`,
+      )
+        // No commander default: listOf would add the given rights to it.
+        .argParser(listOf),
+    )
     .option('--json', 'print JSON')
-    .action(async (opts: { db: string; owner: string; namespace: string[]; json?: boolean }) => {
-      const created = await withKeys(opts.db, (k) => k.create(opts.owner, opts.namespace), true);
-      const out = { key: created.key, id: created.id, owner: created.owner, namespaces: created.namespaces };
+    .action(async (opts: { db: string; owner: string; namespace: string[]; rights?: string[]; json?: boolean }) => {
+      let rights: Right[];
+      try {
+        rights = parseRights(opts.rights ?? DEFAULT_RIGHTS);
+      } catch (err) {
+        throw new CliError('usage', (err as Error).message); // before the ledger is opened or created
+      }
+      const created = await withKeys(opts.db, (k) => k.create(opts.owner, opts.namespace, undefined, rights), true);
+      const out = { key: created.key, id: created.id, owner: created.owner, namespaces: created.namespaces, rights: created.rights };
       if (opts.json) process.stdout.write(`${JSON.stringify(out)}\n`);
       else {
         process.stdout.write(
-          `key:        ${out.key}\nid:         ${out.id}\nowner:      ${out.owner}\nnamespaces: ${out.namespaces.join(', ')}\n\n` +
+          `key:        ${out.key}\nid:         ${out.id}\nowner:      ${out.owner}\nnamespaces: ${out.namespaces.join(', ')}\nrights:     ${out.rights.join(', ')}\n\n` +
             'The key is shown this once; only its hash is stored. Send it as: Authorization: Bearer <key>\n',
         );
       }
@@ -38,7 +52,7 @@ export function addKeysCommands(program: Command): void {
 
   keys
     .command('list')
-    .description('list keys (ids, owners, namespaces; never the keys themselves)')
+    .description('list keys (ids, owners, namespaces, rights; never the keys themselves)')
     .addOption(dbOption())
     .option('--json', 'print JSON')
     .action(async (opts: { db: string; json?: boolean }) => {
@@ -50,7 +64,11 @@ export function addKeysCommands(program: Command): void {
       if (list.length === 0) process.stdout.write('no keys; create one with `receipts keys create --owner NAME --namespace PATTERN`\n');
       for (const k of list) {
         const state = k.revoked_at ? `revoked ${new Date(k.revoked_at).toISOString()}` : 'active';
-        process.stdout.write(`${k.id}  ${k.owner}  ${k.namespaces.join(',')}  created ${new Date(k.created_at).toISOString()}  ${state}\n`);
+        // Right names this build does not know are shown (marked), never hidden: they grant nothing here.
+        const rights = [...k.rights, ...(k.unknown_rights ?? []).map((r) => `${r}(unknown)`)].join(',') || 'no rights';
+        process.stdout.write(
+          `${k.id}  ${k.owner}  ${k.namespaces.join(',')}  ${rights}  created ${new Date(k.created_at).toISOString()}  ${state}\n`,
+        );
       }
     });
 

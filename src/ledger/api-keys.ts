@@ -20,19 +20,22 @@ export const DEFAULT_RIGHTS: readonly Right[] = ['record', 'read'];
 const isRight = (name: string): name is Right => (RIGHTS as readonly string[]).includes(name);
 
 /**
- * The rights of a request (`--rights record,read`, or a list), deduplicated and in RIGHTS order;
- * throws a message naming the flag, the unknown name and the allowed values.
+ * The rights of a request (`record,read`, or a list), deduplicated and in RIGHTS order; throws a
+ * message naming `subject` (the flag or field), the unknown name and the allowed values.
  */
-export function parseRights(given: string | readonly string[], flag = '--rights'): Right[] {
-  const names = (typeof given === 'string' ? given.split(',') : given).map((n) => n.trim());
+export function parseRights(given: string | readonly string[], subject = '--rights'): Right[] {
+  const names = (typeof given === 'string' ? given.split(',') : given).map((n) => String(n).trim()).filter((n) => n !== '');
   const unknown = names.filter((n) => !isRight(n));
   if (unknown.length > 0) {
-    const shown = unknown.map((n) => JSON.stringify(n.slice(0, 40))).join(', ');
+    const shown = unknown
+      .slice(0, 5)
+      .map((n) => JSON.stringify(n.slice(0, 40)))
+      .join(', ');
     throw new Error(
-      `${flag}: unknown right${unknown.length > 1 ? 's' : ''} ${shown}; the rights are ${RIGHTS.join(', ')} (comma-separated)`,
+      `${subject}: unknown right${unknown.length > 1 ? 's' : ''} ${shown}${unknown.length > 5 ? ', …' : ''}; a right is one of ${RIGHTS.join(', ')} (comma-separated)`,
     );
   }
-  if (names.length === 0) throw new Error(`${flag} must name at least one right of ${RIGHTS.join(', ')}`);
+  if (names.length === 0) throw new Error(`${subject} must name at least one right of ${RIGHTS.join(', ')}`);
   return RIGHTS.filter((r) => names.includes(r));
 }
 
@@ -94,7 +97,7 @@ export function checkKeyRequest(owner: string, namespaces: string[], rights: rea
       throw new Error(`namespace pattern "${p}" must be 1 to 128 characters of a-z 0-9 . _ / - and *`);
     }
   }
-  parseRights(rights);
+  parseRights(rights, 'rights');
 }
 
 /** A new key for a checked request: its public id, the key (shown once) and the hash to store. */
