@@ -36,7 +36,7 @@ export const KEYS: TableSpec = {
   table: 'api_keys',
   label: 'keys',
   key: ['id'],
-  kinds: { id: 'text', owner: 'text', namespaces: 'text', key_hash: 'hash', created_at: 'int', revoked_at: 'int?' },
+  kinds: { id: 'text', owner: 'text', namespaces: 'text', key_hash: 'hash', created_at: 'int', revoked_at: 'int?', rights: 'text' },
   name: (r) => `key ${String(r[0])}`,
 };
 export const EVENTS: TableSpec = {

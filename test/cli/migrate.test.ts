@@ -100,7 +100,7 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     await sealAll(s.ledger, { maxEvents: 4 });
     unsealedIds = await post(5, (i) => ({ action: i % 2 ? 'write' : 'recall' }));
     ids.push(...unsealedIds);
-    const extra = await s.ledger.keys.create('other-inc', ['other/*']);
+    const extra = await s.ledger.keys.create('other-inc', ['other/*'], undefined, ['read', 'admin']);
     revokedKey = extra.key;
     expect(await s.ledger.keys.revoke(extra.id)).toBe(true);
     const latest = (await s.ledger.epochs.latest())!;
@@ -145,6 +145,11 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
       // Keys: the live one authenticates, the revoked one does not.
       expect((await ledger.keys.authenticate(liveKey))?.owner).toBe('acme-inc');
       expect(await ledger.keys.authenticate(revokedKey)).toBeNull();
+      // Each key keeps its rights.
+      expect((await ledger.keys.list()).map((k) => [k.owner, k.rights])).toEqual([
+        ['acme-inc', ['record', 'read']],
+        ['other-inc', ['read', 'admin']],
+      ]);
       // The billable classification history, and so the usage totals, are the same.
       expect(await ledger.classification.history()).toEqual(sqliteHistory);
       expect(await ledger.usage.query(USAGE)).toEqual(sqliteUsage);

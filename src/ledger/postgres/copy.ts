@@ -3,6 +3,7 @@
 // nodes are kept as they are, so every receipt already handed out stays valid.
 import type pg from 'pg';
 import { transaction } from './db.ts';
+import { DEFAULT_RIGHTS, rightsJson } from '../api-keys.ts';
 
 type Int = number | bigint;
 type Blob = Uint8Array;
@@ -19,7 +20,15 @@ export interface RowSource<R> {
 
 /** Rows with the SQLite engine's column names; blobs as Buffers (or Uint8Arrays). */
 export interface CopyData {
-  keys: RowSource<{ id: string; owner: string; namespaces: string; key_hash: Blob; created_at: Int; revoked_at: Int | null }>;
+  keys: RowSource<{
+    id: string;
+    owner: string;
+    namespaces: string;
+    key_hash: Blob;
+    created_at: Int;
+    revoked_at: Int | null;
+    rights?: string;
+  }>;
   /**
    * SQLite rows carry `seq` only (id = seq); the events after the last epoch become unsealed
    * (seq null) and are sealed in the same order later. PostgreSQL rows carry `id` and `seq`.
@@ -129,6 +138,8 @@ export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCount
         ['key_hash', 'bytea', (r) => blob(r.key_hash)],
         ['created_at', 'int8', (r) => int(r.created_at, 'api_keys.created_at')],
         ['revoked_at', 'int8', (r) => int(r.revoked_at, 'api_keys.revoked_at')],
+        // A row from before key rights: record and read, as migration 007 gives such keys.
+        ['rights', 'text', (r) => r.rights ?? rightsJson(DEFAULT_RIGHTS)],
       ],
       data.keys,
     );

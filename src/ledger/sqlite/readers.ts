@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { UnreadableLedgerError, type LedgerReader } from '../../fsck/reader.ts';
 import { rowProblem, type Row } from '../../fsck/rows.ts';
 import { CLASSIFICATIONS, EVENTS, MalformedRowError, sqliteColumns, TABLES, type TableRows, type TableSpec } from '../copy-tables.ts';
+import { DEFAULT_RIGHTS, rightsJson } from '../api-keys.ts';
 import { loadMigrations, openDb, type Db } from './db.ts';
 
 const EVENT_COLUMNS = 'namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash';
@@ -186,11 +187,15 @@ function copySource(db: Db, file: string): SqliteCopySource {
   const hasClassifications =
     db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'classifications'").get() !== undefined;
   const tables = hasClassifications ? TABLES : TABLES.filter((t) => t !== CLASSIFICATIONS);
+  // A source from before key rights (schema < 7) has no rights column: its keys have exactly
+  // record and read (what migration 007 gives them), and the copy carries that.
+  const hasRights = (db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('api_keys') as string[]).includes('rights');
+  const columnSql = (c: string) => (c === 'rights' && !hasRights ? `'${rightsJson(DEFAULT_RIGHTS)}' AS rights` : c);
 
   /** A table read on demand, in key order (keyset pages, so each slice costs the same). */
   const rows = (spec: TableSpec, onSlice?: (rows: Row[], done: number, total: number) => void) => {
     const order = spec.key.join(', ');
-    const select = `SELECT ${sqliteColumns(spec).join(', ')} FROM ${spec.table}`;
+    const select = `SELECT ${sqliteColumns(spec).map(columnSql).join(', ')} FROM ${spec.table}`;
     const length = count(spec);
     // safeIntegers: an integer beyond 2^53 is refused (rowProblem), never rounded.
     const first = db.prepare(`${select} ORDER BY ${order} LIMIT ?`).safeIntegers(true);
