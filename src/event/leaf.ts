@@ -2,7 +2,8 @@
 // Pure and browser-safe: the verifier rebuilds leaves with this same code.
 import { bcs } from '@mysten/sui/bcs';
 import { hexToBytes } from '../encoding/hex.ts';
-import { hashLeafBytes } from '../merkle/hash.ts';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { LEAF_PREFIX } from '../merkle/hash.ts';
 
 export const LEAF_VERSION = 1;
 
@@ -39,30 +40,57 @@ const EMPTY = new Uint8Array(0);
  * this under 1 µs, and ingest hashes every event. Tests hold it byte-equal to `LeafV1Bcs`.
  */
 export function encodeLeaf(fields: LeafFields): Uint8Array {
-  const strings = [fields.namespace, fields.request_id, fields.caller, fields.action].map(toUtf8);
+  return writeLeaf(fields, 0);
+}
+
+/**
+ * The RFC 6962 leaf hash input, 0x00 ‖ leaf v1, in one buffer: what `leafHash` hashes, for a
+ * hasher other than this module's (the ledger hashes with node:crypto) without a second copy.
+ */
+export function leafPreimage(fields: LeafFields): Uint8Array {
+  const out = writeLeaf(fields, 1);
+  out[0] = LEAF_PREFIX;
+  return out;
+}
+
+/** The leaf after `offset` zero bytes; ASCII strings (ids, names) are written without an encoder call. */
+function writeLeaf(fields: LeafFields, offset: number): Uint8Array {
+  const { namespace, request_id, caller, action } = fields;
+  const ns = asciiOr(namespace);
+  const rid = asciiOr(request_id);
+  const cl = asciiOr(caller);
+  const ac = asciiOr(action);
   const digest = fields.artifact_digest === '' ? EMPTY : hexToBytes(fields.artifact_digest);
-  let size = 1 + 8 + ulebSize(digest.length) + digest.length + 8;
-  for (const s of strings) size += ulebSize(s.length) + s.length;
+  const size = offset + 1 + 8 + ulebSize(digest.length) + digest.length + 8 + textSize(ns) + textSize(rid) + textSize(cl) + textSize(ac);
   const out = new Uint8Array(size);
   const view = new DataView(out.buffer);
-  let at = 0;
+  let at = offset;
   out[at++] = LEAF_VERSION;
-  for (const s of strings) at = writeBytes(out, at, s);
+  at = writeText(out, at, ns);
+  at = writeText(out, at, rid);
+  at = writeText(out, at, cl);
+  at = writeText(out, at, ac);
   at = writeU64(view, at, fields.units);
   at = writeBytes(out, at, digest);
   writeU64(view, at, fields.ts_ms);
   return out;
 }
 
-/** UTF-8 bytes; ASCII (the common case for ids and names) skips the encoder's call overhead. */
-function toUtf8(s: string): Uint8Array {
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0x80) return utf8.encode(s);
-    out[i] = c;
-  }
-  return out;
+/** The string itself when it is ASCII (its UTF-8 bytes are its char codes), else its UTF-8 bytes. */
+function asciiOr(s: string): string | Uint8Array {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return utf8.encode(s);
+  return s;
+}
+
+function textSize(t: string | Uint8Array): number {
+  return ulebSize(t.length) + t.length;
+}
+
+function writeText(out: Uint8Array, at: number, t: string | Uint8Array): number {
+  if (typeof t !== 'string') return writeBytes(out, at, t);
+  at = writeLength(out, at, t.length);
+  for (let i = 0; i < t.length; i++) out[at++] = t.charCodeAt(i);
+  return at;
 }
 
 function ulebSize(n: number): number {
@@ -74,13 +102,17 @@ function ulebSize(n: number): number {
   return size;
 }
 
-function writeBytes(out: Uint8Array, at: number, bytes: Uint8Array): number {
-  let n = bytes.length;
+function writeLength(out: Uint8Array, at: number, n: number): number {
   while (n >= 0x80) {
     out[at++] = (n & 0x7f) | 0x80;
     n = Math.floor(n / 0x80);
   }
   out[at++] = n;
+  return at;
+}
+
+function writeBytes(out: Uint8Array, at: number, bytes: Uint8Array): number {
+  at = writeLength(out, at, bytes.length);
   out.set(bytes, at);
   return at + bytes.length;
 }
@@ -95,7 +127,7 @@ function writeU64(view: DataView, at: number, n: number): number {
 
 /** RFC 6962 leaf hash of an event: SHA-256(0x00 ‖ leaf v1). */
 export function leafHash(fields: LeafFields): Uint8Array {
-  return hashLeafBytes(encodeLeaf(fields));
+  return sha256(leafPreimage(fields));
 }
 
 // Hex lives in src/encoding/hex.ts; re-exported here for the tests and scripts that import it with the leaf.

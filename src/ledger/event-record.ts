@@ -1,5 +1,7 @@
 // An event row as both engines read it back, and the one rule for a repeated request id: a
 // duplicate (answered with the stored event) or a conflict (naming the fields that differ).
+import { hash } from 'node:crypto';
+import { leafPreimage } from '../event/leaf.ts';
 import type { NormalizedEvent } from '../event/validate.ts';
 import type { EventRecord, EventToWrite, WriteResult } from './types.ts';
 
@@ -96,3 +98,10 @@ export function storedValues<F>(item: EventToWrite, hash: Buffer, flag: (explici
     hash,
   ] as const;
 }
+
+/**
+ * An event's RFC 6962 leaf hash, as `leafHash` (src/event/leaf.ts) computes it, through
+ * node:crypto: one native call on the preimage, returned as the Buffer both engines bind, where
+ * the browser-safe hash took several µs an event and a copy into a Buffer.
+ */
+export const leafHashOf = (e: NormalizedEvent): Buffer => hash('sha256', leafPreimage(e), 'buffer');

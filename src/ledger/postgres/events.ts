@@ -6,9 +6,8 @@
 // handle only. The ledger order is seq, assigned when the event is sealed (see epochs.ts).
 import type pg from 'pg';
 import type { NormalizedEvent } from '../../event/validate.ts';
-import { leafHash } from '../../event/leaf.ts';
 import type { EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
-import { eventRecordOf, storedValues, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
+import { eventRecordOf, leafHashOf, storedValues, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
 import { LedgerUnavailableError } from '../errors.ts';
 import { GroupCommittedWrites, type CommitJob, type GroupCommitOptions } from '../group-commit.ts';
 
@@ -125,7 +124,7 @@ export class PgEventStore extends GroupCommittedWrites implements EventStore {
       const k = keyOf(item.event.namespace, item.event.request_id);
       const seen = first.get(k);
       if (seen) return seen.hash;
-      const hash = Buffer.from(leafHash(item.event));
+      const hash = leafHashOf(item.event);
       first.set(k, { item, hash });
       storedValues(item, hash, (explicit) => explicit).forEach((v, i) => cols[i]!.push(v));
       return hash;

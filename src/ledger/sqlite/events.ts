@@ -1,9 +1,8 @@
 // Events on SQLite. Writes use group commit: requests arriving close together share one write
 // transaction (one WAL sync), and each request is answered only once its rows are committed.
 // SQLite has one writer, so ids commit in order and the id is also the ledger position (seq).
-import { leafHash } from '../../event/leaf.ts';
 import type { EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
-import { eventRecordOf, storedValues, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
+import { eventRecordOf, leafHashOf, storedValues, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
 import { GroupCommittedWrites, type CommitJob, type GroupCommitOptions } from '../group-commit.ts';
 import type { Db } from './db.ts';
 
@@ -64,7 +63,7 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
 
     const writeOne = (item: EventToWrite): WriteResult => {
       const e = item.event;
-      const hash = Buffer.from(leafHash(e));
+      const hash = leafHashOf(e);
       // run() and lastInsertRowid, not RETURNING: RETURNING made the insert the costliest line of ingest.
       const done = insert.run(...storedValues(item, hash, (explicit) => (explicit ? 1 : 0)));
       if (done.changes === 1) return { status: 'created', id: Number(done.lastInsertRowid), leaf_hash: hash.toString('hex') };
