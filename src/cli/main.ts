@@ -5,6 +5,7 @@
 // `receipts`: the one executable. Usage errors exit 2 with the usage; failures exit 1.
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import { addAuditCommand } from './audit.ts';
 import { addBackupCommand } from './backup.ts';
 import { addFsckCommand } from './fsck.ts';
 import { addKeysCommands } from './keys.ts';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   addKeysCommands(program);
   addSealCommand(program);
   addVerifyCommand(program);
+  addAuditCommand(program);
   addMigrateCommand(program);
   addFsckCommand(program);
   addBackupCommand(program);
