@@ -48,6 +48,8 @@ const eventSchema = z.strictObject({
 });
 
 export const EVENT_FIELDS = Object.keys(eventSchema.shape);
+const KNOWN_FIELDS: ReadonlySet<string> = new Set(EVENT_FIELDS);
+const LEAF_TEXT_FIELDS = ['request_id', 'caller', 'source', 'namespace', 'action'] as const;
 
 const EVENT_ISSUES: IssueContext = {
   subject: 'event',
@@ -87,13 +89,94 @@ export type ValidationResult = { ok: true; event: NormalizedEvent } | { ok: fals
 export const DEFAULT_MAX_AGE_MS = 35 * 24 * 3600 * 1000;
 export const DEFAULT_MAX_FUTURE_MS = 5 * 60 * 1000;
 
-export function validateEvent(input: unknown, ctx: ValidationContext): ValidationResult {
-  const parsed = eventSchema.safeParse(input, { reportInput: true });
-  if (!parsed.success) {
-    const errors = fieldErrorsFromIssues(parsed.error.issues, EVENT_ISSUES);
-    return { ok: false, errors, unknownFields: errors.some((e) => e.rule === 'unknown_field') };
+type EventShape = z.infer<typeof eventSchema>;
+
+/** A leaf string as `leafString` accepts it. */
+const isLeafString = (v: unknown, max: number): v is string =>
+  typeof v === 'string' && v.length >= 1 && v.length <= max && v.isWellFormed() && !v.includes('\u0000');
+
+/**
+ * The event's shape when it is exactly what `eventSchema` accepts, checked in one pass without
+ * zod (whose parse cost more than the rest of an event's ingest); undefined for anything else,
+ * which then goes through zod for its errors. So an error always comes from the schema, and this
+ * only has to accept nothing the schema refuses (test/event/validate-fast.test.ts holds both to
+ * the same answers over generated and hostile events). Only plain objects take this path.
+ */
+function fastShape(input: unknown): EventShape | undefined {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return undefined;
+  const proto = Object.getPrototypeOf(input);
+  if (proto !== Object.prototype && proto !== null) return undefined;
+  const o = input as Record<string, unknown>;
+  for (const k in o) if (!KNOWN_FIELDS.has(k)) return undefined; // strict: zod reports it
+  const { request_id, namespace, action, caller, units, artifact_digest, ts, source, metadata } = o;
+  if (!isLeafString(request_id, LEAF_STRING_MAX.request_id) || !isLeafString(caller, LEAF_STRING_MAX.caller)) return undefined;
+  if (!isLeafString(namespace, LEAF_STRING_MAX.namespace) || !NAMESPACE_PATTERN.test(namespace)) return undefined;
+  if (!isLeafString(action, LEAF_STRING_MAX.action) || !ACTION_PATTERN.test(action)) return undefined;
+  if (units !== undefined && !(typeof units === 'number' && Number.isSafeInteger(units) && units >= 0 && units <= MAX_UNITS)) {
+    return undefined;
   }
-  const e = parsed.data;
+  if (artifact_digest !== undefined && !(typeof artifact_digest === 'string' && HEX64_ANY_CASE_OR_EMPTY.test(artifact_digest))) {
+    return undefined;
+  }
+  if (
+    ts !== undefined &&
+    !(typeof ts === 'number' ? Number.isSafeInteger(ts) && ts >= 0 : typeof ts === 'string' && ts.length <= MAX_TS_TEXT_LENGTH)
+  ) {
+    return undefined;
+  }
+  if (source !== undefined && !isLeafString(source, MAX_SOURCE_LENGTH)) return undefined;
+  if (metadata !== undefined) {
+    // zod's record copies the top level: only a plain object without an own `__proto__` key
+    // (which the copy would turn into a prototype) is the same object afterwards.
+    if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) return undefined;
+    if (Object.getPrototypeOf(metadata) !== Object.prototype || Object.hasOwn(metadata, '__proto__')) return undefined;
+  }
+  return {
+    request_id,
+    namespace,
+    action,
+    caller,
+    units: units as number | undefined,
+    artifact_digest: artifact_digest as string | undefined,
+    ts: ts as number | string | undefined,
+    source: source as string | undefined,
+    metadata: metadata as Record<string, unknown> | undefined,
+  };
+}
+
+/**
+ * looksLikeSecret of the low-cardinality leaf fields (namespace, action, caller, source), kept:
+ * a batch repeats them on every event and the scan is a dozen detectors. It is a pure function of
+ * the string, so a kept answer is the answer. Bounded: at most SECRET_MEMO_MAX strings of at most
+ * 256 characters (~2 MB), dropped whole when full. request_id is unique per event: always scanned.
+ */
+const SECRET_MEMO_MAX = 4096;
+const secretMemo = new Map<string, boolean>();
+function looksLikeSecretKept(v: string): boolean {
+  let found = secretMemo.get(v);
+  if (found === undefined) {
+    found = looksLikeSecret(v);
+    if (secretMemo.size >= SECRET_MEMO_MAX) secretMemo.clear();
+    secretMemo.set(v, found);
+  }
+  return found;
+}
+
+/** The slow path alone (zod for the shape): the reference the fast path is tested against. */
+export function validateEventWithSchema(input: unknown, ctx: ValidationContext): ValidationResult {
+  return validateEvent(input, ctx, false);
+}
+
+export function validateEvent(input: unknown, ctx: ValidationContext, fast = true): ValidationResult {
+  let e = fast ? fastShape(input) : undefined;
+  if (e === undefined) {
+    const parsed = eventSchema.safeParse(input, { reportInput: true });
+    if (!parsed.success) {
+      const errors = fieldErrorsFromIssues(parsed.error.issues, EVENT_ISSUES);
+      return { ok: false, errors, unknownFields: errors.some((err) => err.rule === 'unknown_field') };
+    }
+    e = parsed.data;
+  }
   const errors: FieldError[] = [];
 
   if (ctx.actions && !ctx.actions.has(e.action)) {
@@ -105,9 +188,9 @@ export function validateEvent(input: unknown, ctx: ValidationContext): Validatio
   }
   // The leaf is public proof material: a credential in a leaf field can never be removed later.
   // namespace and action too: their alphabet admits e.g. `suiprivkey1…`.
-  for (const field of ['request_id', 'caller', 'source', 'namespace', 'action'] as const) {
+  for (const field of LEAF_TEXT_FIELDS) {
     const v = e[field];
-    if (v !== undefined && looksLikeSecret(v)) {
+    if (v !== undefined && (field === 'request_id' ? looksLikeSecret(v) : looksLikeSecretKept(v))) {
       errors.push({ path: field, rule: 'no_credentials', message: `${field} looks like a credential; credentials are never stored` });
     }
   }
