@@ -147,10 +147,21 @@ export function eventsRoutes(app: FastifyInstance, opts: EventsRouteOptions): vo
           };
         } else {
           const { redacted } = toWrite[j]!.event;
-          results[i] = { ...w, request_id, ...(redacted.length > 0 && { redacted }) };
+          // Built field by field (no spreads): the same JSON, one object instead of three.
+          const r: Extract<EventResult, { status: 'created' | 'duplicate' }> = {
+            status: w.status,
+            id: w.id,
+            leaf_hash: w.leaf_hash,
+            request_id,
+          };
+          if (redacted.length > 0) r.redacted = redacted;
+          results[i] = r;
         }
       });
-      for (const r of results) opts.metrics.events.inc({ result: r.status });
+      // One counter update per result kind, not per event (each labelled inc hashes its labels).
+      const counts = { created: 0, duplicate: 0, conflict: 0, rejected: 0 };
+      for (const r of results) counts[r.status]++;
+      for (const [result, n] of Object.entries(counts)) if (n > 0) opts.metrics.events.inc({ result }, n);
       return { results };
     },
   );
