@@ -1,24 +1,46 @@
 // Building receipts from the ledger's stores: the event, the epoch whose run of ledger positions
-// holds it (leaf index = seq − first_seq), and one stored node per tree level.
-// Upper levels (≥ 3: an eighth of the nodes) of recently used epochs are kept in memory, so a
-// proof costs 3 node reads whatever the epoch size.
+// holds it (leaf index = seq − first_seq), and the audit path's stored nodes.
+//
+// A receipt is a hot path, so what never changes is kept in memory, bounded:
+// - sealed epoch headers (an epoch is written once, in one transaction, and never rewritten):
+//   the last EPOCHS_KEPT looked up, so finding an event's epoch costs no read;
+// - the upper tree levels (≥ CACHED_FROM_LEVEL: an eighth of an epoch's nodes, 4 MB of a
+//   1,000,000-event epoch) of recently used epochs, whole levels, least recently used dropped
+//   beyond `cacheBytes` (64 MB by default);
+// and the path's lower nodes are read in ONE ledger call (epochs.nodes: one query on
+// PostgreSQL), beside the anchor. A level is loaded once however many receipts wait for it.
 import { bytesToHex } from '../encoding/hex.ts';
-import type { EventRecord, Ledger } from '../ledger/index.ts';
+import type { EpochRecord, EventRecord, Ledger } from '../ledger/index.ts';
 import { HASH_SIZE } from '../merkle/hash.ts';
 import { auditPathNodes } from '../merkle/tree.ts';
-import type { Anchor, Receipt } from './format.ts';
+import type { Anchor, Receipt, ReceiptEvent } from './format.ts';
 
-/** Levels from here up are cached whole: 1/8 of an epoch's nodes (4 MB for a 1M-event epoch). */
+/** Levels from here up are cached whole: 1/8 of an epoch's nodes. */
 const CACHED_FROM_LEVEL = 3;
-const LEVEL_CACHE_BYTES = 64 * 1024 * 1024;
+/** Default bound of the level cache, bytes of hashes. */
+export const LEVEL_CACHE_BYTES = 64 * 1024 * 1024;
+/** Sealed epoch headers kept (a few hundred bytes each); all are dropped when full. */
+const EPOCHS_KEPT = 4096;
+
+export interface ReceiptReaderOptions {
+  /** Bound of the upper-level cache in bytes of hashes (default LEVEL_CACHE_BYTES; 0: no cache). */
+  cacheBytes?: number;
+}
 
 export class ReceiptReader {
   private readonly ledger: Ledger;
+  private readonly cacheBytes: number;
+  /** `${epoch}:${level}` → the whole level; Map order is use order (least recent first). */
   private readonly levels = new Map<string, Uint8Array>();
+  /** Levels being read, so that concurrent receipts of a cold epoch read each level once. */
+  private readonly loading = new Map<string, Promise<Uint8Array>>();
   private levelBytes = 0;
+  /** Sealed epochs seen, sorted by first_seq (disjoint runs): binary search by seq. */
+  private epochs: EpochRecord[] = [];
 
-  constructor(ledger: Ledger) {
+  constructor(ledger: Ledger, options: ReceiptReaderOptions = {}) {
     this.ledger = ledger;
+    this.cacheBytes = options.cacheBytes ?? LEVEL_CACHE_BYTES;
   }
 
   /** Where an epoch's root is on chain, as a receipt carries it, or null while it is not anchored (the ledger caches found ones). */
@@ -31,7 +53,7 @@ export class ReceiptReader {
 
   /** The receipt of a stored event: pending until its epoch is sealed. */
   async receipt(row: EventRecord): Promise<Receipt> {
-    const event = {
+    const event: ReceiptEvent = {
       namespace: row.namespace,
       request_id: row.request_id,
       caller: row.caller,
@@ -40,7 +62,7 @@ export class ReceiptReader {
       artifact_digest: row.artifact_digest,
       ts_ms: row.ts_ms,
     };
-    const epoch = row.seq === null ? undefined : await this.ledger.epochs.containing(row.seq);
+    const epoch = row.seq === null ? undefined : await this.epochHolding(row.seq);
     if (!epoch || row.seq === null) {
       return {
         version: 1,
@@ -57,14 +79,27 @@ export class ReceiptReader {
       };
     }
     const leafIndex = row.seq - epoch.first_seq;
-    const anchor = await this.anchor(epoch.epoch);
-    // Lower levels are read from the ledger; upper ones come from memory without a promise each
-    // (a proof is ~20 nodes and receipts are a hot path).
-    const proof: string[] = [];
-    for (const [level, index] of auditPathNodes(leafIndex, epoch.size)) {
-      const node = this.cachedNode(epoch.epoch, level, index) ?? (await this.readNode(epoch.epoch, level, index));
-      proof.push(bytesToHex(node));
+    const path = auditPathNodes(leafIndex, epoch.size);
+    const proof = new Array<string>(path.length);
+    // Upper levels from memory; the rest in one read, beside the anchor's.
+    const missing: Array<[number, number]> = [];
+    const at: number[] = [];
+    for (let k = 0; k < path.length; k++) {
+      const [level, index] = path[k]!;
+      // No promise for a level in memory (a proof is ~20 nodes and receipts are a hot path).
+      const hashes =
+        level < CACHED_FROM_LEVEL ? undefined : (this.levelInMemory(epoch.epoch, level) ?? (await this.loadLevel(epoch, level)));
+      if (hashes) proof[k] = bytesToHex(nodeOf(hashes, epoch.epoch, level, index));
+      else {
+        missing.push(path[k]!);
+        at.push(k);
+      }
     }
+    const [anchor, nodes] = await Promise.all([
+      this.anchor(epoch.epoch),
+      missing.length > 0 ? this.ledger.epochs.nodes(epoch.epoch, missing) : [],
+    ]);
+    for (let m = 0; m < nodes.length; m++) proof[at[m]!] = bytesToHex(nodes[m]!);
     return {
       version: 1,
       id: row.id,
@@ -80,28 +115,75 @@ export class ReceiptReader {
     };
   }
 
-  /** A node of a level held in memory, or undefined (then readNode). */
-  private cachedNode(epoch: number, level: number, index: number): Uint8Array | undefined {
-    if (level < CACHED_FROM_LEVEL) return undefined;
-    const key = `${epoch}:${level}`;
-    const hashes = this.levels.get(key);
-    if (!hashes) return undefined;
-    this.levels.delete(key); // most recently used goes last
-    this.levels.set(key, hashes);
-    return hashes.subarray(index * HASH_SIZE, (index + 1) * HASH_SIZE);
+  /** The sealed epoch holding seq: from memory, else read (and kept). Undefined while none holds it. */
+  private async epochHolding(seq: number): Promise<EpochRecord | undefined> {
+    const kept = this.epochs;
+    let lo = 0;
+    let hi = kept.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const e = kept[mid]!;
+      if (seq < e.first_seq) hi = mid - 1;
+      else if (seq > e.last_seq) lo = mid + 1;
+      else return e;
+    }
+    const found = await this.ledger.epochs.containing(seq);
+    if (found) this.keepEpoch(found);
+    return found;
   }
 
-  /** A node not held in memory: read it, or (upper levels) read and keep its whole level. */
-  private async readNode(epoch: number, level: number, index: number): Promise<Uint8Array> {
-    if (level < CACHED_FROM_LEVEL) return this.ledger.epochs.node(epoch, level, index);
-    const hashes = await this.ledger.epochs.level(epoch, level);
+  private keepEpoch(e: EpochRecord): void {
+    if (this.epochs.length >= EPOCHS_KEPT) this.epochs = [];
+    const kept = this.epochs;
+    let i = 0;
+    while (i < kept.length && kept[i]!.first_seq < e.first_seq) i++;
+    if (kept[i]?.epoch === e.epoch) return; // two receipts of a cold epoch raced: kept once
+    kept.splice(i, 0, e);
+  }
+
+  /** A whole level if it is in memory (then marked most recently used). */
+  private levelInMemory(epoch: number, level: number): Uint8Array | undefined {
+    const key = `${epoch}:${level}`;
+    const hashes = this.levels.get(key);
+    if (hashes) {
+      this.levels.delete(key); // most recently used goes last
+      this.levels.set(key, hashes);
+    }
+    return hashes;
+  }
+
+  /** Reads a whole level into the cache (once, however many receipts wait), or undefined when it cannot fit. */
+  private async loadLevel(epoch: EpochRecord, level: number): Promise<Uint8Array | undefined> {
+    // A level's size is known from the epoch's: ceil(size / 2^level) hashes.
+    if (Math.ceil(epoch.size / 2 ** level) * HASH_SIZE > this.cacheBytes) return undefined;
+    const key = `${epoch.epoch}:${level}`;
+    let pending = this.loading.get(key);
+    if (!pending) {
+      pending = this.ledger.epochs.level(epoch.epoch, level);
+      this.loading.set(key, pending);
+      const forget = () => this.loading.delete(key);
+      pending.then((read) => {
+        forget();
+        this.keepLevel(key, read);
+      }, forget);
+    }
+    return pending;
+  }
+
+  private keepLevel(key: string, hashes: Uint8Array): void {
+    if (this.levels.has(key)) return;
     this.levelBytes += hashes.length;
-    while (this.levelBytes > LEVEL_CACHE_BYTES && this.levels.size > 0) {
+    this.levels.set(key, hashes);
+    while (this.levelBytes > this.cacheBytes && this.levels.size > 0) {
       const [oldest, bytes] = this.levels.entries().next().value!;
       this.levels.delete(oldest);
       this.levelBytes -= bytes.length;
     }
-    this.levels.set(`${epoch}:${level}`, hashes);
-    return hashes.subarray(index * HASH_SIZE, (index + 1) * HASH_SIZE);
   }
+}
+
+/** Node `index` of a whole level, or an error naming it (a short stored level is never a short hash). */
+function nodeOf(hashes: Uint8Array, epoch: number, level: number, index: number): Uint8Array {
+  if ((index + 1) * HASH_SIZE > hashes.length) throw new RangeError(`no stored node at epoch ${epoch}, level ${level}, index ${index}`);
+  return hashes.subarray(index * HASH_SIZE, (index + 1) * HASH_SIZE);
 }
