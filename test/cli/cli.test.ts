@@ -19,6 +19,7 @@ describe('receipts keys', () => {
       id: expect.any(String),
       owner: 'acme',
       namespaces: ['acme/*', 'shared/x'],
+      rights: ['record', 'read'], // without --rights
     });
     expect(out.key).toContain(out.id);
     expect(readFileSync(db).toString('latin1')).not.toContain(out.key.slice('sr_'.length + 13)); // the 43-char secret
@@ -29,7 +30,7 @@ describe('receipts keys', () => {
     const list = receipts(['keys', 'list', '--db', db, '--json']);
     expect(list.code).toBe(0);
     const entry = JSON.parse(list.stdout).find((k: { id: string }) => k.id === created.id);
-    expect(entry).toMatchObject({ owner: 'globex', namespaces: ['globex/*'], revoked_at: null });
+    expect(entry).toMatchObject({ owner: 'globex', namespaces: ['globex/*'], rights: ['record', 'read'], revoked_at: null });
     expect(list.stdout).not.toContain(created.key);
     expect(receipts(['keys', 'revoke', created.id, '--db', db]).code).toBe(0);
     expect(receipts(['keys', 'list', '--db', db]).stdout).toMatch(new RegExp(`${created.id}.*revoked`));

@@ -669,10 +669,11 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         expect(p).toMatchObject({ keyId: k.id, owner: 'acme-inc', namespaces: ['acme/*'] });
         expect(p!.allows('acme/prod/eu')).toBe(true);
         expect(p!.allows('acmex/prod')).toBe(false);
+        expect([...p!.rights]).toEqual(['record', 'read']);
         expect(await ledger.keys.authenticate(k.key.slice(0, -1) + (k.key.endsWith('A') ? 'B' : 'A'))).toBeNull();
         expect(await ledger.keys.authenticate('nonsense')).toBeNull();
         expect(await ledger.keys.list()).toEqual([
-          { id: k.id, owner: 'acme-inc', namespaces: ['acme/*'], created_at: 1000, revoked_at: null },
+          { id: k.id, owner: 'acme-inc', namespaces: ['acme/*'], rights: ['record', 'read'], created_at: 1000, revoked_at: null },
         ]);
         const stored = await sql<{ dump: string }>(url, 'SELECT row_to_json(api_keys)::text AS dump FROM api_keys');
         // The secret is everything after sr_<id>_ (base64url: it may itself hold '_').
