@@ -34,7 +34,7 @@ function cosigned(w: Witness, note: string, body: string) {
   return openNote(`${text}\n${body}`, [parseCosignerKey(w.vkey)]).verified;
 }
 
-describe('receipts witness serve', () => {
+describe('receipts witness serve', { timeout: 120_000 }, () => {
   it('prints its cosigner key (type 0x04 of the key file) and cosigns a first checkpoint, then one consistent with it', async () => {
     const log = new FakeLog();
     const { w, keyFile } = await witnessFor([log]);
