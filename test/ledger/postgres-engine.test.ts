@@ -623,6 +623,7 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
           '004_classifications.sql',
           '005_key_changes.sql',
           '006_checkpoints.sql',
+          '009_witness_cosignatures.sql',
         ]);
         expect(await sql(url, 'SELECT term FROM leadership')).toEqual([{ term: '0' }]);
         expect(await Promise.all(ledgers.map((l) => l.healthy()))).toEqual([true, true, true]);
