@@ -4,6 +4,7 @@
 // Levels are kept as one Uint8Array each (n × 32 bytes), not one object per node: a
 // 1,000,000-leaf tree is 64 MB here, against over 1 GB as merkletreejs Buffers.
 import { HASH_SIZE, nobleNodeHasher, nodePreimage, type NodeHasher } from './hash.ts';
+import { type PairsHasher, wasmPairsHasher } from './level-hasher.ts';
 
 export interface Tree {
   size: number;
@@ -32,6 +33,39 @@ export function buildTree(leafHashes: Uint8Array, hasher: NodeHasher = nobleNode
     count = next;
   }
   return { size, levels };
+}
+
+/** How many nodes each level of a tree of `size` leaves holds, leaves first, root last. */
+export function levelSizes(size: number): number[] {
+  if (!Number.isSafeInteger(size) || size < 1) throw new RangeError('a tree needs at least one 32-byte leaf hash');
+  const sizes = [size];
+  for (let count = size; count > 1; ) sizes.push((count = Math.ceil(count / 2)));
+  return sizes;
+}
+
+/**
+ * The same tree as buildTree, each level hashed in bulk (pairs [0, n/2) in one call, then the
+ * lone last node promoted): the seal's builder. `levels` may be given, preallocated (the levels
+ * above the leaves, sized as levelSizes says), for a caller that shares them between threads.
+ */
+export function buildTreeBulk(leafHashes: Uint8Array, pairs: PairsHasher = wasmPairsHasher, levels?: Uint8Array[]): Tree {
+  const sizes = levelSizes(leafHashes.length / HASH_SIZE);
+  const out = [leafHashes];
+  for (let l = 1; l < sizes.length; l++) {
+    const below = out[l - 1]!;
+    const count = sizes[l - 1]!;
+    const level = levels?.[l - 1] ?? new Uint8Array(sizes[l]! * HASH_SIZE);
+    if (level.length !== sizes[l]! * HASH_SIZE) throw new RangeError(`level ${l} must hold ${sizes[l]} hashes`);
+    pairs(below, level, 0, count >> 1);
+    promoteLone(below, count, level);
+    out.push(level);
+  }
+  return { size: sizes[0]!, levels: out };
+}
+
+/** RFC 6962: an odd level's last node goes up unchanged. */
+export function promoteLone(below: Uint8Array, count: number, level: Uint8Array): void {
+  if (count % 2 === 1) level.set(below.subarray((count - 1) * HASH_SIZE, count * HASH_SIZE), (count >> 1) * HASH_SIZE);
 }
 
 export function rootOf(tree: Tree): Uint8Array {
