@@ -215,8 +215,8 @@ export interface SealRequest {
   /** At most this many events go into the epoch. */
   maxEvents: number;
   now: number;
-  /** Builds the tree over the leaf hashes (pure code from merkle/, passed in). */
-  build: (leaves: Uint8Array) => BuiltTree;
+  /** Builds the tree over the leaf hashes (pure code from merkle/, passed in; the seal's own runs off the event loop). */
+  build: (leaves: Uint8Array) => BuiltTree | Promise<BuiltTree>;
   progress?: (phase: string, detail: Record<string, number>) => void;
   /**
    * Signs a checkpoint of the epoch log in the seal's transaction (after checking the log is

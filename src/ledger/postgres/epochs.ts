@@ -129,9 +129,9 @@ export class PgEpochStore implements EpochStore {
     return sealWith(this.io, {
       ...request,
       maxEvents,
-      build: (leaves) => {
+      build: async (leaves) => {
         const started = performance.now();
-        const tree = request.build(leaves);
+        const tree = await request.build(leaves);
         this.buildMsPerEvent = (performance.now() - started) / Math.max(1, leaves.length / HASH_SIZE);
         return tree;
       },
