@@ -47,14 +47,14 @@ export function encodeLeaf(fields: LeafFields): Uint8Array {
  * The RFC 6962 leaf hash input, 0x00 ‖ leaf v1, in one buffer: what `leafHash` hashes, for a
  * hasher other than this module's (the ledger hashes with node:crypto) without a second copy.
  */
-export function leafPreimage(fields: LeafFields): Uint8Array {
-  const out = writeLeaf(fields, 1);
+export function leafPreimage<T extends Uint8Array = Uint8Array>(fields: LeafFields, alloc?: (size: number) => T): T {
+  const out = writeLeaf(fields, 1, alloc);
   out[0] = LEAF_PREFIX;
   return out;
 }
 
 /** The leaf after `offset` zero bytes; ASCII strings (ids, names) are written without an encoder call. */
-function writeLeaf(fields: LeafFields, offset: number): Uint8Array {
+function writeLeaf<T extends Uint8Array>(fields: LeafFields, offset: number, alloc?: (size: number) => T): T {
   const { namespace, request_id, caller, action } = fields;
   const ns = asciiOr(namespace);
   const rid = asciiOr(request_id);
@@ -62,17 +62,17 @@ function writeLeaf(fields: LeafFields, offset: number): Uint8Array {
   const ac = asciiOr(action);
   const digest = fields.artifact_digest === '' ? EMPTY : hexToBytes(fields.artifact_digest);
   const size = offset + 1 + 8 + ulebSize(digest.length) + digest.length + 8 + textSize(ns) + textSize(rid) + textSize(cl) + textSize(ac);
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
+  // Every byte from `offset` on is written below: an allocator may hand out uninitialized memory.
+  const out = alloc ? alloc(size) : (new Uint8Array(size) as T);
   let at = offset;
   out[at++] = LEAF_VERSION;
   at = writeText(out, at, ns);
   at = writeText(out, at, rid);
   at = writeText(out, at, cl);
   at = writeText(out, at, ac);
-  at = writeU64(view, at, fields.units);
+  at = writeU64(out, at, fields.units);
   at = writeBytes(out, at, digest);
-  writeU64(view, at, fields.ts_ms);
+  writeU64(out, at, fields.ts_ms);
   return out;
 }
 
@@ -118,10 +118,13 @@ function writeBytes(out: Uint8Array, at: number, bytes: Uint8Array): number {
 }
 
 /** u64 little-endian from a non-negative safe integer. */
-function writeU64(view: DataView, at: number, n: number): number {
+function writeU64(out: Uint8Array, at: number, n: number): number {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`u64 field must be an integer 0 … 2^53−1, got ${n}`);
-  view.setUint32(at, n % 0x1_0000_0000, true);
-  view.setUint32(at + 4, Math.floor(n / 0x1_0000_0000), true);
+  // Byte by byte: a DataView over `out.buffer` would move a small array's bytes off the V8 heap.
+  let lo = n % 0x1_0000_0000;
+  let hi = Math.floor(n / 0x1_0000_0000);
+  for (let i = 0; i < 4; i++, lo >>>= 8) out[at + i] = lo & 0xff;
+  for (let i = 4; i < 8; i++, hi >>>= 8) out[at + i] = hi & 0xff;
   return at + 8;
 }
 

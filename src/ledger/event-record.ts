@@ -102,6 +102,7 @@ export function storedValues<F>(item: EventToWrite, hash: Buffer, flag: (explici
 /**
  * An event's RFC 6962 leaf hash, as `leafHash` (src/event/leaf.ts) computes it, through
  * node:crypto: one native call on the preimage, returned as the Buffer both engines bind, where
- * the browser-safe hash took several µs an event and a copy into a Buffer.
+ * the browser-safe hash took several µs an event and a copy into a Buffer. The preimage is a
+ * Buffer from Node's pool (leafPreimage writes every byte of it).
  */
-export const leafHashOf = (e: NormalizedEvent): Buffer => hash('sha256', leafPreimage(e), 'buffer');
+export const leafHashOf = (e: NormalizedEvent): Buffer => hash('sha256', leafPreimage(e, Buffer.allocUnsafe), 'buffer');
