@@ -137,7 +137,10 @@ export interface AuditOptions {
   witnesses?: string[];
   /** Cosignatures needed on each checkpoint; default: every witness given. */
   minWitnesses?: number;
-  /** Take epoch roots from the server's receipts without a signed log (the report says so loudly). */
+  /**
+   * With no logKeys: take epoch roots from the server's receipts without a signed log (the report
+   * says so loudly). Log keys given are checked whatever this says.
+   */
   trustServer?: boolean;
   fetch?: typeof globalThis.fetch;
   onProgress?: (p: AuditProgress) => void;
@@ -472,7 +475,8 @@ export async function auditPeriod(options: AuditOptions): Promise<AuditReport> {
     else leftOff++;
   };
   const warnings: string[] = [];
-  if (trustServer)
+  const onlyServer = keys.logs.length === 0;
+  if (onlyServer)
     warnings.push('TRUSTING THE SERVER: epoch roots were taken from the server being audited; nothing outside the server was checked');
 
   const get = async (path: string, auth: boolean, text = false): Promise<unknown> => {
@@ -646,7 +650,7 @@ export async function auditPeriod(options: AuditOptions): Promise<AuditReport> {
     }
 
     // Each epoch once: its header into the signed epoch log.
-    if (!trustServer) {
+    if (!onlyServer) {
       for (const [epoch, ep] of [...epochs].sort((a, b) => a[0] - b[0])) {
         const ask = [...ep.roots.values()].find((x) => x.id >= 0);
         if (!ask) {
@@ -788,7 +792,7 @@ export async function auditPeriod(options: AuditOptions): Promise<AuditReport> {
   const actions = Object.fromEntries([...byAction].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, s]) => [k, totalsOf(s)]));
   return {
     ok: problems.length === 0,
-    trust: trustServer ? 'server' : 'log',
+    trust: onlyServer ? 'server' : 'log',
     warnings,
     problems,
     problems_left_off: leftOff,

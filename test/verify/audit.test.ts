@@ -153,6 +153,56 @@ describe('auditPeriod, a server that lies', () => {
     expect(report.problems.map((p) => p.message).join('\n')).toMatch(/holds 1 receipts of the 2 asked for[\s\S]*counts 7 events/);
   });
 
+  it('duplicate_event: the same event billed twice', async () => {
+    t.lie.fn = onJson(
+      (p) => isUsage(p) && p.includes('cursor='),
+      (page) => {
+        // The last page holds the 7th event alone: bill it a second time under a new id.
+        if (page.events.length === 1) page.events.push({ ...page.events[0], id: page.events[0].id + 1 });
+      },
+    );
+    const report = await auditPeriod(options(t));
+    expect(codes(report)).toContain('duplicate_event');
+    expect(report.problems.find((p) => p.code === 'duplicate_event')!.message).toMatch(/is billed twice in acme\/prod/);
+  });
+
+  it('chain_mismatch: with a chain reader, an anchored root that the registry does not hold', async () => {
+    const anchor = { network: 'localnet', package_id: '0x1', registry_id: '0x2', tx_digest: null, checkpoint: null };
+    t.lie.fn = onJson(isUsage, (page) => {
+      for (const r of page.events) Object.assign(r, { status: 'anchored', anchor });
+    });
+    const roots = new Map<number, { root: string; size: number }>();
+    for (const id of [1, 4, 7]) {
+      const r = await t.s.receipt(id);
+      roots.set(r.epoch!, { root: r.root!, size: r.tree_size! });
+    }
+    const asked: number[] = [];
+    const honest = await auditPeriod(
+      options(t, {
+        readAnchor: async (a, epoch) => {
+          expect(a).toEqual(anchor);
+          asked.push(epoch);
+          return roots.get(epoch) ?? null;
+        },
+      }),
+    );
+    expect(honest.problems).toEqual([]);
+    expect(honest.chain).toEqual({ checked: 3, unanchored: 0 });
+    expect(asked.sort()).toEqual([0, 1, 2]);
+    const lying = await auditPeriod(options(t, { readAnchor: async (_a, epoch) => (epoch === 1 ? null : roots.get(epoch)!) }));
+    expect(codes(lying)).toEqual(['chain_mismatch']);
+    expect(lying.problems[0]!.message).toMatch(/epoch 1 is not anchored in registry 0x2 on localnet/);
+  });
+
+  it('trustServer with log keys still checks the log: a forged root is caught', async () => {
+    t.lie.fn = onJson(isUsage, (page) => {
+      for (const r of page.events) if (r.event.units === 3) Object.assign(r, { leaf_index: 0, tree_size: 1, proof: [], root: r.leaf_hash });
+    });
+    const report = await auditPeriod(options(t, { trustServer: true }));
+    expect(report.trust).toBe('log');
+    expect(codes(report)).toEqual(['unsigned_root']);
+  });
+
   it("trustServer: passes on the server's own roots, and says loudly that nothing outside the server was checked", async () => {
     const report = await auditPeriod(options(t, { logKeys: [], witnesses: [], minWitnesses: 0, trustServer: true }));
     expect(report.ok).toBe(true);
