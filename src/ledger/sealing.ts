@@ -54,7 +54,7 @@ export async function sealWith<R extends Run>(io: SealIO<R>, request: SealReques
     if (!run) return null; // an empty interval makes no epoch
     progress('read', { epoch: run.epoch, size: run.size });
 
-    const tree = request.build(run.leaves);
+    const tree = await request.build(run.leaves);
     checkBuiltTree(tree, run.leaves);
     progress('hashed', { epoch: run.epoch, size: run.size });
 

@@ -18,10 +18,10 @@ function ev(fields: Record<string, unknown> = {}): NormalizedEvent {
 }
 const item = (e: NormalizedEvent): EventToWrite => ({ event: e, owner: 'acme-inc', keyId: 'abcdefabcdef' });
 
-const build: SealRequest['build'] = (leaves) => {
+const build = ((leaves) => {
   const tree = buildTree(leaves);
   return { root: rootOf(tree), levels: tree.levels };
-};
+}) satisfies SealRequest['build'];
 const request = (fields: Partial<SealRequest> = {}): SealRequest => ({ maxEvents: 1000, now: NOW, build, ...fields });
 
 async function until(check: () => boolean, ms = 10_000): Promise<void> {
