@@ -131,6 +131,22 @@ describe('zones that change at midnight: the day starts at the first instant of 
   });
 });
 
+describe('the shortest daylight-saving period in tzdata', () => {
+  it('America/Boa_Vista kept DST for 167 hours in October 2000: both ends are days of their own', () => {
+    expect(table('America/Boa_Vista', 'day', '2000-10-07T04:00:00Z', '2000-10-16T04:00:00Z')).toEqual([
+      ['2000-10-07T00:00:00-04:00', 24],
+      ['2000-10-08T01:00:00-03:00', 23],
+      ['2000-10-09T00:00:00-03:00', 24],
+      ['2000-10-10T00:00:00-03:00', 24],
+      ['2000-10-11T00:00:00-03:00', 24],
+      ['2000-10-12T00:00:00-03:00', 24],
+      ['2000-10-13T00:00:00-03:00', 24],
+      ['2000-10-14T00:00:00-03:00', 25],
+      ['2000-10-15T00:00:00-04:00', 24],
+    ]);
+  });
+});
+
 describe('months', () => {
   it('February and the months holding a DST change, in Europe/Berlin', () => {
     expect(table('Europe/Berlin', 'month', '2025-12-31T23:00:00Z', '2026-11-30T23:00:00Z')).toEqual([
@@ -214,6 +230,8 @@ describe('checkTimeZone', () => {
     expect(checkTimeZone('europe/berlin')).toBe('Europe/Berlin');
     expect(checkTimeZone('Etc/UTC')).toBe('UTC');
     expect(checkTimeZone('GMT')).toBe('UTC');
+    expect(checkTimeZone('Zulu')).toBe('UTC');
+    expect(checkTimeZone('Etc/Universal')).toBe('UTC');
     expect(checkTimeZone('Asia/Kolkata')).toBe('Asia/Kolkata');
     expect(checkTimeZone('Asia/Calcutta')).toBe('Asia/Kolkata');
     expect(checkTimeZone('US/Pacific')).toBe('America/Los_Angeles');
