@@ -101,23 +101,35 @@ export class PgEpochStore implements EpochStore {
     return Buffer.concat(rows.map((r) => r.hashes));
   }
 
-  // One round trip for a whole path. LATERAL: one primary-key lookup per place, whatever the
-  // planner guesses of unnest; a place with no stored node comes back null (and is named below).
+  // One round trip for a whole path, one stored chunk read once however many of its places are
+  // asked. LATERAL: one primary-key lookup per chunk, whatever the planner guesses of unnest; a
+  // chunk not stored comes back null, and a missing place is named below.
   async nodes(epoch: number, places: ReadonlyArray<readonly [level: number, index: number]>): Promise<Uint8Array[]> {
     if (places.length === 0) return [];
-    const levels = places.map(([level]) => level);
-    const chunks = places.map(([, index]) => nodePlace(index).chunk);
-    const offsets = places.map(([, index]) => nodePlace(index).offset);
+    const at = new Map<string, number>();
+    const levels: number[] = [];
+    const chunks: number[] = [];
+    for (const [level, index] of places) {
+      const { chunk } = nodePlace(index);
+      const key = `${level}:${chunk}`;
+      if (at.has(key)) continue;
+      at.set(key, levels.length);
+      levels.push(level);
+      chunks.push(chunk);
+    }
     const { rows } = await this.pool.query<[Buffer | null]>({
       name: 'epochs-nodes',
-      text: `SELECT n.h FROM unnest($2::int4[], $3::int8[], $4::int4[]) WITH ORDINALITY AS u(l, c, o, i)
-             LEFT JOIN LATERAL (SELECT substring(hashes FROM u.o FOR 32) AS h FROM epoch_nodes
-                                WHERE epoch = $1 AND level = u.l AND chunk = u.c) n ON true
+      text: `SELECT n.hashes FROM unnest($2::int4[], $3::int8[]) WITH ORDINALITY AS u(l, c, i)
+             LEFT JOIN LATERAL (SELECT hashes FROM epoch_nodes WHERE epoch = $1 AND level = u.l AND chunk = u.c) n ON true
              ORDER BY u.i`,
-      values: [epoch, levels, chunks, offsets],
+      values: [epoch, levels, chunks],
       rowMode: 'array',
     });
-    return places.map(([level, index], k) => storedNode(rows[k]?.[0], epoch, level, index));
+    return places.map(([level, index]) => {
+      const { chunk, offset } = nodePlace(index);
+      const hashes = rows[at.get(`${level}:${chunk}`)!]?.[0];
+      return storedNode(hashes?.subarray(offset - 1, offset - 1 + HASH_SIZE), epoch, level, index);
+    });
   }
 
   sealNext(request: SealRequest): Promise<EpochRecord | null> {

@@ -24,6 +24,7 @@ export class SqliteEpochStore implements EpochStore {
   private readonly desc: Statement<[number, number, number]>;
   private readonly nodeStmt: Statement<[number, number, number, number]>;
   private readonly levelStmt: Statement<[number, number]>;
+  private readonly chunkStmt: Statement<[number, number, number]>;
   private readonly lastCheckpoint: Statement<[]>;
   private readonly io: SealIO<SqliteRun>;
 
@@ -35,6 +36,7 @@ export class SqliteEpochStore implements EpochStore {
     this.desc = db.prepare(`SELECT ${EPOCH_COLUMNS} FROM epochs WHERE epoch > ? AND epoch < ? ORDER BY epoch DESC LIMIT ?`);
     this.nodeStmt = db.prepare('SELECT substr(hashes, ?, 32) FROM epoch_nodes WHERE epoch = ? AND level = ? AND chunk = ?').pluck();
     this.levelStmt = db.prepare('SELECT hashes FROM epoch_nodes WHERE epoch = ? AND level = ? ORDER BY chunk').pluck();
+    this.chunkStmt = db.prepare('SELECT hashes FROM epoch_nodes WHERE epoch = ? AND level = ? AND chunk = ?').pluck();
     this.lastCheckpoint = db.prepare(`SELECT ${CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY size DESC LIMIT 1`);
     this.io = sealIO(db);
   }
@@ -66,11 +68,19 @@ export class SqliteEpochStore implements EpochStore {
     return Buffer.concat(this.levelStmt.all(epoch, level) as Buffer[]);
   }
 
-  // In-process reads: one call, no promise per node.
+  // In-process reads: one call, no promise per node, and one read per stored chunk however
+  // many of its places are asked (a receipt asks for a block of neighbouring leaves).
   async nodes(epoch: number, places: ReadonlyArray<readonly [level: number, index: number]>): Promise<Uint8Array[]> {
+    const chunks = new Map<string, Buffer | undefined>();
     return places.map(([level, index]) => {
       const { chunk, offset } = nodePlace(index);
-      return storedNode(this.nodeStmt.get(offset, epoch, level, chunk) as Buffer | undefined, epoch, level, index);
+      const key = `${level}:${chunk}`;
+      let hashes = chunks.get(key);
+      if (hashes === undefined && !chunks.has(key)) {
+        hashes = this.chunkStmt.get(epoch, level, chunk) as Buffer | undefined;
+        chunks.set(key, hashes);
+      }
+      return storedNode(hashes?.subarray(offset - 1, offset - 1 + HASH_SIZE), epoch, level, index);
     });
   }
 
