@@ -29,7 +29,11 @@ export function addAuditCommand(program: Command): void {
     .command('audit')
     .description("check every unit of a period's bill against the signed epoch log, without trusting the server")
     .requiredOption('--url <url>', 'the service, e.g. https://receipts.example.com')
-    .addOption(new Option('--key <key>', 'an API key that may read the namespace').env('RECEIPTS_API_KEY'))
+    .addOption(
+      new Option('--key <key>', 'an API key that may read the namespace (better in RECEIPTS_API_KEY: ps shows arguments)').env(
+        'RECEIPTS_API_KEY',
+      ),
+    )
     .requiredOption('--namespace <ns>', 'the namespace billed')
     .requiredOption('--from <time>', 'start of the period (epoch ms or RFC 3339), included')
     .requiredOption('--to <time>', 'end of the period (epoch ms or RFC 3339), excluded')

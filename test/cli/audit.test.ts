@@ -10,9 +10,13 @@ import { isUsage, lyingSetup, onJson, type LyingSetup } from '../verify/audit-li
 import { MAIN } from './run.ts';
 
 /** The CLI in a child process, without blocking this process (which serves the service). */
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(args: string[], env: Record<string, string> = {}) {
+  return runIn(process.execPath, [MAIN, ...args], env);
+}
+
+function runIn(cmd: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -66,6 +70,15 @@ describe('receipts audit', () => {
     ])
       expect(r.stdout).toMatch(line);
     expect(r.stdout).not.toContain(t.s.key);
+  });
+
+  it('shows progress on standard error when it is a terminal', async () => {
+    // script(1) runs the command on a pseudo-terminal; its output is the terminal's.
+    const quoted = [process.execPath, MAIN, ...audit('--log-key', t.vkey)].map((a) => `'${a}'`).join(' ');
+    const r = await runIn('script', ['-qec', quoted, '/dev/null'], env());
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/\rauditing: 1 page, 7 receipts\r?\n/);
+    expect(r.stdout).toMatch(/backed: acme\/prod/);
   });
 
   it('--json prints the report for programs', async () => {
