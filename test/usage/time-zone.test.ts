@@ -1,5 +1,6 @@
 // Usage windows in a customer's time zone (issue 23): the pure arithmetic the rollups group by.
 // Expected values come from tzdata as published (DST dates, offsets), not from the module.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   BUCKET_MS,
@@ -283,6 +284,15 @@ describe('buckets', () => {
   it('a key under a local mean time keeps the seconds of its offset, so it still names the exact instant', () => {
     expect(keyOf('Africa/Monrovia', 'day', at('1970-06-01T12:00:00Z'))).toBe('1970-06-01T00:00:00-00:44:30');
     expect(windowStart('Africa/Monrovia', 'day', at('1970-06-01T12:00:00Z'))).toBe(at('1970-06-01T00:44:30Z'));
+  });
+});
+
+describe('pure, for the browser bundle', () => {
+  it('src/usage/time-zone.ts imports nothing and uses no Node global: its zone rules are Intl', () => {
+    const src = readFileSync(new URL('../../src/usage/time-zone.ts', import.meta.url), 'utf8');
+    const code = src.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:])\/\/.*$/gm, '$1');
+    expect(code).not.toMatch(/^\s*import\b[^;]*\bfrom\s/m);
+    expect(code).not.toMatch(/\b(Buffer|process|require)\s*[.(]|\bimport\s*\(/);
   });
 });
 
