@@ -5,10 +5,12 @@
 // --engine sqlite (default): one server on a temporary SQLite file.
 // --engine postgres: a throw-away PostgreSQL cluster (as the tests start one); one instance, then
 // two instances on the same database with the 30 connections split across them; the baseline
-// does one multi-row INSERT per request into the same (migrated) schema.
+// does one multi-row INSERT per request into the same (migrated) schema. For the batches it also
+// prints the CPU each process kept busy (each server, PostgreSQL's processes, this load
+// generator) from /proc: what limits two instances on a machine of this many cores.
 import autocannon from 'autocannon';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openLedger, SqliteLedger } from '../src/ledger/index.ts';
@@ -33,7 +35,72 @@ function body(batch: number): string {
   return batch === 1 ? one() : `{"events":[${Array.from({ length: batch }, one).join(',')}]}`;
 }
 
+/** CPU seconds (user + system, all threads) of a process from /proc; 0 once it is gone. USER_HZ is 100 on Linux. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** The PostgreSQL server listening on `port`, and its children (backends, WAL writer, checkpointer …). */
+function postgresPids(port: string): number[] {
+  const pids = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number);
+  const read = (pid: number, file: string) => {
+    try {
+      return readFileSync(`/proc/${pid}/${file}`, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const postmaster = pids.find((pid) => {
+    const args = read(pid, 'cmdline').split('\0');
+    return /(^|\/)postgres$/.test(args[0] ?? '') && args.includes('-p') && args[args.indexOf('-p') + 1] === port;
+  });
+  if (postmaster === undefined) return [];
+  const children = pids.filter((pid) => {
+    const stat = read(pid, 'stat');
+    return stat !== '' && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster;
+  });
+  return [postmaster, ...children];
+}
+
+/** Where the CPU of a load went: cores busy on average (CPU seconds over wall seconds) per process group. */
+interface CpuSplit {
+  /** Each server process, in order. */
+  servers: number[];
+  postgres: number;
+  /** This process: autocannon, the load generator. */
+  load: number;
+}
+
+/** Starts a CPU count over the servers, PostgreSQL (when `pgPort`) and this process; the returned function ends it. */
+function cpuWatch(serverPids: number[], pgPort?: string): () => CpuSplit {
+  const started = performance.now();
+  const self = process.cpuUsage();
+  const servers = serverPids.map(cpuSeconds);
+  const pg = new Map((pgPort ? postgresPids(pgPort) : []).map((pid) => [pid, cpuSeconds(pid)]));
+  return () => {
+    const wall = (performance.now() - started) / 1000;
+    const selfNow = process.cpuUsage(self);
+    let pgCpu = 0;
+    // Per process, so a backend that started during the run counts from zero.
+    for (const pid of pgPort ? postgresPids(pgPort) : []) pgCpu += cpuSeconds(pid) - (pg.get(pid) ?? 0);
+    return {
+      servers: serverPids.map((pid, i) => (cpuSeconds(pid) - servers[i]!) / wall),
+      postgres: pgCpu / wall,
+      load: (selfNow.user + selfNow.system) / 1e6 / wall,
+    };
+  };
+}
+
 interface Run {
+  cpu?: CpuSplit;
   reqPerSec: number;
   eventsPerSec: number;
   p50: number;
@@ -70,14 +137,16 @@ async function cannon(url: string, key: string, batch: number, connections: numb
  * CONNECTIONS split evenly across the servers, all driven at once: rates add up, and the
  * latency reported is the worse server's (a percentile of the union is not available).
  */
-async function load(urls: string[], key: string, batch: number, label: string): Promise<Run> {
+async function load(urls: string[], key: string, batch: number, label: string, watch: () => () => CpuSplit): Promise<Run> {
   process.stderr.write(`  ${label}: ${SECONDS} s, ${CONNECTIONS} connections, ${batch} event(s) per request …\n`);
+  const cpu = watch();
   const runs = await Promise.all(
     urls.map((url, i) => cannon(url, key, batch, Math.floor(CONNECTIONS / urls.length) + (i < CONNECTIONS % urls.length ? 1 : 0))),
   );
   const sum = (f: (r: Run) => number) => runs.reduce((s, r) => s + f(r), 0);
   const max = (f: (r: Run) => number) => Math.max(...runs.map(f));
   return {
+    cpu: cpu(),
     reqPerSec: sum((r) => r.reqPerSec),
     eventsPerSec: sum((r) => r.eventsPerSec),
     p50: max((r) => r.p50),
@@ -88,13 +157,18 @@ async function load(urls: string[], key: string, batch: number, label: string): 
 }
 
 /** Starts `instances` servers with the same arguments (each on its own port), loads them, stops them. */
-async function measure(label: string, args: string[], key: string, instances = 1) {
-  const servers = [];
+async function measure(label: string, args: string[], key: string, instances = 1, pgPort?: string) {
+  const servers: Awaited<ReturnType<typeof start>>[] = [];
   try {
     for (let i = 0; i < instances; i++) servers.push(await start(args));
     const urls = servers.map((s) => s.url);
-    const single = await load(urls, key, 1, `${label} single`);
-    const batch100 = await load(urls, key, 100, `${label} batch100`);
+    const watch = () =>
+      cpuWatch(
+        servers.map((s) => s.proc.pid!),
+        pgPort,
+      );
+    const single = await load(urls, key, 1, `${label} single`, watch);
+    const batch100 = await load(urls, key, 100, `${label} batch100`, watch);
     const rss = [];
     for (const s of servers.splice(0)) rss.push(await stop(s.proc));
     return { single, batch100, rssMb: Math.max(...rss) };
@@ -172,9 +246,10 @@ async function benchPostgres(): Promise<void> {
 
     process.stderr.write(`bench:ingest --engine postgres (throw-away cluster at ${new URL(cluster.url).host})\n`);
     const serve = (db: string) => ['src/cli/main.ts', 'serve', '--db', db, '--port'];
-    const one = await measure('one instance', serve(oneDb), keys[0]!);
-    const two = await measure('two instances', serve(twoDb), keys[1]!, 2);
-    const baseline = await measure('baseline', ['scripts/baseline-server.ts', baselineDb], keys[2]!);
+    const pgPort = new URL(cluster.url).port;
+    const one = await measure('one instance', serve(oneDb), keys[0]!, 1, pgPort);
+    const two = await measure('two instances', serve(twoDb), keys[1]!, 2, pgPort);
+    const baseline = await measure('baseline', ['scripts/baseline-server.ts', baselineDb], keys[2]!, 1, pgPort);
 
     const line = (label: string, f: (m: Measured) => Run, unit: 'req/s' | 'events/s') => {
       const rate = (m: Measured) => (unit === 'req/s' ? f(m).reqPerSec : f(m).eventsPerSec);
@@ -189,6 +264,25 @@ async function benchPostgres(): Promise<void> {
     console.log(
       `peak RSS        one instance ${r(one.rssMb)} MB | two instances ${r(two.rssMb)} MB (the larger) | baseline ${r(baseline.rssMb)} MB`,
     );
+    // What limits two instances here: the cores each process kept busy during the batches.
+    const cores = (n: number) => n.toFixed(2);
+    const cpuLine = (label: string, m: Measured) => {
+      const c = m.batch100.cpu!;
+      const total = c.servers.reduce((a, b) => a + b, 0) + c.postgres + c.load;
+      const perEvent = (x: number) => r((x / m.batch100.eventsPerSec) * 1e6);
+      const serverCpu = c.servers.reduce((a, b) => a + b, 0);
+      console.log(
+        `CPU, batches   ${label}: ${c.servers.map((x, i) => `server ${i + 1} ${cores(x)}`).join(', ')}, PostgreSQL ${cores(c.postgres)}, load generator ${cores(c.load)} cores` +
+          ` = ${cores(total)} of ${availableParallelism()} cores | per event: server ${perEvent(serverCpu)} µs, PostgreSQL ${perEvent(c.postgres)} µs`,
+      );
+      return {
+        servers: c.servers.map(cores).map(Number),
+        postgres: Number(cores(c.postgres)),
+        load: Number(cores(c.load)),
+        total: Number(cores(total)),
+      };
+    };
+    const cpu = { one: cpuLine('one instance ', one), two: cpuLine('two instances', two), baseline: cpuLine('baseline     ', baseline) };
     const errors = failures(one) + failures(two);
     if (errors > 0) console.log(`WARNING: ${errors} errors or non-2xx answers from the service`);
     console.log(
@@ -214,6 +308,7 @@ async function benchPostgres(): Promise<void> {
         two_single_ratio: ratio(two.single.reqPerSec, baseline.single.reqPerSec),
         two_batch100_ratio: ratio(two.batch100.eventsPerSec, baseline.batch100.eventsPerSec),
         service_peak_rss_mb: r(Math.max(one.rssMb, two.rssMb)),
+        batch100_cpu_cores: cpu,
         errors,
       }),
     );
