@@ -153,6 +153,23 @@ describe('auditPeriod, a server that lies', () => {
     expect(report.problems.map((p) => p.message).join('\n')).toMatch(/holds 1 receipts of the 2 asked for[\s\S]*counts 7 events/);
   });
 
+  it('out_of_order and omitted_events: a cursor that skips an event between two full pages', async () => {
+    t.lie.fn = onJson(
+      (p) => isUsage(p) && !p.includes('cursor='),
+      (page) => {
+        // The cursor after event 2 (ts, id, snapshot) is moved on to after event 3: page 2 starts at 4.
+        const [ts, id, max] = JSON.parse(Buffer.from(page.next_cursor, 'base64url').toString());
+        page.next_cursor = Buffer.from(JSON.stringify([ts + 1, id + 1, max])).toString('base64url');
+      },
+    );
+    const report = await auditPeriod(options(t));
+    expect(codes(report)).toEqual(['omitted_events', 'out_of_order']);
+    expect(report.problems.find((p) => p.code === 'out_of_order')!.message).toMatch(
+      /page 1 ends at event 2 .* but its cursor continues after event 3/,
+    );
+    expect(report.events).toBe(6);
+  });
+
   it('duplicate_event: the same event billed twice', async () => {
     t.lie.fn = onJson(
       (p) => isUsage(p) && p.includes('cursor='),
