@@ -107,6 +107,8 @@ export function buildService(options: ServiceOptions): FastifyInstance {
   });
   log = app.log;
 
+  if (options.witnesses?.length && !options.logKey)
+    throw new TypeError('witnesses: a witness cosigns the checkpoints a log key signs; give logKey too');
   if (options.witnesses?.length && options.logKey) {
     submitter = new WitnessSubmitter({
       ledger,
