@@ -3,20 +3,23 @@
 //
 // A receipt is a hot path, so what never changes is kept in memory, bounded:
 // - sealed epoch headers (an epoch is written once, in one transaction, and never rewritten):
-//   the last EPOCHS_KEPT looked up, so finding an event's epoch costs no read;
+//   up to EPOCHS_KEPT, so finding an event's epoch costs no read;
 // - the upper tree levels (≥ CACHED_FROM_LEVEL: an eighth of an epoch's nodes, 4 MB of a
 //   1,000,000-event epoch) of recently used epochs, whole levels, least recently used dropped
-//   beyond `cacheBytes` (64 MB by default);
-// and the path's lower nodes are read in ONE ledger call (epochs.nodes: one query on
-// PostgreSQL), beside the anchor. A level is loaded once however many receipts wait for it.
+//   beyond `cacheBytes` (64 MB by default), each level read once however many receipts wait;
+// and the nodes below come from ONE ledger read (epochs.nodes: one stored chunk, one query on
+// PostgreSQL) of the event's block of 8 leaves, beside the anchor's read.
+import { hash } from 'node:crypto';
 import { bytesToHex } from '../encoding/hex.ts';
 import type { EpochRecord, EventRecord, Ledger } from '../ledger/index.ts';
-import { HASH_SIZE } from '../merkle/hash.ts';
+import { HASH_SIZE, nodePreimage } from '../merkle/hash.ts';
 import { auditPathNodes } from '../merkle/tree.ts';
 import type { Anchor, Receipt, ReceiptEvent } from './format.ts';
 
 /** Levels from here up are cached whole: 1/8 of an epoch's nodes. */
 const CACHED_FROM_LEVEL = 3;
+/** Leaves per block read for the levels below: their subtree holds every lower path node. */
+const BLOCK = 2 ** CACHED_FROM_LEVEL;
 /** Default bound of the level cache, bytes of hashes. */
 export const LEVEL_CACHE_BYTES = 64 * 1024 * 1024;
 /** Sealed epoch headers kept (a few hundred bytes each); all are dropped when full. */
@@ -81,25 +84,35 @@ export class ReceiptReader {
     const leafIndex = row.seq - epoch.first_seq;
     const path = auditPathNodes(leafIndex, epoch.size);
     const proof = new Array<string>(path.length);
-    // Upper levels from memory; the rest in one read, beside the anchor's.
-    const missing: Array<[number, number]> = [];
-    const at: number[] = [];
+    // Upper levels from memory. The nodes below them all lie in the subtree of the aligned block
+    // of 2^CACHED_FROM_LEVEL leaves holding this one: that block is read (one stored chunk: one
+    // lookup), beside the anchor, and the path's lower nodes are hashed from it (≤ 4 hashes,
+    // cheaper than a lookup per level). Cache off or too small: the upper nodes are read too.
+    const upper: Array<[number, number]> = [];
+    const upperAt: number[] = [];
     for (let k = 0; k < path.length; k++) {
       const [level, index] = path[k]!;
+      if (level < CACHED_FROM_LEVEL) continue;
       // No promise for a level in memory (a proof is ~20 nodes and receipts are a hot path).
-      const hashes =
-        level < CACHED_FROM_LEVEL ? undefined : (this.levelInMemory(epoch.epoch, level) ?? (await this.loadLevel(epoch, level)));
+      const hashes = this.levelInMemory(epoch.epoch, level) ?? (await this.loadLevel(epoch, level));
       if (hashes) proof[k] = bytesToHex(nodeOf(hashes, epoch.epoch, level, index));
       else {
-        missing.push(path[k]!);
-        at.push(k);
+        upper.push(path[k]!);
+        upperAt.push(k);
       }
     }
-    const [anchor, nodes] = await Promise.all([
-      this.anchor(epoch.epoch),
-      missing.length > 0 ? this.ledger.epochs.nodes(epoch.epoch, missing) : [],
-    ]);
-    for (let m = 0; m < nodes.length; m++) proof[at[m]!] = bytesToHex(nodes[m]!);
+    const first = leafIndex - (leafIndex % BLOCK);
+    const count = Math.min(BLOCK, epoch.size - first);
+    const places: Array<[number, number]> = [];
+    for (let i = 0; i < count; i++) places.push([0, first + i]);
+    for (const p of upper) places.push(p);
+    const [anchor, nodes] = await Promise.all([this.anchor(epoch.epoch), this.ledger.epochs.nodes(epoch.epoch, places)]);
+    const block = nodes.slice(0, count);
+    for (let k = 0; k < path.length; k++) {
+      const [level, index] = path[k]!;
+      if (level < CACHED_FROM_LEVEL) proof[k] = bytesToHex(blockNode(block, level, index - (first >> level)));
+    }
+    for (let m = 0; m < upper.length; m++) proof[upperAt[m]!] = bytesToHex(nodes[count + m]!);
     return {
       version: 1,
       id: row.id,
@@ -186,4 +199,20 @@ export class ReceiptReader {
 function nodeOf(hashes: Uint8Array, epoch: number, level: number, index: number): Uint8Array {
   if ((index + 1) * HASH_SIZE > hashes.length) throw new RangeError(`no stored node at epoch ${epoch}, level ${level}, index ${index}`);
   return hashes.subarray(index * HASH_SIZE, (index + 1) * HASH_SIZE);
+}
+
+/**
+ * Node `index` of `level` in the tree over a block's leaves, as the epoch's tree has it (RFC 6962
+ * bottom-up: pairs hashed, a lone last node promoted unchanged). The block is aligned on its
+ * size, so its subtree's nodes are the epoch tree's own.
+ */
+function blockNode(leaves: readonly Uint8Array[], level: number, index: number): Uint8Array {
+  if (level === 0) return leaves[index]!;
+  const left = blockNode(leaves, level - 1, 2 * index);
+  // Nodes at level − 1 within the block: ceil(leaves / 2^(level − 1)).
+  if (2 * index + 1 >= Math.ceil(leaves.length / 2 ** (level - 1))) return left;
+  const preimage = nodePreimage();
+  preimage.set(left, 1);
+  preimage.set(blockNode(leaves, level - 1, 2 * index + 1), 1 + HASH_SIZE);
+  return hash('sha256', preimage, 'buffer');
 }
