@@ -201,6 +201,9 @@ async function benchSqlite(): Promise<void> {
       `batches of 100  service ${r(service.batch100.eventsPerSec)} events/s (p50 ${service.batch100.p50} ms, p99 ${service.batch100.p99} ms) | baseline ${r(baseline.batch100.eventsPerSec)} events/s (p99 ${baseline.batch100.p99} ms) | ratio ${ratio(service.batch100.eventsPerSec, baseline.batch100.eventsPerSec)}`,
     );
     console.log(`peak RSS        service ${r(service.rssMb)} MB | baseline ${r(baseline.rssMb)} MB`);
+    // CPU per event of each server: steadier than events/s on a machine shared with other work.
+    const cpuPerEvent = (m: Measured) => r((m.batch100.cpu!.servers[0]! / m.batch100.eventsPerSec) * 1e6);
+    console.log(`CPU, batches   service ${cpuPerEvent(service)} µs/event | baseline ${cpuPerEvent(baseline)} µs/event`);
     const errors = failures(service);
     if (errors > 0) console.log(`WARNING: ${errors} errors or non-2xx answers from the service`);
     console.log(
@@ -217,6 +220,8 @@ async function benchSqlite(): Promise<void> {
         single_ratio: ratio(service.single.reqPerSec, baseline.single.reqPerSec),
         batch100_ratio: ratio(service.batch100.eventsPerSec, baseline.batch100.eventsPerSec),
         service_peak_rss_mb: r(service.rssMb),
+        batch100_cpu_us_per_event: cpuPerEvent(service),
+        baseline_batch100_cpu_us_per_event: cpuPerEvent(baseline),
         errors,
       }),
     );
