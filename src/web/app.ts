@@ -3,7 +3,9 @@
 // written with textContent, never as HTML.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import { verifyReceipt, type VerifyResult } from '../verify/index.ts';
+import { parseVerifierKey } from '../checkpoint/index.ts';
+import { auditPeriod, verifyProofBundle, verifyReceipt, type AuditReport, type AuditTotals, type VerifyResult } from '../verify/index.ts';
+import { checkPin, isBundle, parseWitnessKeys, writePin, type PinState } from './trust.ts';
 import { chartPlan, formatLocal, parseLocalInput, utcOffset, zoneName, type Bucket, type ChartPlan } from './time.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -21,6 +23,15 @@ keyInput.addEventListener('change', () => {
 /** The service refused the key (401): the fix is in the key box on this page, not in a header. */
 class KeyError extends Error {}
 
+/** An error answer of the service, with its stable code (e.g. log_off, not_in_log). */
+class ApiFailure extends Error {
+  readonly code: string | undefined;
+  constructor(message: string, code: string | undefined) {
+    super(message);
+    this.code = code;
+  }
+}
+
 async function api<T>(path: string): Promise<T> {
   const key = keyInput.value.trim();
   const res = await fetch(path, { headers: key ? { authorization: `Bearer ${key}` } : {} });
@@ -33,7 +44,10 @@ async function api<T>(path: string): Promise<T> {
         : 'Enter your API key in the "API key" box at the top of this page: this service answers only with a key.',
     );
   }
-  if (!res.ok) throw new Error((body as { error?: { message?: string } }).error?.message ?? `HTTP ${res.status}`);
+  if (!res.ok) {
+    const error = (body as { error?: { message?: string; code?: string } }).error;
+    throw new ApiFailure(error?.message ?? `HTTP ${res.status}`, error?.code);
+  }
   return body as T;
 }
 
@@ -74,22 +88,142 @@ function route(): void {
   else stopUsage();
 }
 
+// ---- what results are checked against: the pinned log key and the witnesses given
+const SERVER = location.origin;
+
+type LogView = { kind: 'off' } | { kind: 'error'; message: string } | { kind: 'key'; pin: PinState };
+
+/** Reads the log's verifier key (GET /v1/log, no API key needed), pins it the first time, and says so. */
+async function refreshLog(): Promise<LogView> {
+  let view: LogView;
+  try {
+    const res = await fetch('/v1/log');
+    const body = (await res.json().catch(() => ({}))) as { vkey?: unknown; error?: { code?: string; message?: string } };
+    if (res.status === 404 && body.error?.code === 'log_off') view = { kind: 'off' };
+    else if (!res.ok) view = { kind: 'error', message: body.error?.message ?? `HTTP ${res.status}` };
+    else if (typeof body.vkey !== 'string') view = { kind: 'error', message: 'the answer has no vkey' };
+    else {
+      try {
+        parseVerifierKey(body.vkey);
+        view = { kind: 'key', pin: checkPin(localStorage, SERVER, body.vkey, Date.now()) };
+      } catch (err) {
+        view = { kind: 'error', message: `its vkey is not a verifier key: ${(err as Error).message}` };
+      }
+    }
+  } catch (err) {
+    view = { kind: 'error', message: (err as Error).message };
+  }
+  showLog(view);
+  return view;
+}
+
+function showLog(view: LogView): void {
+  const status = $('log-key-status');
+  const warning = $('key-warning');
+  warning.hidden = !(view.kind === 'key' && view.pin.state === 'changed');
+  status.dataset.state = view.kind === 'key' ? view.pin.state : view.kind;
+  if (view.kind === 'off') {
+    status.textContent =
+      "This server keeps no signed epoch log: a result can be checked against the server's own root only (and the Sui registry where anchoring runs).";
+    return;
+  }
+  if (view.kind === 'error') {
+    status.textContent = `The log key of this server could not be read (${view.message}): results are not shown as signed.`;
+    return;
+  }
+  const { pin } = view;
+  status.replaceChildren(
+    pin.state === 'first'
+      ? 'Log key pinned in this browser for this server just now: '
+      : 'Log key pinned in this browser for this server: ',
+    el('code', pin.pin.vkey, 'hash'),
+    ` (first seen ${formatLocal(pin.pin.since)}). Signed results are checked against this key, never against one the server names later.`,
+  );
+  if (pin.state !== 'changed') return;
+  const trustNew = el('button', 'Trust the new key');
+  trustNew.type = 'button';
+  trustNew.id = 'trust-new-key';
+  trustNew.addEventListener('click', () => {
+    writePin(localStorage, SERVER, pin.seen, Date.now());
+    void refreshLog().then(() => {
+      if (!$('verify-view').hidden && receiptInput.value.trim()) void verifyNow();
+    });
+  });
+  const keys = el('p');
+  keys.append(
+    'Pinned since ',
+    formatLocal(pin.pin.since),
+    ': ',
+    el('code', pin.pin.vkey, 'hash'),
+    el('br'),
+    'The server now names: ',
+    el('code', pin.seen, 'hash'),
+  );
+  warning.replaceChildren(
+    el('strong', "Warning: this server's log key has changed. Results are not shown as signed."),
+    keys,
+    el(
+      'p',
+      'A log keeps one key for life: a different key can mean the server, or someone between you and it, is showing you another log. What to do: ask the operator, through a channel other than this page (their documentation, a signed announcement, support), whether the log key was replaced and what the new verifier key is. Only if it is exactly the new key below, press "Trust the new key". Otherwise keep the pinned key and report the change to them.',
+    ),
+  );
+  warning.append(trustNew);
+}
+
+const witnessInput = $<HTMLTextAreaElement>('witness-keys');
+const WITNESS_STORE = `receipts-witnesses ${SERVER}`;
+witnessInput.value = localStorage.getItem(WITNESS_STORE) ?? '';
+
+/** The witness keys of the settings field; each bad line is said beside the field, by number. */
+function witnesses(): ReturnType<typeof parseWitnessKeys> {
+  const parsed = parseWitnessKeys(witnessInput.value);
+  $('witness-problems').textContent = parsed.problems.length ? `Not used: ${parsed.problems.join('; ')}` : '';
+  witnessInput.setAttribute('aria-invalid', String(parsed.problems.length > 0));
+  return parsed;
+}
+if (witnessInput.value.trim()) $<HTMLDetailsElement>('trust-settings').open = true;
+witnessInput.addEventListener('change', () => {
+  localStorage.setItem(WITNESS_STORE, witnessInput.value);
+  witnesses();
+  if (!$('verify-view').hidden && receiptInput.value.trim()) void verifyNow();
+});
+witnesses();
+
 // ---- verify
 const STEP_NAMES: Record<string, string> = {
   format: 'Receipt read',
   leaf: 'Leaf rebuilt from the event fields, leaf hash compared',
   path: 'Audit path walked, level by level',
   root: 'Root compared',
+  header: "Epoch header compared with the receipt's epoch, root and size",
+  log: 'Epoch header found in the epoch log at the checkpoint',
+  checkpoint: 'Checkpoint signature checked against the pinned log key',
+};
+
+/** Which step a bundle failure (an audit code) belongs to. */
+const BUNDLE_STEP: Record<string, string> = {
+  server_error: 'header',
+  unsigned_root: 'log',
+  wrong_log_key: 'checkpoint',
+  bad_checkpoint: 'checkpoint',
+  too_few_witnesses: 'checkpoint',
 };
 
 const receiptInput = $<HTMLTextAreaElement>('receipt-input');
+/** A pasted or dropped text larger than this is refused before it is parsed. */
+const MAX_INPUT_CHARS = 1_000_000;
+
+function stepItem(s: { step: string; ok: boolean; detail: string }, hash: boolean): HTMLLIElement {
+  const li = el('li', undefined, s.ok ? 'ok' : 'bad');
+  li.dataset.step = s.step;
+  li.append(el('strong', `${s.ok ? '✓' : '✗'} ${STEP_NAMES[s.step]}: `), el('span', s.detail, s.ok && hash ? 'hash' : ''));
+  return li;
+}
 
 function showResult(result: VerifyResult, stepsList: HTMLOListElement, verdict: HTMLElement): void {
   stepsList.replaceChildren();
   for (const s of result.steps) {
-    const li = el('li', undefined, s.ok ? 'ok' : 'bad');
-    li.dataset.step = s.step;
-    li.append(el('strong', `${s.ok ? '✓' : '✗'} ${STEP_NAMES[s.step]}: `), el('span', s.detail, s.ok && s.step !== 'format' ? 'hash' : ''));
+    const li = stepItem(s, s.step !== 'format');
     if (s.levels?.length) {
       const ol = el('ol', undefined, 'levels');
       s.levels.forEach((l, i) => {
@@ -101,15 +235,92 @@ function showResult(result: VerifyResult, stepsList: HTMLOListElement, verdict: 
     }
     stepsList.append(li);
   }
-  verdict.className = result.ok ? 'ok' : 'bad';
-  verdict.textContent = result.ok
-    ? `Valid: ${result.reason}`
-    : `Invalid at step "${STEP_NAMES[result.steps.at(-1)!.step]}": ${result.reason}`;
+  if (!result.ok) showInvalid(verdict, STEP_NAMES[result.steps.at(-1)!.step]!, result.reason, result.code, result.steps.at(-1)!.step);
+}
+
+function showInvalid(verdict: HTMLElement, stepName: string, reason: string, code: string, step: string): void {
+  verdict.className = 'bad';
+  verdict.textContent = `Invalid at step "${stepName}": ${reason}`;
   // The stable code next to the sentence, for people to quote and programs to read.
-  if (!result.ok) verdict.append(' ', el('code', result.code, 'failure-code'));
-  verdict.dataset.ok = String(result.ok);
-  verdict.dataset.code = result.ok ? '' : result.code;
-  verdict.dataset.failedStep = result.ok ? '' : result.steps.at(-1)!.step;
+  verdict.append(' ', el('code', code, 'failure-code'));
+  verdict.dataset.ok = 'false';
+  verdict.dataset.code = code;
+  verdict.dataset.failedStep = step;
+  verdict.dataset.trust = '';
+  $('checked-against').replaceChildren();
+}
+
+/** What a valid result was checked against, beyond its own root. */
+interface Trust {
+  log?: { vkey: string; size: number; cosigners: string[] };
+  /** Why the log key was not checked, when it was not. */
+  logWhy?: string;
+  witnessesGiven: number;
+  sui?: { epoch: number };
+  suiWhy?: string;
+}
+
+/**
+ * The verdict in words, by what the result was checked against: the server's own root only is
+ * amber, never a green "valid"; signed by the pinned log key, cosigned by witnesses, anchored on
+ * Sui are green and say which. `data-trust` holds the bases (e.g. "log-key witnesses sui").
+ */
+function showTrusted(result: Extract<VerifyResult, { ok: true }>, t: Trust): void {
+  const verdict = $('verdict');
+  const bases: string[] = [];
+  if (t.log) bases.push('log-key');
+  if (t.log?.cosigners.length) bases.push('witnesses');
+  if (t.sui) bases.push('sui');
+  const k = t.log?.cosigners.length ?? 0;
+  let headline = '';
+  if (k)
+    headline = `Signed and cosigned by ${k} witness${k === 1 ? '' : 'es'} (the log key ${t.log!.vkey} signed; ${t.log!.cosigners.join(', ')} cosigned)`;
+  else if (t.log) headline = `Signed by the log key ${t.log.vkey}`;
+  if (t.sui) headline = headline ? `${headline}, and anchored on Sui` : 'Anchored on Sui';
+  verdict.className = bases.length ? 'ok' : 'server-only';
+  verdict.dataset.ok = 'true';
+  verdict.dataset.code = '';
+  verdict.dataset.failedStep = '';
+  verdict.dataset.trust = bases.length ? bases.join(' ') : 'server-root';
+  verdict.replaceChildren(
+    bases.length
+      ? `${headline}: ${result.reason}.`
+      : `Matches the server's own root only: ${result.reason}. Nothing outside this server vouches for that root.`,
+  );
+
+  const list = $('checked-against');
+  const item = (basis: string, ok: boolean | 'neutral', text: string) => {
+    const li = el('li', `${ok === true ? '✓' : '–'} ${text}`, ok === true ? 'ok' : 'neutral');
+    li.dataset.basis = basis;
+    li.dataset.checked = String(ok === true);
+    return li;
+  };
+  list.replaceChildren(
+    item('server-root', true, `The receipt's own root, as the server gave it (${result.root}).`),
+    t.log
+      ? item(
+          'log-key',
+          true,
+          `Signed by the log key ${t.log.vkey}: epoch ${result.epoch} is in the log's checkpoint of size ${t.log.size}.`,
+        )
+      : item('log-key', 'neutral', `Not checked against a log key: ${t.logWhy ?? 'no proof bundle'}.`),
+    t.log && t.witnessesGiven
+      ? item(
+          'witnesses',
+          k > 0 ? true : 'neutral',
+          `Cosigned by ${k} of the ${t.witnessesGiven} witnesses given${k ? ` (${t.log.cosigners.join(', ')})` : ''}.`,
+        )
+      : item(
+          'witnesses',
+          'neutral',
+          t.witnessesGiven
+            ? 'Witnesses not checked: they cosign the signed checkpoint, which was not checked.'
+            : 'No witness keys given (Witness keys, above).',
+        ),
+    t.sui
+      ? item('sui', true, `Anchored on Sui: the registry holds this root and size for epoch ${t.sui.epoch} (read by this server).`)
+      : item('sui', 'neutral', `Not checked on Sui: ${t.suiWhy ?? 'the receipt is not anchored'}.`),
+  );
 }
 
 type ReceiptLike = { id?: unknown; status?: unknown; epoch?: unknown; proof?: unknown; root?: unknown };
@@ -126,9 +337,11 @@ let recheck: ReturnType<typeof setTimeout> | undefined;
 function showPending(r: ReceiptLike): void {
   const verdict = $('verdict');
   $<HTMLOListElement>('steps').replaceChildren();
+  $('checked-against').replaceChildren();
   verdict.className = 'pending';
   verdict.dataset.ok = 'pending';
   verdict.dataset.failedStep = '';
+  verdict.dataset.trust = '';
   verdict.dataset.needsKey = 'false';
   const id = typeof r.id === 'number' && Number.isSafeInteger(r.id) ? r.id : undefined;
   verdict.replaceChildren(
@@ -152,38 +365,99 @@ function showPending(r: ReceiptLike): void {
   }, RECHECK_MS);
 }
 
-async function verifyNow(): Promise<void> {
+/** Each verification has a number: an older one still under way never writes over a newer one. */
+let verification = 0;
+
+async function verifyNow(known?: LogView): Promise<void> {
+  const run = ++verification;
   const verdict = $('verdict');
   const chain = $('chain-check');
   chain.replaceChildren();
   clearTimeout(recheck);
   verdict.dataset.needsKey = 'false';
-  let receipt: unknown;
+  let input: unknown;
   try {
-    receipt = JSON.parse(receiptInput.value);
+    if (receiptInput.value.length > MAX_INPUT_CHARS)
+      throw new Error(`the text is ${receiptInput.value.length} characters, more than the ${MAX_INPUT_CHARS} a receipt or bundle can be`);
+    input = JSON.parse(receiptInput.value);
   } catch (err) {
     verdict.className = 'bad';
+    verdict.dataset.ok = 'false';
+    verdict.dataset.trust = '';
     verdict.textContent = `Invalid: the text is not JSON (${(err as Error).message})`;
     $<HTMLOListElement>('steps').replaceChildren();
+    $('checked-against').replaceChildren();
     return;
   }
+  const bundle = isBundle(input) ? input : undefined;
+  const receipt = bundle ? bundle.receipt : input;
   if (isPending(receipt)) return showPending(receipt);
+  const steps = $<HTMLOListElement>('steps');
   const result = verifyReceipt(receipt);
-  showResult(result, $<HTMLOListElement>('steps'), verdict);
+  showResult(result, steps, verdict);
+  if (!result.ok) return;
+
+  const given = witnesses();
+  const trust: Trust = { witnessesGiven: given.keys.length };
+  const view = known ?? (await refreshLog());
+  if (run !== verification) return;
+  if (!bundle)
+    trust.logWhy =
+      'a receipt alone carries no signature; fetch it by event id, or paste its proof bundle (GET /v1/events/<id>/proof), to check it against the signed epoch log';
+  else if (view.kind === 'off') trust.logWhy = 'this server keeps no signed epoch log, so no key was pinned';
+  else if (view.kind === 'error') trust.logWhy = `the log key could not be read (${view.message})`;
+  else if (view.pin.state === 'changed') trust.logWhy = "the server's log key changed (see the warning above)";
+  else {
+    // The bundle is checked by the package's one bundle verifier (as `receipts verify`), against
+    // the pinned key only; witnesses given are counted, not required (the verdict says how many).
+    const checked = verifyProofBundle(bundle, { logKeys: [view.pin.pin.vkey], witnesses: given.vkeys, minWitnesses: 0 });
+    if (!checked.ok) {
+      const step = BUNDLE_STEP[checked.code] ?? 'log';
+      steps.append(stepItem({ step, ok: false, detail: checked.reason }, false));
+      return showInvalid(verdict, STEP_NAMES[step]!, checked.reason, checked.code, step);
+    }
+    const h = checked.checkpoint;
+    steps.append(
+      stepItem({ step: 'header', ok: true, detail: `epoch ${checked.epoch}: root ${checked.root}, ${checked.tree_size} leaves` }, true),
+      stepItem({ step: 'log', ok: true, detail: `epoch ${checked.epoch} is in the epoch log of size ${h.size}, root ${h.root}` }, true),
+      stepItem(
+        {
+          step: 'checkpoint',
+          ok: true,
+          detail:
+            `signed by the log key ${view.pin.pin.vkey}` +
+            (given.keys.length ? `; cosigned by ${checked.cosigned_by.length} of the ${given.keys.length} witnesses given` : ''),
+        },
+        false,
+      ),
+    );
+    const checkedSize = h.size;
+    const cosigners = checked.cosigned_by;
+    trust.log = { vkey: view.pin.pin.vkey, size: checkedSize, cosigners };
+  }
   const r = receipt as {
     anchor?: { network: string; registry_id: string; tx_digest: string | null; checkpoint: string | null } | null;
     epoch?: number;
   };
-  if (result.ok && r.anchor && typeof r.epoch === 'number') await chainCheck(receipt, r.epoch, r.anchor, chain);
+  if (!r.anchor) trust.suiWhy = 'the receipt is not anchored (anchoring is off, or its epoch is not on chain yet)';
+  else trust.suiWhy = 'reading the registry…';
+  showTrusted(result, trust);
+  if (r.anchor && typeof r.epoch === 'number') {
+    const onChain = await chainCheck(receipt, r.epoch, r.anchor, chain);
+    if (run !== verification) return;
+    if (onChain) trust.sui = { epoch: r.epoch };
+    else trust.suiWhy = 'the registry could not be read, or does not match (see below)';
+    showTrusted(result, trust);
+  }
 }
 
-/** The epoch's root and size as the registry holds them, read by this server (labelled so). */
+/** The epoch's root and size as the registry holds them, read by this server (labelled so). True when they match. */
 async function chainCheck(
   receipt: unknown,
   epoch: number,
   anchor: { network: string; registry_id: string; tx_digest: string | null; checkpoint: string | null },
   out: HTMLElement,
-): Promise<void> {
+): Promise<boolean> {
   out.append(el('h3', 'On chain'));
   out.append(
     el(
@@ -207,8 +481,10 @@ async function chainCheck(
         'The root was read from the chain by this service (a server-side read). For a check that trusts no server, run: receipts verify receipt.json --rpc <full node URL>',
       ),
     );
+    return check.ok;
   } catch (err) {
     out.append(el('p', `The chain could not be read through this service: ${(err as Error).message}`));
+    return false;
   }
 }
 
@@ -228,17 +504,32 @@ receiptInput.addEventListener('drop', (e) => {
     });
 });
 
+/**
+ * The event's proof bundle (receipt, epoch header, its place in the epoch log, the signed
+ * checkpoint); its plain receipt where the server keeps no log, or the epoch is not in a
+ * checkpoint yet (pending, or sealed after the latest one).
+ */
 async function fetchReceipt(id: string): Promise<void> {
-  if (!/^\d+$/.test(id)) {
+  if (!/^\d{1,16}$/.test(id)) {
     $('verdict').className = 'bad';
     $('verdict').dataset.ok = '';
     $('verdict').textContent = 'Enter an event id (a number).';
     return;
   }
   try {
-    const receipt = await api<unknown>(`/v1/events/${id}/receipt`);
-    receiptInput.value = JSON.stringify(receipt, null, 2);
-    await verifyNow();
+    let fetched = await api<unknown>(`/v1/events/${id}/receipt`);
+    const view = await refreshLog();
+    // The bundle only where there is one: a sealed event of a server that keeps a log.
+    if (view.kind === 'key' && !isPending(fetched)) {
+      try {
+        fetched = await api<unknown>(`/v1/events/${id}/proof`);
+      } catch (err) {
+        // Sealed after the latest checkpoint (the next seal signs it): the receipt alone, said so.
+        if (!(err instanceof ApiFailure && err.code === 'not_in_log')) throw err;
+      }
+    }
+    receiptInput.value = JSON.stringify(fetched, null, 2);
+    await verifyNow(view);
   } catch (err) {
     $('verdict').className = err instanceof KeyError ? 'note' : 'bad';
     $('verdict').dataset.ok = '';
@@ -285,8 +576,16 @@ type EventReceipt = {
   id: number;
   status: string;
   epoch: number | null;
+  tree_size?: number | null;
+  root?: string | null;
   event: { action: string; caller: string; units: number; ts_ms: number };
 };
+
+/** The events the server counts in the range shown: the audit's progress bar runs to it. */
+let lastTotal: number | undefined;
+
+/** Events listed, and counted per epoch, per refresh: the newest of the range. */
+const LATEST = 50;
 
 async function loadUsage(): Promise<void> {
   const ns = $<HTMLInputElement>('namespace').value.trim();
@@ -305,20 +604,20 @@ async function loadUsage(): Promise<void> {
   if (from !== undefined) range.set('from', String(from));
   if (to !== undefined) range.set('to', String(to));
   try {
-    const [byAction, byHour, page, epochs, health] = await Promise.all([
+    const [byAction, byHour, page, health] = await Promise.all([
       allGroups(`${range}`, several),
       allGroups(`${range}&group_by=hour`, several),
       // Newest first: the latest 50 events of the range (the API pages one namespace at a time).
       several
-        ? Promise.resolve({ events: [] as EventReceipt[] })
-        : api<{ events: EventReceipt[] }>(`/v1/usage?${range}&receipts=true&order=desc&limit=50`),
-      api<{ epochs: Array<{ epoch: number; size: number; root: string; anchor: unknown }> }>('/v1/epochs?order=desc&limit=20'),
+        ? Promise.resolve({ events: [] as EventReceipt[], next_cursor: null })
+        : api<{ events: EventReceipt[]; next_cursor?: string | null }>(`/v1/usage?${range}&receipts=true&order=desc&limit=${LATEST}`),
       fetch('/healthz').then((r) => r.json() as Promise<{ checks: { anchoring: string } }>),
     ]);
     labelZone();
     fillTotals(byAction);
+    lastTotal = byAction.totals.events;
     drawChart(byHour.groups, { from, to });
-    fillEpochs(epochs.epochs, health.checks.anchoring);
+    fillEpochs(page.events, Boolean(page.next_cursor), health.checks.anchoring, several);
     fillEvents(page.events);
     const cut =
       byAction.complete && byHour.complete ? '' : ` · only the first ${MAX_GROUP_PAGES} pages of groups are shown: narrow From/To`;
@@ -426,17 +725,47 @@ function drawChart(
   );
 }
 
-function fillEpochs(epochs: Array<{ epoch: number; size: number; root: string; anchor: unknown }>, anchoring: string): void {
+/**
+ * The customer's own events per epoch, counted from the receipts fetched (the newest of the
+ * range), not the epoch's size, which counts every customer's events. When older events exist
+ * beyond those fetched, the oldest epoch listed may hold more of them: shown as "≥ n" unless its
+ * receipts say the whole epoch was counted.
+ */
+function fillEpochs(events: EventReceipt[], more: boolean, anchoring: string, several: boolean): void {
+  const perEpoch = new Map<number | null, { n: number; status: string; root: string; size: number | null }>();
+  for (const r of events) {
+    const e = perEpoch.get(r.epoch) ?? { n: 0, status: r.status, root: r.root ?? '', size: r.tree_size ?? null };
+    e.n++;
+    // One receipt anchored means the epoch is (another fetched a moment earlier may say sealed).
+    if (r.status === 'anchored') e.status = 'anchored';
+    perEpoch.set(r.epoch, e);
+  }
+  const sealed = [...perEpoch.keys()].filter((k): k is number => k !== null).sort((a, b) => b - a);
+  const oldest = sealed.at(-1);
+  const rows = sealed.map((epoch) => {
+    const e = perEpoch.get(epoch)!;
+    const partial = more && epoch === oldest && e.n !== e.size;
+    const status = e.status === 'anchored' ? 'anchored' : anchoring.startsWith('failed') ? 'failed (anchoring stopped)' : e.status;
+    const tr = row([epoch, partial ? `≥ ${e.n}` : e.n, status, el('span', e.root, 'hash')], [0, 1]);
+    tr.dataset.epoch = String(epoch);
+    tr.lastElementChild!.classList.add('hash-cell');
+    return tr;
+  });
+  const pending = perEpoch.get(null);
+  if (pending) {
+    const tr = row(['–', pending.n, 'not sealed yet', ''], [0, 1]);
+    tr.dataset.epoch = 'pending';
+    rows.unshift(tr);
+  }
   $('epochs')
     .querySelector('tbody')!
-    .replaceChildren(
-      ...epochs.map((e) => {
-        const status = e.anchor ? 'anchored' : anchoring.startsWith('failed') ? 'failed (anchoring stopped)' : 'sealed';
-        const tr = row([e.epoch, e.size, status, el('span', e.root, 'hash')], [0, 1]);
-        tr.lastElementChild!.classList.add('hash-cell');
-        return tr;
-      }),
-    );
+    .replaceChildren(...rows);
+  $('epochs-note').textContent = several
+    ? 'Epochs are listed for one namespace at a time: enter a single namespace to see them.'
+    : `Your events in each epoch, counted from the ${events.length === LATEST ? `${LATEST} newest` : events.length} events of this range listed below (an epoch's size counts every customer's events, not only yours).` +
+      (more
+        ? ' "≥" marks the oldest epoch listed: it may hold more of your events than those listed. Audit this period counts them all.'
+        : '');
 }
 
 function fillEvents(events: EventReceipt[]): void {
@@ -451,6 +780,128 @@ function fillEvents(events: EventReceipt[]): void {
     );
 }
 
+// ---- audit this period: every receipt checked here, the totals added up again
+
+/** The period the usage page shows: an open end is the API's own default (0, 2^53 − 1). */
+function period(): { from: number; to: number } | string {
+  const from = instant('from');
+  const to = instant('to');
+  if (Number.isNaN(from) || Number.isNaN(to)) return 'From and To must be dates and times.';
+  const p = { from: from ?? 0, to: to ?? Number.MAX_SAFE_INTEGER };
+  return p.from < p.to ? p : 'From must be before To (the range includes From and excludes To).';
+}
+
+let auditing = false;
+
+async function audit(): Promise<void> {
+  if (auditing) return;
+  const ns = $<HTMLInputElement>('namespace').value.trim();
+  const result = $('audit-result');
+  const problems = $('audit-problems');
+  const table = $('audit-totals');
+  problems.replaceChildren();
+  table.hidden = true;
+  result.className = '';
+  result.dataset.state = '';
+  const p = period();
+  if (!ns || ns.includes(','))
+    return void (result.textContent = 'Enter one namespace to audit (a period is audited one namespace at a time).');
+  if (typeof p === 'string') return void (result.textContent = p);
+  const view = await refreshLog();
+  const given = witnesses();
+  // Without a signed log there is nothing but the server's own roots: the audit says so loudly.
+  const trustServer = view.kind !== 'key';
+  const logKeys = view.kind === 'key' ? [view.pin.pin.vkey] : [];
+  auditing = true;
+  const button = $<HTMLButtonElement>('audit-button');
+  button.disabled = true;
+  const progress = $<HTMLProgressElement>('audit-progress');
+  const count = $('audit-count');
+  $('audit-run').hidden = false;
+  const expected = lastTotal;
+  if (expected !== undefined && expected > 0) progress.max = expected;
+  else progress.removeAttribute('value');
+  progress.value = 0;
+  count.textContent = 'starting…';
+  result.textContent = '';
+  try {
+    const report = await auditPeriod({
+      url: location.origin,
+      key: keyInput.value.trim(),
+      namespace: ns,
+      from: p.from,
+      to: p.to,
+      logKeys,
+      witnesses: given.vkeys,
+      trustServer,
+      fetch: (input, init) => fetch(input, init),
+      onProgress: ({ pages, events }) => {
+        if (expected !== undefined && expected > 0) progress.value = Math.min(events, expected);
+        count.textContent = `${events}${expected !== undefined ? ` of ${expected}` : ''} receipts (${pages} page${pages === 1 ? '' : 's'})`;
+      },
+    });
+    if (expected !== undefined && expected > 0) progress.value = expected;
+    count.textContent = `${report.events} receipts checked (${report.pages} page${report.pages === 1 ? '' : 's'})`;
+    showAudit(report, view);
+  } catch (err) {
+    result.className = 'bad';
+    result.dataset.state = 'error';
+    result.textContent = `The audit could not run: ${(err as Error).message}`;
+  } finally {
+    auditing = false;
+    button.disabled = false;
+  }
+}
+
+function showAudit(r: AuditReport, view: LogView): void {
+  const result = $('audit-result');
+  const against =
+    r.trust === 'server'
+      ? "against the server's own roots only (this server keeps no signed epoch log): nothing outside the server was checked"
+      : `against checkpoints signed by the log key ${r.log_key ?? (view.kind === 'key' ? view.pin.pin.vkey : '')}${r.witnesses ? `, cosigned by ${r.witnesses} witness${r.witnesses === 1 ? '' : 'es'}` : ''}`;
+  const summary = `${r.events} events, ${r.units} units (${r.billable_units} billable) in ${r.epochs} epoch${r.epochs === 1 ? '' : 's'}, ${r.checkpoints} checkpoint${r.checkpoints === 1 ? '' : 's'}`;
+  result.dataset.state = r.ok ? (r.trust === 'server' ? 'server-only' : 'backed') : 'problems';
+  result.className = !r.ok ? 'bad' : r.trust === 'server' ? 'server-only' : 'ok';
+  result.textContent = r.ok
+    ? r.trust === 'server'
+      ? `Every receipt matches the server's own roots only, and the totals add up: ${summary}; checked ${against}.`
+      : `Every unit is backed: ${summary}; checked ${against}.`
+    : `${r.problems.length + r.problems_left_off} problem${r.problems.length + r.problems_left_off === 1 ? '' : 's'} found: ${summary}; checked ${against}.`;
+  for (const w of r.warnings) result.append(el('br'), `⚠ ${w}`);
+
+  const table = $('audit-totals');
+  const server = r.server_totals;
+  const line = (label: string, field: keyof AuditTotals, server: AuditTotals | null | undefined, mine: AuditTotals | undefined) => {
+    const a = server ? String(server[field]) : '(none)';
+    const b = mine ? String(mine[field]) : '0';
+    const tr = row([label, a, b, a === b ? '✓ matches' : '✗ differs'], [1, 2]);
+    tr.dataset.match = String(a === b);
+    tr.lastElementChild!.className = a === b ? 'ok-text' : 'bad-text';
+    return tr;
+  };
+  const rows = [
+    line('Events', 'events', server, r.recomputed_totals),
+    line('Units', 'units', server, r.recomputed_totals),
+    line('Billable events', 'billable_events', server, r.recomputed_totals),
+    line('Billable units', 'billable_units', server, r.recomputed_totals),
+  ];
+  const actions = [...new Set([...Object.keys(r.server_by_action ?? {}), ...Object.keys(r.by_action)])].sort();
+  for (const a of actions) rows.push(line(`Units of ${a}`, 'units', r.server_by_action?.[a], r.by_action[a]));
+  table.querySelector('tbody')!.replaceChildren(...rows);
+  table.hidden = false;
+  $('audit-problems').replaceChildren(
+    ...r.problems.map((p) => {
+      const li = el('li', undefined, 'bad-text');
+      li.dataset.code = p.code;
+      li.append(el('code', p.code, 'failure-code'), ` ${p.message}`);
+      return li;
+    }),
+    ...(r.problems_left_off ? [el('li', `… and ${r.problems_left_off} more problems not listed`, 'bad-text')] : []),
+  );
+}
+
+$('audit-button').addEventListener('click', () => void audit());
+
 $('usage-form').addEventListener('submit', (e) => {
   e.preventDefault();
   void loadUsage();
@@ -458,6 +909,8 @@ $('usage-form').addEventListener('submit', (e) => {
 
 // /verify?event=<id> fetches and verifies at once (with the key of this tab)
 route();
+// The log key is pinned the first time the page sees it, whichever view opened first.
+if (location.pathname !== '/verify' || !new URLSearchParams(location.search).get('event')) void refreshLog();
 const wanted = new URLSearchParams(location.search).get('event');
 if (location.pathname === '/verify' && wanted) {
   $<HTMLInputElement>('event-id').value = wanted;
