@@ -11,6 +11,7 @@ import {
 } from '../../src/checkpoint/index.ts';
 import { consistencyProof } from '../../src/merkle/consistency.ts';
 import { buildTree, memoryNodeReader, rootOf } from '../../src/merkle/tree.ts';
+import { writeKeyFile } from '../../src/cli/signing-key.ts';
 import { MAIN } from '../cli/run.ts';
 
 export interface Witness {
@@ -36,7 +37,7 @@ export function startWitness(args: string[], port = 0): Promise<Witness> {
     await exited;
   };
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`witness did not start:\n${out}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`witness did not start:\n${out}`)), 60_000);
     const onData = (d: Buffer) => {
       out += d.toString();
       for (const line of out.split('\n')) {
@@ -54,6 +55,15 @@ export function startWitness(args: string[], port = 0): Promise<Witness> {
       reject(new Error(`witness exited before listening:\n${out}`));
     });
   });
+}
+
+let files = 0;
+/** A new key file (as signing-key create writes it, written here: one process fewer per test) and its 0x01 vkey. */
+export function keyFile(dir: string, name: string): { file: string; vkey: string } {
+  const key = generateSigningKey(name);
+  const file = `${dir}/key-${process.pid}-${++files}.key`;
+  writeKeyFile(file, key);
+  return { file, vkey: verifierKeyOf(key) };
 }
 
 /** A log of random leaves, signed with its own key: checkpoints and consistency proofs at any size. */

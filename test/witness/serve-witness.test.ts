@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseCosignerKey, parseVerifierKey, verifyCheckpoint } from '../../src/checkpoint/index.ts';
 import { tempDir } from '../helpers.ts';
-import { logKeyFile, receipts, serve } from '../cli/run.ts';
-import { startWitness } from './run.ts';
+import { receipts, serve } from '../cli/run.ts';
+import { keyFile, startWitness } from './run.ts';
 
 const t = tempDir('receipts-serve-witness-');
 afterAll(() => t.cleanup());
@@ -26,10 +26,8 @@ describe('serve --witness with a witness process', () => {
   it('a down witness delays no seal, shows in /healthz and /metrics, and cosigns the latest checkpoint once it is back', async () => {
     const db = join(t.dir, 'ledger.db');
     const wdb = join(t.dir, 'witness.db');
-    const logKey = logKeyFile(t.dir, 'receipts.test/serve-witness');
-    const witnessKey = logKeyFile(t.dir, 'witness.test/serve');
-    const logVkey = receipts(['signing-key', 'show', logKey]).stdout.trim();
-    const witnessVkey01 = receipts(['signing-key', 'show', witnessKey]).stdout.trim();
+    const { file: logKey, vkey: logVkey } = keyFile(t.dir, 'receipts.test/serve-witness');
+    const { file: witnessKey, vkey: witnessVkey01 } = keyFile(t.dir, 'witness.test/serve');
     const apiKey = JSON.parse(receipts(['keys', 'create', '--db', db, '--owner', 'acme', '--namespace', 'acme/*', '--json']).stdout).key;
     // Learn a free port from a first run of the witness, then stop it: the server starts with it down.
     const probe = await startWitness(['--key', witnessKey, '--db', wdb, '--log', logVkey]);

@@ -8,8 +8,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openNote, parseCosignerKey, parseSignerKey, splitNote, toBase64 } from '../../src/checkpoint/index.ts';
 import { formatAddCheckpoint, MAX_BODY_BYTES } from '../../src/witness/protocol.ts';
 import { tempDir } from '../helpers.ts';
-import { logKeyFile, receipts } from '../cli/run.ts';
-import { addCheckpoint, FakeLog, startWitness, type Witness } from './run.ts';
+import { receipts } from '../cli/run.ts';
+import { addCheckpoint, FakeLog, keyFile as newKeyFile, startWitness, type Witness } from './run.ts';
 
 const t = tempDir('receipts-witness-');
 afterAll(() => t.cleanup());
@@ -19,7 +19,7 @@ afterEach(async () => {
 });
 
 let n = 0;
-async function witnessFor(logs: FakeLog[], db = join(t.dir, `w${++n}.db`), keyFile = logKeyFile(t.dir, 'witness.test/w1')) {
+async function witnessFor(logs: FakeLog[], db = join(t.dir, `w${++n}.db`), keyFile = newKeyFile(t.dir, 'witness.test/w1').file) {
   const w = await startWitness(['--key', keyFile, '--db', db, ...logs.flatMap((l) => ['--log', l.vkey])]);
   running.push(w);
   return { w, db, keyFile };
@@ -138,7 +138,7 @@ describe('receipts witness serve', { timeout: 120_000 }, () => {
   });
 
   it('refuses bad flags with the usage: a --log that is not a verifier key, a missing key file', () => {
-    const keyFile = logKeyFile(t.dir, 'witness.test/flags');
+    const keyFile = newKeyFile(t.dir, 'witness.test/flags').file;
     const bad = receipts(['witness', 'serve', '--key', keyFile, '--db', join(t.dir, 'f.db'), '--log', 'nope']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--log.*verifier key/);
