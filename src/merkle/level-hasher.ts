@@ -9,7 +9,7 @@ import { SHA256_PAIRS_WASM } from './sha256-pairs.wasm.ts';
 export type PairsHasher = (below: Uint8Array, out: Uint8Array, from: number, to: number) => void;
 
 /** Pairs per kernel call: 256 KB in, 128 KB out (in cache, and a small module memory). */
-const BATCH = 4096;
+export const BATCH = 4096;
 
 interface Kernel {
   hashPairs(input: number, output: number, n: number): void;
@@ -18,12 +18,26 @@ interface Kernel {
 }
 
 let kernel: { exports: Kernel; memory: Uint8Array; input: number; output: number } | null | undefined;
+let compiled: WebAssembly.Module | null | undefined;
+
+/** The compiled kernel (to hand to other threads), or null where WebAssembly SIMD does not run. */
+export function kernelModule(): WebAssembly.Module | null {
+  if (compiled === undefined) {
+    try {
+      compiled = new WebAssembly.Module(Uint8Array.from(atob(SHA256_PAIRS_WASM), (c) => c.charCodeAt(0)));
+    } catch {
+      compiled = null;
+    }
+  }
+  return compiled;
+}
 
 function loadKernel(): typeof kernel {
   if (kernel !== undefined) return kernel;
   try {
-    const bytes = Uint8Array.from(atob(SHA256_PAIRS_WASM), (c) => c.charCodeAt(0));
-    const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { abort: () => {} } }).exports as unknown as Kernel;
+    const module = kernelModule();
+    if (!module) throw new Error('no WebAssembly SIMD');
+    const exports = new WebAssembly.Instance(module, { env: { abort: () => {} } }).exports as unknown as Kernel;
     const input = exports.scratch();
     const output = input + BATCH * 2 * HASH_SIZE;
     const need = output + BATCH * HASH_SIZE;

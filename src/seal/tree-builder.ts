@@ -7,14 +7,20 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { HASH_SIZE } from '../merkle/hash.ts';
+import { kernelModule } from '../merkle/level-hasher.ts';
 import { buildTreeBulk, levelSizes, rootOf } from '../merkle/tree.ts';
 import type { BuiltTree } from '../ledger/index.ts';
+import { TREE_WORKER_SOURCE } from './tree-worker.ts';
 
-/** Work for a tree-hashing thread: pairs [from, to) of each level, in order. Offsets are bytes into buf. */
+/**
+ * Work for a tree-hashing thread: pairs [from, to) of each level, in order. `below` and `out` are
+ * byte offsets into levels, except that the first level reads the leaves (`fromLeaves`).
+ */
 export interface HashJob {
   id: number;
-  buf: SharedArrayBuffer;
-  steps: Array<{ below: number; count: number; out: number; from: number; to: number }>;
+  leaves: { buf: SharedArrayBuffer; offset: number };
+  levels: SharedArrayBuffer;
+  steps: Array<{ fromLeaves: boolean; below: number; count: number; out: number; from: number; to: number }>;
 }
 
 /** Below this many leaves the tree is hashed on the caller's thread: under a millisecond. */
@@ -39,7 +45,7 @@ export class TreeWorkers {
   private worker(i: number): Worker {
     const existing = this.workers[i];
     if (existing) return existing;
-    const worker = new Worker(new URL('./tree-worker.ts', import.meta.url));
+    const worker = new Worker(TREE_WORKER_SOURCE, { eval: true, workerData: { module: kernelModule() } });
     worker.unref();
     worker.on('message', (m: { id: number; error?: string }) => {
       const p = this.pending.get(m.id);
@@ -63,11 +69,11 @@ export class TreeWorkers {
     return worker;
   }
 
-  private run(i: number, buf: SharedArrayBuffer, steps: HashJob['steps']): Promise<void> {
+  private run(i: number, job: Omit<HashJob, 'id' | 'steps'>, steps: HashJob['steps']): Promise<void> {
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       this.pending.set(id, { resolve, reject, worker: i });
-      this.worker(i).postMessage({ id, buf, steps } satisfies HashJob);
+      this.worker(i).postMessage({ id, ...job, steps } satisfies HashJob);
     });
   }
 
@@ -78,16 +84,30 @@ export class TreeWorkers {
       const tree = buildTreeBulk(leaves);
       return { root: rootOf(tree), levels: tree.levels };
     }
-    const offsets: number[] = [];
+    // Levels 1 … root in one shared buffer; the leaves are read in place when the engine read
+    // them into shared memory (both engines do), else copied in once.
+    const offsets: number[] = [0];
     let total = 0;
-    for (const n of sizes) {
+    for (const n of sizes.slice(1)) {
       offsets.push(total);
       total += n * HASH_SIZE;
     }
-    const buf = new SharedArrayBuffer(total);
-    const bytes = new Uint8Array(buf);
-    bytes.set(leaves);
-    const step = (l: number, from: number, to: number) => ({ below: offsets[l - 1]!, count: sizes[l - 1]!, out: offsets[l]!, from, to });
+    const levels = new SharedArrayBuffer(total);
+    const bytes = new Uint8Array(levels);
+    let shared = leaves;
+    if (!(leaves.buffer instanceof SharedArrayBuffer)) {
+      shared = new Uint8Array(new SharedArrayBuffer(leaves.length));
+      shared.set(leaves);
+    }
+    const job = { leaves: { buf: shared.buffer as SharedArrayBuffer, offset: shared.byteOffset }, levels };
+    const step = (l: number, from: number, to: number) => ({
+      fromLeaves: l === 1,
+      below: offsets[l - 1]!,
+      count: sizes[l - 1]!,
+      out: offsets[l]!,
+      from,
+      to,
+    });
     let l = 1;
     for (; l < sizes.length && sizes[l - 1]! >> 1 >= SPLIT_MIN_PAIRS * this.threads; l++) {
       const pairs = sizes[l - 1]! >> 1;
@@ -96,15 +116,15 @@ export class TreeWorkers {
       for (let t = 0; t < this.threads; t++) {
         const from = Math.min(pairs, t * share);
         const to = t === this.threads - 1 ? pairs : Math.min(pairs, from + share);
-        if (from < to) jobs.push(this.run(t, buf, [step(l, from, to)]));
+        if (from < to) jobs.push(this.run(t, job, [step(l, from, to)]));
       }
       await Promise.all(jobs);
     }
     const rest: HashJob['steps'] = [];
     for (; l < sizes.length; l++) rest.push(step(l, 0, sizes[l - 1]! >> 1));
-    if (rest.length > 0) await this.run(0, buf, rest);
-    const levels = sizes.map((n, i) => (i === 0 ? leaves : bytes.subarray(offsets[i]!, offsets[i]! + n * HASH_SIZE)));
-    return { root: levels.at(-1)!.slice(0, HASH_SIZE), levels };
+    if (rest.length > 0) await this.run(0, job, rest);
+    const tree = sizes.map((n, i) => (i === 0 ? leaves : bytes.subarray(offsets[i]!, offsets[i]! + n * HASH_SIZE)));
+    return { root: tree.at(-1)!.slice(0, HASH_SIZE), levels: tree };
   }
 
   async close(): Promise<void> {

@@ -183,7 +183,7 @@ function sealIO(pool: pg.Pool, leadership: PgLeadership): SealIO<PgRun> {
       const size = picked.rows.length;
       if (size === 0) return null;
       const ids = new Array<number>(size);
-      const leaves = new Uint8Array(size * HASH_SIZE);
+      const leaves = new Uint8Array(new SharedArrayBuffer(size * HASH_SIZE)); // read in place by the tree-hashing threads
       let firstTs = Infinity;
       let lastTs = -Infinity;
       picked.rows.forEach(([id, ts, leaf], i) => {

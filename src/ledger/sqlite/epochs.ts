@@ -125,6 +125,9 @@ function sealIO(db: Db): SealIO<SqliteRun> {
   };
 }
 
+/** Leaf hashes per read of a run (2 MB). */
+const READ_SLICE = 65_536;
+
 /** The next run of unsealed events, up to maxEvents, ending before any gap in the sequence. */
 function readRun(db: Db, maxEvents: number): SqliteRun | null {
   const last = db.prepare('SELECT epoch, last_seq FROM epochs ORDER BY epoch DESC LIMIT 1').get() as
@@ -132,14 +135,30 @@ function readRun(db: Db, maxEvents: number): SqliteRun | null {
     | undefined;
   const epoch = last ? last.epoch + 1 : 0;
   const after = last ? last.last_seq : 0;
-  // Leaf hashes concatenated by SQLite itself: one 32 MB blob for a 1M-event epoch instead of a
-  // million row objects (0.7 s against 1.7–3.3 s, and a quarter of the memory).
-  const next = db
-    .prepare(`SELECT count(*) AS n, min(seq) AS lo, max(seq) AS hi, min(ts) AS t0, max(ts) AS t1,
+  // Leaf hashes concatenated by SQLite itself, a slice of 65,536 at a time (one blob per slice
+  // instead of a row object per event), straight into shared memory the tree-hashing threads read
+  // in place. Slices, not one blob: a 1M-event read peaked 70 MB higher as one hex string.
+  const slice = db.prepare(`SELECT count(*) AS n, min(seq) AS lo, max(seq) AS hi, min(ts) AS t0, max(ts) AS t1,
       unhex(group_concat(hex(leaf_hash), '' ORDER BY seq)) AS leaves
-    FROM (SELECT seq, ts, leaf_hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?)`)
-    .get(after, maxEvents) as { n: number; lo: number; hi: number; t0: number; t1: number; leaves: Buffer | null };
-  if (next.n === 0 || !next.leaves) return null;
+    FROM (SELECT seq, ts, leaf_hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?)`);
+  type Slice = { n: number; lo: number; hi: number; t0: number; t1: number; leaves: Buffer | null };
+  const first = slice.get(after, Math.min(maxEvents, READ_SLICE)) as Slice;
+  if (first.n === 0 || !first.leaves) return null;
+  const waiting =
+    first.n < READ_SLICE
+      ? first.n
+      : Math.min(maxEvents, db.prepare('SELECT count(*) FROM events WHERE seq > ?').pluck().get(after) as number);
+  const leaves = new Uint8Array(new SharedArrayBuffer(waiting * HASH_SIZE));
+  const next = { n: 0, lo: first.lo, hi: after, t0: first.t0, t1: first.t1 };
+  for (let s: Slice = first; ; s = slice.get(next.hi, Math.min(waiting - next.n, READ_SLICE)) as Slice) {
+    if (s.n === 0 || !s.leaves) break;
+    leaves.set(s.leaves, next.n * HASH_SIZE);
+    next.n += s.n;
+    next.hi = s.hi;
+    next.t0 = Math.min(next.t0, s.t0);
+    next.t1 = Math.max(next.t1, s.t1);
+    if (next.n >= waiting) break;
+  }
   const run: SqliteRun = {
     epoch,
     after,
@@ -148,7 +167,7 @@ function readRun(db: Db, maxEvents: number): SqliteRun | null {
     lastSeq: next.hi,
     firstTs: next.t0,
     lastTs: next.t1,
-    leaves: new Uint8Array(next.leaves.buffer, next.leaves.byteOffset, next.leaves.byteLength),
+    leaves: leaves.subarray(0, next.n * HASH_SIZE),
   };
   if (run.lastSeq - run.firstSeq + 1 !== run.size) {
     // A gap in the sequence (only if rows were deleted by hand): the epoch ends before it.
