@@ -5,9 +5,20 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { toBase58 } from '@mysten/sui/utils';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EpochToAnchor } from '../../src/chain/ptb.ts';
+import {
+  cosigner,
+  cosignerVerifierOf,
+  formatVerifierKey,
+  generateSigningKey,
+  signNote,
+  splitNote,
+  verifierKeyOf,
+  type SigningKey,
+} from '../../src/checkpoint/index.ts';
+import { logSigner } from '../../src/ledger/index.ts';
 import { configureClassification } from '../../src/ledger/classification-periods.ts';
 import { sealAll } from '../../src/seal/sealer.ts';
 import { buildWeb } from '../../src/web/build.ts';
@@ -22,6 +33,11 @@ const SHOTS = 'test-output/screenshots';
 const WEB = resolve('test-output/web-dist');
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
+
+// The service's log key: every checkpoint of the main test server is signed with it.
+const LOG_KEY = generateSigningKey('receipts.test/web');
+const LOG_VKEY = verifierKeyOf(LOG_KEY);
+const log = logSigner(LOG_KEY);
 
 const hex = (label: string) => createHash('sha256').update(label).digest('hex');
 
@@ -80,7 +96,7 @@ beforeAll(async () => {
   if (!browserPath) return;
   await buildWeb(WEB);
   mkdirSync(SHOTS, { recursive: true });
-  s = await testServer({ web: { dir: WEB }, anchoring: { chain: new SuiLikeChain(), pollMs: 5 } });
+  s = await testServer({ web: { dir: WEB }, anchoring: { chain: new SuiLikeChain(), pollMs: 5 }, logKey: LOG_KEY });
   origin = await listen(s);
   const now = Date.now();
   // extract is recorded but not billable, from before every event posted here.
@@ -96,7 +112,7 @@ beforeAll(async () => {
     ],
   });
   ids.push(...posted.json().results.map((r: { id: number }) => r.id));
-  await sealAll(s.ledger, { maxEvents: 4 });
+  await sealAll(s.ledger, { maxEvents: 4, log });
   // Wait until the anchorer has put every epoch on the (fake) chain.
   await until(async () => ((await s.ledger.anchors.anchoredThrough()) ?? -1) >= 2);
   browser = await chromium.launch({
@@ -125,20 +141,29 @@ interface OpenOptions {
   /** Type the API key into the page first (default true). */
   key?: boolean;
   server?: { origin: string; key: string };
+  /** A browser context to open the page in (its localStorage: the pinned log key), else a new one. */
+  context?: BrowserContext;
 }
 
 async function open(path: string, o: OpenOptions = {}): Promise<Page> {
   const at = o.server ?? { origin, key: s.key };
-  const context = await browser.newContext({
-    viewport: o.viewport ?? { width: 1200, height: 900 },
-    ...(o.timezoneId && { timezoneId: o.timezoneId }),
-  });
+  const context =
+    o.context ??
+    (await browser.newContext({
+      viewport: o.viewport ?? { width: 1200, height: 900 },
+      ...(o.timezoneId && { timezoneId: o.timezoneId }),
+    }));
   const page = await context.newPage();
   // While afterAll closes the browser, this close races it and may reject: not a test failure.
-  page.on('close', () => void context.close().catch(() => {}));
+  if (!o.context) page.on('close', () => void context.close().catch(() => {}));
   page.on(
     'console',
-    (m) => m.type() === 'error' && !(o.key === false && /401/.test(m.text())) && consoleErrors.push(`${path}: ${m.text()}`),
+    (m) =>
+      m.type() === 'error' &&
+      !(o.key === false && /401/.test(m.text())) &&
+      // A server without a log key answers GET /v1/log with 404 log_off, which the browser logs.
+      !(/status of 404/.test(m.text()) && new URL(m.location().url).pathname === '/v1/log') &&
+      consoleErrors.push(`${path}: ${m.text()}`),
   );
   page.on('pageerror', (e) => consoleErrors.push(`${path}: ${e.message}`));
   page.on('request', (r) => {
@@ -159,21 +184,32 @@ async function showUsage(page: Page, namespace: string): Promise<void> {
   await page.waitForFunction((ns) => document.querySelector('#usage-status')?.textContent?.includes(`units in ${ns}`), namespace);
 }
 
+/** A string as a regular expression matching it literally (vkeys hold + and /). */
+const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
 const cells = (page: Page, table: string) =>
   page.$$eval(`#${table} tbody tr`, (rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
 
 describe.skipIf(!browserPath)('verify page', () => {
-  it('verifies a receipt in the browser, shows every step and level green, and checks it against the chain', async () => {
+  it('verifies a proof bundle in the browser, shows every step and level green, signed by the pinned log key and anchored on Sui', async () => {
     const page = await open(`/verify?event=${ids[4]}`);
-    await page.waitForSelector('#verdict[data-ok="true"]');
-    expect(await page.textContent('#verdict')).toMatch(/^Valid: leaf \d+ of \d+ in epoch \d+/);
+    await page.waitForSelector('#verdict[data-trust~="sui"]');
+    expect(await page.getAttribute('#verdict', 'data-trust')).toBe('log-key sui');
+    expect(await page.getAttribute('#verdict', 'class')).toBe('ok');
+    expect(await page.textContent('#verdict')).toMatch(
+      new RegExp(`^Signed by the log key ${literal(LOG_VKEY)}, and anchored on Sui: leaf \\d+ of \\d+ in epoch \\d+`),
+    );
     const steps = await page.$$eval('#steps > li', (lis) => lis.map((li) => [li.getAttribute('data-step'), li.className]));
     expect(steps).toEqual([
       ['format', 'ok'],
       ['leaf', 'ok'],
       ['path', 'ok'],
       ['root', 'ok'],
+      ['header', 'ok'],
+      ['log', 'ok'],
+      ['checkpoint', 'ok'],
     ]);
+    expect(await page.textContent('#log-key-status')).toContain(LOG_VKEY);
     expect(await page.$$eval('#steps .levels li', (lis) => lis.length)).toBeGreaterThan(0);
     await page.waitForSelector('#chain-check p.ok');
     expect(await page.textContent('#chain-check')).toMatch(
@@ -212,7 +248,12 @@ describe.skipIf(!browserPath)('verify page', () => {
     await page.fill('#receipt-input', JSON.stringify(golden, null, 2));
     await page.click('#verify-button');
     await page.waitForSelector('#verdict[data-ok="true"]');
-    expect(await page.textContent('#verdict')).toMatch(new RegExp(`^Valid: leaf 5 of 7 in epoch 3 [\\s\\S]*${golden.root}`));
+    // A receipt alone is checked against its own root only: amber, never a green "valid".
+    expect(await page.textContent('#verdict')).toMatch(
+      new RegExp(`^Matches the server's own root only: leaf 5 of 7 in epoch 3 [\\s\\S]*${golden.root}`),
+    );
+    expect(await page.getAttribute('#verdict', 'data-trust')).toBe('server-root');
+    expect(await page.getAttribute('#verdict', 'class')).toBe('server-only');
     await page.fill('#receipt-input', JSON.stringify({ ...golden, event: { ...golden.event, units: golden.event.units + 1 } }));
     await page.click('#verify-button');
     await page.waitForSelector('#verdict[data-ok="false"]');
@@ -281,8 +322,12 @@ describe.skipIf(!browserPath)('usage page', () => {
       ['Total', '9', '51', '6', '21'],
     ]);
     expect(await page.$('#chart canvas')).not.toBeNull();
-    const epochs = await page.$$eval('#epochs tbody tr', (rows) => rows.map((r) => r.querySelectorAll('td')[2]!.textContent));
-    expect(epochs).toEqual(['anchored', 'anchored', 'anchored']);
+    // Epochs of 4, 4 and 1 events, all acme/web's (the first events of this server).
+    expect((await cells(page, 'epochs')).map((r) => [r[1], r[2]])).toEqual([
+      ['1', 'anchored'],
+      ['4', 'anchored'],
+      ['4', 'anchored'],
+    ]);
     const links = await page.$$eval('#events tbody a', (as) => as.map((a) => a.getAttribute('href')));
     expect(links).toHaveLength(9);
     expect(links).toContain(`/verify?event=${ids[0]}`);
@@ -325,7 +370,7 @@ describe.skipIf(!browserPath)('usage page', () => {
     await page.close();
   });
 
-  it('shows the newest epochs, however many exist (past 1,000)', async () => {
+  it('shows the epochs of the newest events, however many exist (past 1,000)', async () => {
     const big = await testServer({ web: { dir: WEB } });
     try {
       const at = { origin: await listen(big), key: big.key };
@@ -334,8 +379,9 @@ describe.skipIf(!browserPath)('usage page', () => {
       await sealAll(big.ledger, { maxEvents: 1 }); // epochs 0 … 1204
       const page = await open('/usage', { server: at });
       await showUsage(page, 'acme/big');
-      const epochs = (await cells(page, 'epochs')).map((r) => [Number(r[0]), r[2]]);
-      expect(epochs).toEqual(Array.from({ length: 20 }, (_, i) => [1204 - i, 'sealed']));
+      // The 50 newest events, one per epoch: epochs 1204 … 1155, one of the customer's events each.
+      const epochs = (await cells(page, 'epochs')).map((r) => [Number(r[0]), r[1], r[2]]);
+      expect(epochs).toEqual(Array.from({ length: 50 }, (_, i) => [1204 - i, '1', 'sealed']));
       await page.close();
     } finally {
       await big.close();
@@ -468,9 +514,9 @@ describe.skipIf(!browserPath)('a pending receipt', () => {
     await page.click('#check-again');
     await page.waitForSelector('#verdict[data-ok="pending"]');
     await page.screenshot({ path: `${SHOTS}/verify-pending.png`, fullPage: true });
-    await sealAll(s.ledger, { maxEvents: 1000 });
+    await sealAll(s.ledger, { maxEvents: 1000, log });
     await page.waitForSelector('#verdict[data-ok="true"]', { timeout: 15_000 });
-    expect(await page.textContent('#verdict')).toMatch(/^Valid: leaf/);
+    expect(await page.textContent('#verdict')).toMatch(/^Signed by the log key .*: leaf/);
     await page.close();
   });
 });
@@ -486,6 +532,321 @@ describe.skipIf(!browserPath)('API reference page', () => {
     );
     await page.screenshot({ path: `${SHOTS}/api-reference.png`, fullPage: false });
     await page.close();
+  });
+});
+
+describe.skipIf(!browserPath)('what a result is checked against', () => {
+  // A server with a log key and no anchoring, and one with neither (the default without flags).
+  const KEY_A = generateSigningKey('receipts.test/signed');
+  let signed: TestServer;
+  let signedAt: { origin: string; key: string };
+  let signedIds: number[];
+
+  const serveSigned = async (key: SigningKey, port = 0) => {
+    const server = await testServer({ web: { dir: WEB }, logKey: key });
+    await server.app.listen({ host: '127.0.0.1', port });
+    const at = { origin: `http://127.0.0.1:${(server.app.server.address() as { port: number }).port}`, key: server.key };
+    const posted = await server.post({ events: Array.from({ length: 5 }, (_, i) => event({ namespace: 'acme/trust', units: i + 1 })) });
+    await sealAll(server.ledger, { maxEvents: 2, log: logSigner(key) });
+    return { server, at, ids: (posted.json().results as Array<{ id: number }>).map((r) => r.id) };
+  };
+
+  beforeAll(async () => {
+    if (!browserPath) return;
+    ({ server: signed, at: signedAt, ids: signedIds } = await serveSigned(KEY_A));
+  });
+  afterAll(async () => {
+    await signed?.close();
+  });
+
+  /** The proof bundle of an event, with cosignature lines of `witnesses` added to its checkpoint. */
+  async function cosignedBundle(id: number, witnesses: SigningKey[]) {
+    const bundle = (await signed.get(`/v1/events/${id}/proof`)).json();
+    const { text, signatures } = splitNote(bundle.checkpoint);
+    return {
+      ...bundle,
+      checkpoint: signNote(
+        text,
+        witnesses.map((w) => cosigner(w)),
+        signatures,
+      ),
+    };
+  }
+
+  const verdictLook = (page: Page) =>
+    page.$eval('#verdict', (e) => ({
+      trust: e.getAttribute('data-trust'),
+      className: e.className,
+      background: getComputedStyle(e).backgroundColor,
+      border: getComputedStyle(e).borderStyle,
+      text: e.textContent ?? '',
+    }));
+
+  it('says it in words and colours: the server’s own root only (amber), the log key, K witnesses, Sui — each different', async () => {
+    const looks: Array<Awaited<ReturnType<typeof verdictLook>>> = [];
+
+    // 1. A server that keeps no signed log: the receipt matches the server's own root only.
+    const unsigned = await testServer({ web: { dir: WEB } });
+    try {
+      const at = { origin: await listen(unsigned), key: unsigned.key };
+      const [r] = (await unsigned.post(event({ namespace: 'acme/trust' }))).json().results;
+      await sealAll(unsigned.ledger, { maxEvents: 10 });
+      const page = await open(`/verify?event=${r.id}`, { server: at });
+      await page.waitForSelector('#verdict[data-ok="true"]');
+      const look = await verdictLook(page);
+      expect(look.trust).toBe('server-root');
+      expect(look.className).toBe('server-only');
+      expect(look.text).toMatch(
+        /^Matches the server's own root only: leaf 0 of 1 in epoch 0 .* Nothing outside this server vouches for that root\./,
+      );
+      expect(look.text).not.toMatch(/valid/i);
+      expect(await page.textContent('#log-key-status')).toMatch(/keeps no signed epoch log/);
+      expect(
+        await page.$$eval('#checked-against li', (lis) =>
+          lis.map((li) => [li.getAttribute('data-basis'), li.getAttribute('data-checked')]),
+        ),
+      ).toEqual([
+        ['server-root', 'true'],
+        ['log-key', 'false'],
+        ['witnesses', 'false'],
+        ['sui', 'false'],
+      ]);
+      await page.screenshot({ path: `${SHOTS}/verify-server-root-only.png`, fullPage: true });
+      looks.push(look);
+      await page.close();
+    } finally {
+      await unsigned.close();
+    }
+
+    // 2. A proof bundle under a checkpoint signed by the log key pinned on first sight.
+    const page = await open(`/verify?event=${signedIds[2]}`, { server: signedAt });
+    await page.waitForSelector('#verdict[data-ok="true"]');
+    const logSigned = await verdictLook(page);
+    expect(logSigned.trust).toBe('log-key');
+    expect(logSigned.className).toBe('ok');
+    expect(logSigned.text).toMatch(new RegExp(`^Signed by the log key ${literal(verifierKeyOf(KEY_A))}: leaf 0 of 2 in epoch 1 `));
+    expect(await page.textContent('#log-key-status')).toContain(verifierKeyOf(KEY_A));
+    expect(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('receipts-log-key')))).toEqual([
+      `receipts-log-key ${signedAt.origin}`,
+    ]);
+    looks.push(logSigned);
+
+    // 3. Cosigned: two of the three witnesses given cosigned the checkpoint (one key given as
+    // type 0x04, one as the 0x01 key `signing-key create` prints); a bad line is named.
+    const [w1, w2, w3] = ['witness.one/w', 'witness.two/w', 'witness.three/w'].map((n) => generateSigningKey(n)) as [
+      SigningKey,
+      SigningKey,
+      SigningKey,
+    ];
+    await page.click('#trust-settings summary');
+    await page.fill(
+      '#witness-keys',
+      [formatVerifierKey(cosignerVerifierOf(w1)), verifierKeyOf(w2), verifierKeyOf(w3), 'not-a-key'].join('\n'),
+    );
+    await page.dispatchEvent('#witness-keys', 'change');
+    expect(await page.textContent('#witness-problems')).toMatch(/^Not used: line 4: verifier key must be name\+hex8\+base64/);
+    await page.fill('#receipt-input', JSON.stringify(await cosignedBundle(signedIds[2]!, [w1, w2])));
+    await page.click('#verify-button');
+    await page.waitForSelector('#verdict[data-trust="log-key witnesses"]');
+    const witnessed = await verdictLook(page);
+    expect(witnessed.className).toBe('ok');
+    expect(witnessed.text).toMatch(
+      new RegExp(
+        `^Signed and cosigned by 2 witnesses \\(the log key ${literal(verifierKeyOf(KEY_A))} signed; witness.one/w, witness.two/w cosigned\\): leaf 0 of 2 in epoch 1 `,
+      ),
+    );
+    expect(await page.textContent('#checked-against li[data-basis="witnesses"]')).toBe(
+      '✓ Cosigned by 2 of the 3 witnesses given (witness.one/w, witness.two/w).',
+    );
+    await page.screenshot({ path: `${SHOTS}/verify-witnessed.png`, fullPage: true });
+    looks.push(witnessed);
+
+    // A cosignature line by a witness given that does not verify: the checkpoint is refused, in red.
+    const forged = await cosignedBundle(signedIds[2]!, [w1]);
+    forged.checkpoint = forged.checkpoint.replace(
+      /(— witness\.one\/w \S{10})(\S)/,
+      (_m: string, head: string, c: string) => `${head}${c === 'A' ? 'B' : 'A'}`,
+    );
+    await page.fill('#receipt-input', JSON.stringify(forged));
+    await page.click('#verify-button');
+    await page.waitForSelector('#verdict[data-ok="false"]');
+    expect(await page.getAttribute('#verdict', 'data-code')).toBe('bad_checkpoint');
+    expect(await page.getAttribute('#verdict', 'data-failed-step')).toBe('checkpoint');
+    await page.close();
+
+    // 4. Anchored on Sui (the main server anchors on its test chain and signs its log too).
+    const anchored = await open(`/verify?event=${ids[1]}`);
+    await anchored.waitForSelector('#verdict[data-trust~="sui"]');
+    looks.push(await verdictLook(anchored));
+    await anchored.close();
+
+    // Each state has its own words; the server's own root only looks different from all the others.
+    const headlines = looks.map((l) =>
+      l.text
+        .split(':')[0]!
+        .replace(/log key [^\s,]+/, 'log key K')
+        .replace(/\(.*\)/, '(…)'),
+    );
+    expect(headlines).toEqual([
+      "Matches the server's own root only",
+      'Signed by the log key K',
+      'Signed and cosigned by 2 witnesses (…)',
+      'Signed by the log key K, and anchored on Sui',
+    ]);
+    expect(looks[3]!.text).toMatch(/^Signed by the log key \S+, and anchored on Sui: /);
+    expect(new Set(looks.map((l) => l.trust)).size).toBe(4);
+    expect(looks[0]!.background).not.toBe(looks[1]!.background);
+    expect(looks[0]!.border).toBe('dashed');
+    expect(looks.slice(1).map((l) => l.border)).toEqual(['solid', 'solid', 'solid']);
+  });
+
+  it('pins the log key on first sight and, when the server names another, warns in red and shows nothing as signed', async () => {
+    const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+    try {
+      // Seen once with key A: pinned.
+      const first = await serveSigned(KEY_A);
+      const port = Number(new URL(first.at.origin).port);
+      let page = await open(`/verify?event=${first.ids[0]}`, { server: first.at, context });
+      await page.waitForSelector('#verdict[data-trust="log-key"]');
+      expect(await page.evaluate((k) => localStorage.getItem(k), `receipts-log-key ${first.at.origin}`)).toContain(verifierKeyOf(KEY_A));
+      await page.close();
+      await first.server.close();
+
+      // The same server address now signs with key B.
+      const KEY_B = generateSigningKey('receipts.test/signed');
+      const second = await serveSigned(KEY_B, port);
+      try {
+        page = await open(`/verify?event=${second.ids[0]}`, { server: second.at, context });
+        await page.waitForSelector('#key-warning:not([hidden])');
+        await page.waitForSelector('#verdict[data-ok="true"]');
+        const warning = (await page.textContent('#key-warning'))!;
+        expect(warning).toMatch(/^Warning: this server's log key has changed\. Results are not shown as signed\./);
+        expect(warning).toContain(verifierKeyOf(KEY_A));
+        expect(warning).toContain(verifierKeyOf(KEY_B));
+        expect(warning).toMatch(/ask the operator, through a channel other than this page/);
+        expect(await page.$eval('#key-warning', (e) => getComputedStyle(e).backgroundColor)).toBe(
+          await page.$eval('#verdict', () => {
+            const probe = document.createElement('div');
+            probe.className = 'bad';
+            document.body.append(probe);
+            const c = getComputedStyle(probe).backgroundColor;
+            probe.remove();
+            return c;
+          }),
+        );
+        // Not shown as signed: the server's own root only, and why.
+        expect(await page.getAttribute('#verdict', 'data-trust')).toBe('server-root');
+        expect(await page.textContent('#checked-against li[data-basis="log-key"]')).toMatch(/the server's log key changed/);
+        expect(await page.textContent('#log-key-status')).toContain(verifierKeyOf(KEY_A));
+        await page.screenshot({ path: `${SHOTS}/verify-key-changed.png`, fullPage: true });
+
+        // The pin stays across a reload until the user decides.
+        await page.reload();
+        await page.waitForSelector('#key-warning:not([hidden])');
+
+        // Told out of band that B is the new key: trust it, and the result is signed by B.
+        await page.fill('#event-id', String(second.ids[0]));
+        await page.click('#fetch-receipt');
+        await page.waitForSelector('#verdict[data-ok="true"]');
+        await page.click('#trust-new-key');
+        await page.waitForSelector('#key-warning[hidden]', { state: 'attached' });
+        await page.waitForSelector('#verdict[data-trust="log-key"]');
+        expect(await page.textContent('#verdict')).toMatch(new RegExp(`^Signed by the log key ${literal(verifierKeyOf(KEY_B))}: `));
+        await page.close();
+      } finally {
+        await second.server.close();
+      }
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe.skipIf(!browserPath)('usage page: audit this period', () => {
+  it('checks every receipt in the browser with a progress bar, shows the recomputed totals beside the server’s, and catches a tampered event', async () => {
+    const key = generateSigningKey('receipts.test/audit');
+    const server = await testServer({ web: { dir: WEB }, logKey: key });
+    try {
+      const at = { origin: await listen(server), key: server.key };
+      const now = Date.now();
+      const posted = await server.post({
+        events: Array.from({ length: 7 }, (_, i) => event({ namespace: 'acme/audit', units: i + 1, ts: now - (7 - i) * 60_000 })),
+      });
+      await sealAll(server.ledger, { maxEvents: 3, log: logSigner(key) });
+      const page = await open('/usage', { server: at });
+      await showUsage(page, 'acme/audit');
+      await page.click('#audit-button');
+      await page.waitForSelector('#audit-result[data-state="backed"]');
+      expect(await page.textContent('#audit-result')).toMatch(
+        new RegExp(
+          `^Every unit is backed: 7 events, 28 units \\(\\d+ billable\\) in 3 epochs, 1 checkpoint; checked against checkpoints signed by the log key ${literal(verifierKeyOf(key))}\\.`,
+        ),
+      );
+      expect(await page.getAttribute('#audit-result', 'class')).toBe('ok');
+      expect(await page.$eval('#audit-progress', (e) => [(e as HTMLProgressElement).value, (e as HTMLProgressElement).max])).toEqual([
+        7, 7,
+      ]);
+      expect(await page.textContent('#audit-count')).toBe('7 receipts checked (1 page)');
+      const totals = await cells(page, 'audit-totals');
+      expect(totals.slice(0, 2)).toEqual([
+        ['Events', '7', '7', '✓ matches'],
+        ['Units', '28', '28', '✓ matches'],
+      ]);
+      expect(totals.every((r) => r[3] === '✓ matches')).toBe(true);
+      await page.screenshot({ path: `${SHOTS}/usage-audit.png`, fullPage: true });
+
+      // The server's stored event changes after it was sealed: the audit names it.
+      const id = (posted.json().results as Array<{ id: number }>)[3]!.id;
+      await server.sql('UPDATE events SET units = units + 100 WHERE id = ?', id);
+      await page.click('#audit-button');
+      await page.waitForSelector('#audit-result[data-state="problems"]');
+      expect(await page.getAttribute('#audit-result', 'class')).toBe('bad');
+      expect(await page.$$eval('#audit-problems li', (lis) => lis.map((li) => li.getAttribute('data-code')))).toContain('tampered_event');
+      await page.screenshot({ path: `${SHOTS}/usage-audit-tampered.png`, fullPage: true });
+      await page.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe.skipIf(!browserPath)('usage page: your events per epoch', () => {
+  it("counts the customer's own events in each epoch, not the epoch's size, and marks an epoch counted in part", async () => {
+    const own = await testServer({ web: { dir: WEB } });
+    try {
+      const at = { origin: await listen(own), key: own.key };
+      const now = Date.now();
+      // 90 events, every third another customer's: 60 of acme/mine, epochs of 4 (the last of 2).
+      const mine = (i: number) => i % 3 !== 0;
+      await own.post({
+        events: Array.from({ length: 90 }, (_, i) =>
+          event({ namespace: mine(i) ? 'acme/mine' : 'acme/theirs', ts: now - (90 - i) * 60_000 }),
+        ),
+      });
+      await sealAll(own.ledger, { maxEvents: 4 });
+      await own.post(event({ namespace: 'acme/mine', ts: now })); // not sealed yet
+      const page = await open('/usage', { server: at });
+      await showUsage(page, 'acme/mine');
+      // The 50 newest of acme/mine: the pending one and 49 sealed, i = 17 … 89; epoch 4 (i = 16 … 19) is counted in part.
+      const newest = Array.from({ length: 90 }, (_, i) => i)
+        .filter(mine)
+        .slice(-49);
+      const perEpoch = new Map<number, number>();
+      for (const i of newest) perEpoch.set(Math.floor(i / 4), (perEpoch.get(Math.floor(i / 4)) ?? 0) + 1);
+      const oldest = Math.min(...perEpoch.keys());
+      const expected = [
+        ['–', '1', 'not sealed yet'],
+        ...[...perEpoch].reverse().map(([epoch, n]) => [String(epoch), epoch === oldest ? `≥ ${n}` : String(n), 'sealed']),
+      ];
+      expect((await cells(page, 'epochs')).map((r) => r.slice(0, 3))).toEqual(expected);
+      // Not the epoch's size: a full epoch of 4 holds 2 or 3 of acme/mine.
+      expect(expected.slice(1, -1).map((r) => r[1])).not.toContain('4');
+      expect(await page.textContent('#epochs-note')).toMatch(/counted from the 50 newest events of this range/);
+      await page.screenshot({ path: `${SHOTS}/usage-own-epochs.png`, fullPage: true });
+      await page.close();
+    } finally {
+      await own.close();
+    }
   });
 });
 
