@@ -2,7 +2,8 @@
 // checkpoint to a witness (here in this process, on a port), stores the cosignature it returns
 // and serves it appended to GET /checkpoint and the proof bundle's checkpoint. The store refuses
 // what is not a cosignature of a stored checkpoint.
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -88,6 +89,52 @@ forEachEngine((fresh) => {
       expect(health.witnesses).toEqual([{ url: w.url, vkey: w.vkey, status: 'ok', cosigned_size: v.checkpoint.size, error: null }]);
       const metrics = (await s.get('/metrics', {})).body;
       expect(metrics).toMatch(new RegExp(`receipts_witness_submissions_total\\{witness="${witness.name}",result="cosigned"\\} [1-9]`));
+    });
+
+    it('a witness that never answers delays no seal (its request times out), and one that answers without a valid cosignature is refused: degraded', async () => {
+      const logKey = generateSigningKey(`receipts.test/slow-${++n}`);
+      // Accepts connections and never answers.
+      const held: Socket[] = [];
+      const silent = createTcpServer((socket) => held.push(socket));
+      await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+      // Answers 200 with a signature line by another key.
+      const liar = createHttpServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/x.tlog.signature' });
+        res.end(`\u2014 witness.test/liar ${'A'.repeat(104)}\n`);
+      });
+      await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
+      cleanups.push(
+        () => new Promise<void>((r) => silent.close(() => r())),
+        () => held.forEach((sock) => sock.destroy()),
+        () => new Promise<void>((r) => liar.close(() => r())),
+      );
+      const silentKey = verifierKeyOf(generateSigningKey('witness.test/silent'));
+      const liarKey = verifierKeyOf(generateSigningKey('witness.test/liar'));
+      const s = await testServerOn(fresh, {
+        logKey,
+        sealing: { epochMs: 10, maxEvents: 1000 },
+        witnesses: [
+          parseWitnessArg(`http://127.0.0.1:${(silent.address() as AddressInfo).port}=${silentKey}`),
+          parseWitnessArg(`http://127.0.0.1:${(liar.address() as AddressInfo).port}=${liarKey}`),
+        ],
+        witnessTimeoutMs: 300,
+      });
+      cleanups.push(() => s.close());
+      // Five seals, each signed, while one witness hangs every request.
+      for (let size = 1; size <= 5; size++) {
+        await s.post({ events: [event()] });
+        await until(async () => (await s.get('/v1/log', {})).json().size >= size);
+      }
+      await until(async () => {
+        const h = (await s.get('/healthz', {})).json();
+        return h.witnesses[0].status === 'unreachable' && h.witnesses[1].status === 'refused';
+      });
+      const health = (await s.get('/healthz', {})).json();
+      expect(health.status).toBe('degraded'); // the liar needs a person; the silent one only retries
+      expect(health.sealing.status).toBe('ok');
+      expect(health.witnesses[0].error).toMatch(/no answer from .* within 300 ms/);
+      expect(health.witnesses[1].error).toMatch(/without a valid cosignature/);
+      expect(await s.ledger.cosignatures.forSize((await s.get('/v1/log', {})).json().size)).toEqual([]);
     });
 
     it('the store refuses what is not a cosignature of a stored checkpoint, naming the field', async () => {
