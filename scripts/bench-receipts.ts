@@ -203,3 +203,5 @@ try {
   await cluster?.stop();
   rmSync(dir, { recursive: true, force: true });
 }
+// Done: a hashing worker of the seal may still hold the event loop.
+process.exit(0);
