@@ -19,6 +19,8 @@ import {
 import { createWitnessServer } from '../../src/witness/server.ts';
 import { WitnessStore } from '../../src/witness/store.ts';
 import { parseWitnessArg } from '../../src/witness/submitter.ts';
+import { openPostgresLedger } from '../../src/ledger/postgres/index.ts';
+import { buildService } from '../../src/service.ts';
 import { event, tempDir, testServerOn, until } from '../helpers.ts';
 import { forEachEngine } from '../support/engines.ts';
 
@@ -47,7 +49,7 @@ async function inProcessWitness(logVkey: string) {
   return { url, vkey: formatVerifierKey(cosignerVerifierOf(key)), vkey01: verifierKeyOf(key) };
 }
 
-forEachEngine((fresh) => {
+forEachEngine((fresh, engine) => {
   describe('witness cosignatures', () => {
     it('each new checkpoint is cosigned by the witness, stored, and served with GET /checkpoint and the proof bundle', async () => {
       const logKey = generateSigningKey(`receipts.test/cosig-${++n}`);
@@ -135,6 +137,27 @@ forEachEngine((fresh) => {
       expect(health.witnesses[0].error).toMatch(/no answer from .* within 300 ms/);
       expect(health.witnesses[1].error).toMatch(/without a valid cosignature/);
       expect(await s.ledger.cosignatures.forSize((await s.get('/v1/log', {})).json().size)).toEqual([]);
+    });
+
+    it.skipIf(engine !== 'postgres')('PostgreSQL: only the leader submits; a follower given the same witness sends nothing', async () => {
+      const logKey = generateSigningKey(`receipts.test/leader-${++n}`);
+      const w = await inProcessWitness(verifierKeyOf(logKey));
+      const witnesses = [parseWitnessArg(`${w.url}=${w.vkey}`)];
+      const s = await testServerOn(fresh, { logKey, sealing: { epochMs: 10, maxEvents: 1000 }, witnesses });
+      cleanups.push(() => s.close());
+      const second = await openPostgresLedger(s.ledger.location, { leaseMs: 600 });
+      const follower = buildService({ ledger: second, logKey, sealing: { epochMs: 10, maxEvents: 1000 }, witnesses });
+      cleanups.push(async () => {
+        await follower.close();
+        await second.close();
+      });
+      await follower.ready();
+      expect(second.leadership.role()).toBe('follower');
+      await s.post({ events: [event()] });
+      await until(async () => (await s.ledger.cosignatures.latestSize(w.vkey)) === 1);
+      const metrics = (await follower.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(metrics).not.toMatch(/receipts_witness_submissions_total\{/);
+      expect((await follower.inject({ method: 'GET', url: '/healthz' })).json().witnesses[0].status).toBe('pending');
     });
 
     it('the store refuses what is not a cosignature of a stored checkpoint, naming the field', async () => {
