@@ -9,13 +9,14 @@
 // prints the CPU each process kept busy (each server, PostgreSQL's processes, this load
 // generator) from /proc: what limits two instances on a machine of this many cores.
 import autocannon from 'autocannon';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openLedger, SqliteLedger } from '../src/ledger/index.ts';
 import { freshDatabase, startPostgres } from '../test/support/postgres.ts';
-import { startServer as start, stopServer as stop } from './lib/servers.ts';
+import { ROOT, startServer as start, stopServer as stop } from './lib/servers.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 30;
@@ -233,6 +234,7 @@ async function benchSqlite(): Promise<void> {
 async function benchPostgres(): Promise<void> {
   const cluster = await startPostgres();
   if (!cluster) throw new Error('--engine postgres needs PostgreSQL installed (initdb and pg_ctl): apt-get install postgresql');
+  const keyDir = mkdtempSync(join(tmpdir(), 'bench-ingest-key-'));
   try {
     // A fresh database per configuration, each migrated by the engine: the same schema and
     // indexes everywhere, and no configuration inherits another's rows.
@@ -250,7 +252,14 @@ async function benchPostgres(): Promise<void> {
     }
 
     process.stderr.write(`bench:ingest --engine postgres (throw-away cluster at ${new URL(cluster.url).host})\n`);
-    const serve = (db: string) => ['src/cli/main.ts', 'serve', '--db', db, '--port'];
+    // Every instance on PostgreSQL signs the epoch log with one key given by --log-key.
+    const logKey = join(keyDir, 'log.key');
+    const made = spawnSync(process.execPath, ['src/cli/main.ts', 'signing-key', 'create', '--name', 'bench.example/log', '--out', logKey], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    if (made.status !== 0) throw new Error(`signing-key create failed: ${made.stderr}`);
+    const serve = (db: string) => ['src/cli/main.ts', 'serve', '--db', db, '--log-key', logKey, '--port'];
     const pgPort = new URL(cluster.url).port;
     const one = await measure('one instance', serve(oneDb), keys[0]!, 1, pgPort);
     const two = await measure('two instances', serve(twoDb), keys[1]!, 2, pgPort);
@@ -319,6 +328,7 @@ async function benchPostgres(): Promise<void> {
     );
   } finally {
     await cluster.stop();
+    rmSync(keyDir, { recursive: true, force: true });
   }
 }
 
