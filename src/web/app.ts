@@ -764,7 +764,7 @@ function fillEpochs(events: EventReceipt[], more: boolean, anchoring: string, se
     ? 'Epochs are listed for one namespace at a time: enter a single namespace to see them.'
     : `Your events in each epoch, counted from the ${events.length === LATEST ? `${LATEST} newest` : events.length} events of this range listed below (an epoch's size counts every customer's events, not only yours).` +
       (more
-        ? ' "≥" marks the oldest epoch listed: it may hold more of your events than those listed. Audit this period counts them all.'
+        ? ' "≥" marks the oldest epoch listed: it may hold more of your events than those listed. Audit this period checks every event of the range.'
         : '');
 }
 
@@ -807,6 +807,11 @@ async function audit(): Promise<void> {
   if (!ns || ns.includes(','))
     return void (result.textContent = 'Enter one namespace to audit (a period is audited one namespace at a time).');
   if (typeof p === 'string') return void (result.textContent = p);
+  if (!keyInput.value.trim()) {
+    keyInput.closest('.key')!.classList.add('needs-key');
+    return void (result.textContent =
+      'Enter your API key in the "API key" box at the top of this page: the audit reads every receipt with it.');
+  }
   const view = await refreshLog();
   const given = witnesses();
   // Without a signed log there is nothing but the server's own roots: the audit says so loudly.
@@ -819,9 +824,11 @@ async function audit(): Promise<void> {
   const count = $('audit-count');
   $('audit-run').hidden = false;
   const expected = lastTotal;
-  if (expected !== undefined && expected > 0) progress.max = expected;
-  else progress.removeAttribute('value');
-  progress.value = 0;
+  // Determinate when the server's count is known (the usage shown), else an indeterminate bar.
+  if (expected !== undefined && expected > 0) {
+    progress.max = expected;
+    progress.value = 0;
+  } else progress.removeAttribute('value');
   count.textContent = 'starting…';
   result.textContent = '';
   try {
