@@ -810,6 +810,29 @@ describe.skipIf(!browserPath)('usage page: audit this period', () => {
   });
 });
 
+describe.skipIf(!browserPath)('usage page: audit without a signed log', () => {
+  it("says in amber that only the server's own roots were checked, not that every unit is backed", async () => {
+    const server = await testServer({ web: { dir: WEB } });
+    try {
+      const at = { origin: await listen(server), key: server.key };
+      await server.post({ events: Array.from({ length: 3 }, () => event({ namespace: 'acme/nolog', units: 2 })) });
+      await sealAll(server.ledger, { maxEvents: 10 });
+      const page = await open('/usage', { server: at });
+      await showUsage(page, 'acme/nolog');
+      await page.click('#audit-button');
+      await page.waitForSelector('#audit-result[data-state="server-only"]');
+      expect(await page.getAttribute('#audit-result', 'class')).toBe('server-only');
+      const text = (await page.textContent('#audit-result'))!;
+      expect(text).toMatch(/^Every receipt matches the server's own roots only, and the totals add up: 3 events, 6 units/);
+      expect(text).toMatch(/nothing outside the server was checked/);
+      expect(text).not.toMatch(/backed/);
+      await page.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe.skipIf(!browserPath)('usage page: your events per epoch', () => {
   it("counts the customer's own events in each epoch, not the epoch's size, and marks an epoch counted in part", async () => {
     const own = await testServer({ web: { dir: WEB } });
