@@ -43,3 +43,18 @@ export * from './types.ts';
 export { DEFAULT_RIGHTS, parseRights, RIGHTS, type Right } from './api-keys.ts';
 export { EpochLogError, epochLogTree, logSigner, nextCheckpoint, rootAt, type LogSigner, type StoredCheckpoint } from './epoch-log.ts';
 export { withCosignatures } from './cosignatures.ts';
+export {
+  AGGREGATIONS,
+  type Aggregation,
+  checkMeterActions,
+  checkMeterName,
+  MAX_METER_ACTIONS,
+  MAX_METER_ENTRIES,
+  METER_GROUP_BY,
+  METER_NAME_PATTERN,
+  MeterError,
+  type MeterStore,
+  type MeterUsageQuery,
+  type MeterUsageResult,
+  type MeterVersion,
+} from './meters.ts';

@@ -5,6 +5,7 @@ import type { LeafFields } from '../event/leaf.ts';
 import type { NormalizedEvent } from '../event/validate.ts';
 import type { ClassificationPeriod, ClassificationPolicy } from '../event/classification.ts';
 import type { LogSigner, StoredCheckpoint } from './epoch-log.ts';
+import type { MeterStore } from './meters.ts';
 import type { Right } from './api-keys.ts';
 
 // ── Records: one type per concept ──────────────────────────────────────────────────────────────
@@ -359,6 +360,8 @@ export interface Ledger {
   readonly keys: KeyStore;
   readonly usage: UsageStore;
   readonly classification: ClassificationStore;
+  /** Named aggregations per owner, in versions (src/ledger/meters.ts). */
+  readonly meters: MeterStore;
   readonly epochs: EpochStore;
   readonly anchors: AnchorStore;
   /** Witness cosignatures of the epoch log's checkpoints. */

@@ -17,6 +17,7 @@ import { PgLeadership } from './leadership.ts';
 import { PgUsageStore } from './usage.ts';
 import { PgClassificationStore } from './classification.ts';
 import { PgCosignatureStore } from './cosignatures.ts';
+import { PgMeterStore } from './meters.ts';
 
 export interface PostgresLedgerOptions {
   groupCommit?: GroupCommitOptions;
@@ -47,6 +48,7 @@ export class PostgresLedger implements Ledger {
   readonly keys: PgKeyStore;
   readonly usage: PgUsageStore;
   readonly classification: PgClassificationStore;
+  readonly meters: PgMeterStore;
   readonly epochs: PgEpochStore;
   /** Found anchors are cached once, here above the engine (a recorded anchor never changes). */
   readonly anchors: AnchorCache;
@@ -70,6 +72,7 @@ export class PostgresLedger implements Ledger {
     this.keys = new PgKeyStore(pool, { url, ttlMs: options.keyCacheMs, retryMs: options.keyListenerRetryMs });
     this.classification = new PgClassificationStore(pool);
     this.usage = new PgUsageStore(pool, () => this.classification.history());
+    this.meters = new PgMeterStore(pool);
     this.epochs = new PgEpochStore(pool, this.leadership);
     this.anchors = new AnchorCache(new PgAnchorStore(pool, this.leadership));
     this.cosignatures = new PgCosignatureStore(pool);

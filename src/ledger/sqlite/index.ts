@@ -11,6 +11,7 @@ import { SqliteKeyStore } from './keys.ts';
 import { SqliteUsageStore } from './usage.ts';
 import { SqliteClassificationStore } from './classification.ts';
 import { SqliteCosignatureStore } from './cosignatures.ts';
+import { SqliteMeterStore } from './meters.ts';
 
 export interface SqliteLedgerOptions extends OpenOptions {
   groupCommit?: GroupCommitOptions;
@@ -47,6 +48,7 @@ export class SqliteLedger implements Ledger {
   readonly keys: SqliteKeyStore;
   readonly usage: SqliteUsageStore;
   readonly classification: SqliteClassificationStore;
+  readonly meters: SqliteMeterStore;
   readonly epochs: SqliteEpochStore;
   /** Found anchors are cached once, here above the engine (a recorded anchor never changes). */
   readonly anchors: AnchorCache;
@@ -66,6 +68,7 @@ export class SqliteLedger implements Ledger {
     this.events = new SqliteEventStore(this.db, options.groupCommit);
     this.classification = new SqliteClassificationStore(this.db);
     this.usage = new SqliteUsageStore(this.db, () => this.classification.historySync());
+    this.meters = new SqliteMeterStore(this.db);
     this.epochs = new SqliteEpochStore(this.db);
     this.anchors = new AnchorCache(new SqliteAnchorStore(this.db));
     this.cosignatures = new SqliteCosignatureStore(this.db);

@@ -1,0 +1,155 @@
+// Meters on PostgreSQL: the meters table and the SQL of each part of a meter's usage question
+// (src/ledger/meters.ts plans the parts and folds their rows): the versions and all parts read in
+// one repeatable-read transaction, the parts as ONE statement. Rollups through their primary
+// keys, events through the (namespace, ts, id) index, the tail through the unsealed index and the
+// seq range past the rollups. Sums are numeric (exact at any volume), read as text.
+import type pg from 'pg';
+import {
+  type Aggregation,
+  foldMeter,
+  MAX_METERS_PER_OWNER,
+  type MeterInput,
+  MeterError,
+  type MeterPart,
+  type MeterRow,
+  type MeterRowStored,
+  type MeterStore,
+  type MeterUsageQuery,
+  type MeterUsageResult,
+  type MeterVersion,
+  meterOfRow,
+  nextVersion,
+  planMeterQuery,
+} from '../meters.ts';
+import { transaction } from './db.ts';
+import { Params } from './usage.ts';
+
+const TIME = { bucket: '(ts / 900000) * 900000', day: '(ts / 86400000) * 86400000', ts: 'ts' } as const;
+
+/** The last ledger position the rollups hold (0: none). */
+const ROLLED_UP_TO = '(SELECT coalesce((SELECT e.last_seq FROM rollup_state s JOIN epochs e ON e.epoch = s.epoch), 0))';
+
+/** Ledger order of an event: its seq once sealed; unsealed ones come after every sealed one, by id. */
+const ORD = 'coalesce(seq, 9007199254740992 + id)';
+
+/** The columns every part gives (text), NULL where the aggregation does not need them. */
+function columns(agg: Aggregation, rollup: boolean): string {
+  const latest = (col: string) =>
+    rollup
+      ? `(array_agg(${col} ORDER BY last_ts DESC, last_seq DESC))[1]::text`
+      : `(array_agg(${col} ORDER BY ts DESC, ${ORD} DESC))[1]::text`;
+  return [
+    `${rollup ? 'sum(n)' : 'count(*)'}::text AS n`,
+    `${agg === 'sum' ? (rollup ? 'sum(u)::text' : 'sum(units)::text') : 'NULL::text'} AS u`,
+    `${agg === 'min' ? (rollup ? 'min(min_units)::text' : 'min(units)::text') : 'NULL::text'} AS mn`,
+    `${agg === 'max' ? (rollup ? 'max(max_units)::text' : 'max(units)::text') : 'NULL::text'} AS mx`,
+    `${agg === 'latest' ? latest(rollup ? 'last_ts' : 'ts') : 'NULL::text'} AS lt`,
+    `${agg === 'latest' ? latest(rollup ? 'last_seq' : ORD) : 'NULL::text'} AS lo`,
+    `${agg === 'latest' ? latest(rollup ? 'last_units' : 'units') : 'NULL::text'} AS lu`,
+  ].join(', ');
+}
+
+/** One part as a SELECT of (t, g, c, n, u, mn, mx, lt, lo, lu), its values bound in p. */
+export function partSql(part: MeterPart, agg: Aggregation, ns: string, p: Params): string {
+  const nsP = p.add(ns);
+  const from = p.add(part.from, '::int8');
+  const to = p.add(part.to, '::int8');
+  const filter = part.actions === null || part.kind === 'callers' ? '' : ` AND action = ANY(${p.add(part.actions, '::text[]')})`;
+  const rollup = part.kind === 'buckets' || part.kind === 'callers';
+  const t = part.kind === 'buckets' ? 'bucket' : part.kind === 'callers' ? 'day' : TIME[part.time];
+  const g = part.group ?? null;
+  const c = part.callers ? 'caller' : null;
+  const keys = [t, g, c].filter((k): k is string => k !== null);
+  const select = `SELECT (${t})::text AS t, ${g ?? 'NULL'}::text AS g, ${c ?? 'NULL'}::text AS c, ${columns(agg, rollup)}`;
+  const group = ` GROUP BY ${keys.join(', ')}`;
+  if (part.kind === 'buckets')
+    return `${select} FROM usage_buckets WHERE namespace = ${nsP} AND bucket >= ${from} AND bucket < ${to}${filter}${group}`;
+  if (part.kind === 'callers')
+    return `${select} FROM usage_caller_days WHERE namespace = ${nsP} AND day >= ${from} AND day < ${to}${group}`;
+  const tail = part.kind === 'tail' ? `(seq IS NULL OR seq > ${ROLLED_UP_TO}) AND ` : '';
+  return `${select} FROM events WHERE ${tail}namespace = ${nsP} AND ts >= ${from} AND ts < ${to}${filter}${group}`;
+}
+
+type Row = Record<'t' | 'n' | 'u' | 'mn' | 'mx' | 'lt' | 'lo' | 'lu', string | null> & { g: string | null; c: string | null };
+
+const num = (v: string | null) => (v === null ? null : Number(v));
+const COLUMNS = 'name, version, aggregation, actions, from_ms, created_at';
+/** One meter's versions are appended one writer at a time (a lock per owner and name: a name has no /). */
+const LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('meters:' || $1 || '/' || $2, 0))";
+
+export class PgMeterStore implements MeterStore {
+  private readonly pool: pg.Pool;
+
+  constructor(pool: pg.Pool) {
+    this.pool = pool;
+  }
+
+  private async versionsOn(client: pg.Pool | pg.PoolClient, owner: string, name: string): Promise<MeterVersion[]> {
+    const { rows } = await client.query<MeterRowStored>({
+      text: `SELECT ${COLUMNS} FROM meters WHERE owner = $1 AND name = $2 ORDER BY version`,
+      values: [owner, name],
+    });
+    return rows.map(meterOfRow);
+  }
+
+  async define(owner: string, name: string, input: MeterInput, now: number): Promise<{ version: MeterVersion; created: boolean }> {
+    return transaction(this.pool, async (client) => {
+      await client.query(LOCK, [owner, name]);
+      const existing = await this.versionsOn(client, owner, name);
+      if (existing.length === 0) {
+        const { rows } = await client.query<{ n: string }>('SELECT count(DISTINCT name) AS n FROM meters WHERE owner = $1', [owner]);
+        if (Number(rows[0]!.n) >= MAX_METERS_PER_OWNER)
+          throw new MeterError('name', `max_meters:${MAX_METERS_PER_OWNER}`, `an owner has at most ${MAX_METERS_PER_OWNER} meters`, 409);
+      }
+      const v = nextVersion(existing, name, input, now);
+      if (!v) return { version: existing.at(-1)!, created: false };
+      await client.query({
+        text: `INSERT INTO meters (owner, ${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        values: [owner, v.name, v.version, v.aggregation, v.actions === null ? null : JSON.stringify(v.actions), v.from_ms, v.created_at],
+      });
+      return { version: v, created: true };
+    });
+  }
+
+  async versions(owner: string, name: string): Promise<MeterVersion[]> {
+    return this.versionsOn(this.pool, owner, name);
+  }
+
+  async list(owner: string): Promise<MeterVersion[]> {
+    const { rows } = await this.pool.query<MeterRowStored>({
+      text: `SELECT DISTINCT ON (name COLLATE "C") ${COLUMNS} FROM meters WHERE owner = $1 ORDER BY name COLLATE "C", version DESC`,
+      values: [owner],
+    });
+    return rows.map(meterOfRow);
+  }
+
+  async usage(q: MeterUsageQuery): Promise<MeterUsageResult> {
+    const { plan, rows } = await transaction(this.pool, async (client) => {
+      await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const plan = planMeterQuery(q, await this.versionsOn(client, q.owner, q.name));
+      if (plan.parts.length === 0) return { plan, rows: [] as Row[] };
+      const p = new Params();
+      const text = plan.parts.map((part) => `(${partSql(part, plan.aggregation, q.namespace, p)})`).join('\nUNION ALL ');
+      return { plan, rows: (await client.query<Row>({ text, values: p.values })).rows };
+    });
+    return foldMeter(
+      q,
+      plan.aggregation,
+      plan.windows,
+      rows.map(
+        (r): MeterRow => ({
+          t: Number(r.t),
+          g: r.g,
+          c: r.c,
+          n: r.n === null ? 0n : BigInt(r.n),
+          u: r.u === null ? 0n : BigInt(r.u),
+          mn: num(r.mn),
+          mx: num(r.mx),
+          lt: num(r.lt),
+          lo: r.lo === null ? null : BigInt(r.lo),
+          lu: num(r.lu),
+        }),
+      ),
+    );
+  }
+}

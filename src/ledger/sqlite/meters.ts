@@ -1,0 +1,189 @@
+// Meters on SQLite: the meters table and the SQL of each part of a meter's usage question
+// (src/ledger/meters.ts plans the parts and folds their rows), run in one read transaction so
+// that every part sees the same snapshot. Rollups through their primary keys, events through the
+// (namespace, ts) index, the tail along the rowid past the rollups: never a full scan.
+import type { Statement } from 'better-sqlite3';
+import {
+  type Aggregation,
+  foldMeter,
+  MAX_METERS_PER_OWNER,
+  type MeterInput,
+  MeterError,
+  type MeterPart,
+  type MeterRow,
+  type MeterRowStored,
+  type MeterStore,
+  type MeterUsageQuery,
+  type MeterUsageResult,
+  type MeterVersion,
+  meterOfRow,
+  nextVersion,
+  planMeterQuery,
+} from '../meters.ts';
+import type { Db } from './db.ts';
+import { ROLLED_UP_TO, SLICE_BITS, SLICE_MASK, unitsOf } from './usage.ts';
+
+const S1 = Number(SLICE_BITS);
+const S2 = 2 * S1;
+// ts + this is ≥ 0 for every instant RFC 3339 can write: the latest's sort key pads it to 20 digits.
+const TS_OFFSET = 62_135_596_800_000;
+
+const TIME = { bucket: '(ts / 900000) * 900000', day: '(ts / 86400000) * 86400000', ts: 'ts' } as const;
+
+/**
+ * What the aggregation needs, and nothing else: SQLite takes a bare column from the row of the
+ * one max() of a query, which is how the latest event's units are read (max by time, then position).
+ */
+function columns(agg: Aggregation, rollup: boolean): string {
+  const cols = [rollup ? 'sum(n) AS n' : 'count(*) AS n'];
+  if (agg === 'sum')
+    cols.push(
+      rollup
+        ? 'sum(u0) AS u0, sum(u1) AS u1, sum(u2) AS u2'
+        : `sum(units & ${SLICE_MASK}) AS u0, sum((units >> ${S1}) & ${SLICE_MASK}) AS u1, sum(units >> ${S2}) AS u2`,
+    );
+  if (agg === 'max') cols.push(rollup ? 'max(max_units) AS mx' : 'max(units) AS mx');
+  if (agg === 'min') cols.push(rollup ? 'min(min_units) AS mn' : 'min(units) AS mn');
+  if (agg === 'latest')
+    cols.push(
+      rollup
+        ? `max(printf('%020d%020d', last_ts + ${TS_OFFSET}, last_seq)) AS lk, last_ts AS lt, last_seq AS lo, last_units AS lu`
+        : `max(printf('%020d%020d', ts + ${TS_OFFSET}, seq)) AS lk, ts AS lt, seq AS lo, units AS lu`,
+    );
+  return cols.join(', ');
+}
+
+/** One part's statement; parameters: [R for a tail], namespace, from, to, [actions as JSON]. */
+export function partSql(p: MeterPart, agg: Aggregation): string {
+  const filter = p.actions === null ? '' : ' AND action IN (SELECT value FROM json_each(?))';
+  const g = p.group ?? 'NULL';
+  const c = p.callers ? 'caller' : 'NULL';
+  if (p.kind === 'buckets')
+    return `SELECT bucket AS t, ${g} AS g, NULL AS c, ${columns(agg, true)} FROM usage_buckets
+      WHERE namespace = ? AND bucket >= ? AND bucket < ?${filter} GROUP BY 1, 2, 3`;
+  if (p.kind === 'callers')
+    return `SELECT day AS t, ${g} AS g, ${c} AS c, ${columns(agg, true)} FROM usage_caller_days
+      WHERE namespace = ? AND day >= ? AND day < ? GROUP BY 1, 2, 3`;
+  const source = p.kind === 'tail' ? 'events NOT INDEXED WHERE seq > ? AND' : 'events WHERE';
+  return `SELECT ${TIME[p.time]} AS t, ${g} AS g, ${c} AS c, ${columns(agg, false)} FROM ${source}
+      namespace = ? AND ts >= ? AND ts < ?${filter} GROUP BY 1, 2, 3`;
+}
+
+type Row = {
+  t: bigint;
+  g: string | null;
+  c: string | null;
+  n: bigint | null;
+  u0?: bigint | null;
+  u1?: bigint | null;
+  u2?: bigint | null;
+  mn?: bigint | null;
+  mx?: bigint | null;
+  lt?: bigint | null;
+  lo?: bigint | null;
+  lu?: bigint | null;
+};
+
+const num = (v: bigint | null | undefined) => (v === null || v === undefined ? null : Number(v));
+const COLUMNS = 'name, version, aggregation, actions, from_ms, created_at';
+const MAX_CACHED_STATEMENTS = 64;
+
+export class SqliteMeterStore implements MeterStore {
+  private readonly db: Db;
+  private readonly stmts = new Map<string, Statement>();
+
+  constructor(db: Db) {
+    this.db = db;
+  }
+
+  private stmt(sql: string, safe = false): Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      if (this.stmts.size >= MAX_CACHED_STATEMENTS) this.stmts.clear();
+      s = this.db.prepare(sql);
+      if (safe) s.safeIntegers(true);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  private versionsSync(owner: string, name: string): MeterVersion[] {
+    return (
+      this.stmt(`SELECT ${COLUMNS} FROM meters WHERE owner = ? AND name = ? ORDER BY version`).all(owner, name) as MeterRowStored[]
+    ).map(meterOfRow);
+  }
+
+  async define(owner: string, name: string, input: MeterInput, now: number): Promise<{ version: MeterVersion; created: boolean }> {
+    return this.db
+      .transaction(() => {
+        const existing = this.versionsSync(owner, name);
+        if (existing.length === 0) {
+          const meters = this.stmt('SELECT count(DISTINCT name) AS n FROM meters WHERE owner = ?').pluck().get(owner) as number;
+          if (meters >= MAX_METERS_PER_OWNER)
+            throw new MeterError('name', `max_meters:${MAX_METERS_PER_OWNER}`, `an owner has at most ${MAX_METERS_PER_OWNER} meters`, 409);
+        }
+        const v = nextVersion(existing, name, input, now);
+        if (!v) return { version: existing.at(-1)!, created: false };
+        this.stmt(`INSERT INTO meters (owner, ${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`).run(
+          owner,
+          v.name,
+          v.version,
+          v.aggregation,
+          v.actions === null ? null : JSON.stringify(v.actions),
+          v.from_ms,
+          v.created_at,
+        );
+        return { version: v, created: true };
+      })
+      .immediate();
+  }
+
+  async versions(owner: string, name: string): Promise<MeterVersion[]> {
+    return this.versionsSync(owner, name);
+  }
+
+  async list(owner: string): Promise<MeterVersion[]> {
+    return (
+      this.stmt(
+        `SELECT ${COLUMNS} FROM meters AS m WHERE owner = ?
+           AND version = (SELECT max(version) FROM meters WHERE owner = m.owner AND name = m.name) ORDER BY name`,
+      ).all(owner) as MeterRowStored[]
+    ).map(meterOfRow);
+  }
+
+  async usage(q: MeterUsageQuery): Promise<MeterUsageResult> {
+    // One read transaction: the versions, the rollups' reach and every part from one snapshot.
+    const { plan, rows } = this.db.transaction(() => {
+      const plan = planMeterQuery(q, this.versionsSync(q.owner, q.name));
+      return { plan, rows: plan.parts.length === 0 ? [] : this.run(plan.parts, plan.aggregation, q.namespace) };
+    })();
+    return foldMeter(q, plan.aggregation, plan.windows, rows);
+  }
+
+  private run(parts: MeterPart[], agg: Aggregation, ns: string): MeterRow[] {
+    const r = Number(this.stmt(ROLLED_UP_TO, true).pluck().get() as bigint);
+    return parts.flatMap((p) => {
+      const params: unknown[] = [
+        ...(p.kind === 'tail' ? [r] : []),
+        ns,
+        p.from,
+        p.to,
+        ...(p.actions !== null && p.kind !== 'callers' ? [JSON.stringify(p.actions)] : []),
+      ];
+      return (this.stmt(partSql(p, agg), true).all(...params) as Row[]).map(
+        (x): MeterRow => ({
+          t: Number(x.t),
+          g: x.g,
+          c: x.c,
+          n: x.n ?? 0n,
+          u: unitsOf(x.u0 ?? null, x.u1 ?? null, x.u2 ?? null),
+          mn: num(x.mn),
+          mx: num(x.mx),
+          lt: num(x.lt),
+          lo: x.lo ?? null,
+          lu: num(x.lu),
+        }),
+      );
+    });
+  }
+}
