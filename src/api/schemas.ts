@@ -274,6 +274,7 @@ export const UsageResponseSchema = z
     from: z.number().int(),
     to: z.number().int(),
     group_by: z.string(),
+    tz: z.string().optional().describe('the time zone of the hour, day and month groups, when not UTC'),
     groups: z.array(UsageGroupSchema),
     totals: UsageTotalsSchema,
     by_namespace: z.array(z.object({ namespace: z.string(), groups: z.array(UsageGroupSchema), totals: UsageTotalsSchema })).optional(),

@@ -123,7 +123,7 @@ export interface EventStore {
   onCommit: ((events: number, seconds: number) => void) | undefined;
 }
 
-export const GROUP_BY = ['action', 'caller', 'hour', 'day'] as const;
+export const GROUP_BY = ['action', 'caller', 'hour', 'day', 'month'] as const;
 export type GroupBy = (typeof GROUP_BY)[number];
 
 export interface UsageQuery {
@@ -131,6 +131,8 @@ export interface UsageQuery {
   from: number;
   to: number;
   groupBy: GroupBy;
+  /** IANA time zone whose hours, days and months the time groups are (default UTC). */
+  tz?: string;
   /** Count only events with id ≤ asOf (a paged read's snapshot). */
   asOf?: number;
   /**
@@ -163,6 +165,8 @@ export interface UsageResult {
   from: number;
   to: number;
   group_by: GroupBy;
+  /** The time zone of the time groups, when not UTC. */
+  tz?: string;
   groups: UsageGroup[];
   /** Of the whole range (not only the groups returned), summed by the database. */
   totals: { events: number; units: Units; billable_events: number; billable_units: Units };

@@ -15,7 +15,13 @@ export function checkUsageQuery(q: UsageQuery): void {
 }
 
 /** Where the first page starts: below every key (text keys are never empty, buckets never negative). */
-const FIRST: Record<GroupBy, string | number> = { action: '', caller: '', hour: Number.MIN_SAFE_INTEGER, day: Number.MIN_SAFE_INTEGER };
+const FIRST: Record<GroupBy, string | number> = {
+  action: '',
+  caller: '',
+  hour: Number.MIN_SAFE_INTEGER,
+  day: Number.MIN_SAFE_INTEGER,
+  month: Number.MIN_SAFE_INTEGER,
+};
 
 /** A page's start as the database compares keys: text as is, an hour or day by its ms. */
 export function pageStart(groupBy: GroupBy, after: string | undefined): string | number {

@@ -12,7 +12,7 @@ import {
 } from '../../src/event/classification.ts';
 import { configureClassification } from '../../src/ledger/classification-periods.ts';
 import { RetroactiveClassificationError, GROUP_BY } from '../../src/ledger/index.ts';
-import { classifiedUsageSql } from '../../src/ledger/sqlite/usage.ts';
+import { billableExpr, eventsSql } from '../../src/ledger/sqlite/usage.ts';
 import { sealAll } from '../../src/seal/sealer.ts';
 import { verifyReceipt } from '../../src/verify/index.ts';
 import { event, serverEachTest } from '../helpers.ts';
@@ -263,17 +263,16 @@ forEachEngine((fresh, engine) => {
   });
 
   it.runIf(engine === 'sqlite')('the classified usage query keeps the (namespace, ts) index (EXPLAIN QUERY PLAN)', () => {
-    const history = effectiveHistory([
+    const b = billableExpr([
       { from_ms: 5, billable: ['a', 'b'], non_billable: [], other: 'info' },
       { from_ms: 9, billable: [], non_billable: ['c'], other: 'billable' },
     ]);
-    for (const g of GROUP_BY) {
-      const params = [9, 'c', 5, 'a', 'b', 0, 'acme/prod', 0, 1, 10];
+    for (const key of ['action', 'caller', 'bucket', 'ts'] as const) {
       const plan = (
         s
           .db()
-          .prepare(`EXPLAIN QUERY PLAN ${classifiedUsageSql(g, history)}`)
-          .all(...params) as Array<{ detail: string }>
+          .prepare(`EXPLAIN QUERY PLAN ${eventsSql(key, b.sql)}`)
+          .all(...b.params, 'acme/prod', 0, 1, 10) as Array<{ detail: string }>
       )
         .map((p) => p.detail)
         .join('\n');

@@ -9,7 +9,7 @@ import { HASH_SIZE } from '../../src/merkle/hash.ts';
 import { verifyInclusion } from '../../src/merkle/proof.ts';
 import { auditPath, buildTree, rootOf } from '../../src/merkle/tree.ts';
 import { copyInto, FencedError, openPostgresLedger, SchemaTooNewError, type PostgresLedger } from '../../src/ledger/postgres/index.ts';
-import { usageSql } from '../../src/ledger/postgres/usage.ts';
+import { Params, partSql } from '../../src/ledger/postgres/usage.ts';
 import { PAGE_DESC_SQL, PAGE_SQL } from '../../src/ledger/postgres/events.ts';
 import type { EventToWrite, Role, SealRequest } from '../../src/ledger/types.ts';
 import { freshDatabase, startPostgres } from '../support/postgres.ts';
@@ -623,6 +623,8 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
           '004_classifications.sql',
           '005_key_changes.sql',
           '006_checkpoints.sql',
+          '007_key_rights.sql',
+          '008_rollups.sql',
           '009_witness_cosignatures.sql',
         ]);
         expect(await sql(url, 'SELECT term FROM leadership')).toEqual([{ term: '0' }]);
@@ -852,16 +854,29 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
         const c = new pg.Client({ connectionString: url });
         await c.connect();
         try {
-          for (const g of ['action', 'caller', 'hour', 'day'] as const) {
-            const nodes = await planNodes(c, usageSql(g), ['tenant-7/prod', NOW - 7 * day, NOW, Number.MAX_SAFE_INTEGER]);
-            expect(
-              nodes.some((n) => n['Index Name'] === 'events_namespace_ts'),
-              g,
-            ).toBe(true);
-            expect(
-              nodes.map((n) => n['Node Type']),
-              g,
-            ).not.toContain('Seq Scan');
+          // Every part of a usage question: events through (namespace, ts), the tail through the
+          // unsealed index and the seq and id ranges, the rollups through their primary keys.
+          for (const key of ['action', 'caller', 'bucket', 'ts'] as const) {
+            for (const part of [
+              { kind: 'events', key, from: NOW - 7 * day, to: NOW },
+              { kind: 'tail', key, from: NOW - 7 * day, to: NOW },
+              { kind: 'rollup', table: 'buckets', key, from: NOW - 7 * day, to: NOW },
+              { kind: 'rollup', table: 'callers', key, from: NOW - 7 * day, to: NOW },
+            ] as const) {
+              const p = new Params();
+              const text = partSql(part, 'tenant-7/prod', Number.MAX_SAFE_INTEGER, 'true', p);
+              const nodes = await planNodes(c, text, p.values);
+              const what = `${part.kind} ${key}`;
+              if (part.kind === 'events')
+                expect(
+                  nodes.some((n) => n['Index Name'] === 'events_namespace_ts'),
+                  what,
+                ).toBe(true);
+              expect(
+                nodes.map((n) => n['Node Type']),
+                what,
+              ).not.toContain('Seq Scan');
+            }
           }
           // Receipt pages too: a keyset range on the same index, no sort of the namespace's rows.
           for (const [text, after] of [

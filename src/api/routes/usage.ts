@@ -9,6 +9,7 @@ import type { Ledger } from '../../ledger/index.ts';
 import { GROUP_BY, type GroupBy, type UsageGroup, type Units } from '../../ledger/index.ts';
 import type { ReceiptReader } from '../../receipt/reader.ts';
 import { principalOf } from '../auth.ts';
+import { checkTimeZone } from '../../usage/time-zone.ts';
 import { ApiError } from '../errors.ts';
 import type { FieldError } from '../../event/field-errors.ts';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -41,6 +42,10 @@ const usageQuery = z.strictObject({
   from: instant.optional(),
   to: instant.optional(),
   group_by: z.enum(GROUP_BY).default('action'),
+  tz: z
+    .string()
+    .optional()
+    .describe('IANA time zone of the hour, day and month groups (default UTC): Europe/Berlin, America/Los_Angeles, Asia/Kolkata'),
   receipts: z.enum(['true', 'false']).optional(),
   limit: decimal(
     `groups per page, 1 to ${MAX_GROUPS_LIMIT} (default ${DEFAULT_GROUPS_LIMIT}; with several namespaces at most ${MAX_GROUP_ROWS} groups counting each namespace's); with receipts=true, receipts per page, 1 to ${MAX_RECEIPTS_LIMIT} (default 100)`,
@@ -118,15 +123,15 @@ function decodeGroupCursor(s: string): GroupCursor | undefined {
 }
 
 /** What a group cursor belongs to: the namespaces, range and group_by (not a secret, a check). */
-const queryDigest = (namespaces: string[], from: number, to: number, groupBy: GroupBy) =>
+const queryDigest = (namespaces: string[], from: number, to: number, groupBy: GroupBy, tz: string) =>
   createHash('sha256')
-    .update(JSON.stringify([namespaces, from, to, groupBy]))
+    .update(JSON.stringify(tz === 'UTC' ? [namespaces, from, to, groupBy] : [namespaces, from, to, groupBy, tz]))
     .digest('base64url')
     .slice(0, 16);
 
-/** Keys in the databases' order: UTF-8 bytes for text (both engines), time for hour and day. */
+/** Keys in the databases' order: UTF-8 bytes for text (both engines), time for hour, day and month. */
 function compareKeys(groupBy: GroupBy): (a: string, b: string) => number {
-  if (groupBy === 'hour' || groupBy === 'day') return (a, b) => Date.parse(a) - Date.parse(b);
+  if (groupBy === 'hour' || groupBy === 'day' || groupBy === 'month') return (a, b) => Date.parse(a) - Date.parse(b);
   return (a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
@@ -179,7 +184,16 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
           [{ path, rule: 'one_namespace', message: `${path} needs exactly one namespace` }],
         );
       }
-      const digest = queryDigest(namespaces, from, to, q.group_by);
+      let tz = 'UTC';
+      if (q.tz !== undefined) {
+        try {
+          tz = checkTimeZone(q.tz);
+        } catch (e) {
+          const message = (e as Error).message;
+          throw new ApiError('invalid_query', { problem: message }, [{ path: 'tz', rule: 'iana_time_zone', message }]);
+        }
+      }
+      const digest = queryDigest(namespaces, from, to, q.group_by, tz);
       if (q.receipts !== 'true') {
         if (q.order !== undefined) {
           throw new ApiError('invalid_query', { problem: 'order pages the receipts (groups come in key order): add receipts=true' }, [
@@ -207,8 +221,15 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
           }
         }
         return namespaces.length > 1
-          ? groupsOfSeveral(opts.ledger, namespaces, from, to, q.group_by, q.limit, cursor, digest)
-          : groupsOfOne(opts.ledger, namespaces[0]!, from, to, q.group_by, q.limit ?? DEFAULT_GROUPS_LIMIT, cursor, digest);
+          ? groupsOfSeveral(opts.ledger, namespaces, { from, to, groupBy: q.group_by, tz }, q.limit, cursor, digest)
+          : groupsOfOne(
+              opts.ledger,
+              namespaces[0]!,
+              { from, to, groupBy: q.group_by, tz },
+              q.limit ?? DEFAULT_GROUPS_LIMIT,
+              cursor,
+              digest,
+            );
       }
       const namespace = namespaces[0]!;
       if (q.limit !== undefined && q.limit > MAX_RECEIPTS_LIMIT) {
@@ -246,6 +267,7 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
         from,
         to,
         groupBy: q.group_by,
+        tz,
         asOf: max,
         limit: DEFAULT_GROUPS_LIMIT,
       });
@@ -270,21 +292,23 @@ export function usageRoutes(app: FastifyInstance, opts: { ledger: Ledger; receip
  * its groups and totals agree); only when more groups follow is it read again at a snapshot bound
  * (latestId), which every later page keeps, so all pages together are the groups of the totals.
  */
+/** What every page of a group query asks: the range, the grouping and its time zone. */
+type GroupQuery = { from: number; to: number; groupBy: GroupBy; tz: string };
+
 async function groupsOfOne(
   ledger: Ledger,
   namespace: string,
-  from: number,
-  to: number,
-  groupBy: GroupBy,
+  g: GroupQuery,
   limit: number,
   cursor: GroupCursor | undefined,
   digest: string,
 ) {
+  const { groupBy } = g;
   let asOf = cursor?.a;
-  let r = await ledger.usage.query({ namespace, from, to, groupBy, limit, ...(cursor && { asOf, after: cursor.k }) });
+  let r = await ledger.usage.query({ namespace, ...g, limit, ...(cursor && { asOf, after: cursor.k }) });
   if (!cursor && r.more) {
     asOf = await ledger.events.latestId();
-    r = await ledger.usage.query({ namespace, from, to, groupBy, limit, asOf });
+    r = await ledger.usage.query({ namespace, ...g, limit, asOf });
   }
   const { more, ...result } = r;
   const last = result.groups.at(-1);
@@ -304,13 +328,12 @@ async function groupsOfOne(
 async function groupsOfSeveral(
   ledger: Ledger,
   namespaces: string[],
-  from: number,
-  to: number,
-  groupBy: GroupBy,
+  g: GroupQuery,
   asked: number | undefined,
   cursor: GroupCursor | undefined,
   digest: string,
 ) {
+  const { from, to, groupBy, tz } = g;
   // Each namespace's groups count too: at most MAX_GROUP_ROWS group rows in one answer.
   const most = Math.floor(MAX_GROUP_ROWS / (namespaces.length + 1));
   if (asked !== undefined && asked > most) {
@@ -330,9 +353,7 @@ async function groupsOfSeveral(
       namespaces.map((namespace) =>
         ledger.usage.query({
           namespace,
-          from,
-          to,
-          groupBy,
+          ...g,
           limit,
           ...(asOf !== undefined && { asOf }),
           ...(cursor && { after: cursor.k }),
@@ -389,6 +410,7 @@ async function groupsOfSeveral(
     from,
     to,
     group_by: groupBy,
+    ...(tz !== 'UTC' && { tz }),
     groups,
     totals: { events, units: exact(units), billable_events: billableEvents, billable_units: exact(billableUnits) },
     by_namespace: results.map((r) => ({ namespace: r.namespace, groups: r.groups.filter((g) => inPage(g.key)), totals: r.totals })),

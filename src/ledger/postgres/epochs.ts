@@ -19,10 +19,11 @@ import { sealWith, type Run, type SealIO } from '../sealing.ts';
 import type { EpochListQuery, EpochRecord, EpochStore, SealRequest } from '../types.ts';
 import type { PgLeadership } from './leadership.ts';
 import { CHECKPOINT_COLUMNS, checkpointOf, type CheckpointRow } from '../checkpoint-record.ts';
+import { catchUpRollups, rollUpEpoch } from './rollups.ts';
 import { nextCheckpoint, type StoredCheckpoint } from '../epoch-log.ts';
 
-/** Chunks per INSERT statement (≈ 4 MB of hex text). */
-const CHUNKS_PER_STATEMENT = 1024;
+/** Chunks per INSERT statement (≈ 1 MB of hex text: node-postgres builds it in one synchronous call). */
+const CHUNKS_PER_STATEMENT = 256;
 
 /**
  * The share of a lease one epoch's tree build may take. The build is synchronous: while it runs
@@ -132,7 +133,15 @@ export class PgEpochStore implements EpochStore {
     });
   }
 
-  sealNext(request: SealRequest): Promise<EpochRecord | null> {
+  async sealNext(request: SealRequest): Promise<EpochRecord | null> {
+    // Epochs sealed before rollups existed (or after a rebuild) are rolled up first, in order,
+    // each in its own fenced transaction (only the leader writes rollups).
+    if (this.leadership.role() === 'leader')
+      await catchUpRollups(
+        this.pool,
+        (fn) => this.leadership.fenced(this.pool, fn),
+        (p) => request.progress?.('rolled-up', { epoch: p.epoch, size: p.events }),
+      );
     const budget = this.leadership.leaseMs() * BUILD_SHARE_OF_LEASE;
     const maxEvents =
       this.buildMsPerEvent > 0
@@ -240,6 +249,8 @@ function sealIO(pool: pg.Pool, leadership: PgLeadership): SealIO<PgRun> {
           text: `INSERT INTO epochs (${EPOCH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
           values: [epoch, run.firstSeq, run.lastSeq, size, Buffer.from(tree.root), run.firstTs, run.lastTs, now],
         });
+        // The epoch's usage rollups, in the same fenced transaction (behind: the catch-up adds them).
+        if (await rollUpEpoch(client, epoch, run.firstSeq, run.lastSeq)) progress('rolled-up', { epoch, size });
         progress('stored', { epoch, size });
         if (log) {
           // The epoch log's new checkpoint, signed by the fenced leader in this transaction:

@@ -1,82 +1,82 @@
-// Usage totals over [from, to) for one namespace, through the (namespace, ts, id) index.
-// sum(bigint) is numeric in PostgreSQL: exact at any volume. It is read as text and handed out
-// as a number while ≤ 2^53−1, else as a decimal string.
+// Usage on PostgreSQL: the SQL of each part of a usage question (src/ledger/rollups.ts plans them
+// and folds their rows), all parts in ONE statement, so one snapshot and one round trip. Events
+// are read through the (namespace, ts, id) index, the tail through the unsealed index and the
+// seq and id ranges past the rollups or the snapshot, the rollups through their primary keys.
+// Sums are numeric (exact at any volume), read as text.
 import type pg from 'pg';
-import type { GroupBy, UsageQuery, UsageResult, UsageStore } from '../types.ts';
+import type { UsageQuery, UsageResult, UsageStore } from '../types.ts';
 import { effectiveHistory, type ClassificationPeriod } from '../../event/classification.ts';
-import { checkUsageQuery, exactUnits, foldUsage, pageStart, rowsWanted, type Sums } from '../usage-fold.ts';
+import { checkRollupQuery, foldUsageParts, planUsage, type PartKey, type PartRow, type UsagePart } from '../rollups.ts';
 
-const GROUP_EXPR: Record<GroupBy, string> = {
-  // Byte order, as SQLite sorts: the same keys in the same order on both engines, whatever the
-  // database's locale.
-  action: 'action COLLATE "C"',
-  caller: 'caller COLLATE "C"',
-  hour: '(ts / 3600000) * 3600000',
-  day: '(ts / 86400000) * 86400000',
+export const KEY_EXPR: Record<PartKey, string> = {
+  action: 'action',
+  caller: 'caller',
+  bucket: '(ts / 900000) * 900000',
+  ts: 'ts',
 };
 
-const KEY_TYPE: Record<GroupBy, string> = { action: 'text COLLATE "C"', caller: 'text COLLATE "C"', hour: 'int8', day: 'int8' };
-
-const PLAIN_SUMS = 'count(*) AS n, count(*) FILTER (WHERE units > 0) AS bn, coalesce(sum(units), 0)::text AS u';
-
-export const usageSql = (groupBy: GroupBy) =>
-  `SELECT ${GROUP_EXPR[groupBy]} AS k, ${PLAIN_SUMS}
-   FROM events WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4
-   GROUP BY 1 ORDER BY 1`;
+/** Bound parameters of one statement, numbered as they are added. */
+export class Params {
+  readonly values: unknown[] = [];
+  constructor(start: unknown[] = []) {
+    this.values.push(...start);
+  }
+  add(v: unknown, cast = ''): string {
+    this.values.push(v);
+    return `$${this.values.length}${cast}`;
+  }
+}
 
 /**
- * One statement, so one snapshot: the page (the groups after a key, in key order, at most a limit:
- * t = 0) and the totals of the whole range summed by the database (t = 1), never by adding up
- * groups in this process. `groups` is the grouped statement; `sums`/`from` its select list and
- * source, reused ungrouped for the totals. $after and $limit are the page's parameters.
+ * Whether an event's action is billable under the period in force at its ts (the last one with
+ * from_ms <= ts); nothing configured: every action is. Each period's start and list are bound.
  */
-function pageSql(groupBy: GroupBy, groups: string, totals: string, after: number): string {
-  return `SELECT * FROM (SELECT 0 AS t, g.* FROM (${groups}) AS g WHERE g.k > $${after}::${KEY_TYPE[groupBy]} ORDER BY g.k LIMIT $${after + 1}) AS p
-   UNION ALL SELECT 1 AS t, NULL, s.* FROM (${totals}) AS s`;
+export function billableExpr(stored: readonly ClassificationPeriod[], p: Params): string {
+  if (stored.length === 0) return 'true';
+  const whens = [...effectiveHistory(stored)].reverse().map((c) => {
+    const from = p.add(c.from_ms, '::int8');
+    const list = p.add(c.other === 'billable' ? c.non_billable : c.billable, '::text[]');
+    return `WHEN ts >= ${from} THEN ${c.other === 'billable' ? `action <> ALL(${list})` : `action = ANY(${list})`}`;
+  });
+  return `CASE ${whens.join(' ')} ELSE true END`;
 }
 
-export const usagePageSql = (groupBy: GroupBy) =>
-  pageSql(groupBy, usageSql(groupBy), `SELECT ${PLAIN_SUMS} FROM events WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4`, 5);
+const SIGNED_SUMS = `coalesce(sum(s), 0)::text AS n, coalesce(sum(s * units), 0)::text AS u,
+     coalesce(sum(s) FILTER (WHERE b AND units > 0), 0)::text AS bn, coalesce(sum(s * units) FILTER (WHERE b), 0)::text AS bu`;
 
-/**
- * The same sums with billable ones beside them: b is true when the event's action is billable
- * under the period in force at its ts (the last one with from_ms <= ts). Each period's start and
- * action list are bound parameters ($5 on: an int8 and a text[] per period, newest first); the
- * WHERE clause, and so the index plan, is unchanged.
- */
-export function classifiedUsageSql(groupBy: GroupBy, history: readonly ClassificationPeriod[]): string {
-  const { sums, source } = classifiedParts(groupBy, history);
-  return `SELECT k, ${sums} FROM (${source}) AS e GROUP BY 1 ORDER BY 1`;
+const ROLLUP_SUMS = 'sum(n)::text AS n, sum(u)::text AS u, sum(bn)::text AS bn, sum(bu)::text AS bu';
+
+/** The last ledger position the rollups hold (0: none), computed once per statement. */
+const ROLLED_UP_TO = '(SELECT coalesce((SELECT e.last_seq FROM rollup_state s JOIN epochs e ON e.epoch = s.epoch), 0))';
+
+/** One part as a SELECT of (k text, n, u, bn, bu), its values bound in p. */
+export function partSql(part: UsagePart, ns: string, asOf: number, billable: string, p: Params): string {
+  const nsP = p.add(ns);
+  const from = p.add(part.from, '::int8');
+  const to = p.add(part.to, '::int8');
+  if (part.kind === 'rollup') {
+    return part.table === 'buckets'
+      ? `SELECT ${part.key === 'action' ? 'action' : 'bucket'}::text AS k, ${ROLLUP_SUMS} FROM usage_buckets
+         WHERE namespace = ${nsP} AND bucket >= ${from} AND bucket < ${to} GROUP BY 1`
+      : `SELECT caller::text AS k, ${ROLLUP_SUMS} FROM usage_caller_days WHERE namespace = ${nsP} AND day >= ${from} AND day < ${to} GROUP BY 1`;
+  }
+  const asOfP = p.add(asOf, '::int8');
+  if (part.kind === 'events') {
+    return `SELECT k::text, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[part.key]} AS k, units, ${billable} AS b, 1 AS s
+        FROM events WHERE namespace = ${nsP} AND ts >= ${from} AND ts < ${to} AND id <= ${asOfP}) AS e GROUP BY 1`;
+  }
+  // The tail: events past the rollups up to the snapshot count +1, rolled-up events past the
+  // snapshot −1; found through the unsealed index and the seq and id ranges, never the range.
+  return `SELECT k::text, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[part.key]} AS k, units, ${billable} AS b,
+        CASE WHEN seq IS NOT NULL AND seq <= ${ROLLED_UP_TO} THEN (CASE WHEN id > ${asOfP} THEN -1 ELSE 0 END)
+             WHEN id <= ${asOfP} THEN 1 ELSE 0 END AS s
+      FROM events WHERE (seq IS NULL OR seq > ${ROLLED_UP_TO} OR id > ${asOfP})
+        AND namespace = ${nsP} AND ts >= ${from} AND ts < ${to}) AS e GROUP BY 1`;
 }
 
-function classifiedParts(groupBy: GroupBy, history: readonly ClassificationPeriod[]) {
-  const whens = [...history]
-    .reverse()
-    .map((p, i) => {
-      const from = `$${5 + 2 * i}::int8`;
-      const list = `$${6 + 2 * i}::text[]`;
-      // Billable: listed billable, or (other = billable) not listed non-billable.
-      return `WHEN ts >= ${from} THEN ${p.other === 'billable' ? `action <> ALL(${list})` : `action = ANY(${list})`}`;
-    })
-    .join(' ');
-  return {
-    sums: `count(*) AS n, coalesce(sum(units), 0)::text AS u,
-     count(*) FILTER (WHERE b AND units > 0) AS bn, coalesce(sum(units) FILTER (WHERE b), 0)::text AS bu`,
-    source: `SELECT ${GROUP_EXPR[groupBy]} AS k, units, CASE ${whens} ELSE true END AS b
-         FROM events WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4`,
-  };
-}
+type Row = { i: number; k: string | null; n: string | null; u: string | null; bn: string | null; bu: string | null };
 
-export function classifiedUsagePageSql(groupBy: GroupBy, history: readonly ClassificationPeriod[]): string {
-  const { sums, source } = classifiedParts(groupBy, history);
-  return pageSql(groupBy, classifiedUsageSql(groupBy, history), `SELECT ${sums} FROM (${source}) AS e`, 5 + 2 * history.length);
-}
-
-function classificationParams(history: readonly ClassificationPeriod[]): unknown[] {
-  return [...history].reverse().flatMap((p) => [p.from_ms, p.other === 'billable' ? p.non_billable : p.billable]);
-}
-
-type Row = { t: number; k: string | number | null; n: number; u: string; bn: number; bu?: string };
+const big = (v: string | null) => (v === null ? 0n : BigInt(v));
 
 export class PgUsageStore implements UsageStore {
   private readonly pool: pg.Pool;
@@ -89,33 +89,29 @@ export class PgUsageStore implements UsageStore {
   }
 
   async query(q: UsageQuery): Promise<UsageResult> {
-    checkUsageQuery(q);
+    checkRollupQuery(q);
+    const parts = planUsage(q);
+    if (parts.length === 0) return foldUsageParts(q, []);
     const stored = await this.history();
-    const values = [q.namespace, q.from, q.to, q.asOf ?? Number.MAX_SAFE_INTEGER];
-    const page = [pageStart(q.groupBy, q.after), rowsWanted(q)]; // LIMIT NULL is none
-    // Nothing configured: every action is billable, so the billable sums are the sums (and the
-    // billable events those with units).
-    const { rows } = await this.pool.query<Row>(
-      stored.length === 0
-        ? { name: `usage-page-${q.groupBy}`, text: usagePageSql(q.groupBy), values: [...values, ...page] }
-        : (() => {
-            const history = effectiveHistory(stored);
-            return { text: classifiedUsagePageSql(q.groupBy, history), values: [...values, ...classificationParams(history), ...page] };
-          })(),
-    );
-    return foldUsage(
+    const p = new Params();
+    const billable = billableExpr(stored, p);
+    const asOf = q.asOf ?? Number.MAX_SAFE_INTEGER;
+    const text = parts
+      .map((part, i) => `SELECT ${i} AS i, x.* FROM (${partSql(part, q.namespace, asOf, billable, p)}) AS x`)
+      .join('\nUNION ALL ');
+    const { rows } = await this.pool.query<Row>({ text, values: p.values });
+    const keyIsTime = (i: number) => parts[i]!.key === 'bucket' || parts[i]!.key === 'ts';
+    return foldUsageParts(
       q,
-      rows.map((r) => ({ totals: Number(r.t) === 1, key: r.k, sums: sumsOf(r) })),
+      rows.map(
+        (r): PartRow => ({
+          key: r.k === null ? null : keyIsTime(Number(r.i)) ? Number(r.k) : r.k,
+          n: big(r.n),
+          u: big(r.u),
+          bn: big(r.bn),
+          bu: big(r.bu),
+        }),
+      ),
     );
   }
-}
-
-function sumsOf(r: Row): Sums {
-  const u = BigInt(r.u);
-  return {
-    events: Number(r.n),
-    units: exactUnits(u),
-    billable_events: Number(r.bn),
-    billable_units: exactUnits(r.bu === undefined ? u : BigInt(r.bu)),
-  };
 }

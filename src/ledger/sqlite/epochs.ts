@@ -12,6 +12,7 @@ import type { EpochListQuery, EpochRecord, EpochStore, SealRequest } from '../ty
 import { CHECKPOINT_COLUMNS, checkpointOf, type CheckpointRow } from '../checkpoint-record.ts';
 import { nextCheckpoint, type StoredCheckpoint } from '../epoch-log.ts';
 import type { Db } from './db.ts';
+import { catchUpRollups, rollUpEpoch } from './rollups.ts';
 
 /** A run, and the last sealed seq it follows (the fence: unchanged when the write comes). */
 type SqliteRun = Run & { after: number };
@@ -27,8 +28,10 @@ export class SqliteEpochStore implements EpochStore {
   private readonly chunkStmt: Statement<[number, number, number]>;
   private readonly lastCheckpoint: Statement<[]>;
   private readonly io: SealIO<SqliteRun>;
+  private readonly db: Db;
 
   constructor(db: Db) {
+    this.db = db;
     this.byEpoch = db.prepare(`SELECT ${EPOCH_COLUMNS} FROM epochs WHERE epoch = ?`);
     this.bySeq = db.prepare(`SELECT ${EPOCH_COLUMNS} FROM epochs WHERE last_seq >= ? ORDER BY last_seq LIMIT 1`);
     this.last = db.prepare(`SELECT ${EPOCH_COLUMNS} FROM epochs ORDER BY epoch DESC LIMIT 1`);
@@ -85,6 +88,8 @@ export class SqliteEpochStore implements EpochStore {
   }
 
   sealNext(request: SealRequest): Promise<EpochRecord | null> {
+    // Epochs sealed before rollups existed (or after a rebuild) are rolled up first, in order.
+    catchUpRollups(this.db, (p) => request.progress?.('rolled-up', { epoch: p.epoch, size: p.events }));
     return sealWith(this.io, request);
   }
 
@@ -109,6 +114,8 @@ function sealIO(db: Db): SealIO<SqliteRun> {
           if ((last?.last_seq ?? 0) !== run.after) return false; // another sealer took this run: read again
           for (const c of nodeChunks(tree.levels)) insertChunk.run(run.epoch, c.level, c.chunk, c.hashes);
           insertEpoch.run(run.epoch, run.firstSeq, run.lastSeq, run.size, tree.root, run.firstTs, run.lastTs, now);
+          // The epoch's usage rollups, in the same transaction (behind: the catch-up adds them).
+          if (rollUpEpoch(db, run.epoch, run.firstSeq, run.lastSeq)) progress('rolled-up', { epoch: run.epoch, size: run.size });
           progress('stored', { epoch: run.epoch, size: run.size });
           if (log) {
             // The epoch log's new checkpoint, in this transaction: refused (and nothing stored)

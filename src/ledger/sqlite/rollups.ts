@@ -1,0 +1,88 @@
+// Writing the usage rollups on SQLite (docs/design.md "Usage rollups"): one epoch's events added
+// to the buckets and caller days, in the transaction that seals the epoch (or, for epochs sealed
+// before rollups existed, one epoch per transaction when the sealer starts).
+import type { ClassificationPeriod } from '../../event/classification.ts';
+import { periodOfRow, type ClassificationRow } from '../classification-periods.ts';
+import type { RollupProgress } from '../rollup-check.ts';
+import type { Db } from './db.ts';
+import { billableExpr, SLICE_MASK, SLICE_BITS } from './usage.ts';
+
+const S1 = Number(SLICE_BITS);
+const S2 = 2 * S1;
+
+const SUMS = `count(*) AS n,
+       sum(units & ${SLICE_MASK}) AS u0, sum((units >> ${S1}) & ${SLICE_MASK}) AS u1, sum(units >> ${S2}) AS u2,
+       sum(b * (units > 0)) AS bn,
+       sum(b * (units & ${SLICE_MASK})) AS b0, sum(b * ((units >> ${S1}) & ${SLICE_MASK})) AS b1, sum(b * (units >> ${S2})) AS b2`;
+
+const ADD = `n = n + excluded.n, u0 = u0 + excluded.u0, u1 = u1 + excluded.u1, u2 = u2 + excluded.u2,
+       bn = bn + excluded.bn, b0 = b0 + excluded.b0, b1 = b1 + excluded.b1, b2 = b2 + excluded.b2`;
+
+/** The events of ledger positions @lo … @hi with their billable flag. */
+const source = (billable: string) =>
+  `SELECT namespace, ts, action, caller, units, ${billable} AS b FROM events WHERE seq BETWEEN @lo AND @hi`;
+
+/**
+ * Buckets: the latest event of each (bucket, action) by event time, ties by ledger order, found
+ * through the (namespace, ts) index. A later epoch has higher positions, so on a tie in time its
+ * event is the later one.
+ */
+const bucketsSql = (billable: string) => `INSERT INTO usage_buckets
+     (namespace, bucket, action, n, u0, u1, u2, bn, b0, b1, b2, min_units, max_units, last_ts, last_seq, last_units)
+   SELECT g.namespace, g.bucket, g.action, g.n, g.u0, g.u1, g.u2, g.bn, g.b0, g.b1, g.b2, g.mn, g.mx, g.lt, l.seq, l.units
+   FROM (SELECT namespace, (ts / 900000) * 900000 AS bucket, action, ${SUMS}, min(units) AS mn, max(units) AS mx, max(ts) AS lt
+         FROM (${source(billable)}) GROUP BY 1, 2, 3) AS g
+   JOIN events AS l ON l.seq = (SELECT max(e.seq) FROM events AS e
+         WHERE e.namespace = g.namespace AND e.ts = g.lt AND e.action = g.action AND e.seq BETWEEN @lo AND @hi)
+   WHERE true
+   ON CONFLICT (namespace, bucket, action) DO UPDATE SET ${ADD},
+     min_units = min(min_units, excluded.min_units), max_units = max(max_units, excluded.max_units),
+     last_seq = CASE WHEN excluded.last_ts >= last_ts THEN excluded.last_seq ELSE last_seq END,
+     last_units = CASE WHEN excluded.last_ts >= last_ts THEN excluded.last_units ELSE last_units END,
+     last_ts = max(last_ts, excluded.last_ts)`;
+
+const callersSql = (billable: string) => `INSERT INTO usage_caller_days (namespace, day, caller, n, u0, u1, u2, bn, b0, b1, b2)
+   SELECT * FROM (SELECT namespace, (ts / 86400000) * 86400000 AS day, caller, ${SUMS} FROM (${source(billable)}) GROUP BY 1, 2, 3) WHERE true
+   ON CONFLICT (namespace, day, caller) DO UPDATE SET ${ADD}`;
+
+export function historyIn(db: Db): ClassificationPeriod[] {
+  return (
+    db.prepare('SELECT from_ms, billable, non_billable, other FROM classifications ORDER BY from_ms').all() as ClassificationRow[]
+  ).map(periodOfRow);
+}
+
+/**
+ * Adds epoch `epoch` (positions lo … hi) to the rollups, inside the caller's write transaction,
+ * if the rollups reach the epoch before it; false (nothing written) when they are behind: the
+ * catch-up adds the missing epochs first.
+ */
+export function rollUpEpoch(db: Db, epoch: number, lo: number, hi: number): boolean {
+  const state = db.prepare('SELECT epoch FROM rollup_state').pluck().get() as number;
+  if (state !== epoch - 1) return false;
+  const b = billableExpr(historyIn(db));
+  db.prepare(bucketsSql(b.sql)).run({ lo, hi }, ...b.params);
+  db.prepare(callersSql(b.sql)).run({ lo, hi }, ...b.params);
+  db.prepare('UPDATE rollup_state SET epoch = ?').run(epoch);
+  return true;
+}
+
+/** Rolls up every sealed epoch the rollups do not reach yet, one transaction each; how many. */
+export function catchUpRollups(db: Db, progress: RollupProgress = () => {}): number {
+  const missing = db
+    .prepare('SELECT epoch, first_seq, last_seq, size FROM epochs WHERE epoch > (SELECT epoch FROM rollup_state) ORDER BY epoch')
+    .all() as Array<{ epoch: number; first_seq: number; last_seq: number; size: number }>;
+  let done = 0;
+  for (const e of missing) {
+    if (!db.transaction(() => rollUpEpoch(db, e.epoch, e.first_seq, e.last_seq)).immediate()) break; // another writer got there
+    done++;
+    progress({ epoch: e.epoch, done, of: missing.length, events: e.size });
+  }
+  return done;
+}
+
+/** Drops every rollup row, so that catchUpRollups builds them again from the events. */
+export function clearRollups(db: Db): void {
+  db.transaction(() => {
+    db.exec('DELETE FROM usage_buckets; DELETE FROM usage_caller_days; UPDATE rollup_state SET epoch = -1;');
+  }).immediate();
+}
