@@ -3,12 +3,15 @@
 // for byte, at every size where the shape changes (0 refused, 1, 2, 3, powers of two ± 1, random
 // sizes), and the roots of the RFC 6962 vectors.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hashLeafBytes } from '../../src/merkle/hash.ts';
 import { bulkHashing, pairsHasherOf, wasmPairsHasher } from '../../src/merkle/level-hasher.ts';
 import { buildTree, buildTreeBulk, levelSizes, rootOf } from '../../src/merkle/tree.ts';
 import { TreeWorkers } from '../../src/seal/tree-builder.ts';
 import { buildEpochTree, sealRequest } from '../../src/seal/sealer.ts';
+import { compileSha256Pairs } from '../../scripts/lib/sha256-wasm.ts';
+import { SHA256_PAIRS_WASM } from '../../src/merkle/sha256-pairs.wasm.ts';
 import { loadVectors } from './rfc6962.test.ts';
 
 const sha = (b: Uint8Array) => new Uint8Array(createHash('sha256').update(b).digest());
@@ -37,6 +40,11 @@ afterAll(() => Promise.all(pools.map((p) => p.close())));
 describe('bulk tree builders against the per-node reference', () => {
   it('the WebAssembly kernel runs here (else the seal would quietly take the slow path)', () => {
     expect(bulkHashing()).toBe(true);
+  });
+
+  it('the shipped kernel is what sha256-pairs.as compiles to (npm run build:wasm after changing it)', async () => {
+    const source = readFileSync(new URL('../../src/merkle/sha256-pairs.as', import.meta.url), 'utf8');
+    expect(Buffer.from(await compileSha256Pairs(source)).toString('base64')).toBe(SHA256_PAIRS_WASM);
   });
 
   it('the kernel hashes any range of pairs as the per-node hasher does (unaligned starts, partial lanes)', () => {
