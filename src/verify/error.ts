@@ -23,7 +23,15 @@ export type VerifyFailure = 'malformed' | 'pending' | 'invalid';
  * - `size_mismatch`: the receipt's tree size is not the trusted size (or that is not a size);
  * - `root_mismatch`: the path leads to another root than the receipt's or the trusted one;
  * - `not_anchored`: checked against the chain (`receipts verify --rpc`): the receipt has no anchor
- *   yet (kind `pending`), or the registry holds no root for its epoch (kind `invalid`).
+ *   yet (kind `pending`), or the registry holds no root for its epoch (kind `invalid`);
+ * - `correction_mismatch`: a correction (receipt v2) does not correct the receipt given as the one
+ *   it corrects (`corrects` is another leaf hash, its namespace or time changed, a void changed a
+ *   field, or the corrected version is a void);
+ * - `correction_target_missing` (netTotals): a correction in the set corrects a leaf hash no
+ *   receipt of the set has, so the set cannot say what it nets out;
+ * - `two_heads` (netTotals): two corrections in the set replace the same version, so the chain has
+ *   two heads and its net value is undefined;
+ * - `duplicate_event` (netTotals): the same leaf is in the set at two places of the log.
  */
 export const VERIFY_CODES = [
   'malformed',
@@ -34,6 +42,10 @@ export const VERIFY_CODES = [
   'size_mismatch',
   'root_mismatch',
   'not_anchored',
+  'correction_mismatch',
+  'correction_target_missing',
+  'two_heads',
+  'duplicate_event',
 ] as const;
 export type VerifyCode = (typeof VERIFY_CODES)[number];
 

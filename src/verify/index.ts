@@ -1,13 +1,15 @@
 // verifyReceipt: checks a receipt while trusting nothing it can recompute. It rebuilds the leaf
 // from the event fields, walks the audit path (RFC 9162 §2.1.3.2) with the index and size,
 // and compares with the root: the receipt's own, or one passed in from a trusted source such
-// as the Sui registry. Browser-safe (no Node-only module); never throws on malformed input.
+// as the Sui registry. A receipt v2 (a correction) is checked the same way over its leaf v2, and,
+// given the receipt it corrects, its `corrects` link too. Browser-safe (no Node-only module);
+// never throws on malformed input.
 import { bytesToHex, hexToBytes, isHex64AnyCase } from '../encoding/hex.ts';
-import { leafHash } from '../event/leaf.ts';
+import { type CorrectionFields, leafHash, leafHashV2 } from '../event/leaf.ts';
 import { LEAF_STRING_MAX } from '../event/limits.ts';
 import { HASH_SIZE } from '../merkle/hash.ts';
 import { equalBytes, rootFromInclusionProof } from '../merkle/proof.ts';
-import type { Receipt, ReceiptEvent } from '../receipt/format.ts';
+import type { AnyReceipt, ReceiptEvent } from '../receipt/format.ts';
 import { kindOf, VerificationError, type VerifyCode, type VerifyFailure } from './error.ts';
 
 export interface VerifyOptions {
@@ -15,10 +17,16 @@ export interface VerifyOptions {
   root?: string | Uint8Array;
   /** Trusted tree size; required with `root` to bind the proof to the anchored tree. */
   size?: number;
+  /**
+   * For a receipt v2: the receipt of the version it corrects. Its leaf is rebuilt from its event
+   * fields and must hash to this receipt's `corrects`, with the same namespace and time (and, for
+   * a void, the same caller, action and digest). Only its event fields are read for this.
+   */
+  corrected?: unknown;
 }
 
 export interface VerifyStep {
-  step: 'format' | 'leaf' | 'path' | 'root';
+  step: 'format' | 'leaf' | 'path' | 'root' | 'correction';
   ok: boolean;
   detail: string;
   /** For `path`: each level of the walk, leaf side first (hex). */
@@ -60,6 +68,8 @@ const RECEIPT_FIELDS = new Set([
   'anchor',
 ]);
 const EVENT_FIELDS = new Set(['namespace', 'request_id', 'caller', 'action', 'units', 'artifact_digest', 'ts_ms']);
+const CORRECTION_FIELDS = new Set([...EVENT_FIELDS, 'kind', 'corrects']);
+const KINDS = ['void', 'amend'];
 const ANCHOR_FIELDS = new Set(['network', 'package_id', 'registry_id', 'tx_digest', 'checkpoint']);
 const STATUSES = ['pending', 'sealed', 'anchored'];
 
@@ -80,9 +90,16 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
       );
     }
     const r = shape.receipt;
-    steps.push({ step: 'format', ok: true, detail: `receipt v1 for ${r.event.namespace} / ${r.event.request_id}` });
+    steps.push({
+      step: 'format',
+      ok: true,
+      detail:
+        r.version === 2
+          ? `receipt v2 (${r.event.kind}) for ${r.event.namespace} / ${r.event.request_id}`
+          : `receipt v1 for ${r.event.namespace} / ${r.event.request_id}`,
+    });
 
-    const rebuilt = leafHash(r.event);
+    const rebuilt = rebuildLeafHash(r);
     if (!equalBytes(rebuilt, hexToBytes(r.leaf_hash))) {
       return fail(
         'leaf',
@@ -90,7 +107,11 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
         'the leaf hash does not match the event fields: the event was altered, or the receipt belongs to another event',
       );
     }
-    steps.push({ step: 'leaf', ok: true, detail: `leaf v1 rebuilt from the event fields hashes to ${r.leaf_hash.toLowerCase()}` });
+    steps.push({
+      step: 'leaf',
+      ok: true,
+      detail: `leaf v${r.version} rebuilt from the event fields hashes to ${r.leaf_hash.toLowerCase()}`,
+    });
 
     let size = r.tree_size;
     if (options.size !== undefined) {
@@ -154,6 +175,13 @@ export function verifyReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
       ok: true,
       detail: trusted ? `matches the trusted root ${rootHex}` : `matches the receipt's own root ${rootHex} (not checked against the chain)`,
     });
+    if (options.corrected !== undefined) {
+      if (r.version !== 2)
+        return fail('correction', 'correction_mismatch', 'a corrected receipt was given, but this receipt is v1: it corrects nothing');
+      const link = checkCorrectionLink(r.event, options.corrected);
+      if (link !== undefined) return fail('correction', link.code, link.reason);
+      steps.push({ step: 'correction', ok: true, detail: `corrects the leaf ${r.event.corrects} of the given receipt` });
+    }
     return {
       ok: true,
       reason: `leaf ${r.leaf_index} of ${size} in epoch ${r.epoch} is included under root ${rootHex}`,
@@ -181,7 +209,62 @@ export function assertReceipt(receipt: unknown, options: VerifyOptions = {}): Ve
   return result;
 }
 
-type SealedReceipt = Receipt & { epoch: number; leaf_index: number; tree_size: number; proof: string[]; root: string };
+type SealedReceipt = AnyReceipt & { epoch: number; leaf_index: number; tree_size: number; proof: string[]; root: string };
+
+/** The leaf hash rebuilt from a receipt's event fields: leaf v1, or leaf v2 for a correction. */
+function rebuildLeafHash(r: AnyReceipt): Uint8Array {
+  return r.version === 2 ? leafHashV2(r.event) : leafHash(r.event);
+}
+
+/** A receipt's event fields, checked and normalised (lowercase hex), whatever its status. */
+export function readReceiptEvent(
+  x: unknown,
+): { ok: true; version: 1 | 2; event: ReceiptEvent | CorrectionFields; leaf_hash: string } | { ok: false; reason: string } {
+  if (!isObject(x)) return { ok: false, reason: 'the receipt is not a JSON object' };
+  if (x.version !== 1 && x.version !== 2)
+    return { ok: false, reason: `unsupported receipt version ${String(JSON.stringify(x.version)).slice(0, 40)}` };
+  const event = checkEvent(x.event, x.version);
+  if (typeof event === 'string') return { ok: false, reason: event };
+  if (!isHex64AnyCase(x.leaf_hash)) return { ok: false, reason: 'leaf_hash must be 64 hex characters' };
+  return { ok: true, version: x.version, event, leaf_hash: x.leaf_hash.toLowerCase() };
+}
+
+/**
+ * Whether `correction` (the event of a receipt v2) corrects the version in `corrected` (a receipt
+ * of any status): `corrects` is the leaf hash rebuilt from its fields, and what never changes did
+ * not. Undefined when it does; else the code and a reason.
+ */
+function checkCorrectionLink(
+  correction: CorrectionFields,
+  corrected: unknown,
+): { code: 'malformed' | 'correction_mismatch'; reason: string } | undefined {
+  const prev = readReceiptEvent(corrected);
+  if (!prev.ok) return { code: 'malformed', reason: `the corrected receipt: ${prev.reason}` };
+  const prevHash = bytesToHex(prev.version === 2 ? leafHashV2(prev.event as CorrectionFields) : leafHash(prev.event));
+  const mismatch = correctionMismatch(correction, prev.event, prevHash);
+  return mismatch === undefined ? undefined : { code: 'correction_mismatch', reason: mismatch };
+}
+
+/**
+ * What is wrong with `correction` as the next version after `prev` (whose leaf hash is
+ * `prevHash`), by docs/design.md "Leaf (version 2)"; undefined if nothing is.
+ */
+export function correctionMismatch(correction: CorrectionFields, prev: ReceiptEvent, prevHash: string): string | undefined {
+  if (correction.corrects !== prevHash)
+    return `corrects is ${correction.corrects}, but the corrected receipt's event hashes to ${prevHash}: it corrects another version`;
+  for (const f of ['namespace', 'ts_ms'] as const) {
+    if (correction[f] !== prev[f])
+      return `event.${f} is ${JSON.stringify(correction[f])} but the corrected event's is ${JSON.stringify(prev[f])}: a correction never changes it`;
+  }
+  if (correction.kind === 'void') {
+    for (const f of ['caller', 'action', 'artifact_digest'] as const) {
+      if (correction[f] !== prev[f])
+        return `a void keeps the replaced version's ${f}, ${JSON.stringify(prev[f])}, but this one has ${JSON.stringify(correction[f])}`;
+    }
+  }
+  if ('kind' in prev && (prev as CorrectionFields).kind === 'void') return 'the corrected version is a void: a void ends its chain';
+  return undefined;
+}
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
@@ -199,10 +282,10 @@ function unknownField(o: Record<string, unknown>, known: Set<string>): string | 
 function checkShape(x: unknown): { pending: true } | { pending: false; receipt: SealedReceipt } | string {
   if (!isObject(x)) return 'the receipt is not a JSON object';
   const r = x;
-  if (r.version !== 1) {
+  if (r.version !== 1 && r.version !== 2) {
     return r.version === undefined
       ? 'not a receipt: the version field is missing (a receipt v1 has "version": 1)'
-      : `unsupported receipt version ${String(JSON.stringify(r.version)).slice(0, 40)} (this verifier reads version 1)`;
+      : `unsupported receipt version ${String(JSON.stringify(r.version)).slice(0, 40)} (this verifier reads versions 1 and 2)`;
   }
   const extra = unknownField(r, RECEIPT_FIELDS);
   if (extra !== undefined) return `unknown field "${extra.slice(0, 64)}": a receipt v1 has only ${[...RECEIPT_FIELDS].join(', ')}`;
@@ -213,21 +296,8 @@ function checkShape(x: unknown): { pending: true } | { pending: false; receipt: 
       return `${f} is missing (a receipt v1 has ${f}${f === 'anchor' || f === 'proof' || f === 'root' || f === 'epoch' || f === 'leaf_index' || f === 'tree_size' ? ', null while it does not apply' : ''})`;
   }
 
-  const e = r.event;
-  if (!isObject(e)) return 'event must be an object';
-  const extraEvent = unknownField(e, EVENT_FIELDS);
-  if (extraEvent !== undefined)
-    return `unknown field "event.${extraEvent.slice(0, 64)}": an event has only ${[...EVENT_FIELDS].join(', ')}`;
-  // The API's own limits: a receipt can only hold what the API accepted.
-  for (const [f, max] of Object.entries(LEAF_STRING_MAX)) {
-    const v = e[f];
-    if (typeof v !== 'string') return `event.${f} must be a string`;
-    if (v.length < 1 || v.length > max) return `event.${f} must be 1 to ${max} characters`;
-  }
-  for (const f of ['units', 'ts_ms'] as const) {
-    if (!isCount(e[f])) return `event.${f} must be an integer from 0 to 2^53−1`;
-  }
-  if (!(e.artifact_digest === '' || isHex64AnyCase(e.artifact_digest))) return 'event.artifact_digest must be empty or 64 hex characters';
+  const event = checkEvent(r.event, r.version);
+  if (typeof event === 'string') return event;
   if (!isHex64AnyCase(r.leaf_hash)) return 'leaf_hash must be 64 hex characters';
 
   const a = r.anchor;
@@ -266,6 +336,26 @@ function checkShape(x: unknown): { pending: true } | { pending: false; receipt: 
   if (r.proof.length > MAX_PROOF_LENGTH) return `proof has ${r.proof.length} entries; an audit path has at most ${MAX_PROOF_LENGTH}`;
   const bad = r.proof.findIndex((p) => !isHex64AnyCase(p));
   if (bad >= 0) return `proof[${bad}] must be 64 hex characters`;
+  return { pending: false, receipt: { ...(r as unknown as SealedReceipt), event } as SealedReceipt };
+}
+
+/** The event of a receipt of `version`, checked field by field and normalised; a string says what is wrong. */
+function checkEvent(e: unknown, version: 1 | 2): ReceiptEvent | CorrectionFields | string {
+  if (!isObject(e)) return 'event must be an object';
+  const known = version === 2 ? CORRECTION_FIELDS : EVENT_FIELDS;
+  const extraEvent = unknownField(e, known);
+  if (extraEvent !== undefined)
+    return `unknown field "event.${extraEvent.slice(0, 64)}": ${version === 2 ? 'the event of a receipt v2' : 'an event'} has only ${[...known].join(', ')}`;
+  // The API's own limits: a receipt can only hold what the API accepted.
+  for (const [f, max] of Object.entries(LEAF_STRING_MAX)) {
+    const v = e[f];
+    if (typeof v !== 'string') return `event.${f} must be a string`;
+    if (v.length < 1 || v.length > max) return `event.${f} must be 1 to ${max} characters`;
+  }
+  for (const f of ['units', 'ts_ms'] as const) {
+    if (!isCount(e[f])) return `event.${f} must be an integer from 0 to 2^53−1`;
+  }
+  if (!(e.artifact_digest === '' || isHex64AnyCase(e.artifact_digest))) return 'event.artifact_digest must be empty or 64 hex characters';
   const event: ReceiptEvent = {
     namespace: e.namespace as string,
     request_id: e.request_id as string,
@@ -275,8 +365,21 @@ function checkShape(x: unknown): { pending: true } | { pending: false; receipt: 
     artifact_digest: (e.artifact_digest as string).toLowerCase(),
     ts_ms: e.ts_ms as number,
   };
-  return { pending: false, receipt: { ...(r as unknown as SealedReceipt), event } };
+  if (version === 1) return event;
+  if (!KINDS.includes(e.kind as string)) return 'event.kind must be "void" or "amend" (a receipt v2 is a correction)';
+  if (!isHex64AnyCase(e.corrects)) return 'event.corrects must be 64 hex characters (the leaf hash of the version it replaces)';
+  if (e.kind === 'void' && e.units !== 0) return 'event.units of a void must be 0';
+  return { ...event, kind: e.kind as CorrectionFields['kind'], corrects: e.corrects.toLowerCase() };
 }
+
+export {
+  netTotals,
+  receiptsOfPageSet,
+  type NetTotalGroup,
+  type NetTotals,
+  type NetTotalsOptions,
+  type Units,
+} from './totals.ts';
 
 export {
   auditPeriod,

@@ -103,7 +103,7 @@ describe('verifyReceipt', () => {
   it.each([
     ['null', null, /not a JSON object/],
     ['an array', [r5], /not a JSON object/],
-    ['version 2', { ...r5, version: 2 }, /unsupported receipt version 2/],
+    ['version 3', { ...r5, version: 3 }, /unsupported receipt version 3/],
     ['no event', { ...r5, event: undefined }, /event is missing/],
     ['units as a string', { ...r5, event: { ...r5.event, units: '5' } }, /event.units must be an integer/],
     ['units beyond 2^53', { ...r5, event: { ...r5.event, units: 2 ** 53 } }, /event.units/],
