@@ -1,6 +1,6 @@
 // Writes move/tests/vectors_tests.move from the vectors in test/vectors/: every RFC 6962 inclusion
-// case (test/vectors/rfc6962, the project's copy of transparency-dev/merkle's), the leaf v1
-// vectors, and the anchoring scenarios of anchor-cases.json. test/chain/move-vectors.test.ts fails
+// case (test/vectors/rfc6962, the project's copy of transparency-dev/merkle's), the leaf v1 and
+// v2 (correction) vectors, and the anchoring scenarios of anchor-cases.json. test/chain/move-vectors.test.ts fails
 // when the committed file differs from what this produces, and runs the TypeScript twin on the
 // same inputs.
 //   node scripts/gen-move-vectors.ts
@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as prettier from 'prettier';
-import { bytesToHex, leafHash } from '../src/event/leaf.ts';
+import { bytesToHex, CORRECTION_KIND_CODE, type CorrectionKind, leafHash, leafHashV2 } from '../src/event/leaf.ts';
 import { hashChildren } from '../src/merkle/hash.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -53,6 +53,13 @@ export interface AnchorCase {
 export interface LeafCase {
   name: string;
   event: { namespace: string; request_id: string; caller: string; action: string; units: number; artifact_digest: string; ts_ms: number };
+  leaf: string;
+  leaf_hash: string;
+}
+
+export interface LeafV2Case {
+  name: string;
+  event: LeafCase['event'] & { kind: CorrectionKind; corrects: string };
   leaf: string;
   leaf_hash: string;
 }
@@ -140,6 +147,7 @@ export function inclusionCases(): InclusionCase[] {
 
 export const ANCHOR_CASES_FILE = join(VECTORS_DIR, 'anchor-cases.json');
 export const LEAF_CASES_FILE = join(VECTORS_DIR, 'leaf-v1.json');
+export const LEAF_V2_CASES_FILE = join(VECTORS_DIR, 'leaf-v2.json');
 
 export function anchorCases(): AnchorCase[] {
   return safeIntegersOnly((readVector(ANCHOR_CASES_FILE) as { cases: AnchorCase[] }).cases, ANCHOR_CASES_FILE);
@@ -147,6 +155,10 @@ export function anchorCases(): AnchorCase[] {
 
 export function leafCases(): LeafCase[] {
   return safeIntegersOnly((readVector(LEAF_CASES_FILE) as { cases: LeafCase[] }).cases, LEAF_CASES_FILE);
+}
+
+export function leafV2Cases(): LeafV2Case[] {
+  return safeIntegersOnly((readVector(LEAF_V2_CASES_FILE) as { cases: LeafV2Case[] }).cases, LEAF_V2_CASES_FILE);
 }
 
 /** The root anchored by a step: `root_bytes` bytes of 0xab (32 unless the case says otherwise). */
@@ -183,6 +195,16 @@ fun ${c.name}() {
     out.push(`#[test]
 fun leaf_v1_vector_${i}() {
     let hash = registry::leaf_hash(${str(e.namespace)}, ${str(e.request_id)}, ${str(e.caller)}, ${str(e.action)}, ${e.units}, x"${e.artifact_digest}", ${e.ts_ms});
+    assert!(hash == x"${c.leaf_hash}");
+}
+`);
+  }
+
+  for (const [i, c] of leafV2Cases().entries()) {
+    const e = c.event;
+    out.push(`#[test]
+fun leaf_v2_vector_${i}() {
+    let hash = registry::leaf_hash_v2(${str(e.namespace)}, ${str(e.request_id)}, ${str(e.caller)}, ${str(e.action)}, ${e.units}, x"${e.artifact_digest}", ${e.ts_ms}, ${CORRECTION_KIND_CODE[e.kind]}, x"${e.corrects}");
     assert!(hash == x"${c.leaf_hash}");
 }
 `);
@@ -245,6 +267,38 @@ fun verify_against_an_anchored_epoch() {
     assert!(!${event(e.units + 1, e.artifact_digest, [b.leaf_hash])});
     assert!(!${event(e.units, e.artifact_digest.slice(2), [b.leaf_hash])});
     assert!(!${event(e.units, e.artifact_digest, [b.leaf_hash], 1)});
+    test_scenario::return_shared(reg);
+    clock.destroy_for_testing();
+    transfer::public_transfer(cap, ADMIN);
+    scenario.end();
+}
+`);
+  // verify_correction against an anchored epoch: leaf v1 vector 0 and its void (leaf v2 vector 0)
+  // as a tree of 2; the void is leaf 1. Every field of leaf v2 is bound by the hash, and what
+  // leaf v2 does not allow (kind 3, a void with units, corrects not 32 bytes) is false.
+  const original = leafCases()[0]!;
+  const voided = leafV2Cases()[0]!;
+  const v = voided.event;
+  const correctionRoot = bytesToHex(hashChildren(leafHash(original.event), leafHashV2(v)));
+  const correction = (over: Partial<{ units: number; kind: number; corrects: string; index: number; digest: string }> = {}) =>
+    `registry::verify_correction(&reg, 0, ${str(v.namespace)}, ${str(v.request_id)}, ${str(v.caller)}, ${str(v.action)}, ${over.units ?? v.units}, x"${over.digest ?? v.artifact_digest}", ${v.ts_ms}, ${over.kind ?? CORRECTION_KIND_CODE[v.kind]}, x"${over.corrects ?? v.corrects}", ${over.index ?? 1}, ${vec([original.leaf_hash])})`;
+  out.push(`#[test]
+fun verify_correction_against_an_anchored_epoch() {
+    let mut scenario = test_scenario::begin(ADMIN);
+    let cap = registry::create_registry(scenario.ctx());
+    scenario.next_tx(ADMIN);
+    let mut reg = scenario.take_shared_by_id<Registry>(cap.cap_registry_id());
+    let clock = clock::create_for_testing(scenario.ctx());
+    registry::anchor(&mut reg, &cap, 0, x"${correctionRoot}", 2, 1, 2, &clock);
+    assert!(${correction()});
+    assert!(!${correction({ kind: CORRECTION_KIND_CODE.amend })});
+    assert!(!${correction({ kind: 3 })});
+    assert!(!${correction({ units: 1 })});
+    assert!(!${correction({ corrects: v.corrects.slice(2) })});
+    assert!(!${correction({ corrects: voided.leaf_hash })});
+    assert!(!${correction({ digest: v.artifact_digest.slice(2) })});
+    assert!(!${correction({ index: 0 })});
+    assert!(!registry::verify_event(&reg, 0, ${str(v.namespace)}, ${str(v.request_id)}, ${str(v.caller)}, ${str(v.action)}, ${v.units}, x"${v.artifact_digest}", ${v.ts_ms}, 1, ${vec([original.leaf_hash])}));
     test_scenario::return_shared(reg);
     clock.destroy_for_testing();
     transfer::public_transfer(cap, ADMIN);

@@ -3,7 +3,8 @@
 /// A deployment shares one `Registry`; its `AnchorCap` (held by the service's key) anchors
 /// each sealed epoch's RFC 6962 Merkle root, strictly in order and never overwritten. Anyone
 /// can then check a receipt on chain: `verify_inclusion` walks an RFC 9162 audit path to the
-/// stored root, and `verify_event` first rebuilds the leaf (leaf v1, BCS) from plain fields.
+/// stored root, and `verify_event` first rebuilds the leaf (leaf v1, BCS) from plain fields;
+/// `verify_correction` does the same for a correction (void or amend, leaf v2).
 /// Every check here has a TypeScript twin (test/chain/registry-model.ts) run on the same vectors.
 ///
 /// Upgrades: the registry records the `VERSION` of the code that may use it, and every function
@@ -37,6 +38,10 @@ const ENotNewer: vector<u8> =
 const VERSION: u64 = 1;
 
 const LEAF_VERSION: u8 = 1;
+const LEAF_VERSION_CORRECTION: u8 = 2;
+/// The `kind` of a correction's leaf (v2).
+const KIND_VOID: u8 = 1;
+const KIND_AMEND: u8 = 2;
 const HASH_LENGTH: u64 = 32;
 
 /// One deployment's anchored epochs.
@@ -81,6 +86,21 @@ public struct LeafV1 has copy, drop {
     units: u64,
     artifact_digest: vector<u8>,
     ts_ms: u64,
+}
+
+/// Leaf v2 (docs/design.md): a correction of a recorded event; `corrects` is the leaf hash of
+/// the version it replaces. BCS of these fields in this order is the leaf.
+public struct LeafV2 has copy, drop {
+    version: u8,
+    namespace: String,
+    request_id: String,
+    caller: String,
+    action: String,
+    units: u64,
+    artifact_digest: vector<u8>,
+    ts_ms: u64,
+    kind: u8,
+    corrects: vector<u8>,
 }
 
 /// The publisher gets a registry and its cap.
@@ -170,6 +190,44 @@ public fun verify_event(
     verify_inclusion(registry, epoch, leaf, leaf_index, proof)
 }
 
+/// Rebuilds a correction's leaf (v2) from its fields, then `verify_inclusion`. False for what
+/// leaf v2 does not allow: a kind other than void (1) or amend (2), `corrects` not 32 bytes,
+/// a digest neither empty nor 32 bytes, a void with units.
+public fun verify_correction(
+    registry: &Registry,
+    epoch: u64,
+    namespace: String,
+    request_id: String,
+    caller: String,
+    action: String,
+    units: u64,
+    artifact_digest: vector<u8>,
+    ts_ms: u64,
+    kind: u8,
+    corrects: vector<u8>,
+    leaf_index: u64,
+    proof: vector<vector<u8>>,
+): bool {
+    registry.check_version();
+    let digest_length = artifact_digest.length();
+    if (digest_length != 0 && digest_length != HASH_LENGTH) return false;
+    if (kind != KIND_VOID && kind != KIND_AMEND) return false;
+    if (corrects.length() != HASH_LENGTH) return false;
+    if (kind == KIND_VOID && units != 0) return false;
+    let leaf = leaf_hash_v2(
+        namespace,
+        request_id,
+        caller,
+        action,
+        units,
+        artifact_digest,
+        ts_ms,
+        kind,
+        corrects,
+    );
+    verify_inclusion(registry, epoch, leaf, leaf_index, proof)
+}
+
 /// SHA-256(0x00 ‖ BCS(LeafV1 { … })): the leaf hash of an event.
 public fun leaf_hash(
     namespace: String,
@@ -189,6 +247,35 @@ public fun leaf_hash(
         units,
         artifact_digest,
         ts_ms,
+    };
+    let mut data = vector[0u8];
+    data.append(bcs::to_bytes(&leaf));
+    sha2_256(data)
+}
+
+/// SHA-256(0x00 ‖ BCS(LeafV2 { … })): the leaf hash of a correction.
+public fun leaf_hash_v2(
+    namespace: String,
+    request_id: String,
+    caller: String,
+    action: String,
+    units: u64,
+    artifact_digest: vector<u8>,
+    ts_ms: u64,
+    kind: u8,
+    corrects: vector<u8>,
+): vector<u8> {
+    let leaf = LeafV2 {
+        version: LEAF_VERSION_CORRECTION,
+        namespace,
+        request_id,
+        caller,
+        action,
+        units,
+        artifact_digest,
+        ts_ms,
+        kind,
+        corrects,
     };
     let mut data = vector[0u8];
     data.append(bcs::to_bytes(&leaf));

@@ -1054,6 +1054,70 @@ fun leaf_v1_vector_1() {
 }
 
 #[test]
+fun leaf_v2_vector_0() {
+    let hash = registry::leaf_hash_v2(
+        b"acme/prod".to_string(),
+        b"req-42-void".to_string(),
+        b"0xabc".to_string(),
+        b"recall".to_string(),
+        0,
+        x"abababababababababababababababababababababababababababababababab",
+        1763800000000,
+        1,
+        x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec",
+    );
+    assert!(hash == x"72c32d6df2849775bf2d69ef8ccb4658724cf09658b9921dac3ac92c4aa7c84a");
+}
+
+#[test]
+fun leaf_v2_vector_1() {
+    let hash = registry::leaf_hash_v2(
+        b"acme/prod".to_string(),
+        b"req-42-fix-1".to_string(),
+        b"0xdef".to_string(),
+        b"recall".to_string(),
+        5,
+        x"",
+        1763800000000,
+        2,
+        x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec",
+    );
+    assert!(hash == x"52c3823a24440804af6933d2da6ca155286a660d67692de1ba0494e3bf96f5da");
+}
+
+#[test]
+fun leaf_v2_vector_2() {
+    let hash = registry::leaf_hash_v2(
+        b"acme/prod".to_string(),
+        b"fix-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx".to_string(),
+        b"0xdef".to_string(),
+        b"recall.batch".to_string(),
+        9007199254740991,
+        x"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd",
+        1763800000000,
+        2,
+        x"52c3823a24440804af6933d2da6ca155286a660d67692de1ba0494e3bf96f5da",
+    );
+    assert!(hash == x"f5de5f0dc9992b70bb6b381a10d23ee289a5dffc070801c7b61ad5d2d0954392");
+}
+
+#[test]
+fun leaf_v2_vector_3() {
+    let hash = registry::leaf_hash_v2(
+        b"acme/prod".to_string(),
+        b"req-42-void-2".to_string(),
+        b"0xdef".to_string(),
+        b"recall.batch".to_string(),
+        0,
+        x"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd",
+        1763800000000,
+        1,
+        x"f5de5f0dc9992b70bb6b381a10d23ee289a5dffc070801c7b61ad5d2d0954392",
+    );
+    assert!(hash == x"ee8f1e8a8da46787460c79f3d5625451aea3e014ebf1db211add8d4568cc6fc3");
+}
+
+#[test]
 fun anchor_in_order() {
     let mut scenario = test_scenario::begin(ADMIN);
     let cap = registry::create_registry(scenario.ctx());
@@ -1637,6 +1701,180 @@ fun verify_against_an_anchored_epoch() {
             1763800000000,
             0,
             vector[x"4e485794818fe228270120a38874f8deeb70f45b376bf0998498140565dfd2f4"],
+        ),
+    );
+    test_scenario::return_shared(reg);
+    clock.destroy_for_testing();
+    transfer::public_transfer(cap, ADMIN);
+    scenario.end();
+}
+
+#[test]
+fun verify_correction_against_an_anchored_epoch() {
+    let mut scenario = test_scenario::begin(ADMIN);
+    let cap = registry::create_registry(scenario.ctx());
+    scenario.next_tx(ADMIN);
+    let mut reg = scenario.take_shared_by_id<Registry>(cap.cap_registry_id());
+    let clock = clock::create_for_testing(scenario.ctx());
+    registry::anchor(
+        &mut reg,
+        &cap,
+        0,
+        x"08ef6f4f1bd75dfaf52f4c183105b8de8d0fd84f3a3c15c018656dbd52a98026",
+        2,
+        1,
+        2,
+        &clock,
+    );
+    assert!(
+        registry::verify_correction(
+            &reg,
+            0,
+            b"acme/prod".to_string(),
+            b"req-42-void".to_string(),
+            b"0xabc".to_string(),
+            b"recall".to_string(),
+            0,
+            x"abababababababababababababababababababababababababababababababab",
+            1763800000000,
+            1,
+            x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec",
+            1,
+            vector[x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec"],
+        ),
+    );
+    assert!(
+        !registry::verify_correction(
+            &reg,
+            0,
+            b"acme/prod".to_string(),
+            b"req-42-void".to_string(),
+            b"0xabc".to_string(),
+            b"recall".to_string(),
+            0,
+            x"abababababababababababababababababababababababababababababababab",
+            1763800000000,
+            2,
+            x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec",
+            1,
+            vector[x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec"],
+        ),
+    );
+    assert!(
+        !registry::verify_correction(
+            &reg,
+            0,
+            b"acme/prod".to_string(),
+            b"req-42-void".to_string(),
+            b"0xabc".to_string(),
+            b"recall".to_string(),
+            0,
+            x"abababababababababababababababababababababababababababababababab",
+            1763800000000,
+            3,
+            x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec",
+            1,
+            vector[x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec"],
+        ),
+    );
+    assert!(
+        !registry::verify_correction(
+            &reg,
+            0,
+            b"acme/prod".to_string(),
+            b"req-42-void".to_string(),
+            b"0xabc".to_string(),
+            b"recall".to_string(),
+            1,
+            x"abababababababababababababababababababababababababababababababab",
+            1763800000000,
+            1,
+            x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec",
+            1,
+            vector[x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec"],
+        ),
+    );
+    assert!(
+        !registry::verify_correction(
+            &reg,
+            0,
+            b"acme/prod".to_string(),
+            b"req-42-void".to_string(),
+            b"0xabc".to_string(),
+            b"recall".to_string(),
+            0,
+            x"abababababababababababababababababababababababababababababababab",
+            1763800000000,
+            1,
+            x"9f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec",
+            1,
+            vector[x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec"],
+        ),
+    );
+    assert!(
+        !registry::verify_correction(
+            &reg,
+            0,
+            b"acme/prod".to_string(),
+            b"req-42-void".to_string(),
+            b"0xabc".to_string(),
+            b"recall".to_string(),
+            0,
+            x"abababababababababababababababababababababababababababababababab",
+            1763800000000,
+            1,
+            x"72c32d6df2849775bf2d69ef8ccb4658724cf09658b9921dac3ac92c4aa7c84a",
+            1,
+            vector[x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec"],
+        ),
+    );
+    assert!(
+        !registry::verify_correction(
+            &reg,
+            0,
+            b"acme/prod".to_string(),
+            b"req-42-void".to_string(),
+            b"0xabc".to_string(),
+            b"recall".to_string(),
+            0,
+            x"ababababababababababababababababababababababababababababababab",
+            1763800000000,
+            1,
+            x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec",
+            1,
+            vector[x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec"],
+        ),
+    );
+    assert!(
+        !registry::verify_correction(
+            &reg,
+            0,
+            b"acme/prod".to_string(),
+            b"req-42-void".to_string(),
+            b"0xabc".to_string(),
+            b"recall".to_string(),
+            0,
+            x"abababababababababababababababababababababababababababababababab",
+            1763800000000,
+            1,
+            x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec",
+            0,
+            vector[x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec"],
+        ),
+    );
+    assert!(
+        !registry::verify_event(
+            &reg,
+            0,
+            b"acme/prod".to_string(),
+            b"req-42-void".to_string(),
+            b"0xabc".to_string(),
+            b"recall".to_string(),
+            0,
+            x"abababababababababababababababababababababababababababababababab",
+            1763800000000,
+            1,
+            vector[x"e89f2a6f84a8b3301f71d104ad12699c9d0c129570a46c40ce070c55271c57ec"],
         ),
     );
     test_scenario::return_shared(reg);

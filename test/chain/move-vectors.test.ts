@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { bytesToHex, hexToBytes, leafHash } from '../../src/event/leaf.ts';
+import { bytesToHex, CORRECTION_KIND_CODE, encodeLeafV2, hexToBytes, leafHash, leafHashV2, LeafV2Bcs } from '../../src/event/leaf.ts';
 import { hashChildren } from '../../src/merkle/hash.ts';
 import { MoveAbort, RegistryModel, VERSION, verifyProof } from './registry-model.ts';
 import {
@@ -11,7 +11,9 @@ import {
   generateVectorTests,
   inclusionCases,
   LEAF_CASES_FILE,
+  LEAF_V2_CASES_FILE,
   leafCases,
+  leafV2Cases,
   MOVE_VECTORS_FILE,
   parseVectorJson,
   RFC6962_DIR,
@@ -54,6 +56,7 @@ describe('Move vectors', () => {
       .map((f) => join(RFC6962_DIR, f)),
     ANCHOR_CASES_FILE,
     LEAF_CASES_FILE,
+    LEAF_V2_CASES_FILE,
   ];
 
   it.each(vectorFiles)('every integer of %s is read with its exact digits', (file) => {
@@ -89,6 +92,23 @@ describe('Move vectors', () => {
       expect(body).toMatch(new RegExp(`, ${c.event.units}, x"${c.event.artifact_digest}", ${c.event.ts_ms},? \\)`));
     }
   });
+
+  it('the generated leaf v2 tests hold every field of each leaf v2 vector, and a verify_correction test exists', () => {
+    expect(leafV2Cases().length).toBeGreaterThanOrEqual(4);
+    for (const [i, c] of leafV2Cases().entries()) {
+      const e = c.event;
+      const body = generated
+        .slice(generated.indexOf(`fun leaf_v2_vector_${i}()`))
+        .split(/\n}\n/)[0]!
+        .replace(/\s+/g, ' ');
+      expect(body).toContain(`registry::leaf_hash_v2( b"${e.namespace}".to_string(), b"${e.request_id}".to_string(),`);
+      expect(body).toMatch(
+        new RegExp(`, ${e.units}, x"${e.artifact_digest}", ${e.ts_ms}, ${CORRECTION_KIND_CODE[e.kind]}, x"${e.corrects}",? \\);`),
+      );
+      expect(body).toContain(`assert!(hash == x"${c.leaf_hash}")`);
+    }
+    expect(generated).toContain('fun verify_correction_against_an_anchored_epoch()');
+  });
 });
 
 describe('TypeScript twin of move/sources/registry.move', () => {
@@ -106,6 +126,43 @@ describe('TypeScript twin of move/sources/registry.move', () => {
 
   it.each(leafCases())('leaf_hash: $name', (c) => {
     expect(bytesToHex(leafHash(c.event))).toBe(c.leaf_hash);
+  });
+
+  it.each(leafV2Cases())('leaf_hash_v2: $name (encoder, BCS schema and vector agree)', (c) => {
+    expect(bytesToHex(leafHashV2(c.event))).toBe(c.leaf_hash);
+    const { kind, corrects, ...rest } = c.event;
+    const schema = LeafV2Bcs.serialize({
+      version: 2,
+      ...rest,
+      artifact_digest: [...hex(rest.artifact_digest)],
+      kind: CORRECTION_KIND_CODE[kind],
+      corrects: [...hex(corrects)],
+    }).toBytes();
+    expect(bytesToHex(schema)).toBe(c.leaf);
+    expect(bytesToHex(encodeLeafV2(c.event))).toBe(c.leaf);
+  });
+
+  it('verify_correction against an anchored epoch (the generated Move test, mirrored)', () => {
+    // The twin of verify_correction: leaf v2 rebuilt, then verify_inclusion, false for what leaf v2 forbids.
+    const [original] = leafCases();
+    const [voided] = leafV2Cases();
+    const reg = new RegistryModel('0xreg');
+    reg.anchor('0xreg', 0, hashChildren(leafHash(original!.event), leafHashV2(voided!.event)), 2, 1, 2, 0);
+    const proof = [hex(original!.leaf_hash)];
+    const verifyCorrection = (over: Partial<NonNullable<typeof voided>['event']>, index = 1) => {
+      const e = { ...voided!.event, ...over };
+      if (e.kind === 'void' && e.units !== 0) return false;
+      if (e.corrects.length !== 64) return false;
+      return reg.verifyInclusion(0, leafHashV2(e), index, proof);
+    };
+    expect(verifyCorrection({})).toBe(true);
+    expect(verifyCorrection({ kind: 'amend' })).toBe(false);
+    expect(verifyCorrection({ units: 1 })).toBe(false);
+    expect(verifyCorrection({ corrects: voided!.event.corrects.slice(2) })).toBe(false);
+    expect(verifyCorrection({ corrects: voided!.leaf_hash })).toBe(false);
+    expect(verifyCorrection({}, 0)).toBe(false);
+    // The same fields as a leaf v1 (verify_event) are another leaf.
+    expect(reg.verifyEvent(0, voided!.event, 1, proof)).toBe(false);
   });
 
   it.each(anchorCases())('anchor: $name → $expect', (c) => {
