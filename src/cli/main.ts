@@ -13,6 +13,7 @@ import { addMigrateCommand } from './migrate.ts';
 import { redactUrlsIn } from '../ledger/location.ts';
 import { toCliError, type CliError } from './errors.ts';
 import { warnPasswordInArgv } from './options.ts';
+import { addRollupsCommands } from './rollups.ts';
 import { addServeCommand } from './serve.ts';
 import { addSealCommand } from './seal.ts';
 import { addSigningKeyCommands } from './signing-key.ts';
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   addMigrateCommand(program);
   addFsckCommand(program);
   addBackupCommand(program);
+  addRollupsCommands(program);
   addSigningKeyCommands(program);
   addWitnessCommands(program);
   return program;

@@ -24,7 +24,8 @@ export type FsckCode =
   | 'levels' // the stored tree has the wrong number of levels
   | 'chunk' // a stored node chunk missing, out of place, or of the wrong size
   | 'node' // a stored tree node differs from the one rebuilt
-  | 'stray_seq'; // an event with a ledger position after the last epoch (PostgreSQL: a seal half-written)
+  | 'stray_seq' // an event with a ledger position after the last epoch (PostgreSQL: a seal half-written)
+  | 'rollup'; // a usage rollup row that is not the aggregate of its events (repair: receipts rollups rebuild)
 
 export interface FsckProblem {
   code: FsckCode;
@@ -57,6 +58,8 @@ export interface FsckReport {
   unsealed_checked: number;
   /** Stored tree nodes compared, all levels. */
   nodes_checked: number;
+  /** Usage rollup rows that differ from their events (0 when they agree; absent: no rollups in this schema). */
+  rollup_differences?: number;
   /** The first disagreement; absent when ok. */
   problem?: FsckProblem;
   ms: number;
@@ -120,6 +123,25 @@ export function leafOf(r: Row): Uint8Array {
   });
 }
 
+/**
+ * The usage rollups against their events: every bucket and caller day recomputed (in the
+ * database) and compared; the first that differs is named, with both sides' values.
+ */
+async function checkRollups(reader: LedgerReader, report: FsckReport): Promise<void> {
+  const found = await reader.rollupDifferences(1);
+  if (found === null) return;
+  report.rollup_differences = found.count;
+  const d = found.rows[0];
+  if (!d) return;
+  const at = new Date(d.k1).toISOString();
+  const what =
+    d.tbl === 'usage_buckets' ? `the 15-minute bucket at ${at}, action "${d.k2}"` : `the UTC day ${at.slice(0, 10)}, caller "${d.k2}"`;
+  throw new Found({
+    code: 'rollup',
+    message: `${found.count} usage rollup row${found.count === 1 ? '' : 's'} differ${found.count === 1 ? 's' : ''} from the events; first: ${d.tbl} of namespace "${d.namespace}", ${what}: stored ${d.stored ?? 'nothing'}, recomputed ${d.recomputed ?? 'nothing'}. Usage answers may be wrong there: run receipts rollups rebuild to rebuild them from the events.`,
+  });
+}
+
 /** Checks the ledger the reader reads. Never throws for a disagreement: it is in the report. */
 export async function fsck(reader: LedgerReader, options: FsckOptions = {}): Promise<FsckReport> {
   const started = performance.now();
@@ -154,6 +176,7 @@ export async function fsck(reader: LedgerReader, options: FsckOptions = {}): Pro
       }
     }
     if (!options.sealedOnly) await checkUnsealed(reader, prev?.last_seq ?? 0, report, progress);
+    if (!options.sealedOnly) await checkRollups(reader, report);
   } catch (err) {
     if (!(err instanceof Found)) throw err;
     report.ok = false;

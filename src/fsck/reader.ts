@@ -3,6 +3,16 @@
 // as the driver gives them; fsck checks their shape itself (rows.ts) before using them.
 import type { Row } from './rows.ts';
 
+/** A rollup row that differs from its events: table, namespace, bucket or day (ms), action or caller, both sides' values. */
+export interface RollupDifferenceRow {
+  tbl: 'usage_buckets' | 'usage_caller_days';
+  namespace: string;
+  k1: number;
+  k2: string;
+  stored: string | null;
+  recomputed: string | null;
+}
+
 export interface LedgerReader {
   readonly engine: 'sqlite' | 'postgres';
   /** The ledger, for messages: a URL without its password. */
@@ -19,6 +29,11 @@ export interface LedgerReader {
   nodes(firstEpoch: number, lastEpoch: number): Promise<Row[]>;
   /** Events no epoch holds, id > afterId, in id order (the columns of sealedEvents). */
   unsealedEvents(lastSealedSeq: number, afterId: number, limit: number): Promise<Row[]>;
+  /**
+   * Usage rollup rows that differ from the same aggregates recomputed from their events (the
+   * count and the first `limit`); null when the ledger has no rollups (a schema before them).
+   */
+  rollupDifferences(limit: number): Promise<{ count: number; rows: RollupDifferenceRow[] } | null>;
   /** Ends the snapshot and closes what the reader opened (nothing it was lent). */
   close(): Promise<void>;
 }

@@ -259,6 +259,16 @@ export interface EpochStore {
   sealNext(request: SealRequest): Promise<EpochRecord | null>;
   /** The latest signed checkpoint of the epoch log, if any. */
   checkpoint(): Promise<StoredCheckpoint | undefined>;
+  /**
+   * Drops every usage rollup row (in one transaction), so that they are built again from the
+   * events; usage stays exact meanwhile (read from the events until rolled up again).
+   */
+  clearRollups(): Promise<void>;
+  /**
+   * Rolls up every sealed epoch the rollups do not reach, one transaction each (PostgreSQL: only
+   * as the leader, fenced; 0 otherwise); how many. The sealer also does this before each seal.
+   */
+  catchUpRollups(progress?: (p: { epoch: number; done: number; of: number; events: number }) => void): Promise<number>;
 }
 
 /** A witness's cosignature of one signed checkpoint (C2SP tlog-cosignature), as stored. */

@@ -19,7 +19,8 @@ import { sealWith, type Run, type SealIO } from '../sealing.ts';
 import type { EpochListQuery, EpochRecord, EpochStore, SealRequest } from '../types.ts';
 import type { PgLeadership } from './leadership.ts';
 import { CHECKPOINT_COLUMNS, checkpointOf, type CheckpointRow } from '../checkpoint-record.ts';
-import { catchUpRollups, rollUpEpoch } from './rollups.ts';
+import { catchUpRollups, clearRollups, rollUpEpoch } from './rollups.ts';
+import type { RollupProgress } from '../rollup-check.ts';
 import { nextCheckpoint, type StoredCheckpoint } from '../epoch-log.ts';
 
 /** Chunks per INSERT statement (≈ 1 MB of hex text: node-postgres builds it in one synchronous call). */
@@ -160,6 +161,25 @@ export class PgEpochStore implements EpochStore {
         return tree;
       },
     });
+  }
+
+  async clearRollups(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await clearRollups(client);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async catchUpRollups(progress?: RollupProgress): Promise<number> {
+    if (this.leadership.role() !== 'leader') return 0;
+    return catchUpRollups(this.pool, (fn) => this.leadership.fenced(this.pool, fn), progress);
   }
 
   async checkpoint(): Promise<StoredCheckpoint | undefined> {

@@ -3,6 +3,7 @@
 import pg from 'pg';
 import { describeLocation } from '../index.ts';
 import { UnreadableLedgerError, type LedgerReader } from '../../fsck/reader.ts';
+import { rollupDifferences } from './rollups.ts';
 import type { Row } from '../../fsck/rows.ts';
 import { columnsOf, EVENTS, TABLES, type TableRows, type TableSpec } from '../copy-tables.ts';
 
@@ -40,6 +41,7 @@ export function postgresReader(client: pg.ClientBase, location: string): LedgerR
         after,
         limit,
       ]),
+    rollupDifferences: (limit) => rollupDifferences(client, limit),
     close: async () => {},
   };
 }

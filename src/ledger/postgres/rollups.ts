@@ -7,7 +7,7 @@ import { periodOfRow, type ClassificationRow } from '../classification-periods.t
 import type { RollupProgress } from '../rollup-check.ts';
 import { billableExpr, Params } from './usage.ts';
 
-type Client = pg.PoolClient | pg.Pool;
+type Client = pg.ClientBase | pg.Pool;
 
 const SUMS = `count(*) AS n, sum(units) AS u, count(*) FILTER (WHERE b AND units > 0) AS bn, coalesce(sum(units) FILTER (WHERE b), 0) AS bu`;
 const ADD = (t: string) => `n = ${t}.n + excluded.n, u = ${t}.u + excluded.u, bn = ${t}.bn + excluded.bn, bu = ${t}.bu + excluded.bu`;
@@ -86,4 +86,64 @@ export async function clearRollups(client: Client): Promise<void> {
   await client.query('DELETE FROM usage_buckets');
   await client.query('DELETE FROM usage_caller_days');
   await client.query('UPDATE rollup_state SET epoch = -1');
+}
+
+/** One rollup row that differs from the events: its table and key, and both sides' values (JSON arrays; null: absent). */
+export interface RollupDifferenceRow {
+  tbl: 'usage_buckets' | 'usage_caller_days';
+  namespace: string;
+  k1: number;
+  k2: string;
+  stored: string | null;
+  recomputed: string | null;
+}
+
+/**
+ * The rollup rows that differ from the same aggregates recomputed from the events they should
+ * hold (every event up to the last rolled-up epoch), diffed in the database: the count, and the
+ * first `limit`. Null when the ledger has no rollups yet (a schema before them).
+ */
+export async function rollupDifferences(client: Client, limit: number): Promise<{ count: number; rows: RollupDifferenceRow[] } | null> {
+  const has = await client.query<{ t: string | null }>("SELECT to_regclass('rollup_state')::text AS t");
+  if (!has.rows[0]?.t) return null;
+  const history = await client.query<ClassificationRow>(
+    'SELECT from_ms, billable, non_billable, other FROM classifications ORDER BY from_ms',
+  );
+  const p = new Params();
+  const b = billableExpr(history.rows.map(periodOfRow), p);
+  const upTo = 'SELECT coalesce((SELECT e.last_seq FROM rollup_state s JOIN epochs e ON e.epoch = s.epoch), 0)';
+  const src = `SELECT namespace, ts, action, caller, units, ${b} AS b FROM events WHERE seq <= (${upTo})`;
+  const values = (t: string, cols: string[]) =>
+    `CASE WHEN ${t}.namespace IS NULL THEN NULL ELSE json_build_array(${cols.map((c) => `${t}.${c}`).join(', ')})::text END`;
+  const diff = (table: string, keys: [string, string], want: string, cols: string[]) => `
+    WITH want AS (${want}), have AS (SELECT namespace, ${keys.join(', ')}, ${cols.join(', ')} FROM ${table})
+    SELECT '${table}' AS tbl, coalesce(w.namespace, h.namespace) AS namespace,
+      coalesce(w.${keys[0]}, h.${keys[0]})::text AS k1, coalesce(w.${keys[1]}, h.${keys[1]}) AS k2,
+      ${values('h', cols)} AS stored, ${values('w', cols)} AS recomputed
+    FROM want AS w FULL OUTER JOIN have AS h ON w.namespace = h.namespace AND w.${keys[0]} = h.${keys[0]} AND w.${keys[1]} = h.${keys[1]}
+    WHERE h.namespace IS NULL OR w.namespace IS NULL OR ${cols.map((c) => `w.${c} IS DISTINCT FROM h.${c}`).join(' OR ')}`;
+  const sums = ['n', 'u', 'bn', 'bu'];
+  const statements = [
+    diff(
+      'usage_buckets',
+      ['bucket', 'action'],
+      `SELECT namespace, (ts / 900000) * 900000 AS bucket, action, ${SUMS}, min(units) AS min_units, max(units) AS max_units, max(ts) AS last_ts
+       FROM (${src}) AS e GROUP BY 1, 2, 3`,
+      [...sums, 'min_units', 'max_units', 'last_ts'],
+    ),
+    diff(
+      'usage_caller_days',
+      ['day', 'caller'],
+      `SELECT namespace, (ts / 86400000) * 86400000 AS day, caller, ${SUMS} FROM (${src}) AS e GROUP BY 1, 2, 3`,
+      sums,
+    ),
+  ];
+  let count = 0;
+  const rows: RollupDifferenceRow[] = [];
+  for (const text of statements) {
+    const r = await client.query<RollupDifferenceRow & { k1: string }>({ text, values: p.values });
+    count += r.rows.length;
+    for (const x of r.rows) if (rows.length < limit) rows.push({ ...x, k1: Number(x.k1) });
+  }
+  return { count, rows };
 }

@@ -12,7 +12,8 @@ import type { EpochListQuery, EpochRecord, EpochStore, SealRequest } from '../ty
 import { CHECKPOINT_COLUMNS, checkpointOf, type CheckpointRow } from '../checkpoint-record.ts';
 import { nextCheckpoint, type StoredCheckpoint } from '../epoch-log.ts';
 import type { Db } from './db.ts';
-import { catchUpRollups, rollUpEpoch } from './rollups.ts';
+import { catchUpRollups, clearRollups, rollUpEpoch } from './rollups.ts';
+import type { RollupProgress } from '../rollup-check.ts';
 
 /** A run, and the last sealed seq it follows (the fence: unchanged when the write comes). */
 type SqliteRun = Run & { after: number };
@@ -95,6 +96,14 @@ export class SqliteEpochStore implements EpochStore {
 
   async checkpoint(): Promise<StoredCheckpoint | undefined> {
     return checkpointOf(this.lastCheckpoint.get() as CheckpointRow | undefined);
+  }
+
+  async clearRollups(): Promise<void> {
+    clearRollups(this.db);
+  }
+
+  async catchUpRollups(progress?: RollupProgress): Promise<number> {
+    return catchUpRollups(this.db, progress);
   }
 }
 

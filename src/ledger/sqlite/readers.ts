@@ -9,6 +9,7 @@ import { rowProblem, type Row } from '../../fsck/rows.ts';
 import { CLASSIFICATIONS, EVENTS, MalformedRowError, sqliteColumns, TABLES, type TableRows, type TableSpec } from '../copy-tables.ts';
 import { DEFAULT_RIGHTS, rightsJson } from '../api-keys.ts';
 import { loadMigrations, openDb, type Db } from './db.ts';
+import { rollupDifferences } from './rollups.ts';
 
 const EVENT_COLUMNS = 'namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash';
 
@@ -32,6 +33,7 @@ export function sqliteReader(db: Database.Database, location: string = db.name):
     sealedEvents: async (first, last) => sealed.all(first, last) as Row[],
     nodes: async (first, last) => nodes.all(first, last) as Row[],
     unsealedEvents: async (lastSealed, after, limit) => unsealed.all(Math.max(lastSealed, after), limit) as Row[],
+    rollupDifferences: async (limit) => rollupDifferences(db as Db, limit),
     close: async () => {},
   };
 }

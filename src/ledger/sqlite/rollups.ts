@@ -86,3 +86,63 @@ export function clearRollups(db: Db): void {
     db.exec('DELETE FROM usage_buckets; DELETE FROM usage_caller_days; UPDATE rollup_state SET epoch = -1;');
   }).immediate();
 }
+
+/**
+ * The rollup rows that differ from the same aggregates recomputed from the events they should
+ * hold (every event up to the last rolled-up epoch): the count, and the first `limit` of them.
+ * One statement per table, diffed in the database (a full outer join), so memory stays small.
+ * Null when the ledger has no rollups yet (a schema before them: nothing to check).
+ */
+export function rollupDifferences(db: Db, limit: number): { count: number; rows: RollupDifferenceRow[] } | null {
+  const has = db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'rollup_state'").pluck().get() as
+    | number
+    | bigint;
+  if (Number(has) === 0) return null;
+  const b = billableExpr(historyIn(db));
+  const upTo = 'SELECT coalesce((SELECT e.last_seq FROM rollup_state s JOIN epochs e ON e.epoch = s.epoch), 0)';
+  const values = (t: string, cols: string[]) =>
+    `CASE WHEN ${t}.namespace IS NULL THEN NULL ELSE json_array(${cols.map((c) => `${t}.${c}`).join(', ')}) END`;
+  const diff = (table: string, keys: [string, string], want: string, cols: string[]) => `
+    WITH want AS (${want}), have AS (SELECT namespace, ${keys.join(', ')}, ${cols.join(', ')} FROM ${table})
+    SELECT '${table}' AS tbl, coalesce(w.namespace, h.namespace) AS namespace,
+      coalesce(w.${keys[0]}, h.${keys[0]}) AS k1, coalesce(w.${keys[1]}, h.${keys[1]}) AS k2,
+      ${values('h', cols)} AS stored, ${values('w', cols)} AS recomputed
+    FROM want AS w FULL OUTER JOIN have AS h ON w.namespace = h.namespace AND w.${keys[0]} = h.${keys[0]} AND w.${keys[1]} = h.${keys[1]}
+    WHERE h.namespace IS NULL OR w.namespace IS NULL OR ${cols.map((c) => `w.${c} IS NOT h.${c}`).join(' OR ')}`;
+  const src = `SELECT namespace, ts, action, caller, units, ${b.sql} AS b FROM events WHERE seq <= (${upTo})`;
+  const sums = ['n', 'u0', 'u1', 'u2', 'bn', 'b0', 'b1', 'b2'];
+  const buckets = diff(
+    'usage_buckets',
+    ['bucket', 'action'],
+    `SELECT namespace, (ts / 900000) * 900000 AS bucket, action, ${SUMS}, min(units) AS min_units, max(units) AS max_units, max(ts) AS last_ts
+     FROM (${src}) GROUP BY 1, 2, 3`,
+    [...sums, 'min_units', 'max_units', 'last_ts'],
+  );
+  const callers = diff(
+    'usage_caller_days',
+    ['day', 'caller'],
+    `SELECT namespace, (ts / 86400000) * 86400000 AS day, caller, ${SUMS} FROM (${src}) GROUP BY 1, 2, 3`,
+    sums,
+  );
+  let count = 0;
+  const rows: RollupDifferenceRow[] = [];
+  for (const sql of [buckets, callers]) {
+    for (const r of db.prepare(sql).iterate(...b.params) as Iterable<RollupDifferenceRow>) {
+      count++;
+      if (rows.length < limit) rows.push({ ...r, k1: Number(r.k1) });
+    }
+  }
+  return { count, rows };
+}
+
+/** One rollup row that differs from the events: its table and key, and both sides' values (JSON arrays; null: absent). */
+export interface RollupDifferenceRow {
+  tbl: 'usage_buckets' | 'usage_caller_days';
+  namespace: string;
+  /** The bucket's or day's start (ms). */
+  k1: number;
+  /** The action (buckets) or caller (days). */
+  k2: string;
+  stored: string | null;
+  recomputed: string | null;
+}
