@@ -30,7 +30,7 @@ const SPLIT_MIN_PAIRS = 8192;
 
 type Pending = { resolve: () => void; reject: (err: Error) => void };
 
-/** Tree-hashing threads, started on first use and kept (unref'd: they never hold the process open). */
+/** Tree-hashing threads, started on first use and kept (an idle one never holds the process open). */
 export class TreeWorkers {
   readonly threads: number;
   private readonly workers: Array<Worker | undefined>;
@@ -46,10 +46,10 @@ export class TreeWorkers {
     const existing = this.workers[i];
     if (existing) return existing;
     const worker = new Worker(TREE_WORKER_SOURCE, { eval: true, workerData: { module: kernelModule() } });
-    worker.unref();
     worker.on('message', (m: { id: number; error?: string }) => {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
+      if (![...this.pending.values()].some((q) => q.worker === i)) worker.unref();
       if (m.error !== undefined) p?.reject(new Error(`tree hashing failed: ${m.error}`));
       else p?.resolve();
     });
@@ -65,6 +65,8 @@ export class TreeWorkers {
     };
     worker.on('error', gone);
     worker.on('exit', (code) => gone(new Error(`a tree-hashing thread exited (code ${code})`)));
+    // Held open only while it holds work (a 'message' listener refs it; idle, it is unref'd).
+    worker.unref();
     this.workers[i] = worker;
     return worker;
   }
@@ -73,7 +75,9 @@ export class TreeWorkers {
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       this.pending.set(id, { resolve, reject, worker: i });
-      this.worker(i).postMessage({ id, ...job, steps } satisfies HashJob);
+      const worker = this.worker(i);
+      worker.ref(); // a build in progress keeps the process alive; an idle thread does not
+      worker.postMessage({ id, ...job, steps } satisfies HashJob);
     });
   }
 
