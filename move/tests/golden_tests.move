@@ -257,3 +257,259 @@ fun golden_receipt_against_the_anchored_root() {
     transfer::public_transfer(cap, ADMIN);
     scenario.end();
 }
+
+#[test]
+fun golden_correction_leaf_hashes() {
+    assert!(
+        registry::leaf_hash_v2(b"golden/vectors".to_string(), b"golden-amend-0001".to_string(), b"0x00000000000000000000000000000000000000000000000000000000000c0ffe".to_string(), b"recall".to_string(), 1234000, x"", 1763800000123, 2, x"983dc44ad0bb37e6a2c86bf42a0fef7abc2d2bb9515eed7f062e309b5060ed5e") == x"c5c23dabb1fa7621c2d93545f4a24df56521ed4378230852b06b61e060cf853e",
+    );
+    assert!(
+        registry::leaf_hash_v2(b"golden/vectors".to_string(), b"golden-void-0001".to_string(), b"0x00000000000000000000000000000000000000000000000000000000000c0ffe".to_string(), b"recall".to_string(), 0, x"", 1763800000123, 1, x"c5c23dabb1fa7621c2d93545f4a24df56521ed4378230852b06b61e060cf853e") == x"7266999d9fc65e450a1239c3495bb9d2447c447dc72d0b8e261aaaed3f73d065",
+    );
+    // The amendment corrects the golden receipt's leaf; the void corrects the amendment's.
+    assert!(
+        x"983dc44ad0bb37e6a2c86bf42a0fef7abc2d2bb9515eed7f062e309b5060ed5e" == x"983dc44ad0bb37e6a2c86bf42a0fef7abc2d2bb9515eed7f062e309b5060ed5e",
+    );
+    assert!(
+        x"c5c23dabb1fa7621c2d93545f4a24df56521ed4378230852b06b61e060cf853e" == x"c5c23dabb1fa7621c2d93545f4a24df56521ed4378230852b06b61e060cf853e",
+    );
+}
+
+#[test]
+fun golden_corrections_against_the_anchored_root() {
+    let mut scenario = test_scenario::begin(ADMIN);
+    let cap = registry::create_registry(scenario.ctx());
+    scenario.next_tx(ADMIN);
+    let mut reg = scenario.take_shared_by_id<Registry>(cap.cap_registry_id());
+    let clock = clock::create_for_testing(scenario.ctx());
+    registry::anchor(
+        &mut reg,
+        &cap,
+        0,
+        x"abababababababababababababababababababababababababababababababab",
+        1,
+        1,
+        2,
+        &clock,
+    );
+    registry::anchor(
+        &mut reg,
+        &cap,
+        1,
+        x"abababababababababababababababababababababababababababababababab",
+        1,
+        1,
+        2,
+        &clock,
+    );
+    registry::anchor(
+        &mut reg,
+        &cap,
+        2,
+        x"abababababababababababababababababababababababababababababababab",
+        1,
+        1,
+        2,
+        &clock,
+    );
+    registry::anchor(
+        &mut reg,
+        &cap,
+        3,
+        x"8ef7877f7ef023e7239d90e2dfa17ba3b59c5817963d6d225e161569f0ba9f44",
+        7,
+        1,
+        2,
+        &clock,
+    );
+    registry::anchor(
+        &mut reg,
+        &cap,
+        4,
+        x"2ec7e68424e667e656b728f1def760a5e9a4f0f8e28b22b93932a17acbfa5ad8",
+        9,
+        1,
+        2,
+        &clock,
+    );
+    assert!(
+        registry::verify_correction(
+            &reg,
+            4,
+            b"golden/vectors".to_string(),
+            b"golden-amend-0001".to_string(),
+            b"0x00000000000000000000000000000000000000000000000000000000000c0ffe".to_string(),
+            b"recall".to_string(),
+            1234000,
+            x"",
+            1763800000123,
+            2,
+            x"983dc44ad0bb37e6a2c86bf42a0fef7abc2d2bb9515eed7f062e309b5060ed5e",
+            2,
+            vector[
+                x"8709cc416a91a65dcce30a121b8a89b2c37154edb51a5ce4c8994911e35172a9",
+                x"2940e092df9a78a251dabd07399467acb651aa43d48b1d6c2de9214cc7da0706",
+                x"a82fe5fcbfb72f8e43e08e4cdf72b469595d6b3554870192de6675e96113b2ad",
+                x"657ae680c5a5d632ba350db3753e103a2d439bb9e2273dee49b0f0a3dce2d720",
+            ],
+        ),
+    );
+    assert!(
+        registry::verify_correction(
+            &reg,
+            4,
+            b"golden/vectors".to_string(),
+            b"golden-void-0001".to_string(),
+            b"0x00000000000000000000000000000000000000000000000000000000000c0ffe".to_string(),
+            b"recall".to_string(),
+            0,
+            x"",
+            1763800000123,
+            1,
+            x"c5c23dabb1fa7621c2d93545f4a24df56521ed4378230852b06b61e060cf853e",
+            7,
+            vector[
+                x"1e8ffc2aa2334ab44bf4fda22a7d6e0c71ed3054e18aace5746b62b9a2816d2c",
+                x"d030c224649ac5e33bd1de2b7a4f3b899bef272eeb237220f65c2fc26da025e6",
+                x"e5e45cfce2daf6e5d018606b3baf28e2019f5e04c63facdbca91401ad67bab43",
+                x"657ae680c5a5d632ba350db3753e103a2d439bb9e2273dee49b0f0a3dce2d720",
+            ],
+        ),
+    );
+    assert!(
+        !registry::verify_correction(
+            &reg,
+            4,
+            b"golden/vectors".to_string(),
+            b"golden-amend-0001".to_string(),
+            b"0x00000000000000000000000000000000000000000000000000000000000c0ffe".to_string(),
+            b"recall".to_string(),
+            1234001,
+            x"",
+            1763800000123,
+            2,
+            x"983dc44ad0bb37e6a2c86bf42a0fef7abc2d2bb9515eed7f062e309b5060ed5e",
+            2,
+            vector[
+                x"8709cc416a91a65dcce30a121b8a89b2c37154edb51a5ce4c8994911e35172a9",
+                x"2940e092df9a78a251dabd07399467acb651aa43d48b1d6c2de9214cc7da0706",
+                x"a82fe5fcbfb72f8e43e08e4cdf72b469595d6b3554870192de6675e96113b2ad",
+                x"657ae680c5a5d632ba350db3753e103a2d439bb9e2273dee49b0f0a3dce2d720",
+            ],
+        ),
+    );
+    assert!(
+        !registry::verify_correction(
+            &reg,
+            4,
+            b"golden/vectors".to_string(),
+            b"golden-amend-0001".to_string(),
+            b"0x00000000000000000000000000000000000000000000000000000000000c0ffe".to_string(),
+            b"recall".to_string(),
+            1234000,
+            x"",
+            1763800000123,
+            1,
+            x"983dc44ad0bb37e6a2c86bf42a0fef7abc2d2bb9515eed7f062e309b5060ed5e",
+            2,
+            vector[
+                x"8709cc416a91a65dcce30a121b8a89b2c37154edb51a5ce4c8994911e35172a9",
+                x"2940e092df9a78a251dabd07399467acb651aa43d48b1d6c2de9214cc7da0706",
+                x"a82fe5fcbfb72f8e43e08e4cdf72b469595d6b3554870192de6675e96113b2ad",
+                x"657ae680c5a5d632ba350db3753e103a2d439bb9e2273dee49b0f0a3dce2d720",
+            ],
+        ),
+    );
+    assert!(
+        !registry::verify_correction(
+            &reg,
+            4,
+            b"golden/vectors".to_string(),
+            b"golden-void-0001".to_string(),
+            b"0x00000000000000000000000000000000000000000000000000000000000c0ffe".to_string(),
+            b"recall".to_string(),
+            0,
+            x"",
+            1763800000123,
+            2,
+            x"c5c23dabb1fa7621c2d93545f4a24df56521ed4378230852b06b61e060cf853e",
+            7,
+            vector[
+                x"1e8ffc2aa2334ab44bf4fda22a7d6e0c71ed3054e18aace5746b62b9a2816d2c",
+                x"d030c224649ac5e33bd1de2b7a4f3b899bef272eeb237220f65c2fc26da025e6",
+                x"e5e45cfce2daf6e5d018606b3baf28e2019f5e04c63facdbca91401ad67bab43",
+                x"657ae680c5a5d632ba350db3753e103a2d439bb9e2273dee49b0f0a3dce2d720",
+            ],
+        ),
+    );
+    assert!(
+        !registry::verify_correction(
+            &reg,
+            4,
+            b"golden/vectors".to_string(),
+            b"golden-void-0001".to_string(),
+            b"0x00000000000000000000000000000000000000000000000000000000000c0ffe".to_string(),
+            b"recall".to_string(),
+            1,
+            x"",
+            1763800000123,
+            1,
+            x"c5c23dabb1fa7621c2d93545f4a24df56521ed4378230852b06b61e060cf853e",
+            7,
+            vector[
+                x"1e8ffc2aa2334ab44bf4fda22a7d6e0c71ed3054e18aace5746b62b9a2816d2c",
+                x"d030c224649ac5e33bd1de2b7a4f3b899bef272eeb237220f65c2fc26da025e6",
+                x"e5e45cfce2daf6e5d018606b3baf28e2019f5e04c63facdbca91401ad67bab43",
+                x"657ae680c5a5d632ba350db3753e103a2d439bb9e2273dee49b0f0a3dce2d720",
+            ],
+        ),
+    );
+    assert!(
+        !registry::verify_correction(
+            &reg,
+            4,
+            b"golden/vectors".to_string(),
+            b"golden-void-0001".to_string(),
+            b"0x00000000000000000000000000000000000000000000000000000000000c0ffe".to_string(),
+            b"recall".to_string(),
+            0,
+            x"",
+            1763800000123,
+            1,
+            x"983dc44ad0bb37e6a2c86bf42a0fef7abc2d2bb9515eed7f062e309b5060ed5e",
+            7,
+            vector[
+                x"1e8ffc2aa2334ab44bf4fda22a7d6e0c71ed3054e18aace5746b62b9a2816d2c",
+                x"d030c224649ac5e33bd1de2b7a4f3b899bef272eeb237220f65c2fc26da025e6",
+                x"e5e45cfce2daf6e5d018606b3baf28e2019f5e04c63facdbca91401ad67bab43",
+                x"657ae680c5a5d632ba350db3753e103a2d439bb9e2273dee49b0f0a3dce2d720",
+            ],
+        ),
+    );
+    assert!(
+        !registry::verify_correction(
+            &reg,
+            4,
+            b"golden/vectors".to_string(),
+            b"golden-void-0001".to_string(),
+            b"0x00000000000000000000000000000000000000000000000000000000000c0ffe".to_string(),
+            b"recall".to_string(),
+            0,
+            x"",
+            1763800000123,
+            1,
+            x"c5c23dabb1fa7621c2d93545f4a24df56521ed4378230852b06b61e060cf853e",
+            6,
+            vector[
+                x"1e8ffc2aa2334ab44bf4fda22a7d6e0c71ed3054e18aace5746b62b9a2816d2c",
+                x"d030c224649ac5e33bd1de2b7a4f3b899bef272eeb237220f65c2fc26da025e6",
+                x"e5e45cfce2daf6e5d018606b3baf28e2019f5e04c63facdbca91401ad67bab43",
+                x"657ae680c5a5d632ba350db3753e103a2d439bb9e2273dee49b0f0a3dce2d720",
+            ],
+        ),
+    );
+    test_scenario::return_shared(reg);
+    clock.destroy_for_testing();
+    transfer::public_transfer(cap, ADMIN);
+    scenario.end();
+}

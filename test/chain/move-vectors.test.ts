@@ -19,7 +19,14 @@ import {
   RFC6962_DIR,
   stepRoot,
 } from '../../scripts/gen-move-vectors.ts';
-import { GOLDEN_MOVE_FILE, GOLDEN_RECEIPT_FILE, generateGoldenMove, type GoldenFile } from '../../scripts/gen-golden-receipt.ts';
+import {
+  GOLDEN_CORRECTION_FILE,
+  GOLDEN_MOVE_FILE,
+  GOLDEN_RECEIPT_FILE,
+  generateGoldenMove,
+  type GoldenCorrectionFile,
+  type GoldenFile,
+} from '../../scripts/gen-golden-receipt.ts';
 
 const hex = (h: string) => hexToBytes(h);
 const MOVE_SOURCE = new URL('../../move/sources/registry.move', import.meta.url);
@@ -43,10 +50,13 @@ describe('Move vectors', () => {
 
   it('move/tests/golden_tests.move is what scripts/gen-golden-receipt.ts makes of test/vectors/golden-receipt.json', async () => {
     const golden = JSON.parse(readFileSync(GOLDEN_RECEIPT_FILE, 'utf8')) as GoldenFile;
+    const correction = JSON.parse(readFileSync(GOLDEN_CORRECTION_FILE, 'utf8')) as GoldenCorrectionFile;
     const move = readFileSync(GOLDEN_MOVE_FILE, 'utf8');
-    expect(move).toBe(await generateGoldenMove(golden));
-    // The golden bytes appear in the Move test as they are in the file.
+    expect(move).toBe(await generateGoldenMove(golden, correction));
+    // The golden bytes appear in the Move test as they are in the files.
     for (const h of [golden.receipt.leaf_hash, golden.receipt.root, ...golden.receipt.proof]) expect(move).toContain(`x"${h}"`);
+    for (const r of [correction.amend.receipt, correction.void.receipt])
+      for (const h of [r.leaf_hash, r.root, r.event.corrects, ...r.proof]) expect(move).toContain(`x"${h}"`);
   });
 
   const vectorFiles = [
