@@ -75,6 +75,12 @@ export const ERROR_CODES = {
       "The event's epoch is not in the signed epoch log yet (pending, or sealed after the latest checkpoint); retry after the next seal.",
     template: 'event {id} is not in the signed epoch log yet: {why}; retry after the next seal',
   },
+  meter_conflict: {
+    status: 409,
+    summary:
+      'The meter change cannot be made: a meter keeps its aggregation (use another name), or a limit of meters or versions is reached; nothing was stored.',
+    template: '{problem}; nothing was stored',
+  },
   payload_too_large: {
     status: 413,
     summary: 'The body is larger than 1 MiB.',

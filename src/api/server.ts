@@ -13,6 +13,7 @@ import { eventsRoutes } from './routes/events.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { classificationRoutes } from './routes/classification.ts';
+import { meterRoutes } from './routes/meters.ts';
 import { receiptRoutes } from './routes/receipts.ts';
 import { eventProofRoute, logRoutes, type LogIdentity } from './routes/log.ts';
 import { webRoutes } from './routes/web.ts';
@@ -141,6 +142,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       });
       usageRoutes(v1, { ledger: options.ledger, receipts });
       classificationRoutes(v1, { ledger: options.ledger, now });
+      meterRoutes(v1, { ledger: options.ledger, now });
       receiptRoutes(v1, { ledger: options.ledger, receipts, ...(options.chain && { chain: options.chain }) });
       eventProofRoute(v1, { ledger: options.ledger, receipts, ...(options.log && { log: options.log }) });
     }),
