@@ -7,7 +7,7 @@
 //   - the partial buckets (days) at the edges, from the events themselves.
 // The engines only run the parts in one snapshot; this file plans them and folds their rows into
 // the answer, exactly (bigint sums), in the customer's time zone.
-import { type Window, keyOf, windowStart, zoneEdgesAligned } from '../usage/time-zone.ts';
+import { type Window, keyOf, windowStart } from '../usage/time-zone.ts';
 import { exactUnits, pageStart } from './usage-fold.ts';
 import { GROUP_BY, type GroupBy, type UsageGroup, type UsageQuery, type UsageResult } from './types.ts';
 
@@ -42,45 +42,60 @@ export interface PartRow {
 /** Where a time window grouping maps to: the zone's hours, days or months. */
 const WINDOW: Partial<Record<GroupBy, Window>> = { hour: 'hour', day: 'day', month: 'month' };
 
-/** The zone rules reach 0001-01-01 … 9999-12-31; a range's open ends (0, 2^53−1) are clamped to them. */
-const LAST_INSTANT = 253_402_300_799_999;
-const FIRST_INSTANT = -62_135_596_800_000;
-const clamp = (ms: number) => Math.min(LAST_INSTANT, Math.max(FIRST_INSTANT, ms));
-
-/**
- * Every UTC offset in the time-zone database since 1972 (Monrovia's −00:44:30 ended on
- * 1972-01-07) is a multiple of 15 minutes: checked over every zone the runtime knows by
- * scripts/check-zone-alignment.ts. So only the part of a range before 1973 needs the zone's rules
- * walked, which also keeps an open range (from 0, to 2^53−1) from walking eight thousand years.
- */
-export const ALIGNED_SINCE = Date.UTC(1973, 0, 1);
-
-function edgesAligned(tz: string, from: number, to: number): boolean {
-  return from >= ALIGNED_SINCE || zoneEdgesAligned(tz, clamp(from), Math.min(clamp(to), ALIGNED_SINCE));
-}
-
 const floorTo = (ms: number, width: number) => Math.floor(ms / width) * width;
 const ceilTo = (ms: number, width: number) => Math.ceil(ms / width) * width;
 
-/** The parts that answer q, with the key each is grouped by. */
+/**
+ * The parts that answer q, with the key each is grouped by. Time groups read whole buckets from
+ * the rollups (and the tail) by bucket, and the partial buckets at the edges by each event's own
+ * time; a bucket that a window edge cuts (an offset or a change off the 15-minute grid: Newfoundland's
+ * changes at 00:01 until 2011, local mean time) is read again from its events: see splitParts.
+ */
 export function planUsage(q: UsageQuery): UsagePart[] {
-  const tz = q.tz ?? 'UTC';
   const byCaller = q.groupBy === 'caller';
+  const time = WINDOW[q.groupBy] !== undefined;
   const key: PartKey = q.groupBy === 'action' ? 'action' : byCaller ? 'caller' : 'bucket';
-  // A window edge off the bucket grid (a historical offset): every event is read, grouped by its
-  // exact time, so that no event is put in the wrong window.
-  if (WINDOW[q.groupBy] && !edgesAligned(tz, q.from, q.to)) return [{ kind: 'events', key: 'ts', from: q.from, to: q.to }];
+  const edgeKey: PartKey = time ? 'ts' : key;
   const width = byCaller ? DAY_MS : BUCKET_MS;
   const a = ceilTo(q.from, width);
   const b = floorTo(q.to, width);
-  if (a >= b) return q.from < q.to ? [{ kind: 'events', key, from: q.from, to: q.to }] : [];
+  if (a >= b) return q.from < q.to ? [{ kind: 'events', key: edgeKey, from: q.from, to: q.to }] : [];
   const parts: UsagePart[] = [
     { kind: 'rollup', table: byCaller ? 'callers' : 'buckets', key, from: a, to: b },
     { kind: 'tail', key, from: a, to: b },
   ];
-  if (q.from < a) parts.push({ kind: 'events', key, from: q.from, to: a });
-  if (b < q.to) parts.push({ kind: 'events', key, from: b, to: q.to });
+  if (q.from < a) parts.push({ kind: 'events', key: edgeKey, from: q.from, to: a });
+  if (b < q.to) parts.push({ kind: 'events', key: edgeKey, from: b, to: q.to });
   return parts;
+}
+
+/** A part's rows, tagged with whether their keys are bucket starts (rollup and tail rows of time groups). */
+export type TaggedRow = PartRow & { bucketed: boolean };
+
+/**
+ * The buckets among the first round's rows that a window edge cuts in q's zone, as parts that read
+ * their events by exact time: none for every zone's offsets and changes in use today. The caller
+ * runs them in the same snapshot where it can and replaces those buckets' rows (withoutSplit).
+ */
+export function splitParts(q: UsageQuery, rows: readonly TaggedRow[]): UsagePart[] {
+  const window = WINDOW[q.groupBy];
+  if (!window) return [];
+  const tz = q.tz ?? 'UTC';
+  if (tz === 'UTC') return [];
+  const split = new Set<number>();
+  for (const r of rows) {
+    if (!r.bucketed) continue;
+    const b = Number(r.key);
+    if (!split.has(b) && windowStart(tz, window, b) !== windowStart(tz, window, b + BUCKET_MS - 1)) split.add(b);
+  }
+  return [...split].map((b) => ({ kind: 'events', key: 'ts', from: Math.max(b, q.from), to: Math.min(b + BUCKET_MS, q.to) }));
+}
+
+/** The first round's rows without those of the buckets splitParts reads again. */
+export function withoutSplit(rows: readonly TaggedRow[], again: readonly UsagePart[]): TaggedRow[] {
+  if (again.length === 0) return [...rows];
+  const split = new Set(again.map((p) => floorTo(p.from, BUCKET_MS)));
+  return rows.filter((r) => !(r.bucketed && split.has(Number(r.key))));
 }
 
 interface Acc {

@@ -16,7 +16,19 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const MAX = Number.MAX_SAFE_INTEGER;
 const QUERIES = Number(process.env.ROLLUP_QUERIES ?? 2000);
-const ZONES = ['UTC', 'Europe/Berlin', 'America/Los_Angeles', 'Asia/Kolkata', 'Asia/Kathmandu', 'Australia/Lord_Howe', 'Pacific/Chatham'];
+const ZONES = [
+  'UTC',
+  'Europe/Berlin',
+  'America/Los_Angeles',
+  'Asia/Kolkata',
+  'Asia/Kathmandu',
+  'Australia/Lord_Howe',
+  'Pacific/Chatham',
+  'America/St_Johns',
+];
+/** Newfoundland changed its clocks at 00:01 in 1988: window edges off the 15-minute grid (read from events). */
+const OLD_START = Date.UTC(1988, 2, 20);
+const OLD_SPAN = 230 * 24 * 3_600_000;
 const ACTIONS = ['chat', 'recall', 'ping', 'search.v2', '0-batch'];
 const CALLERS = ['u1', 'u2', 'u3', 'U4', 'ü5', '𝔁-emoji', 'Z'];
 
@@ -42,7 +54,9 @@ type Stored = { id: number; ts: number; action: string; caller: string; units: n
 let counter = 0;
 function ev(fields: Record<string, unknown>): NormalizedEvent {
   const input = { request_id: `r-${++counter}`, ...fields };
-  const v = validateEvent(input, { now: NOW, maxAgeMs: DEFAULT_MAX_AGE_MS, maxFutureMs: DEFAULT_MAX_FUTURE_MS });
+  // Events of 1988 are written as a ledger migrated from long ago would hold them.
+  const maxAgeMs = fields.namespace === 'acme/1988' ? NOW - OLD_START + 86_400_000 : DEFAULT_MAX_AGE_MS;
+  const v = validateEvent(input, { now: NOW, maxAgeMs, maxFutureMs: DEFAULT_MAX_FUTURE_MS });
   if (!v.ok) throw new Error(JSON.stringify(v.errors));
   return v.event;
 }
@@ -88,6 +102,45 @@ forEachEngine((fresh, engine) => {
   });
 
   describe('usage from rollups', () => {
+    it('puts each event of a bucket that a window edge cuts in its own window (Newfoundland, 1988-04-03 00:01 local)', async () => {
+      ({ ledger, cleanup } = await fresh());
+      await ledger.leadership.start(() => {});
+      for (let i = 0; i < 200 && ledger.leadership.role() !== 'leader'; i++) await new Promise((r) => setTimeout(r, 20));
+      // The clocks went from 00:01 (−03:30) to 02:01 (−01:30) at 03:31 UTC: the hour windows
+      // [03:30, 03:31) and [03:31, 04:30) share the bucket 03:30–03:45.
+      const times = [
+        Date.UTC(1988, 3, 3, 3, 30, 30),
+        Date.UTC(1988, 3, 3, 3, 31),
+        Date.UTC(1988, 3, 3, 3, 44),
+        Date.UTC(1988, 3, 3, 3, 50),
+      ];
+      const stored: Stored[] = [];
+      const results = await ledger.events.write(
+        times.map((ts, i) => ({
+          event: ev({ namespace: 'acme/1988', action: 'chat', caller: 'u1', units: i + 1, ts }),
+          owner: 'acme',
+          keyId: 'abcdefabcdef',
+        })),
+      );
+      results.forEach((r, i) =>
+        stored.push({ id: (r as { id: number }).id, ts: times[i]!, action: 'chat', caller: 'u1', units: i + 1, namespace: 'acme/1988' }),
+      );
+      await sealNext(ledger, { maxEvents: 10 }); // rolled up: the bucket's rows must be split again
+      const q: UsageQuery = {
+        namespace: 'acme/1988',
+        from: Date.UTC(1988, 3, 2),
+        to: Date.UTC(1988, 3, 5),
+        groupBy: 'hour',
+        tz: 'America/St_Johns',
+      };
+      const got = await ledger.usage.query(q);
+      expect(got.groups.map((g) => [g.key, g.events])).toEqual([
+        ['1988-04-03T00:00:00-03:30', 1],
+        ['1988-04-03T02:01:00-01:30', 3],
+      ]);
+      expect({ groups: got.groups, totals: got.totals }).toEqual(oracle(stored, q, []));
+    });
+
     it('equals the raw events over thousands of random ranges, groupings, zones, snapshots and epoch boundaries', {
       timeout: 240_000,
     }, async () => {
@@ -108,14 +161,23 @@ forEachEngine((fresh, engine) => {
         const edge = Math.floor(t / 900_000) * 900_000;
         return r.pick([t, edge, edge - 1, edge + 1, Math.floor(t / HOUR) * HOUR]);
       };
+      // 1988 around Newfoundland's changes (Apr 3 and Oct 30, at 00:01 local): minutes either side.
+      const oldTs = () => {
+        const change = r.pick([Date.UTC(1988, 3, 3, 3, 31), Date.UTC(1988, 9, 30, 1, 31)]);
+        return r.next() < 0.5 ? change + r.int(-10 * 60_000, 10 * 60_000) : OLD_START + r.int(0, OLD_SPAN);
+      };
       const write = async (n: number) => {
-        const batch = Array.from({ length: n }, () => ({
-          namespace: r.next() < 0.9 ? 'acme/prod' : 'acme/dev',
-          action: r.pick(ACTIONS),
-          caller: r.pick(CALLERS),
-          units: r.next() < 0.02 ? MAX - r.int(0, 3) : r.next() < 0.1 ? 0 : r.int(1, 1000),
-          ts: ts(),
-        }));
+        const batch = Array.from({ length: n }, () => {
+          const x = r.next();
+          const namespace = x < 0.75 ? 'acme/prod' : x < 0.85 ? 'acme/dev' : 'acme/1988';
+          return {
+            namespace,
+            action: r.pick(ACTIONS),
+            caller: r.pick(CALLERS),
+            units: r.next() < 0.02 ? MAX - r.int(0, 3) : r.next() < 0.1 ? 0 : r.int(1, 1000),
+            ts: namespace === 'acme/1988' ? oldTs() : ts(),
+          };
+        });
         const results = await ledger.events.write(batch.map((b) => ({ event: ev(b), owner: 'acme', keyId: 'abcdefabcdef' })));
         results.forEach((res, i) => {
           if (res.status !== 'created') throw new Error(`write: ${JSON.stringify(res)}`);
@@ -133,9 +195,19 @@ forEachEngine((fresh, engine) => {
       const positions = stored.map((e) => e.id).sort((a, b) => a - b);
       let checked = 0;
       for (let i = 0; i < QUERIES; i++) {
-        const groupBy = r.pick(GROUP_BY);
-        const tz = r.pick(ZONES);
-        const a = r.next() < 0.15 ? 0 : start - DAY + r.int(0, 32 * DAY);
+        const old = r.next() < 0.2;
+        const groupBy = old && r.next() < 0.5 ? 'hour' : r.pick(GROUP_BY);
+        const tz = old && r.next() < 0.7 ? 'America/St_Johns' : r.pick(ZONES);
+        // Old ranges mostly around the changes, so that the buckets their edges cut are inside.
+        const aroundChange = r.pick([Date.UTC(1988, 3, 3, 3, 31), Date.UTC(1988, 9, 30, 1, 31)]) - r.int(0, 3 * DAY);
+        const a =
+          r.next() < 0.15
+            ? 0
+            : old
+              ? r.next() < 0.7
+                ? aroundChange
+                : OLD_START - DAY + r.int(0, OLD_SPAN)
+              : start - DAY + r.int(0, 32 * DAY);
         const b = r.next() < 0.15 ? MAX : a + r.pick([1, 900_000, HOUR, DAY, 7 * DAY, r.int(1, 40 * DAY)]);
         const edges = (x: number) => (r.next() < 0.3 ? Math.floor(x / 900_000) * 900_000 : x);
         const from = edges(a);
