@@ -11,6 +11,8 @@ import type { Network } from '../chain/config.ts';
 import type { Receipt } from '../receipt/format.ts';
 import { CliError } from './errors.ts';
 import { integerIn } from './options.ts';
+import { netTotals, receiptsOfPageSet } from '../verify/totals.ts';
+import { VerificationError } from '../verify/error.ts';
 
 // Exit codes (also in --help and the README): 0 valid; the others are CLI_EXIT's for the CliError
 // codes used here: invalid 1, usage/unreadable/chain_unreachable 2, not_yet 3.
@@ -50,6 +52,10 @@ export function addVerifyCommand(program: Command): void {
         integerIn(0, 100),
       ),
     )
+    .option(
+      '--totals',
+      'FILE is a page set (a JSON array of receipts, a usage page, or an array of pages): verify every receipt and print the net totals per action, corrections applied',
+    )
     .option('--json', 'print the verification result as JSON')
     .addHelpText(
       'after',
@@ -59,6 +65,7 @@ export function addVerifyCommand(program: Command): void {
         'A usage page exits 1 when any receipt in it is invalid or malformed, else 3 when any is pending.\n',
     )
     .action(async (file: string, opts: VerifyFlags) => {
+      if (opts.totals) return verifyTotals(file, opts);
       if ((opts.root === undefined) !== (opts.size === undefined)) {
         throw new CliError('usage', '--root and --size go together: a root proves nothing without the size of its tree');
       }
@@ -93,13 +100,13 @@ export function addVerifyCommand(program: Command): void {
 }
 
 /** Reads the file or standard input, refusing anything over MAX_RECEIPT_BYTES before reading it all. */
-function readBounded(file: string, where: string): string {
+function readBounded(file: string, where: string, max = MAX_INPUT_BYTES): string {
   let fd: number | undefined;
   try {
     fd = file === '-' ? 0 : openSync(file, 'r');
     const stat = fstatSync(fd);
     if (stat.isDirectory()) throw new Error('it is a directory');
-    if (stat.isFile() && stat.size > MAX_INPUT_BYTES) throw new TooLarge();
+    if (stat.isFile() && stat.size > max) throw new TooLarge();
     const chunks: Buffer[] = [];
     let total = 0;
     const buf = Buffer.alloc(64 * 1024);
@@ -114,12 +121,12 @@ function readBounded(file: string, where: string): string {
       }
       if (n === 0) break;
       total += n;
-      if (total > MAX_INPUT_BYTES) throw new TooLarge();
+      if (total > max) throw new TooLarge();
       chunks.push(Buffer.from(buf.subarray(0, n)));
     }
     return Buffer.concat(chunks).toString('utf8');
   } catch (err) {
-    if (err instanceof TooLarge) throw tooLarge(where, MAX_INPUT_BYTES);
+    if (err instanceof TooLarge) throw tooLarge(where, max);
     throw new CliError('unreadable', `unreadable: cannot read ${where}: ${(err as Error).message}`, { cause: err });
   } finally {
     if (fd !== undefined && fd !== 0) closeSync(fd);
@@ -144,6 +151,7 @@ interface VerifyFlags {
   logKey?: string[];
   witness?: string[];
   minWitnesses?: number;
+  totals?: boolean;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -303,4 +311,55 @@ async function verifyOnChain(json: unknown, where: string, rpcUrl: string, oncha
   );
   if (verdict !== undefined && !asJson) process.stdout.write(`on chain: registry::verify_event returned ${verdict}\n`);
   if (verdict === false) throw new CliError('invalid', '');
+}
+
+/** A page set is many usage pages: up to 64 MiB (some 10,000 receipts at their largest) is read. */
+export const MAX_TOTALS_BYTES = 64 * 1024 * 1024;
+
+/**
+ * `--totals`: every receipt of a page set verified against its own root, then the net totals per
+ * namespace and action (the head of each correction chain counts). Exit 0 totals printed; 1 a
+ * receipt invalid or the set inconsistent (a correction's target missing, two heads); 2
+ * unreadable; 3 totals printed but some receipts pending (counted without a proof).
+ */
+function verifyTotals(file: string, opts: VerifyFlags): void {
+  if (opts.root || opts.size || opts.rpc || opts.onchain || opts.logKey || opts.witness || opts.minWitnesses !== undefined)
+    throw new CliError(
+      'usage',
+      '--totals checks each receipt against its own root: leave out --root, --size, --rpc and the checkpoint flags',
+    );
+  const where = file === '-' ? 'standard input' : file;
+  let json: unknown;
+  try {
+    json = JSON.parse(readBounded(file, where, MAX_TOTALS_BYTES));
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError('unreadable', `unreadable: ${where} is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  let totals: ReturnType<typeof netTotals>;
+  try {
+    totals = netTotals(receiptsOfPageSet(json), { allowPending: true });
+  } catch (err) {
+    if (!(err instanceof VerificationError)) throw err;
+    if (err.kind === 'malformed') throw new CliError('unreadable', `unreadable: ${where}: ${err.message}`);
+    if (opts.json) process.stdout.write(`${JSON.stringify({ ok: false, code: err.code, reason: err.message })}\n`);
+    else process.stdout.write(`invalid: ${err.message} [${err.code}]\n`);
+    throw new CliError('invalid', '');
+  }
+  if (opts.json) process.stdout.write(`${JSON.stringify({ ok: totals.pending === 0, ...totals })}\n`);
+  else {
+    const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
+    for (const g of totals.groups) process.stdout.write(`${g.namespace}\t${g.action}\t${plural(g.events, 'event')}\t${g.units} units\n`);
+    process.stdout.write(
+      `net: ${plural(totals.totals.events, 'event')}, ${totals.totals.units} units, from ${plural(totals.receipts, 'receipt')} ` +
+        `(${plural(totals.chains, 'recorded event')}, ${totals.corrected} corrected, ${totals.voided} voided` +
+        `${totals.duplicates > 0 ? `, ${plural(totals.duplicates, 'duplicate')} counted once` : ''}); ` +
+        'each receipt checked against its own root only: receipts audit checks the roots against the signed log\n',
+    );
+    if (totals.pending > 0)
+      process.stdout.write(
+        `not verifiable yet: ${plural(totals.pending, 'receipt')} pending (epoch not sealed) counted without a proof; fetch the pages again after the next seal\n`,
+      );
+  }
+  if (totals.pending > 0) throw new CliError('not_yet', '');
 }

@@ -121,7 +121,7 @@ export function netTotals(receipts: Iterable<unknown>, options: NetTotalsOptions
     if (!target)
       throw fail(
         'correction_target_missing',
-        `${label(node)} is a ${c.kind} of the leaf ${c.corrects}, which no receipt of the set has: add the corrected event's receipt (same period, same namespace)`,
+        `${label(node)} is ${c.kind === 'amend' ? 'an amend' : 'a void'} of the leaf ${c.corrects}, which no receipt of the set has: add the corrected event's receipt (same period, same namespace)`,
       );
     const mismatch = correctionMismatch(c, target.event, target.hash);
     if (mismatch !== undefined) throw fail('correction_mismatch', `${label(node)}: ${mismatch}`);
