@@ -22,9 +22,31 @@ export {
   type AuditTotals,
   type BundleCheckOptions,
   type BundleResult,
+  netTotals,
+  receiptsOfPageSet,
+  type NetTotalGroup,
+  type NetTotals,
+  type NetTotalsOptions,
 } from './verify/index.ts';
-export type { Receipt, ReceiptEvent, Anchor, ReceiptStatus } from './receipt/format.ts';
+export type {
+  Receipt,
+  ReceiptEvent,
+  ReceiptV2,
+  AnyReceipt,
+  CorrectionReceiptEvent,
+  Anchor,
+  ReceiptStatus,
+} from './receipt/format.ts';
 export { encodeLeaf, leafHash, LeafV1Bcs, LEAF_VERSION, type LeafFields } from './event/leaf.ts';
+export {
+  encodeLeafV2,
+  leafHashV2,
+  LeafV2Bcs,
+  LEAF_VERSION_CORRECTION,
+  CORRECTION_KIND_CODE,
+  type CorrectionFields,
+  type CorrectionKind,
+} from './event/leaf.ts';
 export { verifyInclusion, rootFromInclusionProof } from './merkle/proof.ts';
 export { buildTree, auditPath, rootOf } from './merkle/tree.ts';
 export {
