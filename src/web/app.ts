@@ -6,7 +6,21 @@ import 'uplot/dist/uPlot.min.css';
 import { parseVerifierKey } from '../checkpoint/index.ts';
 import { auditPeriod, verifyProofBundle, verifyReceipt, type AuditReport, type AuditTotals, type VerifyResult } from '../verify/index.ts';
 import { checkPin, isBundle, parseWitnessKeys, writePin, type PinState } from './trust.ts';
-import { chartPlan, formatLocal, parseLocalInput, utcOffset, zoneName, type Bucket, type ChartPlan } from './time.ts';
+import {
+  formatIn,
+  formatLocal,
+  isZone,
+  nextWindowIn,
+  offsetLabel,
+  offsetMinutes,
+  parseInputIn,
+  readKey,
+  type TimeGroup,
+  type ZonedPlan,
+  zoneChoices,
+  zoneName,
+  zonedPlan,
+} from './time.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const keyInput = $<HTMLInputElement>('api-key');
@@ -540,13 +554,95 @@ async function fetchReceipt(id: string): Promise<void> {
 // ---- usage
 let refresh: ReturnType<typeof setInterval> | undefined;
 let chart: uPlot | undefined;
-let plan: ChartPlan | undefined;
+let plan: ZonedPlan | undefined;
+/** The zone uPlot's axis was made for (its tzDate is fixed when it is created). */
+let chartZone: string | undefined;
 
-/** One rule for time: the browser's zone, named on the page with its offset. */
+// ---- the usage view's time zone: the viewer's own by default, switchable, kept per server.
+const BROWSER_ZONE = zoneName();
+const TZ_STORE = `receipts-tz ${SERVER}`;
+const GROUP_STORE = `receipts-group-by ${SERVER}`;
+const tzInput = $<HTMLInputElement>('tz');
+const groupSelect = $<HTMLSelectElement>('group-by');
+let zone = 'UTC';
+
+/** A zone that cannot be used is said on the page, never replaced by UTC silently. */
+function zoneProblem(text: string): void {
+  const p = $('zone-problem');
+  p.textContent = text;
+  p.hidden = !text;
+}
+
+/** Shown as a name, bounded: the stored value may be anything a script put there. */
+const quoted = (v: string) => JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v);
+
+function chooseZone(): void {
+  const stored = localStorage.getItem(TZ_STORE);
+  if (stored !== null && isZone(stored)) zone = stored;
+  else if (stored !== null) {
+    zone = 'UTC';
+    zoneProblem(
+      `The time zone saved in this browser for this server, ${quoted(stored)}, is not one this browser knows: showing UTC. Choose a zone under "Time zone".`,
+    );
+  } else if (isZone(BROWSER_ZONE)) zone = BROWSER_ZONE;
+  else {
+    zone = 'UTC';
+    zoneProblem(`This browser's time zone, ${quoted(BROWSER_ZONE)}, is not an IANA zone it knows: showing UTC.`);
+  }
+  $('tz-list').replaceChildren(...zoneChoices(zone).map((z) => Object.assign(el('option'), { value: z })));
+  tzInput.value = zone;
+  const group = localStorage.getItem(GROUP_STORE);
+  if (group === 'auto' || group === 'hour' || group === 'day' || group === 'month') groupSelect.value = group;
+}
+chooseZone();
+
+/** The zone typed or picked, when it is one: kept for this server. False when it is not. */
+function applyZone(): boolean {
+  const typed = tzInput.value.trim();
+  if (typed === zone) return true;
+  if (!isZone(typed)) {
+    zoneProblem(
+      `Time zone: ${quoted(typed)} is not a time zone this browser knows (an IANA name such as Europe/Berlin, or UTC): still showing ${zone}.`,
+    );
+    tzInput.setAttribute('aria-invalid', 'true');
+    return false;
+  }
+  zone = typed;
+  localStorage.setItem(TZ_STORE, zone);
+  tzInput.removeAttribute('aria-invalid');
+  zoneProblem('');
+  labelZone();
+  return true;
+}
+tzInput.addEventListener('change', () => {
+  if (applyZone() && $<HTMLInputElement>('namespace').value.trim()) void loadUsage();
+});
+groupSelect.addEventListener('change', () => {
+  localStorage.setItem(GROUP_STORE, groupSelect.value);
+  if ($<HTMLInputElement>('namespace').value.trim()) void loadUsage();
+});
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The grouping of the time groups: the one chosen, or "by range": hours up to 3 days, days up to
+ * 92, months beyond, so the chart has enough bars to show a shape and few enough to read. An
+ * open From is measured from the first group (asked by day first).
+ */
+function timeGroup(from: number | undefined, to: number | undefined, firstKey?: number): TimeGroup {
+  const chosen = groupSelect.value;
+  if (chosen === 'hour' || chosen === 'day' || chosen === 'month') return chosen;
+  const start = from ?? firstKey;
+  if (start === undefined) return 'day';
+  const span = (to ?? Date.now()) - start;
+  return span <= 3 * DAY_MS ? 'hour' : span <= 92 * DAY_MS ? 'day' : 'month';
+}
+
+/** One rule for time on the usage view: the zone chosen, named on the page with its offset. */
 function labelZone(): string {
-  const zone = zoneName();
+  const own = zone === BROWSER_ZONE ? ", this browser's own" : `; this browser's own is ${BROWSER_ZONE}`;
   $('zone-note').textContent =
-    `Times on this page (the From/To range, the chart and the events) are in this browser's time zone: ${zone} (${utcOffset(Date.now())} now).`;
+    `Times on this page (the From/To range, the chart, the time groups and the events) are in the time zone: ${zone} (${offsetLabel(offsetMinutes(zone, Date.now()))} now)${own}.`;
   $('events-time').textContent = `Time (${zone})`;
   return zone;
 }
@@ -566,10 +662,10 @@ function stopUsage(): void {
   refresh = undefined;
 }
 
-/** A From/To field as epoch ms in the browser's zone; undefined when empty; NaN when unreadable. */
+/** A From/To field as epoch ms in the chosen zone; undefined when empty; NaN when unreadable. */
 function instant(id: string): number | undefined {
   const v = $<HTMLInputElement>(id).value;
-  return v ? (parseLocalInput(v) ?? NaN) : undefined;
+  return v ? (parseInputIn(zone, v) ?? NaN) : undefined;
 }
 
 type EventReceipt = {
@@ -603,24 +699,54 @@ async function loadUsage(): Promise<void> {
     : '';
   if (from !== undefined) range.set('from', String(from));
   if (to !== undefined) range.set('to', String(to));
+  let group = timeGroup(from, to);
+  const chosen = groupSelect.value;
+  const asked = zone;
+  // UTC is asked without tz: its keys are exactly what they were before tz existed.
+  const inZone = asked === 'UTC' ? '' : `&tz=${encodeURIComponent(asked)}`;
+  const timeGroups = (g: TimeGroup) =>
+    allGroups(`${range}&group_by=${g}${inZone}`, several).catch((err: unknown) => {
+      // A zone this browser knows and the server does not (older tz data): UTC, said aloud.
+      if (asked !== 'UTC' && err instanceof ApiFailure && err.code === 'invalid_query' && /\btz\b/.test(err.message)) return undefined;
+      throw err;
+    });
   try {
-    const [byAction, byHour, page, health] = await Promise.all([
+    const [byAction, byDefault, page, health] = await Promise.all([
       allGroups(`${range}`, several),
-      allGroups(`${range}&group_by=hour`, several),
+      timeGroups(group),
       // Newest first: the latest 50 events of the range (the API pages one namespace at a time).
       several
         ? Promise.resolve({ events: [] as EventReceipt[], next_cursor: null })
         : api<{ events: EventReceipt[]; next_cursor?: string | null }>(`/v1/usage?${range}&receipts=true&order=desc&limit=${LATEST}`),
       fetch('/healthz').then((r) => r.json() as Promise<{ checks: { anchoring: string } }>),
     ]);
+    let byTime = byDefault;
+    // "By range" with an open From: the first day with events says how long the range is.
+    const first = byTime?.groups[0] && Date.parse(byTime.groups[0].key);
+    const refined = timeGroup(from, to, Number.isNaN(first) ? undefined : first);
+    if (byTime && refined !== group) {
+      group = refined;
+      byTime = await timeGroups(group);
+    }
+    if (!byTime) {
+      if (zone === asked) {
+        zone = 'UTC';
+        tzInput.value = 'UTC';
+        zoneProblem(`The server does not know the time zone ${quoted(asked)}: showing UTC.`);
+      }
+      return void (await loadUsage());
+    }
+    // The zone was switched while this answer was on its way: the newer load draws.
+    if (zone !== asked || groupSelect.value !== chosen) return;
     labelZone();
     fillTotals(byAction);
     lastTotal = byAction.totals.events;
-    drawChart(byHour.groups, { from, to });
+    drawChart(byTime.groups, group, { from, to });
+    fillTimeGroups(byTime.groups, group);
     fillEpochs(page.events, Boolean(page.next_cursor), health.checks.anchoring, several);
     fillEvents(page.events);
     const cut =
-      byAction.complete && byHour.complete ? '' : ` · only the first ${MAX_GROUP_PAGES} pages of groups are shown: narrow From/To`;
+      byAction.complete && byTime.complete ? '' : ` · only the first ${MAX_GROUP_PAGES} pages of groups are shown: narrow From/To`;
     status.textContent = `${byAction.totals.events} events, ${byAction.totals.units} units in ${ns}${cut} · refreshed ${new Date().toLocaleTimeString()}`;
     status.dataset.needsKey = 'false';
   } catch (err) {
@@ -670,39 +796,48 @@ function fillTotals(u: { groups: Array<Sums & { key: string }>; totals: Sums }):
   body.lastElementChild!.classList.add('total');
 }
 
-const BUCKET_TITLE: Record<Bucket, string> = {
+const BUCKET_TITLE: Record<TimeGroup, string> = {
   hour: 'Units per hour',
   day: 'Units per day',
-  week: 'Units per week (from Monday)',
   month: 'Units per month',
-  year: 'Units per year',
 };
 
 function drawChart(
   groups: Array<{ key: string; units: number | string }>,
+  group: TimeGroup,
   range: { from?: number | undefined; to?: number | undefined },
 ): void {
   const box = $('chart');
-  plan = chartPlan(
+  plan = zonedPlan(
+    zone,
+    group,
     groups.map((g) => ({ t: Date.parse(g.key), units: Number(g.units) })),
     { ...(range.from !== undefined && { from: range.from }), ...(range.to !== undefined && { to: range.to }) },
     Date.now(),
   );
-  $('chart-title').textContent = BUCKET_TITLE[plan.bucket];
-  box.setAttribute('aria-label', `${BUCKET_TITLE[plan.bucket]} from ${formatLocal(plan.min)} to ${formatLocal(plan.max)}`);
+  $('chart-title').textContent = BUCKET_TITLE[group];
+  box.setAttribute('aria-label', `${BUCKET_TITLE[group]} from ${formatIn(zone, plan.min)} to ${formatIn(zone, plan.max)} (${zone})`);
   // For tests and for anyone reading the DOM: what the axis spans.
-  Object.assign(box.dataset, { bucket: plan.bucket, xMin: String(plan.min), xMax: String(plan.max), bars: String(plan.starts.length) });
+  Object.assign(box.dataset, { bucket: group, tz: zone, xMin: String(plan.min), xMax: String(plan.max), bars: String(plan.starts.length) });
   const data: uPlot.AlignedData = [plan.starts.map((t) => t / 1000), plan.units];
   const width = Math.max(280, box.clientWidth || 600);
+  if (chart && chartZone !== zone) {
+    chart.destroy();
+    chart = undefined;
+  }
   if (chart) {
     chart.setData(data);
     chart.setSize({ width, height: 220 });
     return;
   }
+  chartZone = zone;
+  const axisZone = zone;
   chart = new uPlot(
     {
       width,
       height: 220,
+      // The axis labels in the chosen zone, not the browser's.
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), axisZone),
       // The axis is the plan's range, not uPlot's guess (which spans years around a single point).
       scales: {
         x: { time: true, range: () => [plan!.min / 1000, plan!.max / 1000] },
@@ -723,6 +858,45 @@ function drawChart(
     data,
     box,
   );
+}
+
+/** Time groups listed in the table; beyond, the latest are listed and the rest said. */
+const MAX_GROUP_ROWS = 2000;
+const WINDOW_NAME: Record<TimeGroup, string> = { hour: 'Hour', day: 'Day', month: 'Month' };
+const GROUP_NOTE: Record<TimeGroup, string> = {
+  hour: 'Each hour is a local hour',
+  day: 'Each day runs from local midnight to the next (23 or 25 hours across a daylight-saving change)',
+  month: 'Each month runs from local midnight of its first day',
+};
+const NOMINAL: Partial<Record<TimeGroup, number>> = { hour: 3_600_000, day: 86_400_000 };
+
+/**
+ * The time groups as the server keyed them: each label is the key's own local time and offset
+ * (so it reads the same in any browser), with a day's length when daylight saving changed it.
+ */
+function fillTimeGroups(groups: Array<Sums & { key: string }>, group: TimeGroup): void {
+  $('groups-title').textContent = `Usage per ${group} (${zone})`;
+  $('groups-window').textContent = `${WINDOW_NAME[group]} (local start, UTC offset)`;
+  const shown = groups.slice(-MAX_GROUP_ROWS);
+  const rows = shown.map((g) => {
+    const k = readKey(g.key, group);
+    let label = k?.label ?? g.key;
+    const nominal = NOMINAL[group];
+    if (k && nominal) {
+      const hours = (nextWindowIn(zone, group, k.t) - k.t) / 3_600_000;
+      if (hours * 3_600_000 !== nominal) label += ` · ${hours} h`;
+    }
+    const tr = row([label, g.events, g.units, g.billable_events ?? '', g.billable_units ?? ''], [1, 2, 3, 4]);
+    tr.dataset.key = g.key;
+    return tr;
+  });
+  $('time-groups')
+    .querySelector('tbody')!
+    .replaceChildren(...rows);
+  $('groups-note').textContent =
+    (groups.length > shown.length
+      ? `The latest ${MAX_GROUP_ROWS} of ${groups.length} ${group}s are listed: narrow From/To or group by a longer window. `
+      : '') + `${GROUP_NOTE[group]} in ${zone}; ${group}s without events are not listed.`;
 }
 
 /**
@@ -775,7 +949,7 @@ function fillEvents(events: EventReceipt[]): void {
       ...events.map((r) => {
         const link = el('a', `${r.status} receipt`);
         link.href = `/verify?event=${r.id}`;
-        return row([r.id, r.event.action, r.event.caller, r.event.units, formatLocal(r.event.ts_ms), link], [0, 3]);
+        return row([r.id, r.event.action, r.event.caller, r.event.units, formatIn(zone, r.event.ts_ms), link], [0, 3]);
       }),
     );
 }
@@ -911,7 +1085,7 @@ $('audit-button').addEventListener('click', () => void audit());
 
 $('usage-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  void loadUsage();
+  if (applyZone()) void loadUsage();
 });
 
 // /verify?event=<id> fetches and verifies at once (with the key of this tab)

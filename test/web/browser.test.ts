@@ -477,7 +477,7 @@ describe.skipIf(!browserPath)('usage page', () => {
   it('stays readable on a phone (390 px): no word or number broken across lines, wide tables scroll', async () => {
     const page = await open('/usage', { viewport: { width: 390, height: 844 } });
     await showUsage(page, 'acme/web');
-    const broken = await page.$$eval(':is(#totals, #epochs, #events) :is(th, td:not(.hash-cell))', (els) =>
+    const broken = await page.$$eval(':is(#totals, #time-groups, #epochs, #events) :is(th, td:not(.hash-cell))', (els) =>
       els
         .filter((e) => {
           const range = document.createRange();
@@ -493,6 +493,153 @@ describe.skipIf(!browserPath)('usage page', () => {
     const rootWidth = await page.$eval('#epochs td.hash-cell', (e) => e.getBoundingClientRect().width);
     expect(rootWidth).toBeGreaterThanOrEqual(150);
     await page.screenshot({ path: `${SHOTS}/usage-phone.png`, fullPage: true });
+    await page.close();
+  });
+});
+
+describe.skipIf(!browserPath)('usage page: time zones', () => {
+  // Around the start of daylight saving in Los Angeles (2026-03-08 02:00 PST = 10:00Z): each
+  // zone cuts these into different days. Units are powers of two, so a sum names its events.
+  const DST_EVENTS = [
+    ['2026-03-07T20:00:00Z', 1], // LA 03-07 12:00 · Kolkata 03-08 01:30
+    ['2026-03-08T07:30:00Z', 2], // LA 03-07 23:30 · Kolkata 03-08 13:00
+    ['2026-03-08T12:00:00Z', 4], // LA 03-08 05:00 PDT · Kolkata 03-08 17:30
+    ['2026-03-09T06:30:00Z', 8], // LA 03-08 23:30 PDT · Kolkata 03-09 12:00
+    ['2026-03-09T18:00:00Z', 16], // LA 03-09 11:00 · Kolkata 03-09 23:30
+  ] as const;
+  const groups = (page: Page) =>
+    page.$$eval('#time-groups tbody tr', (rows) =>
+      rows.map((r) => [(r as HTMLElement).dataset.key, ...[...r.querySelectorAll('td')].slice(0, 3).map((td) => td.textContent)]),
+    );
+  /** Types a zone into the Time zone field, as a user picking from its list does. */
+  const pickZone = async (page: Page, zone: string) => {
+    await page.fill('#tz', zone);
+    await page.dispatchEvent('#tz', 'change');
+  };
+  /** Waits for the time groups of `zone` (the table title names it) and returns them. */
+  const groupsIn = async (page: Page, zone: string) => {
+    await page.waitForFunction((z) => document.querySelector('#groups-title')?.textContent?.includes(`(${z})`), zone);
+    return groups(page);
+  };
+
+  // A server of its own, whose accepted event age reaches back to March 2026.
+  let tzs: TestServer;
+  let at: { origin: string; key: string };
+  beforeAll(async () => {
+    if (!browserPath) return;
+    tzs = await testServer({ web: { dir: WEB }, maxEventAgeMs: Date.now() - Date.parse('2026-01-01T00:00:00Z') });
+    at = { origin: await listen(tzs), key: tzs.key };
+    const res = await tzs.post({ events: DST_EVENTS.map(([ts, units]) => event({ namespace: 'acme/dst', units, ts: Date.parse(ts) })) });
+    expect(res.json().results.map((r: { status: string }) => r.status)).toEqual(DST_EVENTS.map(() => 'created'));
+  });
+  afterAll(async () => {
+    await tzs?.close();
+  });
+
+  it('shows the days of the browser zone (a 23-hour DST day in Los Angeles), switches to Asia/Kolkata, and keeps that choice over a reload', async () => {
+    const page = await open('/usage', { timezoneId: 'America/Los_Angeles', server: at });
+    const sent: URL[] = [];
+    page.on('request', (r) => r.url().includes('/v1/usage?') && sent.push(new URL(r.url())));
+    expect(await page.inputValue('#tz')).toBe('America/Los_Angeles');
+    expect(await page.inputValue('#group-by')).toBe('auto');
+    await page.selectOption('#group-by', 'day');
+    await page.fill('#from', '2026-03-07T00:00');
+    await page.fill('#to', '2026-03-10T00:00');
+    await showUsage(page, 'acme/dst');
+    // The range typed is read in the zone: LA midnights.
+    const timed = sent.filter((u) => u.searchParams.get('group_by') === 'day');
+    expect(timed.length).toBeGreaterThanOrEqual(1);
+    expect(timed[0]!.searchParams.get('tz')).toBe('America/Los_Angeles');
+    expect(timed[0]!.searchParams.get('from')).toBe(String(Date.parse('2026-03-07T08:00:00Z')));
+    expect(timed[0]!.searchParams.get('to')).toBe(String(Date.parse('2026-03-10T07:00:00Z')));
+    expect(await groupsIn(page, 'America/Los_Angeles')).toEqual([
+      ['2026-03-07T00:00:00-08:00', '2026-03-07 (UTC-08:00)', '2', '3'],
+      ['2026-03-08T00:00:00-08:00', '2026-03-08 (UTC-08:00) · 23 h', '2', '12'],
+      ['2026-03-09T00:00:00-07:00', '2026-03-09 (UTC-07:00)', '1', '16'],
+    ]);
+    expect(await page.textContent('#zone-note')).toMatch(/time zone: America\/Los_Angeles \(UTC-0[78]:00 now\), this browser's own/);
+    expect(await page.textContent('#chart-title')).toBe('Units per day');
+    const chart = await page.$eval('#chart', (e) => ({ ...(e as HTMLElement).dataset }));
+    expect(chart).toMatchObject({ bucket: 'day', tz: 'America/Los_Angeles', bars: '3' });
+    expect(Number(chart.xMin)).toBe(Date.parse('2026-03-07T08:00:00Z'));
+    await page.screenshot({ path: `${SHOTS}/usage-los-angeles-dst.png`, fullPage: true });
+
+    // Another zone: other days, other sums, labelled in that zone whatever the browser's is.
+    await page.fill('#from', '');
+    await page.fill('#to', '');
+    await pickZone(page, 'Asia/Kolkata');
+    expect(await groupsIn(page, 'Asia/Kolkata')).toEqual([
+      ['2026-03-08T00:00:00+05:30', '2026-03-08 (UTC+05:30)', '3', '7'],
+      ['2026-03-09T00:00:00+05:30', '2026-03-09 (UTC+05:30)', '2', '24'],
+    ]);
+    expect(
+      sent
+        .filter((u) => u.searchParams.get('group_by') === 'day')
+        .at(-1)!
+        .searchParams.get('tz'),
+    ).toBe('Asia/Kolkata');
+    expect(await page.textContent('#zone-note')).toMatch(
+      /time zone: Asia\/Kolkata \(UTC\+05:30 now\); this browser's own is America\/Los_Angeles/,
+    );
+
+    // Remembered for this server: the page opened again (a new tab of this browser) is in Kolkata.
+    const again = await open('/usage', { context: page.context(), server: at });
+    expect(await again.inputValue('#tz')).toBe('Asia/Kolkata');
+    await showUsage(again, 'acme/dst');
+    expect(await groupsIn(again, 'Asia/Kolkata')).toEqual([
+      ['2026-03-08T00:00:00+05:30', '2026-03-08 (UTC+05:30)', '3', '7'],
+      ['2026-03-09T00:00:00+05:30', '2026-03-09 (UTC+05:30)', '2', '24'],
+    ]);
+    await again.selectOption('#group-by', 'month');
+    await again.waitForFunction(() =>
+      document.querySelector('#time-groups tbody tr')?.getAttribute('data-key')?.endsWith('-01T00:00:00+05:30'),
+    );
+    expect(await groups(again)).toEqual([['2026-03-01T00:00:00+05:30', '2026-03 (UTC+05:30)', '5', '31']]);
+    await again.close();
+    await page.close();
+  });
+
+  it('with hour groups, lists the local hours of the zone, and the events in its local time', async () => {
+    const page = await open('/usage', { timezoneId: 'Europe/Berlin', server: at });
+    await pickZone(page, 'America/Los_Angeles');
+    await page.selectOption('#group-by', 'hour');
+    await page.fill('#from', '2026-03-08T00:00');
+    await page.fill('#to', '2026-03-08T06:00');
+    await showUsage(page, 'acme/dst');
+    // 02:00 does not exist that night: 00:00 to 06:00 is five hours, the one event at 05:00 PDT.
+    expect(await groupsIn(page, 'America/Los_Angeles')).toEqual([['2026-03-08T05:00:00-07:00', '2026-03-08 05:00 (UTC-07:00)', '1', '4']]);
+    const chart = await page.$eval('#chart', (e) => ({ ...(e as HTMLElement).dataset }));
+    expect(chart).toMatchObject({ bucket: 'hour', bars: '5' });
+    expect(await cells(page, 'events')).toContainEqual(expect.arrayContaining(['4', '2026-03-08 05:00:00']));
+    await page.close();
+  });
+
+  it('falls back to UTC, and says so, when the zone saved for this server is not one the browser knows', async () => {
+    const page = await open('/usage', { timezoneId: 'America/Los_Angeles', server: at });
+    await page.evaluate((o) => localStorage.setItem(`receipts-tz ${o}`, 'Mars/Olympus_Mons'), at.origin);
+    await page.reload();
+    await page.selectOption('#group-by', 'day');
+    await page.fill('#from', '2026-03-07T00:00');
+    await page.fill('#to', '2026-03-10T00:00');
+    await showUsage(page, 'acme/dst');
+    expect(await page.isVisible('#zone-problem')).toBe(true);
+    expect(await page.textContent('#zone-problem')).toMatch(/"Mars\/Olympus_Mons", is not one this browser knows: showing UTC/);
+    expect(await page.inputValue('#tz')).toBe('UTC');
+    // UTC keys exactly as the API has always given them.
+    expect(await groupsIn(page, 'UTC')).toEqual([
+      ['2026-03-07T00:00:00.000Z', '2026-03-07 (UTC+00:00)', '1', '1'],
+      ['2026-03-08T00:00:00.000Z', '2026-03-08 (UTC+00:00)', '2', '6'],
+      ['2026-03-09T00:00:00.000Z', '2026-03-09 (UTC+00:00)', '2', '24'],
+    ]);
+    // A name that is not a zone is refused beside the field; the page stays in UTC.
+    await pickZone(page, 'Not/AZone');
+    expect(await page.textContent('#zone-problem')).toMatch(/"Not\/AZone" is not a time zone this browser knows .*: still showing UTC/);
+    expect(await page.getAttribute('#tz', 'aria-invalid')).toBe('true');
+    // Choosing a zone replaces the bad one and the warning goes.
+    await pickZone(page, 'Asia/Kolkata');
+    await groupsIn(page, 'Asia/Kolkata');
+    expect(await page.isVisible('#zone-problem')).toBe(false);
+    expect(await page.evaluate((o) => localStorage.getItem(`receipts-tz ${o}`), at.origin)).toBe('Asia/Kolkata');
     await page.close();
   });
 });

@@ -1,7 +1,22 @@
 // The page's time rules (src/web/time.ts), in a zone with daylight saving and a fixed one.
 // Node reads TZ when a date is next formatted, so setting it here applies to this file.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bucketFor, chartPlan, formatLocal, parseLocalInput, utcOffset } from '../../src/web/time.ts';
+import {
+  bucketFor,
+  chartPlan,
+  formatIn,
+  formatLocal,
+  isZone,
+  nextWindowIn,
+  offsetLabel,
+  offsetMinutes,
+  parseInputIn,
+  parseLocalInput,
+  readKey,
+  utcOffset,
+  windowStartIn,
+  zoneChoices,
+} from '../../src/web/time.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -92,5 +107,43 @@ describe('chartPlan', () => {
     const p = chartPlan([{ t: now - 5 * 365 * DAY, units: 1 }], {}, now);
     expect(p.bucket).toBe('month');
     expect(p.starts.length).toBeLessThanOrEqual(62);
+  });
+});
+
+describe('a chosen zone, whatever the local one', () => {
+  const LA = 'America/Los_Angeles';
+  it('reads wall times in the zone across daylight saving: a skipped time moves forward, a repeated one is its first', () => {
+    expect(parseInputIn(LA, '2026-03-08T01:30')).toBe(Date.parse('2026-03-08T09:30:00Z'));
+    expect(parseInputIn(LA, '2026-03-08T02:30')).toBe(Date.parse('2026-03-08T10:30:00Z')); // = 03:30 PDT
+    expect(parseInputIn(LA, '2026-11-01T01:30')).toBe(Date.parse('2026-11-01T08:30:00Z')); // PDT, the first
+    expect(parseInputIn('Asia/Kolkata', '2026-01-10T00:00')).toBe(Date.parse('2026-01-09T18:30:00Z'));
+    expect(parseInputIn('UTC', '0005-01-01T00:00')).toBe(Date.parse('0005-01-01T00:00:00Z'));
+    expect(parseInputIn(LA, '2026-02-31T00:00')).toBeUndefined();
+    expect(formatIn('Asia/Kolkata', Date.parse('2026-01-01T00:00:00Z'))).toBe('2026-01-01 05:30:00');
+  });
+
+  it('steps local days and months: the DST day is 23 hours, months start at local midnight', () => {
+    const d = windowStartIn(LA, 'day', Date.parse('2026-03-08T12:00:00Z'));
+    expect(d).toBe(Date.parse('2026-03-08T08:00:00Z'));
+    expect(nextWindowIn(LA, 'day', d) - d).toBe(23 * HOUR);
+    const m = windowStartIn('Asia/Kolkata', 'month', Date.parse('2026-03-08T12:00:00Z'));
+    expect(m).toBe(Date.parse('2026-02-28T18:30:00Z'));
+    expect(nextWindowIn('Asia/Kolkata', 'month', m)).toBe(Date.parse('2026-03-31T18:30:00Z'));
+    expect(offsetLabel(offsetMinutes('Asia/Kolkata', 0))).toBe('UTC+05:30');
+  });
+
+  it('labels a key by its own local time and offset, and refuses what is not a zone', () => {
+    expect(readKey('2026-03-08T00:00:00-08:00', 'day')).toEqual({
+      t: Date.parse('2026-03-08T08:00:00Z'),
+      label: '2026-03-08 (UTC-08:00)',
+      offset: 'UTC-08:00',
+    });
+    expect(readKey('2026-03-08T05:00:00.000Z', 'hour')?.label).toBe('2026-03-08 05:00 (UTC+00:00)');
+    expect(readKey('2026-03-01T00:00:00+05:30', 'month')?.label).toBe('2026-03 (UTC+05:30)');
+    expect(readKey('acme', 'day')).toBeUndefined();
+    expect(isZone('Asia/Kolkata')).toBe(true);
+    for (const bad of ['Mars/Olympus', '', 'a'.repeat(100), '../etc', 'UTC\n']) expect(isZone(bad)).toBe(false);
+    expect(zoneChoices()[0]).toBe('UTC');
+    expect(zoneChoices()).toContain('Asia/Kolkata');
   });
 });
