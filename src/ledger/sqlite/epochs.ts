@@ -12,11 +12,11 @@ import type { EpochListQuery, EpochRecord, EpochStore, SealRequest } from '../ty
 import { CHECKPOINT_COLUMNS, checkpointOf, type CheckpointRow } from '../checkpoint-record.ts';
 import { nextCheckpoint, type StoredCheckpoint } from '../epoch-log.ts';
 import type { Db } from './db.ts';
-import { catchUpRollups, clearRollups, rollUpEpoch } from './rollups.ts';
+import { aggregateRun, catchUpRollups, clearRollups, storeRunRollup, type RunRollup } from './rollups.ts';
 import type { RollupProgress } from '../rollup-check.ts';
 
 /** A run, and the last sealed seq it follows (the fence: unchanged when the write comes). */
-type SqliteRun = Run & { after: number };
+type SqliteRun = Run & { after: number; rollup?: RunRollup };
 
 export class SqliteEpochStore implements EpochStore {
   private readonly byEpoch: Statement<[number]>;
@@ -123,8 +123,9 @@ function sealIO(db: Db): SealIO<SqliteRun> {
           if ((last?.last_seq ?? 0) !== run.after) return false; // another sealer took this run: read again
           for (const c of nodeChunks(tree.levels)) insertChunk.run(run.epoch, c.level, c.chunk, c.hashes);
           insertEpoch.run(run.epoch, run.firstSeq, run.lastSeq, run.size, tree.root, run.firstTs, run.lastTs, now);
-          // The epoch's usage rollups, in the same transaction (behind: the catch-up adds them).
-          if (rollUpEpoch(db, run.epoch, run.firstSeq, run.lastSeq)) progress('rolled-up', { epoch: run.epoch, size: run.size });
+          // The epoch's usage rollups (aggregated while the run was read), in the same transaction
+          // (behind: the catch-up adds them).
+          if (run.rollup && storeRunRollup(db, run.epoch, run.rollup)) progress('rolled-up', { epoch: run.epoch, size: run.size });
           progress('stored', { epoch: run.epoch, size: run.size });
           if (log) {
             // The epoch log's new checkpoint, in this transaction: refused (and nothing stored)
@@ -197,5 +198,7 @@ function readRun(db: Db, maxEvents: number): SqliteRun | null {
     run.firstTs = times.t0;
     run.lastTs = times.t1;
   }
+  // The run's usage aggregates, in this read snapshot, outside the write lock (like the tree).
+  run.rollup = aggregateRun(db, run.firstSeq, run.lastSeq);
   return run;
 }

@@ -27,23 +27,68 @@ const source = (billable: string) =>
  * through the (namespace, ts) index. A later epoch has higher positions, so on a tie in time its
  * event is the later one.
  */
-const bucketsSql = (billable: string) => `INSERT INTO usage_buckets
-     (namespace, bucket, action, n, u0, u1, u2, bn, b0, b1, b2, min_units, max_units, last_ts, last_seq, last_units)
-   SELECT g.namespace, g.bucket, g.action, g.n, g.u0, g.u1, g.u2, g.bn, g.b0, g.b1, g.b2, g.mn, g.mx, g.lt, l.seq, l.units
+const selectBuckets = (
+  billable: string,
+) => `SELECT g.namespace, g.bucket, g.action, g.n, g.u0, g.u1, g.u2, g.bn, g.b0, g.b1, g.b2, g.mn, g.mx, g.lt, l.seq, l.units
    FROM (SELECT namespace, (ts / 900000) * 900000 AS bucket, action, ${SUMS}, min(units) AS mn, max(units) AS mx, max(ts) AS lt
          FROM (${source(billable)}) GROUP BY 1, 2, 3) AS g
    JOIN events AS l ON l.seq = (SELECT max(e.seq) FROM events AS e
-         WHERE e.namespace = g.namespace AND e.ts = g.lt AND e.action = g.action AND e.seq BETWEEN @lo AND @hi)
-   WHERE true
+         WHERE e.namespace = g.namespace AND e.ts = g.lt AND e.action = g.action AND e.seq BETWEEN @lo AND @hi)`;
+
+const selectCallers = (billable: string) =>
+  `SELECT namespace, (ts / 86400000) * 86400000 AS day, caller, ${SUMS} FROM (${source(billable)}) GROUP BY 1, 2, 3`;
+
+const UPSERT_BUCKET = `INSERT INTO usage_buckets
+     (namespace, bucket, action, n, u0, u1, u2, bn, b0, b1, b2, min_units, max_units, last_ts, last_seq, last_units)
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
    ON CONFLICT (namespace, bucket, action) DO UPDATE SET ${ADD},
      min_units = min(min_units, excluded.min_units), max_units = max(max_units, excluded.max_units),
      last_seq = CASE WHEN excluded.last_ts >= last_ts THEN excluded.last_seq ELSE last_seq END,
      last_units = CASE WHEN excluded.last_ts >= last_ts THEN excluded.last_units ELSE last_units END,
      last_ts = max(last_ts, excluded.last_ts)`;
 
-const callersSql = (billable: string) => `INSERT INTO usage_caller_days (namespace, day, caller, n, u0, u1, u2, bn, b0, b1, b2)
-   SELECT * FROM (SELECT namespace, (ts / 86400000) * 86400000 AS day, caller, ${SUMS} FROM (${source(billable)}) GROUP BY 1, 2, 3) WHERE true
+const UPSERT_CALLER = `INSERT INTO usage_caller_days (namespace, day, caller, n, u0, u1, u2, bn, b0, b1, b2)
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
    ON CONFLICT (namespace, day, caller) DO UPDATE SET ${ADD}`;
+
+/** One run's aggregates, as rows ready to add to the rollups (bigints: exact). */
+export interface RunRollup {
+  buckets: unknown[][];
+  callers: unknown[][];
+}
+
+/**
+ * The aggregates of ledger positions lo … hi, read (in the caller's read snapshot) while no write
+ * lock is held: the seal computes them beside the tree, and its write transaction only adds the
+ * rows. Billable flags use the classification read in the same snapshot; a later period can never
+ * reclassify an event already stored (periods are never retroactive), so they stay right.
+ */
+export function aggregateRun(db: Db, lo: number, hi: number): RunRollup {
+  const b = billableExpr(historyIn(db));
+  const rows = (sql: string) =>
+    db
+      .prepare(sql)
+      .raw()
+      .safeIntegers(true)
+      .all({ lo, hi }, ...b.params) as unknown[][];
+  return { buckets: rows(selectBuckets(b.sql)), callers: rows(selectCallers(b.sql)) };
+}
+
+/**
+ * Adds a run's aggregates as epoch `epoch`, inside the caller's write transaction, if the rollups
+ * reach the epoch before it; false (nothing written) when they are behind: the catch-up adds the
+ * missing epochs first.
+ */
+export function storeRunRollup(db: Db, epoch: number, agg: RunRollup): boolean {
+  const state = db.prepare('SELECT epoch FROM rollup_state').pluck().get() as number;
+  if (state !== epoch - 1) return false;
+  const bucket = db.prepare(UPSERT_BUCKET);
+  for (const r of agg.buckets) bucket.run(...r);
+  const caller = db.prepare(UPSERT_CALLER);
+  for (const r of agg.callers) caller.run(...r);
+  db.prepare('UPDATE rollup_state SET epoch = ?').run(epoch);
+  return true;
+}
 
 export function historyIn(db: Db): ClassificationPeriod[] {
   return (
@@ -51,19 +96,10 @@ export function historyIn(db: Db): ClassificationPeriod[] {
   ).map(periodOfRow);
 }
 
-/**
- * Adds epoch `epoch` (positions lo … hi) to the rollups, inside the caller's write transaction,
- * if the rollups reach the epoch before it; false (nothing written) when they are behind: the
- * catch-up adds the missing epochs first.
- */
+/** Adds epoch `epoch` (positions lo … hi) to the rollups, inside the caller's write transaction (see storeRunRollup). */
 export function rollUpEpoch(db: Db, epoch: number, lo: number, hi: number): boolean {
   const state = db.prepare('SELECT epoch FROM rollup_state').pluck().get() as number;
-  if (state !== epoch - 1) return false;
-  const b = billableExpr(historyIn(db));
-  db.prepare(bucketsSql(b.sql)).run({ lo, hi }, ...b.params);
-  db.prepare(callersSql(b.sql)).run({ lo, hi }, ...b.params);
-  db.prepare('UPDATE rollup_state SET epoch = ?').run(epoch);
-  return true;
+  return state === epoch - 1 && storeRunRollup(db, epoch, aggregateRun(db, lo, hi));
 }
 
 /** Rolls up every sealed epoch the rollups do not reach yet, one transaction each; how many. */
