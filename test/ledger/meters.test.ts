@@ -17,7 +17,16 @@ const NOW = Date.now();
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const MAX = Number.MAX_SAFE_INTEGER;
-const ZONES = ['UTC', 'Europe/Berlin', 'America/Los_Angeles', 'Asia/Kolkata', 'Asia/Kathmandu', 'Australia/Lord_Howe', 'Pacific/Chatham'];
+const ZONES = [
+  'UTC',
+  'Europe/London',
+  'Europe/Berlin',
+  'America/Los_Angeles',
+  'Asia/Kolkata',
+  'Asia/Kathmandu',
+  'Australia/Lord_Howe',
+  'Pacific/Chatham',
+];
 const ACTIONS = ['chat', 'recall', 'ping', 'search.v2', '0-batch'];
 const CALLERS = ['u1', 'u2', 'u3', 'U4', 'ü5', '𝔁-emoji', 'Z'];
 const WINDOWS: Window[] = ['hour', 'day', 'month'];
@@ -187,7 +196,8 @@ forEachEngine((fresh, engine) => {
       for (let i = 0; i < 700; i++) {
         const m = r.pick(meters);
         const window = r.pick(WINDOWS);
-        const tz = r.pick(ZONES);
+        // UTC often: its days and months are whole UTC days, which the caller-day rollups answer.
+        const tz = r.next() < 0.35 ? 'UTC' : r.pick(ZONES);
         const a = start - DAY + r.int(0, 32 * DAY);
         const edges = (x: number) => (r.next() < 0.3 ? Math.floor(x / 900_000) * 900_000 : r.next() < 0.3 ? Math.floor(x / DAY) * DAY : x);
         const from = edges(a);
