@@ -546,6 +546,8 @@ describe.skipIf(!browserPath)('usage page: time zones', () => {
     await page.fill('#from', '2026-03-07T00:00');
     await page.fill('#to', '2026-03-10T00:00');
     await showUsage(page, 'acme/dst');
+    // No audit has run: its progress bar is not shown (the hidden attribute wins over its CSS).
+    expect(await page.isVisible('#audit-run')).toBe(false);
     // The range typed is read in the zone: LA midnights.
     const timed = sent.filter((u) => u.searchParams.get('group_by') === 'day');
     expect(timed.length).toBeGreaterThanOrEqual(1);
