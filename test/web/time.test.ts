@@ -2,8 +2,6 @@
 // Node reads TZ when a date is next formatted, so setting it here applies to this file.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  bucketFor,
-  chartPlan,
   formatIn,
   formatLocal,
   isZone,
@@ -11,11 +9,10 @@ import {
   offsetLabel,
   offsetMinutes,
   parseInputIn,
-  parseLocalInput,
   readKey,
-  utcOffset,
   windowStartIn,
   zoneChoices,
+  zonedPlan,
 } from '../../src/web/time.ts';
 
 const HOUR = 3_600_000;
@@ -30,83 +27,77 @@ afterAll(() => {
   else process.env.TZ = saved;
 });
 
+const NY = 'America/New_York';
+
 describe('local time in and out', () => {
-  it('reads a datetime-local value in the local zone, across a daylight-saving change', () => {
-    expect(parseLocalInput('2026-03-08T01:30')).toBe(Date.parse('2026-03-08T06:30:00Z')); // EST
-    expect(parseLocalInput('2026-03-08T03:30')).toBe(Date.parse('2026-03-08T07:30:00Z')); // EDT
-    expect(parseLocalInput('2026-07-01T12:00:30')).toBe(Date.parse('2026-07-01T16:00:30Z'));
-    expect(parseLocalInput('2026-07-01T12:00:30.5')).toBe(Date.parse('2026-07-01T16:00:30.500Z'));
+  it('reads a datetime-local value in the zone, across a daylight-saving change', () => {
+    expect(parseInputIn(NY, '2026-03-08T01:30')).toBe(Date.parse('2026-03-08T06:30:00Z')); // EST
+    expect(parseInputIn(NY, '2026-03-08T03:30')).toBe(Date.parse('2026-03-08T07:30:00Z')); // EDT
+    expect(parseInputIn(NY, '2026-07-01T12:00:30')).toBe(Date.parse('2026-07-01T16:00:30Z'));
+    expect(parseInputIn(NY, '2026-07-01T12:00:30.5')).toBe(Date.parse('2026-07-01T16:00:30.500Z'));
   });
 
   it('refuses what is not a date and time', () => {
-    for (const bad of ['', '2026-03-08', '2026-02-31T00:00', '2026-13-01T00:00', 'x2026-03-08T01:30', '2026-03-08T01:30Z'])
-      expect(parseLocalInput(bad)).toBeUndefined();
+    for (const bad of [
+      '',
+      '2026-03-08',
+      '2026-02-31T00:00',
+      '2026-13-01T00:00',
+      'x2026-03-08T01:30',
+      '2026-03-08T01:30Z',
+      '2026-03-08T24:00',
+    ])
+      expect(parseInputIn(NY, bad)).toBeUndefined();
   });
 
-  it('formats an instant in the local zone and names the offset', () => {
+  it('formats an instant in the local zone (the trust panel) and names a zone offset', () => {
     expect(formatLocal(Date.parse('2026-03-08T07:30:05Z'))).toBe('2026-03-08 03:30:05');
-    expect(utcOffset(Date.parse('2026-01-01T00:00:00Z'))).toBe('UTC-05:00');
-    expect(utcOffset(Date.parse('2026-07-01T00:00:00Z'))).toBe('UTC-04:00');
+    expect(offsetLabel(offsetMinutes(NY, Date.parse('2026-01-01T00:00:00Z')))).toBe('UTC-05:00');
+    expect(offsetLabel(offsetMinutes(NY, Date.parse('2026-07-01T00:00:00Z')))).toBe('UTC-04:00');
   });
 });
 
-describe('chartPlan', () => {
-  const now = Date.parse('2026-06-15T14:20:00Z'); // 10:20 local
+describe('zonedPlan', () => {
+  const now = Date.parse('2026-06-15T14:20:00Z'); // 10:20 in New York
 
   it('one hour of data: one bar in a window of a day, in hours', () => {
-    const p = chartPlan([{ t: Date.parse('2026-06-15T13:00:00Z'), units: 7 }], {}, now);
-    expect(p.bucket).toBe('hour');
+    const p = zonedPlan(NY, 'hour', [{ t: Date.parse('2026-06-15T13:00:00Z'), units: 7 }], {}, now);
     expect(p.max).toBe(Date.parse('2026-06-15T15:00:00Z'));
     expect(p.max - p.min).toBe(25 * HOUR);
     expect(p.units.filter((u) => u > 0)).toEqual([7]);
     expect(p.units).toHaveLength(25);
   });
 
-  it('one day of data: hourly bars', () => {
-    const hours = Array.from({ length: 24 }, (_, i) => ({ t: Date.parse('2026-06-14T15:00:00Z') + i * HOUR, units: 1 }));
-    const p = chartPlan(hours, {}, now);
-    expect(p.bucket).toBe('hour');
-    expect(p.units.reduce((a, b) => a + b)).toBe(24);
-    expect((p.max - p.min) / HOUR).toBeGreaterThanOrEqual(24);
-    expect((p.max - p.min) / HOUR).toBeLessThanOrEqual(26);
-  });
-
-  it('30 days of data: daily bars starting at local midnight', () => {
-    const hours = Array.from({ length: 30 }, (_, i) => ({ t: now - (30 - i) * DAY, units: 2 }));
-    const p = chartPlan(hours, {}, now);
-    expect(p.bucket).toBe('day');
-    expect(formatLocal(p.min)).toBe('2026-05-16 00:00:00');
-    expect(formatLocal(p.max)).toBe('2026-06-16 00:00:00');
+  it('30 days of data: daily bars starting at midnight in the zone, not the local one', () => {
+    const days = Array.from({ length: 30 }, (_, i) => ({ t: now - (30 - i) * DAY, units: 2 }));
+    const p = zonedPlan('Asia/Kolkata', 'day', days, {}, now);
+    expect(formatIn('Asia/Kolkata', p.min)).toBe('2026-05-16 00:00:00');
+    expect(formatIn('Asia/Kolkata', p.max)).toBe('2026-06-16 00:00:00');
     expect(p.units).toHaveLength(31);
     expect(p.units.reduce((a, b) => a + b)).toBe(60);
   });
 
   it('a chosen range is shown as chosen; days are local days, 23 h across the DST change', () => {
-    const from = parseLocalInput('2026-03-01T00:00')!;
-    const to = parseLocalInput('2026-03-15T00:00')!;
-    const p = chartPlan([{ t: parseLocalInput('2026-03-08T05:00')!, units: 4 }], { from, to }, now);
-    expect(p).toMatchObject({ bucket: 'day', min: from, max: to });
+    const from = parseInputIn(NY, '2026-03-01T00:00')!;
+    const to = parseInputIn(NY, '2026-03-15T00:00')!;
+    const p = zonedPlan(NY, 'day', [{ t: parseInputIn(NY, '2026-03-08T00:00')!, units: 4 }], { from, to }, now);
+    expect(p).toMatchObject({ group: 'day', min: from, max: to });
     expect(p.starts).toHaveLength(14);
     expect(p.starts[8]! - p.starts[7]!).toBe(23 * HOUR); // March 8 is 23 hours long in New York
     expect(p.units[7]).toBe(4);
   });
 
-  it('no data: the last day', () => {
-    const p = chartPlan([], {}, now);
-    expect(p.bucket).toBe('hour');
+  it('no data: the last day in hours, the last 90 days in months', () => {
+    const p = zonedPlan(NY, 'hour', [], {}, now);
     expect(p.max - p.min).toBe(25 * HOUR);
     expect(p.units.every((u) => u === 0)).toBe(true);
-  });
-
-  it('keeps the number of bars readable for any span', () => {
-    expect(bucketFor(3 * DAY)).toBe('hour');
-    expect(bucketFor(92 * DAY)).toBe('day');
-    expect(bucketFor(365 * DAY)).toBe('week');
-    expect(bucketFor(10 * 365 * DAY)).toBe('month');
-    expect(bucketFor(100 * 365 * DAY)).toBe('year');
-    const p = chartPlan([{ t: now - 5 * 365 * DAY, units: 1 }], {}, now);
-    expect(p.bucket).toBe('month');
-    expect(p.starts.length).toBeLessThanOrEqual(62);
+    const m = zonedPlan(NY, 'month', [], {}, now);
+    expect(m.starts.map((t) => formatIn(NY, t))).toEqual([
+      '2026-03-01 00:00:00',
+      '2026-04-01 00:00:00',
+      '2026-05-01 00:00:00',
+      '2026-06-01 00:00:00',
+    ]);
   });
 });
 
