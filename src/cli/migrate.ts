@@ -82,9 +82,18 @@ function describe(s: MigrateSummary): string {
   const c = s.copied;
   const unsealed =
     s.unsealed > 0 ? ` (${plural(s.unsealed, 'event')} after the last epoch, sealed next on PostgreSQL in the same order)` : '';
+  const parts = [
+    plural(c.keys, 'key'),
+    `${plural(c.events, 'event')}${unsealed}`,
+    plural(c.epochs, 'epoch'),
+    plural(c.nodes, 'tree-node chunk'),
+    plural(c.attempts, 'anchor attempt'),
+    plural(c.anchors, 'anchor'),
+    ...(c.classifications ? [plural(c.classifications, 'classification period')] : []),
+    ...(c.meters ? [plural(c.meters, 'meter version')] : []),
+  ];
   return (
-    `copied ${plural(c.keys, 'key')}, ${plural(c.events, 'event')}${unsealed}, ${plural(c.epochs, 'epoch')}, ${plural(c.nodes, 'tree-node chunk')}, ` +
-    `${plural(c.attempts, 'anchor attempt')}${c.classifications ? `, ${plural(c.anchors, 'anchor')} and ${plural(c.classifications, 'classification period')}` : ` and ${plural(c.anchors, 'anchor')}`} ` +
+    `copied ${parts.slice(0, -1).join(', ')} and ${parts.at(-1)} ` +
     `from ${s.from} to ${s.to} in ${(s.ms / 1000).toFixed(1)} s; ` +
     `every epoch root checked (${plural(s.epochs_checked, 'epoch')} rebuilt from the copied leaves, ${plural(s.rows_compared, 'row')} compared with the source).\n` +
     'Next: start receipts serve with --db set to that URL (any number of instances); keep the SQLite file as a backup and do not serve it again.\n'

@@ -17,7 +17,7 @@ export interface TableSpec extends Shape {
  * events carrying both `id` and `seq` (null for an event no epoch holds yet).
  */
 export interface TableRows {
-  /** The tables this ledger has (a ledger from before billable classification has no classifications). */
+  /** The tables this ledger has (a ledger from before billable classification has no classifications, one from before schema 008 no meters). */
   readonly tables: readonly TableSpec[];
   count(spec: TableSpec): Promise<number>;
   batches(spec: TableSpec): AsyncIterable<Row[]>;
@@ -105,7 +105,18 @@ export const CLASSIFICATIONS: TableSpec = {
   kinds: { from_ms: 'int', billable: 'text', non_billable: 'text', other: 'text', created_at: 'int' },
   name: (r) => `classification period from ${String(r[0])}`,
 };
-export const TABLES: readonly TableSpec[] = [KEYS, EVENTS, EPOCHS, NODES, ATTEMPTS, ANCHORS, CLASSIFICATIONS];
+// Every version of every meter (schema 008): versions are never rewritten, so each one a past
+// answer used must reach the target as it was.
+export const METERS: TableSpec = {
+  table: 'meters',
+  label: 'meter versions',
+  key: ['owner', 'name', 'version'],
+  kinds: { owner: 'text', name: 'text', version: 'int', aggregation: 'text', actions: 'text?', from_ms: 'int', created_at: 'int' },
+  name: (r) => `meter ${String(r[1])} of ${String(r[0])} (version ${String(r[2])})`,
+};
+export const TABLES: readonly TableSpec[] = [KEYS, EVENTS, EPOCHS, NODES, ATTEMPTS, ANCHORS, CLASSIFICATIONS, METERS];
+/** Tables a source ledger may predate (its schema has not got them yet): such a ledger has none of their rows. */
+export const OPTIONAL_TABLES: readonly TableSpec[] = [CLASSIFICATIONS, METERS];
 
 /** The columns as SQLite stores them (and the copy takes them). */
 export const sqliteColumns = (spec: TableSpec): string[] => Object.keys(spec.kinds);

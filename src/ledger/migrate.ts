@@ -10,7 +10,10 @@
 //  2. the copy (copyInto: one transaction, all or nothing), streamed a slice at a time from the
 //     snapshot, each unsealed event's leaf hash recomputed from its fields on the way;
 //  3. the copy matches: every table's row count, the copy checked by fsck, then every table
-//     (billable classification periods too) compared row by row with the source.
+//     (billable classification periods and meter versions too) compared row by row with the source.
+// Not copied, on purpose: the usage rollups (usage_buckets, usage_caller_days, rollup_state),
+// which the target's sealer rebuilds from the copied epochs (rollup_state starts at -1 there);
+// checkpoints and witness cosignatures, which the target signs and gathers again.
 // Memory stays bounded by a batch (and by the largest epoch's tree), whatever the ledger's size.
 import { bytesToHex } from '../encoding/hex.ts';
 import { fsck, leafOf, type FsckProblem } from '../fsck/check.ts';
@@ -25,6 +28,7 @@ import {
   EVENTS,
   KEYS,
   MalformedRowError,
+  METERS,
   NODES,
   TABLES,
   type TableSpec,
@@ -209,7 +213,7 @@ export async function migrateToPostgres(options: MigrateOptions): Promise<Migrat
     }
     if (await holdsLedger(ledger.pool)) {
       throw new MigrateError(
-        `the target ${target} already holds a ledger (keys, events, epochs, anchor attempts or classification periods): receipts migrate copies into an empty database only; create a new one (createdb NAME) and pass its URL; nothing was copied`,
+        `the target ${target} already holds a ledger (keys, events, epochs, anchor attempts, classification periods or meters): receipts migrate copies into an empty database only; create a new one (createdb NAME) and pass its URL; nothing was copied`,
       );
     }
 
@@ -253,6 +257,7 @@ export async function migrateToPostgres(options: MigrateOptions): Promise<Migrat
         attempts: rows(ATTEMPTS),
         anchors: rows(ANCHORS),
         classifications: source.tables.includes(CLASSIFICATIONS) ? rows(CLASSIFICATIONS) : [],
+        meters: source.tables.includes(METERS) ? rows(METERS) : [],
       });
     } catch (err) {
       if (err instanceof MigrateError) throw err;

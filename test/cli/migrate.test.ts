@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Anchorer } from '../../src/anchor/anchorer.ts';
-import { SqliteLedger } from '../../src/ledger/index.ts';
+import { type Ledger, SqliteLedger } from '../../src/ledger/index.ts';
 import { checkCopy, MigrateError } from '../../src/ledger/migrate.ts';
 import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_MS, validateEvent } from '../../src/event/validate.ts';
 import { openPostgresLedger, type PostgresLedger } from '../../src/ledger/postgres/index.ts';
@@ -73,6 +73,24 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
   let sqliteHistory: unknown;
   let sqliteUsage: unknown;
   const USAGE = { namespace: 'acme/prod', from: 0, to: Number.MAX_SAFE_INTEGER, groupBy: 'action' as const };
+  // Two meters of the key's owner, one in two versions: every version must reach the target.
+  const DAY = 86_400_000;
+  const meterQuery = (name: string) => ({
+    owner: 'acme-inc',
+    name,
+    namespace: 'acme/prod',
+    from: Math.floor(Date.now() / DAY - 2) * DAY,
+    to: Math.floor(Date.now() / DAY + 2) * DAY,
+    window: 'day' as const,
+    tz: 'UTC',
+  });
+  const METER_QUERIES = [meterQuery('recalls'), meterQuery('peak')];
+  let sqliteMeters: { list: unknown; versions: unknown[]; usage: unknown[] };
+  const meterState = async (ledger: Pick<Ledger, 'meters'>) => ({
+    list: await ledger.meters.list('acme-inc'),
+    versions: await Promise.all(METER_QUERIES.map((q) => ledger.meters.versions(q.owner, q.name))),
+    usage: await Promise.all(METER_QUERIES.map((q) => ledger.meters.usage(q))),
+  });
 
   beforeAll(async () => {
     // The source ledger, through the real service: events, 4-event epochs, 3 of them anchored
@@ -80,6 +98,15 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     const s = await testServer({}, async () => ({ ledger: new SqliteLedger(file, { synchronous: 'normal' }), cleanup: async () => {} }));
     liveKey = s.key;
     await s.ledger.classification.append({ billable: ['recall'], non_billable: ['write'], other: 'info' }, { now: Date.now() });
+    const now = Date.now();
+    await s.ledger.meters.define('acme-inc', 'recalls', { aggregation: 'sum', actions: ['recall'], fromMs: 0, retroactive: true }, now);
+    await s.ledger.meters.define(
+      'acme-inc',
+      'recalls',
+      { aggregation: 'sum', actions: ['recall', 'write'], fromMs: now - 30_000, retroactive: true },
+      now + 1,
+    );
+    await s.ledger.meters.define('acme-inc', 'peak', { aggregation: 'max', actions: null, fromMs: 0, retroactive: true }, now);
     const post = async (n: number, extra: (i: number) => Record<string, unknown> = () => ({})) => {
       const res = await s.post({ events: Array.from({ length: n }, (_, i) => event(extra(i))) });
       expect(res.statusCode).toBe(200);
@@ -110,6 +137,8 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     for (const id of ids) sqliteReceipts.set(id, await s.receipt(id));
     sqliteHistory = await s.ledger.classification.history();
     sqliteUsage = await s.ledger.usage.query(USAGE);
+    sqliteMeters = await meterState(s.ledger);
+    expect(sqliteMeters.versions.map((v) => (v as unknown[]).length)).toEqual([2, 1]);
     expect([...sqliteReceipts.values()].map((r) => r.status).filter((st, i, a) => a.indexOf(st) === i)).toEqual([
       'anchored',
       'sealed',
@@ -124,12 +153,13 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     expect(r.stderr).not.toMatch(/error/);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
-      /^copied 2 keys, 24 events \(5 events after the last epoch, sealed next on PostgreSQL in the same order\), 5 epochs, \d+ tree-node chunks, 1 anchor attempt, 3 anchors and 1 classification period from .*receipts\.db to postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/t_\w+ in [\d.]+ s; every epoch root checked \(5 epochs rebuilt/,
+      /^copied 2 keys, 24 events \(5 events after the last epoch, sealed next on PostgreSQL in the same order\), 5 epochs, \d+ tree-node chunks, 1 anchor attempt, 3 anchors, 1 classification period and 3 meter versions from .*receipts\.db to postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/t_\w+ in [\d.]+ s; every epoch root checked \(5 epochs rebuilt/,
     );
     expect(r.stderr).toMatch(/^copying events: 24 \/ 24$/m); // progress, on stderr
     expect(r.stderr).toMatch(/^checking source epochs: 5 \/ 5$/m);
     expect(r.stderr).toMatch(/^checking copied epochs: 5 \/ 5$/m);
     expect(r.stderr).toMatch(/^comparing copied events: 24 \/ 24$/m);
+    expect(r.stderr).toMatch(/^comparing copied meter versions: 3 \/ 3$/m);
     expect(r.stdout + r.stderr).not.toContain(PASSWORD);
 
     const ledger = await openPostgresLedger(url, { leaseMs: 600 });
@@ -153,6 +183,10 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
       // The billable classification history, and so the usage totals, are the same.
       expect(await ledger.classification.history()).toEqual(sqliteHistory);
       expect(await ledger.usage.query(USAGE)).toEqual(sqliteUsage);
+      // The meters, every version, and what they answer.
+      expect(await meterState(ledger)).toEqual(sqliteMeters);
+      // Rollups are not copied: the target starts at -1 and its leader rolls every epoch up again.
+      expect(await rows(url, 'SELECT epoch FROM rollup_state')).toEqual([{ epoch: '-1' }]);
 
       // The unsealed tail is sealed next, in the order SQLite had it.
       await leader(ledger);
@@ -163,6 +197,10 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
         expect(receipt).toMatchObject({ status: 'sealed', epoch: epochCount, leaf_index: i, event: sqliteReceipts.get(id)!.event });
         expect(verifyReceipt(receipt).ok).toBe(true);
       }
+      // Rolled up again through the new epoch, usage and meters answer exactly as SQLite did.
+      expect(await rows(url, 'SELECT epoch FROM rollup_state')).toEqual([{ epoch: String(epochCount) }]);
+      expect(await ledger.usage.query(USAGE)).toEqual(sqliteUsage);
+      expect(await meterState(ledger)).toEqual(sqliteMeters);
       // New events get ids after the copied ones; a request id already copied is a duplicate.
       const write = (request_id: string) => {
         const v = validateEvent(event({ request_id }), {
@@ -189,13 +227,13 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     expect(r.code).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary).toMatchObject({
-      copied: { keys: 2, events: 24, epochs: 5, attempts: 1, anchors: 3, classifications: 1 },
+      copied: { keys: 2, events: 24, epochs: 5, attempts: 1, anchors: 3, classifications: 1, meters: 3 },
       unsealed: 5,
       epochs_checked: 5,
       from: file,
       to: expect.stringMatching(/^postgres:\/\/postgres:\*\*\*@/),
     });
-    expect(summary.rows_compared).toBe(2 + 24 + 5 + summary.copied.nodes + 1 + 3 + 1);
+    expect(summary.rows_compared).toBe(2 + 24 + 5 + summary.copied.nodes + 1 + 3 + 1 + 3);
 
     const again = receipts(['migrate', '--from', file, '--to', withPassword]);
     expect(again.code).toBe(1);
@@ -257,6 +295,19 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     await expect(checkCopy({ from: file, to: url2 })).rejects.toMatchObject({
       epoch: 4,
       message: expect.stringMatching(/epoch 4: the stored tree level 1 is not the one rebuilt/),
+    });
+    // A meter version changed, or one missing: caught by the row-by-row comparison and the counts.
+    const { url: url3 } = await target();
+    expect(receipts(['migrate', '--from', file, '--to', url3]).code).toBe(0);
+    await rows(url3, `UPDATE meters SET actions = '["write"]' WHERE name = 'recalls' AND version = 2`);
+    await expect(checkCopy({ from: file, to: url3 })).rejects.toMatchObject({
+      message: expect.stringMatching(
+        /does not match the source: meter recalls of acme-inc \(version 2\): actions is "\[\\"write\\"\]" in the copy but "\[\\"recall\\",\\"write\\"\]" in the source/,
+      ),
+    });
+    await rows(url3, `DELETE FROM meters WHERE name = 'peak'`);
+    await expect(checkCopy({ from: file, to: url3 })).rejects.toMatchObject({
+      message: expect.stringMatching(/does not match the source: it holds 2 meter versions, the source 3/),
     });
   });
 

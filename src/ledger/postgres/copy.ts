@@ -65,6 +65,16 @@ export interface CopyData {
   }>;
   /** The billable classification history (a source from before it existed has none). */
   classifications?: RowSource<{ from_ms: Int; billable: string; non_billable: string; other: string; created_at: Int }>;
+  /** Every version of every meter (a source from before schema 008 has none). */
+  meters?: RowSource<{
+    owner: string;
+    name: string;
+    version: Int;
+    aggregation: string;
+    actions: string | null;
+    from_ms: Int;
+    created_at: Int;
+  }>;
 }
 
 export interface CopyCounts {
@@ -75,6 +85,8 @@ export interface CopyCounts {
   attempts: number;
   anchors: number;
   classifications?: number;
+  /** Meter versions (rows), when the source has the meters table. */
+  meters?: number;
 }
 
 const BATCH = 1000;
@@ -107,10 +119,11 @@ async function insertRows<R>(
   }
 }
 
-/** Whether the database holds anything of a ledger: keys, events, epochs, anchor attempts or classification periods. */
+/** Whether the database holds anything of a ledger: keys, events, epochs, anchor attempts, classification periods or meters. */
 export async function holdsLedger(db: pg.Pool | pg.ClientBase): Promise<boolean> {
   const { rows } = await db.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM events)
-    OR EXISTS (SELECT 1 FROM epochs) OR EXISTS (SELECT 1 FROM anchor_attempts) OR EXISTS (SELECT 1 FROM classifications) AS any`);
+    OR EXISTS (SELECT 1 FROM epochs) OR EXISTS (SELECT 1 FROM anchor_attempts) OR EXISTS (SELECT 1 FROM classifications)
+    OR EXISTS (SELECT 1 FROM meters) AS any`);
   return rows[0]!.any;
 }
 
@@ -118,10 +131,12 @@ export async function holdsLedger(db: pg.Pool | pg.ClientBase): Promise<boolean>
 export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCounts> {
   return transaction(pool, async (client) => {
     // No instance may write or seal meanwhile; readers go on.
-    await client.query('LOCK TABLE api_keys, events, epochs, epoch_nodes, anchor_attempts, anchors, classifications IN EXCLUSIVE MODE');
+    await client.query(
+      'LOCK TABLE api_keys, events, epochs, epoch_nodes, anchor_attempts, anchors, classifications, meters IN EXCLUSIVE MODE',
+    );
     if (await holdsLedger(client))
       throw new Error(
-        'the target database already holds a ledger (keys, events, epochs, anchor attempts or classification periods); copy into an empty one',
+        'the target database already holds a ledger (keys, events, epochs, anchor attempts, classification periods or meters); copy into an empty one',
       );
 
     let lastSealed = 0;
@@ -239,6 +254,22 @@ export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCount
         data.classifications,
       );
     }
+    if (data.meters) {
+      await insertRows(
+        client,
+        'meters',
+        [
+          ['owner', 'text', (r) => r.owner],
+          ['name', 'text', (r) => r.name],
+          ['version', 'int4', (r) => int(r.version, 'meters.version')],
+          ['aggregation', 'text', (r) => r.aggregation],
+          ['actions', 'text', (r) => r.actions],
+          ['from_ms', 'int8', (r) => int(r.from_ms, 'meters.from_ms')],
+          ['created_at', 'int8', (r) => int(r.created_at, 'meters.created_at')],
+        ],
+        data.meters,
+      );
+    }
 
     // The copy must be a ledger this engine can go on from: epochs 0 … n−1 without gaps, each a
     // dense run right after the one before, holding exactly the events numbered into it.
@@ -268,6 +299,7 @@ export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCount
       attempts: data.attempts.length,
       anchors: data.anchors.length,
       ...(data.classifications && { classifications: data.classifications.length }),
+      ...(data.meters && { meters: data.meters.length }),
     };
   });
 }

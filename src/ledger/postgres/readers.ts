@@ -112,7 +112,7 @@ export async function openPostgresCopySnapshot(pool: pg.Pool, location: string):
 /** A table in key order through a server-side cursor, a batch at a time. */
 async function* tableBatches(client: pg.ClientBase, spec: TableSpec): AsyncGenerator<Row[]> {
   // COLLATE "C": text keys in byte order, as SQLite orders them, whatever the database's collation.
-  const order = spec === EVENTS ? 'id' : spec.key.map((k) => (k === 'id' || k === 'tx_digest' ? `${k} COLLATE "C"` : k)).join(', ');
+  const order = spec === EVENTS ? 'id' : spec.key.map((k) => (spec.kinds[k]?.startsWith('text') ? `${k} COLLATE "C"` : k)).join(', ');
   const cursor = `copy_${spec.table}`;
   await client.query(`DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${columnsOf(spec).join(', ')} FROM ${spec.table} ORDER BY ${order}`);
   for (;;) {

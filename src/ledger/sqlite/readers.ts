@@ -6,7 +6,7 @@ import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UnreadableLedgerError, type LedgerReader } from '../../fsck/reader.ts';
 import { rowProblem, type Row } from '../../fsck/rows.ts';
-import { CLASSIFICATIONS, EVENTS, MalformedRowError, sqliteColumns, TABLES, type TableRows, type TableSpec } from '../copy-tables.ts';
+import { EVENTS, MalformedRowError, OPTIONAL_TABLES, sqliteColumns, TABLES, type TableRows, type TableSpec } from '../copy-tables.ts';
 import { DEFAULT_RIGHTS, rightsJson } from '../api-keys.ts';
 import { loadMigrations, openDb, type Db } from './db.ts';
 import { rollupDifferences } from './rollups.ts';
@@ -186,9 +186,9 @@ function copySource(db: Db, file: string): SqliteCopySource {
     db.prepare('SELECT coalesce(max(last_seq), 0) FROM epochs').safeIntegers(true).pluck().get(),
     'epochs.last_seq',
   );
-  const hasClassifications =
-    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'classifications'").get() !== undefined;
-  const tables = hasClassifications ? TABLES : TABLES.filter((t) => t !== CLASSIFICATIONS);
+  // A ledger from before a table existed (classifications: 005, meters: 008) has none of its rows.
+  const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
+  const tables = TABLES.filter((t) => !OPTIONAL_TABLES.includes(t) || hasTable.get(t.table) !== undefined);
   // A source from before key rights (schema < 7) has no rights column: its keys have exactly
   // record and read (what migration 007 gives them), and the copy carries that.
   const hasRights = (db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('api_keys') as string[]).includes('rights');
