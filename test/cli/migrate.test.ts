@@ -311,6 +311,28 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
     });
   });
 
+  it('a source from before meters (schema 7) migrates without them, and the target can define meters', async () => {
+    const old = join(tmp.dir, 'schema-7.db');
+    copyFileSync(file, old);
+    const db = new Database(old);
+    db.exec(`DROP TABLE meters; DROP TABLE usage_buckets; DROP TABLE usage_caller_days; DROP TABLE rollup_state;
+      DROP TABLE witness_cosignatures; DELETE FROM schema_migrations WHERE version >= 8;`);
+    db.close();
+    const { url } = await target();
+    const r = receipts(['migrate', '--from', old, '--to', url, '--json']);
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).copied).toMatchObject({ events: 24, classifications: 1, meters: 0 });
+    const ledger = await openPostgresLedger(url);
+    try {
+      expect(await ledger.meters.list('acme-inc')).toEqual([]);
+      await ledger.meters.define('acme-inc', 'recalls', { aggregation: 'sum', actions: ['recall'] }, Date.now());
+      expect((await ledger.meters.list('acme-inc')).map((m) => [m.name, m.version])).toEqual([['recalls', 1]]);
+    } finally {
+      await ledger.close();
+    }
+  });
+
   it('refuses while receipts serve holds the source, and copies nothing', async () => {
     const lock = acquireServeLock(file, '127.0.0.1');
     try {
