@@ -187,6 +187,10 @@ describe.skipIf(!cluster)('receipts migrate (SQLite → PostgreSQL)', () => {
       expect(await meterState(ledger)).toEqual(sqliteMeters);
       // Rollups are not copied: the target starts at -1 and its leader rolls every epoch up again.
       expect(await rows(url, 'SELECT epoch FROM rollup_state')).toEqual([{ epoch: '-1' }]);
+      // Nor are checkpoints and cosignatures: the target's first seal signs its log again.
+      expect(await rows(url, 'SELECT (SELECT count(*) FROM checkpoints) AS c, (SELECT count(*) FROM witness_cosignatures) AS w')).toEqual([
+        { c: '0', w: '0' },
+      ]);
 
       // The unsealed tail is sealed next, in the order SQLite had it.
       await leader(ledger);
