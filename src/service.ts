@@ -126,6 +126,7 @@ export function buildService(options: ServiceOptions): FastifyInstance {
     scheduler = new SealScheduler(ledger, {
       ...options.sealing,
       seal: sealer.seal,
+      catchUp: sealer.catchUp,
       logger: app.log,
       onSealed: (epoch, seconds) => {
         metrics.epochsSealed.inc();

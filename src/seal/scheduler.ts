@@ -10,9 +10,30 @@ import { sealNext } from './sealer.ts';
 /** Seals the next epoch of at most maxEvents; null when nothing waits. */
 export type SealExecutor = (maxEvents: number, now: number) => Promise<EpochRecord | null>;
 
-export function inProcessSealer(ledger: Ledger, logKey?: SigningKey): SealExecutor {
+export function inProcessSealer(ledger: Ledger, logKey?: SigningKey, logger?: FastifyBaseLogger): SealExecutor {
   const log = logKey && logSigner(logKey);
-  return (maxEvents, now) => sealNext(ledger, { maxEvents, now, ...(log && { log }) });
+  const progress = catchUpLogger(logger);
+  return (maxEvents, now) => sealNext(ledger, { maxEvents, now, progress, ...(log && { log }) });
+}
+
+/**
+ * Logs the rolling up of epochs sealed before usage rollups existed (a large ledger upgraded, or
+ * after `receipts rollups rebuild`): a line at most every 5 s, and one when done.
+ */
+export function catchUpLogger(logger?: FastifyBaseLogger): (phase: string, d: Record<string, number>) => void {
+  let last = 0;
+  return (phase, d) => {
+    if (phase !== 'rollup-catch-up' || !logger) return;
+    const now = Date.now();
+    if (d.done !== d.of && now - last < 5_000) return;
+    last = now;
+    logger.info(
+      { epoch: d.epoch, done: d.done, of: d.of },
+      d.done === d.of
+        ? `usage rollups: rolled up ${d.of} epochs sealed before them; usage reads them now`
+        : `usage rollups: rolling up epochs sealed before them, ${d.done} of ${d.of} (usage stays exact meanwhile, read from events)`,
+    );
+  };
 }
 
 export interface SealerOptions {
@@ -22,16 +43,27 @@ export interface SealerOptions {
 }
 
 /** How the service seals this ledger, as the ledger says (Ledger.sealer): close() when done. */
-export function sealerFor(ledger: Ledger, options: SealerOptions = {}): { seal: SealExecutor; close(): Promise<void> } {
+export function sealerFor(
+  ledger: Ledger,
+  options: SealerOptions = {},
+): { seal: SealExecutor; catchUp(): Promise<void>; close(): Promise<void> } {
   const site = ledger.sealer;
   if (site.kind === 'worker') return new WorkerSealer(site.open, options);
-  return { seal: inProcessSealer(ledger, options.logKey), close: async () => {} };
+  const progress = catchUpLogger(options.logger);
+  return {
+    seal: inProcessSealer(ledger, options.logKey, options.logger),
+    catchUp: async () => {
+      await ledger.epochs.catchUpRollups((p) => progress('rollup-catch-up', p));
+    },
+    close: async () => {},
+  };
 }
 
 type Pending = { resolve: (e: EpochRecord | null) => void; reject: (err: Error) => void };
 type FromWorker =
   | { id: number; epoch?: EpochRecord | null; error?: string; epochLog?: boolean }
   | { opened: Record<string, unknown> }
+  | { progress: { phase: string; detail: Record<string, number> } }
   | { failed: string };
 
 /**
@@ -46,11 +78,13 @@ export class WorkerSealer {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private closed = false;
+  private readonly progress: (phase: string, d: Record<string, number>) => void;
 
   constructor(spec: WorkerLedgerSpec, options: SealerOptions = {}) {
     this.spec = spec;
     this.logKey = options.logKey && formatSignerKey(options.logKey);
     this.logger = options.logger;
+    this.progress = catchUpLogger(options.logger);
     this.worker = this.spawn();
   }
 
@@ -62,6 +96,7 @@ export class WorkerSealer {
     worker.on('message', (m: FromWorker) => {
       if ('opened' in m)
         return this.logger?.info({ file: this.spec.file, ...m.opened }, 'seal worker opened its own connection to the ledger');
+      if ('progress' in m) return this.progress(m.progress.phase, m.progress.detail);
       if ('failed' in m)
         return this.logger?.error(
           { file: this.spec.file, err: { message: m.failed } },
@@ -91,6 +126,16 @@ export class WorkerSealer {
       worker.postMessage({ id, maxEvents, now });
     });
 
+  /** Rolls up, on the worker, epochs the usage rollups do not reach yet. */
+  readonly catchUp = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (this.closed) return reject(new Error('the seal worker is closed'));
+      const worker = (this.worker ??= this.spawn());
+      const id = this.nextId++;
+      this.pending.set(id, { resolve: () => resolve(), reject });
+      worker.postMessage({ id, catchUp: true });
+    });
+
   async close(): Promise<void> {
     this.closed = true;
     const worker = this.worker;
@@ -103,6 +148,8 @@ export interface SchedulerOptions {
   epochMs: number;
   maxEvents: number;
   seal: SealExecutor;
+  /** Rolls up epochs the usage rollups do not reach yet (see Ledger epochs.catchUpRollups). */
+  catchUp?: () => Promise<void>;
   logger?: FastifyBaseLogger;
   onSealed?: (epoch: EpochRecord, seconds: number) => void;
   onError?: (err: unknown) => void;
@@ -115,6 +162,7 @@ export class SealScheduler {
   private running: Promise<EpochRecord[]> | undefined;
   /** Why sealing stopped for good (an inconsistent epoch log), if it did. */
   halted: EpochLogError | undefined;
+  private firstRound = true;
 
   constructor(ledger: Ledger, options: SchedulerOptions) {
     this.ledger = ledger;
@@ -146,6 +194,10 @@ export class SealScheduler {
     const sealed: EpochRecord[] = [];
     if (this.halted) return sealed;
     try {
+      // Once after start, even when nothing is due: epochs sealed before usage rollups existed
+      // (a ledger upgraded) are rolled up (each seal would do it first anyway).
+      if (this.firstRound && this.options.catchUp) await this.options.catchUp();
+      this.firstRound = false;
       for (;;) {
         const waiting = await this.ledger.events.unsealed();
         const due =

@@ -25,8 +25,21 @@ try {
   parentPort!.postMessage({ failed: (err as Error).message });
   process.exit(1);
 }
-parentPort!.on('message', (m: { id: number; maxEvents: number; now: number }) => {
-  sealNext(ledger, { maxEvents: m.maxEvents, now: m.now, ...(log && { log }) }).then(
+parentPort!.on('message', (m: { id: number; maxEvents: number; now: number; catchUp?: boolean }) => {
+  // Only the catch-up's progress is sent: the main thread logs it (a large ledger upgraded).
+  const progress = (phase: string, detail: Record<string, number>) => {
+    if (phase === 'rollup-catch-up') parentPort!.postMessage({ progress: { phase, detail } });
+  };
+  if (m.catchUp) {
+    ledger.epochs
+      .catchUpRollups((p) => progress('rollup-catch-up', p))
+      .then(
+        () => parentPort!.postMessage({ id: m.id, epoch: null }),
+        (err: Error) => parentPort!.postMessage({ id: m.id, error: err.message }),
+      );
+    return;
+  }
+  sealNext(ledger, { maxEvents: m.maxEvents, now: m.now, progress, ...(log && { log }) }).then(
     (epoch) => parentPort!.postMessage({ id: m.id, epoch }),
     (err: Error) => parentPort!.postMessage({ id: m.id, error: err.message, epochLog: err instanceof EpochLogError }),
   );

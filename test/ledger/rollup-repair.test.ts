@@ -13,7 +13,7 @@ import type { PostgresLedger } from '../../src/ledger/postgres/index.ts';
 import { postgresReader } from '../../src/ledger/postgres/readers.ts';
 import { sqliteReader } from '../../src/ledger/sqlite/readers.ts';
 import { sealNext } from '../../src/seal/sealer.ts';
-import { receipts } from '../cli/run.ts';
+import { receipts, serve } from '../cli/run.ts';
 import { forEachEngine } from '../support/engines.ts';
 
 const NOW = Date.now();
@@ -107,10 +107,40 @@ forEachEngine((fresh, engine) => {
       await ledger.events.write(items(5));
       const phases: string[] = [];
       await sealNext(ledger, { maxEvents: 100, progress: (phase) => phases.push(phase) });
-      expect(phases.filter((p) => p === 'rolled-up').length).toBe(5); // 4 caught up, then the new epoch
+      expect(phases.filter((p) => p === 'rollup-catch-up').length).toBe(4); // the 4 epochs sealed before
+      expect(phases.filter((p) => p === 'rolled-up').length).toBe(1); // then the new one, in its seal
       expect((await total()).events).toBe(45);
       expect((await check()).rollup_differences).toBe(0);
     });
+  });
+});
+
+describe('an upgraded ledger (a real process, SQLite file)', () => {
+  it('receipts serve rolls up the epochs sealed before rollups on start, and says so in its log', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rollup-upgrade-'));
+    try {
+      const file = join(dir, 'ledger.db');
+      const ledger = new SqliteLedger(file);
+      await ledger.events.write(items(30));
+      while (await sealNext(ledger, { maxEvents: 10 }));
+      await ledger.epochs.clearRollups(); // as a ledger from before rollups: state -1, no rows
+      await ledger.close();
+      const served = await serve(['--db', file]);
+      try {
+        const deadline = Date.now() + 60_000;
+        while (!/rolled up 3 epochs sealed before them/.test(served.output()) && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 200));
+        expect(served.output()).toMatch(/usage rollups: rolled up 3 epochs sealed before them; usage reads them now/);
+      } finally {
+        served.proc.kill('SIGTERM');
+        await served.exited;
+      }
+      const after = new SqliteLedger(file);
+      expect(after.db.prepare('SELECT epoch FROM rollup_state').pluck().get() as number).toBe(2);
+      await after.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

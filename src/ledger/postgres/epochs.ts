@@ -144,7 +144,7 @@ export class PgEpochStore implements EpochStore {
       await catchUpRollups(
         this.pool,
         (fn) => this.leadership.fenced(this.pool, fn),
-        (p) => request.progress?.('rolled-up', { epoch: p.epoch, size: p.events }),
+        (p) => request.progress?.('rollup-catch-up', { epoch: p.epoch, size: p.events, done: p.done, of: p.of }),
       );
     const budget = this.leadership.leaseMs() * BUILD_SHARE_OF_LEASE;
     const maxEvents =

@@ -90,7 +90,7 @@ export class SqliteEpochStore implements EpochStore {
 
   sealNext(request: SealRequest): Promise<EpochRecord | null> {
     // Epochs sealed before rollups existed (or after a rebuild) are rolled up first, in order.
-    catchUpRollups(this.db, (p) => request.progress?.('rolled-up', { epoch: p.epoch, size: p.events }));
+    catchUpRollups(this.db, (p) => request.progress?.('rollup-catch-up', { epoch: p.epoch, size: p.events, done: p.done, of: p.of }));
     return sealWith(this.io, request);
   }
 
