@@ -272,7 +272,7 @@ async function postgresEngine(dir: string, url: string): Promise<Engine> {
     async part(p) {
       const params = new Params();
       const { rows } = await pool.query<{ k: string | null; n: string | null; u: string | null; bn: string | null; bu: string | null }>({
-        text: partSql(p, NS, Number.MAX_SAFE_INTEGER, 'true', params),
+        text: partSql(p, NS, Number.MAX_SAFE_INTEGER, 'true', params, { r: Number.MAX_SAFE_INTEGER, sealed: Number.MAX_SAFE_INTEGER }),
         values: params.values,
       });
       const big = (v: string | null) => (v === null ? 0n : BigInt(v));

@@ -55,11 +55,21 @@ const SIGNED_SUMS = `coalesce(sum(s), 0)::text AS n, coalesce(sum(s * units), 0)
 
 const ROLLUP_SUMS = 'sum(n)::text AS n, sum(u)::text AS u, sum(bn)::text AS bn, sum(bu)::text AS bu';
 
-/** The last ledger position the rollups hold (0: none), computed once per statement. */
-const ROLLED_UP_TO = '(SELECT coalesce((SELECT e.last_seq FROM rollup_state s JOIN epochs e ON e.epoch = s.epoch), 0))';
+/** Where the rollups reach, and the last sealed position, read first in the question's snapshot. */
+const REACH = `SELECT coalesce((SELECT e.last_seq FROM rollup_state s JOIN epochs e ON e.epoch = s.epoch), 0) AS r,
+  coalesce((SELECT max(last_seq) FROM epochs), 0) AS sealed`;
+
+/**
+ * Where the rollups reach in this snapshot: r, the last ledger position they hold, and sealed, the
+ * last position any epoch holds (r < sealed only while rollups catch up).
+ */
+export interface Reach {
+  r: number;
+  sealed: number;
+}
 
 /** One part as a SELECT of (k text, n, u, bn, bu), its values bound in p. */
-export function partSql(part: UsagePart, ns: string, asOf: number, billable: string, p: Params): string {
+export function partSql(part: UsagePart, ns: string, asOf: number, billable: string, p: Params, reach: Reach): string {
   const nsP = p.add(ns);
   const from = p.add(part.from, '::int8');
   const to = p.add(part.to, '::int8');
@@ -70,17 +80,31 @@ export function partSql(part: UsagePart, ns: string, asOf: number, billable: str
       : `SELECT caller::text AS k, ${ROLLUP_SUMS} FROM usage_caller_days WHERE namespace = ${nsP} AND day >= ${from} AND day < ${to} GROUP BY 1`;
   }
   const asOfP = p.add(asOf, '::int8');
+  const key = KEY_EXPR[part.key];
   if (part.kind === 'events') {
-    return `SELECT k::text, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[part.key]} AS k, units, ${billable} AS b, 1 AS s
+    return `SELECT k::text, ${SIGNED_SUMS} FROM (SELECT ${key} AS k, units, ${billable} AS b, 1 AS s
         FROM events WHERE namespace = ${nsP} AND ts >= ${from} AND ts < ${to} AND id <= ${asOfP}) AS e GROUP BY 1`;
   }
-  // The tail: events past the rollups up to the snapshot count +1, rolled-up events past the
-  // snapshot −1; found through the unsealed index and the seq and id ranges, never the range.
-  return `SELECT k::text, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[part.key]} AS k, units, ${billable} AS b,
-        CASE WHEN seq IS NOT NULL AND seq <= ${ROLLED_UP_TO} THEN (CASE WHEN id > ${asOfP} THEN -1 ELSE 0 END)
-             WHEN id <= ${asOfP} THEN 1 ELSE 0 END AS s
-      FROM events WHERE (seq IS NULL OR seq > ${ROLLED_UP_TO} OR id > ${asOfP})
-        AND namespace = ${nsP} AND ts >= ${from} AND ts < ${to}) AS e GROUP BY 1`;
+  // The tail, in disjoint branches each found through its own index, never the range's (the
+  // range's columns are compared as expressions so the planner cannot pick events_namespace_ts,
+  // which would read every event of the range): unsealed events up to the snapshot (+1, the
+  // partial index on seq IS NULL); sealed events the rollups do not reach yet (+1, the seq range:
+  // only while they catch up); rolled-up events past the snapshot (−1, the id range: only for a
+  // paged read's snapshot).
+  const inRange = `namespace || '' = ${nsP} AND ts + 0 >= ${from} AND ts + 0 < ${to}`;
+  const branches = [`SELECT ${key} AS k, units, ${billable} AS b, 1 AS s FROM events WHERE seq IS NULL AND id <= ${asOfP} AND ${inRange}`];
+  if (reach.sealed > reach.r) {
+    const r = p.add(reach.r, '::int8');
+    const sealed = p.add(reach.sealed, '::int8');
+    branches.push(
+      `SELECT ${key} AS k, units, ${billable} AS b, 1 AS s FROM events WHERE seq > ${r} AND seq <= ${sealed} AND id <= ${asOfP} AND ${inRange}`,
+    );
+  }
+  if (asOf < Number.MAX_SAFE_INTEGER) {
+    const r = p.add(reach.r, '::int8');
+    branches.push(`SELECT ${key} AS k, units, ${billable} AS b, -1 AS s FROM events WHERE id > ${asOfP} AND seq <= ${r} AND ${inRange}`);
+  }
+  return `SELECT k::text, ${SIGNED_SUMS} FROM (${branches.join('\n      UNION ALL ')}) AS e GROUP BY 1`;
 }
 
 type Row = { i: number; k: string | null; n: string | null; u: string | null; bn: string | null; bu: string | null };
@@ -103,22 +127,42 @@ export class PgUsageStore implements UsageStore {
     if (parts.length === 0) return foldUsageParts(q, []);
     const stored = await this.history();
     const asOf = q.asOf ?? Number.MAX_SAFE_INTEGER;
-    const first = await this.run(q, parts, stored, asOf);
-    // Buckets a window edge cuts (none in today's zones) are read again from their events, in a
-    // second statement: its snapshot may be a little later than the first's (a paged read's
-    // as_of bound still applies to it).
-    const again = splitParts(q, first);
-    return foldUsageParts(q, again.length === 0 ? first : [...withoutSplit(first, again), ...(await this.run(q, again, stored, asOf))]);
+    // One snapshot for the rollups' reach and every part (REPEATABLE READ): the tail's branches
+    // are planned with the reach as values, so each takes its own small index.
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const head = await client.query<{ r: string; sealed: string }>(REACH);
+      const reach = { r: Number(head.rows[0]!.r), sealed: Number(head.rows[0]!.sealed) };
+      const first = await this.run(client, q, parts, stored, asOf, reach);
+      // Buckets a window edge cuts (none in today's zones) are read again from their events.
+      const again = splitParts(q, first);
+      const rows = again.length === 0 ? first : [...withoutSplit(first, again), ...(await this.run(client, q, again, stored, asOf, reach))];
+      await client.query('COMMIT');
+      return foldUsageParts(q, rows);
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
   }
 
-  /** The parts in one statement: one snapshot, one round trip. */
-  private async run(q: UsageQuery, parts: UsagePart[], stored: ClassificationPeriod[], asOf: number): Promise<TaggedRow[]> {
+  /** The parts in one statement (inside the question's snapshot). */
+  private async run(
+    client: pg.PoolClient,
+    q: UsageQuery,
+    parts: UsagePart[],
+    stored: ClassificationPeriod[],
+    asOf: number,
+    reach: Reach,
+  ): Promise<TaggedRow[]> {
     const p = new Params();
     const billable = billableExpr(stored, p);
     const text = parts
-      .map((part, i) => `SELECT ${i} AS i, x.* FROM (${partSql(part, q.namespace, asOf, billable, p)}) AS x`)
+      .map((part, i) => `SELECT ${i} AS i, x.* FROM (${partSql(part, q.namespace, asOf, billable, p, reach)}) AS x`)
       .join('\nUNION ALL ');
-    const { rows } = await this.pool.query<Row>({ text, values: p.values });
+    const { rows } = await client.query<Row>({ text, values: p.values });
     return rows.map((r): TaggedRow => {
       const key = parts[Number(r.i)]!.key;
       const time = key === 'bucket' || key === 'ts';
