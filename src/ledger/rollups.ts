@@ -19,8 +19,8 @@ import { GROUP_BY, type GroupBy, type UsageGroup, type UsageQuery, type UsageRes
 export const BUCKET_MS = 900_000;
 export const DAY_MS = 86_400_000;
 
-/** What a part's rows are grouped by: a text key, or a bucket's (or an event's exact) time. */
-export type PartKey = 'action' | 'caller' | 'bucket' | 'ts';
+/** What a part's rows are grouped by: a text key, a bucket's (or an event's exact) time, or nothing (totals). */
+export type PartKey = 'action' | 'caller' | 'bucket' | 'ts' | 'none';
 
 export type UsagePart =
   /** Whole buckets (table buckets) or whole UTC days (table callers) in [from, to), from the rollups. */
@@ -119,25 +119,50 @@ export function byCodePoint(a: string, b: string): number {
 }
 
 /** Folds the parts' rows into the answer: groups in key order, one page of them, and the range's totals. */
-export function foldUsageParts(q: UsageQuery, rows: readonly PartRow[]): UsageResult {
+/**
+ * A page of text groups read in the database (pagedInSql): each part's first limit + 1 keys after
+ * the page's start, their totals apart, and the bound up to which the merged keys are complete.
+ */
+export interface PagedRows {
+  /** Each part's totals (key null). */
+  totals: readonly PartRow[];
+  /** The smallest last key among parts that had more rows than they returned; null: none had. */
+  bound: string | null;
+}
+
+/**
+ * Whether q's groups are paged in the database: text keys with a limit. Time groups are bounded by
+ * the buckets and folded here; callers (300,000 of them) must never all be read into memory.
+ */
+export const pagedInSql = (q: UsageQuery): boolean => q.limit !== undefined && WINDOW[q.groupBy] === undefined;
+
+/** The smaller of two text keys in byte order (null: none). */
+export const lowerBound = (a: string | null, b: string | null): string | null =>
+  a === null ? b : b === null ? a : byCodePoint(a, b) <= 0 ? a : b;
+
+export function foldUsageParts(q: UsageQuery, rows: readonly PartRow[], paged?: PagedRows): UsageResult {
   const tz = q.tz ?? 'UTC';
   const window = WINDOW[q.groupBy];
   const groups = new Map<string | number, Acc>();
   const totals: Acc = { n: 0n, u: 0n, bn: 0n, bu: 0n };
+  const addTo = (x: Acc, r: PartRow) => {
+    x.n += r.n;
+    x.u += r.u;
+    x.bn += r.bn;
+    x.bu += r.bu;
+  };
   for (const r of rows) {
     const k = window ? windowStart(tz, window, Number(r.key)) : (r.key as string);
     let g = groups.get(k);
     if (!g) groups.set(k, (g = { n: 0n, u: 0n, bn: 0n, bu: 0n }));
-    g.n += r.n;
-    g.u += r.u;
-    g.bn += r.bn;
-    g.bu += r.bu;
-    totals.n += r.n;
-    totals.u += r.u;
-    totals.bn += r.bn;
-    totals.bu += r.bu;
+    addTo(g, r);
+    if (!paged) addTo(totals, r);
   }
+  if (paged) for (const r of paged.totals) addTo(totals, r);
   let keys = [...groups.keys()].filter((k) => groups.get(k)!.n !== 0n); // a tail can cancel a group out
+  // A page read in the database is complete only up to the first part that was cut short.
+  const cut = paged?.bound ?? null;
+  if (cut !== null) keys = keys.filter((k) => byCodePoint(k as string, cut) <= 0);
   if (window) {
     (keys as number[]).sort((x, y) => x - y);
     if (q.after !== undefined) {
@@ -148,7 +173,7 @@ export function foldUsageParts(q: UsageQuery, rows: readonly PartRow[]): UsageRe
     (keys as string[]).sort(byCodePoint);
     if (q.after !== undefined) keys = keys.filter((k) => byCodePoint(k as string, q.after!) > 0);
   }
-  const more = q.limit !== undefined && keys.length > q.limit;
+  const more = q.limit !== undefined && (keys.length > q.limit || cut !== null);
   if (more) keys.length = q.limit!;
   const out: UsageGroup[] = keys.map((k) => ({
     key: window ? keyOf(tz, window, k as number) : (k as string),

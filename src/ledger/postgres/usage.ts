@@ -15,6 +15,8 @@ import {
   type PartKey,
   type TaggedRow,
   type UsagePart,
+  lowerBound,
+  pagedInSql,
 } from '../rollups.ts';
 
 export const KEY_EXPR: Record<PartKey, string> = {
@@ -22,6 +24,7 @@ export const KEY_EXPR: Record<PartKey, string> = {
   caller: 'caller',
   bucket: '(ts / 900000) * 900000',
   ts: 'ts',
+  none: 'NULL::text',
 };
 
 /** Bound parameters of one statement, numbered as they are added. */
@@ -74,10 +77,11 @@ export function partSql(part: UsagePart, ns: string, asOf: number, billable: str
   const from = p.add(part.from, '::int8');
   const to = p.add(part.to, '::int8');
   if (part.kind === 'rollup') {
+    const none = part.key === 'none';
     return part.table === 'buckets'
-      ? `SELECT ${part.key === 'action' ? 'action' : 'bucket'}::text AS k, ${ROLLUP_SUMS} FROM usage_buckets
+      ? `SELECT ${none ? 'NULL' : part.key === 'action' ? 'action' : 'bucket'}::text AS k, ${ROLLUP_SUMS} FROM usage_buckets
          WHERE namespace = ${nsP} AND bucket >= ${from} AND bucket < ${to} GROUP BY 1`
-      : `SELECT caller::text AS k, ${ROLLUP_SUMS} FROM usage_caller_days WHERE namespace = ${nsP} AND day >= ${from} AND day < ${to} GROUP BY 1`;
+      : `SELECT ${none ? 'NULL' : 'caller'}::text AS k, ${ROLLUP_SUMS} FROM usage_caller_days WHERE namespace = ${nsP} AND day >= ${from} AND day < ${to} GROUP BY 1`;
   }
   const asOfP = p.add(asOf, '::int8');
   const key = KEY_EXPR[part.key];
@@ -134,6 +138,27 @@ export class PgUsageStore implements UsageStore {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const head = await client.query<{ r: string; sealed: string }>(REACH);
       const reach = { r: Number(head.rows[0]!.r), sealed: Number(head.rows[0]!.sealed) };
+      if (pagedInSql(q)) {
+        // Text groups a page at a time in the database (never every caller in memory): each
+        // part's first limit + 1 keys after the page's start ("C" order), and its totals apart.
+        const page = { after: q.after ?? '', rows: q.limit! + 1 };
+        const rows = await this.run(client, q, parts, stored, asOf, reach, page);
+        let bound: string | null = null;
+        for (let i = 0; i < parts.length; i++) {
+          const mine = rows.filter((r) => r.part === i);
+          if (mine.length === page.rows) bound = lowerBound(bound, mine.at(-1)!.key as string);
+        }
+        const totals = await this.run(
+          client,
+          q,
+          parts.map((p) => ({ ...p, key: 'none' as const })),
+          stored,
+          asOf,
+          reach,
+        );
+        await client.query('COMMIT');
+        return foldUsageParts(q, rows, { totals, bound });
+      }
       const first = await this.run(client, q, parts, stored, asOf, reach);
       // Buckets a window edge cuts (none in today's zones) are read again from their events.
       const again = splitParts(q, first);
@@ -156,17 +181,24 @@ export class PgUsageStore implements UsageStore {
     stored: ClassificationPeriod[],
     asOf: number,
     reach: Reach,
-  ): Promise<TaggedRow[]> {
+    page?: { after: string; rows: number },
+  ): Promise<Array<TaggedRow & { part: number }>> {
     const p = new Params();
     const billable = billableExpr(stored, p);
+    const pageOf = (sql: string) =>
+      page
+        ? `SELECT * FROM (${sql}) AS y WHERE y.k COLLATE "C" > ${p.add(page.after)} ORDER BY y.k COLLATE "C" LIMIT ${p.add(page.rows, '::int8')}`
+        : sql;
+    // Each part in parentheses: a page's ORDER BY and LIMIT stay its own inside the UNION ALL.
     const text = parts
-      .map((part, i) => `SELECT ${i} AS i, x.* FROM (${partSql(part, q.namespace, asOf, billable, p, reach)}) AS x`)
+      .map((part, i) => `(SELECT ${i} AS i, x.* FROM (${pageOf(partSql(part, q.namespace, asOf, billable, p, reach))}) AS x)`)
       .join('\nUNION ALL ');
     const { rows } = await client.query<Row>({ text, values: p.values });
-    return rows.map((r): TaggedRow => {
+    return rows.map((r): TaggedRow & { part: number } => {
       const key = parts[Number(r.i)]!.key;
       const time = key === 'bucket' || key === 'ts';
       return {
+        part: Number(r.i),
         bucketed: key === 'bucket',
         key: r.k === null ? null : time ? Number(r.k) : r.k,
         n: big(r.n),

@@ -8,6 +8,8 @@ import type { Db } from './db.ts';
 import {
   checkRollupQuery,
   foldUsageParts,
+  lowerBound,
+  pagedInSql,
   planUsage,
   splitParts,
   withoutSplit,
@@ -31,6 +33,7 @@ export const KEY_EXPR: Record<PartKey, string> = {
   caller: 'caller',
   bucket: '(ts / 900000) * 900000',
   ts: 'ts',
+  none: 'NULL',
 };
 
 const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
@@ -77,16 +80,19 @@ export const eventsSql = (key: PartKey, billable: string) =>
 export const tailSql = (key: PartKey, billable: string) =>
   `SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${billable} AS b,
        CASE WHEN seq <= ? THEN (CASE WHEN seq > ? THEN -1 ELSE 0 END) WHEN seq <= ? THEN 1 ELSE 0 END AS s
-     FROM events NOT INDEXED WHERE seq > ? AND namespace = ? AND ts >= ? AND ts < ?) GROUP BY k`;
+     FROM events NOT INDEXED WHERE seq > ? AND namespace = ? AND ts >= ? AND ts < ?) WHERE s <> 0 GROUP BY k`;
 
 const ROLLUP_SUMS = 'sum(n) AS n, sum(u0) AS u0, sum(u1) AS u1, sum(u2) AS u2, sum(bn) AS bn, sum(b0) AS b0, sum(b1) AS b1, sum(b2) AS b2';
 
 /** Whole buckets or UTC days of [from, to) from the rollups. Parameters: namespace, from, to. */
 export const rollupSql = (table: 'buckets' | 'callers', key: PartKey) =>
   table === 'buckets'
-    ? `SELECT ${key === 'action' ? 'action' : 'bucket'} AS k, ${ROLLUP_SUMS} FROM usage_buckets
+    ? `SELECT ${key === 'none' ? 'NULL' : key === 'action' ? 'action' : 'bucket'} AS k, ${ROLLUP_SUMS} FROM usage_buckets
        WHERE namespace = ? AND bucket >= ? AND bucket < ? GROUP BY k`
-    : `SELECT caller AS k, ${ROLLUP_SUMS} FROM usage_caller_days WHERE namespace = ? AND day >= ? AND day < ? GROUP BY k`;
+    : `SELECT ${key === 'none' ? 'NULL' : 'caller'} AS k, ${ROLLUP_SUMS} FROM usage_caller_days WHERE namespace = ? AND day >= ? AND day < ? GROUP BY k`;
+
+/** A part's first rows after a text key, in byte order (BINARY collation): one page's worth. */
+export const pageOf = (sql: string) => `SELECT * FROM (${sql}) WHERE k > ? ORDER BY k LIMIT ?`;
 
 /** The last ledger position the rollups hold (0: none). */
 export const ROLLED_UP_TO = `SELECT coalesce((SELECT e.last_seq FROM rollup_state s JOIN epochs e ON e.epoch = s.epoch), 0) AS r`;
@@ -127,21 +133,45 @@ export class SqliteUsageStore implements UsageStore {
     const b = billableExpr(this.history());
     const asOf = q.asOf ?? Number.MAX_SAFE_INTEGER;
     // One read transaction: the rollups' reach and every part from the same snapshot.
-    const rows = this.db.transaction(() => {
+    return this.db.transaction(() => {
       const r = Number(this.rolledUpTo.get() as bigint);
+      if (pagedInSql(q)) {
+        // Text groups a page at a time in the database (never every caller in memory): each
+        // part's first limit + 1 keys after the page's start, and each part's totals apart.
+        const page = { after: q.after ?? '', rows: q.limit! + 1 };
+        const rows: TaggedRow[] = [];
+        let bound: string | null = null;
+        for (const p of parts) {
+          const got = this.part(p, b, r, asOf, q.namespace, page);
+          if (got.length === page.rows) bound = lowerBound(bound, got.at(-1)!.key as string);
+          rows.push(...got);
+        }
+        const totals = parts.flatMap((p) => this.part({ ...p, key: 'none' }, b, r, asOf, q.namespace));
+        return foldUsageParts(q, rows, { totals, bound });
+      }
       const run = (ps: UsagePart[]) => ps.flatMap((p) => this.part(p, b, r, asOf, q.namespace));
       const first = run(parts);
       const again = splitParts(q, first); // buckets a window edge cuts (none in today's zones)
-      return again.length === 0 ? first : [...withoutSplit(first, again), ...run(again)];
+      return foldUsageParts(q, again.length === 0 ? first : [...withoutSplit(first, again), ...run(again)]);
     })();
-    return foldUsageParts(q, rows);
   }
 
-  private part(p: UsagePart, b: { sql: string; params: Array<string | number> }, r: number, asOf: number, ns: string): TaggedRow[] {
+  private part(
+    p: UsagePart,
+    b: { sql: string; params: Array<string | number> },
+    r: number,
+    asOf: number,
+    ns: string,
+    page?: { after: string; rows: number },
+  ): TaggedRow[] {
+    const paged = (sql: string) => (page ? pageOf(sql) : sql);
+    const tail = page ? [page.after, page.rows] : [];
     let rows: Row[];
-    if (p.kind === 'rollup') rows = this.stmt(rollupSql(p.table, p.key)).all(ns, p.from, p.to) as Row[];
-    else if (p.kind === 'events') rows = this.stmt(eventsSql(p.key, b.sql)).all(...b.params, ns, p.from, p.to, asOf) as Row[];
-    else rows = this.stmt(tailSql(p.key, b.sql)).all(...b.params, r, asOf, asOf, Math.min(asOf, r), ns, p.from, p.to) as Row[];
+    if (p.kind === 'rollup') rows = this.stmt(paged(rollupSql(p.table, p.key))).all(ns, p.from, p.to, ...tail) as Row[];
+    else if (p.kind === 'events')
+      rows = this.stmt(paged(eventsSql(p.key, b.sql))).all(...b.params, ns, p.from, p.to, asOf, ...tail) as Row[];
+    else
+      rows = this.stmt(paged(tailSql(p.key, b.sql))).all(...b.params, r, asOf, asOf, Math.min(asOf, r), ns, p.from, p.to, ...tail) as Row[];
     const bucketed = p.key === 'bucket';
     return rows.map((x) => ({
       bucketed,
