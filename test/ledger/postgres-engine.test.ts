@@ -10,6 +10,8 @@ import { verifyInclusion } from '../../src/merkle/proof.ts';
 import { auditPath, buildTree, rootOf } from '../../src/merkle/tree.ts';
 import { copyInto, FencedError, openPostgresLedger, SchemaTooNewError, type PostgresLedger } from '../../src/ledger/postgres/index.ts';
 import { Params, partSql } from '../../src/ledger/postgres/usage.ts';
+import { partSql as meterPartSql } from '../../src/ledger/postgres/meters.ts';
+import type { MeterPart } from '../../src/ledger/meters.ts';
 import { PAGE_DESC_SQL, PAGE_SQL } from '../../src/ledger/postgres/events.ts';
 import type { EventToWrite, Role, SealRequest } from '../../src/ledger/types.ts';
 import { freshDatabase, startPostgres } from '../support/postgres.ts';
@@ -871,6 +873,22 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
           expect(await ledger.epochs.sealNext(seal(5000))).toMatchObject({ size: 5000 });
           await ledger.events.write(Array.from({ length: 20 }, (_, i) => item(ev({ namespace: `tenant-${i % 50}/prod`, ts: NOW - day }))));
           await sql(url, 'ANALYZE');
+          // A meter's tail too (postgres/meters.ts): never the range through (namespace, ts).
+          {
+            const p = new Params();
+            const part: MeterPart = {
+              kind: 'tail',
+              from: NOW - 7 * day,
+              to: NOW,
+              actions: ['recall'],
+              time: 'bucket',
+              group: null,
+              callers: true,
+            };
+            const nodes = await planNodes(c, meterPartSql(part, 'unique_count', 'tenant-7/prod', p, { r: 1000, sealed: 3000 }), p.values);
+            expect(nodes.filter((n) => n['Index Name'] === 'events_namespace_ts')).toEqual([]);
+            expect(nodes.filter((n) => n['Node Type'] === 'Seq Scan' && n['Relation Name'] === 'events')).toEqual([]);
+          }
           // Every part of a usage question: events through (namespace, ts), the tail through the
           // unsealed index and the seq and id ranges, the rollups through their primary keys.
           for (const key of ['action', 'caller', 'bucket', 'ts'] as const) {

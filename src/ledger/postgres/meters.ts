@@ -22,12 +22,9 @@ import {
   planMeterQuery,
 } from '../meters.ts';
 import { transaction } from './db.ts';
-import { Params } from './usage.ts';
+import { Params, REACH, type Reach } from './usage.ts';
 
 const TIME = { bucket: '(ts / 900000) * 900000', day: '(ts / 86400000) * 86400000', ts: 'ts' } as const;
-
-/** The last ledger position the rollups hold (0: none). */
-const ROLLED_UP_TO = '(SELECT coalesce((SELECT e.last_seq FROM rollup_state s JOIN epochs e ON e.epoch = s.epoch), 0))';
 
 /** Ledger order of an event: its seq once sealed; unsealed ones come after every sealed one, by id. */
 const ORD = 'coalesce(seq, 9007199254740992 + id)';
@@ -50,7 +47,7 @@ function columns(agg: Aggregation, rollup: boolean): string {
 }
 
 /** One part as a SELECT of (t, g, c, n, u, mn, mx, lt, lo, lu), its values bound in p. */
-export function partSql(part: MeterPart, agg: Aggregation, ns: string, p: Params): string {
+export function partSql(part: MeterPart, agg: Aggregation, ns: string, p: Params, reach: Reach): string {
   const nsP = p.add(ns);
   const from = p.add(part.from, '::int8');
   const to = p.add(part.to, '::int8');
@@ -66,8 +63,19 @@ export function partSql(part: MeterPart, agg: Aggregation, ns: string, p: Params
     return `${select} FROM usage_buckets WHERE namespace = ${nsP} AND bucket >= ${from} AND bucket < ${to}${filter}${group}`;
   if (part.kind === 'callers')
     return `${select} FROM usage_caller_days WHERE namespace = ${nsP} AND day >= ${from} AND day < ${to}${group}`;
-  const tail = part.kind === 'tail' ? `(seq IS NULL OR seq > ${ROLLED_UP_TO}) AND ` : '';
-  return `${select} FROM events WHERE ${tail}namespace = ${nsP} AND ts >= ${from} AND ts < ${to}${filter}${group}`;
+  if (part.kind === 'tail') {
+    // As usage's tail (postgres/usage.ts partSql): what the rollups do not hold, in disjoint
+    // branches on their own indexes, the range compared as expressions so that the planner cannot
+    // read every event of it through (namespace, ts).
+    const inRange = `namespace || '' = ${nsP} AND ts + 0 >= ${from} AND ts + 0 < ${to}`;
+    const branches = [`SELECT * FROM events WHERE seq IS NULL AND ${inRange}`];
+    if (reach.sealed > reach.r)
+      branches.push(
+        `SELECT * FROM events WHERE seq > ${p.add(reach.r, '::int8')} AND seq <= ${p.add(reach.sealed, '::int8')} AND ${inRange}`,
+      );
+    return `${select} FROM (${branches.join(' UNION ALL ')}) AS events WHERE true${filter}${group}`;
+  }
+  return `${select} FROM events WHERE namespace = ${nsP} AND ts >= ${from} AND ts < ${to}${filter}${group}`;
 }
 
 type Row = Record<'t' | 'n' | 'u' | 'mn' | 'mx' | 'lt' | 'lo' | 'lu', string | null> & { g: string | null; c: string | null };
@@ -128,8 +136,10 @@ export class PgMeterStore implements MeterStore {
       await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       const plan = planMeterQuery(q, await this.versionsOn(client, q.owner, q.name));
       if (plan.parts.length === 0) return { plan, rows: [] as Row[] };
+      const head = await client.query<{ r: string; sealed: string }>(REACH);
+      const reach = { r: Number(head.rows[0]!.r), sealed: Number(head.rows[0]!.sealed) };
       const p = new Params();
-      const text = plan.parts.map((part) => `(${partSql(part, plan.aggregation, q.namespace, p)})`).join('\nUNION ALL ');
+      const text = plan.parts.map((part) => `(${partSql(part, plan.aggregation, q.namespace, p, reach)})`).join('\nUNION ALL ');
       return { plan, rows: (await client.query<Row>({ text, values: p.values })).rows };
     });
     return foldMeter(

@@ -59,7 +59,7 @@ const SIGNED_SUMS = `coalesce(sum(s), 0)::text AS n, coalesce(sum(s * units), 0)
 const ROLLUP_SUMS = 'sum(n)::text AS n, sum(u)::text AS u, sum(bn)::text AS bn, sum(bu)::text AS bu';
 
 /** Where the rollups reach, and the last sealed position, read first in the question's snapshot. */
-const REACH = `SELECT coalesce((SELECT e.last_seq FROM rollup_state s JOIN epochs e ON e.epoch = s.epoch), 0) AS r,
+export const REACH = `SELECT coalesce((SELECT e.last_seq FROM rollup_state s JOIN epochs e ON e.epoch = s.epoch), 0) AS r,
   coalesce((SELECT max(last_seq) FROM epochs), 0) AS sealed`;
 
 /**
