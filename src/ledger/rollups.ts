@@ -136,6 +136,15 @@ export interface PagedRows {
  */
 export const pagedInSql = (q: UsageQuery): boolean => q.limit !== undefined && WINDOW[q.groupBy] === undefined;
 
+/**
+ * Where a paged read goes on, or null when out is the whole page. Rows rolled up past a paged
+ * snapshot are cancelled by the tail, so a part's limit + 1 keys can leave fewer than limit groups
+ * up to the bound: the engine reads again after the bound, keeping what it has, until the page is
+ * full or no part is cut short (the bound only rises, so this ends).
+ */
+export const readOnFrom = (q: UsageQuery, out: UsageResult, bound: string | null): string | null =>
+  bound !== null && out.groups.length < q.limit! ? bound : null;
+
 /** The smaller of two text keys in byte order (null: none). */
 export const lowerBound = (a: string | null, b: string | null): string | null =>
   a === null ? b : b === null ? a : byCodePoint(a, b) <= 0 ? a : b;
@@ -174,7 +183,7 @@ export function foldUsageParts(q: UsageQuery, rows: readonly PartRow[], paged?: 
     if (q.after !== undefined) keys = keys.filter((k) => byCodePoint(k as string, q.after!) > 0);
   }
   const more = q.limit !== undefined && (keys.length > q.limit || cut !== null);
-  if (more) keys.length = q.limit!;
+  if (keys.length > q.limit!) keys.length = q.limit!;
   const out: UsageGroup[] = keys.map((k) => ({
     key: window ? keyOf(tz, window, k as number) : (k as string),
     ...sumsOf(groups.get(k)!),

@@ -141,6 +141,46 @@ forEachEngine((fresh, engine) => {
       expect({ groups: got.groups, totals: got.totals }).toEqual(oracle(stored, q, []));
     });
 
+    it('pages a snapshot whose later groups were rolled up after it: full pages, no holes, no endless "more"', async () => {
+      ({ ledger, cleanup } = await fresh());
+      await ledger.leadership.start(() => {});
+      for (let i = 0; i < 200 && ledger.leadership.role() !== 'leader'; i++) await new Promise((r) => setTimeout(r, 20));
+      const at = NOW - DAY;
+      const write = async (actions: string[]) => {
+        const res = await ledger.events.write(
+          actions.map((action) => ({
+            event: ev({ namespace: 'acme/prod', action, caller: 'u1', units: 1, ts: at }),
+            owner: 'acme',
+            keyId: 'abcdefabcdef',
+          })),
+        );
+        return res.map((r) => (r as { id: number }).id);
+      };
+      // The snapshot holds "z" only; "a" to "e" come after it, and all of them are rolled up.
+      const [snapshot] = await write(['z']);
+      await write(['a', 'b', 'c', 'd', 'e', 'y']);
+      await sealNext(ledger, { maxEvents: 100 });
+      expect((await ledger.epochs.latest())?.last_seq).toBeGreaterThan(snapshot!);
+      const q: UsageQuery = { namespace: 'acme/prod', from: at - DAY, to: at + DAY, groupBy: 'action', asOf: snapshot! };
+      for (const limit of [1, 2, 3]) {
+        const page = await ledger.usage.query({ ...q, limit });
+        // Each of the parts returns limit + 1 keys that the snapshot cancels: the page reads on.
+        expect(page.groups, `limit ${limit}`).toEqual([{ key: 'z', events: 1, units: 1, billable_events: 1, billable_units: 1 }]);
+        expect(page.more, `limit ${limit}`).toBe(false);
+      }
+      // Without the snapshot the same pages are full and continue after their last key.
+      const keys: string[] = [];
+      let after: string | undefined;
+      for (let i = 0; i < 10; i++) {
+        const page = await ledger.usage.query({ ...q, asOf: undefined, limit: 2, ...(after !== undefined && { after }) });
+        expect(page.groups.length).toBe(page.more ? 2 : page.groups.length);
+        keys.push(...page.groups.map((g) => g.key));
+        if (!page.more) break;
+        after = page.groups.at(-1)!.key;
+      }
+      expect(keys).toEqual(['a', 'b', 'c', 'd', 'e', 'y', 'z']);
+    });
+
     it('equals the raw events over thousands of random ranges, groupings, zones, snapshots and epoch boundaries', {
       timeout: 240_000,
     }, async () => {

@@ -17,6 +17,7 @@ import {
   type UsagePart,
   lowerBound,
   pagedInSql,
+  readOnFrom,
 } from '../rollups.ts';
 
 export const KEY_EXPR: Record<PartKey, string> = {
@@ -141,13 +142,6 @@ export class PgUsageStore implements UsageStore {
       if (pagedInSql(q)) {
         // Text groups a page at a time in the database (never every caller in memory): each
         // part's first limit + 1 keys after the page's start ("C" order), and its totals apart.
-        const page = { after: q.after ?? '', rows: q.limit! + 1 };
-        const rows = await this.run(client, q, parts, stored, asOf, reach, page);
-        let bound: string | null = null;
-        for (let i = 0; i < parts.length; i++) {
-          const mine = rows.filter((r) => r.part === i);
-          if (mine.length === page.rows) bound = lowerBound(bound, mine.at(-1)!.key as string);
-        }
         const totals = await this.run(
           client,
           q,
@@ -156,8 +150,23 @@ export class PgUsageStore implements UsageStore {
           asOf,
           reach,
         );
-        await client.query('COMMIT');
-        return foldUsageParts(q, rows, { totals, bound });
+        const rows: Awaited<ReturnType<typeof this.run>> = [];
+        for (let after: string | null = q.after ?? ''; ; ) {
+          const page = { after, rows: q.limit! + 1 };
+          const got = await this.run(client, q, parts, stored, asOf, reach, page);
+          let bound: string | null = null;
+          for (let i = 0; i < parts.length; i++) {
+            const mine = got.filter((r) => r.part === i);
+            if (mine.length === page.rows) bound = lowerBound(bound, mine.at(-1)!.key as string);
+          }
+          rows.push(...got);
+          const out = foldUsageParts(q, rows, { totals, bound });
+          after = readOnFrom(q, out, bound);
+          if (after === null) {
+            await client.query('COMMIT');
+            return out;
+          }
+        }
       }
       const first = await this.run(client, q, parts, stored, asOf, reach);
       // Buckets a window edge cuts (none in today's zones) are read again from their events.

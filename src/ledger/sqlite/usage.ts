@@ -10,6 +10,7 @@ import {
   foldUsageParts,
   lowerBound,
   pagedInSql,
+  readOnFrom,
   planUsage,
   splitParts,
   withoutSplit,
@@ -138,16 +139,20 @@ export class SqliteUsageStore implements UsageStore {
       if (pagedInSql(q)) {
         // Text groups a page at a time in the database (never every caller in memory): each
         // part's first limit + 1 keys after the page's start, and each part's totals apart.
-        const page = { after: q.after ?? '', rows: q.limit! + 1 };
-        const rows: TaggedRow[] = [];
-        let bound: string | null = null;
-        for (const p of parts) {
-          const got = this.part(p, b, r, asOf, q.namespace, page);
-          if (got.length === page.rows) bound = lowerBound(bound, got.at(-1)!.key as string);
-          rows.push(...got);
-        }
         const totals = parts.flatMap((p) => this.part({ ...p, key: 'none' }, b, r, asOf, q.namespace));
-        return foldUsageParts(q, rows, { totals, bound });
+        const rows: TaggedRow[] = [];
+        for (let after: string | null = q.after ?? ''; ; ) {
+          const page = { after, rows: q.limit! + 1 };
+          let bound: string | null = null;
+          for (const p of parts) {
+            const got = this.part(p, b, r, asOf, q.namespace, page);
+            if (got.length === page.rows) bound = lowerBound(bound, got.at(-1)!.key as string);
+            rows.push(...got);
+          }
+          const out = foldUsageParts(q, rows, { totals, bound });
+          after = readOnFrom(q, out, bound);
+          if (after === null) return out;
+        }
       }
       const run = (ps: UsagePart[]) => ps.flatMap((p) => this.part(p, b, r, asOf, q.namespace));
       const first = run(parts);
