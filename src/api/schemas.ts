@@ -144,7 +144,7 @@ export const AnchorSchema = z
 
 export const ReceiptSchema = z
   .object({
-    version: z.literal(1),
+    version: z.union([z.literal(1), z.literal(2)]).describe('the leaf version: 1 an ordinary event, 2 a correction (void or amend)'),
     id: z.number().int().optional(),
     status: z.enum(['pending', 'sealed', 'anchored']),
     event: z.object({
@@ -155,6 +155,8 @@ export const ReceiptSchema = z
       units: z.number().int(),
       artifact_digest: z.string(),
       ts_ms: z.number().int(),
+      kind: z.enum(['void', 'amend']).optional().describe('receipt v2 only: what the correction does'),
+      corrects: hex64.optional().describe('receipt v2 only: the leaf hash of the version it replaces'),
     }),
     leaf_hash: hex64,
     epoch: z.number().int().nullable(),
@@ -163,11 +165,15 @@ export const ReceiptSchema = z
     proof: z.array(hex64).nullable(),
     root: hex64.nullable(),
     anchor: AnchorSchema.nullable(),
+    corrected_by: z
+      .object({ id: z.number().int(), kind: z.enum(['void', 'amend']) })
+      .optional()
+      .describe('only when this version has been replaced: the event that voids or amends it (a label, not part of the leaf)'),
   })
   .meta({
     id: 'Receipt',
     description:
-      'Receipt v1: the event fields and the inclusion proof of its leaf (null while pending). Verify with `receipts verify` or `verifyReceipt`.',
+      'Receipt v1 (an ordinary event) or v2 (a correction): the event fields and the inclusion proof of its leaf (null while pending). Verify with `receipts verify` or `verifyReceipt`.',
   });
 
 export const EpochSchema = z

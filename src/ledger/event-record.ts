@@ -1,7 +1,7 @@
 // An event row as both engines read it back, and the one rule for a repeated request id: a
 // duplicate (answered with the stored event) or a conflict (naming the fields that differ).
 import { hash } from 'node:crypto';
-import { leafPreimage } from '../event/leaf.ts';
+import { type CorrectionKind, leafPreimage } from '../event/leaf.ts';
 import type { NormalizedEvent } from '../event/validate.ts';
 import type { EventRecord, EventToWrite, WriteResult } from './types.ts';
 
@@ -17,10 +17,47 @@ export interface EventRow {
   artifact_digest: Buffer | null;
   ts: number;
   leaf_hash: Buffer;
+  /** 0 an ordinary event, 1 void, 2 amend (schema 010; CORRECTION_COLUMNS). */
+  kind: number;
+  corrects_id: number | null;
+  chain_id: number | null;
+  /** A correction's: the replaced version's leaf hash (null for an ordinary event). */
+  corrects: Buffer | null;
+  /** `id:kind` of the version that replaced this one, if any. */
+  corrected_by: string | null;
 }
 
-export function eventRecordOf(row: EventRow): EventRecord {
-  return {
+/** Which version replaced an event: its id and whether it voids or amends it. */
+export interface CorrectedBy {
+  id: number;
+  kind: CorrectionKind;
+}
+
+/**
+ * An EventRecord as the engines read it back: a replaced version also says by which one (a label
+ * for its receipt; never part of a leaf).
+ */
+export type ReadEventRecord = EventRecord & { corrected_by?: CorrectedBy };
+
+const KINDS: ReadonlyArray<CorrectionKind | undefined> = [undefined, 'void', 'amend'];
+
+/**
+ * The correction columns of an event read (after `leaf_hash`), on a `FROM events` without alias:
+ * `corrects` only for a correction (CASE: an ordinary row runs no subquery) and `corrected_by`
+ * through the unique partial index on corrects_id (one probe of a small index per row).
+ * SQLite's id is its seq.
+ */
+export const CORRECTION_READ_COLUMNS = {
+  sqlite: `kind, corrects_id, chain_id,
+    CASE WHEN kind <> 0 THEN (SELECT p.leaf_hash FROM events p WHERE p.seq = events.corrects_id) END AS corrects,
+    (SELECT c.seq || ':' || c.kind FROM events c WHERE c.corrects_id = events.seq) AS corrected_by`,
+  postgres: `kind, corrects_id, chain_id,
+    CASE WHEN kind <> 0 THEN (SELECT p.leaf_hash FROM events p WHERE p.id = events.corrects_id) END AS corrects,
+    (SELECT c.id || ':' || c.kind FROM events c WHERE c.corrects_id = events.id) AS corrected_by`,
+} as const;
+
+export function eventRecordOf(row: EventRow): ReadEventRecord {
+  const record: ReadEventRecord = {
     id: row.id,
     seq: row.seq,
     namespace: row.namespace,
@@ -32,6 +69,21 @@ export function eventRecordOf(row: EventRow): EventRecord {
     ts_ms: row.ts,
     leaf_hash: row.leaf_hash.toString('hex'),
   };
+  // Ordinary events keep exactly the fields they had: nothing more to build on the hot path.
+  const kind = KINDS[row.kind];
+  if (kind !== undefined) {
+    if (!row.corrects || row.corrects_id === null || row.chain_id === null)
+      throw new Error(`event ${row.id} is a ${kind} but the version it corrects (${row.corrects_id}) is not stored: run receipts fsck`);
+    record.kind = kind;
+    record.corrects = row.corrects.toString('hex');
+    record.corrects_id = row.corrects_id;
+    record.chain_id = row.chain_id;
+  }
+  if (row.corrected_by) {
+    const [id, code] = row.corrected_by.split(':');
+    record.corrected_by = { id: Number(id), kind: KINDS[Number(code)] as CorrectionKind }; // the CHECK on kind: 1 or 2
+  }
+  return record;
 }
 
 /** What a repeated request id is compared on: the stored event as either engine keeps it. */

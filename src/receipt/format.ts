@@ -2,7 +2,7 @@
 // sealed epoch's tree. A receipt's version is its leaf's: version 2 is a correction (void or
 // amend), whose event also has `kind` and `corrects`. Types only: shared by the server that
 // builds receipts and the verifier.
-import type { CorrectionFields, LeafFields } from '../event/leaf.ts';
+import type { CorrectionFields, CorrectionKind, LeafFields } from '../event/leaf.ts';
 
 /** The event as a receipt v1 carries it: exactly the fields of leaf v1. */
 export type ReceiptEvent = LeafFields;
@@ -39,9 +39,22 @@ export interface ReceiptV2 extends ReceiptBody {
 /** A receipt of either version; `version` tells which `event` it carries. */
 export type AnyReceipt = Receipt | ReceiptV2;
 
+/** The version that replaced a corrected event: a label beside the proof, never part of the leaf. */
+export interface CorrectedBy {
+  /** The correction's ledger id (its receipt: /v1/events/{id}/receipt). */
+  id: number;
+  kind: CorrectionKind;
+}
+
 interface ReceiptBody {
   /** The event's ledger id (extra to docs/design.md; not used by verification). */
   id?: number;
+  /**
+   * Set when this version has been replaced (voided or amended) by another event: which one. A
+   * label like `id` and `status` (not verified, not in the leaf): the correction's own receipt
+   * proves the link, through its `corrects`.
+   */
+  corrected_by?: CorrectedBy;
   status: ReceiptStatus;
   leaf_hash: string;
   epoch: number | null;

@@ -14,7 +14,7 @@ import { bytesToHex } from '../encoding/hex.ts';
 import type { EpochRecord, EventRecord, Ledger } from '../ledger/index.ts';
 import { HASH_SIZE, nodePreimage } from '../merkle/hash.ts';
 import { auditPathNodes } from '../merkle/tree.ts';
-import type { Anchor, Receipt, ReceiptEvent } from './format.ts';
+import type { Anchor, AnyReceipt, CorrectedBy, ReceiptEvent } from './format.ts';
 
 /** Levels from here up are cached whole: 1/8 of an epoch's nodes. */
 const CACHED_FROM_LEVEL = 3;
@@ -54,9 +54,12 @@ export class ReceiptReader {
     );
   }
 
-  /** The receipt of a stored event: pending until its epoch is sealed. */
-  async receipt(row: EventRecord): Promise<Receipt> {
-    const event: ReceiptEvent = {
+  /**
+   * The receipt of a stored event: pending until its epoch is sealed. A correction's is a receipt
+   * v2 (its event has kind and corrects); a replaced version's says by which event (corrected_by).
+   */
+  async receipt(row: EventRecord & { corrected_by?: CorrectedBy }): Promise<AnyReceipt> {
+    const fields: ReceiptEvent = {
       namespace: row.namespace,
       request_id: row.request_id,
       caller: row.caller,
@@ -65,21 +68,27 @@ export class ReceiptReader {
       artifact_digest: row.artifact_digest,
       ts_ms: row.ts_ms,
     };
+    // v2 exactly when the row is a correction: its event also has kind and corrects.
+    const version = row.kind !== undefined ? 2 : 1;
+    const event = row.kind !== undefined ? { ...fields, kind: row.kind, corrects: row.corrects! } : fields;
     const epoch = row.seq === null ? undefined : await this.epochHolding(row.seq);
     if (!epoch || row.seq === null) {
-      return {
-        version: 1,
-        id: row.id,
-        status: 'pending',
-        event,
-        leaf_hash: row.leaf_hash,
-        epoch: null,
-        leaf_index: null,
-        tree_size: null,
-        proof: null,
-        root: null,
-        anchor: null,
-      };
+      return labelled(
+        {
+          version,
+          id: row.id,
+          status: 'pending',
+          event,
+          leaf_hash: row.leaf_hash,
+          epoch: null,
+          leaf_index: null,
+          tree_size: null,
+          proof: null,
+          root: null,
+          anchor: null,
+        } as AnyReceipt,
+        row.corrected_by,
+      );
     }
     const leafIndex = row.seq - epoch.first_seq;
     const path = auditPathNodes(leafIndex, epoch.size);
@@ -113,19 +122,22 @@ export class ReceiptReader {
       if (level < CACHED_FROM_LEVEL) proof[k] = bytesToHex(blockNode(block, level, index - (first >> level)));
     }
     for (let m = 0; m < upper.length; m++) proof[upperAt[m]!] = bytesToHex(nodes[count + m]!);
-    return {
-      version: 1,
-      id: row.id,
-      status: anchor ? 'anchored' : 'sealed',
-      event,
-      leaf_hash: row.leaf_hash,
-      epoch: epoch.epoch,
-      leaf_index: leafIndex,
-      tree_size: epoch.size,
-      proof,
-      root: epoch.root,
-      anchor,
-    };
+    return labelled(
+      {
+        version,
+        id: row.id,
+        status: anchor ? 'anchored' : 'sealed',
+        event,
+        leaf_hash: row.leaf_hash,
+        epoch: epoch.epoch,
+        leaf_index: leafIndex,
+        tree_size: epoch.size,
+        proof,
+        root: epoch.root,
+        anchor,
+      } as AnyReceipt,
+      row.corrected_by,
+    );
   }
 
   /** The sealed epoch holding seq: from memory, else read (and kept). Undefined while none holds it. */
@@ -193,6 +205,12 @@ export class ReceiptReader {
       this.levelBytes -= bytes.length;
     }
   }
+}
+
+/** A receipt with its corrected_by label, last (beside the proof, outside the leaf), when the version was replaced. */
+function labelled(receipt: AnyReceipt, by: CorrectedBy | undefined): AnyReceipt {
+  if (by) receipt.corrected_by = { id: by.id, kind: by.kind };
+  return receipt;
 }
 
 /** Node `index` of a whole level, or an error naming it (a short stored level is never a short hash). */

@@ -66,10 +66,14 @@ const RECEIPT_FIELDS = new Set([
   'proof',
   'root',
   'anchor',
+  // A label, like id and status: which event replaced this version (not verified; the
+  // correction's own receipt proves the link).
+  'corrected_by',
 ]);
 const EVENT_FIELDS = new Set(['namespace', 'request_id', 'caller', 'action', 'units', 'artifact_digest', 'ts_ms']);
 const CORRECTION_FIELDS = new Set([...EVENT_FIELDS, 'kind', 'corrects']);
 const KINDS = ['void', 'amend'];
+const CORRECTED_BY_FIELDS = new Set(['id', 'kind']);
 const ANCHOR_FIELDS = new Set(['network', 'package_id', 'registry_id', 'tx_digest', 'checkpoint']);
 const STATUSES = ['pending', 'sealed', 'anchored'];
 
@@ -291,6 +295,11 @@ function checkShape(x: unknown): { pending: true } | { pending: false; receipt: 
   if (extra !== undefined) return `unknown field "${extra.slice(0, 64)}": a receipt v1 has only ${[...RECEIPT_FIELDS].join(', ')}`;
   if (r.id !== undefined && !isCount(r.id)) return 'id must be a non-negative integer';
   if (r.status !== undefined && !STATUSES.includes(r.status as string)) return `status must be one of ${STATUSES.join(', ')}`;
+  if (r.corrected_by !== undefined) {
+    const by = r.corrected_by;
+    if (!isObject(by) || !isCount(by.id) || !KINDS.includes(by.kind as string) || unknownField(by, CORRECTED_BY_FIELDS) !== undefined)
+      return 'corrected_by must be {"id": <event id>, "kind": "void" | "amend"}';
+  }
   for (const f of ['event', 'leaf_hash', 'epoch', 'leaf_index', 'tree_size', 'proof', 'root', 'anchor'] as const) {
     if (r[f] === undefined)
       return `${f} is missing (a receipt v1 has ${f}${f === 'anchor' || f === 'proof' || f === 'root' || f === 'epoch' || f === 'leaf_index' || f === 'tree_size' ? ', null while it does not apply' : ''})`;

@@ -11,7 +11,7 @@ import { type Ledger, SqliteLedger } from '../../src/ledger/index.ts';
 import { checkCopy, MigrateError } from '../../src/ledger/migrate.ts';
 import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_MS, validateEvent } from '../../src/event/validate.ts';
 import { openPostgresLedger, type PostgresLedger } from '../../src/ledger/postgres/index.ts';
-import type { Receipt } from '../../src/receipt/format.ts';
+import type { AnyReceipt as Receipt } from '../../src/receipt/format.ts';
 import { ReceiptReader } from '../../src/receipt/reader.ts';
 import { sealAll } from '../../src/seal/sealer.ts';
 import { verifyReceipt } from '../../src/verify/index.ts';
