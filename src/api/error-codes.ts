@@ -81,6 +81,11 @@ export const ERROR_CODES = {
       'The meter change cannot be made: a meter keeps its aggregation (use another name), or a limit of meters or versions is reached; nothing was stored.',
     template: '{problem}; nothing was stored',
   },
+  limit_conflict: {
+    status: 409,
+    summary: 'The limit change cannot be made: the most limits of an owner, or versions of a limit, are kept already; nothing was stored.',
+    template: '{problem}; nothing was stored',
+  },
   payload_too_large: {
     status: 413,
     summary: 'The body is larger than 1 MiB.',

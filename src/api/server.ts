@@ -14,6 +14,7 @@ import { operationsRoutes } from './routes/operations.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { classificationRoutes } from './routes/classification.ts';
 import { meterRoutes } from './routes/meters.ts';
+import { limitRoutes } from './routes/limits.ts';
 import { receiptRoutes } from './routes/receipts.ts';
 import { eventProofRoute, logRoutes, type LogIdentity } from './routes/log.ts';
 import { webRoutes } from './routes/web.ts';
@@ -143,6 +144,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       usageRoutes(v1, { ledger: options.ledger, receipts });
       classificationRoutes(v1, { ledger: options.ledger, now });
       meterRoutes(v1, { ledger: options.ledger, now });
+      limitRoutes(v1, { ledger: options.ledger, now });
       receiptRoutes(v1, { ledger: options.ledger, receipts, ...(options.chain && { chain: options.chain }) });
       eventProofRoute(v1, { ledger: options.ledger, receipts, ...(options.log && { log: options.log }) });
     }),

@@ -58,3 +58,15 @@ export {
   type MeterUsageResult,
   type MeterVersion,
 } from './meters.ts';
+export {
+  checkLimitId,
+  checkLimitInput,
+  LIMIT_ID_PATTERN,
+  LimitError,
+  type LimitInput,
+  type LimitStore,
+  type LimitVersion,
+  MAX_SOFT_THRESHOLDS,
+  MEASURES,
+  type Measure,
+} from './limits.ts';

@@ -6,6 +6,7 @@ import type { NormalizedEvent } from '../event/validate.ts';
 import type { ClassificationPeriod, ClassificationPolicy } from '../event/classification.ts';
 import type { LogSigner, StoredCheckpoint } from './epoch-log.ts';
 import type { MeterStore } from './meters.ts';
+import type { LimitStore } from './limits.ts';
 import type { Right } from './api-keys.ts';
 
 // ── Records: one type per concept ──────────────────────────────────────────────────────────────
@@ -376,6 +377,8 @@ export interface Ledger {
   readonly classification: ClassificationStore;
   /** Named aggregations per owner, in versions (src/ledger/meters.ts). */
   readonly meters: MeterStore;
+  /** Quotas per owner over a namespace's usage in a period, in versions (src/ledger/limits.ts). */
+  readonly limits: LimitStore;
   readonly epochs: EpochStore;
   readonly anchors: AnchorStore;
   /** Witness cosignatures of the epoch log's checkpoints. */

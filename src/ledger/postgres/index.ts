@@ -18,6 +18,7 @@ import { PgUsageStore } from './usage.ts';
 import { PgClassificationStore } from './classification.ts';
 import { PgCosignatureStore } from './cosignatures.ts';
 import { PgMeterStore } from './meters.ts';
+import { PgLimitStore } from './limits.ts';
 
 export interface PostgresLedgerOptions {
   groupCommit?: GroupCommitOptions;
@@ -49,6 +50,7 @@ export class PostgresLedger implements Ledger {
   readonly usage: PgUsageStore;
   readonly classification: PgClassificationStore;
   readonly meters: PgMeterStore;
+  readonly limits: PgLimitStore;
   readonly epochs: PgEpochStore;
   /** Found anchors are cached once, here above the engine (a recorded anchor never changes). */
   readonly anchors: AnchorCache;
@@ -73,6 +75,7 @@ export class PostgresLedger implements Ledger {
     this.classification = new PgClassificationStore(pool);
     this.usage = new PgUsageStore(pool, () => this.classification.history());
     this.meters = new PgMeterStore(pool);
+    this.limits = new PgLimitStore(pool);
     this.epochs = new PgEpochStore(pool, this.leadership);
     this.anchors = new AnchorCache(new PgAnchorStore(pool, this.leadership));
     this.cosignatures = new PgCosignatureStore(pool);

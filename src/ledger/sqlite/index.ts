@@ -12,6 +12,7 @@ import { SqliteUsageStore } from './usage.ts';
 import { SqliteClassificationStore } from './classification.ts';
 import { SqliteCosignatureStore } from './cosignatures.ts';
 import { SqliteMeterStore } from './meters.ts';
+import { SqliteLimitStore } from './limits.ts';
 
 export interface SqliteLedgerOptions extends OpenOptions {
   groupCommit?: GroupCommitOptions;
@@ -49,6 +50,7 @@ export class SqliteLedger implements Ledger {
   readonly usage: SqliteUsageStore;
   readonly classification: SqliteClassificationStore;
   readonly meters: SqliteMeterStore;
+  readonly limits: SqliteLimitStore;
   readonly epochs: SqliteEpochStore;
   /** Found anchors are cached once, here above the engine (a recorded anchor never changes). */
   readonly anchors: AnchorCache;
@@ -69,6 +71,7 @@ export class SqliteLedger implements Ledger {
     this.classification = new SqliteClassificationStore(this.db);
     this.usage = new SqliteUsageStore(this.db, () => this.classification.historySync());
     this.meters = new SqliteMeterStore(this.db);
+    this.limits = new SqliteLimitStore(this.db);
     this.epochs = new SqliteEpochStore(this.db);
     this.anchors = new AnchorCache(new SqliteAnchorStore(this.db));
     this.cosignatures = new SqliteCosignatureStore(this.db);

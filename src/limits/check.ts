@@ -1,0 +1,165 @@
+// Limit checks (issue 25, docs/api.md "Limits"): how much a limit has used in its period, read
+// through the ledger's exact usage machinery (sealed rollups plus the unsealed tail, in one
+// snapshot) rather than a second counter, and the answer to "may this work run". Also what the
+// alerts half needs: which thresholds a limit's usage has crossed in the current period.
+import { exactUnits } from '../ledger/usage-fold.ts';
+import type { Ledger, Units } from '../ledger/index.ts';
+import type { LimitVersion } from '../ledger/limits.ts';
+import { crossed, decide, periodAt, type Threshold } from './period.ts';
+
+/** Most items one check request may hold. */
+export const MAX_CHECK_ITEMS = 100;
+
+export interface CheckItem {
+  namespace: string;
+  action: string;
+  /** What the work will record (default 1); a limit measuring events counts the work as 1. */
+  units?: number;
+}
+
+export interface CheckAnswer {
+  allowed: boolean;
+  /** The limit that decided (the one that refused, or the one with the least left); null: no limit applies. */
+  limit_id: string | null;
+  used: Units | null;
+  remaining: Units | null;
+  /** When the period ends (RFC 3339, UTC); null for a total limit or none. */
+  resets_at: string | null;
+  /** The ledger position the usage is exact as of: every event with an id ≤ as_of is counted. */
+  as_of: number;
+}
+
+/** The usage of a limit at the position asOf, in the period holding `now`. */
+export interface LimitUsage {
+  limit: LimitVersion;
+  period: { from: number; to: number | null };
+  used: bigint;
+  as_of: number;
+}
+
+/** [from, to) a usage read takes for a period (a total limit: all time). */
+const END_OF_TIME = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The usage of one limit in its period at `now`, as of ledger position `asOf`. Actions and measure:
+ * usage by action, counted only up to asOf (exact at that position). A meter: its total over the
+ * period (sum or count), which counts everything committed when it is read (≥ asOf).
+ */
+export async function usageOf(ledger: Ledger, owner: string, limit: LimitVersion, now: number, asOf: number): Promise<LimitUsage> {
+  const period = periodAt(limit.period, limit.tz, now);
+  const to = period.to ?? END_OF_TIME;
+  let used = 0n;
+  if (limit.meter !== null) {
+    // A total limit reads months up to a year past now (events are never further in the future).
+    const meterTo = period.to ?? now + 366 * 86_400_000;
+    const r = await ledger.meters.usage({
+      owner,
+      name: limit.meter,
+      namespace: limit.namespace,
+      from: period.from,
+      to: meterTo,
+      window: limit.period === 'day' ? 'day' : 'month',
+      tz: limit.tz,
+    });
+    used = r.total === null ? 0n : BigInt(r.total);
+  } else {
+    const r = await ledger.usage.query({
+      namespace: limit.namespace,
+      from: period.from,
+      to,
+      groupBy: 'action',
+      asOf,
+    });
+    const pick = (g: { events: number; units: Units }) => BigInt(limit.measure === 'events' ? g.events : g.units);
+    if (limit.actions === null) used = pick(r.totals);
+    else {
+      const wanted = new Set(limit.actions);
+      for (const g of r.groups) if (wanted.has(g.key)) used += pick(g);
+    }
+  }
+  return { limit, period, used, as_of: asOf };
+}
+
+type MeterInfo = { actions: string[] | null; aggregation: string | undefined };
+
+/** A meter's actions in force at `now` (null: every action) and its aggregation, read once per call. */
+async function meterInfo(ledger: Ledger, owner: string, meter: string, now: number, cache: Map<string, MeterInfo>): Promise<MeterInfo> {
+  let info = cache.get(meter);
+  if (!info) {
+    const versions = await ledger.meters.versions(owner, meter);
+    let inForce = versions[0];
+    for (const v of versions) if (v.from_ms <= now) inForce = v;
+    info = { actions: inForce?.actions ?? null, aggregation: inForce?.aggregation };
+    cache.set(meter, info);
+  }
+  return info;
+}
+
+/**
+ * Answers each item as if alone, against one ledger position read first (no reservation: the
+ * race between two checks of the last unit is documented in docs/api.md "Limits"). Each limit is
+ * measured once per call however many items it applies to.
+ */
+export async function checkLimits(ledger: Ledger, owner: string, items: readonly CheckItem[], now: number): Promise<CheckAnswer[]> {
+  const asOf = await ledger.events.latestId();
+  const limitsOf = new Map<string, Promise<LimitVersion[]>>();
+  const usage = new Map<string, Promise<LimitUsage>>();
+  const meters = new Map<string, MeterInfo>();
+  const out: CheckAnswer[] = [];
+  for (const item of items) {
+    let limits = limitsOf.get(item.namespace);
+    if (!limits) limitsOf.set(item.namespace, (limits = ledger.limits.inForce(owner, item.namespace, now)));
+    let best: { answer: CheckAnswer; remaining: bigint | null } | undefined;
+    for (const limit of await limits) {
+      if (limit.hard === null) continue;
+      const meter = limit.meter === null ? undefined : await meterInfo(ledger, owner, limit.meter, now, meters);
+      const actions = meter ? meter.actions : limit.actions;
+      if (actions !== null && !actions.includes(item.action)) continue;
+      let u = usage.get(limit.id);
+      if (!u) usage.set(limit.id, (u = usageOf(ledger, owner, limit, now, asOf)));
+      const { used, period } = await u;
+      // One event per piece of work when events are counted; else the units it will record.
+      const increment = limit.measure === 'events' || meter?.aggregation === 'count' ? 1 : (item.units ?? 1);
+      const d = decide(limit.hard, used, increment);
+      const answer: CheckAnswer = {
+        allowed: d.allowed,
+        limit_id: limit.id,
+        used: exactUnits(used),
+        remaining: d.remaining === null ? null : exactUnits(d.remaining),
+        resets_at: period.to === null ? null : new Date(period.to).toISOString(),
+        as_of: asOf,
+      };
+      // The refusing limit decides; among those that allow, the one with the least left.
+      if (
+        !best ||
+        (best.answer.allowed && !d.allowed) ||
+        (best.answer.allowed === d.allowed && d.remaining !== null && (best.remaining === null || d.remaining < best.remaining))
+      )
+        best = { answer, remaining: d.remaining };
+    }
+    out.push(best?.answer ?? { allowed: true, limit_id: null, used: null, remaining: null, resets_at: null, as_of: asOf });
+  }
+  return out;
+}
+
+export interface ThresholdsCrossed {
+  limit: LimitVersion;
+  /** The current period: [from, to) in ms (to null: a total limit, never reset). */
+  period: { from: number; to: number | null };
+  used: Units;
+  /** The ledger position the usage was measured at (every event with id ≤ as_of counted). */
+  as_of: number;
+  /** The thresholds reached in this period, lowest first (`hard`, `soft:80`, `soft_units:5000`). */
+  crossed: Threshold[];
+}
+
+/**
+ * For the alerts half (webhooks): the thresholds of `limit` that the namespace's usage has reached
+ * in the period holding `now`. An alert is due once per (limit id, period.from, threshold name).
+ * Use `ledger.limits.inForce(owner, namespace, now)` for the limits of a namespace.
+ */
+export async function thresholdsCrossed(ledger: Ledger, owner: string, limit: LimitVersion, now: number): Promise<ThresholdsCrossed> {
+  const asOf = await ledger.events.latestId();
+  const u = await usageOf(ledger, owner, limit, now, asOf);
+  return { limit, period: u.period, used: exactUnits(u.used), as_of: asOf, crossed: crossed(limit, u.used) };
+}
