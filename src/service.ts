@@ -14,6 +14,7 @@ import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_MS } from './event/validate.ts';
 import type { Ledger, Role } from './ledger/index.ts';
 import { SealScheduler, sealerFor } from './seal/scheduler.ts';
 import { WitnessSubmitter, type WitnessTarget } from './witness/submitter.ts';
+import { WebhookRunner, type WebhookServiceOptions } from './webhooks/index.ts';
 
 export interface ServiceOptions {
   ledger: Ledger;
@@ -46,6 +47,8 @@ export interface ServiceOptions {
   /** Passed to the API as they are (ApiOptions): how responses are serialized, and a route observer. */
   serializerCompiler?: ApiOptions['serializerCompiler'];
   onRoute?: ApiOptions['onRoute'];
+  /** Alert webhooks: which receivers are allowed, delivery tuning, the crossing detector (sent only while leading). */
+  webhooks?: WebhookServiceOptions;
 }
 
 /** The service as one fastify app: listen() to serve, close() to stop everything in order. */
@@ -102,6 +105,10 @@ export function buildService(options: ServiceOptions): FastifyInstance {
     ...(options.limits && { limits: options.limits }),
     ...(options.serializerCompiler && { serializerCompiler: options.serializerCompiler }),
     ...(options.onRoute && { onRoute: options.onRoute }),
+    webhooks: {
+      policy: { allowPrivate: options.webhooks?.allowPrivate ?? false },
+      ...(options.webhooks?.resolver && { resolver: options.webhooks.resolver }),
+    },
     health,
     now,
   });
@@ -138,7 +145,9 @@ export function buildService(options: ServiceOptions): FastifyInstance {
     });
   }
 
+  const webhooks = new WebhookRunner(ledger, { ...options.webhooks, logger: app.log, now });
   const lead = () => {
+    webhooks.start();
     scheduler?.start();
     submitter?.start();
     if (options.anchoring) {
@@ -155,6 +164,7 @@ export function buildService(options: ServiceOptions): FastifyInstance {
     }
   };
   const follow = async () => {
+    await webhooks.stop();
     await scheduler?.stop();
     await submitter?.stop();
     await anchorer?.stop();

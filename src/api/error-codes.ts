@@ -86,6 +86,11 @@ export const ERROR_CODES = {
     summary: 'The limit change cannot be made: the most limits of an owner, or versions of a limit, are kept already; nothing was stored.',
     template: '{problem}; nothing was stored',
   },
+  webhook_conflict: {
+    status: 409,
+    summary: 'The webhook cannot be created: the owner has the most webhooks kept (100); delete one first. Nothing was stored.',
+    template: '{problem}; nothing was stored',
+  },
   payload_too_large: {
     status: 413,
     summary: 'The body is larger than 1 MiB.',

@@ -26,6 +26,7 @@ import type { AnchorChain } from '../chain/chain.ts';
 import { ReceiptReader } from '../receipt/reader.ts';
 import type { Metrics } from './metrics.ts';
 import type { HealthReport } from './routes/operations.ts';
+import { webhookRoutes, type WebhookRouteOptions } from './routes/webhooks.ts';
 
 /** A route as registered, for an `onRoute` observer (the OpenAPI test checks the document lists them all). */
 export interface RegisteredRoute {
@@ -75,6 +76,8 @@ export interface ApiOptions {
   serializerCompiler?: FastifySerializerCompiler<unknown>;
   /** Told of every route as it is registered. */
   onRoute?: (route: RegisteredRoute) => void;
+  /** Which webhook URLs are accepted (default: public addresses only). */
+  webhooks?: Pick<WebhookRouteOptions, 'policy' | 'resolver'>;
 }
 
 export function buildApi(options: ApiOptions): FastifyInstance {
@@ -135,6 +138,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
   // Everything under /v1 needs a key: the routes live in the context that holds the auth hook.
   void app.register(
     protectedRoutes(options.ledger.keys, (v1) => {
+      webhookRoutes(v1, { ledger: options.ledger, now, policy: { allowPrivate: false }, ...options.webhooks });
       eventsRoutes(v1, {
         ledger: options.ledger,
         metrics,

@@ -19,6 +19,7 @@ import { addSealCommand } from './seal.ts';
 import { addSigningKeyCommands } from './signing-key.ts';
 import { addVerifyCommand } from './verify.ts';
 import { addWitnessCommands } from './witness.ts';
+import { addWebhooksCommands } from './webhooks.ts';
 
 /** The package's version (package.json sits two levels up from src/cli/ and from dist/cli/). */
 export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   addRollupsCommands(program);
   addSigningKeyCommands(program);
   addWitnessCommands(program);
+  addWebhooksCommands(program);
   return program;
 }
 

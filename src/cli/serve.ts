@@ -46,6 +46,7 @@ export interface ServeOptions extends ClassificationFlags {
   network?: Network;
   logKey?: string;
   witness?: WitnessTarget[];
+  webhookAllowPrivate?: boolean;
 }
 
 /** --witness URL=VKEY, repeatable; the same witness key twice is refused. */
@@ -159,6 +160,12 @@ export function addServeCommand(program: Command): void {
         .choices(['fatal', 'error', 'warn', 'info', 'debug', 'silent'])
         .default('info'),
     )
+    .addOption(
+      new Option(
+        '--webhook-allow-private',
+        'let webhooks reach loopback, private and link-local addresses (receivers inside your own network; tests); refused by default',
+      ).env('RECEIPTS_WEBHOOK_ALLOW_PRIVATE'),
+    )
     .action(async (opts: ServeOptions, cmd: Command) => {
       // Bad flags, refused before taking the lock or opening the ledger: the message and the
       // usage, exit 2, like the flags commander checks itself.
@@ -248,6 +255,7 @@ async function start(opts: ServeOptions, lock: ServeLock, wanted: ReturnType<typ
     ...(opts.actions && { actions: opts.actions }),
     logKey: log.key,
     ...(opts.witness && { witnesses: opts.witness }),
+    ...(opts.webhookAllowPrivate && { webhooks: { allowPrivate: true } }),
   });
 
   let stopping = false;

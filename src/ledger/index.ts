@@ -59,6 +59,21 @@ export {
   type MeterVersion,
 } from './meters.ts';
 export {
+  alertKey,
+  type AlertToEnqueue,
+  type DeliveryAttempt,
+  type DueMessage,
+  type EnqueueResult,
+  MAX_WEBHOOK_NAMESPACES,
+  MAX_WEBHOOK_URL_LENGTH,
+  type Webhook,
+  WEBHOOK_ID_PATTERN,
+  WEBHOOK_RETRY_WINDOW_MS,
+  WebhookError,
+  type WebhookMessage,
+  type WebhookStore,
+} from './webhooks.ts';
+export {
   checkLimitId,
   checkLimitInput,
   LIMIT_ID_PATTERN,

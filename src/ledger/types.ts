@@ -8,6 +8,7 @@ import type { LogSigner, StoredCheckpoint } from './epoch-log.ts';
 import type { MeterStore } from './meters.ts';
 import type { LimitStore } from './limits.ts';
 import type { Right } from './api-keys.ts';
+import type { WebhookStore } from './webhooks.ts';
 
 // ── Records: one type per concept ──────────────────────────────────────────────────────────────
 
@@ -383,6 +384,8 @@ export interface Ledger {
   readonly anchors: AnchorStore;
   /** Witness cosignatures of the epoch log's checkpoints. */
   readonly cosignatures: CosignatureStore;
+  /** Alert webhooks, their outbox and attempt log (src/ledger/webhooks.ts). */
+  readonly webhooks: WebhookStore;
   readonly leadership: Leadership;
   /** How a long-running service should seal this ledger (see SealerSite). */
   readonly sealer: SealerSite;

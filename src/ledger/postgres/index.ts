@@ -18,6 +18,7 @@ import { PgUsageStore } from './usage.ts';
 import { PgClassificationStore } from './classification.ts';
 import { PgCosignatureStore } from './cosignatures.ts';
 import { PgMeterStore } from './meters.ts';
+import { PgWebhookStore } from './webhooks.ts';
 import { PgLimitStore } from './limits.ts';
 
 export interface PostgresLedgerOptions {
@@ -55,6 +56,7 @@ export class PostgresLedger implements Ledger {
   /** Found anchors are cached once, here above the engine (a recorded anchor never changes). */
   readonly anchors: AnchorCache;
   readonly cosignatures: PgCosignatureStore;
+  readonly webhooks: PgWebhookStore;
   readonly leadership: PgLeadership;
   /** In-process: the database does the waiting, and the fenced write needs this instance's term. */
   readonly sealer: SealerSite = { kind: 'in-process' };
@@ -79,6 +81,7 @@ export class PostgresLedger implements Ledger {
     this.epochs = new PgEpochStore(pool, this.leadership);
     this.anchors = new AnchorCache(new PgAnchorStore(pool, this.leadership));
     this.cosignatures = new PgCosignatureStore(pool);
+    this.webhooks = new PgWebhookStore(pool, this.leadership);
   }
 
   /** Whether the database answers within 3 s (a health check must not hang on a dead server). */

@@ -12,6 +12,7 @@ import { SqliteUsageStore } from './usage.ts';
 import { SqliteClassificationStore } from './classification.ts';
 import { SqliteCosignatureStore } from './cosignatures.ts';
 import { SqliteMeterStore } from './meters.ts';
+import { SqliteWebhookStore } from './webhooks.ts';
 import { SqliteLimitStore } from './limits.ts';
 
 export interface SqliteLedgerOptions extends OpenOptions {
@@ -55,6 +56,7 @@ export class SqliteLedger implements Ledger {
   /** Found anchors are cached once, here above the engine (a recorded anchor never changes). */
   readonly anchors: AnchorCache;
   readonly cosignatures: SqliteCosignatureStore;
+  readonly webhooks: SqliteWebhookStore;
   readonly leadership = new SoleLeadership();
   /** A file is sealed on a worker thread with its own connection; ':memory:' cannot be shared. */
   readonly sealer: SealerSite;
@@ -75,6 +77,7 @@ export class SqliteLedger implements Ledger {
     this.epochs = new SqliteEpochStore(this.db);
     this.anchors = new AnchorCache(new SqliteAnchorStore(this.db));
     this.cosignatures = new SqliteCosignatureStore(this.db);
+    this.webhooks = new SqliteWebhookStore(this.db);
   }
 
   private healthStmt: import('better-sqlite3').Statement<[]> | undefined;

@@ -1,0 +1,62 @@
+// Alert webhooks on the leader (issue 25): the crossing detector queues alerts in the ledger's
+// outbox, the delivery loop sends them. The service starts this when the instance leads and
+// stops it when it no longer does; the routes (src/api/routes/webhooks.ts) run on every instance.
+import type { FastifyBaseLogger } from 'fastify';
+import type { Ledger } from '../ledger/index.ts';
+import { AlertDetector, type CrossingSource } from './alerts.ts';
+import { type DeliveryOptions, WebhookDeliverer } from './delivery.ts';
+import type { Resolver } from './url.ts';
+
+export interface WebhookServiceOptions {
+  /** Allow loopback, private and link-local receivers (serve --webhook-allow-private). Default false. */
+  allowPrivate?: boolean;
+  resolver?: Resolver;
+  /** Delivery tuning (DeliveryOptions): deadline, concurrency, poll, backoff, retry window. */
+  delivery?: Pick<DeliveryOptions, 'timeoutMs' | 'concurrency' | 'pollMs' | 'backoff' | 'retryWindowMs'>;
+  /** Which thresholds are crossed (the limits' detector); no alerts are raised without one. */
+  crossings?: CrossingSource;
+  /** How often the detector looks, ms (default 2,000). */
+  detectIntervalMs?: number;
+}
+
+export class WebhookRunner {
+  readonly deliverer: WebhookDeliverer;
+  readonly detector: AlertDetector | undefined;
+
+  /** now: the detector's clock (which period a limit is in); delivery runs on the real one. */
+  constructor(ledger: Ledger, options: WebhookServiceOptions & { logger?: FastifyBaseLogger; now?: () => number }) {
+    const policy = { allowPrivate: options.allowPrivate ?? false };
+    this.deliverer = new WebhookDeliverer({
+      store: ledger.webhooks,
+      policy,
+      ...(options.resolver && { resolver: options.resolver }),
+      ...(options.logger && { logger: options.logger }),
+      ...options.delivery, // on the real clock: retries must fall due even where the service's clock is fixed (tests)
+    });
+    this.detector = options.crossings
+      ? new AlertDetector({
+          ledger,
+          source: options.crossings,
+          onQueued: () => this.deliverer.notify(),
+          ...(options.detectIntervalMs !== undefined && { intervalMs: options.detectIntervalMs }),
+          ...(options.logger && { logger: options.logger }),
+          ...(options.now && { now: options.now }),
+        })
+      : undefined;
+  }
+
+  start(): void {
+    this.deliverer.start();
+    this.detector?.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.detector?.stop();
+    await this.deliverer.stop();
+  }
+}
+
+export { AlertDetector, type CrossingSource } from './alerts.ts';
+export { signedHeaders, WebhookDeliverer } from './delivery.ts';
+export { ALERT_TYPE, alertOf, alertPayload, type Crossing, receiptsLink } from './payload.ts';
+export { checkWebhookTarget, checkWebhookUrl, isPublicAddress, type Resolver, type UrlPolicy } from './url.ts';
