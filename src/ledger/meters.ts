@@ -9,6 +9,10 @@
 //     meter of every action, when each day lies inside one window);
 //   - the tail over the same span: events the rollups do not hold yet (bounded by the epoch size);
 //   - the partial buckets (days) at the edges, and everything else, from the events themselves.
+// Corrections (docs/design.md "Corrections in totals"): sum, count and unique_count are sums over
+// both sides of each row (a correction takes the version it replaces back), so every part above
+// holds net values. max, min and latest are not sums: they read chain heads, and a bucket holding
+// a correction is read from its events (part corrected), never from its rollup row.
 import { ACTION_PATTERN, MAX_ACTION_LENGTH } from '../event/limits.ts';
 import { keyOf, type Window, windowStart, windowsOf, zoneEdgesAligned } from '../usage/time-zone.ts';
 import { BUCKET_MS, byCodePoint, DAY_MS } from './rollups.ts';
@@ -188,7 +192,8 @@ export interface MeterUsageResult {
 export type PartTime = 'bucket' | 'day' | 'ts';
 
 export interface MeterPart {
-  kind: 'buckets' | 'callers' | 'tail' | 'events';
+  /** corrected: the buckets of [from, to) that hold a correction, their chain heads (max, min, latest). */
+  kind: 'buckets' | 'callers' | 'tail' | 'events' | 'corrected';
   from: number;
   to: number;
   /** Only these actions (null: every one). */
@@ -214,6 +219,9 @@ export interface MeterRow {
   lo: bigint | null;
   lu: number | null;
 }
+
+/** Aggregations that are sums: corrections are netted as signed rows; the others read chain heads. */
+export const isSum = (agg: Aggregation): boolean => agg === 'sum' || agg === 'count' || agg === 'unique_count';
 
 const floorTo = (ms: number, width: number) => Math.floor(ms / width) * width;
 const ceilTo = (ms: number, width: number) => Math.ceil(ms / width) * width;
@@ -261,6 +269,9 @@ export function planMeter(q: MeterUsageQuery, aggregation: Aggregation, versions
       continue;
     }
     parts.push({ kind: 'buckets', from: a, to: b, time: 'bucket', ...base }, { kind: 'tail', from: a, to: b, time: 'bucket', ...base });
+    // A rollup row's max, min and latest cannot take a replaced version back: the buckets holding
+    // a correction are read from their chain heads (and left out of the buckets and the tail).
+    if (!isSum(aggregation)) parts.push({ kind: 'corrected', from: a, to: b, time: 'bucket', ...base });
     events(A, a);
     events(b, B);
   }
@@ -275,7 +286,8 @@ interface Acc {
   lt: number | null;
   lo: bigint | null;
   lu: number | null;
-  callers: Set<string> | null;
+  /** unique_count: each caller's net events (a caller counts where it is > 0). */
+  callers: Map<string, bigint> | null;
 }
 
 const newAcc = (callers: boolean): Acc => ({
@@ -286,7 +298,7 @@ const newAcc = (callers: boolean): Acc => ({
   lt: null,
   lo: null,
   lu: null,
-  callers: callers ? new Set() : null,
+  callers: callers ? new Map() : null,
 });
 
 function add(x: Acc, r: MeterRow): void {
@@ -300,7 +312,7 @@ function add(x: Acc, r: MeterRow): void {
     x.lo = r.lo;
     x.lu = r.lu;
   }
-  if (x.callers && r.c !== null) x.callers.add(r.c);
+  if (x.callers && r.c !== null) x.callers.set(r.c, (x.callers.get(r.c) ?? 0n) + r.n);
 }
 
 function valueIn(aggregation: Aggregation, x: Acc): Units | null {
@@ -316,8 +328,11 @@ function valueIn(aggregation: Aggregation, x: Acc): Units | null {
       return x.mn;
     case 'latest':
       return x.lu;
-    case 'unique_count':
-      return x.callers!.size;
+    case 'unique_count': {
+      let n = 0;
+      for (const v of x.callers!.values()) if (v > 0n) n++;
+      return n;
+    }
   }
 }
 
@@ -364,7 +379,7 @@ export function foldMeter(
   const total = newAcc(callers);
   let entries = 0;
   for (const r of rows) {
-    if (r.n === 0n) continue;
+    if (r.n === 0n && r.u === 0n) continue; // nothing (an amendment of units alone nets n to 0, not u)
     const i = index.get(windowStart(q.tz, q.window, r.t));
     if (i === undefined) throw new Error(`a row at ${r.t} is outside every window of [${q.from}, ${q.to})`);
     const key = r.g ?? '';

@@ -1,7 +1,9 @@
 // Usage from rollups is exactly usage from the raw events: a property test over thousands of
 // random ranges, groupings, time zones, snapshots and epoch boundaries, on both engines, with
 // events arriving late into time already rolled up, epochs sealed before rollups reach them, and
-// a tail never sealed. The oracle below folds the events it wrote, in plain TypeScript.
+// a tail never sealed, and corrections (voids and amendments) of events before and after they were
+// rolled up. The oracle below folds the events it wrote, in plain TypeScript: each chain's head at
+// the snapshot, at the original's time.
 import { afterEach, describe, expect, it } from 'vitest';
 import { classify, type ClassificationPeriod } from '../../src/event/classification.ts';
 import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_MS, validateEvent, type NormalizedEvent } from '../../src/event/validate.ts';
@@ -49,7 +51,24 @@ function rng(seed: number) {
   };
 }
 
-type Stored = { id: number; ts: number; action: string; caller: string; units: number; namespace: string };
+/** A row of the ledger: an event, or a correction (kind, chain: the original's id). */
+type Stored = {
+  id: number;
+  ts: number;
+  action: string;
+  caller: string;
+  units: number;
+  namespace: string;
+  kind?: 'void' | 'amend';
+  chain?: number;
+};
+
+/** The head of each chain among the rows up to position asOf (a void head: none). */
+function headsOf(rows: readonly Stored[], asOf = MAX): Stored[] {
+  const heads = new Map<number, Stored>();
+  for (const e of [...rows].sort((a, b) => a.id - b.id)) if (e.id <= asOf) heads.set(e.chain ?? e.id, e);
+  return [...heads.values()].filter((e) => e.kind !== 'void');
+}
 
 let counter = 0;
 function ev(fields: Record<string, unknown>): NormalizedEvent {
@@ -69,8 +88,8 @@ function oracle(events: Stored[], q: UsageQuery, history: ClassificationPeriod[]
   const w = WINDOW[q.groupBy];
   const groups = new Map<string | number, { events: number; units: bigint; billable_events: number; billable_units: bigint }>();
   const totals = { events: 0, units: 0n, billable_events: 0, billable_units: 0n };
-  for (const e of events) {
-    if (e.namespace !== q.namespace || e.ts < q.from || e.ts >= q.to || e.id > (q.asOf ?? MAX)) continue;
+  for (const e of headsOf(events, q.asOf)) {
+    if (e.namespace !== q.namespace || e.ts < q.from || e.ts >= q.to) continue;
     const k = w ? windowStart(tz, w, e.ts) : q.groupBy === 'action' ? e.action : e.caller;
     const g = groups.get(k) ?? { events: 0, units: 0n, billable_events: 0, billable_units: 0n };
     const billable = classify(e.action, e.ts, history) === 'billable';
@@ -224,13 +243,59 @@ forEachEngine((fresh, engine) => {
           stored.push({ id: res.id, ...batch[i]! });
         });
       };
-      // Rounds of writes and seals of random sizes: later rounds land in time already rolled up.
+      // Voids and amendments of random heads (changing units, action and caller), some amended
+      // then voided at once: of heads just written (unsealed), and of heads already rolled up.
+      let corrections = 0;
+      const correct = async (n: number) => {
+        for (let i = 0; i < n; i++) {
+          const heads = headsOf(stored);
+          const target = r.pick(heads);
+          const twice = r.next() < 0.2;
+          const kind = twice || r.next() < 0.6 ? 'amend' : 'void';
+          const changes = {
+            ...(r.next() < 0.6 && { units: r.next() < 0.1 ? 0 : r.next() < 0.03 ? MAX : r.int(1, 1000) }),
+            ...(r.next() < 0.4 && { action: r.pick(ACTIONS) }),
+            ...(r.next() < 0.4 && { caller: r.pick(CALLERS) }),
+          };
+          const at = await correctOne(target, kind, changes);
+          if (twice) await correctOne(at, 'void', {});
+        }
+      };
+      const correctOne = async (target: Stored, kind: 'void' | 'amend', changes: Partial<Stored>): Promise<Stored> => {
+        const [res] = await ledger.events.correct([
+          {
+            kind,
+            target: { id: target.id },
+            request_id: `fix-${++counter}`,
+            ...(kind === 'amend' && { changes }),
+            owner: 'acme',
+            keyId: 'abcdefabcdef',
+            notBeforeMs: 0,
+            receivedAtMs: NOW,
+          },
+        ]);
+        if (res!.status !== 'created') throw new Error(`correct: ${JSON.stringify(res)}`);
+        corrections++;
+        const row: Stored = {
+          ...target,
+          ...(kind === 'amend' ? changes : { units: 0 }),
+          id: res!.id,
+          kind,
+          chain: target.chain ?? target.id,
+        };
+        stored.push(row);
+        return row;
+      };
+      // Rounds of writes, corrections and seals of random sizes: later rounds land in time already
+      // rolled up, and correct events already rolled up.
       for (let round = 0; round < 12; round++) {
         await write(r.int(20, 250));
+        await correct(r.int(0, 25));
         const seals = r.int(0, 3);
         for (let i = 0; i < seals; i++) await sealNext(ledger, { maxEvents: r.int(1, 300) });
       }
       await write(r.int(10, 80)); // a tail never sealed
+      await correct(r.int(5, 20));
 
       const positions = stored.map((e) => e.id).sort((a, b) => a - b);
       let checked = 0;
@@ -284,6 +349,7 @@ forEachEngine((fresh, engine) => {
       // The rollups really were used: most of the ledger is sealed and rolled up.
       const latest = await ledger.epochs.latest();
       expect(latest?.last_seq ?? 0, `${engine}: sealed`).toBeGreaterThan(stored.length / 4);
+      expect(corrections, 'corrections written').toBeGreaterThan(20);
     });
   });
 });

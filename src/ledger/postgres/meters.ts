@@ -20,24 +20,29 @@ import {
   meterOfRow,
   nextVersion,
   planMeterQuery,
+  isSum,
 } from '../meters.ts';
 import { transaction } from './db.ts';
-import { Params, REACH, type Reach } from './usage.ts';
+import { Params, REACH, type Reach, scanSides } from './usage.ts';
 
 const TIME = { bucket: '(ts / 900000) * 900000', day: '(ts / 86400000) * 86400000', ts: 'ts' } as const;
 
 /** Ledger order of an event: its seq once sealed; unsealed ones come after every sealed one, by id. */
 const ORD = 'coalesce(seq, 9007199254740992 + id)';
 
-/** The columns every part gives (text), NULL where the aggregation does not need them. */
-function columns(agg: Aggregation, rollup: boolean): string {
+/**
+ * The columns every part gives (text), NULL where the aggregation does not need them. sides: both
+ * sides of each row (a sum: n and units signed by s); heads: chain heads, one row each.
+ */
+function columns(agg: Aggregation, from: 'rollup' | 'sides' | 'heads'): string {
+  const rollup = from === 'rollup';
   const latest = (col: string) =>
     rollup
       ? `(array_agg(${col} ORDER BY last_ts DESC, last_seq DESC))[1]::text`
       : `(array_agg(${col} ORDER BY ts DESC, ${ORD} DESC))[1]::text`;
   return [
-    `${rollup ? 'sum(n)' : 'count(*)'}::text AS n`,
-    `${agg === 'sum' ? (rollup ? 'sum(u)::text' : 'sum(units)::text') : 'NULL::text'} AS u`,
+    `${rollup ? 'sum(n)' : from === 'sides' ? 'sum(s)' : 'count(*)'}::text AS n`,
+    `${agg === 'sum' ? (rollup ? 'sum(u)::text' : 'sum(s * units)::text') : 'NULL::text'} AS u`,
     `${agg === 'min' ? (rollup ? 'min(min_units)::text' : 'min(units)::text') : 'NULL::text'} AS mn`,
     `${agg === 'max' ? (rollup ? 'max(max_units)::text' : 'max(units)::text') : 'NULL::text'} AS mx`,
     `${agg === 'latest' ? latest(rollup ? 'last_ts' : 'ts') : 'NULL::text'} AS lt`,
@@ -46,36 +51,56 @@ function columns(agg: Aggregation, rollup: boolean): string {
   ].join(', ');
 }
 
-/** One part as a SELECT of (t, g, c, n, u, mn, mx, lt, lo, lu), its values bound in p. */
+/**
+ * One part as a SELECT of (t, g, c, n, u, mn, mx, lt, lo, lu), its values bound in p. A sum
+ * (isSum) reads both sides of each row, net of corrections; max, min and latest read chain heads
+ * (rows that are not voids and that no correction replaced), and the buckets holding a correction
+ * from their events (part corrected), never from their rollup rows.
+ */
 export function partSql(part: MeterPart, agg: Aggregation, ns: string, p: Params, reach: Reach): string {
   const nsP = p.add(ns);
   const from = p.add(part.from, '::int8');
   const to = p.add(part.to, '::int8');
   const filter = part.actions === null || part.kind === 'callers' ? '' : ` AND action = ANY(${p.add(part.actions, '::text[]')})`;
-  const rollup = part.kind === 'buckets' || part.kind === 'callers';
+  const sum = isSum(agg);
   const t = part.kind === 'buckets' ? 'bucket' : part.kind === 'callers' ? 'day' : TIME[part.time];
   const g = part.group ?? null;
   const c = part.callers ? 'caller' : null;
   const keys = [t, g, c].filter((k): k is string => k !== null);
-  const select = `SELECT (${t})::text AS t, ${g ?? 'NULL'}::text AS g, ${c ?? 'NULL'}::text AS c, ${columns(agg, rollup)}`;
+  const select = (src: 'rollup' | 'sides' | 'heads') =>
+    `SELECT (${t})::text AS t, ${g ?? 'NULL'}::text AS g, ${c ?? 'NULL'}::text AS c, ${columns(agg, src)}`;
   const group = ` GROUP BY ${keys.join(', ')}`;
+  // Through the partial index of corrections: the buckets holding one, the versions replaced.
+  const corrections = `FROM events WHERE namespace = ${nsP} AND ts >= ${from} AND ts < ${to} AND kind <> 0`;
+  const correctedBuckets = `SELECT (ts / 900000) * 900000 ${corrections}`;
+  const replaced = `SELECT corrects_id ${corrections} AND corrects_id IS NOT NULL`;
   if (part.kind === 'buckets')
-    return `${select} FROM usage_buckets WHERE namespace = ${nsP} AND bucket >= ${from} AND bucket < ${to}${filter}${group}`;
+    return `${select('rollup')} FROM usage_buckets WHERE namespace = ${nsP} AND bucket >= ${from} AND bucket < ${to}${filter}${
+      sum ? '' : ` AND bucket NOT IN (${correctedBuckets})`
+    }${group}`;
   if (part.kind === 'callers')
-    return `${select} FROM usage_caller_days WHERE namespace = ${nsP} AND day >= ${from} AND day < ${to}${group}`;
+    return `${select('rollup')} FROM usage_caller_days WHERE namespace = ${nsP} AND day >= ${from} AND day < ${to}${group}`;
+  if (part.kind === 'corrected')
+    return `${select('heads')} FROM (SELECT DISTINCT (ts / 900000) * 900000 AS cb ${corrections}) AS cbs
+      JOIN events ON events.namespace = ${nsP} AND events.ts >= cbs.cb AND events.ts < cbs.cb + 900000
+      WHERE events.kind <> 1 AND events.id NOT IN (${replaced})${filter}${group}`;
   if (part.kind === 'tail') {
     // As usage's tail (postgres/usage.ts partSql): what the rollups do not hold, in disjoint
     // branches on their own indexes, the range compared as expressions so that the planner cannot
     // read every event of it through (namespace, ts).
     const inRange = `namespace || '' = ${nsP} AND ts + 0 >= ${from} AND ts + 0 < ${to}`;
-    const branches = [`SELECT * FROM events WHERE seq IS NULL AND ${inRange}`];
-    if (reach.sealed > reach.r)
-      branches.push(
-        `SELECT * FROM events WHERE seq > ${p.add(reach.r, '::int8')} AND seq <= ${p.add(reach.sealed, '::int8')} AND ${inRange}`,
-      );
-    return `${select} FROM (${branches.join(' UNION ALL ')}) AS events WHERE true${filter}${group}`;
+    const wheres = [`seq IS NULL AND ${inRange}`];
+    if (reach.sealed > reach.r) wheres.push(`seq > ${p.add(reach.r, '::int8')} AND seq <= ${p.add(reach.sealed, '::int8')} AND ${inRange}`);
+    if (sum)
+      return `${select('sides')} FROM (${wheres.map((w) => scanSides(w, 1)).join(' UNION ALL ')}) AS events WHERE true${filter}${group}`;
+    return `${select('heads')} FROM (${wheres.map((w) => `SELECT * FROM events WHERE ${w}`).join(' UNION ALL ')}) AS events
+      WHERE (ts / 900000) * 900000 NOT IN (${correctedBuckets})${filter}${group}`;
   }
-  return `${select} FROM events WHERE namespace = ${nsP} AND ts >= ${from} AND ts < ${to}${filter}${group}`;
+  const range = `namespace = ${nsP} AND ts >= ${from} AND ts < ${to}`;
+  if (sum)
+    return `${select('sides')} FROM (SELECT ts, action, caller, units, 1 AS s FROM events WHERE ${range} AND kind <> 1
+      UNION ALL SELECT ts, prev_action, prev_caller, prev_units, -1 FROM events WHERE ${range} AND kind <> 0) AS events WHERE true${filter}${group}`;
+  return `${select('heads')} FROM events WHERE ${range} AND kind <> 1 AND id NOT IN (${replaced})${filter}${group}`;
 }
 
 type Row = Record<'t' | 'n' | 'u' | 'mn' | 'mx' | 'lt' | 'lo' | 'lu', string | null> & { g: string | null; c: string | null };

@@ -5,11 +5,15 @@
 import type pg from 'pg';
 import { periodOfRow, type ClassificationRow } from '../classification-periods.ts';
 import type { RollupProgress } from '../rollup-check.ts';
-import { billableExpr, Params } from './usage.ts';
+import { billableExpr, Params, scanSides } from './usage.ts';
 
 type Client = pg.ClientBase | pg.Pool;
 
-const SUMS = `count(*) AS n, sum(units) AS u, count(*) FILTER (WHERE b AND units > 0) AS bn, coalesce(sum(units) FILTER (WHERE b), 0) AS bu`;
+// Signed sums over both sides of each row (usage.ts scanSides): a correction takes the version it
+// replaces back, so a row holds the chain heads' net count and units; min, max and latest are over
+// every side's units.
+const SUMS = `sum(s) AS n, sum(s * units) AS u, coalesce(sum(s) FILTER (WHERE b AND units > 0), 0) AS bn,
+  coalesce(sum(s * units) FILTER (WHERE b), 0) AS bu`;
 const ADD = (t: string) => `n = ${t}.n + excluded.n, u = ${t}.u + excluded.u, bn = ${t}.bn + excluded.bn, bu = ${t}.bu + excluded.bu`;
 
 /**
@@ -27,14 +31,14 @@ export async function rollUpEpoch(client: Client, epoch: number, lo: number, hi:
   const loP = p.add(lo, '::int8');
   const hiP = p.add(hi, '::int8');
   const b = billableExpr(history.rows.map(periodOfRow), p);
-  const source = `SELECT namespace, ts, action, caller, units, seq, ${b} AS b FROM events WHERE seq BETWEEN ${loP} AND ${hiP}`;
-  // The latest event of each (bucket, action) by event time, ties by ledger order. A later epoch
-  // has higher positions, so on a tie in time its event is the later one.
+  const source = `SELECT x.*, ${b} AS b FROM (${scanSides(`e.seq BETWEEN ${loP} AND ${hiP}`, 1)}) AS x`;
+  // The latest side of each (bucket, action) by event time, ties by ledger order, then the + side.
+  // A later epoch has higher positions, so on a tie in time its side is the later one.
   await client.query({
     text: `INSERT INTO usage_buckets (namespace, bucket, action, n, u, bn, bu, min_units, max_units, last_ts, last_seq, last_units)
       SELECT namespace, (ts / 900000) * 900000, action, ${SUMS}, min(units), max(units),
-        (array_agg(ts ORDER BY ts DESC, seq DESC))[1], (array_agg(seq ORDER BY ts DESC, seq DESC))[1],
-        (array_agg(units ORDER BY ts DESC, seq DESC))[1]
+        (array_agg(ts ORDER BY ts DESC, seq DESC, s DESC))[1], (array_agg(seq ORDER BY ts DESC, seq DESC, s DESC))[1],
+        (array_agg(units ORDER BY ts DESC, seq DESC, s DESC))[1]
       FROM (${source}) AS e GROUP BY 1, 2, 3
       ON CONFLICT (namespace, bucket, action) DO UPDATE SET ${ADD('usage_buckets')},
         min_units = least(usage_buckets.min_units, excluded.min_units),
@@ -112,7 +116,7 @@ export async function rollupDifferences(client: Client, limit: number): Promise<
   const p = new Params();
   const b = billableExpr(history.rows.map(periodOfRow), p);
   const upTo = 'SELECT coalesce((SELECT e.last_seq FROM rollup_state s JOIN epochs e ON e.epoch = s.epoch), 0)';
-  const src = `SELECT namespace, ts, action, caller, units, ${b} AS b FROM events WHERE seq <= (${upTo})`;
+  const src = `SELECT x.*, ${b} AS b FROM (${scanSides(`e.seq <= (${upTo})`, 1)}) AS x`;
   const values = (t: string, cols: string[]) =>
     `CASE WHEN ${t}.namespace IS NULL THEN NULL ELSE json_build_array(${cols.map((c) => `${t}.${c}`).join(', ')})::text END`;
   const diff = (table: string, keys: [string, string], want: string, cols: string[]) => `

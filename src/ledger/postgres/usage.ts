@@ -85,32 +85,45 @@ export function partSql(part: UsagePart, ns: string, asOf: number, billable: str
       : `SELECT ${none ? 'NULL' : 'caller'}::text AS k, ${ROLLUP_SUMS} FROM usage_caller_days WHERE namespace = ${nsP} AND day >= ${from} AND day < ${to} GROUP BY 1`;
   }
   const asOfP = p.add(asOf, '::int8');
-  const key = KEY_EXPR[part.key];
+  const outer = (sides: string) =>
+    `SELECT k::text, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[part.key]} AS k, units, ${billable} AS b, s FROM (${sides}) AS x) AS e GROUP BY 1`;
   if (part.kind === 'events') {
-    return `SELECT k::text, ${SIGNED_SUMS} FROM (SELECT ${key} AS k, units, ${billable} AS b, 1 AS s
-        FROM events WHERE namespace = ${nsP} AND ts >= ${from} AND ts < ${to} AND id <= ${asOfP}) AS e GROUP BY 1`;
+    // The + side of every row but a void through (namespace, ts, id); the take-backs through the
+    // partial index of corrections only, so ordinary events are read once, as before corrections.
+    const where = `namespace = ${nsP} AND ts >= ${from} AND ts < ${to} AND id <= ${asOfP}`;
+    return outer(`SELECT ts, action, caller, units, 1 AS s FROM events WHERE ${where} AND kind <> 1
+        UNION ALL SELECT ts, prev_action, prev_caller, prev_units, -1 FROM events WHERE ${where} AND kind <> 0`);
   }
   // The tail, in disjoint branches each found through its own index, never the range's (the
   // range's columns are compared as expressions so the planner cannot pick events_namespace_ts,
   // which would read every event of the range): unsealed events up to the snapshot (+1, the
   // partial index on seq IS NULL); sealed events the rollups do not reach yet (+1, the seq range:
   // only while they catch up); rolled-up events past the snapshot (−1, the id range: only for a
-  // paged read's snapshot).
+  // paged read's snapshot). Each row read once, with both its sides (scanSides).
   const inRange = `namespace || '' = ${nsP} AND ts + 0 >= ${from} AND ts + 0 < ${to}`;
-  const branches = [`SELECT ${key} AS k, units, ${billable} AS b, 1 AS s FROM events WHERE seq IS NULL AND id <= ${asOfP} AND ${inRange}`];
+  const branches = [scanSides(`seq IS NULL AND id <= ${asOfP} AND ${inRange}`, 1)];
   if (reach.sealed > reach.r) {
     const r = p.add(reach.r, '::int8');
     const sealed = p.add(reach.sealed, '::int8');
-    branches.push(
-      `SELECT ${key} AS k, units, ${billable} AS b, 1 AS s FROM events WHERE seq > ${r} AND seq <= ${sealed} AND id <= ${asOfP} AND ${inRange}`,
-    );
+    branches.push(scanSides(`seq > ${r} AND seq <= ${sealed} AND id <= ${asOfP} AND ${inRange}`, 1));
   }
   if (asOf < Number.MAX_SAFE_INTEGER) {
     const r = p.add(reach.r, '::int8');
-    branches.push(`SELECT ${key} AS k, units, ${billable} AS b, -1 AS s FROM events WHERE id > ${asOfP} AND seq <= ${r} AND ${inRange}`);
+    branches.push(scanSides(`id > ${asOfP} AND seq <= ${r} AND ${inRange}`, -1));
   }
-  return `SELECT k::text, ${SIGNED_SUMS} FROM (${branches.join('\n      UNION ALL ')}) AS e GROUP BY 1`;
+  return outer(branches.join('\n      UNION ALL '));
 }
+
+/**
+ * Both sides of the rows `where` selects, in one pass over them (docs/design.md "Corrections in
+ * totals"): each row but a void adds its own (caller, action, units), each correction takes the
+ * version it replaces back at the same ts (prev_*). Columns: ts, action, caller, units, seq, s
+ * (the side's sign times `sign`), namespace.
+ */
+export const scanSides = (where: string, sign: 1 | -1) =>
+  `SELECT e.namespace, e.ts, v.action, v.caller, v.units, e.seq, e.id, ${sign} * v.s AS s FROM events AS e
+     CROSS JOIN LATERAL (VALUES (1, e.action, e.caller, e.units), (-1, e.prev_action, e.prev_caller, e.prev_units)) AS v(s, action, caller, units)
+     WHERE ${where} AND (v.s = 1 AND e.kind <> 1 OR v.s = -1 AND e.kind <> 0)`;
 
 type Row = { i: number; k: string | null; n: string | null; u: string | null; bn: string | null; bu: string | null };
 

@@ -19,9 +19,10 @@ import {
   meterOfRow,
   nextVersion,
   planMeterQuery,
+  isSum,
 } from '../meters.ts';
 import type { Db } from './db.ts';
-import { ROLLED_UP_TO, SLICE_BITS, SLICE_MASK, unitsOf } from './usage.ts';
+import { rangeSides, ROLLED_UP_TO, SLICE_BITS, SLICE_MASK, scanSides, unitsOf } from './usage.ts';
 
 const S1 = Number(SLICE_BITS);
 const S2 = 2 * S1;
@@ -33,14 +34,16 @@ const TIME = { bucket: '(ts / 900000) * 900000', day: '(ts / 86400000) * 8640000
 /**
  * What the aggregation needs, and nothing else: SQLite takes a bare column from the row of the
  * one max() of a query, which is how the latest event's units are read (max by time, then position).
+ * sides: rows of both sides of each row (a sum: n and units signed by s).
  */
-function columns(agg: Aggregation, rollup: boolean): string {
-  const cols = [rollup ? 'sum(n) AS n' : 'count(*) AS n'];
+function columns(agg: Aggregation, from: 'rollup' | 'sides' | 'heads'): string {
+  const rollup = from === 'rollup';
+  const cols = [rollup ? 'sum(n) AS n' : from === 'sides' ? 'sum(s) AS n' : 'count(*) AS n'];
   if (agg === 'sum')
     cols.push(
       rollup
         ? 'sum(u0) AS u0, sum(u1) AS u1, sum(u2) AS u2'
-        : `sum(units & ${SLICE_MASK}) AS u0, sum((units >> ${S1}) & ${SLICE_MASK}) AS u1, sum(units >> ${S2}) AS u2`,
+        : `sum(s * (units & ${SLICE_MASK})) AS u0, sum(s * ((units >> ${S1}) & ${SLICE_MASK})) AS u1, sum(s * (units >> ${S2})) AS u2`,
     );
   if (agg === 'max') cols.push(rollup ? 'max(max_units) AS mx' : 'max(units) AS mx');
   if (agg === 'min') cols.push(rollup ? 'min(min_units) AS mn' : 'min(units) AS mn');
@@ -53,20 +56,46 @@ function columns(agg: Aggregation, rollup: boolean): string {
   return cols.join(', ');
 }
 
-/** One part's statement; parameters: [R for a tail], namespace, from, to, [actions as JSON]. */
+/** The buckets of the part's range that hold a correction (a correction's ts is its original's). */
+const CORRECTED_BUCKETS = `SELECT (ts / 900000) * 900000 FROM events INDEXED BY events_corrections_ts
+  WHERE namespace = @ns AND ts >= @from AND ts < @to AND kind <> 0`;
+/** The ids of the range's versions that a correction replaced: not chain heads. */
+const REPLACED = `SELECT corrects_id FROM events INDEXED BY events_corrections_ts
+  WHERE namespace = @ns AND ts >= @from AND ts < @to AND kind <> 0 AND corrects_id IS NOT NULL`;
+
+/**
+ * One part's statement; named parameters: r (a tail's: where the rollups reach), ns, from, to,
+ * actions (JSON, when the part lists them). A sum (isSum) reads both sides of each row, net; max,
+ * min and latest read chain heads (rows that are not voids and that no correction replaced).
+ */
 export function partSql(p: MeterPart, agg: Aggregation): string {
-  const filter = p.actions === null ? '' : ' AND action IN (SELECT value FROM json_each(?))';
+  const filter = p.actions === null ? '' : ' AND action IN (SELECT value FROM json_each(@actions))';
   const g = p.group ?? 'NULL';
   const c = p.callers ? 'caller' : 'NULL';
+  const sum = isSum(agg);
+  const select = (t: string, from: 'rollup' | 'sides' | 'heads') => `SELECT ${t} AS t, ${g} AS g, ${c} AS c, ${columns(agg, from)}`;
   if (p.kind === 'buckets')
-    return `SELECT bucket AS t, ${g} AS g, NULL AS c, ${columns(agg, true)} FROM usage_buckets
-      WHERE namespace = ? AND bucket >= ? AND bucket < ?${filter} GROUP BY 1, 2, 3`;
+    return `${select('bucket', 'rollup')} FROM usage_buckets
+      WHERE namespace = @ns AND bucket >= @from AND bucket < @to${filter}${sum ? '' : ` AND bucket NOT IN (${CORRECTED_BUCKETS})`} GROUP BY 1, 2, 3`;
   if (p.kind === 'callers')
-    return `SELECT day AS t, ${g} AS g, ${c} AS c, ${columns(agg, true)} FROM usage_caller_days
-      WHERE namespace = ? AND day >= ? AND day < ? GROUP BY 1, 2, 3`;
-  const source = p.kind === 'tail' ? 'events NOT INDEXED WHERE seq > ? AND' : 'events WHERE';
-  return `SELECT ${TIME[p.time]} AS t, ${g} AS g, ${c} AS c, ${columns(agg, false)} FROM ${source}
-      namespace = ? AND ts >= ? AND ts < ?${filter} GROUP BY 1, 2, 3`;
+    return `${select('day', 'rollup')} FROM usage_caller_days
+      WHERE namespace = @ns AND day >= @from AND day < @to GROUP BY 1, 2, 3`;
+  const t = TIME[p.time];
+  if (p.kind === 'corrected')
+    return `${select(t, 'heads')} FROM (SELECT DISTINCT (ts / 900000) * 900000 AS cb FROM events INDEXED BY events_corrections_ts
+        WHERE namespace = @ns AND ts >= @from AND ts < @to AND kind <> 0) AS cbs
+      CROSS JOIN events INDEXED BY events_namespace_ts ON namespace = @ns AND ts >= cbs.cb AND ts < cbs.cb + 900000
+      WHERE kind <> 1 AND seq NOT IN (${REPLACED})${filter} GROUP BY 1, 2, 3`;
+  if (p.kind === 'tail')
+    return sum
+      ? `${select(t, 'sides')} FROM (${scanSides('events NOT INDEXED', 'seq > @r AND namespace = @ns AND ts >= @from AND ts < @to')})
+        WHERE true${filter} GROUP BY 1, 2, 3`
+      : `${select(t, 'heads')} FROM events NOT INDEXED WHERE seq > @r AND namespace = @ns AND ts >= @from AND ts < @to${filter}
+        AND (ts / 900000) * 900000 NOT IN (${CORRECTED_BUCKETS}) GROUP BY 1, 2, 3`;
+  const range = 'namespace = @ns AND ts >= @from AND ts < @to';
+  return sum
+    ? `${select(t, 'sides')} FROM (${rangeSides(range)}) WHERE true${filter} GROUP BY 1, 2, 3`
+    : `${select(t, 'heads')} FROM events WHERE ${range} AND kind <> 1 AND seq NOT IN (${REPLACED})${filter} GROUP BY 1, 2, 3`;
 }
 
 type Row = {
@@ -163,14 +192,10 @@ export class SqliteMeterStore implements MeterStore {
   private run(parts: MeterPart[], agg: Aggregation, ns: string): MeterRow[] {
     const r = Number(this.stmt(ROLLED_UP_TO, true).pluck().get() as bigint);
     return parts.flatMap((p) => {
-      const params: unknown[] = [
-        ...(p.kind === 'tail' ? [r] : []),
-        ns,
-        p.from,
-        p.to,
-        ...(p.actions !== null && p.kind !== 'callers' ? [JSON.stringify(p.actions)] : []),
-      ];
-      return (this.stmt(partSql(p, agg), true).all(...params) as Row[]).map(
+      const params: Record<string, unknown> = { ns, from: p.from, to: p.to };
+      if (p.kind === 'tail') params.r = r;
+      if (p.actions !== null && p.kind !== 'callers') params.actions = JSON.stringify(p.actions);
+      return (this.stmt(partSql(p, agg), true).all(params) as Row[]).map(
         (x): MeterRow => ({
           t: Number(x.t),
           g: x.g,

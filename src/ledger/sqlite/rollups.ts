@@ -5,35 +5,33 @@ import type { ClassificationPeriod } from '../../event/classification.ts';
 import { periodOfRow, type ClassificationRow } from '../classification-periods.ts';
 import type { RollupProgress } from '../rollup-check.ts';
 import type { Db } from './db.ts';
-import { billableExpr, SLICE_MASK, SLICE_BITS } from './usage.ts';
+import { billableExpr, scanSides, SIGNED_SUMS } from './usage.ts';
 
-const S1 = Number(SLICE_BITS);
-const S2 = 2 * S1;
-
-const SUMS = `count(*) AS n,
-       sum(units & ${SLICE_MASK}) AS u0, sum((units >> ${S1}) & ${SLICE_MASK}) AS u1, sum(units >> ${S2}) AS u2,
-       sum(b * (units > 0)) AS bn,
-       sum(b * (units & ${SLICE_MASK})) AS b0, sum(b * ((units >> ${S1}) & ${SLICE_MASK})) AS b1, sum(b * (units >> ${S2})) AS b2`;
+// Signed sums: a correction takes the version it replaces back (usage.ts scanSides), so a row
+// holds the chain heads' net count and units; min, max and latest are over every side's units.
+const SUMS = SIGNED_SUMS;
 
 const ADD = `n = n + excluded.n, u0 = u0 + excluded.u0, u1 = u1 + excluded.u1, u2 = u2 + excluded.u2,
        bn = bn + excluded.bn, b0 = b0 + excluded.b0, b1 = b1 + excluded.b1, b2 = b2 + excluded.b2`;
 
-/** The events of ledger positions @lo … @hi with their billable flag. */
+// ts + this is ≥ 0 for every instant RFC 3339 can write: the latest's sort key pads it to 20 digits.
+const TS_OFFSET = 62_135_596_800_000;
+
+/** The sides of ledger positions @lo … @hi (one pass along the rowid) with their billable flag. */
 const source = (billable: string) =>
-  `SELECT namespace, ts, action, caller, units, ${billable} AS b FROM events WHERE seq BETWEEN @lo AND @hi`;
+  `SELECT namespace, ts, action, caller, units, seq, s, ${billable} AS b FROM (${scanSides('events', 'seq BETWEEN @lo AND @hi')})`;
 
 /**
- * Buckets: the latest event of each (bucket, action) by event time, ties by ledger order, found
- * through the (namespace, ts) index. A later epoch has higher positions, so on a tie in time its
- * event is the later one.
+ * Buckets: the latest side of each (bucket, action) by event time, ties by ledger order, then the
+ * + side: one text key per side, so no second read of the events. A later epoch has higher
+ * positions, so on a tie in time its side is the later one.
  */
-const selectBuckets = (
-  billable: string,
-) => `SELECT g.namespace, g.bucket, g.action, g.n, g.u0, g.u1, g.u2, g.bn, g.b0, g.b1, g.b2, g.mn, g.mx, g.lt, l.seq, l.units
-   FROM (SELECT namespace, (ts / 900000) * 900000 AS bucket, action, ${SUMS}, min(units) AS mn, max(units) AS mx, max(ts) AS lt
-         FROM (${source(billable)}) GROUP BY 1, 2, 3) AS g
-   JOIN events AS l ON l.seq = (SELECT max(e.seq) FROM events AS e
-         WHERE e.namespace = g.namespace AND e.ts = g.lt AND e.action = g.action AND e.seq BETWEEN @lo AND @hi)`;
+const selectBuckets = (billable: string) =>
+  `SELECT namespace, bucket, action, n, u0, u1, u2, bn, b0, b1, b2, mn, mx,
+          CAST(substr(lk, 1, 20) AS INTEGER) - ${TS_OFFSET}, CAST(substr(lk, 21, 20) AS INTEGER), CAST(substr(lk, 42) AS INTEGER)
+   FROM (SELECT namespace, (ts / 900000) * 900000 AS bucket, action, ${SUMS}, min(units) AS mn, max(units) AS mx,
+           max(printf('%020d%020d%d%d', ts + ${TS_OFFSET}, seq, s > 0, units)) AS lk
+         FROM (${source(billable)}) GROUP BY 1, 2, 3)`;
 
 const selectCallers = (billable: string) =>
   `SELECT namespace, (ts / 86400000) * 86400000 AS day, caller, ${SUMS} FROM (${source(billable)}) GROUP BY 1, 2, 3`;
@@ -145,7 +143,7 @@ export function rollupDifferences(db: Db, limit: number): { count: number; rows:
       ${values('h', cols)} AS stored, ${values('w', cols)} AS recomputed
     FROM want AS w FULL OUTER JOIN have AS h ON w.namespace = h.namespace AND w.${keys[0]} = h.${keys[0]} AND w.${keys[1]} = h.${keys[1]}
     WHERE h.namespace IS NULL OR w.namespace IS NULL OR ${cols.map((c) => `w.${c} IS NOT h.${c}`).join(' OR ')}`;
-  const src = `SELECT namespace, ts, action, caller, units, ${b.sql} AS b FROM events WHERE seq <= (${upTo})`;
+  const src = `SELECT namespace, ts, action, caller, units, s, ${b.sql} AS b FROM (${scanSides('events', `seq <= (${upTo})`)})`;
   const sums = ['n', 'u0', 'u1', 'u2', 'bn', 'b0', 'b1', 'b2'];
   const buckets = diff(
     'usage_buckets',

@@ -62,26 +62,61 @@ export function billableExpr(stored: readonly ClassificationPeriod[]): { sql: st
 }
 
 /** The sums of the rows of `source` (k, units, b, s: the key, the units, billable 0/1, the sign), by k. */
-const SIGNED_SUMS = `sum(s) AS n,
+export const SIGNED_SUMS = `sum(s) AS n,
      sum(s * (units & ${SLICE_MASK})) AS u0, sum(s * ((units >> ${S1}) & ${SLICE_MASK})) AS u1, sum(s * (units >> ${S2})) AS u2,
      sum(s * b * (units > 0)) AS bn,
      sum(s * b * (units & ${SLICE_MASK})) AS b0, sum(s * b * ((units >> ${S1}) & ${SLICE_MASK})) AS b1, sum(s * b * (units >> ${S2})) AS b2`;
 
-/** Every event of [from, to) at the snapshot, by key. Parameters: billable's, then namespace, from, to, asOf. */
+/**
+ * Both sides of every row a correction can touch (docs/design.md "Corrections in totals"): each
+ * row but a void adds its own (caller, action, units), +1; each correction takes the version it
+ * replaces back, −1, with prev_*, at the same ts. So totals of chain heads stay a plain sum.
+ * Columns: ts, action, caller, units, seq, s (the side's sign).
+ */
+const SIDE = (col: string, prev: string) => `CASE x.s WHEN 1 THEN ${col} ELSE ${prev} END`;
+
+/**
+ * The sides of the rows `where` selects in ONE pass over them (a rowid range: the tail, an
+ * epoch): each row meets a constant pair of signs, ordinary rows keep only their + side.
+ */
+export const scanSides = (from: string, where: string) =>
+  `SELECT ts, ${SIDE('action', 'prev_action')} AS action, ${SIDE('caller', 'prev_caller')} AS caller,
+       ${SIDE('units', 'prev_units')} AS units, seq, namespace, x.s AS s
+     FROM ${from} CROSS JOIN (SELECT 1 AS s UNION ALL SELECT -1) AS x
+     WHERE ${where} AND (x.s = 1 AND kind <> 1 OR x.s = -1 AND kind <> 0)`;
+
+/**
+ * The sides of the rows of a (namespace, ts) range: the + side of every row but a void through
+ * events_namespace_ts, the take-backs through the partial index of corrections only (so ordinary
+ * events are read once, as before corrections).
+ */
+export const rangeSides = (where: string) =>
+  `SELECT ts, action, caller, units, seq, namespace, 1 AS s FROM events WHERE ${where} AND kind <> 1
+     UNION ALL
+     SELECT ts, prev_action, prev_caller, prev_units, seq, namespace, -1 FROM events INDEXED BY events_corrections_ts
+     WHERE ${where} AND kind <> 0`;
+
+/**
+ * Every event of [from, to) at the snapshot, net of corrections, by key. Parameters: billable's,
+ * then namespace, from, to, asOf (bound once, read by both sides).
+ */
 export const eventsSql = (key: PartKey, billable: string) =>
-  `SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${billable} AS b, 1 AS s
-     FROM events WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ?) GROUP BY k`;
+  `SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${billable} AS b, s
+     FROM (WITH p(ns, f, t, a) AS (SELECT ?, ?, ?, ?) ${rangeSides(
+       'namespace = (SELECT ns FROM p) AND ts >= (SELECT f FROM p) AND ts < (SELECT t FROM p) AND seq <= (SELECT a FROM p)',
+     )})) GROUP BY k`;
 
 /**
  * What the rollups (up to ledger position R) do not say about [from, to) at the snapshot asOf:
- * events past R up to asOf count +1, rolled-up events past asOf −1. Read along the rowid from
- * min(asOf, R): bounded by what was written since the rollups or the snapshot, never the range.
+ * rows past R up to asOf count +1, rolled-up rows past asOf −1 (times each side's sign). Read
+ * along the rowid from min(asOf, R): bounded by what was written since the rollups or the
+ * snapshot, never the range.
  * Parameters: billable's, then R, asOf, asOf, then min(asOf, R), namespace, from, to.
  */
 export const tailSql = (key: PartKey, billable: string) =>
   `SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${billable} AS b,
-       CASE WHEN seq <= ? THEN (CASE WHEN seq > ? THEN -1 ELSE 0 END) WHEN seq <= ? THEN 1 ELSE 0 END AS s
-     FROM events NOT INDEXED WHERE seq > ? AND namespace = ? AND ts >= ? AND ts < ?) WHERE s <> 0 GROUP BY k`;
+       s * CASE WHEN seq <= ? THEN (CASE WHEN seq > ? THEN -1 ELSE 0 END) WHEN seq <= ? THEN 1 ELSE 0 END AS s
+     FROM (${scanSides('events NOT INDEXED', 'seq > ? AND namespace = ? AND ts >= ? AND ts < ?')})) WHERE s <> 0 GROUP BY k`;
 
 const ROLLUP_SUMS = 'sum(n) AS n, sum(u0) AS u0, sum(u1) AS u1, sum(u2) AS u2, sum(bn) AS bn, sum(b0) AS b0, sum(b1) AS b1, sum(b2) AS b2';
 
