@@ -24,6 +24,8 @@ export interface ServiceOptions {
   actions?: string[];
   /** Oldest accepted event time, as an age in ms (default 35 days). */
   maxEventAgeMs?: number;
+  /** How old an event may be and still be corrected, ms (default: maxEventAgeMs). */
+  correctionWindowMs?: number;
   /** Seal epochs in the background (off when omitted: tests and `receipts seal` seal by hand). */
   sealing?: { epochMs: number; maxEvents: number };
   /** Anchor sealed epochs on this chain (off when omitted). */
@@ -103,6 +105,7 @@ export function buildService(options: ServiceOptions): FastifyInstance {
     ...(options.web && { web: options.web }),
     ...(options.logKey && { log: { origin: options.logKey.name, vkey: verifierKeyOf(options.logKey) } }),
     ...(options.limits && { limits: options.limits }),
+    correctionWindowMs: options.correctionWindowMs ?? options.maxEventAgeMs ?? DEFAULT_MAX_AGE_MS,
     ...(options.serializerCompiler && { serializerCompiler: options.serializerCompiler }),
     ...(options.onRoute && { onRoute: options.onRoute }),
     webhooks: {

@@ -81,6 +81,23 @@ export const ERROR_CODES = {
       'The meter change cannot be made: a meter keeps its aggregation (use another name), or a limit of meters or versions is reached; nothing was stored.',
     template: '{problem}; nothing was stored',
   },
+  already_corrected: {
+    status: 409,
+    summary:
+      'The event has been corrected (correct the head of its chain, named in the message and details) or its chain ends in a void; nothing was stored.',
+    template:
+      'event {id} is not the head of its chain (the head is {kind} {head}); correct event {head} instead, or nothing if it is a void; nothing was stored',
+  },
+  request_id_conflict: {
+    status: 409,
+    summary: 'The request_id was already used for something else in this namespace (details name what differs); nothing was stored.',
+    template: 'request_id "{request_id}" was already recorded (event {id}) with different values; use a new request_id; nothing was stored',
+  },
+  correction_window_closed: {
+    status: 422,
+    summary: "The event's time is before the correction window (serve --correction-window-days); it can no longer be corrected.",
+    template: 'event {id} (at {ts}) is past the correction window; it can no longer be corrected; nothing was stored',
+  },
   limit_conflict: {
     status: 409,
     summary: 'The limit change cannot be made: the most limits of an owner, or versions of a limit, are kept already; nothing was stored.',

@@ -13,6 +13,7 @@ import { eventsRoutes } from './routes/events.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { classificationRoutes } from './routes/classification.ts';
+import { correctionRoutes } from './routes/corrections.ts';
 import { meterRoutes } from './routes/meters.ts';
 import { limitRoutes } from './routes/limits.ts';
 import { receiptRoutes } from './routes/receipts.ts';
@@ -57,6 +58,8 @@ export interface ApiOptions {
   logger?: FastifyBaseLogger;
   /** The rules of event validation that do not change per request. */
   validation: Omit<ValidationContext, 'now'>;
+  /** How old an event may be and still be corrected, ms (default: validation.maxAgeMs). */
+  correctionWindowMs?: number;
   /** The chain the service anchors on, for the server-side chain read (off when omitted). */
   chain?: AnchorChain;
   /** Serve the web page from this built folder (web-dist/); off when omitted. */
@@ -149,6 +152,7 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       classificationRoutes(v1, { ledger: options.ledger, now });
       meterRoutes(v1, { ledger: options.ledger, now });
       limitRoutes(v1, { ledger: options.ledger, now });
+      correctionRoutes(v1, { ledger: options.ledger, now, windowMs: options.correctionWindowMs ?? options.validation.maxAgeMs });
       receiptRoutes(v1, { ledger: options.ledger, receipts, ...(options.chain && { chain: options.chain }) });
       eventProofRoute(v1, { ledger: options.ledger, receipts, ...(options.log && { log: options.log }) });
     }),

@@ -38,6 +38,7 @@ export interface ServeOptions extends ClassificationFlags {
   port: number;
   actions?: string[];
   maxEventAgeDays: number;
+  correctionWindowDays?: number;
   synchronous: 'full' | 'normal';
   logLevel: string;
   epochMs: number;
@@ -88,6 +89,14 @@ export function addServeCommand(program: Command): void {
       new Option('--max-event-age-days <n>', 'oldest accepted event time, in days')
         .env('RECEIPTS_MAX_EVENT_AGE_DAYS')
         .default(35)
+        .argParser(integerIn(1, 3650)),
+    )
+    .addOption(
+      new Option(
+        '--correction-window-days <n>',
+        'how old an event may be and still be voided or amended, in days (default: --max-event-age-days)',
+      )
+        .env('RECEIPTS_CORRECTION_WINDOW_DAYS')
         .argParser(integerIn(1, 3650)),
     )
     .addOption(
@@ -250,6 +259,7 @@ async function start(opts: ServeOptions, lock: ServeLock, wanted: ReturnType<typ
     ledger,
     logger,
     maxEventAgeMs: opts.maxEventAgeDays * 86_400_000,
+    correctionWindowMs: (opts.correctionWindowDays ?? opts.maxEventAgeDays) * 86_400_000,
     sealing: { epochMs: opts.epochMs, maxEvents: opts.epochMaxEvents },
     ...(anchoring && { anchoring }),
     ...(opts.actions && { actions: opts.actions }),

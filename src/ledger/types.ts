@@ -1,7 +1,7 @@
 // The storage interface every stage uses: narrow typed stores, asynchronous (PostgreSQL is).
 // Two engines implement it: sqlite/ (embedded, one process) and postgres/ (several instances on
 // one database, one elected leader). Nothing outside src/ledger/ sees a connection or a statement.
-import type { LeafFields } from '../event/leaf.ts';
+import type { CorrectionKind, LeafFields } from '../event/leaf.ts';
 import type { NormalizedEvent } from '../event/validate.ts';
 import type { ClassificationPeriod, ClassificationPolicy } from '../event/classification.ts';
 import type { LogSigner, StoredCheckpoint } from './epoch-log.ts';
@@ -25,8 +25,16 @@ export interface EventRecord extends LeafFields {
    * ingest (seq = id); PostgreSQL when the event is sealed (null until then).
    */
   seq: number | null;
-  /** 64 lowercase hex: SHA-256(0x00 ‖ leaf v1), computed once at ingest. */
+  /** 64 lowercase hex: SHA-256(0x00 ‖ leaf), leaf v1 (v2 for a correction), computed once at ingest. */
   leaf_hash: string;
+  /** Only on a correction (leaf v2): void or amend. */
+  kind?: CorrectionKind;
+  /** Only on a correction: the leaf hash of the version it replaces (64 hex). */
+  corrects?: string;
+  /** Only on a correction: the id of the version it replaces. */
+  corrects_id?: number;
+  /** Only on a correction: the id of the original event (its chain). */
+  chain_id?: number;
 }
 
 /** A sealed epoch: a dense run of the ledger and the root of its tree. */
@@ -90,6 +98,40 @@ export type WriteResult =
   | { status: 'duplicate'; id: number; leaf_hash: string }
   | { status: 'conflict'; id: number; differs: string[] };
 
+/**
+ * A void or an amendment of a recorded event (docs/design.md "Leaf (version 2)"). The ledger checks
+ * and writes it in one transaction: the target must be the head of its chain (not corrected, not a
+ * void), within the correction window, and of the key's owner.
+ */
+export interface CorrectionToWrite {
+  kind: CorrectionKind;
+  /** The version corrected: by id, or by its namespace and request id. */
+  target: { id: number } | { namespace: string; request_id: string };
+  /** The correction's own idempotency key (in the target's namespace). */
+  request_id: string;
+  /** Amend only: the fields that change; any not given keep the replaced version's value. */
+  changes?: { caller?: string; action?: string; units?: number; artifact_digest?: string };
+  /** Kept in metadata ({"reason": …}), not in the leaf. */
+  reason?: string;
+  owner: string;
+  keyId: string;
+  /** Event times before this are past the correction window (ms). */
+  notBeforeMs: number;
+  /** When it was received (ms). */
+  receivedAtMs: number;
+}
+
+export type CorrectionResult =
+  | { status: 'created' | 'duplicate'; id: number; leaf_hash: string; corrects_id: number; chain_id: number }
+  /** The request id is taken by another event or correction; `differs` names what differs. */
+  | { status: 'conflict'; id: number; differs: string[] }
+  /** The target is not its chain's head: head_id is (a void ends a chain: head_id is the void). */
+  | { status: 'already_corrected'; id: number; head_id: number; head_kind: CorrectionKind }
+  | { status: 'not_found' }
+  | { status: 'window_closed'; id: number; ts_ms: number }
+  /** A field of the new version breaks a rule of ingest (field, rule). */
+  | { status: 'invalid'; errors: Array<{ path: string; rule: string; message: string }> };
+
 export interface EventPageQuery {
   namespace: string;
   /** [from, to): event time, ms. */
@@ -117,6 +159,12 @@ export interface EventStore {
    * request_id mapping of before (CloudEvents `id` alone) with it.
    */
   sourcesOf(keys: ReadonlyArray<readonly [namespace: string, requestId: string]>): Promise<Array<string | null | undefined>>;
+  /** Voids and amendments, each checked and written in its own transaction, in order. */
+  correct(items: CorrectionToWrite[]): Promise<CorrectionResult[]>;
+  /** An event by its idempotency key. */
+  byRequestId(namespace: string, requestId: string): Promise<EventRecord | undefined>;
+  /** Every version of the chain the event `id` belongs to (original first, in id order); [] if none. */
+  chainOf(id: number): Promise<EventRecord[]>;
   /** The highest id committed: the snapshot bound of a paged read. */
   latestId(): Promise<number>;
   /** What waits to be sealed: how many events, and when the oldest was received. */

@@ -6,8 +6,9 @@
 // handle only. The ledger order is seq, assigned when the event is sealed (see epochs.ts).
 import type pg from 'pg';
 import type { NormalizedEvent } from '../../event/validate.ts';
-import type { EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
-import { eventRecordOf, leafHashOf, storedValues, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
+import type { CorrectionResult, CorrectionToWrite, EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
+import { CORRECTION_COLUMNS, correctionValues, decideCorrection, VERSION_COLUMNS, type VersionRow } from '../corrections.ts';
+import { CORRECTION_READ_COLUMNS, eventRecordOf, leafHashOf, storedValues, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
 import { LedgerUnavailableError } from '../errors.ts';
 import { GroupCommittedWrites, type CommitJob, type GroupCommitOptions } from '../group-commit.ts';
 
@@ -18,7 +19,7 @@ export type { GroupCommitOptions } from '../group-commit.ts';
 
 type StoredRow = StoredForComparison & { id: number; namespace: string; request_id: string; leaf_hash: Buffer };
 
-const EVENT_COLUMNS = 'id, seq, namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash';
+const EVENT_COLUMNS = `id, seq, namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash, ${CORRECTION_READ_COLUMNS.postgres}`;
 
 /**
  * Advisory lock key "sui-rcpW". Every insert holds it shared from before it draws ids until it
@@ -220,6 +221,97 @@ export class PgEventStore extends GroupCommittedWrites implements EventStore {
     const sources: Array<string | null | undefined> = new Array(keys.length).fill(undefined);
     for (const r of rows) sources[Number(r.ord) - 1] = r.source;
     return sources;
+  }
+
+  async correct(items: CorrectionToWrite[]): Promise<CorrectionResult[]> {
+    const out: CorrectionResult[] = [];
+    for (const item of items) out.push(await this.correctOne(item));
+    return out;
+  }
+
+  /**
+   * One correction in its own transaction, holding the writers' lock shared like any insert (so a
+   * paged read's snapshot bound stays exact). The check reads what is committed; the unique index
+   * on corrects_id (and on the request id) decides a race with another instance: the loser's
+   * insert fails, and the item is decided again, now seeing the winner.
+   */
+  private async correctOne(item: CorrectionToWrite, attempt = 0): Promise<CorrectionResult> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query({
+        name: 'corrections-lock',
+        text: 'SELECT pg_advisory_xact_lock_shared($1::int8)',
+        values: [WRITERS_LOCK.toString()],
+      });
+      const version = async (where: string, values: unknown[]) =>
+        (await client.query<VersionRow>({ text: `SELECT id, ${VERSION_COLUMNS} FROM events WHERE ${where}`, values })).rows[0];
+      const target =
+        'id' in item.target
+          ? Number.isSafeInteger(item.target.id)
+            ? await version('id = $1', [item.target.id])
+            : undefined
+          : await version('namespace = $1 AND request_id = $2', [item.target.namespace, item.target.request_id]);
+      const repeat = target && (await version('namespace = $1 AND request_id = $2', [target.namespace, item.request_id]));
+      const next = async (id: number) =>
+        (
+          await client.query<{ id: number; kind: number }>({
+            name: 'corrections-next',
+            text: 'SELECT id, kind FROM events WHERE corrects_id = $1',
+            values: [id],
+          })
+        ).rows[0];
+      let head = target && (await next(target.id));
+      for (let n = head; n; n = await next(n.id)) head = n;
+      const d = decideCorrection(item, target, repeat, head);
+      if ('answer' in d) {
+        await client.query('ROLLBACK');
+        return d.answer;
+      }
+      const { rows } = await client.query<{ id: number }>({
+        name: 'corrections-insert',
+        text: `INSERT INTO events (${CORRECTION_COLUMNS}) VALUES (${Array.from({ length: 19 }, (_, i) => `$${i + 1}`).join(', ')}) RETURNING id`,
+        values: [...correctionValues(d.insert, true)],
+      });
+      await client.query('COMMIT');
+      return {
+        status: 'created',
+        id: rows[0]!.id,
+        leaf_hash: d.insert.leaf_hash.toString('hex'),
+        corrects_id: d.insert.corrects_id,
+        chain_id: d.insert.chain_id,
+      };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      // 23505: another instance corrected the same version, or took the request id, first.
+      if ((err as { code?: string }).code === '23505' && attempt < 3) return this.correctOne(item, attempt + 1);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async byRequestId(namespace: string, requestId: string): Promise<EventRecord | undefined> {
+    const { rows } = await this.pool.query<EventRow>({
+      name: 'events-by-request-id',
+      text: `SELECT ${EVENT_COLUMNS} FROM events WHERE namespace = $1 AND request_id = $2`,
+      values: [namespace, requestId],
+    });
+    return rows[0] && eventRecordOf(rows[0]);
+  }
+
+  async chainOf(id: number): Promise<EventRecord[]> {
+    if (!Number.isSafeInteger(id)) return [];
+    const { rows } = await this.pool.query<EventRow>({
+      name: 'events-chain',
+      text: `WITH root AS (SELECT coalesce(chain_id, id) AS r FROM events WHERE id = $1)
+             SELECT ${EVENT_COLUMNS} FROM events WHERE id = (SELECT r FROM root)
+             UNION ALL
+             SELECT ${EVENT_COLUMNS} FROM events WHERE chain_id = (SELECT r FROM root)
+             ORDER BY id`,
+      values: [id],
+    });
+    return rows.map(eventRecordOf);
   }
 
   async latestId(): Promise<number> {

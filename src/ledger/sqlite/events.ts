@@ -1,8 +1,9 @@
 // Events on SQLite. Writes use group commit: requests arriving close together share one write
 // transaction (one WAL sync), and each request is answered only once its rows are committed.
 // SQLite has one writer, so ids commit in order and the id is also the ledger position (seq).
-import type { EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
-import { eventRecordOf, leafHashOf, storedValues, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
+import type { CorrectionResult, CorrectionToWrite, EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
+import { CORRECTION_COLUMNS, correctionValues, decideCorrection, VERSION_COLUMNS, type VersionRow } from '../corrections.ts';
+import { CORRECTION_READ_COLUMNS, eventRecordOf, leafHashOf, storedValues, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
 import { GroupCommittedWrites, type CommitJob, type GroupCommitOptions } from '../group-commit.ts';
 import type { Db } from './db.ts';
 
@@ -11,7 +12,7 @@ export type { GroupCommitOptions } from '../group-commit.ts';
 type StoredRow = StoredForComparison & { seq: number; leaf_hash: Buffer };
 
 /** seq is also the public id on SQLite. */
-const EVENT_COLUMNS = 'seq AS id, seq, namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash';
+const EVENT_COLUMNS = `seq AS id, seq, namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash, ${CORRECTION_READ_COLUMNS.sqlite}`;
 
 /** Keyset paging on (ts, seq) within the (namespace, ts) index; seq ≤ the snapshot bound. */
 export const PAGE_SQL = `SELECT ${EVENT_COLUMNS} FROM events
@@ -30,7 +31,10 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
     page: (q: EventPageQuery) => EventRecord[];
     latestId: () => number;
     sourceOf: (namespace: string, requestId: string) => { source: string | null } | undefined;
+    byRequestId: (namespace: string, requestId: string) => EventRecord | undefined;
+    chainOf: (id: number) => EventRecord[];
   };
+  private readonly correctOne: (item: CorrectionToWrite) => CorrectionResult;
 
   constructor(db: Db, options: GroupCommitOptions = {}) {
     super(options);
@@ -40,6 +44,9 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
     const pageDesc = db.prepare(PAGE_DESC_SQL);
     const latest = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
     const sourceOf = db.prepare('SELECT source FROM events WHERE namespace = ? AND request_id = ?');
+    const byKey = db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE namespace = ? AND request_id = ?`);
+    const chainRoot = db.prepare('SELECT coalesce(chain_id, seq) AS root FROM events WHERE seq = ?');
+    const chain = db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE seq = ? OR chain_id = ? ORDER BY seq`);
     this.read = {
       get: (id) => {
         const row = byId.get(id) as EventRow | undefined;
@@ -51,7 +58,43 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
         ),
       latestId: () => latest.get() as number,
       sourceOf: (namespace, requestId) => sourceOf.get(namespace, requestId) as { source: string | null } | undefined,
+      byRequestId: (namespace, requestId) => {
+        const row = byKey.get(namespace, requestId) as EventRow | undefined;
+        return row && eventRecordOf(row);
+      },
+      chainOf: (id) => {
+        const root = chainRoot.get(id) as { root: number } | undefined;
+        return root ? (chain.all(root.root, root.root) as EventRow[]).map(eventRecordOf) : [];
+      },
     };
+
+    // Corrections: read the target, the request id's event and the version after the target,
+    // decide (../corrections.ts), insert; one IMMEDIATE transaction each, so the check holds.
+    const versionById = db.prepare(`SELECT seq AS id, ${VERSION_COLUMNS} FROM events WHERE seq = ?`);
+    const versionByKey = db.prepare(`SELECT seq AS id, ${VERSION_COLUMNS} FROM events WHERE namespace = ? AND request_id = ?`);
+    const next = db.prepare('SELECT seq AS id, kind FROM events WHERE corrects_id = ?');
+    const insertCorrection = db.prepare(
+      `INSERT INTO events (${CORRECTION_COLUMNS}) VALUES (${Array.from({ length: 19 }, () => '?').join(', ')})`,
+    );
+    const correctTx = db.transaction((item: CorrectionToWrite): CorrectionResult => {
+      const target = (
+        'id' in item.target ? versionById.get(item.target.id) : versionByKey.get(item.target.namespace, item.target.request_id)
+      ) as VersionRow | undefined;
+      const repeat = target && (versionByKey.get(target.namespace, item.request_id) as VersionRow | undefined);
+      let head = target && (next.get(target.id) as { id: number; kind: number } | undefined);
+      for (let n = head; n; n = next.get(n.id) as typeof n) head = n;
+      const d = decideCorrection(item, target, repeat, head);
+      if ('answer' in d) return d.answer;
+      const done = insertCorrection.run(...correctionValues(d.insert, 1));
+      return {
+        status: 'created',
+        id: Number(done.lastInsertRowid),
+        leaf_hash: d.insert.leaf_hash.toString('hex'),
+        corrects_id: d.insert.corrects_id,
+        chain_id: d.insert.chain_id,
+      };
+    });
+    this.correctOne = (item) => correctTx.immediate(item);
 
     const insert = db.prepare(`INSERT INTO events
       (namespace, request_id, owner, key_id, caller, action, units, artifact_digest, ts, ts_explicit,
@@ -91,6 +134,20 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
 
   async sourcesOf(keys: ReadonlyArray<readonly [string, string]>): Promise<Array<string | null | undefined>> {
     return keys.map(([namespace, requestId]) => this.read.sourceOf(namespace, requestId)?.source);
+  }
+
+  async correct(items: CorrectionToWrite[]): Promise<CorrectionResult[]> {
+    // Anything queued for group commit goes first: a correction may name an event just recorded.
+    await this.flushQueue();
+    return items.map((item) => this.correctOne(item));
+  }
+
+  async byRequestId(namespace: string, requestId: string): Promise<EventRecord | undefined> {
+    return this.read.byRequestId(namespace, requestId);
+  }
+
+  async chainOf(id: number): Promise<EventRecord[]> {
+    return Number.isSafeInteger(id) ? this.read.chainOf(id) : [];
   }
 
   async latestId(): Promise<number> {
