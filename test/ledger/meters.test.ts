@@ -1,9 +1,11 @@
 // Meters answer exactly what the raw events say: a property test over random meters (every
 // aggregation, action lists, versions from stated times, retroactive ones), ranges, windows, time
 // zones, groupings and seal points, on both engines, with events arriving late into time already
-// rolled up and a tail never sealed. The oracle below folds the events it wrote, in plain
-// TypeScript, from the rule as documented: an event counts under the latest version (highest
-// number) whose from is at or before its ts, when that version takes its action.
+// rolled up, a tail never sealed, and voids and amendments before and after rollup. The oracle
+// below folds the events it wrote, in plain TypeScript, from the rule as documented: an event
+// counts under the latest version (highest number) whose from is at or before its ts, when that
+// version takes its action; of a corrected event only its chain's head counts, at its ts (latest:
+// ties in time by the head's ledger position).
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_MS, validateEvent, type NormalizedEvent } from '../../src/event/validate.ts';
 import { AGGREGATIONS, type Ledger, MeterError, type MeterUsageQuery, type MeterVersion } from '../../src/ledger/index.ts';
@@ -47,7 +49,24 @@ function rng(seed: number) {
   };
 }
 
-type Stored = { id: number; ts: number; action: string; caller: string; units: number; namespace: string };
+/** A row of the ledger: an event, or a correction (kind, chain: the original's id). */
+type Stored = {
+  id: number;
+  ts: number;
+  action: string;
+  caller: string;
+  units: number;
+  namespace: string;
+  kind?: 'void' | 'amend';
+  chain?: number;
+};
+
+/** The head of each chain (a void head: none). */
+function headsOf(rows: readonly Stored[]): Stored[] {
+  const heads = new Map<number, Stored>();
+  for (const e of [...rows].sort((a, b) => a.id - b.id)) heads.set(e.chain ?? e.id, e);
+  return [...heads.values()].filter((e) => e.kind !== 'void');
+}
 
 let counter = 0;
 function ev(fields: Record<string, unknown>): NormalizedEvent {
@@ -69,7 +88,7 @@ function oracle(events: Stored[], q: MeterUsageQuery, versions: MeterVersion[]) 
     for (const x of versions) if (x.from_ms <= e.ts && (!v || x.version > v.version)) v = x;
     return v !== undefined && (v.actions === null || v.actions.includes(e.action));
   };
-  const picked = events.filter((e) => e.namespace === q.namespace && e.ts >= q.from && e.ts < q.to && counts(e));
+  const picked = headsOf(events).filter((e) => e.namespace === q.namespace && e.ts >= q.from && e.ts < q.to && counts(e));
   const aggregate = (es: Stored[]): number | string => {
     switch (agg) {
       case 'sum':
@@ -184,13 +203,54 @@ forEachEngine((fresh, engine) => {
           stored.push({ id: res.id, ...batch[i]! });
         });
       };
-      // Rounds of writes and seals of random sizes: later rounds land in time already rolled up.
+      const correctOne = async (target: Stored, kind: 'void' | 'amend', changes: Partial<Stored>): Promise<Stored> => {
+        const [res] = await ledger.events.correct([
+          {
+            kind,
+            target: { id: target.id },
+            request_id: `fix-${++counter}`,
+            ...(kind === 'amend' && { changes }),
+            owner: 'acme',
+            keyId: 'abcdefabcdef',
+            notBeforeMs: 0,
+            receivedAtMs: NOW,
+          },
+        ]);
+        if (res!.status !== 'created') throw new Error(`correct: ${JSON.stringify(res)}`);
+        const row: Stored = {
+          ...target,
+          ...(kind === 'amend' ? changes : { units: 0 }),
+          id: res!.id,
+          kind,
+          chain: target.chain ?? target.id,
+        };
+        stored.push(row);
+        return row;
+      };
+      // Voids and amendments (units, action, caller) of random heads, some amended then voided.
+      let corrections = 0;
+      const correct = async (n: number) => {
+        for (let i = 0; i < n; i++, corrections++) {
+          const twice = r.next() < 0.2;
+          const changes = {
+            ...(r.next() < 0.6 && { units: r.next() < 0.1 ? 0 : r.int(1, 2000) }),
+            ...(r.next() < 0.4 && { action: r.pick(ACTIONS) }),
+            ...(r.next() < 0.4 && { caller: r.pick(CALLERS) }),
+          };
+          const at = await correctOne(r.pick(headsOf(stored)), twice || r.next() < 0.6 ? 'amend' : 'void', changes);
+          if (twice) await correctOne(at, 'void', {});
+        }
+      };
+      // Rounds of writes, corrections and seals of random sizes: later rounds land in time already
+      // rolled up, and correct events already rolled up.
       for (let round = 0; round < 10; round++) {
         await write(r.int(20, 250));
+        await correct(r.int(0, 25));
         const seals = r.int(0, 3);
         for (let i = 0; i < seals; i++) await sealNext(ledger, { maxEvents: r.int(1, 300) });
       }
       await write(r.int(10, 80)); // a tail never sealed
+      await correct(r.int(5, 20));
 
       let checked = 0;
       for (let i = 0; i < 700; i++) {
@@ -222,6 +282,7 @@ forEachEngine((fresh, engine) => {
       expect(checked).toBe(700);
       const latest = await ledger.epochs.latest();
       expect(latest?.last_seq ?? 0, `${engine}: sealed`).toBeGreaterThan(stored.length / 4);
+      expect(corrections, 'corrections written').toBeGreaterThan(20);
     });
 
     it('keeps versions: a past from needs retroactive, an unchanged PUT adds nothing, the aggregation stays', async () => {
