@@ -59,7 +59,8 @@ export class AlertDetector {
     let alerts = 0;
     let messages = 0;
     for (const c of crossings) {
-      const r = await webhooks.enqueueAlert(alertOf(c, now));
+      // Queued on the real clock: the retry window and backoff run on it (the payload keeps the measuring time).
+      const r = await webhooks.enqueueAlert(alertOf(c, Date.now()));
       if (!r.created) continue;
       alerts++;
       messages += r.messages.length;

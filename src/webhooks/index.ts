@@ -4,6 +4,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Ledger } from '../ledger/index.ts';
 import { AlertDetector, type CrossingSource } from './alerts.ts';
+import { limitCrossings } from './crossings.ts';
 import { type DeliveryOptions, WebhookDeliverer } from './delivery.ts';
 import type { Resolver } from './url.ts';
 
@@ -13,8 +14,8 @@ export interface WebhookServiceOptions {
   resolver?: Resolver;
   /** Delivery tuning (DeliveryOptions): deadline, concurrency, poll, backoff, retry window. */
   delivery?: Pick<DeliveryOptions, 'timeoutMs' | 'concurrency' | 'pollMs' | 'backoff' | 'retryWindowMs'>;
-  /** Which thresholds are crossed (the limits' detector); no alerts are raised without one. */
-  crossings?: CrossingSource;
+  /** Which thresholds are crossed: the limits' (default), another source, or false for none. */
+  crossings?: CrossingSource | false;
   /** How often the detector looks, ms (default 2,000). */
   detectIntervalMs?: number;
 }
@@ -33,10 +34,11 @@ export class WebhookRunner {
       ...(options.logger && { logger: options.logger }),
       ...options.delivery, // on the real clock: retries must fall due even where the service's clock is fixed (tests)
     });
-    this.detector = options.crossings
+    const source = options.crossings === undefined ? limitCrossings(ledger) : options.crossings;
+    this.detector = source
       ? new AlertDetector({
           ledger,
-          source: options.crossings,
+          source,
           onQueued: () => this.deliverer.notify(),
           ...(options.detectIntervalMs !== undefined && { intervalMs: options.detectIntervalMs }),
           ...(options.logger && { logger: options.logger }),
@@ -57,6 +59,7 @@ export class WebhookRunner {
 }
 
 export { AlertDetector, type CrossingSource } from './alerts.ts';
+export { limitCrossings } from './crossings.ts';
 export { signedHeaders, WebhookDeliverer } from './delivery.ts';
 export { ALERT_TYPE, alertOf, alertPayload, type Crossing, receiptsLink } from './payload.ts';
 export { checkWebhookTarget, checkWebhookUrl, isPublicAddress, type Resolver, type UrlPolicy } from './url.ts';

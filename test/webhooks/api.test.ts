@@ -3,7 +3,7 @@
 // credentials or reach loopback, private or link-local addresses (literal or by DNS) are refused
 // naming the rule, storing nothing; a webhook takes only namespaces its key may touch; deletes
 // are per owner. Both engines, through fastify inject on the real service.
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { Right } from '../../src/ledger/index.ts';
 import { serverEachTest } from '../helpers.ts';
 import { forEachEngine } from '../support/engines.ts';
