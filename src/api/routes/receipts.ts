@@ -1,6 +1,8 @@
 // Receipts and epochs. An event the key may not read is indistinguishable from a missing one.
 import type { FastifyInstance } from 'fastify';
-import type { EpochRecord, Ledger } from '../../ledger/index.ts';
+import type { EpochRecord, EventRecord, Ledger } from '../../ledger/index.ts';
+import type { ReadEventRecord } from '../../ledger/event-record.ts';
+import { LEAF_STRING_MAX } from '../../event/limits.ts';
 import type { Anchor } from '../../receipt/format.ts';
 import type { AnchorChain } from '../../chain/chain.ts';
 import type { ReceiptReader } from '../../receipt/reader.ts';
@@ -34,6 +36,102 @@ export function epochJson(e: EpochRecord, anchor: Anchor | null) {
 }
 
 const PROTECTED = { security: [{ bearer: [] }] };
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+const KIND = z.enum(['event', 'void', 'amend']).describe('event: an ordinary event (leaf v1); void or amend: a correction (leaf v2)');
+const receiptLink = (id: number) => `/v1/events/${id}/receipt`;
+
+/** One version of an event's chain: what it says, and where its receipt is. */
+const VersionSchema = z.object({
+  id: z.number().int(),
+  kind: KIND,
+  request_id: z.string(),
+  caller: z.string(),
+  action: z.string(),
+  units: z.number().int(),
+  artifact_digest: z.string(),
+  leaf_hash: hex64,
+  corrects_id: z.number().int().optional().describe('a correction: the id of the version it replaces'),
+  corrects: hex64.optional().describe('a correction: the leaf hash of the version it replaces'),
+  receipt: z.string().describe('the path of its receipt (GET, same key)'),
+});
+
+export const EventViewSchema = z
+  .object({
+    id: z.number().int(),
+    kind: KIND,
+    namespace: z.string(),
+    request_id: z.string(),
+    caller: z.string(),
+    action: z.string(),
+    units: z.number().int(),
+    artifact_digest: z.string(),
+    ts_ms: z.number().int(),
+    leaf_hash: hex64,
+    receipt: z.string().describe('the path of its receipt (GET, same key)'),
+    corrects_id: z.number().int().optional(),
+    corrects: hex64.optional(),
+    chain_id: z.number().int().describe("the original event's id: every version of it shares this"),
+    corrected_by: z
+      .object({ id: z.number().int(), kind: z.enum(['void', 'amend']) })
+      .optional()
+      .describe('set when this version was replaced'),
+    head_id: z.number().int().describe('the current version of the chain (what totals count; a void head counts nothing)'),
+    chain: z.array(VersionSchema).describe('every version, original first, each correcting the one before'),
+  })
+  .meta({ id: 'EventView' });
+
+const EventByKeyQuerySchema = z
+  .object({
+    namespace: z.string().min(1).max(LEAF_STRING_MAX.namespace).describe('the namespace the event was recorded in'),
+    request_id: z.string().min(1).max(LEAF_STRING_MAX.request_id).describe('its idempotency key'),
+  })
+  .strict();
+
+const kindOf = (e: EventRecord) => e.kind ?? 'event';
+
+function versionJson(e: EventRecord): z.infer<typeof VersionSchema> {
+  const v: z.infer<typeof VersionSchema> = {
+    id: e.id,
+    kind: kindOf(e),
+    request_id: e.request_id,
+    caller: e.caller,
+    action: e.action,
+    units: e.units,
+    artifact_digest: e.artifact_digest,
+    leaf_hash: e.leaf_hash,
+    receipt: receiptLink(e.id),
+  };
+  if (e.corrects_id !== undefined) v.corrects_id = e.corrects_id;
+  if (e.corrects !== undefined) v.corrects = e.corrects;
+  return v;
+}
+
+/** An event with its chain: every version in order, each with its receipt link. */
+async function eventView(ledger: Ledger, row: ReadEventRecord): Promise<z.infer<typeof EventViewSchema>> {
+  const chain = await ledger.events.chainOf(row.id);
+  const versions = chain.length > 0 ? chain : [row];
+  const view: z.infer<typeof EventViewSchema> = {
+    id: row.id,
+    kind: kindOf(row),
+    namespace: row.namespace,
+    request_id: row.request_id,
+    caller: row.caller,
+    action: row.action,
+    units: row.units,
+    artifact_digest: row.artifact_digest,
+    ts_ms: row.ts_ms,
+    leaf_hash: row.leaf_hash,
+    receipt: receiptLink(row.id),
+    chain_id: row.chain_id ?? row.id,
+    head_id: versions.at(-1)!.id,
+    chain: versions.map(versionJson),
+  };
+  if (row.corrects_id !== undefined) view.corrects_id = row.corrects_id;
+  if (row.corrects !== undefined) view.corrects = row.corrects;
+  if (row.corrected_by) view.corrected_by = { id: row.corrected_by.id, kind: row.corrected_by.kind };
+  return view;
+}
 const READ_ERRORS = [...COMMON_ERRORS, ...AUTH_ERRORS] as const;
 
 export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; receipts: ReceiptReader; chain?: AnchorChain }): void {
@@ -60,6 +158,55 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; rece
         throw new ApiError('not_found', { thing: `event ${id} that this key may read` });
       }
       return receipts.receipt(row);
+    },
+  );
+
+  // Found by its idempotency key: the id a service knows for a call it made, without having kept
+  // the id the ledger gave it. The namespace is checked first: another's is a plain 404.
+  typed.get(
+    '/v1/events',
+    {
+      config: { right: 'read' },
+      schema: {
+        ...PROTECTED,
+        tags: ['events'],
+        summary: 'An event found by its idempotency key (namespace and request_id), with its chain of corrections',
+        querystring: EventByKeyQuerySchema,
+        response: { 200: EventViewSchema, ...errorResponses(...READ_ERRORS, 'invalid_query', 'not_found') },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const { namespace, request_id } = request.query;
+      const notFound = () =>
+        new ApiError('not_found', {
+          thing: `event with request_id ${JSON.stringify(request_id)} in namespace ${JSON.stringify(namespace)} that this key may read`,
+        });
+      if (!principal.allows(namespace)) throw notFound();
+      const row = await opts.ledger.events.byRequestId(namespace, request_id);
+      if (!row) throw notFound();
+      return eventView(opts.ledger, row);
+    },
+  );
+
+  typed.get(
+    '/v1/events/:id',
+    {
+      config: { right: 'read' },
+      schema: {
+        ...PROTECTED,
+        tags: ['events'],
+        summary: 'An event with its chain: every version (original, amendments, a void), each with its receipt link',
+        params: z.object({ id: decimal('the event id (from POST /v1/events)') }),
+        response: { 200: EventViewSchema, ...errorResponses(...READ_ERRORS, 'not_found') },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const { id } = request.params;
+      const row = await opts.ledger.events.get(id);
+      if (!row || !principal.allows(row.namespace)) throw new ApiError('not_found', { thing: `event ${id} that this key may read` });
+      return eventView(opts.ledger, row);
     },
   );
 
