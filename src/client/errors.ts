@@ -26,7 +26,9 @@ import { describe } from './queue.ts';
  * - `closing` (the abort reason a sink's signal gets): close() cut the send short;
  * - `no_receipts` (thrown by receipt()): the sink cannot give receipts (only the HTTP sink can);
  * - `receipt_failed` (thrown by receipt()): the service did not give the receipt;
- * - `timeout` (the memory sink's until()): fewer events than awaited arrived in time.
+ * - `timeout` (the memory sink's until()): fewer events than awaited arrived in time;
+ * - `check_failed` (thrown by check()): the service did not answer the limit check (unreachable,
+ *   timed out, or an error status); the middleware's gate then follows its fail_open/fail_closed policy.
  */
 export const USAGE_CLIENT_ERROR_CODES = [
   'bad_option',
@@ -46,6 +48,7 @@ export const USAGE_CLIENT_ERROR_CODES = [
   'no_receipts',
   'receipt_failed',
   'timeout',
+  'check_failed',
 ] as const;
 export type UsageClientErrorCode = (typeof USAGE_CLIENT_ERROR_CODES)[number];
 

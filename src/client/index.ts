@@ -7,6 +7,7 @@
 import type { FieldError } from '../event/validate.ts';
 import type { Receipt } from '../receipt/format.ts';
 import { CheckedEvent } from './checked.ts';
+import { checkLimits, type LimitCheckAnswer, type LimitCheckItem } from './check.ts';
 import { pastDeadline, undelivered } from './close.ts';
 import { asClientError, UsageClientError } from './errors.ts';
 import { nodeVersionProblem } from './node-version.ts';
@@ -42,6 +43,7 @@ export type {
   UsageEventInput,
 } from './options.ts';
 export { newRequestId, usableRequestId } from './request-id.ts';
+export type { LimitCheckAnswer, LimitCheckItem } from './check.ts';
 
 export function createUsageClient(options: UsageClientOptions): UsageClient {
   // Fail at construction, in words, rather than later in a spool's segmentation fault.
@@ -351,4 +353,11 @@ class Client implements UsageClient, Delivery {
       );
     return this.sink.receipt(id);
   }
-}
+
+  check<T extends LimitCheckItem | readonly LimitCheckItem[]>(
+    items: T,
+    options?: { timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<T extends readonly LimitCheckItem[] ? LimitCheckAnswer[] : LimitCheckAnswer> {
+    const target = { url: this.o.url, apiKey: this.o.apiKey, fetch: this.o.fetch, timeoutMs: this.o.timeoutMs };
+    return checkLimits(target, items, options) as Promise<T extends readonly LimitCheckItem[] ? LimitCheckAnswer[] : LimitCheckAnswer>;
+  }}

@@ -4,6 +4,7 @@ import { MAX_EVENTS_PER_REQUEST } from '../event/limits.ts';
 import type { FieldError } from '../event/validate.ts';
 import type { Receipt } from '../receipt/format.ts';
 import { UsageClientError } from './errors.ts';
+import type { LimitCheckAnswer, LimitCheckItem } from './check.ts';
 import type { Sink } from './sinks/index.ts';
 
 /** An event as a service records it; request_id is assigned when left out. */
@@ -118,6 +119,16 @@ export interface UsageClient {
   stats(): UsageClientStats;
   /** The receipt of a recorded event, by the id the server gave it. */
   receipt(id: number): Promise<Receipt>;
+  /**
+   * Asks the service whether work may run under the owner's hard limits (POST /v1/limits/check):
+   * one item answers one answer, an array of at most 100 one per item. Needs url and apiKey (a key
+   * with the read right); throws UsageClientError `check_failed` when the service does not answer.
+   * Optional in the type, so that clients written before it still are UsageClients.
+   */
+  check?<T extends LimitCheckItem | readonly LimitCheckItem[]>(
+    items: T,
+    options?: { timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<T extends readonly LimitCheckItem[] ? LimitCheckAnswer[] : LimitCheckAnswer>;
 }
 
 /** Most events in one batch (the API takes at most 1,000). */

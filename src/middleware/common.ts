@@ -51,6 +51,45 @@ export interface MeterOptions<Req, Res> {
    * dropped events), unless `clientOptions` says otherwise.
    */
   onError?: (error: Error) => void;
+  /**
+   * The admission gate (issue 25, docs/middleware.md "Limits"): before the handler runs, asks the
+   * service whether the owner's hard limits leave room (client.check). Over a limit, the request
+   * is answered `status` (429) without running the handler, and recorded with units 0 and
+   * metadata.admission "over_limit". Off when omitted.
+   */
+  limits?: LimitGateOptions<Req>;
+}
+
+export interface LimitGateOptions<Req> {
+  /** The units the work will record, for the check (default 1). */
+  units?: (request: Req) => number;
+  /** The status of a request refused over a limit (default 429). */
+  status?: number;
+  /**
+   * When the service cannot answer the check in time: run the handler (`fail_open`, the default)
+   * or refuse the request with `unavailableStatus` (`fail_closed`). Either way its event says so in
+   * metadata.limit_check, and the failure goes to onError.
+   */
+  policy?: 'fail_open' | 'fail_closed';
+  /** The status of a request refused by fail_closed (default 503). */
+  unavailableStatus?: number;
+  /** How long a check may take, ms (default 1,000). */
+  timeoutMs?: number;
+}
+
+/** The answer the gate gives instead of running the handler. */
+export interface GateRefusal {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** What the gate decided about a request, read back when its event is built. */
+interface GateMark {
+  admission?: string;
+  /** metadata.limit_check: over_limit, fail_open or fail_closed. */
+  check: string;
+  limitId?: string;
 }
 
 /** What the default onError writes to: pino's (fastify's) or console's error method. */
@@ -122,6 +161,10 @@ export interface Meter<Req, Res> {
   record(request: Req, reply: Res, ...facts: RequestFacts): void;
   /** The per-request context for upstream attribution. */
   context(request: Req, requestId: string): InboundContext;
+  /** The admission gate: null to run the handler, or the answer to give instead (never throws). */
+  admit(request: Req): Promise<GateRefusal | null>;
+  /** Whether the gate is on (options.limits). */
+  readonly gated: boolean;
   report(error: unknown): void;
 }
 
@@ -229,6 +272,22 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
   }
   const namespaceOf = fn(options.namespace);
   const actionOf = fn(options.action);
+  const gate = options.limits;
+  if (gate !== undefined) {
+    if (!gate || typeof gate !== 'object') throw new Error(`${where}: limits must be an object ({ policy, status, units, timeoutMs })`);
+    if (typeof client.check !== 'function')
+      throw new Error(`${where}: limits needs a client with check() (createUsageClient with url and apiKey)`);
+    if (gate.policy !== undefined && gate.policy !== 'fail_open' && gate.policy !== 'fail_closed')
+      throw new Error(`${where}: limits.policy must be 'fail_open' or 'fail_closed'`);
+    for (const k of ['status', 'unavailableStatus'] as const)
+      if (gate[k] !== undefined && !(Number.isInteger(gate[k]) && gate[k]! >= 400 && gate[k]! <= 599))
+        throw new Error(`${where}: limits.${k} must be an HTTP error status (400 to 599)`);
+    if (gate.timeoutMs !== undefined && !(Number.isSafeInteger(gate.timeoutMs) && gate.timeoutMs > 0))
+      throw new Error(`${where}: limits.timeoutMs must be a positive whole number of ms`);
+    if (gate.units !== undefined && typeof gate.units !== 'function') throw new Error(`${where}: limits.units must be a function`);
+  }
+  // Keyed by the request object: the gate runs before the handler, the event is built after it.
+  const marks = new WeakMap<object, GateMark>();
 
   const report = (error: unknown) => {
     try {
@@ -252,10 +311,70 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
     return undefined;
   };
 
+  const refusal = (
+    status: number,
+    code: string,
+    message: string,
+    extra: Record<string, unknown>,
+    headers: Record<string, string> = {},
+  ) => ({
+    status,
+    headers: { 'content-type': 'application/json; charset=utf-8', ...headers },
+    body: JSON.stringify({ error: { code, message, ...extra } }),
+  });
+
   const meter: Meter<Req, Res> = {
     client,
     ownsClient,
     report,
+    gated: gate !== undefined,
+    async admit(request) {
+      if (!gate) return null;
+      try {
+        if (options.skip?.(request)) return null;
+      } catch {
+        return null; // record() reports it
+      }
+      const namespace = text('namespace', namespaceOf, request, true);
+      const action = text('action', actionOf, request, true);
+      if (namespace === undefined || action === undefined) return null; // not metered: record() reports it
+      let units = 1;
+      if (gate.units) {
+        try {
+          const u = gate.units(request);
+          if (Number.isSafeInteger(u) && u >= 0) units = u;
+          else report(new Error(`${where}: limits.units(request) gave ${String(u)}, not a whole number ≥ 0; checked with 1`));
+        } catch (err) {
+          report(new Error(`${where}: limits.units(request) threw (${(err as Error)?.message}); checked with 1`));
+        }
+      }
+      try {
+        const a = await client.check!({ namespace, action, units }, { timeoutMs: gate.timeoutMs ?? 1000 });
+        if (a.allowed) return null;
+        marks.set(request as object, { admission: 'over_limit', check: 'over_limit', ...(a.limit_id !== null && { limitId: a.limit_id }) });
+        const retry = a.resets_at === null ? undefined : Math.max(1, Math.ceil((Date.parse(a.resets_at) - Date.now()) / 1000));
+        return refusal(
+          gate.status ?? 429,
+          'over_limit',
+          `the limit ${a.limit_id} is reached (used ${a.used}, ${a.remaining} left${a.resets_at ? `, until ${a.resets_at}` : ''})`,
+          { limit_id: a.limit_id, used: a.used, remaining: a.remaining, resets_at: a.resets_at },
+          retry === undefined || !Number.isFinite(retry) ? {} : { 'retry-after': String(retry) },
+        );
+      } catch (err) {
+        const closed = gate.policy === 'fail_closed';
+        report(
+          new Error(
+            `${where}: the limit check failed (${(err as Error)?.message ?? String(err)}); ${closed ? 'fail_closed: the request was refused' : 'fail_open: the request ran'}`,
+          ),
+        );
+        if (!closed) {
+          marks.set(request as object, { check: 'fail_open' });
+          return null;
+        }
+        marks.set(request as object, { admission: 'limit_unavailable', check: 'fail_closed' });
+        return refusal(gate.unavailableStatus ?? 503, 'limit_unavailable', 'the usage limits could not be checked; retry later', {});
+      }
+    },
     requestId(request, incoming) {
       if (options.requestId) {
         try {
@@ -272,7 +391,9 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
       try {
         if (options.skip?.(request)) return;
         let admission: string | undefined;
-        if (options.refusal) admission = options.refusal(request, reply) || undefined;
+        const mark = gate ? marks.get(request as object) : undefined;
+        if (mark?.admission) admission = mark.admission;
+        if (admission === undefined && options.refusal) admission = options.refusal(request, reply) || undefined;
         if (admission === undefined && !aborted) admission = refused[status];
         const namespace = typeof options.namespace === 'string' ? options.namespace : text('namespace', namespaceOf, request);
         let action = typeof options.action === 'string' ? options.action : text('action', actionOf, request);
@@ -305,6 +426,10 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
             : { method, status, duration_ms: duration, bytes_in: bytesIn, bytes_out: bytesOut };
         if (aborted) metadata.aborted = true;
         if (admission !== undefined) metadata.admission = admission;
+        if (mark) {
+          metadata.limit_check = mark.check;
+          if (mark.limitId) metadata.limit_id = mark.limitId;
+        }
         // Every field known good: the client skips its full check. Otherwise it checks the event
         // and reports exactly what is wrong to onRejected.
         const good =
@@ -327,7 +452,8 @@ export function createMeter<Req, Res>(options: MeterOptions<Req, Res>, where: st
               caller.length +
               method.length +
               (route?.length ?? 0) +
-              (admission?.length ?? 0)) *
+              (admission?.length ?? 0) +
+              (mark ? 120 : 0)) *
               6 +
             500
           : 0;

@@ -81,6 +81,15 @@ export function meterHandler<A extends unknown[]>(
     }
 
     let response: Response;
+    if (m.gated) {
+      // The admission gate: refused, the handler never runs (the refusal is recorded as it ends).
+      const refused = await m.admit(request);
+      if (refused) {
+        const answer = new Response(refused.body, { status: refused.status, headers: refused.headers });
+        finish(answer, answer.status, false);
+        return answer;
+      }
+    }
     try {
       const storage = attributionContext(); // only once a metered fetch exists
       const context = storage ? m.context(request, requestId) : undefined;

@@ -52,7 +52,7 @@ export function meterRequests<R extends IncomingMessage = Req, S extends ServerR
     }
   };
   const middleware = (req: R, res: S, next: (err?: unknown) => void) => {
-    let storage;
+    let storage: ReturnType<typeof attributionContext> = null;
     let requestId: string | undefined;
     try {
       requestId = meter.requestId(req, req.headers['x-request-id'] as string | undefined);
@@ -64,8 +64,24 @@ export function meterRequests<R extends IncomingMessage = Req, S extends ServerR
       meter.report(err);
     }
     // With a metered fetch in the process, the rest runs inside the request's context.
-    if (storage && requestId) storage.run(meter.context(req, requestId), next);
-    else next();
+    const run = () => {
+      if (storage && requestId) storage.run(meter.context(req, requestId), next);
+      else next();
+    };
+    if (!meter.gated) return run();
+    // The admission gate: before the rest of the app; a refusal is answered here, the handler never runs.
+    meter.admit(req).then(
+      (refused) => {
+        if (!refused) return run();
+        res.statusCode = refused.status;
+        for (const [k, v] of Object.entries(refused.headers)) res.setHeader(k, v);
+        res.end(refused.body);
+      },
+      (err) => {
+        meter.report(err);
+        run();
+      },
+    );
   };
   return Object.assign(middleware, {
     client: meter.client,

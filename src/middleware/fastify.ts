@@ -99,6 +99,15 @@ function plugin(instance: AnyFastify, options: FastifyMeterOptions, done?: (err?
     else next();
   }
   app.addHook('onRequest', onRequest);
+  // The admission gate: after the app's own onRequest hooks (auth) and body parsing, before the
+  // handler. A refusal is an ordinary reply, so its event is recorded as every other.
+  if (meter.gated)
+    app.addHook('preHandler', async (request, reply) => {
+      const refused = await meter.admit(request);
+      if (!refused) return;
+      reply.code(refused.status).headers(refused.headers);
+      return reply.send(refused.body);
+    });
   if (states) {
     // Answers given by onRequest hooks that ran before this one: seen only here.
     app.addHook('onResponse', (request, reply, next) => {

@@ -30,6 +30,7 @@ function handle(e: UsageClientError): 'fix config' | 'retrying' | 'disk' | 'data
       return 'fix config';
     case 'send_failed':
     case 'receipt_failed':
+    case 'check_failed':
     case 'timeout':
     case 'closing':
       return 'retrying';
