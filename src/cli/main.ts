@@ -9,6 +9,7 @@ import { addAuditCommand } from './audit.ts';
 import { addBackupCommand } from './backup.ts';
 import { addFsckCommand } from './fsck.ts';
 import { addKeysCommands } from './keys.ts';
+import { addLimitsCommands } from './limits.ts';
 import { addMigrateCommand } from './migrate.ts';
 import { redactUrlsIn } from '../ledger/location.ts';
 import { toCliError, type CliError } from './errors.ts';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
     .hook('preAction', (_program, command) => warnPasswordInArgv(command));
   addServeCommand(program);
   addKeysCommands(program);
+  addLimitsCommands(program);
   addSealCommand(program);
   addVerifyCommand(program);
   addAuditCommand(program);
