@@ -5,7 +5,7 @@
 // epoch's tree, whatever the ledger's size.
 import { hash } from 'node:crypto';
 import { bytesToHex } from '../encoding/hex.ts';
-import { leafHash } from '../event/leaf.ts';
+import { type CorrectionKind, leafHash, leafHashV2 } from '../event/leaf.ts';
 import { HASH_SIZE, type NodeHasher } from '../merkle/hash.ts';
 import { buildTree } from '../merkle/tree.ts';
 import type { LedgerReader } from './reader.ts';
@@ -25,6 +25,7 @@ export type FsckCode =
   | 'chunk' // a stored node chunk missing, out of place, or of the wrong size
   | 'node' // a stored tree node differs from the one rebuilt
   | 'stray_seq' // an event with a ledger position after the last epoch (PostgreSQL: a seal half-written)
+  | 'correction' // a void or amendment that does not match the version it replaces (corrects_id, chain_id, prev_*, fields)
   | 'rollup'; // a usage rollup row that is not the aggregate of its events (repair: receipts rollups rebuild)
 
 export interface FsckProblem {
@@ -109,10 +110,16 @@ function checked(shape: Shape, r: Row): Row {
 
 const hex = (b: Uint8Array) => bytesToHex(b);
 
-/** The leaf hash of an event row's fields. */
-/** The leaf hash of a stored event row, from its fields (what fsck and migrate compare with the stored one). */
+const CORRECTION_KINDS: ReadonlyArray<CorrectionKind | undefined> = [undefined, 'void', 'amend'];
+
+/**
+ * The leaf hash of a stored event row, from its fields (what fsck and migrate compare with the
+ * stored one): leaf v1, or for a correction (kind 1 or 2) leaf v2, whose `corrects` is the leaf
+ * hash of the version it replaces (`p_leaf_hash`, read with it). Check correctionProblem first:
+ * this throws for a correction whose replaced version is missing.
+ */
 export function leafOf(r: Row): Uint8Array {
-  return leafHash({
+  const fields = {
     namespace: r.namespace as string,
     request_id: r.request_id as string,
     caller: r.caller as string,
@@ -120,8 +127,56 @@ export function leafOf(r: Row): Uint8Array {
     units: r.units as number,
     artifact_digest: r.artifact_digest ? hex(r.artifact_digest as Buffer) : '',
     ts_ms: r.ts as number,
-  });
+  };
+  const kind = CORRECTION_KINDS[(r.kind as number | undefined) ?? 0];
+  if (kind === undefined) return leafHash(fields);
+  if (!Buffer.isBuffer(r.p_leaf_hash))
+    throw new Error(`event ${r.id as number} is a ${kind} of event ${String(r.corrects_id)}, which is not stored`);
+  return leafHashV2({ ...fields, kind, corrects: hex(r.p_leaf_hash) });
 }
+
+/**
+ * What is wrong with a stored correction against the version it replaces (the p_* columns read
+ * with it), by docs/design.md "Leaf (version 2)" and the columns migration 010 defines; undefined
+ * if nothing is (an ordinary event: nothing of a correction set).
+ */
+export function correctionProblem(r: Row): string | undefined {
+  const id = r.id as number;
+  const kind = CORRECTION_KINDS[(r.kind as number | undefined) ?? 0];
+  if (kind === undefined) {
+    const set = ['corrects_id', 'chain_id', 'prev_caller', 'prev_action', 'prev_units'].find((c) => r[c] !== null && r[c] !== undefined);
+    return set && `event ${id} is an ordinary event (kind 0) but has ${set} ${String(r[set])}: only a correction has it`;
+  }
+  const what = `event ${id} (a ${kind} of event ${String(r.corrects_id)})`;
+  if (r.corrects_id === null || r.corrects_id === undefined)
+    return `event ${id} is a ${kind} but corrects_id is null: it names no version it replaces`;
+  if (!Buffer.isBuffer(r.p_leaf_hash)) return `${what}: event ${String(r.corrects_id)} is not in the ledger`;
+  if (r.p_kind === 1) return `${what}: event ${String(r.corrects_id)} is a void, and a void ends its chain`;
+  if (r.chain_id !== r.p_chain)
+    return `${what}: chain_id is ${String(r.chain_id)}, but the version it replaces belongs to the chain of event ${String(r.p_chain)}`;
+  const differs = (a: unknown, b: unknown) => (Buffer.isBuffer(a) && Buffer.isBuffer(b) ? !a.equals(b) : a !== b);
+  const same: Array<[string, unknown, unknown]> = [
+    ['namespace', r.namespace, r.p_namespace],
+    ['ts', r.ts, r.p_ts],
+    ['prev_caller', r.prev_caller, r.p_caller],
+    ['prev_action', r.prev_action, r.p_action],
+    ['prev_units', r.prev_units, r.p_units],
+  ];
+  if (kind === 'void') {
+    same.push(
+      ['caller', r.caller, r.p_caller],
+      ['action', r.action, r.p_action],
+      ['artifact_digest', r.artifact_digest ?? null, r.p_artifact_digest ?? null],
+    );
+    if (r.units !== 0) return `${what}: its units are ${String(r.units)}, but a void's are 0`;
+  }
+  for (const [column, mine, theirs] of same) {
+    if (differs(mine, theirs)) return `${what}: ${column} is ${describe(mine)}, but the version it replaces has ${describe(theirs)}`;
+  }
+  return undefined;
+}
+
+const describe = (v: unknown) => (Buffer.isBuffer(v) ? hex(v) : JSON.stringify(v ?? null));
 
 /**
  * The usage rollups against their events: every bucket and caller day recomputed (in the
@@ -237,6 +292,8 @@ async function checkGroup(reader: LedgerReader, group: Head[], report: FsckRepor
       const head = group[e]!;
       if (r.seq !== seq) missingEvent(head, seq);
       const id = r.id as number;
+      const wrong = correctionProblem(r);
+      if (wrong) found({ code: 'correction', epoch: head.epoch, event: id, seq, message: wrong });
       const stored = r.leaf_hash as Buffer;
       const computed = leafOf(r);
       if (!stored.equals(computed)) {
@@ -409,6 +466,8 @@ async function checkUnsealed(
           message: `event ${id} has ledger position ${r.seq as number}, after the last epoch (which ends at ${lastSealed}): a position is given only by the seal that stores its epoch`,
         });
       }
+      const wrong = correctionProblem(r);
+      if (wrong) found({ code: 'correction', event: id, message: wrong });
       const stored = r.leaf_hash as Buffer;
       const computed = leafOf(r);
       if (!stored.equals(computed)) {

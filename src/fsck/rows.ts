@@ -98,6 +98,22 @@ export const EVENT_SHAPE: Shape = {
     artifact_digest: 'hash?',
     ts: 'int',
     leaf_hash: 'hash',
+    // Corrections (schema 010): the row's own columns, then the version it replaces (p_*), joined.
+    kind: 'int',
+    corrects_id: 'int?',
+    chain_id: 'int?',
+    prev_caller: 'text?',
+    prev_action: 'text?',
+    prev_units: 'int?',
+    p_leaf_hash: 'hash?',
+    p_namespace: 'text?',
+    p_ts: 'int?',
+    p_caller: 'text?',
+    p_action: 'text?',
+    p_units: 'int?',
+    p_artifact_digest: 'hash?',
+    p_kind: 'int?',
+    p_chain: 'int?',
   },
 };
 /** PostgreSQL names an unsealed event by id (it has no seq yet). */

@@ -59,6 +59,13 @@ export const EVENTS: TableSpec = {
     source: 'text?',
     metadata: 'text?',
     leaf_hash: 'hash',
+    // Corrections (schema 010); a source from before has none: kind 0, the rest null.
+    kind: 'int',
+    corrects_id: 'int?',
+    chain_id: 'int?',
+    prev_caller: 'text?',
+    prev_action: 'text?',
+    prev_units: 'int?',
   },
   name: (r) => `event ${String(r[0])}`,
 };
@@ -117,6 +124,15 @@ export const METERS: TableSpec = {
 export const TABLES: readonly TableSpec[] = [KEYS, EVENTS, EPOCHS, NODES, ATTEMPTS, ANCHORS, CLASSIFICATIONS, METERS];
 /** Tables a source ledger may predate (its schema has not got them yet): such a ledger has none of their rows. */
 export const OPTIONAL_TABLES: readonly TableSpec[] = [CLASSIFICATIONS, METERS];
+/** The events columns a source from before corrections (schema < 10) lacks, and what it holds instead. */
+export const CORRECTION_DEFAULTS: Readonly<Record<string, string>> = {
+  kind: '0',
+  corrects_id: 'NULL',
+  chain_id: 'NULL',
+  prev_caller: 'NULL',
+  prev_action: 'NULL',
+  prev_units: 'NULL',
+};
 
 /** The columns as SQLite stores them (and the copy takes them). */
 export const sqliteColumns = (spec: TableSpec): string[] => Object.keys(spec.kinds);

@@ -234,6 +234,9 @@ export async function migrateToPostgres(options: MigrateOptions): Promise<Migrat
 
     // 2. The copy, a slice at a time; an unsealed event whose fields do not hash to its leaf stops it.
     const checkLeaf = (r: Row): void => {
+      // A correction's leaf needs the version it replaces: one missing stops the copy, named.
+      if (r.kind !== 0 && r.kind !== 0n && r.kind !== undefined && !Buffer.isBuffer(r.p_leaf_hash))
+        sourceFail(`event ${r.id as number} corrects event ${String(r.corrects_id)}, which is not in the source`);
       const computed = leafOf(r);
       const stored = r.leaf_hash as Buffer;
       if (!stored.equals(computed))

@@ -50,6 +50,13 @@ export interface CopyData {
     source: string | null;
     metadata: string | null;
     leaf_hash: Blob;
+    /** Absent in a source from before corrections (schema < 10): an ordinary event. */
+    kind?: Int;
+    corrects_id?: Int | null;
+    chain_id?: Int | null;
+    prev_caller?: string | null;
+    prev_action?: string | null;
+    prev_units?: Int | null;
   }>;
   epochs: RowSource<{ epoch: Int; first_seq: Int; last_seq: Int; size: Int; root: Blob; first_ts: Int; last_ts: Int; sealed_at: Int }>;
   nodes: RowSource<{ epoch: Int; level: Int; chunk: Int; hashes: Blob }>;
@@ -186,6 +193,12 @@ export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCount
         ['source', 'text', (r) => r.source],
         ['metadata', 'text', (r) => r.metadata],
         ['leaf_hash', 'bytea', (r) => blob(r.leaf_hash)],
+        ['kind', 'int2', (r) => int(r.kind ?? 0, 'events.kind')],
+        ['corrects_id', 'int8', (r) => int(r.corrects_id ?? null, 'events.corrects_id')],
+        ['chain_id', 'int8', (r) => int(r.chain_id ?? null, 'events.chain_id')],
+        ['prev_caller', 'text', (r) => r.prev_caller ?? null],
+        ['prev_action', 'text', (r) => r.prev_action ?? null],
+        ['prev_units', 'int8', (r) => int(r.prev_units ?? null, 'events.prev_units')],
       ],
       data.events,
     );

@@ -7,7 +7,16 @@ import { rollupDifferences } from './rollups.ts';
 import type { Row } from '../../fsck/rows.ts';
 import { columnsOf, EVENTS, TABLES, type TableRows, type TableSpec } from '../copy-tables.ts';
 
-const EVENT_COLUMNS = 'id, seq, namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash';
+const EVENT_COLUMNS = 'e.id, e.seq, e.namespace, e.request_id, e.caller, e.action, e.units, e.artifact_digest, e.ts, e.leaf_hash';
+/**
+ * A correction's columns and the version it replaces (p_*), which fsck checks it against (its leaf v2
+ * hashes that version's leaf hash). A ledger from before corrections (schema < 10) has none.
+ */
+const CORRECTIONS = `SELECT ${EVENT_COLUMNS}, e.kind, e.corrects_id, e.chain_id, e.prev_caller, e.prev_action, e.prev_units,
+    p.leaf_hash AS p_leaf_hash, p.namespace AS p_namespace, p.ts AS p_ts, p.caller AS p_caller, p.action AS p_action,
+    p.units AS p_units, p.artifact_digest AS p_artifact_digest, p.kind AS p_kind, coalesce(p.chain_id, p.id) AS p_chain
+  FROM events e LEFT JOIN events p ON p.id = e.corrects_id`;
+const NO_CORRECTIONS = `SELECT ${EVENT_COLUMNS}, 0 AS kind FROM events e`;
 const INT8_OID = 20;
 /** BIGINT as bigint: fsck refuses what is beyond 2^53 instead of reading it rounded. */
 const types = {
@@ -21,6 +30,14 @@ const types = {
 export function postgresReader(client: pg.ClientBase, location: string): LedgerReader {
   const rows = async (text: string, values: unknown[]) => (await client.query<Row>({ text, values })).rows;
   const count = async (text: string, values: unknown[]) => Number((await rows(text, values))[0]!.n);
+  let select: Promise<string> | undefined;
+  const events = async (where: string, values: unknown[]) => {
+    select ??= rows(
+      "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'events' AND column_name = 'kind'",
+      [],
+    ).then((r) => (Number(r[0]!.n) > 0 ? CORRECTIONS : NO_CORRECTIONS));
+    return rows(`${await select} ${where}`, values);
+  };
   return {
     engine: 'postgres',
     location,
@@ -31,16 +48,12 @@ export function postgresReader(client: pg.ClientBase, location: string): LedgerR
         after,
         limit,
       ]),
-    sealedEvents: (first, last) => rows(`SELECT ${EVENT_COLUMNS} FROM events WHERE seq BETWEEN $1 AND $2 ORDER BY seq`, [first, last]),
+    sealedEvents: (first, last) => events('WHERE e.seq BETWEEN $1 AND $2 ORDER BY e.seq', [first, last]),
     nodes: (first, last) =>
       rows('SELECT epoch, level, chunk, hashes FROM epoch_nodes WHERE epoch BETWEEN $1 AND $2 ORDER BY epoch, level, chunk', [first, last]),
     // events_unsealed (id WHERE seq IS NULL) serves the common case; a stray seq is rare.
     unsealedEvents: (lastSealed, after, limit) =>
-      rows(`SELECT ${EVENT_COLUMNS} FROM events WHERE (seq IS NULL OR seq > $1) AND id > $2 ORDER BY id LIMIT $3`, [
-        lastSealed,
-        after,
-        limit,
-      ]),
+      events('WHERE (e.seq IS NULL OR e.seq > $1) AND e.id > $2 ORDER BY e.id LIMIT $3', [lastSealed, after, limit]),
     rollupDifferences: (limit) => rollupDifferences(client, limit),
     close: async () => {},
   };

@@ -6,12 +6,35 @@ import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UnreadableLedgerError, type LedgerReader } from '../../fsck/reader.ts';
 import { rowProblem, type Row } from '../../fsck/rows.ts';
-import { EVENTS, MalformedRowError, OPTIONAL_TABLES, sqliteColumns, TABLES, type TableRows, type TableSpec } from '../copy-tables.ts';
+import {
+  CORRECTION_DEFAULTS,
+  EVENTS,
+  MalformedRowError,
+  OPTIONAL_TABLES,
+  sqliteColumns,
+  TABLES,
+  type TableRows,
+  type TableSpec,
+} from '../copy-tables.ts';
 import { DEFAULT_RIGHTS, rightsJson } from '../api-keys.ts';
 import { loadMigrations, openDb, type Db } from './db.ts';
 import { rollupDifferences } from './rollups.ts';
 
-const EVENT_COLUMNS = 'namespace, request_id, caller, action, units, artifact_digest, ts, leaf_hash';
+const EVENT_COLUMNS = 'e.namespace, e.request_id, e.caller, e.action, e.units, e.artifact_digest, e.ts, e.leaf_hash';
+/**
+ * A correction's columns and the version it replaces (p_*), which fsck checks it against (its leaf v2
+ * hashes that version's leaf hash). A ledger from before corrections (schema < 10) has none.
+ */
+const CORRECTION_JOIN = {
+  columns: `e.kind, e.corrects_id, e.chain_id, e.prev_caller, e.prev_action, e.prev_units,
+    p.leaf_hash AS p_leaf_hash, p.namespace AS p_namespace, p.ts AS p_ts, p.caller AS p_caller, p.action AS p_action,
+    p.units AS p_units, p.artifact_digest AS p_artifact_digest, p.kind AS p_kind, coalesce(p.chain_id, p.seq) AS p_chain`,
+  join: 'LEFT JOIN events p ON p.seq = e.corrects_id',
+};
+const NO_CORRECTIONS = { columns: '0 AS kind', join: '' };
+/** Whether the events table has the correction columns (schema 010). */
+const hasCorrections = (db: Database.Database) =>
+  (db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('events') as string[]).includes('kind');
 
 /** A reader on a connection the caller holds (and its transaction): close() leaves both alone. */
 export function sqliteReader(db: Database.Database, location: string = db.name): LedgerReader {
@@ -19,9 +42,11 @@ export function sqliteReader(db: Database.Database, location: string = db.name):
   const count = (v: unknown) => Number(v);
   // seq is the id on SQLite (schema 004 names it so; older files have only seq).
   const epochs = q('SELECT epoch, first_seq, last_seq, size, root, first_ts, last_ts FROM epochs WHERE epoch > ? ORDER BY epoch LIMIT ?');
-  const sealed = q(`SELECT seq AS id, seq, ${EVENT_COLUMNS} FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq`);
+  const c = hasCorrections(db) ? CORRECTION_JOIN : NO_CORRECTIONS;
+  const select = `SELECT e.seq AS id, e.seq, ${EVENT_COLUMNS}, ${c.columns} FROM events e ${c.join}`;
+  const sealed = q(`${select} WHERE e.seq BETWEEN ? AND ? ORDER BY e.seq`);
   const nodes = q('SELECT epoch, level, chunk, hashes FROM epoch_nodes WHERE epoch BETWEEN ? AND ? ORDER BY epoch, level, chunk');
-  const unsealed = q(`SELECT seq AS id, seq, ${EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?`);
+  const unsealed = q(`${select} WHERE e.seq > ? ORDER BY e.seq LIMIT ?`);
   const epochCount = q('SELECT count(*) FROM epochs').pluck();
   const unsealedCount = q('SELECT count(*) FROM events WHERE seq > ?').pluck();
   return {
@@ -192,12 +217,23 @@ function copySource(db: Db, file: string): SqliteCopySource {
   // A source from before key rights (schema < 7) has no rights column: its keys have exactly
   // record and read (what migration 007 gives them), and the copy carries that.
   const hasRights = (db.prepare('SELECT name FROM pragma_table_info(?)').pluck().all('api_keys') as string[]).includes('rights');
-  const columnSql = (c: string) => (c === 'rights' && !hasRights ? `'${rightsJson(DEFAULT_RIGHTS)}' AS rights` : c);
+  // A source from before corrections (schema < 10): every event an ordinary one.
+  const corrections = hasCorrections(db);
+  const columnSql = (c: string) =>
+    c === 'rights' && !hasRights
+      ? `'${rightsJson(DEFAULT_RIGHTS)}' AS rights`
+      : !corrections && Object.hasOwn(CORRECTION_DEFAULTS, c)
+        ? `${CORRECTION_DEFAULTS[c]} AS ${c}`
+        : c;
+  // A correction's leaf v2 hashes the replaced version's leaf hash: read with it, so that an
+  // unsealed correction's leaf is recomputed on the way like any other (not copied: not a column).
+  const extraSql = (spec: TableSpec) =>
+    spec === EVENTS && corrections ? ', (SELECT p.leaf_hash FROM events p WHERE p.seq = events.corrects_id) AS p_leaf_hash' : '';
 
   /** A table read on demand, in key order (keyset pages, so each slice costs the same). */
   const rows = (spec: TableSpec, onSlice?: (rows: Row[], done: number, total: number) => void) => {
     const order = spec.key.join(', ');
-    const select = `SELECT ${sqliteColumns(spec).map(columnSql).join(', ')} FROM ${spec.table}`;
+    const select = `SELECT ${sqliteColumns(spec).map(columnSql).join(', ')}${extraSql(spec)} FROM ${spec.table}`;
     const length = count(spec);
     // safeIntegers: an integer beyond 2^53 is refused (rowProblem), never rounded.
     const first = db.prepare(`${select} ORDER BY ${order} LIMIT ?`).safeIntegers(true);
