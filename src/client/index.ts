@@ -5,13 +5,14 @@
 // defaults), queue.ts (the queue and its batches), sender.ts (one batch to the sink, with
 // retries), spooling.ts (the spool, and memory while it cannot write), close.ts (the deadline).
 import type { FieldError } from '../event/validate.ts';
-import type { Receipt } from '../receipt/format.ts';
+import type { AnyReceipt } from '../receipt/format.ts';
 import { CheckedEvent } from './checked.ts';
 import { checkLimits, type LimitCheckAnswer, type LimitCheckItem } from './check.ts';
 import { pastDeadline, undelivered } from './close.ts';
 import { asClientError, UsageClientError } from './errors.ts';
 import { nodeVersionProblem } from './node-version.ts';
 import {
+  type DeliveredEvent,
   MAX_TIMER_MS,
   settings,
   type QueuedEvent,
@@ -33,6 +34,7 @@ export { USAGE_CLIENT_ERROR_CODES, UsageClientError, type UsageClientErrorCode }
 export { createHttpSink, createMemorySink, registerSink, registeredSinks, retryAfterMs } from './sinks/index.ts';
 export type { HttpSinkOptions, MemorySink, Sink, SinkAnswer, SinkFactory, SinkResult } from './sinks/index.ts';
 export type {
+  DeliveredEvent,
   QueuedEvent,
   Rejection,
   Spool,
@@ -44,6 +46,18 @@ export type {
 } from './options.ts';
 export { newRequestId, usableRequestId } from './request-id.ts';
 export type { LimitCheckAnswer, LimitCheckItem } from './check.ts';
+
+/**
+ * What the sink said of one stored event. The id and leaf hash are taken only when they are what
+ * they must be (a safe integer, 64 hex): an answer that is not is passed on without them.
+ */
+function deliveryOf(event: QueuedEvent, r: SinkResult | undefined): DeliveredEvent {
+  const d: DeliveredEvent = { event, status: r?.status === 'duplicate' ? 'duplicate' : 'created' };
+  if (r && Number.isSafeInteger(r.id) && (r.id as number) > 0) d.id = r.id as number;
+  if (r && typeof r.leaf_hash === 'string' && HEX64.test(r.leaf_hash)) d.leaf_hash = r.leaf_hash;
+  return d;
+}
+const HEX64 = /^[0-9a-f]{64}$/;
 
 export function createUsageClient(options: UsageClientOptions): UsageClient {
   // Fail at construction, in words, rather than later in a spool's segmentation fault.
@@ -230,15 +244,26 @@ class Client implements UsageClient, Delivery {
   }
 
   delivered(events: QueuedEvent[], results: readonly SinkResult[] | undefined): void {
-    if (!results) this.counters.sent += events.length;
-    else {
+    const onDelivered = this.o.onDelivered;
+    const stored: DeliveredEvent[] | undefined = onDelivered ? [] : undefined;
+    if (!results) {
+      this.counters.sent += events.length;
+      if (stored) for (const event of events) stored.push({ event, status: 'created' });
+    } else {
       for (let i = 0; i < events.length; i++) {
         const r = results[i];
-        if (!r || r.status === 'created' || r.status === 'duplicate') this.counters.sent++;
-        else this.reject(events[i]!, r.status === 'conflict' ? 'conflict' : 'rejected', r.errors ?? []);
+        if (!r || r.status === 'created' || r.status === 'duplicate') {
+          this.counters.sent++;
+          if (stored) stored.push(deliveryOf(events[i]!, r));
+        } else this.reject(events[i]!, r.status === 'conflict' ? 'conflict' : 'rejected', r.errors ?? []);
       }
     }
     this.answered(events);
+    if (onDelivered && stored!.length > 0) {
+      try {
+        onDelivered(stored!);
+      } catch {}
+    }
   }
 
   refused(events: QueuedEvent[], errors: FieldError[]): void {
@@ -345,7 +370,7 @@ class Client implements UsageClient, Delivery {
     return { queued: this.queue.size(), inFlight: this.inFlightCount, ...this.counters };
   }
 
-  async receipt(id: number): Promise<Receipt> {
+  async receipt(id: number): Promise<AnyReceipt> {
     if (!this.sink.receipt)
       throw new UsageClientError(
         'no_receipts',
@@ -360,4 +385,5 @@ class Client implements UsageClient, Delivery {
   ): Promise<T extends readonly LimitCheckItem[] ? LimitCheckAnswer[] : LimitCheckAnswer> {
     const target = { url: this.o.url, apiKey: this.o.apiKey, fetch: this.o.fetch, timeoutMs: this.o.timeoutMs };
     return checkLimits(target, items, options) as Promise<T extends readonly LimitCheckItem[] ? LimitCheckAnswer[] : LimitCheckAnswer>;
-  }}
+  }
+}

@@ -2,7 +2,7 @@
 // at construction (every problem thrown there, never later from record()). Edge-safe.
 import { MAX_EVENTS_PER_REQUEST } from '../event/limits.ts';
 import type { FieldError } from '../event/validate.ts';
-import type { Receipt } from '../receipt/format.ts';
+import type { AnyReceipt } from '../receipt/format.ts';
 import { UsageClientError } from './errors.ts';
 import type { LimitCheckAnswer, LimitCheckItem } from './check.ts';
 import type { Sink } from './sinks/index.ts';
@@ -28,6 +28,20 @@ export interface Rejection {
   /** `rejected`: the server (or the client's own check) refused it; `conflict`: the request id was used with other content. */
   status: 'rejected' | 'conflict';
   errors: FieldError[];
+}
+
+/**
+ * An event the sink has stored (created, or a duplicate of one stored before): with the id the
+ * ledger gave it and its leaf hash where the sink knows them (the HTTP sink always does), so a
+ * service can hand its customer the receipt of one call without a second lookup.
+ */
+export interface DeliveredEvent {
+  event: QueuedEvent;
+  status: 'created' | 'duplicate';
+  /** The ledger's id: GET /v1/events/{id}/receipt, or client.receipt(id). */
+  id?: number;
+  /** The event's leaf hash (64 hex), as in its receipt. */
+  leaf_hash?: string;
 }
 
 /** Where queued events survive a restart of the calling process (see `sui-receipts/spool`). */
@@ -83,6 +97,11 @@ export interface UsageClientOptions {
   onRejected?: (rejection: Rejection) => void;
   onDropped?: (events: QueuedEvent[]) => void;
   /**
+   * The events each answered batch stored, in the order recorded, with their ids and leaf hashes
+   * (a retry answered `duplicate` carries the first one's). Called once per batch.
+   */
+  onDelivered?: (deliveries: DeliveredEvent[]) => void;
+  /**
    * Transient problems (network, 5xx, 429, 401), for logging; the events are kept and retried.
    * Also a spool that cannot write (reported once, then once when it works again) and spooled
    * rows that were set aside as unreadable. Always a UsageClientError: switch on its `code`.
@@ -118,7 +137,7 @@ export interface UsageClient {
   close(options?: { timeoutMs?: number }): Promise<void>;
   stats(): UsageClientStats;
   /** The receipt of a recorded event, by the id the server gave it. */
-  receipt(id: number): Promise<Receipt>;
+  receipt(id: number): Promise<AnyReceipt>;
   /**
    * Asks the service whether work may run under the owner's hard limits (POST /v1/limits/check):
    * one item answers one answer, an array of at most 100 one per item. Needs url and apiKey (a key

@@ -2,7 +2,7 @@
 // and the spool; a sink only answers "what happened to this batch". Edge-safe: nothing here
 // imports a Node-only module (the JSON-lines file sink is in ./jsonl.ts, Node only).
 import { type FieldError, type NormalizedEvent, validateEvent } from '../../event/validate.ts';
-import type { Receipt } from '../../receipt/format.ts';
+import type { AnyReceipt } from '../../receipt/format.ts';
 import { UsageClientError } from '../errors.ts';
 import type { QueuedEvent, UsageClientOptions } from '../index.ts';
 
@@ -10,6 +10,9 @@ import type { QueuedEvent, UsageClientOptions } from '../index.ts';
 export interface SinkResult {
   status: 'created' | 'duplicate' | 'rejected' | 'conflict';
   errors?: FieldError[];
+  /** Stored: the id the ledger gave it and its leaf hash, where the sink knows them (the HTTP sink does). */
+  id?: number;
+  leaf_hash?: string;
 }
 
 /**
@@ -32,7 +35,7 @@ export interface Sink {
   /** Delivers one batch (at most 1,000 events, 1 MB of JSON). Must not modify the events. */
   send(events: readonly QueuedEvent[], signal: AbortSignal): Promise<SinkAnswer>;
   /** The receipt of a delivered event, where the sink can know it (the HTTP sink can). */
-  receipt?(id: number): Promise<Receipt>;
+  receipt?(id: number): Promise<AnyReceipt>;
   close?(): void | Promise<void>;
 }
 
@@ -153,7 +156,7 @@ export function createHttpSink(options: HttpSinkOptions): Sink {
           `receipt ${id}: HTTP ${res.status} ${(await res.text().catch(() => '')).slice(0, 200)}`,
         );
       try {
-        return (await res.json()) as Receipt;
+        return (await res.json()) as AnyReceipt;
       } catch (err) {
         throw new UsageClientError('receipt_failed', `receipt ${id}: the answer is not JSON (${(err as Error)?.message})`, { cause: err });
       }
