@@ -3,9 +3,12 @@
 // version's receipt says by which event, GET /v1/events/:id shows the chain, and an event is
 // found by its idempotency key.
 import { describe, expect, it } from 'vitest';
+import { generateSigningKey, verifierKeyOf } from '../../src/checkpoint/index.ts';
 import { verifyReceipt } from '../../src/index.ts';
+import { logSigner } from '../../src/ledger/index.ts';
+import { verifyProofBundle } from '../../src/verify/index.ts';
 import type { CorrectionToWrite } from '../../src/ledger/types.ts';
-import { sealAll } from '../../src/seal/sealer.ts';
+import { sealAll, sealNext } from '../../src/seal/sealer.ts';
 import { event, serverEachTest, type TestServer } from '../helpers.ts';
 import { forEachEngine } from '../support/engines.ts';
 
@@ -27,8 +30,10 @@ async function correct(s: TestServer, target: number, kind: 'void' | 'amend', re
   return r;
 }
 
+const logKey = generateSigningKey('receipts.example.com/corrections');
+
 forEachEngine((fresh) => {
-  const s = serverEachTest(fresh);
+  const s = serverEachTest(fresh, { logKey });
   const receiptOf = async (id: number) => (await s.get(`/v1/events/${id}/receipt`)).json();
 
   /** An event, amended (units 5), then the amendment voided. */
@@ -60,6 +65,19 @@ forEachEngine((fresh) => {
       expect(verifyReceipt(rc, { corrected: rb }).ok).toBe(true);
       // The label is not the proof: the void does not correct the original.
       expect(verifyReceipt(rc, { corrected: ra })).toMatchObject({ ok: false, code: 'correction_mismatch' });
+    });
+
+    it("hands out a correction's proof bundle, its receipt v2 verifying up to the signed checkpoint", async () => {
+      const { b, c } = await chain();
+      await sealNext(s.ledger, { maxEvents: 1000, log: logSigner(logKey) });
+      for (const id of [b.id, c.id]) {
+        const res = await s.get(`/v1/events/${id}/proof`);
+        expect(res.statusCode, res.body).toBe(200);
+        const bundle = res.json();
+        expect(bundle.receipt).toMatchObject({ version: 2, id });
+        expect(verifyProofBundle(bundle, { logKeys: [verifierKeyOf(logKey)] })).toMatchObject({ ok: true });
+      }
+      expect((await s.get(`/v1/events/${b.id}/proof`)).json().receipt.corrected_by).toEqual({ id: c.id, kind: 'void' });
     });
 
     it('pages corrections with receipts=true, every receipt v1 or v2 verifying', async () => {
