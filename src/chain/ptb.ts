@@ -3,7 +3,8 @@
 // resolve them.
 import { Transaction } from '@mysten/sui/transactions';
 import { hexToBytes, isHex64 } from '../encoding/hex.ts';
-import type { Receipt } from '../receipt/format.ts';
+import { CORRECTION_KIND_CODE } from '../event/leaf.ts';
+import type { AnyReceipt } from '../receipt/format.ts';
 
 export interface OwnedRef {
   objectId: string;
@@ -84,29 +85,47 @@ export function buildAnchorTransaction(params: {
   return tx;
 }
 
-/** A read-only call of `registry::verify_event` for a sealed receipt (run it with simulateTransaction). */
+/** The Move function that checks a receipt: verify_event (leaf v1) or verify_correction (leaf v2). */
+export const verifyFunctionOf = (r: AnyReceipt): 'verify_event' | 'verify_correction' =>
+  r.version === 2 ? 'verify_correction' : 'verify_event';
+
+/**
+ * A read-only call of `registry::verify_event` for a sealed receipt v1, or of
+ * `registry::verify_correction` for a receipt v2 (a correction: its kind and `corrects` after the
+ * event's fields). Run it with simulateTransaction.
+ */
 export function buildVerifyEventTransaction(params: {
   packageId: string;
   registry: SharedRef;
-  receipt: Receipt;
+  receipt: AnyReceipt;
   sender?: string;
 }): Transaction {
   const r = params.receipt;
   if (r.epoch === null || r.leaf_index === null || r.proof === null)
     throw new RangeError('the receipt is pending: nothing to verify on chain yet');
   const tx = new Transaction();
+  const fields = [
+    tx.sharedObjectRef({ ...params.registry, mutable: false }),
+    tx.pure.u64(r.epoch),
+    tx.pure.string(r.event.namespace),
+    tx.pure.string(r.event.request_id),
+    tx.pure.string(r.event.caller),
+    tx.pure.string(r.event.action),
+    tx.pure.u64(r.event.units),
+    tx.pure.vector('u8', r.event.artifact_digest === '' ? [] : hexToBytes(r.event.artifact_digest)),
+    tx.pure.u64(r.event.ts_ms),
+  ];
+  if (r.version === 2) {
+    const kind = Object.hasOwn(CORRECTION_KIND_CODE, r.event.kind) ? CORRECTION_KIND_CODE[r.event.kind] : undefined;
+    if (kind === undefined) throw new RangeError(`event.kind must be "void" or "amend", got ${JSON.stringify(r.event.kind)?.slice(0, 40)}`);
+    const corrects = String(r.event.corrects).toLowerCase();
+    if (!isHex64(corrects)) throw new RangeError('event.corrects must be 64 hex characters');
+    fields.push(tx.pure.u8(kind), tx.pure.vector('u8', hexToBytes(corrects)));
+  }
   tx.moveCall({
-    target: `${params.packageId}::registry::verify_event`,
+    target: `${params.packageId}::registry::${verifyFunctionOf(r)}`,
     arguments: [
-      tx.sharedObjectRef({ ...params.registry, mutable: false }),
-      tx.pure.u64(r.epoch),
-      tx.pure.string(r.event.namespace),
-      tx.pure.string(r.event.request_id),
-      tx.pure.string(r.event.caller),
-      tx.pure.string(r.event.action),
-      tx.pure.u64(r.event.units),
-      tx.pure.vector('u8', r.event.artifact_digest === '' ? [] : hexToBytes(r.event.artifact_digest)),
-      tx.pure.u64(r.event.ts_ms),
+      ...fields,
       tx.pure.u64(r.leaf_index),
       tx.pure(
         'vector<vector<u8>>',

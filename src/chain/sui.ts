@@ -5,13 +5,13 @@ import { bcs } from '@mysten/sui/bcs';
 import { SuiGrpcClient } from '@mysten/sui/grpc';
 import { Ed25519Keypair } from '@mysten/sui/keypairs/ed25519';
 import { normalizeSuiAddress } from '@mysten/sui/utils';
-import type { Receipt } from '../receipt/format.ts';
+import type { AnyReceipt } from '../receipt/format.ts';
 import { MoveAbortError, type AnchorChain, type AnchoredEpoch, type AnchorSubmission } from './chain.ts';
 import type { SuiConfig } from './config.ts';
 
 /** What the adapter needs: a full SuiConfig to anchor; network, URL, package and registry to read. */
 export type SuiTarget = Pick<SuiConfig, 'network' | 'rpcUrl' | 'packageId' | 'registryId'> & Partial<SuiConfig>;
-import { buildAnchorTransaction, buildVerifyEventTransaction, type EpochToAnchor } from './ptb.ts';
+import { buildAnchorTransaction, buildVerifyEventTransaction, type EpochToAnchor, verifyFunctionOf } from './ptb.ts';
 
 /** move/sources/registry.move `Registry`: UID, Table { UID, size }, next_epoch, version. */
 export const RegistryBcs = bcs.struct('Registry', {
@@ -126,8 +126,8 @@ export class SuiChain implements AnchorChain {
     };
   }
 
-  /** Runs `registry::verify_event` for a receipt without executing anything; returns its answer. */
-  async verifyEventOnChain(receipt: Receipt): Promise<boolean> {
+  /** Runs `registry::verify_event` (verify_correction for a receipt v2) without executing anything; returns its answer. */
+  async verifyEventOnChain(receipt: AnyReceipt): Promise<boolean> {
     const tx = buildVerifyEventTransaction({
       packageId: this.packageId,
       registry: await this.registryRef(),
@@ -136,7 +136,7 @@ export class SuiChain implements AnchorChain {
     });
     const result = await this.client.simulateTransaction({ transaction: tx, checksEnabled: false, include: { commandResults: true } });
     if (result.$kind === 'FailedTransaction')
-      throw new Error(`verify_event could not run: ${result.FailedTransaction.status.error?.message}`);
+      throw new Error(`${verifyFunctionOf(receipt)} could not run: ${result.FailedTransaction.status.error?.message}`);
     return bcs.bool().parse(result.commandResults![0]!.returnValues[0]!.bcs);
   }
 }

@@ -8,7 +8,8 @@ import { isHex64AnyCase } from '../encoding/hex.ts';
 import { verifyProofBundle, verifyReceipt, type BundleResult, type VerifyResult } from '../verify/index.ts';
 import { SuiChain } from '../chain/sui.ts';
 import type { Network } from '../chain/config.ts';
-import type { Receipt } from '../receipt/format.ts';
+import type { AnyReceipt } from '../receipt/format.ts';
+import { verifyFunctionOf } from '../chain/ptb.ts';
 import { CliError } from './errors.ts';
 import { integerIn } from './options.ts';
 import { netTotals, receiptsOfPageSet } from '../verify/totals.ts';
@@ -40,7 +41,10 @@ export function addVerifyCommand(program: Command): void {
       '--rpc <url>',
       "also read the epoch's root and size from the Sui registry named in the receipt's anchor, through this full node",
     )
-    .option('--onchain', 'with --rpc: also run registry::verify_event on chain (simulated, nothing executed) and report its answer')
+    .option(
+      '--onchain',
+      'with --rpc: also run registry::verify_event (verify_correction for a correction) on chain (simulated, nothing executed) and report its answer',
+    )
     .option(
       '--log-key <vkey>',
       "proof bundle: the log's verifier key (name+hex8+base64) the checkpoint must be signed by; repeat for a rotated key",
@@ -259,12 +263,13 @@ function report(result: VerifyResult, where: string, json: boolean, source: stri
   throw new CliError('invalid', '');
 }
 
-/** Checks the receipt against the root and size the registry holds, and optionally verify_event. */
+/** Checks the receipt against the root and size the registry holds, and optionally verify_event (verify_correction for a v2). */
 async function verifyOnChain(json: unknown, where: string, rpcUrl: string, onchain: boolean, asJson: boolean): Promise<void> {
   // The shape first, offline: a malformed or pending receipt has nothing to ask the chain about.
   const offline = verifyReceipt(json);
   if (!offline.ok && offline.kind !== 'invalid') return report(offline, where, asJson, '');
-  const receipt = json as Receipt & { epoch: number };
+  const receipt = json as AnyReceipt & { epoch: number };
+  const fn = verifyFunctionOf(receipt);
   const anchor = receipt.anchor;
   if (!anchor) {
     const reason = `the receipt is ${receipt.status ?? 'sealed'} but not anchored yet: there is no registry to read; verify it offline, or fetch it again once anchored`;
@@ -297,7 +302,7 @@ async function verifyOnChain(json: unknown, where: string, rpcUrl: string, oncha
     try {
       verdict = await chain.verifyEventOnChain(receipt);
     } catch (err) {
-      throw new CliError('chain_unreachable', `cannot run registry::verify_event through ${rpcUrl}: ${(err as Error).message}`, {
+      throw new CliError('chain_unreachable', `cannot run registry::${fn} through ${rpcUrl}: ${(err as Error).message}`, {
         cause: err,
       });
     }
@@ -307,9 +312,9 @@ async function verifyOnChain(json: unknown, where: string, rpcUrl: string, oncha
     where,
     asJson,
     ` (root and size read from registry ${anchor.registry_id} on ${anchor.network})`,
-    verdict === undefined ? {} : { verify_event: verdict },
+    verdict === undefined ? {} : { [fn]: verdict },
   );
-  if (verdict !== undefined && !asJson) process.stdout.write(`on chain: registry::verify_event returned ${verdict}\n`);
+  if (verdict !== undefined && !asJson) process.stdout.write(`on chain: registry::${fn} returned ${verdict}\n`);
   if (verdict === false) throw new CliError('invalid', '');
 }
 
