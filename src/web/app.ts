@@ -4,7 +4,18 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { parseVerifierKey } from '../checkpoint/index.ts';
-import { auditPeriod, verifyProofBundle, verifyReceipt, type AuditReport, type AuditTotals, type VerifyResult } from '../verify/index.ts';
+import { bytesToHex } from '../encoding/hex.ts';
+import { type CorrectionFields, leafHash, leafHashV2 } from '../event/leaf.ts';
+import {
+  auditPeriod,
+  correctionMismatch,
+  readReceiptEvent,
+  verifyProofBundle,
+  verifyReceipt,
+  type AuditReport,
+  type AuditTotals,
+  type VerifyResult,
+} from '../verify/index.ts';
 import { checkPin, isBundle, parseWitnessKeys, writePin, type PinState } from './trust.ts';
 import {
   formatIn,
@@ -405,6 +416,7 @@ async function verifyNow(known?: LogView): Promise<void> {
   }
   const bundle = isBundle(input) ? input : undefined;
   const receipt = bundle ? bundle.receipt : input;
+  void showCorrections(receipt, run);
   if (isPending(receipt)) return showPending(receipt);
   const steps = $<HTMLOListElement>('steps');
   const result = verifyReceipt(receipt);
@@ -462,6 +474,116 @@ async function verifyNow(known?: LogView): Promise<void> {
     if (onChain) trust.sui = { epoch: r.epoch };
     else trust.suiWhy = 'the registry could not be read, or does not match (see below)';
     showTrusted(result, trust);
+  }
+}
+
+// ---- corrections: a corrected event's chain, each link checked here
+
+interface ChainVersion {
+  id: number;
+  kind: 'event' | 'void' | 'amend';
+  caller: string;
+  action: string;
+  units: number;
+  leaf_hash: string;
+  receipt: string;
+}
+interface ChainView {
+  chain_id: number;
+  head_id: number;
+  chain: ChainVersion[];
+}
+/** Versions shown at most (a chain is an event and its corrections: a handful). */
+const MAX_VERSIONS = 50;
+
+/**
+ * Why `next` is not a correction of `prev` (both receipts, of any status), or undefined: it is a
+ * receipt v2 whose `corrects` is the leaf hash rebuilt here from prev's fields, with what never
+ * changes unchanged (the verifier's own rule, so a pending version is checked too).
+ */
+function linkProblem(next: unknown, prev: unknown): string | undefined {
+  const n = readReceiptEvent(next);
+  if (!n.ok) return `its receipt: ${n.reason}`;
+  const p = readReceiptEvent(prev);
+  if (!p.ok) return `the receipt before it: ${p.reason}`;
+  if (n.version !== 2) return 'its receipt is v1: it corrects nothing';
+  const prevHash = bytesToHex(p.version === 2 ? leafHashV2(p.event as CorrectionFields) : leafHash(p.event));
+  return correctionMismatch(n.event as CorrectionFields, p.event, prevHash);
+}
+
+/**
+ * For a corrected event (its receipt says corrected_by) or a correction (a receipt v2) that has an
+ * id: its chain from GET /v1/events/:id, every version's receipt fetched and verified in this
+ * browser, and each link checked (the correction's `corrects` is the leaf of the version before).
+ */
+async function showCorrections(receipt: unknown, run: number): Promise<void> {
+  const out = $('correction-chain');
+  out.replaceChildren();
+  delete out.dataset.ok;
+  const r = receipt as { id?: unknown; version?: unknown; corrected_by?: unknown } | null;
+  if (!r || typeof r !== 'object' || !Number.isSafeInteger(r.id) || (r.version !== 2 && r.corrected_by === undefined)) return;
+  out.append(el('h3', 'Corrections'));
+  try {
+    const view = await api<ChainView>(`/v1/events/${r.id as number}`);
+    const versions = view.chain.slice(0, MAX_VERSIONS);
+    const receipts = await Promise.all(versions.map((v) => api<unknown>(`/v1/events/${v.id}/receipt`)));
+    if (run !== verification) return;
+    const head = versions.at(-1)!;
+    out.append(
+      el(
+        'p',
+        `Event ${view.chain_id} has ${view.chain.length} versions; the current one is ${view.head_id}` +
+          (head.kind === 'void' ? ', a void: it counts nothing in totals.' : `: ${head.units} units of ${head.action} by ${head.caller}.`),
+      ),
+    );
+    const list = el('ol');
+    list.id = 'chain-versions';
+    let allOk = true;
+    versions.forEach((v, i) => {
+      const li = el('li');
+      li.dataset.versionId = String(v.id);
+      const what = v.kind === 'event' ? 'original' : `${v.kind} of ${versions[i - 1]?.id ?? '?'}`;
+      li.append(el('strong', `${v.id} (${what})`), ` ${v.action} by ${v.caller}, ${v.units} units. `);
+      const proof = verifyReceipt(receipts[i]);
+      li.dataset.proof = proof.ok ? 'ok' : isPending(receipts[i]) ? 'pending' : 'bad';
+      li.append(
+        el(
+          'span',
+          proof.ok
+            ? `✓ included in epoch ${proof.epoch} (leaf ${proof.leaf_index} of ${proof.tree_size}). `
+            : isPending(receipts[i])
+              ? '… pending: its epoch is not sealed yet. '
+              : `✗ its receipt does not verify: ${proof.reason}. `,
+          proof.ok ? 'ok-text' : isPending(receipts[i]) ? 'muted' : 'bad-text',
+        ),
+      );
+      if (i > 0) {
+        const problem = linkProblem(receipts[i], receipts[i - 1]);
+        li.dataset.link = problem === undefined ? 'ok' : 'bad';
+        li.append(
+          el(
+            'span',
+            problem === undefined
+              ? `✓ corrects ${versions[i - 1]!.id}: its corrects is the leaf hash rebuilt from that version's fields.`
+              : `✗ does not correct ${versions[i - 1]!.id}: ${problem}.`,
+            problem === undefined ? 'ok-text' : 'bad-text',
+          ),
+        );
+        if (problem !== undefined) allOk = false;
+      }
+      if (li.dataset.proof === 'bad') allOk = false;
+      li.className = li.dataset.proof === 'bad' || li.dataset.link === 'bad' ? 'bad' : '';
+      list.append(li);
+    });
+    out.append(list);
+    if (view.chain.length > versions.length) out.append(el('p', `Only the first ${MAX_VERSIONS} versions are shown.`, 'muted'));
+    out.dataset.ok = String(allOk);
+  } catch (err) {
+    if (run !== verification) return;
+    const p = el('p');
+    showError(p, 'Could not load the chain of corrections', err);
+    out.append(p);
+    out.dataset.ok = 'false';
   }
 }
 
