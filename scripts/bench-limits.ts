@@ -1,0 +1,245 @@
+// bench:limits (issue 25, "Limits") — POST /v1/limits/check latency at a target rate, beside GET
+// /healthz on the same server. N events (default 1,000,000; the issue's target is 10,000,000) are
+// written into one namespace (20 actions, spread over the 30 days before now) with SQL in bulk
+// but real leaf hashes, sealed through the real sealer (rollups written in the seal), and TAIL
+// more are left unsealed (the check reads them too). Three limits are defined (a month of one
+// action's units in Europe/Berlin, a UTC day of two actions' events, all-time units); each
+// check measures all three. Before timing, the check's `used` is compared with the raw events.
+// Then, open loop (requests sent on a fixed schedule, whether or not earlier ones came back, so a
+// slow answer shows in the latency rather than lowering the rate): /healthz alone at RATE, checks
+// alone at RATE, then both at once (RATE each), each for SECONDS. The client runs in this process
+// over keep-alive connections; its own cost is in both figures, so the ratio is what to read.
+//
+// node scripts/bench-limits.ts [--events N] [--tail N] [--rate R] [--seconds S] [--connections C]
+// Progress on stderr; the table on stdout, then one line of JSON.
+import { hash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { leafPreimage, type LeafFields } from '../src/event/leaf.ts';
+import { SqliteLedger } from '../src/ledger/index.ts';
+import { sealAll } from '../src/seal/sealer.ts';
+import { startServer, stopServer } from './lib/servers.ts';
+
+const { values: cli } = parseArgs({
+  options: {
+    events: { type: 'string', default: '1000000' },
+    tail: { type: 'string', default: '20000' },
+    rate: { type: 'string', default: '5000' },
+    seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
+  },
+});
+const positive = (name: string, v: string) => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, not "${v}"`);
+  return n;
+};
+const N = positive('events', cli.events);
+const TAIL = positive('tail', cli.tail);
+const RATE = positive('rate', cli.rate);
+const SECONDS = positive('seconds', cli.seconds);
+const CONNECTIONS = positive('connections', cli.connections);
+
+const NS = 'acme/bench';
+const ACTIONS = Array.from({ length: 20 }, (_, i) => `action-${String(i).padStart(2, '0')}`);
+const DAY = 86_400_000;
+const NOW = Date.now();
+const T0 = NOW - 30 * DAY;
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const fmt = (n: number) => n.toLocaleString('en');
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+
+function eventOf(i: number): LeafFields {
+  const h = Math.imul(i + 1, 0x9e3779b1) >>> 0;
+  const h2 = Math.imul(h ^ (h >>> 15), 0x85ebca6b) >>> 0;
+  return {
+    namespace: NS,
+    request_id: `r${i}`,
+    caller: `caller-${h % 10_000}`,
+    action: ACTIONS[(h2 >>> 7) % ACTIONS.length]!,
+    units: 1 + (h2 % 97),
+    artifact_digest: '',
+    ts_ms: T0 + (h2 % (30 * DAY - 60_000)),
+  };
+}
+
+interface Latency {
+  p50: number;
+  p99: number;
+  sent: number;
+  /** Answers per second actually received. */
+  rate: number;
+  errors: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
+}
+
+/** Sends `make()` at `rate` a second for SECONDS on its own schedule; the latency of each answer. */
+async function openLoop(
+  url: string,
+  agent: Agent,
+  rate: number,
+  make: () => { method: string; path: string; headers: Record<string, string>; body?: string },
+): Promise<Latency> {
+  const ms: number[] = [];
+  let errors = 0;
+  let sent = 0;
+  const total = rate * SECONDS;
+  const start = performance.now();
+  const u = new URL(url);
+  const pending: Promise<void>[] = [];
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const r = make();
+      const t = performance.now();
+      const req = request({ host: u.hostname, port: u.port, method: r.method, path: r.path, headers: r.headers, agent }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 200) ms.push(performance.now() - t);
+          else errors++;
+          resolve();
+        });
+      });
+      req.on('error', () => {
+        errors++;
+        resolve();
+      });
+      req.end(r.body);
+    });
+  // Ticks of 1 ms: every request whose time has come is sent (a late tick sends its backlog).
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate));
+    while (sent < due) {
+      pending.push(one());
+      sent++;
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await Promise.all(pending);
+  const elapsed = (performance.now() - start) / 1000;
+  ms.sort((a, b) => a - b);
+  return { p50: round(percentile(ms, 0.5)), p99: round(percentile(ms, 0.99)), sent, rate: Math.round(ms.length / elapsed), errors };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-limits-'));
+  const file = join(dir, 'limits.db');
+  try {
+    const ledger = new SqliteLedger(file, { synchronous: 'normal' });
+    const insert =
+      ledger.db.prepare(`INSERT INTO events (namespace, request_id, owner, key_id, caller, action, units, ts, ts_explicit, received_at, leaf_hash)
+      VALUES (?, ?, 'bench', 'k', ?, ?, ?, ?, 1, ?, ?)`);
+    const chunk = ledger.db.transaction((from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        const f = eventOf(i);
+        insert.run(f.namespace, f.request_id, f.caller, f.action, f.units, f.ts_ms, NOW, hash('sha256', leafPreimage(f), 'buffer'));
+      }
+    });
+    const t0 = performance.now();
+    for (let i = 0; i < N; i += 100_000) {
+      chunk(i, Math.min(N, i + 100_000));
+      if ((i / 100_000) % 10 === 9 || i + 100_000 >= N) log(`load: ${fmt(Math.min(N, i + 100_000))} events written`);
+    }
+    const loadS = (performance.now() - t0) / 1000;
+    const t1 = performance.now();
+    const epochs = await sealAll(ledger, { maxEvents: 1_000_000 });
+    const sealS = (performance.now() - t1) / 1000;
+    chunk(N, N + TAIL); // unsealed: the check reads them through the tail
+    log(`load ${round(loadS, 1)} s, seal ${round(sealS, 1)} s (${epochs.length} epochs), ${fmt(TAIL)} more left unsealed`);
+
+    const key = await ledger.keys.create('bench', ['acme/*'], undefined, ['read', 'admin']);
+    const a0 = ACTIONS[0]!;
+    const limits = [
+      { id: 'month-a0', body: { namespace: NS, actions: [a0], measure: 'units', period: 'month', tz: 'Europe/Berlin', hard: 1e12 } },
+      { id: 'day-events', body: { namespace: NS, actions: [a0, ACTIONS[1]!], measure: 'events', period: 'day', hard: 1e12 } },
+      { id: 'total-units', body: { namespace: NS, measure: 'units', period: 'total', hard: 1e15 } },
+    ];
+    const raw = Number(ledger.db.prepare('SELECT sum(units) FROM events WHERE namespace = ?').pluck().get(NS));
+    await ledger.close();
+
+    const { proc, url } = await startServer([
+      'src/cli/main.ts',
+      'serve',
+      '--db',
+      file,
+      '--log-level',
+      'warn',
+      '--epoch-ms',
+      '3600000',
+      '--port',
+    ]);
+    let rssMb = Number.NaN;
+    try {
+      const auth = { authorization: `Bearer ${key.key}`, 'content-type': 'application/json' };
+      for (const l of limits) {
+        const res = await fetch(`${url}/v1/limits/${l.id}`, { method: 'PUT', headers: auth, body: JSON.stringify(l.body) });
+        if (res.status !== 201) throw new Error(`PUT ${l.id}: ${res.status} ${await res.text()}`);
+      }
+      const body = JSON.stringify({ namespace: NS, action: a0, units: 1 });
+      const answer = (await (await fetch(`${url}/v1/limits/check`, { method: 'POST', headers: auth, body })).json()) as {
+        used: number;
+        as_of: number;
+      };
+      // An action only the all-time limit counts: its used must be the raw events' sum.
+      const batch = (await (
+        await fetch(`${url}/v1/limits/check`, {
+          method: 'POST',
+          headers: auth,
+          body: JSON.stringify({ checks: [{ namespace: NS, action: 'none', units: 1 }] }),
+        })
+      ).json()) as { results: Array<{ used: number; limit_id: string }> };
+      if (batch.results[0]!.limit_id !== 'total-units' || batch.results[0]!.used !== raw)
+        throw new Error(`the check's all-time units ${JSON.stringify(batch.results[0])} differ from the raw events' ${raw}`);
+      log(`check answers as of ${fmt(answer.as_of)}; all-time units ${fmt(raw)} equal the raw events'`);
+
+      const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+      const health = () => ({ method: 'GET', path: '/healthz', headers: {} });
+      const check = () => ({
+        method: 'POST',
+        path: '/v1/limits/check',
+        headers: { ...auth, 'content-length': String(Buffer.byteLength(body)) },
+        body,
+      });
+      // Warm up (JIT, statement caches, connections).
+      await openLoop(url, agent, Math.min(RATE, 500), check);
+      log(`healthz alone at ${fmt(RATE)}/s for ${SECONDS} s …`);
+      const healthAlone = await openLoop(url, agent, RATE, health);
+      log(`checks alone at ${fmt(RATE)}/s …`);
+      const checkAlone = await openLoop(url, agent, RATE, check);
+      log('both at once …');
+      const [checkBeside, healthBeside] = await Promise.all([openLoop(url, agent, RATE, check), openLoop(url, agent, RATE, health)]);
+      agent.destroy();
+      rssMb = await stopServer(proc);
+      const rows: Array<[string, Latency]> = [
+        ['GET /healthz alone', healthAlone],
+        ['POST /v1/limits/check alone', checkAlone],
+        ['POST /v1/limits/check beside healthz', checkBeside],
+        ['GET /healthz beside checks', healthBeside],
+      ];
+      process.stdout.write(
+        `\nbench:limits — ${fmt(N)} sealed + ${fmt(TAIL)} unsealed events, 3 limits per check, target ${fmt(RATE)}/s for ${SECONDS} s, load average ${loadavg()
+          .map((x) => x.toFixed(2))
+          .join(' ')}\n\n| what | p50 ms | p99 ms | answered/s | errors |\n| --- | --- | --- | --- | --- |\n`,
+      );
+      for (const [name, l] of rows) process.stdout.write(`| ${name} | ${l.p50} | ${l.p99} | ${fmt(l.rate)} | ${l.errors} |\n`);
+      process.stdout.write(
+        `\ncheck / healthz (alone): p50 ${round(checkAlone.p50 / healthAlone.p50)}×, p99 ${round(checkAlone.p99 / healthAlone.p99)}×; server peak RSS ${Math.round(rssMb)} MB\n`,
+      );
+      process.stdout.write(
+        `${JSON.stringify({ events: N, tail: TAIL, rate: RATE, seconds: SECONDS, load_s: round(loadS, 1), seal_s: round(sealS, 1), healthAlone, checkAlone, checkBeside, healthBeside, rss_mb: Math.round(rssMb) })}\n`,
+      );
+    } finally {
+      if (proc.exitCode === null) await stopServer(proc);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
