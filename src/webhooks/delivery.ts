@@ -63,6 +63,8 @@ export class WebhookDeliverer {
   private readonly inFlight = new Map<string, Promise<void>>(); // by webhook id
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  /** Aborts the attempts in flight when the loop stops (the service stops, or leadership is lost). */
+  private abort = new AbortController();
   private reading: Promise<void> | undefined;
   private again = false;
 
@@ -83,16 +85,21 @@ export class WebhookDeliverer {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.abort = new AbortController();
     this.timer = setInterval(() => this.notify(), this.o.pollMs);
     this.timer.unref();
     this.notify();
   }
 
-  /** Stops reading the outbox and waits for the attempts in flight (each ends by its deadline). */
+  /**
+   * Stops reading the outbox and cuts the attempts in flight short, unrecorded: their messages
+   * stay due, and whoever sends next sends them again with the same webhook-id.
+   */
   async stop(): Promise<void> {
     this.running = false;
     clearInterval(this.timer);
     this.timer = undefined;
+    this.abort.abort();
     await this.reading;
     await Promise.allSettled([...this.inFlight.values()]);
   }
@@ -135,7 +142,9 @@ export class WebhookDeliverer {
     const n = m.attempts + 1;
     const started = this.o.now();
     const t0 = performance.now();
-    const result = await this.send(m, new Date(started));
+    const signal = this.abort.signal;
+    const result = await this.send(m, new Date(started), signal);
+    if (signal.aborted) return; // stopped mid-attempt: not an answer of the receiver's, nothing to record
     const ms = performance.now() - t0;
     const at = this.o.now();
     const delivered = result.status !== null && result.status >= 200 && result.status < 300;
@@ -175,7 +184,7 @@ export class WebhookDeliverer {
   }
 
   /** One POST of the message: resolves with the status once headers arrive, or why none came. Never throws. */
-  private send(m: DueMessage, at: Date): Promise<AttemptResult> {
+  private send(m: DueMessage, at: Date, signal: AbortSignal): Promise<AttemptResult> {
     let url: URL;
     try {
       url = checkWebhookUrl(m.url, this.o.policy); // again: the policy may have changed since the webhook was made
@@ -194,6 +203,7 @@ export class WebhookDeliverer {
       const request = (url.protocol === 'https:' ? https : http).request(url, {
         method: 'POST',
         agent: false, // one connection per attempt: nothing pooled outlives its deadline
+        signal,
         lookup: guardedLookup(this.o.policy, this.o.resolver),
         headers: {
           'content-type': 'application/json',

@@ -170,6 +170,30 @@ forEachEngine((fresh) => {
     });
   });
 
+  describe('stopping', () => {
+    it('cuts an attempt in flight short, unrecorded: the message stays due for whoever sends next, with its id', async () => {
+      const { ledger, cleanup } = await fresh();
+      try {
+        const r = await receiver(() => 'hang');
+        const { webhook } = await ledger.webhooks.create('acme-inc', { url: r.url, namespaces: ['acme/*'] }, NOW);
+        const { messages } = await ledger.webhooks.enqueueAlert(alertOf(crossing(), Date.now()));
+        const d = new WebhookDeliverer({ store: ledger.webhooks, policy: { allowPrivate: true }, ...FAST, timeoutMs: 600_000 });
+        await ledger.leadership.start(() => {});
+        await until(() => ledger.leadership.role() === 'leader');
+        d.start();
+        await until(() => r.received.length === 1);
+        await d.stop(); // does not wait out the ten-minute deadline
+        const log = (await ledger.webhooks.deliveries(webhook.id, undefined, 10))!;
+        expect(log.attempts).toEqual([]);
+        expect(log.messages).toEqual([expect.objectContaining({ id: messages[0], state: 'pending', attempts: 0 })]);
+        expect((await ledger.webhooks.due(Date.now(), 10)).map((m) => m.id)).toEqual(messages);
+      } finally {
+        await ledger.close();
+        await cleanup();
+      }
+    });
+  });
+
   describe('from a limit', () => {
     const s = serverEachTest(fresh, {
       now: () => NOW,
