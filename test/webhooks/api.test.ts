@@ -131,6 +131,7 @@ forEachEngine((fresh) => {
         'max_items:32',
       ],
       [{ url: 'https://hooks.example.com/r' }, 'namespaces', 'required'],
+      [{ url: 'https://hooks.example.com/r', namespaces: ['ACME/prod'] }, 'namespaces.0', 'pattern:^[a-z0-9._/*-]{1,128}$'],
       [{ namespaces: ['acme/prod'] }, 'url', 'required'],
     ];
     for (const [body, path, rule] of bad) {

@@ -13,6 +13,7 @@ import {
   WebhookError,
 } from '../../ledger/index.ts';
 import { checkWebhookTarget, type Resolver, type UrlPolicy } from '../../webhooks/url.ts';
+import { NAMESPACE_PATTERN_RULE } from '../../ledger/api-keys.ts';
 import { principalOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import { AUTH_ERRORS, COMMON_ERRORS, errorResponses } from '../schemas.ts';
@@ -28,7 +29,7 @@ export interface WebhookRouteOptions {
 const CreateBody = z.strictObject({
   url: z.string().max(MAX_WEBHOOK_URL_LENGTH).describe('http(s) URL of a public address, without credentials'),
   namespaces: z
-    .array(z.string().max(128))
+    .array(z.string().max(128).regex(NAMESPACE_PATTERN_RULE))
     .min(1)
     .max(MAX_WEBHOOK_NAMESPACES)
     .describe('namespace patterns (`*` matches any run) whose alerts it receives; each within the key’s own'),
