@@ -170,6 +170,45 @@ forEachEngine((fresh) => {
     });
   });
 
+  describe('after a period ends', () => {
+    const AFTER_MIDNIGHT = Date.parse('2026-03-12T00:10:00Z');
+    const s = serverEachTest(fresh, {
+      now: () => AFTER_MIDNIGHT,
+      webhooks: { allowPrivate: true, delivery: FAST, detectIntervalMs: 20 },
+    });
+
+    it("still alerts a crossing in the last seconds of the period that ended (within the hour's grace)", async () => {
+      const r = await receiver();
+      const k = await s.ledger.keys.create('acme-inc', ['acme/*'], undefined, ['record', 'read', 'admin'] as Right[]);
+      const auth = { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' };
+      const hook = { url: r.url, namespaces: ['acme/prod'] };
+      expect((await s.app.inject({ method: 'POST', url: '/v1/webhooks', headers: auth, payload: JSON.stringify(hook) })).statusCode).toBe(
+        201,
+      );
+      const limit = {
+        namespace: 'acme/prod',
+        actions: ['chat'],
+        measure: 'units',
+        period: 'day',
+        hard: 10,
+        from: '2026-03-11T00:00:00Z',
+        retroactive: true,
+      };
+      expect(
+        (await s.app.inject({ method: 'PUT', url: '/v1/limits/chat-day', headers: auth, payload: JSON.stringify(limit) })).statusCode,
+      ).toBe(201);
+      const lastSecond = '2026-03-11T23:59:59.000Z';
+      expect((await s.post({ events: [event({ action: 'chat', units: 10, ts: lastSecond })] })).statusCode).toBe(200);
+      await until(() => r.received.length === 1);
+      expect(JSON.parse(r.received[0]!.body).data).toMatchObject({
+        period: { kind: 'day', from: '2026-03-11T00:00:00.000Z', to: '2026-03-12T00:00:00.000Z' },
+        threshold: { name: 'hard' },
+        usage: 10,
+        measured_at: { at: '2026-03-12T00:10:00.000Z' },
+      });
+    });
+  });
+
   describe('stopping', () => {
     it('cuts an attempt in flight short, unrecorded: the message stays due for whoever sends next, with its id', async () => {
       const { ledger, cleanup } = await fresh();
