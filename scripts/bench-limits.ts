@@ -2,15 +2,17 @@
 // /healthz on the same server. N events (default 1,000,000; the issue's target is 10,000,000) are
 // written into one namespace (20 actions, spread over the 30 days before now) with SQL in bulk
 // but real leaf hashes, sealed through the real sealer (rollups written in the seal), and TAIL
-// more are left unsealed (the check reads them too). Three limits are defined (a month of one
-// action's units in Europe/Berlin, a UTC day of two actions' events, all-time units); each
-// check measures all three. Before timing, the check's `used` is compared with the raw events.
-// Then, open loop (requests sent on a fixed schedule, whether or not earlier ones came back, so a
-// slow answer shows in the latency rather than lowering the rate): /healthz alone at RATE, checks
-// alone at RATE, then both at once (RATE each), each for SECONDS. The client runs in this process
-// over keep-alive connections; its own cost is in both figures, so the ratio is what to read.
+// more are left unsealed (the check reads them too). Three limits are defined: a month of one
+// action's units in Europe/Berlin and a UTC day of two actions' events (both measured by the
+// timed check of that action), and the all-time units of another action (timed apart, at
+// TOTAL_RATE: it reads every rollup bucket the action ever had). Before timing, each check's
+// `used` is compared with the raw events. Then, open loop (requests sent on a fixed schedule,
+// whether or not earlier ones came back, so a slow answer shows in the latency rather than
+// lowering the rate): /healthz alone at RATE, checks alone at RATE, both at once (RATE each),
+// and the all-time check, each for SECONDS. The client runs in this process over keep-alive
+// connections; its own cost is in both figures, so the ratio is what to read.
 //
-// node scripts/bench-limits.ts [--events N] [--tail N] [--rate R] [--seconds S] [--connections C]
+// node scripts/bench-limits.ts [--events N] [--tail N] [--rate R] [--total-rate R] [--seconds S] [--connections C]
 // Progress on stderr; the table on stdout, then one line of JSON.
 import { hash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,6 +22,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { leafPreimage, type LeafFields } from '../src/event/leaf.ts';
 import { SqliteLedger } from '../src/ledger/index.ts';
+import { periodAt } from '../src/limits/period.ts';
 import { sealAll } from '../src/seal/sealer.ts';
 import { startServer, stopServer } from './lib/servers.ts';
 
@@ -28,6 +31,7 @@ const { values: cli } = parseArgs({
     events: { type: 'string', default: '1000000' },
     tail: { type: 'string', default: '20000' },
     rate: { type: 'string', default: '5000' },
+    'total-rate': { type: 'string', default: '50' },
     seconds: { type: 'string', default: '10' },
     connections: { type: 'string', default: '32' },
   },
@@ -40,6 +44,7 @@ const positive = (name: string, v: string) => {
 const N = positive('events', cli.events);
 const TAIL = positive('tail', cli.tail);
 const RATE = positive('rate', cli.rate);
+const TOTAL_RATE = positive('total-rate', cli['total-rate']);
 const SECONDS = positive('seconds', cli.seconds);
 const CONNECTIONS = positive('connections', cli.connections);
 
@@ -155,12 +160,28 @@ async function main(): Promise<void> {
 
     const key = await ledger.keys.create('bench', ['acme/*'], undefined, ['read', 'admin']);
     const a0 = ACTIONS[0]!;
+    const aT = ACTIONS[19]!;
     const limits = [
       { id: 'month-a0', body: { namespace: NS, actions: [a0], measure: 'units', period: 'month', tz: 'Europe/Berlin', hard: 1e12 } },
       { id: 'day-events', body: { namespace: NS, actions: [a0, ACTIONS[1]!], measure: 'events', period: 'day', hard: 1e12 } },
-      { id: 'total-units', body: { namespace: NS, measure: 'units', period: 'total', hard: 1e15 } },
+      { id: 'total-units', body: { namespace: NS, actions: [aT], measure: 'units', period: 'total', hard: 1e15 } },
     ];
-    const raw = Number(ledger.db.prepare('SELECT sum(units) FROM events WHERE namespace = ?').pluck().get(NS));
+    const raw = (sql: string, ...p: unknown[]) =>
+      Number(
+        ledger.db
+          .prepare(sql)
+          .pluck()
+          .get(...p),
+      );
+    const rawTotal = raw('SELECT sum(units) FROM events WHERE namespace = ? AND action = ?', NS, aT);
+    const dayStart = Math.floor(NOW / DAY) * DAY;
+    const rawDay = raw('SELECT count(*) FROM events WHERE namespace = ? AND action IN (?, ?) AND ts >= ?', NS, a0, ACTIONS[1], dayStart);
+    const rawMonth = raw(
+      'SELECT sum(units) FROM events WHERE namespace = ? AND action = ? AND ts >= ?',
+      NS,
+      a0,
+      periodAt('month', 'Europe/Berlin', NOW).from,
+    );
     await ledger.close();
 
     const { proc, url } = await startServer([
@@ -175,6 +196,13 @@ async function main(): Promise<void> {
       '--port',
     ]);
     let rssMb = Number.NaN;
+    // Interrupted: the server goes too.
+    for (const sig of ['SIGINT', 'SIGTERM'] as const)
+      process.once(sig, () => {
+        proc.kill('SIGTERM');
+        rmSync(dir, { recursive: true, force: true });
+        process.exit(130);
+      });
     try {
       const auth = { authorization: `Bearer ${key.key}`, 'content-type': 'application/json' };
       for (const l of limits) {
@@ -182,24 +210,36 @@ async function main(): Promise<void> {
         if (res.status !== 201) throw new Error(`PUT ${l.id}: ${res.status} ${await res.text()}`);
       }
       const body = JSON.stringify({ namespace: NS, action: a0, units: 1 });
-      const answer = (await (await fetch(`${url}/v1/limits/check`, { method: 'POST', headers: auth, body })).json()) as {
-        used: number;
-        as_of: number;
+      const totalBody = JSON.stringify({ namespace: NS, action: aT, units: 1 });
+      const ask = async (b: string) =>
+        (await (await fetch(`${url}/v1/limits/check`, { method: 'POST', headers: auth, body: b })).json()) as {
+          used: number;
+          limit_id: string;
+          as_of: number;
+        };
+      // Exact: each limit's used is what the raw events give (the month starts where Berlin's does).
+      const day = (await ask(JSON.stringify({ checks: [{ namespace: NS, action: ACTIONS[1], units: 1 }] }))) as unknown as {
+        results: Array<{ used: number }>;
       };
-      // An action only the all-time limit counts: its used must be the raw events' sum.
-      const batch = (await (
-        await fetch(`${url}/v1/limits/check`, {
-          method: 'POST',
-          headers: auth,
-          body: JSON.stringify({ checks: [{ namespace: NS, action: 'none', units: 1 }] }),
-        })
-      ).json()) as { results: Array<{ used: number; limit_id: string }> };
-      if (batch.results[0]!.limit_id !== 'total-units' || batch.results[0]!.used !== raw)
-        throw new Error(`the check's all-time units ${JSON.stringify(batch.results[0])} differ from the raw events' ${raw}`);
-      log(`check answers as of ${fmt(answer.as_of)}; all-time units ${fmt(raw)} equal the raw events'`);
+      const month = await ask(body);
+      const total = await ask(totalBody);
+      const berlin = rawMonth;
+      if (day.results[0]!.used !== rawDay || month.used !== berlin || total.used !== rawTotal)
+        throw new Error(
+          `a check differs from the raw events: day ${day.results[0]!.used} vs ${rawDay}, month ${month.used} vs ${berlin}, total ${total.used} vs ${rawTotal}`,
+        );
+      log(
+        `checks answer as of ${fmt(month.as_of)}, each used equal to the raw events' (day ${fmt(rawDay)}, month ${fmt(month.used)}, total ${fmt(rawTotal)})`,
+      );
 
       const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
       const health = () => ({ method: 'GET', path: '/healthz', headers: {} });
+      const totalCheck = () => ({
+        method: 'POST',
+        path: '/v1/limits/check',
+        headers: { ...auth, 'content-length': String(Buffer.byteLength(totalBody)) },
+        body: totalBody,
+      });
       const check = () => ({
         method: 'POST',
         path: '/v1/limits/check',
@@ -214,6 +254,8 @@ async function main(): Promise<void> {
       const checkAlone = await openLoop(url, agent, RATE, check);
       log('both at once …');
       const [checkBeside, healthBeside] = await Promise.all([openLoop(url, agent, RATE, check), openLoop(url, agent, RATE, health)]);
+      log(`all-time checks at ${fmt(TOTAL_RATE)}/s …`);
+      const totalAlone = await openLoop(url, agent, TOTAL_RATE, totalCheck);
       agent.destroy();
       rssMb = await stopServer(proc);
       const rows: Array<[string, Latency]> = [
@@ -221,9 +263,10 @@ async function main(): Promise<void> {
         ['POST /v1/limits/check alone', checkAlone],
         ['POST /v1/limits/check beside healthz', checkBeside],
         ['GET /healthz beside checks', healthBeside],
+        [`POST /v1/limits/check of an all-time limit, at ${fmt(TOTAL_RATE)}/s`, totalAlone],
       ];
       process.stdout.write(
-        `\nbench:limits — ${fmt(N)} sealed + ${fmt(TAIL)} unsealed events, 3 limits per check, target ${fmt(RATE)}/s for ${SECONDS} s, load average ${loadavg()
+        `\nbench:limits — ${fmt(N)} sealed + ${fmt(TAIL)} unsealed events, 2 limits per check (a month, a day), target ${fmt(RATE)}/s for ${SECONDS} s, load average ${loadavg()
           .map((x) => x.toFixed(2))
           .join(' ')}\n\n| what | p50 ms | p99 ms | answered/s | errors |\n| --- | --- | --- | --- | --- |\n`,
       );
@@ -232,7 +275,7 @@ async function main(): Promise<void> {
         `\ncheck / healthz (alone): p50 ${round(checkAlone.p50 / healthAlone.p50)}×, p99 ${round(checkAlone.p99 / healthAlone.p99)}×; server peak RSS ${Math.round(rssMb)} MB\n`,
       );
       process.stdout.write(
-        `${JSON.stringify({ events: N, tail: TAIL, rate: RATE, seconds: SECONDS, load_s: round(loadS, 1), seal_s: round(sealS, 1), healthAlone, checkAlone, checkBeside, healthBeside, rss_mb: Math.round(rssMb) })}\n`,
+        `${JSON.stringify({ events: N, tail: TAIL, rate: RATE, seconds: SECONDS, load_s: round(loadS, 1), seal_s: round(sealS, 1), healthAlone, checkAlone, checkBeside, healthBeside, totalAlone, rss_mb: Math.round(rssMb) })}\n`,
       );
     } finally {
       if (proc.exitCode === null) await stopServer(proc);
