@@ -75,8 +75,13 @@ export function checkLimitId(id: unknown): string {
       `pattern:${LIMIT_ID_PATTERN.source}`,
       `id must be 1 to 64 characters of ${LIMIT_ID_PATTERN.source}, not ${JSON.stringify(String(id).slice(0, 70))}`,
     );
+  // Paths of their own under /v1/limits/.
+  if (RESERVED_IDS.includes(id))
+    throw new LimitError('id', `reserved:${RESERVED_IDS.join('|')}`, `id ${id} is a path of the API (/v1/limits/${id}); choose another`);
   return id;
 }
+
+const RESERVED_IDS = ['check', 'usage'];
 
 const positive = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
 

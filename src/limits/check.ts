@@ -5,7 +5,7 @@
 import { exactUnits } from '../ledger/usage-fold.ts';
 import type { Ledger, Units } from '../ledger/index.ts';
 import type { LimitVersion } from '../ledger/limits.ts';
-import { crossed, decide, periodAt, type Threshold } from './period.ts';
+import { crossed, decide, periodAt, type Threshold, thresholdsOf } from './period.ts';
 
 /** Most items one check request may hold. */
 export const MAX_CHECK_ITEMS = 100;
@@ -142,6 +142,73 @@ export async function checkLimits(ledger: Ledger, owner: string, items: readonly
   return out;
 }
 
+interface Waiting {
+  owner: string;
+  items: readonly CheckItem[];
+  resolve: (answers: CheckAnswer[]) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Checks in rounds, like group commit: while one round reads the ledger, the checks that arrive
+ * wait, and the next round answers all of them with one read per limit (it starts after each of
+ * them arrived, so each still counts everything acknowledged before it). Under load the cost of a
+ * limit's measurement is shared by every check waiting for it.
+ */
+export class CheckRounds {
+  private readonly ledger: Ledger;
+  private readonly now: () => number;
+  private waiting: Waiting[] = [];
+  private running = false;
+
+  constructor(ledger: Ledger, now: () => number) {
+    this.ledger = ledger;
+    this.now = now;
+  }
+
+  check(owner: string, items: readonly CheckItem[]): Promise<CheckAnswer[]> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ owner, items, resolve, reject });
+      if (!this.running) void this.round();
+    });
+  }
+
+  private async round(): Promise<void> {
+    this.running = true;
+    while (this.waiting.length > 0) {
+      const batch = this.waiting;
+      this.waiting = [];
+      const now = this.now();
+      const byOwner = new Map<string, Waiting[]>();
+      for (const w of batch) {
+        const list = byOwner.get(w.owner);
+        if (list) list.push(w);
+        else byOwner.set(w.owner, [w]);
+      }
+      await Promise.all(
+        [...byOwner].map(async ([owner, ws]) => {
+          try {
+            const answers = await checkLimits(
+              this.ledger,
+              owner,
+              ws.flatMap((w) => w.items),
+              now,
+            );
+            let i = 0;
+            for (const w of ws) {
+              w.resolve(answers.slice(i, i + w.items.length));
+              i += w.items.length;
+            }
+          } catch (e) {
+            for (const w of ws) w.reject(e);
+          }
+        }),
+      );
+    }
+    this.running = false;
+  }
+}
+
 export interface ThresholdsCrossed {
   limit: LimitVersion;
   /** The current period: [from, to) in ms (to null: a total limit, never reset). */
@@ -162,4 +229,55 @@ export async function thresholdsCrossed(ledger: Ledger, owner: string, limit: Li
   const asOf = await ledger.events.latestId();
   const u = await usageOf(ledger, owner, limit, now, asOf);
   return { limit, period: u.period, used: exactUnits(u.used), as_of: asOf, crossed: crossed(limit, u.used) };
+}
+
+export interface LimitStatus {
+  id: string;
+  version: number;
+  meter: string | null;
+  actions: string[] | null;
+  measure: LimitVersion['measure'];
+  period: LimitVersion['period'];
+  tz: string;
+  /** The current period (RFC 3339, UTC); to null for a total limit. */
+  from: string;
+  to: string | null;
+  hard: number | null;
+  used: Units;
+  remaining: Units | null;
+  /** Every threshold, lowest first, and whether this period's usage has reached it. */
+  thresholds: Array<{ name: string; kind: 'hard' | 'soft'; at: number; percent?: number; crossed: boolean }>;
+}
+
+/** Each limit of the owner in force now on the namespace, with its usage in the current period, as of one ledger position. */
+export async function limitStatus(
+  ledger: Ledger,
+  owner: string,
+  namespace: string,
+  now: number,
+): Promise<{ as_of: number; limits: LimitStatus[] }> {
+  const asOf = await ledger.events.latestId();
+  const limits = (await ledger.limits.inForce(owner, namespace, now)).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const out: LimitStatus[] = [];
+  for (const limit of limits) {
+    const u = await usageOf(ledger, owner, limit, now, asOf);
+    const reached = new Set(crossed(limit, u.used).map((t) => t.name));
+    const d = decide(limit.hard, u.used, 0);
+    out.push({
+      id: limit.id,
+      version: limit.version,
+      meter: limit.meter,
+      actions: limit.actions,
+      measure: limit.measure,
+      period: limit.period,
+      tz: limit.tz,
+      from: new Date(u.period.from).toISOString(),
+      to: u.period.to === null ? null : new Date(u.period.to).toISOString(),
+      hard: limit.hard,
+      used: exactUnits(u.used),
+      remaining: d.remaining === null ? null : exactUnits(d.remaining),
+      thresholds: thresholdsOf(limit).map((t) => ({ ...t, crossed: reached.has(t.name) })),
+    });
+  }
+  return { as_of: asOf, limits: out };
 }

@@ -177,6 +177,33 @@ forEachEngine((fresh) => {
       expect(calls.crossed.map((t) => t.name)).toEqual(['soft_units:2']);
       const tokens = await thresholdsCrossed(s.ledger, 'acme-inc', limits.find((l) => l.id === 'tokens')!, NOW);
       expect(tokens.crossed.map((t) => t.name)).toEqual(['soft:10']);
+      // The customer's view, with the read right: every limit of the namespace, its usage and thresholds.
+      const reader = await keyWith(['read']);
+      const status = await s.app.inject({ method: 'GET', url: '/v1/limits/usage?namespace=acme/prod', headers: reader });
+      expect(status.statusCode).toBe(200);
+      expect(status.json()).toMatchObject({
+        namespace: 'acme/prod',
+        as_of: await s.ledger.events.latestId(),
+        limits: [
+          {
+            id: 'calls',
+            used: 2,
+            remaining: 1,
+            from: '2026-03-12T00:00:00.000Z',
+            to: '2026-03-13T00:00:00.000Z',
+            thresholds: [
+              { name: 'soft_units:2', crossed: true },
+              { name: 'hard', at: 3, crossed: false },
+            ],
+          },
+          { id: 'tokens', used: 40, remaining: 60, to: null, thresholds: [{ name: 'soft:10', at: 10, crossed: true }, { name: 'hard' }] },
+        ],
+      });
+      const other = await s.app.inject({ method: 'GET', url: '/v1/limits/usage?namespace=other/prod', headers: reader });
+      expect(other.json().error.code).toBe('namespace_forbidden');
+      // Its path is not a limit id.
+      const reserved = await send('PUT', '/v1/limits/usage', chat, admin);
+      expect(reserved.json().error.details[0]).toMatchObject({ path: 'id', rule: 'reserved:check|usage' });
     });
 
     it('two checks of the last unit race: both pass, and the overshoot is at most what was in flight; the next check refuses', async () => {

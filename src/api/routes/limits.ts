@@ -17,7 +17,7 @@ import {
   MAX_METER_ACTIONS,
   MAX_SOFT_THRESHOLDS,
 } from '../../ledger/index.ts';
-import { checkLimits, MAX_CHECK_ITEMS } from '../../limits/check.ts';
+import { CheckRounds, limitStatus, MAX_CHECK_ITEMS } from '../../limits/check.ts';
 import { PERIODS } from '../../limits/period.ts';
 import { principalOf } from '../auth.ts';
 import { ApiError } from '../errors.ts';
@@ -127,6 +127,7 @@ const notFound = (id: string) => new ApiError('not_found', { thing: `limit ${JSO
 export function limitRoutes(app: FastifyInstance, opts: { ledger: Ledger; now: () => number }): void {
   const typed = app.withTypeProvider<ZodTypeProvider>();
   const ledger = opts.ledger;
+  const rounds = new CheckRounds(ledger, opts.now);
   const forbidden = (namespace: string, allowed: string[]) =>
     new ApiError('namespace_forbidden', { s: '', namespaces: `"${namespace}"`, allowed: allowed.join(', ') });
 
@@ -209,6 +210,59 @@ export function limitRoutes(app: FastifyInstance, opts: { ledger: Ledger; now: (
     async (request) => ({ limits: (await ledger.limits.list(principalOf(request).owner, request.query.namespace)).map(shown) }),
   );
 
+  // The customer's view (the web page's): what each limit of a namespace has used this period.
+  // The read right, as usage: it shows the limits' definitions only as far as a check would.
+  typed.get(
+    '/v1/limits/usage',
+    {
+      config: { right: 'read' },
+      schema: {
+        security: [{ bearer: [] }],
+        tags: ['limits'],
+        summary: "Each limit of the key's owner in force on a namespace, with its usage in the current period and the thresholds reached",
+        querystring: z.strictObject({ namespace: z.string().max(MAX_NAMESPACE_LENGTH).regex(NAMESPACE_PATTERN) }),
+        response: {
+          200: z.object({
+            namespace: z.string(),
+            as_of: z.number().int().describe('the ledger position every used is exact as of'),
+            limits: z.array(
+              z.object({
+                id: z.string(),
+                version: z.number().int(),
+                meter: z.string().nullable(),
+                actions: z.array(z.string()).nullable(),
+                measure: z.enum(['units', 'events', 'meter']),
+                period: z.enum(PERIODS),
+                tz: z.string(),
+                from: z.string(),
+                to: z.string().nullable().describe('when the period ends (null: a total limit)'),
+                hard: z.number().int().nullable(),
+                used: Exact,
+                remaining: Exact.nullable(),
+                thresholds: z.array(
+                  z.object({
+                    name: z.string(),
+                    kind: z.enum(['hard', 'soft']),
+                    at: z.number().int(),
+                    percent: z.number().int().optional(),
+                    crossed: z.boolean(),
+                  }),
+                ),
+              }),
+            ),
+          }),
+          ...errorResponses(...COMMON_ERRORS, ...AUTH_ERRORS, 'invalid_query', 'namespace_forbidden'),
+        },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const namespace = request.query.namespace;
+      if (!principal.allows(namespace)) throw forbidden(namespace, principal.namespaces);
+      return { namespace, ...(await limitStatus(ledger, principal.owner, namespace, opts.now())) };
+    },
+  );
+
   typed.get(
     '/v1/limits/:id',
     {
@@ -282,7 +336,7 @@ export function limitRoutes(app: FastifyInstance, opts: { ledger: Ledger; now: (
         { namespace: body.namespace!, action: body.action!, ...(body.units !== undefined && { units: body.units }) },
       ];
       for (const item of items) if (!principal.allows(item.namespace)) throw forbidden(item.namespace, principal.namespaces);
-      const answers = await checkLimits(ledger, principal.owner, items, opts.now());
+      const answers = await rounds.check(principal.owner, items);
       return body.checks ? { results: answers } : answers[0]!;
     },
   );
