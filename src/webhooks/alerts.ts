@@ -26,6 +26,8 @@ export class AlertDetector {
   private readonly o: AlertDetectorOptions;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
+  /** Keys known queued (an alert is never unqueued): asked of the ledger once each. */
+  private readonly queued = new Set<string>();
 
   constructor(options: AlertDetectorOptions) {
     this.o = options;
@@ -55,12 +57,21 @@ export class AlertDetector {
   async runOnce(): Promise<number> {
     const now = (this.o.now ?? Date.now)();
     const { webhooks } = this.o.ledger;
-    const crossings = await this.o.source(now, (key) => webhooks.alerted(key));
+    if (this.queued.size > 100_000) this.queued.clear();
+    const queued = async (key: string) => {
+      if (this.queued.has(key)) return true;
+      const known = await webhooks.alerted(key);
+      if (known) this.queued.add(key);
+      return known;
+    };
+    const crossings = await this.o.source(now, queued);
     let alerts = 0;
     let messages = 0;
     for (const c of crossings) {
       // Queued on the real clock: the retry window and backoff run on it (the payload keeps the measuring time).
-      const r = await webhooks.enqueueAlert(alertOf(c, Date.now()));
+      const alert = alertOf(c, Date.now());
+      const r = await webhooks.enqueueAlert(alert);
+      this.queued.add(alert.key);
       if (!r.created) continue;
       alerts++;
       messages += r.messages.length;
