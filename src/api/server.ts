@@ -152,7 +152,12 @@ export function buildApi(options: ApiOptions): FastifyInstance {
       classificationRoutes(v1, { ledger: options.ledger, now });
       meterRoutes(v1, { ledger: options.ledger, now });
       limitRoutes(v1, { ledger: options.ledger, now });
-      correctionRoutes(v1, { ledger: options.ledger, now, windowMs: options.correctionWindowMs ?? options.validation.maxAgeMs });
+      correctionRoutes(v1, {
+        ledger: options.ledger,
+        now,
+        windowMs: options.correctionWindowMs ?? options.validation.maxAgeMs,
+        actions: options.validation.actions,
+      });
       receiptRoutes(v1, { ledger: options.ledger, receipts, ...(options.chain && { chain: options.chain }) });
       eventProofRoute(v1, { ledger: options.ledger, receipts, ...(options.log && { log: options.log }) });
     }),

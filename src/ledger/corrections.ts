@@ -54,22 +54,42 @@ export interface CorrectionRow {
   prev_units: number;
 }
 
-/** Where a chain stands after `target`: the version that corrects it, if any (engine read). */
-export type NextOf = (id: number) => { id: number; kind: number } | undefined;
+/**
+ * Refusals decided before any read: a request id with U+0000 can name nothing stored (PostgreSQL
+ * text cannot even be asked about it), so the target is not found and the correction's own id is
+ * refused by the ingest rule.
+ */
+export function refuseBeforeRead(item: CorrectionToWrite): CorrectionResult | undefined {
+  const t = item.target;
+  if (!('id' in t) && (t.namespace.includes('\u0000') || t.request_id.includes('\u0000'))) return { status: 'not_found' };
+  if ('id' in t && !Number.isSafeInteger(t.id)) return { status: 'not_found' };
+  if (item.request_id.includes('\u0000') || !item.request_id.isWellFormed())
+    return {
+      status: 'invalid',
+      errors: [{ path: 'request_id', rule: 'well_formed_text', message: 'request_id must be well-formed text without U+0000' }],
+    };
+  return undefined;
+}
+
+/** The root of the chain a version belongs to: where its latest version is looked up. */
+export const chainRootOf = (target: VersionRow): number => target.chain_id ?? target.id;
 
 /**
  * What to do with one correction, given its target (undefined: none, or another owner's), the
- * event its request id already names (if any), and the version that corrects the target (if any).
+ * event its request id already names (if any), and the latest version of the target's chain (the
+ * highest id with chain_id = its root; a chain is linear, so that is its head), if it has any.
  * Returns the row to insert, or the answer.
  */
 export function decideCorrection(
   item: CorrectionToWrite,
   target: VersionRow | undefined,
   repeat: VersionRow | undefined,
-  headAfter: { id: number; kind: number } | undefined,
+  latest: { id: number; kind: number } | undefined,
 ): { insert: CorrectionRow } | { answer: CorrectionResult } {
   // Another owner's event is not found: ids must not tell one owner about another's ledger.
   if (!target || target.owner !== item.owner) return { answer: { status: 'not_found' } };
+  if (item.allows && !item.allows(target.namespace)) return { answer: { status: 'forbidden', namespace: target.namespace } };
+  const headAfter = latest && latest.id > target.id ? latest : undefined;
   const planned = plan(item, target);
   // A retry is answered first, whatever happened to the chain since: idempotent.
   if (repeat) {
@@ -92,6 +112,18 @@ export function decideCorrection(
   }
   if (target.ts < item.notBeforeMs) return { answer: { status: 'window_closed', id: target.id, ts_ms: target.ts } };
   if ('errors' in planned) return { answer: { status: 'invalid', errors: planned.errors } };
+  const r = planned.insert;
+  if (
+    item.kind === 'amend' &&
+    r.caller === target.caller &&
+    r.action === target.action &&
+    r.units === target.units &&
+    (r.artifact_digest?.toString('hex') ?? '') === (target.artifact_digest?.toString('hex') ?? '')
+  ) {
+    // A version equal to the one it replaces proves nothing and only lengthens the chain.
+    const errors = [{ path: 'units', rule: 'unchanged', message: `the amendment changes nothing of event ${target.id}` }];
+    return { answer: { status: 'invalid', errors } };
+  }
   return planned;
 }
 
@@ -117,7 +149,12 @@ function plan(
   };
   // The ingest rules for every field; the event time is the original's and is not checked again
   // here (the correction window is).
-  const v = validateEvent(input, { now: item.receivedAtMs, maxAgeMs: Number.MAX_SAFE_INTEGER, maxFutureMs: Number.MAX_SAFE_INTEGER });
+  const v = validateEvent(input, {
+    now: item.receivedAtMs,
+    maxAgeMs: Number.MAX_SAFE_INTEGER,
+    maxFutureMs: Number.MAX_SAFE_INTEGER,
+    ...(item.actions && { actions: item.actions }),
+  });
   if (!v.ok) return { errors: v.errors };
   const e = v.event;
   const corrects = target.leaf_hash.toString('hex');
@@ -151,7 +188,7 @@ function repeatDifferences(stored: VersionRow, row: CorrectionRow): string[] {
   const differs: string[] = [];
   if (stored.kind !== row.kind) differs.push('kind');
   if (stored.corrects_id !== row.corrects_id) differs.push('corrects');
-  const same = differences(stored, {
+  const same = differences({ ...stored, kind: 0 }, {
     caller: row.caller,
     action: row.action,
     units: row.units,

@@ -97,6 +97,8 @@ export interface StoredForComparison {
   ts_explicit: boolean | number;
   source: string | null;
   metadata: string | null;
+  /** 0 (or absent) for an ordinary event; a correction's request id is never a duplicate of an event. */
+  kind?: number | null;
 }
 
 /**
@@ -105,6 +107,7 @@ export interface StoredForComparison {
  */
 export function differences(stored: StoredForComparison, e: NormalizedEvent): string[] {
   const differs: string[] = [];
+  if (stored.kind) differs.push('kind');
   if (stored.caller !== e.caller) differs.push('caller');
   if (stored.action !== e.action) differs.push('action');
   if (stored.units !== e.units) differs.push('units');

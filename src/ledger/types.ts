@@ -119,6 +119,10 @@ export interface CorrectionToWrite {
   notBeforeMs: number;
   /** When it was received (ms). */
   receivedAtMs: number;
+  /** Whether the key may touch the target's namespace (checked after the owner: another owner's event is not_found). */
+  allows?: (namespace: string) => boolean;
+  /** The service's action allow-list, as ingest applies it (undefined: any well-formed action). */
+  actions?: ReadonlySet<string>;
 }
 
 export type CorrectionResult =
@@ -128,6 +132,8 @@ export type CorrectionResult =
   /** The target is not its chain's head: head_id is (a void ends a chain: head_id is the void). */
   | { status: 'already_corrected'; id: number; head_id: number; head_kind: CorrectionKind }
   | { status: 'not_found' }
+  /** The key's patterns do not cover the target's namespace. */
+  | { status: 'forbidden'; namespace: string }
   | { status: 'window_closed'; id: number; ts_ms: number }
   /** A field of the new version breaks a rule of ingest (field, rule). */
   | { status: 'invalid'; errors: Array<{ path: string; rule: string; message: string }> };

@@ -106,6 +106,69 @@ forEachEngine((fresh) => {
     });
   });
 
+  describe('hostile and odd input', () => {
+    it("another owner's event is 404 whatever the key's patterns: ids tell nothing of another owner's namespaces", async () => {
+      const e = await record({ request_id: 'r-1' });
+      const globex = await keyWith(['correct'], 'globex', ['globex/*']);
+      const res = await postJson(`/v1/events/${e.id}/void`, { request_id: 'g-1' }, globex);
+      expect(res.statusCode).toBe(404);
+      expect(res.body).not.toContain('acme/prod');
+    });
+
+    it('a request id with U+0000 is a named refusal or not found, never a 500, and never fails the rest of a batch', async () => {
+      const corrector = await keyWith(['record', 'read', 'correct']);
+      const e = await record({ request_id: 'r-1' });
+      const single = await postJson(`/v1/events/${e.id}/void`, { request_id: 'w\u0000' }, corrector);
+      expect(single.statusCode).toBe(400);
+      expect(single.json().error.details[0].path).toBe('request_id');
+      const batch = await postJson(
+        '/v1/corrections',
+        {
+          corrections: [
+            { kind: 'void', namespace: 'acme/prod', corrects_request_id: 'r-1', request_id: 'ok-first' },
+            { kind: 'void', namespace: 'acme/prod', corrects_request_id: 'x\u0000', request_id: 'nul-2' },
+            { kind: 'void', namespace: 'acme/prod', corrects_request_id: 'r-1', request_id: 'nul\u0000-3' },
+          ],
+        },
+        corrector,
+      );
+      expect(batch.statusCode).toBe(200);
+      expect(batch.json().results.map((r: { status: string }) => r.status)).toEqual(['created', 'not_found', 'rejected']);
+    });
+
+    it('an amendment that changes nothing is refused (it would only lengthen the chain); a long chain still names its head', async () => {
+      const corrector = await keyWith(['record', 'read', 'correct']);
+      const e = await record({ request_id: 'r-1', units: 5, artifact_digest: 'AB'.repeat(32) });
+      const same = await postJson(
+        `/v1/events/${e.id}/amend`,
+        { request_id: 'same', units: 5, artifact_digest: 'ab'.repeat(32) },
+        corrector,
+      );
+      expect(same.statusCode).toBe(400);
+      expect(same.json().error.details[0].rule).toBe('unchanged');
+      let head = e.id;
+      for (let i = 1; i <= 25; i++) {
+        const a = await postJson(`/v1/events/${head}/amend`, { request_id: `a-${i}`, units: 5 + i }, corrector);
+        expect(a.statusCode).toBe(201);
+        head = a.json().id;
+      }
+      const stale = await postJson(`/v1/events/${e.id}/void`, { request_id: 'late' }, corrector);
+      expect(stale.statusCode).toBe(409);
+      expect(stale.json().error.message).toContain(`event ${head}`);
+    });
+
+    it('ingest of a request id a correction holds is a conflict naming kind, not a duplicate', async () => {
+      const corrector = await keyWith(['record', 'read', 'correct']);
+      const e = await record({ request_id: 'r-1', units: 3, action: 'recall', caller: 'user-1' });
+      const v = (await postJson(`/v1/events/${e.id}/void`, { request_id: 'd-2' }, corrector)).json();
+      const res = await s.post(event({ request_id: 'd-2', units: 0, action: 'recall', caller: 'user-1', ts: NOW - DAY }));
+      const r = res.json().results[0];
+      expect(r.status).toBe('conflict');
+      expect(r.id).toBe(v.id);
+      expect(r.errors.map((x: { path: string }) => x.path)).toContain('kind');
+    });
+  });
+
   describe('POST /v1/corrections', () => {
     it('corrects by request id, one result per item in order; one bad item never fails another', async () => {
       const corrector = await keyWith(['record', 'read', 'correct']);
@@ -166,6 +229,23 @@ forEachEngine((fresh) => {
       expect(receipt.event).toMatchObject({ kind: 'amend', corrects: e.leaf_hash, units: 3 });
       expect(receipt.leaf_hash).toBe(a.leaf_hash);
       expect(verifyReceipt(receipt)).toMatchObject({ ok: true });
+    });
+  });
+
+  describe('with an action allow-list', () => {
+    const a = serverEachTest(fresh, { now: () => NOW, actions: ['recall', 'chat'] });
+    it('an amendment may not bring in an action ingest refuses', async () => {
+      const k = await a.ledger.keys.create('acme-inc', ['acme/*'], undefined, ['record', 'correct']);
+      const auth = { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' };
+      const e = (await a.post(event({ request_id: 'r-1', action: 'chat', ts: NOW - DAY }))).json().results[0];
+      const res = await a.app.inject({
+        method: 'POST',
+        url: `/v1/events/${e.id}/amend`,
+        headers: auth,
+        payload: JSON.stringify({ request_id: 'fix-1', action: 'secret-free' }),
+      });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.details[0]).toMatchObject({ path: 'action', rule: 'allowed_actions' });
     });
   });
 });

@@ -155,7 +155,7 @@ forEachEngine((fresh, engine) => {
       const results = await Promise.all(
         Array.from({ length: 12 }, (_, i) =>
           ledger.events.correct([
-            correction({ kind: 'amend', target: { id: original.id }, request_id: `race-${i}`, changes: { units: i } }),
+            correction({ kind: 'amend', target: { id: original.id }, request_id: `race-${i}`, changes: { units: 100 + i } }),
           ]),
         ),
       );

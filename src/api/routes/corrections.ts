@@ -33,16 +33,22 @@ const Changes = {
   action: z.string().min(1).max(MAX_ACTION_LENGTH).regex(ACTION_PATTERN).optional().describe('new action'),
   artifact_digest: z
     .string()
-    .regex(/^([0-9a-f]{64})?$/)
+    .regex(/^([0-9a-fA-F]{64})?$/)
     .optional()
-    .describe('new artifact digest: 64 lowercase hex, or "" for none'),
+    .describe('new artifact digest: 64 hex (stored lowercase, as ingest does), or "" for none'),
 };
 const Common = {
   request_id: z.string().min(1).max(MAX_REQUEST_ID_LENGTH).describe("the correction's own idempotency key"),
   reason: z.string().max(MAX_REASON_LENGTH).optional().describe('kept in metadata ({"reason": …}), not in the leaf'),
 };
 
-const IdParams = z.object({ id: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER) });
+const IdParams = z.object({
+  id: z
+    .string()
+    .regex(/^[1-9][0-9]{0,15}$/)
+    .transform(Number)
+    .describe('the event id'),
+});
 const VoidBody = z.strictObject(Common);
 const AmendBody = z.strictObject({ ...Common, ...Changes });
 const CorrectionItem = z.strictObject({
@@ -104,6 +110,8 @@ export interface CorrectionRouteOptions {
   now: () => number;
   /** Event times older than this (ms) can no longer be corrected (default: the accepted event age). */
   windowMs: number;
+  /** The service's action allow-list: an amendment may not bring in an action ingest refuses. */
+  actions?: ReadonlySet<string> | undefined;
 }
 
 export function correctionRoutes(app: FastifyInstance, opts: CorrectionRouteOptions): void {
@@ -130,10 +138,6 @@ export function correctionRoutes(app: FastifyInstance, opts: CorrectionRouteOpti
     b: Changes & { request_id: string; reason?: string | undefined },
   ) => {
     const principal = principalOf(request);
-    const target = await ledger.events.get(id);
-    if (target && !principal.allows(target.namespace)) {
-      throw new ApiError('namespace_forbidden', { s: '', namespaces: target.namespace, allowed: principal.namespaces.join(', ') });
-    }
     if (kind === 'amend' && Object.keys(changesOf(b) ?? {}).length === 0) {
       throw new ApiError('invalid_body', { problem: NOTHING_TO_AMEND.message }, [NOTHING_TO_AMEND]);
     }
@@ -149,8 +153,12 @@ export function correctionRoutes(app: FastifyInstance, opts: CorrectionRouteOpti
         keyId: principal.keyId,
         notBeforeMs: now - opts.windowMs,
         receivedAtMs: now,
+        allows: (ns) => principal.allows(ns),
+        ...(opts.actions && { actions: opts.actions }),
       },
     ]);
+    if (r!.status === 'forbidden')
+      throw new ApiError('namespace_forbidden', { s: '', namespaces: r!.namespace, allowed: principal.namespaces.join(', ') });
     const shown = resultOf(r!, kind, b.request_id, opts.windowMs);
     if ('errors' in shown) throw errorOf(r!, id, b.request_id, shown.errors);
     return shown;
@@ -240,6 +248,7 @@ export function correctionRoutes(app: FastifyInstance, opts: CorrectionRouteOpti
           keyId: principal.keyId,
           notBeforeMs: now - opts.windowMs,
           receivedAtMs: now,
+          ...(opts.actions && { actions: opts.actions }),
         });
       });
       const written = toWrite.length > 0 ? await ledger.events.correct(toWrite) : [];
@@ -313,6 +322,12 @@ function resultOf(r: CorrectionResult, kind: 'void' | 'amend', requestId: string
         status: 'not_found',
         request_id: requestId,
         errors: [{ path: 'id', rule: 'exists', message: 'no such event of this key’s owner' }],
+      };
+    case 'forbidden':
+      return {
+        status: 'rejected',
+        request_id: requestId,
+        errors: [{ path: 'namespace', rule: 'namespace_forbidden', message: `this key may not write namespace "${r.namespace}"` }],
       };
     case 'invalid':
       return {

@@ -7,8 +7,24 @@
 import type pg from 'pg';
 import type { NormalizedEvent } from '../../event/validate.ts';
 import type { CorrectionResult, CorrectionToWrite, EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
-import { CORRECTION_COLUMNS, correctionValues, decideCorrection, VERSION_COLUMNS, type VersionRow } from '../corrections.ts';
-import { CORRECTION_READ_COLUMNS, eventRecordOf, leafHashOf, storedValues, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
+import {
+  CORRECTION_COLUMNS,
+  chainRootOf,
+  correctionValues,
+  decideCorrection,
+  refuseBeforeRead,
+  VERSION_COLUMNS,
+  type VersionRow,
+} from '../corrections.ts';
+import {
+  CORRECTION_READ_COLUMNS,
+  eventRecordOf,
+  leafHashOf,
+  storedValues,
+  repeatOf,
+  type EventRow,
+  type StoredForComparison,
+} from '../event-record.ts';
 import { LedgerUnavailableError } from '../errors.ts';
 import { GroupCommittedWrites, type CommitJob, type GroupCommitOptions } from '../group-commit.ts';
 
@@ -48,7 +64,7 @@ const INSERT_SQL = `WITH input AS MATERIALIZED (
     WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared($15::int8)) AS lock) = 1),
   known AS MATERIALIZED (
     SELECT e.id, e.namespace, e.request_id, e.caller, e.action, e.units, e.artifact_digest, e.ts,
-           e.ts_explicit, e.source, e.metadata, e.leaf_hash
+           e.ts_explicit, e.source, e.metadata, e.leaf_hash, e.kind
     FROM input i JOIN events e ON e.namespace = i.namespace AND e.request_id = i.request_id),
   fresh AS MATERIALIZED (
     SELECT nextval('events_id_seq'::regclass) AS id, i.*
@@ -65,13 +81,13 @@ const INSERT_SQL = `WITH input AS MATERIALIZED (
     RETURNING id, namespace, request_id)
   SELECT true AS created, id, namespace, request_id, NULL AS caller, NULL AS action, NULL::int8 AS units,
          NULL::bytea AS artifact_digest, NULL::int8 AS ts, NULL::bool AS ts_explicit, NULL AS source,
-         NULL AS metadata, NULL::bytea AS leaf_hash
+         NULL AS metadata, NULL::bytea AS leaf_hash, NULL::smallint AS kind
   FROM inserted
   UNION ALL
   SELECT false, * FROM known`;
 
 const EXISTING_SQL = `SELECT e.id, e.namespace, e.request_id, e.caller, e.action, e.units, e.artifact_digest, e.ts,
-    e.ts_explicit, e.source, e.metadata, e.leaf_hash
+    e.ts_explicit, e.source, e.metadata, e.leaf_hash, e.kind
   FROM unnest($1::text[], $2::text[]) AS k(namespace, request_id)
   JOIN events e ON e.namespace = k.namespace AND e.request_id = k.request_id`;
 
@@ -83,6 +99,14 @@ export const PAGE_SQL = `SELECT ${EVENT_COLUMNS} FROM events
 export const PAGE_DESC_SQL = `SELECT ${EVENT_COLUMNS} FROM events
   WHERE namespace = $1 AND ts >= $2 AND ts < $3 AND id <= $4 AND (ts, id) < ($5, $6)
   ORDER BY ts DESC, id DESC LIMIT $7`;
+
+// A correction's row, inserted in one autocommitted statement that takes the writers' lock first
+// (the uncorrelated subquery is a one-time filter, run before nextval draws the id).
+const CORRECTION_INSERT_SQL = `INSERT INTO events (${CORRECTION_COLUMNS})
+  SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::int8, $8::bytea, $9::int8, $10::bool, $11::int8,
+         $12::text, $13::bytea, $14::int2, $15::int8, $16::int8, $17::text, $18::text, $19::int8
+  WHERE (SELECT count(*) FROM (SELECT pg_advisory_xact_lock_shared($20::int8)) AS lock) = 1
+  RETURNING id`;
 
 /** PostgreSQL text cannot hold U+0000; one such field must fail its own request, not the batch. */
 function nulField(e: NormalizedEvent): string | null {
@@ -230,68 +254,69 @@ export class PgEventStore extends GroupCommittedWrites implements EventStore {
   }
 
   /**
-   * One correction in its own transaction, holding the writers' lock shared like any insert (so a
-   * paged read's snapshot bound stays exact). The check reads what is committed; the unique index
-   * on corrects_id (and on the request id) decides a race with another instance: the loser's
-   * insert fails, and the item is decided again, now seeing the winner.
+   * One correction: three round trips and no explicit transaction. Reads what is committed (the
+   * target; the correction's request id and the chain's latest version in one statement), decides,
+   * then inserts in one statement that first takes the writers' lock shared like any insert (so a
+   * paged read's snapshot bound stays exact). The unique indexes on corrects_id and on the request
+   * id decide a race with another instance: the loser's insert fails, its connection goes back to
+   * the pool, and the item is decided again, now seeing the winner.
    */
-  private async correctOne(item: CorrectionToWrite, attempt = 0): Promise<CorrectionResult> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query({
-        name: 'corrections-lock',
-        text: 'SELECT pg_advisory_xact_lock_shared($1::int8)',
-        values: [WRITERS_LOCK.toString()],
-      });
-      const version = async (where: string, values: unknown[]) =>
-        (await client.query<VersionRow>({ text: `SELECT id, ${VERSION_COLUMNS} FROM events WHERE ${where}`, values })).rows[0];
-      const target =
-        'id' in item.target
-          ? Number.isSafeInteger(item.target.id)
-            ? await version('id = $1', [item.target.id])
-            : undefined
-          : await version('namespace = $1 AND request_id = $2', [item.target.namespace, item.target.request_id]);
-      const repeat = target && (await version('namespace = $1 AND request_id = $2', [target.namespace, item.request_id]));
-      const next = async (id: number) =>
-        (
-          await client.query<{ id: number; kind: number }>({
-            name: 'corrections-next',
-            text: 'SELECT id, kind FROM events WHERE corrects_id = $1',
-            values: [id],
-          })
-        ).rows[0];
-      let head = target && (await next(target.id));
-      for (let n = head; n; n = await next(n.id)) head = n;
-      const d = decideCorrection(item, target, repeat, head);
-      if ('answer' in d) {
-        await client.query('ROLLBACK');
-        return d.answer;
+  private async correctOne(item: CorrectionToWrite): Promise<CorrectionResult> {
+    const refused = refuseBeforeRead(item);
+    if (refused) return refused;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.tryCorrect(item);
+      } catch (err) {
+        // 23505: another instance corrected the same version, or took the request id, first.
+        if ((err as { code?: string }).code !== '23505' || attempt >= 3) throw err;
       }
-      const { rows } = await client.query<{ id: number }>({
-        name: 'corrections-insert',
-        text: `INSERT INTO events (${CORRECTION_COLUMNS}) VALUES (${Array.from({ length: 19 }, (_, i) => `$${i + 1}`).join(', ')}) RETURNING id`,
-        values: [...correctionValues(d.insert, true)],
-      });
-      await client.query('COMMIT');
-      return {
-        status: 'created',
-        id: rows[0]!.id,
-        leaf_hash: d.insert.leaf_hash.toString('hex'),
-        corrects_id: d.insert.corrects_id,
-        chain_id: d.insert.chain_id,
-      };
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      // 23505: another instance corrected the same version, or took the request id, first.
-      if ((err as { code?: string }).code === '23505' && attempt < 3) return this.correctOne(item, attempt + 1);
-      throw err;
-    } finally {
-      client.release();
     }
   }
 
+  private async tryCorrect(item: CorrectionToWrite): Promise<CorrectionResult> {
+    const t = item.target;
+    const found = await this.pool.query<VersionRow>(
+      'id' in t
+        ? { name: 'corrections-target-id', text: `SELECT id, ${VERSION_COLUMNS} FROM events WHERE id = $1`, values: [t.id] }
+        : {
+            name: 'corrections-target-key',
+            text: `SELECT id, ${VERSION_COLUMNS} FROM events WHERE namespace = $1 AND request_id = $2`,
+            values: [t.namespace, t.request_id],
+          },
+    );
+    const target = found.rows[0];
+    let repeat: VersionRow | undefined;
+    let latest: VersionRow | undefined;
+    if (target) {
+      const { rows } = await this.pool.query<VersionRow & { w: string }>({
+        name: 'corrections-around',
+        text: `SELECT 'r' AS w, id, ${VERSION_COLUMNS} FROM events WHERE namespace = $1 AND request_id = $2
+               UNION ALL
+               (SELECT 'h' AS w, id, ${VERSION_COLUMNS} FROM events WHERE chain_id = $3 ORDER BY id DESC LIMIT 1)`,
+        values: [target.namespace, item.request_id, chainRootOf(target)],
+      });
+      repeat = rows.find((r) => r.w === 'r');
+      latest = rows.find((r) => r.w === 'h');
+    }
+    const d = decideCorrection(item, target, repeat, latest);
+    if ('answer' in d) return d.answer;
+    const { rows } = await this.pool.query<{ id: number }>({
+      name: 'corrections-insert',
+      text: CORRECTION_INSERT_SQL,
+      values: [...correctionValues(d.insert, true), WRITERS_LOCK.toString()],
+    });
+    return {
+      status: 'created',
+      id: rows[0]!.id,
+      leaf_hash: d.insert.leaf_hash.toString('hex'),
+      corrects_id: d.insert.corrects_id,
+      chain_id: d.insert.chain_id,
+    };
+  }
+
   async byRequestId(namespace: string, requestId: string): Promise<EventRecord | undefined> {
+    if (namespace.includes('\u0000') || requestId.includes('\u0000')) return undefined; // PostgreSQL text cannot hold it: nothing stored has it
     const { rows } = await this.pool.query<EventRow>({
       name: 'events-by-request-id',
       text: `SELECT ${EVENT_COLUMNS} FROM events WHERE namespace = $1 AND request_id = $2`,

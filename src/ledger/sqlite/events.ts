@@ -2,8 +2,24 @@
 // transaction (one WAL sync), and each request is answered only once its rows are committed.
 // SQLite has one writer, so ids commit in order and the id is also the ledger position (seq).
 import type { CorrectionResult, CorrectionToWrite, EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
-import { CORRECTION_COLUMNS, correctionValues, decideCorrection, VERSION_COLUMNS, type VersionRow } from '../corrections.ts';
-import { CORRECTION_READ_COLUMNS, eventRecordOf, leafHashOf, storedValues, repeatOf, type EventRow, type StoredForComparison } from '../event-record.ts';
+import {
+  CORRECTION_COLUMNS,
+  chainRootOf,
+  correctionValues,
+  decideCorrection,
+  refuseBeforeRead,
+  VERSION_COLUMNS,
+  type VersionRow,
+} from '../corrections.ts';
+import {
+  CORRECTION_READ_COLUMNS,
+  eventRecordOf,
+  leafHashOf,
+  storedValues,
+  repeatOf,
+  type EventRow,
+  type StoredForComparison,
+} from '../event-record.ts';
 import { GroupCommittedWrites, type CommitJob, type GroupCommitOptions } from '../group-commit.ts';
 import type { Db } from './db.ts';
 
@@ -34,7 +50,7 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
     byRequestId: (namespace: string, requestId: string) => EventRecord | undefined;
     chainOf: (id: number) => EventRecord[];
   };
-  private readonly correctOne: (item: CorrectionToWrite) => CorrectionResult;
+  private readonly correctBatch: (items: CorrectionToWrite[]) => CorrectionResult[];
 
   constructor(db: Db, options: GroupCommitOptions = {}) {
     super(options);
@@ -72,18 +88,19 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
     // decide (../corrections.ts), insert; one IMMEDIATE transaction each, so the check holds.
     const versionById = db.prepare(`SELECT seq AS id, ${VERSION_COLUMNS} FROM events WHERE seq = ?`);
     const versionByKey = db.prepare(`SELECT seq AS id, ${VERSION_COLUMNS} FROM events WHERE namespace = ? AND request_id = ?`);
-    const next = db.prepare('SELECT seq AS id, kind FROM events WHERE corrects_id = ?');
+    const latestOf = db.prepare('SELECT seq AS id, kind FROM events WHERE chain_id = ? ORDER BY seq DESC LIMIT 1');
     const insertCorrection = db.prepare(
       `INSERT INTO events (${CORRECTION_COLUMNS}) VALUES (${Array.from({ length: 19 }, () => '?').join(', ')})`,
     );
-    const correctTx = db.transaction((item: CorrectionToWrite): CorrectionResult => {
+    const correctItem = (item: CorrectionToWrite): CorrectionResult => {
+      const refused = refuseBeforeRead(item);
+      if (refused) return refused;
       const target = (
         'id' in item.target ? versionById.get(item.target.id) : versionByKey.get(item.target.namespace, item.target.request_id)
       ) as VersionRow | undefined;
       const repeat = target && (versionByKey.get(target.namespace, item.request_id) as VersionRow | undefined);
-      let head = target && (next.get(target.id) as { id: number; kind: number } | undefined);
-      for (let n = head; n; n = next.get(n.id) as typeof n) head = n;
-      const d = decideCorrection(item, target, repeat, head);
+      const latest = target && (latestOf.get(chainRootOf(target)) as { id: number; kind: number } | undefined);
+      const d = decideCorrection(item, target, repeat, latest);
       if ('answer' in d) return d.answer;
       const done = insertCorrection.run(...correctionValues(d.insert, 1));
       return {
@@ -93,15 +110,18 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
         corrects_id: d.insert.corrects_id,
         chain_id: d.insert.chain_id,
       };
-    });
-    this.correctOne = (item) => correctTx.immediate(item);
+    };
+    // One IMMEDIATE transaction for a batch: SQLite has one writer, so the checks of every item
+    // hold until its insert, and a batch of 1,000 is one commit, not 1,000.
+    const correctTx = db.transaction((items: CorrectionToWrite[]) => items.map(correctItem));
+    this.correctBatch = (items) => correctTx.immediate(items);
 
     const insert = db.prepare(`INSERT INTO events
       (namespace, request_id, owner, key_id, caller, action, units, artifact_digest, ts, ts_explicit,
        received_at, source, metadata, leaf_hash)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (namespace, request_id) DO NOTHING`);
-    const existing = db.prepare(`SELECT seq, caller, action, units, artifact_digest, ts, ts_explicit, source, metadata, leaf_hash
+    const existing = db.prepare(`SELECT seq, caller, action, units, artifact_digest, ts, ts_explicit, source, metadata, leaf_hash, kind
       FROM events WHERE namespace = ? AND request_id = ?`);
 
     const writeOne = (item: EventToWrite): WriteResult => {
@@ -139,7 +159,7 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
   async correct(items: CorrectionToWrite[]): Promise<CorrectionResult[]> {
     // Anything queued for group commit goes first: a correction may name an event just recorded.
     await this.flushQueue();
-    return items.map((item) => this.correctOne(item));
+    return items.length === 0 ? [] : this.correctBatch(items);
   }
 
   async byRequestId(namespace: string, requestId: string): Promise<EventRecord | undefined> {
