@@ -152,8 +152,9 @@ export class WebhookDeliverer {
     const outcome = delivered ? 'delivered' : expired ? 'gave_up' : 'retry';
     const nextAt = outcome === 'retry' ? at + retryDelay(n, this.o.backoff) : undefined;
     const where = { webhook_id: m.webhook_id, message_id: m.id, attempt: n, url: redactUrl(m.url) };
+    let recorded: boolean;
     try {
-      await this.o.store.record({
+      recorded = await this.o.store.record({
         message_id: m.id,
         webhook_id: m.webhook_id,
         attempt: n,
@@ -168,6 +169,14 @@ export class WebhookDeliverer {
       // Not recorded (leadership lost, database down): the message stays due and is sent again,
       // with the same webhook-id, by whoever leads next.
       this.o.logger?.warn({ ...where, err: { message: (err as Error).message } }, 'webhooks: an attempt could not be recorded');
+      return;
+    }
+    if (!recorded) {
+      // The message moved on without us: its webhook was deleted, or another sender recorded this attempt.
+      this.o.logger?.info(
+        { ...where, status: result.status },
+        'webhooks: attempt not recorded; the message is gone or was recorded already',
+      );
       return;
     }
     if (outcome === 'delivered') this.o.logger?.info({ ...where, status: result.status }, 'webhook delivered');
