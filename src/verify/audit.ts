@@ -13,8 +13,9 @@ import { parseVerifierKey, SIG_ED25519 } from '../checkpoint/note.ts';
 import { classify, validateHistory, type ClassificationPeriod } from '../event/classification.ts';
 import { verifyConsistency } from '../merkle/consistency.ts';
 import { equalBytes, rootFromInclusionProof } from '../merkle/proof.ts';
-import type { Anchor, Receipt } from '../receipt/format.ts';
-import { verifyReceipt } from './index.ts';
+import type { CorrectionFields } from '../event/leaf.ts';
+import type { AnyReceipt, Anchor, ReceiptEvent } from '../receipt/format.ts';
+import { correctionMismatch, verifyReceipt } from './index.ts';
 
 /**
  * Each lie (or failure) an audit reports, one code each; programs switch on `code`:
@@ -517,6 +518,9 @@ export async function auditPeriod(options: AuditOptions): Promise<AuditReport> {
   const byAction = new Map<string, Sum>();
   const epochs = new Map<number, EpochSeen>();
   const requestIds = new Set<string>();
+  // Corrections (receipt v2): each version counted, by its leaf hash, so that the correction after
+  // it takes it back (the server's totals count the head of each chain only); `corrected` once taken.
+  const versions = new Map<string, { event: ReceiptEvent; cls: string; corrected: boolean }>();
   let serverTotals: Sum | null = null;
   let serverByAction: Map<string, Sum> | null = null;
   let asOf: number | null = null;
@@ -586,10 +590,11 @@ export async function auditPeriod(options: AuditOptions): Promise<AuditReport> {
           });
         if (events.length === 0) throw new Stop(`page ${pages} is empty yet says more follow`);
       }
-      if (serverTotals && seen > serverTotals.events) {
+      // Net of corrections: a void takes its event back, so count what the receipts add up to.
+      if (serverTotals && sum.events > serverTotals.events) {
         problem({
           code: 'totals_mismatch',
-          message: `the pages hold more receipts (${seen} so far) than the ${serverTotals.events} events the server's totals count`,
+          message: `the pages hold more events (${sum.events} so far, net of corrections, in ${seen} receipts) than the ${serverTotals.events} events the server's totals count`,
         });
         break;
       }
@@ -598,7 +603,7 @@ export async function auditPeriod(options: AuditOptions): Promise<AuditReport> {
     } while (cursor);
 
     function checkReceipt(x: unknown): void {
-      const r = x as Receipt;
+      const r = x as AnyReceipt;
       const id = isObject(x) && Number.isSafeInteger(x.id) ? (x.id as number) : undefined;
       const v = verifyReceipt(x);
       if (!v.ok && v.kind === 'malformed') {
@@ -609,18 +614,49 @@ export async function auditPeriod(options: AuditOptions): Promise<AuditReport> {
       const at = { ...(id !== undefined && { id }), request_id: e.request_id };
       // Counted as listed: the totals check is about the server's sums; backing is checked apart.
       const cls = classify(e.action, e.ts_ms, periods);
-      const add = (s: Sum) => {
-        s.events++;
-        s.units += BigInt(e.units);
-        if (cls === 'billable') {
-          s.billable_events++;
-          s.billable_units += BigInt(e.units);
-        }
+      const count = (ev: ReceiptEvent, c: string, sign: 1 | -1) => {
+        const add = (s: Sum) => {
+          s.events += sign;
+          s.units += BigInt(sign) * BigInt(ev.units);
+          if (c === 'billable') {
+            s.billable_events += sign;
+            s.billable_units += BigInt(sign) * BigInt(ev.units);
+          }
+        };
+        add(sum);
+        const a = byAction.get(ev.action) ?? zero();
+        add(a);
+        byAction.set(ev.action, a);
       };
-      add(sum);
-      const a = byAction.get(e.action) ?? zero();
-      add(a);
-      byAction.set(e.action, a);
+      const leaf = String(r.leaf_hash).toLowerCase();
+      if (r.version === 2) {
+        // A correction: the version it replaces (listed before it: same time, later id) is taken
+        // back; an amendment then counts in its place, a void counts nothing.
+        const correction = e as CorrectionFields;
+        const corrects = String(correction.corrects).toLowerCase();
+        const prev = versions.get(corrects);
+        if (!prev)
+          problem({
+            code: 'omitted_events',
+            message: `correction ${e.request_id} replaces the version with leaf hash ${corrects}, which the pages do not hold`,
+            ...at,
+          });
+        else {
+          const mismatch = correctionMismatch({ ...correction, corrects }, prev.event, corrects);
+          if (mismatch) problem({ code: 'tampered_event', message: `correction ${e.request_id}: ${mismatch}`, ...at });
+          else if (prev.corrected)
+            problem({ code: 'duplicate_event', message: `the version ${corrects} is corrected twice (again by ${e.request_id})`, ...at });
+          else {
+            prev.corrected = true;
+            count(prev.event, prev.cls, -1);
+            if (correction.kind === 'amend') count(e, cls, 1);
+          }
+        }
+        versions.set(leaf, { event: e, cls, corrected: false });
+      } else {
+        count(e, cls, 1);
+        versions.set(leaf, { event: e, cls, corrected: false });
+      }
 
       if (e.namespace !== namespace || e.ts_ms < from || e.ts_ms >= to)
         problem({
