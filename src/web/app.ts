@@ -796,7 +796,8 @@ type EventReceipt = {
   epoch: number | null;
   tree_size?: number | null;
   root?: string | null;
-  event: { action: string; caller: string; units: number; ts_ms: number };
+  event: { action: string; caller: string; units: number; ts_ms: number; kind?: 'void' | 'amend' };
+  corrected_by?: { id: number; kind: 'void' | 'amend' };
 };
 
 /** The events the server counts in the range shown: the audit's progress bar runs to it. */
@@ -862,6 +863,7 @@ async function loadUsage(): Promise<void> {
     if (zone !== asked || groupSelect.value !== chosen) return;
     labelZone();
     fillTotals(byAction);
+    void fillLimits(several ? undefined : ns);
     lastTotal = byAction.totals.events;
     drawChart(byTime.groups, group, { from, to });
     fillTimeGroups(byTime.groups, group);
@@ -909,6 +911,58 @@ function row(cells: Array<string | number | Node>, numeric: number[] = []): HTML
 }
 
 type Sums = { events: number; units: number | string; billable_events?: number; billable_units?: number | string };
+
+interface LimitUsage {
+  id: string;
+  meter: string | null;
+  actions: string[] | null;
+  measure: string;
+  period: string;
+  tz: string;
+  from: string;
+  to: string | null;
+  hard: number | null;
+  used: number | string;
+  remaining: number | string | null;
+  thresholds: Array<{ name: string; at: number; crossed: boolean }>;
+}
+
+/**
+ * Each limit of one namespace with its usage this period (GET /v1/limits/usage). Hidden when the
+ * namespace has none, or when the server or key cannot say (an older server, a key without read):
+ * limits are an addition to the page, never a reason for it to fail.
+ */
+async function fillLimits(ns: string | undefined): Promise<void> {
+  const section = $('limits');
+  if (ns === undefined) return void (section.hidden = true);
+  let answer: { as_of: number; limits: LimitUsage[] };
+  try {
+    answer = await api(`/v1/limits/usage?namespace=${encodeURIComponent(ns)}`);
+  } catch {
+    section.hidden = true;
+    section.dataset.loaded = ns;
+    return;
+  }
+  section.hidden = answer.limits.length === 0;
+  // Which namespace the section was last drawn for (tests wait on it).
+  section.dataset.loaded = ns;
+  const when = (iso: string) => new Date(iso).toLocaleString();
+  $('limits-table')
+    .querySelector('tbody')!
+    .replaceChildren(
+      ...answer.limits.map((l) => {
+        const counts = l.meter !== null ? `meter ${l.meter}` : `${l.measure} of ${l.actions?.join(', ') ?? 'every action'}`;
+        const period = l.period === 'total' ? 'all time' : `this ${l.period} (${l.tz}), until ${when(l.to!)}`;
+        const reached = l.thresholds
+          .filter((t) => t.crossed)
+          .map((t) => (t.name === 'hard' ? 'hard limit' : t.name.replace('soft:', '') + (t.name.startsWith('soft:') ? ' %' : '')));
+        const tr = row([l.id, counts, period, l.used, l.hard ?? '—', l.remaining ?? '—', reached.join(', ') || 'none'], [3, 4, 5]);
+        if (l.thresholds.some((t) => t.name === 'hard' && t.crossed)) tr.classList.add('over');
+        return tr;
+      }),
+    );
+  $('limits-note').textContent = `Exact as of ledger position ${answer.as_of}.`;
+}
 
 function fillTotals(u: { groups: Array<Sums & { key: string }>; totals: Sums }): void {
   const body = $('totals').querySelector('tbody')!;
@@ -1071,7 +1125,12 @@ function fillEvents(events: EventReceipt[]): void {
       ...events.map((r) => {
         const link = el('a', `${r.status} receipt`);
         link.href = `/verify?event=${r.id}`;
-        return row([r.id, r.event.action, r.event.caller, r.event.units, formatIn(zone, r.event.ts_ms), link], [0, 3]);
+        // A correction and a corrected version say so: the totals count only a chain's head.
+        const action = el('span', r.event.action);
+        if (r.event.kind) action.append(' ', el('em', `(${r.event.kind})`, 'muted'));
+        if (r.corrected_by)
+          action.append(' ', el('em', `(${r.corrected_by.kind === 'void' ? 'voided' : 'amended'} by ${r.corrected_by.id})`, 'muted'));
+        return row([r.id, action, r.event.caller, r.event.units, formatIn(zone, r.event.ts_ms), link], [0, 3]);
       }),
     );
 }

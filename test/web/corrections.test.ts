@@ -93,6 +93,23 @@ describe.skipIf(!browserPath)('the verify page and corrections', () => {
     expect(errors).toEqual([]);
   });
 
+  it('the usage view marks corrections and corrected versions among the latest events', async () => {
+    const [a] = (await s.post(event({ namespace: 'acme/marks', units: 2 }))).json().results;
+    const b = await correct(a.id, 'amend', `${a.request_id}-amend`, { units: 6 });
+    const page = await open('/usage');
+    await page.fill('#namespace', 'acme/marks');
+    await page.click('#usage-form button[type="submit"]');
+    await page.waitForFunction(() => document.querySelector('#usage-status')?.textContent?.includes('units in acme/marks'));
+    const rows = await page.$$eval('#events tbody tr', (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)),
+    );
+    const byId = new Map(rows.map((r) => [Number(r[0]), r]));
+    expect(byId.get(a.id)?.[1]).toBe(`recall (amended by ${b})`);
+    expect(byId.get(b)?.[1]).toBe('recall (amend)');
+    expect(byId.get(b)?.[3]).toBe('6');
+    await page.close();
+  });
+
   it('a version altered in storage breaks its own proof and the link of the correction after it', async () => {
     const [a] = (await s.post(event({ namespace: 'acme/web', units: 4 }))).json().results;
     const b = await correct(a.id, 'amend', `${a.request_id}-amend`, { units: 1 });
