@@ -2,7 +2,7 @@
 // (never by list), the URL rules of the API (a loopback receiver only with --allow-private, no
 // credentials), --json everywhere, a missing webhook exiting 1 with the command to look.
 import { join } from 'node:path';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { receipts } from '../cli/run.ts';
 import { tempDir } from '../helpers.ts';
 
@@ -10,9 +10,14 @@ const t = tempDir();
 afterAll(() => t.cleanup());
 const db = join(t.dir, 'receipts.db');
 
-it('creates, lists, shows and deletes webhooks; refuses a private or credentialed URL without storing it', () => {
-  expect(receipts(['keys', 'create', '--db', db, '--owner', 'acme-inc', '--namespace', 'acme/*']).code).toBe(0); // makes the ledger
+// Each receipts process takes seconds on a loaded machine: a generous deadline per test.
+const SLOW = { timeout: 180_000 };
 
+beforeAll(() => {
+  expect(receipts(['keys', 'create', '--db', db, '--owner', 'acme-inc', '--namespace', 'acme/*']).code).toBe(0); // makes the ledger
+}, 60_000);
+
+it('refuses a private or credentialed URL, storing nothing', SLOW, () => {
   const refused = receipts([
     'webhooks',
     'create',
@@ -43,7 +48,9 @@ it('creates, lists, shows and deletes webhooks; refuses a private or credentiale
   expect(creds.code).toBe(2);
   expect(creds.stderr).toMatch(/must not carry credentials/);
   expect(JSON.parse(receipts(['webhooks', 'list', '--db', db, '--json']).stdout)).toEqual([]);
+});
 
+it('creates, lists, shows and deletes webhooks; the secret printed once', SLOW, () => {
   const made = receipts([
     'webhooks',
     'create',
