@@ -148,7 +148,7 @@ export function buildService(options: ServiceOptions): FastifyInstance {
     });
   }
 
-  const webhooks = new WebhookRunner(ledger, { ...options.webhooks, logger: app.log, now });
+  const webhooks = new WebhookRunner(ledger, { ...options.webhooks, logger: app.log, registry: metrics.registry, now });
   const lead = () => {
     webhooks.start();
     scheduler?.start();

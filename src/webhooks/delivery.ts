@@ -11,6 +11,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { FastifyBaseLogger } from 'fastify';
+import { Counter, type Registry } from 'prom-client';
 import { Webhook as Signer } from 'standardwebhooks';
 import { redactUrl } from '../event/redact.ts';
 import { type DueMessage, WEBHOOK_RETRY_WINDOW_MS, type WebhookStore } from '../ledger/index.ts';
@@ -22,6 +23,8 @@ export interface DeliveryOptions {
   /** How host names are resolved (tests stand in a rebinding DNS); the system's by default. */
   resolver?: Resolver;
   logger?: FastifyBaseLogger;
+  /** Metrics go here (receipts_webhook_attempts_total{outcome}). */
+  registry?: Registry;
   /** One attempt's deadline, connect to response headers, ms (default 10,000). */
   timeoutMs?: number;
   /** Attempts in flight at once, over all webhooks (default 8). */
@@ -59,7 +62,8 @@ export function retryDelay(n: number, backoff: { baseMs: number; maxMs: number }
 }
 
 export class WebhookDeliverer {
-  private readonly o: Required<Omit<DeliveryOptions, 'logger'>> & { logger: FastifyBaseLogger | undefined };
+  private readonly o: Required<Omit<DeliveryOptions, 'logger' | 'registry'>> & { logger: FastifyBaseLogger | undefined };
+  private readonly attempts: Counter<'outcome'> | undefined;
   private readonly inFlight = new Map<string, Promise<void>>(); // by webhook id
   private timer: NodeJS.Timeout | undefined;
   private running = false;
@@ -80,6 +84,15 @@ export class WebhookDeliverer {
       ...options,
       logger: options.logger,
     };
+    if (options.registry) {
+      this.attempts = new Counter({
+        name: 'receipts_webhook_attempts_total',
+        help: 'Webhook delivery attempts recorded, by outcome (delivered, retry, gave_up)',
+        labelNames: ['outcome'] as const,
+        registers: [options.registry],
+      });
+      for (const outcome of ['delivered', 'retry', 'gave_up']) this.attempts.inc({ outcome }, 0);
+    }
   }
 
   start(): void {
@@ -171,6 +184,7 @@ export class WebhookDeliverer {
       this.o.logger?.warn({ ...where, err: { message: (err as Error).message } }, 'webhooks: an attempt could not be recorded');
       return;
     }
+    if (recorded) this.attempts?.inc({ outcome });
     if (!recorded) {
       // The message moved on without us: its webhook was deleted, or another sender recorded this attempt.
       this.o.logger?.info(

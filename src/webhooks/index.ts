@@ -2,6 +2,7 @@
 // outbox, the delivery loop sends them. The service starts this when the instance leads and
 // stops it when it no longer does; the routes (src/api/routes/webhooks.ts) run on every instance.
 import type { FastifyBaseLogger } from 'fastify';
+import type { Registry } from 'prom-client';
 import type { Ledger } from '../ledger/index.ts';
 import { AlertDetector, type CrossingSource } from './alerts.ts';
 import { limitCrossings } from './crossings.ts';
@@ -25,13 +26,14 @@ export class WebhookRunner {
   readonly detector: AlertDetector | undefined;
 
   /** now: the detector's clock (which period a limit is in); delivery runs on the real one. */
-  constructor(ledger: Ledger, options: WebhookServiceOptions & { logger?: FastifyBaseLogger; now?: () => number }) {
+  constructor(ledger: Ledger, options: WebhookServiceOptions & { logger?: FastifyBaseLogger; registry?: Registry; now?: () => number }) {
     const policy = { allowPrivate: options.allowPrivate ?? false };
     this.deliverer = new WebhookDeliverer({
       store: ledger.webhooks,
       policy,
       ...(options.resolver && { resolver: options.resolver }),
       ...(options.logger && { logger: options.logger }),
+      ...(options.registry && { registry: options.registry }),
       ...options.delivery, // on the real clock: retries must fall due even where the service's clock is fixed (tests)
     });
     const source = options.crossings === undefined ? limitCrossings(ledger) : options.crossings;

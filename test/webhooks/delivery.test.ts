@@ -111,6 +111,10 @@ forEachEngine((fresh) => {
         [1, 500, 'retry'],
       ]);
       expect(log.messages[0]).toMatchObject({ attempts: 3, next_attempt_at: null, delivered_at: expect.any(String) });
+      const metrics = (await s.app.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(metrics).toContain('receipts_webhook_attempts_total{outcome="retry"} 2');
+      expect(metrics).toContain('receipts_webhook_attempts_total{outcome="delivered"} 1');
+      expect(metrics).toContain('receipts_webhook_attempts_total{outcome="gave_up"} 0');
     });
 
     it('sends an alert only to the webhooks whose patterns take the namespace', async () => {
