@@ -232,12 +232,15 @@ forEachEngine((fresh, engine) => {
       const correct = async (n: number) => {
         for (let i = 0; i < n; i++, corrections++) {
           const twice = r.next() < 0.2;
-          const changes = {
+          const changes: Partial<Stored> = {
             ...(r.next() < 0.6 && { units: r.next() < 0.1 ? 0 : r.int(1, 2000) }),
             ...(r.next() < 0.4 && { action: r.pick(ACTIONS) }),
             ...(r.next() < 0.4 && { caller: r.pick(CALLERS) }),
           };
-          const at = await correctOne(r.pick(headsOf(stored)), twice || r.next() < 0.6 ? 'amend' : 'void', changes);
+          const target = r.pick(headsOf(stored));
+          // An amendment must change something (one that changes nothing is refused).
+          if (!Object.entries(changes).some(([k, v]) => target[k as keyof Stored] !== v)) changes.units = target.units === 1 ? 2 : 1;
+          const at = await correctOne(target, twice || r.next() < 0.6 ? 'amend' : 'void', changes);
           if (twice) await correctOne(at, 'void', {});
         }
       };

@@ -252,11 +252,13 @@ forEachEngine((fresh, engine) => {
           const target = r.pick(heads);
           const twice = r.next() < 0.2;
           const kind = twice || r.next() < 0.6 ? 'amend' : 'void';
-          const changes = {
+          const changes: Partial<Stored> = {
             ...(r.next() < 0.6 && { units: r.next() < 0.1 ? 0 : r.next() < 0.03 ? MAX : r.int(1, 1000) }),
             ...(r.next() < 0.4 && { action: r.pick(ACTIONS) }),
             ...(r.next() < 0.4 && { caller: r.pick(CALLERS) }),
           };
+          // An amendment must change something (one that changes nothing is refused).
+          if (!Object.entries(changes).some(([k, v]) => target[k as keyof Stored] !== v)) changes.units = target.units === 1 ? 2 : 1;
           const at = await correctOne(target, kind, changes);
           if (twice) await correctOne(at, 'void', {});
         }
