@@ -23,7 +23,7 @@ import {
   isSum,
 } from '../meters.ts';
 import { transaction } from './db.ts';
-import { Params, REACH, type Reach, scanSides } from './usage.ts';
+import { Params, REACH, type Reach, takeBacks } from './usage.ts';
 
 const TIME = { bucket: '(ts / 900000) * 900000', day: '(ts / 86400000) * 86400000', ts: 'ts' } as const;
 
@@ -91,15 +91,22 @@ export function partSql(part: MeterPart, agg: Aggregation, ns: string, p: Params
     const inRange = `namespace || '' = ${nsP} AND ts + 0 >= ${from} AND ts + 0 < ${to}`;
     const wheres = [`seq IS NULL AND ${inRange}`];
     if (reach.sealed > reach.r) wheres.push(`seq > ${p.add(reach.r, '::int8')} AND seq <= ${p.add(reach.sealed, '::int8')} AND ${inRange}`);
+    // A sum: each branch's rows +1 and the take-backs of its corrections −1 (through their index).
+    const corrections = `namespace = ${nsP} AND ts >= ${from} AND ts < ${to}`;
     if (sum)
-      return `${select('sides')} FROM (${wheres.map((w) => scanSides(w, 1)).join(' UNION ALL ')}) AS events WHERE true${filter}${group}`;
+      return `${select('sides')} FROM (${wheres
+        .map(
+          (w) => `SELECT ts, action, caller, units, 1 AS s FROM events WHERE ${w}
+          UNION ALL SELECT ts, action, caller, units, -1 FROM (${takeBacks(`${w.replace(inRange, corrections)}`)}) AS t`,
+        )
+        .join(' UNION ALL ')}) AS events WHERE true${filter}${group}`;
     return `${select('heads')} FROM (${wheres.map((w) => `SELECT * FROM events WHERE ${w}`).join(' UNION ALL ')}) AS events
       WHERE (ts / 900000) * 900000 NOT IN (${correctedBuckets})${filter}${group}`;
   }
   const range = `namespace = ${nsP} AND ts >= ${from} AND ts < ${to}`;
   if (sum)
-    return `${select('sides')} FROM (SELECT ts, action, caller, units, 1 AS s FROM events WHERE ${range} AND kind <> 1
-      UNION ALL SELECT ts, prev_action, prev_caller, prev_units, -1 FROM events WHERE ${range} AND kind <> 0) AS events WHERE true${filter}${group}`;
+    return `${select('sides')} FROM (SELECT ts, action, caller, units, 1 AS s FROM events WHERE ${range}
+      UNION ALL SELECT ts, action, caller, units, -1 FROM (${takeBacks(range)}) AS t) AS events WHERE true${filter}${group}`;
   return `${select('heads')} FROM events WHERE ${range} AND kind <> 1 AND id NOT IN (${replaced})${filter}${group}`;
 }
 

@@ -5,16 +5,20 @@
 import type pg from 'pg';
 import { periodOfRow, type ClassificationRow } from '../classification-periods.ts';
 import type { RollupProgress } from '../rollup-check.ts';
-import { billableExpr, Params, scanSides } from './usage.ts';
+import { billableExpr, Params, takeBacks } from './usage.ts';
 
 type Client = pg.ClientBase | pg.Pool;
 
-// Signed sums over both sides of each row (usage.ts scanSides): a correction takes the version it
-// replaces back, so a row holds the chain heads' net count and units; min, max and latest are over
-// every side's units.
+// Signed sums: every row +1, the take-backs of corrections −1 (usage.ts takeBacks), so a row holds
+// the chain heads' net count and units; min, max and latest are over both.
 const SUMS = `sum(s) AS n, sum(s * units) AS u, coalesce(sum(s) FILTER (WHERE b AND units > 0), 0) AS bn,
   coalesce(sum(s * units) FILTER (WHERE b), 0) AS bu`;
 const ADD = (t: string) => `n = ${t}.n + excluded.n, u = ${t}.u + excluded.u, bn = ${t}.bn + excluded.bn, bu = ${t}.bu + excluded.bu`;
+
+/** The rows `where` selects, +1 each as before corrections, and the take-backs of their corrections, −1. */
+const signed = (where: string) =>
+  `SELECT namespace, ts, action, caller, units, seq, 1 AS s FROM events WHERE ${where}
+   UNION ALL SELECT namespace, ts, action, caller, units, seq, -1 FROM (${takeBacks(where)}) AS t`;
 
 /**
  * Adds epoch `epoch` (positions lo … hi) to the rollups, inside the caller's (fenced)
@@ -31,14 +35,14 @@ export async function rollUpEpoch(client: Client, epoch: number, lo: number, hi:
   const loP = p.add(lo, '::int8');
   const hiP = p.add(hi, '::int8');
   const b = billableExpr(history.rows.map(periodOfRow), p);
-  const source = `SELECT x.*, ${b} AS b FROM (${scanSides(`e.seq BETWEEN ${loP} AND ${hiP}`, 1)}) AS x`;
+  const source = `SELECT x.*, ${b} AS b FROM (${signed(`seq BETWEEN ${loP} AND ${hiP}`)}) AS x`;
   // The latest side of each (bucket, action) by event time, ties by ledger order, then the + side.
   // A later epoch has higher positions, so on a tie in time its side is the later one.
   await client.query({
     text: `INSERT INTO usage_buckets (namespace, bucket, action, n, u, bn, bu, min_units, max_units, last_ts, last_seq, last_units)
       SELECT namespace, (ts / 900000) * 900000, action, ${SUMS}, min(units), max(units),
-        (array_agg(ts ORDER BY ts DESC, seq DESC, s DESC))[1], (array_agg(seq ORDER BY ts DESC, seq DESC, s DESC))[1],
-        (array_agg(units ORDER BY ts DESC, seq DESC, s DESC))[1]
+        (array_agg(ts ORDER BY ts DESC, seq DESC, s DESC, units DESC))[1], (array_agg(seq ORDER BY ts DESC, seq DESC, s DESC, units DESC))[1],
+        (array_agg(units ORDER BY ts DESC, seq DESC, s DESC, units DESC))[1]
       FROM (${source}) AS e GROUP BY 1, 2, 3
       ON CONFLICT (namespace, bucket, action) DO UPDATE SET ${ADD('usage_buckets')},
         min_units = least(usage_buckets.min_units, excluded.min_units),
@@ -116,7 +120,7 @@ export async function rollupDifferences(client: Client, limit: number): Promise<
   const p = new Params();
   const b = billableExpr(history.rows.map(periodOfRow), p);
   const upTo = 'SELECT coalesce((SELECT e.last_seq FROM rollup_state s JOIN epochs e ON e.epoch = s.epoch), 0)';
-  const src = `SELECT x.*, ${b} AS b FROM (${scanSides(`e.seq <= (${upTo})`, 1)}) AS x`;
+  const src = `SELECT x.*, ${b} AS b FROM (${signed(`seq <= (${upTo})`)}) AS x`;
   const values = (t: string, cols: string[]) =>
     `CASE WHEN ${t}.namespace IS NULL THEN NULL ELSE json_build_array(${cols.map((c) => `${t}.${c}`).join(', ')})::text END`;
   const diff = (table: string, keys: [string, string], want: string, cols: string[]) => `

@@ -88,42 +88,50 @@ export function partSql(part: UsagePart, ns: string, asOf: number, billable: str
   const outer = (sides: string) =>
     `SELECT k::text, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[part.key]} AS k, units, ${billable} AS b, s FROM (${sides}) AS x) AS e GROUP BY 1`;
   if (part.kind === 'events') {
-    // The + side of every row but a void through (namespace, ts, id); the take-backs through the
-    // partial index of corrections only, so ordinary events are read once, as before corrections.
+    // Every row through (namespace, ts, id), as before corrections; the take-backs through the
+    // partial index of corrections only, so ordinary events are read once, as before.
     const where = `namespace = ${nsP} AND ts >= ${from} AND ts < ${to} AND id <= ${asOfP}`;
-    return outer(`SELECT ts, action, caller, units, 1 AS s FROM events WHERE ${where} AND kind <> 1
-        UNION ALL SELECT ts, prev_action, prev_caller, prev_units, -1 FROM events WHERE ${where} AND kind <> 0`);
+    return outer(`SELECT ts, action, caller, units, 1 AS s FROM events WHERE ${where}
+        UNION ALL SELECT ts, action, caller, units, -1 FROM (${takeBacks(where)}) AS t`);
   }
   // The tail, in disjoint branches each found through its own index, never the range's (the
   // range's columns are compared as expressions so the planner cannot pick events_namespace_ts,
   // which would read every event of the range): unsealed events up to the snapshot (+1, the
   // partial index on seq IS NULL); sealed events the rollups do not reach yet (+1, the seq range:
   // only while they catch up); rolled-up events past the snapshot (−1, the id range: only for a
-  // paged read's snapshot). Each row read once, with both its sides (scanSides).
+  // paged read's snapshot). The take-backs of each branch's corrections (opposite sign) through
+  // the partial index of corrections only.
   const inRange = `namespace || '' = ${nsP} AND ts + 0 >= ${from} AND ts + 0 < ${to}`;
-  const branches = [scanSides(`seq IS NULL AND id <= ${asOfP} AND ${inRange}`, 1)];
+  const corrections = `namespace = ${nsP} AND ts >= ${from} AND ts < ${to}`;
+  const branch = (cond: string, sign: 1 | -1) =>
+    `SELECT ts, action, caller, units, ${sign} AS s FROM events WHERE ${cond} AND ${inRange}
+      UNION ALL SELECT ts, action, caller, units, ${-sign} FROM (${takeBacks(`${cond} AND ${corrections}`)}) AS t`;
+  const branches = [branch(`seq IS NULL AND id <= ${asOfP}`, 1)];
   if (reach.sealed > reach.r) {
     const r = p.add(reach.r, '::int8');
     const sealed = p.add(reach.sealed, '::int8');
-    branches.push(scanSides(`seq > ${r} AND seq <= ${sealed} AND id <= ${asOfP} AND ${inRange}`, 1));
+    branches.push(branch(`seq > ${r} AND seq <= ${sealed} AND id <= ${asOfP}`, 1));
   }
   if (asOf < Number.MAX_SAFE_INTEGER) {
     const r = p.add(reach.r, '::int8');
-    branches.push(scanSides(`id > ${asOfP} AND seq <= ${r} AND ${inRange}`, -1));
+    branches.push(branch(`id > ${asOfP} AND seq <= ${r}`, -1));
   }
   return outer(branches.join('\n      UNION ALL '));
 }
 
 /**
- * Both sides of the rows `where` selects, in one pass over them (docs/design.md "Corrections in
- * totals"): each row but a void adds its own (caller, action, units), each correction takes the
- * version it replaces back at the same ts (prev_*). Columns: ts, action, caller, units, seq, s
- * (the side's sign times `sign`), namespace.
+ * Corrections in sums (docs/design.md "Corrections in totals"): every row adds its own (caller,
+ * action, units), +1, as before corrections (a void's units are 0); every correction takes the
+ * version it replaces back, −1 at (prev_caller, prev_action, prev_units), and a void also takes
+ * its own +1 back (−1, 0 units). So the heads' totals stay a plain sum over rows, and ordinary
+ * rows are read exactly as before: only corrections have take-backs.
+ * The take-backs of the corrections `where` selects (namespace, ts, action, caller, units, seq,
+ * id), in one pass over them.
  */
-export const scanSides = (where: string, sign: 1 | -1) =>
-  `SELECT e.namespace, e.ts, v.action, v.caller, v.units, e.seq, e.id, ${sign} * v.s AS s FROM events AS e
-     CROSS JOIN LATERAL (VALUES (1, e.action, e.caller, e.units), (-1, e.prev_action, e.prev_caller, e.prev_units)) AS v(s, action, caller, units)
-     WHERE ${where} AND (v.s = 1 AND e.kind <> 1 OR v.s = -1 AND e.kind <> 0)`;
+export const takeBacks = (where: string) =>
+  `SELECT e.namespace, e.ts, v.action, v.caller, v.units, e.seq, e.id FROM events AS e
+     CROSS JOIN LATERAL (VALUES (1, e.prev_action, e.prev_caller, e.prev_units), (2, e.action, e.caller, 0::int8)) AS v(w, action, caller, units)
+     WHERE ${where} AND e.kind <> 0 AND (v.w = 1 OR e.kind = 1)`;
 
 type Row = { i: number; k: string | null; n: string | null; u: string | null; bn: string | null; bu: string | null };
 

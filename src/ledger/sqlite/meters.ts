@@ -22,7 +22,7 @@ import {
   isSum,
 } from '../meters.ts';
 import type { Db } from './db.ts';
-import { rangeSides, ROLLED_UP_TO, SLICE_BITS, SLICE_MASK, scanSides, unitsOf } from './usage.ts';
+import { CORRECTIONS, ROLLED_UP_TO, SLICE_BITS, SLICE_MASK, takeBacks, unitsOf } from './usage.ts';
 
 const S1 = Number(SLICE_BITS);
 const S2 = 2 * S1;
@@ -88,14 +88,27 @@ export function partSql(p: MeterPart, agg: Aggregation): string {
       WHERE kind <> 1 AND seq NOT IN (${REPLACED})${filter} GROUP BY 1, 2, 3`;
   if (p.kind === 'tail')
     return sum
-      ? `${select(t, 'sides')} FROM (${scanSides('events NOT INDEXED', 'seq > @r AND namespace = @ns AND ts >= @from AND ts < @to')})
-        WHERE true${filter} GROUP BY 1, 2, 3`
+      ? sides(agg, select(t, 'sides'), filter, 'events NOT INDEXED', 'seq > @r AND namespace = @ns AND ts >= @from AND ts < @to')
       : `${select(t, 'heads')} FROM events NOT INDEXED WHERE seq > @r AND namespace = @ns AND ts >= @from AND ts < @to${filter}
         AND (ts / 900000) * 900000 NOT IN (${CORRECTED_BUCKETS}) GROUP BY 1, 2, 3`;
   const range = 'namespace = @ns AND ts >= @from AND ts < @to';
   return sum
-    ? `${select(t, 'sides')} FROM (${rangeSides(range)}) WHERE true${filter} GROUP BY 1, 2, 3`
+    ? sides(agg, select(t, 'sides'), filter, 'events', range)
     : `${select(t, 'heads')} FROM events WHERE ${range} AND kind <> 1 AND seq NOT IN (${REPLACED})${filter} GROUP BY 1, 2, 3`;
+}
+
+/**
+ * A sum net of corrections over the rows `where` selects from `from`: every row summed as before
+ * corrections (one pass, no extra layer), the take-backs (usage.ts takeBacks) through the partial
+ * index of corrections only, then the two added up.
+ */
+function sides(agg: Aggregation, select: string, filter: string, from: string, where: string): string {
+  const again = ['sum(n) AS n', ...(agg === 'sum' ? ['sum(u0) AS u0', 'sum(u1) AS u1', 'sum(u2) AS u2'] : [])].join(', ');
+  return `SELECT t, g, c, ${again} FROM (
+      ${select} FROM (SELECT ts, seq, action, caller, units, 1 AS s FROM ${from} WHERE ${where}) WHERE true${filter} GROUP BY 1, 2, 3
+      UNION ALL
+      ${select} FROM (SELECT *, -1 AS s FROM (${takeBacks(CORRECTIONS, where)})) WHERE true${filter} GROUP BY 1, 2, 3)
+    GROUP BY 1, 2, 3`;
 }
 
 type Row = {

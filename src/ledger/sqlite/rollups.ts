@@ -5,36 +5,67 @@ import type { ClassificationPeriod } from '../../event/classification.ts';
 import { periodOfRow, type ClassificationRow } from '../classification-periods.ts';
 import type { RollupProgress } from '../rollup-check.ts';
 import type { Db } from './db.ts';
-import { billableExpr, scanSides, SIGNED_SUMS } from './usage.ts';
+import { billableExpr, SIGNED_SUMS, SLICE_BITS, SLICE_MASK, takeBacks } from './usage.ts';
 
-// Signed sums: a correction takes the version it replaces back (usage.ts scanSides), so a row
-// holds the chain heads' net count and units; min, max and latest are over every side's units.
-const SUMS = SIGNED_SUMS;
+const S1 = Number(SLICE_BITS);
+const S2 = 2 * S1;
+
+const SUMS = `count(*) AS n,
+       sum(units & ${SLICE_MASK}) AS u0, sum((units >> ${S1}) & ${SLICE_MASK}) AS u1, sum(units >> ${S2}) AS u2,
+       sum(b * (units > 0)) AS bn,
+       sum(b * (units & ${SLICE_MASK})) AS b0, sum(b * ((units >> ${S1}) & ${SLICE_MASK})) AS b1, sum(b * (units >> ${S2})) AS b2`;
+const SUM_OF_SUMS = 'sum(n), sum(u0), sum(u1), sum(u2), sum(bn), sum(b0), sum(b1), sum(b2)';
 
 const ADD = `n = n + excluded.n, u0 = u0 + excluded.u0, u1 = u1 + excluded.u1, u2 = u2 + excluded.u2,
        bn = bn + excluded.bn, b0 = b0 + excluded.b0, b1 = b1 + excluded.b1, b2 = b2 + excluded.b2`;
 
 // ts + this is ≥ 0 for every instant RFC 3339 can write: the latest's sort key pads it to 20 digits.
 const TS_OFFSET = 62_135_596_800_000;
+/** A side's order for "latest": event time, then ledger position, then an event before a take-back; then its units. */
+const sideKey = (ts: string, seq: string, plus: 0 | 1, units: string) =>
+  `printf('%020d%020d%d%d', ${ts} + ${TS_OFFSET}, ${seq}, ${plus}, ${units})`;
+const parsedKey = (lk: string) =>
+  `CAST(substr(${lk}, 1, 20) AS INTEGER) - ${TS_OFFSET}, CAST(substr(${lk}, 21, 20) AS INTEGER), CAST(substr(${lk}, 42) AS INTEGER)`;
 
-/** The sides of ledger positions @lo … @hi (one pass along the rowid) with their billable flag. */
+/** The events of ledger positions @lo … @hi with their billable flag, as before corrections. */
 const source = (billable: string) =>
-  `SELECT namespace, ts, action, caller, units, seq, s, ${billable} AS b FROM (${scanSides('events', 'seq BETWEEN @lo AND @hi')})`;
+  `SELECT namespace, ts, action, caller, units, ${billable} AS b FROM events WHERE seq BETWEEN @lo AND @hi`;
+/**
+ * The take-backs of the corrections among them (usage.ts takeBacks: the replaced version's, and a
+ * void's own), −1 each: a row of the rollups holds the chain heads' net count and units.
+ */
+const takenBack = (billable: string) =>
+  `SELECT namespace, ts, seq, action, caller, units, ${billable} AS b FROM (${takeBacks('events', 'seq BETWEEN @lo AND @hi')})`;
+const NEGATED = `-count(*) AS n,
+       -sum(units & ${SLICE_MASK}) AS u0, -sum((units >> ${S1}) & ${SLICE_MASK}) AS u1, -sum(units >> ${S2}) AS u2,
+       -sum(b * (units > 0)) AS bn,
+       -sum(b * (units & ${SLICE_MASK})) AS b0, -sum(b * ((units >> ${S1}) & ${SLICE_MASK})) AS b1, -sum(b * (units >> ${S2})) AS b2`;
 
 /**
- * Buckets: the latest side of each (bucket, action) by event time, ties by ledger order, then the
- * + side: one text key per side, so no second read of the events. A later epoch has higher
- * positions, so on a tie in time its side is the later one.
+ * Buckets: the epoch's events as before corrections (the latest event of each (bucket, action) by
+ * event time, ties by ledger order, found through the (namespace, ts) index), plus the take-backs
+ * of its corrections; min, max and latest over both. A later epoch has higher positions, so on a
+ * tie in time its side is the later one. Parameters: billable's twice.
  */
 const selectBuckets = (billable: string) =>
-  `SELECT namespace, bucket, action, n, u0, u1, u2, bn, b0, b1, b2, mn, mx,
-          CAST(substr(lk, 1, 20) AS INTEGER) - ${TS_OFFSET}, CAST(substr(lk, 21, 20) AS INTEGER), CAST(substr(lk, 42) AS INTEGER)
-   FROM (SELECT namespace, (ts / 900000) * 900000 AS bucket, action, ${SUMS}, min(units) AS mn, max(units) AS mx,
-           max(printf('%020d%020d%d%d', ts + ${TS_OFFSET}, seq, s > 0, units)) AS lk
-         FROM (${source(billable)}) GROUP BY 1, 2, 3)`;
+  `SELECT namespace, bucket, action, ${SUM_OF_SUMS}, min(mn), max(mx), ${parsedKey('max(lk)')}
+   FROM (SELECT g.namespace, g.bucket, g.action, g.n, g.u0, g.u1, g.u2, g.bn, g.b0, g.b1, g.b2, g.mn, g.mx,
+           ${sideKey('g.lt', 'l.seq', 1, 'l.units')} AS lk
+         FROM (SELECT namespace, (ts / 900000) * 900000 AS bucket, action, ${SUMS}, min(units) AS mn, max(units) AS mx, max(ts) AS lt
+               FROM (${source(billable)}) GROUP BY 1, 2, 3) AS g
+         JOIN events AS l ON l.seq = (SELECT max(e.seq) FROM events AS e
+               WHERE e.namespace = g.namespace AND e.ts = g.lt AND e.action = g.action AND e.seq BETWEEN @lo AND @hi)
+         UNION ALL
+         SELECT namespace, (ts / 900000) * 900000, action, ${NEGATED}, min(units), max(units), max(${sideKey('ts', 'seq', 0, 'units')})
+         FROM (${takenBack(billable)}) GROUP BY 1, 2, 3)
+   GROUP BY 1, 2, 3`;
 
 const selectCallers = (billable: string) =>
-  `SELECT namespace, (ts / 86400000) * 86400000 AS day, caller, ${SUMS} FROM (${source(billable)}) GROUP BY 1, 2, 3`;
+  `SELECT namespace, day, caller, ${SUM_OF_SUMS} FROM (
+     SELECT namespace, (ts / 86400000) * 86400000 AS day, caller, ${SUMS} FROM (${source(billable)}) GROUP BY 1, 2, 3
+     UNION ALL
+     SELECT namespace, (ts / 86400000) * 86400000, caller, ${NEGATED} FROM (${takenBack(billable)}) GROUP BY 1, 2, 3)
+   GROUP BY 1, 2, 3`;
 
 const UPSERT_BUCKET = `INSERT INTO usage_buckets
      (namespace, bucket, action, n, u0, u1, u2, bn, b0, b1, b2, min_units, max_units, last_ts, last_seq, last_units)
@@ -68,7 +99,7 @@ export function aggregateRun(db: Db, lo: number, hi: number): RunRollup {
       .prepare(sql)
       .raw()
       .safeIntegers(true)
-      .all({ lo, hi }, ...b.params) as unknown[][];
+      .all({ lo, hi }, ...b.params, ...b.params) as unknown[][];
   return { buckets: rows(selectBuckets(b.sql)), callers: rows(selectCallers(b.sql)) };
 }
 
@@ -143,19 +174,22 @@ export function rollupDifferences(db: Db, limit: number): { count: number; rows:
       ${values('h', cols)} AS stored, ${values('w', cols)} AS recomputed
     FROM want AS w FULL OUTER JOIN have AS h ON w.namespace = h.namespace AND w.${keys[0]} = h.${keys[0]} AND w.${keys[1]} = h.${keys[1]}
     WHERE h.namespace IS NULL OR w.namespace IS NULL OR ${cols.map((c) => `w.${c} IS NOT h.${c}`).join(' OR ')}`;
-  const src = `SELECT namespace, ts, action, caller, units, s, ${b.sql} AS b FROM (${scanSides('events', `seq <= (${upTo})`)})`;
+  // Every row +1 and the take-backs of corrections −1 (usage.ts takeBacks), as the seal adds them.
+  const src = `SELECT namespace, ts, action, caller, units, s, ${b.sql} AS b FROM (
+    SELECT namespace, ts, action, caller, units, 1 AS s FROM events WHERE seq <= (${upTo})
+    UNION ALL SELECT namespace, ts, action, caller, units, -1 FROM (${takeBacks('events', `seq <= (${upTo})`)}))`;
   const sums = ['n', 'u0', 'u1', 'u2', 'bn', 'b0', 'b1', 'b2'];
   const buckets = diff(
     'usage_buckets',
     ['bucket', 'action'],
-    `SELECT namespace, (ts / 900000) * 900000 AS bucket, action, ${SUMS}, min(units) AS min_units, max(units) AS max_units, max(ts) AS last_ts
+    `SELECT namespace, (ts / 900000) * 900000 AS bucket, action, ${SIGNED_SUMS}, min(units) AS min_units, max(units) AS max_units, max(ts) AS last_ts
      FROM (${src}) GROUP BY 1, 2, 3`,
     [...sums, 'min_units', 'max_units', 'last_ts'],
   );
   const callers = diff(
     'usage_caller_days',
     ['day', 'caller'],
-    `SELECT namespace, (ts / 86400000) * 86400000 AS day, caller, ${SUMS} FROM (${src}) GROUP BY 1, 2, 3`,
+    `SELECT namespace, (ts / 86400000) * 86400000 AS day, caller, ${SIGNED_SUMS} FROM (${src}) GROUP BY 1, 2, 3`,
     sums,
   );
   let count = 0;

@@ -68,55 +68,84 @@ export const SIGNED_SUMS = `sum(s) AS n,
      sum(s * b * (units & ${SLICE_MASK})) AS b0, sum(s * b * ((units >> ${S1}) & ${SLICE_MASK})) AS b1, sum(s * b * (units >> ${S2})) AS b2`;
 
 /**
- * Both sides of every row a correction can touch (docs/design.md "Corrections in totals"): each
- * row but a void adds its own (caller, action, units), +1; each correction takes the version it
- * replaces back, −1, with prev_*, at the same ts. So totals of chain heads stay a plain sum.
- * Columns: ts, action, caller, units, seq, s (the side's sign).
+ * Corrections in sums (docs/design.md "Corrections in totals"): every row adds its own (caller,
+ * action, units), +1, as before corrections (a void's units are 0); every correction takes the
+ * version it replaces back, −1 at (prev_caller, prev_action, prev_units), and a void also takes
+ * its own +1 back (−1, 0 units). So the heads' totals stay a plain sum over rows, and ordinary
+ * rows are read exactly as before: only corrections have take-backs.
+ * The take-backs of the corrections `where` selects from `from` (ts, seq, namespace, action,
+ * caller, units), in one pass over them: each correction meets a constant pair.
  */
-const SIDE = (col: string, prev: string) => `CASE x.s WHEN 1 THEN ${col} ELSE ${prev} END`;
+export const takeBacks = (from: string, where: string) =>
+  `SELECT ts, seq, namespace, CASE x.w WHEN 1 THEN prev_action ELSE action END AS action,
+       CASE x.w WHEN 1 THEN prev_caller ELSE caller END AS caller, CASE x.w WHEN 1 THEN prev_units ELSE 0 END AS units
+     FROM ${from} CROSS JOIN (SELECT 1 AS w UNION ALL SELECT 2) AS x
+     WHERE ${where} AND kind <> 0 AND (x.w = 1 OR kind = 1)`;
+
+/** Through the partial index of corrections only: a range's take-backs never read ordinary events. */
+export const CORRECTIONS = 'events INDEXED BY events_corrections_ts';
 
 /**
- * The sides of the rows `where` selects in ONE pass over them (a rowid range: the tail, an
- * epoch): each row meets a constant pair of signs, ordinary rows keep only their + side.
+ * A statement whose values are bound once, in order, into a one-row CTE p(v1 … vn), so that both
+ * arms of a sum can read them: plain `?` in `sql` become reads of p, in order. Keeps the bound
+ * parameters as one list in text order (billable's first), whatever reads them twice.
  */
-export const scanSides = (from: string, where: string) =>
-  `SELECT ts, ${SIDE('action', 'prev_action')} AS action, ${SIDE('caller', 'prev_caller')} AS caller,
-       ${SIDE('units', 'prev_units')} AS units, seq, namespace, x.s AS s
-     FROM ${from} CROSS JOIN (SELECT 1 AS s UNION ALL SELECT -1) AS x
-     WHERE ${where} AND (x.s = 1 AND kind <> 1 OR x.s = -1 AND kind <> 0)`;
+function bindOnce(count: number): { cte: string; v: (i: number) => string; rewrite: (sql: string, from: number) => string } {
+  const names = Array.from({ length: count }, (_, i) => `v${i + 1}`);
+  return {
+    cte: `WITH p(${names.join(', ')}) AS (SELECT ${names.map(() => '?').join(', ')})`,
+    v: (i) => `(SELECT v${i} FROM p)`,
+    rewrite: (sql, from) => {
+      let i = from;
+      return sql.replace(/\?/g, () => `(SELECT v${++i} FROM p)`);
+    },
+  };
+}
+
+/** How many positional parameters an expression takes (billable's: plain ? only). */
+const paramsIn = (sql: string) => sql.split('?').length - 1;
+
+const SUM_OF_SUMS = 'sum(n) AS n, sum(u0) AS u0, sum(u1) AS u1, sum(u2) AS u2, sum(bn) AS bn, sum(b0) AS b0, sum(b1) AS b1, sum(b2) AS b2';
 
 /**
- * The sides of the rows of a (namespace, ts) range: the + side of every row but a void through
- * events_namespace_ts, the take-backs through the partial index of corrections only (so ordinary
- * events are read once, as before corrections).
+ * Every event of [from, to) at the snapshot, net of corrections, by key: every row through
+ * events_namespace_ts, summed as before corrections; the take-backs through the partial index of
+ * corrections only. Parameters: billable's, then namespace, from, to, asOf.
  */
-export const rangeSides = (where: string) =>
-  `SELECT ts, action, caller, units, seq, namespace, 1 AS s FROM events WHERE ${where} AND kind <> 1
+export const eventsSql = (key: PartKey, billable: string) => {
+  const n = paramsIn(billable);
+  const p = bindOnce(n + 4);
+  const b = p.rewrite(billable, 0);
+  const range = `namespace = ${p.v(n + 1)} AND ts >= ${p.v(n + 2)} AND ts < ${p.v(n + 3)} AND seq <= ${p.v(n + 4)}`;
+  return `${p.cte} SELECT k, ${SUM_OF_SUMS} FROM (
+     SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${b} AS b, 1 AS s FROM events WHERE ${range}) GROUP BY k
      UNION ALL
-     SELECT ts, prev_action, prev_caller, prev_units, seq, namespace, -1 FROM events INDEXED BY events_corrections_ts
-     WHERE ${where} AND kind <> 0`;
-
-/**
- * Every event of [from, to) at the snapshot, net of corrections, by key. Parameters: billable's,
- * then namespace, from, to, asOf (bound once, read by both sides).
- */
-export const eventsSql = (key: PartKey, billable: string) =>
-  `SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${billable} AS b, s
-     FROM (WITH p(ns, f, t, a) AS (SELECT ?, ?, ?, ?) ${rangeSides(
-       'namespace = (SELECT ns FROM p) AND ts >= (SELECT f FROM p) AND ts < (SELECT t FROM p) AND seq <= (SELECT a FROM p)',
-     )})) GROUP BY k`;
+     SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${b} AS b, -1 AS s FROM (${takeBacks(CORRECTIONS, range)})) GROUP BY k)
+   GROUP BY k`;
+};
 
 /**
  * What the rollups (up to ledger position R) do not say about [from, to) at the snapshot asOf:
- * rows past R up to asOf count +1, rolled-up rows past asOf −1 (times each side's sign). Read
+ * rows past R up to asOf count +1, rolled-up rows past asOf −1 (take-backs the opposite). Rows
  * along the rowid from min(asOf, R): bounded by what was written since the rollups or the
- * snapshot, never the range.
+ * snapshot, never the range; the take-backs through the partial index of corrections only.
  * Parameters: billable's, then R, asOf, asOf, then min(asOf, R), namespace, from, to.
  */
-export const tailSql = (key: PartKey, billable: string) =>
-  `SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${billable} AS b,
-       s * CASE WHEN seq <= ? THEN (CASE WHEN seq > ? THEN -1 ELSE 0 END) WHEN seq <= ? THEN 1 ELSE 0 END AS s
-     FROM (${scanSides('events NOT INDEXED', 'seq > ? AND namespace = ? AND ts >= ? AND ts < ?')})) WHERE s <> 0 GROUP BY k`;
+export const tailSql = (key: PartKey, billable: string) => {
+  const n = paramsIn(billable);
+  const p = bindOnce(n + 7);
+  const b = p.rewrite(billable, 0);
+  const v = (i: number) => p.v(n + i);
+  const sign = `CASE WHEN seq <= ${v(1)} THEN (CASE WHEN seq > ${v(2)} THEN -1 ELSE 0 END) WHEN seq <= ${v(3)} THEN 1 ELSE 0 END`;
+  const range = `namespace = ${v(5)} AND ts >= ${v(6)} AND ts < ${v(7)}`;
+  return `${p.cte} SELECT k, ${SUM_OF_SUMS} FROM (
+     SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${b} AS b, ${sign} AS s
+       FROM events NOT INDEXED WHERE seq > ${v(4)} AND ${range}) WHERE s <> 0 GROUP BY k
+     UNION ALL
+     SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${b} AS b, -(${sign}) AS s
+       FROM (${takeBacks(CORRECTIONS, `${range} AND seq > ${v(4)}`)})) WHERE s <> 0 GROUP BY k)
+   GROUP BY k`;
+};
 
 const ROLLUP_SUMS = 'sum(n) AS n, sum(u0) AS u0, sum(u1) AS u1, sum(u2) AS u2, sum(bn) AS bn, sum(b0) AS b0, sum(b1) AS b1, sum(b2) AS b2';
 
