@@ -175,7 +175,11 @@ export class CheckRounds {
 
   private async round(): Promise<void> {
     this.running = true;
-    while (this.waiting.length > 0) {
+    for (;;) {
+      // One turn of the event loop first: on SQLite a round's reads do not yield to I/O, so the
+      // requests that came in meanwhile reach this queue only now, and join the round.
+      await new Promise((r) => setImmediate(r));
+      if (this.waiting.length === 0) break;
       const batch = this.waiting;
       this.waiting = [];
       const now = this.now();
