@@ -4,15 +4,17 @@
 // race of two checks of the last unit bounded by what was in flight. Both engines, fastify inject.
 import { describe, expect, it } from 'vitest';
 import type { Right } from '../../src/ledger/index.ts';
+import { openPostgresLedger } from '../../src/ledger/postgres/index.ts';
 import { thresholdsCrossed } from '../../src/limits/check.ts';
 import { sealAll } from '../../src/seal/sealer.ts';
+import { buildService } from '../../src/service.ts';
 import { event, serverEachTest } from '../helpers.ts';
 import { forEachEngine } from '../support/engines.ts';
 
 // The service's clock: 12 March 2026, 12:00 UTC (in Los Angeles, 05:00 the same day, PDT).
 const NOW = Date.parse('2026-03-12T12:00:00Z');
 
-forEachEngine((fresh) => {
+forEachEngine((fresh, engine) => {
   const s = serverEachTest(fresh, { now: () => NOW });
 
   const keyWith = async (rights: Right[], owner = 'acme-inc', namespaces = ['acme/*']) => {
@@ -205,6 +207,30 @@ forEachEngine((fresh) => {
       const reserved = await send('PUT', '/v1/limits/usage', chat, admin);
       expect(reserved.json().error.details[0]).toMatchObject({ path: 'id', rule: 'reserved:check|usage' });
     });
+
+    it.runIf(engine === 'postgres')(
+      'on PostgreSQL a check on one instance counts what another instance acknowledged, unsealed',
+      async () => {
+        const admin = await keyWith(['admin', 'read']);
+        await send('PUT', '/v1/limits/chat-month', chat, admin);
+        // A second instance on the same database: its own pool, its own service.
+        const other = await openPostgresLedger(s.ledger.location, { instanceId: 'second', leaseMs: 600 });
+        const second = buildService({ ledger: other, now: () => NOW });
+        try {
+          await record([{ action: 'chat', units: 6 }]); // acknowledged by the first instance
+          const res = await second.inject({
+            method: 'POST',
+            url: '/v1/limits/check',
+            headers: { ...admin, 'content-type': 'application/json' },
+            payload: JSON.stringify({ namespace: 'acme/prod', action: 'chat', units: 5 }),
+          });
+          expect(res.json()).toMatchObject({ allowed: false, used: 6, remaining: 4, as_of: await s.ledger.events.latestId() });
+        } finally {
+          await second.close();
+          await other.close();
+        }
+      },
+    );
 
     it('two checks of the last unit race: both pass, and the overshoot is at most what was in flight; the next check refuses', async () => {
       const admin = await keyWith(['admin', 'read']);
