@@ -117,6 +117,8 @@ export interface WebhookStore {
   enqueueAlert(alert: AlertToEnqueue): Promise<EnqueueResult>;
   /** Whether an alert with this key was queued already. */
   alerted(key: string): Promise<boolean>;
+  /** The alerts raised under these keys: when, how many messages, how many delivered (at most 1,000 keys). */
+  alertsOf(keys: readonly string[]): Promise<Map<string, AlertRecord>>;
   /** Messages due at `now`, earliest first, at most `limit`, none of the webhooks in `skip` (busy). */
   due(now: number, limit: number, skip?: readonly string[]): Promise<DueMessage[]>;
   /** Logs an attempt and moves its message on; PostgreSQL: only as the leader (fenced). False if already recorded. */
@@ -127,6 +129,13 @@ export interface WebhookStore {
     owner: string | undefined,
     limit: number,
   ): Promise<{ messages: WebhookMessage[]; attempts: DeliveryAttempt[] } | null>;
+}
+
+/** An alert as raised: when its crossing was queued, to how many webhooks, how many delivered so far. */
+export interface AlertRecord {
+  created_at: number;
+  messages: number;
+  delivered: number;
 }
 
 /** The once-only key of an alert: an owner's limit's threshold in one period (JSON: unambiguous whatever the names hold). */

@@ -924,7 +924,14 @@ interface LimitUsage {
   hard: number | null;
   used: number | string;
   remaining: number | string | null;
-  thresholds: Array<{ name: string; at: number; crossed: boolean }>;
+  thresholds: Array<{
+    name: string;
+    at: number;
+    crossed: boolean;
+    /** When the crossing was seen and alerted (older servers: absent). */
+    alerted_at?: string | null;
+    alerts?: { sent_to: number; delivered: number } | null;
+  }>;
 }
 
 /**
@@ -953,10 +960,21 @@ async function fillLimits(ns: string | undefined): Promise<void> {
       ...answer.limits.map((l) => {
         const counts = l.meter !== null ? `meter ${l.meter}` : `${l.measure} of ${l.actions?.join(', ') ?? 'every action'}`;
         const period = l.period === 'total' ? 'all time' : `this ${l.period} (${l.tz}), until ${when(l.to!)}`;
+        const label = (name: string) =>
+          name === 'hard' ? 'hard limit' : name.replace('soft:', '') + (name.startsWith('soft:') ? ' %' : '');
+        // Each threshold reached, when it was seen, and the alert sent for it (webhooks delivered / to).
         const reached = l.thresholds
-          .filter((t) => t.crossed)
-          .map((t) => (t.name === 'hard' ? 'hard limit' : t.name.replace('soft:', '') + (t.name.startsWith('soft:') ? ' %' : '')));
-        const tr = row([l.id, counts, period, l.used, l.hard ?? '—', l.remaining ?? '—', reached.join(', ') || 'none'], [3, 4, 5]);
+          .filter((t) => t.crossed || t.alerted_at)
+          .map((t) => {
+            const at = t.alerted_at ? ` at ${when(t.alerted_at)}` : '';
+            const sent = t.alerts
+              ? t.alerts.sent_to === 0
+                ? ', no webhook'
+                : `, alert delivered to ${t.alerts.delivered} of ${t.alerts.sent_to} webhook${t.alerts.sent_to === 1 ? '' : 's'}`
+              : '';
+            return `${label(t.name)}${at}${sent}`;
+          });
+        const tr = row([l.id, counts, period, l.used, l.hard ?? '—', l.remaining ?? '—', reached.join('; ') || 'none'], [3, 4, 5]);
         if (l.thresholds.some((t) => t.name === 'hard' && t.crossed)) tr.classList.add('over');
         return tr;
       }),

@@ -285,6 +285,32 @@ forEachEngine((fresh) => {
       expect(new Set(r.received.map((x) => x.headers['webhook-id'])).size).toBe(3);
       for (const x of r.received) expect(() => new Webhook(w.secret).verify(x.body, x.headers as Record<string, string>)).not.toThrow();
       expect(JSON.parse(r.received[2]!.body).data.usage).toBe(11);
+      // What the customer's page shows: each threshold reached, when its alert was raised, and
+      // that the alert reached the one webhook (delivery is recorded just after the receiver answers).
+      await until(async () => {
+        const u = (await s.get('/v1/limits/usage?namespace=acme/prod', { authorization: `Bearer ${k.key}` })).json();
+        return u.limits[0].thresholds.every((t: { alerts: { delivered: number } | null }) => t.alerts?.delivered === 1);
+      });
+      const shown = (await s.get('/v1/limits/usage?namespace=acme/prod', { authorization: `Bearer ${k.key}` })).json();
+      for (const t of shown.limits[0].thresholds) {
+        expect(t).toMatchObject({ crossed: true, alerts: { sent_to: 1, delivered: 1 } });
+        expect(Date.parse(t.alerted_at)).toBeGreaterThan(0);
+      }
+    });
+
+    it('a threshold not reached shows no alert', async () => {
+      const k = await s.ledger.keys.create('acme-inc', ['acme/*'], undefined, ['record', 'read', 'admin'] as Right[]);
+      const auth = { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' };
+      const limit = { namespace: 'acme/prod', actions: ['chat'], measure: 'units', period: 'month', hard: 100, soft: [50] };
+      expect(
+        (await s.app.inject({ method: 'PUT', url: '/v1/limits/quiet', headers: auth, payload: JSON.stringify(limit) })).statusCode,
+      ).toBe(201);
+      expect((await s.post(event({ action: 'chat', units: 3 }))).statusCode).toBe(200);
+      const shown = (await s.get('/v1/limits/usage?namespace=acme/prod', { authorization: `Bearer ${k.key}` })).json();
+      expect(shown.limits[0].thresholds.map((t: object) => t)).toEqual([
+        expect.objectContaining({ name: 'soft:50', crossed: false, alerted_at: null, alerts: null }),
+        expect.objectContaining({ name: 'hard', crossed: false, alerted_at: null, alerts: null }),
+      ]);
     });
   });
 });

@@ -17,6 +17,7 @@ import {
   MAX_METER_ACTIONS,
   MAX_SOFT_THRESHOLDS,
 } from '../../ledger/index.ts';
+import { alertKey } from '../../ledger/webhooks.ts';
 import { CheckRounds, limitStatus, MAX_CHECK_ITEMS } from '../../limits/check.ts';
 import { PERIODS } from '../../limits/period.ts';
 import { principalOf } from '../auth.ts';
@@ -246,6 +247,14 @@ export function limitRoutes(app: FastifyInstance, opts: { ledger: Ledger; now: (
                     at: z.number().int(),
                     percent: z.number().int().optional(),
                     crossed: z.boolean(),
+                    alerted_at: z
+                      .string()
+                      .nullable()
+                      .describe('when the crossing was seen and its alert queued, this period (null: not yet)'),
+                    alerts: z
+                      .object({ sent_to: z.number().int(), delivered: z.number().int() })
+                      .nullable()
+                      .describe("the alert's messages: to how many webhooks, how many delivered so far"),
                   }),
                 ),
               }),
@@ -259,7 +268,22 @@ export function limitRoutes(app: FastifyInstance, opts: { ledger: Ledger; now: (
       const principal = principalOf(request);
       const namespace = request.query.namespace;
       if (!principal.allows(namespace)) throw forbidden(namespace, principal.namespaces);
-      return { namespace, ...(await limitStatus(ledger, principal.owner, namespace, opts.now())) };
+      const status = await limitStatus(ledger, principal.owner, namespace, opts.now());
+      // When each threshold was crossed and what was sent: the alerts the leader raised this period.
+      const keyOf = (l: (typeof status.limits)[number], t: string) => alertKey(principal.owner, l.id, t, Date.parse(l.from));
+      const alerts = await ledger.webhooks.alertsOf(status.limits.flatMap((l) => l.thresholds.map((t) => keyOf(l, t.name))));
+      const limits = status.limits.map((l) => ({
+        ...l,
+        thresholds: l.thresholds.map((t) => {
+          const a = alerts.get(keyOf(l, t.name));
+          return {
+            ...t,
+            alerted_at: a ? new Date(a.created_at).toISOString() : null,
+            alerts: a ? { sent_to: a.messages, delivered: a.delivered } : null,
+          };
+        }),
+      }));
+      return { namespace, as_of: status.as_of, limits };
     },
   );
 

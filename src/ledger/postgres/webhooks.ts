@@ -32,6 +32,7 @@ import {
   type WebhookMessage,
   type WebhookRow,
   type WebhookStore,
+  type AlertRecord,
   webhookOf,
 } from '../webhooks.ts';
 import { transaction } from './db.ts';
@@ -136,6 +137,16 @@ export class PgWebhookStore implements WebhookStore {
       values: [key],
     });
     return rowCount === 1;
+  }
+  async alertsOf(keys: readonly string[]): Promise<Map<string, AlertRecord>> {
+    const { rows } = await this.pool.query<AlertRecord & { key: string }>({
+      name: 'webhooks-alerts-of',
+      text: `SELECT a.key, a.created_at, a.messages,
+               (SELECT count(*)::int FROM webhook_messages m WHERE m.alert_key = a.key AND m.delivered_at IS NOT NULL) AS delivered
+             FROM webhook_alerts a WHERE a.key = ANY($1::text[])`,
+      values: [keys.slice(0, 1000)],
+    });
+    return new Map(rows.map(({ key, ...r }) => [key, r]));
   }
 
   async due(now: number, limit: number, skip: readonly string[] = []): Promise<DueMessage[]> {

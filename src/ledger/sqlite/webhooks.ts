@@ -29,6 +29,7 @@ import {
   type WebhookMessage,
   type WebhookRow,
   type WebhookStore,
+  type AlertRecord,
   webhookOf,
 } from '../webhooks.ts';
 import type { Db } from './db.ts';
@@ -122,6 +123,17 @@ export class SqliteWebhookStore implements WebhookStore {
 
   async alerted(key: string): Promise<boolean> {
     return this.db.prepare('SELECT 1 FROM webhook_alerts WHERE key = ?').get(key) !== undefined;
+  }
+
+  async alertsOf(keys: readonly string[]): Promise<Map<string, AlertRecord>> {
+    const rows = this.db
+      .prepare(
+        `SELECT a.key, a.created_at, a.messages,
+           (SELECT count(*) FROM webhook_messages m WHERE m.alert_key = a.key AND m.delivered_at IS NOT NULL) AS delivered
+         FROM webhook_alerts a WHERE a.key IN (SELECT value FROM json_each(?))`,
+      )
+      .all(JSON.stringify(keys.slice(0, 1000))) as Array<AlertRecord & { key: string }>;
+    return new Map(rows.map(({ key, ...r }) => [key, r]));
   }
 
   async due(now: number, limit: number, skip: readonly string[] = []): Promise<DueMessage[]> {
