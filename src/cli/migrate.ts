@@ -91,6 +91,11 @@ function describe(s: MigrateSummary): string {
     plural(c.anchors, 'anchor'),
     ...(c.classifications ? [plural(c.classifications, 'classification period')] : []),
     ...(c.meters ? [plural(c.meters, 'meter version')] : []),
+    ...(c.limits ? [plural(c.limits, 'limit version')] : []),
+    ...(c.webhooks ? [plural(c.webhooks, 'webhook')] : []),
+    ...(c.webhook_alerts ? [plural(c.webhook_alerts, 'webhook alert')] : []),
+    ...(c.webhook_messages ? [plural(c.webhook_messages, 'webhook message')] : []),
+    ...(c.webhook_attempts ? [plural(c.webhook_attempts, 'webhook delivery attempt')] : []),
   ];
   return (
     `copied ${parts.slice(0, -1).join(', ')} and ${parts.at(-1)} ` +

@@ -9,6 +9,8 @@ export interface TableSpec extends Shape {
   label: string;
   /** Names the row (in its comparable form) in a message. */
   name: (row: Cell[]) => string;
+  /** Columns whose values no message shows (a webhook's signing secret): a difference is named, never printed. */
+  secret?: readonly string[];
 }
 
 /**
@@ -121,9 +123,110 @@ export const METERS: TableSpec = {
   kinds: { owner: 'text', name: 'text', version: 'int', aggregation: 'text', actions: 'text?', from_ms: 'int', created_at: 'int' },
   name: (r) => `meter ${String(r[1])} of ${String(r[0])} (version ${String(r[2])})`,
 };
-export const TABLES: readonly TableSpec[] = [KEYS, EVENTS, EPOCHS, NODES, ATTEMPTS, ANCHORS, CLASSIFICATIONS, METERS];
+// Every version of every limit (schema 011), deletions included: a check applies the version in
+// force, so a version missing or changed would change what a check answers. deleted is 0/1 on
+// SQLite and a boolean on PostgreSQL.
+export const LIMITS: TableSpec = {
+  table: 'limits',
+  label: 'limit versions',
+  key: ['owner', 'id', 'version'],
+  kinds: {
+    owner: 'text',
+    id: 'text',
+    version: 'int',
+    namespace: 'text',
+    meter: 'text?',
+    actions: 'text?',
+    measure: 'text',
+    period: 'text',
+    tz: 'text',
+    hard: 'int?',
+    soft: 'text?',
+    soft_units: 'text?',
+    deleted: 'bool',
+    from_ms: 'int',
+    created_at: 'int',
+  },
+  name: (r) => `limit ${String(r[1])} of ${String(r[0])} (version ${String(r[2])})`,
+};
+// Webhooks (schema 012) with their signing secret: receivers verify with it, so the target signs
+// with the same one. The alerts make each alert once only, the messages carry their webhook-id
+// and where each delivery stands, the attempts are the delivery log: without them the target
+// would send again what was sent, and its deliveries would start empty.
+export const WEBHOOKS: TableSpec = {
+  table: 'webhooks',
+  label: 'webhooks',
+  key: ['id'],
+  kinds: { id: 'text', owner: 'text', url: 'text', namespaces: 'text', secret: 'text', created_at: 'int' },
+  name: (r) => `webhook ${String(r[0])}`,
+  secret: ['secret'],
+};
+export const WEBHOOK_ALERTS: TableSpec = {
+  table: 'webhook_alerts',
+  label: 'webhook alerts',
+  key: ['key'],
+  kinds: { key: 'text', owner: 'text', namespace: 'text', created_at: 'int', messages: 'int' },
+  name: (r) => `webhook alert ${String(r[0])}`,
+};
+export const WEBHOOK_MESSAGES: TableSpec = {
+  table: 'webhook_messages',
+  label: 'webhook messages',
+  key: ['id'],
+  kinds: {
+    id: 'text',
+    webhook_id: 'text',
+    alert_key: 'text',
+    owner: 'text',
+    payload: 'text',
+    created_at: 'int',
+    attempts: 'int',
+    next_at: 'int?',
+    delivered_at: 'int?',
+    gave_up_at: 'int?',
+  },
+  name: (r) => `webhook message ${String(r[0])}`,
+};
+export const WEBHOOK_ATTEMPTS: TableSpec = {
+  table: 'webhook_attempts',
+  label: 'webhook attempts',
+  key: ['message_id', 'attempt'],
+  kinds: {
+    message_id: 'text',
+    attempt: 'int',
+    webhook_id: 'text',
+    at: 'int',
+    ms: 'int',
+    status: 'int?',
+    error: 'text?',
+    outcome: 'text',
+  },
+  name: (r) => `attempt ${String(r[1])} of webhook message ${String(r[0])}`,
+};
+export const TABLES: readonly TableSpec[] = [
+  KEYS,
+  EVENTS,
+  EPOCHS,
+  NODES,
+  ATTEMPTS,
+  ANCHORS,
+  CLASSIFICATIONS,
+  METERS,
+  LIMITS,
+  WEBHOOKS,
+  WEBHOOK_ALERTS,
+  WEBHOOK_MESSAGES,
+  WEBHOOK_ATTEMPTS,
+];
 /** Tables a source ledger may predate (its schema has not got them yet): such a ledger has none of their rows. */
-export const OPTIONAL_TABLES: readonly TableSpec[] = [CLASSIFICATIONS, METERS];
+export const OPTIONAL_TABLES: readonly TableSpec[] = [
+  CLASSIFICATIONS,
+  METERS,
+  LIMITS,
+  WEBHOOKS,
+  WEBHOOK_ALERTS,
+  WEBHOOK_MESSAGES,
+  WEBHOOK_ATTEMPTS,
+];
 /** The events columns a source from before corrections (schema < 10) lacks, and what it holds instead. */
 export const CORRECTION_DEFAULTS: Readonly<Record<string, string>> = {
   kind: '0',
@@ -143,7 +246,7 @@ export type Cell = string | number | boolean | null | Buffer;
 
 type Fail = (message: string, epoch?: number) => never;
 
-/** A row of either engine in one comparable form: integers as numbers, blobs as Buffers, ts_explicit as a boolean. */
+/** A row of either engine in one comparable form: integers as numbers, blobs as Buffers, ts_explicit and booleans as booleans. */
 function cells(spec: TableSpec, r: Row, fail: Fail): Cell[] {
   const num = (c: string): number => {
     const v = r[c];
@@ -157,6 +260,12 @@ function cells(spec: TableSpec, r: Row, fail: Fail): Cell[] {
     // An event's id is its SQLite seq; its seq is null until an epoch holds it.
     const kind: Kind = spec !== EVENTS ? spec.kinds[c]! : c === 'id' ? 'int' : c === 'seq' ? 'int?' : spec.kinds[c]!;
     if (kind === 'int') return num(c); // a null too: refused, never compared as equal
+    if (kind === 'bool') {
+      // SQLite's 0/1, PostgreSQL's boolean; anything else is refused, never taken as false.
+      if (v === true || v === 1 || v === 1n) return true;
+      if (v === false || v === 0 || v === 0n) return false;
+      fail(`${spec.table}.${c}: ${typeof v === 'string' ? 'a text' : String(v)} is not a boolean`);
+    }
     if (v === null || v === undefined) return null;
     if (kind === 'int?') return num(c);
     if (kind.startsWith('text')) return String(v);
@@ -168,8 +277,15 @@ function same(a: Cell, b: Cell): boolean {
   if (Buffer.isBuffer(a) || Buffer.isBuffer(b)) return Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b);
   return a === b;
 }
+// A long text (a webhook message's payload holds up to 64 KiB) shown by its start.
 const show = (v: Cell): string =>
-  Buffer.isBuffer(v) ? (v.length <= 32 ? v.toString('hex') : `${v.length} bytes ${v.subarray(0, 8).toString('hex')}…`) : JSON.stringify(v);
+  Buffer.isBuffer(v)
+    ? v.length <= 32
+      ? v.toString('hex')
+      : `${v.length} bytes ${v.subarray(0, 8).toString('hex')}…`
+    : typeof v === 'string' && v.length > 200
+      ? `${JSON.stringify(v.slice(0, 200))}… (${v.length} characters)`
+      : JSON.stringify(v);
 
 /** Compares a table row by row, in key order; returns how many rows matched. `fail` names the first difference. */
 export async function compareTable(
@@ -192,7 +308,12 @@ export async function compareTable(
       if (s.done) fail(`${spec.label}: the copy holds ${spec.name(t)}, which the source does not have`, epochOf(t));
       const i = s.value.findIndex((v, k) => !same(v, t[k]!));
       if (i >= 0)
-        fail(`${spec.name(s.value)}: ${names[i]} is ${show(t[i]!)} in the copy but ${show(s.value[i]!)} in the source`, epochOf(s.value));
+        fail(
+          spec.secret?.includes(names[i]!)
+            ? `${spec.name(s.value)}: ${names[i]} differs between the copy and the source (not shown: a secret)`
+            : `${spec.name(s.value)}: ${names[i]} is ${show(t[i]!)} in the copy but ${show(s.value[i]!)} in the source`,
+          epochOf(s.value),
+        );
       n++;
     }
     tick(n);

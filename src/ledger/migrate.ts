@@ -10,7 +10,8 @@
 //  2. the copy (copyInto: one transaction, all or nothing), streamed a slice at a time from the
 //     snapshot, each unsealed event's leaf hash recomputed from its fields on the way;
 //  3. the copy matches: every table's row count, the copy checked by fsck, then every table
-//     (billable classification periods and meter versions too) compared row by row with the source.
+//     (billable classification periods, meter and limit versions, webhooks with their alerts,
+//     messages and attempts too) compared row by row with the source.
 // Not copied, on purpose: the usage rollups (usage_buckets, usage_caller_days, rollup_state),
 // which the target's sealer rebuilds from the copied epochs (rollup_state starts at -1 there);
 // checkpoints and witness cosignatures, which the target signs and gathers again.
@@ -27,11 +28,16 @@ import {
   EPOCHS,
   EVENTS,
   KEYS,
+  LIMITS,
   MalformedRowError,
   METERS,
   NODES,
   TABLES,
   type TableSpec,
+  WEBHOOK_ALERTS,
+  WEBHOOK_ATTEMPTS,
+  WEBHOOK_MESSAGES,
+  WEBHOOKS,
 } from './copy-tables.ts';
 import { describeLocation, isPostgresUrl } from './index.ts';
 import type { CopyCounts, PostgresLedger, RowSource } from './postgres/index.ts';
@@ -213,7 +219,7 @@ export async function migrateToPostgres(options: MigrateOptions): Promise<Migrat
     }
     if (await holdsLedger(ledger.pool)) {
       throw new MigrateError(
-        `the target ${target} already holds a ledger (keys, events, epochs, anchor attempts, classification periods or meters): receipts migrate copies into an empty database only; create a new one (createdb NAME) and pass its URL; nothing was copied`,
+        `the target ${target} already holds a ledger (keys, events, epochs, anchor attempts, classification periods, meters, limits or webhooks): receipts migrate copies into an empty database only; create a new one (createdb NAME) and pass its URL; nothing was copied`,
       );
     }
 
@@ -261,6 +267,12 @@ export async function migrateToPostgres(options: MigrateOptions): Promise<Migrat
         anchors: rows(ANCHORS),
         classifications: source.tables.includes(CLASSIFICATIONS) ? rows(CLASSIFICATIONS) : [],
         meters: source.tables.includes(METERS) ? rows(METERS) : [],
+        // Limits and webhooks (schema 011, 012): a source from before has none.
+        limits: source.tables.includes(LIMITS) ? rows(LIMITS) : [],
+        webhooks: source.tables.includes(WEBHOOKS) ? rows(WEBHOOKS) : [],
+        webhookAlerts: source.tables.includes(WEBHOOK_ALERTS) ? rows(WEBHOOK_ALERTS) : [],
+        webhookMessages: source.tables.includes(WEBHOOK_MESSAGES) ? rows(WEBHOOK_MESSAGES) : [],
+        webhookAttempts: source.tables.includes(WEBHOOK_ATTEMPTS) ? rows(WEBHOOK_ATTEMPTS) : [],
       });
     } catch (err) {
       if (err instanceof MigrateError) throw err;

@@ -82,6 +82,49 @@ export interface CopyData {
     from_ms: Int;
     created_at: Int;
   }>;
+  /** Every version of every limit (a source from before schema 011 has none); deleted 0/1 or boolean. */
+  limits?: RowSource<{
+    owner: string;
+    id: string;
+    version: Int;
+    namespace: string;
+    meter: string | null;
+    actions: string | null;
+    measure: string;
+    period: string;
+    tz: string;
+    hard: Int | null;
+    soft: string | null;
+    soft_units: string | null;
+    deleted: number | bigint | boolean;
+    from_ms: Int;
+    created_at: Int;
+  }>;
+  /** Webhooks with their signing secret, the alerts raised, the outbox and the attempt log (schema 012). */
+  webhooks?: RowSource<{ id: string; owner: string; url: string; namespaces: string; secret: string; created_at: Int }>;
+  webhookAlerts?: RowSource<{ key: string; owner: string; namespace: string; created_at: Int; messages: Int }>;
+  webhookMessages?: RowSource<{
+    id: string;
+    webhook_id: string;
+    alert_key: string;
+    owner: string;
+    payload: string;
+    created_at: Int;
+    attempts: Int;
+    next_at: Int | null;
+    delivered_at: Int | null;
+    gave_up_at: Int | null;
+  }>;
+  webhookAttempts?: RowSource<{
+    message_id: string;
+    attempt: Int;
+    webhook_id: string;
+    at: Int;
+    ms: Int;
+    status: Int | null;
+    error: string | null;
+    outcome: string;
+  }>;
 }
 
 export interface CopyCounts {
@@ -94,6 +137,13 @@ export interface CopyCounts {
   classifications?: number;
   /** Meter versions (rows), when the source has the meters table. */
   meters?: number;
+  /** Limit versions (rows), when the source has the limits table. */
+  limits?: number;
+  /** Rows of the webhook tables, when the source has them. */
+  webhooks?: number;
+  webhook_alerts?: number;
+  webhook_messages?: number;
+  webhook_attempts?: number;
 }
 
 const BATCH = 1000;
@@ -126,11 +176,12 @@ async function insertRows<R>(
   }
 }
 
-/** Whether the database holds anything of a ledger: keys, events, epochs, anchor attempts, classification periods or meters. */
+/** Whether the database holds anything of a ledger: keys, events, epochs, anchor attempts, classification periods, meters, limits or webhooks. */
 export async function holdsLedger(db: pg.Pool | pg.ClientBase): Promise<boolean> {
   const { rows } = await db.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM events)
     OR EXISTS (SELECT 1 FROM epochs) OR EXISTS (SELECT 1 FROM anchor_attempts) OR EXISTS (SELECT 1 FROM classifications)
-    OR EXISTS (SELECT 1 FROM meters) AS any`);
+    OR EXISTS (SELECT 1 FROM meters) OR EXISTS (SELECT 1 FROM limits) OR EXISTS (SELECT 1 FROM webhooks)
+    OR EXISTS (SELECT 1 FROM webhook_alerts) AS any`);
   return rows[0]!.any;
 }
 
@@ -139,11 +190,12 @@ export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCount
   return transaction(pool, async (client) => {
     // No instance may write or seal meanwhile; readers go on.
     await client.query(
-      'LOCK TABLE api_keys, events, epochs, epoch_nodes, anchor_attempts, anchors, classifications, meters IN EXCLUSIVE MODE',
+      `LOCK TABLE api_keys, events, epochs, epoch_nodes, anchor_attempts, anchors, classifications, meters, limits,
+        webhooks, webhook_alerts, webhook_messages, webhook_attempts IN EXCLUSIVE MODE`,
     );
     if (await holdsLedger(client))
       throw new Error(
-        'the target database already holds a ledger (keys, events, epochs, anchor attempts, classification periods or meters); copy into an empty one',
+        'the target database already holds a ledger (keys, events, epochs, anchor attempts, classification periods, meters, limits or webhooks); copy into an empty one',
       );
 
     let lastSealed = 0;
@@ -283,6 +335,96 @@ export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCount
         data.meters,
       );
     }
+    if (data.limits) {
+      await insertRows(
+        client,
+        'limits',
+        [
+          ['owner', 'text', (r) => r.owner],
+          ['id', 'text', (r) => r.id],
+          ['version', 'int4', (r) => int(r.version, 'limits.version')],
+          ['namespace', 'text', (r) => r.namespace],
+          ['meter', 'text', (r) => r.meter],
+          ['actions', 'text', (r) => r.actions],
+          ['measure', 'text', (r) => r.measure],
+          ['period', 'text', (r) => r.period],
+          ['tz', 'text', (r) => r.tz],
+          ['hard', 'int8', (r) => int(r.hard, 'limits.hard')],
+          ['soft', 'text', (r) => r.soft],
+          ['soft_units', 'text', (r) => r.soft_units],
+          // SQLite's 0/1 (its CHECK allows nothing else; the source's rows are checked on reading).
+          ['deleted', 'bool', (r) => r.deleted === true || r.deleted === 1 || r.deleted === 1n],
+          ['from_ms', 'int8', (r) => int(r.from_ms, 'limits.from_ms')],
+          ['created_at', 'int8', (r) => int(r.created_at, 'limits.created_at')],
+        ],
+        data.limits,
+      );
+    }
+    if (data.webhooks) {
+      await insertRows(
+        client,
+        'webhooks',
+        [
+          ['id', 'text', (r) => r.id],
+          ['owner', 'text', (r) => r.owner],
+          ['url', 'text', (r) => r.url],
+          ['namespaces', 'text', (r) => r.namespaces],
+          ['secret', 'text', (r) => r.secret],
+          ['created_at', 'int8', (r) => int(r.created_at, 'webhooks.created_at')],
+        ],
+        data.webhooks,
+      );
+    }
+    if (data.webhookAlerts) {
+      await insertRows(
+        client,
+        'webhook_alerts',
+        [
+          ['key', 'text', (r) => r.key],
+          ['owner', 'text', (r) => r.owner],
+          ['namespace', 'text', (r) => r.namespace],
+          ['created_at', 'int8', (r) => int(r.created_at, 'webhook_alerts.created_at')],
+          ['messages', 'int4', (r) => int(r.messages, 'webhook_alerts.messages')],
+        ],
+        data.webhookAlerts,
+      );
+    }
+    if (data.webhookMessages) {
+      await insertRows(
+        client,
+        'webhook_messages',
+        [
+          ['id', 'text', (r) => r.id],
+          ['webhook_id', 'text', (r) => r.webhook_id],
+          ['alert_key', 'text', (r) => r.alert_key],
+          ['owner', 'text', (r) => r.owner],
+          ['payload', 'text', (r) => r.payload],
+          ['created_at', 'int8', (r) => int(r.created_at, 'webhook_messages.created_at')],
+          ['attempts', 'int4', (r) => int(r.attempts, 'webhook_messages.attempts')],
+          ['next_at', 'int8', (r) => int(r.next_at, 'webhook_messages.next_at')],
+          ['delivered_at', 'int8', (r) => int(r.delivered_at, 'webhook_messages.delivered_at')],
+          ['gave_up_at', 'int8', (r) => int(r.gave_up_at, 'webhook_messages.gave_up_at')],
+        ],
+        data.webhookMessages,
+      );
+    }
+    if (data.webhookAttempts) {
+      await insertRows(
+        client,
+        'webhook_attempts',
+        [
+          ['message_id', 'text', (r) => r.message_id],
+          ['attempt', 'int4', (r) => int(r.attempt, 'webhook_attempts.attempt')],
+          ['webhook_id', 'text', (r) => r.webhook_id],
+          ['at', 'int8', (r) => int(r.at, 'webhook_attempts.at')],
+          ['ms', 'int8', (r) => int(r.ms, 'webhook_attempts.ms')],
+          ['status', 'int4', (r) => int(r.status, 'webhook_attempts.status')],
+          ['error', 'text', (r) => r.error],
+          ['outcome', 'text', (r) => r.outcome],
+        ],
+        data.webhookAttempts,
+      );
+    }
 
     // The copy must be a ledger this engine can go on from: epochs 0 … n−1 without gaps, each a
     // dense run right after the one before, holding exactly the events numbered into it.
@@ -302,8 +444,11 @@ export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCount
       END AS bad`);
     if (check.rows[0]!.bad) throw new Error(`refusing the copy, nothing was written: ${check.rows[0]!.bad}`);
 
-    // New events continue after the highest copied id.
-    await client.query("SELECT setval('events_id_seq'::regclass, (SELECT coalesce(max(id), 0) + 1 FROM events), false)");
+    // New events continue after the highest copied id, and that id counts as drawn: latestId()
+    // reads the sequence's last value only once it is called, so with is_called false the
+    // position of every read (limit checks, usage as_of) was 0 until the first new event.
+    await client.query(`SELECT CASE WHEN m.id > 0 THEN setval('events_id_seq'::regclass, m.id, true)
+      ELSE setval('events_id_seq'::regclass, 1, false) END FROM (SELECT coalesce(max(id), 0) AS id FROM events) m`);
     return {
       keys: data.keys.length,
       events: data.events.length,
@@ -313,6 +458,11 @@ export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCount
       anchors: data.anchors.length,
       ...(data.classifications && { classifications: data.classifications.length }),
       ...(data.meters && { meters: data.meters.length }),
+      ...(data.limits && { limits: data.limits.length }),
+      ...(data.webhooks && { webhooks: data.webhooks.length }),
+      ...(data.webhookAlerts && { webhook_alerts: data.webhookAlerts.length }),
+      ...(data.webhookMessages && { webhook_messages: data.webhookMessages.length }),
+      ...(data.webhookAttempts && { webhook_attempts: data.webhookAttempts.length }),
     };
   });
 }
