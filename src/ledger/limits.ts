@@ -252,7 +252,44 @@ export function inForceAll(versions: LimitVersion[], namespace: string, at: numb
   return out;
 }
 
+/** Rollup buckets are 15 minutes: a limit's sealed part is read whole buckets at a time. */
+export const TALLY_BUCKET_MS = 900_000;
+
+/** One limit's question to the rollups: its actions (null: every action) over [from, to), on bucket edges. */
+export interface SealedAsk {
+  actions: string[] | null;
+  from: number;
+  to: number;
+}
+
+/** Events not rolled up, net of corrections, of one action in one 15-minute bucket (by event time). */
+export interface TailRow {
+  action: string;
+  bucket: number;
+  /** Events (a correction's take-back −1, a void's own +1 taken back). */
+  n: bigint;
+  units: bigint;
+}
+
+/** What limit checks read, in one snapshot (src/limits/check.ts keeps what never changes). */
+export interface LimitTally {
+  /** The rollups' reach in that snapshot; if it is not the reach asked with, tail and sealed are not to be used. */
+  reach: number;
+  /** The namespace's events with after < id ≤ asOf that the rollups (up to reach) do not hold, by action and bucket. */
+  tail: TailRow[];
+  /** Per ask, the rollups' events and units. */
+  sealed: Array<{ n: bigint; units: bigint }>;
+}
+
 export interface LimitStore {
+  /** Where the rollups reach: every event at ledger position ≤ this is in usage_buckets (0: none). */
+  reach(): Promise<number>;
+  /**
+   * In one snapshot: the reach, the not-rolled-up events of `namespace` with after < id ≤ asOf
+   * (asOf from events.latestId(), read after `reach`), and each ask's sums from the rollups.
+   */
+  tally(namespace: string, reach: number, after: number, asOf: number, asks: readonly SealedAsk[]): Promise<LimitTally>;
+
   /** Adds the version a PUT asks for, in one transaction (created false: nothing changed). */
   define(owner: string, id: string, input: LimitInput, now: number): Promise<{ version: LimitVersion; created: boolean }>;
   /** Adds a deletion version from now; false when there is no such limit or it is deleted already. */

@@ -4,7 +4,7 @@
 // alerts half needs: which thresholds a limit's usage has crossed in the current period.
 import { exactUnits } from '../ledger/usage-fold.ts';
 import type { Ledger, Units } from '../ledger/index.ts';
-import type { LimitVersion } from '../ledger/limits.ts';
+import { type LimitVersion, type SealedAsk, TALLY_BUCKET_MS, type TailRow } from '../ledger/limits.ts';
 import { crossed, decide, periodAt, type Threshold, thresholdsOf } from './period.ts';
 
 /** Most items one check request may hold. */
@@ -95,20 +95,141 @@ async function meterInfo(ledger: Ledger, owner: string, meter: string, now: numb
   return info;
 }
 
+/** Most sealed sums kept (about 200 bytes each: some 2 MB). */
+export const MAX_SEALED_CACHED = 10_000;
+/** Most namespaces whose tail is kept, and most (action, bucket) rows kept for one. */
+export const MAX_TAILS_CACHED = 1_000;
+export const MAX_TAIL_ROWS = 50_000;
+
+interface Tail {
+  reach: number;
+  /** Every not-rolled-up event with id ≤ pos is summed in rows. */
+  pos: number;
+  rows: Map<string, TailRow>;
+}
+
+const tailKey = (action: string, bucket: number) => `${bucket}\u0000${action}`;
+
+/** Evicts the oldest entry past `max` (a Map keeps insertion order; a hit re-inserts). */
+function remember<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > max) map.delete(map.keys().next().value as K);
+}
+
+/**
+ * What limit checks keep between rounds, exact because it only keeps what cannot change: a
+ * limit's sealed part (its period's rollup buckets, which change only when the rollups reach
+ * further) per (owner, limit version, period, reach), and per namespace the sums of the events
+ * the rollups do not hold yet, by action and bucket, up to the last position read. A round reads
+ * the reach, the position, and only the events past the last read (one read per namespace shared
+ * by every limit of it); when the rollups move on, the namespace's tail is read afresh once.
+ */
+export class UsageCache {
+  private readonly sealed = new Map<string, { n: bigint; units: bigint }>();
+  private readonly tails = new Map<string, Tail>();
+
+  /**
+   * used of each limit (actions and measure, periods on bucket edges) at the position asOf, read
+   * after reach; null when the rollups moved on meanwhile (the caller measures the slow way).
+   */
+  async measure(
+    ledger: Ledger,
+    owner: string,
+    namespace: string,
+    limits: readonly LimitVersion[],
+    now: number,
+    reach: number,
+    asOf: number,
+  ): Promise<Map<string, LimitUsage> | null> {
+    const periods = limits.map((l) => periodAt(l.period, l.tz, now));
+    const keys = limits.map((l, i) => `${owner}\u0000${l.id}\u0000${l.version}\u0000${periods[i]!.from}\u0000${reach}`);
+    const sealedOf = keys.map((k) => this.sealed.get(k));
+    const missing: number[] = [];
+    for (const [i, s] of sealedOf.entries()) if (!s) missing.push(i);
+    const asks: SealedAsk[] = missing.map((i) => ({
+      actions: limits[i]!.actions,
+      from: periods[i]!.from,
+      to: periods[i]!.to ?? END_OF_TIME,
+    }));
+    const kept = this.tails.get(namespace);
+    // Past the last read, when it holds the same reach and no later position than asked.
+    const from = kept && kept.reach === reach && kept.pos <= asOf ? kept : undefined;
+    const t = await ledger.limits.tally(namespace, reach, from?.pos ?? 0, asOf, asks);
+    if (t.reach !== reach) return null;
+    for (const [j, i] of missing.entries()) {
+      sealedOf[i] = t.sealed[j]!;
+      remember(this.sealed, keys[i]!, t.sealed[j]!, MAX_SEALED_CACHED);
+    }
+    let rows = from?.rows ?? new Map<string, TailRow>();
+    if (t.tail.length > 0) {
+      // A new map, not the kept one: another owner's round may be summing over it.
+      rows = new Map(rows);
+      for (const x of t.tail) {
+        const k = tailKey(x.action, x.bucket);
+        const had = rows.get(k);
+        rows.set(k, had ? { ...had, n: had.n + x.n, units: had.units + x.units } : x);
+      }
+    }
+    const latest = this.tails.get(namespace);
+    if (rows.size <= MAX_TAIL_ROWS && !(latest && latest.reach === reach && latest.pos > asOf))
+      remember(this.tails, namespace, { reach, pos: asOf, rows }, MAX_TAILS_CACHED);
+    const out = new Map<string, LimitUsage>();
+    for (const [i, limit] of limits.entries()) {
+      const period = periods[i]!;
+      const to = period.to ?? END_OF_TIME;
+      const s = sealedOf[i]!;
+      const wanted = limit.actions === null ? null : new Set(limit.actions);
+      let n = s.n;
+      let units = s.units;
+      for (const x of rows.values())
+        if (x.bucket >= period.from && x.bucket < to && (wanted === null || wanted.has(x.action))) {
+          n += x.n;
+          units += x.units;
+        }
+      out.set(limit.id, { limit, period, used: limit.measure === 'events' ? n : units, as_of: asOf });
+    }
+    return out;
+  }
+}
+
+/** Whether the cache can measure a limit: actions and measure over a period on bucket edges (every zone's today). */
+function cacheable(limit: LimitVersion, now: number): boolean {
+  if (limit.meter !== null) return false;
+  const p = periodAt(limit.period, limit.tz, now);
+  return p.from % TALLY_BUCKET_MS === 0 && (p.to === null || p.to % TALLY_BUCKET_MS === 0);
+}
+
 /**
  * Answers each item as if alone, against one ledger position read first (no reservation: the
  * race between two checks of the last unit is documented in docs/api.md "Limits"). Each limit is
- * measured once per call however many items it applies to.
+ * measured once per call however many items it applies to; with a cache, a namespace's limits in
+ * one tally that reads only what the cache does not hold.
  */
-export async function checkLimits(ledger: Ledger, owner: string, items: readonly CheckItem[], now: number): Promise<CheckAnswer[]> {
+export async function checkLimits(
+  ledger: Ledger,
+  owner: string,
+  items: readonly CheckItem[],
+  now: number,
+  cache?: UsageCache,
+): Promise<CheckAnswer[]> {
+  // The reach before the position: every rolled-up event was then acknowledged, so has an id ≤ asOf.
+  const reach = cache ? await ledger.limits.reach() : 0;
   const asOf = await ledger.events.latestId();
   const limitsOf = new Map<string, Promise<LimitVersion[]>>();
+  const cached = new Map<string, Promise<Map<string, LimitUsage> | null>>();
   const usage = new Map<string, Promise<LimitUsage>>();
   const meters = new Map<string, MeterInfo>();
   const out: CheckAnswer[] = [];
   for (const item of items) {
     let limits = limitsOf.get(item.namespace);
     if (!limits) limitsOf.set(item.namespace, (limits = ledger.limits.inForce(owner, item.namespace, now)));
+    let fast = cached.get(item.namespace);
+    if (!fast && cache) {
+      const ls = (await limits).filter((l) => l.hard !== null && cacheable(l, now));
+      cached.set(item.namespace, (fast = cache.measure(ledger, owner, item.namespace, ls, now, reach, asOf)));
+    }
+    const quickly = await fast;
     let best: { answer: CheckAnswer; remaining: bigint | null } | undefined;
     for (const limit of await limits) {
       if (limit.hard === null) continue;
@@ -116,7 +237,10 @@ export async function checkLimits(ledger: Ledger, owner: string, items: readonly
       const actions = meter ? meter.actions : limit.actions;
       if (actions !== null && !actions.includes(item.action)) continue;
       let u = usage.get(limit.id);
-      if (!u) usage.set(limit.id, (u = usageOf(ledger, owner, limit, now, asOf)));
+      if (!u) {
+        const quick = quickly?.get(limit.id);
+        usage.set(limit.id, (u = quick ? Promise.resolve(quick) : usageOf(ledger, owner, limit, now, asOf)));
+      }
       const { used, period } = await u;
       // One event per piece of work when events are counted; else the units it will record.
       const increment = limit.measure === 'events' || meter?.aggregation === 'count' ? 1 : (item.units ?? 1);
@@ -160,6 +284,8 @@ export class CheckRounds {
   private readonly now: () => number;
   private waiting: Waiting[] = [];
   private running = false;
+  /** Kept for the server's life, bounded (UsageCache's MAX_*). */
+  private readonly cache = new UsageCache();
 
   constructor(ledger: Ledger, now: () => number) {
     this.ledger = ledger;
@@ -197,6 +323,7 @@ export class CheckRounds {
               owner,
               ws.flatMap((w) => w.items),
               now,
+              this.cache,
             );
             let i = 0;
             for (const w of ws) {

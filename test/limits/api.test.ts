@@ -146,6 +146,63 @@ forEachEngine((fresh, engine) => {
       ]);
     });
 
+    it('stay exact from one check to the next: what is recorded, sealed, amended or voided in between counts net, as usage does', async () => {
+      // Checks keep a limit's sealed part and the tail read so far between rounds (src/limits/check.ts
+      // UsageCache): each change below must still show in the next check's used.
+      const admin = await keyWith(['admin', 'read', 'correct']);
+      await send('PUT', '/v1/limits/chat-month', { ...chat, hard: 1000 }, admin);
+      await send(
+        'PUT',
+        '/v1/limits/recall-day',
+        { namespace: 'acme/prod', actions: ['recall'], measure: 'events', period: 'day', hard: 1000 },
+        admin,
+      );
+      const ts = '2026-03-12T11:00:00Z';
+      const used = async () => {
+        const r = await send(
+          'POST',
+          '/v1/limits/check',
+          {
+            checks: [
+              { namespace: 'acme/prod', action: 'chat' },
+              { namespace: 'acme/prod', action: 'recall' },
+            ],
+          },
+          admin,
+        );
+        const [c, e] = r.json().results;
+        expect(c.as_of).toBe(await s.ledger.events.latestId());
+        return [c.used, e.used];
+      };
+      const recorded = async (fields: Record<string, unknown>) => {
+        const res = await s.post({ events: [event({ ts, ...fields })] });
+        return res.json().results[0].id as number;
+      };
+      const correct = async (id: number, how: 'void' | 'amend', body: Record<string, unknown>) => {
+        const res = await send('POST', `/v1/events/${id}/${how}`, body, admin);
+        expect(res.statusCode, res.body).toBe(201);
+        return res.json().id as number;
+      };
+      expect(await used()).toEqual([0, 0]);
+      const sealedChat = await recorded({ action: 'chat', units: 10 });
+      const sealedRecall = await recorded({ action: 'recall', units: 1 });
+      expect(await used()).toEqual([10, 1]); // unsealed
+      await sealAll(s.ledger, { maxEvents: 1000 });
+      expect(await used()).toEqual([10, 1]); // now in the rollups
+      const tailChat = await recorded({ action: 'chat', units: 5 });
+      await recorded({ action: 'recall', units: 1 });
+      expect(await used()).toEqual([15, 2]);
+      const amended = await correct(sealedChat, 'amend', { request_id: 'fix-1', units: 4 }); // a rolled-up event, amended in the tail
+      expect(await used()).toEqual([9, 2]);
+      await correct(tailChat, 'void', { request_id: 'fix-2' });
+      await correct(sealedRecall, 'void', { request_id: 'fix-3' });
+      expect(await used()).toEqual([4, 1]);
+      await sealAll(s.ledger, { maxEvents: 1000 });
+      expect(await used()).toEqual([4, 1]); // the corrections in the rollups now
+      await correct(amended, 'amend', { request_id: 'fix-4', units: 7 });
+      expect(await used()).toEqual([7, 1]);
+    });
+
     it('bounds a batch and refuses a namespace the key does not cover', async () => {
       const reader = await keyWith(['read']);
       const many = Array.from({ length: 101 }, () => ({ namespace: 'acme/prod', action: 'chat' }));

@@ -9,12 +9,53 @@ import {
   type LimitInput,
   type LimitRowStored,
   type LimitStore,
+  type LimitTally,
   type LimitVersion,
   limitOfRow,
   nextLimitVersion,
   rowValues,
+  type SealedAsk,
+  TALLY_BUCKET_MS,
 } from '../limits.ts';
 import { transaction } from './db.ts';
+import { Params, REACH, takeBacks } from './usage.ts';
+
+type TallyRow = { i: number; action: string | null; bucket: string | null; n: string | null; u: string | null };
+const big = (v: string | null) => (v === null ? 0n : BigInt(v));
+
+/**
+ * The statement of a tally, one snapshot: row i = −1 the reach, i = 0 the tail by action and
+ * bucket, i = 1 + k ask k's rollup sums. The tail is the events past the last read (the id range
+ * of the primary key) or, read whole, the unsealed (partial index) and sealed-not-rolled-up (seq)
+ * branches; the namespace compared as an expression so the planner never takes its whole range.
+ */
+function tallySql(namespace: string, reach: number, after: number, asOf: number, asks: readonly SealedAsk[]): pg.QueryConfig {
+  const p = new Params();
+  const ns = p.add(namespace);
+  const r = p.add(reach, '::int8');
+  const top = p.add(asOf, '::int8');
+  const inNs = `namespace || '' = ${ns}`;
+  const conds =
+    after > 0
+      ? [`id > ${p.add(after, '::int8')} AND id <= ${top} AND (seq IS NULL OR seq > ${r})`]
+      : [`seq IS NULL AND id <= ${top}`, `seq > ${r} AND id <= ${top}`];
+  const sides = conds
+    .map(
+      (c) => `SELECT action, ts, units, 1 AS s FROM events WHERE ${c} AND ${inNs}
+      UNION ALL SELECT action, ts, units, -1 FROM (${takeBacks(`${c} AND ${inNs}`)}) AS t`,
+    )
+    .join('\n      UNION ALL ');
+  const parts = [
+    `SELECT -1 AS i, NULL::text AS action, NULL::text AS bucket, r::text AS n, NULL::text AS u FROM (${REACH}) AS reach`,
+    `SELECT 0, action::text, ((ts / ${TALLY_BUCKET_MS}) * ${TALLY_BUCKET_MS})::text, sum(s)::text, sum(s * units)::text FROM (${sides}) AS x GROUP BY 2, 3`,
+    ...asks.map(
+      (a, k) =>
+        `SELECT ${k + 1}, NULL, NULL, sum(n)::text, sum(u)::text FROM usage_buckets WHERE namespace = ${ns}
+         AND bucket >= ${p.add(a.from, '::int8')} AND bucket < ${p.add(a.to, '::int8')}${a.actions === null ? '' : ` AND action = ANY(${p.add(a.actions, '::text[]')})`}`,
+    ),
+  ];
+  return { text: parts.join('\nUNION ALL '), values: p.values };
+}
 
 const LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('limits:' || $1, 0))";
 const LATEST = `SELECT DISTINCT ON (id COLLATE "C") ${LIMIT_COLUMNS} FROM limits WHERE owner = $1 ORDER BY id COLLATE "C", version DESC`;
@@ -70,6 +111,24 @@ export class PgLimitStore implements LimitStore {
 
   async versions(owner: string, id: string): Promise<LimitVersion[]> {
     return this.versionsOn(this.pool, owner, id);
+  }
+
+  async reach(): Promise<number> {
+    const { rows } = await this.pool.query<{ r: string }>({ name: 'limits-reach', text: REACH });
+    return Number(rows[0]!.r);
+  }
+
+  async tally(namespace: string, reach: number, after: number, asOf: number, asks: readonly SealedAsk[]): Promise<LimitTally> {
+    // One statement: one snapshot for the reach, the tail and the rollups.
+    const { rows } = await this.pool.query<TallyRow>(tallySql(namespace, reach, after, asOf, asks));
+    const out: LimitTally = { reach: -1, tail: [], sealed: asks.map(() => ({ n: 0n, units: 0n })) };
+    for (const x of rows) {
+      if (x.i === -1) out.reach = Number(x.n);
+      else if (x.i === 0) out.tail.push({ action: x.action!, bucket: Number(x.bucket), n: big(x.n), units: big(x.u) });
+      else out.sealed[x.i - 1] = { n: big(x.n), units: big(x.u) };
+    }
+    if (out.reach !== reach) return { reach: out.reach, tail: [], sealed: [] };
+    return out;
   }
 
   async list(owner: string, namespace?: string): Promise<LimitVersion[]> {
