@@ -211,6 +211,9 @@ async function main(): Promise<void> {
       }
       const body = JSON.stringify({ namespace: NS, action: a0, units: 1 });
       const totalBody = JSON.stringify({ namespace: NS, action: aT, units: 1 });
+      // The floor of a check: route, auth, body, the ledger position and the (empty) limits of a
+      // namespace without limits; no usage is read.
+      const floorBody = JSON.stringify({ namespace: 'acme/no-limits', action: a0, units: 1 });
       const ask = async (b: string) =>
         (await (await fetch(`${url}/v1/limits/check`, { method: 'POST', headers: auth, body: b })).json()) as {
           used: number;
@@ -240,6 +243,12 @@ async function main(): Promise<void> {
         headers: { ...auth, 'content-length': String(Buffer.byteLength(totalBody)) },
         body: totalBody,
       });
+      const floorCheck = () => ({
+        method: 'POST',
+        path: '/v1/limits/check',
+        headers: { ...auth, 'content-length': String(Buffer.byteLength(floorBody)) },
+        body: floorBody,
+      });
       const check = () => ({
         method: 'POST',
         path: '/v1/limits/check',
@@ -250,6 +259,8 @@ async function main(): Promise<void> {
       await openLoop(url, agent, Math.min(RATE, 500), check);
       log(`healthz alone at ${fmt(RATE)}/s for ${SECONDS} s …`);
       const healthAlone = await openLoop(url, agent, RATE, health);
+      log(`checks of a namespace without limits (the floor) at ${fmt(RATE)}/s …`);
+      const floorAlone = await openLoop(url, agent, RATE, floorCheck);
       log(`checks alone at ${fmt(RATE)}/s …`);
       const checkAlone = await openLoop(url, agent, RATE, check);
       log('both at once …');
@@ -260,6 +271,7 @@ async function main(): Promise<void> {
       rssMb = await stopServer(proc);
       const rows: Array<[string, Latency]> = [
         ['GET /healthz alone', healthAlone],
+        ['POST /v1/limits/check of a namespace without limits (reads no usage)', floorAlone],
         ['POST /v1/limits/check alone', checkAlone],
         ['POST /v1/limits/check beside healthz', checkBeside],
         ['GET /healthz beside checks', healthBeside],
@@ -272,10 +284,10 @@ async function main(): Promise<void> {
       );
       for (const [name, l] of rows) process.stdout.write(`| ${name} | ${l.p50} | ${l.p99} | ${fmt(l.rate)} | ${l.errors} |\n`);
       process.stdout.write(
-        `\ncheck / healthz (alone): p50 ${round(checkAlone.p50 / healthAlone.p50)}×, p99 ${round(checkAlone.p99 / healthAlone.p99)}×; server peak RSS ${Math.round(rssMb)} MB\n`,
+        `\ncheck / healthz (alone): p50 ${round(checkAlone.p50 / healthAlone.p50)}×, p99 ${round(checkAlone.p99 / healthAlone.p99)}×; check / floor: p50 ${round(checkAlone.p50 / floorAlone.p50)}×, p99 ${round(checkAlone.p99 / floorAlone.p99)}×; server peak RSS ${Math.round(rssMb)} MB\n`,
       );
       process.stdout.write(
-        `${JSON.stringify({ events: N, tail: TAIL, rate: RATE, seconds: SECONDS, load_s: round(loadS, 1), seal_s: round(sealS, 1), healthAlone, checkAlone, checkBeside, healthBeside, totalAlone, rss_mb: Math.round(rssMb) })}\n`,
+        `${JSON.stringify({ events: N, tail: TAIL, rate: RATE, seconds: SECONDS, load_s: round(loadS, 1), seal_s: round(sealS, 1), healthAlone, floorAlone, checkAlone, checkBeside, healthBeside, totalAlone, rss_mb: Math.round(rssMb) })}\n`,
       );
     } finally {
       if (proc.exitCode === null) await stopServer(proc);
