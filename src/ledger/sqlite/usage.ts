@@ -86,66 +86,39 @@ export const takeBacks = (from: string, where: string) =>
 export const CORRECTIONS = 'events INDEXED BY events_corrections_ts';
 
 /**
- * A statement whose values are bound once, in order, into a one-row CTE p(v1 … vn), so that both
- * arms of a sum can read them: plain `?` in `sql` become reads of p, in order. Keeps the bound
- * parameters as one list in text order (billable's first), whatever reads them twice.
+ * Every row of [from, to) at the snapshot, by key, as before corrections (takeBackEventsSql nets
+ * them). Parameters: billable's, then namespace, from, to, asOf.
  */
-function bindOnce(count: number): { cte: string; v: (i: number) => string; rewrite: (sql: string, from: number) => string } {
-  const names = Array.from({ length: count }, (_, i) => `v${i + 1}`);
-  return {
-    cte: `WITH p(${names.join(', ')}) AS (SELECT ${names.map(() => '?').join(', ')})`,
-    v: (i) => `(SELECT v${i} FROM p)`,
-    rewrite: (sql, from) => {
-      let i = from;
-      return sql.replace(/\?/g, () => `(SELECT v${++i} FROM p)`);
-    },
-  };
-}
-
-/** How many positional parameters an expression takes (billable's: plain ? only). */
-const paramsIn = (sql: string) => sql.split('?').length - 1;
-
-const SUM_OF_SUMS = 'sum(n) AS n, sum(u0) AS u0, sum(u1) AS u1, sum(u2) AS u2, sum(bn) AS bn, sum(b0) AS b0, sum(b1) AS b1, sum(b2) AS b2';
-
-/**
- * Every event of [from, to) at the snapshot, net of corrections, by key: every row through
- * events_namespace_ts, summed as before corrections; the take-backs through the partial index of
- * corrections only. Parameters: billable's, then namespace, from, to, asOf.
- */
-export const eventsSql = (key: PartKey, billable: string) => {
-  const n = paramsIn(billable);
-  const p = bindOnce(n + 4);
-  const b = p.rewrite(billable, 0);
-  const range = `namespace = ${p.v(n + 1)} AND ts >= ${p.v(n + 2)} AND ts < ${p.v(n + 3)} AND seq <= ${p.v(n + 4)}`;
-  return `${p.cte} SELECT k, ${SUM_OF_SUMS} FROM (
-     SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${b} AS b, 1 AS s FROM events WHERE ${range}) GROUP BY k
-     UNION ALL
-     SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${b} AS b, -1 AS s FROM (${takeBacks(CORRECTIONS, range)})) GROUP BY k)
-   GROUP BY k`;
-};
+export const eventsSql = (key: PartKey, billable: string) =>
+  `SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${billable} AS b, 1 AS s
+     FROM events WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ?) GROUP BY k`;
 
 /**
  * What the rollups (up to ledger position R) do not say about [from, to) at the snapshot asOf:
- * rows past R up to asOf count +1, rolled-up rows past asOf −1 (take-backs the opposite). Rows
- * along the rowid from min(asOf, R): bounded by what was written since the rollups or the
- * snapshot, never the range; the take-backs through the partial index of corrections only.
+ * events past R up to asOf count +1, rolled-up events past asOf −1. Read along the rowid from
+ * min(asOf, R): bounded by what was written since the rollups or the snapshot, never the range.
+ * Rows as before corrections (takeBackTailSql nets them).
  * Parameters: billable's, then R, asOf, asOf, then min(asOf, R), namespace, from, to.
  */
-export const tailSql = (key: PartKey, billable: string) => {
-  const n = paramsIn(billable);
-  const p = bindOnce(n + 7);
-  const b = p.rewrite(billable, 0);
-  const v = (i: number) => p.v(n + i);
-  const sign = `CASE WHEN seq <= ${v(1)} THEN (CASE WHEN seq > ${v(2)} THEN -1 ELSE 0 END) WHEN seq <= ${v(3)} THEN 1 ELSE 0 END`;
-  const range = `namespace = ${v(5)} AND ts >= ${v(6)} AND ts < ${v(7)}`;
-  return `${p.cte} SELECT k, ${SUM_OF_SUMS} FROM (
-     SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${b} AS b, ${sign} AS s
-       FROM events NOT INDEXED WHERE seq > ${v(4)} AND ${range}) WHERE s <> 0 GROUP BY k
-     UNION ALL
-     SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${b} AS b, -(${sign}) AS s
-       FROM (${takeBacks(CORRECTIONS, `${range} AND seq > ${v(4)}`)})) WHERE s <> 0 GROUP BY k)
-   GROUP BY k`;
-};
+export const tailSql = (key: PartKey, billable: string) =>
+  `SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${billable} AS b,
+       CASE WHEN seq <= ? THEN (CASE WHEN seq > ? THEN -1 ELSE 0 END) WHEN seq <= ? THEN 1 ELSE 0 END AS s
+     FROM events NOT INDEXED WHERE seq > ? AND namespace = ? AND ts >= ? AND ts < ?) WHERE s <> 0 GROUP BY k`;
+
+/**
+ * The take-backs of the corrections among the rows eventsSql reads (−1 each), through the partial
+ * index of corrections only: a statement of its own, so ordinary rows are read exactly as before
+ * corrections. Parameters: as eventsSql's.
+ */
+export const takeBackEventsSql = (key: PartKey, billable: string) =>
+  `SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${billable} AS b, -1 AS s
+     FROM (${takeBacks(CORRECTIONS, 'namespace = ? AND ts >= ? AND ts < ? AND seq <= ?')})) GROUP BY k`;
+
+/** The take-backs of the corrections among the rows tailSql reads (the opposite sign). Parameters: as tailSql's. */
+export const takeBackTailSql = (key: PartKey, billable: string) =>
+  `SELECT k, ${SIGNED_SUMS} FROM (SELECT ${KEY_EXPR[key]} AS k, units, ${billable} AS b,
+       -(CASE WHEN seq <= ? THEN (CASE WHEN seq > ? THEN -1 ELSE 0 END) WHEN seq <= ? THEN 1 ELSE 0 END) AS s
+     FROM (${takeBacks(CORRECTIONS, 'seq > ? AND namespace = ? AND ts >= ? AND ts < ?')})) WHERE s <> 0 GROUP BY k`;
 
 const ROLLUP_SUMS = 'sum(n) AS n, sum(u0) AS u0, sum(u1) AS u1, sum(u2) AS u2, sum(bn) AS bn, sum(b0) AS b0, sum(b1) AS b1, sum(b2) AS b2';
 
@@ -203,22 +176,23 @@ export class SqliteUsageStore implements UsageStore {
       if (pagedInSql(q)) {
         // Text groups a page at a time in the database (never every caller in memory): each
         // part's first limit + 1 keys after the page's start, and each part's totals apart.
-        const totals = parts.flatMap((p) => this.part({ ...p, key: 'none' }, b, r, asOf, q.namespace));
+        const totals = parts.flatMap((p) => this.part({ ...p, key: 'none' }, b, r, asOf, q.namespace).flat());
         const rows: TaggedRow[] = [];
         for (let after: string | null = q.after ?? ''; ; ) {
           const page = { after, rows: q.limit! + 1 };
           let bound: string | null = null;
           for (const p of parts) {
-            const got = this.part(p, b, r, asOf, q.namespace, page);
-            if (got.length === page.rows) bound = lowerBound(bound, got.at(-1)!.key as string);
-            rows.push(...got);
+            for (const got of this.part(p, b, r, asOf, q.namespace, page)) {
+              if (got.length === page.rows) bound = lowerBound(bound, got.at(-1)!.key as string);
+              rows.push(...got);
+            }
           }
           const out = foldUsageParts(q, rows, { totals, bound });
           after = readOnFrom(q, out, bound);
           if (after === null) return out;
         }
       }
-      const run = (ps: UsagePart[]) => ps.flatMap((p) => this.part(p, b, r, asOf, q.namespace));
+      const run = (ps: UsagePart[]) => ps.flatMap((p) => this.part(p, b, r, asOf, q.namespace).flat());
       const first = run(parts);
       const again = splitParts(q, first); // buckets a window edge cuts (none in today's zones)
       return foldUsageParts(q, again.length === 0 ? first : [...withoutSplit(first, again), ...run(again)]);
@@ -232,23 +206,30 @@ export class SqliteUsageStore implements UsageStore {
     asOf: number,
     ns: string,
     page?: { after: string; rows: number },
-  ): TaggedRow[] {
+  ): TaggedRow[][] {
     const paged = (sql: string) => (page ? pageOf(sql) : sql);
     const tail = page ? [page.after, page.rows] : [];
-    let rows: Row[];
-    if (p.kind === 'rollup') rows = this.stmt(paged(rollupSql(p.table, p.key))).all(ns, p.from, p.to, ...tail) as Row[];
-    else if (p.kind === 'events')
-      rows = this.stmt(paged(eventsSql(p.key, b.sql))).all(...b.params, ns, p.from, p.to, asOf, ...tail) as Row[];
-    else
-      rows = this.stmt(paged(tailSql(p.key, b.sql))).all(...b.params, r, asOf, asOf, Math.min(asOf, r), ns, p.from, p.to, ...tail) as Row[];
+    // Events and the tail: the rows as before corrections, and apart the take-backs of the
+    // corrections among them (a list each: a page's bound is per statement).
+    let lists: Row[][];
+    if (p.kind === 'rollup') lists = [this.stmt(paged(rollupSql(p.table, p.key))).all(ns, p.from, p.to, ...tail) as Row[]];
+    else if (p.kind === 'events') {
+      const params = [...b.params, ns, p.from, p.to, asOf, ...tail];
+      lists = [eventsSql, takeBackEventsSql].map((sql) => this.stmt(paged(sql(p.key, b.sql))).all(...params) as Row[]);
+    } else {
+      const params = [...b.params, r, asOf, asOf, Math.min(asOf, r), ns, p.from, p.to, ...tail];
+      lists = [tailSql, takeBackTailSql].map((sql) => this.stmt(paged(sql(p.key, b.sql))).all(...params) as Row[]);
+    }
     const bucketed = p.key === 'bucket';
-    return rows.map((x) => ({
-      bucketed,
-      key: typeof x.k === 'bigint' ? Number(x.k) : x.k,
-      n: x.n ?? 0n,
-      u: unitsOf(x.u0, x.u1, x.u2),
-      bn: x.bn ?? 0n,
-      bu: unitsOf(x.b0, x.b1, x.b2),
-    }));
+    return lists.map((rows) =>
+      rows.map((x) => ({
+        bucketed,
+        key: typeof x.k === 'bigint' ? Number(x.k) : x.k,
+        n: x.n ?? 0n,
+        u: unitsOf(x.u0, x.u1, x.u2),
+        bn: x.bn ?? 0n,
+        bu: unitsOf(x.b0, x.b1, x.b2),
+      })),
+    );
   }
 }
