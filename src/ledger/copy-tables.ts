@@ -19,7 +19,7 @@ export interface TableSpec extends Shape {
  * events carrying both `id` and `seq` (null for an event no epoch holds yet).
  */
 export interface TableRows {
-  /** The tables this ledger has (a ledger from before billable classification has no classifications, one from before schema 008 no meters). */
+  /** The tables this ledger has (a ledger from before billable classification has no classifications, one from before schema 008 no meters, 011 no limits, 012 no webhook tables). */
   readonly tables: readonly TableSpec[];
   count(spec: TableSpec): Promise<number>;
   batches(spec: TableSpec): AsyncIterable<Row[]>;

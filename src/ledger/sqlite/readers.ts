@@ -211,7 +211,7 @@ function copySource(db: Db, file: string): SqliteCopySource {
     db.prepare('SELECT coalesce(max(last_seq), 0) FROM epochs').safeIntegers(true).pluck().get(),
     'epochs.last_seq',
   );
-  // A ledger from before a table existed (classifications: 005, meters: 008) has none of its rows.
+  // A ledger from before a table existed (classifications: 005, meters: 008, limits: 011, webhooks: 012) has none of its rows.
   const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
   const tables = TABLES.filter((t) => !OPTIONAL_TABLES.includes(t) || hasTable.get(t.table) !== undefined);
   // A source from before key rights (schema < 7) has no rights column: its keys have exactly
