@@ -227,7 +227,9 @@ export async function checkLimits(
     let fast = cached.get(item.namespace);
     if (!fast && cache) {
       const ls = (await limits).filter((l) => l.hard !== null && cacheable(l, now));
-      cached.set(item.namespace, (fast = cache.measure(ledger, owner, item.namespace, ls, now, reach, asOf)));
+      // No limit to measure: nothing to read.
+      fast = ls.length === 0 ? Promise.resolve(null) : cache.measure(ledger, owner, item.namespace, ls, now, reach, asOf);
+      cached.set(item.namespace, fast);
     }
     const quickly = await fast;
     let best: { answer: CheckAnswer; remaining: bigint | null } | undefined;
