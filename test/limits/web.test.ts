@@ -68,7 +68,15 @@ describe.skipIf(!browserPath)('limits on the usage page', () => {
     );
     expect(rows).toEqual([
       ['all-events', 'events of every action', 'all time', '1', '—', '—', 'none'],
-      ['chat-month', 'units of chat', expect.stringMatching(/^this month \(UTC\), until /), '6', '10', '4', expect.stringMatching(/^50 %( at .+, no webhook)?$/)],
+      [
+        'chat-month',
+        'units of chat',
+        expect.stringMatching(/^this month \(UTC\), until /),
+        '6',
+        '10',
+        '4',
+        expect.stringMatching(/^50 %( at .+, no webhook)?$/),
+      ],
     ]);
     expect(await page.textContent('#limits-note')).toMatch(/^Exact as of ledger position \d+\.$/);
     await page.close();
