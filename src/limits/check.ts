@@ -103,10 +103,22 @@ export const MAX_TAIL_ROWS = 50_000;
 
 interface Tail {
   reach: number;
-  /** Every not-rolled-up event with id ≤ pos is summed in rows. */
+  /** Every not-rolled-up event with id ≤ pos is summed in rows and sums. */
   pos: number;
   rows: Map<string, TailRow>;
+  /** Per limit (the sealed cache's key), its part of rows, kept up to date as rows grow. */
+  sums: Map<string, TailSum>;
 }
+
+interface TailSum {
+  from: number;
+  to: number;
+  wanted: Set<string> | null;
+  n: bigint;
+  units: bigint;
+}
+
+const counts = (s: TailSum, x: TailRow) => x.bucket >= s.from && x.bucket < s.to && (s.wanted === null || s.wanted.has(x.action));
 
 const tailKey = (action: string, bucket: number) => `${bucket}\u0000${action}`;
 
@@ -155,40 +167,49 @@ export class UsageCache {
     const kept = this.tails.get(namespace);
     // Past the last read, when it holds the same reach and no later position than asked.
     const from = kept && kept.reach === reach && kept.pos <= asOf ? kept : undefined;
-    const t = await ledger.limits.tally(namespace, reach, from?.pos ?? 0, asOf, asks);
+    const fromPos = from?.pos ?? 0;
+    const t = await ledger.limits.tally(namespace, reach, fromPos, asOf, asks);
     if (t.reach !== reach) return null;
     for (const [j, i] of missing.entries()) {
       sealedOf[i] = t.sealed[j]!;
       remember(this.sealed, keys[i]!, t.sealed[j]!, MAX_SEALED_CACHED);
     }
-    let rows = from?.rows ?? new Map<string, TailRow>();
-    if (t.tail.length > 0) {
-      // A new map, not the kept one: another owner's round may be summing over it.
-      rows = new Map(rows);
-      for (const x of t.tail) {
-        const k = tailKey(x.action, x.bucket);
-        const had = rows.get(k);
-        rows.set(k, had ? { ...had, n: had.n + x.n, units: had.units + x.units } : x);
-      }
+    // Another round moved the kept tail on meanwhile: what this one read may be in it already.
+    if (from && (this.tails.get(namespace) !== from || from.pos !== fromPos)) return null;
+    const tail: Tail = from ?? { reach, pos: 0, rows: new Map(), sums: new Map() };
+    // Updated in place, with no await until it is consistent again (pos last).
+    for (const x of t.tail) {
+      const k = tailKey(x.action, x.bucket);
+      const had = tail.rows.get(k);
+      tail.rows.set(k, had ? { ...had, n: had.n + x.n, units: had.units + x.units } : x);
+      for (const sum of tail.sums.values())
+        if (counts(sum, x)) {
+          sum.n += x.n;
+          sum.units += x.units;
+        }
     }
-    const latest = this.tails.get(namespace);
-    if (rows.size <= MAX_TAIL_ROWS && !(latest && latest.reach === reach && latest.pos > asOf))
-      remember(this.tails, namespace, { reach, pos: asOf, rows }, MAX_TAILS_CACHED);
+    tail.pos = asOf;
+    if (tail.sums.size > MAX_SEALED_CACHED) tail.sums.clear();
     const out = new Map<string, LimitUsage>();
     for (const [i, limit] of limits.entries()) {
       const period = periods[i]!;
-      const to = period.to ?? END_OF_TIME;
-      const s = sealedOf[i]!;
-      const wanted = limit.actions === null ? null : new Set(limit.actions);
-      let n = s.n;
-      let units = s.units;
-      for (const x of rows.values())
-        if (x.bucket >= period.from && x.bucket < to && (wanted === null || wanted.has(x.action))) {
-          n += x.n;
-          units += x.units;
-        }
+      let sum = tail.sums.get(keys[i]!);
+      if (!sum) {
+        // A limit new to this tail: its part of every row, once.
+        sum = { from: period.from, to: period.to ?? END_OF_TIME, wanted: limit.actions && new Set(limit.actions), n: 0n, units: 0n };
+        for (const x of tail.rows.values())
+          if (counts(sum, x)) {
+            sum.n += x.n;
+            sum.units += x.units;
+          }
+        tail.sums.set(keys[i]!, sum);
+      }
+      const n = sealedOf[i]!.n + sum.n;
+      const units = sealedOf[i]!.units + sum.units;
       out.set(limit.id, { limit, period, used: limit.measure === 'events' ? n : units, as_of: asOf });
     }
+    if (tail.rows.size > MAX_TAIL_ROWS) this.tails.delete(namespace);
+    else remember(this.tails, namespace, tail, MAX_TAILS_CACHED);
     return out;
   }
 }
