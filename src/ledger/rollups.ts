@@ -139,11 +139,22 @@ export const pagedInSql = (q: UsageQuery): boolean => q.limit !== undefined && W
 /**
  * Where a paged read goes on, or null when out is the whole page. Rows rolled up past a paged
  * snapshot are cancelled by the tail, so a part's limit + 1 keys can leave fewer than limit groups
- * up to the bound: the engine reads again after the bound, keeping what it has, until the page is
- * full or no part is cut short (the bound only rises, so this ends).
+ * up to the bound: the engine reads again after the bound, keeping the rows up to it (those past
+ * it are read again), until the page is full or no part is cut short (the bound only rises).
  */
-export const readOnFrom = (q: UsageQuery, out: UsageResult, bound: string | null): string | null =>
-  bound !== null && out.groups.length < q.limit! ? bound : null;
+export function readOnFrom(
+  q: UsageQuery,
+  out: UsageResult,
+  bound: string | null,
+  rows: Array<{ key: string | number | null }>,
+): string | null {
+  if (bound === null || out.groups.length >= q.limit!) return null;
+  // Rows past the bound are read again from it: keep only those up to it, or they count twice.
+  let kept = 0;
+  for (const r of rows) if (byCodePoint(r.key as string, bound) <= 0) rows[kept++] = r;
+  rows.length = kept;
+  return bound;
+}
 
 /** The smaller of two text keys in byte order (null: none). */
 export const lowerBound = (a: string | null, b: string | null): string | null =>

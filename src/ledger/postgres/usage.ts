@@ -182,7 +182,7 @@ export class PgUsageStore implements UsageStore {
           }
           rows.push(...got);
           const out = foldUsageParts(q, rows, { totals, bound });
-          after = readOnFrom(q, out, bound);
+          after = readOnFrom(q, out, bound, rows);
           if (after === null) {
             await client.query('COMMIT');
             return out;

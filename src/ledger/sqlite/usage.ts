@@ -188,7 +188,7 @@ export class SqliteUsageStore implements UsageStore {
             }
           }
           const out = foldUsageParts(q, rows, { totals, bound });
-          after = readOnFrom(q, out, bound);
+          after = readOnFrom(q, out, bound, rows);
           if (after === null) return out;
         }
       }
