@@ -432,7 +432,9 @@ forEachEngine((fresh, engine) => {
       expect(text).toMatch(/receipts_ingest_events_total\{result="rejected"\} 1/);
       expect(text).toMatch(/receipts_ledger_commit_batch_events_count 2/);
       expect(text).toMatch(/receipts_ledger_commit_batch_events_sum 6/);
-      expect(text).toMatch(/receipts_http_request_duration_seconds_bucket\{le="0.1",method="POST",route="\/v1\/events"\} 2/);
+      // Both requests are in the histogram (which bucket depends on the machine's load: not asserted).
+      expect(text).toMatch(/receipts_http_request_duration_seconds_bucket\{le="0.1",method="POST",route="\/v1\/events"\} [0-2]\n/);
+      expect(text).toMatch(/receipts_http_request_duration_seconds_bucket\{le="\+Inf",method="POST",route="\/v1\/events"\} 2/);
       expect(text).toMatch(/process_resident_memory_bytes/);
     });
   });
