@@ -91,8 +91,9 @@ type Changes = {
   artifact_digest?: string | undefined;
 };
 const CHANGE_FIELDS = ['units', 'caller', 'action', 'artifact_digest'] as const;
+const hasChanges = (b: Changes) => CHANGE_FIELDS.some((f) => b[f] !== undefined);
 
-function changesOf(b: Changes): CorrectionToWrite['changes'] {
+function changesOf(b: Changes): NonNullable<CorrectionToWrite['changes']> {
   const c: NonNullable<CorrectionToWrite['changes']> = {};
   for (const f of CHANGE_FIELDS) if (b[f] !== undefined) (c as Record<string, unknown>)[f] = b[f];
   return c;
@@ -138,7 +139,7 @@ export function correctionRoutes(app: FastifyInstance, opts: CorrectionRouteOpti
     b: Changes & { request_id: string; reason?: string | undefined },
   ) => {
     const principal = principalOf(request);
-    if (kind === 'amend' && Object.keys(changesOf(b) ?? {}).length === 0) {
+    if (kind === 'amend' && !hasChanges(b)) {
       throw new ApiError('invalid_body', { problem: NOTHING_TO_AMEND.message }, [NOTHING_TO_AMEND]);
     }
     const now = opts.now();
@@ -224,11 +225,11 @@ export function correctionRoutes(app: FastifyInstance, opts: CorrectionRouteOpti
           };
           return;
         }
-        if (b.kind === 'amend' && Object.keys(changesOf(b) ?? {}).length === 0) {
+        if (b.kind === 'amend' && !hasChanges(b)) {
           results[i] = { status: 'rejected', request_id: b.request_id, errors: [NOTHING_TO_AMEND] };
           return;
         }
-        if (b.kind === 'void' && CHANGE_FIELDS.some((f) => b[f] !== undefined)) {
+        if (b.kind === 'void' && hasChanges(b)) {
           const f = CHANGE_FIELDS.find((x) => b[x] !== undefined)!;
           results[i] = {
             status: 'rejected',
