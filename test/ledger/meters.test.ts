@@ -9,7 +9,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_AGE_MS, DEFAULT_MAX_FUTURE_MS, validateEvent, type NormalizedEvent } from '../../src/event/validate.ts';
 import { AGGREGATIONS, type Ledger, MeterError, type MeterUsageQuery, type MeterVersion } from '../../src/ledger/index.ts';
-import { instantIn } from '../../src/ledger/meters.ts';
+import { instantIn, planMeterQuery } from '../../src/ledger/meters.ts';
 import { byCodePoint } from '../../src/ledger/rollups.ts';
 import { sealNext } from '../../src/seal/sealer.ts';
 import { type Window, windowsOf } from '../../src/usage/time-zone.ts';
@@ -256,6 +256,7 @@ forEachEngine((fresh, engine) => {
       await correct(r.int(5, 20));
 
       let checked = 0;
+      let counted = 0; // unique_count questions whose rollup callers are counted in SQL (distinct)
       for (let i = 0; i < 700; i++) {
         const m = r.pick(meters);
         const window = r.pick(WINDOWS);
@@ -279,10 +280,32 @@ forEachEngine((fresh, engine) => {
         };
         const want = oracle(stored, q, m.versions);
         const got = await ledger.meters.usage(q);
+        if (planMeterQuery(q, m.versions).parts.some((p) => p.kind === 'distinct')) counted++;
         expect({ windows: got.windows, total: got.total }, `${engine} seed ${seed}, query ${JSON.stringify(q)}`).toEqual(want);
         checked++;
       }
       expect(checked).toBe(700);
+      // Distinct callers counted in SQL (every caller day with n > 0, less the callers the tail and
+      // the edges touch, which are counted from all their rows): unique_count of every action by
+      // day or month in UTC, over whole days and days cut at either edge.
+      const unique = meters.find((m) => m.name === 'unique_count-all')!;
+      for (let i = 0; i < 150; i++) {
+        const a = Math.floor((start + r.int(-1, 29) * DAY) / DAY) * DAY + r.pick([0, 0, r.int(1, DAY - 1)]);
+        const q: MeterUsageQuery = {
+          owner: 'acme',
+          name: unique.name,
+          namespace: r.next() < 0.9 ? 'acme/prod' : 'acme/dev',
+          from: a,
+          to: a + r.int(2, 32) * DAY + r.pick([0, 0, r.int(1, DAY - 1), -r.int(1, DAY - 1)]),
+          window: r.pick(['day', 'month'] as const),
+          tz: 'UTC',
+        };
+        if (planMeterQuery(q, unique.versions).parts.some((p) => p.kind === 'distinct')) counted++;
+        expect(await ledger.meters.usage(q), `${engine} seed ${seed}, query ${JSON.stringify(q)}`).toMatchObject(
+          oracle(stored, q, unique.versions),
+        );
+      }
+      expect(counted, 'unique_count questions counted in SQL').toBeGreaterThan(140);
       const latest = await ledger.epochs.latest();
       expect(latest?.last_seq ?? 0, `${engine}: sealed`).toBeGreaterThan(stored.length / 4);
       expect(corrections, 'corrections written').toBeGreaterThan(20);

@@ -17,7 +17,10 @@ import {
   type MeterUsageQuery,
   type MeterUsageResult,
   type MeterVersion,
+  type DistinctCounts,
+  distinctRanges,
   meterOfRow,
+  touchedCallers,
   nextVersion,
   planMeterQuery,
   isSum,
@@ -78,6 +81,7 @@ export function partSql(part: MeterPart, agg: Aggregation, ns: string, p: Params
     return `${select('rollup')} FROM usage_buckets WHERE namespace = ${nsP} AND bucket >= ${from} AND bucket < ${to}${filter}${
       sum ? '' : ` AND bucket NOT IN (${correctedBuckets})`
     }${group}`;
+  if (part.kind === 'distinct') throw new Error('a distinct part is counted (distinctSql), not read as rows');
   if (part.kind === 'callers')
     return `${select('rollup')} FROM usage_caller_days WHERE namespace = ${nsP} AND day >= ${from} AND day < ${to}${group}`;
   if (part.kind === 'corrected')
@@ -108,6 +112,36 @@ export function partSql(part: MeterPart, agg: Aggregation, ns: string, p: Params
     return `${select('sides')} FROM (SELECT ts, action, caller, units, 1 AS s FROM events WHERE ${range}
       UNION ALL SELECT ts, action, caller, units, -1 FROM (${takeBacks(range)}) AS t) AS events WHERE true${filter}${group}`;
   return `${select('heads')} FROM events WHERE ${range} AND kind <> 1 AND id NOT IN (${replaced})${filter}${group}`;
+}
+
+/**
+ * A distinct part's counts in one statement, each row tagged (x): per range (a window's days; one
+ * day's rows are distinct callers by the primary key, counted without a DISTINCT), over the part,
+ * and the touched callers' rows. Every count is one primary-key range.
+ */
+function distinctSql(part: MeterPart, ranges: ReturnType<typeof distinctRanges>, callers: string[], ns: string, p: Params): string {
+  const nsP = p.add(ns);
+  const starts = p.add(
+    ranges.map((r) => r.from),
+    '::int8[]',
+  );
+  const ends = p.add(
+    ranges.map((r) => r.to),
+    '::int8[]',
+  );
+  const from = p.add(part.from, '::int8');
+  const to = p.add(part.to, '::int8');
+  const days = (a: string, b: string) => `FROM usage_caller_days WHERE namespace = ${nsP} AND day >= ${a} AND day < ${b} AND n > 0`;
+  const sql = [
+    `SELECT 'w' AS x, w.s::text AS t, NULL::text AS c, (CASE WHEN w.e - w.s <= 86400000 THEN (SELECT count(*) ${days('w.s', 'w.e')})
+      ELSE (SELECT count(*) FROM (SELECT DISTINCT caller ${days('w.s', 'w.e')}) AS d) END)::text AS n
+      FROM unnest(${starts}, ${ends}) AS w(s, e)`,
+    `SELECT 't', NULL, NULL, (SELECT count(*) FROM (SELECT DISTINCT caller ${days(from, to)}) AS d)::text`,
+  ];
+  if (callers.length > 0)
+    sql.push(`SELECT 'c', day::text, caller, n::text FROM usage_caller_days
+      WHERE namespace = ${nsP} AND day >= ${from} AND day < ${to} AND caller = ANY(${p.add(callers, '::text[]')})`);
+  return sql.join('\nUNION ALL ');
 }
 
 type Row = Record<'t' | 'n' | 'u' | 'mn' | 'mx' | 'lt' | 'lo' | 'lu', string | null> & { g: string | null; c: string | null };
@@ -164,34 +198,51 @@ export class PgMeterStore implements MeterStore {
   }
 
   async usage(q: MeterUsageQuery): Promise<MeterUsageResult> {
-    const { plan, rows } = await transaction(this.pool, async (client) => {
+    const { plan, rows, distinct } = await transaction(this.pool, async (client) => {
       await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       const plan = planMeterQuery(q, await this.versionsOn(client, q.owner, q.name));
-      if (plan.parts.length === 0) return { plan, rows: [] as Row[] };
+      if (plan.parts.length === 0) return { plan, rows: [] as MeterRow[] };
       const head = await client.query<{ r: string; sealed: string }>(REACH);
       const reach = { r: Number(head.rows[0]!.r), sealed: Number(head.rows[0]!.sealed) };
       const p = new Params();
-      const text = plan.parts.map((part) => `(${partSql(part, plan.aggregation, q.namespace, p, reach)})`).join('\nUNION ALL ');
-      return { plan, rows: (await client.query<Row>({ text, values: p.values })).rows };
+      const text = plan.parts
+        .filter((part) => part.kind !== 'distinct')
+        .map((part) => `(${partSql(part, plan.aggregation, q.namespace, p, reach)})`)
+        .join('\nUNION ALL ');
+      const rows = text === '' ? [] : (await client.query<Row>({ text, values: p.values })).rows.map(meterRow);
+      const part = plan.parts.find((x) => x.kind === 'distinct');
+      if (!part) return { plan, rows };
+      const d = new Params();
+      const counts = await client.query<{ x: 'w' | 't' | 'c'; t: string | null; c: string | null; n: string }>({
+        text: distinctSql(part, distinctRanges(part, plan.windows), touchedCallers(rows), q.namespace, d),
+        values: d.values,
+      });
+      const distinct: DistinctCounts = { windows: [], total: 0, touched: [] };
+      for (const r of counts.rows)
+        if (r.x === 'w') {
+          if (r.n !== '0') distinct.windows.push({ t: Number(r.t), k: Number(r.n) });
+        } else if (r.x === 't') distinct.total = Number(r.n);
+        else
+          distinct.touched.push({
+            ...meterRow({ t: r.t, g: null, c: r.c, n: r.n, u: null, mn: null, mx: null, lt: null, lo: null, lu: null }),
+          });
+      return { plan, rows, distinct };
     });
-    return foldMeter(
-      q,
-      plan.aggregation,
-      plan.windows,
-      rows.map(
-        (r): MeterRow => ({
-          t: Number(r.t),
-          g: r.g,
-          c: r.c,
-          n: r.n === null ? 0n : BigInt(r.n),
-          u: r.u === null ? 0n : BigInt(r.u),
-          mn: num(r.mn),
-          mx: num(r.mx),
-          lt: num(r.lt),
-          lo: r.lo === null ? null : BigInt(r.lo),
-          lu: num(r.lu),
-        }),
-      ),
-    );
+    return foldMeter(q, plan.aggregation, plan.windows, rows, distinct);
   }
+}
+
+function meterRow(r: Row): MeterRow {
+  return {
+    t: Number(r.t),
+    g: r.g,
+    c: r.c,
+    n: r.n === null ? 0n : BigInt(r.n),
+    u: r.u === null ? 0n : BigInt(r.u),
+    mn: num(r.mn),
+    mx: num(r.mx),
+    lt: num(r.lt),
+    lo: r.lo === null ? null : BigInt(r.lo),
+    lu: num(r.lu),
+  };
 }

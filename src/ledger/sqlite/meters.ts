@@ -16,7 +16,10 @@ import {
   type MeterUsageQuery,
   type MeterUsageResult,
   type MeterVersion,
+  type DistinctCounts,
+  distinctRanges,
   meterOfRow,
+  touchedCallers,
   nextVersion,
   planMeterQuery,
   isSum,
@@ -77,6 +80,7 @@ export function partSql(p: MeterPart, agg: Aggregation): string {
   if (p.kind === 'buckets')
     return `${select('bucket', 'rollup')} FROM usage_buckets
       WHERE namespace = @ns AND bucket >= @from AND bucket < @to${filter}${sum ? '' : ` AND bucket NOT IN (${CORRECTED_BUCKETS})`} GROUP BY 1, 2, 3`;
+  if (p.kind === 'distinct') throw new Error('a distinct part is counted (DISTINCT_SQL), not read as rows');
   if (p.kind === 'callers')
     return `${select('day', 'rollup')} FROM usage_caller_days
       WHERE namespace = @ns AND day >= @from AND day < @to GROUP BY 1, 2, 3`;
@@ -110,6 +114,22 @@ function sides(agg: Aggregation, select: string, filter: string, from: string, w
       ${select} FROM (SELECT *, -1 AS s FROM (${takeBacks(CORRECTIONS, where)})) WHERE true${filter} GROUP BY 1, 2, 3)
     GROUP BY 1, 2, 3`;
 }
+
+/**
+ * A distinct part's counts: per range (a window's days; one day's rows are distinct callers by the
+ * primary key, so they are counted without a temporary b-tree), then over the part. Each count is
+ * one primary-key range; the ranges go in as JSON and drive the join (a correlated subquery, so
+ * the planner cannot turn it around).
+ */
+const DISTINCT_SQL = {
+  windows: `SELECT w.s AS t, CASE WHEN w.e - w.s <= 86400000
+      THEN (SELECT count(*) FROM usage_caller_days WHERE namespace = @ns AND day >= w.s AND day < w.e AND n > 0)
+      ELSE (SELECT count(DISTINCT caller) FROM usage_caller_days WHERE namespace = @ns AND day >= w.s AND day < w.e AND n > 0) END AS k
+    FROM (SELECT value ->> 0 AS s, value ->> 1 AS e FROM json_each(@ranges)) AS w`,
+  total: 'SELECT count(DISTINCT caller) FROM usage_caller_days WHERE namespace = @ns AND day >= @from AND day < @to AND n > 0',
+  touched: `SELECT day AS t, caller AS c, n FROM usage_caller_days
+    WHERE namespace = @ns AND day >= @from AND day < @to AND caller IN (SELECT value FROM json_each(@callers))`,
+} as const;
 
 type Row = {
   t: bigint;
@@ -195,11 +215,45 @@ export class SqliteMeterStore implements MeterStore {
 
   async usage(q: MeterUsageQuery): Promise<MeterUsageResult> {
     // One read transaction: the versions, the rollups' reach and every part from one snapshot.
-    const { plan, rows } = this.db.transaction(() => {
+    const { plan, rows, distinct } = this.db.transaction(() => {
       const plan = planMeterQuery(q, this.versionsSync(q.owner, q.name));
-      return { plan, rows: plan.parts.length === 0 ? [] : this.run(plan.parts, plan.aggregation, q.namespace) };
+      const rows = this.run(
+        plan.parts.filter((p) => p.kind !== 'distinct'),
+        plan.aggregation,
+        q.namespace,
+      );
+      const part = plan.parts.find((p) => p.kind === 'distinct');
+      return { plan, rows, distinct: part && this.distinct(part, plan.windows, q.namespace, rows) };
     })();
-    return foldMeter(q, plan.aggregation, plan.windows, rows);
+    return foldMeter(q, plan.aggregation, plan.windows, rows, distinct);
+  }
+
+  private distinct(part: MeterPart, windows: Parameters<typeof distinctRanges>[1], ns: string, rows: MeterRow[]): DistinctCounts {
+    const ranges = distinctRanges(part, windows);
+    const range = { ns, from: part.from, to: part.to };
+    const perWindow = (
+      this.stmt(DISTINCT_SQL.windows).all({ ns, ranges: JSON.stringify(ranges.map((r) => [r.from, r.to])) }) as Array<{
+        t: number;
+        k: number;
+      }>
+    ).filter((w) => w.k > 0);
+    // One range over the whole part is its total.
+    const total =
+      ranges.length === 1 && ranges[0]!.from === part.from && ranges[0]!.to === part.to
+        ? (perWindow[0]?.k ?? 0)
+        : (this.stmt(DISTINCT_SQL.total).pluck().get(range) as number);
+    const callers = touchedCallers(rows);
+    const touched =
+      callers.length === 0
+        ? []
+        : (
+            this.stmt(DISTINCT_SQL.touched, true).all({ ...range, callers: JSON.stringify(callers) }) as Array<{
+              t: bigint;
+              c: string;
+              n: bigint;
+            }>
+          ).map((x): MeterRow => ({ t: Number(x.t), g: null, c: x.c, n: x.n, u: 0n, mn: null, mx: null, lt: null, lo: null, lu: null }));
+    return { windows: perWindow, total, touched };
   }
 
   private run(parts: MeterPart[], agg: Aggregation, ns: string): MeterRow[] {
