@@ -156,6 +156,16 @@ export function readOnFrom(
   return bound;
 }
 
+/**
+ * The totals of a paged read when its first round already holds them (every group of every part
+ * read, from the first key: no part cut short, no cursor): the rows' sums, so the engine need not
+ * read every part again by 'none' (which doubled "all time by action"). Null: read the totals.
+ */
+export function totalsOfWholeRead(q: UsageQuery, bound: string | null, rows: readonly PartRow[]): PartRow[] | null {
+  if (bound !== null || (q.after ?? '') !== '') return null;
+  return rows.map((r) => ({ key: null, n: r.n, u: r.u, bn: r.bn, bu: r.bu }));
+}
+
 /** The smaller of two text keys in byte order (null: none). */
 export const lowerBound = (a: string | null, b: string | null): string | null =>
   a === null ? b : b === null ? a : byCodePoint(a, b) <= 0 ? a : b;

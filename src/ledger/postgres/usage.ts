@@ -18,6 +18,8 @@ import {
   lowerBound,
   pagedInSql,
   readOnFrom,
+  totalsOfWholeRead,
+  type PartRow,
 } from '../rollups.ts';
 
 export const KEY_EXPR: Record<PartKey, string> = {
@@ -163,14 +165,7 @@ export class PgUsageStore implements UsageStore {
       if (pagedInSql(q)) {
         // Text groups a page at a time in the database (never every caller in memory): each
         // part's first limit + 1 keys after the page's start ("C" order), and its totals apart.
-        const totals = await this.run(
-          client,
-          q,
-          parts.map((p) => ({ ...p, key: 'none' as const })),
-          stored,
-          asOf,
-          reach,
-        );
+        let totals: PartRow[] | undefined;
         const rows: Awaited<ReturnType<typeof this.run>> = [];
         for (let after: string | null = q.after ?? ''; ; ) {
           const page = { after, rows: q.limit! + 1 };
@@ -181,6 +176,16 @@ export class PgUsageStore implements UsageStore {
             if (mine.length === page.rows) bound = lowerBound(bound, mine.at(-1)!.key as string);
           }
           rows.push(...got);
+          totals ??=
+            totalsOfWholeRead(q, bound, rows) ??
+            (await this.run(
+              client,
+              q,
+              parts.map((p) => ({ ...p, key: 'none' as const })),
+              stored,
+              asOf,
+              reach,
+            ));
           const out = foldUsageParts(q, rows, { totals, bound });
           after = readOnFrom(q, out, bound, rows);
           if (after === null) {

@@ -13,7 +13,9 @@ import {
   readOnFrom,
   planUsage,
   splitParts,
+  totalsOfWholeRead,
   withoutSplit,
+  type PartRow,
   type PartKey,
   type TaggedRow,
   type UsagePart,
@@ -176,7 +178,7 @@ export class SqliteUsageStore implements UsageStore {
       if (pagedInSql(q)) {
         // Text groups a page at a time in the database (never every caller in memory): each
         // part's first limit + 1 keys after the page's start, and each part's totals apart.
-        const totals = parts.flatMap((p) => this.part({ ...p, key: 'none' }, b, r, asOf, q.namespace).flat());
+        let totals: PartRow[] | undefined;
         const rows: TaggedRow[] = [];
         for (let after: string | null = q.after ?? ''; ; ) {
           const page = { after, rows: q.limit! + 1 };
@@ -187,6 +189,8 @@ export class SqliteUsageStore implements UsageStore {
               rows.push(...got);
             }
           }
+          totals ??=
+            totalsOfWholeRead(q, bound, rows) ?? parts.flatMap((p) => this.part({ ...p, key: 'none' }, b, r, asOf, q.namespace).flat());
           const out = foldUsageParts(q, rows, { totals, bound });
           after = readOnFrom(q, out, bound, rows);
           if (after === null) return out;
