@@ -15,7 +15,7 @@
 // Progress on stderr; the table on stdout, then one line of JSON.
 import { spawnSync } from 'node:child_process';
 import { hash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -40,6 +40,8 @@ const { values: cli } = parseArgs({
     // The raw-events check and baseline only at scales up to this many events (on the shared
     // machine SQLite read 1M events of random ts through the (namespace, ts) index in 16–54 s).
     'raw-max': { type: 'string' },
+    // Leave the SQLite ledger in this folder (for EXPLAIN and profiles after the run).
+    keep: { type: 'string' },
   },
 });
 if (cli.engine !== 'sqlite' && cli.engine !== 'postgres') throw new Error(`--engine must be sqlite or postgres, not "${cli.engine}"`);
@@ -474,7 +476,8 @@ function print(small: ScaleFigures, big: ScaleFigures | undefined): void {
   );
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'bench-usage-'));
+const dir = cli.keep ?? mkdtempSync(join(tmpdir(), 'bench-usage-'));
+if (cli.keep) mkdirSync(dir, { recursive: true });
 const cluster = cli.engine === 'postgres' ? await startPostgres() : null;
 if (cli.engine === 'postgres' && !cluster)
   throw new Error('--engine postgres needs PostgreSQL installed (initdb and pg_ctl): apt-get install postgresql');
@@ -497,6 +500,7 @@ try {
   }
 } finally {
   await cluster?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  if (cli.keep) log(`the ledger is kept in ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
 }
 process.exit(0);
