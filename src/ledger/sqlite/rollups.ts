@@ -1,6 +1,7 @@
 // Writing the usage rollups on SQLite (docs/design.md "Usage rollups"): one epoch's events added
 // to the buckets and caller days, in the transaction that seals the epoch (or, for epochs sealed
 // before rollups existed, one epoch per transaction when the sealer starts).
+import { availableParallelism } from 'node:os';
 import type { ClassificationPeriod } from '../../event/classification.ts';
 import { periodOfRow, type ClassificationRow } from '../classification-periods.ts';
 import type { RollupProgress } from '../rollup-check.ts';
@@ -100,7 +101,15 @@ export function aggregateRun(db: Db, lo: number, hi: number): RunRollup {
       .raw()
       .safeIntegers(true)
       .all({ lo, hi }, ...b.params, ...b.params) as unknown[][];
-  return { buckets: rows(selectBuckets(b.sql)), callers: rows(selectCallers(b.sql)) };
+  // Each GROUP BY sorts the run's rows (1M: ~1.5 s each); SQLite's sorter merges on helper
+  // threads when allowed, 20–35 % less here (docs/performance.md). Only for these statements.
+  const threads = db.pragma('threads', { simple: true }) as number;
+  db.pragma(`threads = ${Math.max(0, Math.min(4, availableParallelism() - 1))}`);
+  try {
+    return { buckets: rows(selectBuckets(b.sql)), callers: rows(selectCallers(b.sql)) };
+  } finally {
+    db.pragma(`threads = ${threads}`);
+  }
 }
 
 /**
