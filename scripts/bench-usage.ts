@@ -499,7 +499,8 @@ try {
     await engine.close();
   }
 } finally {
-  await cluster?.stop();
+  if (cli.keep && cluster) log(`the PostgreSQL cluster is left running: ${cluster.url} (stop it with pg_ctl -D <its data directory> stop)`);
+  else await cluster?.stop();
   if (cli.keep) log(`the ledger is kept in ${dir}`);
   else rmSync(dir, { recursive: true, force: true });
 }

@@ -23,6 +23,11 @@ export function inProcessSealer(ledger: Ledger, logKey?: SigningKey, logger?: Fa
 export function catchUpLogger(logger?: FastifyBaseLogger): (phase: string, d: Record<string, number>) => void {
   let last = 0;
   return (phase, d) => {
+    if (phase === 'analyze-failed')
+      logger?.warn(
+        { epoch: d.epoch },
+        `planner statistics: ANALYZE events (seq) failed after sealing epoch ${d.epoch}; usage may read the whole events table until autovacuum analyzes it: let the service's role own the events table, or run ANALYZE events after large seals`,
+      );
     if (phase !== 'rollup-catch-up' || !logger) return;
     const now = Date.now();
     if (d.done !== d.of && now - last < 5_000) return;

@@ -849,6 +849,52 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
       }
     });
 
+    it('a large seal leaves the planner knowing its rows are sealed: the tail reads the unsealed index at once', async () => {
+      const url = await freshDatabase(cluster!.url);
+      const ledger = await open(url, { groupCommit: { maxBatchEvents: 5000 } });
+      try {
+        // Autovacuum off for this table, so that only the seal can have analyzed it since.
+        await sql(url, 'ALTER TABLE events SET (autovacuum_enabled = false)');
+        const day = 86_400_000;
+        for (let b = 0; b < 3; b++)
+          await ledger.events.write(Array.from({ length: 4000 }, (_, i) => item(ev({ caller: `c${i % 7}`, ts: NOW - (i % 30) * day }))));
+        await sql(url, 'ANALYZE events');
+        const nullFrac = async () =>
+          Number(
+            (await sql<{ f: number }>(url, "SELECT null_frac AS f FROM pg_stats WHERE tablename = 'events' AND attname = 'seq'"))[0]!.f,
+          );
+        expect(await nullFrac(), 'before the seal: every row unsealed').toBe(1);
+        await ledger.leadership.start(() => {});
+        for (let i = 0; i < 200 && ledger.leadership.role() !== 'leader'; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(await ledger.epochs.sealNext(seal(12_000))).toMatchObject({ size: 12_000 });
+        expect(await nullFrac(), 'after it: sealed, as the planner now knows').toBe(0);
+        const c = new pg.Client({ connectionString: url });
+        await c.connect();
+        try {
+          const p = new Params();
+          const text = partSql(
+            { kind: 'tail', key: 'action', from: NOW - 7 * day, to: NOW },
+            'acme/prod',
+            Number.MAX_SAFE_INTEGER,
+            'true',
+            p,
+            {
+              r: 12_000,
+              sealed: 12_000,
+            },
+          );
+          const nodes = await planNodes(c, text, p.values);
+          // Through an index on seq (the unsealed one, or the unique one: both find seq IS NULL at once).
+          expect(nodes.some((n) => n['Index Name'] === 'events_unsealed' || n['Index Name'] === 'events_seq_key')).toBe(true);
+          expect(nodes.filter((n) => String(n['Node Type']).includes('Seq Scan') && n['Relation Name'] === 'events')).toEqual([]);
+        } finally {
+          await c.end();
+        }
+      } finally {
+        await ledger.close();
+      }
+    });
+
     it('runs on the (namespace, ts) index, never a full scan (EXPLAIN on an ANALYZEd table)', async () => {
       const url = await freshDatabase(cluster!.url);
       const ledger = await open(url, { groupCommit: { maxBatchEvents: 5000 } });

@@ -36,6 +36,8 @@ const CHUNKS_PER_STATEMENT = 256;
 const BUILD_SHARE_OF_LEASE = 1 / 4;
 /** Fewest events a run is cut to, whatever the measured speed (one slow build must not starve sealing). */
 const MIN_RUN = 100;
+/** An epoch this large is followed by ANALYZE of the seq column (analyzeSeq). */
+const ANALYZE_AFTER_EVENTS = 10_000;
 
 /** Unsealed events per read while a run is read (a page parses in a few ms). */
 const READ_PAGE = 5_000;
@@ -151,7 +153,7 @@ export class PgEpochStore implements EpochStore {
       this.buildMsPerEvent > 0
         ? Math.min(request.maxEvents, Math.max(MIN_RUN, Math.floor(budget / this.buildMsPerEvent)))
         : request.maxEvents;
-    return sealWith(this.io, {
+    const sealed = await sealWith(this.io, {
       ...request,
       maxEvents,
       build: async (leaves) => {
@@ -161,6 +163,24 @@ export class PgEpochStore implements EpochStore {
         return tree;
       },
     });
+    if (sealed && sealed.size >= ANALYZE_AFTER_EVENTS) await this.analyzeSeq(sealed.epoch, request);
+    return sealed;
+  }
+
+  /**
+   * A large epoch just turned many unsealed rows (seq IS NULL) into sealed ones. Until autovacuum
+   * analyzes the table again (a minute or more later), the planner still believes they are
+   * unsealed and reads the usage tail ("seq IS NULL", at most an epoch) by a parallel scan of the
+   * whole table: 2M events, one day by action 309 ms against 7 ms once analyzed. So the column is
+   * analyzed now (a sample: ~0.25 s for 2M events, no lock that blocks writers). Best effort: a
+   * failure (a role that does not own the table) is reported, and the seal stands.
+   */
+  private async analyzeSeq(epoch: number, request: SealRequest): Promise<void> {
+    try {
+      await this.pool.query('ANALYZE events (seq)');
+    } catch {
+      request.progress?.('analyze-failed', { epoch });
+    }
   }
 
   async clearRollups(): Promise<void> {
