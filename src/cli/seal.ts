@@ -24,7 +24,12 @@ export function addSealCommand(program: Command): void {
             maxEvents: opts.maxEvents,
             progress: opts.json
               ? undefined
-              : (phase, d) => process.stderr.write(`  epoch ${d.epoch}: ${phase} ${plural(d.size!, 'event')}\n`),
+              : (phase, d) =>
+                  process.stderr.write(
+                    phase === 'analyze-failed'
+                      ? `  epoch ${d.epoch}: sealed; ANALYZE events (seq) failed or was not allowed (this role does not own events): run ANALYZE events as its owner, or usage may read the whole table until autovacuum does\n`
+                      : `  epoch ${d.epoch}: ${phase}${d.size === undefined ? '' : ` ${plural(d.size, 'event')}`}\n`,
+                  ),
           });
           if (!epoch) break;
           sealed.push(epoch);

@@ -851,7 +851,8 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
 
     it('a large seal leaves the planner knowing its rows are sealed: the tail reads the unsealed index at once', async () => {
       const url = await freshDatabase(cluster!.url);
-      const ledger = await open(url, { groupCommit: { maxBatchEvents: 5000 } });
+      // A long lease: a seal's run is capped by the share of the lease its build may take.
+      const ledger = await open(url, { groupCommit: { maxBatchEvents: 5000 }, leaseMs: 60_000 });
       try {
         // Autovacuum off for this table, so that only the seal can have analyzed it since.
         await sql(url, 'ALTER TABLE events SET (autovacuum_enabled = false)');
@@ -887,6 +888,19 @@ describe.skipIf(!cluster)('PostgreSQL engine', () => {
           // Through an index on seq (the unsealed one, or the unique one: both find seq IS NULL at once).
           expect(nodes.some((n) => n['Index Name'] === 'events_unsealed' || n['Index Name'] === 'events_seq_key')).toBe(true);
           expect(nodes.filter((n) => String(n['Node Type']).includes('Seq Scan') && n['Relation Name'] === 'events')).toEqual([]);
+          // While another session holds the lock ANALYZE needs (as a VACUUM or an index build
+          // would), the next large seal neither waits for it nor fails: it says the ANALYZE failed.
+          for (let b = 0; b < 3; b++)
+            await ledger.events.write(Array.from({ length: 4000 }, (_, i) => item(ev({ caller: `d${i % 7}`, ts: NOW - (i % 30) * day }))));
+          await c.query('BEGIN');
+          await c.query('LOCK TABLE events IN SHARE UPDATE EXCLUSIVE MODE');
+          const phases: string[] = [];
+          const started = Date.now();
+          const next = await ledger.epochs.sealNext({ ...seal(12_000), progress: (phase) => phases.push(phase) });
+          expect(next).toMatchObject({ size: 12_000 });
+          expect(phases).toContain('analyze-failed');
+          expect(Date.now() - started, 'the seal did not wait for the lock').toBeLessThan(20_000);
+          await c.query('ROLLBACK');
         } finally {
           await c.end();
         }
