@@ -160,6 +160,8 @@ export function readOnFrom(
  * The totals of a paged read when its first round already holds them (every group of every part
  * read, from the first key: no part cut short, no cursor): the rows' sums, so the engine need not
  * read every part again by 'none' (which doubled "all time by action"). Null: read the totals.
+ * Relies on text keys never being NULL or '' (callers and actions are not empty), as the first
+ * page's `k > ''` does: such a row would be in the totals by 'none' and not in these.
  */
 export function totalsOfWholeRead(q: UsageQuery, bound: string | null, rows: readonly PartRow[]): PartRow[] | null {
   if (bound !== null || (q.after ?? '') !== '') return null;
