@@ -165,7 +165,9 @@ forEachEngine((fresh, engine) => {
       await ledger.leadership.start(() => {});
       for (let i = 0; i < 200 && ledger.leadership.role() !== 'leader'; i++) await new Promise((r) => setTimeout(r, 20));
       // Mid-bucket: the range [at - DAY, at + DAY) then ends in a part-bucket read from its events.
-      const at = Math.floor((NOW - DAY) / 900_000) * 900_000 + 450_000;
+      // Two days back, so that at + DAY is in the past whatever NOW's place in its bucket (one day
+      // back put it up to 7.5 minutes in the future: refused past 5, a failure 1 run in 6).
+      const at = Math.floor((NOW - 2 * DAY) / 900_000) * 900_000 + 450_000;
       const write = async (actions: string[], ts = at) => {
         const res = await ledger.events.write(
           actions.map((action) => ({
