@@ -296,7 +296,8 @@ export function planMeter(q: MeterUsageQuery, aggregation: Aggregation, versions
 export interface DistinctCounts {
   /** Per window (distinctRanges): its start within the part and its count. */
   windows: Array<{ t: number; k: number }>;
-  total: number;
+  /** Over the whole part; left out (undefined) when one window is the whole part (totalApart). */
+  total?: number;
   /** The touched callers' rows of the part (t: the day; c: the caller; n). */
   touched: MeterRow[];
 }
@@ -311,6 +312,10 @@ export function distinctRanges(part: MeterPart, windows: ReturnType<typeof meter
   }
   return out;
 }
+
+/** Whether the part's total needs a count of its own: not when one range is the whole part. */
+export const totalApart = (part: MeterPart, ranges: ReadonlyArray<{ from: number; to: number }>): boolean =>
+  !(ranges.length === 1 && ranges[0]!.from === part.from && ranges[0]!.to === part.to);
 
 /** The callers the rows of the parts other than `distinct` name: read from the rollups one by one. */
 export function touchedCallers(rows: readonly MeterRow[]): string[] {
@@ -430,7 +435,7 @@ export function foldMeter(
   let baseTotal = 0;
   if (distinct) {
     for (const w of distinct.windows) base[windowOf(w.t)]! += w.k;
-    baseTotal = distinct.total;
+    baseTotal = distinct.total ?? distinct.windows.reduce((sum, w) => sum + w.k, 0);
     const inWindow = windows.map(() => new Set<string>());
     const inTotal = new Set<string>();
     for (const r of distinct.touched)

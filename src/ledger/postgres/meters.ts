@@ -20,6 +20,7 @@ import {
   type DistinctCounts,
   distinctRanges,
   meterOfRow,
+  totalApart,
   touchedCallers,
   nextVersion,
   planMeterQuery,
@@ -121,7 +122,7 @@ export function partSql(part: MeterPart, agg: Aggregation, ns: string, p: Params
  * (PostgreSQL scans 300,000 of them in parallel faster than it probes 30 key ranges, each row's n
  * a heap fetch): one-day ranges are counted by day (a day's rows are distinct callers by the
  * primary key), longer ones by (range, caller) pairs made distinct first, the range found by
- * width_bucket over the ranges' starts. The total is left out when one range is the whole part.
+ * width_bucket over the ranges' starts. The total only where it is apart (totalApart).
  */
 function distinctSql(part: MeterPart, ranges: ReturnType<typeof distinctRanges>, callers: string[], ns: string, p: Params): string {
   const nsP = p.add(ns);
@@ -139,7 +140,7 @@ function distinctSql(part: MeterPart, ranges: ReturnType<typeof distinctRanges>,
     sql.push(`SELECT 'w' AS x, (${starts})[i]::text AS t, NULL::text AS c, count(*)::text AS n
       FROM (SELECT DISTINCT width_bucket(day, ${starts}) AS i, caller ${days} AND n > 0) AS d GROUP BY i`);
   }
-  if (!(ranges.length === 1 && ranges[0]!.from === part.from && ranges[0]!.to === part.to))
+  if (totalApart(part, ranges))
     sql.push(`SELECT 't', NULL, NULL, (SELECT count(*) FROM (SELECT DISTINCT caller ${days} AND n > 0) AS d)::text`);
   if (callers.length > 0) sql.push(`SELECT 'c', day::text, caller, n::text ${days} AND caller = ANY(${p.add(callers, '::text[]')})`);
   return sql.join('\nUNION ALL ');
@@ -218,18 +219,15 @@ export class PgMeterStore implements MeterStore {
         text: distinctSql(part, distinctRanges(part, plan.windows), touchedCallers(rows), q.namespace, d),
         values: d.values,
       });
-      const distinct: DistinctCounts = { windows: [], total: 0, touched: [] };
-      let total: number | undefined;
+      const distinct: DistinctCounts = { windows: [], touched: [] };
       for (const r of counts.rows)
         if (r.x === 'w') {
           if (r.n !== '0') distinct.windows.push({ t: Number(r.t), k: Number(r.n) });
-        } else if (r.x === 't') total = Number(r.n);
+        } else if (r.x === 't') distinct.total = Number(r.n);
         else
           distinct.touched.push({
             ...meterRow({ t: r.t, g: null, c: r.c, n: r.n, u: null, mn: null, mx: null, lt: null, lo: null, lu: null }),
           });
-      // No total row: one range is the whole part, its count the total.
-      distinct.total = total ?? distinct.windows[0]?.k ?? 0;
       return { plan, rows, distinct };
     });
     return foldMeter(q, plan.aggregation, plan.windows, rows, distinct);

@@ -19,6 +19,7 @@ import {
   type DistinctCounts,
   distinctRanges,
   meterOfRow,
+  totalApart,
   touchedCallers,
   nextVersion,
   planMeterQuery,
@@ -237,11 +238,7 @@ export class SqliteMeterStore implements MeterStore {
         k: number;
       }>
     ).filter((w) => w.k > 0);
-    // One range over the whole part is its total.
-    const total =
-      ranges.length === 1 && ranges[0]!.from === part.from && ranges[0]!.to === part.to
-        ? (perWindow[0]?.k ?? 0)
-        : (this.stmt(DISTINCT_SQL.total).pluck().get(range) as number);
+    const total = totalApart(part, ranges) ? (this.stmt(DISTINCT_SQL.total).pluck().get(range) as number) : undefined;
     const callers = touchedCallers(rows);
     const touched =
       callers.length === 0
@@ -253,7 +250,7 @@ export class SqliteMeterStore implements MeterStore {
               n: bigint;
             }>
           ).map((x): MeterRow => ({ t: Number(x.t), g: null, c: x.c, n: x.n, u: 0n, mn: null, mx: null, lt: null, lo: null, lu: null }));
-    return { windows: perWindow, total, touched };
+    return { windows: perWindow, ...(total !== undefined && { total }), touched };
   }
 
   private run(parts: MeterPart[], agg: Aggregation, ns: string): MeterRow[] {
