@@ -4,6 +4,16 @@
 import type pg from 'pg';
 import { transaction } from './db.ts';
 import { DEFAULT_RIGHTS, rightsJson } from '../api-keys.ts';
+import {
+  CLASSIFICATIONS,
+  LIMITS,
+  METERS,
+  type TableSpec,
+  WEBHOOK_ALERTS,
+  WEBHOOK_ATTEMPTS,
+  WEBHOOK_MESSAGES,
+  WEBHOOKS,
+} from '../copy-tables.ts';
 
 type Int = number | bigint;
 type Blob = Uint8Array;
@@ -160,6 +170,21 @@ function blob(v: Blob | null): Buffer | null {
   return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 }
 
+/**
+ * The columns of a table of plain integers, texts and booleans, in its spec's order (src/ledger/
+ * copy-tables.ts): integers checked and bound as int8 (an int4 column takes them by assignment,
+ * refusing one out of its range), SQLite's 0/1 as booleans (its CHECK allows nothing else; the
+ * source's rows are checked on reading).
+ */
+function plainColumns(spec: TableSpec): Array<[string, string, (r: Record<string, unknown>) => unknown]> {
+  return Object.entries(spec.kinds).map(([name, kind]): [string, string, (r: Record<string, unknown>) => unknown] => {
+    if (kind === 'int' || kind === 'int?') return [name, 'int8', (r) => int(r[name] as Int | null, `${spec.table}.${name}`)];
+    if (kind === 'text' || kind === 'text?') return [name, 'text', (r) => r[name]];
+    if (kind === 'bool') return [name, 'bool', (r) => r[name] === true || r[name] === 1 || r[name] === 1n];
+    throw new Error(`${spec.table}.${name}: a ${kind} column is not copied as a plain one`);
+  });
+}
+
 /** Inserts rows in batches through unnest: one array parameter per column. */
 async function insertRows<R>(
   client: pg.PoolClient,
@@ -305,126 +330,17 @@ export async function copyRows(pool: pg.Pool, data: CopyData): Promise<CopyCount
       ],
       data.anchors,
     );
-    if (data.classifications) {
-      await insertRows(
-        client,
-        'classifications',
-        [
-          ['from_ms', 'int8', (r) => int(r.from_ms, 'classifications.from_ms')],
-          ['billable', 'text', (r) => r.billable],
-          ['non_billable', 'text', (r) => r.non_billable],
-          ['other', 'text', (r) => r.other],
-          ['created_at', 'int8', (r) => int(r.created_at, 'classifications.created_at')],
-        ],
-        data.classifications,
-      );
-    }
-    if (data.meters) {
-      await insertRows(
-        client,
-        'meters',
-        [
-          ['owner', 'text', (r) => r.owner],
-          ['name', 'text', (r) => r.name],
-          ['version', 'int4', (r) => int(r.version, 'meters.version')],
-          ['aggregation', 'text', (r) => r.aggregation],
-          ['actions', 'text', (r) => r.actions],
-          ['from_ms', 'int8', (r) => int(r.from_ms, 'meters.from_ms')],
-          ['created_at', 'int8', (r) => int(r.created_at, 'meters.created_at')],
-        ],
-        data.meters,
-      );
-    }
-    if (data.limits) {
-      await insertRows(
-        client,
-        'limits',
-        [
-          ['owner', 'text', (r) => r.owner],
-          ['id', 'text', (r) => r.id],
-          ['version', 'int4', (r) => int(r.version, 'limits.version')],
-          ['namespace', 'text', (r) => r.namespace],
-          ['meter', 'text', (r) => r.meter],
-          ['actions', 'text', (r) => r.actions],
-          ['measure', 'text', (r) => r.measure],
-          ['period', 'text', (r) => r.period],
-          ['tz', 'text', (r) => r.tz],
-          ['hard', 'int8', (r) => int(r.hard, 'limits.hard')],
-          ['soft', 'text', (r) => r.soft],
-          ['soft_units', 'text', (r) => r.soft_units],
-          // SQLite's 0/1 (its CHECK allows nothing else; the source's rows are checked on reading).
-          ['deleted', 'bool', (r) => r.deleted === true || r.deleted === 1 || r.deleted === 1n],
-          ['from_ms', 'int8', (r) => int(r.from_ms, 'limits.from_ms')],
-          ['created_at', 'int8', (r) => int(r.created_at, 'limits.created_at')],
-        ],
-        data.limits,
-      );
-    }
-    if (data.webhooks) {
-      await insertRows(
-        client,
-        'webhooks',
-        [
-          ['id', 'text', (r) => r.id],
-          ['owner', 'text', (r) => r.owner],
-          ['url', 'text', (r) => r.url],
-          ['namespaces', 'text', (r) => r.namespaces],
-          ['secret', 'text', (r) => r.secret],
-          ['created_at', 'int8', (r) => int(r.created_at, 'webhooks.created_at')],
-        ],
-        data.webhooks,
-      );
-    }
-    if (data.webhookAlerts) {
-      await insertRows(
-        client,
-        'webhook_alerts',
-        [
-          ['key', 'text', (r) => r.key],
-          ['owner', 'text', (r) => r.owner],
-          ['namespace', 'text', (r) => r.namespace],
-          ['created_at', 'int8', (r) => int(r.created_at, 'webhook_alerts.created_at')],
-          ['messages', 'int4', (r) => int(r.messages, 'webhook_alerts.messages')],
-        ],
-        data.webhookAlerts,
-      );
-    }
-    if (data.webhookMessages) {
-      await insertRows(
-        client,
-        'webhook_messages',
-        [
-          ['id', 'text', (r) => r.id],
-          ['webhook_id', 'text', (r) => r.webhook_id],
-          ['alert_key', 'text', (r) => r.alert_key],
-          ['owner', 'text', (r) => r.owner],
-          ['payload', 'text', (r) => r.payload],
-          ['created_at', 'int8', (r) => int(r.created_at, 'webhook_messages.created_at')],
-          ['attempts', 'int4', (r) => int(r.attempts, 'webhook_messages.attempts')],
-          ['next_at', 'int8', (r) => int(r.next_at, 'webhook_messages.next_at')],
-          ['delivered_at', 'int8', (r) => int(r.delivered_at, 'webhook_messages.delivered_at')],
-          ['gave_up_at', 'int8', (r) => int(r.gave_up_at, 'webhook_messages.gave_up_at')],
-        ],
-        data.webhookMessages,
-      );
-    }
-    if (data.webhookAttempts) {
-      await insertRows(
-        client,
-        'webhook_attempts',
-        [
-          ['message_id', 'text', (r) => r.message_id],
-          ['attempt', 'int4', (r) => int(r.attempt, 'webhook_attempts.attempt')],
-          ['webhook_id', 'text', (r) => r.webhook_id],
-          ['at', 'int8', (r) => int(r.at, 'webhook_attempts.at')],
-          ['ms', 'int8', (r) => int(r.ms, 'webhook_attempts.ms')],
-          ['status', 'int4', (r) => int(r.status, 'webhook_attempts.status')],
-          ['error', 'text', (r) => r.error],
-          ['outcome', 'text', (r) => r.outcome],
-        ],
-        data.webhookAttempts,
-      );
-    }
+    // The tables of plain integers, texts and booleans: each column as its spec says.
+    const plain: Array<[TableSpec, RowSource<Record<string, unknown>> | undefined]> = [
+      [CLASSIFICATIONS, data.classifications],
+      [METERS, data.meters],
+      [LIMITS, data.limits],
+      [WEBHOOKS, data.webhooks],
+      [WEBHOOK_ALERTS, data.webhookAlerts],
+      [WEBHOOK_MESSAGES, data.webhookMessages],
+      [WEBHOOK_ATTEMPTS, data.webhookAttempts],
+    ];
+    for (const [spec, rows] of plain) if (rows) await insertRows(client, spec.table, plainColumns(spec), rows);
 
     // The copy must be a ledger this engine can go on from: epochs 0 … n−1 without gaps, each a
     // dense run right after the one before, holding exactly the events numbered into it.
