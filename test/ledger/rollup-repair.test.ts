@@ -17,6 +17,8 @@ import { receipts, serve } from '../cli/run.ts';
 import { forEachEngine } from '../support/engines.ts';
 
 const NOW = Date.now();
+/** Yesterday 12:00 UTC: the events of items() (5 hours back from it) lie in one UTC day whatever the hour now. */
+const NOON = Math.floor(NOW / 86_400_000) * 86_400_000 - 43_200_000;
 let counter = 0;
 const items = (n: number) =>
   Array.from({ length: n }, (_, i) => {
@@ -27,7 +29,7 @@ const items = (n: number) =>
         action: i % 3 ? 'chat' : 'recall',
         caller: `u${i % 4}`,
         units: i,
-        ts: NOW - i * 600_000,
+        ts: NOON - i * 600_000,
       },
       { now: NOW, maxAgeMs: DEFAULT_MAX_AGE_MS, maxFutureMs: DEFAULT_MAX_FUTURE_MS },
     );
