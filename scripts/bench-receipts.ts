@@ -5,10 +5,11 @@
 // --engine sqlite (default): a temporary SQLite file. --engine postgres: a throw-away PostgreSQL
 // cluster (as the tests start one), one instance. BENCH_EVENTS (1,000,000), BENCH_SECONDS per
 // figure (5), BENCH_ROUNDS (3), BENCH_CONNECTIONS (10, as bench:seal); BENCH_CPU_PROF=DIR profiles
-// the server.
+// the server. --keep DIR (SQLite): the ledger is written to DIR and kept; a later run with the same
+// DIR serves it again without writing and sealing 1,000,000 events anew.
 import autocannon from 'autocannon';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,8 +21,10 @@ import { verifyReceipt } from '../src/verify/index.ts';
 import { freshDatabase, startPostgres, type PostgresCluster } from '../test/support/postgres.ts';
 import { ROOT, startServer, stopServer } from './lib/servers.ts';
 
-const { values: cli } = parseArgs({ options: { engine: { type: 'string', default: 'sqlite' } } });
+const { values: cli } = parseArgs({ options: { engine: { type: 'string', default: 'sqlite' }, keep: { type: 'string' } } });
 if (cli.engine !== 'sqlite' && cli.engine !== 'postgres') throw new Error(`--engine must be sqlite or postgres, not "${cli.engine}"`);
+if (cli.keep && cli.engine !== 'sqlite')
+  throw new Error('--keep is for --engine sqlite (a kept PostgreSQL cluster would outlive the bench)');
 const engine = cli.engine;
 const N = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -147,7 +150,9 @@ function cpuMs(pid: number): number {
 }
 const TICKS_PER_S = 100; // Linux's USER_HZ
 
-const dir = mkdtempSync(join(tmpdir(), 'bench-receipts-'));
+const dir = cli.keep ?? mkdtempSync(join(tmpdir(), 'bench-receipts-'));
+if (cli.keep) mkdirSync(dir, { recursive: true });
+const kept = join(dir, 'seal.json');
 let cluster: PostgresCluster | null = null;
 try {
   let location: string;
@@ -172,7 +177,15 @@ try {
     engine === 'postgres' ? await openPostgresLedger(location, { leaseMs: 60_000 }) : new SqliteLedger(location, { synchronous: 'normal' });
   let seal: Awaited<ReturnType<typeof fill>>;
   try {
-    seal = await fill(ledger);
+    if (cli.keep && existsSync(kept)) {
+      seal = JSON.parse(readFileSync(kept, 'utf8'));
+      if (seal.size !== N)
+        throw new Error(`${dir} holds an epoch of ${seal.size} events, not BENCH_EVENTS=${N}: give another --keep folder`);
+      log(`bench:receipts (${engine}) — serving the ${N.toLocaleString('en')}-event ledger kept in ${dir}`);
+    } else {
+      seal = await fill(ledger);
+      if (cli.keep) writeFileSync(kept, JSON.stringify(seal));
+    }
   } finally {
     await ledger.close();
   }
@@ -201,7 +214,8 @@ try {
   console.log(JSON.stringify(summary));
 } finally {
   await cluster?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  if (cli.keep) log(`the ledger is kept in ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
 }
 // Done: a hashing worker of the seal may still hold the event loop.
 process.exit(0);

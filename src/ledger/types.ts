@@ -51,6 +51,19 @@ export interface EpochRecord {
 }
 
 /** Where an epoch's root is on chain. */
+/** Leaves first … first + count − 1 of an epoch's tree (a receipt's aligned block). */
+export interface LeafBlock {
+  epoch: number;
+  first: number;
+  count: number;
+}
+
+/** An event read with its receipt's block, when one was asked and is stored. */
+export interface EventWithBlock {
+  event: EventRecord;
+  block?: { at: LeafBlock; hashes: Uint8Array; anchor: AnchorRecord | null };
+}
+
 export interface AnchorRecord {
   network: string;
   package_id: string;
@@ -167,6 +180,13 @@ export interface EventStore {
   sourcesOf(keys: ReadonlyArray<readonly [namespace: string, requestId: string]>): Promise<Array<string | null | undefined>>;
   /** Voids and amendments, each checked and written in its own transaction, in order. */
   correct(items: CorrectionToWrite[]): Promise<CorrectionResult[]>;
+  /**
+   * An event with what its receipt reads beside it, in one read: where `locate` (the receipt
+   * reader's epoch headers in memory) places its seq, the hashes of that block of leaves and the
+   * epoch's anchor. An engine that cannot know the seq before reading the event leaves this out
+   * and receipts read the block after the event.
+   */
+  getWithBlock?(id: number, locate: (seq: number) => LeafBlock | undefined): Promise<EventWithBlock | undefined>;
   /** An event by its idempotency key. */
   byRequestId(namespace: string, requestId: string): Promise<EventRecord | undefined>;
   /** Every version of the chain the event `id` belongs to (original first, in id order); [] if none. */

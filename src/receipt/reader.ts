@@ -11,7 +11,7 @@
 // PostgreSQL) of the event's block of 8 leaves, beside the anchor's read.
 import { hash } from 'node:crypto';
 import { bytesToHex } from '../encoding/hex.ts';
-import type { EpochRecord, EventRecord, Ledger } from '../ledger/index.ts';
+import type { AnchorRecord, EpochRecord, EventRecord, Ledger, LeafBlock } from '../ledger/index.ts';
 import { HASH_SIZE, nodePreimage } from '../merkle/hash.ts';
 import { auditPathNodes } from '../merkle/tree.ts';
 import type { Anchor, AnyReceipt, CorrectedBy, ReceiptEvent } from './format.ts';
@@ -24,6 +24,11 @@ const BLOCK = 2 ** CACHED_FROM_LEVEL;
 export const LEVEL_CACHE_BYTES = 64 * 1024 * 1024;
 /** Sealed epoch headers kept (a few hundred bytes each); all are dropped when full. */
 const EPOCHS_KEPT = 4096;
+
+/** A block of leaf hashes and the anchor read with the event (EventStore.getWithBlock), for receipt(). */
+const READ_WITH = Symbol('read with the event');
+type ReadBlock = { at: LeafBlock; hashes: Uint8Array; anchor: AnchorRecord | null };
+export type ReceiptRow = EventRecord & { corrected_by?: CorrectedBy; [READ_WITH]?: ReadBlock };
 
 export interface ReceiptReaderOptions {
   /** Bound of the upper-level cache in bytes of hashes (default LEVEL_CACHE_BYTES; 0: no cache). */
@@ -48,17 +53,34 @@ export class ReceiptReader {
 
   /** Where an epoch's root is on chain, as a receipt carries it, or null while it is not anchored (the ledger caches found ones). */
   async anchor(epoch: number): Promise<Anchor | null> {
-    const a = await this.ledger.anchors.get(epoch);
-    return (
-      a && { network: a.network, package_id: a.package_id, registry_id: a.registry_id, tx_digest: a.tx_digest, checkpoint: a.checkpoint }
-    );
+    return anchorOf(await this.ledger.anchors.get(epoch));
+  }
+
+  /**
+   * An event, for receipt(): where the engine can (SQLite), read in one go with the block of
+   * leaves and the anchor its receipt needs, when its epoch's header is in memory.
+   */
+  async event(id: number): Promise<ReceiptRow | undefined> {
+    const events = this.ledger.events;
+    if (!events.getWithBlock) return events.get(id);
+    const read = await events.getWithBlock(id, (seq) => {
+      const epoch = this.epochInMemory(seq);
+      if (!epoch) return undefined;
+      const leafIndex = seq - epoch.first_seq;
+      const first = leafIndex - (leafIndex % BLOCK);
+      return { epoch: epoch.epoch, first, count: Math.min(BLOCK, epoch.size - first) };
+    });
+    if (!read) return undefined;
+    const row: ReceiptRow = read.event;
+    if (read.block) row[READ_WITH] = read.block;
+    return row;
   }
 
   /**
    * The receipt of a stored event: pending until its epoch is sealed. A correction's is a receipt
    * v2 (its event has kind and corrects); a replaced version's says by which event (corrected_by).
    */
-  async receipt(row: EventRecord & { corrected_by?: CorrectedBy }): Promise<AnyReceipt> {
+  async receipt(row: ReceiptRow): Promise<AnyReceipt> {
     const fields: ReceiptEvent = {
       namespace: row.namespace,
       request_id: row.request_id,
@@ -112,16 +134,29 @@ export class ReceiptReader {
     }
     const first = leafIndex - (leafIndex % BLOCK);
     const count = Math.min(BLOCK, epoch.size - first);
-    const places: Array<[number, number]> = [];
-    for (let i = 0; i < count; i++) places.push([0, first + i]);
-    for (const p of upper) places.push(p);
-    const [anchor, nodes] = await Promise.all([this.anchor(epoch.epoch), this.ledger.epochs.nodes(epoch.epoch, places)]);
-    const block = nodes.slice(0, count);
+    const read = row[READ_WITH];
+    let anchor: Anchor | null;
+    let block: Uint8Array[];
+    let nodes: Uint8Array[];
+    if (read && read.at.epoch === epoch.epoch && read.at.first === first && read.at.count === count) {
+      // Read with the event: only upper nodes the cache could not hold are left to read.
+      anchor = anchorOf(read.anchor);
+      block = Array.from({ length: count }, (_, i) => read.hashes.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE));
+      nodes = upper.length ? await this.ledger.epochs.nodes(epoch.epoch, upper) : [];
+    } else {
+      const places: Array<[number, number]> = [];
+      for (let i = 0; i < count; i++) places.push([0, first + i]);
+      for (const p of upper) places.push(p);
+      let all: Uint8Array[];
+      [anchor, all] = await Promise.all([this.anchor(epoch.epoch), this.ledger.epochs.nodes(epoch.epoch, places)]);
+      block = all.slice(0, count);
+      nodes = all.slice(count);
+    }
     for (let k = 0; k < path.length; k++) {
       const [level, index] = path[k]!;
       if (level < CACHED_FROM_LEVEL) proof[k] = bytesToHex(blockNode(block, level, index - (first >> level)));
     }
-    for (let m = 0; m < upper.length; m++) proof[upperAt[m]!] = bytesToHex(nodes[count + m]!);
+    for (let m = 0; m < upper.length; m++) proof[upperAt[m]!] = bytesToHex(nodes[m]!);
     return labelled(
       {
         version,
@@ -142,6 +177,15 @@ export class ReceiptReader {
 
   /** The sealed epoch holding seq: from memory, else read (and kept). Undefined while none holds it. */
   private async epochHolding(seq: number): Promise<EpochRecord | undefined> {
+    const kept = this.epochInMemory(seq);
+    if (kept) return kept;
+    const found = await this.ledger.epochs.containing(seq);
+    if (found) this.keepEpoch(found);
+    return found;
+  }
+
+  /** The sealed epoch holding seq if its header is in memory. */
+  private epochInMemory(seq: number): EpochRecord | undefined {
     const kept = this.epochs;
     let lo = 0;
     let hi = kept.length - 1;
@@ -152,9 +196,7 @@ export class ReceiptReader {
       else if (seq > e.last_seq) lo = mid + 1;
       else return e;
     }
-    const found = await this.ledger.epochs.containing(seq);
-    if (found) this.keepEpoch(found);
-    return found;
+    return undefined;
   }
 
   private keepEpoch(e: EpochRecord): void {
@@ -205,6 +247,13 @@ export class ReceiptReader {
       this.levelBytes -= bytes.length;
     }
   }
+}
+
+/** An anchor as a receipt carries it. */
+function anchorOf(a: AnchorRecord | null): Anchor | null {
+  return (
+    a && { network: a.network, package_id: a.package_id, registry_id: a.registry_id, tx_digest: a.tx_digest, checkpoint: a.checkpoint }
+  );
 }
 
 /** A receipt with its corrected_by label, last (beside the proof, outside the leaf), when the version was replaced. */

@@ -166,7 +166,7 @@ export function eventProofRoute(app: FastifyInstance, opts: LogRouteOptions & { 
     async (request) => {
       const principal = principalOf(request);
       const { id } = request.params;
-      const row = await opts.ledger.events.get(id);
+      const row = await opts.receipts.event(id);
       if (!row || !principal.allows(row.namespace)) throw new ApiError('not_found', { thing: `event ${id} that this key may read` });
       if (!opts.log) throw new ApiError('log_off');
       const receipt = await opts.receipts.receipt(row);

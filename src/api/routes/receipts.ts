@@ -153,7 +153,7 @@ export function receiptRoutes(app: FastifyInstance, opts: { ledger: Ledger; rece
     async (request) => {
       const principal = principalOf(request);
       const { id } = request.params;
-      const row = await opts.ledger.events.get(id);
+      const row = await receipts.event(id);
       if (!row || !principal.allows(row.namespace)) {
         throw new ApiError('not_found', { thing: `event ${id} that this key may read` });
       }

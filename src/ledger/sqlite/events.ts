@@ -1,7 +1,20 @@
 // Events on SQLite. Writes use group commit: requests arriving close together share one write
 // transaction (one WAL sync), and each request is answered only once its rows are committed.
 // SQLite has one writer, so ids commit in order and the id is also the ledger position (seq).
-import type { CorrectionResult, CorrectionToWrite, EventPageQuery, EventRecord, EventStore, EventToWrite, WriteResult } from '../types.ts';
+import type {
+  AnchorRecord,
+  CorrectionResult,
+  CorrectionToWrite,
+  EventPageQuery,
+  EventRecord,
+  EventStore,
+  EventToWrite,
+  EventWithBlock,
+  LeafBlock,
+  WriteResult,
+} from '../types.ts';
+import { HASH_SIZE } from '../../merkle/hash.ts';
+import { nodePlace } from '../node-chunks.ts';
 import {
   CORRECTION_COLUMNS,
   chainRootOf,
@@ -39,11 +52,27 @@ export const PAGE_DESC_SQL = `SELECT ${EVENT_COLUMNS} FROM events
   WHERE namespace = ? AND ts >= ? AND ts < ? AND seq <= ? AND (ts, seq) < (?, ?)
   ORDER BY ts DESC, seq DESC LIMIT ?`;
 
+/**
+ * A receipt's reads in one statement (one read transaction: on a WAL database each statement
+ * begins and ends one, which costs more than the lookups): the event, its block of leaf hashes
+ * (a slice of one stored chunk: an aligned block of 8 never straddles a chunk of 64) and the
+ * epoch's anchor.
+ */
+const WITH_BLOCK_SQL = `SELECT ${EVENT_COLUMNS},
+    substr((SELECT hashes FROM epoch_nodes WHERE epoch = @epoch AND level = 0 AND chunk = @chunk), @offset, @length) AS block,
+    (SELECT json_array(network, package_id, registry_id, tx_digest, checkpoint, anchored_at) FROM anchors WHERE epoch = @epoch) AS anchor
+  FROM events WHERE seq = @id`;
+// (A LEFT JOIN of anchors instead of the subquery measured 2 × slower than the three reads apart.)
+
+type WithBlockRow = EventRow & { block: Buffer | null; anchor: string | null };
+type AnchorArray = [string, string, string, string | null, string | null, number];
+
 export class SqliteEventStore extends GroupCommittedWrites implements EventStore {
   private readonly db: Db;
   private readonly commitJobs: (jobs: CommitJob[]) => WriteResult[][];
   private readonly read: {
     get: (id: number) => EventRecord | undefined;
+    withBlock: (id: number, locate: (seq: number) => LeafBlock | undefined) => EventWithBlock | undefined;
     page: (q: EventPageQuery) => EventRecord[];
     latestId: () => number;
     sourceOf: (namespace: string, requestId: string) => { source: string | null } | undefined;
@@ -56,6 +85,7 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
     super(options);
     this.db = db;
     const byId = db.prepare(`SELECT ${EVENT_COLUMNS} FROM events WHERE seq = ?`);
+    const withBlock = db.prepare(WITH_BLOCK_SQL);
     const page = db.prepare(PAGE_SQL);
     const pageDesc = db.prepare(PAGE_DESC_SQL);
     const latest = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
@@ -72,6 +102,26 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
         ((q.desc ? pageDesc : page).all(q.namespace, q.from, q.to, q.asOf, q.after[0], q.after[1], q.limit) as EventRow[]).map(
           eventRecordOf,
         ),
+      withBlock: (id, locate) => {
+        // seq is the id here, so the block is known before the read.
+        const at = locate(id);
+        if (!at) {
+          const row = byId.get(id) as EventRow | undefined;
+          return row && { event: eventRecordOf(row) };
+        }
+        const { chunk, offset } = nodePlace(at.first);
+        const row = withBlock.get({ id, epoch: at.epoch, chunk, offset, length: at.count * HASH_SIZE }) as WithBlockRow | undefined;
+        if (!row) return undefined;
+        const event = eventRecordOf(row);
+        // A block not stored whole is read again the slow way, which names what is missing.
+        if (!row.block || row.block.length !== at.count * HASH_SIZE) return { event };
+        let anchor: AnchorRecord | null = null;
+        if (row.anchor !== null) {
+          const [network, package_id, registry_id, tx_digest, checkpoint, anchored_at_ms] = JSON.parse(row.anchor) as AnchorArray;
+          anchor = { network, package_id, registry_id, tx_digest, checkpoint, anchored_at_ms };
+        }
+        return { event, block: { at, hashes: row.block, anchor } };
+      },
       latestId: () => latest.get() as number,
       sourceOf: (namespace, requestId) => sourceOf.get(namespace, requestId) as { source: string | null } | undefined,
       byRequestId: (namespace, requestId) => {
@@ -146,6 +196,10 @@ export class SqliteEventStore extends GroupCommittedWrites implements EventStore
 
   async get(id: number): Promise<EventRecord | undefined> {
     return this.read.get(id);
+  }
+
+  async getWithBlock(id: number, locate: (seq: number) => LeafBlock | undefined): Promise<EventWithBlock | undefined> {
+    return this.read.withBlock(id, locate);
   }
 
   async page(q: EventPageQuery): Promise<EventRecord[]> {
