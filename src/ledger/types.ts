@@ -50,7 +50,6 @@ export interface EpochRecord {
   sealed_at_ms: number;
 }
 
-/** Where an epoch's root is on chain. */
 /** Leaves first … first + count − 1 of an epoch's tree (a receipt's aligned block). */
 export interface LeafBlock {
   epoch: number;
@@ -64,6 +63,7 @@ export interface EventWithBlock {
   block?: { at: LeafBlock; hashes: Uint8Array; anchor: AnchorRecord | null };
 }
 
+/** Where an epoch's root is on chain. */
 export interface AnchorRecord {
   network: string;
   package_id: string;
@@ -183,8 +183,9 @@ export interface EventStore {
   /**
    * An event with what its receipt reads beside it, in one read: where `locate` (the receipt
    * reader's epoch headers in memory) places its seq, the hashes of that block of leaves and the
-   * epoch's anchor. An engine that cannot know the seq before reading the event leaves this out
-   * and receipts read the block after the event.
+   * epoch's anchor. Only for an engine whose id is the seq (SQLite: `locate` is called with the id
+   * before the read); one that cannot know the seq before reading the event leaves this out, and
+   * receipts read the block after the event.
    */
   getWithBlock?(id: number, locate: (seq: number) => LeafBlock | undefined): Promise<EventWithBlock | undefined>;
   /** An event by its idempotency key. */

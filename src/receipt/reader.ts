@@ -62,6 +62,7 @@ export class ReceiptReader {
    */
   async event(id: number): Promise<ReceiptRow | undefined> {
     const events = this.ledger.events;
+    if (!Number.isSafeInteger(id) || id < 1) return undefined; // ids are 1, 2, …: nothing to place or read
     if (!events.getWithBlock) return events.get(id);
     const read = await events.getWithBlock(id, (seq) => {
       const epoch = this.epochInMemory(seq);

@@ -3,7 +3,7 @@
 // events.getWithBlock (SQLite: the event, its block of leaves and the anchor in one statement)
 // reads exactly what get, epochs.nodes and anchors.get read apart, and receipts built from it are
 // the receipts built from those.
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Ledger } from '../../src/ledger/index.ts';
 import { auditPathNodes } from '../../src/merkle/tree.ts';
 import { ReceiptReader } from '../../src/receipt/reader.ts';
@@ -27,12 +27,12 @@ forEachEngine((fresh: LedgerFactory) => {
   });
 
   /** n events of namespace acme/prod, written and sealed as one epoch. */
-  async function sealed(n: number) {
+  async function sealed(n: number, prefix = 'r') {
     await ledger.events.write(
       Array.from({ length: n }, (_, i) => ({
         event: {
           namespace: 'acme/prod',
-          request_id: `r${i}`,
+          request_id: `${prefix}${i}`,
           caller: `c${i % 3}`,
           action: 'a',
           units: i,
@@ -96,8 +96,8 @@ forEachEngine((fresh: LedgerFactory) => {
       expect(await read.call(ledger.events, epoch.last_seq + 1, () => undefined)).toBeUndefined();
     });
 
-    it('gives the receipts the slow path gives, for every event of two epochs, cold and warm, anchored or not', async () => {
-      const one = await sealed(77);
+    it('gives the receipts the slow path gives, for every event of two epochs, cold and warm, anchored or not, levels cached or not', async () => {
+      const one = await sealed(77, 'one-');
       await ledger.anchors.record([one.epoch], {
         network: 'localnet',
         package_id: '0xp',
@@ -106,20 +106,42 @@ forEachEngine((fresh: LedgerFactory) => {
         checkpoint: '3',
         anchored_at_ms: 5,
       });
-      const two = await sealed(130);
+      const two = await sealed(130, 'two-');
+      expect([one.size, two.size]).toEqual([77, 130]);
       // The id of each seq (on SQLite the seq itself; on PostgreSQL given at ingest).
       const rows = await ledger.events.page({ namespace: 'acme/prod', from: 0, to: 2 ** 52, asOf: 2 ** 52, after: [0, 0], limit: 1000 });
       const idOf = new Map(rows.map((r) => [r.seq, r.id]));
       const reader = new ReceiptReader(ledger); // reads events with their block once an epoch's header is in memory
+      const uncached = new ReceiptReader(ledger, { cacheBytes: 0 }); // the same, with every upper node read apart
       const slow = new ReceiptReader(ledger, { cacheBytes: 0 }); // every node read apart, from get's row
-      for (const e of [one, two]) {
-        for (let seq = e.first_seq; seq <= e.last_seq; seq++) {
-          const id = idOf.get(seq)!;
-          const fast = await reader.receipt((await reader.event(id))!);
-          expect(fast).toEqual(await slow.receipt((await ledger.events.get(id))!));
-          expect(fast.status).toBe(e === one ? 'anchored' : 'sealed');
+      const nodeReads = vi.spyOn(ledger.epochs, 'nodes');
+      const anchorReads = vi.spyOn(ledger.anchors, 'get');
+      try {
+        for (const e of [one, two]) {
+          for (let seq = e.first_seq; seq <= e.last_seq; seq++) {
+            const id = idOf.get(seq)!;
+            const want = await slow.receipt((await ledger.events.get(id))!);
+            nodeReads.mockClear();
+            anchorReads.mockClear();
+            const fast = await reader.receipt((await reader.event(id))!);
+            expect(fast).toEqual(want);
+            expect(fast.status).toBe(e === one ? 'anchored' : 'sealed');
+            // Warm (the epoch's header and levels in memory), SQLite reads nothing more than the one
+            // statement; PostgreSQL reads the block and the anchor after the event.
+            const warm = ledger.engine === 'sqlite' && seq > e.first_seq;
+            expect(nodeReads.mock.calls.length === 0, `seq ${seq}: block read apart`).toBe(warm);
+            expect(anchorReads.mock.calls.length === 0, `seq ${seq}: anchor read apart`).toBe(warm);
+            expect(await uncached.receipt((await uncached.event(id))!)).toEqual(want);
+          }
         }
+      } finally {
+        nodeReads.mockRestore();
+        anchorReads.mockRestore();
       }
+      expect(await reader.event(0)).toBeUndefined();
+      expect(await reader.event(1.5)).toBeUndefined();
+      expect(await reader.event(Number.NaN)).toBeUndefined();
+      expect(await reader.event(two.last_seq + 10)).toBeUndefined();
     });
   });
 
