@@ -66,10 +66,7 @@ export class ReceiptReader {
     if (!events.getWithBlock) return events.get(id);
     const read = await events.getWithBlock(id, (seq) => {
       const epoch = this.epochInMemory(seq);
-      if (!epoch) return undefined;
-      const leafIndex = seq - epoch.first_seq;
-      const first = leafIndex - (leafIndex % BLOCK);
-      return { epoch: epoch.epoch, first, count: Math.min(BLOCK, epoch.size - first) };
+      return epoch && blockOf(epoch, seq - epoch.first_seq);
     });
     if (!read) return undefined;
     const row: ReceiptRow = read.event;
@@ -133,12 +130,12 @@ export class ReceiptReader {
         upperAt.push(k);
       }
     }
-    const first = leafIndex - (leafIndex % BLOCK);
-    const count = Math.min(BLOCK, epoch.size - first);
+    const { first, count } = blockOf(epoch, leafIndex);
     const read = row[READ_WITH];
     let anchor: Anchor | null;
     let block: Uint8Array[];
     let nodes: Uint8Array[];
+    // The block read with the event is this one unless the epoch headers changed in between.
     if (read && read.at.epoch === epoch.epoch && read.at.first === first && read.at.count === count) {
       // Read with the event: only upper nodes the cache could not hold are left to read.
       anchor = anchorOf(read.anchor);
@@ -248,6 +245,12 @@ export class ReceiptReader {
       this.levelBytes -= bytes.length;
     }
   }
+}
+
+/** The aligned block of leaves holding leaf `leafIndex` of an epoch: its subtree holds every lower path node. */
+function blockOf(epoch: EpochRecord, leafIndex: number): LeafBlock {
+  const first = leafIndex - (leafIndex % BLOCK);
+  return { epoch: epoch.epoch, first, count: Math.min(BLOCK, epoch.size - first) };
 }
 
 /** An anchor as a receipt carries it. */
