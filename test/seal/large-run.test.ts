@@ -1,4 +1,4 @@
-// A run longer than one read (SQLite reads leaves 65,536 at a time, PostgreSQL 5,000 rows a page)
+// A run longer than one read (SQLite reads leaves 16,384 at a time, PostgreSQL 5,000 rows a page)
 // is sealed exactly: every event once, in ledger order, the root of the tree over those leaves,
 // and a cap that falls inside a slice leaves the rest, in order, for the next epoch.
 import { describe, expect, it } from 'vitest';
