@@ -204,6 +204,14 @@ export function validateEvent(input: unknown, ctx: ValidationContext, fast = tru
         rule: 'epoch_ms_or_rfc3339',
         message: 'ts must be epoch milliseconds or an RFC 3339 date-time, e.g. 2026-11-22T10:00:00Z',
       });
+    } else if (parsedTs < 0) {
+      // Reached only by a date-time text (numbers are ≥ 0 by the schema) and an accepted window
+      // reaching back past 1970: a leaf holds ts as unsigned milliseconds, so it could not be stored.
+      errors.push({
+        path: 'ts',
+        rule: 'epoch_ms_or_rfc3339',
+        message: 'ts must not be before 1970-01-01T00:00:00Z: a leaf holds it as unsigned milliseconds',
+      });
     } else if (parsedTs > ctx.now + ctx.maxFutureMs) {
       errors.push({
         path: 'ts',
