@@ -283,8 +283,12 @@ export function parseRfc3339(s: string): number | undefined {
   const [y, mo, d, h, mi, sec] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
   const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
   if (mo < 1 || mo > 12 || h > 23 || mi > 59 || sec > 60) return undefined;
-  const base = Date.UTC(y, mo - 1, d, h, mi, Math.min(sec, 59), ms);
-  if (new Date(base).getUTCDate() !== d) return undefined; // 2026-02-30 and the like
+  // Date.UTC reads years 0–99 as 1900–1999: the year is set apart (on 2000, a leap year, so a
+  // 29 February stands until the year is known).
+  const at = new Date(Date.UTC(2000, mo - 1, d, h, mi, Math.min(sec, 59), ms));
+  at.setUTCFullYear(y);
+  if (at.getUTCDate() !== d) return undefined; // 2026-02-30, 2023-02-29 and the like
+  const base = at.getTime();
   const offset = m[8] ? 0 : (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 60 + Number(m[11])) * 60_000;
   if (!m[8] && (Number(m[10]) > 23 || Number(m[11]) > 59)) return undefined;
   return base - offset;

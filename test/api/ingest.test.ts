@@ -165,20 +165,28 @@ forEachEngine((fresh, engine) => {
       expect(await count()).toBe(0);
     });
 
-    it('with a window reaching back past 1970, refuses a date-time before it alone, and stores the rest of its commit', async () => {
+    it('with a window reaching back past 1970, refuses a date-time before it (years 0–99 too) alone, and stores the rest of its commit', async () => {
       // A leaf holds ts as unsigned milliseconds; the schema keeps numbers ≥ 0, and this rule the
       // text dates (before it, the leaf encoder threw inside the group commit, failing every request in it).
-      const old = await testServerOn(fresh, { maxEventAgeMs: 60 * 365 * 86_400_000 });
+      const old = await testServerOn(fresh, { maxEventAgeMs: 150 * 365 * 86_400_000 });
       try {
         const res = await old.post({
-          events: [event({ ts: '1969-12-31T23:59:59.999Z' }), event({ ts: '1970-01-01T00:00:00Z' }), event()],
+          events: [
+            event({ ts: '1969-12-31T23:59:59.999Z' }),
+            // Years 0–99 are years 0–99 (JavaScript's Date.UTC would read 1999 here).
+            event({ ts: '0099-06-01T00:00:00Z' }),
+            event({ ts: '1970-01-01T00:00:00Z' }),
+            event(),
+          ],
         });
         expect(res.statusCode).toBe(200);
-        const [before, epoch, now] = res.json().results;
-        expect(before.status).toBe('rejected');
-        expect(before.errors).toEqual([
-          expect.objectContaining({ path: 'ts', rule: 'epoch_ms_or_rfc3339', message: expect.stringMatching(/^ts .*1970/) }),
-        ]);
+        const [before, year99, epoch, now] = res.json().results;
+        for (const refused of [before, year99]) {
+          expect(refused.status).toBe('rejected');
+          expect(refused.errors).toEqual([
+            expect.objectContaining({ path: 'ts', rule: 'epoch_ms_or_rfc3339', message: expect.stringMatching(/^ts .*1970/) }),
+          ]);
+        }
         expect([epoch.status, now.status]).toEqual(['created', 'created']);
         expect(await old.count()).toBe(2);
       } finally {
