@@ -12,6 +12,8 @@ import { sealNext } from '../../src/seal/sealer.ts';
 
 const NOW = Date.now();
 const MAX = Number.MAX_SAFE_INTEGER;
+/** 7 min 13 s into a 15-minute bucket 75–90 minutes ago. */
+const SECOND_PERIOD = Math.floor((NOW - 90 * 60_000) / 900_000) * 900_000 + 433_000;
 
 /** mulberry32: a failing case replays from its seed. */
 function rng(seed: number) {
@@ -62,6 +64,8 @@ async function build(shape: Shape, n: number, seed: number): Promise<SqliteLedge
   const r = rng(seed);
   const l = new SqliteLedger(':memory:');
   await l.classification.append({ billable: ['recall', 'chat'], non_billable: ['ping'], other: 'info' }, { now: NOW - 40 * 86_400_000 });
+  // A second period from inside a bucket that both shapes fill: billable follows each event's own time.
+  await l.classification.append({ billable: ['chat', 'search.v2'], non_billable: ['recall'], other: 'info' }, { now: SECOND_PERIOD });
   const ids: number[] = [];
   for (let written = 0; written < n; written += 500) {
     const items = Array.from({ length: Math.min(500, n - written) }, (_, i) => {
@@ -102,6 +106,36 @@ async function build(shape: Shape, n: number, seed: number): Promise<SqliteLedge
   }
   return l;
 }
+
+describe('SQLite rollups: which grouping a run gets', () => {
+  it('a run that turns from repetitive to scattered after its start is judged on its middle and end too', async () => {
+    const r = rng(7);
+    ledger = await build({ ...CLUSTERED, callers: ['u1'], actions: ['chat'] }, 2_000, 7);
+    const clusteredTo = ledger.db.prepare('SELECT max(seq) FROM events').pluck().get() as number;
+    const scattered = Array.from({ length: 4_000 }, (_, i) => {
+      const v = validateEvent(
+        {
+          request_id: `s-${i}`,
+          namespace: 'acme/prod',
+          action: 'chat',
+          caller: `caller-${i}`,
+          units: 1,
+          ts: new Date(SCATTERED.ts(r)).toISOString(),
+        },
+        { now: NOW, maxAgeMs: MAX, maxFutureMs: DEFAULT_MAX_FUTURE_MS },
+      );
+      if (!v.ok) throw new Error(JSON.stringify(v.errors));
+      return { event: v.event, owner: 'acme', keyId: 'abcdefabcdef' };
+    });
+    await ledger.events.write(scattered);
+    const last = ledger.db.prepare('SELECT max(seq) FROM events').pluck().get() as number;
+    expect(groupingOf(ledger.db, 1, clusteredTo)).toBe('fine');
+    expect(groupingOf(ledger.db, 1, last)).toBe('apart');
+    // A run of one or two events: its stretches overlap, each event is counted once.
+    expect(groupingOf(ledger.db, 5, 5)).toBe('apart');
+    expect(groupingOf(ledger.db, 5, 6)).toBe('apart');
+  });
+});
 
 describe('SQLite rollups: both groupings give the same rows', () => {
   for (const [name, shape, picked] of [
