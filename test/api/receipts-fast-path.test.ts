@@ -11,18 +11,7 @@ import { ReceiptReader } from '../../src/receipt/reader.ts';
 import { buildEpochTree, sealNext } from '../../src/seal/sealer.ts';
 import { event, serverEachTest, until } from '../helpers.ts';
 import { forEachEngine } from '../support/engines.ts';
-
-/** A small seeded generator (mulberry32), so a failure names the seed that reproduces it. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as random } from '../support/random.ts';
 
 const SEED = Number(process.env.RECEIPTS_SEED ?? Date.now() % 1_000_000);
 

@@ -14,6 +14,7 @@ import { byCodePoint } from '../../src/ledger/rollups.ts';
 import { sealNext } from '../../src/seal/sealer.ts';
 import { type Window, windowsOf } from '../../src/usage/time-zone.ts';
 import { forEachEngine } from '../support/engines.ts';
+import { rng } from '../support/random.ts';
 
 const NOW = Date.now();
 const HOUR = 3_600_000;
@@ -32,22 +33,6 @@ const ZONES = [
 const ACTIONS = ['chat', 'recall', 'ping', 'search.v2', '0-batch'];
 const CALLERS = ['u1', 'u2', 'u3', 'U4', 'ü5', '𝔁-emoji', 'Z'];
 const WINDOWS: Window[] = ['hour', 'day', 'month'];
-
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
-    pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]!,
-  };
-}
 
 /** A row of the ledger: an event, or a correction (kind, chain: the original's id). */
 type Stored = {

@@ -9,28 +9,12 @@ import { DEFAULT_MAX_FUTURE_MS, validateEvent } from '../../src/event/validate.t
 import { SqliteLedger } from '../../src/ledger/index.ts';
 import { aggregateRun, groupingOf, rollupDifferences, type RunRollup } from '../../src/ledger/sqlite/rollups.ts';
 import { sealNext } from '../../src/seal/sealer.ts';
+import { rng } from '../support/random.ts';
 
 const NOW = Date.now();
 const MAX = Number.MAX_SAFE_INTEGER;
 /** 7 min 13 s into a 15-minute bucket 75–90 minutes ago. */
 const SECOND_PERIOD = Math.floor((NOW - 90 * 60_000) / 900_000) * 900_000 + 433_000;
-
-/** mulberry32: a failing case replays from its seed. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
-    pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]!,
-  };
-}
 
 /** The rows of a rollup in one order, bigints as strings. */
 const sorted = (x: RunRollup) => ({

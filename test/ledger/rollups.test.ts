@@ -12,6 +12,7 @@ import { GROUP_BY, type GroupBy, type Ledger, type UsageQuery } from '../../src/
 import { sealNext } from '../../src/seal/sealer.ts';
 import { keyOf, windowStart, type Window } from '../../src/usage/time-zone.ts';
 import { forEachEngine } from '../support/engines.ts';
+import { rng } from '../support/random.ts';
 
 const NOW = Date.now();
 const HOUR = 3_600_000;
@@ -33,23 +34,6 @@ const OLD_START = Date.UTC(1988, 2, 20);
 const OLD_SPAN = 230 * 24 * 3_600_000;
 const ACTIONS = ['chat', 'recall', 'ping', 'search.v2', '0-batch'];
 const CALLERS = ['u1', 'u2', 'u3', 'U4', 'ü5', '𝔁-emoji', 'Z'];
-
-/** A small seeded generator (mulberry32): a failing case can be replayed from its seed. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
-    pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]!,
-  };
-}
 
 /** A row of the ledger: an event, or a correction (kind, chain: the original's id). */
 type Stored = {

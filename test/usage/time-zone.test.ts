@@ -12,6 +12,7 @@ import {
   windowsOf,
   zoneEdgesAligned,
 } from '../../src/usage/time-zone.ts';
+import { mulberry32 as random } from '../support/random.ts';
 
 const at = (iso: string) => {
   const ms = Date.parse(iso);
@@ -297,18 +298,6 @@ describe('pure, for the browser bundle', () => {
 });
 
 // ---- property: windows tile [from, to) and each key names its window's uncut start ----
-
-/** mulberry32: a small seeded generator, so a failure is reproducible from the printed seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The instant a key names (RFC 3339, or an offset with seconds under a local mean time). */
 function instantOfKey(key: string): number {
