@@ -15,7 +15,8 @@ const SUMS = `count(*) AS n,
        sum(units & ${SLICE_MASK}) AS u0, sum((units >> ${S1}) & ${SLICE_MASK}) AS u1, sum(units >> ${S2}) AS u2,
        sum(b * (units > 0)) AS bn,
        sum(b * (units & ${SLICE_MASK})) AS b0, sum(b * ((units >> ${S1}) & ${SLICE_MASK})) AS b1, sum(b * (units >> ${S2})) AS b2`;
-const SUM_OF_SUMS = 'sum(n), sum(u0), sum(u1), sum(u2), sum(bn), sum(b0), sum(b1), sum(b2)';
+/** The same sums over groups of sums, named as the groups' columns. */
+const SUM_OF_SUMS = 'sum(n) AS n, sum(u0) AS u0, sum(u1) AS u1, sum(u2) AS u2, sum(bn) AS bn, sum(b0) AS b0, sum(b1) AS b1, sum(b2) AS b2';
 
 const ADD = `n = n + excluded.n, u0 = u0 + excluded.u0, u1 = u1 + excluded.u1, u2 = u2 + excluded.u2,
        bn = bn + excluded.bn, b0 = b0 + excluded.b0, b1 = b1 + excluded.b1, b2 = b2 + excluded.b2`;
@@ -42,28 +43,24 @@ const NEGATED = `-count(*) AS n,
        -sum(b * (units > 0)) AS bn,
        -sum(b * (units & ${SLICE_MASK})) AS b0, -sum(b * ((units >> ${S1}) & ${SLICE_MASK})) AS b1, -sum(b * (units >> ${S2})) AS b2`;
 
-/** The same sums over groups of sums, named as the groups' columns. */
-const SUMS_OF_SUMS = 'sum(n) AS n, sum(u0) AS u0, sum(u1) AS u1, sum(u2) AS u2, sum(bn) AS bn, sum(b0) AS b0, sum(b1) AS b1, sum(b2) AS b2';
-
-/** The run's events grouped by (namespace, bucket, action), straight from the events: one sort of the run. */
-const bucketGroups = (billable: string) =>
-  `SELECT namespace, (ts / 900000) * 900000 AS bucket, action, ${SUMS}, min(units) AS mn, max(units) AS mx, max(ts) AS lt
-   FROM (${source(billable)}) GROUP BY 1, 2, 3`;
+/**
+ * The run's events summed by (namespace, bucket, action), straight from the events: one sort of
+ * the run. `byCaller`: by caller too, the fine groups both kinds of rollup rows are sums of (a day
+ * is 96 whole buckets): one sort of the run instead of two, and the groups below then sort only
+ * these rows, the cheaper way when they are few (docs/performance.md).
+ */
+const bucketGroups = (billable: string, byCaller = false) =>
+  `SELECT namespace, (ts / 900000) * 900000 AS bucket, action, ${byCaller ? 'caller, ' : ''}${SUMS},
+     min(units) AS mn, max(units) AS mx, max(ts) AS lt
+   FROM (${source(billable)}) GROUP BY 1, 2, 3${byCaller ? ', 4' : ''}`;
 /** The run's events grouped by (namespace, day, caller), straight from the events: one sort of the run. */
 const callerGroups = (billable: string) =>
   `SELECT namespace, (ts / 86400000) * 86400000 AS day, caller, ${SUMS} FROM (${source(billable)}) GROUP BY 1, 2, 3`;
 
-/**
- * The run's events grouped once by (namespace, caller, bucket, action): both kinds of groups are
- * sums of these (a day is 96 whole buckets). One sort of the run instead of two, and the groups
- * above then sort only these rows: the cheaper way when they are few (docs/performance.md).
- */
-const fineGroups = (billable: string) =>
-  `SELECT namespace, caller, (ts / 900000) * 900000 AS bucket, action, ${SUMS}, min(units) AS mn, max(units) AS mx, max(ts) AS lt
-   FROM (${source(billable)}) GROUP BY 1, 2, 3, 4`;
-const bucketsOfFine = `SELECT namespace, bucket, action, ${SUMS_OF_SUMS}, min(mn) AS mn, max(mx) AS mx, max(lt) AS lt
+/** Each kind of rollup row summed from the fine groups (`fine`: bucketGroups by caller, in selectBothOfFine). */
+const bucketsOfFine = `SELECT namespace, bucket, action, ${SUM_OF_SUMS}, min(mn) AS mn, max(mx) AS mx, max(lt) AS lt
    FROM fine GROUP BY 1, 2, 3`;
-const callersOfFine = `SELECT namespace, (bucket / 86400000) * 86400000 AS day, caller, ${SUMS_OF_SUMS} FROM fine GROUP BY 1, 2, 3`;
+const callersOfFine = `SELECT namespace, (bucket / 86400000) * 86400000 AS day, caller, ${SUM_OF_SUMS} FROM fine GROUP BY 1, 2, 3`;
 
 /**
  * Buckets: the epoch's events as before corrections, grouped (`groups`: bucketGroups or
@@ -102,7 +99,7 @@ const selectCallers = (groups: string, billable: string, corrections: boolean) =
 
 /** Both from the fine groups, in one statement (the groups are made once): buckets tagged 0, caller days 1. */
 const selectBothOfFine = (billable: string, corrections: boolean) =>
-  `WITH fine AS MATERIALIZED (${fineGroups(billable)})
+  `WITH fine AS MATERIALIZED (${bucketGroups(billable, true)})
    SELECT 0, * FROM (${selectBuckets(bucketsOfFine, billable, corrections)})
    UNION ALL
    SELECT 1, *, NULL, NULL, NULL, NULL, NULL FROM (${selectCallers(callersOfFine, billable, corrections)})`;
@@ -144,9 +141,9 @@ const FINE_WHEN_GROUPS_PER_EVENT_AT_MOST = 0.25;
  */
 export function groupingOf(db: Db, lo: number, hi: number): Grouping {
   const stretch = Math.ceil(Math.min(hi - lo + 1, SAMPLE_EVENTS) / 3);
-  const groups = db.prepare(
-    'SELECT count(*) FROM (SELECT 1 FROM events WHERE seq BETWEEN ? AND ? GROUP BY namespace, caller, ts / 900000, action)',
-  );
+  const groups = db
+    .prepare('SELECT count(*) FROM (SELECT 1 FROM events WHERE seq BETWEEN ? AND ? GROUP BY namespace, caller, ts / 900000, action)')
+    .pluck();
   let sampled = 0;
   let made = 0;
   // Stretches that overlap (a short run) are counted as one.
@@ -155,7 +152,7 @@ export function groupingOf(db: Db, lo: number, hi: number): Grouping {
     const a = Math.max(from, next);
     const b = Math.min(hi, from + stretch - 1);
     if (a > b) continue;
-    made += groups.pluck().get(a, b) as number;
+    made += groups.get(a, b) as number;
     sampled += b - a + 1;
     next = b + 1;
   }
